@@ -1,0 +1,1 @@
+"""srht_deploy: pyinfra deploys of srht services (see the deploy issue)."""

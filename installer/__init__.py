@@ -1,0 +1,1 @@
+"""srht_installer: the self-hoster's installer (see the installer issue)."""

@@ -1,0 +1,251 @@
+"""The app factory: one Flask app per service, all with one look and one set
+of rules.
+
+``create_app("todo", config)`` checks the config, builds the app, attaches
+the core's pieces (database, CSRF, security headers, errors, logging,
+metrics, health, static files, templates, navigation) and registers the
+service's blueprints. The service contributes only through its hooks.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, g, request
+from flask_wtf.csrf import CSRFProtect
+from jinja2 import ChoiceLoader, FileSystemLoader
+
+from . import assets, errors, metrics, security
+from .config import Config, ConfigError, load_config
+from .db import Database, default_url
+from .keys import derive_key
+from .markdown import render_markdown
+from .plugins import PluginError, PluginHost, PluginRecord
+from .service import DatabaseSchema, Job, NavEntry, ServiceInfo
+
+__all__ = ["NavLink", "SrhtState", "api_blueprint", "create_app", "current_service"]
+
+log = logging.getLogger("srht.request")
+CORE_DIR = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class NavLink:
+    """A rendered navigation entry: absolute URL and whose it is."""
+
+    label: str
+    url: str
+    service: str
+    order: int
+
+
+@dataclass
+class SrhtState:
+    """What the core keeps on ``app.extensions["srht"]``."""
+
+    service: ServiceInfo
+    config: Config
+    plugins: PluginHost
+    db: Database
+    nav: list[NavLink]
+    origins: dict[str, str]
+    jobs: dict[str, Job] = field(default_factory=dict)
+    schema: DatabaseSchema | None = None
+
+    @property
+    def section(self) -> Any:
+        return self.config[self.service.name]
+
+    @property
+    def origin(self) -> str:
+        return self.origins[self.service.name]
+
+
+def current_service() -> SrhtState:
+    """The core's state of the service handling the current request."""
+    from flask import current_app
+
+    state: SrhtState = current_app.extensions["srht"]
+    return state
+
+
+def api_blueprint(name: str, import_name: str, url_prefix: str = "/api") -> Blueprint:
+    """A blueprint for a token-authenticated API: exempt from CSRF (it must
+    not accept cookie authentication), errors answered as JSON."""
+    bp = Blueprint(name, import_name, url_prefix=url_prefix)
+    bp.srht_api = True  # type: ignore[attr-defined]
+    return bp
+
+
+def create_app(service: str, config: Config | str | os.PathLike[str] | None = None, *,
+               plugins: PluginHost | None = None) -> Flask:
+    """Build the Flask app of ``service``.
+
+    :param service: the service's name (its entry point and config section).
+    :param config: a :class:`Config`, a path, or ``None`` to look it up
+        (``$SRHT_CONFIG``, ``./config.ini``, ``/etc/srht/config.ini``).
+    :param plugins: the plugin host to use; by default a new one discovers
+        the installed services.
+    :raises ConfigError: listing every problem in the config.
+    :raises PluginError: when the service is not installed, failed to load,
+        or is not enabled in the config.
+    """
+    if not isinstance(config, Config):
+        config = load_config(config)
+    plugins = plugins if plugins is not None else PluginHost()
+    record = _service_record(plugins, service, config)
+    problems = plugins.check_config(config)
+    if problems:
+        raise ConfigError(problems)
+    assert record.info is not None
+    info = record.info
+    section = config[service]
+    site = config["srht"]
+
+    app = Flask(_import_name(record), static_folder=None, template_folder=None)
+    development = site["environment"] == "development"
+    https = str(section["origin"]).startswith("https://")
+    app.config.update(
+        SECRET_KEY=derive_key(site["service-key"], f"flask-secret:{service}"),
+        SESSION_COOKIE_NAME=f"srht-{service}-session",
+        SESSION_COOKIE_SECURE=https,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=https,
+        MAX_CONTENT_LENGTH=64 * 1024 * 1024,
+        DEBUG=bool(section["debug"]),
+        PREFERRED_URL_SCHEME="https" if https else "http",
+    )
+    app.jinja_loader = ChoiceLoader([  # type: ignore[assignment]
+        FileSystemLoader(site["templates-dir"]),
+        FileSystemLoader(str(_plugin_dir(record) / "templates")),
+        FileSystemLoader(str(CORE_DIR / "templates")),
+    ])
+
+    data_dir = Path(site["data-dir"])
+    url = section["connection-string"] or default_url(data_dir, service)
+    db = Database(url, app)
+
+    enabled = [r.name for r in plugins.enabled(config)]
+    origins = {name: str(config[name]["origin"]) for name in enabled}
+    state = SrhtState(info, config, plugins, db, _navigation(plugins, config, enabled, origins),
+                      origins)
+    app.extensions["srht"] = state
+    state.schema = plugins.call_one("database_schema", service)
+    for source in ("srht-core", service):
+        for job in plugins.call_one("jobs", source) or ():
+            if job.name in state.jobs:
+                raise PluginError(f"job {job.name!r} of service {service} is declared twice")
+            state.jobs[job.name] = job
+
+    csrf = CSRFProtect()
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    csrf.init_app(app)
+
+    @app.before_request
+    def protect_forms() -> None:
+        g.srht_started = time.perf_counter()
+        g._srht_statements_at_start = db.statements
+        view = app.view_functions.get(request.endpoint or "")
+        blueprint = app.blueprints.get(request.blueprint or "")
+        if getattr(blueprint, "srht_api", False) or getattr(view, "srht_csrf_exempt", False):
+            return
+        csrf.protect()
+
+    security.init_app(app, state)
+    errors.init_app(app)
+    assets.init_app(app, _plugin_dir(record) / "static", service)
+    metrics.init_app(app, state)
+    _init_logging(app, development)
+    _register_health(app, state)
+
+    app.jinja_env.filters["markdown"] = render_markdown
+    app.jinja_env.globals.update(srht=state, site=site)
+
+    for bp in plugins.call_one("blueprints", service, config=config) or ():
+        if bp.name in app.blueprints:
+            raise PluginError(f"service {service} registers blueprint {bp.name!r} twice")
+        app.register_blueprint(bp)
+    return app
+
+
+def _service_record(plugins: PluginHost, service: str, config: Config) -> PluginRecord:
+    record = plugins.get(service)
+    if record is None:
+        installed = ", ".join(r.name for r in plugins.services()) or "none"
+        raise PluginError(f"service {service!r} is not installed (installed: {installed})")
+    if not record.ok:
+        raise PluginError(f"service {service} ({record.label}) is {record.status}: "
+                          f"{record.reason}")
+    if not config.has_section(service):
+        raise PluginError(f"service {service} is not enabled: no [{service}] section in "
+                          f"{config.path}")
+    return record
+
+
+def _import_name(record: PluginRecord) -> str:
+    plugin = record.plugin
+    return getattr(plugin, "__name__", None) or type(plugin).__module__
+
+
+def _plugin_dir(record: PluginRecord) -> Path:
+    plugin = record.plugin
+    target = plugin if inspect.ismodule(plugin) else type(plugin)
+    try:
+        return Path(inspect.getfile(target)).parent
+    except TypeError:
+        return Path.cwd()
+
+
+def _navigation(plugins: PluginHost, config: Config, enabled: list[str],
+                origins: dict[str, str]) -> list[NavLink]:
+    links: list[NavLink] = []
+    for name, entries, error in plugins.call_each("nav_entries", enabled, config=config):
+        if error is not None:
+            continue
+        for entry in entries or ():
+            if not isinstance(entry, NavEntry):
+                log.error("nav_entries of %s returned %r, not a NavEntry", name, entry)
+                continue
+            links.append(NavLink(entry.label, origins[name] + entry.path, name, entry.order))
+    return sorted(links, key=lambda link: (link.order, link.label))
+
+
+def _init_logging(app: Flask, development: bool) -> None:
+    @app.after_request
+    def log_request(response: Any) -> Any:
+        started = g.get("srht_started")
+        if started is not None:
+            took = (time.perf_counter() - started) * 1000
+            log.info("%s %s %s %.1fms", request.method, request.full_path.rstrip("?"),
+                     response.status_code, took)
+        return response
+
+    if development:
+        app.logger.setLevel(logging.DEBUG)
+
+
+def _register_health(app: Flask, state: SrhtState) -> None:
+    from . import __version__
+
+    @app.get("/healthz")
+    def healthz() -> tuple[dict[str, Any], int]:
+        import sqlalchemy as sa
+
+        status = {"service": state.service.name, "version": __version__, "database": "ok"}
+        try:
+            with state.db.engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except Exception as error:  # noqa: BLE001 - reported to the prober
+            status["database"] = f"error: {type(error).__name__}"
+            return status, 503
+        return status, 200
+
+    healthz.srht_csrf_exempt = True  # type: ignore[attr-defined]

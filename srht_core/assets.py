@@ -1,0 +1,61 @@
+"""Static files with cache-busting URLs.
+
+``static_url("style.css")`` in a template gives
+``/static/srht/style.css?v=<hash>``: the hash of the file's content, so a
+file can be cached for a year and still change on upgrade. The core's files
+are under ``/static/srht/``, a service's under ``/static/<service>/``; in
+production nginx serves both folders itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+from flask import Flask, abort, request, send_from_directory, url_for
+from flask.typing import ResponseReturnValue
+
+__all__ = ["static_url"]
+
+CORE_STATIC = Path(__file__).parent / "static"
+YEAR = 365 * 24 * 3600
+
+
+@lru_cache(maxsize=1024)
+def _digest(path: Path, mtime: float) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def init_app(app: Flask, service_static: Path, service: str) -> None:
+    folders = {"srht": CORE_STATIC, service: service_static}
+    app.extensions["srht.static"] = folders
+
+    def static_url(filename: str, owner: str = "srht") -> str:
+        folder = folders.get(owner)
+        if folder is None:
+            raise LookupError(f"no static folder for {owner!r}")
+        path = folder / filename
+        try:
+            version = _digest(path, path.stat().st_mtime)
+        except OSError:
+            version = "missing"
+        return url_for("srht_static", owner=owner, filename=filename, v=version)
+
+    def serve(owner: str, filename: str) -> ResponseReturnValue:
+        folder = folders.get(owner)
+        if folder is None:
+            abort(404)
+        max_age = YEAR if request.args.get("v") else 300
+        return send_from_directory(folder, filename, max_age=max_age)
+
+    app.add_url_rule("/static/<owner>/<path:filename>", "srht_static", serve)
+    app.jinja_env.globals["static_url"] = static_url
+
+
+def static_url(filename: str, owner: str = "srht") -> str:
+    """The cache-busted URL of a static file of the core or of ``owner``."""
+    from flask import current_app
+
+    func = current_app.jinja_env.globals["static_url"]
+    return func(filename, owner)  # type: ignore[operator,no-any-return]

@@ -1,0 +1,47 @@
+"""The core's own behaviour, plugged in through the same hooks as services
+(registered on every plugin host as ``srht-core``): mail delivery and job
+housekeeping."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+
+from .config import Config
+from .db import utcnow
+from .plugins import hookimpl
+from .service import Job, Timer
+
+#: Finished jobs are kept this long, for the record.
+KEEP_DONE_JOBS = timedelta(days=7)
+
+
+def purge_finished_jobs() -> None:
+    from .app import current_service
+    from .jobs import DONE, job_table
+
+    with current_service().db.engine.begin() as connection:
+        connection.execute(job_table.delete().where(
+            job_table.c.status == DONE, job_table.c.updated < utcnow() - KEEP_DONE_JOBS))
+
+
+def _send_mail(**message: object) -> None:
+    from .mail import deliver
+
+    deliver(**message)  # type: ignore[arg-type]
+
+
+@hookimpl
+def jobs() -> list[Job]:
+    return [
+        Job("srht.send-mail", _send_mail, max_attempts=12, backoff=30),
+        Job("srht.purge-jobs", purge_finished_jobs, max_attempts=3),
+    ]
+
+
+@hookimpl
+def timers(config: Config) -> list[Timer]:
+    return [Timer("srht.purge-jobs", "srht.purge-jobs", every=24 * 3600)]
+
+
+__all__ = ["jobs", "timers"]

@@ -1,0 +1,473 @@
+"""The ``srht`` command line.
+
+Everything a self-hoster or developer does by hand: list services, check or
+write a config, make keys, migrate, serve one service, run every service
+(``srht up``), run a worker, and each service's own commands under
+``srht <service> ...``. Commands that only read the installation keep
+working when a plugin is broken, and say which one.
+
+Exit codes: 0 success, 1 failure while running, 2 a problem with the config
+or the command line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from .config import Config, ConfigError, find_config, load_config
+from .plugins import PluginError, PluginHost
+
+EXIT_FAILURE, EXIT_CONFIG = 1, 2
+
+
+class Context:
+    """What a CLI run shares between commands: the config path and one
+    plugin host, both made on first use."""
+
+    def __init__(self, config_path: str | None = None):
+        self.config_path = config_path
+        self._plugins: PluginHost | None = None
+
+    @property
+    def plugins(self) -> PluginHost:
+        if self._plugins is None:
+            self._plugins = PluginHost()
+        return self._plugins
+
+    def config(self, path: str | None = None) -> Config:
+        try:
+            return load_config(path or self.config_path)
+        except ConfigError as error:
+            fail_config(error)
+
+    def checked_config(self, path: str | None = None) -> Config:
+        config = self.config(path)
+        problems = self.plugins.check_config(config)
+        if problems:
+            fail_config(ConfigError(problems))
+        return config
+
+
+def fail_config(error: ConfigError) -> NoReturn:
+    for problem in error.problems:
+        click.echo(str(problem), err=True)
+    count = len(error.problems)
+    click.echo(f"{count} problem{'s' if count != 1 else ''} found; nothing was started.",
+               err=True)
+    sys.exit(EXIT_CONFIG)
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+class SrhtGroup(click.Group):
+    """The top-level group, with a ``srht <service>`` group per installed
+    service that declares commands."""
+
+    def _service_groups(self, ctx: click.Context) -> dict[str, click.Group]:
+        obj = ctx.ensure_object(Context) if ctx.obj is None else ctx.obj
+        groups: dict[str, click.Group] = {}
+        if not isinstance(obj, Context):
+            return groups
+        plugins = obj.plugins
+        for record in plugins.services():
+            if record.name in self.commands:
+                continue
+            try:
+                commands = plugins.call_one("cli_commands", record.name)
+            except PluginError as error:
+                click.echo(f"warning: {error}", err=True)
+                continue
+            if not commands:
+                continue
+            groups[record.name] = _service_group(record.name, record.info.title
+                                                 if record.info else record.name, commands)
+        return groups
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._service_groups(ctx)))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        return self._service_groups(ctx).get(cmd_name)
+
+
+def _service_group(name: str, title: str, commands: list[click.Command]) -> click.Group:
+    @click.group(name=name, help=f"Commands of the {title} service ({name}).")
+    @pass_context
+    @click.pass_context
+    def group(click_ctx: click.Context, ctx: Context) -> None:
+        from .app import create_app
+
+        config = ctx.checked_config()
+        try:
+            app = create_app(name, config, plugins=ctx.plugins)
+        except PluginError as error:
+            fail(str(error), EXIT_CONFIG)
+        click_ctx.with_resource(app.app_context())
+
+    for command in commands:
+        group.add_command(command)
+    return group
+
+
+@click.group(cls=SrhtGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--config", "config_path", metavar="PATH", envvar="SRHT_CONFIG",
+              help="Config file (default: $SRHT_CONFIG, ./config.ini, /etc/srht/config.ini).")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+@click.version_option(package_name="srht", prog_name="srht")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """srht: a self-hosted forge of small services.
+
+    Start with `srht up` for a local look, or `srht config init --dev
+    config.ini` to write a config to edit.
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        logging.getLogger("srht.plugins").setLevel(logging.ERROR)
+        logging.getLogger("srht_core.plugins").setLevel(logging.ERROR)
+    ctx.obj = Context(config_path)
+
+
+# -- services ----------------------------------------------------------------
+
+
+@main.command()
+@pass_context
+def services(ctx: Context) -> None:
+    """List installed services: version, status and why."""
+    config: Config | None = None
+    path = find_config(ctx.config_path)
+    if path is not None:
+        try:
+            config = load_config(path)
+        except ConfigError as error:
+            click.echo(f"warning: {error}", err=True)
+    records = ctx.plugins.statuses(config)
+    if not records:
+        click.echo("No services installed.")
+        return
+    rows = [(r.name, r.label, r.status, r.reason) for r in records]
+    widths = [max(len(row[i]) for row in rows + [("SERVICE", "PACKAGE", "STATUS", "")])
+              for i in range(3)]
+    header = ("SERVICE", "PACKAGE", "STATUS", "WHY")
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3]))
+                   + "  " + row[3])
+    if any(r.status in ("failed", "incompatible") for r in records):
+        sys.exit(EXIT_FAILURE)
+
+
+# -- config ------------------------------------------------------------------
+
+
+@main.group("config")
+def config_group() -> None:
+    """Check, write and show configs."""
+
+
+@config_group.command("check")
+@click.argument("path", required=False)
+@pass_context
+def config_check(ctx: Context, path: str | None) -> None:
+    """Check a config against every installed service's schema.
+
+    Prints every problem with file, line, section and key, and exits 2 when
+    there is one.
+    """
+    config = ctx.checked_config(path)
+    enabled = [r.name for r in ctx.plugins.enabled(config)]
+    keys = sum(len(s.values) for s in config.raw.values())
+    click.echo(f"{config.path}: OK ({len(config.raw)} sections, {keys} keys; "
+               f"services: {', '.join(enabled) or 'none'})")
+
+
+@config_group.command("init")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--dev", is_flag=True, required=True,
+              help="Write a development config (SQLite, local ports, outbox mail).")
+@click.option("--services", "services_", metavar="NAMES",
+              help="Comma-separated services to enable (default: every installed one).")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+@pass_context
+def config_init(ctx: Context, path: str, dev: bool, services_: str | None, force: bool) -> None:
+    """Write a working development config to PATH."""
+    from .devconfig import write_dev_config
+
+    chosen = [s.strip() for s in services_.split(",") if s.strip()] if services_ else None
+    try:
+        target = write_dev_config(path, ctx.plugins, chosen, force=force)
+    except (FileExistsError, LookupError) as error:
+        fail(str(error), EXIT_CONFIG)
+    click.echo(f"Wrote {target} (mode 0600). Check it with `srht config check {target}`.")
+
+
+@config_group.command("show")
+@click.argument("path", required=False)
+@pass_context
+def config_show(ctx: Context, path: str | None) -> None:
+    """Print the config with every secret redacted."""
+    from .config import dump_ini
+
+    config = ctx.config(path)
+    schemas, _problems = ctx.plugins.config_schemas()
+    config.bind(schemas)
+    click.echo(dump_ini(config.redacted()), nl=False)
+
+
+@config_group.command("example")
+def config_example() -> None:
+    """Print config.example.ini as generated from the built-in schemas."""
+    from .docs import example_config
+
+    click.echo(example_config(PluginHost()), nl=False)
+
+
+@main.command()
+def keygen() -> None:
+    """Generate a service key, network key and webhook signing key."""
+    from .keys import generate_keys
+
+    keys = generate_keys()
+    click.echo("[srht]")
+    click.echo(f"service-key = {keys.service_key}")
+    click.echo(f"network-key = {keys.network_key}")
+    click.echo("")
+    click.echo("[webhooks]")
+    click.echo(f"private-key = {keys.webhook_private_key}")
+    click.echo(f"# public key, for webhook receivers: {keys.webhook_public_key}")
+
+
+# -- database ----------------------------------------------------------------
+
+
+@main.command()
+@click.argument("service", required=False)
+@pass_context
+def migrate(ctx: Context, service: str | None) -> None:
+    """Create or upgrade the database of SERVICE (default: every enabled one)."""
+    from .app import create_app
+    from .migrate import upgrade
+
+    config = ctx.checked_config()
+    names = [service] if service else [r.name for r in ctx.plugins.enabled(config)]
+    broken = [r for r in ctx.plugins.statuses(config)
+              if not r.ok and config.has_section(r.name)]
+    for record in broken:
+        click.echo(f"skipped {record.name}: {record.status}: {record.reason}", err=True)
+    failed = bool(broken)
+    for name in names:
+        try:
+            app = create_app(name, config, plugins=ctx.plugins)
+        except PluginError as error:
+            click.echo(f"{name}: {error}", err=True)
+            failed = True
+            continue
+        state = app.extensions["srht"]
+        try:
+            changes = upgrade(state.db, name, state.schema)
+        except Exception as error:  # noqa: BLE001 - reported per service, others go on
+            click.echo(f"{name}: migration failed: {type(error).__name__}: {error}", err=True)
+            failed = True
+            continue
+        finally:
+            state.db.dispose()
+        click.echo(f"{name}: " + ("; ".join(changes) if changes else "up to date"))
+    if failed:
+        sys.exit(EXIT_FAILURE)
+
+
+# -- running -----------------------------------------------------------------
+
+
+@main.command()
+@click.argument("service")
+@click.option("--bind", metavar="HOST:PORT", help="Listen here instead of [SERVICE] bind.")
+@click.option("--workers", type=click.IntRange(1, 256),
+              help="gunicorn workers instead of [SERVICE] workers.")
+@pass_context
+def serve(ctx: Context, service: str, bind: str | None, workers: int | None) -> None:
+    """Run SERVICE under gunicorn."""
+    from .serve import serve as run
+
+    config = ctx.checked_config()
+    try:
+        run(service, config, ctx.plugins, bind=bind, workers=workers)
+    except PluginError as error:
+        fail(str(error), EXIT_CONFIG)
+
+
+@main.command()
+@click.argument("service")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Jobs run at once (with a broker).")
+@pass_context
+def worker(ctx: Context, service: str, concurrency: int) -> None:
+    """Run the background jobs and timers of SERVICE.
+
+    With [srht] broker set, this is a Celery worker on the service's queue;
+    without, it runs jobs straight from the service's database.
+    """
+    from .app import create_app
+    from .jobs import Worker
+
+    config = ctx.checked_config()
+    try:
+        app = create_app(service, config, plugins=ctx.plugins)
+    except PluginError as error:
+        fail(str(error), EXIT_CONFIG)
+    if config.get("srht", "broker"):
+        from .queue import run_celery_worker
+
+        run_celery_worker(app, concurrency=concurrency)
+        return
+    runner = Worker(app)
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    try:
+        runner.run_forever()
+    except KeyboardInterrupt:
+        runner.stop()
+
+
+@main.command()
+@click.option("--services", "services_", metavar="NAMES",
+              help="With no config yet: the services to enable (default: all).")
+@pass_context
+def up(ctx: Context, services_: str | None) -> None:
+    """Run every enabled service on this machine, each on its own port.
+
+    Uses the config found as usual; with none, writes a development config
+    to ./config.ini first. Stops everything on Ctrl-C.
+    """
+    from .devconfig import write_dev_config
+
+    path = find_config(ctx.config_path)
+    if path is None:
+        chosen = [s.strip() for s in services_.split(",")] if services_ else None
+        try:
+            path = write_dev_config("config.ini", ctx.plugins, chosen)
+        except (FileExistsError, LookupError) as error:
+            fail(str(error), EXIT_CONFIG)
+        click.echo(f"No config found: wrote a development config to {path}.")
+    config = ctx.checked_config(str(path))
+    names = [r.name for r in ctx.plugins.enabled(config)]
+    if not names:
+        fail(f"no service is enabled in {path}; add a [service] section "
+             "(see `srht services`)", EXIT_CONFIG)
+    base = [sys.executable, "-m", "srht_core.cli", "--config", str(Path(path).resolve())]
+    if subprocess.call([*base, "migrate"]) != 0:
+        fail("migrations failed; nothing was started")
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    for name in names:
+        children.append((f"{name} web", subprocess.Popen([*base, "serve", name])))
+        children.append((f"{name} worker", subprocess.Popen([*base, "worker", name])))
+    click.echo("")
+    for name in names:
+        click.echo(f"  {name:<10} {config[name]['origin']}")
+    click.echo("\nRunning. Press Ctrl-C to stop.")
+    _supervise(children)
+
+
+def _supervise(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    def stop(*_args: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    try:
+        while True:
+            for label, child in children:
+                if child.poll() is not None:
+                    click.echo(f"{label} exited with code {child.returncode}; stopping.",
+                               err=True)
+                    code = EXIT_FAILURE
+                    raise KeyboardInterrupt
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for _label, child in children:
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + 10
+        for _label, child in children:
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+    sys.exit(code)
+
+
+# -- development -------------------------------------------------------------
+
+
+@main.group()
+def dev() -> None:
+    """Tools for working on srht and on services."""
+
+
+@dev.command("docs")
+@click.option("--check", is_flag=True, help="Exit 1 if a generated file is stale.")
+@click.option("--root", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="The source tree to write into.")
+def dev_docs(check: bool, root: str) -> None:
+    """Generate docs/plugin-api.md, docs/config.md and config.example.ini."""
+    from .docs import generated_files
+
+    stale = []
+    for relative, text in generated_files(PluginHost()).items():
+        target = Path(root) / relative
+        current = target.read_text(encoding="utf-8") if target.exists() else None
+        if current == text:
+            continue
+        stale.append(relative)
+        if not check:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            click.echo(f"wrote {relative}")
+    if check and stale:
+        fail(f"stale: {', '.join(stale)}; run `srht dev docs`")
+    if not stale:
+        click.echo("generated files are current")
+
+
+@dev.command("revision")
+@click.argument("service")
+@click.option("-m", "--message", required=True, help="What the revision changes.")
+@click.option("--empty", is_flag=True, help="Do not compare models with the database.")
+@pass_context
+def dev_revision(ctx: Context, service: str, message: str, empty: bool) -> None:
+    """Write a new Alembic revision for SERVICE from its models."""
+    from .app import create_app
+    from .migrate import revision
+
+    config = ctx.checked_config()
+    app = create_app(service, config, plugins=ctx.plugins)
+    state = app.extensions["srht"]
+    if state.schema is None:
+        fail(f"service {service} declares no database_schema")
+    script = revision(state.db, service, state.schema, message, autogenerate=not empty)
+    click.echo(f"wrote {script.path}" if script is not None else "nothing written")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("SRHT_CLI", "1")
+    main()

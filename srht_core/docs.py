@@ -1,0 +1,160 @@
+"""Generated documentation: the plugin API reference (from the hookspecs'
+docstrings), the config reference and ``config.example.ini`` (from the
+schemas). ``srht dev docs`` writes them; a test fails when they are stale.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+
+from . import hookspecs, service
+from .config import Section
+from .plugins import PluginHost
+from .schema import CORE_SECTIONS
+
+__all__ = ["builtin_sections", "example_config", "generated_files", "plugin_api_markdown"]
+
+#: The distribution whose services are the built-in ones.
+BUILTIN_DISTRIBUTION = "srht"
+
+
+def _docstring(obj: object) -> str:
+    return inspect.cleandoc(obj.__doc__ or "").strip()
+
+
+def _rst_to_md(text: str) -> str:
+    """The little reST our docstrings use, as Markdown."""
+    import re
+
+    text = re.sub(r":(?:class|func|data|meth|mod):`~?([^`]+)`", r"`\1`", text)
+    text = re.sub(r"^:param (\w+):", r"- `\1`:", text, flags=re.M)
+    text = re.sub(r"^:return:", "- returns:", text, flags=re.M)
+    text = re.sub(r"^:raises (\w+):", r"- raises `\1`:", text, flags=re.M)
+    text = re.sub(r"^\.\. versionadded:: (.+)$", r"*Added in \1.*", text, flags=re.M)
+    text = re.sub(r"^\.\. versionchanged:: (.+)$", r"*Changed in \1:*", text, flags=re.M)
+    text = re.sub(r"``([^`]+)``", r"`\1`", text)
+    return text
+
+
+def hook_names() -> list[str]:
+    return PluginHost.spec_names()
+
+
+def plugin_api_markdown() -> str:
+    """The plugin API reference page."""
+    out = [
+        "# Plugin API reference",
+        "",
+        "<!-- Generated from srht_core/hookspecs.py and srht_core/service.py by "
+        "`srht dev docs`; do not edit. -->",
+        "",
+        _rst_to_md(_docstring(hookspecs)),
+        "",
+        "A service is a Python distribution with an entry point in the group "
+        "`srht.services` whose name is the service's name and whose object is a "
+        "module (or object) of hook implementations:",
+        "",
+        "```toml",
+        "[project.entry-points.\"srht.services\"]",
+        "hello = \"srht_hello\"",
+        "```",
+        "",
+        "```python",
+        "from srht_core import ServiceInfo, hookimpl",
+        "",
+        "@hookimpl",
+        "def service_info():",
+        "    return ServiceInfo(\"hello\", \"Hello\", \"Says hello.\", core_requires=\">=0.1\")",
+        "```",
+        "",
+        "Import only from `srht_core` (its `__init__` is the public surface). "
+        "`srht services` lists what is installed and why a service is disabled "
+        "or failed; `SRHT_PLUGINS_STRICT=1` turns a plugin failure into an error.",
+        "",
+        "## Hooks",
+        "",
+    ]
+    for name in hook_names():
+        func = getattr(hookspecs, name)
+        signature = inspect.signature(func)
+        params = ", ".join(signature.parameters)
+        returns = signature.return_annotation
+        returns = returns if isinstance(returns, str) else getattr(returns, "__name__", "")
+        out += [f"### `{name}({params})` → `{returns}`", "", _rst_to_md(_docstring(func)), ""]
+    out += ["## Records hooks return", ""]
+    for name in service.__all__:
+        cls = getattr(service, name)
+        fields = ", ".join(inspect.signature(cls).parameters)
+        out += [f"### `{name}({fields})`", "", _rst_to_md(_docstring(cls)), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def builtin_sections(plugins: PluginHost) -> list[Section]:
+    """The core's sections and those of the built-in services, in order."""
+    schemas, _problems = plugins.config_schemas()
+    builtin = {r.name for r in plugins.services() if r.distribution == BUILTIN_DISTRIBUTION}
+    names = [s.name for s in CORE_SECTIONS] + sorted(
+        n for n in schemas if n.split("::")[0] in builtin)
+    return [schemas[n] for n in names]
+
+
+def _comment(text: str) -> list[str]:
+    return ["# " + line if line else "#" for line in textwrap.wrap(text, 76)]
+
+
+def example_config(plugins: PluginHost) -> str:
+    """``config.example.ini``: every key of the core and of every built-in
+    service, with its description, type and default."""
+    out = [
+        "# srht configuration: one file for every service and every host.",
+        "# Generated from the schemas by `srht dev docs`; `srht config check` checks",
+        "# a config against the same schemas. Secrets: `srht keygen`.",
+        "",
+    ]
+    for section in builtin_sections(plugins):
+        out += _comment(section.description) if section.description else []
+        out.append(f"[{section.name}]")
+        for key in section.keys:
+            facts = [key.type.label]
+            if key.required:
+                facts.append("required")
+            if key.secret:
+                facts.append("secret")
+            if key.default not in (None, ""):
+                facts.append(f"default: {key.type.format(key.default)}")
+            out += _comment(f"{key.description} ({'; '.join(facts)})")
+            example = key.example if key.example is not None else key.type.format(key.default)
+            if key.secret and example.startswith("generate"):
+                out.append(f"#{key.name} = <{example}>")
+            else:
+                out.append(f"{key.name} = {example}".rstrip())
+        out.append("")
+    return "\n".join(out)
+
+
+def config_reference(plugins: PluginHost) -> str:
+    """``docs/config.md``: the config reference."""
+    out = ["# Config reference", "",
+           "<!-- Generated from the schemas by `srht dev docs`; do not edit. -->", "",
+           "One INI file, looked up as `--config`, `$SRHT_CONFIG`, `./config.ini`, "
+           "`/etc/srht/config.ini`. `srht config check` reports every problem at once.", ""]
+    for section in builtin_sections(plugins):
+        out += [f"## `[{section.name}]`", "", section.description, "",
+                "| key | type | default | required | secret | description |",
+                "|---|---|---|---|---|---|"]
+        for key in section.keys:
+            default = key.type.format(key.default) if key.default not in (None, "") else ""
+            out.append(f"| `{key.name}` | {key.type.label} | {default} | "
+                       f"{'yes' if key.required else ''} | {'yes' if key.secret else ''} | "
+                       f"{key.description} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def generated_files(plugins: PluginHost) -> dict[str, str]:
+    return {
+        "docs/plugin-api.md": plugin_api_markdown(),
+        "docs/config.md": config_reference(plugins),
+        "config.example.ini": example_config(plugins),
+    }

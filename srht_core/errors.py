@@ -1,0 +1,71 @@
+"""Errors as users see them: JSON under ``/api``, a page elsewhere.
+
+API errors have one shape everywhere: ``{"errors": [{"field": ..., "reason":
+...}]}``, ``field`` present when one input is to blame. Raise
+:class:`ApiError` (or abort with a status) from an API view; unexpected
+exceptions are logged with their traceback and shown as a plain 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+__all__ = ["ApiError", "wants_json"]
+
+log = logging.getLogger("srht.errors")
+
+
+class ApiError(Exception):
+    """An error answered as JSON: ``raise ApiError(400, "must not be empty",
+    field="name")``. Several problems: pass ``errors=[(field, reason), ...]``."""
+
+    def __init__(self, status: int, reason: str = "", *, field: str | None = None,
+                 errors: list[tuple[str | None, str]] | None = None):
+        self.status = status
+        self.errors = errors if errors is not None else [(field, reason)]
+        super().__init__(reason or "; ".join(r for _f, r in self.errors))
+
+    def body(self) -> dict[str, Any]:
+        return {"errors": [
+            {"field": f, "reason": r} if f else {"reason": r} for f, r in self.errors]}
+
+
+def wants_json() -> bool:
+    """Whether the current request should get JSON errors."""
+    path = request.path
+    return path == "/api" or path.startswith("/api/") or path.startswith("/query")
+
+
+def _describe(error: HTTPException) -> str:
+    return error.description or error.name
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError) -> Any:
+        return error.body(), error.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Any:
+        status = error.code or 500
+        if wants_json():
+            response = error.get_response()
+            response.data = app.json.dumps({"errors": [{"reason": _describe(error)}]})
+            response.content_type = "application/json"
+            return response
+        response = error.get_response()
+        response.data = render_template("srht/error.html", error=error, status=status)
+        response.content_type = "text/html; charset=utf-8"
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Any:
+        if isinstance(error, HTTPException):
+            return http_error(error)
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return http_error(InternalServerError(
+            "Something went wrong on our side; it has been logged."))

@@ -1,0 +1,334 @@
+"""Background jobs: recorded in the service's database, run by workers.
+
+A job is a row in the service's ``srht_job`` table before it is anything
+else: :func:`enqueue` adds it in the caller's transaction, so the job exists
+exactly when the data it is about was committed. Only after the commit is
+its id handed to Celery (when ``[srht] broker`` is set); the row stays the
+truth. A worker claims a row with one atomic ``UPDATE`` (so a duplicate
+message or a second worker is harmless), runs it, and marks it done, or
+queues it again with exponential backoff, or failed after its last attempt.
+
+Each worker also ticks every few seconds: it fires due timers (each period
+once across all workers, by the same atomic claim on ``srht_timer``), puts
+jobs whose worker died back in the queue, and re-publishes jobs the broker
+lost. Without a broker the tick also runs the due jobs itself: that is the
+embedded mode ``srht up`` uses, with the same guarantees and no Redis.
+
+Jobs run at least once: make them idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .db import Database, utcnow
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .app import SrhtState
+    from .service import Job, Timer
+
+__all__ = ["core_metadata", "enqueue", "queue_depth", "run_job", "Worker"]
+
+log = logging.getLogger("srht.jobs")
+
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+MAX_BACKOFF = 3600.0
+#: A queued job this long past due is presumed lost by the broker.
+LOST_AFTER = timedelta(seconds=60)
+
+core_metadata = sa.MetaData()
+
+job_table = sa.Table(
+    "srht_job", core_metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("run_after", sa.DateTime, nullable=False),
+    sa.Column("locked_until", sa.DateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created", sa.DateTime, nullable=False),
+    sa.Column("updated", sa.DateTime, nullable=False),
+    sa.Index("ix_srht_job_status_run_after", "status", "run_after"),
+)
+
+timer_table = sa.Table(
+    "srht_timer", core_metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("last_run", sa.DateTime, nullable=False),
+)
+
+
+def _state() -> SrhtState:
+    from .app import current_service
+
+    return current_service()
+
+
+def enqueue(name: str, *, delay: float = 0, session: Session | None = None,
+            **payload: Any) -> int:
+    """Record job ``name`` of the current service with ``payload`` (JSON
+    values only), to run after ``delay`` seconds.
+
+    The row is added to ``session`` (the request's :data:`db_session` by
+    default) and becomes visible with that session's commit; the worker
+    hears of it right after. Returns the job's id.
+
+    :raises LookupError: when the service declares no such job.
+    """
+    state = _state()
+    if name not in state.jobs:
+        known = ", ".join(sorted(state.jobs)) or "none"
+        raise LookupError(f"service {state.service.name} has no job {name!r} (jobs: {known})")
+    body = json.dumps(payload, sort_keys=True)
+    if session is None:
+        session = state.db.scoped()
+    now = utcnow()
+    result = session.execute(job_table.insert().values(
+        name=name, payload=body, status=QUEUED, attempts=0,
+        run_after=now + timedelta(seconds=delay), created=now, updated=now))
+    job_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+    broker = state.config.get("srht", "broker")
+    if broker:
+        pending: list[tuple[int, float]] = session.info.setdefault("srht_publish", [])
+        if not pending:
+            sa.event.listen(session, "after_commit", _publish_after_commit, once=True)
+            sa.event.listen(session, "after_rollback", _forget_after_rollback, once=True)
+        pending.append((job_id, delay))
+    return job_id
+
+
+def _publish_after_commit(session: Session) -> None:
+    pending = session.info.pop("srht_publish", [])
+    state = _state()
+    for job_id, delay in pending:
+        publish(state, job_id, delay)
+
+
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop("srht_publish", None)
+
+
+def publish(state: SrhtState, job_id: int, delay: float = 0) -> None:
+    """Tell the broker about a recorded job. A failure here loses nothing:
+    the worker's tick finds the row and publishes it again."""
+    from .queue import celery_for
+
+    try:
+        celery_for(state).send_task("srht.run_job", args=[state.service.name, job_id],
+                                    queue=queue_name(state.service.name),
+                                    countdown=delay or None)
+    except Exception as error:  # noqa: BLE001 - the row is kept; the tick retries
+        log.warning("could not publish job %s to the broker (%s); it will be retried",
+                    job_id, error)
+
+
+def queue_name(service: str) -> str:
+    return f"srht.{service}"
+
+
+def queue_depth(db: Database) -> int:
+    """How many jobs are waiting (queued, due or not)."""
+    with db.engine.connect() as connection:
+        return int(connection.scalar(sa.select(sa.func.count()).select_from(job_table)
+                                     .where(job_table.c.status == QUEUED)) or 0)
+
+
+def _claim(connection: sa.Connection, job_id: int, timeout: float) -> bool:
+    now = utcnow()
+    result = connection.execute(
+        job_table.update()
+        .where(job_table.c.id == job_id, job_table.c.status == QUEUED,
+               job_table.c.run_after <= now)
+        .values(status=RUNNING, attempts=job_table.c.attempts + 1,
+                locked_until=now + timedelta(seconds=timeout), updated=now))
+    return result.rowcount == 1
+
+
+def run_job(app: Flask, job_id: int) -> str | None:
+    """Claim and run one job in ``app``'s context. Returns its new status,
+    or ``None`` when it was not claimable (already taken, done, or not due).
+    """
+    state: SrhtState = app.extensions["srht"]
+    db = state.db
+    with db.engine.connect() as connection:
+        row = connection.execute(sa.select(job_table).where(job_table.c.id == job_id)).first()
+        if row is None:
+            return None
+        job = state.jobs.get(row.name)
+        timeout = job.timeout if job else 300.0
+        if not _claim(connection, job_id, timeout):
+            connection.rollback()
+            return None
+        connection.commit()
+    attempts = row.attempts + 1
+    error_text: str | None = None
+    if job is None:
+        error_text = f"no job named {row.name!r} is declared by this service"
+    else:
+        try:
+            payload = json.loads(row.payload)
+            with app.app_context():
+                job.run(**payload)
+                state.db.scoped().commit()
+        except Exception as error:  # noqa: BLE001 - recorded and retried
+            error_text = "".join(traceback.format_exception(error))[-4000:]
+            log.warning("job %s %s (attempt %s) failed: %s", job_id, row.name, attempts,
+                        error)
+    now = utcnow()
+    values: dict[str, Any] = {"updated": now, "locked_until": None}
+    if error_text is None:
+        values.update(status=DONE, last_error=None)
+    elif job is not None and attempts < job.max_attempts:
+        delay = min(job.backoff * 2 ** (attempts - 1), MAX_BACKOFF)
+        values.update(status=QUEUED, last_error=error_text,
+                      run_after=now + timedelta(seconds=delay))
+    else:
+        values.update(status=FAILED, last_error=error_text)
+    with db.engine.begin() as connection:
+        connection.execute(job_table.update().where(job_table.c.id == job_id).values(**values))
+    if values["status"] == QUEUED and state.config.get("srht", "broker"):
+        publish(state, job_id, (values["run_after"] - now).total_seconds())
+    return str(values["status"])
+
+
+class Worker:
+    """Runs the background side of one service: timers, recovery and, in
+    the embedded mode (no broker), the jobs themselves.
+
+    :param app: the service's app (from :func:`srht_core.create_app`).
+    :param tick: seconds between ticks.
+    """
+
+    def __init__(self, app: Flask, *, tick: float = 1.0):
+        self.app = app
+        self.state: SrhtState = app.extensions["srht"]
+        self.tick_seconds = tick
+        self.timers: list[Timer] = []
+        for source in ("srht-core", self.state.service.name):
+            plugins = self.state.plugins
+            for timer in plugins.call_one("timers", source, config=self.state.config) or ():
+                if timer.job not in self.state.jobs:
+                    raise LookupError(f"timer {timer.name!r} names unknown job {timer.job!r}")
+                self.timers.append(timer)
+        self._stop = threading.Event()
+
+    @property
+    def embedded(self) -> bool:
+        return not self.state.config.get("srht", "broker")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run_forever(self, *, on_idle: Callable[[], None] | None = None) -> None:
+        """Tick until :meth:`stop` (from another thread or a signal)."""
+        mode = "embedded" if self.embedded else "celery"
+        log.info("worker for %s started (%s mode, %d jobs, %d timers)",
+                 self.state.service.name, mode, len(self.state.jobs), len(self.timers))
+        while not self._stop.is_set():
+            ran = self.tick()
+            if not ran:
+                if on_idle is not None:
+                    on_idle()
+                self._stop.wait(self.tick_seconds)
+
+    def tick(self) -> int:
+        """One round: fire timers, recover lost jobs, and run (embedded) or
+        re-publish (broker) due jobs. Returns how many jobs it ran."""
+        self.fire_timers()
+        self.recover()
+        if self.embedded:
+            return self.run_due()
+        self.republish_lost()
+        return 0
+
+    def fire_timers(self) -> None:
+        db = self.state.db
+        for timer in self.timers:
+            now = utcnow()
+            with db.engine.begin() as connection:
+                claimed = connection.execute(
+                    timer_table.update()
+                    .where(timer_table.c.name == timer.name,
+                           timer_table.c.last_run <= now - timedelta(seconds=timer.every))
+                    .values(last_run=now)).rowcount == 1
+                if not claimed:
+                    exists = connection.scalar(sa.select(sa.func.count()).select_from(
+                        timer_table).where(timer_table.c.name == timer.name))
+                    if exists:
+                        continue
+            if not claimed:
+                try:
+                    with db.engine.begin() as connection:
+                        connection.execute(timer_table.insert().values(name=timer.name,
+                                                                       last_run=now))
+                except sa.exc.IntegrityError:
+                    continue  # another worker created it this very moment
+            with self.app.app_context(), db.session() as session:
+                enqueue(timer.job, session=session)
+
+    def recover(self) -> int:
+        """Queue again the jobs whose worker died while running them."""
+        now = utcnow()
+        with self.state.db.engine.begin() as connection:
+            return int(connection.execute(
+                job_table.update()
+                .where(job_table.c.status == RUNNING, job_table.c.locked_until < now)
+                .values(status=QUEUED, run_after=now, locked_until=None, updated=now,
+                        last_error="the worker running this job stopped before it finished"))
+                .rowcount)
+
+    def _due(self, before: Any, limit: int = 20) -> list[int]:
+        with self.state.db.engine.connect() as connection:
+            return list(connection.scalars(
+                sa.select(job_table.c.id)
+                .where(job_table.c.status == QUEUED, job_table.c.run_after <= before)
+                .order_by(job_table.c.run_after, job_table.c.id).limit(limit)))
+
+    def run_due(self) -> int:
+        ran = 0
+        for job_id in self._due(utcnow()):
+            if self._stop.is_set():
+                break
+            if run_job(self.app, job_id) is not None:
+                ran += 1
+        return ran
+
+    def republish_lost(self) -> None:
+        """Publish again queued jobs long past due and untouched: their
+        message was lost (the broker restarted, or publishing failed)."""
+        now = utcnow()
+        cutoff = now - LOST_AFTER
+        with self.state.db.engine.begin() as connection:
+            lost = list(connection.scalars(
+                sa.select(job_table.c.id)
+                .where(job_table.c.status == QUEUED, job_table.c.run_after <= cutoff,
+                       job_table.c.updated <= cutoff).limit(100)))
+            if lost:
+                connection.execute(job_table.update().where(job_table.c.id.in_(lost))
+                                   .values(updated=now))
+        for job_id in lost:
+            publish(self.state, job_id)
+
+
+def run_until_idle(app: Flask, *, limit: float = 30.0) -> None:
+    """Run due jobs until none are left (for tests and one-shot commands)."""
+    worker = Worker(app)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        worker.recover()
+        if not worker.run_due():
+            return

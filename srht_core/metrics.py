@@ -1,0 +1,85 @@
+"""Prometheus metrics: request counts and latencies per endpoint, and the
+depth of the service's job queue, served at ``/metrics`` to internal
+networks only (everyone else gets a 404).
+
+Each app has its own registry. Under gunicorn with several workers, set
+``PROMETHEUS_MULTIPROC_DIR`` (``srht serve`` does) and the figures of every
+worker are added up.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Response, g, request
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from .security import internal_only
+
+if TYPE_CHECKING:
+    from .app import SrhtState
+
+
+class QueueCollector:
+    """Reads the job queue's depth from the database at scrape time."""
+
+    def __init__(self, state: SrhtState):
+        self.state = state
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from .jobs import queue_depth
+
+        gauge = GaugeMetricFamily("srht_jobs_queued", "Jobs waiting to run", labels=["service"])
+        try:
+            depth = queue_depth(self.state.db)
+        except Exception:  # noqa: BLE001 - a missing table before `srht migrate` is not fatal
+            depth = -1
+        gauge.add_metric([self.state.service.name], depth)
+        yield gauge
+
+
+def init_app(app: Flask, state: SrhtState) -> None:
+    multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    registry = CollectorRegistry(auto_describe=True)
+    own = None if multiprocess else registry
+    requests = Counter("srht_requests", "HTTP requests handled",
+                       ["service", "method", "endpoint", "status"], registry=own)
+    latency = Histogram("srht_request_duration_seconds", "Time to answer HTTP requests",
+                        ["service", "endpoint"], registry=own)
+    service = state.service.name
+
+    @app.before_request
+    def start_timer() -> None:
+        g.srht_metrics_start = time.perf_counter()
+
+    @app.after_request
+    def record(response: Response) -> Response:
+        started = g.get("srht_metrics_start")
+        endpoint = request.endpoint or "unmatched"
+        if started is not None and endpoint != "srht_metrics":
+            requests.labels(service, request.method, endpoint, str(response.status_code)).inc()
+            latency.labels(service, endpoint).observe(time.perf_counter() - started)
+        return response
+
+    @internal_only
+    def metrics() -> Any:
+        scrape = registry
+        if multiprocess:
+            scrape = CollectorRegistry()
+            MultiProcessCollector(scrape)
+        body = generate_latest(scrape)
+        if multiprocess:
+            body += generate_latest(_queue_registry)
+        return Response(body, mimetype="text/plain; version=0.0.4")
+
+    _queue_registry = CollectorRegistry()
+    _queue_registry.register(QueueCollector(state))  # type: ignore[arg-type]
+    if not multiprocess:
+        registry.register(QueueCollector(state))  # type: ignore[arg-type]
+    metrics.srht_csrf_exempt = True  # type: ignore[attr-defined]
+    app.add_url_rule("/metrics", "srht_metrics", metrics)

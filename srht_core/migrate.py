@@ -1,0 +1,114 @@
+"""Database migrations: the core's tables and each service's, in the
+service's own database, each under its own Alembic version table.
+
+``srht migrate`` calls :func:`upgrade` for every enabled service; the deploy
+calls it before new code starts. Running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from .db import Database
+from .jobs import core_metadata
+from .service import DatabaseSchema
+
+__all__ = ["MigrationStatus", "revision", "status", "upgrade"]
+
+ENV_DIR = Path(__file__).parent / "alembic"
+CORE_MIGRATIONS = Path(__file__).parent / "migrations"
+CORE_VERSION_TABLE = "alembic_version_srht"
+
+
+def version_table(service: str) -> str:
+    return "alembic_version_" + service.replace("-", "_")
+
+
+def _alembic(connection: sa.Connection | None, migrations: Path, metadata: sa.MetaData | None,
+             table: str) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(ENV_DIR))
+    config.set_main_option("version_locations", str(migrations))
+    config.set_main_option("path_separator", "os")
+    config.attributes.update(connection=connection, metadata=metadata, version_table=table)
+    return config
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """Where one part (the core's tables or the service's) of a database is."""
+
+    part: str
+    current: str | None
+    head: str | None
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def _parts(service: str, schema: DatabaseSchema | None
+           ) -> list[tuple[str, Path | None, sa.MetaData | None, str]]:
+    parts: list[tuple[str, Path | None, sa.MetaData | None, str]] = [
+        ("srht", CORE_MIGRATIONS, core_metadata, CORE_VERSION_TABLE)]
+    if schema is not None:
+        parts.append((service, schema.migrations, schema.metadata, version_table(service)))
+    return parts
+
+
+def status(db: Database, service: str, schema: DatabaseSchema | None) -> list[MigrationStatus]:
+    """The current and head revision of each part of the database."""
+    out = []
+    with db.engine.connect() as connection:
+        for part, migrations, _metadata, table in _parts(service, schema):
+            if migrations is None:
+                out.append(MigrationStatus(part, None, None))
+                continue
+            script = ScriptDirectory.from_config(_alembic(None, migrations, None, table))
+            context = MigrationContext.configure(connection, opts={"version_table": table})
+            out.append(MigrationStatus(part, context.get_current_revision(),
+                                       script.get_current_head()))
+    return out
+
+
+def upgrade(db: Database, service: str, schema: DatabaseSchema | None) -> list[str]:
+    """Bring the core's tables and the service's to their newest revision.
+    Returns what changed (``["srht: None -> core0001", ...]``), empty when
+    nothing did."""
+    changes = []
+    before = {s.part: s.current for s in status(db, service, schema)}
+    for part, migrations, metadata, table in _parts(service, schema):
+        if migrations is None:
+            assert metadata is not None
+            created = [t for t in metadata.sorted_tables
+                       if not sa.inspect(db.engine).has_table(t.name)]
+            metadata.create_all(db.engine)
+            if created:
+                changes.append(f"{part}: created {', '.join(t.name for t in created)}")
+            continue
+        with db.engine.begin() as connection:
+            command.upgrade(_alembic(connection, migrations, metadata, table), "heads")
+    for current in status(db, service, schema):
+        if current.part in before and before[current.part] != current.current:
+            changes.append(f"{current.part}: {before[current.part] or 'empty'} -> "
+                           f"{current.current}")
+    return changes
+
+
+def revision(db: Database, service: str, schema: DatabaseSchema, message: str, *,
+             autogenerate: bool = True) -> Any:
+    """Write a new revision file into the service's migrations folder,
+    comparing its models with the database when ``autogenerate``."""
+    if schema.migrations is None:
+        raise ValueError(f"service {service} declares no migrations folder")
+    with db.engine.begin() as connection:
+        config = _alembic(connection, schema.migrations, schema.metadata, version_table(service))
+        return command.revision(config, message=message, autogenerate=autogenerate)

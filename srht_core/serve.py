@@ -1,0 +1,71 @@
+"""``srht serve``: one service under gunicorn.
+
+The app is built once in the gunicorn master (so a bad config fails before
+any worker forks) and shared by the workers. Metrics of all workers are
+added up through a per-run ``PROMETHEUS_MULTIPROC_DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from .config import Config
+from .plugins import PluginHost
+
+__all__ = ["serve"]
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, loader: Any, options: dict[str, Any]):
+        self._loader = loader
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self._loader()
+
+
+def serve(service: str, config: Config, plugins: PluginHost, *, bind: str | None = None,
+          workers: int | None = None) -> None:
+    """Run ``service`` until gunicorn is stopped (SIGTERM or Ctrl-C)."""
+    from .app import create_app
+
+    section_bind = config.get(service, "bind")
+    metrics_dir = tempfile.mkdtemp(prefix=f"srht-{service}-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    app = create_app(service, config, plugins=plugins)
+
+    def child_exit(_server: Any, worker: Any) -> None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+    def post_fork(_server: Any, _worker: Any) -> None:
+        app.extensions["srht.db"].engine.dispose(close=False)
+
+    options = {
+        "bind": bind or section_bind,
+        "workers": workers or config.get(service, "workers"),
+        "preload_app": True,
+        "proc_name": f"srht-{service}",
+        "accesslog": None,
+        "errorlog": "-",
+        "timeout": 60,
+        "graceful_timeout": 10,
+        "forwarded_allow_ips": "127.0.0.1,::1",
+        "child_exit": child_exit,
+        "post_fork": post_fork,
+    }
+    try:
+        _Gunicorn(lambda: app, options).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

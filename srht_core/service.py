@@ -1,0 +1,160 @@
+"""What a service declares about itself: the data its hooks return.
+
+Hooks return these plain, frozen records and the core applies them, so that
+every contribution can be checked and attributed to the plugin that made it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+__all__ = [
+    "DatabaseSchema",
+    "EventType",
+    "HostNeeds",
+    "Job",
+    "NavEntry",
+    "Scope",
+    "ServiceInfo",
+    "Timer",
+]
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """Who a service is.
+
+    :param name: the short name: the config section, the URL prefix of its
+        scopes, the ``srht <name>`` command group. Lower case letters, digits
+        and dashes; it must equal the entry point's name.
+    :param title: a human name for the nav bar (``todo`` → ``Tickets``).
+    :param description: one sentence, shown by ``srht services`` and installers.
+    :param core_requires: PEP 440 specifier of the core versions the service
+        works with (``">=0.1,<0.2"``); empty accepts any.
+    :param default_port: the port a development config gives it.
+    """
+
+    name: str
+    title: str
+    description: str
+    core_requires: str = ""
+    default_port: int = 5000
+
+
+@dataclass(frozen=True)
+class DatabaseSchema:
+    """A service's tables and where its Alembic migrations live.
+
+    :param metadata: the SQLAlchemy ``MetaData`` of the service's models.
+    :param migrations: the folder holding the service's Alembic revision
+        files (inside its package); ``None`` creates tables from ``metadata``
+        directly, which is only acceptable for examples.
+    """
+
+    metadata: sa.MetaData
+    migrations: Path | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A kind of background job. Instances are enqueued with
+    :func:`srht_core.enqueue` and recorded in the service's database before
+    they are handed to a worker.
+
+    :param name: unique within the service (``deliver-webhook``).
+    :param run: called as ``run(**payload)`` inside the service's app context.
+        Raising schedules a retry.
+    :param max_attempts: attempts before the job is marked failed.
+    :param backoff: seconds before the first retry; doubled on each retry,
+        capped at one hour.
+    :param timeout: seconds after which a running job is presumed lost (its
+        worker crashed) and queued again.
+    """
+
+    name: str
+    run: Callable[..., Any]
+    max_attempts: int = 10
+    backoff: float = 10.0
+    timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class Timer:
+    """Periodic work: enqueue ``job`` every ``every`` seconds. Each period
+    runs once across all workers of the service.
+
+    :param name: unique within the service.
+    :param job: the name of a :class:`Job` of the same service.
+    :param every: seconds between runs.
+    """
+
+    name: str
+    job: str
+    every: float
+
+
+@dataclass(frozen=True)
+class NavEntry:
+    """A link in the shared navigation bar.
+
+    :param label: the text of the link.
+    :param path: a path under the service's origin (``/trackers``).
+    :param order: smaller first; built-ins use multiples of 10.
+    """
+
+    label: str
+    path: str = "/"
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class EventType:
+    """A webhook event a service emits.
+
+    :param name: ``<object>:<verb>`` (``ticket:create``); unique site-wide
+        once prefixed with the service name.
+    :param description: one sentence for the webhook settings page.
+    """
+
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Scope:
+    """An OAuth2 scope a service defines, granted read-only or read-write
+    (``todo/tickets:RO``).
+
+    :param name: the resource name (``tickets``).
+    :param description: one sentence shown on the authorization page.
+    """
+
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class HostNeeds:
+    """What a host must have to run a service; the deploy reads it.
+
+    :param packages: Debian packages.
+    :param users: system users the service needs besides its own.
+    :param paths: directories to create, owned by the service's user.
+    :param ports: TCP ports the service listens on publicly (besides its
+        web port behind nginx), for the firewall.
+    :param daemons: extra processes: ``{name: command}``, each becoming a
+        systemd unit.
+    :param sshd_snippets: text for ``/etc/ssh/sshd_config.d/``.
+    """
+
+    packages: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    daemons: dict[str, str] = field(default_factory=dict)
+    sshd_snippets: tuple[str, ...] = ()
