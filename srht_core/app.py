@@ -27,6 +27,7 @@ from .db import Database, default_url
 from .keys import derive_key
 from .markdown import render_markdown
 from .plugins import PluginError, PluginHost, PluginRecord
+from .schema import example_secrets_in_use
 from .service import DatabaseSchema, Job, NavEntry, ServiceInfo
 
 __all__ = ["NavLink", "SrhtState", "api_blueprint", "create_app", "current_service"]
@@ -101,6 +102,8 @@ def create_app(service: str, config: Config | str | os.PathLike[str] | None = No
     plugins = plugins if plugins is not None else PluginHost()
     record = _service_record(plugins, service, config)
     problems = plugins.check_config(config)
+    if config.get("srht", "environment") == "production":
+        problems += example_secrets_in_use(config)
     if problems:
         raise ConfigError(problems)
     assert record.info is not None

@@ -193,7 +193,11 @@ def config_check(ctx: Context, path: str | None) -> None:
     Prints every problem with file, line, section and key, and exits 2 when
     there is one.
     """
+    from .schema import example_secrets_in_use
+
     config = ctx.checked_config(path)
+    for warning in example_secrets_in_use(config):
+        click.echo(f"warning: {warning}", err=True)
     enabled = [r.name for r in ctx.plugins.enabled(config)]
     keys = sum(len(s.values) for s in config.raw.values())
     click.echo(f"{config.path}: OK ({len(config.raw)} sections, {keys} keys; "

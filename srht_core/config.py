@@ -27,13 +27,16 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "Email",
+    "FernetKey",
     "Integer",
     "Key",
     "KeyType",
     "List",
     "Networks",
     "PathValue",
+    "Secret",
     "Section",
+    "SigningKey",
     "Text",
     "Url",
     "find_config",
@@ -214,6 +217,58 @@ class Networks(List):
 
     def format(self, value: Any) -> str:
         return ", ".join(str(v) for v in value or ())
+
+
+class FernetKey(KeyType):
+    """A Fernet key: 32 random bytes, URL-safe base64 (``srht keygen``)."""
+
+    label = "Fernet key"
+
+    def parse(self, raw: str) -> str:
+        from cryptography.fernet import Fernet
+
+        value = raw.strip()
+        try:
+            Fernet(value)
+        except (ValueError, TypeError):
+            raise ValueError("not a Fernet key (32 bytes, URL-safe base64); "
+                             "generate one with `srht keygen`") from None
+        return value
+
+
+class SigningKey(KeyType):
+    """An Ed25519 private key: 32 bytes, base64 (``srht keygen``)."""
+
+    label = "Ed25519 private key"
+
+    def parse(self, raw: str) -> str:
+        import base64
+        import binascii
+
+        value = raw.strip()
+        try:
+            decoded = base64.b64decode(value, validate=True)
+        except (ValueError, binascii.Error):
+            decoded = b""
+        if len(decoded) != 32:
+            raise ValueError("not an Ed25519 private key (32 bytes, base64); "
+                             "generate one with `srht keygen`")
+        return value
+
+
+@dataclass(frozen=True)
+class Secret(KeyType):
+    """A random secret string of at least ``min_length`` characters."""
+
+    min_length: int = 32
+    label = "random string"
+
+    def parse(self, raw: str) -> str:
+        value = raw.strip()
+        if len(value) < self.min_length:
+            raise ValueError(f"too short to be secret ({len(value)} characters, at least "
+                             f"{self.min_length}); generate one with `srht keygen`")
+        return value
 
 
 # -- schema ------------------------------------------------------------------

@@ -9,18 +9,31 @@ from __future__ import annotations
 
 from .config import (
     Address,
+    Config,
+    ConfigProblem,
     Boolean,
     Choice,
     Email,
+    FernetKey,
     Integer,
     Key,
     List,
     Networks,
     PathValue,
+    Secret,
     Section,
+    SigningKey,
     Text,
     Url,
 )
+
+#: The published secrets of config.example.ini. They pass the type checks so
+#: the example checks clean, but `srht config check` warns about them and no
+#: service starts with them in production.
+EXAMPLE_SERVICE_KEY = "EXAMPLE-ONLY-replace-with-srht-keygen-output"
+EXAMPLE_NETWORK_KEY = "RVhBTVBMRS1PTkxZLXJlcGxhY2Utd2l0aC1rZXlnZW4="
+EXAMPLE_WEBHOOK_KEY = "RVhBTVBMRS1PTkxZLXJlcGxhY2Utd2l0aC1rZXlnZW4="
+EXAMPLE_SECRETS = frozenset({EXAMPLE_SERVICE_KEY, EXAMPLE_NETWORK_KEY, EXAMPLE_WEBHOOK_KEY})
 
 SRHT = Section(
     "srht",
@@ -40,12 +53,12 @@ SRHT = Section(
         Key("global-domain", Text(), required=True, example="example.org",
             description="The domain under which every service lives; the login cookie "
                         "is set on it."),
-        Key("service-key", Text(), required=True, secret=True,
-            example="generate with `srht keygen`",
+        Key("service-key", Secret(), required=True, secret=True,
+            example=EXAMPLE_SERVICE_KEY,
             description="Random secret from which each service derives its session "
                         "and CSRF keys."),
-        Key("network-key", Text(), required=True, secret=True,
-            example="generate with `srht keygen`",
+        Key("network-key", FernetKey(), required=True, secret=True,
+            example=EXAMPLE_NETWORK_KEY,
             description="Fernet key that seals the login cookie and internal "
                         "service-to-service credentials."),
         Key("internal-networks", Networks(), default=None,
@@ -96,8 +109,8 @@ WEBHOOKS = Section(
     required=True,
     description="Signing of webhooks sent by every service.",
     keys=(
-        Key("private-key", Text(), required=True, secret=True,
-            example="generate with `srht keygen`",
+        Key("private-key", SigningKey(), required=True, secret=True,
+            example=EXAMPLE_WEBHOOK_KEY,
             description="Ed25519 private key (base64) that signs every webhook payload. "
                         "Receivers verify with the public key `srht keygen` prints."),
     ),
@@ -126,3 +139,15 @@ def service_base_keys(service: str, default_port: int) -> tuple[Key, ...]:
         Key("debug", Boolean(), default=False, example="no",
             description="Flask debug mode. Never on in production."),
     )
+
+
+def example_secrets_in_use(config: Config) -> list[ConfigProblem]:
+    """Secrets of ``config`` that are still the published example values."""
+    problems = []
+    for name, raw in config.raw.items():
+        for key, value in raw.values.items():
+            if value.value in EXAMPLE_SECRETS:
+                problems.append(ConfigProblem(
+                    config.path, value.line, name, key,
+                    "is the published example value; generate your own with `srht keygen`"))
+    return problems

@@ -1,0 +1,317 @@
+"""The core's test harness, shipped as a pytest plugin (entry point
+``pytest11: srht``) so that third-party services test the way we do.
+
+Fixtures:
+
+- ``srht_postgres`` (session): a real PostgreSQL. ``$SRHT_TEST_DATABASE_URL``
+  if set (a server URL whose user may create databases), otherwise a
+  throwaway cluster started with the machine's ``initdb``/``pg_ctl`` for the
+  session. Skips when neither is possible, except under ``CI=true``, where it
+  fails instead.
+- ``srht_database_url``: a fresh, empty PostgreSQL database for one test.
+- ``make_config``: builds a bound-ready :class:`~srht_core.Config` with fresh
+  keys and a data folder in ``tmp_path``.
+- ``plugin_host``: a :class:`~srht_core.PluginHost` that discovers nothing;
+  ``register_plugin`` adds a plugin to it for one test and always removes it.
+- ``make_app``: builds a service's app and migrates its database.
+- :func:`serve_service`: runs ``srht serve`` for real (gunicorn) on a free
+  loopback port and stops it by its PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .config import Config, dump_ini
+from .keys import generate_keys
+from .plugins import PluginHost, PluginRecord
+
+__all__ = [
+    "PostgresServer",
+    "free_port",
+    "serve_service",
+    "site_config",
+    "wait_for_http",
+]
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, *, timeout: float = 30.0,
+                  process: subprocess.Popen[Any] | None = None) -> None:
+    """Wait until ``url`` answers (any status), or fail with what happened."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback test URL
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError as error:
+            last = error
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
+
+
+def site_config(data_dir: str | os.PathLike[str],
+                services: dict[str, dict[str, Any]] | None = None,
+                **sections: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The sections of a working site config (fresh keys, development
+    environment) for ``services`` (``{name: {key: value}}``); other keyword
+    arguments add or override whole sections."""
+    keys = generate_keys()
+    data: dict[str, dict[str, Any]] = {
+        "srht": {
+            "site-name": "srht test",
+            "environment": "development",
+            "global-domain": "127.0.0.1",
+            "service-key": keys.service_key,
+            "network-key": keys.network_key,
+            "data-dir": str(data_dir),
+            "templates-dir": str(Path(data_dir) / "templates"),
+        },
+        "mail": {"outbox-dir": str(Path(data_dir) / "outbox")},
+        "webhooks": {"private-key": keys.webhook_private_key},
+    }
+    for name, values in (services or {}).items():
+        section = {"origin": f"http://127.0.0.1:{free_port()}"}
+        section.update(values)
+        data[name] = section
+    for name, values in sections.items():
+        data.setdefault(name.replace("_", "-"), {}).update(values)
+    return data
+
+
+# -- PostgreSQL ----------------------------------------------------------------
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL server the tests may create databases on."""
+
+    url: str
+
+    def create_database(self, name: str | None = None) -> str:
+        """Create an empty database; return its SQLAlchemy URL."""
+        import sqlalchemy as sa
+
+        name = name or f"srht_test_{uuid.uuid4().hex[:12]}"
+        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        return str(sa.make_url(self.url).set(database=name).render_as_string(
+            hide_password=False))
+
+
+def _pg_bindir() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+    if found:
+        return Path(found[0]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[PostgresServer]:
+    """Start a private PostgreSQL cluster on a free loopback port and remove
+    it afterwards. As root, the cluster runs as the ``postgres`` user (or
+    ``nobody``), since PostgreSQL refuses to run as root."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) not found; "
+                           "install the postgresql package or set SRHT_TEST_DATABASE_URL")
+    workdir = Path(tempfile.mkdtemp(prefix="srht-pg-"))
+    datadir = workdir / "data"
+    port = free_port()
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        user = "postgres" if _user_exists("postgres") else "nobody"
+        os.chmod(workdir, 0o755)
+        shutil.chown(workdir, user=user)
+        prefix = ["runuser", "-u", user, "--"]
+    else:
+        user = getpass.getuser()
+    log = workdir / "server.log"
+    try:
+        subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(datadir), "-U", "srht",
+                        "--auth=trust", "--encoding=UTF8", "--no-sync"],
+                       check=True, capture_output=True)
+        options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off " \
+                  "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(log),
+                        "-o", options, "-w", "-t", "60", "start"],
+                       check=True, capture_output=True)
+    except subprocess.CalledProcessError as error:
+        detail = (error.stderr or b"").decode(errors="replace")
+        if log.exists():
+            detail += log.read_text(errors="replace")
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise RuntimeError(f"could not start PostgreSQL as {user}: {detail}") from error
+    try:
+        yield PostgresServer(f"postgresql+psycopg2://srht@127.0.0.1:{port}/postgres")
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast",
+                        "-w", "stop"], capture_output=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def srht_postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session."""
+    url = os.environ.get("SRHT_TEST_DATABASE_URL")
+    if url:
+        yield PostgresServer(url)
+        return
+    try:
+        with throwaway_postgres() as server:
+            yield server
+    except RuntimeError as error:
+        if _in_ci():
+            pytest.fail(f"PostgreSQL is required under CI=true: {error}")
+        pytest.skip(str(error))
+
+
+@pytest.fixture
+def srht_database_url(srht_postgres: PostgresServer) -> str:
+    """A fresh PostgreSQL database for one test."""
+    return srht_postgres.create_database()
+
+
+# -- configs, plugins and apps --------------------------------------------------
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Config]:
+    """``make_config({"hello": {"greeting": "hi"}}, mail={...})`` → a Config
+    written to ``tmp_path/config.ini`` (so errors name a real file)."""
+
+    def make(services: dict[str, dict[str, Any]] | None = None,
+             **sections: dict[str, Any]) -> Config:
+        data = site_config(tmp_path / "data", services, **sections)
+        path = tmp_path / "config.ini"
+        path.write_text(dump_ini(data), encoding="utf-8")
+        return Config.from_string(path.read_text(encoding="utf-8"), str(path))
+
+    return make
+
+
+@pytest.fixture
+def plugin_host() -> PluginHost:
+    """A plugin host with no installed services: tests register their own."""
+    return PluginHost(discover=False, strict=False)
+
+
+@pytest.fixture
+def register_plugin(plugin_host: PluginHost) -> Iterator[Callable[..., PluginRecord]]:
+    """``register_plugin(module, "hello")`` registers a plugin on
+    ``plugin_host`` for this test; it is unregistered afterwards, even when
+    the test fails."""
+    names: list[str] = []
+
+    def register(plugin: Any, name: str, **kwargs: Any) -> PluginRecord:
+        names.append(name)
+        return plugin_host.register(plugin, name, **kwargs)
+
+    yield register
+    for name in names:
+        plugin_host.unregister(name)
+
+
+@pytest.fixture
+def make_app(plugin_host: PluginHost) -> Iterator[Callable[..., Any]]:
+    """``make_app("hello", config)`` → the service's Flask app, its database
+    migrated; engines are disposed after the test."""
+    from .app import create_app
+    from .migrate import upgrade
+
+    apps: list[Any] = []
+
+    def make(service: str, config: Config, *, plugins: PluginHost | None = None,
+             migrate: bool = True) -> Any:
+        app = create_app(service, config, plugins=plugins or plugin_host)
+        state = app.extensions["srht"]
+        if migrate:
+            upgrade(state.db, service, state.schema)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["srht"].db.dispose()
+
+
+@contextlib.contextmanager
+def serve_service(service: str, config_path: str | os.PathLike[str], *,
+                  python: str | None = None, workers: int = 1,
+                  env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run ``srht serve SERVICE`` (real gunicorn) on a free loopback port;
+    yield its base URL; stop it by PID. ``python`` picks another
+    interpreter (a venv's) to run it with."""
+    port = free_port()
+    command = [python or sys.executable, "-m", "srht_core.cli", "--config", str(config_path),
+               "serve", service, "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+    log = tempfile.NamedTemporaryFile(prefix=f"srht-serve-{service}-", suffix=".log",
+                                      delete=False)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_for_http(url + "/healthz", process=process)
+        except (RuntimeError, TimeoutError) as error:
+            output = Path(log.name).read_text(errors="replace")
+            raise RuntimeError(f"srht serve {service} did not start: {error}\n{output}") \
+                from None
+        yield url
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
+        os.unlink(log.name)
