@@ -31,7 +31,22 @@ from .config import (
 from .db import Database, MirroredUserMixin, TimestampMixin, db_session, utcnow
 from .errors import ApiError
 from .forms import Form, api_validate, form_errors
+from .identity import (
+    clear_login_cookie,
+    current_user,
+    internal_only_credential,
+    internal_request,
+    is_safe_return_to,
+    login_required,
+    login_url,
+    mirror_user,
+    set_login_cookie,
+)
+from .mail import send_mail
+from .tokens import TokenGrant, api_user, current_token, parse_scopes, require_scope, seal_grant
+from .webhooks import redeliver, send_webhook
 from .jobs import enqueue
+from .keys import derive_key
 from .markdown import render_markdown
 from .pagination import CursorPage, Page, cursor_paginate, paginate
 from .plugins import PluginError, PluginHost, hookimpl
@@ -79,25 +94,44 @@ __all__ = [
     "ServiceInfo",
     "SrhtState",
     "Text",
-    "TimestampMixin",
     "Timer",
+    "TimestampMixin",
+    "TokenGrant",
     "Url",
     "__version__",
     "api_blueprint",
+    "api_user",
     "api_validate",
+    "clear_login_cookie",
     "client_address",
     "create_app",
     "current_service",
+    "current_token",
+    "current_user",
     "cursor_paginate",
     "db_session",
+    "derive_key",
     "enqueue",
     "form_errors",
     "from_internal_network",
     "hookimpl",
     "internal_only",
+    "internal_only_credential",
+    "internal_request",
+    "is_safe_return_to",
     "load_config",
+    "login_required",
+    "login_url",
+    "mirror_user",
     "paginate",
+    "parse_scopes",
+    "redeliver",
     "render_markdown",
+    "require_scope",
+    "seal_grant",
+    "send_mail",
+    "send_webhook",
+    "set_login_cookie",
     "static_url",
     "utcnow",
 ]

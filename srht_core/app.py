@@ -21,7 +21,7 @@ from flask import Blueprint, Flask, g, request
 from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from . import assets, errors, metrics, security
+from . import assets, errors, identity, metrics, security
 from .config import Config, ConfigError, load_config
 from .db import Database, default_url
 from .keys import derive_key
@@ -163,6 +163,7 @@ def create_app(service: str, config: Config | str | os.PathLike[str] | None = No
         csrf.protect()
 
     security.init_app(app, state)
+    identity.init_app(app, state)
     errors.init_app(app)
     assets.init_app(app, _plugin_dir(record) / "static", service)
     metrics.init_app(app, state)

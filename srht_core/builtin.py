@@ -25,6 +25,12 @@ def purge_finished_jobs() -> None:
             job_table.c.status == DONE, job_table.c.updated < utcnow() - KEEP_DONE_JOBS))
 
 
+def _deliver_webhook(delivery: int) -> None:
+    from .webhooks import deliver
+
+    deliver(delivery)
+
+
 def _send_mail(**message: object) -> None:
     from .mail import deliver
 
@@ -36,6 +42,9 @@ def jobs() -> list[Job]:
     return [
         Job("srht.send-mail", _send_mail, max_attempts=12, backoff=30),
         Job("srht.purge-jobs", purge_finished_jobs, max_attempts=3),
+        # 30 attempts with backoff capped at an hour: a receiver may be down
+        # for about a day and still catch up.
+        Job("srht.deliver-webhook", _deliver_webhook, max_attempts=30, backoff=10),
     ]
 
 

@@ -142,6 +142,7 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         logging.getLogger("srht.plugins").setLevel(logging.ERROR)
         logging.getLogger("srht_core.plugins").setLevel(logging.ERROR)
     ctx.obj = Context(config_path)

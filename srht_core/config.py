@@ -382,6 +382,8 @@ def parse_ini(text: str, filename: str) -> tuple[dict[str, RawSection], list[Con
     problems: list[ConfigProblem] = []
     current: RawSection | None = None
     last: RawValue | None = None
+    # Keys under a malformed header belong to it: its one problem covers them.
+    under_malformed_header = False
 
     def problem(line: int, message: str, section: str | None = None, key: str | None = None) -> None:
         problems.append(ConfigProblem(filename, line, section, key, message))
@@ -401,7 +403,9 @@ def parse_ini(text: str, filename: str) -> tuple[dict[str, RawSection], list[Con
             if not match or not name:
                 problem(number, f"malformed section header {stripped!r}; expected [name]")
                 current = None
+                under_malformed_header = True
                 continue
+            under_malformed_header = False
             if name in sections:
                 first = sections[name].line
                 problem(number, f"section repeated (first at line {first})", name)
@@ -416,7 +420,8 @@ def parse_ini(text: str, filename: str) -> tuple[dict[str, RawSection], list[Con
             continue
         key = match.group("key").lower()
         if current is None:
-            problem(number, f"key {key!r} before any [section]")
+            if not under_malformed_header:
+                problem(number, f"key {key!r} before any [section]")
             continue
         if key in current.values:
             first = current.values[key].line

@@ -54,10 +54,15 @@ class DatabaseSchema:
     :param migrations: the folder holding the service's Alembic revision
         files (inside its package); ``None`` creates tables from ``metadata``
         directly, which is only acceptable for examples.
+    :param user_model: the service's mirrored user class (built on
+        :class:`~srht_core.MirroredUserMixin`); with it, the core signs users
+        in from meta's login cookie, mirrors them on first sight, and applies
+        identity events to it.
     """
 
     metadata: sa.MetaData
     migrations: Path | None = None
+    user_model: type[Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,320 @@
+"""Identity, the reading side: who is signed in, for every service.
+
+meta (the identity provider) sets the login cookie; this module reads it
+for any service. The cookie is sealed with the network key (Fernet:
+encrypted and authenticated), set on ``[srht] global-domain`` so every
+service sees it. On first sight of a user a service fetches the profile from
+meta's internal API and mirrors it into its own ``user`` table (same id as
+meta's); later changes arrive as signed identity events at
+``/_srht/identity``, which update the mirror and call the service's
+``user_updated``/``user_deleted`` hooks.
+
+Service-to-service calls carry an internal credential sealed with the same
+key, valid for a minute and accepted only from ``[srht] internal-networks``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from functools import wraps
+from ipaddress import ip_address
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+from cryptography.fernet import Fernet, InvalidToken
+from flask import Flask, Response, abort, g, redirect, request
+from werkzeug.local import LocalProxy
+
+if TYPE_CHECKING:
+    from .app import SrhtState
+
+__all__ = [
+    "LOGIN_COOKIE",
+    "clear_login_cookie",
+    "current_user",
+    "internal_request",
+    "is_safe_return_to",
+    "login_required",
+    "login_url",
+    "seal",
+    "set_login_cookie",
+    "unseal",
+]
+
+log = logging.getLogger("srht.identity")
+F = TypeVar("F", bound=Callable[..., Any])
+
+LOGIN_COOKIE = "srht-login"
+#: How long a login lasts without signing in again.
+LOGIN_LIFETIME = 30 * 24 * 3600
+#: How long an internal credential is valid.
+INTERNAL_LIFETIME = 60
+INTERNAL_HEADER = "X-Srht-Internal"
+
+
+def _state() -> SrhtState:
+    from .app import current_service
+
+    return current_service()
+
+
+def _fernet(state: SrhtState | None = None) -> Fernet:
+    state = state or _state()
+    return Fernet(state.config["srht"]["network-key"])
+
+
+def seal(data: dict[str, Any], state: SrhtState | None = None) -> str:
+    """Encrypt and authenticate ``data`` with the network key."""
+    return _fernet(state).encrypt(json.dumps(data, separators=(",", ":")).encode()).decode()
+
+
+def unseal(token: str, ttl: int | None, state: SrhtState | None = None) -> dict[str, Any] | None:
+    """The data sealed in ``token`` if it is authentic and younger than
+    ``ttl`` seconds, else ``None``."""
+    try:
+        data = json.loads(_fernet(state).decrypt(token.encode(), ttl=ttl))
+    except (InvalidToken, ValueError, TypeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# -- the login cookie ------------------------------------------------------------
+
+
+def _cookie_domain(state: SrhtState) -> str | None:
+    domain = str(state.config["srht"]["global-domain"]).strip(".")
+    try:
+        ip_address(domain)
+        return None  # browsers refuse Domain= for addresses; host-only still spans ports
+    except ValueError:
+        pass
+    return None if domain == "localhost" else domain
+
+
+def set_login_cookie(response: Response, user_id: int, session_id: str) -> None:
+    """Sign ``user_id`` in on every service (meta calls this)."""
+    state = _state()
+    value = seal({"u": user_id, "s": session_id, "t": int(time.time())}, state)
+    response.set_cookie(LOGIN_COOKIE, value, max_age=LOGIN_LIFETIME,
+                        domain=_cookie_domain(state), secure=state.origin.startswith("https"),
+                        httponly=True, samesite="Lax", path="/")
+
+
+def clear_login_cookie(response: Response) -> None:
+    """Sign out of every service."""
+    state = _state()
+    response.delete_cookie(LOGIN_COOKIE, domain=_cookie_domain(state), path="/",
+                           secure=state.origin.startswith("https"), httponly=True,
+                           samesite="Lax")
+
+
+def login_session() -> dict[str, Any] | None:
+    """The unsealed login cookie of this request (``u``: user id, ``s``:
+    session id), or ``None``."""
+    raw = request.cookies.get(LOGIN_COOKIE)
+    if not raw:
+        return None
+    return unseal(raw, LOGIN_LIFETIME)
+
+
+def _load_user() -> Any:
+    if "srht_user" in g:
+        return g.srht_user
+    g.srht_user = None
+    state = _state()
+    model = state.schema.user_model if state.schema is not None else None
+    data = login_session()
+    if model is None or data is None or not isinstance(data.get("u"), int):
+        return None
+    from .db import db_session
+
+    user = db_session.get(model, data["u"])
+    if user is None and state.service.name != "meta":
+        user = mirror_from_meta(data["u"])
+    if user is None or getattr(user, "user_type", "") in ("suspended", "deleted"):
+        g.srht_suspended = user
+        return None
+    g.srht_user = user
+    return user
+
+
+#: The signed-in user of this request (the service's mirrored user), or ``None``.
+current_user: Any = LocalProxy(_load_user)
+
+
+def login_url(return_to: str | None = None) -> str:
+    """meta's login page, coming back to ``return_to`` (default: here)."""
+    state = _state()
+    meta = state.config.get("meta", "origin") if state.config.has_section("meta") else None
+    base = (meta or state.origin) + "/login"
+    return base + "?" + urlencode({"return_to": return_to or request.url})
+
+
+def login_required(view: F) -> F:
+    """Send anonymous visitors to meta's login page and back."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if _load_user() is None:
+            if request.method != "GET":
+                abort(401)
+            return redirect(login_url())
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def is_safe_return_to(url: str | None, state: SrhtState | None = None) -> bool:
+    """Whether ``url`` may be redirected to after login: a relative path on
+    this host, or an http(s) URL on ``[srht] global-domain`` or below."""
+    if not url:
+        return False
+    if url.startswith("/") and not url.startswith("//") and "\\" not in url:
+        return True
+    state = state or _state()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    if "\\" in url or "@" in parts.netloc:
+        return False
+    domain = str(state.config["srht"]["global-domain"]).lower().strip(".")
+    host = parts.hostname.lower()
+    return host == domain or host.endswith("." + domain)
+
+
+# -- mirroring -----------------------------------------------------------------------
+
+
+PROFILE_FIELDS = ("username", "email", "user_type", "suspension_notice")
+
+
+def apply_profile(user: Any, profile: dict[str, Any]) -> None:
+    for field in PROFILE_FIELDS:
+        if field in profile:
+            setattr(user, field, profile[field])
+
+
+def mirror_user(profile: dict[str, Any]) -> Any:
+    """Create or update the service's copy of a user from meta's profile
+    (``id``, ``username``, ``email``, ``user_type``, ...) in the current
+    session, without committing."""
+    from .db import db_session
+
+    state = _state()
+    assert state.schema is not None and state.schema.user_model is not None
+    model = state.schema.user_model
+    user = db_session.get(model, int(profile["id"]))
+    if user is None:
+        user = model(id=int(profile["id"]))
+        db_session.add(user)
+    apply_profile(user, profile)
+    return user
+
+
+def internal_request(service: str, path: str, *, method: str = "GET",
+                     body: dict[str, Any] | None = None, timeout: float = 10) -> Any:
+    """Call another service's internal API with a sealed credential and
+    return its JSON (``None`` for 404).
+
+    :raises OSError: when the service cannot be reached or answers an error.
+    """
+    state = _state()
+    origin = state.config.get(service, "origin") if state.config.has_section(service) else None
+    if not origin:
+        raise OSError(f"service {service} is not in the config")
+    credential = seal({"from": state.service.name, "to": service, "t": time.time()}, state)
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(origin + path, data=data, method=method,  # noqa: S310
+                                 headers={INTERNAL_HEADER: credential,
+                                          "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return None
+        raise OSError(f"{service} answered {error.code} to {path}") from error
+
+
+def mirror_from_meta(user_id: int) -> Any:
+    """Fetch a user's profile from meta and mirror it; ``None`` when meta
+    does not know the user or cannot be reached (the visitor is then
+    treated as signed out for this request)."""
+    from .db import db_session
+
+    try:
+        profile = internal_request("meta", f"/internal/users/{user_id}")
+    except OSError as error:
+        log.warning("could not fetch user %s from meta: %s", user_id, error)
+        return None
+    if not profile:
+        return None
+    user = mirror_user(profile)
+    db_session.commit()
+    return user
+
+
+def internal_only_credential(view: F) -> F:
+    """Require a valid internal credential from an internal network."""
+    from .security import from_internal_network
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        data = unseal(request.headers.get(INTERNAL_HEADER, ""), INTERNAL_LIFETIME)
+        if data is None or not from_internal_network():
+            abort(404)
+        if data.get("to") != _state().service.name:
+            abort(404)
+        g.srht_internal_caller = data.get("from")
+        return view(*args, **kwargs)
+
+    wrapper.srht_csrf_exempt = True  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
+
+
+# -- identity events -------------------------------------------------------------------
+
+
+def init_app(app: Flask, state: SrhtState) -> None:
+    """Template access to the user, and the identity event receiver."""
+
+    @app.context_processor
+    def user_context() -> dict[str, Any]:
+        return {"current_user": _load_user(), "login_url": login_url}
+
+    if state.schema is None or state.schema.user_model is None:
+        return
+
+    def identity_event() -> Any:
+        from .db import db_session
+        from .webhooks import WebhookError, verify_request
+
+        try:
+            payload = verify_request(db_session)
+        except WebhookError as error:
+            db_session.rollback()
+            return {"errors": [{"reason": str(error)}]}, 403
+        event, data = payload.get("event"), payload.get("data") or {}
+        model = state.schema.user_model  # type: ignore[union-attr]
+        if event == "user:update":
+            user = mirror_user(data)
+            state.plugins.call_one("user_updated", state.service.name, user=user)
+        elif event == "user:delete":
+            user = db_session.get(model, int(data["id"]))
+            if user is not None:
+                state.plugins.call_one("user_deleted", state.service.name, user=user)
+                db_session.delete(user)
+        else:
+            db_session.rollback()
+            return {"errors": [{"reason": f"unknown event {event!r}"}]}, 400
+        db_session.commit()
+        return {"ok": True}
+
+    identity_event.srht_csrf_exempt = True  # type: ignore[attr-defined]
+    app.add_url_rule("/_srht/identity", "srht_identity_event", identity_event,
+                     methods=["POST"])

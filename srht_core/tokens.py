@@ -1,0 +1,218 @@
+"""API tokens, the verifying side: any service authenticates a bearer token
+without asking meta on every request.
+
+meta issues personal access tokens and OAuth2 access tokens as grants sealed
+with the network key (kind, token id, user id, scopes, expiry), and keeps
+only a hash of each. A service unseals the grant itself; to honour
+revocation it asks meta for the tokens revoked since its last look, at most
+every :data:`REVOCATION_INTERVAL` seconds, so a revoked token stops working
+everywhere within that time (at once on meta itself).
+
+Scopes are ``<service>/<resource>:RO`` or ``:RW``; ``RW`` includes ``RO``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from flask import g, request
+
+from .errors import ApiError
+from .identity import seal, unseal
+
+if TYPE_CHECKING:
+    from .app import SrhtState
+
+__all__ = [
+    "REVOCATION_INTERVAL",
+    "TokenGrant",
+    "api_user",
+    "current_token",
+    "parse_scopes",
+    "require_scope",
+    "seal_grant",
+]
+
+log = logging.getLogger("srht.tokens")
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Seconds a service may go without asking meta for revocations.
+REVOCATION_INTERVAL = 30
+_SCOPE = re.compile(r"^[a-z][a-z0-9-]*/[a-z][a-z0-9-]*:(RO|RW)$")
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What a verified token allows."""
+
+    kind: str
+    token_id: int
+    user_id: int
+    scopes: frozenset[str]
+    expires: float | None
+    client_id: str | None = None
+
+    def allows(self, scope: str, *, write: bool = False) -> bool:
+        """Whether the token carries ``scope`` (``todo/tickets``) for
+        reading, or for writing when ``write``."""
+        if f"{scope}:RW" in self.scopes:
+            return True
+        return not write and f"{scope}:RO" in self.scopes
+
+
+def parse_scopes(text: str) -> list[str]:
+    """Split and check a scope string (``"todo/tickets:RW paste/pastes:RO"``).
+
+    :raises ValueError: naming the first malformed scope.
+    """
+    scopes = [s for s in re.split(r"[\s,]+", text.strip()) if s]
+    for scope in scopes:
+        if not _SCOPE.match(scope):
+            raise ValueError(f"{scope!r} is not a scope like service/resource:RO or :RW")
+    return scopes
+
+
+def seal_grant(grant: TokenGrant, state: SrhtState | None = None) -> str:
+    """The bearer token for ``grant`` (meta calls this when issuing)."""
+    return seal({"k": grant.kind, "i": grant.token_id, "u": grant.user_id,
+                 "s": sorted(grant.scopes), "x": grant.expires, "c": grant.client_id}, state)
+
+
+class RevocationCache:
+    """Token ids meta has revoked, refreshed at most every interval."""
+
+    def __init__(self, interval: float = REVOCATION_INTERVAL):
+        self.interval = interval
+        self.revoked: set[tuple[str, int]] = set()
+        self.checked = 0.0
+        self.since = 0.0
+        self.lock = threading.Lock()
+
+    def is_revoked(self, kind: str, token_id: int) -> bool:
+        if time.monotonic() - self.checked > self.interval:
+            self.refresh()
+        return (kind, token_id) in self.revoked
+
+    def refresh(self) -> None:
+        from .identity import internal_request
+
+        with self.lock:
+            if time.monotonic() - self.checked <= self.interval:
+                return
+            try:
+                answer = internal_request("meta", f"/internal/tokens/revoked?since={self.since}")
+            except OSError as error:
+                # Keep what we know; try again on the next request, not in
+                # an interval: a revocation must not be missed for long.
+                log.warning("could not fetch token revocations from meta: %s", error)
+                return
+            for kind, token_id in (answer or {}).get("revoked", []):
+                self.revoked.add((str(kind), int(token_id)))
+            self.since = float((answer or {}).get("now", self.since))
+            self.checked = time.monotonic()
+
+
+def _revoked(state: SrhtState, grant: TokenGrant) -> bool:
+    from flask import current_app
+
+    local: Callable[[str, int], bool] | None = current_app.extensions.get("srht.token_revoked")
+    if local is not None:
+        return local(grant.kind, grant.token_id)
+    cache: RevocationCache = current_app.extensions.setdefault("srht.revocations",
+                                                               RevocationCache())
+    return cache.is_revoked(grant.kind, grant.token_id)
+
+
+def _verify(token: str, state: SrhtState) -> TokenGrant:
+    data = unseal(token, ttl=None, state=state)
+    if data is None:
+        raise ApiError(401, "the token is not valid (malformed, tampered with, or for "
+                            "another site)")
+    try:
+        grant = TokenGrant(str(data["k"]), int(data["i"]), int(data["u"]),
+                           frozenset(data["s"]), data.get("x"), data.get("c"))
+    except (KeyError, TypeError, ValueError):
+        raise ApiError(401, "the token is not valid") from None
+    if grant.expires is not None and grant.expires < time.time():
+        raise ApiError(401, "the token has expired")
+    if _revoked(state, grant):
+        raise ApiError(401, "the token has been revoked")
+    return grant
+
+
+def current_token() -> TokenGrant | None:
+    """The verified bearer token of this request, ``None`` without one.
+
+    :raises ApiError: 401 when a token is sent but not valid.
+    """
+    from .app import current_service
+
+    if "srht_token" in g:
+        return g.srht_token  # type: ignore[no-any-return]
+    header = request.headers.get("Authorization", "")
+    g.srht_token = None
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "send the token as 'Authorization: Bearer <token>'")
+    g.srht_token = _verify(token.strip(), current_service())
+    return g.srht_token  # type: ignore[no-any-return]
+
+
+def api_user() -> Any:
+    """The user a valid token speaks for (mirrored on first sight), or
+    ``None`` without a token.
+
+    :raises ApiError: 401 for a bad token or a suspended or unknown user.
+    """
+    from .app import current_service
+    from .db import db_session
+    from .identity import mirror_from_meta
+
+    grant = current_token()
+    if grant is None:
+        return None
+    if "srht_api_user" in g:
+        return g.srht_api_user
+    state = current_service()
+    model = state.schema.user_model if state.schema is not None else None
+    if model is None:
+        raise ApiError(500, "this service keeps no users")
+    user = db_session.get(model, grant.user_id)
+    if user is None and state.service.name != "meta":
+        user = mirror_from_meta(grant.user_id)
+    if user is None:
+        raise ApiError(401, "the token's user no longer exists")
+    if getattr(user, "user_type", "") == "suspended":
+        raise ApiError(403, "this account is suspended")
+    g.srht_api_user = user
+    return user
+
+
+def require_scope(scope: str, *, write: bool = False) -> Callable[[F], F]:
+    """Require a bearer token carrying ``scope`` (``:RW`` when ``write``)."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            grant = current_token()
+            if grant is None:
+                raise ApiError(401, "authentication required: send "
+                                    "'Authorization: Bearer <token>'")
+            if not grant.allows(scope, write=write):
+                access = "RW" if write else "RO"
+                raise ApiError(403, f"the token lacks the scope {scope}:{access}")
+            api_user()
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -1,0 +1,233 @@
+"""Webhooks: signed, recorded before they are sent, retried until delivered.
+
+Every service sends webhooks the same way: :func:`send_webhook` records a
+delivery row and a ``srht.deliver-webhook`` job in the caller's transaction;
+the worker POSTs the payload with an Ed25519 signature over the body and a
+fresh nonce (``X-Srht-Signature``, ``X-Srht-Nonce``, ``X-Srht-Timestamp``)
+and keeps the response on the row. Failures retry with backoff.
+
+Receivers verify with the site's public key (``srht keygen`` prints it).
+Within the site, :func:`verify_request` also rejects a replayed nonce by
+recording each one it accepts.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from sqlalchemy.orm import Session
+
+from .db import utcnow
+from .jobs import core_metadata, enqueue
+
+__all__ = [
+    "WebhookError",
+    "delivery_table",
+    "send_webhook",
+    "sign",
+    "verify",
+    "verify_request",
+]
+
+#: A signed request older (or newer) than this is refused.
+MAX_SKEW = 300
+USER_AGENT = "srht-webhooks/1"
+
+delivery_table = sa.Table(
+    "srht_webhook_delivery", core_metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("subscription", sa.String(128), nullable=True, index=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("event", sa.String(128), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("response_status", sa.Integer, nullable=True),
+    sa.Column("response_body", sa.Text, nullable=True),
+    sa.Column("created", sa.DateTime, nullable=False),
+    sa.Column("updated", sa.DateTime, nullable=False),
+)
+
+nonce_table = sa.Table(
+    "srht_webhook_nonce", core_metadata,
+    sa.Column("nonce", sa.String(64), primary_key=True),
+    sa.Column("received", sa.DateTime, nullable=False, index=True),
+)
+
+
+class WebhookError(Exception):
+    """A webhook request that must be refused; ``str()`` says why."""
+
+
+def _private_key() -> Ed25519PrivateKey:
+    from .app import current_service
+
+    raw = current_service().config["webhooks"]["private-key"]
+    return Ed25519PrivateKey.from_private_bytes(base64.b64decode(raw))
+
+
+def sign(body: bytes, nonce: str, timestamp: int, key: Ed25519PrivateKey | None = None) -> str:
+    """The base64 signature of ``timestamp.nonce.body``."""
+    key = key or _private_key()
+    return base64.b64encode(key.sign(_signed(body, nonce, timestamp))).decode()
+
+
+def _signed(body: bytes, nonce: str, timestamp: int) -> bytes:
+    return f"{timestamp}.{nonce}.".encode() + body
+
+
+def verify(body: bytes, nonce: str, timestamp: int, signature: str,
+           public_key: Ed25519PublicKey | None = None) -> None:
+    """Check a signature and the timestamp's freshness.
+
+    :raises WebhookError: saying what is wrong.
+    """
+    if public_key is None:
+        public_key = _private_key().public_key()
+    if abs(time.time() - timestamp) > MAX_SKEW:
+        raise WebhookError("timestamp too far from now (clocks out of sync, or a replay)")
+    try:
+        public_key.verify(base64.b64decode(signature), _signed(body, nonce, timestamp))
+    except (InvalidSignature, ValueError) as error:
+        raise WebhookError("signature does not match") from error
+
+
+def signed_headers(body: bytes) -> dict[str, str]:
+    nonce = secrets.token_hex(16)
+    timestamp = int(time.time())
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Srht-Nonce": nonce,
+        "X-Srht-Timestamp": str(timestamp),
+        "X-Srht-Signature": sign(body, nonce, timestamp),
+    }
+
+
+def verify_request(session: Session) -> dict[str, Any]:
+    """Verify the current Flask request as a webhook from this site and
+    record its nonce; return the JSON payload.
+
+    :raises WebhookError: bad or missing signature, stale timestamp, or a
+        nonce seen before.
+    """
+    from flask import request
+
+    body = request.get_data()
+    nonce = request.headers.get("X-Srht-Nonce", "")
+    signature = request.headers.get("X-Srht-Signature", "")
+    stamp = request.headers.get("X-Srht-Timestamp", "")
+    if not nonce or not signature or not stamp.isdigit() or len(nonce) > 64:
+        raise WebhookError("missing or malformed X-Srht-Nonce, -Timestamp or -Signature")
+    verify(body, nonce, int(stamp), signature)
+    now = utcnow()
+    session.execute(nonce_table.delete().where(
+        nonce_table.c.received < now - _skew_delta()))
+    try:
+        with session.begin_nested():
+            session.execute(nonce_table.insert().values(nonce=nonce, received=now))
+    except sa.exc.IntegrityError:
+        raise WebhookError("nonce already used: replay refused") from None
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise WebhookError("body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise WebhookError("body is not a JSON object")
+    return payload
+
+
+def _skew_delta() -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=2 * MAX_SKEW)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    url: str
+    event: str
+    status: str
+
+
+def send_webhook(url: str, event: str, payload: dict[str, Any], *,
+                 subscription: str | None = None, session: Session | None = None) -> int:
+    """Record a webhook to ``url`` and the job that delivers it, in the
+    caller's transaction. Returns the delivery id.
+
+    :param subscription: an opaque key of the sender's (``tracker:12``) to
+        list deliveries by.
+    """
+    from .app import current_service
+
+    session = session if session is not None else current_service().db.scoped()
+    now = utcnow()
+    body = json.dumps({"event": event, "data": payload}, sort_keys=True)
+    result = session.execute(delivery_table.insert().values(
+        subscription=subscription, url=url, event=event, payload=body, status="pending",
+        attempts=0, created=now, updated=now))
+    delivery_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+    enqueue("srht.deliver-webhook", session=session, delivery=delivery_id)
+    return delivery_id
+
+
+def redeliver(delivery_id: int, session: Session | None = None) -> int:
+    """Queue a recorded delivery again (for a delivery log's button)."""
+    from .app import current_service
+
+    session = session if session is not None else current_service().db.scoped()
+    session.execute(delivery_table.update().where(delivery_table.c.id == delivery_id)
+                    .values(status="pending", updated=utcnow()))
+    return enqueue("srht.deliver-webhook", session=session, delivery=delivery_id)
+
+
+def deliver(delivery: int) -> None:
+    """The ``srht.deliver-webhook`` job: POST one recorded delivery."""
+    import urllib.error
+    import urllib.request
+
+    from .app import current_service
+
+    engine = current_service().db.engine
+    with engine.connect() as connection:
+        row = connection.execute(sa.select(delivery_table)
+                                 .where(delivery_table.c.id == delivery)).first()
+    if row is None or row.status == "delivered":
+        return
+    body = row.payload.encode()
+    request = urllib.request.Request(row.url, data=body, method="POST",  # noqa: S310
+                                     headers=signed_headers(body))
+    status: int | None = None
+    text = ""
+    error: str | None = None
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
+            status = response.status
+            text = response.read(2048).decode(errors="replace")
+    except urllib.error.HTTPError as http_error:
+        status = http_error.code
+        text = http_error.read(2048).decode(errors="replace")
+        error = f"{row.url} answered {status}"
+    except (OSError, ValueError) as os_error:
+        error = f"{row.url} unreachable: {os_error}"
+        text = str(os_error)
+    delivered = error is None and status is not None and 200 <= status < 300
+    with engine.begin() as connection:
+        connection.execute(delivery_table.update().where(delivery_table.c.id == delivery).values(
+            status="delivered" if delivered else "failing",
+            attempts=delivery_table.c.attempts + 1, response_status=status,
+            response_body=text[:2048], updated=utcnow()))
+    if not delivered:
+        raise WebhookError(error or f"{row.url} answered {status}")

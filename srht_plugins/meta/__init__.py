@@ -1,0 +1,79 @@
+"""meta: accounts, sign-on, keys and tokens for every service.
+
+The one service with a login form. This module is its table of contents:
+the hooks through which it plugs into the core.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint
+
+from srht_core import (
+    Config,
+    DatabaseSchema,
+    NavEntry,
+    Scope,
+    Section,
+    ServiceInfo,
+    hookimpl,
+)
+
+HERE = Path(__file__).parent
+
+
+@hookimpl
+def service_info() -> ServiceInfo:
+    return ServiceInfo("meta", "Account", "Accounts, sign-on, SSH and PGP keys, "
+                       "OAuth2 and access tokens.", core_requires=">=0.1.0.dev0,<0.2",
+                       default_port=5000)
+
+
+@hookimpl
+def config_schema() -> list[Section]:
+    from .config import SCHEMA
+
+    return SCHEMA
+
+
+@hookimpl
+def database_schema() -> DatabaseSchema:
+    from .models import Base, User
+
+    return DatabaseSchema(Base.metadata, HERE / "migrations", user_model=User)
+
+
+@hookimpl
+def blueprints(config: Config) -> list[Blueprint]:
+    from .api import api, internal, public
+    from .web.auth import bp as auth
+
+    def use_local_revocations(state: Any) -> None:
+        from .accounts import token_revoked
+
+        state.app.extensions["srht.token_revoked"] = token_revoked
+
+    auth.record_once(use_local_revocations)
+    return [auth, api, internal, public]
+
+
+@hookimpl
+def cli_commands() -> list[Any]:
+    from .cli import COMMANDS
+
+    return COMMANDS
+
+
+@hookimpl
+def nav_entries(config: Config) -> list[NavEntry]:
+    return [NavEntry("Account", "/", order=1000)]
+
+
+@hookimpl
+def oauth_scopes() -> list[Scope]:
+    return [
+        Scope("profile", "your profile: username, email, name"),
+        Scope("keys", "your SSH and PGP public keys"),
+    ]

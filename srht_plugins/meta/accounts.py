@@ -1,0 +1,298 @@
+"""What meta does with accounts, whichever page or command asks: create,
+confirm, authenticate (with rate limits), audit, issue and revoke tokens, and
+tell the other services when a user changes."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from srht_core import (
+    TokenGrant,
+    client_address,
+    current_service,
+    db_session,
+    parse_scopes,
+    seal_grant,
+    send_mail,
+    send_webhook,
+    utcnow,
+)
+
+from .models import (
+    ACTIVE,
+    ADMIN,
+    SUSPENDED,
+    UNCONFIRMED,
+    AuditLogEntry,
+    EmailToken,
+    LoginAttempt,
+    OAuthToken,
+    PersonalAccessToken,
+    User,
+    new_token,
+    token_hash,
+)
+from .passwords import check_password, hash_password, needs_rehash
+
+USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{1,29}$")
+RESERVED = frozenset("""
+    admin administrator api abuse help about login logout register root security
+    settings static support sysadmin system webmaster www oauth oauth2 internal meta
+    todo paste git hg builds lists man hub srht sourcehut mail postmaster hostmaster
+    noreply no-reply user users profile privacy terms staff
+""".split())
+RATE_WINDOW = timedelta(minutes=15)
+
+
+class AccountError(Exception):
+    """A request about an account that cannot be done; ``field`` names the
+    input to blame, when one is."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def settings(key: str) -> object:
+    """A ``[meta::settings]`` value, its default when the section is absent."""
+    config = current_service().config
+    declared = config.schemas["meta::settings"].key(key)
+    return config.get("meta::settings", key, declared.default if declared else None)
+
+
+def username_problem(username: str) -> str | None:
+    if not USERNAME.match(username):
+        return ("must be 2 to 30 characters: lower-case letters, digits, _ and -, "
+                "not starting with a digit or -")
+    if username in RESERVED:
+        return "is reserved"
+    return None
+
+
+def audit(user: User, event: str, details: str | None = None) -> None:
+    """Record a security event on ``user``'s audit log."""
+    try:
+        address = client_address()
+    except RuntimeError:
+        address = None  # outside a request: the CLI
+    db_session.add(AuditLogEntry(user_id=user.id, event=event, details=details,
+                                 address=address))
+
+
+def find_user(name_or_email: str) -> User | None:
+    value = name_or_email.strip()
+    column = User.email if "@" in value else User.username
+    return db_session.scalar(sa.select(User).where(sa.func.lower(column) == value.lower()))
+
+
+def create_user(username: str, email: str, password: str | None, *,
+                user_type: str = UNCONFIRMED) -> User:
+    """Add a user (not committed). :raises AccountError: for a taken or
+    invalid username or a taken email."""
+    problem = username_problem(username)
+    if problem:
+        raise AccountError(f"Username {problem}.", "username")
+    if db_session.scalar(sa.select(User.id).where(User.username == username)):
+        raise AccountError("That username is taken.", "username")
+    if db_session.scalar(sa.select(User.id).where(sa.func.lower(User.email) == email.lower())):
+        raise AccountError("An account with that email address exists already.", "email")
+    user = User(username=username, email=email, user_type=user_type,
+                password_hash=hash_password(password) if password else None,
+                confirmed_at=utcnow() if user_type != UNCONFIRMED else None)
+    db_session.add(user)
+    db_session.flush()
+    audit(user, "account created")
+    return user
+
+
+# -- one-time links --------------------------------------------------------------
+
+
+def email_link(user: User, purpose: str, *, new_email: str | None = None) -> str:
+    """Make a one-time link token for ``purpose`` (not committed)."""
+    token = new_token()
+    lifetime = int(settings("confirmation-lifetime"))  # type: ignore[arg-type]
+    db_session.add(EmailToken(user_id=user.id, purpose=purpose, token_hash=token_hash(token),
+                              new_email=new_email,
+                              expires=utcnow() + timedelta(seconds=lifetime)))
+    return token
+
+
+def use_email_link(token: str, purpose: str) -> EmailToken:
+    """Consume a one-time link. :raises AccountError: when unknown, used,
+    expired, or for another purpose."""
+    link = db_session.scalar(sa.select(EmailToken).where(
+        EmailToken.token_hash == token_hash(token), EmailToken.purpose == purpose))
+    if link is None:
+        raise AccountError("This link is not valid. Links work once; ask for a new one.")
+    if link.used_at is not None:
+        raise AccountError("This link has been used already; ask for a new one.")
+    if link.expires < utcnow():
+        raise AccountError("This link has expired; ask for a new one.")
+    link.used_at = utcnow()
+    return link
+
+
+def mail_user(user: User, subject: str, body: str, to: str | None = None) -> None:
+    site = current_service().config["srht"]["site-name"]
+    send_mail(to or user.email, f"[{site}] {subject}", body)
+
+
+def send_confirmation(user: User) -> None:
+    origin = current_service().origin
+    token = email_link(user, "confirm")
+    mail_user(user, "Confirm your account",
+              f"Hello {user.username},\n\nconfirm your account by opening this link:\n\n"
+              f"  {origin}/confirm/{token}\n\nIf you did not register, ignore this message.\n")
+
+
+# -- logging in ----------------------------------------------------------------------
+
+
+def _failures(key: str) -> int:
+    return db_session.scalar(sa.select(sa.func.count(LoginAttempt.id)).where(
+        LoginAttempt.key == key, LoginAttempt.at > utcnow() - RATE_WINDOW)) or 0
+
+
+def authenticate(name_or_email: str, password: str) -> User:
+    """The user these credentials prove, after the rate limits.
+
+    :raises AccountError: with the sentence to show. The failure is
+        recorded (and committed by the caller) for rate limiting.
+    """
+    config = current_service().config["meta"]
+    address_key = f"address:{client_address()}"
+    if _failures(address_key) >= config["login-attempts-per-address"]:
+        raise AccountError("Too many failed logins from your address; try again in 15 "
+                           "minutes.")
+    user = find_user(name_or_email)
+    account_key = f"user:{user.id}" if user else f"name:{name_or_email.lower()[:100]}"
+    if _failures(account_key) >= config["login-attempts-per-account"]:
+        raise AccountError("Too many failed logins for this account; try again in 15 "
+                           "minutes, or reset your password.")
+    if user is None or not check_password(user.password_hash, password):
+        db_session.add_all([LoginAttempt(key=address_key), LoginAttempt(key=account_key)])
+        if user is not None:
+            audit(user, "login failed", "wrong password")
+        raise AccountError("Wrong username or password.")
+    if user.password_hash and needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    if user.user_type == UNCONFIRMED:
+        raise AccountError("Confirm your email address first: follow the link we sent "
+                           "you (or ask for a new one below).")
+    if user.user_type == SUSPENDED:
+        raise AccountError("This account is suspended: "
+                           + (user.suspension_notice or "contact the site's owner."))
+    return user
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+# -- telling the other services --------------------------------------------------------
+
+
+def broadcast(user: User, event: str) -> None:
+    """Queue a signed identity event (``user:update`` or ``user:delete``)
+    for every other enabled service, in the current transaction."""
+    state = current_service()
+    payload = user.profile() if event == "user:update" else {"id": user.id,
+                                                              "username": user.username}
+    for service, origin in sorted(state.origins.items()):
+        if service == state.service.name:
+            continue
+        send_webhook(origin + "/_srht/identity", event, payload,
+                     subscription=f"identity:{service}")
+
+
+def set_user_type(user: User, user_type: str, notice: str | None = None) -> None:
+    if user_type not in (UNCONFIRMED, ACTIVE, ADMIN, SUSPENDED):
+        raise AccountError(f"unknown user type {user_type!r}")
+    user.user_type = user_type
+    user.suspension_notice = notice if user_type == SUSPENDED else None
+    audit(user, f"account {user_type}", notice)
+    broadcast(user, "user:update")
+
+
+def delete_user(user: User) -> None:
+    audit(user, "account deleted")
+    broadcast(user, "user:delete")
+    db_session.delete(user)
+
+
+# -- tokens --------------------------------------------------------------------------------
+
+
+def issue_personal_token(user: User, scopes: str, *, expires_days: int | None = None,
+                         comment: str | None = None) -> str:
+    """A new personal access token for ``user`` (shown once; stored hashed).
+
+    :raises AccountError: for malformed or unknown scopes.
+    """
+    try:
+        wanted = parse_scopes(scopes)
+    except ValueError as error:
+        raise AccountError(str(error), "scopes") from None
+    known = known_scopes()
+    unknown = [s for s in wanted if s.rsplit(":", 1)[0] not in known]
+    if unknown:
+        raise AccountError(f"unknown scope {unknown[0]}; this site offers: "
+                           + ", ".join(sorted(known)), "scopes")
+    if not wanted:
+        raise AccountError("choose at least one scope", "scopes")
+    expires: datetime | None = None
+    if expires_days is not None:
+        expires = utcnow() + timedelta(days=expires_days)
+    pat = PersonalAccessToken(user_id=user.id, comment=comment, scopes=" ".join(wanted),
+                              token_hash="pending", expires=expires)
+    db_session.add(pat)
+    db_session.flush()
+    expiry = time.time() + expires_days * 86400 if expires_days is not None else None
+    token = seal_grant(TokenGrant("pat", pat.id, user.id, frozenset(wanted), expiry))
+    pat.token_hash = token_hash(token)
+    audit(user, "personal access token issued", comment)
+    return token
+
+
+def known_scopes() -> dict[str, str]:
+    """``{"todo/tickets": "description"}`` for every enabled service."""
+    state = current_service()
+    names = [r.name for r in state.plugins.enabled(state.config)]
+    out: dict[str, str] = {}
+    for service, scopes, error in state.plugins.call_each("oauth_scopes", names):
+        if error is None:
+            for scope in scopes or ():
+                out[f"{service}/{scope.name}"] = scope.description
+    return out
+
+
+def revoke_personal_token(pat: PersonalAccessToken) -> None:
+    if pat.revoked_at is None:
+        pat.revoked_at = utcnow()
+        audit(pat.user, "personal access token revoked", pat.comment)
+
+
+def revoked_since(since: float) -> list[tuple[str, int]]:
+    """Tokens revoked after ``since`` (a UNIX time), for the services'
+    revocation caches."""
+    after = (datetime.fromtimestamp(since, UTC).replace(tzinfo=None) if since > 0
+             else datetime(1970, 1, 1))
+    pats = db_session.scalars(sa.select(PersonalAccessToken.id).where(
+        PersonalAccessToken.revoked_at.is_not(None), PersonalAccessToken.revoked_at >= after))
+    oauth = db_session.scalars(sa.select(OAuthToken.id).where(
+        OAuthToken.revoked_at.is_not(None), OAuthToken.revoked_at >= after))
+    return [("pat", i) for i in pats] + [("oauth", i) for i in oauth]
+
+
+def token_revoked(kind: str, token_id: int) -> bool:
+    """meta's own check: straight from the database."""
+    model = PersonalAccessToken if kind == "pat" else OAuthToken
+    revoked = db_session.scalar(sa.select(model.revoked_at).where(model.id == token_id))
+    exists = db_session.scalar(sa.select(model.id).where(model.id == token_id))
+    return exists is None or revoked is not None

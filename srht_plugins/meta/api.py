@@ -1,0 +1,68 @@
+"""meta's API: the token owner's profile, and the internal API the other
+services call (profiles for mirroring, token revocations)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, request
+
+from srht_core import (
+    ApiError,
+    api_blueprint,
+    api_user,
+    current_token,
+    db_session,
+    internal_only_credential,
+)
+from .accounts import revoked_since
+from .models import SSHKey, User
+
+api = api_blueprint("meta_api", __name__)
+internal = Blueprint("meta_internal", __name__, url_prefix="/internal")
+public = Blueprint("meta_public", __name__)
+
+
+@api.get("/user")
+def get_user() -> Any:
+    """The profile of the token's owner."""
+    if current_token() is None:
+        raise ApiError(401, "authentication required: send 'Authorization: Bearer <token>'")
+    return api_user().profile()
+
+
+@internal.get("/users/<int:user_id>")
+@internal_only_credential
+def internal_user(user_id: int) -> Any:
+    user = db_session.get(User, user_id)
+    if user is None:
+        abort(404)
+    return user.profile()
+
+
+@internal.get("/tokens/revoked")
+@internal_only_credential
+def internal_revoked() -> Any:
+    import time
+
+    try:
+        since = float(request.args.get("since", "0"))
+    except ValueError:
+        since = 0.0
+    now = time.time()
+    # Look back a little further than asked, so a revocation committed while
+    # the previous answer was being made is not missed.
+    return {"revoked": revoked_since(max(0.0, since - 5)), "now": now}
+
+
+@public.get("/~<username>.keys")
+def ssh_keys(username: str) -> Any:
+    """A user's SSH public keys, one per line (like GitHub's ``.keys``)."""
+    user = db_session.scalar(sa.select(User)
+                             .where(User.username == username))
+    if user is None or user.is_suspended:
+        abort(404)
+    keys = db_session.scalars(sa.select(SSHKey.key)
+                              .where(SSHKey.user_id == user.id).order_by(SSHKey.id))
+    return Response("".join(k.strip() + "\n" for k in keys), mimetype="text/plain")

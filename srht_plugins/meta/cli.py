@@ -1,0 +1,60 @@
+"""``srht meta ...``: accounts without the web."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from srht_core import db_session
+
+from .accounts import AccountError, create_user, find_user, issue_personal_token
+from .models import ACTIVE, ADMIN
+from .passwords import password_problem
+
+
+@click.command("create-user")
+@click.argument("username")
+@click.option("--email", required=True, help="The user's email address.")
+@click.option("--admin", is_flag=True, help="Make the user an administrator.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from standard input (else: asked on the terminal).")
+def create_user_command(username: str, email: str, admin: bool, password_stdin: bool) -> None:
+    """Create a confirmed account (the first admin, typically)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    problem = password_problem(password, username)
+    if problem:
+        raise click.UsageError(f"password {problem}")
+    try:
+        user = create_user(username, email, password, user_type=ADMIN if admin else ACTIVE)
+    except AccountError as error:
+        raise click.UsageError(str(error)) from None
+    db_session.commit()
+    click.echo(f"created {'admin' if admin else 'user'} {user.canonical_name} (id {user.id})")
+
+
+@click.command("token")
+@click.argument("username")
+@click.option("--scopes", required=True, help="Space-separated, e.g. 'todo/tickets:RW'.")
+@click.option("--expires", type=click.IntRange(1, 3650), metavar="DAYS",
+              help="Days until the token expires (default: never).")
+@click.option("--comment", help="What the token is for.")
+def token_command(username: str, scopes: str, expires: int | None, comment: str | None) -> None:
+    """Issue a personal access token; it is printed once, as the last line."""
+    user = find_user(username)
+    if user is None:
+        raise click.UsageError(f"no user {username!r}")
+    try:
+        token = issue_personal_token(user, scopes, expires_days=expires, comment=comment)
+    except AccountError as error:
+        raise click.UsageError(str(error)) from None
+    db_session.commit()
+    click.echo(f"Personal access token for {user.canonical_name} ({scopes}); it is not "
+               "shown again:", err=True)
+    click.echo(token)
+
+
+COMMANDS = [create_user_command, token_command]

@@ -1,0 +1,232 @@
+"""Signing up, confirming, logging in and out, resetting passwords."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.wrappers import Response
+
+from srht_core import (
+    clear_login_cookie,
+    current_service,
+    current_user,
+    db_session,
+    is_safe_return_to,
+    set_login_cookie,
+)
+
+from ..accounts import (
+    AccountError,
+    audit,
+    authenticate,
+    create_user,
+    email_link,
+    find_user,
+    mail_user,
+    new_session_id,
+    send_confirmation,
+    settings,
+    use_email_link,
+)
+from ..forms import EmailForm, LoginForm, RegisterForm, ResetForm, TotpForm
+from ..models import ACTIVE, UNCONFIRMED, User
+from ..passwords import hash_password, password_problem
+from ..totp import check_second_factor
+
+bp = Blueprint("auth", __name__)
+
+#: Seconds between the password step and the second factor.
+PENDING_LOGIN_LIFETIME = 300
+
+
+def _return_to(default: str | None = None) -> str:
+    wanted = request.values.get("return_to")
+    if wanted and is_safe_return_to(wanted):
+        return wanted
+    return default or url_for("auth.index")
+
+
+def _signed_in(user: User, return_to: str) -> Response:
+    response = redirect(return_to)
+    set_login_cookie(response, user.id, new_session_id())
+    audit(user, "logged in")
+    db_session.commit()
+    return response
+
+
+@bp.route("/")
+def index() -> Any:
+    if current_user:
+        return render_template("meta/index.html", user=current_user)
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register() -> Any:
+    if not settings("registration"):
+        return render_template("meta/registration-closed.html"), 403
+    form = RegisterForm()
+    if form.validate_on_submit():
+        username = form.username.data.strip()
+        problem = password_problem(form.password.data, username)
+        if problem:
+            form.password.errors.append(f"Password {problem}.")
+        else:
+            try:
+                user = create_user(username, form.email.data.strip(), form.password.data)
+            except AccountError as error:
+                getattr(form, error.field or "username").errors.append(str(error))
+            else:
+                send_confirmation(user)
+                db_session.commit()
+                return render_template("meta/registered.html", user=user)
+    return render_template("meta/register.html", form=form), 400 if form.errors else 200
+
+
+@bp.route("/confirm/<token>")
+def confirm(token: str) -> Any:
+    try:
+        link = use_email_link(token, "confirm")
+    except AccountError as error:
+        db_session.rollback()
+        return render_template("meta/link-error.html", message=str(error)), 400
+    user = link.user
+    if user.user_type == UNCONFIRMED:
+        user.user_type = ACTIVE
+        from srht_core import utcnow
+
+        user.confirmed_at = utcnow()
+        audit(user, "email confirmed")
+    db_session.commit()
+    flash("Your account is confirmed. Welcome!", "success")
+    return _signed_in(user, url_for("auth.index"))
+
+
+@bp.route("/confirm", methods=["GET", "POST"])
+def resend_confirmation() -> Any:
+    form = EmailForm()
+    if form.validate_on_submit():
+        user = find_user(form.email.data)
+        if user is not None and user.user_type == UNCONFIRMED:
+            send_confirmation(user)
+            db_session.commit()
+        # The same answer either way, so the form does not reveal who has an account.
+        flash("If an unconfirmed account has that address, a new link is on its way.",
+              "success")
+        return redirect(url_for("auth.login"))
+    return render_template("meta/resend.html", form=form)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    return_to = _return_to()
+    if current_user and request.method == "GET":
+        return redirect(return_to)
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            user = authenticate(form.username.data, form.password.data)
+        except AccountError as failure:
+            db_session.commit()  # keep the failed attempt for rate limiting
+            error = str(failure)
+        else:
+            if user.totp_secret:
+                session["pending_login"] = {"user": user.id, "at": time.time(),
+                                            "return_to": return_to}
+                db_session.commit()
+                return redirect(url_for("auth.login_totp"))
+            return _signed_in(user, return_to)
+    status = 400 if (form.errors or error) else 200
+    return render_template("meta/login.html", form=form, error=error, return_to=return_to,
+                           registration=settings("registration")), status
+
+
+@bp.route("/login/totp", methods=["GET", "POST"])
+def login_totp() -> Any:
+    pending = session.get("pending_login")
+    if not pending or time.time() - pending["at"] > PENDING_LOGIN_LIFETIME:
+        session.pop("pending_login", None)
+        flash("Please log in again.", "error")
+        return redirect(url_for("auth.login"))
+    user = db_session.get(User, pending["user"])
+    if user is None:
+        abort(400)
+    form = TotpForm()
+    error = None
+    if form.validate_on_submit():
+        if check_second_factor(user, form.code.data):
+            session.pop("pending_login", None)
+            return _signed_in(user, pending["return_to"])
+        audit(user, "login failed", "wrong second factor")
+        db_session.commit()
+        error = "That code is not right. Codes change every 30 seconds."
+    return render_template("meta/login-totp.html", form=form, error=error), \
+        400 if error else 200
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> Any:
+    if request.method == "GET":
+        # Other services link here; the form carries meta's CSRF token.
+        return render_template("meta/logout.html", return_to=_return_to())
+    user = current_user._get_current_object() if current_user else None
+    response = redirect(_return_to(url_for("auth.login")))
+    clear_login_cookie(response)
+    session.clear()
+    if user is not None:
+        audit(user, "logged out")
+        db_session.commit()
+    return response
+
+
+@bp.route("/forgot", methods=["GET", "POST"])
+def forgot() -> Any:
+    form = EmailForm()
+    if form.validate_on_submit():
+        user = find_user(form.email.data)
+        if user is not None and user.user_type != UNCONFIRMED:
+            token = email_link(user, "reset")
+            origin = current_service().origin
+            mail_user(user, "Reset your password",
+                      f"Hello {user.username},\n\nset a new password here:\n\n"
+                      f"  {origin}/reset/{token}\n\nThe link works once. If you did not "
+                      "ask for it, ignore this message; your password is unchanged.\n")
+            audit(user, "password reset requested")
+            db_session.commit()
+        flash("If an account has that address, a reset link is on its way.", "success")
+        return redirect(url_for("auth.login"))
+    return render_template("meta/forgot.html", form=form)
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset(token: str) -> Any:
+    form = ResetForm()
+    if form.validate_on_submit():
+        try:
+            link = use_email_link(token, "reset")
+        except AccountError as error:
+            db_session.rollback()
+            return render_template("meta/link-error.html", message=str(error)), 400
+        problem = password_problem(form.password.data, link.user.username)
+        if problem:
+            db_session.rollback()
+            form.password.errors.append(f"Password {problem}.")
+        else:
+            link.user.password_hash = hash_password(form.password.data)
+            audit(link.user, "password reset")
+            db_session.commit()
+            flash("Your password is set. Log in with it now.", "success")
+            return redirect(url_for("auth.login"))
+    return render_template("meta/reset.html", form=form), 400 if form.errors else 200

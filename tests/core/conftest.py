@@ -1,0 +1,142 @@
+"""Fixtures of the core's tests: plugins written as real files and installed
+services, so that the plugin host, the app factory and the CLI are tested as
+they run for users, through their real discovery and loading."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from srht_core.config import dump_ini
+from srht_core.testing import site_config
+
+#: A service with a key of each type, installed by ``installed_service``.
+DEMO_SERVICE = '''
+from srht_core import (Boolean, Choice, Email, Integer, Key, NavEntry, Section, ServiceInfo,
+                       Text, hookimpl)
+
+
+@hookimpl
+def service_info():
+    return ServiceInfo("demo", "Demo", "A service for the tests.", default_port=5098)
+
+
+@hookimpl
+def config_schema():
+    return [Section("demo", description="The demo service.", keys=(
+        Key("motd", Text(), required=True, description="Message of the day."),
+        Key("max-items", Integer(min=1, max=1000), default=10, description="Items per page."),
+        Key("notify", Email(), description="Who gets told."),
+        Key("mode", Choice(("fast", "safe")), default="safe", description="How to run."),
+        Key("public", Boolean(), default=True, description="Visible to everyone."),
+        Key("api-token", Text(), secret=True, description="Token for the upstream API."),
+    ))]
+
+
+@hookimpl
+def nav_entries(config):
+    return [NavEntry("Demo", "/")]
+'''
+
+
+def _import_package(directory: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        directory.name, directory / "__init__.py", submodule_search_locations=[str(directory)])
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[directory.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _forget_modules(names: list[str]) -> None:
+    for loaded in list(sys.modules):
+        if any(loaded == name or loaded.startswith(name + ".") for name in names):
+            del sys.modules[loaded]
+
+
+@pytest.fixture
+def plugin_package(tmp_path: Path) -> Iterator[Callable[..., ModuleType]]:
+    """``plugin_package(source, {"templates/x.html": "..."})`` writes a
+    package (its ``__init__.py`` and other files) under ``tmp_path`` and
+    imports it under a fresh name: a plugin module with its own folder, for
+    templates and static files. The module is forgotten after the test."""
+    made: list[str] = []
+
+    def make(source: str, files: dict[str, str] | None = None) -> ModuleType:
+        name = f"srht_test_plugin_{uuid.uuid4().hex[:10]}"
+        package = tmp_path / "plugins" / name
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text(textwrap.dedent(source), encoding="utf-8")
+        for relative, text in (files or {}).items():
+            target = package / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        made.append(name)
+        return _import_package(package)
+
+    yield make
+    _forget_modules(made)
+
+
+@pytest.fixture
+def install_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                    ) -> Iterator[Callable[..., str]]:
+    """``install_service("demo", source, distribution="srht-demo",
+    version="1.2")`` installs a service for this test the way pip lays one
+    out (a package and its ``.dist-info`` with a ``srht.services`` entry
+    point) in a folder put on ``sys.path``, so that ``PluginHost()`` and the
+    ``srht`` command discover it. Returns the package's name."""
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    made: list[str] = []
+
+    def install(service: str, source: str, *, distribution: str = "srht-demo",
+                version: str = "1.2") -> str:
+        package = f"srht_test_{service.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+        (site / package).mkdir()
+        (site / package / "__init__.py").write_text(textwrap.dedent(source), encoding="utf-8")
+        info = site / f"{distribution.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n",
+            encoding="utf-8")
+        (info / "entry_points.txt").write_text(
+            f"[srht.services]\n{service} = {package}\n", encoding="utf-8")
+        made.append(package)
+        importlib.invalidate_caches()
+        return package
+
+    yield install
+    _forget_modules(made)
+
+
+@pytest.fixture
+def demo_service(install_service: Callable[..., str]) -> str:
+    """The ``demo`` service (distribution ``srht-demo`` 1.2) installed for
+    this test; see :data:`DEMO_SERVICE`."""
+    return install_service("demo", DEMO_SERVICE)
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    """``write_config({"demo": {"motd": "hi"}}, name="config.ini")``: a
+    working site config (fresh keys) written to ``tmp_path``; keyword
+    arguments override whole core sections."""
+
+    def write(services: dict[str, dict[str, object]] | None = None, *,
+              name: str = "config.ini", **sections: dict[str, object]) -> Path:
+        path = tmp_path / name
+        path.write_text(dump_ini(site_config(tmp_path / "data", services, **sections)),
+                        encoding="utf-8")
+        return path
+
+    return write

@@ -1,0 +1,62 @@
+"""The chores pages: the list with its form, and two pages that tell which
+gunicorn worker answered (for the multi-worker metrics test)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, redirect, render_template, url_for
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length
+
+from srht_core import Form, current_service, db_session, enqueue
+
+from .models import Chore
+
+bp = Blueprint("chores", __name__)
+
+
+class ChoreForm(Form):
+    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
+
+
+@bp.get("/")
+def index() -> Any:
+    chores = db_session.scalars(sa.select(Chore).order_by(Chore.id)).all()
+    return render_template("chores/index.html", chores=chores, form=ChoreForm())
+
+
+@bp.post("/")
+def add() -> Any:
+    form = ChoreForm()
+    if not form.validate():
+        chores = db_session.scalars(sa.select(Chore).order_by(Chore.id)).all()
+        return render_template("chores/index.html", chores=chores, form=form), 400
+    chore = Chore(title=form.title.data)
+    db_session.add(chore)
+    db_session.flush()
+    enqueue("remind", chore=chore.id)
+    db_session.commit()
+    return redirect(url_for("chores.index"))
+
+
+@bp.get("/whoami")
+def whoami() -> Any:
+    return {"pid": os.getpid()}
+
+
+@bp.get("/hold/<name>")
+def hold(name: str) -> Any:
+    """Keep this worker busy until ``<hold-dir>/<name>.release`` exists."""
+    folder = current_service().section["hold-dir"]
+    if not folder or not name.isalnum():
+        abort(404)
+    (Path(folder) / f"{name}.started").write_text(str(os.getpid()), encoding="utf-8")
+    deadline = time.monotonic() + 60
+    while not (Path(folder) / f"{name}.release").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {"pid": os.getpid()}
