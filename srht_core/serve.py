@@ -28,7 +28,8 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         for key, value in self._options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # older gunicorns lack some settings
+                self.cfg.set(key, value)
 
     def load(self) -> Any:
         return self._loader()
@@ -62,6 +63,9 @@ def serve(service: str, config: Config, plugins: PluginHost, *, bind: str | None
         "timeout": 60,
         "graceful_timeout": 10,
         "forwarded_allow_ips": "127.0.0.1,::1",
+        # gunicorn's control socket lives in $HOME, which services don't
+        # have (and systemd hides); we manage processes through systemd.
+        "control_socket_disable": True,
         "child_exit": child_exit,
         "post_fork": post_fork,
     }
