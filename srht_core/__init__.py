@@ -42,11 +42,9 @@ from .identity import (
     mirror_user,
     set_login_cookie,
 )
-from .mail import send_mail
-from .tokens import TokenGrant, api_user, current_token, parse_scopes, require_scope, seal_grant
-from .webhooks import redeliver, send_webhook
 from .jobs import enqueue
 from .keys import derive_key
+from .mail import send_mail
 from .markdown import render_markdown
 from .pagination import CursorPage, Page, cursor_paginate, paginate
 from .plugins import PluginError, PluginHost, hookimpl
@@ -61,6 +59,8 @@ from .service import (
     ServiceInfo,
     Timer,
 )
+from .tokens import TokenGrant, api_user, current_token, parse_scopes, require_scope, seal_grant
+from .webhooks import redeliver, send_webhook
 
 __all__ = [
     "Address",

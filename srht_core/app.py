@@ -126,7 +126,7 @@ def create_app(service: str, config: Config | str | os.PathLike[str] | None = No
         DEBUG=bool(section["debug"]),
         PREFERRED_URL_SCHEME="https" if https else "http",
     )
-    app.jinja_loader = ChoiceLoader([  # type: ignore[assignment]
+    app.jinja_loader = ChoiceLoader([
         FileSystemLoader(site["templates-dir"]),
         FileSystemLoader(str(_plugin_dir(record) / "templates")),
         FileSystemLoader(str(CORE_DIR / "templates")),
@@ -171,6 +171,7 @@ def create_app(service: str, config: Config | str | os.PathLike[str] | None = No
     _register_health(app, state)
 
     app.jinja_env.filters["markdown"] = render_markdown
+    app.jinja_env.filters["urlencode_page"] = _urlencode_page
     app.jinja_env.globals.update(srht=state, site=site)
 
     for bp in plugins.call_one("blueprints", service, config=config) or ():
@@ -178,6 +179,14 @@ def create_app(service: str, config: Config | str | os.PathLike[str] | None = No
             raise PluginError(f"service {service} registers blueprint {bp.name!r} twice")
         app.register_blueprint(bp)
     return app
+
+
+def _urlencode_page(args: Any, number: int) -> str:
+    """The query string of ``args`` with ``page`` set to ``number``."""
+    from urllib.parse import urlencode
+
+    pairs = [(k, v) for k, v in args.items(multi=True) if k != "page"]
+    return urlencode([*pairs, ("page", str(number))])
 
 
 def _service_record(plugins: PluginHost, service: str, config: Config) -> PluginRecord:

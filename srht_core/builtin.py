@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-
 from .config import Config
 from .db import utcnow
 from .plugins import hookimpl

@@ -385,7 +385,8 @@ def parse_ini(text: str, filename: str) -> tuple[dict[str, RawSection], list[Con
     # Keys under a malformed header belong to it: its one problem covers them.
     under_malformed_header = False
 
-    def problem(line: int, message: str, section: str | None = None, key: str | None = None) -> None:
+    def problem(line: int, message: str, section: str | None = None,
+                key: str | None = None) -> None:
         problems.append(ConfigProblem(filename, line, section, key, message))
 
     for number, line in enumerate(text.splitlines(), start=1):

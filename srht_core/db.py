@@ -169,5 +169,5 @@ class MirroredUserMixin(TimestampMixin):
 def request_statements() -> int:
     """SQL statements run so far in this request (for tests and logging)."""
     db: Database = current_app.extensions["srht.db"]
-    start = g.get("_srht_statements_at_start", db.statements)
+    start: int = g.get("_srht_statements_at_start", db.statements)
     return db.statements - start

@@ -300,7 +300,7 @@ def init_app(app: Flask, state: SrhtState) -> None:
             db_session.rollback()
             return {"errors": [{"reason": str(error)}]}, 403
         event, data = payload.get("event"), payload.get("data") or {}
-        model = state.schema.user_model  # type: ignore[union-attr]
+        model: Any = state.schema.user_model  # type: ignore[union-attr]
         if event == "user:update":
             user = mirror_user(data)
             state.plugins.call_one("user_updated", state.service.name, user=user)

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from .app import SrhtState
-    from .service import Job, Timer
+    from .service import Timer
 
 __all__ = ["core_metadata", "enqueue", "queue_depth", "run_job", "Worker"]
 
@@ -97,10 +97,10 @@ def enqueue(name: str, *, delay: float = 0, session: Session | None = None,
     if session is None:
         session = state.db.scoped()
     now = utcnow()
-    result = session.execute(job_table.insert().values(
+    job_id = int(session.execute(job_table.insert().values(
         name=name, payload=body, status=QUEUED, attempts=0,
-        run_after=now + timedelta(seconds=delay), created=now, updated=now))
-    job_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        run_after=now + timedelta(seconds=delay), created=now, updated=now,
+    ).returning(job_table.c.id)).scalar_one())
     broker = state.config.get("srht", "broker")
     if broker:
         pending: list[tuple[int, float]] = session.info.setdefault("srht_publish", [])

@@ -41,7 +41,7 @@ def _highlight(code: str, lang: str, _attrs: str) -> str:
         lexer = get_lexer_by_name(lang.split()[0])
     except ClassNotFound:
         return ""
-    return highlight(code, lexer, HtmlFormatter(nowrap=False, cssclass="highlight"))
+    return str(highlight(code, lexer, HtmlFormatter(nowrap=False, cssclass="highlight")))
 
 
 @lru_cache(maxsize=1)

@@ -71,15 +71,15 @@ def init_app(app: Flask, state: SrhtState) -> None:
         scrape = registry
         if multiprocess:
             scrape = CollectorRegistry()
-            MultiProcessCollector(scrape)
+            MultiProcessCollector(scrape)  # type: ignore[no-untyped-call]
         body = generate_latest(scrape)
         if multiprocess:
             body += generate_latest(_queue_registry)
         return Response(body, mimetype="text/plain; version=0.0.4")
 
     _queue_registry = CollectorRegistry()
-    _queue_registry.register(QueueCollector(state))  # type: ignore[arg-type]
+    _queue_registry.register(QueueCollector(state))
     if not multiprocess:
-        registry.register(QueueCollector(state))  # type: ignore[arg-type]
+        registry.register(QueueCollector(state))
     metrics.srht_csrf_exempt = True  # type: ignore[attr-defined]
     app.add_url_rule("/metrics", "srht_metrics", metrics)

@@ -140,12 +140,13 @@ class PluginHost:
         except ValueError as error:
             return self._fail(record, f"could not be registered: {error}")
         except pluggy.PluginValidationError as error:
-            return self._fail(record, f"invalid hook: {_describe(error)}")
+            # pluggy's first line names only the hook; the next ones say what is wrong.
+            return self._fail(record, "invalid hook: " + "; ".join(str(error).splitlines()))
         record.hooks = sorted(impl_hook for impl_hook in self._hook_names(plugin))
         unknown = [h for h in record.hooks if not self._is_spec(h)]
         if unknown:
-            return self._fail(record, "implements unknown hook(s) " + ", ".join(unknown)
-                              + _did_you_mean(unknown[0], self.spec_names()))
+            return self._fail(record, "implements unknown hook(s) " + ", ".join(
+                hook + _did_you_mean(hook, self.spec_names()) for hook in unknown))
         if "service_info" not in record.hooks:
             return self._fail(record, "does not implement the required hook service_info")
         try:
@@ -293,7 +294,8 @@ class PluginHost:
     # -- calling hooks ----------------------------------------------------
 
     def _impl(self, hook: str, name: str) -> pluggy.HookImpl:
-        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+        caller: pluggy.HookCaller = getattr(self.pm.hook, hook)
+        for impl in caller.get_hookimpls():
             if impl.plugin_name == name:
                 return impl
         raise LookupError(name)

@@ -37,7 +37,7 @@ def _make(broker: str) -> Celery:
         broker_transport_options={"visibility_timeout": 3600},
     )
 
-    @celery.task(name="srht.run_job")  # type: ignore[misc]
+    @celery.task(name="srht.run_job")  # type: ignore[untyped-decorator]
     def run_job_task(service: str, job_id: int) -> None:
         from .jobs import run_job
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from .config import (
     Address,
-    Config,
-    ConfigProblem,
     Boolean,
     Choice,
+    Config,
+    ConfigProblem,
     Email,
     FernetKey,
     Integer,

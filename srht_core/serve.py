@@ -48,7 +48,7 @@ def serve(service: str, config: Config, plugins: PluginHost, *, bind: str | None
     def child_exit(_server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(worker.pid)
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
     def post_fork(_server: Any, _worker: Any) -> None:
         app.extensions["srht.db"].engine.dispose(close=False)

@@ -154,7 +154,7 @@ def throwaway_postgres() -> Iterator[PostgresServer]:
     prefix: list[str] = []
     if os.geteuid() == 0:
         user = "postgres" if _user_exists("postgres") else "nobody"
-        os.chmod(workdir, 0o755)
+        os.chmod(workdir, 0o755)  # noqa: S103 - the cluster's user must enter its folder
         shutil.chown(workdir, user=user)
         prefix = ["runuser", "-u", user, "--"]
     else:
@@ -292,8 +292,8 @@ def serve_service(service: str, config_path: str | os.PathLike[str], *,
     port = free_port()
     command = [python or sys.executable, "-m", "srht_core.cli", "--config", str(config_path),
                "serve", service, "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
-    log = tempfile.NamedTemporaryFile(prefix=f"srht-serve-{service}-", suffix=".log",
-                                      delete=False)
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the server's life
+        prefix=f"srht-serve-{service}-", suffix=".log", delete=False)
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"

@@ -175,10 +175,10 @@ def send_webhook(url: str, event: str, payload: dict[str, Any], *,
     session = session if session is not None else current_service().db.scoped()
     now = utcnow()
     body = json.dumps({"event": event, "data": payload}, sort_keys=True)
-    result = session.execute(delivery_table.insert().values(
+    delivery_id = int(session.execute(delivery_table.insert().values(
         subscription=subscription, url=url, event=event, payload=body, status="pending",
-        attempts=0, created=now, updated=now))
-    delivery_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        attempts=0, created=now, updated=now,
+    ).returning(delivery_table.c.id)).scalar_one())
     enqueue("srht.deliver-webhook", session=session, delivery=delivery_id)
     return delivery_id
 

@@ -16,7 +16,7 @@ version_table = config.attributes["version_table"]
 own_tables = set(metadata.tables) if metadata is not None else set()
 
 
-def include_name(name, type_, parent_names):
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
     if type_ == "table":
         return name in own_tables
     return True

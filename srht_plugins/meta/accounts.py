@@ -40,12 +40,13 @@ from .models import (
 from .passwords import check_password, hash_password, needs_rehash
 
 USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{1,29}$")
-RESERVED = frozenset("""
-    admin administrator api abuse help about login logout register root security
-    settings static support sysadmin system webmaster www oauth oauth2 internal meta
-    todo paste git hg builds lists man hub srht sourcehut mail postmaster hostmaster
-    noreply no-reply user users profile privacy terms staff
-""".split())
+RESERVED = frozenset({
+    "admin", "administrator", "api", "abuse", "help", "about", "login", "logout", "register",
+    "root", "security", "settings", "static", "support", "sysadmin", "system", "webmaster",
+    "www", "oauth", "oauth2", "internal", "meta", "todo", "paste", "git", "hg", "builds",
+    "lists", "man", "hub", "srht", "sourcehut", "mail", "postmaster", "hostmaster", "noreply",
+    "no-reply", "user", "users", "profile", "privacy", "terms", "staff",
+})
 RATE_WINDOW = timedelta(minutes=15)
 
 
@@ -249,8 +250,9 @@ def issue_personal_token(user: User, scopes: str, *, expires_days: int | None = 
     expires: datetime | None = None
     if expires_days is not None:
         expires = utcnow() + timedelta(days=expires_days)
+    # The row's id goes into the sealed token, so the hash is set after the flush.
     pat = PersonalAccessToken(user_id=user.id, comment=comment, scopes=" ".join(wanted),
-                              token_hash="pending", expires=expires)
+                              token_hash=f"pending:{new_token()}", expires=expires)
     db_session.add(pat)
     db_session.flush()
     expiry = time.time() + expires_days * 86400 if expires_days is not None else None

@@ -16,6 +16,7 @@ from srht_core import (
     db_session,
     internal_only_credential,
 )
+
 from .accounts import revoked_since
 from .models import SSHKey, User
 
