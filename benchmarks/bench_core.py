@@ -161,7 +161,6 @@ class Samples:
 
     label: str
     values: list[float] = field(default_factory=list)
-    note: str = ""
 
     @property
     def median(self) -> float:
@@ -171,12 +170,16 @@ class Samples:
     def spread(self) -> str:
         return f"{min(self.values):.0f}–{max(self.values):.0f}"
 
+    def ratios(self, baseline: Samples) -> list[float]:
+        """Each measurement divided by the baseline's of the same run."""
+        return [mine / base for mine, base in zip(self.values, baseline.values, strict=True)]
+
 
 def print_table(title: str, headers: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows,
                                                                         strict=True)]
     print(f"\n{title}")
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     print("  ".join("-" * w for w in widths))
     for row in rows:
         cells = [row[0].ljust(widths[0])]
@@ -233,6 +236,7 @@ class StartupCase:
     work: Path
     args: list[str] = field(default_factory=list)
     pythonpath: str = ""
+    note: str = ""
     wall: Samples = field(init=False)
     step: Samples = field(init=False)
     found: list[str] = field(default_factory=list)
@@ -305,12 +309,12 @@ def bench_startup(work: Path, runs: int) -> None:
         for case in cases[shift:] + cases[:shift]:
             case.run_once()
 
-    base = baseline.wall.median
     rows = []
     for case in cases:
         step = f"{case.step.median:.1f}" if case.step.values else "–"
+        ratio = statistics.median(case.wall.ratios(baseline.wall))
         rows.append([case.label, f"{case.wall.median:.0f}", case.wall.spread, step,
-                     f"{case.wall.median / base:.2f}"])
+                     f"{ratio:.2f}"])
     print_table(f"Start-up, fresh interpreter each run (median of {runs}; ms)",
                 ["case", "wall ms", "min–max", "step ms", "÷ import srht_core"], rows)
     if builtin:
@@ -321,7 +325,8 @@ def bench_startup(work: Path, runs: int) -> None:
         print("  installed services: none found, so there is no create_app row for them; "
               "their discovery row is the cost of scanning an empty entry-point group.")
     print("  wall: the whole interpreter run; step: the discovery or create_app call alone "
-          "(create_app includes its own discovery).")
+          "(create_app includes its own discovery);\n  ÷ import srht_core: each run's wall "
+          "time divided by the baseline's in the same run, median over the runs.")
 
 
 # -- 2. HTTP -----------------------------------------------------------------------
@@ -365,11 +370,9 @@ class Server:
             try:
                 process.wait(20)
             except subprocess.TimeoutExpired:
-                process.kill()
+                # The server's own process group: its master and workers.
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        # Workers left behind by a master that died: same process group.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
         self.process = None
 
 
@@ -472,19 +475,21 @@ def bench_http(work: Path, rounds: int, seconds: int, connections: int,
         body_file.write_bytes(body)
         with running([bare]):
             bare.wait_ready("/")
-            cases = {
-                "bare Flask, static bytes (baseline)": bare.url + "/",
-                "core app, same bytes cached (no render)": core.url + "/cached",
-                "core page (base.html + 20-item list)": core.url + "/",
-                "core /healthz (SQLite SELECT 1)": core.url + "/healthz",
-            }
-            for label, url in cases.items():
+            # (label, URL, whether it answers exactly the page's bytes)
+            checks = [
+                ("bare Flask, static bytes (baseline)", bare.url + "/", True),
+                ("core app, same bytes cached (no render)", core.url + "/cached", True),
+                ("core page (base.html + 20-item list)", core.url + "/", True),
+                ("core /healthz (SQLite SELECT 1)", core.url + "/healthz", False),
+            ]
+            for label, url, same_bytes in checks:
                 status, answer = fetch(url)
                 if status != 200:
                     raise RuntimeError(f"{label}: {url} answered {status}")
-                if label.startswith(("bare", "core app")) and answer != body:
+                if same_bytes and answer != body:
                     raise RuntimeError(f"{label}: {url} does not answer the page's bytes")
                 generator(url, 1, connections)  # warm-up
+            cases = {label: url for label, url, _ in checks}
             samples = {label: Samples(label) for label in cases}
             order = list(cases)
             for run in range(rounds):
@@ -492,17 +497,27 @@ def bench_http(work: Path, rounds: int, seconds: int, connections: int,
                 for label in order if run % 2 == 0 else order[::-1]:
                     samples[label].values.append(generator(cases[label], seconds, connections))
 
-    base = samples[order[0]].median
-    rows = [[s.label, f"{s.median:.0f}", s.spread, f"{s.median / base:.2f}"]
-            for s in samples.values()]
+    base = samples[order[0]]
+    rows = []
+    for case in samples.values():
+        ratios = case.ratios(base)
+        rows.append([case.label, f"{case.median:.0f}", case.spread,
+                     f"{statistics.median(ratios):.2f}",
+                     f"{min(ratios):.2f}–{max(ratios):.2f}"])
     print_table(f"HTTP, gunicorn via srht_core.serve, {workers} sync workers, "
-                f"{connections} connections, {rounds} rounds × {seconds}s "
-                f"(requests/s, median)", ["case", "req/s", "min–max", "÷ bare"], rows)
+                f"{connections} connections, {rounds} rounds × {seconds}s (median)",
+                ["case", "req/s", "min–max", "÷ bare", "min–max"], rows)
     print(f"  page: {len(body)} bytes, {SERVED_SERVICES} services in the nav bar; "
           f"load: {'wrk' if use_wrk else 'Python threads (install wrk for less noise)'}")
+    print("  ÷ bare: each round's req/s divided by the bare app's in the same round; "
+          "median and range over the rounds.")
 
 
 # -- main ----------------------------------------------------------------------------
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -511,20 +526,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer and shorter runs")
     parser.add_argument("--only", choices=("startup", "http"), help="run one benchmark")
     parser.add_argument("--runs", type=int, help="start-up runs per case (default 15, quick 5)")
-    parser.add_argument("--rounds", type=int, help="HTTP rounds (default 5, quick 3)")
+    parser.add_argument("--rounds", type=int, help="HTTP rounds (default 8, quick 3)")
     parser.add_argument("--seconds", type=int, help="seconds per HTTP measurement "
-                                                    "(default 4, quick 2)")
+                                                    "(default 3, quick 2)")
     parser.add_argument("--connections", type=int, default=4,
                         help="concurrent connections of the load generator (default 4)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     args = parser.parse_args(argv)
     runs = args.runs or (5 if args.quick else 15)
-    rounds = args.rounds or (3 if args.quick else 5)
-    seconds = args.seconds or (2 if args.quick else 4)
+    rounds = args.rounds or (3 if args.quick else 8)
+    seconds = args.seconds or (2 if args.quick else 3)
 
     # A SIGTERM stops us like a Ctrl-C does: through the finally blocks that
     # stop the servers and remove the work folder.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    signal.signal(signal.SIGTERM, _interrupt)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     started = time.monotonic()
     print(textwrap.dedent(f"""\
@@ -541,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\ndone in {time.monotonic() - started:.0f}s")
+    print(f"\ndone in {time.monotonic() - started:.0f}s, "
+          f"load average {os.getloadavg()[0]:.2f}")
     return 0
 
 

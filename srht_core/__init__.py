@@ -18,12 +18,15 @@ from .config import (
     ConfigError,
     ConfigProblem,
     Email,
+    FernetKey,
     Integer,
     Key,
     List,
     Networks,
     PathValue,
+    Secret,
     Section,
+    SigningKey,
     Text,
     Url,
     load_config,
@@ -60,7 +63,7 @@ from .service import (
     Timer,
 )
 from .tokens import TokenGrant, api_user, current_token, parse_scopes, require_scope, seal_grant
-from .webhooks import redeliver, send_webhook
+from .webhooks import Delivery, deliveries, redeliver, send_webhook
 
 __all__ = [
     "Address",
@@ -73,8 +76,10 @@ __all__ = [
     "CursorPage",
     "Database",
     "DatabaseSchema",
+    "Delivery",
     "Email",
     "EventType",
+    "FernetKey",
     "Form",
     "HostNeeds",
     "Integer",
@@ -90,8 +95,10 @@ __all__ = [
     "PluginError",
     "PluginHost",
     "Scope",
+    "Secret",
     "Section",
     "ServiceInfo",
+    "SigningKey",
     "SrhtState",
     "Text",
     "Timer",
@@ -110,6 +117,7 @@ __all__ = [
     "current_user",
     "cursor_paginate",
     "db_session",
+    "deliveries",
     "derive_key",
     "enqueue",
     "form_errors",

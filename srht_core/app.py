@@ -160,6 +160,8 @@ def create_app(service: str, config: Config | str | os.PathLike[str] | None = No
         blueprint = app.blueprints.get(request.blueprint or "")
         if getattr(blueprint, "srht_api", False) or getattr(view, "srht_csrf_exempt", False):
             return
+        if request.routing_exception is not None:
+            return  # no view will run: answer the 404 or 405, not a CSRF error
         csrf.protect()
 
     security.init_app(app, state)

@@ -145,7 +145,11 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         logging.getLogger("srht.plugins").setLevel(logging.ERROR)
         logging.getLogger("srht_core.plugins").setLevel(logging.ERROR)
-    ctx.obj = Context(config_path)
+    if isinstance(ctx.obj, Context):
+        # Resolving a service's command group already made one (and its plugins).
+        ctx.obj.config_path = config_path
+    else:
+        ctx.obj = Context(config_path)
 
 
 # -- services ----------------------------------------------------------------

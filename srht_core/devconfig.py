@@ -9,6 +9,7 @@ beside the file, every service on its own loopback port.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from .config import dump_ini
@@ -36,6 +37,7 @@ def dev_config_text(plugins: PluginHost, services: list[str], *, data_dir: str =
         "webhooks": {"private-key": keys.webhook_private_key},
     }
     used: set[int] = set()
+    schemas, _problems = plugins.config_schemas()
     for name in services:
         record = plugins.get(name)
         assert record is not None and record.info is not None
@@ -48,6 +50,14 @@ def dev_config_text(plugins: PluginHost, services: list[str], *, data_dir: str =
             "bind": f"{host}:{port}",
             "workers": 1,
         }
+        # The service's own required keys: a fresh secret, or its documented example.
+        for key in schemas[name].keys:
+            if not key.required or key.name in data[name]:
+                continue
+            if key.secret:
+                data[name][key.name] = secrets.token_urlsafe(32)
+            elif key.example:
+                data[name][key.name] = key.example
     header = (
         "# A development config written by srht: secrets are fresh and local to\n"
         "# this file. Not for production: see config.example.ini.\n\n")

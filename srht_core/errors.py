@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 __all__ = ["ApiError", "wants_json"]
@@ -48,6 +49,13 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Any:
         return error.body(), error.status
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> Any:
+        error.description = ("This form expired or came from another site, so it was not "
+                             "accepted and nothing was changed. Go back, reload the page "
+                             f"and submit it again. ({error.description})")
+        return http_error(error)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:

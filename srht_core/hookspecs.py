@@ -227,6 +227,7 @@ def user_updated(user: Any) -> None:
     is called; update anything the service derives from it.
 
     :param user: the service's mirrored user object, already updated.
+    :return: nothing; the return value is ignored.
 
     Called in the service's app context and open database session, which
     the core commits afterwards; raising rolls the update back and the
@@ -243,6 +244,7 @@ def user_deleted(user: Any) -> None:
 
     :param user: the service's mirrored user object; the core deletes it
         after every implementation has returned.
+    :return: nothing; the return value is ignored.
 
     Called in the service's app context and open database session, which
     the core commits afterwards; raising rolls back and the event is retried.

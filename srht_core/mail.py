@@ -23,7 +23,11 @@ __all__ = ["build_message", "deliver", "outbox_dir", "send_mail"]
 
 def send_mail(to: str, subject: str, body: str, *, reply_to: str | None = None,
               headers: dict[str, str] | None = None, session: Any = None) -> int:
-    """Queue a plain-text message to ``to``; returns the job id."""
+    """Queue a plain-text message to ``to``; returns the job id.
+
+    :param headers: extra headers; one the core sets itself (``From``)
+        is replaced, so a service can send from its own address.
+    """
     return enqueue("srht.send-mail", session=session, to=to, subject=subject, body=body,
                    reply_to=reply_to, headers=headers or {})
 
@@ -52,6 +56,7 @@ def build_message(to: str, subject: str, body: str, reply_to: str | None = None,
     if reply_to:
         message["Reply-To"] = reply_to
     for name, value in (headers or {}).items():
+        del message[name]  # a caller's header replaces the default (From, say)
         message[name] = value
     message.set_content(body)
     return message

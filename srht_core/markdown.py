@@ -28,6 +28,7 @@ ALLOWED_ATTRIBUTES = {
     "span": {"class"},
     "div": {"class"},
     "code": {"class"},
+    "pre": {"class"},
     "td": {"align"},
     "th": {"align"},
     "ol": {"start"},
@@ -41,7 +42,9 @@ def _highlight(code: str, lang: str, _attrs: str) -> str:
         lexer = get_lexer_by_name(lang.split()[0])
     except ClassNotFound:
         return ""
-    return str(highlight(code, lexer, HtmlFormatter(nowrap=False, cssclass="highlight")))
+    # markdown-it uses a result starting with <pre as the whole block.
+    body = highlight(code, lexer, HtmlFormatter(nowrap=True))
+    return f'<pre class="highlight"><code>{body}</code></pre>\n'
 
 
 @lru_cache(maxsize=1)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, g, request
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -45,6 +45,12 @@ class QueueCollector:
 
 def init_app(app: Flask, state: SrhtState) -> None:
     multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    if multiprocess and values.ValueClass is values.MutexValue:
+        # prometheus_client chooses where values live when it is first
+        # imported, which can be before `srht serve` sets the folder (loading
+        # the plugins imports the core): choose again, or every worker would
+        # count in its own memory and the scrape would find nothing.
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=True)
     own = None if multiprocess else registry
     requests = Counter("srht_requests", "HTTP requests handled",

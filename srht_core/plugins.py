@@ -324,6 +324,34 @@ class PluginHost:
         goes through the same hooks as services')."""
         return self.call_one(hook, "srht-core", **kwargs)
 
+    def oauth_scopes(self, names: list[str]) -> dict[str, str]:
+        """``{"todo/tickets": description}`` for the services ``names``.
+
+        :raises PluginError: when a service declares a scope twice or one
+            that is not a lower-case word.
+        """
+        return self._named("oauth_scopes", names, "/", "scope")
+
+    def webhook_events(self, names: list[str]) -> dict[str, str]:
+        """``{"todo:ticket:create": description}`` for the services ``names``.
+
+        :raises PluginError: when a service declares an event twice.
+        """
+        return self._named("webhook_events", names, ":", "webhook event")
+
+    def _named(self, hook: str, names: list[str], separator: str, what: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name in names:
+            for item in self.call_one(hook, name) or ():
+                full = f"{name}{separator}{item.name}"
+                if not re.match(r"^[a-z][a-z0-9-]*(:[a-z][a-z0-9-]*)*$", item.name):
+                    raise PluginError(f"service {name} declares the {what} {item.name!r}; "
+                                      "use lower-case words")
+                if full in found:
+                    raise PluginError(f"service {name} declares the {what} {full} twice")
+                found[full] = item.description
+        return found
+
     def call_each(self, hook: str, names: list[str], **kwargs: Any
                   ) -> Iterator[tuple[str, Any, PluginError | None]]:
         """Call ``hook`` on each of the services ``names``, in that order,

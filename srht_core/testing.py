@@ -285,11 +285,12 @@ def make_app(plugin_host: PluginHost) -> Iterator[Callable[..., Any]]:
 @contextlib.contextmanager
 def serve_service(service: str, config_path: str | os.PathLike[str], *,
                   python: str | None = None, workers: int = 1,
-                  env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run ``srht serve SERVICE`` (real gunicorn) on a free loopback port;
-    yield its base URL; stop it by PID. ``python`` picks another
-    interpreter (a venv's) to run it with."""
-    port = free_port()
+                  env: dict[str, str] | None = None, port: int | None = None) -> Iterator[str]:
+    """Run ``srht serve SERVICE`` (real gunicorn) on a free loopback port
+    (or ``port``, say the one of the service's origin in the config); yield
+    its base URL; stop it by PID. ``python`` picks another interpreter (a
+    venv's) to run it with."""
+    port = port or free_port()
     command = [python or sys.executable, "-m", "srht_core.cli", "--config", str(config_path),
                "serve", service, "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the server's life

@@ -17,7 +17,9 @@ import base64
 import json
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,7 +34,9 @@ from .db import utcnow
 from .jobs import core_metadata, enqueue
 
 __all__ = [
+    "Delivery",
     "WebhookError",
+    "deliveries",
     "delivery_table",
     "send_webhook",
     "sign",
@@ -156,10 +160,42 @@ def _skew_delta() -> Any:
 
 @dataclass(frozen=True)
 class Delivery:
+    """One recorded webhook delivery, as a delivery log shows it."""
+
     id: int
     url: str
     event: str
     status: str
+    subscription: str | None = None
+    payload: str = ""
+    attempts: int = 0
+    response_status: int | None = None
+    response_body: str | None = None
+    created: datetime | None = None
+    updated: datetime | None = None
+
+
+def deliveries(subscription: str, *, ids: Iterable[int] | None = None, limit: int = 50,
+               session: Session | None = None) -> list[Delivery]:
+    """The deliveries recorded with ``subscription`` (the key given to
+    :func:`send_webhook`), newest first: what a service's delivery log shows.
+
+    :param ids: only these delivery ids, to check that a delivery a user
+        names belongs to the subscription before acting on it.
+    :param limit: at most this many.
+
+    .. versionadded:: 0.1
+    """
+    from .app import current_service
+
+    session = session if session is not None else current_service().db.scoped()
+    stmt = (sa.select(delivery_table).where(delivery_table.c.subscription == subscription)
+            .order_by(delivery_table.c.id.desc()).limit(limit))
+    if ids is not None:
+        stmt = stmt.where(delivery_table.c.id.in_(list(ids)))
+    return [Delivery(row.id, row.url, row.event, row.status, row.subscription, row.payload,
+                     row.attempts, row.response_status, row.response_body, row.created,
+                     row.updated) for row in session.execute(stmt)]
 
 
 def send_webhook(url: str, event: str, payload: dict[str, Any], *,

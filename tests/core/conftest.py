@@ -5,17 +5,26 @@ they run for users, through their real discovery and loading."""
 from __future__ import annotations
 
 import importlib.util
+import logging
+import os
+import shutil
+import subprocess
 import sys
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from click.testing import CliRunner, Result
 
+from srht_core.cli import main
 from srht_core.config import dump_ini
 from srht_core.testing import site_config
+
+ROOT = Path(__file__).resolve().parents[2]
 
 #: A service with a key of each type, installed by ``installed_service``.
 DEMO_SERVICE = '''
@@ -31,7 +40,8 @@ def service_info():
 @hookimpl
 def config_schema():
     return [Section("demo", description="The demo service.", keys=(
-        Key("motd", Text(), required=True, description="Message of the day."),
+        Key("motd", Text(), required=True, example="Welcome",
+            description="Message of the day."),
         Key("max-items", Integer(min=1, max=1000), default=10, description="Items per page."),
         Key("notify", Email(), description="Who gets told."),
         Key("mode", Choice(("fast", "safe")), default="safe", description="How to run."),
@@ -140,3 +150,94 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def srht(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callable[..., Result]]:
+    """``srht("config", "check")``: the ``srht`` command run in-process (click's
+    runner) in ``tmp_path``, with no ``$SRHT_CONFIG`` unless the test sets one."""
+    monkeypatch.delenv("SRHT_CONFIG", raising=False)
+    monkeypatch.delenv("SRHT_PLUGINS_STRICT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    # The command quiets the plugin host's logger; do not let that leak into
+    # the tests that run after.
+    loggers = [logging.getLogger(name) for name in ("srht.plugins", "srht_core.plugins")]
+    levels = [logger.level for logger in loggers]
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args))
+
+    yield run
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
+
+
+# -- a virtualenv with third-party services installed by pip ------------------------------
+
+
+@dataclass(frozen=True)
+class Venv:
+    """A virtualenv that sees the machine's srht (``--system-site-packages``)
+    and has the example and the broken services installed by pip."""
+
+    path: Path
+    sources: Path
+
+    @property
+    def python(self) -> str:
+        return str(self.path / "bin" / "python")
+
+    @property
+    def srht(self) -> list[str]:
+        # The venv's own `srht`. The core itself is installed outside the venv
+        # (editable, from the machine's site-packages), so its console script
+        # is not in the venv's bin/; this runs the same entry point with the
+        # venv's interpreter, which is what that script would do.
+        return [self.python, "-m", "srht_core.cli"]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of a user's shell: no config or strictness inherited."""
+        return {k: v for k, v in os.environ.items()
+                if k not in ("SRHT_CONFIG", "SRHT_PLUGINS_STRICT", "PYTHONPATH")}
+
+    def run(self, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*self.srht, *args], cwd=cwd, env=self.env, capture_output=True,
+                              text=True, timeout=120)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def hello_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """examples/hello-service and tests/fixtures/broken-plugin installed by
+    ``pip install --no-deps --no-build-isolation --no-index`` (offline) into
+    a fresh virtualenv, from copies so that builds leave the tree clean."""
+    base = tmp_path_factory.mktemp("hello-venv")
+    venv = Venv(base / "venv", base / "src")
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv.path)],
+                   check=True, capture_output=True, timeout=300)
+    probe = subprocess.run(
+        [venv.python, "-c", "import importlib.util, setuptools; "
+         "assert importlib.util.find_spec('wheel') or "
+         "importlib.util.find_spec('setuptools.command.bdist_wheel')"],
+        capture_output=True, text=True)
+    if probe.returncode != 0:
+        message = ("building the example offline needs setuptools and wheel importable in a "
+                   "venv of this Python (pip install setuptools wheel): " + probe.stderr)
+        if _in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    ignore = shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache")
+    for source in (ROOT / "examples" / "hello-service",
+                   ROOT / "tests" / "fixtures" / "broken-plugin"):
+        shutil.copytree(source, venv.sources / source.name, ignore=ignore)
+    installed = subprocess.run(
+        [venv.python, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+         "--no-index", "--disable-pip-version-check", "--quiet",
+         str(venv.sources / "hello-service"), str(venv.sources / "broken-plugin")],
+        capture_output=True, text=True, env=venv.env, timeout=600)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    return venv

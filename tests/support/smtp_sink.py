@@ -25,7 +25,9 @@ class Received:
 
     @property
     def message(self) -> EmailMessage:
-        parsed = message_from_bytes(self.data, policy=policy.default)
+        """The message parsed, with SMTP's CRLF line ends made plain LF (as a
+        mailbox stores it)."""
+        parsed = message_from_bytes(self.data.replace(b"\r\n", b"\n"), policy=policy.default)
         assert isinstance(parsed, EmailMessage)
         return parsed
 

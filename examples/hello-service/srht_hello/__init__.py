@@ -12,6 +12,7 @@ from flask import Blueprint
 from srht_core import Config, NavEntry, Section, ServiceInfo, hookimpl
 
 from .config import HELLO
+from .web import web
 
 
 @hookimpl
@@ -32,8 +33,6 @@ def config_schema() -> list[Section]:
 
 @hookimpl
 def blueprints(config: Config) -> list[Blueprint]:
-    from .web import web
-
     return [web]
 
 

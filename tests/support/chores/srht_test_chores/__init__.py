@@ -26,7 +26,8 @@ from srht_core import (
     hookimpl,
 )
 
-from . import api, jobs as chore_jobs, models, web
+from . import api, models, web
+from . import jobs as chore_jobs
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Tests that write revisions point this at a copy of the migrations folder.
@@ -51,7 +52,8 @@ def config_schema() -> list[Section]:
 
 @hookimpl
 def database_schema() -> DatabaseSchema:
-    return DatabaseSchema(models.metadata, Path(os.environ.get(MIGRATIONS_ENV) or MIGRATIONS))
+    return DatabaseSchema(models.metadata, Path(os.environ.get(MIGRATIONS_ENV) or MIGRATIONS),
+                          user_model=models.User)
 
 
 @hookimpl

@@ -1,0 +1,183 @@
+"""srht_core.db: one database per service, the mirrored-user model, the
+session's life in a request, and the statement counter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from srht_core import Database, db_session
+from srht_core.db import default_url, request_statements
+
+
+def models() -> Any:
+    from srht_test_chores import models
+
+    return models
+
+
+@pytest.mark.postgres
+def test_mirrored_user_keeps_metas_id_and_timestamps(chores_app: Any) -> None:
+    User, Chore = models().User, models().Chore
+    db = chores_app.extensions["srht"].db
+    with db.session() as session:
+        session.add(User(id=4242, username="alice", email="alice@example.org"))
+
+    with db.session() as session:
+        alice = session.get(User, 4242)
+        assert alice is not None
+        assert (alice.username, alice.canonical_name, alice.user_type) == \
+            ("alice", "~alice", "active")
+        assert not alice.is_admin and not alice.is_suspended
+        assert isinstance(alice.created, datetime) and alice.updated >= alice.created
+        assert alice.suspension_notice is None
+        alice.chores.append(Chore(title="feed the cat"))
+        long_ago = datetime(2020, 1, 1)
+        alice.created = alice.updated = long_ago
+
+    with db.session() as session:
+        alice = session.get(User, 4242)
+        assert alice.updated == long_ago
+        alice.user_type = "admin"
+
+    with db.session() as session:
+        alice = session.get(User, 4242)
+        assert alice.is_admin
+        assert alice.created == long_ago and alice.updated > long_ago
+        assert [c.title for c in alice.chores] == ["feed the cat"]
+        assert alice.chores[0].owner_id == 4242
+
+
+@pytest.mark.postgres
+def test_mirrored_usernames_are_unique(chores_app: Any) -> None:
+    User = models().User
+    db = chores_app.extensions["srht"].db
+    with db.session() as session:
+        session.add(User(id=1, username="bob", email="bob@example.org"))
+    with pytest.raises(IntegrityError), db.session() as session:
+        session.add(User(id=2, username="bob", email="other@example.org"))
+    with db.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
+
+
+@pytest.mark.postgres
+def test_session_rolls_back_when_the_block_raises(chores_app: Any) -> None:
+    Chore = models().Chore
+    db = chores_app.extensions["srht"].db
+    with pytest.raises(RuntimeError), db.session() as session:
+        session.add(Chore(title="never saved"))
+        session.flush()
+        raise RuntimeError("changed my mind")
+    with db.session() as session:
+        assert session.scalars(sa.select(Chore)).all() == []
+
+
+@pytest.mark.postgres
+def test_db_session_is_the_apps_and_ends_with_the_app_context(chores_app: Any) -> None:
+    db = chores_app.extensions["srht"].db
+    with chores_app.app_context():
+        session = db_session()
+        assert session.get_bind() is db.engine
+        assert db_session() is session
+        session.add(models().Chore(title="uncommitted"))
+    with chores_app.app_context():
+        assert db_session() is not session
+        assert db_session.scalars(sa.select(models().Chore)).all() == []
+
+
+@pytest.mark.postgres
+def test_two_apps_in_one_process_keep_their_own_databases(
+        chores_plugin: Any, make_config: Callable[..., Any], make_app: Callable[..., Any],
+        srht_postgres: Any) -> None:
+    first = make_app("chores", make_config(
+        {"chores": {"connection-string": srht_postgres.create_database()}}))
+    second = make_app("chores", make_config(
+        {"chores": {"connection-string": srht_postgres.create_database()}}))
+
+    created = first.test_client().post("/api/chores", json={"title": "only in the first"})
+    assert created.status_code == 201
+
+    assert [c["title"] for c in first.test_client().get("/api/chores").json["results"]] == \
+        ["only in the first"]
+    assert second.test_client().get("/api/chores").json["results"] == []
+    assert first.extensions["srht.db"] is not second.extensions["srht.db"]
+
+
+def test_sqlite_is_the_embedded_default(chores_plugin: Any, make_config: Callable[..., Any],
+                                        make_app: Callable[..., Any], tmp_path: Path) -> None:
+    app = make_app("chores", make_config({"chores": {}}))
+    db = app.extensions["srht"].db
+
+    assert str(db.url) == default_url(tmp_path / "data", "chores")
+    assert (tmp_path / "data" / "chores.db").is_file()
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    with pytest.raises(IntegrityError), db.session() as session:
+        session.add(models().Chore(title="owned by nobody", owner_id=999))
+
+
+@pytest.mark.postgres
+def test_count_statements_counts_what_runs_inside_the_block(chores_app: Any) -> None:
+    db = chores_app.extensions["srht"].db
+    with db.engine.connect() as connection:
+        with db.count_statements() as counted:
+            for _ in range(3):
+                connection.execute(sa.text("SELECT 1"))
+        connection.execute(sa.text("SELECT 1"))
+    assert counted[0] == 3
+
+    with db.count_statements() as nothing:
+        pass
+    assert nothing[0] == 0
+
+
+@pytest.mark.postgres
+def test_a_page_runs_the_same_statements_for_one_item_or_many(chores_app: Any) -> None:
+    Chore = models().Chore
+    db = chores_app.extensions["srht"].db
+    client = chores_app.test_client()
+
+    def statements_of_listing() -> int:
+        with db.count_statements() as counted:
+            assert client.get("/api/chores").status_code == 200
+        return counted[0]
+
+    with db.session() as session:
+        session.add(Chore(title="one"))
+    one = statements_of_listing()
+    with db.session() as session:
+        session.add_all(Chore(title=f"chore {n}") for n in range(20))
+    many = statements_of_listing()
+
+    assert one == many >= 1
+
+
+@pytest.mark.postgres
+def test_request_statements_counts_from_the_start_of_the_request(chores_app: Any) -> None:
+    seen: list[int] = []
+
+    @chores_app.after_request
+    def remember(response: Any) -> Any:
+        seen.append(request_statements())
+        return response
+
+    chores_app.test_client().get("/api/chores")
+    chores_app.test_client().get("/api/chores")
+    assert seen[0] == seen[1] >= 1
+
+
+def test_a_database_can_live_outside_flask(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'nested' / 'alone.db'}")
+    try:
+        with db.session() as session:
+            assert session.execute(sa.text("SELECT 41 + 1")).scalar() == 42
+        assert (tmp_path / "nested" / "alone.db").is_file()
+    finally:
+        db.dispose()
