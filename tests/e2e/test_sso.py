@@ -58,8 +58,10 @@ def site(tmp_path: Path, srht_postgres: Any, support_venv: Any,
     assert created.returncode == 0, created.stderr
     worker = support_venv.popen("worker", "meta", config=config, log=process_log("worker"))
     try:
-        with serve_service("meta", config, python=support_venv.python) as meta, \
-                serve_service("chores", config, python=support_venv.python) as chores:
+        with serve_service("meta", config, python=support_venv.python,
+                           port=meta_port) as meta, \
+                serve_service("chores", config, python=support_venv.python,
+                              port=chores_port) as chores:
             yield {"meta": meta, "chores": chores, "config": config,
                    "python": support_venv.python}
     finally:
