@@ -172,8 +172,8 @@ def login_required(view: F) -> F:
 def is_safe_return_to(url: str | None, state: SrhtState | None = None) -> bool:
     """Whether ``url`` may be redirected to after login: a relative path on
     this host, or an http(s) URL on ``[srht] global-domain`` or below."""
-    if not url:
-        return False
+    if not url or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return False  # browsers drop tabs and newlines: "/\t/evil" would become "//evil"
     if url.startswith("/") and not url.startswith("//") and "\\" not in url:
         return True
     state = state or _state()

@@ -48,15 +48,13 @@ def database_schema() -> DatabaseSchema:
 @hookimpl
 def blueprints(config: Config) -> list[Blueprint]:
     from .api import api, internal, public
+    from .web.admin import bp as admin
     from .web.auth import bp as auth
+    from .web.keys import bp as keys
+    from .web.oauth import bp as oauth
+    from .web.settings import bp as settings
 
-    def use_local_revocations(state: Any) -> None:
-        from .accounts import token_revoked
-
-        state.app.extensions["srht.token_revoked"] = token_revoked
-
-    auth.record_once(use_local_revocations)
-    return [auth, api, internal, public]
+    return [auth, settings, keys, admin, oauth, api, internal, public]
 
 
 @hookimpl

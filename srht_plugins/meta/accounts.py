@@ -192,6 +192,21 @@ def authenticate(name_or_email: str, password: str) -> User:
     return user
 
 
+def account_locked(user: User) -> bool:
+    """Whether failed attempts at ``user``'s password or second factor
+    reached ``[meta] login-attempts-per-account`` in the last 15 minutes."""
+    limit = int(current_service().config["meta"]["login-attempts-per-account"])
+    return _failures(f"user:{user.id}") >= limit
+
+
+def record_failed_attempt(user: User, details: str, event: str = "login failed") -> None:
+    """Count a wrong password or second factor against ``user`` and the
+    client's address, as a failed login does, and audit it (not committed)."""
+    db_session.add_all([LoginAttempt(key=f"address:{client_address()}"),
+                        LoginAttempt(key=f"user:{user.id}")])
+    audit(user, event, details)
+
+
 def new_session_id() -> str:
     return secrets.token_urlsafe(12)
 
@@ -265,13 +280,7 @@ def issue_personal_token(user: User, scopes: str, *, expires_days: int | None = 
 def known_scopes() -> dict[str, str]:
     """``{"todo/tickets": "description"}`` for every enabled service."""
     state = current_service()
-    names = [r.name for r in state.plugins.enabled(state.config)]
-    out: dict[str, str] = {}
-    for service, scopes, error in state.plugins.call_each("oauth_scopes", names):
-        if error is None:
-            for scope in scopes or ():
-                out[f"{service}/{scope.name}"] = scope.description
-    return out
+    return state.plugins.oauth_scopes([r.name for r in state.plugins.enabled(state.config)])
 
 
 def revoke_personal_token(pat: PersonalAccessToken) -> None:

@@ -1,5 +1,6 @@
 """meta's API: the token owner's profile, and the internal API the other
-services call (profiles for mirroring, token revocations)."""
+services call (profiles for mirroring, token revocations, SSH keys by
+fingerprint)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,22 @@ def internal_revoked() -> Any:
     # Look back a little further than asked, so a revocation committed while
     # the previous answer was being made is not missed.
     return {"revoked": revoked_since(max(0.0, since - 5)), "now": now}
+
+
+@internal.get("/ssh-keys")
+@internal_only_credential
+def internal_ssh_key() -> Any:
+    """The SSH key whose fingerprint is ``?fingerprint=SHA256:...`` and its
+    owner's profile (suspended or not: the caller decides), for the git
+    service's AuthorizedKeysCommand."""
+    fingerprint = request.args.get("fingerprint", "")
+    key = db_session.scalar(sa.select(SSHKey).where(SSHKey.fingerprint == fingerprint))
+    if key is None:
+        abort(404)
+    user = db_session.get(User, key.user_id)
+    if user is None:
+        abort(404)
+    return {"fingerprint": key.fingerprint, "key": key.key, "user": user.profile()}
 
 
 @public.get("/~<username>.keys")

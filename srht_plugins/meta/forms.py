@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wtforms import BooleanField, EmailField, PasswordField, StringField, TextAreaField
-from wtforms.validators import URL, Email, InputRequired, Length, Optional
+from wtforms.validators import URL, Email, InputRequired, Length, Optional, Regexp
 
 from srht_core import Form
 
@@ -34,7 +34,11 @@ class ResetForm(Form):
 
 class ProfileForm(Form):
     name = StringField("Name", validators=[Optional(), Length(max=256)])
-    url = StringField("Website", validators=[Optional(), URL(), Length(max=256)])
+    url = StringField("Website", validators=[
+        Optional(), Length(max=256), URL(message="Enter a web address like https://example.org."),
+        # wtforms' URL accepts any scheme, javascript: included; links must be web pages.
+        Regexp(r"(?i)^https?://", message="The address must start with https:// or http://."),
+    ])
     location = StringField("Location", validators=[Optional(), Length(max=256)])
     bio = TextAreaField("Bio (Markdown)", validators=[Optional(), Length(max=4096)])
 

@@ -55,6 +55,8 @@ class User(TimestampMixin, Base):
     bio: Mapped[str | None] = mapped_column(sa.Text)
     #: The TOTP secret, sealed with the network key; None when TOTP is off.
     totp_secret: Mapped[str | None] = mapped_column(sa.Text)
+    #: The time step of the last TOTP code accepted, so a code works once.
+    totp_last_step: Mapped[int | None] = mapped_column(sa.Integer)
 
     ssh_keys: Mapped[list[SSHKey]] = relationship(back_populates="user",
                                                   cascade="all, delete-orphan")
@@ -242,8 +244,13 @@ class OAuthToken(Base):
     scope: Mapped[str] = mapped_column(sa.Text)
     access_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     refresh_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    #: The authorization code the grant started from. Tokens refreshed from
+    #: one another keep it, so a whole grant can be revoked at once.
+    authorization_id: Mapped[int] = mapped_column(sa.Integer, index=True)
     issued_at: Mapped[int] = mapped_column(sa.Integer)
     expires_in: Mapped[int] = mapped_column(sa.Integer)
+    #: When the refresh token was exchanged for a new pair: it works once.
+    refreshed_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime, index=True)
 
     user: Mapped[User] = relationship()

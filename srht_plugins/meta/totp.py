@@ -1,22 +1,28 @@
 """The second factor: TOTP (pyotp) and single-use recovery codes.
 
 The TOTP secret is stored encrypted with a key derived for meta alone;
-recovery codes are stored as Argon2 hashes and each works once.
+recovery codes are stored as keyed hashes (HMAC-SHA256 with a key derived
+for meta alone: they are 64-bit random values, so a slow password hash
+would only make every check slow) and each works once.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import secrets
+import time
+from typing import Any, cast
 
 import pyotp
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy.engine import CursorResult
 
 from srht_core import current_service, db_session, derive_key, utcnow
 
 from .models import RecoveryCode, User
-from .passwords import check_password, hash_password
 
 RECOVERY_CODES = 10
 
@@ -46,9 +52,52 @@ def provisioning_uri(user: User, secret: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=issuer)
 
 
-def check_totp(secret: str, code: str) -> bool:
+def matching_step(secret: str, code: str, at: float | None = None) -> int | None:
+    """The time step (of 30 seconds) whose code ``code`` is, allowing one
+    step of clock drift either way; ``None`` when it matches none."""
     code = code.strip().replace(" ", "")
-    return code.isdigit() and pyotp.TOTP(secret).verify(code, valid_window=1)
+    if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    now = int(time.time() if at is None else at) // totp.interval
+    for step in (now - 1, now, now + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def check_totp(secret: str, code: str) -> bool:
+    """Whether ``code`` is a current code of ``secret`` (reuse not checked:
+    see :func:`accept_totp`)."""
+    return matching_step(secret, code) is not None
+
+
+def accept_totp(user: User, code: str, secret: str | None = None) -> bool:
+    """Whether ``code`` is a current TOTP code of ``user`` not used before.
+    An accepted code's time step is recorded (to be committed by the
+    caller), so the same code, or an older one, is refused afterwards."""
+    if secret is None:
+        secret = open_secret(user.totp_secret) if user.totp_secret else None
+    if not secret:
+        return False
+    step = matching_step(secret, code)
+    if step is None:
+        return False
+    # One conditional UPDATE, so two requests racing with one code cannot
+    # both win: the second waits for the first's row lock, then matches nothing.
+    result = db_session.execute(
+        sa.update(User)
+        .where(User.id == user.id, sa.or_(User.totp_last_step.is_(None),
+                                          User.totp_last_step < step))
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session="fetch"))
+    return cast(CursorResult[Any], result).rowcount == 1
+
+
+def _code_hash(code: str) -> str:
+    secret = current_service().config["srht"]["service-key"]
+    key = derive_key(secret, "meta:recovery-codes")
+    return hmac.new(key, code.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 
 def new_recovery_codes(user: User) -> list[str]:
@@ -56,7 +105,7 @@ def new_recovery_codes(user: User) -> list[str]:
     db_session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     codes = [f"{secrets.token_hex(4)}-{secrets.token_hex(4)}" for _ in range(RECOVERY_CODES)]
     for code in codes:
-        db_session.add(RecoveryCode(user_id=user.id, code_hash=hash_password(code)))
+        db_session.add(RecoveryCode(user_id=user.id, code_hash=_code_hash(code)))
     return codes
 
 
@@ -64,16 +113,16 @@ def use_recovery_code(user: User, code: str) -> bool:
     code = code.strip().lower()
     for row in db_session.scalars(sa.select(RecoveryCode).where(
             RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))):
-        if check_password(row.code_hash, code):
+        if hmac.compare_digest(row.code_hash, _code_hash(code)):
             row.used_at = utcnow()
             return True
     return False
 
 
 def check_second_factor(user: User, code: str) -> bool:
-    """A current TOTP code, or an unused recovery code (used up by this)."""
-    secret = open_secret(user.totp_secret) if user.totp_secret else None
-    if secret and check_totp(secret, code):
+    """A current TOTP code not used before (recorded, not committed), or an
+    unused recovery code (used up and committed by this)."""
+    if accept_totp(user, code):
         return True
     if "-" in code and use_recovery_code(user, code):
         from .accounts import audit

@@ -38,6 +38,7 @@ def upgrade() -> None:
     sa.Column('location', sa.String(length=256), nullable=True),
     sa.Column('bio', sa.Text(), nullable=True),
     sa.Column('totp_secret', sa.Text(), nullable=True),
+    sa.Column('totp_last_step', sa.Integer(), nullable=True),
     sa.Column('created', sa.DateTime(), nullable=False),
     sa.Column('updated', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_user')),
@@ -118,8 +119,10 @@ def upgrade() -> None:
     sa.Column('scope', sa.Text(), nullable=False),
     sa.Column('access_hash', sa.String(length=64), nullable=False),
     sa.Column('refresh_hash', sa.String(length=64), nullable=True),
+    sa.Column('authorization_id', sa.Integer(), nullable=False),
     sa.Column('issued_at', sa.Integer(), nullable=False),
     sa.Column('expires_in', sa.Integer(), nullable=False),
+    sa.Column('refreshed_at', sa.DateTime(), nullable=True),
     sa.Column('revoked_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_oauth_token_user_id_user'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_oauth_token')),
@@ -127,6 +130,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('refresh_hash', name=op.f('uq_oauth_token_refresh_hash'))
     )
     with op.batch_alter_table('oauth_token', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_oauth_token_authorization_id'), ['authorization_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_oauth_token_client_id'), ['client_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_oauth_token_revoked_at'), ['revoked_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_oauth_token_user_id'), ['user_id'], unique=False)
@@ -213,6 +217,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_oauth_token_user_id'))
         batch_op.drop_index(batch_op.f('ix_oauth_token_revoked_at'))
         batch_op.drop_index(batch_op.f('ix_oauth_token_client_id'))
+        batch_op.drop_index(batch_op.f('ix_oauth_token_authorization_id'))
 
     op.drop_table('oauth_token')
     with op.batch_alter_table('oauth_client', schema=None) as batch_op:

@@ -28,6 +28,7 @@ from srht_core import (
 
 from ..accounts import (
     AccountError,
+    account_locked,
     audit,
     authenticate,
     create_user,
@@ -35,6 +36,7 @@ from ..accounts import (
     find_user,
     mail_user,
     new_session_id,
+    record_failed_attempt,
     send_confirmation,
     settings,
     use_email_link,
@@ -46,13 +48,28 @@ from ..totp import check_second_factor
 
 bp = Blueprint("auth", __name__)
 
+
+def _use_local_revocations(state: Any) -> None:
+    """meta checks revocations in its own database, not through the cache
+    other services keep."""
+    from ..accounts import token_revoked
+
+    state.app.extensions["srht.token_revoked"] = token_revoked
+
+
+# Recorded at import, once per process: a blueprint takes no new setup after
+# its first registration, and one process (the tests) may build many apps.
+bp.record_once(_use_local_revocations)
+
 #: Seconds between the password step and the second factor.
 PENDING_LOGIN_LIFETIME = 300
 
 
 def _return_to(default: str | None = None) -> str:
     wanted = request.values.get("return_to")
-    if wanted and is_safe_return_to(wanted):
+    # Browsers drop tabs and newlines from a Location ("/\t/evil.example"
+    # becomes "//evil.example"), so no control character or space may pass.
+    if wanted and wanted.isprintable() and " " not in wanted and is_safe_return_to(wanted):
         return wanted
     return default or url_for("auth.index")
 
@@ -166,12 +183,17 @@ def login_totp() -> Any:
     form = TotpForm()
     error = None
     if form.validate_on_submit():
-        if check_second_factor(user, form.code.data):
+        if account_locked(user):
+            error = "Too many failed logins for this account; try again in 15 minutes."
+        elif check_second_factor(user, form.code.data):
             session.pop("pending_login", None)
             return _signed_in(user, pending["return_to"])
-        audit(user, "login failed", "wrong second factor")
-        db_session.commit()
-        error = "That code is not right. Codes change every 30 seconds."
+        else:
+            # Counted like a wrong password, so six digits cannot be guessed at leisure.
+            record_failed_attempt(user, "wrong second factor")
+            db_session.commit()
+            error = ("That code is not right, or was used already. Codes change every 30 "
+                     "seconds.")
     return render_template("meta/login-totp.html", form=form, error=error), \
         400 if error else 200
 

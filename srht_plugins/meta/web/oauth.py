@@ -1,0 +1,311 @@
+"""OAuth2 on the web: the endpoints clients call, the consent page people
+see, and the pages where users register and revoke their clients and the
+access they granted.
+
+The endpoints clients call directly (token, revoke, introspect) are not
+browser forms: they are exempt from CSRF, take no cookies into account,
+allow cross-origin calls, and answer RFC 6749 JSON errors. The consent
+form is an ordinary CSRF-protected page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from authlib.oauth2 import OAuth2Error
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response
+from wtforms import StringField, TextAreaField
+from wtforms.validators import URL, AnyOf, InputRequired, Length, Optional
+
+from srht_core import (
+    Form,
+    current_service,
+    current_user,
+    db_session,
+    login_required,
+    login_url,
+)
+
+from ..accounts import audit
+from ..models import OAuthClient
+from ..oauth import (
+    AUTHORIZATION_CODE_LIFETIME,
+    ClientRegistrationError,
+    authorization_server,
+    describe_scopes,
+    init_app,
+    live_grants,
+    register_client,
+    revoke_client,
+    revoke_user_grant,
+    server_metadata,
+)
+
+bp = Blueprint("oauth", __name__)
+
+
+@bp.record_once
+def attach_server(state: Any) -> None:
+    init_app(state.app)
+
+
+# -- what clients call ---------------------------------------------------------------
+
+
+def _json_error(error: str, description: str, status: int,
+                headers: dict[str, str] | None = None) -> Response:
+    response = jsonify({"error": error, "error_description": description})
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(headers or {})
+    return response
+
+
+def client_endpoint(view: Callable[[], Response]) -> Callable[[], Response]:
+    """An endpoint OAuth2 clients call: POST only, no CSRF (clients
+    authenticate themselves, cookies are ignored), errors as RFC 6749 JSON,
+    the transaction committed only when the answer is a success."""
+
+    @wraps(view)
+    def wrapper() -> Response:
+        if request.method != "POST":
+            return _json_error("invalid_request", "Use POST.", 405, {"Allow": "POST"})
+        try:
+            response = view()
+        except OAuth2Error as error:
+            db_session.rollback()
+            return authorization_server().handle_error_response(None, error)  # type: ignore[no-any-return]
+        if response.status_code == 200:
+            db_session.commit()
+        else:
+            db_session.rollback()
+        return response
+
+    wrapper.srht_csrf_exempt = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+@bp.route("/oauth2/token", methods=["GET", "POST"])
+@client_endpoint
+def token() -> Response:
+    return authorization_server().create_token_response()  # type: ignore[no-any-return]
+
+
+@bp.route("/oauth2/revoke", methods=["GET", "POST"])
+@client_endpoint
+def revoke() -> Response:
+    return authorization_server().create_endpoint_response(  # type: ignore[no-any-return]
+        "revocation")
+
+
+@bp.route("/oauth2/introspect", methods=["GET", "POST"])
+@client_endpoint
+def introspect() -> Response:
+    return authorization_server().create_endpoint_response(  # type: ignore[no-any-return]
+        "introspection")
+
+
+@bp.get("/.well-known/oauth-authorization-server")
+def metadata() -> Response:
+    return jsonify(dict(server_metadata()))
+
+
+CROSS_ORIGIN = {"oauth.token", "oauth.revoke", "oauth.introspect", "oauth.metadata"}
+
+
+@bp.after_request
+def allow_cross_origin(response: Response) -> Response:
+    # Browser apps (public clients) call these from their own origin; no
+    # cookie is ever looked at, so any origin may.
+    if request.endpoint in CROSS_ORIGIN:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Max-Age"] = "3600"
+    return response
+
+
+# -- consent -------------------------------------------------------------------------
+
+
+def _authorization_error(error: OAuth2Error) -> ResponseReturnValue:
+    """Send the error to the client when its redirect URI is known to be
+    its own; otherwise tell the person in the browser (RFC 6749 4.1.2.1)."""
+    if error.redirect_uri:
+        return authorization_server().handle_error_response(None, error)  # type: ignore[no-any-return]
+    return render_template("meta/oauth-error.html", error=error), error.status_code or 400
+
+
+def _form_action_source(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        return f"{parts.scheme}://{parts.netloc}"
+    return f"{parts.scheme}:"
+
+
+def _allow_redirect_after_form(response: Response, redirect_uri: str) -> Response:
+    """Browsers hold the redirect that answers a form to the page's CSP
+    ``form-action``, so the consent page must also allow the client's
+    redirect URI. This is the core's policy with that one source added."""
+    origins = sorted(set(current_service().origins.values()))
+    response.headers["Content-Security-Policy"] = "; ".join([
+        "default-src 'self'",
+        "img-src 'self' data: https:",
+        "style-src 'self'",
+        "script-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        " ".join(["form-action 'self'", *origins, _form_action_source(redirect_uri)]),
+    ])
+    return response
+
+
+@bp.route("/oauth2/authorize", methods=["GET", "POST"])
+def authorize() -> ResponseReturnValue:
+    """The authorization endpoint: show the consent page (GET), record the
+    decision (POST, from that page's CSRF-protected form)."""
+    if not current_user:
+        if request.method != "GET":
+            abort(401)
+        return redirect(login_url(request.full_path))
+    user = current_user._get_current_object()
+    server = authorization_server()
+    try:
+        grant = server.get_consent_grant(end_user=user)
+    except OAuth2Error as error:
+        return _authorization_error(error)
+    client = grant.client.row
+    if request.method == "GET":
+        page = render_template("meta/oauth-consent.html", client=client, user=user,
+                               scopes=describe_scopes(grant.request.scope),
+                               redirect_uri=grant.redirect_uri,
+                               action=request.full_path.rstrip("?"))
+        response = Response(page, mimetype="text/html")
+        response.headers["Cache-Control"] = "no-store"
+        return _allow_redirect_after_form(response, grant.redirect_uri)
+    approved = request.form.get("decision") == "approve"
+    response = server.create_authorization_response(grant=grant,
+                                                    grant_user=user if approved else None)
+    if approved and response.status_code == 302:
+        audit(user, "OAuth authorization granted",
+              f"{client.name} ({client.client_id}): {grant.request.scope}")
+    db_session.commit()
+    return response  # type: ignore[no-any-return]
+
+
+# -- clients, for their owners ----------------------------------------------------------------
+
+
+CLIENT_TYPES = {
+    "confidential": "Confidential: runs on a server and keeps a secret",
+    "public": "Public: a native or in-browser app that cannot keep a secret (must use PKCE)",
+}
+
+
+class ClientForm(Form):
+    name = StringField("Name", validators=[InputRequired(), Length(max=256)])
+    description = TextAreaField("Description (optional)",
+                                validators=[Optional(), Length(max=2048)])
+    url = StringField("Website (optional)",
+                      validators=[Optional(), URL(require_tld=False), Length(max=256)])
+    redirect_uris = TextAreaField("Redirect URIs, one per line",
+                                  validators=[InputRequired(), Length(max=6000)])
+    # Rendered as radio buttons by the template (wtforms' RadioField choices
+    # API differs between the versions we support).
+    client_type = StringField("Client type", default="confidential", validators=[
+        InputRequired(), AnyOf(CLIENT_TYPES, message="Choose confidential or public.")])
+
+
+def _own_client(client_id: str) -> OAuthClient:
+    client = db_session.scalar(sa.select(OAuthClient).where(
+        OAuthClient.client_id == client_id, OAuthClient.owner_id == current_user.id))
+    if client is None:
+        abort(404)
+    return client
+
+
+@bp.get("/oauth2/clients")
+@login_required
+def clients() -> ResponseReturnValue:
+    """The user's clients and the access they granted to clients."""
+    owned = db_session.scalars(sa.select(OAuthClient).where(
+        OAuthClient.owner_id == current_user.id).order_by(OAuthClient.revoked_at.is_not(None),
+                                                          OAuthClient.created.desc()))
+    return render_template("meta/oauth-clients.html", clients=list(owned),
+                           grants=live_grants(current_user._get_current_object()))
+
+
+@bp.route("/oauth2/clients/register", methods=["GET", "POST"])
+@login_required
+def register() -> ResponseReturnValue:
+    form = ClientForm()
+    if form.validate_on_submit():
+        url = (form.url.data or "").strip()
+        if url and not url.lower().startswith(("https://", "http://")):
+            form.url.errors.append("The website must be an http or https URL.")
+        else:
+            try:
+                client, secret = register_client(
+                    current_user._get_current_object(), form.name.data,
+                    form.redirect_uris.data.splitlines(),
+                    confidential=form.client_type.data == "confidential",
+                    description=(form.description.data or "").strip(), url=url)
+            except ClientRegistrationError as error:
+                db_session.rollback()
+                getattr(form, error.field).errors.append(str(error))
+            else:
+                db_session.commit()
+                page = render_template("meta/oauth-client-registered.html", client=client,
+                                       secret=secret, metadata_url=url_for("oauth.metadata",
+                                                                           _external=False))
+                response = Response(page, mimetype="text/html")
+                response.headers["Cache-Control"] = "no-store"  # the secret, shown once
+                return response
+    status = 400 if form.errors else 200
+    return render_template("meta/oauth-client-register.html", form=form,
+                           client_types=CLIENT_TYPES), status
+
+
+@bp.get("/oauth2/clients/<client_id>")
+@login_required
+def client(client_id: str) -> ResponseReturnValue:
+    return render_template("meta/oauth-client.html", client=_own_client(client_id),
+                           code_minutes=AUTHORIZATION_CODE_LIFETIME // 60)
+
+
+@bp.post("/oauth2/clients/<client_id>/revoke")
+@login_required
+def revoke_client_page(client_id: str) -> ResponseReturnValue:
+    client = _own_client(client_id)
+    revoke_client(client)
+    db_session.commit()
+    flash(f"{client.name} is revoked: it cannot sign anyone in, and every token it held "
+          "has stopped working.", "success")
+    return redirect(url_for("oauth.clients"))
+
+
+@bp.post("/oauth2/authorizations/<int:authorization_id>/revoke")
+@login_required
+def revoke_authorization(authorization_id: int) -> ResponseReturnValue:
+    if not revoke_user_grant(current_user._get_current_object(), authorization_id):
+        abort(404)
+    db_session.commit()
+    flash("Access revoked: that application's tokens have stopped working.", "success")
+    return redirect(url_for("oauth.clients"))

@@ -1,0 +1,271 @@
+"""Accounts from the outside: registering, confirming, logging in with a
+second factor, tokens, and what meta refuses (closed registration, too many
+failed logins, reused links, forged forms, redirects off the site)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pyotp
+import pytest
+import sqlalchemy as sa
+
+from srht_core import DatabaseSchema, utcnow
+from srht_core.migrate import revision
+from srht_plugins.meta.models import EmailToken, PersonalAccessToken, SSHKey, User
+
+from .conftest import PASSWORD, MetaSite, text
+
+pytestmark = pytest.mark.postgres
+
+ED25519 = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFjKbDOtgWX5Bw5wlS94rh3vJcD17ehkzbIkO8LHg8Yx "
+           "alice@laptop")
+
+
+def totp_secret(page: str) -> str:
+    found = re.search(r"secret=([A-Z2-7]+)", page)
+    assert found, "no otpauth URI on the page"
+    return found.group(1)
+
+
+def location(response: Any) -> str:
+    """Where a redirect goes, as a path on this site or a full URL elsewhere."""
+    target = urlsplit(response.headers["Location"])
+    if target.netloc in ("", "localhost"):
+        return target.path + (f"?{target.query}" if target.query else "")
+    return response.headers["Location"]
+
+
+def test_the_models_match_the_migrations(meta_site: MetaSite, tmp_path: Path) -> None:
+    schema = meta_site.state.schema
+    folder = tmp_path / "migrations"
+    shutil.copytree(schema.migrations, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    script = revision(meta_site.state.db, "meta", DatabaseSchema(schema.metadata, folder),
+                      "nothing to do")
+    body = Path(script.path).read_text().split("def upgrade() -> None:", 1)[1]
+    statements = [line.strip() for line in body.split("def downgrade", 1)[0].splitlines()
+                  if line.strip() and not line.strip().startswith("#")]
+    assert statements == ["pass"], body
+
+
+@pytest.mark.slow
+def test_register_confirm_login_with_totp_then_token_and_revocation(
+        meta_site: MetaSite) -> None:
+    browser = meta_site.browser()
+    page = browser.submit("/register", {"username": "bob", "email": "bob@example.org",
+                                        "password": PASSWORD})
+    assert page.status_code == 200 and "bob@example.org" in text(page)
+
+    refused = browser.login("bob")
+    assert refused.status_code == 400
+    assert "Confirm your email address first" in text(refused)
+
+    confirmed = browser.get(meta_site.last_link("bob@example.org", "/confirm/"))
+    assert confirmed.status_code == 302 and browser.cookie() is not None
+    browser.submit("/logout", action="/logout")
+    assert browser.get("/").status_code == 302
+
+    assert location(browser.login("bob")) == "/"
+    assert "~bob" in text(browser.get("/"))
+
+    # Turn on TOTP: a wrong code is refused, a current one turns it on and
+    # shows ten recovery codes, once.
+    setup = text(browser.get("/security/totp"))
+    secret = totp_secret(setup)
+    totp = pyotp.TOTP(secret)
+    now = time.time()
+    valid = {totp.at(now + drift) for drift in (-30, 0, 30)}
+    wrong = next(c for c in ("123456", "654321", "111111") if c not in valid)
+    assert browser.submit("/security/totp", {"code": wrong}).status_code == 400
+    shown = browser.submit("/security/totp", {"code": totp.at(now - 30)})
+    assert shown.status_code == 200 and shown.headers["Cache-Control"] == "no-store"
+    codes = re.findall(r"<code>([0-9a-f]{8}-[0-9a-f]{8})</code>", text(shown))
+    assert len(codes) == 10
+    assert codes[0] not in text(browser.get("/security"))
+    browser.submit("/logout", action="/logout")
+
+    # Logging in now needs the second factor.
+    step = browser.login("bob")
+    assert location(step) == "/login/totp"
+    assert browser.get("/").status_code == 302, "the password alone must not sign in"
+    assert location(browser.submit("/login/totp", {"code": totp.at(time.time() + 30)})) == "/"
+    browser.submit("/logout", action="/logout")
+
+    # A recovery code works once.
+    browser.login("bob")
+    assert location(browser.submit("/login/totp", {"code": codes[0]})) == "/"
+    browser.submit("/logout", action="/logout")
+    browser.login("bob")
+    again = browser.submit("/login/totp", {"code": codes[0]})
+    assert again.status_code == 400 and "not right" in text(again)
+    assert location(browser.submit("/login/totp", {"code": codes[1].upper()})) == "/"
+
+    # A personal access token reaches the API until it is revoked.
+    created = browser.submit("/tokens", {"comment": "laptop", "scopes": ["meta/profile:RO"],
+                                         "expires": "30"})
+    assert created.status_code == 200
+    token = re.search(r'<p class="token"><code>([^<]+)</code>', text(created))
+    assert token
+    bearer = {"Authorization": f"Bearer {token.group(1)}"}
+    client = meta_site.app.test_client()
+    profile = client.get("/api/user", headers=bearer)
+    assert profile.status_code == 200 and profile.json["username"] == "bob"
+    listing = text(browser.get("/tokens"))
+    assert token.group(1) not in listing and "laptop" in listing
+
+    with meta_site.db() as session:
+        pat_id = session.scalar(sa.select(PersonalAccessToken.id))
+    revoked = browser.submit("/tokens", action=f"/tokens/{pat_id}/revoke")
+    assert location(revoked) == "/tokens"
+    answer = client.get("/api/user", headers=bearer)
+    assert answer.status_code == 401 and "revoked" in answer.json["errors"][0]["reason"]
+
+    log = text(browser.get("/audit-log"))
+    for event in ("account created", "email confirmed", "two-factor authentication enabled",
+                  "recovery code used", "personal access token issued",
+                  "personal access token revoked"):
+        assert event in log
+    assert log.index("personal access token revoked") < log.index("account created")
+
+
+def test_closed_registration_refuses_the_page_and_the_form(
+        meta_make_site: Any) -> None:
+    site = meta_make_site(**{"meta::settings": {"registration": "no"}})
+    browser = site.browser()
+    page = browser.get("/register")
+    assert page.status_code == 403 and "Registration is closed" in text(page)
+    posted = browser.post("/register", data={
+        "csrf_token": browser.csrf_token(), "username": "mallory",
+        "email": "mallory@example.org", "password": PASSWORD})
+    assert posted.status_code == 403
+    with site.db() as session:
+        assert session.scalar(sa.select(sa.func.count(User.id))) == 0
+    assert site.mail_to("mallory@example.org") == []
+    assert "Register" not in text(browser.get("/login")).split("<main")[1]
+
+
+def test_registration_refuses_reserved_and_oversized_names(meta_site: MetaSite) -> None:
+    browser = meta_site.browser()
+    reserved = browser.submit("/register", {"username": "admin", "email": "a@example.org",
+                                            "password": PASSWORD})
+    assert reserved.status_code == 400 and "Username is reserved." in text(reserved)
+    long = browser.submit("/register", {"username": "x" * 200, "email": "b@example.org",
+                                        "password": PASSWORD})
+    assert long.status_code == 400
+    assert "Field cannot be longer than 30 characters." in text(long)
+    with meta_site.db() as session:
+        assert session.scalar(sa.select(sa.func.count(User.id))) == 0
+
+
+def test_failed_logins_are_limited_per_account(meta_make_site: Any) -> None:
+    site = meta_make_site(meta={"login-attempts-per-account": 3,
+                                "login-attempts-per-address": 5})
+    site.create_user("alice")
+    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        wrong = site.browser(address).login("alice", "not the password")
+        assert wrong.status_code == 400 and "Wrong username or password." in text(wrong)
+    refused = site.browser("10.0.0.4").login("alice")
+    assert refused.status_code == 400
+    assert "Too many failed logins for this account; try again in 15 minutes" in text(refused)
+    assert site.browser("10.0.0.4").cookie() is None
+    # Another account is not affected.
+    site.create_user("carol")
+    assert location(site.browser("10.0.0.4").login("carol")) == "/"
+
+
+def test_failed_logins_are_limited_per_address(meta_make_site: Any) -> None:
+    site = meta_make_site(meta={"login-attempts-per-account": 3,
+                                "login-attempts-per-address": 5})
+    site.create_user("alice")
+    attacker = site.browser("192.0.2.7")
+    for n in range(5):
+        assert attacker.login(f"nobody{n}", "guess").status_code == 400
+    refused = attacker.login("alice")
+    assert refused.status_code == 400
+    assert "Too many failed logins from your address" in text(refused)
+    assert location(site.browser("192.0.2.8").login("alice")) == "/"
+
+
+def test_password_reset_link_works_once(meta_site: MetaSite) -> None:
+    meta_site.create_user("alice")
+    browser = meta_site.browser()
+    sent = browser.submit("/forgot", {"email": "alice@example.org"})
+    assert location(sent) == "/login"
+    # Unknown addresses get the same answer, and no mail.
+    assert location(browser.submit("/forgot", {"email": "who@example.org"})) == "/login"
+    assert meta_site.mail_to("who@example.org") == []
+
+    link = meta_site.last_link("alice@example.org", "/reset/")
+    new_password = "a brand new passphrase"
+    assert location(browser.submit(link, {"password": new_password})) == "/login"
+    used = browser.submit(link, {"password": "yet another passphrase"})
+    assert used.status_code == 400 and "has been used already" in text(used)
+
+    assert browser.login("alice").status_code == 400
+    assert location(browser.login("alice", new_password)) == "/"
+
+
+def test_password_reset_link_expires(meta_site: MetaSite) -> None:
+    meta_site.create_user("alice")
+    browser = meta_site.browser()
+    browser.submit("/forgot", {"email": "alice@example.org"})
+    link = meta_site.last_link("alice@example.org", "/reset/")
+    with meta_site.db() as session:
+        session.execute(sa.update(EmailToken).values(expires=utcnow() - timedelta(seconds=1)))
+    expired = browser.submit(link, {"password": "a brand new passphrase"})
+    assert expired.status_code == 400 and "This link has expired" in text(expired)
+    assert location(browser.login("alice")) == "/"
+
+
+UNSAFE_RETURN_TO = ["https://evil.example", "//evil.example", "/\\evil.example",
+                    "javascript:alert(1)", "http://127.0.0.1.evil.example/",
+                    "https://user@evil.example", "/\t/evil.example"]
+
+
+@pytest.mark.parametrize("return_to", UNSAFE_RETURN_TO)
+def test_login_never_redirects_off_the_site(meta_site: MetaSite, return_to: str) -> None:
+    meta_site.create_user("alice")
+    browser = meta_site.browser()
+    assert location(browser.login("alice", return_to=return_to)) == "/"
+    # Signed in already: the login page sends straight on, still not away.
+    assert location(browser.get("/login", query_string={"return_to": return_to})) == "/"
+    out = browser.submit(f"/logout?return_to={return_to}", {"return_to": return_to},
+                         action="/logout")
+    assert location(out) == "/login"
+
+
+def test_login_returns_to_a_page_of_the_site(meta_site: MetaSite) -> None:
+    meta_site.create_user("alice")
+    browser = meta_site.browser()
+    assert location(browser.login("alice", return_to="/keys")) == "/keys"
+
+
+@pytest.mark.parametrize("token", [None, "forged", "IjA0ZjQ.YWJj.ZGVm"])
+def test_forms_without_a_valid_csrf_token_store_nothing(meta_site: MetaSite,
+                                                        token: str | None) -> None:
+    meta_site.create_user("alice")
+    browser = meta_site.browser()
+    browser.login("alice")
+    extra = {} if token is None else {"csrf_token": token}
+    attempts = [
+        ("/keys/ssh", {"ssh-key": ED25519, **({} if token is None else {"ssh-csrf_token": token})}),
+        ("/profile", {"name": "Mallory", **extra}),
+        ("/tokens", {"comment": "stolen", "scopes": "meta/profile:RW", **extra}),
+        ("/register", {"username": "mallory", "email": "m@example.org", "password": PASSWORD,
+                       **extra}),
+    ]
+    for path, data in attempts:
+        answer = browser.post(path, data=data)
+        assert answer.status_code == 400, path
+        assert "CSRF" in text(answer), path
+    with meta_site.db() as session:
+        assert session.scalar(sa.select(sa.func.count(SSHKey.id))) == 0
+        assert session.scalar(sa.select(sa.func.count(PersonalAccessToken.id))) == 0
+        assert session.scalar(sa.select(User.name).where(User.username == "alice")) is None
+        assert session.scalar(sa.select(User.id).where(User.username == "mallory")) is None
