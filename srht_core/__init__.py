@@ -62,7 +62,16 @@ from .service import (
     ServiceInfo,
     Timer,
 )
-from .tokens import TokenGrant, api_user, current_token, parse_scopes, require_scope, seal_grant
+from .tokens import (
+    TokenGrant,
+    api_user,
+    current_token,
+    parse_scopes,
+    require_scope,
+    seal_grant,
+    token_user,
+    verify_token,
+)
 from .webhooks import Delivery, deliveries, redeliver, send_webhook
 
 __all__ = [
@@ -141,5 +150,7 @@ __all__ = [
     "send_webhook",
     "set_login_cookie",
     "static_url",
+    "token_user",
     "utcnow",
+    "verify_token",
 ]

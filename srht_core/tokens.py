@@ -6,7 +6,9 @@ with the network key (kind, token id, user id, scopes, expiry), and keeps
 only a hash of each. A service unseals the grant itself; to honour
 revocation it asks meta for the tokens revoked since its last look, at most
 every :data:`REVOCATION_INTERVAL` seconds, so a revoked token stops working
-everywhere within that time (at once on meta itself).
+everywhere within that time (at once on meta itself). While meta cannot be
+reached, tokens are accepted for :data:`GRACE` seconds after its last
+answer and refused (503) after that.
 
 Scopes are ``<service>/<resource>:RO`` or ``:RW``; ``RW`` includes ``RO``.
 """
@@ -38,6 +40,8 @@ __all__ = [
     "parse_scopes",
     "require_scope",
     "seal_grant",
+    "token_user",
+    "verify_token",
 ]
 
 log = logging.getLogger("srht.tokens")
@@ -45,6 +49,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Seconds a service may go without asking meta for revocations.
 REVOCATION_INTERVAL = 30
+#: Seconds between two attempts to reach meta when it does not answer.
+RETRY_INTERVAL = 5
+#: Seconds tokens are still accepted after the last good answer from meta.
+GRACE = 300
 _SCOPE = re.compile(r"^[a-z][a-z0-9-]*/[a-z][a-z0-9-]*:(RO|RW)$")
 
 
@@ -86,31 +94,44 @@ def seal_grant(grant: TokenGrant, state: SrhtState | None = None) -> str:
 
 
 class RevocationCache:
-    """Token ids meta has revoked, refreshed at most every interval."""
+    """Token ids meta has revoked, refreshed at most every interval.
+
+    When meta cannot be reached, the cache retries every
+    :data:`RETRY_INTERVAL` seconds (not on every request, which would stall
+    them all) and keeps accepting tokens for :data:`GRACE` seconds after
+    its last good answer; past that it refuses every token (503) rather
+    than let a revoked one through indefinitely.
+    """
 
     def __init__(self, interval: float = REVOCATION_INTERVAL):
         self.interval = interval
         self.revoked: set[tuple[str, int]] = set()
-        self.checked = 0.0
+        self.checked = -1e9  # last good answer (monotonic)
+        self.tried = -1e9  # last attempt, good or not
         self.since = 0.0
         self.lock = threading.Lock()
 
     def is_revoked(self, kind: str, token_id: int) -> bool:
-        if time.monotonic() - self.checked > self.interval:
+        now = time.monotonic()
+        if now - self.checked > self.interval and now - self.tried > RETRY_INTERVAL:
             self.refresh()
+        if time.monotonic() - self.checked > GRACE:
+            raise ApiError(503, "token revocations cannot be checked right now (the "
+                                "identity service is unreachable); try again shortly")
         return (kind, token_id) in self.revoked
 
     def refresh(self) -> None:
         from .identity import internal_request
 
         with self.lock:
-            if time.monotonic() - self.checked <= self.interval:
+            now = time.monotonic()
+            if now - self.checked <= self.interval or now - self.tried <= RETRY_INTERVAL:
                 return
+            self.tried = now
             try:
-                answer = internal_request("meta", f"/internal/tokens/revoked?since={self.since}")
+                answer = internal_request("meta", f"/internal/tokens/revoked?since={self.since}",
+                                          timeout=5)
             except OSError as error:
-                # Keep what we know; try again on the next request, not in
-                # an interval: a revocation must not be missed for long.
                 log.warning("could not fetch token revocations from meta: %s", error)
                 return
             for kind, token_id in (answer or {}).get("revoked", []):
@@ -167,21 +188,32 @@ def current_token() -> TokenGrant | None:
     return g.srht_token  # type: ignore[no-any-return]
 
 
-def api_user() -> Any:
-    """The user a valid token speaks for (mirrored on first sight), or
-    ``None`` without a token.
+def verify_token(token: str) -> TokenGrant:
+    """Verify a raw token string that did not come as ``Authorization:
+    Bearer`` (for git over HTTP it is the password of basic auth): the same
+    checks as for a bearer token (seal, expiry, revocation).
 
-    :raises ApiError: 401 for a bad token or a suspended or unknown user.
+    :raises ApiError: 401 saying why the token is not valid.
+
+    .. versionadded:: 0.1
+    """
+    from .app import current_service
+
+    return _verify(token.strip(), current_service())
+
+
+def token_user(grant: TokenGrant) -> Any:
+    """The user ``grant`` speaks for, mirrored from meta on first sight.
+
+    :raises ApiError: 401 when the user no longer exists, 403 when the
+        account is suspended.
+
+    .. versionadded:: 0.1
     """
     from .app import current_service
     from .db import db_session
     from .identity import mirror_from_meta
 
-    grant = current_token()
-    if grant is None:
-        return None
-    if "srht_api_user" in g:
-        return g.srht_api_user
     state = current_service()
     model = state.schema.user_model if state.schema is not None else None
     if model is None:
@@ -193,8 +225,22 @@ def api_user() -> Any:
         raise ApiError(401, "the token's user no longer exists")
     if getattr(user, "user_type", "") == "suspended":
         raise ApiError(403, "this account is suspended")
-    g.srht_api_user = user
     return user
+
+
+def api_user() -> Any:
+    """The user a valid token speaks for (mirrored on first sight), or
+    ``None`` without a token.
+
+    :raises ApiError: 401 for a bad token or a suspended or unknown user.
+    """
+    grant = current_token()
+    if grant is None:
+        return None
+    if "srht_api_user" in g:
+        return g.srht_api_user
+    g.srht_api_user = token_user(grant)
+    return g.srht_api_user
 
 
 def require_scope(scope: str, *, write: bool = False) -> Callable[[F], F]:

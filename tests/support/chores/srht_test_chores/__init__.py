@@ -20,6 +20,7 @@ from srht_core import (
     Key,
     NavEntry,
     PathValue,
+    Scope,
     Section,
     ServiceInfo,
     Timer,
@@ -75,6 +76,11 @@ def jobs() -> list[Job]:
 @hookimpl
 def timers(config: Config) -> list[Timer]:
     return [Timer("tidy", "tidy", every=config["chores"]["tidy-every"])]
+
+
+@hookimpl
+def oauth_scopes() -> list[Scope]:
+    return [Scope("chores", "your chores")]
 
 
 @hookimpl

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import request
 
-from srht_core import ApiError, api_blueprint, db_session, enqueue
+from srht_core import ApiError, api_blueprint, api_user, db_session, enqueue, require_scope
 
 from .models import Chore
 
@@ -42,3 +42,11 @@ def create_chore() -> Any:
         raise RuntimeError("exploded after enqueueing, as asked")
     db_session.commit()
     return {**_chore(chore), "job": job}, 201
+
+
+@bp.get("/me")
+@require_scope("chores/chores")
+def me() -> Any:
+    """Who the bearer token speaks for (a token-checked read)."""
+    user = api_user()
+    return {"id": user.id, "username": user.username}
