@@ -1,0 +1,153 @@
+"""What checking a bearer token costs a service.
+
+The same API call, in the same process, answered three ways side by side:
+without a token, with a token whose grant is verified (unsealed, expiry and
+revocation checked), and with a token whose user is also loaded from the
+service's mirror. Printed as requests per second and as ratios against the
+unauthenticated call. Target (meta issue): token checking costs under 20%.
+
+Revocations are polled from meta at most every 30 s; the benchmark starts
+with a fresh poll recorded, so what it measures is the per-request cost,
+the poll being amortised over every request of those 30 s.
+
+    python benchmarks/bench_tokens.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint
+from sqlalchemy.orm import DeclarativeBase
+
+from srht_core import (
+    DatabaseSchema,
+    MirroredUserMixin,
+    PluginHost,
+    ServiceInfo,
+    TokenGrant,
+    api_blueprint,
+    api_user,
+    create_app,
+    current_token,
+    db_session,
+    hookimpl,
+    seal_grant,
+)
+from srht_core.config import Config, dump_ini
+from srht_core.migrate import upgrade
+from srht_core.testing import site_config
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(MirroredUserMixin, Base):
+    __tablename__ = "user"
+
+
+def make_plugin() -> types.ModuleType:
+    plugin = types.ModuleType("bench_tokens_service")
+
+    @hookimpl
+    def service_info() -> ServiceInfo:
+        return ServiceInfo("bench", "Bench", "A service to measure token checks.")
+
+    @hookimpl
+    def database_schema() -> DatabaseSchema:
+        return DatabaseSchema(Base.metadata, user_model=User)
+
+    @hookimpl
+    def blueprints() -> list[Blueprint]:
+        api = api_blueprint("bench_api", __name__)
+
+        @api.get("/ping")
+        def ping() -> Any:
+            grant = current_token()
+            return {"user": grant.user_id if grant else None}
+
+        @api.get("/whoami")
+        def whoami() -> Any:
+            user = api_user()
+            return {"user": user.username if user else None}
+
+        return [api]
+
+    for hook in (service_info, database_schema, blueprints):
+        setattr(plugin, hook.__name__, hook)
+    return plugin
+
+
+def rate(client: Any, path: str, headers: dict[str, str], seconds: float) -> float:
+    """Requests per second of GET ``path`` for about ``seconds``."""
+    done = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while time.perf_counter() < deadline:
+        for _ in range(50):
+            response = client.get(path, headers=headers)
+            assert response.status_code == 200, response.get_data(as_text=True)
+        done += 50
+    return done / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter rounds")
+    args = parser.parse_args()
+    rounds, seconds = (3, 0.5) if args.quick else (7, 2.0)
+
+    workdir = Path(tempfile.mkdtemp(prefix="srht-bench-tokens-"))
+    data = site_config(workdir, {"bench": {}})
+    path = workdir / "config.ini"
+    path.write_text(dump_ini(data), encoding="utf-8")
+    plugins = PluginHost(discover=False)
+    plugins.register(make_plugin(), "bench")
+    app = create_app("bench", Config.from_string(path.read_text(), str(path)),
+                     plugins=plugins)
+    state = app.extensions["srht"]
+    upgrade(state.db, "bench", state.schema)
+    with app.app_context():
+        db_session.add(User(id=1, username="alice", email="alice@example.org"))
+        db_session.commit()
+        token = seal_grant(TokenGrant("pat", 1, 1, frozenset({"bench/things:RO"}), None))
+    # A revocation poll that has just happened (meta is not running here).
+    from srht_core.tokens import RevocationCache
+
+    cache = RevocationCache()
+    cache.checked = cache.tried = time.monotonic() + 3600
+    app.extensions["srht.revocations"] = cache
+
+    client = app.test_client()
+    bearer = {"Authorization": f"Bearer {token}"}
+    cases = {
+        "no token": ("/api/ping", {}),
+        "token verified": ("/api/ping", bearer),
+        "token + user loaded": ("/api/whoami", bearer),
+    }
+    results: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):  # interleaved, so load on the machine hits all alike
+        for name, (target, headers) in cases.items():
+            results[name].append(rate(client, target, headers, seconds))
+
+    base = statistics.median(results["no token"])
+    print(f"{'call':<22} {'req/s (median)':>15} {'vs no token':>12}")
+    for name, values in results.items():
+        median = statistics.median(values)
+        print(f"{name:<22} {median:>15.0f} {median / base:>12.2f}")
+    cost = 1 - statistics.median(results["token verified"]) / base
+    print(f"\ntoken checking costs {cost:.0%} of the call's rate (target: under 20%)")
+    state.db.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
