@@ -1,0 +1,76 @@
+"""paste: share text files, highlighted, with line anchors, raw views and an API.
+
+This module is the service's table of contents: the hooks through which it
+plugs into the core.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint
+
+from srht_core import (
+    Config,
+    DatabaseSchema,
+    HostNeeds,
+    NavEntry,
+    Scope,
+    Section,
+    ServiceInfo,
+    hookimpl,
+)
+
+HERE = Path(__file__).parent
+
+
+@hookimpl
+def service_info() -> ServiceInfo:
+    return ServiceInfo("paste", "Pastes", "Text files shared by link, highlighted, with "
+                       "raw views and an API.", core_requires=">=0.1.0.dev0,<0.2",
+                       default_port=5011)
+
+
+@hookimpl
+def config_schema() -> list[Section]:
+    from .config import SCHEMA
+
+    return SCHEMA
+
+
+@hookimpl
+def database_schema() -> DatabaseSchema:
+    from .models import Base, User
+
+    return DatabaseSchema(Base.metadata, HERE / "migrations", user_model=User)
+
+
+@hookimpl
+def blueprints(config: Config) -> list[Blueprint]:
+    from .api import api
+    from .web import bp
+
+    return [bp, api]
+
+
+@hookimpl
+def nav_entries(config: Config) -> list[NavEntry]:
+    return [NavEntry("Pastes", "/", order=40)]
+
+
+@hookimpl
+def oauth_scopes() -> list[Scope]:
+    return [Scope("pastes", "your pastes: read them, or also create and delete them")]
+
+
+@hookimpl
+def host_needs(config: Config) -> HostNeeds:
+    return HostNeeds()
+
+
+@hookimpl
+def user_deleted(user: Any) -> None:
+    from .pastes import delete_pastes_of
+
+    delete_pastes_of(user)

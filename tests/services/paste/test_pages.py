@@ -1,0 +1,236 @@
+"""paste's pages from the outside: creating a paste with the form (CSRF
+token from the page), more file slots without JavaScript, highlighting and
+line anchors, raw and download views, a user's list, deleting, and what
+the form refuses."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from srht_plugins.paste.web import download_disposition
+
+from .conftest import PasteSite, csrf_token, text
+
+pytestmark = pytest.mark.postgres
+
+
+def slug_of(response: Any) -> str:
+    assert response.status_code == 303, text(response)[-2000:]
+    return urlsplit(response.headers["Location"]).path.rsplit("/", 1)[-1]
+
+
+def test_anonymous_visitors_are_sent_to_meta_to_log_in(paste_site: PasteSite) -> None:
+    answer = paste_site.browser().get("/")
+    assert answer.status_code == 302
+    meta = paste_site.state.origins["meta"]
+    assert answer.headers["Location"].startswith(meta + "/login?return_to=")
+
+
+def test_create_a_paste_with_the_form_and_read_it_back(paste_site: PasteSite) -> None:
+    alice = paste_site.user("alice")
+    browser = paste_site.browser(alice)
+    created = browser.create([("hello.py", "def greet():\r\n    return 'hi'\r\n")], "public")
+    slug = slug_of(created)
+    assert created.headers["Location"].endswith(f"/~alice/{slug}")
+
+    page = browser.get(f"/~alice/{slug}")
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    assert "hello.py" in body and "Python" in body
+    assert '<span class="k">def</span>' in body
+    # Each line is an anchor, and its number links to it.
+    assert '<tr id="L2"><td class="ln"><a href="#L2">2</a></td>' in body
+
+    raw = browser.get(f"/~alice/{slug}/raw/1")
+    # Browsers send CRLF from text areas; the paste keeps Unix line breaks.
+    assert raw.get_data(as_text=True) == "def greet():\n    return 'hi'\n"
+
+
+def test_another_file_slot_comes_from_a_button_not_javascript(paste_site: PasteSite) -> None:
+    browser = paste_site.browser(paste_site.user("alice"))
+    first = browser.get("/").get_data(as_text=True)
+    assert 'name="files-0-content"' in first and 'name="files-1-content"' not in first
+    more = browser.post("/", data={"csrf_token": csrf_token(first), "visibility": "unlisted",
+                                   "files-0-filename": "a.txt", "files-0-content": "one",
+                                   "add_file": "1"})
+    assert more.status_code == 200
+    shown = more.get_data(as_text=True)
+    assert 'name="files-1-content"' in shown
+    assert 'value="a.txt"' in shown and "\none</textarea>" in shown
+
+    created = browser.post("/", data={
+        "csrf_token": csrf_token(shown), "visibility": "unlisted", "create": "1",
+        "files-0-filename": "a.txt", "files-0-content": "one",
+        "files-1-filename": "b.rs", "files-1-content": "fn main() {}\n"})
+    slug = slug_of(created)
+    body = browser.get(f"/~alice/{slug}").get_data(as_text=True)
+    assert "a.txt" in body and "b.rs" in body and "Rust" in body
+    # Lines of the second file have their own anchors.
+    assert 'id="F2-L1"' in body and 'href="#F2-L1"' in body
+
+
+def test_blank_extra_slots_are_ignored(paste_site: PasteSite) -> None:
+    browser = paste_site.browser(paste_site.user("alice"))
+    slug = slug_of(browser.create([("", ""), ("notes.txt", "remember"), ("", "")]))
+    body = text(browser.get(f"/~alice/{slug}"))
+    assert "notes.txt" in body and "1 file" in body
+
+
+@pytest.mark.parametrize(("filename", "content", "language", "token"), [
+    ("main.py", "import os\n", "Python", '<span class="kn">import</span>'),
+    ("Makefile", "all:\n\techo hi\n", "Makefile", "echo"),
+    ("lib.rs", "pub fn f() {}\n", "Rust", '<span class="k">pub</span>'),
+    ("", "#!/bin/sh\necho hello\n", "Bash", '<span class="nb">echo</span>'),
+    ("notes", "Just a few words, nothing more.\n", "Plain text", "Just a few words"),
+])
+def test_highlighting_from_the_name_else_the_content(paste_site: PasteSite, filename: str,
+                                                     content: str, language: str,
+                                                     token: str) -> None:
+    browser = paste_site.browser(paste_site.user("alice"))
+    slug = slug_of(browser.create([(filename, content)]))
+    body = browser.get(f"/~alice/{slug}").get_data(as_text=True)
+    assert f"{language} · " in body
+    assert token in body
+
+
+def test_raw_and_download_views(paste_site: PasteSite) -> None:
+    browser = paste_site.browser(paste_site.user("alice"))
+    slug = slug_of(browser.create([("page.html", "<script>alert(1)</script>\n")]))
+    for view in ("raw", "download"):
+        answer = browser.get(f"/~alice/{slug}/{view}/1")
+        assert answer.status_code == 200
+        assert answer.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert "sandbox" in answer.headers["Content-Security-Policy"]
+        assert answer.get_data(as_text=True) == "<script>alert(1)</script>\n"
+    download = browser.get(f"/~alice/{slug}/download/1")
+    assert download.headers["Content-Disposition"] == 'attachment; filename="page.html"'
+    assert "Content-Disposition" not in browser.get(f"/~alice/{slug}/raw/1").headers
+    assert browser.get(f"/~alice/{slug}/raw/2").status_code == 404
+
+
+def test_a_users_list_shows_what_the_viewer_may_see(paste_site: PasteSite) -> None:
+    alice = paste_site.user("alice")
+    bob = paste_site.user("bob")
+    owner = paste_site.browser(alice)
+    slugs = {v: slug_of(owner.create([(f"{v}.txt", v)], v))
+             for v in ("public", "unlisted", "private")}
+
+    mine = text(owner.get("/~alice"))
+    assert all(slug in mine for slug in slugs.values())
+    for viewer in (paste_site.browser(), paste_site.browser(bob)):
+        listed = text(viewer.get("/~alice"))
+        assert slugs["public"] in listed and "public.txt" in listed
+        assert slugs["unlisted"] not in listed and slugs["private"] not in listed
+        assert "private.txt" not in listed
+    assert paste_site.browser().get("/~nobody").status_code == 404
+
+
+def test_the_owner_deletes_a_paste_after_confirming(paste_site: PasteSite) -> None:
+    alice = paste_site.user("alice")
+    bob = paste_site.user("bob")
+    owner = paste_site.browser(alice)
+    slug = slug_of(owner.create([("x.txt", "bye")], "public"))
+
+    other = paste_site.browser(bob)
+    assert other.get(f"/~alice/{slug}/delete").status_code == 404
+    token = csrf_token(other.get("/").get_data(as_text=True))
+    assert other.post(f"/~alice/{slug}/delete", data={"csrf_token": token}).status_code == 404
+    # A forged form (no token from the page) deletes nothing either.
+    assert owner.post(f"/~alice/{slug}/delete").status_code == 400
+    assert owner.get(f"/~alice/{slug}").status_code == 200
+
+    confirm = owner.get(f"/~alice/{slug}/delete")
+    assert confirm.status_code == 200 and "cannot be undone" in text(confirm)
+    done = owner.submit(f"/~alice/{slug}/delete", {})
+    assert done.status_code == 303 and urlsplit(done.headers["Location"]).path == "/~alice"
+    assert owner.get(f"/~alice/{slug}").status_code == 404
+    assert owner.get(f"/~alice/{slug}/raw/1").status_code == 404
+
+
+def test_forms_without_the_csrf_token_are_refused(paste_site: PasteSite) -> None:
+    browser = paste_site.browser(paste_site.user("alice"))
+    refused = browser.post("/", data={"files-0-content": "x", "visibility": "public",
+                                      "create": "1"})
+    assert refused.status_code == 400
+    assert "/~alice/" not in text(browser.get("/~alice"))
+
+
+# -- hostile input ---------------------------------------------------------------
+
+
+def test_size_limits_from_the_config(paste_make_site: Callable[..., PasteSite]) -> None:
+    site = paste_make_site({"max-file-size": "100", "max-paste-size": "150"})
+    browser = site.browser(site.user("alice"))
+    big = browser.create([("big.txt", "x" * 101)])
+    assert big.status_code == 400
+    assert "This file is 101 bytes; a file may be at most 100 bytes." in text(big)
+    # Counted in bytes of UTF-8: 40 three-byte characters are 120 bytes.
+    assert browser.create([("wide.txt", "€" * 40)]).status_code == 400
+
+    together = browser.create([("a.txt", "a" * 80), ("b.txt", "b" * 80)])
+    assert together.status_code == 400
+    assert "This paste is 160 bytes in all; a paste may be at most 150 bytes." in text(together)
+    assert slug_of(browser.create([("a.txt", "a" * 75), ("b.txt", "b" * 75)]))
+
+
+@pytest.mark.parametrize(("files", "visibility", "message"), [
+    ([("", "")], "public", "A paste needs at least one file with contents."),
+    ([("named.txt", "")], "public", "A file needs contents."),
+    ([("a.txt", "x")], "secret", "Choose public, unlisted or private."),
+    ([("a.txt", "x"), ("a.txt", "y")], "public", "File 1 has this name already"),
+    ([("a.txt", "nul \x00 byte")], "public", "This is not text"),
+    ([("x" * 256, "x")], "public", "at most 255 characters"),
+])
+def test_what_the_form_refuses(paste_site: PasteSite, files: list[tuple[str, str]],
+                               visibility: str, message: str) -> None:
+    browser = paste_site.browser(paste_site.user("alice"))
+    refused = browser.create(files, visibility)
+    assert refused.status_code == 400
+    assert message in text(refused)
+    # The form comes back filled in, with the error next to its field.
+    assert 'class="errors"' in refused.get_data(as_text=True) or "flash error" in \
+        refused.get_data(as_text=True)
+    assert "/~alice/" not in text(paste_site.browser().get("/~alice"))
+
+
+def test_script_in_content_and_file_name_is_shown_as_text(paste_site: PasteSite) -> None:
+    alice = paste_site.user("alice")
+    browser = paste_site.browser(alice)
+    hostile = "<script>alert('name')</script>.html"
+    slug = slug_of(browser.create([(hostile, "<script>alert('body')</script>\n")], "public"))
+    for path in (f"/~alice/{slug}", "/~alice", f"/~alice/{slug}/delete"):
+        body = browser.get(path).get_data(as_text=True)
+        assert "<script>" not in body, path
+        assert "&lt;script&gt;" in body, path
+
+
+def test_file_names_with_paths_and_quotes_download_safely(paste_site: PasteSite) -> None:
+    browser = paste_site.browser(paste_site.user("alice"))
+    name = '../../etc/"pass"wd;.txt'
+    slug = slug_of(browser.create([(name, "x")]))
+    header = browser.get(f"/~alice/{slug}/download/1").headers["Content-Disposition"]
+    assert header == 'attachment; filename="passwd.txt"'
+    assert browser.get(f"/~alice/{slug}").status_code == 200
+
+
+@pytest.mark.parametrize(("filename", "expected"), [
+    ("report.pdf", 'attachment; filename="report.pdf"'),
+    ("a/b\\c.txt", 'attachment; filename="c.txt"'),
+    ("..", 'attachment; filename="paste-s-1.txt"'),
+    (".bashrc", 'attachment; filename="bashrc"'),
+    ("", 'attachment; filename="paste-s-1.txt"'),
+    ("naïve café.txt",
+     "attachment; filename=\"na_ve_caf_.txt\"; filename*=UTF-8''na%C3%AFve%20caf%C3%A9.txt"),
+    ('x"; filename="evil.exe', 'attachment; filename="x_filename_evil.exe"; '
+                               "filename*=UTF-8''x%20filename%3Devil.exe"),
+])
+def test_download_disposition(filename: str, expected: str) -> None:
+    assert download_disposition(filename, "paste-s-1.txt") == expected
+    assert re.fullmatch(r'attachment; filename="[A-Za-z0-9._-]+"(; filename\*=\S+)?',
+                        download_disposition(filename, "paste-s-1.txt"))
