@@ -47,7 +47,7 @@ def main(argv: list[str]) -> None:
         return app
 
     # serve() imports create_app from srht_core.app when it is called.
-    srht_core.app.create_app = create_app  # type: ignore[assignment]
+    srht_core.app.create_app = create_app
     # As `srht` does before any command runs.
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

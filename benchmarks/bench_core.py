@@ -11,7 +11,8 @@
    ``srht/base.html``, served by ``srht serve`` (gunicorn, 2 sync workers),
    against a bare Flask app answering the same bytes through the same
    ``srht_core.serve`` code; plus the core app answering the same bytes
-   without rendering, and ``/healthz``. Rounds alternate between them.
+   cached (its request handling alone) and with only the layout rendered,
+   and ``/healthz``. Rounds alternate between them.
 
 See benchmarks/README.md for what the figures mean.
 """
@@ -50,32 +51,40 @@ SERVED = "bench-00"
 # -- dummy services ------------------------------------------------------------
 
 PLUGIN_MODULE = '''\
-"""Benchmark dummy service {index}: a page, a cached copy of it, a config."""
+"""Benchmark dummy service {index}: one page, served three ways."""
 
 from flask import Blueprint, render_template
+from markupsafe import Markup
 
 from srht_core import Integer, Key, NavEntry, Section, ServiceInfo, Text, hookimpl
 
 NAME = "{name}"
 TITLE = "Dummy {index}"
+ITEMS = range(20)
 bp = Blueprint("{module}", __name__)
-_cached: list[str] = []
-
-
-def _render() -> str:
-    return render_template("{module}/page.html", items=range(20))
+_rendered: dict[str, str] = {{}}
 
 
 @bp.get("/")
 def page() -> str:
-    return _render()
+    """The page: the shared layout around a list of links."""
+    return render_template("{module}/page.html", items=ITEMS)
+
+
+@bp.get("/layout")
+def layout() -> str:
+    """The same bytes: the shared layout around the list rendered once."""
+    if "items" not in _rendered:
+        _rendered["items"] = render_template("{module}/items.html", items=ITEMS)
+    return render_template("{module}/layout.html", content=Markup(_rendered["items"]))
 
 
 @bp.get("/cached")
 def cached() -> str:
-    if not _cached:
-        _cached.append(_render())
-    return _cached[0]
+    """The same bytes, rendered once."""
+    if "page" not in _rendered:
+        _rendered["page"] = page()
+    return _rendered["page"]
 
 
 @bp.get("/items/<int:number>")
@@ -107,10 +116,19 @@ def nav_entries(config: object) -> list[NavEntry]:
     return [NavEntry(TITLE, "/", order={index})]
 '''
 
-PAGE_TEMPLATE = """\
+# Templates of each dummy service, by file name; MODULE is its package.
+TEMPLATES = {
+    "page.html": """\
 {% extends "srht/base.html" %}
 {% block title %}Items · {{ super() }}{% endblock %}
-{% block content %}
+{% block content %}{% include "MODULE/items.html" %}{% endblock %}
+""",
+    "layout.html": """\
+{% extends "srht/base.html" %}
+{% block title %}Items · {{ super() }}{% endblock %}
+{% block content %}{{ content }}{% endblock %}
+""",
+    "items.html": """\
 <h1>{{ srht.service.title }}</h1>
 <p>{{ srht.section["greeting"] }}</p>
 <ul class="items">
@@ -118,8 +136,8 @@ PAGE_TEMPLATE = """\
   <li><a href="{{ url_for('.item', number=number) }}">Item {{ number }}</a></li>
   {% endfor %}
 </ul>
-{% endblock %}
-"""
+""",
+}
 
 
 def service_name(index: int) -> str:
@@ -136,7 +154,8 @@ def write_dummies(root: Path, count: int = DUMMIES) -> list[str]:
         (package / "templates" / module).mkdir(parents=True)
         (package / "__init__.py").write_text(PLUGIN_MODULE.format(
             index=index, name=name, module=module, port=6000 + index))
-        (package / "templates" / module / "page.html").write_text(PAGE_TEMPLATE)
+        for filename, text in TEMPLATES.items():
+            (package / "templates" / module / filename).write_text(text.replace("MODULE", module))
         dist_info = root / f"{module}-0.1.dist-info"
         dist_info.mkdir()
         (dist_info / "METADATA").write_text(
@@ -378,7 +397,8 @@ class Server:
 
 def fetch(url: str) -> tuple[int, bytes]:
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
+                                            timeout=10)
     try:
         connection.request("GET", parts.path or "/")
         response = connection.getresponse()
@@ -448,7 +468,7 @@ def running(servers: list[Server]) -> Iterator[None]:
 
 
 def bench_http(work: Path, rounds: int, seconds: int, connections: int,
-               workers: int) -> None:
+               workers: int, use_wrk: bool) -> None:
     site = work / "http-site"
     site.mkdir()
     names = write_dummies(site, SERVED_SERVICES)
@@ -464,7 +484,6 @@ def bench_http(work: Path, rounds: int, seconds: int, connections: int,
         PYTHON, str(HERE / "bare_server.py"), str(config), SERVED, f"127.0.0.1:{bare_port}",
         str(workers), str(body_file)], env, work / "bare.log")
 
-    use_wrk = shutil.which("wrk") is not None
     generator: Callable[[str, int, int], float] = load_wrk if use_wrk else load_python
 
     with running([core]):
@@ -478,9 +497,10 @@ def bench_http(work: Path, rounds: int, seconds: int, connections: int,
             # (label, URL, whether it answers exactly the page's bytes)
             checks = [
                 ("bare Flask, static bytes (baseline)", bare.url + "/", True),
-                ("core app, same bytes cached (no render)", core.url + "/cached", True),
-                ("core page (base.html + 20-item list)", core.url + "/", True),
-                ("core /healthz (SQLite SELECT 1)", core.url + "/healthz", False),
+                ("core app, page cached (no rendering)", core.url + "/cached", True),
+                ("core app, layout only (content cached)", core.url + "/layout", True),
+                ("core app, page (layout + 20 links)", core.url + "/", True),
+                ("core app, /healthz (SQLite SELECT 1)", core.url + "/healthz", False),
             ]
             for label, url, same_bytes in checks:
                 status, answer = fetch(url)
@@ -508,7 +528,7 @@ def bench_http(work: Path, rounds: int, seconds: int, connections: int,
                 f"{connections} connections, {rounds} rounds × {seconds}s (median)",
                 ["case", "req/s", "min–max", "÷ bare", "min–max"], rows)
     print(f"  page: {len(body)} bytes, {SERVED_SERVICES} services in the nav bar; "
-          f"load: {'wrk' if use_wrk else 'Python threads (install wrk for less noise)'}")
+          f"load: {'wrk' if use_wrk else 'Python threads'}")
     print("  ÷ bare: each round's req/s divided by the bare app's in the same round; "
           "median and range over the rounds.")
 
@@ -532,6 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=4,
                         help="concurrent connections of the load generator (default 4)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--python-load", action="store_true",
+                        help="use the Python load generator even when wrk is installed")
     args = parser.parse_args(argv)
     runs = args.runs or (5 if args.quick else 15)
     rounds = args.rounds or (3 if args.quick else 8)
@@ -550,7 +572,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "startup"):
             bench_startup(work, runs)
         if args.only in (None, "http"):
-            bench_http(work, rounds, seconds, args.connections, args.workers)
+            use_wrk = shutil.which("wrk") is not None and not args.python_load
+            bench_http(work, rounds, seconds, args.connections, args.workers, use_wrk)
     except KeyboardInterrupt:
         print("\ninterrupted; servers stopped.", file=sys.stderr)
         return 130

@@ -30,8 +30,20 @@ def _digest(path: Path, mtime: float) -> str:
 def init_app(app: Flask, service_static: Path, service: str) -> None:
     folders = {"srht": CORE_STATIC, service: service_static}
     app.extensions["srht.static"] = folders
+    # Outside debug mode files do not change under a running app, so each
+    # URL is worked out once (a stat, a hash and url_for cost more than the
+    # rest of the layout).
+    cache: dict[tuple[str, str], str] | None = None if app.debug else {}
 
     def static_url(filename: str, owner: str = "srht") -> str:
+        if cache is not None:
+            found = cache.get((owner, filename))
+            if found is None:
+                found = cache[(owner, filename)] = _static_url(filename, owner)
+            return found
+        return _static_url(filename, owner)
+
+    def _static_url(filename: str, owner: str) -> str:
         folder = folders.get(owner)
         if folder is None:
             raise LookupError(f"no static folder for {owner!r}")

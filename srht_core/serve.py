@@ -69,7 +69,12 @@ def serve(service: str, config: Config, plugins: PluginHost, *, bind: str | None
         "child_exit": child_exit,
         "post_fork": post_fork,
     }
+    master = os.getpid()
     try:
         _Gunicorn(lambda: app, options).run()
     finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        # gunicorn's workers unwind through here too when they exit (on a
+        # reload, or when one is killed for a timeout): only the master may
+        # remove the folder the other workers still write to.
+        if os.getpid() == master:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

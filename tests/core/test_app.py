@@ -327,8 +327,13 @@ def test_static_urls_change_when_the_file_does(plugin_package, register_plugin, 
             return ServiceInfo("styled", "Styled", "Has a style sheet.")
     """, {"static/styled.css": "body { color: black; }"})
     register_plugin(module, "styled")
-    app = make_app("styled", make_config({"styled": {}}))
+    config = make_config({"styled": {}})
+    production = make_app("styled", config)
+    # In debug mode (development) an edited file gets a new URL at once...
+    app = make_app("styled", make_config({"styled": {"debug": True}}))
     css = os.path.join(os.path.dirname(module.__file__), "static", "styled.css")
+    with production.test_request_context():
+        cached = static_url("styled.css", "styled")
     with app.test_request_context():
         first = static_url("styled.css", "styled")
         core = static_url("srht.css")
@@ -345,6 +350,10 @@ def test_static_urls_change_when_the_file_does(plugin_package, register_plugin, 
     with app.test_request_context():
         second = static_url("styled.css", "styled")
     assert second != first
+    # ...while a production app works each URL out once: files change on
+    # upgrade, which restarts it.
+    with production.test_request_context():
+        assert static_url("styled.css", "styled") == cached == first
 
     client = app.test_client()
     with client.get(second) as versioned:
