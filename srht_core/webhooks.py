@@ -4,7 +4,9 @@ Every service sends webhooks the same way: :func:`send_webhook` records a
 delivery row and a ``srht.deliver-webhook`` job in the caller's transaction;
 the worker POSTs the payload with an Ed25519 signature over the body and a
 fresh nonce (``X-Srht-Signature``, ``X-Srht-Nonce``, ``X-Srht-Timestamp``)
-and keeps the response on the row. Failures retry with backoff.
+and keeps the response on the row. Failures retry with backoff. A service
+shows its users a delivery log with :func:`deliveries` (by the subscription
+key it gave :func:`send_webhook`) and a button calling :func:`redeliver`.
 
 Receivers verify with the site's public key (``srht keygen`` prints it).
 Within the site, :func:`verify_request` also rejects a replayed nonce by

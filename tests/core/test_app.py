@@ -556,3 +556,19 @@ def test_create_app_refuses_a_config_with_problems_listing_all(web, make_config,
         make_app("web", config)
     assert sorted(p.key for p in raised.value.problems) == ["colour", "smtp-port", "workers"]
     assert len(str(raised.value).splitlines()) == 3
+
+
+# -- NUL characters ---------------------------------------------------------------------------
+
+
+def test_nul_characters_are_refused_with_a_clear_400(client):
+    url = client.get("/items?q=a%00b")
+    assert url.status_code == 400
+    assert "NUL characters are not accepted in URLs." in url.text
+    page = client.post("/things", data={"name": "a\x00b"})
+    assert page.status_code == 400
+    assert "NUL characters are not accepted in forms." in page.text
+    api = client.post("/api/things", data='{"name": "a\\u0000b"}',
+                      content_type="application/json")
+    assert api.status_code == 400
+    assert api.json == {"errors": [{"reason": "NUL characters are not accepted in JSON."}]}

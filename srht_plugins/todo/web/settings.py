@@ -1,0 +1,187 @@
+"""A tracker's settings, for its owner only: details and default access,
+the named users' access list, webhooks with their delivery log, deletion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from srht_core import db_session, deliveries, login_required, redeliver
+
+from .. import tickets as ops
+from ..access import Access
+from ..events import subscription_key
+from ..forms import AccessForm, TrackerSettingsForm, WebhookForm
+from ..models import TrackerAccess, Webhook, access_mask, access_names
+from .common import show_problem, tracker_access
+
+bp = Blueprint("settings", __name__)
+
+#: Deliveries the log page shows.
+LOG_LENGTH = 50
+
+
+def owner_access(owner: str, tracker: str) -> Access:
+    access = tracker_access(owner, tracker)
+    access.require_owner("change this tracker's settings")
+    return access
+
+
+def _to(endpoint: str, access: Access) -> Any:
+    return redirect(url_for(endpoint, owner=access.tracker.owner.username,
+                            tracker=access.tracker.name))
+
+
+@bp.route("/~<owner>/<tracker>/settings", methods=["GET", "POST"])
+@login_required
+def details(owner: str, tracker: str) -> Any:
+    access = owner_access(owner, tracker)
+    found = access.tracker
+    form = TrackerSettingsForm(data={
+        "description": found.description, "visibility": found.visibility,
+        "anonymous_access": access_names(found.anonymous_access),
+        "user_access": access_names(found.user_access)})
+    if form.validate_on_submit():
+        try:
+            ops.update_tracker(access, description=form.description.data or "",
+                               visibility=form.visibility.data,
+                               anonymous_access=access_mask(form.anonymous_access.data or []),
+                               user_access=access_mask(form.user_access.data or []))
+            db_session.commit()
+        except ops.Problem as problem:
+            db_session.rollback()
+            show_problem(form, problem)
+        else:
+            flash("Settings saved.", "success")
+            return _to("settings.details", access)
+    status = 400 if form.is_submitted() else 200
+    return render_template("todo/settings-details.html", access=access, tracker=found,
+                           form=form, section="details"), status
+
+
+def render_access(access: Access, form: AccessForm | None = None, status: int = 200) -> Any:
+    entries = db_session.scalars(sa.select(TrackerAccess)
+                                 .where(TrackerAccess.tracker_id == access.tracker.id)
+                                 .order_by(TrackerAccess.id)).all()
+    return render_template("todo/settings-access.html", access=access, tracker=access.tracker,
+                           entries=entries, form=form or AccessForm(formdata=None),
+                           access_names=access_names, section="access"), status
+
+
+@bp.get("/~<owner>/<tracker>/settings/access")
+@login_required
+def access_list(owner: str, tracker: str) -> Any:
+    return render_access(owner_access(owner, tracker))
+
+
+@bp.post("/~<owner>/<tracker>/settings/access")
+@login_required
+def grant(owner: str, tracker: str) -> Any:
+    access = owner_access(owner, tracker)
+    form = AccessForm()
+    if form.validate_on_submit():
+        try:
+            user = ops.find_user(form.username.data, "username")
+            ops.grant_access(access, user, access_mask(form.access.data or []))
+            db_session.commit()
+        except ops.Problem as problem:
+            db_session.rollback()
+            show_problem(form, problem)
+        except sa.exc.IntegrityError:
+            db_session.rollback()
+            form.username.errors = [*form.username.errors,
+                                    "That user's access was just changed; try again."]
+        else:
+            flash(f"Access for ~{user.username} saved.", "success")
+            return _to("settings.access_list", access)
+    return render_access(access, form, 400)
+
+
+@bp.post("/~<owner>/<tracker>/settings/access/<int:user_id>/remove")
+@login_required
+def revoke(owner: str, tracker: str, user_id: int) -> Any:
+    access = owner_access(owner, tracker)
+    if not ops.revoke_access(access, user_id):
+        abort(404)
+    db_session.commit()
+    flash("Access entry removed; the defaults apply to that user again.", "success")
+    return _to("settings.access_list", access)
+
+
+def render_webhooks(access: Access, form: WebhookForm | None = None, status: int = 200) -> Any:
+    hooks = db_session.scalars(sa.select(Webhook).where(Webhook.tracker_id == access.tracker.id)
+                               .order_by(Webhook.id)).all()
+    log = deliveries(subscription_key(access.tracker), limit=LOG_LENGTH, session=db_session)
+    return render_template("todo/settings-webhooks.html", access=access,
+                           tracker=access.tracker, hooks=hooks, deliveries=log,
+                           form=form or WebhookForm(formdata=None), section="webhooks"), status
+
+
+@bp.get("/~<owner>/<tracker>/settings/webhooks")
+@login_required
+def webhooks(owner: str, tracker: str) -> Any:
+    return render_webhooks(owner_access(owner, tracker))
+
+
+@bp.post("/~<owner>/<tracker>/settings/webhooks")
+@login_required
+def create_webhook(owner: str, tracker: str) -> Any:
+    access = owner_access(owner, tracker)
+    form = WebhookForm()
+    if form.validate_on_submit():
+        try:
+            hook = ops.create_webhook(access, form.url.data, form.events.data or [])
+            db_session.commit()
+        except ops.Problem as problem:
+            db_session.rollback()
+            show_problem(form, problem)
+        else:
+            flash(f"Webhook to {hook.url} added.", "success")
+            return _to("settings.webhooks", access)
+    return render_webhooks(access, form, 400)
+
+
+@bp.post("/~<owner>/<tracker>/settings/webhooks/<int:webhook_id>/delete")
+@login_required
+def delete_webhook(owner: str, tracker: str, webhook_id: int) -> Any:
+    access = owner_access(owner, tracker)
+    hook = ops.find_webhook(access, webhook_id)
+    if hook is None:
+        abort(404)
+    db_session.delete(hook)
+    db_session.commit()
+    flash(f"Webhook to {hook.url} removed.", "success")
+    return _to("settings.webhooks", access)
+
+
+@bp.post("/~<owner>/<tracker>/settings/deliveries/<int:delivery_id>/redeliver")
+@login_required
+def redeliver_delivery(owner: str, tracker: str, delivery_id: int) -> Any:
+    access = owner_access(owner, tracker)
+    if not deliveries(subscription_key(access.tracker), ids=[delivery_id], session=db_session):
+        abort(404)
+    redeliver(delivery_id, session=db_session)
+    db_session.commit()
+    flash(f"Delivery {delivery_id} queued again.", "success")
+    return redirect(url_for("settings.webhooks", owner=owner, tracker=tracker)
+                    + f"#delivery-{delivery_id}")
+
+
+@bp.route("/~<owner>/<tracker>/settings/delete", methods=["GET", "POST"])
+@login_required
+def delete(owner: str, tracker: str) -> Any:
+    access = owner_access(owner, tracker)
+    if request.method == "POST":
+        if request.form.get("confirm") != access.tracker.name:
+            flash(f"Type {access.tracker.name} to confirm.", "error")
+            return render_template("todo/settings-delete.html", access=access,
+                                   tracker=access.tracker, section="delete"), 400
+        ref = access.tracker.ref
+        ops.delete_tracker(access)
+        db_session.commit()
+        flash(f"Tracker {ref} deleted.", "success")
+        return redirect(url_for("trackers.index"))
+    return render_template("todo/settings-delete.html", access=access, tracker=access.tracker,
+                           section="delete")

@@ -1,0 +1,205 @@
+"""Trackers: the index, creating one, a user's trackers, and a tracker's
+ticket list with its search and submit form; labels and subscriptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy.orm import selectinload
+
+from srht_core import db_session, login_required, paginate
+
+from .. import tickets as ops
+from ..access import SUBMIT, TRIAGE, listed_trackers
+from ..forms import LabelForm, TicketForm, TrackerForm
+from ..models import Comment, Label, Ticket, Tracker, User
+from ..search import DEFAULT_SEARCH, SearchError, filtered, parse
+from .common import refuse_nul, show_problem, tracker_access, viewer
+
+bp = Blueprint("trackers", __name__)
+bp.before_app_request(refuse_nul)
+
+PER_PAGE = 25
+
+
+@bp.get("/")
+def index() -> Any:
+    """Your trackers when signed in; the site's public trackers below."""
+    user = viewer()
+    mine = []
+    if user is not None:
+        mine = db_session.scalars(sa.select(Tracker).where(Tracker.owner_id == user.id)
+                                  .order_by(Tracker.updated.desc())).all()
+    public = paginate(db_session, listed_trackers(None).order_by(Tracker.updated.desc(),
+                                                                 Tracker.id.desc()))
+    return render_template("todo/index.html", mine=mine, public=public)
+
+
+@bp.route("/trackers/create", methods=["GET", "POST"])
+@login_required
+def create() -> Any:
+    form = TrackerForm()
+    if form.validate_on_submit():
+        try:
+            tracker = ops.create_tracker(viewer(), form.name.data, form.description.data,
+                                         form.visibility.data)
+            db_session.commit()
+        except ops.Problem as problem:
+            db_session.rollback()
+            show_problem(form, problem)
+        except sa.exc.IntegrityError:
+            db_session.rollback()
+            form.name.errors = [*form.name.errors, "You have a tracker of that name already."]
+        else:
+            flash(f"Tracker {tracker.ref} created.", "success")
+            return redirect(url_for("trackers.tracker", owner=tracker.owner.username,
+                                    tracker=tracker.name))
+    status = 400 if form.is_submitted() else 200
+    return render_template("todo/tracker-create.html", form=form), status
+
+
+@bp.get("/~<owner>")
+def user_trackers(owner: str) -> Any:
+    person = db_session.scalar(sa.select(User).where(User.username == owner))
+    if person is None:
+        abort(404, f"No user ~{owner} has trackers here.")
+    trackers = paginate(db_session, listed_trackers(viewer(), person)
+                        .order_by(Tracker.updated.desc(), Tracker.id.desc()))
+    return render_template("todo/user.html", person=person, trackers=trackers)
+
+
+def _ticket_list(access: Any, search_text: str) -> tuple[Any, str | None]:
+    """One page of the tracker's tickets matching the search, with their
+    labels, submitters and comment counts: five queries at most, however
+    many tickets."""
+    error = None
+    try:
+        search = parse(search_text)
+    except SearchError as problem:
+        error = str(problem)
+        search = parse(DEFAULT_SEARCH)
+    comments = (sa.select(sa.func.count(Comment.id))
+                .where(Comment.ticket_id == Ticket.id, Comment.text != "")
+                .correlate(Ticket).scalar_subquery())
+    stmt = (sa.select(Ticket, comments.label("comments"))
+            .where(Ticket.tracker_id == access.tracker.id)
+            .options(selectinload(Ticket.labels), selectinload(Ticket.submitter))
+            .order_by(Ticket.number.desc()))
+    stmt = filtered(stmt, search, access.tracker.id, db_session.get_bind().dialect.name)
+    page = paginate(db_session, stmt, per_page=PER_PAGE, scalars=False)
+    return page, error
+
+
+def render_tracker(access: Any, form: TicketForm | None = None, status: int = 200) -> Any:
+    search_text = request.args.get("search", DEFAULT_SEARCH)
+    page, error = _ticket_list(access, search_text)
+    subscribed = ops.subscription(viewer(), tracker=access.tracker) is not None
+    return render_template("todo/tracker.html", access=access, tracker=access.tracker,
+                           page=page, search=search_text, search_error=error,
+                           form=form or TicketForm(formdata=None), subscribed=subscribed,
+                           can_submit=access.can(SUBMIT)), status
+
+
+@bp.get("/~<owner>/<tracker>")
+def tracker(owner: str, tracker: str) -> Any:
+    return render_tracker(tracker_access(owner, tracker))
+
+
+@bp.post("/~<owner>/<tracker>/submit")
+def submit(owner: str, tracker: str) -> Any:
+    access = tracker_access(owner, tracker)
+    access.require(SUBMIT, "submit tickets")
+    form = TicketForm()
+    if form.validate_on_submit():
+        try:
+            ticket = ops.submit_ticket(access, viewer(), form.title.data,
+                                       form.description.data)
+            db_session.commit()
+        except ops.Problem as problem:
+            db_session.rollback()
+            show_problem(form, problem)
+        else:
+            flash(f"Ticket #{ticket.number} submitted.", "success")
+            return redirect(url_for("tickets.ticket", owner=owner, tracker=tracker,
+                                    number=ticket.number))
+    return render_tracker(access, form, 400)
+
+
+@bp.get("/~<owner>/<tracker>/labels.css")
+def labels_css(owner: str, tracker: str) -> Any:
+    """Label colours as a stylesheet: the site's Content-Security-Policy
+    allows no inline styles. Colours are validated ``#rrggbb`` values."""
+    access = tracker_access(owner, tracker)
+    labels = db_session.scalars(sa.select(Label).where(Label.tracker_id == access.tracker.id)
+                                .order_by(Label.id)).all()
+    css = "".join(f".label-{label.id} {{ background-color: {label.color}; "
+                  f"color: {label.text_color}; }}\n" for label in labels)
+    response = Response(css, mimetype="text/css")
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+def render_labels(access: Any, form: LabelForm | None = None, status: int = 200) -> Any:
+    labels = db_session.scalars(sa.select(Label).where(Label.tracker_id == access.tracker.id)
+                                .order_by(Label.name)).all()
+    return render_template("todo/labels.html", access=access, tracker=access.tracker,
+                           labels=labels, form=form or LabelForm(formdata=None),
+                           can_triage=access.can(TRIAGE)), status
+
+
+@bp.get("/~<owner>/<tracker>/labels")
+def labels(owner: str, tracker: str) -> Any:
+    return render_labels(tracker_access(owner, tracker))
+
+
+@bp.post("/~<owner>/<tracker>/labels")
+def create_label(owner: str, tracker: str) -> Any:
+    access = tracker_access(owner, tracker)
+    access.require(TRIAGE, "manage labels")
+    form = LabelForm()
+    if form.validate_on_submit():
+        try:
+            label = ops.create_label(access, form.name.data, form.color.data)
+            db_session.commit()
+        except ops.Problem as problem:
+            db_session.rollback()
+            show_problem(form, problem)
+        else:
+            flash(f"Label {label.name} created.", "success")
+            return redirect(url_for("trackers.labels", owner=owner, tracker=tracker))
+    return render_labels(access, form, 400)
+
+
+@bp.post("/~<owner>/<tracker>/labels/<int:label_id>/delete")
+def delete_label(owner: str, tracker: str, label_id: int) -> Any:
+    access = tracker_access(owner, tracker)
+    access.require(TRIAGE, "manage labels")
+    label = db_session.get(Label, label_id)
+    if label is None or label.tracker_id != access.tracker.id:
+        abort(404)
+    ops.delete_label(access, label)
+    db_session.commit()
+    flash(f"Label {label.name} deleted.", "success")
+    return redirect(url_for("trackers.labels", owner=owner, tracker=tracker))
+
+
+@bp.post("/~<owner>/<tracker>/subscribe")
+@login_required
+def subscribe(owner: str, tracker: str) -> Any:
+    access = tracker_access(owner, tracker)
+    ops.subscribe(viewer(), tracker=access.tracker)
+    db_session.commit()
+    flash(f"You will hear of every ticket on {access.tracker.ref} by mail.", "success")
+    return redirect(url_for("trackers.tracker", owner=owner, tracker=tracker))
+
+
+@bp.post("/~<owner>/<tracker>/unsubscribe")
+@login_required
+def unsubscribe(owner: str, tracker: str) -> Any:
+    access = tracker_access(owner, tracker)
+    ops.unsubscribe(viewer(), tracker=access.tracker)
+    db_session.commit()
+    flash(f"You unsubscribed from {access.tracker.ref}.", "success")
+    return redirect(url_for("trackers.tracker", owner=owner, tracker=tracker))

@@ -1,0 +1,200 @@
+"""todo's pages as a person uses them: forms posted with the CSRF token
+the page gave, no JavaScript anywhere, and a query count that does not grow
+with the number of tickets."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.postgres
+
+
+def text(response: Any) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+def test_create_a_tracker_and_a_ticket_through_the_forms(site: Any) -> None:
+    alice = site.user("alice")
+    browser = site.browser(alice)
+
+    created = browser.submit("/trackers/create", {"name": "bugs", "description": "Our *bugs*",
+                                                  "visibility": "public"})
+    assert created.status_code == 302
+    assert created.headers["Location"].endswith("/~alice/bugs")
+    page = browser.get("/~alice/bugs")
+    assert page.status_code == 200
+    assert "<em>bugs</em>" in page.get_data(as_text=True)
+
+    submitted = browser.submit("/~alice/bugs", {"title": "It crashes",
+                                                "description": "On **start**"},
+                               action="/~alice/bugs/submit")
+    assert submitted.status_code == 302
+    assert submitted.headers["Location"].endswith("/~alice/bugs/1")
+    ticket = browser.get("/~alice/bugs/1")
+    assert "#1 It crashes" in text(ticket)
+    assert "<strong>start</strong>" in ticket.get_data(as_text=True)
+
+    commented = browser.submit("/~alice/bugs/1", {"text": "Seen it too", "action": "comment"},
+                               action="/~alice/bugs/1/comment")
+    assert commented.status_code == 302
+    closed = browser.submit("/~alice/bugs/1", {"text": "", "action": "close",
+                                               "resolution": "fixed"},
+                            action="/~alice/bugs/1/comment")
+    assert closed.status_code == 302
+    shown = text(browser.get("/~alice/bugs/1"))
+    assert "Seen it too" in shown
+    assert "closed as fixed" in shown
+    listed = text(browser.get("/~alice/bugs?search=status:closed"))
+    assert "It crashes" in listed
+    assert "It crashes" not in text(browser.get("/~alice/bugs"))
+
+
+def test_a_form_without_its_csrf_token_is_refused(site: Any) -> None:
+    alice = site.user("alice")
+    browser = site.browser(alice)
+    response = browser.post("/trackers/create", data={"name": "bugs"})
+    assert response.status_code == 400
+    assert browser.get("/~alice/bugs").status_code == 404
+
+
+def fill(site: Any, owner: Any, tracker: str, tickets: int, comments: int = 0) -> None:
+    """``tickets`` tickets with two labels each, an assignee and ``comments``
+    comments on ticket 1, inserted in bulk."""
+    import sqlalchemy as sa
+
+    found = site.tracker(owner, tracker)
+    api = site.api(owner)
+    for name in ("bug", "ui"):
+        api.post(f"/trackers/{owner.username}/{tracker}/labels",
+                 {"name": name, "color": "#d73a4a"})
+    with site.session() as session:
+        params = {"t": found.id, "u": owner.id, "n": tickets}
+        session.execute(sa.text(
+            "INSERT INTO ticket (tracker_id, number, submitter_id, title, description, status,"
+            " created, updated) SELECT :t, n, :u, 'Ticket ' || n, '', 'open', now(), now() "
+            "FROM generate_series(1, :n) AS n"), params)
+        session.execute(sa.text(
+            "INSERT INTO ticket_label (ticket_id, label_id) SELECT ticket.id, label.id "
+            "FROM ticket JOIN label ON label.tracker_id = ticket.tracker_id "
+            "WHERE ticket.tracker_id = :t"), params)
+        session.execute(sa.text(
+            "INSERT INTO ticket_assignee (ticket_id, user_id) SELECT id, :u FROM ticket "
+            "WHERE tracker_id = :t"), params)
+        session.execute(sa.text(
+            "INSERT INTO comment (ticket_id, author_id, text, created, updated) "
+            "SELECT ticket.id, :u, 'Comment ' || n, now(), now() FROM ticket, "
+            "generate_series(1, :c) AS n WHERE ticket.tracker_id = :t AND ticket.number = 1"),
+            {**params, "c": comments})
+
+
+def statements(site: Any, browser: Any, path: str) -> int:
+    with site.db.count_statements() as counted:
+        response = browser.get(path)
+    assert response.status_code == 200, path
+    return counted[0]
+
+
+def test_query_counts_do_not_grow_with_the_number_of_items(site: Any) -> None:
+    alice = site.user("alice")
+    fill(site, alice, "small", 5, comments=5)
+    fill(site, alice, "large", 100, comments=100)
+    for viewer in (alice, None):
+        browser = site.browser(viewer)
+        browser.get("/")  # the first request of a client may mirror the user
+        small = statements(site, browser, "/~alice/small")
+        large = statements(site, browser, "/~alice/large")
+        assert small == large, (viewer, small, large)
+        assert large <= 8, large
+        searched = statements(site, browser, "/~alice/large?search=status:open+label:bug")
+        assert searched == small
+        assert statements(site, browser, "/~alice/small/1") == statements(
+            site, browser, "/~alice/large/1")
+        assert statements(site, browser, "/~alice/small/labels") == statements(
+            site, browser, "/~alice/large/labels")
+        assert statements(site, browser, "/~alice") <= 4
+    page = text(site.browser(alice).get("/~alice/large"))
+    assert "100 tickets" in page
+    assert "Ticket 100" in page and "Ticket 76" in page and "Ticket 75" not in page
+    assert "Comment 100" in text(site.browser(alice).get("/~alice/large/1"))
+
+
+def test_pages_work_without_javascript_and_label_their_controls(site: Any) -> None:
+    alice = site.user("alice")
+    site.tracker(alice, "bugs")
+    site.ticket(alice, "bugs", "Crash")
+    browser = site.browser(alice)
+    for path in ("/", "/trackers/create", "/~alice", "/~alice/bugs", "/~alice/bugs/1",
+                 "/~alice/bugs/1/edit", "/~alice/bugs/labels", "/~alice/bugs/settings",
+                 "/~alice/bugs/settings/access", "/~alice/bugs/settings/webhooks",
+                 "/~alice/bugs/settings/delete"):
+        response = browser.get(path)
+        assert response.status_code == 200, path
+        body = response.get_data(as_text=True)
+        assert "<script" not in body, path
+        assert ' onclick=' not in body and 'style="' not in body, path
+        # Every input, select and textarea has a label (or is hidden).
+        fields = re.findall(r'<(?:input|select|textarea)\b([^>]*)>', body)
+        for attributes in fields:
+            if 'type="hidden"' in attributes or 'type="submit"' in attributes:
+                continue
+            found = re.search(r'\bid="([^"]+)"', attributes)
+            assert found, (path, attributes)
+            assert f'for="{found.group(1)}"' in body, (path, attributes)
+        assert 'tabindex="-1"' not in body, path
+
+
+def test_editing_assigning_and_tracker_settings_through_the_pages(site: Any) -> None:
+    alice, bob = site.user("alice"), site.user("bob")
+    site.tracker(alice, "bugs")
+    site.ticket(alice, "bugs", "Crash", actor=bob)
+    alice_browser, bob_browser = site.browser(alice), site.browser(bob)
+
+    edited = bob_browser.submit("/~alice/bugs/1/edit", {"title": "Crash on start",
+                                                        "description": "Details"})
+    assert edited.status_code == 302  # the submitter may edit their ticket
+    assert "Crash on start" in text(bob_browser.get("/~alice/bugs/1"))
+    assign = alice_browser.submit("/~alice/bugs/1", {"username": "~bob"},
+                                  action="/~alice/bugs/1/assignees")
+    assert assign.status_code == 302
+    assert "assigned ~bob" in text(alice_browser.get("/~alice/bugs/1"))
+    unknown = alice_browser.submit("/~alice/bugs/1", {"username": "nobody"},
+                                   action="/~alice/bugs/1/assignees")
+    assert unknown.status_code == 400
+    assert "No user ~nobody" in text(unknown)
+
+    saved = alice_browser.submit("/~alice/bugs/settings", {
+        "description": "d", "visibility": "private", "anonymous_access": [],
+        "user_access": ["browse"]})
+    assert saved.status_code == 302
+    assert bob_browser.get("/~alice/bugs").status_code == 404
+    granted = alice_browser.submit("/~alice/bugs/settings/access", {
+        "username": "bob", "access": ["browse", "comment"]})
+    assert granted.status_code == 302
+    assert bob_browser.get("/~alice/bugs").status_code == 200
+    assert "browse, comment" in text(alice_browser.get("/~alice/bugs/settings/access"))
+    refused = alice_browser.submit("/~alice/bugs/settings/delete", {"confirm": "nope"})
+    assert refused.status_code == 400
+    deleted = alice_browser.submit("/~alice/bugs/settings/delete", {"confirm": "bugs"})
+    assert deleted.status_code == 302
+    assert alice_browser.get("/~alice/bugs").status_code == 404
+
+
+def test_nul_characters_are_refused_not_a_server_error(site: Any) -> None:
+    """PostgreSQL cannot store NUL: such input is a 400, on pages and API."""
+    alice = site.user("alice")
+    site.tracker(alice, "bugs")
+    browser = site.browser(alice)
+    for path in ("/~al%00ice", "/~alice/bu%00gs", "/~alice/bugs?search=label:%00"):
+        assert browser.get(path).status_code == 400, path
+    token = browser.csrf_token("/~alice/bugs")
+    assert browser.post("/~alice/bugs/submit", data={
+        "csrf_token": token, "title": "a\x00b"}).status_code == 400
+    api = site.api(alice)
+    answer = api.post("/trackers/alice/bugs/tickets", {"title": "a\x00b"})
+    assert answer.status_code == 400
+    assert answer.json["errors"][0]["field"] == "title"
+    assert api.get("/trackers/alice/bugs/tickets?search=%00").status_code == 400
