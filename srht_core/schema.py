@@ -7,6 +7,9 @@ so that they are spelled and checked the same way everywhere.
 
 from __future__ import annotations
 
+import re
+from typing import NamedTuple
+
 from .config import (
     Address,
     Boolean,
@@ -17,6 +20,7 @@ from .config import (
     FernetKey,
     Integer,
     Key,
+    KeyType,
     List,
     Networks,
     PathValue,
@@ -113,10 +117,112 @@ WEBHOOKS = Section(
             example=EXAMPLE_WEBHOOK_KEY,
             description="Ed25519 private key (base64) that signs every webhook payload. "
                         "Receivers verify with the public key `srht keygen` prints."),
+        Key("allow-private-targets", Boolean(), default=False, example="no",
+            description="Deliver webhooks whose URL a user chose to loopback, private and "
+                        "link-local addresses too. Off, they are refused (a webhook must "
+                        "not reach into the site's own network); deliveries between the "
+                        "site's services, and every delivery in the development "
+                        "environment, are always allowed."),
     ),
 )
 
-CORE_SECTIONS = (SRHT, MAIL, WEBHOOKS)
+
+
+class SshTarget(NamedTuple):
+    """A host of ``[deploy] hosts``: its name and how to reach it over SSH."""
+
+    name: str
+    user: str
+    address: str
+    port: int
+
+
+class HostEntry(KeyType):
+    """``NAME=[USER@]ADDRESS[:PORT]``: a host's name and how to reach it over SSH
+    (user ``root`` and port 22 unless given; an IPv6 address goes in brackets)."""
+
+    label = "NAME=[USER@]ADDRESS[:PORT]"
+    _pattern = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*)=(?:(?P<user>[^@\s]+)@)?"
+                          r"(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<address>[^:@\s\[\]]+))"
+                          r"(?::(?P<port>\d+))?$")
+
+    def parse(self, raw: str) -> SshTarget:
+        match = self._pattern.match(raw.strip())
+        if not match:
+            raise ValueError(f"not NAME=[USER@]ADDRESS[:PORT] (a lower-case name, then "
+                             f"where to reach it over SSH): {raw!r}")
+        port = int(match.group("port") or 22)
+        if not 0 < port < 65536:
+            raise ValueError(f"port out of range in {raw!r}")
+        return SshTarget(match.group("name"), match.group("user") or "root",
+                         match.group("v6") or match.group("address"), port)
+
+    def format(self, value: object) -> str:
+        if not isinstance(value, SshTarget):
+            return super().format(value)
+        address = f"[{value.address}]" if ":" in value.address else value.address
+        port = "" if value.port == 22 else f":{value.port}"
+        return f"{value.name}={value.user}@{address}{port}"
+
+
+DEPLOY = Section(
+    "deploy",
+    description="Where the site runs, for `srht deploy`: the hosts and how to reach them "
+                "over SSH, and which of them run PostgreSQL, Redis and nginx. Each "
+                "service's own `hosts` key places the service. Only the machine that "
+                "deploys reads this section; the hosts' copies of the config leave it out.",
+    keys=(
+        Key("hosts", List(HostEntry()), default=None,
+            example="alpha=root@192.0.2.10, beta=admin@192.0.2.11:2222",
+            description="Every host of the site, as NAME=[USER@]ADDRESS[:PORT], separated "
+                        "by commas or new lines. The names are what the other keys and "
+                        "each service's `hosts` refer to. A user other than root needs "
+                        "password-less sudo."),
+        Key("postgresql-host", Text(), default=None, example="alpha",
+            description="The host that runs PostgreSQL: the deploy installs it there and "
+                        "creates a role and a database per service, reachable only from "
+                        "the hosts that run that service. A service with an empty "
+                        "connection-string is given one. Empty: no PostgreSQL is managed; "
+                        "services use their connection-string as written (or SQLite)."),
+        Key("postgresql-existing", Boolean(), default=False, example="no",
+            description="yes: PostgreSQL on postgresql-host is yours and already set up "
+                        "(listening where the services can reach it); the deploy only "
+                        "creates roles and databases."),
+        Key("redis-host", Text(), default=None, example="alpha",
+            description="The host that runs Redis, the broker of background jobs. When "
+                        "[srht] broker is empty every host's config is given one. Empty: "
+                        "no Redis; workers take jobs straight from the databases."),
+        Key("redis-existing", Boolean(), default=False, example="no",
+            description="yes: Redis on redis-host is yours and already set up; the deploy "
+                        "leaves it alone (write [srht] broker yourself)."),
+        Key("nginx-hosts", List(), default=None, example="alpha, beta",
+            description="Hosts that run nginx in front of the services, one virtual host "
+                        "per service at its origin. An nginx host fronts the services "
+                        "that run on it, balancing across every host that runs them; a "
+                        "service on no nginx host is fronted by all of them. Empty: every "
+                        "host that runs a service."),
+        Key("certificates", Choice(("self-signed", "acme")), default="self-signed",
+            example="self-signed",
+            description="How HTTPS origins get certificates: self-signed, from a site "
+                        "authority derived from [srht] service-key that every host trusts "
+                        "(import its certificate, `srht deploy ca`, in your browser), or "
+                        "acme: Let's Encrypt through certbot (public DNS needed)."),
+        Key("acme-email", Email(), default=None, example="admin@example.org",
+            description="Contact address for the ACME account when certificates = acme."),
+        Key("ssh-key", PathValue(), default=None, example="",
+            description="Private key for SSH to every host. Empty: the SSH agent and your "
+                        "default keys."),
+        Key("ssh-known-hosts", PathValue(), default=None, example="",
+            description="known_hosts file to check the hosts' keys against. Empty: "
+                        "~/.ssh/known_hosts."),
+        Key("ssh-host-key-checking", Choice(("yes", "accept-new", "no")),
+            default="accept-new", example="accept-new",
+            description="yes: only known host keys; accept-new: remember a new host's key "
+                        "on first contact; no: never check (throwaway test hosts only)."),
+    ),
+)
+
+CORE_SECTIONS = (SRHT, MAIL, WEBHOOKS, DEPLOY)
 
 
 def service_base_keys(service: str, default_port: int) -> tuple[Key, ...]:
@@ -134,8 +240,12 @@ def service_base_keys(service: str, default_port: int) -> tuple[Key, ...]:
         Key("workers", Integer(min=1, max=256), default=2, example="2",
             description="gunicorn worker processes for `srht serve`."),
         Key("hosts", List(), default=None, example="",
-            description="The hosts (named in the deploy inventory) that run this "
-                        "service. Empty: the host the config is on."),
+            description="The hosts (named in [deploy] hosts) that run this service; nginx "
+                        "balances across them. Empty: the host the config is on (for "
+                        "`srht deploy`, the only host, when there is one)."),
+        Key("worker-hosts", List(), default=None, example="",
+            description="The hosts that run this service's background worker (`srht "
+                        "worker`). Empty: the same as hosts."),
         Key("debug", Boolean(), default=False, example="no",
             description="Flask debug mode. Never on in production."),
     )

@@ -19,6 +19,7 @@ import base64
 import json
 import secrets
 import time
+import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,6 +62,7 @@ delivery_table = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("response_status", sa.Integer, nullable=True),
     sa.Column("response_body", sa.Text, nullable=True),
+    sa.Column("internal", sa.Boolean, nullable=False, default=False),
     sa.Column("created", sa.DateTime, nullable=False),
     sa.Column("updated", sa.DateTime, nullable=False),
 )
@@ -201,12 +203,18 @@ def deliveries(subscription: str, *, ids: Iterable[int] | None = None, limit: in
 
 
 def send_webhook(url: str, event: str, payload: dict[str, Any], *,
-                 subscription: str | None = None, session: Session | None = None) -> int:
+                 subscription: str | None = None, session: Session | None = None,
+                 internal: bool = False) -> int:
     """Record a webhook to ``url`` and the job that delivers it, in the
     caller's transaction. Returns the delivery id.
 
     :param subscription: an opaque key of the sender's (``tracker:12``) to
         list deliveries by.
+    :param internal: a delivery between this site's own services (identity
+        events). Others, whose URL a user chose, are refused when it
+        resolves to a loopback, private or link-local address, unless
+        ``[webhooks] allow-private-targets`` is on or the site runs in the
+        development environment.
     """
     from .app import current_service
 
@@ -215,7 +223,7 @@ def send_webhook(url: str, event: str, payload: dict[str, Any], *,
     body = json.dumps({"event": event, "data": payload}, sort_keys=True)
     delivery_id = int(session.execute(delivery_table.insert().values(
         subscription=subscription, url=url, event=event, payload=body, status="pending",
-        attempts=0, created=now, updated=now,
+        attempts=0, internal=internal, created=now, updated=now,
     ).returning(delivery_table.c.id)).scalar_one())
     enqueue("srht.deliver-webhook", session=session, delivery=delivery_id)
     return delivery_id
@@ -231,6 +239,44 @@ def redeliver(delivery_id: int, session: Session | None = None) -> int:
     return enqueue("srht.deliver-webhook", session=session, delivery=delivery_id)
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook is answered where it was sent: a redirect could lead a
+    delivery to an address the target check refused."""
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def _target_refusal(url: str) -> str | None:
+    """Why a user-chosen webhook URL may not be delivered to, or ``None``."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    from .app import current_service
+
+    config = current_service().config
+    if config.get("webhooks", "allow-private-targets") or \
+            config.get("srht", "environment") == "development":
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"refused: {url} is not an http(s) URL"
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except OSError:
+        return None  # unresolvable now: the delivery itself fails, and is retried
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            return (f"refused: {parts.hostname} resolves to {address}, which is not a public "
+                    "address (see [webhooks] allow-private-targets)")
+    return None
+
+
 def deliver(delivery: int) -> None:
     """The ``srht.deliver-webhook`` job: POST one recorded delivery."""
     import urllib.error
@@ -244,6 +290,15 @@ def deliver(delivery: int) -> None:
                                  .where(delivery_table.c.id == delivery)).first()
     if row is None or row.status == "delivered":
         return
+    refusal = None if row.internal else _target_refusal(row.url)
+    if refusal is not None:
+        # Final: retrying cannot change where the URL points to.
+        with engine.begin() as connection:
+            connection.execute(delivery_table.update()
+                               .where(delivery_table.c.id == delivery)
+                               .values(status="refused", response_body=refusal,
+                                       updated=utcnow()))
+        return
     body = row.payload.encode()
     request = urllib.request.Request(row.url, data=body, method="POST",  # noqa: S310
                                      headers=signed_headers(body))
@@ -251,7 +306,7 @@ def deliver(delivery: int) -> None:
     text = ""
     error: str | None = None
     try:
-        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
+        with _OPENER.open(request, timeout=15) as response:
             status = response.status
             text = response.read(2048).decode(errors="replace")
     except urllib.error.HTTPError as http_error:

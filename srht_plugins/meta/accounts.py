@@ -223,7 +223,7 @@ def broadcast(user: User, event: str) -> None:
     for service, origin in sorted(state.origins.items()):
         if service == state.service.name:
             continue
-        send_webhook(origin + "/_srht/identity", event, payload,
+        send_webhook(origin + "/_srht/identity", event, payload, internal=True,
                      subscription=f"identity:{service}")
 
 
