@@ -19,7 +19,17 @@ __all__ = ["Form", "api_validate", "form_errors"]
 
 
 class Form(FlaskForm):  # type: ignore[misc]
-    """Base class of every form: a FlaskForm with a CSRF token."""
+    """Base class of every form: a FlaskForm with a CSRF token, whose text
+    fields refuse NUL characters (no database column stores them) with an
+    error next to the field."""
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid: bool = super().validate(extra_validators)
+        for field in self:
+            if isinstance(field.data, str) and "\x00" in field.data:
+                field.errors = [*field.errors, "NUL characters are not accepted."]
+                valid = False
+        return valid
 
 
 def form_errors(form: Any) -> list[tuple[str | None, str]]:
