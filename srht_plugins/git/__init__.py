@@ -1,0 +1,102 @@
+"""git: repositories owned by users, browsed on the web and cloned and
+pushed over HTTP and SSH, at one URL (``/~user/repo``).
+
+This module is the service's table of contents: the hooks through which it
+plugs into the core.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint
+
+from srht_core import (
+    Config,
+    DatabaseSchema,
+    EventType,
+    HostNeeds,
+    NavEntry,
+    Scope,
+    Section,
+    ServiceInfo,
+    hookimpl,
+)
+
+HERE = Path(__file__).parent
+
+
+@hookimpl
+def service_info() -> ServiceInfo:
+    return ServiceInfo("git", "Git", "Git repositories: browse them on the web, clone and "
+                       "push over HTTP and SSH.", core_requires=">=0.1.0.dev0,<0.2",
+                       default_port=5001)
+
+
+@hookimpl
+def config_schema() -> list[Section]:
+    from .config import SCHEMA
+
+    return SCHEMA
+
+
+@hookimpl
+def database_schema() -> DatabaseSchema:
+    from .models import Base, User
+
+    return DatabaseSchema(Base.metadata, HERE / "migrations", user_model=User)
+
+
+@hookimpl
+def blueprints(config: Config) -> list[Blueprint]:
+    from .api import api
+    from .http import bp as http
+    from .web.browse import bp as browse
+    from .web.repos import bp as repos
+
+    return [http, repos, browse, api]
+
+
+@hookimpl
+def cli_commands() -> list[Any]:
+    from .hooks import hook_command
+    from .ssh import COMMANDS
+
+    return [*COMMANDS, hook_command]
+
+
+@hookimpl
+def nav_entries(config: Config) -> list[NavEntry]:
+    return [NavEntry("Git", "/", order=20)]
+
+
+@hookimpl
+def oauth_scopes() -> list[Scope]:
+    return [Scope("repos", "your git repositories: read and clone them, or also create, "
+                           "change, delete and push to them")]
+
+
+@hookimpl
+def webhook_events() -> list[EventType]:
+    from .hooks import EVENTS
+
+    return EVENTS
+
+
+@hookimpl
+def host_needs(config: Config) -> HostNeeds:
+    from .ssh import default_program, sshd_snippet
+
+    section = config["git"]
+    repos = section["repos"] or str(Path(config["srht"]["data-dir"]) / "git")
+    ssh_user = section["ssh-user"]
+    return HostNeeds(packages=("git", "openssh-server"), users=(ssh_user,), paths=(repos,),
+                     ports=(22,), sshd_snippets=(sshd_snippet(ssh_user, default_program()),))
+
+
+@hookimpl
+def user_deleted(user: Any) -> None:
+    from .repos import delete_repositories_of
+
+    delete_repositories_of(user)

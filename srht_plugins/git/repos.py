@@ -1,0 +1,273 @@
+"""Repositories as things people make: names, their folders on disk,
+creating, renaming, changing, deleting, and access grants.
+
+The database row and the folder change together: a folder is made before
+the row is committed and removed if the commit fails; a deleted
+repository's row is committed away before its folder is removed, so a
+crash can leave an unused folder behind but never a row without one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from srht_core import current_service, db_session, utcnow
+
+from .models import MODES, VISIBILITIES, AccessGrant, Redirect, Repository, User
+from .plumbing import GitError, GitRepo
+
+__all__ = [
+    "RepoProblem",
+    "clone_urls",
+    "create_repository",
+    "delete_repository",
+    "git_environment",
+    "grant_access",
+    "name_problem",
+    "repos_dir",
+    "repository_path",
+    "update_repository",
+]
+
+MAX_NAME = 100
+MAX_DESCRIPTION = 1000
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+#: The branch a new repository's HEAD points to until something is pushed.
+INITIAL_BRANCH = "main"
+HOOKS_FOLDER = ".srht-hooks"
+
+
+class RepoProblem(ValueError):
+    """Why a change to a repository is refused, and which field is to blame."""
+
+    def __init__(self, reason: str, field: str = "name"):
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+def name_problem(name: str) -> str | None:
+    """What is wrong with ``name`` as a repository name, if anything."""
+    if not name:
+        return "Give the repository a name."
+    if len(name) > MAX_NAME:
+        return f"Use at most {MAX_NAME} characters."
+    if not _NAME.match(name):
+        return ("Use letters, digits, dots, dashes and underscores, starting with a letter, "
+                "digit or underscore.")
+    if name.endswith(".git"):
+        return "Leave out the .git at the end: clone URLs work with or without it."
+    return None
+
+
+def _check(name: str | None = None, description: str | None = None,
+           visibility: str | None = None) -> None:
+    if name is not None and (problem := name_problem(name)):
+        raise RepoProblem(problem, "name")
+    if description is not None and len(description) > MAX_DESCRIPTION:
+        raise RepoProblem(f"Use at most {MAX_DESCRIPTION} characters.", "description")
+    if visibility is not None and visibility not in VISIBILITIES:
+        raise RepoProblem("Choose one of " + ", ".join(VISIBILITIES) + ".", "visibility")
+
+
+# -- on disk ---------------------------------------------------------------------------
+
+
+def repos_dir() -> Path:
+    """``[git] repos``, or DATA-DIR/git."""
+    config = current_service().config
+    configured = config["git"]["repos"]
+    return Path(configured) if configured else Path(config["srht"]["data-dir"]) / "git"
+
+
+def repository_path(repository: Repository) -> Path:
+    return repos_dir() / repository.folder
+
+
+def open_repository(repository: Repository) -> GitRepo:
+    return GitRepo(repository_path(repository))
+
+
+_hooks_written: set[tuple[str, str]] = set()
+
+
+def hook_script() -> str:
+    """The hook git runs after every push: ``srht git hook post-receive``
+    with the interpreter running this service."""
+    return ("#!/bin/sh\n"
+            "# Written by srht's git service: tells it about every push.\n"
+            f"exec {shlex.quote(sys.executable)} -m srht_core.cli git hook post-receive\n")
+
+
+def hooks_dir() -> Path:
+    """The folder of the hooks every repository uses (``core.hooksPath``),
+    written when missing or out of date."""
+    folder = repos_dir() / HOOKS_FOLDER
+    script = hook_script()
+    if (str(folder), script) in _hooks_written:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "post-receive"
+    try:
+        current = target.read_text()
+    except OSError:
+        current = None
+    if current != script:
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=".post-receive-")
+        with os.fdopen(fd, "w") as out:
+            out.write(script)
+        os.chmod(temporary, 0o755)  # noqa: S103 - git runs it as whoever pushes
+        os.replace(temporary, target)
+    _hooks_written.add((str(folder), script))
+    return folder
+
+
+def git_environment(repository: Repository, pusher: Any) -> dict[str, str]:
+    """The environment ``git upload-pack``/``receive-pack`` run in: where
+    the hooks are, and what they need to know (config, repository, pusher)."""
+    state = current_service()
+    settings = {"core.hooksPath": str(hooks_dir()), "uploadpack.allowFilter": "true",
+                "receive.advertisePushOptions": "false"}
+    env = {"SRHT_CONFIG": str(Path(state.config.path).resolve()),
+           "SRHT_GIT_REPOSITORY": str(repository.id),
+           "SRHT_GIT_PUSHER": str(pusher.id) if pusher is not None else "",
+           "GIT_CONFIG_COUNT": str(len(settings))}
+    for index, (key, value) in enumerate(settings.items()):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    return env
+
+
+def clone_urls(owner: str, name: str) -> tuple[str, str]:
+    """The HTTP and SSH clone URLs of ``~owner/name``."""
+    state = current_service()
+    path = f"~{owner}/{name}"
+    host = urlsplit(state.origin).hostname or "localhost"
+    return f"{state.origin}/{path}", f"{state.section['ssh-user']}@{host}:{path}"
+
+
+# -- changes ---------------------------------------------------------------------------
+
+
+def _name_taken(owner: User, name: str, but: int | None = None) -> bool:
+    stmt = sa.select(Repository.id).where(Repository.owner_id == owner.id,
+                                          Repository.name == name)
+    if but is not None:
+        stmt = stmt.where(Repository.id != but)
+    return db_session.scalar(stmt) is not None
+
+
+def _forget_old_name(owner: User, name: str) -> None:
+    db_session.execute(sa.delete(Redirect).where(Redirect.owner_id == owner.id,
+                                                 Redirect.name == name))
+
+
+def create_repository(owner: User, name: str, description: str | None = None,
+                      visibility: str = "public") -> Repository:
+    """Make a repository: its row and its bare folder, committed.
+
+    :raises RepoProblem: the name is not valid or taken, or another field
+        is not valid.
+    """
+    _check(name, description, visibility)
+    if _name_taken(owner, name):
+        raise RepoProblem(f"You have a repository named {name} already.")
+    repository = Repository(owner_id=owner.id, name=name, description=description or None,
+                            visibility=visibility)
+    db_session.add(repository)
+    _forget_old_name(owner, name)  # the name now means this repository
+    db_session.flush()
+    path = repository_path(repository)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run(["git", "init", "--bare", "--quiet", f"--initial-branch={INITIAL_BRANCH}",
+                        str(path)], check=True, capture_output=True, stdin=subprocess.DEVNULL)
+        db_session.commit()
+    except BaseException:
+        db_session.rollback()
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    return repository
+
+
+def update_repository(repository: Repository, owner: User, *, name: str | None = None,
+                      description: str | None = None, visibility: str | None = None,
+                      default_branch: str | None = None) -> None:
+    """Change what is given (``None`` leaves a field alone; an empty
+    description clears it), committed. Renaming keeps the old name as a
+    redirect.
+
+    :raises RepoProblem: naming the field to blame.
+    """
+    _check(name, description, visibility)
+    if default_branch is not None:
+        git = open_repository(repository)
+        if default_branch not in git.branches():
+            raise RepoProblem(f"There is no branch {default_branch} in this repository.",
+                              "default_branch")
+        git.set_head(default_branch)
+    if name is not None and name != repository.name:
+        if _name_taken(owner, name, but=repository.id):
+            raise RepoProblem(f"You have a repository named {name} already.")
+        old = repository.name
+        _forget_old_name(owner, name)
+        db_session.add(Redirect(owner_id=owner.id, name=old, repository_id=repository.id))
+        repository.name = name
+    if description is not None:
+        repository.description = description.strip() or None
+    if visibility is not None:
+        repository.visibility = visibility
+    repository.updated = utcnow()
+    db_session.commit()
+
+
+def delete_repository(repository: Repository) -> None:
+    """Delete a repository, its old names and grants, then its folder."""
+    path = repository_path(repository)
+    db_session.delete(repository)
+    db_session.commit()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def grant_access(repository: Repository, user: User, mode: str | None) -> None:
+    """Give ``user`` ``mode`` access (``ro``, ``rw``), or take it away
+    (``None``), committed."""
+    if mode is not None and mode not in MODES:
+        raise RepoProblem("Choose ro (read) or rw (read and write).", "mode")
+    if user.id == repository.owner_id:
+        raise RepoProblem("The owner always has full access.", "user")
+    grant = db_session.scalar(sa.select(AccessGrant).where(
+        AccessGrant.repository_id == repository.id, AccessGrant.user_id == user.id))
+    if mode is None:
+        if grant is not None:
+            db_session.delete(grant)
+    elif grant is None:
+        db_session.add(AccessGrant(repository_id=repository.id, user_id=user.id, mode=mode))
+    else:
+        grant.mode = mode
+    db_session.commit()
+
+
+def delete_repositories_of(user: User) -> None:
+    """Delete every repository of a user whose account is deleted."""
+    for repository in db_session.scalars(sa.select(Repository)
+                                         .where(Repository.owner_id == user.id)).all():
+        delete_repository(repository)
+
+
+def default_branch(repository: Repository) -> str | None:
+    try:
+        return open_repository(repository).head_branch()
+    except GitError:
+        return None

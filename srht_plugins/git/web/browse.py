@@ -1,0 +1,343 @@
+"""Browsing a repository: its summary (README rendered), trees, files
+(highlighted, with line anchors), raw files (streamed), blame, the log
+(paged by commit), a commit with its diff, and its branches and tags.
+
+Everything is read through :mod:`..plumbing`, which bounds what a page
+reads: a file larger than :data:`DISPLAY_LIMIT` is not shown but linked
+raw, and the raw view streams it whatever its size; binary files are
+detected as git does and not shown as text; a diff is cut at
+:data:`DIFF_LIMIT`.
+
+A ref in a URL may contain slashes (``feature/x``), so a path inside the
+tree follows ``/item/``: ``/~alice/repo/tree/feature/x/item/src/main.c``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from markupsafe import Markup
+
+from srht_core import render_markdown
+
+from ..highlight import highlighted_lines, render_file
+from ..plumbing import Commit, Entry, GitError, GitRepo, TooLarge, is_binary
+from ..repos import clone_urls, open_repository
+from .common import Viewing, human_size, private_headers, viewing
+
+bp = Blueprint("git_browse", __name__)
+
+#: Largest file shown on a page (larger ones get a link to the raw file).
+DISPLAY_LIMIT = 1024 * 1024
+#: Largest README rendered on the summary.
+README_LIMIT = 256 * 1024
+#: How much of a commit's patch a page shows.
+DIFF_LIMIT = 2 * 1024 * 1024
+#: Porcelain output blame may produce (about 10 times the file's size).
+BLAME_LIMIT = 16 * 1024 * 1024
+LOG_PAGE = 50
+_HEX = re.compile(r"^[0-9a-f]{4,40}$")
+
+
+def _page(template: str, view: Viewing, **context: Any) -> Response:
+    http_url, ssh_url = clone_urls(view.owner.username, view.repository.name)
+    response = Response(render_template(template, view=view, repository=view.repository,
+                                        owner=view.owner, http_url=http_url, ssh_url=ssh_url,
+                                        human_size=human_size, **context))
+    return private_headers(response, view.repository)
+
+
+def _git(view: Viewing) -> GitRepo:
+    return open_repository(view.repository)
+
+
+def _commit_of(git: GitRepo, ref: str) -> str:
+    commit = git.resolve(ref)
+    if commit is None:
+        abort(404)
+    return commit
+
+
+@dataclass(frozen=True)
+class Crumb:
+    name: str
+    path: str
+
+
+def _crumbs(path: str) -> list[Crumb]:
+    parts = [p for p in path.split("/") if p]
+    return [Crumb(part, "/".join(parts[:i + 1])) for i, part in enumerate(parts)]
+
+
+# -- summary ---------------------------------------------------------------------------------
+
+
+@bp.get("/~<username>/<name>")
+def summary(username: str, name: str) -> Response:
+    view = viewing(username, name)
+    git = _git(view)
+    branch, head = git.default_revision()
+    readme_html = None
+    readme: Entry | None = None
+    commits: list[Commit] = []
+    if head is not None:
+        commits = git.log(head, 5)
+        readme = git.readme(head)
+        if readme is not None and (readme.size or 0) <= README_LIMIT:
+            content = git.blob_head(readme.oid, README_LIMIT)
+            if not is_binary(content):
+                text = content.decode(errors="replace")
+                if readme.name.lower().endswith((".md", ".markdown")):
+                    readme_html = render_markdown(text)
+                else:
+                    readme_html = render_template("git/plain-readme.html", text=text)
+    return _page("git/summary.html", view, branch=branch, head=head, commits=commits,
+                 readme=readme, readme_html=readme_html)
+
+
+# -- trees and files -------------------------------------------------------------------------
+
+
+@bp.get("/~<username>/<name>/tree")
+def tree_default(username: str, name: str) -> Response:
+    view = viewing(username, name)
+    branch, head = _git(view).default_revision()
+    if head is None or branch is None:
+        return redirect(url_for(".summary", username=view.owner.username,
+                                name=view.repository.name))
+    return _tree_or_blob(view, branch, head, "")
+
+
+@bp.get("/~<username>/<name>/tree/<path:ref>")
+def tree_root(username: str, name: str, ref: str) -> Response:
+    view = viewing(username, name)
+    return _tree_or_blob(view, ref, _commit_of(_git(view), ref), "")
+
+
+@bp.get("/~<username>/<name>/tree/<path:ref>/item/<path:path>")
+def tree_item(username: str, name: str, ref: str, path: str) -> Response:
+    view = viewing(username, name)
+    return _tree_or_blob(view, ref, _commit_of(_git(view), ref), path)
+
+
+def _tree_or_blob(view: Viewing, ref: str, commit: str, path: str) -> Response:
+    git = _git(view)
+    entry = git.entry(commit, path)
+    if entry is None:
+        abort(404)
+    context = {"ref": ref, "commit": commit, "path": path, "crumbs": _crumbs(path)}
+    if entry.is_tree:
+        last = git.log(commit, 1, path)
+        # One url_for for the folder, not one per entry: folders may hold thousands.
+        prefix = url_for(".tree_item", username=view.owner.username,
+                         name=view.repository.name, ref=ref,
+                         path=f"{path}/x" if path else "x")[:-1]
+        entries = git.tree(entry.oid)
+        return _page("git/tree.html", view, listing=_listing(entries, prefix), empty=not entries,
+                     entry=entry, last=last[0] if last else None, **context)
+    return _page("git/blob.html", view, entry=entry, shown=_show_blob(git, entry), **context)
+
+
+def _listing(entries: list[Entry], prefix: str) -> Markup:
+    """The rows of a folder's table. Made here rather than in the template:
+    a folder may hold thousands of entries, and this is several times faster."""
+    rows = []
+    for item in entries:
+        name = html.escape(item.name)
+        if item.is_submodule:
+            cell = f'{name} <span class="muted">@ {item.oid[:10]}</span>'
+        else:
+            href = html.escape(prefix + quote(item.name))
+            cell = f'<a href="{href}">{name}{"/" if item.is_tree else ""}</a>'
+        rows.append(f'<tr><td class="mode"><code>{item.mode}</code></td><td class="name">{cell}'
+                    f'</td><td class="size">{human_size(item.size)}</td></tr>')
+    return Markup("\n".join(rows))  # noqa: S704 - every value is escaped above
+
+
+@dataclass(frozen=True)
+class ShownBlob:
+    """How a file appears on its page: ``kind`` is ``text``, ``binary``,
+    ``large``, ``symlink`` or ``submodule``."""
+
+    kind: str
+    rendered: Any = None
+    target: str = ""
+
+
+def _show_blob(git: GitRepo, entry: Entry) -> ShownBlob:
+    if entry.is_submodule:
+        return ShownBlob("submodule", target=entry.oid)
+    if entry.size is not None and entry.size > DISPLAY_LIMIT:
+        return ShownBlob("large")
+    content = git.blob_head(entry.oid, DISPLAY_LIMIT)
+    if entry.is_symlink:
+        return ShownBlob("symlink", target=content.decode(errors="replace"))
+    if is_binary(content):
+        return ShownBlob("binary")
+    return ShownBlob("text", render_file(entry.name, content.decode(errors="replace")))
+
+
+@bp.get("/~<username>/<name>/raw/<path:ref>/item/<path:path>")
+def raw(username: str, name: str, ref: str, path: str) -> Response:
+    view = viewing(username, name)
+    git = _git(view)
+    entry = git.entry(_commit_of(git, ref), path)
+    if entry is None or entry.type != "blob":
+        abort(404)
+    chunks = git.blob_stream(entry.oid)
+    first = next(chunks, b"")
+    binary = is_binary(first)
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield from chain([first], chunks)
+        finally:
+            chunks.close()  # type: ignore[attr-defined]
+
+    response = Response(body(), direct_passthrough=True,
+                        mimetype="application/octet-stream" if binary else "text/plain")
+    if not binary:
+        response.charset = "utf-8"
+    if entry.size is not None:
+        response.content_length = entry.size
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # Even a browser that ignored the type would run nothing from here.
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return private_headers(response, view.repository)
+
+
+@bp.get("/~<username>/<name>/blame/<path:ref>/item/<path:path>")
+def blame(username: str, name: str, ref: str, path: str) -> Response:
+    view = viewing(username, name)
+    git = _git(view)
+    commit = _commit_of(git, ref)
+    entry = git.entry(commit, path)
+    if entry is None or entry.type != "blob" or entry.is_symlink:
+        abort(404)
+    context = {"ref": ref, "commit": commit, "path": path, "crumbs": _crumbs(path),
+               "entry": entry}
+    problem = None
+    if entry.size is not None and entry.size > DISPLAY_LIMIT:
+        problem = "This file is too large to blame here."
+    elif is_binary(git.blob_head(entry.oid, 8000)):
+        problem = "This is a binary file: it has no lines to blame."
+    if problem is None:
+        try:
+            found = git.blame(commit, path, BLAME_LIMIT)
+        except TooLarge:
+            problem = "This file's history is too large to blame here."
+    if problem is not None:
+        return _page("git/blame.html", view, problem=problem, rows=[], **context)
+    language, lines = highlighted_lines(entry.name, "\n".join(line.text for line in found.lines))
+    rows = []
+    previous = None
+    for line, line_html in zip(found.lines, lines, strict=False):
+        info = found.commits.get(line.commit)
+        rows.append((line, line_html, info if line.commit != previous else None))
+        previous = line.commit
+    return _page("git/blame.html", view, problem=None, rows=rows, language=language, **context)
+
+
+# -- history ---------------------------------------------------------------------------------
+
+
+@bp.get("/~<username>/<name>/log")
+def log_default(username: str, name: str) -> Response:
+    view = viewing(username, name)
+    branch, head = _git(view).default_revision()
+    if head is None or branch is None:
+        return _page("git/log.html", view, ref=None, commits=[], next_id=None)
+    return _log(view, branch, head)
+
+
+@bp.get("/~<username>/<name>/log/<path:ref>")
+def log(username: str, name: str, ref: str) -> Response:
+    view = viewing(username, name)
+    return _log(view, ref, _commit_of(_git(view), ref))
+
+
+def _log(view: Viewing, ref: str, head: str) -> Response:
+    git = _git(view)
+    start = request.args.get("from", "")
+    if start:
+        resolved = git.resolve(start) if _HEX.match(start) else None
+        if resolved is None:
+            abort(404)
+        head = resolved
+    commits = git.log(head, LOG_PAGE + 1)
+    next_id = commits[LOG_PAGE].id if len(commits) > LOG_PAGE else None
+    return _page("git/log.html", view, ref=ref, commits=commits[:LOG_PAGE], next_id=next_id)
+
+
+@dataclass
+class FileDiff:
+    header: list[str]
+    lines: list[tuple[str, str]]
+    old: str = ""
+    new: str = ""
+
+
+def parse_patch(patch: str) -> list[FileDiff]:
+    """Split ``git diff-tree -p`` output into files of classified lines."""
+    files: list[FileDiff] = []
+    current: FileDiff | None = None
+    for line in patch.split("\n"):
+        if line.startswith("diff --git "):
+            current = FileDiff([line], [])
+            files.append(current)
+            continue
+        if current is None:
+            continue
+        if not current.lines and not line.startswith("@@"):
+            current.header.append(line)
+            if line.startswith("--- "):
+                current.old = line[4:].removeprefix("a/")
+            elif line.startswith("+++ "):
+                current.new = line[4:].removeprefix("b/")
+            elif line.startswith(("rename from ", "rename to ")):
+                current.old = current.old or line.removeprefix("rename from ")
+            continue
+        kind = {"+": "add", "-": "del", "@": "hunk", "\\": "note"}.get(line[:1], "ctx")
+        current.lines.append((kind, line))
+    for file in files:
+        if not file.new:
+            names = file.header[0].removeprefix("diff --git ").split(" b/", 1)
+            file.new = names[-1]
+            file.old = file.old or names[0].removeprefix("a/")
+    return files
+
+
+@bp.get("/~<username>/<name>/commit/<commit_id>")
+def commit(username: str, name: str, commit_id: str) -> Response:
+    view = viewing(username, name)
+    git = _git(view)
+    if not _HEX.match(commit_id):
+        abort(404)
+    found = git.commit(commit_id)
+    if found is None:
+        abort(404)
+    if found.id != commit_id:
+        return redirect(url_for(".commit", username=view.owner.username,
+                                name=view.repository.name, commit_id=found.id))
+    patch, truncated = git.diff(found.id, DIFF_LIMIT)
+    return _page("git/commit.html", view, commit=found, files=parse_patch(patch),
+                 truncated=truncated)
+
+
+@bp.get("/~<username>/<name>/refs")
+def refs(username: str, name: str) -> Response:
+    view = viewing(username, name)
+    try:
+        found = _git(view).refs()
+    except GitError:
+        found = []
+    return _page("git/refs.html", view, branches=[r for r in found if r.kind == "branch"],
+                 tags=[r for r in found if r.kind == "tag"],
+                 default=_git(view).head_branch())

@@ -1,0 +1,278 @@
+"""git's pages from the outside, over real HTTP, signed in through meta's
+login form: making a repository, browsing it (summary with README, tree,
+file with highlighting and line anchors, raw, blame, log, commit, refs),
+what private repositories show to whom, settings, renames and deletion."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+from .conftest import GitStack, linear_history, text
+
+pytestmark = pytest.mark.postgres
+
+README = """# Hello
+
+Some *text*, a [link](https://example.org) and an attempt:
+<script>alert("owned")</script>
+
+```python
+def greet():
+    return "hi"
+```
+"""
+PYTHON = "def greet(name):\n    return f'hi {name}'\n"
+
+
+def test_make_a_repository_on_the_web(git_stack: GitStack) -> None:
+    alice = git_stack.new_user("alice")
+    browser = git_stack.browser(alice)
+    created = browser.submit(git_stack.git_url + "/create",
+                             {"name": "fresh", "description": "A new start.",
+                              "visibility": "unlisted"})
+    assert created.status_code == 303
+    assert created.headers["Location"].endswith(f"/~{alice}/fresh")
+
+    summary = browser.get(git_stack.git_url + created.headers["Location"])
+    shown = text(summary)
+    assert summary.status_code == 200
+    assert "A new start." in shown and "Unlisted" in shown
+    assert "Nothing here yet" in shown
+    assert f"git remote add origin {git_stack.config['git']['ssh-user']}@127.0.0.1:~{alice}/fresh" \
+        in shown
+    assert f"git clone {git_stack.git_url}/~{alice}/fresh" in shown
+
+    again = browser.submit(git_stack.git_url + "/create", {"name": "fresh",
+                                                           "visibility": "public"})
+    assert again.status_code == 400
+    assert "You have a repository named fresh already." in text(again)
+    bad = browser.submit(git_stack.git_url + "/create", {"name": "no/slashes",
+                                                         "visibility": "public"})
+    assert bad.status_code == 400
+    assert "Use letters, digits, dots, dashes and underscores" in text(bad)
+
+
+def test_anonymous_visitors_are_sent_to_meta_to_create(git_stack: GitStack) -> None:
+    answer = requests.get(git_stack.git_url + "/create", allow_redirects=False, timeout=30)
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith(git_stack.meta_url + "/login?return_to=")
+
+
+def test_browse_summary_tree_file_raw_and_blame(git_stack: GitStack) -> None:
+    alice = git_stack.new_user("alice")
+    git_stack.publish(alice, "browse", {"README.md": README, "src/greet.py": PYTHON,
+                                        "data.bin": bytes(range(256)) * 4, "zz.txt": "z\n"},
+                      description="Things to browse.")
+    base = f"{git_stack.git_url}/~{alice}/browse"
+
+    summary = requests.get(base, timeout=30)
+    assert summary.status_code == 200
+    body = summary.text
+    assert "<h1>Hello</h1>" in body
+    assert "<em>text</em>" in body
+    assert 'href="https://example.org"' in body
+    assert "<script>" not in body and "alert(" not in text(summary).replace(
+        '<script>alert("owned")</script>', "")
+    assert '<span class="k">def</span>' in body  # the fenced code is highlighted
+    assert "first commit" in body
+
+    tree = requests.get(base + "/tree", timeout=30).text
+    names = re.findall(r'href="/~[^"]+/tree/main/item/([^"]+)"', tree)
+    assert names == ["src", "data.bin", "README.md", "zz.txt"]  # folders first
+
+    page = requests.get(base + "/tree/main/item/src/greet.py", timeout=30)
+    assert page.status_code == 200
+    assert "Python" in page.text
+    assert '<span class="k">def</span>' in page.text
+    assert '<tr id="L2"><td class="ln"><a href="#L2">2</a></td>' in page.text
+
+    raw = requests.get(base + "/raw/main/item/src/greet.py", timeout=30)
+    assert raw.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert raw.headers["X-Content-Type-Options"] == "nosniff"
+    assert raw.text == PYTHON
+
+    binary = requests.get(base + "/tree/main/item/data.bin", timeout=30)
+    assert "This is a binary file." in text(binary)
+    raw = requests.get(base + "/raw/main/item/data.bin", timeout=30)
+    assert raw.headers["Content-Type"] == "application/octet-stream"
+    assert raw.content == bytes(range(256)) * 4
+
+    blame = requests.get(base + "/blame/main/item/src/greet.py", timeout=30)
+    assert blame.status_code == 200
+    assert "Test Author" in blame.text
+    assert '<tr id="L1" class="first">' in blame.text
+    assert "return" in blame.text
+
+    for missing in ("/tree/main/item/nope.txt", "/tree/no-such-branch",
+                    "/raw/main/item/src", "/blame/main/item/data.bin/x", "/commit/zzzz",
+                    "/log/nothing"):
+        assert requests.get(base + missing, timeout=30).status_code == 404, missing
+
+
+def test_log_pages_commits_and_refs(git_stack: GitStack) -> None:
+    alice = git_stack.new_user("alice")
+    token = git_stack.token(alice)
+    git_stack.create_repo(token, "history")
+    work = git_stack.fast_import(linear_history(120))
+    assert git_stack.git("tag", "-a", "v1.0", "-m", "First release", "main~20", cwd=work).ok
+    assert git_stack.git("branch", "feature/x", "main~5", cwd=work).ok
+    pushed = git_stack.git("push", git_stack.http_url(alice, "history", token), "--all",
+                           cwd=work)
+    assert pushed.ok, pushed.stderr
+    assert git_stack.git("push", git_stack.http_url(alice, "history", token), "--tags",
+                         cwd=work).ok
+    base = f"{git_stack.git_url}/~{alice}/history"
+
+    first = requests.get(base + "/log", timeout=30).text
+    subjects = re.findall(r'<td class="subject">Commit number (\d+)</td>', first)
+    assert subjects == [str(n) for n in range(120, 70, -1)]
+    older = re.search(r'href="([^"]+\?from=[0-9a-f]{40})"', first)
+    assert older is not None
+    second = requests.get(git_stack.git_url + older.group(1).replace("&amp;", "&"),
+                          timeout=30).text
+    assert re.findall(r'<td class="subject">Commit number (\d+)</td>', second) == \
+        [str(n) for n in range(70, 20, -1)]
+
+    branch_log = requests.get(base + "/log/feature/x", timeout=30).text
+    assert re.findall(r'Commit number (\d+)</td>', branch_log)[0] == "115"
+
+    head = git_stack.git("rev-parse", "main", cwd=work).stdout.strip()
+    commit = requests.get(f"{base}/commit/{head}", timeout=30)
+    assert commit.status_code == 200
+    assert "Commit number 120" in commit.text
+    assert '<span class="del">-119</span>' in commit.text
+    assert '<span class="add">+120</span>' in commit.text
+    short = requests.get(f"{base}/commit/{head[:8]}", allow_redirects=False, timeout=30)
+    assert short.status_code == 302
+    assert short.headers["Location"].endswith(f"/commit/{head}")
+
+    refs = requests.get(base + "/refs", timeout=30).text
+    assert '>main</a> <span class="muted">(default)</span>' in refs
+    assert ">feature/x</a>" in refs
+    assert ">v1.0</a>" in refs
+
+
+def test_a_private_repository_is_missing_to_those_without_access(git_stack: GitStack) -> None:
+    alice, bob, carol = (git_stack.new_user(n) for n in ("alice", "bob", "carol"))
+    token = git_stack.publish(alice, "hidden", {"a.txt": "secret\n"}, visibility="private")
+    base = f"{git_stack.git_url}/~{alice}/hidden"
+    pages = ["", "/tree", "/tree/main/item/a.txt", "/raw/main/item/a.txt", "/log", "/refs",
+             "/blame/main/item/a.txt", "/settings"]
+
+    anonymous, stranger = requests.Session(), git_stack.browser(bob)
+    for who in (anonymous, stranger):
+        for page in pages:
+            answer = who.get(base + page, allow_redirects=False, timeout=30)
+            assert answer.status_code in (404, 302), page
+            if answer.status_code == 302:  # settings wants a login first
+                assert page == "/settings" and who is anonymous
+    # Their lists do not show it either.
+    assert "hidden" not in stranger.get(f"{git_stack.git_url}/~{alice}").text
+
+    git_stack.grant(token, alice, "hidden", carol, "ro")
+    reader = git_stack.browser(carol)
+    for page in pages[:-1]:
+        assert reader.get(base + page, timeout=30).status_code == 200, page
+    assert reader.get(base + "/settings", timeout=30).status_code == 404
+    answer = reader.get(base + "/raw/main/item/a.txt", timeout=30)
+    assert answer.headers["Cache-Control"] == "private, no-store"
+    assert "hidden" in reader.get(f"{git_stack.git_url}/~{alice}").text
+
+    owner = git_stack.browser(alice)
+    assert "hidden" in owner.get(f"{git_stack.git_url}/~{alice}").text
+
+
+def test_settings_rename_access_and_delete(git_stack: GitStack) -> None:
+    alice, bob = git_stack.new_user("alice"), git_stack.new_user("bob")
+    git_stack.publish(alice, "project", {"a.txt": "a\n"})
+    git_stack.browser(bob).get(git_stack.git_url + "/")  # bob signs in to git once
+    owner = git_stack.browser(alice)
+    base = f"{git_stack.git_url}/~{alice}/project"
+
+    saved = owner.submit(base + "/settings", {"description": "Now described.",
+                                              "visibility": "private",
+                                              "default_branch": "main"})
+    assert saved.status_code == 303
+    page = text(owner.get(base + "/settings"))
+    assert "Settings saved." in page
+    summary = owner.get(base)
+    assert "Now described." in text(summary) and "Private" in text(summary)
+
+    granted = owner.submit(base + "/settings", {"username": bob, "mode": "rw"},
+                           action=f"/~{alice}/project/settings/access")
+    assert granted.status_code == 303
+    assert f"~{bob} now has read and write access." in text(owner.get(base + "/settings"))
+    unknown = owner.submit(base + "/settings", {"username": "nobody-here", "mode": "ro"},
+                           action=f"/~{alice}/project/settings/access")
+    assert unknown.status_code == 400
+    assert "No user ~nobody-here is known here yet" in text(unknown)
+    assert git_stack.browser(bob).get(base, timeout=30).status_code == 200
+
+    renamed = owner.submit(base + "/settings", {"name": "renamed"},
+                           action=f"/~{alice}/project/settings/rename")
+    assert renamed.status_code == 303
+    old = requests.get(base + "/tree/main/item/a.txt?x=1", allow_redirects=False, timeout=30)
+    assert old.status_code == 404  # private now: the old name leads nowhere for strangers
+    old = owner.get(base + "/tree/main/item/a.txt?x=1", allow_redirects=False)
+    assert old.status_code == 301
+    assert old.headers["Location"].endswith(f"/~{alice}/renamed/tree/main/item/a.txt?x=1")
+
+    removed = owner.submit(f"{git_stack.git_url}/~{alice}/renamed/settings", {},
+                           action=f"/~{alice}/renamed/settings/access/{bob}/remove")
+    assert removed.status_code == 303
+    assert git_stack.browser(bob).get(f"{git_stack.git_url}/~{alice}/renamed",
+                                      timeout=30).status_code == 404
+
+    repo_id = git_stack.api("GET", f"/api/~{alice}/repos/renamed",
+                            git_stack.token(alice)).json()["id"]
+    folder = git_stack.repos / f"{repo_id}.git"
+    assert folder.is_dir()
+    deleted = owner.submit(f"{git_stack.git_url}/~{alice}/renamed/delete", {})
+    assert deleted.status_code == 303
+    assert owner.get(f"{git_stack.git_url}/~{alice}/renamed").status_code == 404
+    assert not folder.exists()
+    assert owner.get(base).status_code == 404
+
+
+def test_the_index_lists_recent_public_pushes(git_stack: GitStack) -> None:
+    alice = git_stack.new_user("alice")
+    git_stack.publish(alice, "shown", {"a.txt": "a\n"})
+    git_stack.publish(alice, "unshown", {"a.txt": "a\n"}, visibility="unlisted")
+    index = requests.get(git_stack.git_url + "/", timeout=30).text
+    assert f"~{alice}/shown" in index
+    assert f"~{alice}/unshown" not in index
+
+
+def test_the_default_branch_follows_the_first_push(git_stack: GitStack,
+                                                   tmp_path: Path) -> None:
+    alice = git_stack.new_user("alice")
+    token = git_stack.token(alice)
+    git_stack.create_repo(token, "trunk")
+    work = git_stack.work_tree({"a.txt": "a\n"}, branch="trunk")
+    pushed = git_stack.git("push", git_stack.http_url(alice, "trunk", token), "trunk",
+                           cwd=work)
+    assert pushed.ok
+    assert "remote: The default branch is now trunk." in pushed.stderr
+    clone = git_stack.fresh_dir()
+    assert git_stack.git("clone", git_stack.http_url(alice, "trunk"), str(clone)).ok
+    branch = subprocess.run(["git", "branch", "--show-current"], cwd=clone,
+                            capture_output=True, text=True).stdout.strip()
+    assert branch == "trunk"
+
+
+def test_deleting_an_account_at_meta_deletes_its_repositories(git_stack: GitStack) -> None:
+    alice = git_stack.new_user("alice")
+    token = git_stack.publish(alice, "doomed", {"a.txt": "a\n"})
+    repo_id = git_stack.api("GET", f"/api/~{alice}/repos/doomed", token).json()["id"]
+    folder = git_stack.repos / f"{repo_id}.git"
+    assert folder.is_dir()
+
+    git_stack.delete_account(alice)
+
+    assert requests.get(f"{git_stack.git_url}/~{alice}/doomed", timeout=30).status_code == 404
+    assert not folder.exists()

@@ -1,0 +1,94 @@
+"""What git declares to the core and the deploy: its config keys, what a
+host needs (packages, the SSH account, the repositories folder, an sshd
+snippet sshd accepts), and the rules of its SSH shell's command line."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import srht_plugins.git as git_plugin
+from srht_plugins.git.hooks import RefUpdate, parse_updates
+from srht_plugins.git.ssh import Refused, Request, parse_command, sshd_snippet
+
+from .conftest import require_program
+
+
+@pytest.fixture
+def git_config(register_plugin: Any, make_config: Any) -> Any:
+    record = register_plugin(git_plugin, "git", distribution="srht")
+    assert record.ok, record.reason
+    return make_config
+
+
+def test_host_needs(git_config: Any, plugin_host: Any, tmp_path: Path) -> None:
+    config = git_config({"git": {"ssh-user": "forge"}})
+    assert plugin_host.check_config(config) == []
+    needs = plugin_host.call_one("host_needs", "git", config=config)
+    assert needs.packages == ("git", "openssh-server")
+    assert needs.users == ("forge",)
+    assert needs.paths == (str(tmp_path / "data" / "git"),)
+    assert needs.ports == (22,)
+    (snippet,) = needs.sshd_snippets
+    assert snippet.splitlines()[2] == "Match User forge"
+    assert "    AuthorizedKeysCommand " in snippet and " git keys %u %k %t\n" in snippet
+    assert "    AuthorizedKeysCommandUser forge\n" in snippet
+
+    other = git_config({"git": {"repos": "/srv/git"}})
+    plugin_host.check_config(other)
+    needs = plugin_host.call_one("host_needs", "git", config=other)
+    assert needs.paths == ("/srv/git",) and needs.users == ("git",)
+
+
+def test_sshd_accepts_the_snippet(tmp_path: Path) -> None:
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    require_program(Path(sshd).exists(), "openssh-server is not installed")
+    key = tmp_path / "host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    config = tmp_path / "sshd_config"
+    config.write_text(f"HostKey {key}\nUsePAM no\n"
+                      + sshd_snippet("git", "/usr/bin/srht", "/etc/srht/config.ini"))
+    checked = subprocess.run([sshd, "-t", "-f", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    ("git-upload-pack '~alice/repo'", Request("git-upload-pack", "alice", "repo")),
+    ("git-receive-pack '/~alice/repo.git'", Request("git-receive-pack", "alice", "repo")),
+    ("git upload-pack 'alice/my.repo'", Request("git-upload-pack", "alice", "my.repo")),
+    ("git-upload-archive '~bob/x/'", Request("git-upload-archive", "bob", "x")),
+])
+def test_the_shell_accepts_git_commands_on_repositories(command: str,
+                                                        expected: Request) -> None:
+    assert parse_command(command) == expected
+
+
+@pytest.mark.parametrize(("command", "reason"), [
+    ("", "Refused to run ''"),
+    ("bash", "Refused to run 'bash'"),
+    ("git-upload-pack '~alice/repo'; rm -rf /", "Refused: "),
+    ("git-upload-pack ~alice/../etc", "Refused: '~alice/../etc' is not a repository"),
+    ("git-upload-pack '/etc/ssh/sshd_config'", "Refused: '/etc/ssh/sshd_config' is not a "
+                                               "repository"),
+    ("git-upload-pack ~alice/repo --help", "Refused: "),
+    ("git-upload-pack 'unterminated", "Refused to run"),
+    ("scp -t /tmp", "Refused to run 'scp -t /tmp'"),
+])
+def test_the_shell_refuses_everything_else(command: str, reason: str) -> None:
+    with pytest.raises(Refused) as refused:
+        parse_command(command)
+    assert str(refused.value).startswith(reason)
+
+
+def test_post_receive_lines_become_ref_updates() -> None:
+    zero = "0" * 40
+    a, b = "a" * 40, "b" * 40
+    lines = [f"{zero} {a} refs/heads/main", f"{a} {b} refs/heads/main",
+             f"{b} {zero} refs/tags/v1", "garbage"]
+    assert parse_updates(lines) == [RefUpdate("refs/heads/main", None, a),
+                                    RefUpdate("refs/heads/main", a, b),
+                                    RefUpdate("refs/tags/v1", b, None)]
