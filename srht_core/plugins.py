@@ -253,7 +253,8 @@ class PluginHost:
             except PluginError as error:
                 problems.append(ConfigProblem("<plugins>", None, record.name, None, str(error)))
             own = next((s for s in declared if s.name == record.name), Section(record.name))
-            base = service_base_keys(record.name, record.info.default_port)
+            base = service_base_keys(record.name, record.info.default_port,
+                                     record.info.request_timeout)
             clashes = [k.name for k in own.keys if any(b.name == k.name for b in base)]
             if clashes:
                 problems.append(ConfigProblem(

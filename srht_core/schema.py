@@ -225,7 +225,8 @@ DEPLOY = Section(
 CORE_SECTIONS = (SRHT, MAIL, WEBHOOKS, DEPLOY)
 
 
-def service_base_keys(service: str, default_port: int) -> tuple[Key, ...]:
+def service_base_keys(service: str, default_port: int,
+                      request_timeout: int = 60) -> tuple[Key, ...]:
     """The keys every ``[<service>]`` section has, ahead of the service's own."""
     return (
         Key("origin", Url(), required=True, example=f"https://{service}.example.org",
@@ -239,6 +240,10 @@ def service_base_keys(service: str, default_port: int) -> tuple[Key, ...]:
             description="Where `srht serve` listens."),
         Key("workers", Integer(min=1, max=256), default=2, example="2",
             description="gunicorn worker processes for `srht serve`."),
+        Key("timeout", Integer(min=5, max=86400), default=request_timeout,
+            example=str(request_timeout),
+            description="Seconds a request may take before its gunicorn worker is "
+                        "restarted (a clone of a large repository needs long)."),
         Key("hosts", List(), default=None, example="",
             description="The hosts (named in [deploy] hosts) that run this service; nginx "
                         "balances across them. Empty: the host the config is on (for "

@@ -60,7 +60,7 @@ def serve(service: str, config: Config, plugins: PluginHost, *, bind: str | None
         "proc_name": f"srht-{service}",
         "accesslog": None,
         "errorlog": "-",
-        "timeout": 60,
+        "timeout": config.get(service, "timeout") or 60,
         "graceful_timeout": 10,
         "forwarded_allow_ips": "127.0.0.1,::1",
         # gunicorn's control socket lives in $HOME, which services don't

@@ -37,6 +37,9 @@ class ServiceInfo:
     :param core_requires: PEP 440 specifier of the core versions the service
         works with (``">=0.1,<0.2"``); empty accepts any.
     :param default_port: the port a development config gives it.
+    :param request_timeout: the default of the service's ``timeout`` key:
+        seconds a request may take before gunicorn restarts its worker
+        (long for services that stream, like git's clones and pushes).
     """
 
     name: str
@@ -44,6 +47,7 @@ class ServiceInfo:
     description: str
     core_requires: str = ""
     default_port: int = 5000
+    request_timeout: int = 60
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ HERE = Path(__file__).parent
 def service_info() -> ServiceInfo:
     return ServiceInfo("git", "Git", "Git repositories: browse them on the web, clone and "
                        "push over HTTP and SSH.", core_requires=">=0.1.0.dev0,<0.2",
-                       default_port=5001)
+                       default_port=5001, request_timeout=3600)
 
 
 @hookimpl
