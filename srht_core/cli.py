@@ -99,13 +99,38 @@ class SrhtGroup(click.Group):
         return groups
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(self._service_groups(ctx)))
+        return sorted(set(super().list_commands(ctx)) | set(self._service_groups(ctx))
+                      | {e.name for e in _added_commands()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             return command
+        for entry_point in _added_commands():
+            if entry_point.name == cmd_name:
+                return _load_added_command(entry_point)
         return self._service_groups(ctx).get(cmd_name)
+
+
+#: Entry point group of commands other distributions add to ``srht`` (the
+#: deploy's ``srht deploy``), so the core imports none of them.
+COMMANDS_GROUP = "srht.commands"
+
+
+def _added_commands() -> list[Any]:
+    from importlib import metadata
+
+    return sorted(metadata.entry_points(group=COMMANDS_GROUP), key=lambda e: e.name)
+
+
+def _load_added_command(entry_point: Any) -> click.Command | None:
+    try:
+        command = entry_point.load()
+    except Exception as error:  # noqa: BLE001 - a broken extension must not break srht
+        click.echo(f"warning: command {entry_point.name} ({entry_point.value}) could not be "
+                   f"loaded: {type(error).__name__}: {error}", err=True)
+        return None
+    return command if isinstance(command, click.Command) else None
 
 
 def _service_group(name: str, title: str, commands: list[click.Command]) -> click.Group:

@@ -631,8 +631,12 @@ def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     if env:
         return Path(env)
     for candidate in DEFAULT_LOCATIONS:
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError:
+            continue  # an unreadable working directory, say: look further
+
     return None
 
 

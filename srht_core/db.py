@@ -56,6 +56,10 @@ class Database:
 
     def __init__(self, url: str, app: Flask | None = None, *, echo: bool = False):
         self.url = sa.make_url(url)
+        if self.url.drivername == "postgresql":
+            # srht ships psycopg2; SQLAlchemy 2.1 reads a bare postgresql://
+            # as psycopg 3, which is not installed.
+            self.url = self.url.set(drivername="postgresql+psycopg2")
         if self.url.get_backend_name() == "sqlite" and self.url.database:
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = _make_engine(self.url, echo=echo)

@@ -1,0 +1,91 @@
+"""Facts: what the deploy reads from a host before deciding what to change.
+
+Each is one small shell command whose output is parsed here. None of them
+prints a secret: the PostgreSQL fact reads SCRAM verifiers, which are
+compared with the wanted ones, never shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyinfra.api import FactBase
+
+__all__ = ["FileText", "HttpStatus", "ManagedFiles", "PostgresState"]
+
+_MISSING = "__srht_missing__"
+_PRESENT = "__srht_present__"
+
+
+class FileText(FactBase[Any]):
+    """The text of a file (without its final newline), or ``None`` if absent."""
+
+    def command(self, path: str) -> str:
+        # A first line either way: pyinfra takes no output for "no fact".
+        return f"if [ -f {path} ]; then echo {_PRESENT}; cat {path}; else echo {_MISSING}; fi"
+
+    def process(self, output: list[str]) -> str | None:
+        if not output or output[0] != _PRESENT:
+            return None
+        return "\n".join(output[1:])
+
+
+class ManagedFiles(FactBase[Any]):
+    """Names of the files matching a shell glob (``/etc/nginx/sites-enabled/srht-*``)."""
+
+    def command(self, pattern: str) -> str:
+        return f"for f in {pattern}; do [ -e \"$f\" ] && basename \"$f\"; done; true"
+
+    def default(self) -> list[str]:
+        return []
+
+    def process(self, output: list[str]) -> list[str]:
+        return sorted(line for line in output if line)
+
+
+class PostgresState(FactBase[Any]):
+    """Roles (with their password verifiers) and databases (with owners) of
+    the local PostgreSQL, read as its superuser; empty before it is installed."""
+
+    requires_command = "psql"
+
+    def command(self) -> str:
+        query = ("SELECT 'role', rolname, coalesce(rolpassword, '') FROM pg_authid "
+                 "UNION ALL SELECT 'database', datname, pg_get_userbyid(datdba) "
+                 "FROM pg_database")
+        return f"runuser -u postgres -- psql -XAtq -F '|' -c \"{query}\""
+
+    def default(self) -> dict[str, dict[str, str]]:
+        return {"role": {}, "database": {}}
+
+    def process(self, output: list[str]) -> dict[str, dict[str, str]]:
+        state = self.default()
+        for line in output:
+            kind, name, value = (line.split("|", 2) + ["", ""])[:3]
+            if kind in state:
+                state[kind][name] = value
+        return state
+
+
+class HttpStatus(FactBase[Any]):
+    """The HTTP status a URL answers with, asked from the host itself,
+    retrying while the service starts (connection refused, 502, 503) for
+    up to about a minute; 0 when it never answered.
+
+    :param url: what to ask for.
+    :param resolve: ``NAME:PORT:ADDRESS`` to reach a virtual host locally.
+    """
+
+    requires_command = "curl"
+
+    def command(self, url: str, resolve: str | None = None) -> str:
+        extra = f"--resolve {resolve} " if resolve else ""
+        return (f"curl -sS -o /dev/null -w '%{{http_code}}' --max-time 10 --retry 60 "
+                f"--retry-delay 1 --retry-connrefused {extra}{url} 2>/dev/null || true")
+
+    def default(self) -> int:
+        return 0
+
+    def process(self, output: list[str]) -> int:
+        text = "".join(output).strip()
+        return int(text[-3:]) if text[-3:].isdigit() else 0

@@ -1,0 +1,86 @@
+"""Each host's copy of the config: the one config, filtered to what that
+host needs, with the values the deploy derives filled in.
+
+- ``[deploy]`` is left out: how to reach the hosts is the deploying
+  machine's business.
+- Every service section stays (origins, navigation and token scopes span
+  the site), but the optional secrets of services the host does not run
+  (their connection strings) are dropped.
+- A service on this host with an empty connection string gets the one of
+  its managed database; ``[srht] broker`` is set when Redis is managed.
+
+The result is deterministic (no dates, stable order), so a re-run writes
+the same bytes and changes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from srht_core import Config
+from srht_core.config import dump_ini
+
+from .secrets import Database, database_for, redis_password
+from .topology import Topology
+
+__all__ = ["databases", "host_config_text", "redis_url"]
+
+
+def databases(config: Config, topology: Topology, host: str | None = None
+              ) -> dict[str, Database]:
+    """The PostgreSQL database of each service that has one, with its URL
+    as seen from ``host`` (loopback on the PostgreSQL host itself)."""
+    out: dict[str, Database] = {}
+    service_key = config["srht"]["service-key"]
+    pg = topology.postgresql_host
+    for service in topology.services:
+        address = None
+        if pg is not None:
+            address = "127.0.0.1" if host == pg else topology.address(pg)
+        database = database_for(service, config.get(service, "connection-string"),
+                                service_key, address)
+        if database is not None:
+            out[service] = database
+    return out
+
+
+def redis_url(config: Config, topology: Topology, host: str) -> str | None:
+    """``[srht] broker`` for ``host``: as written, or derived when Redis is managed."""
+    written = config.get("srht", "broker")
+    if written or topology.redis_host is None or topology.redis_existing:
+        return written or None
+    address = "127.0.0.1" if host == topology.redis_host else topology.address(
+        topology.redis_host)
+    address = f"[{address}]" if ":" in address else address
+    return f"redis://:{redis_password(config['srht']['service-key'])}@{address}:6379/0"
+
+
+def host_config_text(config: Config, topology: Topology, host: str) -> str:
+    """The config file ``host`` gets, as text."""
+    placement = topology.placement(host)
+    local = set(placement.services) | set(placement.workers)
+    derived = databases(config, topology, host)
+    data: dict[str, dict[str, str]] = {}
+    for name, raw in config.raw.items():
+        if name == "deploy":
+            continue
+        service = name.split("::", 1)[0]
+        schema = config.schemas.get(name)
+        values: dict[str, str] = {}
+        for key, value in raw.values.items():
+            declared = schema.key(key) if schema is not None else None
+            remote_secret = (service in topology.services and service not in local
+                             and declared is not None and declared.secret
+                             and not declared.required)
+            if not remote_secret:
+                values[key] = value.value
+        if name in local and name in derived and derived[name].derived:
+            values["connection-string"] = derived[name].url
+        data[name] = values
+    broker = redis_url(config, topology, host)
+    if broker:
+        data.setdefault("srht", {})["broker"] = broker
+    source = Path(config.path).name
+    header = (f"# The config of host {host}, written by `srht deploy` from {source}.\n"
+              "# Edit that file and deploy again: changes made here are overwritten.\n\n")
+    return header + dump_ini(data)

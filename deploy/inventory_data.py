@@ -1,0 +1,55 @@
+"""The pyinfra inventory of a site: hosts with their SSH settings, grouped
+by role. ``inventory.py`` (the file pyinfra loads) is a thin wrapper."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+from .model import Site
+
+__all__ = ["current_site", "host_data", "inventory_groups"]
+
+
+@lru_cache(maxsize=4)
+def current_site(path: str | None = None) -> Site:
+    """The site of the config at ``path`` (default: found as usual), read
+    once per process: the inventory and the deploy file share it."""
+    return Site.from_config(path or os.environ.get("SRHT_CONFIG") or None)
+
+
+def host_data(site: Site, name: str) -> dict[str, Any]:
+    """pyinfra's connection settings for host ``name``."""
+    target = site.topology.hosts[name]
+    data: dict[str, Any] = {
+        "ssh_hostname": target.address,
+        "ssh_port": target.port,
+        "ssh_user": target.user,
+        "srht_host": name,
+    }
+    deploy = site.config
+    key = deploy.get("deploy", "ssh-key")
+    if key:
+        data.update(ssh_key=key, ssh_allow_agent=False, ssh_look_for_keys=False)
+    known = deploy.get("deploy", "ssh-known-hosts")
+    if known:
+        data["ssh_known_hosts_file"] = known
+    data["ssh_strict_host_key_checking"] = deploy.get("deploy", "ssh-host-key-checking",
+                                                      "accept-new")
+    if target.user != "root":
+        data["_sudo"] = True
+    return data
+
+
+def inventory_groups(site: Site | None = None) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """``{group: [(host, data), ...]}`` for a pyinfra inventory."""
+    site = site or current_site()
+    hosts = {name: (name, host_data(site, name)) for name in site.topology.hosts}
+    groups: dict[str, list[tuple[str, dict[str, Any]]]] = {"srht": list(hosts.values())}
+    for placement in site.topology.placements():
+        roles = [r.split(":", 1)[1] if ":" in r else r for r in placement.roles]
+        for role in dict.fromkeys(roles):
+            group = role.replace("-", "_")
+            groups.setdefault(group, []).append(hosts[placement.name])
+    return groups

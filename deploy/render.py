@@ -1,0 +1,143 @@
+"""The files the deploy writes, as text: systemd units, nginx virtual
+hosts, PostgreSQL's host-based access and Redis's settings. Plain functions
+of their inputs, so they are tested without a host and a re-run renders the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from .model import CONFIG, GROUP, VENV
+
+__all__ = ["nginx_vhost", "pg_hba", "redis_conf", "unit"]
+
+HEADER = "# Written by `srht deploy`; changes made here are overwritten.\n"
+
+
+def unit(description: str, user: str, command: str, *, after: list[str] | None = None,
+         paths: list[str] | None = None) -> str:
+    """A systemd service running ``command`` as ``user`` with the site's
+    config, restarted on failure, with the file system mostly read-only."""
+    after_line = " ".join(["network-online.target", *(after or [])])
+    writable = " ".join(paths or [])
+    lines = [
+        HEADER.rstrip(),
+        "[Unit]",
+        f"Description={description}",
+        f"After={after_line}",
+        "Wants=network-online.target",
+        "",
+        "[Service]",
+        f"User={user}",
+        f"Group={user}",
+        f"SupplementaryGroups={GROUP}",
+        f"Environment=SRHT_CONFIG={CONFIG}",
+        f"Environment=PATH={VENV}/bin:/usr/local/bin:/usr/bin:/bin",
+        f"ExecStart={command}",
+        "Restart=on-failure",
+        "RestartSec=2",
+        "KillMode=mixed",
+        "TimeoutStopSec=30",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "ProtectSystem=full",
+        "ProtectHome=yes",
+    ]
+    if writable:
+        lines.append(f"ReadWritePaths={writable}")
+    lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
+    return "\n".join(lines)
+
+
+def nginx_vhost(service: str, hostname: str, *, https: bool, port: int, upstreams: list[str],
+                certificate: tuple[str, str] | None, static_dir: str | None,
+                acme_root: str, max_body: str = "64m") -> str:
+    """One virtual host: ``hostname`` proxied to ``upstreams`` (balanced),
+    static files from ``static_dir`` when the host has them, HTTP sent to
+    HTTPS (except ACME challenges) when ``https``."""
+    name = "srht_" + service.replace("-", "_")
+    out = [HEADER, f"upstream {name} {{"]
+    out += [f"    server {upstream};" for upstream in upstreams]
+    out += ["    keepalive 8;", "}", ""]
+    proxy = [
+        "    client_max_body_size " + max_body + ";",
+        "    location = /healthz { proxy_pass http://" + name + "; "
+        "proxy_set_header Host $host; }",
+    ]
+    if static_dir:
+        proxy += [
+            "    location /static/ {",
+            f"        alias {static_dir}/;",
+            "        expires 7d;",
+            "        add_header Cache-Control public;",
+            "    }",
+        ]
+    proxy += [
+        "    location / {",
+        f"        proxy_pass http://{name};",
+        "        proxy_http_version 1.1;",
+        "        proxy_set_header Connection \"\";",
+        "        proxy_set_header Host $host;",
+        "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "        proxy_set_header X-Forwarded-Proto $scheme;",
+        "        proxy_read_timeout 120s;",
+        "    }",
+    ]
+    challenge = [f"    location /.well-known/acme-challenge/ {{ root {acme_root}; }}"]
+    if https:
+        out += ["server {", "    listen 80;", "    listen [::]:80;",
+                f"    server_name {hostname};", *challenge,
+                "    location / { return 301 https://$host$request_uri; }", "}", ""]
+        if certificate is not None:
+            cert, key = certificate
+            listen = f"{port} ssl"
+            out += ["server {", f"    listen {listen};", f"    listen [::]:{listen};",
+                    f"    server_name {hostname};",
+                    f"    ssl_certificate {cert};", f"    ssl_certificate_key {key};",
+                    "    ssl_protocols TLSv1.2 TLSv1.3;", *proxy, "}", ""]
+    else:
+        out += ["server {", f"    listen {port};", f"    listen [::]:{port};",
+                f"    server_name {hostname};", *challenge, *proxy, "}", ""]
+    return "\n".join(line for line in out if line != "") + "\n"
+
+
+DEBIAN_HBA = """\
+local   all             postgres                                peer
+local   all             all                                     peer
+host    all             all             127.0.0.1/32            scram-sha-256
+host    all             all             ::1/128                 scram-sha-256
+local   replication     all                                     peer
+host    replication     all             127.0.0.1/32            scram-sha-256
+host    replication     all             ::1/128                 scram-sha-256
+"""
+
+
+def _network(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # a host name: PostgreSQL resolves it
+    return f"{ip}/{ip.max_prefixlen}"
+
+
+def pg_hba(grants: list[tuple[str, str, str]]) -> str:
+    """Debian's local access, and ``(database, role, address)`` for each
+    service on another host: that host may reach that database as that
+    role, with a password, and nothing else."""
+    lines = [HEADER, DEBIAN_HBA.rstrip("\n")]
+    if grants:
+        lines.append("# srht services on other hosts")
+    for database, role, address in sorted(grants):
+        lines.append(f"host    {database:<15} {role:<15} {_network(address):<23} scram-sha-256")
+    return "\n".join(lines) + "\n"
+
+
+def postgresql_conf(listen: list[str]) -> str:
+    return HEADER + f"listen_addresses = '{','.join(listen)}'\n"
+
+
+def redis_conf(password: str, bind: list[str]) -> str:
+    """Settings appended to Debian's redis.conf (through an include)."""
+    return (HEADER + f"bind {' '.join(bind)}\n" + "protected-mode yes\n"
+            + f"requirepass {password}\n")

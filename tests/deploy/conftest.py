@@ -1,0 +1,80 @@
+"""Fixtures of the deploy suite: real test hosts and a deploying machine.
+
+- ``test_hosts`` (session) boots ``alpha`` and ``beta`` (see
+  ``tests/testhosts``), each with ``/etc/hosts`` entries for the test
+  domain's services, as DNS would give them;
+- ``control`` (session) is the deploying machine: a venv over this
+  machine's packages with the example external service (``srht-hello``)
+  installed, so it deploys exactly as a third-party service would, and one
+  wheelhouse built for the whole session;
+- ``Site`` writes configs for a layout and runs ``srht deploy`` on them.
+
+A missing program (mmdebstrap, systemd-nspawn, apt-cacher-ng, ...) skips
+these tests, except under ``CI=true``, where it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from srht_core.keys import generate_keys
+
+TESTS = Path(__file__).parents[1]
+sys.path.insert(0, str(TESTS))
+
+from testhosts import TestHosts  # noqa: E402 - after the path is set
+from testhosts.srhtsite import HOSTS, NAMES, Control, Site  # noqa: E402
+
+HELLO_SOURCE = TESTS.parent / "examples" / "hello-service"
+PROGRAMS = ("mmdebstrap", "systemd-nspawn", "unshare", "ssh", "ssh-keygen", "zstd", "curl")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when ``condition`` is false, or fail under ``CI=true``."""
+    if condition:
+        return
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"required under CI=true: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestHosts]:
+    missing = [p for p in PROGRAMS if shutil.which(p) is None]
+    missing += [] if Path("/usr/sbin/apt-cacher-ng").exists() else ["apt-cacher-ng"]
+    require(not missing, f"test hosts need {', '.join(missing)} (scripts/test installs them)")
+    require(os.geteuid() == 0, "test hosts need root (namespaces, mounts, nspawn)")
+    with TestHosts(HOSTS, tmp_path_factory.mktemp("testhosts"), etc_hosts=NAMES) as hosts:
+        yield hosts
+
+
+@pytest.fixture(scope="session")
+def control(tmp_path_factory: pytest.TempPathFactory) -> Control:
+    root = tmp_path_factory.mktemp("control")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
+                    str(venv)], check=True, capture_output=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    # A copy, so the build leaves nothing in the source tree.
+    source = root / "hello-service"
+    shutil.copytree(HELLO_SOURCE, source, ignore=shutil.ignore_patterns(
+        "__pycache__", "build", "*.egg-info"))
+    installed = subprocess.run(
+        [python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+         "--disable-pip-version-check", "--quiet", str(source)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert installed.returncode == 0, installed.stderr
+    return Control(python, {**os.environ, "PYINFRA_PROGRESS": "off"})
+
+
+@pytest.fixture(scope="module")
+def site(test_hosts: TestHosts, control: Control,
+         tmp_path_factory: pytest.TempPathFactory) -> Site:
+    return Site(control, test_hosts, tmp_path_factory.mktemp("site"), generate_keys())

@@ -1,0 +1,214 @@
+"""What the deploy decides from the config, without a host: the topology,
+each host's config, derived secrets, certificates and the files it renders.
+Quick; the real thing is in test_site.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cryptography import x509
+from srht_deploy.hostconfig import host_config_text
+from srht_deploy.inventory_data import inventory_groups
+from srht_deploy.model import Site
+from srht_deploy.render import nginx_vhost, pg_hba
+from srht_deploy.secrets import database_for, scram_verifier
+from srht_deploy.tls import service_certificate, site_authority
+from srht_deploy.topology import read_topology
+
+from srht_core import Config, ConfigError, PluginHost
+from srht_core.config import dump_ini
+from srht_core.keys import generate_keys
+
+KEYS = generate_keys()
+
+
+def site_data(deploy: dict[str, Any], services: dict[str, dict[str, Any]],
+              srht: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    data: dict[str, dict[str, Any]] = {
+        "srht": {"site-owner-email": "admin@example.org", "global-domain": "example.org",
+                 "service-key": KEYS.service_key, "network-key": KEYS.network_key,
+                 "internal-networks": "127.0.0.0/8, 192.0.2.0/24", **(srht or {})},
+        "webhooks": {"private-key": KEYS.webhook_private_key},
+        "deploy": deploy,
+    }
+    for name, values in services.items():
+        data[name] = {"origin": f"https://{name}.example.org", **values}
+    return data
+
+
+def config(deploy: dict[str, Any], services: dict[str, dict[str, Any]],
+           srht: dict[str, Any] | None = None) -> Config:
+    return Config.from_string(dump_ini(site_data(deploy, services, srht)), "site.ini")
+
+
+def bound(cfg: Config) -> tuple[Config, PluginHost]:
+    plugins = PluginHost()
+    problems = plugins.check_config(cfg)
+    assert not problems, problems
+    return cfg, plugins
+
+
+TWO_HOSTS = {"hosts": "alpha=root@192.0.2.10, beta=admin@192.0.2.11:2222",
+             "postgresql-host": "alpha"}
+
+
+def test_topology_places_services_and_shared_daemons() -> None:
+    cfg, plugins = bound(config(TWO_HOSTS, {"meta": {"hosts": "alpha"},
+                                            "paste": {"hosts": "beta"}}))
+    topology = read_topology(cfg, plugins)
+    alpha, beta = topology.placement("alpha"), topology.placement("beta")
+    assert alpha.services == ("meta",) and alpha.postgresql and alpha.nginx
+    assert beta.services == ("paste",) and not beta.postgresql and beta.nginx
+    assert beta.target.user == "admin" and beta.target.port == 2222
+    assert beta.fronted == ("paste",)
+    assert topology.clients_of("alpha", ["paste"]) == ["beta"]
+
+
+def test_meta_comes_first() -> None:
+    cfg, plugins = bound(config(TWO_HOSTS, {"paste": {"hosts": "alpha"},
+                                            "meta": {"hosts": "alpha"}}))
+    assert read_topology(cfg, plugins).services == ("meta", "paste")
+
+
+def test_a_service_on_two_hosts_is_balanced_by_each_nginx() -> None:
+    cfg, plugins = bound(config(TWO_HOSTS, {"meta": {"hosts": "alpha, beta",
+                                                     "bind": "0.0.0.0:5000"}}))
+    topology = read_topology(cfg, plugins)
+    assert topology.upstreams("meta", "alpha") == ["0.0.0.0:5000", "192.0.2.11:5000"]
+
+
+def test_topology_problems_name_section_key_and_line() -> None:
+    cfg, plugins = bound(config(TWO_HOSTS | {"redis-host": "gamma"},
+                                {"meta": {"hosts": "alpha, beta"}, "paste": {}},
+                                srht={"internal-networks": "127.0.0.0/8"}))
+    with pytest.raises(ConfigError) as raised:
+        read_topology(cfg, plugins)
+    text = str(raised.value)
+    assert "[deploy] redis-host: no host 'gamma' in [deploy] hosts" in text
+    assert "[paste] hosts: say which hosts run this service (of alpha, beta)" in text
+    assert "[meta] bind: listens on loopback only" in text
+    assert "[srht] internal-networks: must include 192.0.2.10" in text
+    assert all(p.line is not None for p in raised.value.problems)
+
+
+def test_one_host_runs_everything_by_default() -> None:
+    cfg, plugins = bound(config({"hosts": "solo=192.0.2.5"}, {"meta": {}, "paste": {}},
+                                srht={"internal-networks": ""}))
+    topology = read_topology(cfg, plugins)
+    assert topology.placement("solo").services == ("meta", "paste")
+
+
+def test_each_host_config_holds_only_its_own_secrets() -> None:
+    cfg, plugins = bound(config(TWO_HOSTS, {"meta": {"hosts": "alpha"},
+                                            "paste": {"hosts": "beta"}}))
+    topology = read_topology(cfg, plugins)
+    alpha = host_config_text(cfg, topology, "alpha")
+    beta = host_config_text(cfg, topology, "beta")
+    assert "[deploy]" not in alpha and "[paste]" in alpha
+    assert "postgresql+psycopg2://srht_meta:" in alpha and "@127.0.0.1:5432/srht_meta" in alpha
+    assert "srht_paste" not in alpha
+    assert "@192.0.2.10:5432/srht_paste" in beta and "srht_meta" not in beta
+    # What each host gets is itself a valid config.
+    for text in (alpha, beta):
+        assert not PluginHost().check_config(Config.from_string(text))
+    assert host_config_text(cfg, topology, "alpha") == alpha
+
+
+def test_a_written_connection_string_is_kept_and_its_role_created() -> None:
+    url = "postgresql://owner:s3cret@db.example.org/forge"
+    database = database_for("paste", url, KEYS.service_key, "192.0.2.10")
+    assert database is not None and not database.derived
+    assert (database.role, database.name, database.password) == ("owner", "forge", "s3cret")
+    assert database_for("paste", "sqlite:///x.db", KEYS.service_key, None) is None
+
+
+def test_scram_verifier_is_stable_and_postgresql_shaped() -> None:
+    first = scram_verifier("password", "srht_meta")
+    assert first == scram_verifier("password", "srht_meta")
+    assert first != scram_verifier("password", "srht_paste")
+    assert first.startswith("SCRAM-SHA-256$4096:") and first.count("$") == 2
+
+
+def test_certificates_are_derived_signed_and_reproducible() -> None:
+    authority = site_authority(KEYS.service_key, "site")
+    leaf = service_certificate(KEYS.service_key, "site", "meta.example.org")
+    cert = x509.load_pem_x509_certificate(leaf.cert.encode())
+    ca = x509.load_pem_x509_certificate(authority.cert.encode())
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["meta.example.org"]
+    service_certificate.cache_clear()
+    site_authority.cache_clear()
+    assert service_certificate(KEYS.service_key, "site", "meta.example.org") == leaf
+
+
+def test_vhost_redirects_to_https_and_balances() -> None:
+    text = nginx_vhost("meta", "meta.example.org", https=True, port=443,
+                       upstreams=["127.0.0.1:5000", "192.0.2.11:5000"],
+                       certificate=("/c.crt", "/c.key"), static_dir="/opt/srht/venv/static",
+                       acme_root="/var/www/acme")
+    assert "server 127.0.0.1:5000;" in text and "server 192.0.2.11:5000;" in text
+    assert "return 301 https://$host$request_uri;" in text
+    assert "listen 443 ssl;" in text and "alias /opt/srht/venv/static/;" in text
+
+
+def test_pg_hba_grants_each_database_to_its_hosts_only() -> None:
+    text = pg_hba([("srht_paste", "srht_paste", "192.0.2.11")])
+    assert "host    srht_paste      srht_paste      192.0.2.11/32" in text
+    assert text.count("scram-sha-256") == 5
+
+
+def test_inventory_groups_hosts_by_role(tmp_path: Any) -> None:
+    path = tmp_path / "site.ini"
+    path.write_text(dump_ini(site_data(TWO_HOSTS | {"ssh-key": "/k"},
+                                       {"meta": {"hosts": "alpha"}, "paste": {"hosts": "beta"}})))
+    site = Site.from_config(path)
+    groups = inventory_groups(site)
+    assert [name for name, _data in groups["srht"]] == ["alpha", "beta"]
+    assert [name for name, _data in groups["postgresql"]] == ["alpha"]
+    assert [name for name, _data in groups["paste"]] == ["beta"]
+    beta = dict(groups["srht"])["beta"]
+    assert beta["ssh_hostname"] == "192.0.2.11" and beta["ssh_port"] == 2222
+    assert beta["_sudo"] is True and beta["ssh_key"] == "/k"
+
+
+class NeedyService:
+    """A service whose plugin asks a host for things (as a git service would)."""
+
+    @staticmethod
+    def service_info() -> Any:
+        from srht_core import ServiceInfo
+
+        return ServiceInfo("needy", "Needy", "Needs things from its host.", default_port=5077)
+
+    @staticmethod
+    def host_needs(config: Config) -> Any:
+        from srht_core import HostNeeds
+
+        return HostNeeds(packages=("git",), users=("git",), paths=("/var/lib/git",),
+                         daemons={"dispatch": "srht needy dispatch"},
+                         sshd_snippets=("Match User git\n  AuthorizedKeysCommand /bin/true",))
+
+
+def test_a_plugins_host_needs_drive_what_its_host_gets(tmp_path: Any) -> None:
+    from pluggy import HookimplMarker
+    from srht_deploy.deploys import _packages, _units
+
+    hookimpl = HookimplMarker("srht")
+    plugin = NeedyService()
+    for hook in ("service_info", "host_needs"):
+        setattr(plugin, hook, hookimpl(getattr(NeedyService, hook)))
+    plugins = PluginHost()
+    assert plugins.register(plugin, "needy").ok
+    cfg = config(TWO_HOSTS, {"meta": {"hosts": "alpha"}, "needy": {"hosts": "beta"}})
+    assert not plugins.check_config(cfg)
+    site = Site(cfg, plugins, read_topology(cfg, plugins))
+    beta = site.placement("beta")
+    assert "git" in _packages(site, beta) and "git" not in _packages(site, site.placement("alpha"))
+    units = _units(site, beta)
+    assert sorted(units) == ["srht-needy-dispatch.service", "srht-needy-worker.service",
+                             "srht-needy.service"]
+    assert "ExecStart=/usr/bin/env srht needy dispatch" in units["srht-needy-dispatch.service"]
+    assert "ReadWritePaths=/var/lib/srht /var/lib/git" in units["srht-needy.service"]
+    assert site.needs("needy").sshd_snippets
