@@ -16,6 +16,9 @@ Fixtures:
 - ``make_app``: builds a service's app and migrates its database.
 - :func:`serve_service`: runs ``srht serve`` for real (gunicorn) on a free
   loopback port and stops it by its PID.
+- :class:`FormBrowser` and :func:`page_forms`: submit a page's forms the way
+  a person does, hidden fields (the CSRF token) included, so tests never
+  switch CSRF off.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -43,8 +48,10 @@ from .keys import generate_keys
 from .plugins import PluginHost, PluginRecord
 
 __all__ = [
+    "FormBrowser",
     "PostgresServer",
     "free_port",
+    "page_forms",
     "serve_service",
     "site_config",
     "wait_for_http",
@@ -316,3 +323,65 @@ def serve_service(service: str, config_path: str | os.PathLike[str], *,
                 process.wait()
         log.close()
         os.unlink(log.name)
+
+
+# -- forms as a browser sees them -------------------------------------------------------
+
+
+class _Forms(HTMLParser):
+    """Every ``<form>`` of a page: its action, method and hidden inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict[str, Any]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append({"action": values.get("action"),
+                               "method": values.get("method", "get").lower(), "hidden": {}})
+        elif tag == "input" and self.forms and values.get("type") == "hidden":
+            self.forms[-1]["hidden"][values.get("name", "")] = values.get("value", "")
+
+
+def page_forms(html: str) -> list[dict[str, Any]]:
+    """The forms of ``html``: ``{"action", "method", "hidden": {name: value}}``."""
+    parser = _Forms()
+    parser.feed(html)
+    return parser.forms
+
+
+class FormBrowser:
+    """A Flask test client that submits the forms pages show, with their
+    hidden fields (the CSRF token among them)."""
+
+    def __init__(self, client: Any):
+        self.client = client
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.client.post(path, **kwargs)
+
+    def submit(self, page: str, data: dict[str, Any] | None = None, *,
+               action: str | None = None, follow_redirects: bool = False) -> Any:
+        """Open ``page``, find its form posting to ``action`` (default: the
+        page itself), and post ``data`` with the form's hidden fields."""
+        shown = self.client.get(page)
+        assert shown.status_code == 200, f"GET {page} answered {shown.status_code}"
+        target = action or urlsplit(page).path
+        for form in page_forms(shown.get_data(as_text=True)):
+            form_action = form["action"] if form["action"] is not None else page
+            if form["method"] == "post" and urlsplit(form_action).path == target:
+                return self.client.post(form_action, data={**form["hidden"], **(data or {})},
+                                        follow_redirects=follow_redirects)
+        raise AssertionError(f"no form posting to {target} on {page}")
+
+    def csrf_token(self, page: str) -> str:
+        """A CSRF token valid for this browser's session, from ``page``."""
+        for form in page_forms(self.client.get(page).get_data(as_text=True)):
+            for name, value in form["hidden"].items():
+                if name.endswith("csrf_token"):
+                    return str(value)
+        raise AssertionError(f"no CSRF token on {page}")

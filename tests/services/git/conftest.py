@@ -28,7 +28,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -41,7 +40,7 @@ from srht_core import Config, create_app
 from srht_core.config import dump_ini
 from srht_core.migrate import upgrade
 from srht_core.plugins import PluginHost
-from srht_core.testing import PostgresServer, serve_service, site_config
+from srht_core.testing import PostgresServer, page_forms, serve_service, site_config
 
 PASSWORD = "correct horse battery"
 GIT_ENV_KEEP = ("PATH", "LANG", "TZ")
@@ -50,20 +49,6 @@ GIT_ENV_KEEP = ("PATH", "LANG", "TZ")
 def text(response: Any) -> str:
     """A page as a reader sees it (entities decoded)."""
     return html.unescape(response.text)
-
-
-class _Forms(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[dict[str, Any]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.forms.append({"action": values.get("action", ""),
-                               "method": values.get("method", "get").lower(), "hidden": {}})
-        elif tag == "input" and self.forms and values.get("type") == "hidden":
-            self.forms[-1]["hidden"][values.get("name", "")] = values.get("value", "")
 
 
 class Browser:
@@ -83,10 +68,8 @@ class Browser:
         ``action`` (a path; default: the page's path)."""
         shown = self.get(page)
         assert shown.status_code == 200, f"GET {page} answered {shown.status_code}"
-        parser = _Forms()
-        parser.feed(shown.text)
         target = action or urlsplit(page).path
-        for form in parser.forms:
+        for form in page_forms(shown.text):
             if form["method"] == "post" and urlsplit(form["action"]).path == target:
                 url = requests.compat.urljoin(page, form["action"])
                 return self.session.post(url, data={**form["hidden"], **data},

@@ -20,16 +20,15 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from srht_core import ServiceInfo, hookimpl
+from srht_core.testing import FormBrowser
 
 #: The password of users made by ``MetaSite.create_user``.
 PASSWORD = "correct horse battery"
@@ -51,62 +50,12 @@ def text(response: Any) -> str:
 # -- forms as a browser sees them ------------------------------------------------
 
 
-class _Forms(HTMLParser):
-    """Every ``<form>`` of a page: its action, method and hidden inputs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[dict[str, Any]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.forms.append({"action": values.get("action"),
-                               "method": values.get("method", "get").lower(), "hidden": {}})
-        elif tag == "input" and self.forms and values.get("type") == "hidden":
-            self.forms[-1]["hidden"][values.get("name", "")] = values.get("value", "")
-
-
-def page_forms(html: str) -> list[dict[str, Any]]:
-    parser = _Forms()
-    parser.feed(html)
-    return parser.forms
-
-
-class Browser:
-    """A test client that submits forms from the pages that show them."""
-
-    def __init__(self, client: FlaskClient):
-        self.client = client
-
-    def get(self, path: str, **kwargs: Any) -> Any:
-        return self.client.get(path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> Any:
-        return self.client.post(path, **kwargs)
-
-    def submit(self, page: str, data: dict[str, Any] | None = None, *,
-               action: str | None = None, follow_redirects: bool = False) -> Any:
-        """Open ``page``, find its post form to ``action`` (default: the
-        page itself), and post ``data`` with the form's hidden fields (the
-        CSRF token among them)."""
-        shown = self.client.get(page)
-        assert shown.status_code == 200, f"GET {page} answered {shown.status_code}"
-        target = action or urlsplit(page).path
-        for form in page_forms(shown.get_data(as_text=True)):
-            form_action = form["action"] if form["action"] is not None else page
-            if form["method"] == "post" and urlsplit(form_action).path == target:
-                return self.client.post(form_action, data={**form["hidden"], **(data or {})},
-                                        follow_redirects=follow_redirects)
-        raise AssertionError(f"no form posting to {target} on {page}")
+class Browser(FormBrowser):
+    """The core's form browser, with meta's login."""
 
     def csrf_token(self, page: str = "/logout") -> str:
         """A CSRF token valid for this browser's session."""
-        for form in page_forms(self.client.get(page).get_data(as_text=True)):
-            for name, value in form["hidden"].items():
-                if name.endswith("csrf_token"):
-                    return str(value)
-        raise AssertionError(f"no CSRF token on {page}")
+        return super().csrf_token(page)
 
     def login(self, username: str, password: str = PASSWORD, **extra: str) -> Any:
         return self.submit("/login", {"username": username, "password": password, **extra})

@@ -15,10 +15,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -29,62 +27,13 @@ import srht_plugins.todo as todo_plugin
 from srht_core import TokenGrant, seal_grant
 from srht_core.identity import seal
 from srht_core.jobs import run_until_idle
+from srht_core.testing import FormBrowser
 
 ALL_SCOPES = frozenset({"todo/trackers:RW", "todo/tickets:RW"})
 
 
-class _Forms(HTMLParser):
-    """Every ``<form>`` of a page: its action, method and hidden inputs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[dict[str, Any]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.forms.append({"action": values.get("action"),
-                               "method": values.get("method", "get").lower(), "hidden": {}})
-        elif tag == "input" and self.forms and values.get("type") == "hidden":
-            self.forms[-1]["hidden"][values.get("name", "")] = values.get("value", "")
-
-
-def page_forms(html: str) -> list[dict[str, Any]]:
-    parser = _Forms()
-    parser.feed(html)
-    return parser.forms
-
-
-class Browser:
-    """A test client that posts the forms the pages show."""
-
-    def __init__(self, client: FlaskClient):
-        self.client = client
-
-    def get(self, path: str, **kwargs: Any) -> Any:
-        return self.client.get(path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> Any:
-        return self.client.post(path, **kwargs)
-
-    def submit(self, page: str, data: dict[str, Any] | None = None, *,
-               action: str | None = None) -> Any:
-        """Open ``page``, find its form posting to ``action`` (default: the
-        page itself) and post ``data`` with the form's hidden fields."""
-        shown = self.client.get(page)
-        assert shown.status_code == 200, f"GET {page} answered {shown.status_code}"
-        target = action or urlsplit(page).path
-        for form in page_forms(shown.get_data(as_text=True)):
-            form_action = form["action"] if form["action"] is not None else page
-            if form["method"] == "post" and urlsplit(form_action).path == target:
-                return self.client.post(form_action, data={**form["hidden"], **(data or {})})
-        raise AssertionError(f"no form posting to {target} on {page}")
-
-    def csrf_token(self, page: str) -> str:
-        for form in page_forms(self.client.get(page).get_data(as_text=True)):
-            if "csrf_token" in form["hidden"]:
-                return str(form["hidden"]["csrf_token"])
-        raise AssertionError(f"no CSRF token on {page}")
+class Browser(FormBrowser):
+    """The core's form browser (todo's pages need nothing more)."""
 
 
 class Api:
