@@ -1,6 +1,6 @@
 """The core's own behaviour, plugged in through the same hooks as services
-(registered on every plugin host as ``srht-core``): mail delivery and job
-housekeeping."""
+(registered on every plugin host as ``srht-core``): mail and webhook delivery,
+and job housekeeping."""
 
 from __future__ import annotations
 
