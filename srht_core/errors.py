@@ -38,7 +38,7 @@ class ApiError(Exception):
 def wants_json() -> bool:
     """Whether the current request should get JSON errors."""
     path = request.path
-    return path == "/api" or path.startswith("/api/") or path.startswith("/query")
+    return path == "/api" or path.startswith("/api/")
 
 
 def _describe(error: HTTPException) -> str:

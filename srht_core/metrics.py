@@ -59,13 +59,9 @@ def init_app(app: Flask, state: SrhtState) -> None:
                         ["service", "endpoint"], registry=own)
     service = state.service.name
 
-    @app.before_request
-    def start_timer() -> None:
-        g.srht_metrics_start = time.perf_counter()
-
     @app.after_request
     def record(response: Response) -> Response:
-        started = g.get("srht_metrics_start")
+        started = g.get("srht_started")  # set by the app's first before_request
         endpoint = request.endpoint or "unmatched"
         if started is not None and endpoint != "srht_metrics":
             requests.labels(service, request.method, endpoint, str(response.status_code)).inc()
