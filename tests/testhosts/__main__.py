@@ -14,9 +14,10 @@ import argparse
 import json
 from pathlib import Path
 
-from .machine import LEFTOVERS, TestHosts, clean_leftovers
+from .machine import TestHosts, clean_leftovers
+from .slot import LEFTOVERS, SUFFIX
 
-RUN_DIR = Path("/tmp/srht-e2e-manual")
+RUN_DIR = Path(f"/tmp/srht-e2e{SUFFIX}-manual")
 
 
 def main() -> None:

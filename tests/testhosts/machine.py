@@ -7,10 +7,10 @@ and its own copy-on-write root, reached over SSH like any server.
     with TestHosts(["alpha", "beta"], run_dir) as hosts:
         hosts["alpha"].ssh("systemctl is-system-running")
 
-It takes a lock (one set of hosts per machine at a time: the names are
-fixed), cleans leftovers of an interrupted run by their exact names and
-recorded PIDs, builds or reuses the cached image, and tears everything down
-by PID and by name on exit.
+It takes its slot's lock (one set of hosts per slot at a time: the names
+are fixed per slot, see :mod:`.slot`), cleans leftovers of an interrupted
+run by their exact names and recorded PIDs, builds or reuses the cached
+image, and tears everything down by PID and by name on exit.
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ from pathlib import Path
 from . import network
 from .image import ensure_image
 from .proxy import AptProxy
+from .slot import LEFTOVERS, LOCK_FILE, RUN_ROOT
 
-#: Everything the harness mounts lives under here (a tmpfs), so a pre-clean
-#: knows exactly what to unmount.
-RUN_ROOT = Path("/run/srht-e2e")
-LOCK_FILE = Path("/run/srht-e2e.lock")
+# RUN_ROOT: everything the harness mounts lives under it (a tmpfs), so a
+# pre-clean knows exactly what to unmount. LEFTOVERS: outside the tmpfs, so
+# it survives an unmount: what the last run started.
+
 TMPFS_SIZE = "6G"
 
 
@@ -233,8 +234,6 @@ class TestHosts(Mapping[str, TestHost]):
             self._lock = None
 
 
-#: Outside the tmpfs, so it survives an unmount: what the last run started.
-LEFTOVERS = Path("/run/srht-e2e.state.json")
 
 
 def clean_leftovers(names: list[str]) -> None:

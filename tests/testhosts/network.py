@@ -3,19 +3,19 @@ bridge, in this machine's namespace), and per host a network namespace with
 a veth onto the bridge. No default route, no forwarding: hosts reach only
 that /24, and this machine reaches them through the bridge.
 
-Every name starts with ``srht-e2e-``; :func:`clean` removes leftovers of an
+Every name starts with the slot's prefix (``srht-e2e-`` in slot 0, see
+:mod:`.slot`); :func:`clean` removes leftovers of an
 earlier run by those exact names, never anything else.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import subprocess
 from pathlib import Path
 
-PREFIX = "srht-e2e-"
+from .slot import PREFIX, SUBNET
+
 BRIDGE = PREFIX + "br"
-SUBNET = ipaddress.ip_network("10.200.73.0/24")
 GATEWAY = str(SUBNET.network_address + 1)
 #: Interface names are at most 15 characters: the prefix leaves 6 for a host.
 MAX_NAME = 15 - len(PREFIX)

@@ -5,8 +5,8 @@ packaged service, if the machine runs it, listens there on every address.
 Its config is a copy of the packaged one with the Debian backend set to the
 mirror this machine's own apt uses (the packaged default does not resolve
 here), its sockets and logs under the run's folder, and its cache under
-``/var/cache/srht-e2e/apt-cacher-ng`` so packages are fetched once across
-runs.
+``/var/cache/srht-e2e/apt-cacher-ng`` (one per slot: two proxies never
+share a cache) so packages are fetched once across runs.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .image import cache_dir, debian_mirror
+from .slot import APT_CACHE_NAME
 
 PORT = 3149
 PACKAGED = Path("/etc/apt-cacher-ng")
@@ -45,7 +46,7 @@ class AptProxy:
         shutil.rmtree(conf, ignore_errors=True)
         shutil.copytree(PACKAGED, conf)
         logs.mkdir(parents=True, exist_ok=True)
-        cache = cache_dir() / "apt-cacher-ng"
+        cache = cache_dir() / APT_CACHE_NAME
         cache.mkdir(parents=True, exist_ok=True)
         (conf / "backends_debian").write_text(debian_mirror() + "\n")
         settings = {
