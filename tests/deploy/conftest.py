@@ -1,8 +1,9 @@
 """Fixtures of the deploy suite: real test hosts and a deploying machine.
 
-- ``test_hosts`` (session) boots ``alpha`` and ``beta`` (see
+- ``test_hosts`` (module) boots ``alpha`` and ``beta`` (see
   ``tests/testhosts``), each with ``/etc/hosts`` entries for the test
-  domain's services, as DNS would give them;
+  domain's services, as DNS would give them; module-scoped, so another
+  suite's hosts (the installer's) can take the slot after this one;
 - ``control`` (session) is the deploying machine: a venv over this
   machine's packages with the example external service (``srht-hello``)
   installed, so it deploys exactly as a third-party service would, and one
@@ -45,7 +46,7 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestHosts]:
     missing = [p for p in PROGRAMS if shutil.which(p) is None]
     missing += [] if Path("/usr/sbin/apt-cacher-ng").exists() else ["apt-cacher-ng"]
