@@ -10,6 +10,7 @@ It knows nothing of any service's models.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -122,7 +123,43 @@ def _make_engine(url: sa.URL, *, echo: bool) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, echo=echo, pool_pre_ping=True)
+    engine = sa.create_engine(url, echo=echo)
+    _ping_idle_connections(engine)
+    return engine
+
+
+#: A pooled connection that sat unused longer than this (seconds) is pinged
+#: before it is handed out.
+PING_AFTER_IDLE = 10.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it has been idle.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: one more round
+    trip on every request, which on a busy server is most of a small page's
+    database time. A connection that served a request a moment ago is
+    alive; one that sat idle may have been cut by a database restart or a
+    firewall, and is pinged (and replaced, if dead) before a request
+    sees it fail.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def idle_since(_dbapi_connection: Any, record: Any) -> None:
+        record.info["srht.idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("srht.idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return  # fresh from connect(), or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):
+                # The pool discards this connection and makes a new one.
+                raise sa.exc.DisconnectionError(str(error)) from error
+            raise
 
 
 def _current_session() -> scoped_session[Session]:
