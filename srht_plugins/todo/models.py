@@ -89,6 +89,8 @@ class Tracker(TimestampMixin, Base):
     user_access: Mapped[int] = mapped_column(sa.Integer, default=BROWSE | SUBMIT | COMMENT)
     #: The number of the newest ticket; raised atomically for each new one.
     ticket_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    #: Raised by every change to what the ticket list shows (see listcache).
+    revision: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
     owner: Mapped[User] = relationship(lazy="joined", innerjoin=True)
 

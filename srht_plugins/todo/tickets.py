@@ -23,7 +23,7 @@ from werkzeug.exceptions import Forbidden
 
 from srht_core import db_session, utcnow
 
-from . import events
+from . import events, listcache
 from .access import BROWSE, COMMENT, SUBMIT, TRIAGE, Access, effective_access
 from .models import (
     CLOSED,
@@ -503,3 +503,5 @@ def forget_user(user: Any) -> None:
                        .values(submitter_id=None))
     db_session.execute(sa.update(Comment).where(Comment.author_id == user.id)
                        .values(author_id=None))
+    # Bulk statements pass the revision listener by; the name shows on lists.
+    listcache.bump_all(db_session)

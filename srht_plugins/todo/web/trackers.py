@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from srht_core import db_session, login_required, paginate
 
+from .. import listcache
 from .. import tickets as ops
 from ..access import SUBMIT, TRIAGE, listed_trackers
 from ..forms import LabelForm, TicketForm, TrackerForm
@@ -94,10 +95,23 @@ def _ticket_list(access: Any, search_text: str) -> tuple[Any, str | None]:
 
 def render_tracker(access: Any, form: TicketForm | None = None, status: int = 200) -> Any:
     search_text = request.args.get("search", DEFAULT_SEARCH)
-    page, error = _ticket_list(access, search_text)
+    error = None
+    try:
+        parse(search_text)
+    except SearchError as problem:
+        error = str(problem)
+
+    def render_list() -> str:
+        page, _error = _ticket_list(access, search_text)
+        return render_template("todo/ticket-list.html", tracker=access.tracker, page=page)
+
+    # The list is the same for everyone who may browse the tracker: cached
+    # per revision of the tracker (see listcache), so a repeat view runs no
+    # ticket queries.
+    ticket_list = listcache.cached_list(access.tracker, request.query_string, render_list)
     subscribed = ops.subscription(viewer(), tracker=access.tracker) is not None
     return render_template("todo/tracker.html", access=access, tracker=access.tracker,
-                           page=page, search=search_text, search_error=error,
+                           ticket_list=ticket_list, search=search_text, search_error=error,
                            form=form or TicketForm(formdata=None), subscribed=subscribed,
                            can_submit=access.can(SUBMIT)), status
 

@@ -91,6 +91,10 @@ def fill(site: Any, owner: Any, tracker: str, tickets: int, comments: int = 0) -
             {**params, "c": comments})
 
 
+def listcache_clear(site: Any) -> None:
+    site.app.extensions.pop("todo.list_cache", None)
+
+
 def statements(site: Any, browser: Any, path: str) -> int:
     with site.db.count_statements() as counted:
         response = browser.get(path)
@@ -105,12 +109,17 @@ def test_query_counts_do_not_grow_with_the_number_of_items(site: Any) -> None:
     for viewer in (alice, None):
         browser = site.browser(viewer)
         browser.get("/")  # the first request of a client may mirror the user
+        listcache_clear(site)
         small = statements(site, browser, "/~alice/small")
         large = statements(site, browser, "/~alice/large")
         assert small == large, (viewer, small, large)
         assert large <= 8, large
         searched = statements(site, browser, "/~alice/large?search=status:open+label:bug")
         assert searched == small
+        # Seen again, unchanged: the list comes from the cache, no ticket queries.
+        again = statements(site, browser, "/~alice/large")
+        assert again == statements(site, browser, "/~alice/small") < small
+        assert again <= 3, again
         assert statements(site, browser, "/~alice/small/1") == statements(
             site, browser, "/~alice/large/1")
         assert statements(site, browser, "/~alice/small/labels") == statements(
@@ -198,3 +207,39 @@ def test_nul_characters_are_refused_not_a_server_error(site: Any) -> None:
     assert answer.status_code == 400
     assert answer.json == {"errors": [{"reason": "NUL characters are not accepted in JSON."}]}
     assert api.get("/trackers/alice/bugs/tickets?search=%00").status_code == 400
+
+
+def test_the_cached_ticket_list_follows_every_change(site: Any) -> None:
+    """The list is cached per tracker revision; each kind of change that
+    shows on it must show at once (ticket, comment count, label, status, a
+    submitter's new name)."""
+    alice = site.user("alice")
+    site.tracker(alice, "bugs")
+    site.ticket(alice, "bugs", "First crash")
+    api = site.api(alice)
+    browser = site.browser(None)
+
+    def listed(path: str = "/~alice/bugs") -> str:
+        return text(browser.get(path))
+
+    assert "First crash" in listed()
+    site.ticket(alice, "bugs", "Second crash")
+    assert "Second crash" in listed() and "2 tickets" in listed()
+
+    api.post("/trackers/alice/bugs/tickets/1/comments", {"text": "me too"})
+    assert re.search(r"First crash.*?<td>1</td>", html.unescape(
+        browser.get("/~alice/bugs").get_data(as_text=True)), re.S)
+
+    label = api.post("/trackers/alice/bugs/labels", {"name": "regression", "color": "#d73a4a"})
+    api.patch("/trackers/alice/bugs/tickets/2", {"labels": ["regression"]})
+    assert "regression" in listed()
+    api.patch(f"/trackers/alice/bugs/labels/{label.json['id']}", {"name": "crasher"})
+    assert "crasher" in listed() and "regression" not in listed()
+
+    api.patch("/trackers/alice/bugs/tickets/2", {"status": "closed", "resolution": "fixed"})
+    assert "Second crash" not in listed()
+    assert "Second crash" in listed("/~alice/bugs?search=status:closed")
+
+    with site.session() as session:  # meta renamed alice; her mirror follows
+        session.get(type(alice), alice.id).username = "alicia"
+    assert "~alicia" in listed("/~alicia/bugs")
