@@ -49,6 +49,9 @@ def test_sshd_accepts_the_snippet(tmp_path: Path) -> None:
     require_program(Path(sshd).exists(), "openssh-server is not installed")
     key = tmp_path / "host_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    # sshd -t wants its privilege separation folder, which only sshd's own
+    # unit creates: missing on a fresh machine where sshd never ran.
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     config = tmp_path / "sshd_config"
     config.write_text(f"HostKey {key}\nUsePAM no\n"
                       + sshd_snippet("git", "/usr/bin/srht", "/etc/srht/config.ini"))
