@@ -10,12 +10,11 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, request
 
 from srht_core import (
-    ApiError,
     api_blueprint,
     api_user,
-    current_token,
     db_session,
     internal_only_credential,
+    require_scope,
 )
 
 from .accounts import revoked_since
@@ -27,10 +26,10 @@ public = Blueprint("meta_public", __name__)
 
 
 @api.get("/user")
+@require_scope("meta/profile")
 def get_user() -> Any:
-    """The profile of the token's owner."""
-    if current_token() is None:
-        raise ApiError(401, "authentication required: send 'Authorization: Bearer <token>'")
+    """The profile of the token's owner (scope ``meta/profile:RO``: a token
+    granted for tickets alone does not reveal its owner's email)."""
     return api_user().profile()
 
 

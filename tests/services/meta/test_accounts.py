@@ -118,9 +118,16 @@ def test_register_confirm_login_with_totp_then_token_and_revocation(
     assert profile.status_code == 200 and profile.json["username"] == "bob"
     listing = text(browser.get("/tokens"))
     assert token.group(1) not in listing and "laptop" in listing
+    # A token for something else does not reveal who its owner is.
+    keys_only = re.search(r'<p class="token"><code>([^<]+)</code>', text(browser.submit(
+        "/tokens", {"comment": "keys", "scopes": ["meta/keys:RO"], "expires": "30"})))
+    assert keys_only
+    refused = client.get("/api/user", headers={"Authorization": f"Bearer {keys_only.group(1)}"})
+    assert refused.status_code == 403 and "meta/profile:RO" in refused.json["errors"][0]["reason"]
 
     with meta_site.db() as session:
-        pat_id = session.scalar(sa.select(PersonalAccessToken.id))
+        pat_id = session.scalar(sa.select(PersonalAccessToken.id).where(
+            PersonalAccessToken.comment == "laptop"))
     revoked = browser.submit("/tokens", action=f"/tokens/{pat_id}/revoke")
     assert location(revoked) == "/tokens"
     answer = client.get("/api/user", headers=bearer)
