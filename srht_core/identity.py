@@ -96,8 +96,10 @@ def _cookie_domain(state: SrhtState) -> str | None:
     return None if domain == "localhost" else domain
 
 
-def set_login_cookie(response: Response, user_id: int, session_id: str) -> None:
-    """Sign ``user_id`` in on every service (meta calls this)."""
+def set_login_cookie(response: Response, user_id: int, session_id: int) -> None:
+    """Sign ``user_id`` in on every service (meta calls this). ``session_id``
+    is meta's record of this login: when meta revokes it (logout, a password
+    change), every service refuses the cookie within its revocation poll."""
     state = _state()
     value = seal({"u": user_id, "s": session_id, "t": int(time.time())}, state)
     response.set_cookie(LOGIN_COOKIE, value, max_age=LOGIN_LIFETIME,
@@ -129,7 +131,8 @@ def _load_user() -> Any:
     state = _state()
     model = state.schema.user_model if state.schema is not None else None
     data = login_session()
-    if model is None or data is None or not isinstance(data.get("u"), int):
+    if model is None or data is None or not isinstance(data.get("u"), int) \
+            or not isinstance(data.get("s"), int) or _session_revoked(data["s"]):
         return None
     from .db import db_session
 
@@ -141,6 +144,19 @@ def _load_user() -> Any:
         return None
     g.srht_user = user
     return user
+
+
+def _session_revoked(session_id: int) -> bool:
+    from .errors import ApiError
+    from .tokens import is_revoked
+
+    try:
+        return is_revoked("session", session_id)
+    except ApiError:
+        # meta has been unreachable too long to know: signed out (fail
+        # closed), as tokens are refused; signing in needs meta anyway.
+        log.warning("login session %s not checked: meta unreachable", session_id)
+        return True
 
 
 #: The signed-in user of this request (the service's mirrored user), or ``None``.

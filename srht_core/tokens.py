@@ -141,15 +141,26 @@ class RevocationCache:
             self.checked = time.monotonic()
 
 
-def _revoked(state: SrhtState, grant: TokenGrant) -> bool:
+def is_revoked(kind: str, ident: int) -> bool:
+    """Whether meta revoked token (``pat``, ``oauth``) or login session
+    (``session``) number ``ident``: from the revocation cache, or, in meta
+    itself, from its database (``app.extensions["srht.token_revoked"]``).
+
+    :raises ApiError: 503 when meta has been unreachable past the grace
+        period (see :class:`RevocationCache`).
+    """
     from flask import current_app
 
     local: Callable[[str, int], bool] | None = current_app.extensions.get("srht.token_revoked")
     if local is not None:
-        return local(grant.kind, grant.token_id)
+        return local(kind, ident)
     cache: RevocationCache = current_app.extensions.setdefault("srht.revocations",
                                                                RevocationCache())
-    return cache.is_revoked(grant.kind, grant.token_id)
+    return cache.is_revoked(kind, ident)
+
+
+def _revoked(state: SrhtState, grant: TokenGrant) -> bool:
+    return is_revoked(grant.kind, grant.token_id)
 
 
 @lru_cache(maxsize=4096)

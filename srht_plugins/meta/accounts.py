@@ -5,7 +5,6 @@ tell the other services when a user changes."""
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +30,7 @@ from .models import (
     AuditLogEntry,
     EmailToken,
     LoginAttempt,
+    LoginSession,
     OAuthToken,
     PersonalAccessToken,
     User,
@@ -207,8 +207,36 @@ def record_failed_attempt(user: User, details: str, event: str = "login failed")
     audit(user, event, details)
 
 
-def new_session_id() -> str:
-    return secrets.token_urlsafe(12)
+def start_session(user: User) -> LoginSession:
+    """Record a login (not committed); its id goes into the login cookie."""
+    from flask import request
+
+    login = LoginSession(user=user, address=client_address()[:64],
+                         user_agent=(request.user_agent.string or "")[:256] or None)
+    db_session.add(login)
+    db_session.flush()
+    return login
+
+
+def end_sessions(user: User, *, keep: int | None = None) -> int:
+    """Revoke ``user``'s open login sessions, but ``keep`` (the current one
+    after a password change); return how many. Every service signs those
+    browsers out at its next revocation poll."""
+    result = db_session.execute(
+        sa.update(LoginSession)
+        .where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None),
+               LoginSession.id != (keep if keep is not None else -1))
+        .values(revoked_at=utcnow()))
+    return int(result.rowcount or 0)
+
+
+def end_session(session_id: object) -> None:
+    """Revoke one login session (logging out), if it is one."""
+    if isinstance(session_id, int):
+        db_session.execute(sa.update(LoginSession)
+                           .where(LoginSession.id == session_id,
+                                  LoginSession.revoked_at.is_(None))
+                           .values(revoked_at=utcnow()))
 
 
 # -- telling the other services --------------------------------------------------------
@@ -298,12 +326,18 @@ def revoked_since(since: float) -> list[tuple[str, int]]:
         PersonalAccessToken.revoked_at.is_not(None), PersonalAccessToken.revoked_at >= after))
     oauth = db_session.scalars(sa.select(OAuthToken.id).where(
         OAuthToken.revoked_at.is_not(None), OAuthToken.revoked_at >= after))
-    return [("pat", i) for i in pats] + [("oauth", i) for i in oauth]
+    sessions = db_session.scalars(sa.select(LoginSession.id).where(
+        LoginSession.revoked_at.is_not(None), LoginSession.revoked_at >= after))
+    return ([("pat", i) for i in pats] + [("oauth", i) for i in oauth]
+            + [("session", i) for i in sessions])
 
 
 def token_revoked(kind: str, token_id: int) -> bool:
-    """meta's own check: straight from the database."""
-    model = PersonalAccessToken if kind == "pat" else OAuthToken
-    revoked = db_session.scalar(sa.select(model.revoked_at).where(model.id == token_id))
-    exists = db_session.scalar(sa.select(model.id).where(model.id == token_id))
-    return exists is None or revoked is not None
+    """meta's own check (tokens and login sessions): straight from the
+    database. An unknown id counts as revoked."""
+    model = {"pat": PersonalAccessToken, "oauth": OAuthToken,
+             "session": LoginSession}.get(kind)
+    if model is None:
+        return True
+    row = db_session.execute(sa.select(model.revoked_at).where(model.id == token_id)).first()
+    return row is None or row[0] is not None

@@ -176,6 +176,24 @@ class PGPKey(Base):
     user: Mapped[User] = relationship(back_populates="pgp_keys")
 
 
+class LoginSession(Base):
+    """One login: its number is sealed in the login cookie every service
+    reads, so revoking it here (logout, a password change) signs that
+    browser out everywhere within the services' revocation poll."""
+
+    __tablename__ = "login_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"),
+                                         index=True)
+    address: Mapped[str | None] = mapped_column(sa.String(64))
+    user_agent: Mapped[str | None] = mapped_column(sa.String(256))
+    created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime, index=True)
+
+    user: Mapped[User] = relationship()
+
+
 class PersonalAccessToken(Base):
     __tablename__ = "personal_access_token"
 

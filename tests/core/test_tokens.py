@@ -138,3 +138,35 @@ def test_a_tampered_or_expired_token_is_refused_without_asking_meta(chores_app: 
     assert missing.status_code == 401
     assert "Authorization: Bearer" in missing.json["errors"][0]["reason"]
     assert "srht.revocations" not in chores_app.extensions
+
+
+def test_a_login_session_meta_ends_is_refused_by_a_service(site: Any) -> None:
+    """Logging out at meta ends the session for every service: the login
+    cookie's session id reaches them through the same revocation poll as
+    tokens."""
+    chores, meta_config = site["chores"], str(site["meta_config"])
+    in_meta = ("from srht_core import create_app, db_session\n"
+               "from srht_plugins.meta.models import LoginSession\n"
+               "from srht_plugins.meta.accounts import end_session\n"
+               f"app = create_app('meta', {meta_config!r})\n"
+               "with app.app_context():\n")
+    started = subprocess.run(
+        [sys.executable, "-c", in_meta + "    login = LoginSession(user_id=1)\n"
+         "    db_session.add(login)\n    db_session.commit()\n    print(login.id)\n"],
+        check=True, capture_output=True, text=True, timeout=60)
+    session_id = int(started.stdout.strip().splitlines()[-1])
+    from srht_core.identity import LOGIN_COOKIE, seal
+
+    with chores.app_context():
+        cookie = seal({"u": 1, "s": session_id, "t": int(time.time())},
+                      chores.extensions["srht"])
+    browser = chores.test_client()
+    browser.set_cookie(LOGIN_COOKIE, cookie)
+    with serve_service("meta", site["meta_config"], port=site["port"]):
+        assert browser.get("/whoami").json["user"] == "alice"
+        subprocess.run([sys.executable, "-c", in_meta + f"    end_session({session_id})\n"
+                        "    db_session.commit()\n"], check=True, timeout=60)
+        cache = chores.extensions["srht.revocations"]
+        cache.checked -= tokens.REVOCATION_INTERVAL + 1
+        cache.tried -= tokens.REVOCATION_INTERVAL + 1
+        assert browser.get("/whoami").json["user"] is None

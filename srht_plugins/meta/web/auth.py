@@ -23,6 +23,7 @@ from srht_core import (
     current_user,
     db_session,
     is_safe_return_to,
+    login_session,
     set_login_cookie,
 )
 
@@ -33,12 +34,14 @@ from ..accounts import (
     authenticate,
     create_user,
     email_link,
+    end_session,
+    end_sessions,
     find_user,
     mail_user,
-    new_session_id,
     record_failed_attempt,
     send_confirmation,
     settings,
+    start_session,
     use_email_link,
 )
 from ..forms import EmailForm, LoginForm, RegisterForm, ResetForm, TotpForm
@@ -76,7 +79,7 @@ def _return_to(default: str | None = None) -> str:
 
 def _signed_in(user: User, return_to: str) -> Response:
     response = redirect(return_to)
-    set_login_cookie(response, user.id, new_session_id())
+    set_login_cookie(response, user.id, start_session(user).id)
     audit(user, "logged in")
     db_session.commit()
     return response
@@ -208,6 +211,8 @@ def logout() -> Any:
     clear_login_cookie(response)
     session.clear()
     if user is not None:
+        # A copy of the cookie (another tab's, a thief's) stops working too.
+        end_session((login_session() or {}).get("s"))
         audit(user, "logged out")
         db_session.commit()
     return response
@@ -247,6 +252,8 @@ def reset(token: str) -> Any:
             form.password.errors.append(f"Password {problem}.")
         else:
             link.user.password_hash = hash_password(form.password.data)
+            # Whoever knew the old password is signed out everywhere.
+            end_sessions(link.user)
             audit(link.user, "password reset")
             db_session.commit()
             flash("Your password is set. Log in with it now.", "success")

@@ -33,6 +33,7 @@ from srht_core import (
     current_user,
     db_session,
     login_required,
+    login_session,
     paginate,
     utcnow,
 )
@@ -43,6 +44,7 @@ from ..accounts import (
     audit,
     broadcast,
     email_link,
+    end_sessions,
     issue_personal_token,
     known_scopes,
     mail_user,
@@ -196,6 +198,9 @@ def change_password() -> Any:
             form.password.errors.append(f"Password {problem}.")
         else:
             user.password_hash = hash_password(form.password.data)
+            # Other browsers signed in with the old password are signed out.
+            current = (login_session() or {}).get("s")
+            end_sessions(user, keep=current if isinstance(current, int) else None)
             audit(user, "password changed")
             mail_user(user, "Your password was changed",
                       f"Hello {user.username},\n\nthe password of your account was just "

@@ -204,3 +204,28 @@ def test_audit_log_is_newest_first_and_paginated(meta_site: MetaSite) -> None:
     second = text(browser.get("/audit-log?page=2"))
     assert "account created" in second and "event 000" in second
     assert re.findall(r"event \d{3}", text(bob.get("/audit-log"))) == []
+
+
+def test_logging_out_or_changing_the_password_ends_other_copies_of_a_session(
+        meta_site: MetaSite) -> None:
+    """The login cookie names a session meta can end: logging out ends it
+    for every copy of the cookie (another tab's, a thief's), and a password
+    change ends every other session of the account."""
+    meta_site.create_user("alice")
+    laptop, phone, tablet = (meta_site.browser() for _ in range(3))
+    for browser in (laptop, phone, tablet):
+        assert browser.login("alice").status_code == 302
+    stolen = meta_site.browser()
+    stolen.client.set_cookie("srht-login", laptop.cookie())
+    assert "~alice" in text(stolen.get("/"))
+
+    laptop.submit("/logout", action="/logout")
+    assert stolen.get("/").status_code == 302  # to the login page: signed out
+    assert "~alice" in text(phone.get("/"))
+
+    changed = phone.submit("/security", {"password-current": PASSWORD,
+                                         "password-password": "a new passphrase"},
+                           action="/security/password")
+    assert changed.status_code == 302
+    assert "~alice" in text(phone.get("/"))  # the browser that changed it stays in
+    assert tablet.get("/").status_code == 302

@@ -114,7 +114,7 @@ class PasteSite:
         anonymous."""
         client = self.app.test_client()
         if user_id is not None:
-            cookie = seal({"u": user_id, "s": "x", "t": int(time.time())}, self.state)
+            cookie = seal({"u": user_id, "s": 1, "t": int(time.time())}, self.state)
             client.set_cookie(LOGIN_COOKIE, cookie)
         return Browser(client)
 

@@ -93,7 +93,7 @@ class TodoSite:
     def browser(self, user: Any = None) -> Browser:
         client = self.app.test_client()
         if user is not None:
-            cookie = seal({"u": user.id, "s": "x", "t": int(time.time())}, self.state)
+            cookie = seal({"u": user.id, "s": 1, "t": int(time.time())}, self.state)
             client.set_cookie("srht-login", cookie)
         return Browser(client)
 

@@ -13,7 +13,7 @@ from flask import Blueprint, abort, redirect, render_template, url_for
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
-from srht_core import Form, current_service, db_session, enqueue
+from srht_core import Form, current_service, current_user, db_session, enqueue
 
 from .models import Chore
 
@@ -46,7 +46,7 @@ def add() -> Any:
 
 @bp.get("/whoami")
 def whoami() -> Any:
-    return {"pid": os.getpid()}
+    return {"pid": os.getpid(), "user": current_user.username if current_user else None}
 
 
 @bp.get("/hold/<name>")
