@@ -6,10 +6,17 @@ import sys
 
 import click
 
-from srht_core import db_session
+from srht_core import current_service, db_session
 
-from .accounts import AccountError, create_user, find_user, issue_personal_token
-from .models import ACTIVE, ADMIN
+from .accounts import (
+    AccountError,
+    audit,
+    create_user,
+    email_link,
+    find_user,
+    issue_personal_token,
+)
+from .models import ACTIVE, ADMIN, User
 from .passwords import password_problem
 
 
@@ -19,21 +26,51 @@ from .passwords import password_problem
 @click.option("--admin", is_flag=True, help="Make the user an administrator.")
 @click.option("--password-stdin", is_flag=True,
               help="Read the password from standard input (else: asked on the terminal).")
-def create_user_command(username: str, email: str, admin: bool, password_stdin: bool) -> None:
+@click.option("--no-password", is_flag=True,
+              help="Set no password; print a one-time link where the user sets one.")
+def create_user_command(username: str, email: str, admin: bool, password_stdin: bool,
+                        no_password: bool) -> None:
     """Create a confirmed account (the first admin, typically)."""
+    if no_password and password_stdin:
+        raise click.UsageError("--no-password and --password-stdin exclude each other")
+    password: str | None = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
-    else:
+    elif not no_password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    problem = password_problem(password, username)
-    if problem:
+    if password is not None and (problem := password_problem(password, username)):
         raise click.UsageError(f"password {problem}")
     try:
         user = create_user(username, email, password, user_type=ADMIN if admin else ACTIVE)
     except AccountError as error:
         raise click.UsageError(str(error)) from None
+    db_session.flush()
+    link = _password_link(user) if no_password else None
     db_session.commit()
     click.echo(f"created {'admin' if admin else 'user'} {user.canonical_name} (id {user.id})")
+    if link is not None:
+        click.echo("Set the password (the link works once):", err=True)
+        click.echo(link)
+
+
+@click.command("password-link")
+@click.argument("username")
+def password_link_command(username: str) -> None:
+    """Print a one-time link where USERNAME sets a new password (what the
+    "forgot password" mail holds), as the last line."""
+    user = find_user(username)
+    if user is None:
+        raise click.UsageError(f"no user {username!r}")
+    link = _password_link(user)
+    db_session.commit()
+    click.echo(link)
+
+
+def _password_link(user: User) -> str:
+    """A one-time password link for ``user`` (not committed)."""
+    token = email_link(user, "reset")
+    audit(user, "password link made on the command line")
+    return f"{current_service().origin}/reset/{token}"
 
 
 @click.command("token")
@@ -57,4 +94,4 @@ def token_command(username: str, scopes: str, expires: int | None, comment: str 
     click.echo(token)
 
 
-COMMANDS = [create_user_command, token_command]
+COMMANDS = [create_user_command, password_link_command, token_command]

@@ -276,3 +276,35 @@ def test_forms_without_a_valid_csrf_token_store_nothing(meta_site: MetaSite,
         assert session.scalar(sa.select(sa.func.count(PersonalAccessToken.id))) == 0
         assert session.scalar(sa.select(User.name).where(User.username == "alice")) is None
         assert session.scalar(sa.select(User.id).where(User.username == "mallory")) is None
+
+
+def test_an_account_made_without_a_password_is_finished_through_a_one_time_link(
+        meta_site: MetaSite) -> None:
+    """What the installer does when nobody is at a terminal: the first admin
+    gets a link, printed once, where they set their password."""
+    from click.testing import CliRunner
+
+    from srht_plugins.meta.cli import create_user_command, password_link_command
+
+    runner = CliRunner()
+    with meta_site.app.app_context():
+        made = runner.invoke(create_user_command, ["boss", "--email", "boss@example.org",
+                                                   "--admin", "--no-password"])
+    assert made.exit_code == 0, made.output
+    link = made.stdout.strip().splitlines()[-1]
+    origin = meta_site.state.origin
+    assert link.startswith(f"{origin}/reset/")
+    browser = meta_site.browser()
+    assert browser.login("boss", "").status_code == 400  # no password works yet
+
+    path = link.removeprefix(origin)
+    assert browser.submit(path, {"password": "a long new passphrase"}).status_code == 302
+    assert browser.login("boss", "a long new passphrase").status_code == 302
+    used = browser.submit(path, {"password": "another passphrase"})
+    assert used.status_code == 400 and "used already" in text(used)
+
+    with meta_site.app.app_context():
+        again = runner.invoke(password_link_command, ["boss"])
+        nobody = runner.invoke(password_link_command, ["nobody"])
+    assert again.exit_code == 0 and again.stdout.strip().startswith(f"{origin}/reset/")
+    assert nobody.exit_code == 2 and "no user 'nobody'" in nobody.output
