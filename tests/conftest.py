@@ -42,22 +42,9 @@ CHORES_DIST = SUPPORT / "chores"
 # only subprocesses need it installed (see support_venv).
 sys.path.insert(0, str(CHORES_DIST))
 
+from support.ci import in_ci, require  # noqa: E402, F401 - re-exported to tests
 from support.redis_server import RedisServer  # noqa: E402 - after the path is set
 from support.smtp_sink import SmtpSink  # noqa: E402
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip when ``condition`` is false, or fail under ``CI=true``."""
-    if condition:
-        return
-    if in_ci():
-        pytest.fail(f"required under CI=true: {reason}")
-    pytest.skip(reason)
-
 
 # -- the chores service ----------------------------------------------------------
 

@@ -35,6 +35,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 import requests
 from click.testing import CliRunner
+from support.ci import require
 
 from srht_core import Config, create_app
 from srht_core.config import dump_ini
@@ -341,14 +342,8 @@ def git_stack(srht_postgres: PostgresServer) -> Iterator[GitStack]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def require_program(condition: bool, reason: str) -> None:
-    """Skip when ``condition`` is false, or fail under ``CI=true`` (where
-    ``scripts/test`` installs everything)."""
-    if condition:
-        return
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"required under CI=true: {reason}")
-    pytest.skip(reason)
+#: What a test needs from the machine (skip here, fail under CI=true).
+require_program = require
 
 
 def wait_until(condition: Any, what: str, *, timeout: float = 60.0) -> Any:
