@@ -75,9 +75,11 @@ def deploy(ctx: click.Context, dry: bool, limit: str | None, json_output: bool,
         return
     path = _config_path(ctx)
     site = _site(path)
-    wheelhouse = _wheelhouse(site, quiet=json_output)
+    # install-method = distro installs packages: no wheelhouse to build.
+    distro = site.config.get("srht", "install-method") == "distro"
+    wheelhouse = None if distro else _wheelhouse(site, quiet=json_output).folder
     code, report = run_pyinfra(path, dry=dry, limit=limit, json_output=json_output,
-                               verbose=verbose, wheelhouse=wheelhouse.tarball.parent)
+                               verbose=verbose, wheelhouse=wheelhouse)
     if report is not None:
         click.echo(json.dumps(report, indent=2))
         failed = (report.get("results") or {}).get("failed_hosts") or []
@@ -131,20 +133,34 @@ def _wheelhouse(site: Any, *, quiet: bool) -> Any:
     except (WheelhouseError, PluginError) as error:
         raise click.ClickException(str(error)) from None
     if not quiet:
-        click.echo(f"Wheelhouse {wheelhouse.id}: {wheelhouse.tarball}", err=True)
+        click.echo(f"Wheelhouse {wheelhouse.id}: {wheelhouse.folder}", err=True)
     return wheelhouse
 
 
 @deploy.command("wheelhouse")
+@click.option("--also", "also", multiple=True, metavar="DISTRIBUTION",
+              help="Also hold this installed distribution (for services to be added "
+                   "later); repeatable.")
 @click.pass_context
-def wheelhouse(ctx: click.Context) -> None:
+def wheelhouse(ctx: click.Context, also: tuple[str, ...]) -> None:
     """Build the wheelhouse and print its folder.
 
-    Deploys use the one named by $SRHT_DEPLOY_WHEELHOUSE when it is set, so
-    several deploys (or hosts deployed one by one) can share one build.
+    Deploys use the one named by $SRHT_DEPLOY_WHEELHOUSE when it is set and
+    holds every distribution they need, so several deploys (or hosts
+    deployed one by one) can share one build.
     """
-    built = _wheelhouse(_site(_config_path(ctx)), quiet=True)
-    click.echo(str(built.tarball.parent))
+    from .wheels import WheelhouseError, build_wheelhouse
+
+    site = _site(_config_path(ctx))
+    if not also:
+        built = _wheelhouse(site, quiet=True)
+    else:
+        try:
+            built = build_wheelhouse([*site.distributions(), *also],
+                                     cache=site.wheelhouse_dir)
+        except (WheelhouseError, PluginError) as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(str(built.folder))
 
 
 @deploy.command("hosts")

@@ -33,17 +33,19 @@ Use them from your own pyinfra project::
 from __future__ import annotations
 
 import hashlib
+import shlex
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import deploy
+from pyinfra.api import OperationError, deploy
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server, systemd
 
-from . import operations
-from .facts import FileText, ManagedFiles
-from .model import CONFIG, CONFIG_DIR, GROUP, PREFIX, SRHT, TLS_DIR, VENV, Site
+from . import distro, operations
+from .facts import ManagedFiles
+from .model import CONFIG, CONFIG_DIR, GROUP, SRHT, TLS_DIR, VENV, Site
 from .render import nginx_vhost, pg_hba, postgresql_conf, redis_conf, unit
 from .topology import Placement
 
@@ -52,7 +54,22 @@ __all__ = ["activate", "configure", "fingerprint", "install"]
 ACME_ROOT = "/var/www/srht-acme"
 #: The login shell of system users (S604 flags the argument's name, not a shell).
 NOLOGIN = "/usr/sbin/nologin"
-CA_FILE = "/usr/local/share/ca-certificates/srht-site.crt"
+CA_DIR = "/usr/local/share/ca-certificates"
+#: With certificates = acme: what nginx serves (a placeholder until certbot
+#: has a certificate, then a copy of certbot's), so the virtual hosts are
+#: the same bytes before and after and HTTPS works from the first run.
+ACME_TLS_DIR = f"{TLS_DIR}/acme"
+ACME_HOOK = f"{CONFIG_DIR}/acme-deploy-hook"
+#: certbot runs it for each certificate it issues or renews (--deploy-hook).
+ACME_HOOK_TEXT = f"""#!/bin/sh
+# Written by `srht deploy`: nginx serves each certificate certbot issues or renews.
+set -e
+name=$(basename "$RENEWED_LINEAGE")
+install -D -m 644 "$RENEWED_LINEAGE/fullchain.pem" "{ACME_TLS_DIR}/$name.crt"
+install -D -m 600 "$RENEWED_LINEAGE/privkey.pem" "{ACME_TLS_DIR}/$name.key"
+systemctl reload nginx
+sleep 1  # the new workers serve it; then the deploy checks each origin
+"""
 #: ``srht`` for administrators on the hosts: the host's config unless told otherwise.
 WRAPPER = f"""#!/bin/sh
 # Written by `srht deploy`: srht with this host's config.
@@ -78,26 +95,49 @@ def _user(service: str) -> str:
 
 def _units(site: Site, placement: Placement) -> dict[str, str]:
     """``{unit name: unit text}`` of everything srht runs on the host."""
-    out: dict[str, str] = {}
+    return {name: text for name, (_service, text) in _service_units(site, placement).items()}
+
+
+def _unit_owners(site: Site, placement: Placement) -> dict[str, str]:
+    """``{unit name: the service it belongs to}``."""
+    return {name: service for name, (service, _text) in _service_units(site, placement).items()}
+
+
+def _service_units(site: Site, placement: Placement) -> dict[str, tuple[str, str]]:
+    """``{unit name: (service, unit text)}`` of everything srht runs on the host."""
+    out: dict[str, tuple[str, str]] = {}
     after = ["postgresql.service"] if placement.postgresql else []
     after += ["redis-server.service"] if placement.redis else []
     for service in placement.services:
         needs = site.needs(service)
-        out[f"srht-{service}.service"] = unit(
-            f"srht {service} ({site.title(service)}): web", _user(service),
-            f"{SRHT} serve {service}", after=after, paths=_writable(site, service, needs))
+        out[f"srht-{service}.service"] = (service, _unit(
+            site, f"srht {service} ({site.title(service)}): web", _user(service),
+            f"{_srht(site)} serve {service}", after=after, paths=_writable(site, service, needs)))
     for service in placement.workers:
         needs = site.needs(service)
-        out[f"srht-{service}-worker.service"] = unit(
-            f"srht {service} ({site.title(service)}): background jobs", _user(service),
-            f"{SRHT} worker {service}", after=after, paths=_writable(site, service, needs))
+        out[f"srht-{service}-worker.service"] = (service, _unit(
+            site, f"srht {service} ({site.title(service)}): background jobs", _user(service),
+            f"{_srht(site)} worker {service}", after=after, paths=_writable(site, service, needs)))
     for service in placement.services:
         needs = site.needs(service)
         for name, command in sorted(needs.daemons.items()):
-            out[f"srht-{service}-{name}.service"] = unit(
-                f"srht {service}: {name}", _user(service), f"/usr/bin/env {command}",
-                after=after, paths=_writable(site, service, needs))
+            out[f"srht-{service}-{name}.service"] = (service, _unit(
+                site, f"srht {service}: {name}", _user(service), f"/usr/bin/env {command}",
+                after=after, paths=_writable(site, service, needs)))
     return out
+
+
+def _srht(site: Site) -> str:
+    return distro.PROGRAM if distro.enabled(site) else SRHT
+
+
+def _unit(site: Site, *args: Any, **kwargs: Any) -> str:
+    """A unit, or with ``install-method = distro`` a drop-in for the packaged one."""
+    return (distro.dropin if distro.enabled(site) else unit)(*args, **kwargs)
+
+
+def _unit_path(site: Site, name: str) -> str:
+    return distro.unit_path(name) if distro.enabled(site) else f"/etc/systemd/system/{name}"
 
 
 def _writable(site: Site, service: str, needs: Any) -> list[str]:
@@ -127,21 +167,17 @@ def _packages(site: Site, placement: Placement) -> list[str]:
 @deploy("srht install")
 def install(site: Site) -> None:
     """System packages, users, folders, the site's certificate authority,
-    and the software (a virtualenv from the uploaded wheelhouse)."""
+    and the software: a virtualenv holding the wheels of the distributions
+    the host runs, of which only the missing ones are uploaded."""
     placement = site.placement(host.name)
+    operations.track(_tracked(site))
     packages = _packages(site, placement)
     if packages:
         apt.packages(name="Install system packages", packages=packages, update=True,
                      cache_time=24 * 3600, no_recommends=True)
-    files.directory(name="Deploy state folder", path=operations.STATE_DIR, user="root",
+    operations.directory(name="Deploy state folder", path=operations.STATE_DIR, user="root",
                     group="root", mode="700")
-    if _trusts_authority(site):
-        authority = site.authority().cert
-        files.put(name="Trust the site's certificate authority", src=StringIO(authority),
-                  dest=CA_FILE, user="root", group="root", mode="644")
-        operations.converge(name="Update trusted certificates", key="ca-certificates",
-                            fingerprint=fingerprint(authority),
-                            command="update-ca-certificates")
+    _trust(site)
     if not placement.runs_srht:
         return
 
@@ -157,36 +193,73 @@ def install(site: Site) -> None:
             server.user(name=f"User {extra} (for {service})", user=extra, system=True,
                         shell=NOLOGIN, create_home=False, ensure_home=False)  # noqa: S604
 
-    files.directory(name="Config folder", path=CONFIG_DIR, user="root", group=GROUP,
+    operations.directory(name="Config folder", path=CONFIG_DIR, user="root", group=GROUP,
                     mode="750")
-    files.directory(name="Data folder", path=site.data_dir, user="root", group=GROUP,
+    operations.directory(name="Data folder", path=site.data_dir, user="root", group=GROUP,
                     mode="770")
-    files.directory(name="Mail outbox folder", path=f"{site.data_dir}/outbox", user="root",
+    operations.directory(name="Mail outbox folder", path=f"{site.data_dir}/outbox", user="root",
                     group=GROUP, mode="770")
     for service in host.loop(services):
-        files.directory(name=f"Folder of {service}", path=f"{site.data_dir}/{service}",
+        operations.directory(name=f"Folder of {service}", path=f"{site.data_dir}/{service}",
                         user=_user(service), group=_user(service), mode="750")
     for service in host.loop(services):
         for path in site.needs(service).paths:
-            files.directory(name=f"Folder {path} (for {service})", path=path,
+            operations.directory(name=f"Folder {path} (for {service})", path=path,
                             user=_user(service), group=_user(service), mode="750")
 
-    wheelhouse = site.wheelhouse
-    venv = f"{PREFIX}/venvs/{wheelhouse.id}"
-    tarball = f"{PREFIX}/wheelhouse-{wheelhouse.id}.tar"
-    if host.get_fact(FileText, path=f"{venv}/.srht-complete") is None:
-        files.put(name="Upload the wheelhouse", src=str(wheelhouse.tarball), dest=tarball,
-                  mode="600")
-    operations.virtualenv(name="Install srht into a virtualenv", root=PREFIX,
-                          wheelhouse_id=wheelhouse.id, tarball=tarball,
-                          requirements=list(wheelhouse.requirements))
-    files.link(name="Make it the current virtualenv", path=VENV, target=venv)
-    files.put(name="srht on the PATH, with this host's config", src=StringIO(WRAPPER),
+    if distro.enabled(site):
+        distro.install(site, services)
+        return
+    operations.software(name="Install the software", venv=VENV,
+                        wanted=site.software(host.name), wheelhouse=site.wheelhouse)
+    operations.put(name="srht on the PATH, with this host's config", src=StringIO(WRAPPER),
               dest="/usr/local/bin/srht", user="root", group="root", mode="755")
 
 
-def _trusts_authority(site: Site) -> bool:
-    return not site.acme and any(site.origin(s).https for s in site.topology.services)
+def _trusted(site: Site) -> dict[str, str]:
+    """``{file name: PEM}`` of the authorities the host trusts besides the
+    system's: the site's own (self-signed certificates), or with ACME those
+    of ``acme-ca-file`` (a private ACME server), one file each."""
+    if not site.acme:
+        https = any(site.origin(s).https for s in site.topology.services)
+        return {"srht-site.crt": site.authority().cert} if https else {}
+    path = site.config.get("deploy", "acme-ca-file")
+    if not path:
+        return {}
+    try:
+        text = Path(path).expanduser().read_text()
+    except OSError as error:
+        raise OperationError(f"[deploy] acme-ca-file: cannot read {path}: "
+                             f"{error.strerror}") from None
+    end = "-----END CERTIFICATE-----"
+    blocks = [block.strip() + f"\n{end}\n" for block in text.split(end) if block.strip()]
+    return {f"srht-acme-{index}.crt": block for index, block in enumerate(blocks)}
+
+
+def _tracked(site: Site) -> list[str]:
+    """What the deploy writes on a host, read in one go (see
+    :func:`operations.track`)."""
+    data = site.data_dir
+    return [operations.STATE_DIR, CONFIG_DIR, f"{CONFIG_DIR}/*", f"{TLS_DIR}/*",
+            f"{ACME_TLS_DIR}/*", "/etc/systemd/system/srht-*", "/etc/nginx/sites-enabled/srht-*",
+            "/etc/ssh/sshd_config.d/srht-*", f"{CA_DIR}/srht-*", "/usr/local/bin/srht",
+            "/etc/postgresql/*/main/conf.d/srht.conf", "/etc/postgresql/*/main/pg_hba.conf",
+            "/etc/redis/srht.conf", ACME_ROOT, data, f"{data}/*"]
+
+
+def _trust(site: Site) -> None:
+    wanted = _trusted(site)
+    present = host.get_fact(ManagedFiles, pattern=f"{CA_DIR}/srht-*.crt")
+    for name in host.loop(sorted(wanted)):
+        operations.put(name="Trust the site's certificate authority" if name == "srht-site.crt"
+                  else f"Trust {name}", src=StringIO(wanted[name]), dest=f"{CA_DIR}/{name}",
+                  user="root", group="root", mode="644")
+    for name in host.loop([n for n in present if n not in wanted]):
+        files.file(name=f"Stop trusting {name}", path=f"{CA_DIR}/{name}", present=False)
+    if wanted or present:
+        operations.converge(name="Update trusted certificates", key="ca-certificates",
+                            fingerprint=fingerprint(*(wanted[n] for n in sorted(wanted))),
+                            command="update-ca-certificates --fresh >/dev/null")
 
 
 def _local_services(placement: Placement) -> list[str]:
@@ -201,17 +274,18 @@ def configure(site: Site) -> None:
     """PostgreSQL roles and databases, Redis, the host's config file,
     systemd units, sshd settings and nginx virtual hosts."""
     placement = site.placement(host.name)
+    operations.track(_tracked(site))
     if placement.postgresql:
         _postgresql(site, placement)
     if placement.redis and not site.topology.redis_existing:
         _redis(site)
     if placement.runs_srht:
-        files.put(name="Config file", src=StringIO(site.host_config(host.name)), dest=CONFIG,
+        operations.put(name="Config file", src=StringIO(site.host_config(host.name)), dest=CONFIG,
                   user="root", group=GROUP, mode="640")
     wanted = _units(site, placement)
     for unit_name in host.loop(sorted(wanted)):
-        files.put(name=f"Unit {unit_name}", src=StringIO(wanted[unit_name]),
-                  dest=f"/etc/systemd/system/{unit_name}", user="root", group="root",
+        operations.put(name=f"Unit {unit_name}", src=StringIO(wanted[unit_name]),
+                  dest=_unit_path(site, unit_name), user="root", group="root",
                   mode="644")
     _sshd(site, placement)
     if placement.nginx:
@@ -231,10 +305,10 @@ def _postgresql(site: Site, placement: Placement) -> None:
                 grants.append((database.name, database.role, topology.address(client)))
         conf = postgresql_conf(["*"] if grants else ["localhost"])
         hba = pg_hba(grants)
-        files.put(name="PostgreSQL listens for the services' hosts", src=StringIO(conf),
+        operations.put(name="PostgreSQL listens for the services' hosts", src=StringIO(conf),
                   dest=f"{cluster}/conf.d/srht.conf", user="postgres", group="postgres",
                   mode="644")
-        files.put(name="PostgreSQL access: each database from its service's hosts",
+        operations.put(name="PostgreSQL access: each database from its service's hosts",
                   src=StringIO(hba), dest=f"{cluster}/pg_hba.conf", user="postgres",
                   group="postgres", mode="640")
         operations.converge(name="Restart PostgreSQL for its settings", key="postgresql",
@@ -243,8 +317,7 @@ def _postgresql(site: Site, placement: Placement) -> None:
         operations.converge(name="Reload PostgreSQL for its access rules",
                             key="postgresql-hba", fingerprint=fingerprint(hba),
                             command="systemctl reload postgresql")
-        systemd.service(name="PostgreSQL is running", service="postgresql", running=True,
-                        enabled=True)
+        operations.running(name="PostgreSQL is running", unit="postgresql.service")
     for database in host.loop(list(databases.values())):
         operations.postgres_role(name=f"PostgreSQL role {database.role}", role=database.role,
                                  verifier=database.verifier)
@@ -257,14 +330,13 @@ def _redis(site: Site) -> None:
     clients = topology.clients_of(host.name, list(topology.services))
     bind = ["127.0.0.1", "-::1"] + ([topology.address(host.name)] if clients else [])
     conf = redis_conf(site.redis_password(), bind)
-    files.put(name="Redis settings", src=StringIO(conf), dest="/etc/redis/srht.conf",
+    operations.put(name="Redis settings", src=StringIO(conf), dest="/etc/redis/srht.conf",
               user="redis", group="redis", mode="640")
     files.line(name="Redis reads its srht settings", path="/etc/redis/redis.conf",
                line="include /etc/redis/srht.conf")
     operations.converge(name="Restart Redis for its settings", key="redis",
                         fingerprint=fingerprint(conf), command="systemctl restart redis-server")
-    systemd.service(name="Redis is running", service="redis-server", running=True,
-                    enabled=True)
+    operations.running(name="Redis is running", unit="redis-server.service")
 
 
 def _sshd(site: Site, placement: Placement) -> None:
@@ -275,7 +347,7 @@ def _sshd(site: Site, placement: Placement) -> None:
             wanted[f"srht-{service}.conf"] = "\n".join(snippets) + "\n"
     present = host.get_fact(ManagedFiles, pattern="/etc/ssh/sshd_config.d/srht-*.conf")
     for name in host.loop(sorted(wanted)):
-        files.put(name=f"sshd settings {name}", src=StringIO(wanted[name]),
+        operations.put(name=f"sshd settings {name}", src=StringIO(wanted[name]),
                   dest=f"/etc/ssh/sshd_config.d/{name}", user="root", group="root",
                   mode="644")
     for name in host.loop([n for n in present if n not in wanted]):
@@ -302,9 +374,8 @@ def _nginx_wanted(site: Site, placement: Placement
         origin = site.origin(service)
         certificate = None
         if origin.https and site.acme:
-            live = f"/etc/letsencrypt/live/{origin.hostname}"
-            if host.get_fact(FileText, path=f"{live}/fullchain.pem") is not None:
-                certificate = (f"{live}/fullchain.pem", f"{live}/privkey.pem")
+            certificate = (f"{ACME_TLS_DIR}/{origin.hostname}.crt",
+                           f"{ACME_TLS_DIR}/{origin.hostname}.key")
         elif origin.https:
             cert = site.certificate(origin.hostname)
             certificate = (f"{TLS_DIR}/{origin.hostname}.crt", f"{TLS_DIR}/{origin.hostname}.key")
@@ -314,7 +385,8 @@ def _nginx_wanted(site: Site, placement: Placement
             service, origin.hostname, https=origin.https, port=origin.port,
             upstreams=site.topology.upstreams(service, placement.name),
             certificate=certificate,
-            static_dir=f"{VENV}/static" if placement.runs_srht else None,
+            static_dir=(distro.STATIC_DIR if distro.enabled(site) else f"{VENV}/static")
+            if placement.runs_srht else None,
             acme_root=ACME_ROOT)
     return sites, certificates
 
@@ -323,13 +395,15 @@ def _nginx_files(site: Site, placement: Placement) -> None:
     sites, certificates = _nginx_wanted(site, placement)
     for path in host.loop(sorted(certificates)):
         text, mode = certificates[path]
-        files.put(name=f"TLS file {path.rsplit('/', 1)[1]}", src=StringIO(text), dest=path,
+        operations.put(name=f"TLS file {path.rsplit('/', 1)[1]}", src=StringIO(text), dest=path,
                   user="root", group="root", mode=mode)
     if sites:
-        files.directory(name="ACME challenge folder", path=ACME_ROOT, user="root",
+        operations.directory(name="ACME challenge folder", path=ACME_ROOT, user="root",
                         group="root", mode="755")
+    if site.acme and sites:
+        _acme_placeholders(site, placement)
     for name in host.loop(sorted(sites)):
-        files.put(name=f"nginx site {name}", src=StringIO(sites[name]),
+        operations.put(name=f"nginx site {name}", src=StringIO(sites[name]),
                   dest=f"/etc/nginx/sites-enabled/{name}", user="root", group="root",
                   mode="644")
     present = host.get_fact(ManagedFiles, pattern="/etc/nginx/sites-enabled/srht-*.conf")
@@ -359,27 +433,30 @@ def activate(site: Site) -> None:
                                                       sorted(wanted.items()))),
                             command="systemctl daemon-reload")
 
-    software = site.wheelhouse.id if placement.runs_srht else ""
-    config = site.host_config(host.name) if placement.runs_srht else ""
     databases = site.databases()
     for service in host.loop(list(topology.services)):
         hosts = topology.service_hosts[service] or topology.worker_hosts[service]
-        if not hosts or hosts[0] != host.name:
-            continue
         database = databases.get(service)
-        stamp = fingerprint(software, database.url if database else "")
+        if database is None or not hosts or hosts[0] != host.name:
+            continue
+        stamp = fingerprint(site.service_software(service), database.url)
         operations.migrate(name=f"Migrate the database of {service}", service=service,
-                           stamp=stamp, srht=SRHT, config=CONFIG)
+                           stamp=stamp, srht=_srht(site), config=CONFIG)
 
+    # Each daemon's fingerprint covers what it runs: its distribution's
+    # wheels, the part of the config it reads, its unit. Adding a service
+    # to a host changes none of the others' (see Site.host_config).
+    owners = _unit_owners(site, placement)
     ordered = [name for service in topology.services for name in wanted
                if name == f"srht-{service}.service"]
     ordered += [name for name in sorted(wanted) if name not in ordered]
     for unit_name in host.loop(ordered):
-        operations.converge(name=f"Restart {unit_name}", key=unit_name,
-                            fingerprint=fingerprint(software, config, wanted[unit_name]),
+        service = owners[unit_name]
+        applied = fingerprint(site.service_software(service),
+                              site.host_config(host.name, service), wanted[unit_name])
+        operations.converge(name=f"Restart {unit_name}", key=unit_name, fingerprint=applied,
                             command=f"systemctl restart {unit_name}")
-        systemd.service(name=f"{unit_name} is running", service=unit_name, running=True,
-                        enabled=True)
+        operations.running(name=f"{unit_name} is running", unit=unit_name)
     for service in host.loop(list(placement.services)):
         address, _, port = topology.binds[service].rpartition(":")
         if address in ("0.0.0.0", "::", "[::]"):  # noqa: S104 - reading a config value
@@ -409,7 +486,7 @@ def _activate_nginx(site: Site, placement: Placement) -> None:
         fingerprint=fingerprint(*(f"{k}\n{v}" for k, v in sorted(sites.items())),
                                 *(text for text, _mode in certificates.values())),
         command="nginx -t -q && systemctl reload-or-restart nginx")
-    systemd.service(name="nginx is running", service="nginx", running=True, enabled=True)
+    operations.running(name="nginx is running", unit="nginx.service")
     if site.acme:
         _certbot(site, placement)
     for service in host.loop(list(placement.fronted)):
@@ -419,17 +496,40 @@ def _activate_nginx(site: Site, placement: Placement) -> None:
                           url=url, resolve=f"{origin.hostname}:{origin.port}:127.0.0.1")
 
 
+def _acme_placeholders(site: Site, placement: Placement) -> None:
+    """certbot's deploy hook, and a stand-in certificate (from the site's
+    authority) for each HTTPS origin certbot has none for yet, so nginx
+    starts and serves the ACME challenges on the first run."""
+    operations.put(name="certbot's deploy hook", src=StringIO(ACME_HOOK_TEXT), dest=ACME_HOOK,
+              user="root", group="root", mode="755")
+    have = host.get_fact(ManagedFiles, pattern=f"{ACME_TLS_DIR}/*.crt")
+    missing = [site.origin(s).hostname for s in placement.fronted if site.origin(s).https
+               and f"{site.origin(s).hostname}.crt" not in have]
+    if missing:
+        operations.directory(name="ACME certificates folder", path=ACME_TLS_DIR, user="root",
+                        group="root", mode="755")
+    for hostname in host.loop(missing):
+        stand_in = site.certificate(hostname)
+        operations.put(name=f"Stand-in key for {hostname}", src=StringIO(stand_in.key),
+                  dest=f"{ACME_TLS_DIR}/{hostname}.key", user="root", group="root", mode="600")
+        operations.put(name=f"Stand-in certificate for {hostname}", src=StringIO(stand_in.cert),
+                  dest=f"{ACME_TLS_DIR}/{hostname}.crt", user="root", group="root",
+                  mode="644")
+
+
 def _certbot(site: Site, placement: Placement) -> None:
+    """A certificate for each HTTPS origin the host fronts that certbot has
+    none for, through the webroot nginx serves on port 80; the deploy hook
+    puts it where nginx reads it and reloads nginx (on renewals too)."""
     email = site.config.get("deploy", "acme-email")
-    account = f"--email {email}" if email else "--register-unsafely-without-email"
-    for service in host.loop([s for s in placement.fronted if site.origin(s).https]):
-        hostname = site.origin(service).hostname
-        live = f"/etc/letsencrypt/live/{hostname}/fullchain.pem"
-        if host.get_fact(FileText, path=live) is not None:
-            continue
-        # The site was written without TLS while its certificate was missing;
-        # the next run serves it with the new certificate.
-        server.shell(name=f"Certificate for {hostname} from Let's Encrypt",
+    account = f"--email {shlex.quote(email)}" if email else "--register-unsafely-without-email"
+    acme_server = site.config.get("deploy", "acme-server")
+    server_arg = f" --server {shlex.quote(acme_server)}" if acme_server else ""
+    hostnames = [site.origin(s).hostname for s in placement.fronted if site.origin(s).https]
+    # certbot makes live/NAME (--cert-name) once it has the certificate.
+    live = set(host.get_fact(ManagedFiles, pattern="/etc/letsencrypt/live/*"))
+    for hostname in host.loop([h for h in hostnames if h not in live]):
+        server.shell(name=f"Certificate for {hostname} from the ACME server",
                      commands=[f"certbot certonly --webroot -w {ACME_ROOT} -d {hostname} "
-                               f"{account} --agree-tos --non-interactive "
-                               "--deploy-hook 'systemctl reload nginx'"])
+                               f"--cert-name {hostname} {account}{server_arg} --agree-tos "
+                               f"--non-interactive --quiet --deploy-hook {ACME_HOOK}"])

@@ -5,7 +5,9 @@ host needs, with the values the deploy derives filled in.
   machine's business.
 - Every service section stays (origins, navigation and token scopes span
   the site), but the optional secrets of services the host does not run
-  (their connection strings) are dropped.
+  (their connection strings) are dropped. Sections of services whose
+  distribution is not installed on the host (a third-party service that
+  runs elsewhere) are left out: the host could not check them.
 - A service on this host with an empty connection string gets the one of
   its managed database; ``[srht] broker`` is set when Redis is managed.
 
@@ -15,6 +17,7 @@ the same bytes and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from srht_core import Config
@@ -26,14 +29,20 @@ from .topology import Topology
 __all__ = ["databases", "host_config_text", "redis_url"]
 
 
-def databases(config: Config, topology: Topology, host: str | None = None
-              ) -> dict[str, Database]:
+def databases(config: Config, topology: Topology, host: str | None = None, *,
+              services: Collection[str] | None = None) -> dict[str, Database]:
     """The PostgreSQL database of each service that has one, with its URL
-    as seen from ``host`` (loopback on the PostgreSQL host itself)."""
+    as seen from ``host`` (loopback on the PostgreSQL host itself).
+
+    :param services: the services that keep data in a database (those whose
+        plugin declares a ``database_schema``); default: every service.
+    """
     out: dict[str, Database] = {}
     service_key = config["srht"]["service-key"]
     pg = topology.postgresql_host
     for service in topology.services:
+        if services is not None and service not in services:
+            continue
         address = None
         if pg is not None:
             address = "127.0.0.1" if host == pg else topology.address(pg)
@@ -55,16 +64,27 @@ def redis_url(config: Config, topology: Topology, host: str) -> str | None:
     return f"redis://:{redis_password(config['srht']['service-key'])}@{address}:6379/0"
 
 
-def host_config_text(config: Config, topology: Topology, host: str) -> str:
-    """The config file ``host`` gets, as text."""
+def host_config_text(config: Config, topology: Topology, host: str, *,
+                     omit: Collection[str] = (),
+                     with_database: Collection[str] | None = None) -> str:
+    """The config file ``host`` gets, as text.
+
+    :param omit: services whose sections are left out (those whose
+        distribution the host does not have: the host's ``srht`` would
+        report them as unknown sections).
+    :param with_database: the services that have a database (see
+        :func:`databases`).
+    """
     placement = topology.placement(host)
     local = set(placement.services) | set(placement.workers)
-    derived = databases(config, topology, host)
+    derived = databases(config, topology, host, services=with_database)
     data: dict[str, dict[str, str]] = {}
     for name, raw in config.raw.items():
         if name == "deploy":
             continue
         service = name.split("::", 1)[0]
+        if service in omit:
+            continue
         schema = config.schemas.get(name)
         values: dict[str, str] = {}
         for key, value in raw.values.items():

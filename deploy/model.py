@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib import metadata
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from srht_core import Config, ConfigError, HostNeeds, PluginHost, load_config
@@ -20,7 +22,7 @@ from .hostconfig import databases, host_config_text
 from .secrets import Database, redis_password
 from .tls import Certificate, service_certificate, site_authority
 from .topology import Placement, Topology, read_topology
-from .wheels import Wheelhouse, build_wheelhouse, load_wheelhouse
+from .wheels import CORE, Wheelhouse, build_wheelhouse, load_wheelhouse
 
 __all__ = ["Origin", "Site"]
 
@@ -62,6 +64,7 @@ class Site:
     topology: Topology
     wheelhouse_dir: Path | None = None
     _needs: dict[str, HostNeeds] = field(default_factory=dict)
+    _with_database: set[str] | None = None
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, *,
@@ -83,8 +86,17 @@ class Site:
     def placement(self, host: str) -> Placement:
         return self.topology.placement(host)
 
-    def host_config(self, host: str) -> str:
-        return host_config_text(self.config, self.topology, host)
+    def host_config(self, host: str, service: str | None = None) -> str:
+        """The config file ``host`` gets; with ``service``, the part of it
+        that service reads (what its restart fingerprint covers): without
+        the sections of services from distributions it does not depend on,
+        so adding a third-party service restarts none of the others."""
+        have = self.host_distributions(host)
+        if service is not None:
+            have &= self.distribution_closure(self.distribution(service))
+        omit = [s for s in self.topology.services if self.distribution(s) not in have]
+        return host_config_text(self.config, self.topology, host, omit=omit,
+                                with_database=self.with_database())
 
     def needs(self, service: str) -> HostNeeds:
         """What ``service``'s plugin says a host needs to run it."""
@@ -95,7 +107,63 @@ class Site:
         return self._needs[service]
 
     def databases(self, host: str | None = None) -> dict[str, Database]:
-        return databases(self.config, self.topology, host)
+        return databases(self.config, self.topology, host, services=self.with_database())
+
+    def with_database(self) -> set[str]:
+        """The services that keep data in PostgreSQL: those whose plugin
+        declares a ``database_schema`` (a service without one gets no role,
+        no database and no migrations)."""
+        if self._with_database is None:
+            self._with_database = {
+                s for s in self.topology.services
+                if self.plugins.call_one("database_schema", s) is not None}
+        return self._with_database
+
+    # -- software --------------------------------------------------------------
+
+    def distribution(self, service: str) -> str:
+        """The (canonical) name of the distribution providing ``service``."""
+        record = self.plugins.get(service)
+        return canonicalize_name(record.distribution if record is not None else CORE)
+
+    def host_distributions(self, host: str) -> set[str]:
+        """The distributions installed on ``host``: ``srht``, and those of
+        the services it runs."""
+        placement = self.placement(host)
+        return {CORE, *(self.distribution(s) for s in (*placement.services,
+                                                        *placement.workers))}
+
+    def distribution_closure(self, distribution: str) -> set[str]:
+        """``distribution`` and the site's distributions it depends on (read
+        from their installed metadata on this machine: whatever the install
+        method, no wheelhouse is needed for it)."""
+        site = {canonicalize_name(d) for d in self.distributions()}
+        found, todo = set(), [canonicalize_name(distribution)]
+        while todo:
+            name = todo.pop()
+            if name in found:
+                continue
+            found.add(name)
+            try:
+                requires = metadata.requires(name) or []
+            except metadata.PackageNotFoundError:
+                continue
+            todo += [other for other in (canonicalize_name(Requirement(r).name)
+                                         for r in requires) if other in site]
+        return {str(name) for name in found}
+
+    def software(self, host: str) -> dict[str, str]:
+        """``{wheel: sha256}`` of what ``host``'s virtualenv holds."""
+        return self.wheelhouse.closure(sorted(self.host_distributions(host)))
+
+    def service_software(self, service: str) -> str:
+        """A hash of the wheels ``service`` runs (its distribution's closure),
+        or of the packages with ``install-method = distro``."""
+        if self.config.get("srht", "install-method") == "distro":
+            from .distro import software_id
+
+            return software_id(self)
+        return self.wheelhouse.fingerprint([self.distribution(service)])
 
     # -- the site ------------------------------------------------------------
 
@@ -133,12 +201,7 @@ class Site:
     def distributions(self) -> list[str]:
         """The distributions to install on every host that runs srht: this
         one and each that provides an enabled service."""
-        names = {"srht"}
-        for service in self.topology.services:
-            record = self.plugins.get(service)
-            if record is not None:
-                names.add(record.distribution)
-        return sorted(names)
+        return sorted({CORE, *(self.distribution(s) for s in self.topology.services)})
 
     @cached_property
     def wheelhouse(self) -> Wheelhouse:
@@ -149,8 +212,9 @@ class Site:
         built = os.environ.get(WHEELHOUSE_ENV)
         if built:
             found = load_wheelhouse(Path(built))
-            # Built for other services (one was added or removed): build anew.
-            if set(found.requirements) == {canonicalize_name(d) for d in wanted}:
+            # Hosts get only what they run, so a wheelhouse built for more
+            # distributions will do; one lacking a service's is built anew.
+            if {canonicalize_name(d) for d in wanted} <= set(found.requirements):
                 return found
         return build_wheelhouse(wanted, cache=self.wheelhouse_dir)
 

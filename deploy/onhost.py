@@ -23,6 +23,9 @@ def static_links(target: Path) -> None:
         module = plugin if inspect.ismodule(plugin) else type(plugin)
         folders[record.name] = Path(inspect.getfile(module)).parent / "static"
     target.mkdir(parents=True, exist_ok=True)
+    for old in target.iterdir():  # redone after every install: services come and go
+        if old.is_symlink():
+            old.unlink()
     for owner, folder in sorted(folders.items()):
         if folder.is_dir():
             (target / owner).symlink_to(folder, target_is_directory=True)

@@ -7,16 +7,24 @@ uploaded into a root-only folder and fed to ``psql`` on standard input.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
+from fnmatch import fnmatchcase
 from io import StringIO
+from typing import Any
 
+from packaging.utils import parse_wheel_filename
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, OperationError, operation
+from pyinfra.api import FactBase, FileUploadCommand, OperationError, operation
+from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+from pyinfra.operations import files
 
-from .facts import FileText, HttpStatus, PostgresState
+from .facts import FileText, HttpStatus, PathStates, PostgresState, StateFiles
+from .wheels import Wheelhouse
 
-__all__ = ["converge", "health", "migrate", "postgres_database", "postgres_role", "virtualenv"]
+__all__ = ["cached_fact", "converge", "directory", "health", "migrate", "postgres_database",
+           "postgres_role", "put", "running", "software", "track"]
 
 #: Root-only folder on every host for the deploy's own state (stamps, SQL).
 STATE_DIR = "/var/lib/srht-deploy"
@@ -60,26 +68,161 @@ def postgres_database(database: str, owner: str):  # type: ignore[no-untyped-def
 
 
 @operation()
-def virtualenv(root: str, wheelhouse_id: str, tarball: str,  # type: ignore[no-untyped-def]
-               requirements: list[str]):
-    """A virtualenv at ``ROOT/venvs/ID`` holding ``requirements`` from the
-    uploaded wheelhouse ``tarball``, without any index. Earlier venvs but
-    the current one are removed; the wheels are deleted once installed."""
-    venv = f"{root}/venvs/{wheelhouse_id}"
-    marker = f"{venv}/.srht-complete"
-    if host.get_fact(FileText, path=marker) is not None:
+def software(venv: str, wanted: dict[str, str],  # type: ignore[no-untyped-def]
+             wheelhouse: Wheelhouse):
+    """The virtualenv ``venv`` holding exactly the wheels ``wanted``
+    (``{file name: sha256}``, see :meth:`Wheelhouse.closure`), without any
+    index.
+
+    The host records what the virtualenv holds in ``VENV/.srht-wheels``;
+    only the wheels it lacks (or holds with other contents) are uploaded,
+    as one tar, and installed without dependency resolution (the closure
+    was resolved on the deploying machine) next to the others, and the
+    projects no longer wanted are uninstalled. Adding a service to a host
+    thus installs only its own wheels, and a re-run uploads nothing. The
+    record is written last, so an interrupted install is redone."""
+    record = f"{venv}/.srht-wheels"
+    text = host.get_fact(FileText, path=record)
+    installed = _read_record(text) if text is not None else {}
+    if text is not None and installed == wanted:
         return
-    wheels = f"{root}/wheels/{wheelhouse_id}"
-    names = " ".join(shlex.quote(r) for r in requirements)
-    yield (f"set -e; rm -rf {venv} {wheels}; mkdir -p {root}/venvs {wheels}; "
-           f"tar -xf {tarball} -C {wheels}; python3 -m venv {venv}; "
-           f"{venv}/bin/pip install --quiet --no-index --disable-pip-version-check "
-           f"--no-cache-dir --find-links {wheels} {names}; "
-           f"{venv}/bin/python -m srht_deploy.onhost static-links {venv}/static; "
-           f"rm -rf {wheels} {tarball}; touch {marker}; "
-           f"current=$(readlink -f {root}/venv || true); "
-           f"for old in {root}/venvs/*; do "
-           f"[ \"$old\" = {venv} ] || [ \"$old\" = \"$current\" ] || rm -rf \"$old\"; done")
+    new = sorted(name for name, sha in wanted.items() if installed.get(name) != sha)
+    keep = {parse_wheel_filename(name)[0] for name in wanted}
+    gone = sorted({str(parse_wheel_filename(name)[0]) for name in installed} - keep)
+    root = venv.rsplit("/", 1)[0]
+    upload = f"{root}/upload-wheels.tar"
+    staging = f"{root}/upload-wheels"
+    yield f"mkdir -p {root}"
+    if new:
+        yield FileUploadCommand(str(wheelhouse.upload(new)), upload)
+    yield FileUploadCommand(StringIO("".join(f"{sha}  {name}\n" for name, sha in
+                                             sorted(wanted.items()))), f"{upload}.record")
+    pip = f"{venv}/bin/pip --quiet --disable-pip-version-check --no-cache-dir"
+    steps = ["set -e"]
+    if text is None:
+        # No record: a new host, an interrupted first install, or the
+        # layout of earlier versions (a link to /opt/srht/venvs/ID).
+        steps += [f"rm -rf {venv} {root}/venvs", f"python3 -m venv {venv}"]
+    if gone:
+        steps.append(f"{pip} uninstall --yes {' '.join(shlex.quote(g) for g in gone)}")
+    if new:
+        steps += [f"rm -rf {staging}", f"mkdir -p {staging}", f"tar -xf {upload} -C {staging}",
+                  f"{pip} install --no-index --no-deps --force-reinstall {staging}/*.whl",
+                  f"rm -rf {staging} {upload}"]
+    steps += [f"{pip} check >&2",
+              f"{venv}/bin/python -m srht_deploy.onhost static-links {venv}/static",
+              f"mv {upload}.record {record}"]
+    yield "; ".join(steps)
+
+
+def _read_record(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        sha, _, name = line.partition("  ")
+        if name:
+            out[name] = sha
+    return out
+
+
+# -- one read per host -----------------------------------------------------------
+#
+# pyinfra 3.10 reads a fact again on every call, and a re-run's time is
+# mostly facts, read host after host. These read a fact once per host and
+# run, when an operation first asks, and decide from that both when
+# pyinfra plans an operation and when it executes it (it runs an
+# operation's code for each). That is what they need: no two operations
+# write the same path or stamp, so each reads its own as it was before it
+# ran; and a unit a restart already started in this run is started again,
+# harmlessly.
+
+_CACHE: dict[tuple[Any, ...], Any] = {}
+_TRACKED: dict[tuple[int, str], tuple[str, ...]] = {}
+
+
+def cached_fact(fact: type[FactBase[Any]], **kwargs: Any) -> Any:
+    """``host.get_fact(fact, **kwargs)``, read once per host and run."""
+    key = (id(host.state), host.name, fact, tuple(sorted(kwargs.items())))
+    if key not in _CACHE:
+        _CACHE[key] = host.get_fact(fact, **kwargs)
+    return _CACHE[key]
+
+
+def track(globs: list[str]) -> None:
+    """Say which paths :func:`put` and :func:`directory` read from one
+    snapshot of the host (shell globs, one path component per ``*``);
+    others are read one by one, as pyinfra's own operations do."""
+    _TRACKED[(id(host.state), host.name)] = tuple(dict.fromkeys(globs))
+
+
+def _state_of(path: str) -> tuple[bool, tuple[str, ...] | None]:
+    """Whether ``path`` is tracked, and its ``(kind, mode, user, group, sha1)``."""
+    globs = _TRACKED.get((id(host.state), host.name), ())
+    parts = path.split("/")
+    if not any(len(g.split("/")) == len(parts) and all(
+            fnmatchcase(p, q) for p, q in zip(parts, g.split("/"), strict=True)) for g in globs):
+        return False, None
+    return True, cached_fact(PathStates, globs=globs).get(path)
+
+
+def _attributes(path: str, state: tuple[str, ...] | None, user: str, group: str,
+                mode: str) -> list[str]:
+    commands = []
+    if state is None or (state[2], state[3]) != (user, group):
+        commands.append(f"chown {user}:{group} {path}")
+    if state is None or int(state[1], 8) != int(mode, 8):
+        commands.append(f"chmod {mode} {path}")
+    return commands
+
+
+@operation()
+def put(src: StringIO, dest: str, user: str = "root",  # type: ignore[no-untyped-def]
+        group: str = "root", mode: str = "644"):
+    """``files.put`` of a text, reading the host from one snapshot when
+    ``dest`` is tracked (see :func:`track`)."""
+    tracked, state = _state_of(dest)
+    if not tracked:
+        yield from files.put._inner(src=src, dest=dest, user=user, group=group, mode=mode)
+        return
+    text = src.getvalue()
+    if state is not None and state[0] != "file":
+        raise OperationError(f"{dest} exists and is not a file")
+    uploaded = state is None or state[4] != hashlib.sha1(text.encode()).hexdigest()  # noqa: S324
+    if state is None:
+        yield f"mkdir -p {dest.rsplit('/', 1)[0] or '/'}"  # as files.put does
+    if uploaded:
+        yield FileUploadCommand(StringIO(text), dest)
+    yield from _attributes(dest, None if uploaded else state, user, group, mode)
+
+
+@operation()
+def directory(path: str, user: str = "root", group: str = "root",  # type: ignore[no-untyped-def]
+              mode: str = "755"):
+    """``files.directory``, reading the host from one snapshot when
+    ``path`` is tracked (see :func:`track`)."""
+    tracked, state = _state_of(path)
+    if not tracked:
+        yield from files.directory._inner(path=path, user=user, group=group, mode=mode)
+        return
+    if state is not None and state[0] != "directory":
+        raise OperationError(f"{path} exists and is not a folder")
+    if state is None:
+        yield f"mkdir -p {path}"
+    yield from _attributes(path, state, user, group, mode)
+
+
+@operation()
+def running(unit: str):  # type: ignore[no-untyped-def]
+    """``unit`` is running and enabled (``systemd.service(running=True,
+    enabled=True)`` from one read of every unit's state)."""
+    if not cached_fact(SystemdStatus).get(unit, False):
+        yield f"systemctl start {unit}"
+    if not cached_fact(SystemdEnabled).get(unit, False):
+        yield f"systemctl enable {unit}"
+
+
+def _stamp(name: str) -> str | None:
+    value = cached_fact(StateFiles, folder=STATE_DIR).get(name)
+    return str(value) if value is not None else None
 
 
 @operation()
@@ -90,10 +233,9 @@ def converge(key: str, fingerprint: str, command: str):  # type: ignore[no-untyp
     The fingerprint is recorded on the host only after ``command``
     succeeds, so a run that failed half-way, or never reached a host,
     applies it on the next run; a run with nothing new changes nothing."""
-    path = f"{STATE_DIR}/applied-{key}"
-    if host.get_fact(FileText, path=path) == fingerprint:
+    if _stamp(f"applied-{key}") == fingerprint:
         return
-    yield f"{command} && echo {fingerprint} > {path}"
+    yield f"{command} && echo {fingerprint} > {STATE_DIR}/applied-{key}"
 
 
 @operation()
@@ -102,7 +244,7 @@ def migrate(service: str, stamp: str, srht: str, config: str):  # type: ignore[n
     were already applied for ``stamp`` (the software and database they
     were applied with)."""
     path = f"{STATE_DIR}/migrated-{service}"
-    if host.get_fact(FileText, path=path) == stamp:
+    if _stamp(f"migrated-{service}") == stamp:
         return
     yield (f"runuser -u srht-{service} -- env SRHT_CONFIG={config} {srht} migrate {service} "
            f"&& echo {stamp} > {path}")
@@ -110,7 +252,13 @@ def migrate(service: str, stamp: str, srht: str, config: str):  # type: ignore[n
 
 @operation(is_idempotent=True)
 def health(what: str, url: str, resolve: str | None = None):  # type: ignore[no-untyped-def]
-    """Fail unless ``url`` answers 200 from the host (changes nothing)."""
+    """Fail unless ``url`` answers 200 from the host (changes nothing).
+
+    Only when the run executes: a plan (``--dry``) would wait for services
+    that are not started yet, and what they answer before the run says
+    nothing about after it."""
+    if not host.state.is_executing:
+        return
     status = host.get_fact(HttpStatus, url=url, resolve=resolve)
     if status != 200:
         # Failing through a command marks this host failed (and only this

@@ -15,14 +15,54 @@ __all__ = ["nginx_vhost", "pg_hba", "redis_conf", "unit"]
 HEADER = "# Written by `srht deploy`; changes made here are overwritten.\n"
 
 
+#: What every srht unit may not do: the services need their own files, the
+#: network and child processes (git, gunicorn's workers), nothing else. Each
+#: line is safe for what runs under them (git's hooks, Celery, gunicorn's
+#: worker files in the private /tmp); the deploy tests run under them.
+HARDENING = (
+    "NoNewPrivileges=yes",
+    "PrivateTmp=yes",
+    "PrivateDevices=yes",
+    "ProtectSystem=strict",
+    "ProtectHome=yes",
+    "ProtectKernelTunables=yes",
+    "ProtectKernelModules=yes",
+    "ProtectKernelLogs=yes",
+    "ProtectControlGroups=yes",
+    "ProtectClock=yes",
+    "ProtectHostname=yes",
+    "RestrictSUIDSGID=yes",
+    "RestrictRealtime=yes",
+    "RestrictNamespaces=yes",
+    "LockPersonality=yes",
+    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+    "CapabilityBoundingSet=",
+    "SystemCallArchitectures=native",
+)
+
+
 def unit(description: str, user: str, command: str, *, after: list[str] | None = None,
-         paths: list[str] | None = None) -> str:
+         paths: list[str] | None = None, bin_dir: str = f"{VENV}/bin",
+         header: str = HEADER) -> str:
     """A systemd service running ``command`` as ``user`` with the site's
-    config, restarted on failure, with the file system mostly read-only."""
+    config, restarted on failure, logging to the journal, hardened
+    (:data:`HARDENING`): the whole file system is read-only but ``paths``
+    (the service's state), ``/tmp`` is its own, and nothing is written
+    under the install prefix (no bytecode either: it is compiled at
+    install time).
+
+    :param bin_dir: first on the ``PATH`` (the virtualenv's, or ``/usr/bin``
+        for distribution packages).
+    :param header: the comment on top (packaged units say where they come from).
+
+    .. versionchanged:: 0.1
+        ``ProtectSystem=strict`` and the rest of :data:`HARDENING`;
+        ``bin_dir`` and ``header``.
+    """
     after_line = " ".join(["network-online.target", *(after or [])])
-    writable = " ".join(paths or [])
+    search = dict.fromkeys([bin_dir, "/usr/local/bin", "/usr/bin", "/bin"])
     lines = [
-        HEADER.rstrip(),
+        header.rstrip(),
         "[Unit]",
         f"Description={description}",
         f"After={after_line}",
@@ -33,19 +73,17 @@ def unit(description: str, user: str, command: str, *, after: list[str] | None =
         f"Group={user}",
         f"SupplementaryGroups={GROUP}",
         f"Environment=SRHT_CONFIG={CONFIG}",
-        f"Environment=PATH={VENV}/bin:/usr/local/bin:/usr/bin:/bin",
+        f"Environment=PATH={':'.join(search)}",
+        "Environment=PYTHONDONTWRITEBYTECODE=1",
         f"ExecStart={command}",
         "Restart=on-failure",
         "RestartSec=2",
         "KillMode=mixed",
         "TimeoutStopSec=30",
-        "NoNewPrivileges=yes",
-        "PrivateTmp=yes",
-        "ProtectSystem=full",
-        "ProtectHome=yes",
+        *HARDENING,
     ]
-    if writable:
-        lines.append(f"ReadWritePaths={writable}")
+    if paths:
+        lines.append(f"ReadWritePaths={' '.join(dict.fromkeys(paths))}")
     lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
     return "\n".join(lines)
 

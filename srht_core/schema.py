@@ -77,6 +77,12 @@ SRHT = Section(
             example="/etc/srht/templates",
             description="Templates here override the core's and the services' own, "
                         "by the same relative name."),
+        Key("install-method", Choice(("venv", "distro")), default="venv", example="venv",
+            description="How `srht deploy` installs srht on the hosts: venv, a virtualenv "
+                        "under /opt/srht from a wheelhouse built on the deploying machine; "
+                        "distro, the distribution's packages (srht-core, srht-<service>; "
+                        "see packaging/README.md) from [deploy] apt-packages or "
+                        "apt-source, with /usr/bin/srht and the packaged systemd units."),
         Key("broker", Url(schemes=("redis", "rediss")), default=None,
             example="redis://127.0.0.1:6379/0",
             description="Celery broker for background jobs. Empty: jobs are run by "
@@ -206,9 +212,28 @@ DEPLOY = Section(
             description="How HTTPS origins get certificates: self-signed, from a site "
                         "authority derived from [srht] service-key that every host trusts "
                         "(import its certificate, `srht deploy ca`, in your browser), or "
-                        "acme: Let's Encrypt through certbot (public DNS needed)."),
+                        "acme: from an ACME server, Let's Encrypt unless acme-server says "
+                        "otherwise, through certbot's webroot (the server must reach the "
+                        "hosts by their origins' names)."),
         Key("acme-email", Email(), default=None, example="admin@example.org",
             description="Contact address for the ACME account when certificates = acme."),
+        Key("acme-server", Url(), default=None, example="",
+            description="With certificates = acme: the directory URL of the ACME server "
+                        "certbot asks (a private one: step-ca, a test server). Empty: "
+                        "Let's Encrypt."),
+        Key("acme-ca-file", PathValue(), default=None, example="",
+            description="With certificates = acme: a PEM file, on the machine that "
+                        "deploys, of certificate authorities every host trusts besides "
+                        "the system's: a private ACME server's own, and the one its "
+                        "certificates chain to. Empty: the system's only."),
+        Key("apt-packages", PathValue(), default=None, example="",
+            description="With [srht] install-method = distro: a folder of .deb files on "
+                        "this machine (packaging/build-debs makes them) that the deploy "
+                        "publishes to each host as a local apt repository."),
+        Key("apt-source", Text(), default=None, example="",
+            description="With [srht] install-method = distro: the apt source line of a "
+                        "repository holding srht's packages, instead of apt-packages "
+                        "(`deb [signed-by=KEYRING] URL SUITE COMPONENT`)."),
         Key("ssh-key", PathValue(), default=None, example="",
             description="Private key for SSH to every host. Empty: the SSH agent and your "
                         "default keys."),

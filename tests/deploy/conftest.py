@@ -8,7 +8,9 @@
   machine's packages with the example external service (``srht-hello``)
   installed, so it deploys exactly as a third-party service would, and one
   wheelhouse built for the whole session;
-- ``Site`` writes configs for a layout and runs ``srht deploy`` on them.
+- ``Site`` writes configs for a layout and runs ``srht deploy`` on them;
+- ``acme_server`` (module) is pebble, a private ACME server, on the hosts'
+  bridge.
 
 A missing program (mmdebstrap, systemd-nspawn, apt-cacher-ng, ...) skips
 these tests, except under ``CI=true``, where it fails them.
@@ -29,8 +31,10 @@ from srht_core.keys import generate_keys
 
 TESTS = Path(__file__).parents[1]
 sys.path.insert(0, str(TESTS))
+sys.path.insert(0, str(Path(__file__).parent))
 
-from testhosts import TestHosts  # noqa: E402 - after the path is set
+from pebble_server import Pebble, pebble  # noqa: E402 - after the path is set
+from testhosts import GATEWAY, TestHosts  # noqa: E402 - after the path is set
 from testhosts.srhtsite import HOSTS, NAMES, Control, Site  # noqa: E402
 
 HELLO_SOURCE = TESTS.parent / "examples" / "hello-service"
@@ -73,6 +77,18 @@ def control(tmp_path_factory: pytest.TempPathFactory) -> Control:
         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
     assert installed.returncode == 0, installed.stderr
     return Control(python, {**os.environ, "PYINFRA_PROGRESS": "off"})
+
+
+@pytest.fixture(scope="module")
+def acme_server(test_hosts: TestHosts, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[Pebble]:
+    """A private ACME server on the hosts' bridge, whose DNS gives the
+    site's names the hosts' addresses (see ``pebble_server.py``)."""
+    missing = [p for p in ("pebble", "pebble-challtestsrv") if shutil.which(p) is None]
+    require(not missing, "the ACME test needs Debian's pebble (scripts/test installs it)")
+    names = {name: test_hosts.address(host) for name, host in NAMES.items()}
+    with pebble(tmp_path_factory.mktemp("pebble"), GATEWAY, names) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

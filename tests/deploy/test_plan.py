@@ -212,3 +212,66 @@ def test_a_plugins_host_needs_drive_what_its_host_gets(tmp_path: Any) -> None:
     assert "ExecStart=/usr/bin/env srht needy dispatch" in units["srht-needy-dispatch.service"]
     assert "ReadWritePaths=/var/lib/srht /var/lib/git" in units["srht-needy.service"]
     assert site.needs("needy").sshd_snippets
+
+
+def _wheel(folder: Any, name: str, version: str, *requires: str) -> str:
+    """A minimal wheel file of ``name`` requiring ``requires``; its file name."""
+    import zipfile
+
+    filename = f"{name}-{version}-py3-none-any.whl"
+    headers = [f"Name: {name}", f"Version: {version}", *(f"Requires-Dist: {r}" for r in requires)]
+    with zipfile.ZipFile(folder / filename, "w") as archive:
+        archive.writestr(f"{name}-{version}.dist-info/METADATA",
+                         "Metadata-Version: 2.1\n" + "\n".join(headers) + "\n\nA description.\n")
+    return filename
+
+
+def test_the_wheels_a_host_gets_are_its_distributions_closure(tmp_path: Any) -> None:
+    import hashlib
+    import json
+
+    from srht_deploy.wheels import load_wheelhouse
+
+    parts = []
+    for part, wheels in {
+        "srht": [("srht", "0.1.0.dev0", "flask>=3", "redis[hiredis]", "old; python_version<'3'"),
+                 ("flask", "3.0.0"), ("flask", "3.1.0"), ("redis", "5.0.0",
+                                                          "hiredis; extra == 'hiredis'"),
+                 ("hiredis", "2.0.0"), ("old", "1.0")],
+        "srht-hello": [("srht_hello", "0.1.0", "srht>=0.1.0.dev0,<0.2", "flask<3.1")],
+    }.items():
+        folder = tmp_path / part
+        (folder / "wheels").mkdir(parents=True)
+        names = [_wheel(folder / "wheels", *wheel) for wheel in wheels]
+        hashes = {n: hashlib.sha256((folder / "wheels" / n).read_bytes()).hexdigest()
+                  for n in names}
+        (folder / "part.json").write_text(json.dumps({"name": part, "wheels": hashes}))
+        parts.append(str(folder))
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "wheelhouse.json").write_text(json.dumps(
+        {"id": "x", "requirements": ["srht", "srht-hello"], "parts": parts}))
+    wheelhouse = load_wheelhouse(tmp_path / "site")
+
+    core = wheelhouse.closure(["srht"])
+    # Markers are evaluated for the hosts' Python, extras followed, the
+    # highest version that fits taken.
+    assert sorted(core) == ["flask-3.1.0-py3-none-any.whl", "hiredis-2.0.0-py3-none-any.whl",
+                            "redis-5.0.0-py3-none-any.whl", "srht-0.1.0.dev0-py3-none-any.whl"]
+    # A service's requirements narrow what the host gets, and the services'
+    # fingerprints differ only when their closures do.
+    both = wheelhouse.closure(["srht", "srht-hello"])
+    assert "flask-3.0.0-py3-none-any.whl" in both and "srht_hello-0.1.0-py3-none-any.whl" in both
+    assert wheelhouse.fingerprint(["srht"]) == wheelhouse.fingerprint(["srht"])
+    assert wheelhouse.fingerprint(["srht"]) != wheelhouse.fingerprint(["srht-hello"])
+    upload = wheelhouse.upload(["hiredis-2.0.0-py3-none-any.whl"])
+    assert upload == wheelhouse.upload(["hiredis-2.0.0-py3-none-any.whl"])
+
+
+def test_a_third_party_section_goes_only_to_hosts_that_have_its_distribution() -> None:
+    cfg, plugins = bound(config(TWO_HOSTS, {"meta": {"hosts": "alpha"},
+                                            "paste": {"hosts": "beta"}}))
+    topology = read_topology(cfg, plugins)
+    alpha = host_config_text(cfg, topology, "alpha", omit=["paste"], with_database={"meta"})
+    assert "[paste]" not in alpha and "[meta]" in alpha
+    beta = host_config_text(cfg, topology, "beta", with_database={"meta"})
+    assert "srht_paste" not in beta

@@ -1,21 +1,24 @@
 """A site deployed to two real hosts, as a self-hoster would see it.
 
-alpha runs PostgreSQL, Redis, nginx and meta; beta runs paste (and later the
-example external service, hello), each behind its own nginx. The tests run
-in order on one site, each a step of its life: first deploy, re-run, sign-on
-across hosts, a token across hosts, adding a third-party service, removing
-a service, and a host that cannot be reached.
+The issue's scenario: alpha runs PostgreSQL, Redis, nginx and meta; beta runs
+todo and paste, each host behind its own nginx (``BASE_LAYOUT``). Each test
+states the layout it needs and deploys it (:meth:`Site.layout`, then
+:meth:`Site.converge`), so any test runs alone (``-k token``) or after any
+other; the module shares the hosts, and a deploy of a layout the hosts
+already have changes nothing and takes seconds.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
 import pytest
-from testhosts.srhtsite import DOMAIN, NAMES, Site, changed, planned
+from pebble_server import Pebble
+from testhosts.srhtsite import BASE_LAYOUT, DOMAIN, NAMES, Site, changed, changed_on, planned
 
 # A cold first run builds the hosts' image and fetches every package and
 # wheel once: more than pytest's default per-test bound.
@@ -23,6 +26,7 @@ pytestmark = [pytest.mark.deploy, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 PASSWORD = "a long enough password"
 CHROMIUM = "/usr/bin/chromium"
+ON_BETA = ("todo", "paste")
 
 
 def body_and_status(result: Any) -> tuple[str, int]:
@@ -30,11 +34,40 @@ def body_and_status(result: Any) -> tuple[str, int]:
     return body, int(status or 0)
 
 
-def test_first_deploy_brings_up_every_service(site: Site) -> None:
-    site.services = {"meta": {"hosts": "alpha"}, "paste": {"hosts": "beta"}}
-    report = site.converge()
+def base(site: Site, **changes: dict[str, Any]) -> dict[str, Any]:
+    """Deploy the issue's layout (with ``changes`` to services) and return the report."""
+    return site.layout({**BASE_LAYOUT, **changes}).converge()
 
-    for name, host in (("meta", "alpha"), ("paste", "beta")):
+
+def user(site: Site, name: str = "alice") -> str:
+    """``name``'s account on meta, created unless it exists."""
+    created = site.hosts["alpha"].ssh(
+        f"runuser -u srht-meta -- srht meta create-user {name} --email {name}@{DOMAIN} "
+        "--password-stdin", input=PASSWORD + "\n", check=False)
+    output = created.stdout + created.stderr
+    assert created.returncode == 0 or "taken" in output or "exists" in output, output
+    return name
+
+
+def token(site: Site, scopes: str, name: str = "alice") -> str:
+    """A personal access token of ``name`` issued by meta on alpha."""
+    made = site.hosts["alpha"].ssh(
+        f"runuser -u srht-meta -- srht meta token {user(site, name)} --scopes '{scopes}'")
+    return made.stdout.strip().splitlines()[-1].split()[-1]
+
+
+def started(site: Site, host: str, units: list[str]) -> dict[str, str]:
+    """``{unit: when it last started}`` (unchanged unless it was restarted)."""
+    shown = site.hosts[host].ssh(
+        "for u in " + " ".join(units) + "; do "
+        "systemctl show -p ActiveEnterTimestampMonotonic --value $u; done").stdout.split()
+    return dict(zip(units, shown, strict=True))
+
+
+def test_first_deploy_brings_up_every_service(site: Site) -> None:
+    report = base(site)
+
+    for name, host in (("meta", "alpha"), ("todo", "beta"), ("paste", "beta")):
         body, status = body_and_status(site.curl(name, "/healthz"))
         assert status == 200, body
         assert json.loads(body) == {"service": name, "version": json.loads(body)["version"],
@@ -43,6 +76,13 @@ def test_first_deploy_brings_up_every_service(site: Site) -> None:
                                     ).stdout.split() == ["active", "active"]
     body, status = body_and_status(site.curl("meta", "/login"))
     assert status == 200 and "password" in body.lower()
+    # beta's services answer with their pages through beta's nginx: todo's
+    # front page; paste's sends a visitor to sign in at meta first.
+    body, status = body_and_status(site.curl("todo", "/"))
+    assert status == 200 and "<html" in body.lower(), body[:500]
+    redirect = site.curl("paste", "/", args=("-o", "/dev/null",
+                                             "-w", "%{http_code}%{redirect_url}"))
+    assert redirect.stdout.startswith(f"302https://meta.{DOMAIN}/login"), redirect.stdout
     # Static files come from nginx itself.
     assert body_and_status(site.curl("paste", "/static/srht/srht.css"))[1] == 200
 
@@ -55,7 +95,8 @@ def test_first_deploy_brings_up_every_service(site: Site) -> None:
     beta_config = beta.ssh("cat /etc/srht/config.ini").stdout
     assert "[deploy]" not in alpha_config and "[deploy]" not in beta_config
     assert "srht_meta:" in alpha_config and "srht_meta:" not in beta_config
-    assert "srht_paste:" in beta_config and "srht_paste:" not in alpha_config
+    for name in ON_BETA:
+        assert f"srht_{name}:" in beta_config and f"srht_{name}:" not in alpha_config
     # Jobs go through Redis on alpha, from both hosts.
     assert f"@{site.hosts.address('alpha')}:6379/0" in beta_config
     assert "@127.0.0.1:6379/0" in alpha_config
@@ -63,9 +104,10 @@ def test_first_deploy_brings_up_every_service(site: Site) -> None:
     # Databases live on alpha, and beta reaches only its own.
     databases = alpha.ssh("runuser -u postgres -- psql -XAtc 'SELECT datname FROM pg_database'"
                           ).stdout.split()
-    assert {"srht_meta", "srht_paste"} <= set(databases)
+    assert {"srht_meta", "srht_todo", "srht_paste"} <= set(databases)
     hba = alpha.ssh("cat /etc/postgresql/15/main/pg_hba.conf").stdout
-    assert f"srht_paste      srht_paste      {site.hosts.address('beta')}/32" in hba
+    for name in ON_BETA:
+        assert f"srht_{name:<10} srht_{name:<10} {site.hosts.address('beta')}/32" in hba
     assert "srht_meta" not in hba
 
     # No secret went through a command line or the log.
@@ -75,19 +117,20 @@ def test_first_deploy_brings_up_every_service(site: Site) -> None:
 
 
 def test_a_second_run_changes_nothing(site: Site) -> None:
+    base(site)
     report = site.converge()
     assert changed(report) == {}
     assert report["results"]["totals"]["error"] == 0
 
 
 def test_dry_run_shows_the_plan_and_changes_nothing(site: Site) -> None:
+    base(site)
     site.srht["site-name"] = "srht e2e (renamed)"
     code, report, stderr = site.deploy("--dry")
     assert code == 0, stderr
     assert planned(report)["srht configure | Config file"] == ["alpha", "beta"]
     assert report["results"] is None
     assert "renamed" not in site.hosts["alpha"].ssh("cat /etc/srht/config.ini").stdout
-    site.srht.pop("site-name")
 
 
 def test_a_user_created_on_alpha_signs_in_at_meta_and_on_beta(site: Site) -> None:
@@ -95,10 +138,8 @@ def test_a_user_created_on_alpha_signs_in_at_meta_and_on_beta(site: Site) -> Non
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail("chromium is required under CI=true (scripts/test installs it)")
         pytest.skip("chromium is not installed")
-    created = site.hosts["alpha"].ssh(
-        "runuser -u srht-meta -- srht meta create-user alice --email alice@srht.test "
-        "--password-stdin", input=PASSWORD + "\n")
-    assert "alice" in created.stdout + created.stderr
+    base(site)
+    user(site, "alice")
 
     from playwright.sync_api import sync_playwright
 
@@ -117,8 +158,10 @@ def test_a_user_created_on_alpha_signs_in_at_meta_and_on_beta(site: Site) -> Non
             page.fill("input[name=username]", "alice")
             page.fill("input[name=password]", PASSWORD)
             page.click("button[type=submit]")
-            # Back on beta's service, signed in there too.
+            # Back on beta's service, signed in there too, and at todo on beta.
             assert page.url.rstrip("/") == paste
+            assert "~alice" in page.locator("header .account").inner_text()
+            page.goto(f"https://todo.{DOMAIN}/")
             assert "~alice" in page.locator("header .account").inner_text()
             page.goto(f"https://meta.{DOMAIN}/")
             assert page.locator("h1").inner_text() == "~alice"
@@ -127,60 +170,168 @@ def test_a_user_created_on_alpha_signs_in_at_meta_and_on_beta(site: Site) -> Non
 
 
 def test_a_token_from_meta_works_against_beta(site: Site) -> None:
-    made = site.hosts["alpha"].ssh(
-        "runuser -u srht-meta -- srht meta token alice --scopes paste/pastes:RW")
-    token = made.stdout.strip().splitlines()[-1].split()[-1]
+    base(site)
+    bearer = token(site, "paste/pastes:RW todo/trackers:RW")
+    auth = ("-H", f"Authorization: Bearer {bearer}")
     created = site.curl("paste", "/api/pastes", args=(
-        "-X", "POST", "-H", f"Authorization: Bearer {token}",
-        "-H", "Content-Type: application/json",
+        "-X", "POST", *auth, "-H", "Content-Type: application/json",
         "--data", json.dumps({"files": [{"filename": "hi.txt", "content": "hello"}]})))
     body, status = body_and_status(created)
     assert status == 201, body
-    listed, status = body_and_status(site.curl(
-        "paste", "/api/pastes", args=("-H", f"Authorization: Bearer {token}")))
+    listed, status = body_and_status(site.curl("paste", "/api/pastes", args=auth))
     assert status == 200 and "hi.txt" in listed
-    denied = body_and_status(site.curl("paste", "/api/pastes",
-                                       args=("-H", "Authorization: Bearer nonsense")))
-    assert denied[1] == 401
+
+    tracker = f"deployed-{secrets.token_hex(3)}"
+    body, status = body_and_status(site.curl("todo", "/api/trackers", args=(
+        "-X", "POST", *auth, "-H", "Content-Type: application/json",
+        "--data", json.dumps({"name": tracker, "description": "made through beta's nginx"}))))
+    assert status == 201, body
+    listed, status = body_and_status(site.curl("todo", "/api/trackers", args=auth))
+    assert status == 200 and tracker in listed, listed
+
+    for name, path in (("paste", "/api/pastes"), ("todo", "/api/trackers")):
+        denied = site.curl(name, path, args=("-H", "Authorization: Bearer nonsense"))
+        assert body_and_status(denied)[1] == 401
+
+
+#: What adding a service may change on its host besides the operations
+#: named after it: the host's config gains its section, the virtualenv its
+#: wheels, systemd and nginx learn its unit and site (a reload, not a restart).
+SHARED_STEPS = {"srht install | Install the software", "srht configure | Config file",
+                "srht activate | Reload systemd units",
+                "srht activate | Check nginx's config and reload it"}
 
 
 def test_adding_the_example_external_service(site: Site) -> None:
+    base(site)
+    others = {"alpha": ["srht-meta.service", "srht-meta-worker.service"],
+              "beta": [f"srht-{n}{part}.service" for n in ON_BETA for part in ("", "-worker")]}
+    before = {host: started(site, host, units) for host, units in others.items()}
     site.services["hello"] = {"hosts": "beta"}
     code, plan, stderr = site.deploy("--dry")
     assert code == 0, stderr
     assert planned(plan)["srht configure | Unit srht-hello.service"] == ["beta"]
 
     report = site.converge()
+    # Only hello's operations ran: nothing on alpha (no database, no config
+    # change: hello keeps no data and is not installed there), and on beta
+    # only the steps named after hello and the shared ones above.
+    assert changed_on(report, "alpha") == []
+    for op in report["results"]["operations"]:
+        if "beta" in op["success"]:
+            assert any("hello" in name or name in SHARED_STEPS for name in op["names"]), op
     done = changed(report)
     assert done["srht configure | nginx site srht-hello.conf"] == ["beta"]
+    assert done["srht activate | Restart srht-hello.service"] == ["beta"]
     assert "srht install | Install system packages" not in done
+    # No other daemon restarted, on either host.
+    assert {host: started(site, host, units) for host, units in others.items()} == before
+    # beta's virtualenv got hello's wheel and nothing else new.
+    record = site.hosts["beta"].ssh("cat /opt/srht/venv/.srht-wheels").stdout
+    assert "srht_hello-" in record
+    assert "srht_hello-" not in site.hosts["alpha"].ssh("cat /opt/srht/venv/.srht-wheels").stdout
+
     body, status = body_and_status(site.curl("hello", "/"))
     assert status == 200 and "Hello" in body
-    for name in ("meta", "paste"):
+    for name in ("meta", *ON_BETA):
         assert body_and_status(site.curl(name, "/healthz"))[1] == 200
+    assert changed(site.converge()) == {}
+
+
+def test_an_existing_postgresql_only_gets_roles_and_databases(site: Site) -> None:
+    """PostgreSQL on alpha stands for the self-hoster's own server: with
+    ``postgresql-existing``, the deploy creates the roles and databases it
+    needs there and touches nothing else of it (its settings and access
+    rules are its administrator's, as is restarting it)."""
+    base(site)
+    alpha, beta = site.hosts["alpha"], site.hosts["beta"]
+    password = secrets.token_urlsafe(12)
+    # The administrator grants beta the database they set aside for todo.
+    hba = "/etc/postgresql/15/main/pg_hba.conf"
+    alpha.ssh(f"echo 'host todo_own todo_own {site.hosts.address('beta')}/32 scram-sha-256 "
+              f"# by the admin' >> {hba} && systemctl reload postgresql")
+    query = "runuser -u postgres -- psql -XAtc 'SELECT pg_postmaster_start_time()'"
+    up_since = alpha.ssh(query).stdout
+    url = f"postgresql://todo_own:{password}@{site.hosts.address('alpha')}:5432/todo_own"
+    site.layout({**BASE_LAYOUT, "todo": {"hosts": "beta", "connection-string": url}},
+                deploy={"postgresql-existing": "yes"})
+    report = site.converge()
+
+    assert changed_on(report, "alpha") == ["srht configure | PostgreSQL database todo_own",
+                                           "srht configure | PostgreSQL role todo_own"]
+    assert "# by the admin" in alpha.ssh(f"cat {hba}").stdout
+    assert alpha.ssh(query).stdout == up_since
+    assert "srht activate | Migrate the database of todo" in changed_on(report, "beta")
+    body, status = body_and_status(site.curl("todo", "/healthz"))
+    assert status == 200 and json.loads(body)["database"] == "ok", body
+    owner = alpha.ssh("runuser -u postgres -- psql -XAtc \"SELECT pg_get_userbyid(datdba) "
+                      "FROM pg_database WHERE datname = 'todo_own'\"").stdout.strip()
+    assert owner == "todo_own"
+    assert "todo_own" in beta.ssh("cat /etc/srht/config.ini").stdout
+    assert changed(site.converge()) == {}
+
+
+def test_certificates_from_an_acme_server(site: Site, acme_server: Pebble) -> None:
+    """``certificates = acme`` against a private ACME server (pebble) that
+    validates each name over HTTP through the hosts' nginx, as Let's
+    Encrypt would: every origin serves HTTPS from the first run (a stand-in
+    certificate until certbot has the real one, in the same run), the
+    hosts trust the server's authorities, and a re-run changes nothing."""
+    base(site)
+    site.layout(deploy={"certificates": "acme", "acme-server": acme_server.directory,
+                        "acme-ca-file": str(acme_server.ca_file),
+                        "acme-email": f"admin@{DOMAIN}"})
+    report = site.converge()
+
+    done = changed(report)
+    for name in ("meta", *ON_BETA):
+        host = NAMES[f"{name}.{DOMAIN}"]
+        assert host in done[f"srht activate | Certificate for {name}.{DOMAIN} from the ACME "
+                            "server"]
+    # Served with the certificates pebble issued: trusting only its
+    # authorities (not the site's, which signed the stand-ins), curl agrees.
+    for name in ("meta", *ON_BETA):
+        body, status = body_and_status(site.curl(name, "/healthz", ca=acme_server.ca_file))
+        assert status == 200, (name, body)
+    # The hosts trust them too: todo on beta, seeing a user for the first
+    # time, asks meta on alpha for the profile over HTTPS.
+    bearer = token(site, "todo/trackers:RO", name="carol")
+    listed = site.curl("todo", "/api/trackers", ca=acme_server.ca_file,
+                       args=("-H", f"Authorization: Bearer {bearer}"))
+    assert body_and_status(listed)[1] == 200, listed.stdout
     assert changed(site.converge()) == {}
 
 
 def test_removing_a_service_removes_its_daemons_and_site_and_keeps_its_data(
         site: Site) -> None:
-    del site.services["paste"]
-    site.converge()
+    base(site)
     beta, alpha = site.hosts["beta"], site.hosts["alpha"]
+    bearer = token(site, "paste/pastes:RW")
+    created = site.curl("paste", "/api/pastes", args=(
+        "-X", "POST", "-H", f"Authorization: Bearer {bearer}",
+        "-H", "Content-Type: application/json",
+        "--data", json.dumps({"files": [{"filename": "kept.txt", "content": "kept"}]})))
+    assert body_and_status(created)[1] == 201
+    count = "runuser -u postgres -- psql -XAt srht_paste -c 'SELECT count(*) FROM paste'"
+    pastes = alpha.ssh(count).stdout.strip()
+
+    site.layout({name: values for name, values in BASE_LAYOUT.items() if name != "paste"})
+    site.converge()
     units = beta.ssh("ls /etc/systemd/system/ | grep '^srht-' || true").stdout.split()
-    assert units == ["srht-hello-worker.service", "srht-hello.service"]
+    assert units == ["srht-todo-worker.service", "srht-todo.service"]
     assert beta.ssh("systemctl is-active srht-paste", check=False).stdout.strip() != "active"
     sites = beta.ssh("ls /etc/nginx/sites-enabled/").stdout.split()
-    assert "srht-paste.conf" not in sites and "srht-hello.conf" in sites
+    assert "srht-paste.conf" not in sites and "srht-todo.conf" in sites
+    assert body_and_status(site.curl("todo", "/healthz"))[1] == 200
     assert "srht_paste" in alpha.ssh(
         "runuser -u postgres -- psql -XAtc 'SELECT datname FROM pg_database'").stdout
     assert beta.ssh("test -d /var/lib/srht/paste && echo kept").stdout.strip() == "kept"
-    pastes = alpha.ssh("runuser -u postgres -- psql -XAt srht_paste -c "
-                       "'SELECT count(*) FROM paste'", check=False)
-    assert pastes.stdout.strip() == "1", pastes.stderr
+    assert alpha.ssh(count).stdout.strip() == pastes
     assert changed(site.converge()) == {}
 
 
 def test_an_unreachable_host_is_named_and_the_other_converges(site: Site) -> None:
+    base(site)
     beta = site.hosts["beta"]
     site.srht["site-name"] = "srht e2e, second edition"
     beta.disconnect()

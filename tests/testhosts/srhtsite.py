@@ -22,7 +22,15 @@ from .machine import TestHosts
 DOMAIN = "srht.test"
 HOSTS = ["alpha", "beta"]
 #: Where each service's name points, as the site's DNS would say.
-NAMES = {f"meta.{DOMAIN}": "alpha", f"paste.{DOMAIN}": "beta", f"hello.{DOMAIN}": "beta"}
+NAMES = {f"meta.{DOMAIN}": "alpha", f"todo.{DOMAIN}": "beta", f"paste.{DOMAIN}": "beta",
+         f"hello.{DOMAIN}": "beta"}
+#: The site of the issue's scenario: alpha runs PostgreSQL, Redis, nginx and
+#: meta; beta runs todo and paste behind its own nginx.
+BASE_LAYOUT = {"meta": {"hosts": "alpha"}, "todo": {"hosts": "beta"},
+               "paste": {"hosts": "beta"}}
+#: Distributions the wheelhouse holds besides the layout's, so adding the
+#: example external service later reuses the session's build.
+EXTRA_DISTRIBUTIONS = ("srht-hello",)
 
 
 @dataclass
@@ -51,7 +59,22 @@ class Site:
     keys: Any
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
     srht: dict[str, Any] = field(default_factory=dict)
+    #: Keys of ``[deploy]`` besides the hosts, PostgreSQL and Redis on alpha.
+    deploy_keys: dict[str, Any] = field(default_factory=dict)
     wheelhouse: str | None = None
+
+    def layout(self, services: dict[str, dict[str, Any]] | None = None, *,
+               srht: dict[str, Any] | None = None,
+               deploy: dict[str, Any] | None = None) -> Site:
+        """Say what the site is (default: :data:`BASE_LAYOUT`), replacing
+        what an earlier test said; deploy it with :meth:`converge`. A test
+        states its whole layout, so it runs alone or after any other, and
+        on hosts that already have it the deploy takes seconds."""
+        self.services = {name: dict(values) for name, values in
+                         (services if services is not None else BASE_LAYOUT).items()}
+        self.srht = dict(srht or {})
+        self.deploy_keys = dict(deploy or {})
+        return self
 
     @property
     def config(self) -> Path:
@@ -69,7 +92,7 @@ class Site:
             "webhooks": {"private-key": self.keys.webhook_private_key},
             "deploy": {"hosts": hosts, "postgresql-host": "alpha", "redis-host": "alpha",
                        "ssh-key": str(self.hosts.key), "ssh-known-hosts": "/dev/null",
-                       "ssh-host-key-checking": "no"},
+                       "ssh-host-key-checking": "no", **self.deploy_keys},
         }
         for name, values in self.services.items():
             data[name] = {"origin": f"https://{name}.{DOMAIN}", **values}
@@ -81,7 +104,8 @@ class Site:
         """``srht deploy --json ARGS``: exit code, pyinfra's JSON report, stderr."""
         self.write()
         if self.wheelhouse is None:
-            built = self.control.srht(self.config, "deploy", "wheelhouse")
+            also = [arg for name in EXTRA_DISTRIBUTIONS for arg in ("--also", name)]
+            built = self.control.srht(self.config, "deploy", "wheelhouse", *also)
             assert built.returncode == 0, built.stderr
             self.wheelhouse = built.stdout.strip()
             self.control.env["SRHT_DEPLOY_WHEELHOUSE"] = self.wheelhouse
@@ -106,13 +130,15 @@ class Site:
         return report
 
     def curl(self, name: str, path: str = "/", *, host: str | None = None,
-             args: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+             args: tuple[str, ...] = (), ca: Path | None = None
+             ) -> subprocess.CompletedProcess[str]:
         """``curl https://NAME.DOMAIN/PATH`` reaching the host DNS would say,
-        trusting the site's authority."""
+        trusting the site's authority (or only the authorities in ``ca``)."""
         address = self.hosts.address(host or NAMES[f"{name}.{DOMAIN}"])
-        ca = self.folder / "ca.pem"
-        if not ca.exists():
-            ca.write_text(self.control.srht(self.config, "deploy", "ca").stdout)
+        if ca is None:
+            ca = self.folder / "ca.pem"
+            if not ca.exists():
+                ca.write_text(self.control.srht(self.config, "deploy", "ca").stdout)
         return subprocess.run(
             ["curl", "-sS", "--max-time", "30", "--cacert", str(ca), "--resolve",
              f"{name}.{DOMAIN}:443:{address}", "-w", "\n%{http_code}", *args,
@@ -131,6 +157,11 @@ def changed(report: dict[str, Any]) -> dict[str, list[str]]:
             for name in op["names"]:
                 out[name] = op["success"]
     return out
+
+
+def changed_on(report: dict[str, Any], host: str) -> list[str]:
+    """The names of the operations a deploy changed something with on ``host``."""
+    return sorted(name for name, hosts in changed(report).items() if host in hosts)
 
 
 def planned(report: dict[str, Any]) -> dict[str, list[str]]:

@@ -1,0 +1,64 @@
+"""The Debian packages: generated files current, the dependency lists in
+step with bookworm, the .debs built from a clean copy with no lintian
+error, and each service's files and entry point in its own package."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sourcetree import ROOT
+
+pytestmark = [pytest.mark.packaging]
+
+
+def test_generated_integration_files_are_current() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "packaging/generate.py"), "--check"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_vendor_and_depends_lists_match_bookworm(wheels: Path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "packaging/deps.py"), "check",
+                             str(wheels)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    control = (ROOT / "packaging/debian/control").read_text()
+    for line in (ROOT / "packaging/debian-depends.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            assert f" {line}," in control, f"{line} is not in Build-Depends"
+
+
+def _contents(deb: Path) -> list[str]:
+    listing = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True,
+                             check=True, timeout=60).stdout
+    names = subprocess.run(["tar", "-t"], input=listing, capture_output=True, check=True,
+                           timeout=60).stdout.decode().splitlines()
+    return [name.removeprefix(".") for name in names]
+
+
+def test_debs_build_lintian_clean_and_split_per_service(debs: Path) -> None:
+    lintian = (debs / "lintian.txt").read_text()
+    assert not [line for line in lintian.splitlines() if line.startswith("E: ")], lintian
+    packages = {path.name.split("_")[0]: path for path in debs.glob("*.deb")}
+    assert set(packages) == {"srht-core", "srht-python-deps", "srht-meta", "srht-todo",
+                             "srht-paste", "srht-git"}
+    core = _contents(packages["srht-core"])
+    assert "/usr/bin/srht" in core
+    assert "/usr/share/man/man1/srht.1.gz" in core
+    assert not [n for n in core if "/srht_plugins/meta" in n or "srht_deploy" in n]
+    for service in ("meta", "todo", "paste", "git"):
+        files = _contents(packages[f"srht-{service}"])
+        private = "/usr/lib/srht/python"
+        assert f"{private}/srht_plugins/{service}/__init__.py" in files
+        assert any(n.startswith(f"{private}/srht_plugins/{service}/templates/") for n in files)
+        assert any(n.startswith(f"{private}/srht_plugins/{service}/migrations/")
+                   for n in files)
+        assert f"{private}/srht_{service}-0.1.0.dev0.dist-info/entry_points.txt" in files
+        assert f"/lib/systemd/system/srht-{service}.service" in files
+        assert f"/usr/lib/sysusers.d/srht-{service}.conf" in files
+        assert f"/usr/lib/tmpfiles.d/srht-{service}.conf" in files
+        assert f"/usr/share/srht/nginx/srht-{service}.conf" in files
+        others = {"meta", "todo", "paste", "git"} - {service}
+        assert not [n for n in files for o in others if f"srht_plugins/{o}/" in n]

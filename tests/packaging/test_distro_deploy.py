@@ -1,0 +1,112 @@
+"""``[srht] install-method = distro`` on a real host: the .debs built from
+a clean copy, published by the deploy as a local apt repository, meta and
+todo running from them (PostgreSQL on the same host), reached through
+nginx."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import testhosts
+from support.ci import require
+
+from srht_core.config import dump_ini
+from srht_core.keys import generate_keys
+
+pytestmark = [pytest.mark.packaging, pytest.mark.deploy, pytest.mark.slow,
+              pytest.mark.timeout(1500)]
+
+DOMAIN = "srht.test"
+HOST = "alpha"
+SERVICES = ("meta", "todo")
+PROGRAMS = ("mmdebstrap", "systemd-nspawn", "unshare", "ssh", "ssh-keygen", "zstd", "curl")
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testhosts.TestHosts]:
+    missing = [p for p in PROGRAMS if shutil.which(p) is None]
+    missing += [] if Path("/usr/sbin/apt-cacher-ng").exists() else ["apt-cacher-ng"]
+    require(not missing, f"test hosts need {', '.join(missing)} (scripts/test installs them)")
+    require(os.geteuid() == 0, "test hosts need root (namespaces, mounts, nspawn)")
+    names = {f"{s}.{DOMAIN}": HOST for s in SERVICES}
+    run_dir = tmp_path_factory.mktemp("testhosts")
+    with testhosts.TestHosts([HOST], run_dir, etc_hosts=names) as hosts:
+        yield hosts
+
+
+def test_deploy_from_packages_serves_meta_and_todo(host: testhosts.TestHosts, debs: Path,
+                                                   tmp_path: Path) -> None:
+    keys = generate_keys()
+    address = host.address(HOST)
+    config = tmp_path / "config.ini"
+    data = {
+        "srht": {"site-name": "srht packages", "site-owner-email": f"admin@{DOMAIN}",
+                 "global-domain": DOMAIN, "service-key": keys.service_key,
+                 "network-key": keys.network_key, "install-method": "distro",
+                 "internal-networks": f"127.0.0.0/8, {address}/24"},
+        "mail": {"smtp-from": f"srht@{DOMAIN}"},
+        "webhooks": {"private-key": keys.webhook_private_key},
+        "deploy": {"hosts": f"{HOST}=root@{address}", "postgresql-host": HOST,
+                   "apt-packages": str(debs), "ssh-key": str(host.key),
+                   "ssh-known-hosts": "/dev/null", "ssh-host-key-checking": "no"},
+        **{s: {"origin": f"https://{s}.{DOMAIN}", "hosts": HOST} for s in SERVICES},
+    }
+    config.write_text(dump_ini(data))
+    config.chmod(0o600)
+    env = {**os.environ, "PYINFRA_PROGRESS": "off"}
+
+    def deploy() -> dict:
+        result = subprocess.run([sys.executable, "-m", "srht_core.cli", "--config",
+                                 str(config), "deploy", "--json"], capture_output=True,
+                                text=True, timeout=1200, env=env, stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        return json.loads(result.stdout)
+
+    deploy()
+    alpha = host[HOST]
+    # The software is the packages', not a virtualenv; the units are the
+    # packaged ones with the deploy's drop-ins.
+    installed = alpha.ssh("dpkg-query -W -f '${Package} ${Status}\\n' 'srht-*'").stdout
+    for package in ("srht-core", "srht-python-deps", "srht-meta", "srht-todo"):
+        assert f"{package} install ok installed" in installed
+    assert alpha.ssh("test -e /opt/srht || echo absent").stdout.strip() == "absent"
+    assert alpha.ssh("ls /etc/systemd/system/srht-meta.service.d/").stdout.split() == \
+        ["srht-deploy.conf"]
+    assert "/usr/bin/srht serve meta" in alpha.ssh(
+        "systemctl show -p ExecStart srht-meta").stdout
+    assert "ProtectSystem=strict" in alpha.ssh("systemctl show -p ProtectSystem srht-meta"
+                                               ).stdout
+
+    # From here on nothing may be written under the install prefix: restart
+    # the daemons (start-up imports everything) and use them.
+    alpha.ssh("touch /run/srht-test-mark && systemctl restart srht-meta srht-meta-worker "
+              "srht-todo srht-todo-worker")
+    ca = tmp_path / "ca.pem"
+    ca.write_text(subprocess.run([sys.executable, "-m", "srht_core.cli", "--config",
+                                  str(config), "deploy", "ca"], capture_output=True,
+                                 text=True, timeout=120, env=env).stdout)
+    for service, page in (("meta", "/login"), ("todo", "/"), ("meta", "/healthz"),
+                          ("todo", "/healthz")):
+        result = subprocess.run(
+            ["curl", "-sS", "--max-time", "30", "--retry", "30", "--retry-delay", "1",
+             "--retry-connrefused", "--cacert", str(ca), "--resolve",
+             f"{service}.{DOMAIN}:443:{address}", "-o", "/dev/null", "-w", "%{http_code}",
+             f"https://{service}.{DOMAIN}{page}"], capture_output=True, text=True, timeout=60)
+        assert result.stdout == "200", (service, page, result.stdout, result.stderr)
+
+    # Nothing was written under the install prefix at run time (bytecode
+    # comes from the packages' postinst, before the mark).
+    written = alpha.ssh("find /usr/lib/srht /usr/share/srht /usr/bin -newer "
+                        "/run/srht-test-mark -print | head").stdout
+    assert written == ""
+    # A second run changes nothing.
+    report = deploy()
+    changed = [op["names"] for op in report["results"]["operations"] if op["success"]]
+    assert changed == []
