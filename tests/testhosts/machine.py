@@ -216,6 +216,32 @@ class TestHosts(Mapping[str, TestHost]):
         (self.run_dir / "state.json").write_text(json.dumps(state))
         LEFTOVERS.write_text(json.dumps(state))
 
+    def replace(self, name: str) -> TestHost:
+        """Destroy host ``name`` and boot a fresh one in its place: power it
+        off, throw its copy-on-write layer away (everything it ever wrote),
+        and boot the image again at the same address, in the same network
+        namespace. What a restore onto new hardware starts from; the new
+        host may have a new SSH host key (the tests do not check them)."""
+        old = self.hosts[name]
+        _stop_machine(old.pid, str(old.root))
+        if old.process is not None:
+            with suppress(subprocess.TimeoutExpired):
+                old.process.wait(5)
+        base = old.root.parent
+        for target in sorted(_mounts_under(base), key=len, reverse=True):
+            subprocess.run(["umount", target], check=True, capture_output=True, timeout=60)
+        shutil.rmtree(base)
+        host = TestHost(name, old.address, self.key, old.root, old.log)
+        self._prepare_root(host, ensure_image(self.run_dir / "image-build.log"))
+        self.hosts[name] = host
+        self._boot(host)
+        self._record()
+        _wait(host.reachable, 120, f"{name} to answer on port 22")
+        state = host.ssh("systemctl is-system-running --wait", check=False, timeout=180)
+        if state.stdout.strip() not in ("running", "degraded"):
+            raise RuntimeError(f"{name} did not boot: {state.stdout}{state.stderr}")
+        return host
+
     def stop(self) -> None:
         for host in self.hosts.values():
             _stop_machine(host.pid, str(host.root))

@@ -1,0 +1,390 @@
+"""Back a site up, destroy its hosts, restore it onto new ones.
+
+A real site on two test hosts (alpha: PostgreSQL, Redis, meta and todo;
+beta: paste and git), filled through its own interfaces: users from meta's
+CLI, a tracker, tickets and pastes through the APIs with a token from meta,
+a repository pushed over HTTPS with the real git client. Then
+``srht-install backup``, both hosts replaced by fresh ones (nothing of the
+old disks survives), ``srht-install restore``, and the users, tickets,
+pastes and repositories compared row by row and object by object.
+
+The tests run in order on one site, each a step of its life.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from srht_core.keys import generate_keys
+
+TESTS = Path(__file__).parents[1]
+sys.path.insert(0, str(TESTS))
+
+import testhosts  # noqa: E402 - after the path is set (a module: pytest would collect the class)
+from support.ci import require  # noqa: E402
+from testhosts.srhtsite import DOMAIN, HOSTS, Control, Site  # noqa: E402
+
+pytestmark = [pytest.mark.installer, pytest.mark.slow, pytest.mark.timeout(1500)]
+
+PROGRAMS = ("mmdebstrap", "systemd-nspawn", "unshare", "ssh", "ssh-keygen", "zstd", "curl",
+            "git")
+PLACES = {"meta": "alpha", "todo": "alpha", "paste": "beta", "git": "beta"}
+NAMES = {f"{service}.{DOMAIN}": host for service, host in PLACES.items()}
+PASSWORD = "a long enough password"
+SCOPES = "todo/trackers:RW todo/tickets:RW paste/pastes:RW git/repos:RW"
+#: What must come back identical: {database: [(table, ORDER BY)]}.
+TABLES = {
+    "srht_meta": [("user", "id")],
+    "srht_todo": [("tracker", "id"), ("ticket", "id"), ("comment", "id")],
+    "srht_paste": [("paste", "id"), ("paste_file", "id")],
+    "srht_git": [("repository", "id")],
+}
+REPOS = "/var/lib/srht/git"
+
+
+
+
+@pytest.fixture(scope="module")
+def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testhosts.TestHosts]:
+    missing = [p for p in PROGRAMS if shutil.which(p) is None]
+    missing += [] if Path("/usr/sbin/apt-cacher-ng").exists() else ["apt-cacher-ng"]
+    require(not missing, f"test hosts need {', '.join(missing)} (scripts/test installs them)")
+    require(os.geteuid() == 0, "test hosts need root (namespaces, mounts, nspawn)")
+    with testhosts.TestHosts(HOSTS, tmp_path_factory.mktemp("testhosts"), etc_hosts=NAMES) as hosts:
+        yield hosts
+
+
+@pytest.fixture(scope="module")
+def site(test_hosts: testhosts.TestHosts, tmp_path_factory: pytest.TempPathFactory) -> Site:
+    control = Control(sys.executable, {**os.environ, "PYINFRA_PROGRESS": "off"})
+    site = Site(control, test_hosts, tmp_path_factory.mktemp("site"), generate_keys())
+    site.services = {name: {"hosts": host} for name, host in PLACES.items()}
+    # The wheelhouse of exactly this site's services (Site.deploy would add
+    # the example external service, which this suite does not install).
+    built = control.srht(site.write(), "deploy", "wheelhouse")
+    assert built.returncode == 0, built.stderr
+    site.wheelhouse = built.stdout.strip()
+    control.env["SRHT_DEPLOY_WHEELHOUSE"] = site.wheelhouse
+    return site
+
+
+@pytest.fixture(scope="module")
+def state() -> dict[str, Any]:
+    """What one step leaves for the next (the token, the archive, the snapshot)."""
+    return {}
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def srht_install(site: Site, *args: str, timeout: float = 1200
+                 ) -> subprocess.CompletedProcess[str]:
+    """``srht-install ARGS`` as a user runs it, with the site's config in
+    $SRHT_CONFIG: the console script (or, in a tree not installed anew since
+    it was added, the same entry point through Python)."""
+    script = Path(site.control.python).parent / "srht-install"
+    argv = [str(script)] if script.exists() else [
+        site.control.python, "-c", "from srht_installer.cli import main; main()"]
+    argv += args
+    env = {**site.control.env, "SRHT_CONFIG": str(site.config)}
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
+                            stdin=subprocess.DEVNULL, cwd=site.folder)
+    with open(site.folder / "srht-install.log", "a") as log:
+        log.write(f"$ srht-install {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+    return result
+
+
+def api(site: Site, service: str, method: str, path: str, token: str,
+        body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    args = ["-X", method, "-H", f"Authorization: Bearer {token}"]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
+    result = site.curl(service, path, host=PLACES[service], args=tuple(args))
+    text, _, status = result.stdout.rpartition("\n")
+    return int(status or 0), json.loads(text) if text.strip().startswith(("{", "[")) else text
+
+
+def git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, **(env or {})},
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+def git_env(site: Site, token: str) -> dict[str, str]:
+    """Reach the site's git over HTTPS from here: its name resolved to beta,
+    its authority trusted, the token given by an askpass program (not on a
+    command line)."""
+    askpass = site.folder / "askpass"
+    askpass.write_text('#!/bin/sh\necho "$SRHT_TEST_TOKEN"\n')
+    askpass.chmod(0o700)
+    ca = site.folder / "ca.pem"
+    if not ca.exists():
+        site.curl("git", "/healthz", host="beta")  # writes ca.pem
+    address = site.hosts.address("beta")
+    return {"GIT_ASKPASS": str(askpass), "SRHT_TEST_TOKEN": token, "GIT_TERMINAL_PROMPT": "0",
+            "GIT_SSL_CAINFO": str(ca), "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "http.curloptResolve",
+            "GIT_CONFIG_VALUE_0": f"git.{DOMAIN}:443:{address}"}
+
+
+def snapshot(site: Site) -> dict[str, Any]:
+    """Counts and content hashes of the rows and repositories that must survive."""
+    alpha, beta = site.hosts["alpha"], site.hosts["beta"]
+    out: dict[str, Any] = {}
+    for database, tables in TABLES.items():
+        for table, order in tables:
+            query = f'COPY (SELECT * FROM "{table}" ORDER BY {order}) TO STDOUT'  # noqa: S608
+            rows = alpha.ssh(f"runuser -u postgres -- psql -XAtq -d {database} -c '{query}'"
+                             ).stdout
+            out[f"{database}.{table}"] = (len(rows.splitlines()),
+                                          hashlib.sha256(rows.encode()).hexdigest())
+    repos = beta.ssh(f"find {REPOS} -mindepth 1 -maxdepth 1 -name '*.git' -printf '%f\\n'"
+                     ).stdout.split()
+    for repo in sorted(repos):
+        path = f"{REPOS}/{repo}"
+        as_git = "runuser -u srht-git -- git -C " + path
+        refs = beta.ssh(f"{as_git} for-each-ref --format='%(objectname) %(refname)'").stdout
+        objects = beta.ssh(f"{as_git} cat-file --batch-all-objects --batch-check="
+                           "'%(objectname) %(objecttype) %(objectsize)'").stdout
+        out[f"repo {repo}"] = {
+            "refs": refs, "head": beta.ssh(f"{as_git} symbolic-ref HEAD").stdout,
+            "objects": (len(objects.splitlines()), hashlib.sha256(objects.encode()).hexdigest()),
+            "owner": beta.ssh(f"stat -c '%U %G %a' {path} {path}/objects").stdout,
+        }
+    out["git folder"] = beta.ssh(f"stat -c '%U %G %a' {REPOS}").stdout
+    return out
+
+
+def fsck(site: Site) -> None:
+    beta = site.hosts["beta"]
+    for repo in beta.ssh(f"find {REPOS} -mindepth 1 -maxdepth 1 -name '*.git'").stdout.split():
+        checked = beta.ssh(f"runuser -u srht-git -- git -C {repo} fsck --full --no-progress",
+                           check=False)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "missing" not in checked.stdout + checked.stderr
+
+
+def sign_in(site: Site, username: str, password: str) -> str:
+    """Sign in at meta's login form as a browser would; returns meta's home page."""
+    jar = site.folder / f"cookies-{time.monotonic_ns()}"
+    page = site.curl("meta", "/login", host="alpha", args=("-c", str(jar))).stdout
+    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or \
+        re.search(r'value="([^"]+)"[^>]*name="csrf_token"', page)
+    assert found, page[:2000]
+    posted = site.curl("meta", "/login", host="alpha", args=(
+        "-b", str(jar), "-c", str(jar), "-H", f"Referer: https://meta.{DOMAIN}/login",
+        "--data-urlencode", f"csrf_token={found[1]}", "--data-urlencode", f"username={username}",
+        "--data-urlencode", f"password={password}"))
+    assert posted.stdout.rstrip().endswith("302"), posted.stdout[-2000:]
+    return site.curl("meta", "/", host="alpha", args=("-b", str(jar))).stdout
+
+
+# -- the steps -----------------------------------------------------------------------------
+
+
+def test_a_site_with_users_tickets_pastes_and_a_repository(site: Site,
+                                                           state: dict[str, Any]) -> None:
+    started = time.monotonic()
+    site.converge()
+    alpha = site.hosts["alpha"]
+    for username in ("alice", "bob"):
+        alpha.ssh(f"runuser -u srht-meta -- srht meta create-user {username} "
+                  f"--email {username}@{DOMAIN} --password-stdin", input=PASSWORD + "\n")
+    tokens = {}
+    for username in ("alice", "bob"):
+        made = alpha.ssh(f"runuser -u srht-meta -- srht meta token {username} "
+                         f"--scopes '{SCOPES}'")
+        tokens[username] = made.stdout.strip().splitlines()[-1].split()[-1]
+    alice, bob = tokens["alice"], tokens["bob"]
+    state["token"] = alice
+
+    status, body = api(site, "todo", "POST", "/api/trackers", alice,
+                       {"name": "bugs", "description": "Things to fix"})
+    assert status == 201, body
+    for who, title in ((alice, "It crashes"), (bob, "It is slow"), (alice, "Typo")):
+        status, body = api(site, "todo", "POST", "/api/trackers/alice/bugs/tickets", who,
+                           {"title": title, "description": f"{title}, in detail."})
+        assert status == 201, body
+    status, body = api(site, "todo", "POST", "/api/trackers/alice/bugs/tickets/1/comments",
+                       bob, {"text": "Me too."})
+    assert status == 201, body
+    for who, name in ((alice, "notes.md"), (bob, "snippet.py"), (alice, "log.txt")):
+        status, body = api(site, "paste", "POST", "/api/pastes", who,
+                           {"files": [{"filename": name, "content": f"{name}\n" * 20}]})
+        assert status == 201, body
+
+    status, body = api(site, "git", "POST", "/api/repos", alice, {"name": "hello"})
+    assert status == 201, body
+    work = site.folder / "hello"
+    work.mkdir()
+    git("init", "-q", "-b", "main", cwd=work)
+    for number in range(3):
+        (work / f"file{number}.txt").write_text(f"version {number}\n" * 100)
+        (work / "data.bin").write_bytes(os.urandom(4096))
+        git("add", ".", cwd=work)
+        git("-c", "user.name=Alice", "-c", f"user.email=alice@{DOMAIN}", "commit", "-q",
+            "-m", f"Change {number}", cwd=work)
+    git("tag", "v1.0", cwd=work)
+    git("push", "-q", f"https://git.{DOMAIN}/~alice/hello", "main", "v1.0", cwd=work,
+        env=git_env(site, alice))
+    state["head"] = git("rev-parse", "HEAD", cwd=work).strip()
+
+    state["before"] = before = snapshot(site)
+    assert before["srht_meta.user"][0] == 2
+    assert before["srht_todo.ticket"][0] == 3
+    assert before["srht_paste.paste"][0] == 3
+    assert before["srht_git.repository"][0] == 1
+    print(f"deployed and filled in {time.monotonic() - started:.0f}s")
+
+
+def test_backup_writes_one_private_archive_and_restarts_the_site(
+        site: Site, state: dict[str, Any]) -> None:
+    started = time.monotonic()
+    result = srht_install(site, "backup", "--output", str(site.folder / "backups"))
+    assert result.returncode == 0, result.stderr[-4000:]
+    archive = Path(result.stdout.strip().splitlines()[-1])
+    assert re.fullmatch(r"srht-backup-\d{8}T\d{6}Z\.tar", archive.name)
+    assert archive.parent == site.folder / "backups"
+    assert archive.stat().st_mode & 0o777 == 0o600
+    assert not list(archive.parent.glob("*.partial"))
+    state["archive"] = archive
+    print(f"backup in {time.monotonic() - started:.0f}s, {archive.stat().st_size} bytes")
+
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    assert {"manifest.json", "config.ini", "databases/meta.pgdump", "databases/todo.pgdump",
+            "databases/paste.pgdump", "databases/git.pgdump",
+            "data/git/home.tar.gz"} <= names
+    assert manifest["services"] == ["meta", "git", "paste", "todo"]
+    parts = {p["name"]: p for p in manifest["parts"]}
+    assert set(parts) == names - {"manifest.json"}
+    state["parts"] = len(parts) - 1  # all but the config go to the hosts
+    assert all(len(p["sha256"]) == 64 for p in parts.values())
+    assert parts["databases/meta.pgdump"]["revisions"]["alembic_version_meta"]
+    assert manifest["versions"]["srht"]
+
+    # The site is up again, and no secret went to the output.
+    for service, host in PLACES.items():
+        assert site.hosts[host].ssh(f"systemctl is-active srht-{service}").stdout.strip() == \
+            "active"
+    assert api(site, "paste", "GET", "/api/pastes", state["token"])[0] == 200
+    for secret in (site.keys.service_key, site.keys.network_key, state["token"]):
+        assert secret not in result.stdout + result.stderr
+
+
+def test_restore_refuses_a_corrupt_archive(site: Site, state: dict[str, Any]) -> None:
+    broken = site.folder / "broken.tar"
+    shutil.copyfile(state["archive"], broken)
+    with tarfile.open(broken) as tar:
+        offset = tar.getmember("databases/todo.pgdump").offset_data
+    with open(broken, "r+b") as out:
+        out.seek(offset + 100)
+        byte = out.read(1)
+        out.seek(offset + 100)
+        out.write(bytes([byte[0] ^ 0xFF]))
+    result = srht_install(site, "restore", str(broken), "--config",
+                          str(site.folder / "never-written.ini"))
+    assert result.returncode != 0
+    assert "corrupt" in result.stderr and "databases/todo.pgdump is damaged" in result.stderr
+    assert not (site.folder / "never-written.ini").exists()
+
+
+def test_restore_onto_new_hosts_brings_everything_back(site: Site,
+                                                       state: dict[str, Any]) -> None:
+    started = time.monotonic()
+    for name in HOSTS:
+        site.hosts.replace(name)
+    assert "srht" not in site.hosts["beta"].ssh("ls /var/lib").stdout
+    replaced = time.monotonic()
+
+    # As on a new control machine: the config comes out of the archive.
+    restored = site.folder / "restored"
+    restored.mkdir()
+    config = restored / "config.ini"
+    result = srht_install(site, "restore", str(state["archive"]), "--config", str(config))
+    assert result.returncode == 0, result.stderr[-6000:]
+    print(f"hosts replaced in {replaced - started:.0f}s, "
+          f"restored in {time.monotonic() - replaced:.0f}s")
+    assert config.read_bytes() == site.config.read_bytes()
+    assert config.stat().st_mode & 0o777 == 0o600
+
+    after = snapshot(site)
+    before = state["before"]
+    assert after == before
+    fsck(site)
+
+    # The restored site works: the old token, a sign-in, a clone.
+    token = state["token"]
+    status, body = api(site, "todo", "GET", "/api/trackers/alice/bugs/tickets/1", token)
+    assert status == 200 and body["title"] == "It crashes", body
+    assert "~alice" in sign_in(site, "alice", PASSWORD)
+    clone = site.folder / "clone"
+    git("clone", "-q", f"https://git.{DOMAIN}/~alice/hello", str(clone), cwd=site.folder,
+        env=git_env(site, token))
+    assert git("rev-parse", "HEAD", cwd=clone).strip() == state["head"]
+    for secret in (site.keys.service_key, site.keys.network_key, token):
+        assert secret not in result.stdout + result.stderr
+
+
+def test_restore_again_skips_what_is_restored(site: Site, state: dict[str, Any]) -> None:
+    config = site.folder / "restored" / "config.ini"
+    result = srht_install(site, "restore", str(state["archive"]), "--config", str(config))
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert result.stderr.count("already restored from this archive") == state["parts"]
+    assert snapshot(site) == state["before"]
+
+
+def test_restore_refuses_to_replace_other_data(site: Site, state: dict[str, Any]) -> None:
+    made = srht_install(site, "backup", "--output", str(site.folder / "backups"))
+    assert made.returncode == 0, made.stderr[-4000:]
+    other = Path(made.stdout.strip().splitlines()[-1])
+    assert other != state["archive"]
+    config = site.folder / "restored" / "config.ini"
+    result = srht_install(site, "restore", str(other), "--config", str(config))
+    assert result.returncode != 0
+    assert "already hold data that is not from this archive" in result.stderr
+    assert "srht_meta on alpha" in result.stderr and "--force" in result.stderr
+    assert "Installing" not in result.stderr  # refused before changing anything
+    assert snapshot(site) == state["before"]
+
+
+def test_an_archive_from_a_newer_srht_is_refused_before_anything_changes(
+        tmp_path: Path) -> None:
+    """No hosts needed: the check runs on the deploying machine first."""
+    from srht_deploy import Site as DeploySite
+    from srht_installer.backup import check_software
+
+    from srht_core.config import dump_ini
+
+    keys = generate_keys()
+    config = tmp_path / "config.ini"
+    config.write_text(dump_ini({
+        "srht": {"global-domain": DOMAIN, "service-key": keys.service_key,
+                 "network-key": keys.network_key, "site-owner-email": f"admin@{DOMAIN}"},
+        "webhooks": {"private-key": keys.webhook_private_key},
+        "deploy": {"hosts": "alpha=root@192.0.2.10", "postgresql-host": "alpha"},
+        "meta": {"origin": f"https://meta.{DOMAIN}"},
+    }))
+    manifest = {"versions": {"srht": "99.0"}, "parts": [
+        {"name": "databases/meta.pgdump", "kind": "postgresql", "service": "meta",
+         "revisions": {"alembic_version_meta": ["f00dfeed0000"]}}]}
+    problems = check_software(manifest, DeploySite.from_config(config))
+    assert len(problems) == 2, problems
+    assert "made with srht 99.0" in problems[0] and "install srht 99.0 or newer" in problems[0]
+    assert "migration f00dfeed0000, which this srht does not know" in problems[1]

@@ -1,0 +1,283 @@
+"""The installer on two real hosts, as a self-hoster meets it.
+
+gamma runs PostgreSQL, Redis, nginx and meta; delta runs paste behind its
+own nginx. The tests run in order on one site, each a step of its life:
+bad answers files refused before any host is touched, the interactive
+questions at a real terminal refusing wrong answers, an install from an
+answers file, status all green, the admin signing in over HTTP, a second
+run planning nothing, adding and removing a service, and a host that
+cannot be reached.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pexpect
+import pytest
+from installsite import ADMIN_PASSWORD, DOMAIN, NAMES, Installer, answers_toml
+
+if TYPE_CHECKING:  # the class itself would be collected as a test class
+    from testhosts import TestHosts
+
+# A cold first run fetches every package and builds the wheelhouse once:
+# more than pytest's default per-test bound.
+pytestmark = [pytest.mark.installer, pytest.mark.slow, pytest.mark.timeout(1500)]
+
+
+def untouched(hosts: TestHosts) -> None:
+    """Neither host has anything of srht on it."""
+    for name in ("gamma", "delta"):
+        found = hosts[name].ssh("ls -d /etc/srht /opt/srht /var/lib/srht-deploy 2>/dev/null; "
+                                "true").stdout.split()
+        assert found == [], f"{name} was touched: {found}"
+
+
+@pytest.mark.parametrize(("override", "key", "reason"), [
+    ({"services": '["meta", "wiki"]'}, "services", "unknown service 'wiki'"),
+    ({"hosts": "UNUSED"}, "hosts", "nothing answers on"),
+    ({"domain": '"my site"'}, "domain", "not a domain name"),
+    ({"admin-email": None}, "admin-email", "required"),
+], ids=["unknown-service", "unreachable-host", "malformed-domain", "missing-admin-email"])
+def test_a_bad_answers_file_names_the_key_and_touches_no_host(
+        test_hosts: TestHosts, workdir: Path, srht_install: Installer,
+        override: dict[str, str | None], key: str, reason: str) -> None:
+    if "hosts" in override:
+        # An address of this slot's test network that no host has.
+        unused = test_hosts.address("gamma").rsplit(".", 1)[0] + ".99"
+        override = {"hosts": f'["gamma=root@{unused}"]'}
+    folder = workdir / f"bad-{key}"
+    folder.mkdir()
+    (folder / "admin-password").write_text(ADMIN_PASSWORD + "\n")
+    (folder / "answers.toml").write_text(answers_toml(test_hosts, **override))
+
+    result = srht_install("--answers", "answers.toml", "--yes", cwd=folder)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"answers.toml: key `{key}`: " in result.stderr
+    line = next(x for x in result.stderr.splitlines() if f"key `{key}`" in x)
+    assert reason in line
+    assert "no host was touched" in result.stderr
+    assert not (folder / "config.ini").exists()
+    untouched(test_hosts)
+
+
+def test_the_questions_refuse_wrong_answers_and_ask_again(
+        test_hosts: TestHosts, workdir: Path) -> None:
+    folder = workdir / "interactive"
+    folder.mkdir()
+    gamma = test_hosts.address("gamma")
+    unused = gamma.rsplit(".", 1)[0] + ".99"
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "120", "LINES": "40"}
+    env.pop("SRHT_CONFIG", None)
+    # The SSH settings come as flags; everything else is asked.
+    child = pexpect.spawn(
+        sys.executable, ["-m", "srht_installer.cli", "--services", "meta,paste",
+                         "--ssh-key", str(test_hosts.key), "--ssh-known-hosts", "/dev/null",
+                         "--ssh-host-key-checking", "no"],
+        cwd=str(folder), env=env, encoding="utf-8", timeout=60, dimensions=(40, 120))
+    child.logfile_read = open(folder / "terminal.log", "w")  # noqa: SIM115 - closed below
+    try:
+        def answer(prompt: str, text: str, *, clear: bool = False) -> None:
+            child.expect_exact(prompt)
+            child.send(("\x15" if clear else "") + text + "\r")
+
+        def refused(reason: str) -> None:
+            child.expect(r"✗ [^\r\n]*" + re.escape(reason))
+
+        answer("Domain of the site", "not a domain")
+        refused("not a domain name")
+        answer("Domain of the site", DOMAIN, clear=True)
+        answer("Name of the site", "")
+        answer("Who runs the site", "")
+        answer("Contact email of the site's owner", "owner-at-example", clear=True)
+        refused("not an email address")
+        answer("Contact email of the site's owner", f"owner@{DOMAIN}", clear=True)
+        answer("Hosts", f"gamma=root@{unused}", clear=True)
+        refused(f"host gamma: nothing answers on {unused}:22")
+        answer("Hosts", f"gamma=root@{gamma}", clear=True)
+        answer("Host that runs Redis", "")  # the select's default: gamma
+        answer("SMTP server", "")
+        answer("TLS certificates", "")
+        answer("Registration", "")
+        answer("Username of the first admin", "Not Valid!", clear=True)
+        refused("lower-case letters")
+        answer("Username of the first admin", "alice", clear=True)
+        answer("Email of the first admin", "", clear=False)
+        child.expect_exact("Write ")
+        child.expect_exact("and show the plan?")
+        child.send("n")
+        child.expect_exact("Nothing was written.")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+        child.logfile_read.close()
+    assert child.exitstatus == 0, (folder / "terminal.log").read_text()[-3000:]
+    assert not (folder / "config.ini").exists()
+    untouched(test_hosts)
+
+
+def test_an_answers_file_installs_the_site(test_hosts: TestHosts, workdir: Path,
+                                           srht_install: Installer) -> None:
+    (workdir / "answers.toml").write_text(answers_toml(test_hosts))
+
+    result = srht_install("--answers", "answers.toml", "--yes")
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    config = workdir / "config.ini"
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert f"https://meta.{DOMAIN}" in output and f"https://paste.{DOMAIN}" in output
+    assert f"sign in at https://meta.{DOMAIN}/login as alice" in output
+    for name, host in NAMES.items():
+        if not name.startswith("todo."):
+            assert f"{name}.  IN A     {test_hosts.address(host)}" in output
+    assert "Admin: created admin ~alice" in output
+    # No secret on the screen or in the log.
+    text = config.read_text()
+    secrets = re.findall(r"^(?:service-key|network-key|private-key) = (.+)$", text, re.M)
+    assert len(secrets) == 3
+    log = (workdir / "config.ini.install.log").read_text()
+    for secret in [*secrets, ADMIN_PASSWORD]:
+        assert secret not in output and secret not in log
+
+
+def test_status_is_all_green(srht_install: Installer) -> None:
+    result = srht_install("status")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert rows and not any("FAIL" in row or "soon" in row for row in rows)
+    for what in ("srht-meta", "srht-meta-worker", "srht-paste", "srht-paste-worker",
+                 "postgresql", "redis-server", "nginx", f"meta.{DOMAIN}", f"paste.{DOMAIN}"):
+        assert any(what in row for row in rows), what
+    assert "All checks passed." in result.stdout
+
+
+def test_the_admin_signs_in_over_http(test_hosts: TestHosts, workdir: Path) -> None:
+    ca, jar = workdir / "site-ca.pem", workdir / "cookies.txt"
+    assert ca.exists()
+    meta = f"meta.{DOMAIN}"
+    # A browser's request: its cookies, and the Referer CSRF checks over HTTPS.
+    base = ["curl", "-sS", "--max-time", "30", "--cacert", str(ca), "-b", str(jar),
+            "-c", str(jar), "--resolve", f"{meta}:443:{test_hosts.address('gamma')}",
+            "--referer", f"https://{meta}/login"]
+    page = subprocess.run([*base, f"https://{meta}/login"], capture_output=True, text=True,
+                          timeout=60, check=True).stdout
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert token, page[:2000]
+    signed_in = subprocess.run(
+        [*base, "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+         "--data-urlencode", f"csrf_token={token.group(1)}", "--data-urlencode",
+         "username=alice", "--data-urlencode", f"password={ADMIN_PASSWORD}",
+         f"https://{meta}/login"], capture_output=True, text=True, timeout=60, check=True)
+    assert signed_in.stdout.startswith("302 "), signed_in.stdout
+    # The admin pages answer the signed-in admin.
+    admin = subprocess.run([*base, "-o", "/dev/null", "-w", "%{http_code}",
+                            f"https://{meta}/admin/users"], capture_output=True, text=True,
+                           timeout=60, check=True)
+    assert admin.stdout == "200"
+
+
+def test_an_admin_without_a_password_gets_a_one_time_link(test_hosts: TestHosts,
+                                                           workdir: Path) -> None:
+    """What a run with nobody at a terminal and no password file does: meta
+    makes the account and prints a link where its owner sets the password."""
+    from srht_installer.admin import create_admin
+    from srht_installer.siteconfig import load_site
+
+    config = workdir / "config.ini"
+    made = create_admin(config, load_site(config), "carol", f"carol@{DOMAIN}", None)
+    assert made.outcome == "created", made.message
+    meta = f"meta.{DOMAIN}"
+    assert made.link is not None and made.link.startswith(f"https://{meta}/reset/")
+    jar = workdir / "carol-cookies.txt"
+    base = ["curl", "-sS", "--max-time", "30", "--cacert", str(workdir / "site-ca.pem"),
+            "-b", str(jar), "-c", str(jar), "--resolve",
+            f"{meta}:443:{test_hosts.address('gamma')}", "--referer", made.link]
+    page = subprocess.run([*base, made.link], capture_output=True, text=True, timeout=60,
+                          check=True).stdout
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert token, page[:2000]
+    set_password = subprocess.run(
+        [*base, "-o", "/dev/null", "-w", "%{http_code}", "--data-urlencode",
+         f"csrf_token={token.group(1)}", "--data-urlencode", "password=carol's own passphrase",
+         made.link], capture_output=True, text=True, timeout=60, check=True)
+    assert set_password.stdout == "302"
+
+
+def test_a_second_run_plans_zero_changes(srht_install: Installer, workdir: Path) -> None:
+    result = srht_install("--answers", "answers.toml", "--yes")
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "Nothing to change" in output
+    assert "Applied" not in output
+    assert "Admin: created" not in output  # created once, remembered
+
+
+def test_adding_a_service_a_failed_step_and_a_resumed_run(
+        test_hosts: TestHosts, workdir: Path, srht_install: Installer) -> None:
+    config = workdir / "config.ini"
+    before = config.read_bytes()
+    (workdir / "config.ini.before-add").write_bytes(before)
+    delta = test_hosts["delta"]
+    # Something of the admin's own breaks nginx's config on delta.
+    delta.ssh("echo 'this is not nginx;' > /etc/nginx/sites-enabled/broken.conf")
+
+    added = srht_install("add", "todo", "--host", "delta", "--yes")
+
+    assert added.returncode == 1, added.stdout + added.stderr
+    address = test_hosts.address("delta")
+    assert (f'host delta (root@{address}:22) failed at step "srht activate | Check nginx\'s '
+            'config and reload it"') in added.stderr
+    assert "broken.conf" in added.stderr  # nginx's own words
+    assert "then run `srht-install` again" in added.stderr
+    assert config.read_bytes().startswith(before) and b"[todo]" in config.read_bytes()
+
+    delta.ssh("rm /etc/nginx/sites-enabled/broken.conf")
+    resumed = srht_install("--yes")
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
+    status = srht_install("status")
+    assert status.returncode == 0, status.stdout
+    assert f"https://todo.{DOMAIN}/healthz: 200" in status.stdout
+
+
+def test_removing_a_service_keeps_its_data_and_the_rest_of_the_config(
+        test_hosts: TestHosts, workdir: Path, srht_install: Installer) -> None:
+    config = workdir / "config.ini"
+    removed = srht_install("remove", "todo", "--yes")
+
+    assert removed.returncode == 0, (removed.stdout + removed.stderr)[-4000:]
+    assert "Its data stays" in removed.stdout
+    # Byte for byte the config the install wrote (add appended, remove cut).
+    assert b"[todo]" not in config.read_bytes()
+    assert config.read_bytes() == (workdir / "config.ini.before-add").read_bytes()
+    delta = test_hosts["delta"]
+    assert delta.ssh("systemctl is-active srht-todo", check=False).stdout.strip() != "active"
+    assert "srht-todo.conf" not in delta.ssh("ls /etc/nginx/sites-enabled/").stdout
+    assert "srht_todo" in test_hosts["gamma"].ssh(
+        "runuser -u postgres -- psql -XAtc 'SELECT datname FROM pg_database'").stdout
+    assert srht_install("--yes").stdout.count("Nothing to change") == 1
+
+
+def test_an_unreachable_host_is_named_with_what_to_do(
+        test_hosts: TestHosts, srht_install: Installer) -> None:
+    delta = test_hosts["delta"]
+    delta.disconnect()
+    try:
+        result = srht_install("--yes")
+        status = srht_install("status")
+    finally:
+        delta.reconnect()
+    assert result.returncode == 1
+    assert f"host delta (root@{test_hosts.address('delta')}:22)" in result.stderr
+    assert "nothing was changed on any host" in result.stderr
+    assert "run srht-install again" in result.stderr
+    assert status.returncode == 1
+    assert "FAIL" in status.stdout
