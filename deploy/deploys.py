@@ -43,6 +43,8 @@ from pyinfra.api import OperationError, deploy
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server, systemd
 
+from srht_core import HostNeeds
+
 from . import distro, operations
 from .facts import ManagedFiles
 from .model import CONFIG, CONFIG_DIR, GROUP, SRHT, TLS_DIR, VENV, Site
@@ -344,7 +346,8 @@ def _sshd(site: Site, placement: Placement) -> None:
     for service in placement.services:
         snippets = site.needs(service).sshd_snippets
         if snippets:
-            wanted[f"srht-{service}.conf"] = "\n".join(snippets) + "\n"
+            text = "\n".join(snippets) + "\n"
+            wanted[f"srht-{service}.conf"] = text.replace(HostNeeds.SRHT_ON_HOST, _srht(site))
     present = host.get_fact(ManagedFiles, pattern="/etc/ssh/sshd_config.d/srht-*.conf")
     for name in host.loop(sorted(wanted)):
         operations.put(name=f"sshd settings {name}", src=StringIO(wanted[name]),

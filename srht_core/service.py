@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
@@ -158,8 +158,14 @@ class HostNeeds:
         web port behind nginx), for the firewall.
     :param daemons: extra processes: ``{name: command}``, each becoming a
         systemd unit.
-    :param sshd_snippets: text for ``/etc/ssh/sshd_config.d/``.
+    :param sshd_snippets: text for ``/etc/ssh/sshd_config.d/``. Write
+        ``HostNeeds.SRHT_ON_HOST`` where the ``srht`` program goes: the
+        deploy puts that host's own path there (the hook runs on the
+        deploying machine, whose ``srht`` is elsewhere).
     """
+
+    #: Stands for the absolute path of ``srht`` on the host, in sshd snippets.
+    SRHT_ON_HOST: ClassVar[str] = "@srht@"
 
     packages: tuple[str, ...] = ()
     users: tuple[str, ...] = ()

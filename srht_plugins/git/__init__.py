@@ -86,13 +86,15 @@ def webhook_events() -> list[EventType]:
 
 @hookimpl
 def host_needs(config: Config) -> HostNeeds:
-    from .ssh import default_program, sshd_snippet
+    from .ssh import sshd_snippet
 
     section = config["git"]
     repos = section["repos"] or str(Path(config["srht"]["data-dir"]) / "git")
     ssh_user = section["ssh-user"]
+    # SRHT_ON_HOST: this runs on the deploying machine; the deploy writes
+    # each host's own srht program there.
     return HostNeeds(packages=("git", "openssh-server"), users=(ssh_user,), paths=(repos,),
-                     ports=(22,), sshd_snippets=(sshd_snippet(ssh_user, default_program()),))
+                     ports=(22,), sshd_snippets=(sshd_snippet(ssh_user, HostNeeds.SRHT_ON_HOST),))
 
 
 @hookimpl

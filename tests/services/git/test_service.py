@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import srht_plugins.git as git_plugin
+from srht_core import HostNeeds
 from srht_plugins.git.hooks import RefUpdate, parse_updates
 from srht_plugins.git.ssh import Refused, Request, parse_command, sshd_snippet
 
@@ -35,7 +36,8 @@ def test_host_needs(git_config: Any, plugin_host: Any, tmp_path: Path) -> None:
     assert needs.ports == (22,)
     (snippet,) = needs.sshd_snippets
     assert snippet.splitlines()[2] == "Match User forge"
-    assert "    AuthorizedKeysCommand " in snippet and " git keys %u %k %t\n" in snippet
+    # The hook runs on the deploying machine: the host's own srht goes in later.
+    assert f"    AuthorizedKeysCommand {HostNeeds.SRHT_ON_HOST} git keys %u %k %t\n" in snippet
     assert "    AuthorizedKeysCommandUser forge\n" in snippet
 
     other = git_config({"git": {"repos": "/srv/git"}})
