@@ -210,6 +210,7 @@ def read_topology(config: Config, plugins: PluginHost, *, strict: bool = True) -
         redis_existing=bool(deploy.get("redis-existing")), nginx_hosts=nginx_hosts,
         problems=problems)
     _check_reachability(config, topology, problem)
+    _check_install_method(config, deploy, problem)
     if strict and problems:
         raise ConfigError(problems)
     return topology
@@ -245,3 +246,17 @@ def _check_reachability(config: Config, topology: Topology, problem: Any) -> Non
             problem("srht", "internal-networks",
                     f"must include {address}: services on several hosts call each other's "
                     "internal APIs through nginx (add the hosts' network and 127.0.0.0/8)")
+
+
+def _check_install_method(config: Config, deploy: Any, problem: Any) -> None:
+    """``install-method = distro`` needs exactly one place to take the
+    packages from: said before any host is touched, not half-way through."""
+    if config["srht"]["install-method"] != "distro":
+        return
+    given = [key for key in ("apt-packages", "apt-source") if deploy.get(key)]
+    if not given:
+        problem("srht", "install-method", "distro needs [deploy] apt-packages (a folder of "
+                ".deb files the deploy publishes to the hosts) or [deploy] apt-source (an "
+                "apt repository holding srht's packages)")
+    elif len(given) == 2:
+        problem("deploy", "apt-source", "give apt-packages or apt-source, not both")

@@ -92,6 +92,20 @@ def test_topology_problems_name_section_key_and_line() -> None:
     assert all(p.line is not None for p in raised.value.problems)
 
 
+def test_distro_installs_need_one_package_source() -> None:
+    for deploy, message in (({}, "[srht] install-method: distro needs [deploy] apt-packages"),
+                            ({"apt-packages": "/srv/debs", "apt-source": "deb http://x ./"},
+                             "[deploy] apt-source: give apt-packages or apt-source")):
+        cfg, plugins = bound(config({"hosts": "solo=192.0.2.5", **deploy},
+                                    {"meta": {}}, srht={"install-method": "distro"}))
+        with pytest.raises(ConfigError) as raised:
+            read_topology(cfg, plugins)
+        assert message in str(raised.value)
+    cfg, plugins = bound(config({"hosts": "solo=192.0.2.5", "apt-source": "deb http://x ./"},
+                                {"meta": {}}, srht={"install-method": "distro"}))
+    assert read_topology(cfg, plugins).problems == []
+
+
 def test_one_host_runs_everything_by_default() -> None:
     cfg, plugins = bound(config({"hosts": "solo=192.0.2.5"}, {"meta": {}, "paste": {}},
                                 srht={"internal-networks": ""}))
