@@ -34,6 +34,7 @@ sys.path.insert(0, str(TESTS))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from pebble_server import Pebble, pebble  # noqa: E402 - after the path is set
+from support.ci import require  # noqa: E402 - after the path is set
 from testhosts import GATEWAY, TestHosts  # noqa: E402 - after the path is set
 from testhosts.srhtsite import HOSTS, NAMES, Control, Site  # noqa: E402
 
@@ -41,13 +42,6 @@ HELLO_SOURCE = TESTS.parent / "examples" / "hello-service"
 PROGRAMS = ("mmdebstrap", "systemd-nspawn", "unshare", "ssh", "ssh-keygen", "zstd", "curl")
 
 
-def require(condition: bool, reason: str) -> None:
-    """Skip when ``condition`` is false, or fail under ``CI=true``."""
-    if condition:
-        return
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"required under CI=true: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
