@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+import sqlalchemy as sa
 
 from srht_core import current_service, db_session
 
@@ -16,7 +17,8 @@ from .accounts import (
     find_user,
     issue_personal_token,
 )
-from .models import ACTIVE, ADMIN, User
+from .keys import KeyProblem, parse_ssh_key
+from .models import ACTIVE, ADMIN, SSHKey, User
 from .passwords import password_problem
 
 
@@ -66,6 +68,27 @@ def password_link_command(username: str) -> None:
     click.echo(link)
 
 
+@click.command("add-ssh-key")
+@click.argument("username")
+def add_ssh_key_command(username: str) -> None:
+    """Add an SSH public key, read from standard input as one line of an
+    ``id_*.pub`` file, to USERNAME's account (what the keys page does)."""
+    user = find_user(username)
+    if user is None:
+        raise click.UsageError(f"no user {username!r}")
+    try:
+        key = parse_ssh_key(sys.stdin.read())
+    except KeyProblem as problem:
+        raise click.UsageError(str(problem)) from None
+    if db_session.scalar(sa.select(SSHKey.id).where(SSHKey.fingerprint == key.fingerprint)):
+        raise click.UsageError(f"the key {key.fingerprint} is registered already")
+    db_session.add(SSHKey(user_id=user.id, key=key.key, comment=key.comment,
+                          fingerprint=key.fingerprint))
+    audit(user, "SSH key added", f"{key.fingerprint} (on the command line)")
+    db_session.commit()
+    click.echo(f"added {key.fingerprint} to {user.canonical_name}")
+
+
 def _password_link(user: User) -> str:
     """A one-time password link for ``user`` (not committed)."""
     token = email_link(user, "reset")
@@ -94,4 +117,4 @@ def token_command(username: str, scopes: str, expires: int | None, comment: str 
     click.echo(token)
 
 
-COMMANDS = [create_user_command, password_link_command, token_command]
+COMMANDS = [add_ssh_key_command, create_user_command, password_link_command, token_command]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -308,3 +309,28 @@ def test_an_account_made_without_a_password_is_finished_through_a_one_time_link(
         nobody = runner.invoke(password_link_command, ["nobody"])
     assert again.exit_code == 0 and again.stdout.strip().startswith(f"{origin}/reset/")
     assert nobody.exit_code == 2 and "no user 'nobody'" in nobody.output
+
+
+def test_an_ssh_key_added_on_the_command_line(meta_site: MetaSite, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from srht_plugins.meta.cli import add_ssh_key_command
+
+    meta_site.create_user("dave")
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dave@laptop", "-f",
+                    str(key)], check=True, timeout=30)
+    public = (tmp_path / "id_ed25519.pub").read_text()
+    runner = CliRunner()
+    with meta_site.app.app_context():
+        added = runner.invoke(add_ssh_key_command, ["dave"], input=public)
+        again = runner.invoke(add_ssh_key_command, ["dave"], input=public)
+        junk = runner.invoke(add_ssh_key_command, ["dave"], input="ssh-ed25519 nonsense\n")
+    assert added.exit_code == 0, added.output
+    assert "added SHA256:" in added.output
+    assert again.exit_code == 2 and "registered already" in again.output
+    assert junk.exit_code == 2
+    fingerprint = added.output.split()[1]
+    with meta_site.db() as session:
+        assert session.scalar(sa.select(SSHKey.comment).where(
+            SSHKey.fingerprint == fingerprint)) == "dave@laptop"
