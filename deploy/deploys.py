@@ -114,18 +114,21 @@ def _service_units(site: Site, placement: Placement) -> dict[str, tuple[str, str
         needs = site.needs(service)
         out[f"srht-{service}.service"] = (service, _unit(
             site, f"srht {service} ({site.title(service)}): web", _user(service),
-            f"{_srht(site)} serve {service}", after=after, paths=_writable(site, service, needs)))
+            f"{_srht(site)} serve {service}", after=after, paths=_writable(site, service, needs),
+            shared_paths=bool(needs.login_users)))
     for service in placement.workers:
         needs = site.needs(service)
         out[f"srht-{service}-worker.service"] = (service, _unit(
             site, f"srht {service} ({site.title(service)}): background jobs", _user(service),
-            f"{_srht(site)} worker {service}", after=after, paths=_writable(site, service, needs)))
+            f"{_srht(site)} worker {service}", after=after, paths=_writable(site, service, needs),
+            shared_paths=bool(needs.login_users)))
     for service in placement.services:
         needs = site.needs(service)
         for name, command in sorted(needs.daemons.items()):
             out[f"srht-{service}-{name}.service"] = (service, _unit(
                 site, f"srht {service}: {name}", _user(service), f"/usr/bin/env {command}",
-                after=after, paths=_writable(site, service, needs)))
+                after=after, paths=_writable(site, service, needs),
+                shared_paths=bool(needs.login_users)))
     return out
 
 
@@ -194,6 +197,12 @@ def install(site: Site) -> None:
         for extra in site.needs(service).users:
             server.user(name=f"User {extra} (for {service})", user=extra, system=True,
                         shell=NOLOGIN, create_home=False, ensure_home=False)  # noqa: S604
+        # Reached over SSH: sshd runs the forced command through the shell;
+        # the groups let it read the config and work on the service's files.
+        for login in site.needs(service).login_users:
+            server.user(name=f"SSH account {login} (for {service})",  # noqa: S604
+                        user=login, system=True, shell="/bin/sh",
+                        groups=[GROUP, _user(service)], create_home=False, ensure_home=False)
 
     operations.directory(name="Config folder", path=CONFIG_DIR, user="root", group=GROUP,
                     mode="750")
@@ -202,12 +211,16 @@ def install(site: Site) -> None:
     operations.directory(name="Mail outbox folder", path=f"{site.data_dir}/outbox", user="root",
                     group=GROUP, mode="770")
     for service in host.loop(services):
-        operations.directory(name=f"Folder of {service}", path=f"{site.data_dir}/{service}",
-                        user=_user(service), group=_user(service), mode="750")
-    for service in host.loop(services):
-        for path in site.needs(service).paths:
-            operations.directory(name=f"Folder {path} (for {service})", path=path,
-                            user=_user(service), group=_user(service), mode="750")
+        needs = site.needs(service)
+        # setgid and group-writable when an SSH account works there too.
+        mode = "2770" if needs.login_users else "750"
+        home = f"{site.data_dir}/{service}"
+        operations.directory(name=f"Folder of {service}", path=home, user=_user(service),
+                             group=_user(service), mode=mode)
+        for path in needs.paths:
+            if path != home:
+                operations.directory(name=f"Folder {path} (for {service})", path=path,
+                                     user=_user(service), group=_user(service), mode=mode)
 
     if distro.enabled(site):
         distro.install(site, services)

@@ -43,7 +43,7 @@ HARDENING = (
 
 def unit(description: str, user: str, command: str, *, after: list[str] | None = None,
          paths: list[str] | None = None, bin_dir: str = f"{VENV}/bin",
-         header: str = HEADER) -> str:
+         header: str = HEADER, shared_paths: bool = False) -> str:
     """A systemd service running ``command`` as ``user`` with the site's
     config, restarted on failure, logging to the journal, hardened
     (:data:`HARDENING`): the whole file system is read-only but ``paths``
@@ -54,6 +54,10 @@ def unit(description: str, user: str, command: str, *, after: list[str] | None =
     :param bin_dir: first on the ``PATH`` (the virtualenv's, or ``/usr/bin``
         for distribution packages).
     :param header: the comment on top (packaged units say where they come from).
+    :param shared_paths: another account (an SSH login, see
+        ``HostNeeds.login_users``) works in ``paths`` too: they are setgid
+        folders, and what the service makes there must be setgid as well
+        (git's shared repositories), so ``RestrictSUIDSGID`` is left out.
 
     .. versionchanged:: 0.1
         ``ProtectSystem=strict`` and the rest of :data:`HARDENING`;
@@ -80,7 +84,8 @@ def unit(description: str, user: str, command: str, *, after: list[str] | None =
         "RestartSec=2",
         "KillMode=mixed",
         "TimeoutStopSec=30",
-        *HARDENING,
+        *(line for line in HARDENING
+          if not (shared_paths and line == "RestrictSUIDSGID=yes")),
     ]
     if paths:
         lines.append(f"ReadWritePaths={' '.join(dict.fromkeys(paths))}")

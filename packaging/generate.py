@@ -75,14 +75,20 @@ def generated_files() -> dict[str, str]:
             out[f"systemd/{name}"] = unit(
                 f"srht {service} ({record.info.title}): {what}", user,
                 f"{PROGRAM} {command} {service}", after=after, paths=paths, bin_dir="/usr/bin",
-                header=HEADER.format(name=name))
+                header=HEADER.format(name=name), shared_paths=bool(needs.login_users))
         users = [f'u {user} - "srht {service}" {DATA_DIR}/{service} {NOLOGIN}',
                  f"m {user} {GROUP}"]
         users += [f'u {extra} - "srht {service} ({extra})" - {NOLOGIN}'
                   for extra in needs.users]
+        # Reached over SSH (see HostNeeds.login_users): a shell for the
+        # forced command, and the groups to read the config and the files.
+        for login in needs.login_users:
+            users += [f'u {login} - "srht {service} (SSH)" - /bin/sh',
+                      f"m {login} {GROUP}", f"m {login} {user}"]
         out[f"sysusers.d/srht-{service}.conf"] = GENERATED + "\n".join(users) + "\n"
-        folders = [f"d {DATA_DIR}/{service} 0750 {user} {user} -"]
-        folders += [f"d {path} 0750 {user} {user} -" for path in needs.paths
+        mode = "2770" if needs.login_users else "0750"
+        folders = [f"d {DATA_DIR}/{service} {mode} {user} {user} -"]
+        folders += [f"d {path} {mode} {user} {user} -" for path in needs.paths
                     if path != f"{DATA_DIR}/{service}"]
         out[f"tmpfiles.d/srht-{service}.conf"] = GENERATED + "\n".join(folders) + "\n"
         out[f"nginx/srht-{service}.conf"] = nginx_snippet(service, record.info.default_port)

@@ -93,7 +93,7 @@ def host_needs(config: Config) -> HostNeeds:
     ssh_user = section["ssh-user"]
     # SRHT_ON_HOST: this runs on the deploying machine; the deploy writes
     # each host's own srht program there.
-    return HostNeeds(packages=("git", "openssh-server"), users=(ssh_user,), paths=(repos,),
+    return HostNeeds(packages=("git", "openssh-server"), login_users=(ssh_user,), paths=(repos,),
                      ports=(22,), sshd_snippets=(sshd_snippet(ssh_user, HostNeeds.SRHT_ON_HOST),))
 
 

@@ -138,7 +138,12 @@ def git_environment(repository: Repository, pusher: Any) -> dict[str, str]:
     the hooks are, and what they need to know (config, repository, pusher)."""
     state = current_service()
     settings = {"core.hooksPath": str(hooks_dir()), "uploadpack.allowFilter": "true",
-                "receive.advertisePushOptions": "false"}
+                "receive.advertisePushOptions": "false",
+                # The repository belongs to the service's user, and an SSH
+                # push runs as [git] ssh-user: git would refuse it as of
+                # "dubious ownership". Only srht writes these repositories'
+                # config, which is what that check protects.
+                "safe.directory": "*"}
     env = {"SRHT_CONFIG": str(Path(state.config.path).resolve()),
            "SRHT_GIT_REPOSITORY": str(repository.id),
            "SRHT_GIT_PUSHER": str(pusher.id) if pusher is not None else "",
@@ -191,8 +196,11 @@ def create_repository(owner: User, name: str, description: str | None = None,
     path = repository_path(repository)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        subprocess.run(["git", "init", "--bare", "--quiet", f"--initial-branch={INITIAL_BRANCH}",
-                        str(path)], check=True, capture_output=True, stdin=subprocess.DEVNULL)
+        # --shared=group: pushes over SSH run as [git] ssh-user, over HTTP as
+        # the service's own user; both are in the repository's group.
+        subprocess.run(["git", "init", "--bare", "--quiet", "--shared=group",
+                        f"--initial-branch={INITIAL_BRANCH}", str(path)],
+                       check=True, capture_output=True, stdin=subprocess.DEVNULL)
         db_session.commit()
     except BaseException:
         db_session.rollback()

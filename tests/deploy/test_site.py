@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -299,6 +300,66 @@ def test_certificates_from_an_acme_server(site: Site, acme_server: Pebble) -> No
     listed = site.curl("todo", "/api/trackers", ca=acme_server.ca_file,
                        args=("-H", f"Authorization: Bearer {bearer}"))
     assert body_and_status(listed)[1] == 200, listed.stdout
+    assert changed(site.converge()) == {}
+
+
+def git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, f"git {' '.join(args)}:\n{done.stdout}{done.stderr}"
+    return done.stdout.strip()
+
+
+def test_git_pushes_over_ssh_and_clones_over_https_on_a_deployed_host(
+        site: Site, tmp_path: Path) -> None:
+    """git on beta, as its clone URLs say: a key registered at meta pushes
+    as git@beta over SSH (sshd asks srht on beta for the key, srht asks
+    meta), and an HTTPS clone through nginx sees the push."""
+    base(site, git={"hosts": "beta"})
+    name = user(site)
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deploy-test", "-f",
+                    str(key)], check=True, timeout=30)
+    added = site.hosts["alpha"].ssh(f"runuser -u srht-meta -- srht meta add-ssh-key {name}",
+                                    input=Path(f"{key}.pub").read_text())
+    assert "added SHA256:" in added.stdout, added.stdout + added.stderr
+
+    auth = ("-H", f"Authorization: Bearer {token(site, 'git/repos:RW')}")
+    repo = f"deployed-{secrets.token_hex(3)}"
+    body, status = body_and_status(site.curl("git", "/api/repos", args=(
+        "-X", "POST", *auth, "-H", "Content-Type: application/json",
+        "--data", json.dumps({"name": repo}))))
+    assert status == 201, body + site.hosts["beta"].ssh(
+        "journalctl -u srht-git -n 60 --no-pager", check=False).stdout
+
+    work = tmp_path / "work"
+    git("init", "-q", "-b", "main", str(work))
+    (work / "README").write_text("pushed over SSH to a deployed host\n")
+    git("-c", "user.name=Alice", "-c", "user.email=alice@example.org", "add", "README",
+        cwd=work)
+    git("-c", "user.name=Alice", "-c", "user.email=alice@example.org", "commit", "-q", "-m",
+        "first", cwd=work)
+    head = git("rev-parse", "HEAD", cwd=work)
+    ssh = (f"ssh -i {key} -o IdentitiesOnly=yes -o BatchMode=yes "
+           "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null")
+    env = {**os.environ, "GIT_SSH_COMMAND": ssh}
+    remote = f"git@{site.hosts.address('beta')}:~{name}/{repo}"
+    git("push", "-q", remote, "main", cwd=work, env=env)
+
+    over_ssh = tmp_path / "over-ssh"
+    git("clone", "-q", remote, str(over_ssh), env=env)
+    assert git("rev-parse", "HEAD", cwd=over_ssh) == head
+    site.curl("git", "/")  # writes the site's authority beside the config
+    over_https = tmp_path / "over-https"
+    git("-c", f"http.curloptResolve=git.{DOMAIN}:443:{site.hosts.address('beta')}", "clone",
+        "-q", f"https://git.{DOMAIN}/~{name}/{repo}", str(over_https),
+        env={**os.environ, "GIT_SSL_CAINFO": str(site.folder / "ca.pem")})
+    assert git("rev-parse", "HEAD", cwd=over_https) == head
+    folder = f"/var/lib/srht/git/{json.loads(body)['id']}.git"
+    fsck = site.hosts["beta"].ssh(f"git -c safe.directory='*' -C {folder} fsck --full",
+                                  check=False)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    # The shared folders and the SSH account are stable: a re-run changes nothing.
     assert changed(site.converge()) == {}
 
 

@@ -23,7 +23,7 @@ DOMAIN = "srht.test"
 HOSTS = ["alpha", "beta"]
 #: Where each service's name points, as the site's DNS would say.
 NAMES = {f"meta.{DOMAIN}": "alpha", f"todo.{DOMAIN}": "beta", f"paste.{DOMAIN}": "beta",
-         f"hello.{DOMAIN}": "beta"}
+         f"hello.{DOMAIN}": "beta", f"git.{DOMAIN}": "beta"}
 #: The site of the issue's scenario: alpha runs PostgreSQL, Redis, nginx and
 #: meta; beta runs todo and paste behind its own nginx.
 BASE_LAYOUT = {"meta": {"hosts": "alpha"}, "todo": {"hosts": "beta"},

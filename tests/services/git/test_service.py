@@ -31,7 +31,7 @@ def test_host_needs(git_config: Any, plugin_host: Any, tmp_path: Path) -> None:
     assert plugin_host.check_config(config) == []
     needs = plugin_host.call_one("host_needs", "git", config=config)
     assert needs.packages == ("git", "openssh-server")
-    assert needs.users == ("forge",)
+    assert needs.login_users == ("forge",) and needs.users == ()
     assert needs.paths == (str(tmp_path / "data" / "git"),)
     assert needs.ports == (22,)
     (snippet,) = needs.sshd_snippets
@@ -43,7 +43,7 @@ def test_host_needs(git_config: Any, plugin_host: Any, tmp_path: Path) -> None:
     other = git_config({"git": {"repos": "/srv/git"}})
     plugin_host.check_config(other)
     needs = plugin_host.call_one("host_needs", "git", config=other)
-    assert needs.paths == ("/srv/git",) and needs.users == ("git",)
+    assert needs.paths == ("/srv/git",) and needs.login_users == ("git",)
 
 
 def test_sshd_accepts_the_snippet(tmp_path: Path) -> None:
