@@ -211,6 +211,9 @@ def read_topology(config: Config, plugins: PluginHost, *, strict: bool = True) -
         problems=problems)
     _check_reachability(config, topology, problem)
     _check_install_method(config, deploy, problem)
+    if topology.redis_existing and not config["srht"]["broker"]:
+        problem("deploy", "redis-existing", "the deploy leaves your Redis alone, so say "
+                "where it is: [srht] broker = redis://...")
     if strict and problems:
         raise ConfigError(problems)
     return topology

@@ -106,6 +106,22 @@ def test_distro_installs_need_one_package_source() -> None:
     assert read_topology(cfg, plugins).problems == []
 
 
+def test_an_existing_redis_is_left_alone_and_used() -> None:
+    from srht_deploy.deploys import _packages
+
+    existing = {"hosts": "solo=192.0.2.5", "redis-host": "solo", "redis-existing": "yes"}
+    cfg, plugins = bound(config(existing, {"meta": {}}))
+    with pytest.raises(ConfigError) as raised:
+        read_topology(cfg, plugins)
+    assert "[deploy] redis-existing: the deploy leaves your Redis alone" in str(raised.value)
+
+    broker = "redis://:secret@192.0.2.99:6379/3"
+    cfg, plugins = bound(config(existing, {"meta": {}}, srht={"broker": broker}))
+    site = Site(cfg, plugins, read_topology(cfg, plugins))
+    assert "redis-server" not in _packages(site, site.placement("solo"))
+    assert f"broker = {broker}" in site.host_config("solo")
+
+
 def test_one_host_runs_everything_by_default() -> None:
     cfg, plugins = bound(config({"hosts": "solo=192.0.2.5"}, {"meta": {}, "paste": {}},
                                 srht={"internal-networks": ""}))
