@@ -31,7 +31,15 @@ from .config import (
     Url,
     load_config,
 )
-from .db import Database, MirroredUserMixin, TimestampMixin, db_session, utcnow
+from .db import (
+    Database,
+    MirroredUserMixin,
+    ReadOnlyRequestError,
+    TimestampMixin,
+    db_session,
+    utcnow,
+    writes,
+)
 from .errors import ApiError
 from .forms import Form, api_validate, form_errors
 from .identity import (
@@ -50,6 +58,7 @@ from .jobs import enqueue
 from .keys import derive_key
 from .mail import send_mail
 from .markdown import render_markdown
+from .pagecache import anonymous_page
 from .pagination import CursorPage, Page, cursor_paginate, paginate
 from .plugins import PluginError, PluginHost, hookimpl
 from .security import client_address, from_internal_network, internal_only
@@ -104,6 +113,7 @@ __all__ = [
     "PathValue",
     "PluginError",
     "PluginHost",
+    "ReadOnlyRequestError",
     "Scope",
     "Secret",
     "Section",
@@ -116,6 +126,7 @@ __all__ = [
     "TokenGrant",
     "Url",
     "__version__",
+    "anonymous_page",
     "api_blueprint",
     "api_user",
     "api_validate",
@@ -155,4 +166,5 @@ __all__ = [
     "token_user",
     "utcnow",
     "verify_token",
+    "writes",
 ]

@@ -5,20 +5,26 @@ app as ``app.extensions["srht.db"]``), the mixins services build their
 models on (the mirrored user, timestamps), and a statement counter that
 tests use to prove a page's query count does not grow with its items.
 It knows nothing of any service's models.
+
+Requests that only read (GET, HEAD, OPTIONS) run on a second pool whose
+PostgreSQL connections are in autocommit and read-only: no ``BEGIN`` and
+``ROLLBACK`` round trips around a page's queries, and the database itself
+refuses a write. A view that must write on such a request says so with
+:func:`writes`; any other write there fails loudly, in tests first.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column, scoped_session, sessionmaker
@@ -27,11 +33,32 @@ from werkzeug.local import LocalProxy
 __all__ = [
     "Database",
     "MirroredUserMixin",
+    "ReadOnlyRequestError",
     "TimestampMixin",
     "db_session",
     "default_url",
     "utcnow",
+    "writes",
 ]
+
+#: Requests that read only: their sessions use the read-only pool.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def writes(view: F) -> F:
+    """Mark a view that writes to the database on a GET or HEAD request
+    (a confirmation link, an OAuth callback), so its requests get a
+    read-write transaction like a POST. Any other write during a GET,
+    HEAD or OPTIONS request raises :class:`ReadOnlyRequestError`."""
+    view.srht_writes = True  # type: ignore[attr-defined]
+    return view
+
+
+class ReadOnlyRequestError(RuntimeError):
+    """A GET, HEAD or OPTIONS request tried to write through the request's
+    session, and its view is not marked with :func:`writes`."""
 
 
 def utcnow() -> datetime:
@@ -64,10 +91,20 @@ class Database:
         if self.url.get_backend_name() == "sqlite" and self.url.database:
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = _make_engine(self.url, echo=echo)
+        #: The pool of read-only autocommit connections that requests which
+        #: only read use (PostgreSQL; SQLite begins no transaction to read).
+        self.read_engine: Engine | None = None
+        if self.url.get_backend_name() == "postgresql":
+            self.read_engine = _make_engine(self.url, echo=echo, read_only=True)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
-        self.scoped = scoped_session(self.sessionmaker, scopefunc=_context_id)
+        self.scoped = scoped_session(
+            sessionmaker(self.engine, class_=_RequestSession, expire_on_commit=False,
+                         info={"srht.read_engine": self.read_engine}),
+            scopefunc=_context_id)
         self.statements = 0
-        event.listen(self.engine, "before_cursor_execute", self._count)
+        for engine in (self.engine, self.read_engine):
+            if engine is not None:
+                event.listen(engine, "before_cursor_execute", self._count)
         if app is not None:
             self.init_app(app)
 
@@ -80,7 +117,10 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session committed on success and rolled back on error."""
+        """A session committed on success and rolled back on error.
+
+        Its own transaction, read-write even inside a GET request (the
+        mirroring of a user on their first visit uses one)."""
         with self.sessionmaker() as session, session.begin():
             yield session
 
@@ -101,6 +141,51 @@ class Database:
     def dispose(self) -> None:
         self.scoped.remove()
         self.engine.dispose()
+        if self.read_engine is not None:
+            self.read_engine.dispose()
+
+
+def _reading() -> bool:
+    """Whether this is a request that only reads (see :func:`writes`)."""
+    if not has_request_context() or request.method not in SAFE_METHODS:
+        return False
+    view = current_app.view_functions.get(request.endpoint or "")
+    return not getattr(view, "srht_writes", False)
+
+
+class _RequestSession(Session):
+    """The session of a request: on the read-only pool while the request
+    only reads, and refusing to write there."""
+
+    def get_bind(self, *args: Any, **kwargs: Any) -> Any:
+        read_engine = self.info.get("srht.read_engine")
+        if read_engine is not None and _reading():
+            return read_engine
+        return super().get_bind(*args, **kwargs)
+
+
+def _refuse(what: str) -> None:
+    raise ReadOnlyRequestError(
+        f"{request.method} {request.path} (view {request.endpoint}) {what}; a "
+        f"{request.method} request only reads. Write in a POST, or mark the view "
+        "with @srht_core.writes if it must write (as a confirmation link does).")
+
+
+@event.listens_for(_RequestSession, "before_flush")
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if not _reading():
+        return
+    changed = [*session.new, *session.deleted,
+               *(obj for obj in session.dirty if session.is_modified(obj))]
+    if changed:
+        _refuse("changed " + ", ".join(sorted({type(obj).__name__ for obj in changed})))
+
+
+@event.listens_for(_RequestSession, "do_orm_execute")
+def _refuse_dml(state: Any) -> None:
+    if (state.is_insert or state.is_update or state.is_delete) and _reading():
+        _refuse("ran an " + ("INSERT" if state.is_insert else
+                             "UPDATE" if state.is_update else "DELETE"))
 
 
 def _context_id() -> int:
@@ -110,7 +195,7 @@ def _context_id() -> int:
     return id(ctx)
 
 
-def _make_engine(url: sa.URL, *, echo: bool) -> Engine:
+def _make_engine(url: sa.URL, *, echo: bool, read_only: bool = False) -> Engine:
     if url.get_backend_name() == "sqlite":
         engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 30})
 
@@ -124,6 +209,12 @@ def _make_engine(url: sa.URL, *, echo: bool) -> Engine:
 
         return engine
     engine = sa.create_engine(url, echo=echo)
+    if read_only:
+        @event.listens_for(engine, "connect")
+        def autocommit_read_only(dbapi_connection: Any, _record: Any) -> None:
+            # Set once per connection; resetting it on return costs nothing,
+            # as a rollback in autocommit sends nothing.
+            dbapi_connection.set_session(readonly=True, autocommit=True)
     _ping_idle_connections(engine)
     return engine
 
@@ -162,7 +253,7 @@ def _ping_idle_connections(engine: Engine) -> None:
             raise
 
 
-def _current_session() -> scoped_session[Session]:
+def _current_session() -> scoped_session[Any]:
     db: Database = current_app.extensions["srht.db"]
     return db.scoped
 

@@ -87,7 +87,80 @@ def plugin_api_markdown() -> str:
         cls = getattr(service, name)
         fields = ", ".join(inspect.signature(cls).parameters)
         out += [f"### `{name}({fields})`", "", _rst_to_md(_docstring(cls)), ""]
+    out += helpers_markdown()
     return "\n".join(out).rstrip() + "\n"
+
+
+#: What a service's code calls, by topic: every other name of ``srht_core``'s
+#: public surface (``__all__``) is listed here; a test checks none is missing.
+HELPERS: list[tuple[str, list[str]]] = [
+    ("Requests and sign-on", [
+        "current_service", "current_user", "login_required", "login_url", "login_session",
+        "is_safe_return_to", "set_login_cookie", "clear_login_cookie", "mirror_user"]),
+    ("Data", [
+        "db_session", "Database", "MirroredUserMixin", "TimestampMixin", "utcnow", "writes",
+        "ReadOnlyRequestError", "paginate", "Page", "cursor_paginate", "CursorPage"]),
+    ("Pages and forms", [
+        "Form", "form_errors", "render_markdown", "static_url", "anonymous_page", "NavLink"]),
+    ("APIs and tokens", [
+        "api_blueprint", "ApiError", "api_validate", "require_scope", "current_token",
+        "api_user", "token_user", "TokenGrant", "seal_grant", "verify_token", "parse_scopes"]),
+    ("Background work, mail and webhooks", [
+        "enqueue", "send_mail", "send_webhook", "deliveries", "redeliver", "Delivery"]),
+    ("Between services", [
+        "internal_request", "internal_only", "internal_only_credential",
+        "from_internal_network", "client_address", "derive_key"]),
+    ("Config", [
+        "load_config", "Config", "ConfigError", "ConfigProblem", "Section", "Key", "Text",
+        "Integer", "Boolean", "Choice", "List", "Email", "Url", "Address", "Networks",
+        "PathValue", "Secret", "FernetKey", "SigningKey"]),
+    ("The host", ["create_app", "SrhtState", "PluginHost", "PluginError", "hookimpl"]),
+]
+
+#: Objects whose own docstring is not theirs (context-local proxies, pluggy's marker).
+_DESCRIBED = {
+    "current_user": "The signed-in user of this request (the service's mirrored user "
+                    "model), or a falsy anonymous stand-in. A proxy: compare with "
+                    "`if current_user:`, never `is None`.",
+    "db_session": "The SQLAlchemy session of the current app context, bound to the "
+                  "service's database and closed when the context ends. During a GET, "
+                  "HEAD or OPTIONS request it reads only (see `writes`).",
+    "hookimpl": "The decorator that marks a function as a hook implementation "
+                "(`@hookimpl`).",
+}
+
+
+def helpers_markdown() -> list[str]:
+    """The section of the reference on what services call from ``srht_core``."""
+    import srht_core
+
+    listed = [name for _topic, names in HELPERS for name in names]
+    missing = sorted(set(srht_core.__all__) - set(listed) - set(service.__all__)
+                     - {"__version__"})
+    if missing:
+        raise RuntimeError(f"srht_core exports {', '.join(missing)} without a place in "
+                           "srht_core.docs.HELPERS")
+    out = ["## What services call", "",
+           "Everything else `srht_core` exports, by topic.", ""]
+    for topic, names in HELPERS:
+        out += [f"### {topic}", ""]
+        for name in names:
+            obj = getattr(srht_core, name)
+            text = _DESCRIBED.get(name) or _rst_to_md(_docstring(obj))
+            title = name
+            if inspect.isfunction(obj):
+                title += "(" + ", ".join(_parameter(p) for p in
+                                         inspect.signature(obj).parameters.values()) + ")"
+            out += [f"#### `{title}`", "", text, ""]
+    return out
+
+
+def _parameter(parameter: inspect.Parameter) -> str:
+    if parameter.kind is parameter.VAR_POSITIONAL:
+        return "*" + parameter.name
+    if parameter.kind is parameter.VAR_KEYWORD:
+        return "**" + parameter.name
+    return parameter.name
 
 
 def builtin_sections(plugins: PluginHost) -> list[Section]:

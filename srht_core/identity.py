@@ -215,19 +215,20 @@ def apply_profile(user: Any, profile: dict[str, Any]) -> None:
             setattr(user, field, profile[field])
 
 
-def mirror_user(profile: dict[str, Any]) -> Any:
+def mirror_user(profile: dict[str, Any], session: Any = None) -> Any:
     """Create or update the service's copy of a user from meta's profile
-    (``id``, ``username``, ``email``, ``user_type``, ...) in the current
-    session, without committing."""
+    (``id``, ``username``, ``email``, ``user_type``, ...) in ``session`` (the
+    request's, by default), without committing."""
     from .db import db_session
 
+    session = db_session if session is None else session
     state = _state()
     assert state.schema is not None and state.schema.user_model is not None
     model = state.schema.user_model
-    user = db_session.get(model, int(profile["id"]))
+    user = session.get(model, int(profile["id"]))
     if user is None:
         user = model(id=int(profile["id"]))
-        db_session.add(user)
+        session.add(user)
     apply_profile(user, profile)
     return user
 
@@ -270,9 +271,13 @@ def mirror_from_meta(user_id: int) -> Any:
         return None
     if not profile:
         return None
-    user = mirror_user(profile)
-    db_session.commit()
-    return user
+    # Its own transaction: this runs on any request, GETs included, whose
+    # session only reads (see srht_core.db.writes).
+    state = _state()
+    assert state.schema is not None and state.schema.user_model is not None
+    with state.db.session() as session:
+        mirror_user(profile, session)
+    return db_session.get(state.schema.user_model, user_id)
 
 
 def internal_only_credential(view: F) -> F:

@@ -17,7 +17,15 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from wtforms import FieldList, FormField, RadioField, StringField, TextAreaField
 from wtforms import Form as SubForm
 
-from srht_core import Form, current_service, current_user, db_session, login_required, paginate
+from srht_core import (
+    Form,
+    anonymous_page,
+    current_service,
+    current_user,
+    db_session,
+    login_required,
+    paginate,
+)
 
 from .highlight import render_file
 from .models import PRIVATE, UNLISTED, VISIBILITIES, Paste, PasteFile, User
@@ -153,8 +161,18 @@ def _private(response: Response, paste: Paste) -> Response:
 
 @bp.get("/~<username>/<slug>")
 def view_paste(username: str, slug: str) -> Any:
-    paste = _paste_or_404(username, slug)
-    shown = [(file, render_file(file.filename, file.content, file.position))
+    paste = _paste_or_404(username, slug, with_content=False)
+    # A paste's files never change; its visibility (shown on the page)
+    # changes ``updated``, and the owner's name is in its links.
+    return anonymous_page(("paste", paste.id, paste.updated, paste.owner.username),
+                          lambda: _paste_page(paste))
+
+
+def _paste_page(paste: Paste) -> Response:
+    contents = dict(db_session.execute(  # the contents of all its files: one query
+        sa.select(PasteFile.id, PasteFile.content).where(PasteFile.paste_id == paste.id)
+    ).all())
+    shown = [(file, render_file(file.filename, contents[file.id], file.position))
              for file in paste.files]
     viewer = _viewer()
     response = Response(render_template(

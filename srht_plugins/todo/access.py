@@ -99,16 +99,26 @@ def _not_found(owner: str, name: str) -> NotFound:
     return NotFound(f"There is no tracker ~{_owner_name(owner)}/{name} you may see.")
 
 
+# Built once, with bound parameters: every todo page runs one of these, and
+# building the statement cost more than the round trip.
+_FIND_FOR_ANONYMOUS = (
+    sa.select(Tracker, sa.null()).join(Tracker.owner)
+    .where(User.username == sa.bindparam("owner"), Tracker.name == sa.bindparam("name")))
+_FIND_FOR_USER = (
+    sa.select(Tracker, TrackerAccess.access).join(Tracker.owner)
+    .outerjoin(TrackerAccess, sa.and_(TrackerAccess.tracker_id == Tracker.id,
+                                      TrackerAccess.user_id == sa.bindparam("user")))
+    .where(User.username == sa.bindparam("owner"), Tracker.name == sa.bindparam("name")))
+
+
 def find_tracker(owner: str, name: str, user: Any) -> Access:
     """The tracker ``~owner/name`` and what ``user`` may do there, in one
     query; 404 when it does not exist or the user may not browse it."""
-    grant = TrackerAccess.access if user is not None else sa.null()
-    stmt = (sa.select(Tracker, grant).join(Tracker.owner)
-            .where(User.username == _owner_name(owner), Tracker.name == name))
-    if user is not None:
-        stmt = stmt.outerjoin(TrackerAccess, sa.and_(TrackerAccess.tracker_id == Tracker.id,
-                                                     TrackerAccess.user_id == user.id))
-    row = db_session.execute(stmt).first()
+    values = {"owner": _owner_name(owner), "name": name}
+    if user is None:
+        row = db_session.execute(_FIND_FOR_ANONYMOUS, values).first()
+    else:
+        row = db_session.execute(_FIND_FOR_USER, {**values, "user": user.id}).first()
     if row is None:
         raise _not_found(owner, name)
     tracker, granted = row

@@ -213,3 +213,64 @@ def test_a_connection_cut_while_idle_is_replaced_before_use(
         assert second != first and pings == [1]
     finally:
         db.dispose()
+
+
+@pytest.mark.postgres
+def test_a_request_that_reads_runs_without_a_transaction_and_cannot_write(
+        chores_app: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """GET, HEAD and OPTIONS requests read on read-only autocommit
+    connections (no BEGIN and ROLLBACK round trips); a write there is
+    refused with the view's name, by the session and by PostgreSQL, and
+    nothing of it is kept. A view marked ``writes`` and every POST get a
+    read-write transaction as before."""
+    from flask import jsonify
+
+    from srht_core import writes
+
+    Chore = models().Chore
+
+    def transaction() -> dict[str, Any]:
+        db_session.execute(sa.text("SELECT 1"))  # a first statement...
+        return {  # ...after which a transaction begun by BEGIN is older than this one
+            "own": db_session.scalar(sa.text("SELECT now() = statement_timestamp()")),
+            "read_only": db_session.scalar(sa.text("SHOW transaction_read_only"))}
+
+    @chores_app.route("/t/look", methods=["GET", "POST"])
+    def look() -> Any:
+        return jsonify(transaction())
+
+    look.srht_csrf_exempt = True  # type: ignore[attr-defined]
+
+    @chores_app.get("/t/add")
+    def add() -> Any:
+        db_session.add(Chore(title="from a GET"))
+        db_session.commit()
+        return "added"
+
+    @chores_app.get("/t/raw")
+    def raw() -> Any:
+        db_session.execute(sa.text("INSERT INTO chore (title, done, reminded, created, updated) "
+                                   "VALUES ('raw', false, false, now(), now())"))
+        return "inserted"
+
+    @chores_app.get("/t/confirm")
+    @writes
+    def confirm() -> Any:
+        db_session.add(Chore(title="confirmed"))
+        db_session.add(Chore(title="confirmed too"))
+        db_session.commit()
+        return jsonify(transaction())
+
+    client = chores_app.test_client()
+    assert client.get("/t/look").json == {"own": True, "read_only": "on"}
+    assert client.post("/t/look").json == {"own": False, "read_only": "off"}
+
+    assert client.get("/t/add").status_code == 500
+    assert "ReadOnlyRequestError: GET /t/add (view add) changed Chore" in caplog.text
+    assert client.get("/t/raw").status_code == 500
+    assert "cannot execute INSERT in a read-only transaction" in caplog.text
+
+    assert client.get("/t/confirm").json == {"own": False, "read_only": "off"}
+    with chores_app.app_context():
+        titles = db_session.scalars(sa.select(Chore.title).order_by(Chore.title)).all()
+    assert titles == ["confirmed", "confirmed too"]

@@ -38,6 +38,13 @@ def test_the_plugin_api_page_is_made_from_the_hookspecs():
         assert f"### `{name}(" in page
     assert "*Added in 0.1.*" in page
     assert ":param" not in page and ":return:" not in page
+    # Everything else the core exports has its entry under "What services call".
+    import srht_core
+    from srht_core import service
+
+    helpers = page[page.index("## What services call"):]
+    for name in set(srht_core.__all__) - set(service.__all__) - {"__version__"}:
+        assert f"#### `{name}" in helpers, name
 
 
 def test_a_changed_docstring_makes_the_page_stale(tmp_path):

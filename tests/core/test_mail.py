@@ -29,7 +29,7 @@ def queue_mail(app: Any, *args: Any, **kwargs: Any) -> int:
     """Queue a message as a view would: in the app's session, committed."""
     from srht_core import db_session
 
-    with app.test_request_context():
+    with app.test_request_context(method="POST"):
         job_id = send_mail(*args, **kwargs)
         db_session.commit()
     return job_id
@@ -67,7 +67,7 @@ def test_mail_queued_in_a_rolled_back_transaction_is_never_sent(
     from srht_core import db_session
 
     app = make_app("chores", chores_config())
-    with app.test_request_context():
+    with app.test_request_context(method="POST"):
         send_mail("alice@example.org", "Never", "This transaction fails.")
         db_session.rollback()
 

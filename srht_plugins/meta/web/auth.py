@@ -25,6 +25,7 @@ from srht_core import (
     is_safe_return_to,
     login_session,
     set_login_cookie,
+    writes,
 )
 
 from ..accounts import (
@@ -115,6 +116,7 @@ def register() -> Any:
 
 
 @bp.route("/confirm/<token>")
+@writes  # the mailed link confirms the account
 def confirm(token: str) -> Any:
     try:
         link = use_email_link(token, "confirm")

@@ -36,6 +36,7 @@ from srht_core import (
     login_session,
     paginate,
     utcnow,
+    writes,
 )
 
 from ..accounts import (
@@ -254,6 +255,7 @@ def change_email() -> Any:
 
 
 @bp.get("/security/email/<token>")
+@writes  # the mailed link changes the address
 def confirm_email(token: str) -> Any:
     """The link mailed to the new address; it works without signing in,
     since following it is what proves the address."""

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import selectinload
 
-from srht_core import db_session, login_required, paginate
+from srht_core import anonymous_page, db_session, login_required, paginate
 
 from .. import listcache
 from .. import tickets as ops
@@ -110,15 +110,22 @@ def render_tracker(access: Any, form: TicketForm | None = None, status: int = 20
     # ticket queries.
     ticket_list = listcache.cached_list(access.tracker, request.query_string, render_list)
     subscribed = ops.subscription(viewer(), tracker=access.tracker) is not None
+    can_submit = access.can(SUBMIT)
+    if form is None and can_submit:
+        # Only a shown form: making one puts a CSRF token in the visitor's
+        # session, which would give every visitor a cookie.
+        form = TicketForm(formdata=None)
     return render_template("todo/tracker.html", access=access, tracker=access.tracker,
                            ticket_list=ticket_list, search=search_text, search_error=error,
-                           form=form or TicketForm(formdata=None), subscribed=subscribed,
-                           can_submit=access.can(SUBMIT)), status
+                           form=form, subscribed=subscribed, can_submit=can_submit), status
 
 
 @bp.get("/~<owner>/<tracker>")
 def tracker(owner: str, tracker: str) -> Any:
-    return render_tracker(tracker_access(owner, tracker))
+    access = tracker_access(owner, tracker)
+    # The revision changes with anything the page shows (see listcache).
+    return anonymous_page(("tracker", access.tracker.id, access.tracker.revision),
+                          lambda: render_tracker(access))
 
 
 @bp.post("/~<owner>/<tracker>/submit")

@@ -827,7 +827,7 @@ def test_a_suspended_user_cannot_refresh(oauth_app: Any, meta: Any) -> None:
 
     client_id = register(meta)
     token = approve(meta, client_id)
-    with oauth_app.test_request_context():
+    with oauth_app.test_request_context(method="POST"):
         find_user("alice").user_type = SUSPENDED
         db_session.commit()
     refresh = meta.post("/oauth2/token", data={

@@ -234,3 +234,39 @@ def test_download_disposition(filename: str, expected: str) -> None:
     assert download_disposition(filename, "paste-s-1.txt") == expected
     assert re.fullmatch(r'attachment; filename="[A-Za-z0-9._-]+"(; filename\*=\S+)?',
                         download_disposition(filename, "paste-s-1.txt"))
+
+
+def test_a_page_kept_for_anonymous_visitors_follows_the_paste(paste_site: PasteSite) -> None:
+    """Visitors without cookies get the paste page from srht_core's page
+    cache, but only while the paste is there for them to see, and as it is
+    now: private, renamed or deleted shows at once."""
+    from srht_plugins.paste.models import Paste, User
+
+    alice = paste_site.user("alice")
+    owner = paste_site.browser(alice)
+    slug = slug_of(owner.create([("a.py", "x = 1\n")], "public"))
+    visitor = paste_site.browser()
+    pages = [visitor.get(f"/~alice/{slug}") for _ in range(3)]
+    assert all(page.status_code == 200 and "Set-Cookie" not in page.headers for page in pages)
+    assert pages[0].get_data() == pages[2].get_data()
+    assert paste_site.app.extensions["srht.page_cache"].hits == 2
+
+    def change(**values: Any) -> None:
+        with paste_site.db() as session:
+            paste = session.query(Paste).filter_by(slug=slug).one()
+            for name, value in values.items():
+                setattr(paste, name, value)
+
+    change(visibility="private")
+    assert visitor.get(f"/~alice/{slug}").status_code == 404
+    assert owner.get(f"/~alice/{slug}").status_code == 200
+    change(visibility="unlisted")
+    assert "unlisted" in text(visitor.get(f"/~alice/{slug}"))
+
+    with paste_site.db() as session:
+        session.get(User, alice).username = "alicia"
+    assert visitor.get(f"/~alice/{slug}").status_code == 404
+    assert 'href="/~alicia"' in text(visitor.get(f"/~alicia/{slug}"))
+
+    assert owner.submit(f"/~alicia/{slug}/delete", {}).status_code == 303
+    assert visitor.get(f"/~alicia/{slug}").status_code == 404

@@ -210,8 +210,9 @@ def test_nul_characters_are_refused_not_a_server_error(site: Any) -> None:
 
 
 def test_the_cached_ticket_list_follows_every_change(site: Any) -> None:
-    """The list is cached per tracker revision; each kind of change that
-    shows on it must show at once (ticket, comment count, label, status, a
+    """The list (and, for visitors without cookies, the whole page) is
+    cached per tracker revision; each kind of change that shows on it must
+    show at once (tracker, ticket, comment count, label, status, a
     submitter's new name)."""
     alice = site.user("alice")
     site.tracker(alice, "bugs")
@@ -223,6 +224,10 @@ def test_the_cached_ticket_list_follows_every_change(site: Any) -> None:
         return text(browser.get(path))
 
     assert "First crash" in listed()
+    # The page is kept whole for visitors without cookies: it gives them none.
+    assert "Set-Cookie" not in browser.get("/~alice/bugs").headers
+    api.patch("/trackers/alice/bugs", {"description": "Crashes *only*."})
+    assert "Crashes <em>only</em>." in listed()
     site.ticket(alice, "bugs", "Second crash")
     assert "Second crash" in listed() and "2 tickets" in listed()
 
