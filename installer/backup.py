@@ -62,6 +62,8 @@ from typing import Any, NoReturn
 
 import click
 
+from srht_core import human_size
+
 from .remote_archive import (
     ArchiveError,
     ArchiveReader,
@@ -252,15 +254,6 @@ def _distributions(site: Any) -> dict[str, str]:
     return out
 
 
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
-
-
 # -- backup --------------------------------------------------------------------------------
 
 
@@ -370,7 +363,7 @@ def _backup_database(writer: ArchiveWriter, remote: Remote,
     say(f"Dumping the database of {place.service} ({place.name} on {remote.name})...")
     written = writer.add(name, lambda sink: remote.read(
         command, f"dump the database of {place.service} ({place.name})", sink))
-    say(f"  {_size(written.size)}")
+    say(f"  {human_size(written.size)}")
     return {"name": name, "kind": place.kind, "service": place.service, "host": place.host,
             "database": place.name, "role": place.role, "revisions": revisions,
             "size": written.size, "sha256": written.sha256}
@@ -396,7 +389,7 @@ def _backup_folder(writer: ArchiveWriter, remote: Remote, service: str, label: s
     name = f"data/{service}/{label}.tar.gz"
     say(f"Archiving {folder} of {service} on {remote.name}...")
     written = writer.add(name, lambda sink: remote.read(command, f"archive {folder}", sink))
-    say(f"  {_size(written.size)}")
+    say(f"  {human_size(written.size)}")
     return {"name": name, "kind": "folder", "service": service, "label": label,
             "host": remote.name, "path": folder, "size": written.size,
             "sha256": written.sha256}
@@ -434,7 +427,7 @@ def backup_command(ctx: click.Context, config_path: str | None, output: Path,
     except (RemoteError, ArchiveError, OSError) as error:
         fail(f"{error}\nNo archive was written.")
     say(f"Backup complete in {time.monotonic() - started:.0f}s: {archive} "
-        f"({_size(archive.stat().st_size)}, mode 0600: it holds the site's secrets)")
+        f"({human_size(archive.stat().st_size)}, mode 0600: it holds the site's secrets)")
     click.echo(str(archive))
 
 

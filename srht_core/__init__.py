@@ -42,6 +42,7 @@ from .db import (
 )
 from .errors import ApiError
 from .forms import Form, api_validate, form_errors
+from .humanize import human_size
 from .identity import (
     clear_login_cookie,
     current_user,
@@ -144,6 +145,7 @@ __all__ = [
     "form_errors",
     "from_internal_network",
     "hookimpl",
+    "human_size",
     "internal_only",
     "internal_only_credential",
     "internal_request",

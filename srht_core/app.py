@@ -24,6 +24,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from . import assets, errors, identity, metrics, security
 from .config import Config, ConfigError, load_config
 from .db import Database, default_url
+from .humanize import human_size
 from .keys import derive_key
 from .markdown import render_markdown
 from .plugins import PluginError, PluginHost, PluginRecord
@@ -175,6 +176,7 @@ def create_app(service: str, config: Config | str | os.PathLike[str] | None = No
 
     app.jinja_env.filters["markdown"] = render_markdown
     app.jinja_env.filters["urlencode_page"] = _urlencode_page
+    app.jinja_env.globals["human_size"] = human_size
     app.jinja_env.globals.update(srht=state, site=site)
 
     for bp in plugins.call_one("blueprints", service, config=config) or ():

@@ -101,7 +101,8 @@ HELPERS: list[tuple[str, list[str]]] = [
         "db_session", "Database", "MirroredUserMixin", "TimestampMixin", "utcnow", "writes",
         "ReadOnlyRequestError", "paginate", "Page", "cursor_paginate", "CursorPage"]),
     ("Pages and forms", [
-        "Form", "form_errors", "render_markdown", "static_url", "anonymous_page", "NavLink"]),
+        "Form", "form_errors", "render_markdown", "static_url", "human_size",
+        "anonymous_page", "NavLink"]),
     ("APIs and tokens", [
         "api_blueprint", "ApiError", "api_validate", "require_scope", "current_token",
         "api_user", "token_user", "TokenGrant", "seal_grant", "verify_token", "parse_scopes"]),

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import contains_eager, joinedload, load_only, selectinload
 
-from srht_core import db_session
+from srht_core import db_session, human_size
 
 from .models import PRIVATE, PUBLIC, VISIBILITIES, Paste, PasteFile, User
 
@@ -54,18 +54,6 @@ class Problem:
     field: str
     reason: str
     index: int | None = None
-
-
-def human_size(size: int) -> str:
-    """``1536`` → ``1.5 KiB``."""
-    if size < 1024:
-        return f"{size} byte" + ("" if size == 1 else "s")
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024 or unit == "GiB":
-            break
-    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
 
 
 def _utf8_size(text: str) -> int | None:

@@ -37,7 +37,6 @@ from .pastes import (
     check_paste,
     create_paste,
     find_paste,
-    human_size,
     listed_for,
 )
 
@@ -86,7 +85,7 @@ def _limits() -> Limits:
 
 def _new_page(form: PasteForm, status: int = 200, paste_errors: list[str] | None = None) -> Any:
     return render_template("paste/new.html", form=form, paste_errors=paste_errors or [],
-                           limits=_limits(), human_size=human_size,
+                           limits=_limits(),
                            visibility_help=VISIBILITY_HELP), status
 
 
@@ -141,8 +140,7 @@ def user_pastes(username: str) -> Any:
     viewer = _viewer()
     page = paginate(db_session, listed_for(owner, viewer), per_page=25)
     return render_template("paste/user.html", owner=owner, page=page,
-                           is_owner=viewer is not None and viewer.id == owner.id,
-                           human_size=human_size)
+                           is_owner=viewer is not None and viewer.id == owner.id)
 
 
 def _paste_or_404(username: str, slug: str, *, with_content: bool = True) -> Paste:
@@ -176,7 +174,7 @@ def _paste_page(paste: Paste) -> Response:
              for file in paste.files]
     viewer = _viewer()
     response = Response(render_template(
-        "paste/paste.html", paste=paste, files=shown, human_size=human_size,
+        "paste/paste.html", paste=paste, files=shown,
         is_owner=viewer is not None and viewer.id == paste.owner_id))
     return _private(response, paste)
 
@@ -244,5 +242,4 @@ def delete_paste(username: str, slug: str) -> Any:
         flash("The paste is deleted.", "success")
         return redirect(url_for("paste.user_pastes", username=viewer.username), code=303)
     status = 400 if request.method == "POST" else 200
-    return render_template("paste/delete.html", paste=paste, form=form,
-                           human_size=human_size), status
+    return render_template("paste/delete.html", paste=paste, form=form), status

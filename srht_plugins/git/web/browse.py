@@ -25,12 +25,12 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from srht_core import render_markdown
+from srht_core import human_size, render_markdown
 
 from ..highlight import highlighted_lines, render_file
 from ..plumbing import Commit, Entry, GitError, GitRepo, TooLarge, is_binary
 from ..repos import clone_urls, open_repository
-from .common import Viewing, human_size, private_headers, viewing
+from .common import Viewing, private_headers, viewing
 
 bp = Blueprint("git_browse", __name__)
 
@@ -50,7 +50,7 @@ def _page(template: str, view: Viewing, **context: Any) -> Response:
     http_url, ssh_url = clone_urls(view.owner.username, view.repository.name)
     response = Response(render_template(template, view=view, repository=view.repository,
                                         owner=view.owner, http_url=http_url, ssh_url=ssh_url,
-                                        human_size=human_size, **context))
+                                        **context))
     return private_headers(response, view.repository)
 
 

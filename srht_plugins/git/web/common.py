@@ -12,7 +12,7 @@ from srht_core import current_user
 from ..access import access_of, find_repository
 from ..models import WRITE, Repository, User
 
-__all__ = ["Viewing", "human_size", "viewer", "viewing"]
+__all__ = ["Viewing", "viewer", "viewing"]
 
 
 def viewer() -> User | None:
@@ -56,17 +56,6 @@ def viewing(username: str, name: str) -> Viewing:
         query = request.query_string.decode("latin-1")
         abort(redirect(target + (f"?{query}" if query else ""), code=301))
     return Viewing(repository, access)
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return ""
-    value = float(size)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"
 
 
 def private_headers(response: Any, repository: Repository) -> Any:
