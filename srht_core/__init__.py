@@ -56,6 +56,7 @@ from .identity import (
     set_login_cookie,
 )
 from .jobs import enqueue
+from .jsonbody import json_object, string_field, string_list_field
 from .keys import derive_key
 from .mail import send_mail
 from .markdown import render_markdown
@@ -150,6 +151,7 @@ __all__ = [
     "internal_only_credential",
     "internal_request",
     "is_safe_return_to",
+    "json_object",
     "load_config",
     "login_required",
     "login_session",
@@ -165,6 +167,8 @@ __all__ = [
     "send_webhook",
     "set_login_cookie",
     "static_url",
+    "string_field",
+    "string_list_field",
     "token_user",
     "utcnow",
     "verify_token",

@@ -104,7 +104,8 @@ HELPERS: list[tuple[str, list[str]]] = [
         "Form", "form_errors", "render_markdown", "static_url", "human_size",
         "anonymous_page", "NavLink"]),
     ("APIs and tokens", [
-        "api_blueprint", "ApiError", "api_validate", "require_scope", "current_token",
+        "api_blueprint", "ApiError", "api_validate", "json_object", "string_field",
+        "string_list_field", "require_scope", "current_token",
         "api_user", "token_user", "TokenGrant", "seal_grant", "verify_token", "parse_scopes"]),
     ("Background work, mail and webhooks", [
         "enqueue", "send_mail", "send_webhook", "deliveries", "redeliver", "Delivery"]),

@@ -28,7 +28,9 @@ from srht_core import (
     cursor_paginate,
     db_session,
     deliveries,
+    json_object,
     require_scope,
+    string_field,
 )
 
 from .access import access_of, find_repository, listed_for
@@ -114,24 +116,6 @@ def _owned(username: str, name: str) -> Repository:
     return repository
 
 
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object (Content-Type: application/json)")
-    return data
-
-
-def _string(data: dict[str, Any], field: str, *, required: bool = False) -> str | None:
-    value = data.get(field)
-    if value is None:
-        if required:
-            raise ApiError(400, "required", field=field)
-        return None
-    if not isinstance(value, str):
-        raise ApiError(400, "must be a string", field=field)
-    return value
-
-
 def _problem(problem: RepoProblem) -> ApiError:
     return ApiError(400, problem.reason, field=problem.field)
 
@@ -149,10 +133,10 @@ def list_repositories() -> Any:
 @require_scope(SCOPE, write=True)
 def create() -> Any:
     owner = api_user()
-    data = _body()
-    name = _string(data, "name", required=True) or ""
-    description = _string(data, "description")
-    visibility = _string(data, "visibility") or PUBLIC
+    data = json_object()
+    name = string_field(data, "name", required=True) or ""
+    description = string_field(data, "description")
+    visibility = string_field(data, "visibility") or PUBLIC
     try:
         repository = create_repository(owner, name, description, visibility)
     except RepoProblem as problem:
@@ -182,12 +166,12 @@ def get_repository(username: str, name: str) -> Any:
 @require_scope(SCOPE, write=True)
 def patch_repository(username: str, name: str) -> Any:
     repository = _owned(username, name)
-    data = _body()
+    data = json_object()
     try:
-        update_repository(repository, repository.owner, name=_string(data, "name"),
-                          description=_string(data, "description"),
-                          visibility=_string(data, "visibility"),
-                          default_branch=_string(data, "default_branch"))
+        update_repository(repository, repository.owner, name=string_field(data, "name"),
+                          description=string_field(data, "description"),
+                          visibility=string_field(data, "visibility"),
+                          default_branch=string_field(data, "default_branch"))
     except RepoProblem as problem:
         raise _problem(problem) from None
     return repository_json(repository, repository.owner)
@@ -246,7 +230,7 @@ def _grantee(username: str) -> User:
 @require_scope(SCOPE, write=True)
 def put_access(username: str, name: str, grantee: str) -> Any:
     repository = _owned(username, name)
-    mode = _string(_body(), "mode", required=True)
+    mode = string_field(json_object(), "mode", required=True)
     if mode not in MODES:
         raise ApiError(400, "must be ro (read) or rw (read and write)", field="mode")
     user = _grantee(grantee)
@@ -290,7 +274,7 @@ def list_webhooks(username: str, name: str) -> Any:
 @require_scope(SCOPE, write=True)
 def create_webhook(username: str, name: str) -> Any:
     repository = _owned(username, name)
-    url = (_string(_body(), "url", required=True) or "").strip()
+    url = (string_field(json_object(), "url", required=True) or "").strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2048:
         raise ApiError(400, "must be an http:// or https:// URL", field="url")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from flask import Response, request, url_for
+from flask import Response, url_for
 
 from srht_core import (
     ApiError,
@@ -22,6 +22,7 @@ from srht_core import (
     current_token,
     cursor_paginate,
     db_session,
+    json_object,
     require_scope,
 )
 
@@ -110,7 +111,7 @@ def list_pastes() -> Any:
 @require_scope(SCOPE, write=True)
 def create() -> Any:
     owner = api_user()
-    files, visibility = _new_files(request.get_json(silent=True))
+    files, visibility = _new_files(json_object())
     limits = Limits.from_section(current_service().section)
     problems = check_paste(files, visibility, limits)
     if problems:

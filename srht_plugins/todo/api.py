@@ -32,7 +32,10 @@ from srht_core import (
     cursor_paginate,
     db_session,
     deliveries,
+    json_object,
     redeliver,
+    string_field,
+    string_list_field,
 )
 
 from . import tickets as ops
@@ -142,39 +145,8 @@ def caller(scope: str, *, write: bool = False) -> Any:
     return api_user()
 
 
-def json_body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return data
-
-
-def text_field(data: dict[str, Any], key: str, *, required: bool = False) -> str | None:
-    value = data.get(key)
-    if value is None:
-        if required:
-            raise ApiError(400, "is required", field=key)
-        return None
-    if not isinstance(value, str):
-        raise ApiError(400, "must be a string", field=key)
-    if "\x00" in value:
-        raise ApiError(400, "must not contain NUL characters", field=key)
-    return value
-
-
-def list_field(data: dict[str, Any], key: str) -> list[str] | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ApiError(400, "must be a list of strings", field=key)
-    if any("\x00" in v for v in value):
-        raise ApiError(400, "must not contain NUL characters", field=key)
-    return value
-
-
 def access_field(data: dict[str, Any], key: str, *, required: bool = False) -> int | None:
-    names = list_field(data, key)
+    names = string_list_field(data, key)
     if names is None:
         if required:
             raise ApiError(400, "is required", field=key)
@@ -228,10 +200,10 @@ def list_own_trackers() -> Any:
 def create_tracker() -> Any:
     """Create a tracker owned by the token's user."""
     user = caller("trackers", write=True)
-    data = json_body()
-    tracker = ops.create_tracker(user, text_field(data, "name", required=True) or "",
-                                 text_field(data, "description") or "",
-                                 text_field(data, "visibility") or "public")
+    data = json_object()
+    tracker = ops.create_tracker(user, string_field(data, "name", required=True) or "",
+                                 string_field(data, "description") or "",
+                                 string_field(data, "visibility") or "public")
     commit("name", "You have a tracker of that name already.")
     return tracker.to_dict(), 201
 
@@ -260,9 +232,9 @@ def get_tracker(owner: str, tracker: str) -> Any:
 def update_tracker(owner: str, tracker: str) -> Any:
     """Owner only."""
     access = tracker_for(owner, tracker, "trackers", write=True)
-    data = json_body()
-    ops.update_tracker(access, description=text_field(data, "description"),
-                       visibility=text_field(data, "visibility"),
+    data = json_object()
+    ops.update_tracker(access, description=string_field(data, "description"),
+                       visibility=string_field(data, "visibility"),
                        anonymous_access=access_field(data, "anonymous_access"),
                        user_access=access_field(data, "user_access"))
     db_session.commit()
@@ -300,7 +272,7 @@ def set_access(owner: str, tracker: str, username: str) -> Any:
     """Owner only. The entry replaces the tracker's defaults for that user."""
     access = tracker_for(owner, tracker, "trackers", write=True)
     access.require_owner("change who has access")
-    mask = access_field(json_body(), "access", required=True)
+    mask = access_field(json_object(), "access", required=True)
     assert mask is not None
     entry = ops.grant_access(access, ops.find_user(username, "username"), mask)
     commit("username", "That user's access was just changed by another request.")
@@ -345,9 +317,9 @@ def list_labels(owner: str, tracker: str) -> Any:
 def create_label(owner: str, tracker: str) -> Any:
     """Needs triage access."""
     access = tracker_for(owner, tracker, "trackers", write=True)
-    data = json_body()
-    label = ops.create_label(access, text_field(data, "name", required=True) or "",
-                             text_field(data, "color", required=True) or "")
+    data = json_object()
+    label = ops.create_label(access, string_field(data, "name", required=True) or "",
+                             string_field(data, "color", required=True) or "")
     commit("name", "A label of that name was just created.")
     return label.to_dict(), 201
 
@@ -365,8 +337,8 @@ def update_label(owner: str, tracker: str, label_id: int) -> Any:
     """Needs triage access."""
     access = tracker_for(owner, tracker, "trackers", write=True)
     label = label_for(access, label_id)
-    data = json_body()
-    ops.update_label(access, label, text_field(data, "name"), text_field(data, "color"))
+    data = json_object()
+    ops.update_label(access, label, string_field(data, "name"), string_field(data, "color"))
     commit("name", "A label of that name was just created.")
     return label.to_dict()
 
@@ -418,10 +390,10 @@ def list_tickets(owner: str, tracker: str) -> Any:
 def submit_ticket(owner: str, tracker: str) -> Any:
     """Needs submit access."""
     access = tracker_for(owner, tracker, "tickets", write=True)
-    data = json_body()
+    data = json_object()
     ticket = ops.submit_ticket(access, access.user,
-                               text_field(data, "title", required=True) or "",
-                               text_field(data, "description") or "")
+                               string_field(data, "title", required=True) or "",
+                               string_field(data, "description") or "")
     db_session.commit()
     return ticket.to_dict(), 201
 
@@ -440,12 +412,12 @@ def update_ticket(owner: str, tracker: str, number: int) -> Any:
     list of usernames): triage access. A `comment` is added with the
     change (comment access)."""
     access, ticket = ticket_for(owner, tracker, number, write=True)
-    data = json_body()
+    data = json_object()
     changes = ops.Changes(
-        title=text_field(data, "title"), description=text_field(data, "description"),
-        status=text_field(data, "status"), resolution=text_field(data, "resolution"),
-        labels=list_field(data, "labels"), assignees=list_field(data, "assignees"))
-    ops.change_ticket(access, ticket, access.user, changes, text_field(data, "comment") or "")
+        title=string_field(data, "title"), description=string_field(data, "description"),
+        status=string_field(data, "status"), resolution=string_field(data, "resolution"),
+        labels=string_list_field(data, "labels"), assignees=string_list_field(data, "assignees"))
+    ops.change_ticket(access, ticket, access.user, changes, string_field(data, "comment") or "")
     db_session.commit()
     return ticket.to_dict()
 
@@ -468,9 +440,9 @@ def list_comments(owner: str, tracker: str, number: int) -> Any:
 def create_comment(owner: str, tracker: str, number: int) -> Any:
     """Needs comment access."""
     access, ticket = ticket_for(owner, tracker, number, write=True)
-    data = json_body()
+    data = json_object()
     note = ops.add_comment(access, ticket, access.user,
-                           text_field(data, "text", required=True) or "")
+                           string_field(data, "text", required=True) or "")
     db_session.commit()
     return note.to_dict(), 201
 
@@ -509,11 +481,11 @@ def create_webhook(owner: str, tracker: str) -> Any:
     """Owner only. Deliveries are signed with the site's webhook key."""
     access = tracker_for(owner, tracker, "trackers", write=True)
     access.require_owner("manage webhooks")
-    data = json_body()
-    names = list_field(data, "events")
+    data = json_object()
+    names = string_list_field(data, "events")
     if names is None:
         raise ApiError(400, "is required", field="events")
-    hook = ops.create_webhook(access, text_field(data, "url", required=True) or "", names)
+    hook = ops.create_webhook(access, string_field(data, "url", required=True) or "", names)
     db_session.commit()
     return hook.to_dict(), 201
 

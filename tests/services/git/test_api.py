@@ -75,7 +75,7 @@ def test_what_the_api_refuses(git_stack: GitStack) -> None:
         ({"name": "ok", "visibility": "secret"}, "visibility",
          "Choose one of public, unlisted, private."),
         ({"name": 12}, "name", "must be a string"),
-        ({}, "name", "required"),
+        ({}, "name", "is required"),
     ]
     for body, field, reason in cases:
         answer = git_stack.api("POST", "/api/repos", token, json=body)
