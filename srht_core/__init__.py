@@ -44,6 +44,7 @@ from .errors import ApiError
 from .forms import Form, api_validate, form_errors
 from .humanize import human_size
 from .identity import (
+    LOGIN_LIFETIME,
     clear_login_cookie,
     current_user,
     internal_only_credential,
@@ -87,6 +88,7 @@ from .tokens import (
 from .webhooks import Delivery, deliveries, redeliver, send_webhook
 
 __all__ = [
+    "LOGIN_LIFETIME",
     "Address",
     "ApiError",
     "Boolean",

@@ -96,6 +96,7 @@ def plugin_api_markdown() -> str:
 HELPERS: list[tuple[str, list[str]]] = [
     ("Requests and sign-on", [
         "current_service", "current_user", "login_required", "login_url", "login_session",
+        "LOGIN_LIFETIME",
         "is_safe_return_to", "set_login_cookie", "clear_login_cookie", "mirror_user"]),
     ("Data", [
         "db_session", "Database", "MirroredUserMixin", "TimestampMixin", "utcnow", "writes",
@@ -127,6 +128,8 @@ _DESCRIBED = {
     "db_session": "The SQLAlchemy session of the current app context, bound to the "
                   "service's database and closed when the context ends. During a GET, "
                   "HEAD or OPTIONS request it reads only (see `writes`).",
+    "LOGIN_LIFETIME": "Seconds a login cookie is valid from sign-in (30 days); meta's "
+                      "record of the session expires with it.",
     "hookimpl": "The decorator that marks a function as a hook implementation "
                 "(`@hookimpl`).",
 }

@@ -54,6 +54,9 @@ REVOCATION_INTERVAL = 30
 RETRY_INTERVAL = 5
 #: Seconds tokens are still accepted after the last good answer from meta.
 GRACE = 300
+#: Seconds a revocation is kept past the expiry meta gave for it (a login
+#: session's is reckoned from its record, made just before its cookie).
+CLOCK_SKEW = 600
 _SCOPE = re.compile(r"^[a-z][a-z0-9-]*/[a-z][a-z0-9-]*:(RO|RW)$")
 
 
@@ -106,7 +109,10 @@ class RevocationCache:
 
     def __init__(self, interval: float = REVOCATION_INTERVAL):
         self.interval = interval
-        self.revoked: set[tuple[str, int]] = set()
+        #: ``{(kind, id): expires}``: when the revoked token or session would
+        #: have stopped working anyway (UNIX time; ``None``: never). Past that
+        #: (and :data:`CLOCK_SKEW`), the id is forgotten: nothing can present it.
+        self.revoked: dict[tuple[str, int], float | None] = {}
         self.checked = -1e9  # last good answer (monotonic)
         self.tried = -1e9  # last attempt, good or not
         self.since = 0.0
@@ -135,10 +141,20 @@ class RevocationCache:
             except OSError as error:
                 log.warning("could not fetch token revocations from meta: %s", error)
                 return
-            for kind, token_id in (answer or {}).get("revoked", []):
-                self.revoked.add((str(kind), int(token_id)))
+            for kind, token_id, *rest in (answer or {}).get("revoked", []):
+                expires = rest[0] if rest else None  # meta before 0.1 sent no expiry
+                self.revoked[(str(kind), int(token_id))] = (
+                    None if expires is None else float(expires))
             self.since = float((answer or {}).get("now", self.since))
             self.checked = time.monotonic()
+            self.forget_expired(time.time())
+
+    def forget_expired(self, now: float) -> None:
+        """Drop revocations of what has expired by ``now`` (a UNIX time)."""
+        horizon = now - CLOCK_SKEW
+        for key in [key for key, expires in self.revoked.items()
+                    if expires is not None and expires < horizon]:
+            del self.revoked[key]
 
 
 def is_revoked(kind: str, ident: int) -> bool:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from srht_core import (
+    LOGIN_LIFETIME,
     TokenGrant,
     client_address,
     current_service,
@@ -317,19 +318,30 @@ def revoke_personal_token(pat: PersonalAccessToken) -> None:
         audit(pat.user, "personal access token revoked", pat.comment)
 
 
-def revoked_since(since: float) -> list[tuple[str, int]]:
-    """Tokens revoked after ``since`` (a UNIX time), for the services'
-    revocation caches."""
+def revoked_since(since: float) -> list[tuple[str, int, float | None]]:
+    """Tokens and login sessions revoked after ``since`` (a UNIX time), for
+    the services' revocation caches: ``(kind, id, expires)``, where
+    ``expires`` is when what was revoked would have stopped working anyway
+    (a UNIX time; ``None``: never), after which a cache may forget it."""
     after = (datetime.fromtimestamp(since, UTC).replace(tzinfo=None) if since > 0
              else datetime(1970, 1, 1))
-    pats = db_session.scalars(sa.select(PersonalAccessToken.id).where(
-        PersonalAccessToken.revoked_at.is_not(None), PersonalAccessToken.revoked_at >= after))
-    oauth = db_session.scalars(sa.select(OAuthToken.id).where(
-        OAuthToken.revoked_at.is_not(None), OAuthToken.revoked_at >= after))
-    sessions = db_session.scalars(sa.select(LoginSession.id).where(
-        LoginSession.revoked_at.is_not(None), LoginSession.revoked_at >= after))
-    return ([("pat", i) for i in pats] + [("oauth", i) for i in oauth]
-            + [("session", i) for i in sessions])
+
+    def unix(moment: datetime | None) -> float | None:
+        return None if moment is None else moment.replace(tzinfo=UTC).timestamp()
+
+    pats = db_session.execute(sa.select(PersonalAccessToken.id, PersonalAccessToken.expires)
+                              .where(PersonalAccessToken.revoked_at.is_not(None),
+                                     PersonalAccessToken.revoked_at >= after))
+    oauth = db_session.execute(sa.select(OAuthToken.id,
+                                         OAuthToken.issued_at + OAuthToken.expires_in)
+                               .where(OAuthToken.revoked_at.is_not(None),
+                                      OAuthToken.revoked_at >= after))
+    sessions = db_session.execute(sa.select(LoginSession.id, LoginSession.created)
+                                  .where(LoginSession.revoked_at.is_not(None),
+                                         LoginSession.revoked_at >= after))
+    return ([("pat", i, unix(expires)) for i, expires in pats]
+            + [("oauth", i, float(expires)) for i, expires in oauth]
+            + [("session", i, unix(created) + LOGIN_LIFETIME) for i, created in sessions])
 
 
 def token_revoked(kind: str, token_id: int) -> bool:

@@ -170,3 +170,24 @@ def test_a_login_session_meta_ends_is_refused_by_a_service(site: Any) -> None:
         cache.checked -= tokens.REVOCATION_INTERVAL + 1
         cache.tried -= tokens.REVOCATION_INTERVAL + 1
         assert browser.get("/whoami").json["user"] is None
+
+
+def test_the_cache_forgets_a_revocation_once_what_it_revoked_has_expired(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A revoked token or session that has expired anyway cannot be
+    presented any more, so the cache drops it (bounded memory on a site that
+    revokes for years); one that never expires is kept. Answers as meta
+    sends them (``revoked_since``), and as an older meta sent them (no
+    expiry: kept)."""
+    import srht_core.identity
+
+    now = time.time()
+    answer = {"now": now, "revoked": [
+        ["pat", 1, None], ["pat", 2, now - tokens.CLOCK_SKEW - 60], ["oauth", 3, now + 3600],
+        ["session", 4, now - 60], ["session", 5]]}
+    monkeypatch.setattr(srht_core.identity, "internal_request", lambda *a, **k: answer)
+    cache = tokens.RevocationCache()
+    cache.refresh()
+    assert set(cache.revoked) == {("pat", 1), ("oauth", 3), ("session", 4), ("session", 5)}
+    cache.forget_expired(now + 3600 + tokens.CLOCK_SKEW + 1)
+    assert set(cache.revoked) == {("pat", 1), ("session", 5)}

@@ -134,7 +134,8 @@ def test_errors_name_the_field_and_the_reason(site: Any) -> None:
         assert response.json["errors"][0]["reason"]
     not_json = api.post("/trackers", data="name=x", content_type="text/plain")
     assert not_json.status_code == 400
-    assert not_json.json == {"errors": [{"reason": "the body must be a JSON object (Content-Type: application/json)"}]}
+    assert not_json.json == {"errors": [{
+        "reason": "the body must be a JSON object (Content-Type: application/json)"}]}
 
 
 def test_lists_are_paged_with_cursors(site: Any) -> None:
