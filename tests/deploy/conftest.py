@@ -34,22 +34,18 @@ sys.path.insert(0, str(TESTS))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from pebble_server import Pebble, pebble  # noqa: E402 - after the path is set
-from support.ci import require  # noqa: E402 - after the path is set
+from support.ci import require, require_test_hosts  # noqa: E402 - after the path is set
 from testhosts import GATEWAY, TestHosts  # noqa: E402 - after the path is set
 from testhosts.srhtsite import HOSTS, NAMES, Control, Site  # noqa: E402
 
 HELLO_SOURCE = TESTS.parent / "examples" / "hello-service"
-PROGRAMS = ("mmdebstrap", "systemd-nspawn", "unshare", "ssh", "ssh-keygen", "zstd", "curl")
 
 
 
 
 @pytest.fixture(scope="module")
 def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestHosts]:
-    missing = [p for p in PROGRAMS if shutil.which(p) is None]
-    missing += [] if Path("/usr/sbin/apt-cacher-ng").exists() else ["apt-cacher-ng"]
-    require(not missing, f"test hosts need {', '.join(missing)} (scripts/test installs them)")
-    require(os.geteuid() == 0, "test hosts need root (namespaces, mounts, nspawn)")
+    require_test_hosts()
     with TestHosts(HOSTS, tmp_path_factory.mktemp("testhosts"), etc_hosts=NAMES) as hosts:
         yield hosts
 

@@ -16,7 +16,6 @@ these tests, except under ``CI=true``, where it fails them.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,20 +27,13 @@ TESTS = Path(__file__).parents[1]
 sys.path.insert(0, str(TESTS))
 
 from installsite import ADMIN_PASSWORD, HOSTS, NAMES, Installer  # noqa: E402
-from support.ci import require  # noqa: E402
+from support.ci import require_test_hosts  # noqa: E402
 from testhosts import TestHosts  # noqa: E402 - after the path is set
-
-PROGRAMS = ("mmdebstrap", "systemd-nspawn", "unshare", "ssh", "ssh-keygen", "zstd", "curl")
-
-
 
 
 @pytest.fixture(scope="module")
 def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestHosts]:
-    missing = [p for p in PROGRAMS if shutil.which(p) is None]
-    missing += [] if Path("/usr/sbin/apt-cacher-ng").exists() else ["apt-cacher-ng"]
-    require(not missing, f"test hosts need {', '.join(missing)} (scripts/test installs them)")
-    require(os.geteuid() == 0, "test hosts need root (namespaces, mounts, nspawn)")
+    require_test_hosts()
     with TestHosts(HOSTS, tmp_path_factory.mktemp("testhosts"), etc_hosts=NAMES) as hosts:
         yield hosts
 

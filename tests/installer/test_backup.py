@@ -34,13 +34,11 @@ TESTS = Path(__file__).parents[1]
 sys.path.insert(0, str(TESTS))
 
 import testhosts  # noqa: E402 - after the path is set (a module: pytest would collect the class)
-from support.ci import require  # noqa: E402
+from support.ci import require_test_hosts  # noqa: E402
 from testhosts.srhtsite import DOMAIN, HOSTS, Control, Site  # noqa: E402
 
 pytestmark = [pytest.mark.installer, pytest.mark.slow, pytest.mark.timeout(1500)]
 
-PROGRAMS = ("mmdebstrap", "systemd-nspawn", "unshare", "ssh", "ssh-keygen", "zstd", "curl",
-            "git")
 PLACES = {"meta": "alpha", "todo": "alpha", "paste": "beta", "git": "beta"}
 NAMES = {f"{service}.{DOMAIN}": host for service, host in PLACES.items()}
 PASSWORD = "a long enough password"
@@ -59,10 +57,7 @@ REPOS = "/var/lib/srht/git"
 
 @pytest.fixture(scope="module")
 def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testhosts.TestHosts]:
-    missing = [p for p in PROGRAMS if shutil.which(p) is None]
-    missing += [] if Path("/usr/sbin/apt-cacher-ng").exists() else ["apt-cacher-ng"]
-    require(not missing, f"test hosts need {', '.join(missing)} (scripts/test installs them)")
-    require(os.geteuid() == 0, "test hosts need root (namespaces, mounts, nspawn)")
+    require_test_hosts("git")
     with testhosts.TestHosts(HOSTS, tmp_path_factory.mktemp("testhosts"), etc_hosts=NAMES) as hosts:
         yield hosts
 
