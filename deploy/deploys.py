@@ -46,7 +46,7 @@ from pyinfra.operations import apt, files, server, systemd
 from srht_core import HostNeeds
 
 from . import distro, operations
-from .facts import ManagedFiles
+from .facts import DropinUnits, ManagedFiles
 from .model import CONFIG, CONFIG_DIR, GROUP, SRHT, TLS_DIR, VENV, Site
 from .render import nginx_vhost, pg_hba, postgresql_conf, redis_conf, unit
 from .topology import Placement
@@ -440,7 +440,12 @@ def activate(site: Site) -> None:
     placement = site.placement(host.name)
     topology = site.topology
     wanted = _units(site, placement)
-    present = host.get_fact(ManagedFiles, pattern="/etc/systemd/system/srht-*.service")
+    packaged: dict[str, str | None] = {}
+    if distro.enabled(site):  # the packages' units, with the deploy's drop-ins
+        packaged = host.get_fact(DropinUnits, dropin=distro.DROPIN)
+        present = sorted(packaged)
+    else:
+        present = host.get_fact(ManagedFiles, pattern="/etc/systemd/system/srht-*.service")
     obsolete = [name for name in present if name not in wanted]
 
     if wanted or obsolete:
@@ -480,13 +485,19 @@ def activate(site: Site) -> None:
         operations.health(name=f"{service} answers", what=service,
                           url=f"http://{address}:{port}/healthz")
 
+    # What the config no longer places here stops; its data and database stay.
     for unit_name in host.loop(obsolete):
         systemd.service(name=f"Stop {unit_name}", service=unit_name, running=False,
                         enabled=False)
-        files.file(name=f"Remove {unit_name}", path=f"/etc/systemd/system/{unit_name}",
+        files.file(name=f"Remove {unit_name}", path=_unit_path(site, unit_name),
                    present=False)
     if obsolete:
         systemd.daemon_reload(name="Forget removed units")
+    if distro.enabled(site):
+        still = {f"srht-{service}" for service in _local_services(placement)}
+        unused = sorted({packaged[name] for name in obsolete if packaged.get(name)} - still)
+        if unused:
+            distro.remove(unused)
 
     if placement.nginx:
         _activate_nginx(site, placement)

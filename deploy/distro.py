@@ -28,12 +28,12 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
-from pyinfra.operations import files
+from pyinfra.operations import apt, files
 
 from . import operations
 from .model import CONFIG_DIR
 
-__all__ = ["PROGRAM", "STATIC_DIR", "dropin", "enabled", "install", "software_id",
+__all__ = ["PROGRAM", "STATIC_DIR", "dropin", "enabled", "install", "remove", "software_id",
            "unit_path"]
 
 PROGRAM = "/usr/bin/srht"
@@ -42,6 +42,8 @@ REPOSITORY = f"{operations.STATE_DIR}/apt"
 SOURCE_FILE = "/etc/apt/sources.list.d/srht.list"
 DROPIN = "srht-deploy.conf"
 HEADER = "# Written by `srht deploy`; changes made here are overwritten.\n"
+#: Packages for the deploying machine, never published to hosts.
+ONLY_HERE = ("srht-installer_",)
 
 
 def enabled(site: Any) -> bool:
@@ -68,8 +70,10 @@ class Repository:
 @lru_cache(maxsize=4)
 def local_repository(debs: Path) -> Repository:
     """``debs``'s ``.deb`` files with a ``Packages`` index, in a folder of
-    their own (the deploying machine's cache; ``debs`` is not written to)."""
-    found = sorted(debs.glob("*.deb"))
+    their own (the deploying machine's cache; ``debs`` is not written to).
+    The deploying machine's own package (``srht-installer``) is left out:
+    no host installs it."""
+    found = sorted(deb for deb in debs.glob("*.deb") if not deb.name.startswith(ONLY_HERE))
     if not found:
         raise ValueError(f"[deploy] apt-packages: no .deb files in {debs}")
     if shutil.which("dpkg-scanpackages") is None:
@@ -143,6 +147,14 @@ def install(site: Any, services: list[str]) -> None:
         command=(f"{update} && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
                  f"--no-install-recommends -o Dpkg::Options::=--force-confold "
                  f"{' '.join(packages)}{prune}"))
+
+
+def remove(packages: list[str]) -> None:
+    """Remove the packages of services the host no longer runs (after their
+    units were stopped and their drop-ins removed). ``apt-get remove``, not
+    purge: the service's users, config and data stay, as in a virtualenv
+    deploy."""
+    apt.packages(name=f"Remove {', '.join(packages)}", packages=packages, present=False)
 
 
 def unit_path(name: str) -> str:

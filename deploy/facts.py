@@ -11,7 +11,8 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
-__all__ = ["FileText", "HttpStatus", "ManagedFiles", "PathStates", "PostgresState", "StateFiles"]
+__all__ = ["DropinUnits", "FileText", "HttpStatus", "ManagedFiles", "PathStates", "PostgresState",
+           "StateFiles"]
 
 _MISSING = "__srht_missing__"
 _PRESENT = "__srht_present__"
@@ -41,6 +42,29 @@ class ManagedFiles(FactBase[Any]):
 
     def process(self, output: list[str]) -> list[str]:
         return sorted(line for line in output if line)
+
+
+class DropinUnits(FactBase[Any]):
+    """``{unit: package}`` of the packaged srht units that carry the deploy's
+    drop-in ``dropin`` (``install-method = distro``); the package is the
+    one that ships the unit, ``None`` when none does any more."""
+
+    def command(self, dropin: str) -> str:
+        return (f"for f in /etc/systemd/system/srht-*.service.d/{dropin}; do "
+                '[ -e "$f" ] || continue; u=$(basename "$(dirname "$f")" .d); '
+                'p=$(dpkg-query -S "/lib/systemd/system/$u" 2>/dev/null | cut -d: -f1); '
+                'echo "$u ${p:--}"; done; true')
+
+    def default(self) -> dict[str, str | None]:
+        return {}
+
+    def process(self, output: list[str]) -> dict[str, str | None]:
+        units: dict[str, str | None] = {}
+        for line in output:
+            unit, _, package = line.partition(" ")
+            if unit:
+                units[unit] = None if package in ("", "-") else package
+        return units
 
 
 class PostgresState(FactBase[Any]):

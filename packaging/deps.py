@@ -7,6 +7,15 @@ bookworm's package will do or whether the wheel goes into the private
 ``srht-python-deps`` package (``/usr/lib/srht/vendor``). See
 ``packaging/README.md`` for why.
 
+It decides the same for a second set, the deploying machine's: what the
+``install`` extra adds (pyinfra, questionary, rich and their requirements)
+for ``srht-installer`` (``/usr/lib/srht/installer-vendor``), which servers
+never install. That set is decided on top of the first: a distribution the
+servers' set already provides (vendored or Debian's) is used as it is, and
+must meet the installer's requirements too (both folders are on the same
+path, so one may not shadow the other); only what is left is vendored for
+the installer, or taken from Debian.
+
 The decision is a fixed point: srht's own requirements, plus the
 requirements of every *vendored* distribution (Debian's packages bring
 their own dependencies), must each be met by bookworm's version; what is
@@ -18,9 +27,13 @@ not met is vendored, which may add requirements, until nothing changes.
 
 ``lock`` writes ``packaging/vendor.txt`` (exact pins of what is vendored)
 and ``packaging/debian-depends.txt`` (the Debian packages srht-core
-depends on, with minimum versions). Both are committed; ``check`` (run by
-the packaging tests) recomputes the decision from the fetched wheels and
-this machine's apt cache (a bookworm machine) and fails when they differ.
+depends on, with minimum versions), and for the installer
+``packaging/vendor-installer.txt`` and
+``packaging/debian-depends-installer.txt`` (srht-installer's). All are
+committed; ``check`` (run by the packaging tests) recomputes both decisions
+from the fetched wheels and this machine's apt cache (a bookworm machine)
+and fails when they differ. ``fetch DIR`` puts the servers' wheels in
+``DIR`` and the installer's in ``DIR/installer``.
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ import sys
 import tempfile
 import tomllib
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -44,6 +58,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 VENDOR_LIST = HERE / "vendor.txt"
 DEPENDS_LIST = HERE / "debian-depends.txt"
+INSTALLER_VENDOR_LIST = HERE / "vendor-installer.txt"
+INSTALLER_DEPENDS_LIST = HERE / "debian-depends-installer.txt"
+#: Where ``fetch DIR`` puts the installer's wheels, under ``DIR``.
+INSTALLER_WHEELS = "installer"
 #: dh-python's table of PyPI distribution -> Debian package.
 DH_PYTHON_MAP = Path("/usr/share/dh-python/dist/cpython3_fallback")
 
@@ -63,11 +81,27 @@ SUBSTITUTES = {
     "psycopg2-binary": ("psycopg2", SpecifierSet(">=2.9.5")),
 }
 
+#: Requirements no metadata states, met wherever the distribution is wanted:
+#: the lowest version that works with what we vendor, and why.
+#: - paramiko < 3.4.1 (bookworm has 2.12) reads TripleDES from where the
+#:   cryptography we vendor (>= 43) deprecates it: a warning on every
+#:   ``srht deploy``, and an ImportError once cryptography removes it.
+KNOWN_REQUIREMENTS = {
+    "paramiko": SpecifierSet(">=3.4.1"),
+}
+
 
 def our_requirements() -> list[Requirement]:
     """srht's run-time requirements, from pyproject.toml."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     return [Requirement(text) for text in project["dependencies"]]
+
+
+def installer_requirements() -> list[Requirement]:
+    """What the deploying machine adds (``srht deploy``, ``srht-install``):
+    the ``install`` extra of pyproject.toml."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(text) for text in project["optional-dependencies"]["install"]]
 
 
 def debian_names() -> dict[str, str]:
@@ -125,24 +159,39 @@ class Unresolved(Exception):
     evaluates markers for the Python running it, not for bookworm's)."""
 
 
-def decide(wheels: dict[str, tuple[Version, list[Requirement]]],
-           debian: dict[str, tuple[str, Version | None]]
-           ) -> tuple[dict[str, Version], dict[str, tuple[str, SpecifierSet]]]:
+class Conflict(Exception):
+    """The installer's set needs a distribution the servers' set provides,
+    at a version the servers' set does not have: vendoring another one
+    would shadow it for srht (or be shadowed). Raise the servers' pin."""
+
+
+Decision = tuple[dict[str, Version], dict[str, tuple[str, SpecifierSet]]]
+
+
+def decide(requirements: list[Requirement],
+           wheels: dict[str, tuple[Version, list[Requirement]]],
+           debian: dict[str, tuple[str, Version | None]],
+           base: Decision | None = None) -> Decision:
     """The fixed point: ``(vendored {name: version}, Debian {name: (package, specifier)})``.
 
+    :param requirements: the set's own requirements (ours, or the installer's).
     :param wheels: the resolved closure (every distribution pip chose).
     :param debian: ``{name: (Debian package, its version or None)}``.
+    :param base: the decision this set sits on (the servers', for the
+        installer's): what it vendors is used, never vendored again, and
+        what it takes from Debian cannot be vendored here.
     """
+    base_vendored, base_debian = base if base is not None else ({}, {})
     vendored: dict[str, Version] = {}
     # Extras asked of each distribution (celery[redis]); they only grow.
     extras: dict[str, set[str]] = {}
     while True:
         # Every requirement that must be met: ours, and those of vendored wheels.
         wanted: dict[str, SpecifierSet] = {}
-        parents = [("", our_requirements())]
+        parents = [("", requirements)]
         parents += [(name, wheels[name][1]) for name in sorted(vendored)]
-        for parent, requirements in parents:
-            for requirement in requirements:
+        for parent, asked in parents:
+            for requirement in asked:
                 if not _applies(requirement, extras.get(parent, set())):
                     continue
                 name = canonicalize_name(requirement.name)
@@ -150,18 +199,27 @@ def decide(wheels: dict[str, tuple[Version, list[Requirement]]],
                 if name in SUBSTITUTES:
                     substitute, specifier = SUBSTITUTES[name]
                     name = canonicalize_name(substitute)
-                wanted[name] = wanted.get(name, SpecifierSet()) & specifier
+                wanted[name] = (wanted.get(name, SpecifierSet()) & specifier
+                                & KNOWN_REQUIREMENTS.get(name, SpecifierSet()))
                 extras.setdefault(name, set()).update(requirement.extras)
         new: dict[str, Version] = {}
         from_debian: dict[str, tuple[str, SpecifierSet]] = {}
         for name, specifier in sorted(wanted.items()):
+            if name in base_vendored:
+                if not specifier.contains(base_vendored[name], prereleases=True):
+                    raise Conflict(f"{name}{specifier} is wanted, but srht-python-deps "
+                                   f"vendors {name} {base_vendored[name]}")
+                continue
             package, version = debian.get(name, ("", None))
             if version is not None and specifier.contains(version, prereleases=True):
                 from_debian[name] = (package, specifier)
-            elif name in wheels:
+            elif name in base_debian:
+                raise Conflict(f"{name}{specifier} is wanted, but srht-core uses bookworm's "
+                               f"{package} {version}")
+            elif name in wheels and specifier.contains(wheels[name][0], prereleases=True):
                 new[name] = wheels[name][0]
             else:
-                raise Unresolved(name)
+                raise Unresolved(f"{name}{specifier}")
         if new == vendored:
             return vendored, from_debian
         vendored = new
@@ -174,17 +232,33 @@ def debian_table(names: list[str]) -> dict[str, tuple[str, Version | None]]:
     return {name: (package, versions[package]) for name, package in packages.items()}
 
 
+#: The header lines of each set's two lists.
+SERVERS_HEADERS = (
+    ("the distributions", "srht-python-deps carries in /usr/lib/srht/vendor, and why."),
+    ("the Debian packages",
+     "srht-core depends on (what bookworm provides at a version we can use)."))
+INSTALLER_HEADERS = (
+    ("the distributions",
+     "srht-installer carries in /usr/lib/srht/installer-vendor, and why."),
+    ("the Debian packages",
+     "srht-installer depends on (its own: srht-core brings srht-core's)."))
+
+
 def render(vendored: dict[str, Version], from_debian: dict[str, tuple[str, SpecifierSet]],
-           debian: dict[str, tuple[str, Version | None]]) -> tuple[str, str]:
-    """The text of ``vendor.txt`` and ``debian-depends.txt``."""
-    vendor = ["# Generated by `python3 packaging/deps.py lock`: the distributions",
-              "# srht-python-deps carries in /usr/lib/srht/vendor, and why.", ""]
+           debian: dict[str, tuple[str, Version | None]],
+           headers: tuple[tuple[str, str], tuple[str, str]] = SERVERS_HEADERS
+           ) -> tuple[str, str]:
+    """The text of ``vendor.txt`` and ``debian-depends.txt`` (or of the
+    installer's two lists, with its ``headers``)."""
+    (vendor_what, vendor_rest), (depends_what, depends_rest) = headers
+    vendor = [f"# Generated by `python3 packaging/deps.py lock`: {vendor_what}",
+              f"# {vendor_rest}", ""]
     for name, version in sorted(vendored.items()):
         package, have = debian.get(name, ("", None))
         why = f"bookworm has {package} {have}" if have else "not in bookworm"
         vendor.append(f"{name}=={version}  # {why}")
-    depends = ["# Generated by `python3 packaging/deps.py lock`: the Debian packages",
-               "# srht-core depends on (what bookworm provides at a version we can use).", ""]
+    depends = [f"# Generated by `python3 packaging/deps.py lock`: {depends_what}",
+               f"# {depends_rest}", ""]
     for package, specifier in sorted(from_debian.values(), key=lambda item: item[0]):
         lowest = sorted((s.version for s in specifier if s.operator in (">=", "==", "~=")),
                         key=Version)
@@ -203,71 +277,106 @@ def pip_target() -> list[str]:
             "--abi", "cp311"]
 
 
-def pip_download(folder: Path, requirements: list[str], *, deps: bool) -> None:
+def pip_download(folder: Path, requirements: list[str], *, deps: bool,
+                 constraints: Sequence[str] = ()) -> None:
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                "--dest", str(folder), *pip_target(), *requirements]
     if not deps:
         command.insert(4, "--no-deps")
-    subprocess.run(command, check=True, stdin=subprocess.DEVNULL, timeout=1800)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="srht-constraints-") as pinned:
+        if constraints:
+            pinned.write("".join(f"{line}\n" for line in constraints))
+            pinned.flush()
+            command[4:4] = ["--constraint", pinned.name]
+        subprocess.run(command, check=True, stdin=subprocess.DEVNULL, timeout=1800)
+
+
+def _resolve(folder: Path, requirements: list[Requirement], base: Decision | None,
+             constraints: list[str]) -> tuple[Decision, dict[str, tuple[str, Version | None]]]:
+    """Download the closure of ``requirements`` into ``folder`` and decide."""
+    constraints = [*constraints, *(f"{name}{spec}" for name, spec in KNOWN_REQUIREMENTS.items())]
+    pip_download(folder, [str(r) for r in requirements], deps=True, constraints=constraints)
+    substitutes = {canonicalize_name(s[0]) for s in SUBSTITUTES.values()}
+    for _round in range(5):
+        wheels = wheel_metadata(folder)
+        debian = debian_table(sorted(set(wheels) | substitutes))
+        try:
+            return decide(requirements, wheels, debian, base), debian
+        except Unresolved as missing:
+            pip_download(folder, [str(missing)], deps=True, constraints=constraints)
+    raise SystemExit("could not resolve every vendored distribution")
 
 
 def lock() -> None:
     with tempfile.TemporaryDirectory(prefix="srht-deps-") as tmp:
-        folder = Path(tmp)
-        pip_download(folder, [str(r) for r in our_requirements()], deps=True)
-        substitutes = {canonicalize_name(s[0]) for s in SUBSTITUTES.values()}
-        for _round in range(5):
-            wheels = wheel_metadata(folder)
-            debian = debian_table(sorted(set(wheels) | substitutes))
-            try:
-                vendored, from_debian = decide(wheels, debian)
-                break
-            except Unresolved as missing:
-                pip_download(folder, [str(missing)], deps=True)
-        else:
-            raise SystemExit("could not resolve every vendored distribution")
-    vendor_text, depends_text = render(vendored, from_debian, debian)
+        servers, debian = _resolve(Path(tmp), our_requirements(), None, [])
+    vendor_text, depends_text = render(*servers, debian)
     VENDOR_LIST.write_text(vendor_text)
     DEPENDS_LIST.write_text(depends_text)
-    print(f"vendored {len(vendored)}, from Debian {len(from_debian)}")
+    print(f"servers: vendored {len(servers[0])}, from Debian {len(servers[1])}")
+    # The installer's closure, with what the servers' set vendors pinned as it is.
+    try:
+        with tempfile.TemporaryDirectory(prefix="srht-deps-") as tmp:
+            installer, debian = _resolve(Path(tmp), installer_requirements(), servers,
+                                         pins(VENDOR_LIST))
+    except Conflict as conflict:
+        raise SystemExit(f"conflict: {conflict}") from None
+    vendor_text, depends_text = render(*installer, debian, INSTALLER_HEADERS)
+    INSTALLER_VENDOR_LIST.write_text(vendor_text)
+    INSTALLER_DEPENDS_LIST.write_text(depends_text)
+    print(f"installer: vendored {len(installer[0])}, from Debian {len(installer[1])}")
 
 
-def pins() -> list[str]:
-    return [line.split("#", 1)[0].strip() for line in VENDOR_LIST.read_text().splitlines()
+def pins(path: Path = VENDOR_LIST) -> list[str]:
+    return [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()
             if line.split("#", 1)[0].strip()]
 
 
 def fetch(folder: Path) -> None:
-    """The vendored wheels, exactly as pinned, for bookworm's Python."""
-    folder.mkdir(parents=True, exist_ok=True)
-    pip_download(folder, pins(), deps=False)
+    """The vendored wheels, exactly as pinned, for bookworm's Python: the
+    servers' in ``folder``, the installer's in ``folder/installer``."""
+    for target, path in ((folder, VENDOR_LIST),
+                         (folder / INSTALLER_WHEELS, INSTALLER_VENDOR_LIST)):
+        target.mkdir(parents=True, exist_ok=True)
+        pip_download(target, pins(path), deps=False)
 
 
 def check(folder: Path) -> int:
-    """Recompute the decision from the wheels in ``folder`` (the vendored
-    ones) and apt; 1 with the differences when the lists are stale."""
-    wheels = wheel_metadata(folder)
-    missing = [pin for pin in pins() if canonicalize_name(pin.split("==")[0]) not in wheels]
+    """Recompute both decisions from the wheels in ``folder`` and
+    ``folder/installer`` (the vendored ones) and apt; 1 with the differences
+    when the lists are stale."""
+    servers_wheels = wheel_metadata(folder)
+    installer_wheels = wheel_metadata(folder / INSTALLER_WHEELS)
+    missing = [pin for path, wheels in ((VENDOR_LIST, servers_wheels),
+                                        (INSTALLER_VENDOR_LIST, installer_wheels))
+               for pin in pins(path) if canonicalize_name(pin.split("==")[0]) not in wheels]
     if missing:
         print(f"not fetched into {folder}: {', '.join(missing)}", file=sys.stderr)
         return 1
-    names = set(wheels)
-    for requirement in our_requirements():
+    both = {**servers_wheels, **installer_wheels}
+    names = set(both)
+    for requirement in [*our_requirements(), *installer_requirements()]:
         names.add(canonicalize_name(requirement.name))
-    for _version, requirements in wheels.values():
+    for _version, requirements in both.values():
         names.update(canonicalize_name(r.name) for r in requirements)
     names.update(canonicalize_name(s[0]) for s in SUBSTITUTES.values())
-    debian = debian_table(sorted(names))
+    debian = debian_table(sorted(names))  # one apt-cache call for both sets
     try:
-        vendored, from_debian = decide(wheels, debian)
+        servers = decide(our_requirements(), servers_wheels, debian)
+        installer = decide(installer_requirements(), both, debian, servers)
     except Unresolved as missing:
         print(f"stale: {missing} must now be vendored (run `python3 packaging/deps.py lock`)",
               file=sys.stderr)
         return 1
-    vendor_text, depends_text = render(vendored, from_debian, debian)
-    stale = [path.name for path, text in ((VENDOR_LIST, vendor_text),
-                                          (DEPENDS_LIST, depends_text))
-             if path.read_text() != text]
+    except Conflict as conflict:
+        print(f"conflict: {conflict} (raise the pin, then `python3 packaging/deps.py lock`)",
+              file=sys.stderr)
+        return 1
+    expected = dict(zip((VENDOR_LIST, DEPENDS_LIST), render(*servers, debian), strict=True))
+    expected.update(zip((INSTALLER_VENDOR_LIST, INSTALLER_DEPENDS_LIST),
+                        render(*installer, debian, INSTALLER_HEADERS), strict=True))
+    stale = [path.name for path, text in expected.items()
+             if not path.exists() or path.read_text() != text]
     if stale:
         print(f"stale: {', '.join(stale)} (run `python3 packaging/deps.py lock`)",
               file=sys.stderr)
@@ -279,8 +388,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="packaging/deps.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("lock", help="resolve and decide; write vendor.txt and debian-depends.txt")
-    for name, text in (("fetch", "download the vendored wheels"),
+    sub.add_parser("lock", help="resolve and decide; write the servers' and the installer's "
+                   "vendor and Debian lists")
+    for name, text in (("fetch", "download the vendored wheels (the installer's into "
+                                 "FOLDER/installer)"),
                        ("check", "fail when the committed lists are stale")):
         sub.add_parser(name, help=text).add_argument("folder", type=Path)
     args = parser.parse_args()

@@ -1,7 +1,11 @@
 """Install wheels into one folder, offline, without pip: the vendored
-distributions of ``srht-python-deps`` (``packaging/vendor.txt``).
+distributions of ``srht-python-deps`` (``packaging/vendor.txt``), or of
+``srht-installer`` (``packaging/vendor-installer.txt``).
 
-    python3 packaging/install_wheels.py WHEELS_DIR TARGET
+    python3 packaging/install_wheels.py WHEELS_DIR TARGET [PACKAGE]
+
+``PACKAGE`` (default ``srht-python-deps``) is recorded as each
+distribution's ``INSTALLER``.
 
 Uses ``installer`` (python3-installer, which pybuild's pyproject plugin
 needs anyway). Console scripts and C headers of the vendored wheels are not
@@ -23,6 +27,7 @@ from installer import install
 
 def main() -> int:
     wheels, target = Path(sys.argv[1]), Path(sys.argv[2])
+    package = sys.argv[3] if len(sys.argv) > 3 else "srht-python-deps"
     found = sorted(wheels.glob("*.whl"))
     if not found:
         print(f"no wheels in {wheels}: run `python3 packaging/deps.py fetch {wheels}` "
@@ -36,7 +41,7 @@ def main() -> int:
         interpreter="/usr/bin/python3", script_kind="posix", bytecode_optimization_levels=())
     for wheel in found:
         with WheelFile.open(wheel) as source:
-            install(source, destination, {"INSTALLER": b"srht-python-deps\n"})
+            install(source, destination, {"INSTALLER": f"{package}\n".encode()})
     data = unwanted / "data"
     if data.exists() and any(data.iterdir()):
         print(f"a vendored wheel installs data files ({sorted(data.iterdir())}); "

@@ -6,9 +6,9 @@ to check, and help2man is in every distribution).
 
 For each console script ROOT ships (``ROOT/usr/bin/<name>``, written by
 ``packaging/split.py core``), runs it from ROOT -- its private folders
-redirected into ROOT -- and writes ``ROOT/usr/share/man/man1/<name>.1``.
-``srht-install`` gets its page the same way once it is a console script of
-a shipped package.
+redirected into ROOT -- and writes ``ROOT/usr/share/man/man1/<name>.1``:
+``srht.1`` (srht-core) and ``srht-install.1`` (srht-installer). Each page
+names the other under SEE ALSO.
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from split import PRIVATE, VENDOR
+from split import INSTALLER_VENDOR, PRIVATE, VENDOR
 
 SUMMARIES = {
     "srht": "run and administer the services of an srht site",
     "srht-install": "install or upgrade an srht site on your servers",
+}
+SEE_ALSO = {
+    "srht": "srht-install(1), /usr/share/doc/srht-core/README.packaging.md",
+    "srht-install": "srht(1), /usr/share/doc/srht-core/README.packaging.md",
 }
 
 
@@ -34,10 +38,13 @@ def main() -> int:
     for program in sorted((root / "usr/bin").iterdir()):
         text = program.read_text()
         # Run the wrapper against the build tree, not the (absent) installed paths.
-        local = text.replace(f'"/{PRIVATE}"', f'"{root / PRIVATE}"').replace(
-            f'"/{VENDOR}"', f'"{root / VENDOR}"')
+        local = text
+        for folder in (PRIVATE, VENDOR, INSTALLER_VENDOR):
+            local = local.replace(f'"/{folder}"', f'"{root / folder}"')
         with tempfile.TemporaryDirectory() as tmp:
             runnable = Path(tmp) / program.name
+            include = Path(tmp) / "include.h2m"
+            include.write_text(f"[SEE ALSO]\n{SEE_ALSO.get(program.name, 'srht(1)')}\n")
             runnable.write_text(local.replace("#!/usr/bin/python3", f"#!{sys.executable}", 1))
             runnable.chmod(0o755)
             env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "80",
@@ -46,6 +53,7 @@ def main() -> int:
             subprocess.run(
                 ["help2man", "--no-info", "--version-string", version,
                  "--name", SUMMARIES.get(program.name, f"{program.name} of srht"),
+                 "--include", str(include),
                  "--output", str(out / f"{program.name}.1"), str(runnable)],
                 check=True, env=env, stdin=subprocess.DEVNULL, timeout=120)
     return 0

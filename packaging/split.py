@@ -11,19 +11,25 @@ entry point behind in the core's package, pointing at nothing. So:
 
 ``core ROOT``
     moves the code from ``ROOT/<site-packages>`` to the private folder
-    (``ROOT/usr/lib/srht/python``), drops what servers do not run (the
-    deploy and the installer: they need pyinfra, and run on the deploying
-    machine), removes from the core's ``entry_points.txt`` the services
-    and everything that would reach outside srht (the ``pytest11`` plugin
-    would load srht into every pytest on the machine), and writes
-    ``/usr/bin/srht``: a wrapper putting the private folders first.
+    (``ROOT/usr/lib/srht/python``), removes from the core's
+    ``entry_points.txt`` the services, the deploying machine's commands
+    (``srht deploy`` and ``srht-install``: ``srht_deploy`` and
+    ``srht_installer`` need pyinfra, so they go in a package of their own,
+    ``srht-installer``, which servers do not install) and everything that
+    would reach outside srht (the ``pytest11`` plugin would load srht into
+    every pytest on the machine), and writes ``/usr/bin/srht`` and
+    ``/usr/bin/srht-install``: wrappers putting the private folders first.
 ``services ROOT``
     writes one small ``srht_<service>-VERSION.dist-info`` per service
     beside its code, holding that service's entry point, so the package
-    that ships ``srht_plugins/<service>/`` ships its registration too.
+    that ships ``srht_plugins/<service>/`` ships its registration too; and
+    ``srht_installer-VERSION.dist-info`` for ``srht_deploy`` and
+    ``srht_installer`` (the ``srht.commands`` entry point of ``srht deploy``,
+    the ``srht-install`` script). A recipe that does not package the
+    installer leaves those three out.
 
 Between the two, ``packaging/manpages.py`` runs ``srht --help`` with only
-the core registered.
+the core registered (and ``srht-install --help``).
 """
 
 from __future__ import annotations
@@ -38,8 +44,11 @@ from pathlib import Path
 #: Where the packages put srht and the Python distributions it vendors.
 PRIVATE = "usr/lib/srht/python"
 VENDOR = "usr/lib/srht/vendor"
-#: Built by the source tree but not shipped on servers (see the docstring).
-NOT_SHIPPED = ("srht_deploy", "srht_installer")
+#: The installer's own vendored distributions (packaging/vendor-installer.txt).
+INSTALLER_VENDOR = "usr/lib/srht/installer-vendor"
+#: Not shipped on servers: the deploying machine's code, in srht-installer.
+INSTALLER_CODE = ("srht_deploy", "srht_installer")
+INSTALLER_DIST = "srht-installer"
 #: Entry point groups of the core's dist-info kept in the split.
 KEPT_GROUPS = ("console_scripts", "srht.commands")
 WRAPPER = """#!/usr/bin/python3
@@ -51,6 +60,10 @@ import os
 import sys
 
 PATHS = ["/{private}", "/{vendor}"]
+# srht-installer's libraries (pyinfra, ...), on the deploying machine only;
+# after the servers' (the two lists never hold the same distribution).
+if os.path.isdir("/{installer_vendor}"):
+    PATHS.append("/{installer_vendor}")
 sys.path[0:0] = PATHS
 os.environ["PYTHONPATH"] = os.pathsep.join(
     PATHS + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
@@ -88,18 +101,16 @@ def _write_entry_points(dist_info: Path, parser: configparser.ConfigParser) -> N
     (dist_info / "entry_points.txt").write_text(out.getvalue().rstrip("\n") + "\n")
 
 
-def _shipped(value: str) -> bool:
-    return not value.split(":")[0].strip().startswith(NOT_SHIPPED)
+def _installer(value: str) -> bool:
+    return value.split(":")[0].strip().startswith(INSTALLER_CODE)
 
 
 def core(root: Path) -> None:
     site = _site_packages(root)
     private = root / PRIVATE
     private.mkdir(parents=True, exist_ok=True)
-    for name in NOT_SHIPPED:
-        shutil.rmtree(site / name, ignore_errors=True)
     dist_info = _dist_info(site)
-    for item in ("srht_core", "srht_plugins", dist_info.name):
+    for item in ("srht_core", "srht_plugins", *INSTALLER_CODE, dist_info.name):
         shutil.move(str(site / item), str(private / item))
     dist_info = private / dist_info.name
     # The files moved and some are not shipped: a RECORD would be wrong.
@@ -109,23 +120,32 @@ def core(root: Path) -> None:
     services = dict(parser["srht.services"]) if parser.has_section("srht.services") else {}
     (dist_info / "srht-services.txt").write_text(
         "".join(f"{name} = {value}\n" for name, value in sorted(services.items())))
+    scripts: dict[str, str] = {}
+    installer = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+    installer.optionxform = str  # type: ignore[assignment,method-assign]
     for group in parser.sections():
         if group not in KEPT_GROUPS:
             parser.remove_section(group)
             continue
         for name, value in list(parser[group].items()):
-            if not _shipped(value):
+            if group == "console_scripts":
+                scripts[name] = value
+            if _installer(value):  # srht-installer's: see packaging/README.md
                 parser.remove_option(group, name)
-                if group == "console_scripts":  # srht-install: see packaging/README.md
-                    (root / "usr/bin" / name).unlink(missing_ok=True)
+                if not installer.has_section(group):
+                    installer.add_section(group)
+                installer[group][name] = value
     _write_entry_points(dist_info, parser)
+    out = io.StringIO()
+    installer.write(out)
+    (dist_info / "srht-installer.txt").write_text(out.getvalue())
     bin_dir = root / "usr/bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
-    scripts = dict(parser["console_scripts"]) if parser.has_section("console_scripts") else {}
     for name, value in sorted(scripts.items()):
         module, function = value.strip().split(":")
         path = bin_dir / name
         path.write_text(WRAPPER.format(name=name, private=PRIVATE, vendor=VENDOR,
+                                       installer_vendor=INSTALLER_VENDOR,
                                        module=module, function=function))
         path.chmod(0o755)
 
@@ -150,6 +170,21 @@ def services(root: Path) -> None:
             f"Requires-Dist: srht=={version}\n")
         (own / "entry_points.txt").write_text(f"[srht.services]\n{service} = {value}\n")
         (own / "INSTALLER").write_text("srht-split\n")
+    entry_points = (dist_info / "srht-installer.txt").read_text()
+    (dist_info / "srht-installer.txt").unlink()
+    for module in INSTALLER_CODE:
+        if not (private / module).is_dir():
+            raise SystemExit(f"{module} is not under {private}")
+    own = private / f"{INSTALLER_DIST.replace('-', '_')}-{version}.dist-info"
+    own.mkdir(exist_ok=True)
+    (own / "METADATA").write_text(
+        "Metadata-Version: 2.1\n"
+        f"Name: {INSTALLER_DIST}\n"
+        f"Version: {version}\n"
+        "Summary: srht's deploy and installer (split from the srht distribution)\n"
+        f"Requires-Dist: srht=={version}\n")
+    (own / "entry_points.txt").write_text(entry_points.rstrip("\n") + "\n")
+    (own / "INSTALLER").write_text("srht-split\n")
 
 
 def main() -> int:

@@ -1,9 +1,11 @@
-"""The Debian packages: generated files current, the dependency lists in
-step with bookworm, the .debs built from a clean copy with no lintian
-error, and each service's files and entry point in its own package."""
+"""The Debian packages: generated files current, the dependency lists (the
+servers' and the installer's) in step with bookworm, the .debs built from a
+clean copy with no lintian error, and each service's files and entry point
+in its own package. srht-installer's own tests: test_installer_package.py."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,14 +22,39 @@ def test_generated_integration_files_are_current() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def _listed(name: str) -> list[str]:
+    return [line.split("#", 1)[0].strip() for line in
+            (ROOT / "packaging" / name).read_text().splitlines() if line.split("#", 1)[0].strip()]
+
+
 def test_vendor_and_depends_lists_match_bookworm(wheels: Path) -> None:
+    # Both sets: vendor.txt and debian-depends.txt (the servers'), and
+    # vendor-installer.txt and debian-depends-installer.txt (srht-installer's).
+    assert list((wheels / "installer").glob("pyinfra-*.whl")), "the installer's wheels"
     result = subprocess.run([sys.executable, str(ROOT / "packaging/deps.py"), "check",
                              str(wheels)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     control = (ROOT / "packaging/debian/control").read_text()
-    for line in (ROOT / "packaging/debian-depends.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            assert f" {line}," in control, f"{line} is not in Build-Depends"
+    build_depends = control.split("Build-Depends:", 1)[1].split("\n\n", 1)[0]
+    for line in _listed("debian-depends.txt"):
+        assert f" {line}," in build_depends, f"{line} is not in Build-Depends"
+    # `srht-install --help` (its man page) imports these at build time; the
+    # version may be srht-core's (the higher) when both need the package.
+    for line in _listed("debian-depends-installer.txt"):
+        package = line.split()[0]
+        assert f" {line}," in build_depends or f" {package} (" in build_depends, \
+            f"{package} is not in Build-Depends"
+    # A fresh machine gets every Build-Depends from scripts/test.
+    installs = re.findall(r"[a-z0-9][a-z0-9.+-]+", (ROOT / "scripts/test").read_text())
+    for line in build_depends.split(","):
+        package = line.split("(")[0].strip()
+        if package and not package.startswith("debhelper-compat"):
+            assert package in installs, f"scripts/test does not install {package}"
+    # One distribution, one folder: the installer's would shadow the servers'.
+    servers = {pin.split("==")[0] for pin in _listed("vendor.txt")}
+    installer = {pin.split("==")[0] for pin in _listed("vendor-installer.txt")}
+    assert {"pyinfra", "questionary"} <= installer
+    assert not servers & installer
 
 
 def _contents(deb: Path) -> list[str]:
@@ -43,11 +70,12 @@ def test_debs_build_lintian_clean_and_split_per_service(debs: Path) -> None:
     assert not [line for line in lintian.splitlines() if line.startswith("E: ")], lintian
     packages = {path.name.split("_")[0]: path for path in debs.glob("*.deb")}
     assert set(packages) == {"srht-core", "srht-python-deps", "srht-meta", "srht-todo",
-                             "srht-paste", "srht-git"}
+                             "srht-paste", "srht-git", "srht-installer"}
     core = _contents(packages["srht-core"])
     assert "/usr/bin/srht" in core
     assert "/usr/share/man/man1/srht.1.gz" in core
-    assert not [n for n in core if "/srht_plugins/meta" in n or "srht_deploy" in n]
+    assert not [n for n in core if "/srht_plugins/meta" in n or "srht_deploy" in n
+                or "srht_installer" in n or n == "/usr/bin/srht-install"]
     for service in ("meta", "todo", "paste", "git"):
         files = _contents(packages[f"srht-{service}"])
         private = "/usr/lib/srht/python"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import testhosts
-from support.ci import require
+from support.ci import require_test_hosts
 
 from srht_core.config import dump_ini
 from srht_core.keys import generate_keys
@@ -26,15 +25,11 @@ pytestmark = [pytest.mark.packaging, pytest.mark.deploy, pytest.mark.slow,
 DOMAIN = "srht.test"
 HOST = "alpha"
 SERVICES = ("meta", "todo")
-PROGRAMS = ("mmdebstrap", "systemd-nspawn", "unshare", "ssh", "ssh-keygen", "zstd", "curl")
 
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testhosts.TestHosts]:
-    missing = [p for p in PROGRAMS if shutil.which(p) is None]
-    missing += [] if Path("/usr/sbin/apt-cacher-ng").exists() else ["apt-cacher-ng"]
-    require(not missing, f"test hosts need {', '.join(missing)} (scripts/test installs them)")
-    require(os.geteuid() == 0, "test hosts need root (namespaces, mounts, nspawn)")
+    require_test_hosts()
     names = {f"{s}.{DOMAIN}": HOST for s in SERVICES}
     run_dir = tmp_path_factory.mktemp("testhosts")
     with testhosts.TestHosts([HOST], run_dir, etc_hosts=names) as hosts:
@@ -77,6 +72,9 @@ def test_deploy_from_packages_serves_meta_and_todo(host: testhosts.TestHosts, de
     for package in ("srht-core", "srht-python-deps", "srht-meta", "srht-todo"):
         assert f"{package} install ok installed" in installed
     assert alpha.ssh("test -e /opt/srht || echo absent").stdout.strip() == "absent"
+    # The deploying machine's package is not published to the hosts.
+    published = alpha.ssh("ls /var/lib/srht-deploy/apt/*/").stdout
+    assert "srht-core_" in published and "srht-installer" not in published
     assert alpha.ssh("ls /etc/systemd/system/srht-meta.service.d/").stdout.split() == \
         ["srht-deploy.conf"]
     assert "/usr/bin/srht serve meta" in alpha.ssh(
@@ -110,3 +108,21 @@ def test_deploy_from_packages_serves_meta_and_todo(host: testhosts.TestHosts, de
     report = deploy()
     changed = [op["names"] for op in report["results"]["operations"] if op["success"]]
     assert changed == []
+
+    # Taking todo off the host (its section gone, as `srht-install remove
+    # todo` does) stops its units and removes its package; its data stays,
+    # and meta goes on.
+    alpha.ssh("touch /var/lib/srht/todo/kept-by-the-test")
+    del data["todo"]
+    config.write_text(dump_ini(data))
+    deploy()
+    installed = alpha.ssh("dpkg-query -W -f '${Package} ${Status}\\n' 'srht-*'").stdout
+    assert "srht-meta install ok installed" in installed
+    assert "srht-todo install ok installed" not in installed
+    states = alpha.ssh("systemctl is-active srht-todo srht-todo-worker srht-meta; true").stdout
+    assert states.split() == ["inactive", "inactive", "active"]
+    assert alpha.ssh("ls /etc/systemd/system/srht-todo.service.d/ 2>/dev/null; true"
+                     ).stdout.strip() == ""
+    assert "kept-by-the-test" in alpha.ssh("ls /var/lib/srht/todo/").stdout.split()
+    report = deploy()
+    assert [op["names"] for op in report["results"]["operations"] if op["success"]] == []
