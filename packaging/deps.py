@@ -24,6 +24,7 @@ not met is vendored, which may add requirements, until nothing changes.
     python3 packaging/deps.py lock            # network: resolve, decide, write the lists
     python3 packaging/deps.py fetch DIR       # network: the vendored wheels into DIR
     python3 packaging/deps.py check DIR       # offline: the lists still hold, given DIR
+    python3 packaging/deps.py copyright DIR   # offline: rewrite debian/copyright from DIR
 
 ``lock`` writes ``packaging/vendor.txt`` (exact pins of what is vendored)
 and ``packaging/debian-depends.txt`` (the Debian packages srht-core
@@ -34,6 +35,15 @@ committed; ``check`` (run by the packaging tests) recomputes both decisions
 from the fetched wheels and this machine's apt cache (a bookworm machine)
 and fails when they differ. ``fetch DIR`` puts the servers' wheels in
 ``DIR`` and the installer's in ``DIR/installer``.
+
+``packaging/debian/copyright`` is generated too, after its hand-written
+header and srht's own stanza: one ``Files: vendor/...`` stanza per vendored
+wheel (copyright lines from its license files, the license from its
+METADATA, checked against the license files' text) and a standalone
+``License:`` paragraph per license named. ``lock`` writes it, ``check``
+fails when it is stale, and ``copyright DIR`` rewrites it offline from the
+wheels in ``DIR``. What metadata leaves ambiguous is answered in
+``LICENSE_OVERRIDES``, with the reason; anything else undeterminable fails.
 """
 
 from __future__ import annotations
@@ -49,6 +59,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from dep5 import COPYRIGHT, NoLicense, copyright_text, write_copyright
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename
@@ -308,23 +319,28 @@ def _resolve(folder: Path, requirements: list[Requirement], base: Decision | Non
 
 
 def lock() -> None:
-    with tempfile.TemporaryDirectory(prefix="srht-deps-") as tmp:
-        servers, debian = _resolve(Path(tmp), our_requirements(), None, [])
-    vendor_text, depends_text = render(*servers, debian)
-    VENDOR_LIST.write_text(vendor_text)
-    DEPENDS_LIST.write_text(depends_text)
-    print(f"servers: vendored {len(servers[0])}, from Debian {len(servers[1])}")
-    # The installer's closure, with what the servers' set vendors pinned as it is.
-    try:
-        with tempfile.TemporaryDirectory(prefix="srht-deps-") as tmp:
-            installer, debian = _resolve(Path(tmp), installer_requirements(), servers,
-                                         pins(VENDOR_LIST))
-    except Conflict as conflict:
-        raise SystemExit(f"conflict: {conflict}") from None
-    vendor_text, depends_text = render(*installer, debian, INSTALLER_HEADERS)
-    INSTALLER_VENDOR_LIST.write_text(vendor_text)
-    INSTALLER_DEPENDS_LIST.write_text(depends_text)
-    print(f"installer: vendored {len(installer[0])}, from Debian {len(installer[1])}")
+    with (tempfile.TemporaryDirectory(prefix="srht-deps-") as servers_tmp,
+          tempfile.TemporaryDirectory(prefix="srht-deps-") as installer_tmp):
+        servers, debian = _resolve(Path(servers_tmp), our_requirements(), None, [])
+        vendor_text, depends_text = render(*servers, debian)
+        VENDOR_LIST.write_text(vendor_text)
+        DEPENDS_LIST.write_text(depends_text)
+        print(f"servers: vendored {len(servers[0])}, from Debian {len(servers[1])}")
+        # The installer's closure, with what the servers' set vendors pinned as it is.
+        try:
+            installer, debian = _resolve(Path(installer_tmp), installer_requirements(),
+                                         servers, pins(VENDOR_LIST))
+        except Conflict as conflict:
+            raise SystemExit(f"conflict: {conflict}") from None
+        vendor_text, depends_text = render(*installer, debian, INSTALLER_HEADERS)
+        INSTALLER_VENDOR_LIST.write_text(vendor_text)
+        INSTALLER_DEPENDS_LIST.write_text(depends_text)
+        print(f"installer: vendored {len(installer[0])}, from Debian {len(installer[1])}")
+        # debian/copyright's vendored part, from the wheels just resolved.
+        try:
+            COPYRIGHT.write_text(copyright_text(Path(servers_tmp), Path(installer_tmp)))
+        except NoLicense as problem:
+            raise SystemExit(f"no license: {problem}") from None
 
 
 def pins(path: Path = VENDOR_LIST) -> list[str]:
@@ -381,6 +397,16 @@ def check(folder: Path) -> int:
         print(f"stale: {', '.join(stale)} (run `python3 packaging/deps.py lock`)",
               file=sys.stderr)
         return 1
+    # debian/copyright, from the wheels of the (now known current) lists.
+    try:
+        copyright_expected = copyright_text(folder, folder / INSTALLER_WHEELS)
+    except NoLicense as problem:
+        print(f"no license: {problem}", file=sys.stderr)
+        return 1
+    if COPYRIGHT.read_text() != copyright_expected:
+        print("stale: debian/copyright (run `python3 packaging/deps.py copyright "
+              f"{folder}`, or `lock`)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -392,7 +418,10 @@ def main() -> int:
                    "vendor and Debian lists")
     for name, text in (("fetch", "download the vendored wheels (the installer's into "
                                  "FOLDER/installer)"),
-                       ("check", "fail when the committed lists are stale")):
+                       ("check", "fail when the committed lists or debian/copyright "
+                                 "are stale"),
+                       ("copyright", "offline: regenerate debian/copyright's vendored "
+                                     "part from the wheels in FOLDER (and FOLDER/installer)")):
         sub.add_parser(name, help=text).add_argument("folder", type=Path)
     args = parser.parse_args()
     if args.command == "lock":
@@ -401,6 +430,8 @@ def main() -> int:
     if args.command == "fetch":
         fetch(args.folder)
         return 0
+    if args.command == "copyright":
+        return write_copyright(args.folder)
     return check(args.folder)
 
 

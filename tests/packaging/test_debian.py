@@ -1,7 +1,8 @@
 """The Debian packages: generated files current, the dependency lists (the
-servers' and the installer's) in step with bookworm, the .debs built from a
-clean copy with no lintian error, and each service's files and entry point
-in its own package. srht-installer's own tests: test_installer_package.py."""
+servers' and the installer's) in step with bookworm, debian/copyright in step
+with the vendored wheels, the .debs built from a clean copy with no lintian
+error, and each service's files and entry point in its own package.
+srht-installer's own tests: test_installer_package.py."""
 
 from __future__ import annotations
 
@@ -55,6 +56,31 @@ def test_vendor_and_depends_lists_match_bookworm(wheels: Path) -> None:
     installer = {pin.split("==")[0] for pin in _listed("vendor-installer.txt")}
     assert {"pyinfra", "questionary"} <= installer
     assert not servers & installer
+
+
+def test_copyright_states_every_vendored_distribution() -> None:
+    # `deps.py check` (above) proves the stanzas are what the wheels say;
+    # this proves there is one per pin of both lists, each complete, and a
+    # standalone License paragraph for every license they name.
+    paragraphs = [dict(re.findall(r"^(\S+): ?(.*)$", p, re.MULTILINE))
+                  for p in (ROOT / "packaging/debian/copyright").read_text().split("\n\n")]
+    stanzas: dict[str, dict[str, str]] = {}
+    for fields in paragraphs:
+        match = re.fullmatch(r"vendor/(installer/)?([^-/]+)-([^-/]+)-\*\.whl",
+                             fields.get("Files", ""))
+        if match:
+            key = ("installer:" if match[1] else "") + \
+                f"{match[2].replace('_', '-').lower()}=={match[3]}"
+            stanzas[key] = fields
+    expected = {pin.lower() for pin in _listed("vendor.txt")}
+    expected |= {f"installer:{pin.lower()}" for pin in _listed("vendor-installer.txt")}
+    assert set(stanzas) == expected
+    standalone = {fields["License"] for fields in paragraphs
+                  if "License" in fields and "Files" not in fields}
+    for key, fields in stanzas.items():
+        assert fields.get("Copyright") and fields.get("License"), key
+        names = set(re.split(r" (?:and|or) ", fields["License"]))
+        assert names <= standalone, f"{key}: no License paragraph for {names - standalone}"
 
 
 def _contents(deb: Path) -> list[str]:
