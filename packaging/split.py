@@ -160,28 +160,28 @@ def services(root: Path) -> None:
         service, value = (part.strip() for part in line.split("=", 1))
         if not (private / value.replace(".", "/")).is_dir():
             raise SystemExit(f"service {service}: {value} is not under {private}")
-        own = private / f"srht_{service.replace('-', '_')}-{version}.dist-info"
-        own.mkdir(exist_ok=True)
-        (own / "METADATA").write_text(
-            "Metadata-Version: 2.1\n"
-            f"Name: srht-{service}\n"
-            f"Version: {version}\n"
-            f"Summary: the {service} service of srht (split from the srht distribution)\n"
-            f"Requires-Dist: srht=={version}\n")
-        (own / "entry_points.txt").write_text(f"[srht.services]\n{service} = {value}\n")
-        (own / "INSTALLER").write_text("srht-split\n")
+        _write_dist_info(private, f"srht-{service}", version,
+                         f"the {service} service of srht", f"[srht.services]\n{service} = {value}")
     entry_points = (dist_info / "srht-installer.txt").read_text()
     (dist_info / "srht-installer.txt").unlink()
     for module in INSTALLER_CODE:
         if not (private / module).is_dir():
             raise SystemExit(f"{module} is not under {private}")
-    own = private / f"{INSTALLER_DIST.replace('-', '_')}-{version}.dist-info"
+    _write_dist_info(private, INSTALLER_DIST, version, "srht's deploy and installer",
+                     entry_points)
+
+
+def _write_dist_info(private: Path, name: str, version: str, summary: str,
+                     entry_points: str) -> None:
+    """A small dist-info for a split package: its name, ``srht`` of the same
+    version as its one requirement, and the entry points it carries."""
+    own = private / f"{name.replace('-', '_')}-{version}.dist-info"
     own.mkdir(exist_ok=True)
     (own / "METADATA").write_text(
         "Metadata-Version: 2.1\n"
-        f"Name: {INSTALLER_DIST}\n"
+        f"Name: {name}\n"
         f"Version: {version}\n"
-        "Summary: srht's deploy and installer (split from the srht distribution)\n"
+        f"Summary: {summary} (split from the srht distribution)\n"
         f"Requires-Dist: srht=={version}\n")
     (own / "entry_points.txt").write_text(entry_points.rstrip("\n") + "\n")
     (own / "INSTALLER").write_text("srht-split\n")
