@@ -10,6 +10,7 @@ __version__ = "0.1.0.dev0"
 
 from .app import NavLink, SrhtState, api_blueprint, create_app, current_service
 from .assets import static_url
+from .changes import unwatch_rows, watch_rows
 from .config import (
     Address,
     Boolean,
@@ -61,7 +62,7 @@ from .jsonbody import json_object, string_field, string_list_field
 from .keys import derive_key
 from .mail import send_mail
 from .markdown import render_markdown
-from .pagecache import anonymous_page
+from .pagecache import anonymous_page, watch, watched_page
 from .pagination import CursorPage, Page, cursor_paginate, paginate
 from .plugins import PluginError, PluginHost, hookimpl
 from .security import client_address, from_internal_network, internal_only
@@ -88,7 +89,6 @@ from .tokens import (
 from .webhooks import Delivery, deliveries, redeliver, send_webhook
 
 __all__ = [
-    "LOGIN_LIFETIME",
     "Address",
     "ApiError",
     "Boolean",
@@ -108,6 +108,7 @@ __all__ = [
     "Integer",
     "Job",
     "Key",
+    "LOGIN_LIFETIME",
     "List",
     "MirroredUserMixin",
     "NavEntry",
@@ -172,7 +173,11 @@ __all__ = [
     "string_field",
     "string_list_field",
     "token_user",
+    "unwatch_rows",
     "utcnow",
     "verify_token",
+    "watch",
+    "watch_rows",
+    "watched_page",
     "writes",
 ]

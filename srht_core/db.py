@@ -16,6 +16,7 @@ refuses a write. A view that must write on such a request says so with
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +30,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column, scoped_session, sessionmaker
 from werkzeug.local import LocalProxy
+
+from .changes import RowFeed
 
 __all__ = [
     "Database",
@@ -96,11 +99,14 @@ class Database:
         self.read_engine: Engine | None = None
         if self.url.get_backend_name() == "postgresql":
             self.read_engine = _make_engine(self.url, echo=echo, read_only=True)
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False,
+                                         info={"srht.db": self})
         self.scoped = scoped_session(
             sessionmaker(self.engine, class_=_RequestSession, expire_on_commit=False,
-                         info={"srht.read_engine": self.read_engine}),
+                         info={"srht.read_engine": self.read_engine, "srht.db": self}),
             scopefunc=_context_id)
+        self._row_feed: RowFeed | None = None
+        self._row_feed_lock = threading.Lock()
         self.statements = 0
         for engine in (self.engine, self.read_engine):
             if engine is not None:
@@ -138,7 +144,31 @@ class Database:
         finally:
             result[0] = self.statements - before
 
+    def row_feed(self) -> RowFeed | None:
+        """This process's :class:`~srht_core.changes.RowFeed` of the database,
+        started on first use (``None`` on SQLite, which cannot notify)."""
+        if self.url.get_backend_name() != "postgresql":
+            return None
+        feed = self.running_row_feed()
+        if feed is None:
+            with self._row_feed_lock:
+                feed = self.running_row_feed()
+                if feed is None:
+                    # A forked worker starts its own; the parent's thread did
+                    # not survive the fork.
+                    feed = self._row_feed = RowFeed(self.engine)
+        return feed
+
+    def running_row_feed(self) -> RowFeed | None:
+        """The feed if this process started one, without starting it."""
+        feed = self._row_feed
+        return feed if feed is not None and feed.pid == os.getpid() else None
+
     def dispose(self) -> None:
+        feed = self.running_row_feed()
+        if feed is not None:
+            feed.stop()
+        self._row_feed = None
         self.scoped.remove()
         self.engine.dispose()
         if self.read_engine is not None:

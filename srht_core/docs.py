@@ -100,10 +100,11 @@ HELPERS: list[tuple[str, list[str]]] = [
         "is_safe_return_to", "set_login_cookie", "clear_login_cookie", "mirror_user"]),
     ("Data", [
         "db_session", "Database", "MirroredUserMixin", "TimestampMixin", "utcnow", "writes",
-        "ReadOnlyRequestError", "paginate", "Page", "cursor_paginate", "CursorPage"]),
+        "ReadOnlyRequestError", "paginate", "Page", "cursor_paginate", "CursorPage",
+        "watch_rows", "unwatch_rows"]),
     ("Pages and forms", [
         "Form", "form_errors", "render_markdown", "static_url", "human_size",
-        "anonymous_page", "NavLink"]),
+        "watched_page", "watch", "anonymous_page", "NavLink"]),
     ("APIs and tokens", [
         "api_blueprint", "ApiError", "api_validate", "json_object", "string_field",
         "string_list_field", "require_scope", "current_token",

@@ -24,7 +24,7 @@ from srht_core.migrate import (
     upgrade,
 )
 
-CHORES_HEAD = "chores0002"
+CHORES_HEAD = "chores0003"
 
 
 def core_head() -> str:
@@ -111,7 +111,7 @@ def test_upgrade_from_an_older_revision_applies_only_the_newer_one(
     behind = {s.part: s for s in status(db, "chores", schema)}["chores"]
     assert (behind.current, behind.head, behind.up_to_date) == ("chores0001", CHORES_HEAD, False)
 
-    assert upgrade(db, "chores", schema) == ["chores: chores0001 -> chores0002"]
+    assert upgrade(db, "chores", schema) == [f"chores: chores0001 -> {CHORES_HEAD}"]
 
     with db.engine.connect() as connection:
         row = connection.execute(sa.text("SELECT title, reminded FROM chore")).one()

@@ -175,6 +175,77 @@ def test_metrics_add_up_the_requests_of_both_workers(site: Site) -> None:
                      re.MULTILINE)
 
 
+class Held:
+    """A request to ``/hold/<name>`` keeping one worker busy until released."""
+
+    def __init__(self, site: Site, name: str):
+        self.site, self.name = site, name
+        self.thread = threading.Thread(target=lambda: get(site, f"/hold/{name}"))
+        self.thread.start()
+        started = site.hold_dir / f"{name}.started"
+        wait_until(started.exists, what=f"a worker to take /hold/{name}")
+        self.pid = int(started.read_text())
+
+    def release(self) -> None:
+        (self.site.hold_dir / f"{self.name}.release").touch()
+        self.thread.join()
+
+
+def from_each_worker(site: Site, path: str, tag: str) -> dict[int, Any]:
+    """``path``'s JSON as each of the two workers answers it, by pid (the
+    other worker held busy meanwhile)."""
+    first = Held(site, f"{tag}a")
+    try:
+        one = get(site, path).json()  # the worker not holding
+        second = Held(site, f"{tag}b")  # the only one free: the worker that answered
+    finally:
+        first.release()
+    try:
+        other = get(site, path).json()
+    finally:
+        second.release()
+    assert second.pid == one["pid"] != other["pid"] == first.pid
+    return {one["pid"]: one, other["pid"]: other}
+
+
+def test_a_kept_page_follows_a_change_in_every_worker(site: Site) -> None:
+    """A chore's page is kept per worker for visitors without cookies; a
+    change written elsewhere (here, straight into the database) reaches
+    both workers through PostgreSQL's notification."""
+    engine = sa.create_engine(site.database_url)
+    try:
+        with engine.begin() as connection:
+            number = connection.execute(sa.text(
+                "INSERT INTO chore (title, done, reminded, created, updated) VALUES "
+                "('water the plants', false, false, now(), now()) RETURNING id")).scalar_one()
+        path = f"/chore/{number}"
+        rounds = iter(range(1000))
+
+        def each_worker() -> dict[int, Any]:
+            return from_each_worker(site, path, f"r{next(rounds)}")
+
+        def kept_twice() -> dict[int, Any] | None:
+            # (a worker's first watched page starts its feed, and is not
+            # kept while the feed is not listening yet)
+            first = each_worker()
+            return first if each_worker() == first else None
+
+        # answered again from memory: the same render of each worker
+        kept = wait_until(kept_twice, what="both workers to keep the page")
+        assert {answer["title"] for answer in kept.values()} == {"water the plants"}
+
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE chore SET title = 'feed the cat' WHERE id = :n"),
+                               {"n": number})
+
+        def followed() -> bool:
+            return {answer["title"] for answer in each_worker().values()} == {"feed the cat"}
+
+        wait_until(followed, what="both workers to drop the kept page")
+    finally:
+        engine.dispose()
+
+
 def test_metrics_are_hidden_from_clients_outside_the_internal_networks(site: Site) -> None:
     # as nginx on loopback would relay a request from outside
     relayed = get(site, "/metrics", headers={"X-Forwarded-For": "203.0.113.9"})

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import selectinload
 
-from srht_core import anonymous_page, db_session, login_required, paginate
+from srht_core import db_session, login_required, paginate, watch, watched_page
 
 from .. import listcache
 from .. import tickets as ops
@@ -122,10 +122,15 @@ def render_tracker(access: Any, form: TicketForm | None = None, status: int = 20
 
 @bp.get("/~<owner>/<tracker>")
 def tracker(owner: str, tracker: str) -> Any:
-    access = tracker_access(owner, tracker)
-    # The revision changes with anything the page shows (see listcache).
-    return anonymous_page(("tracker", access.tracker.id, access.tracker.revision),
-                          lambda: render_tracker(access))
+    def render() -> Any:
+        access = tracker_access(owner, tracker)
+        # Anything the page shows, and who may see it, is in the tracker's
+        # row or raises its revision (see listcache): a visitor without
+        # cookies gets the kept page, with no query, until the row changes.
+        watch(access.tracker)
+        return render_tracker(access)
+
+    return watched_page(render)
 
 
 @bp.post("/~<owner>/<tracker>/submit")

@@ -248,3 +248,36 @@ def test_the_cached_ticket_list_follows_every_change(site: Any) -> None:
     with site.session() as session:  # meta renamed alice; her mirror follows
         session.get(type(alice), alice.id).username = "alicia"
     assert "~alicia" in listed("/~alicia/bugs")
+
+
+def test_a_kept_tracker_page_follows_changes_written_elsewhere(site: Any) -> None:
+    """A visitor without cookies gets the kept page with no query at all;
+    a change written by another worker (here, another connection) drops it
+    when PostgreSQL's notification arrives, and a tracker made private is
+    404 from then on."""
+    import sqlalchemy as sa
+    from support import wait_until
+
+    alice = site.user("alice")
+    site.tracker(alice, "bugs")
+    site.ticket(alice, "bugs", "First crash")
+    browser = site.browser(None)
+    assert site.db.row_feed().wait_live()
+    assert "First crash" in text(browser.get("/~alice/bugs"))
+    with site.db.count_statements() as statements:
+        assert "First crash" in text(browser.get("/~alice/bugs"))
+    assert statements[0] == 0
+
+    elsewhere = sa.create_engine(site.db.url)
+    try:
+        with elsewhere.begin() as connection:
+            connection.execute(sa.text("UPDATE ticket SET title = 'Renamed crash'"))
+            connection.execute(sa.text("UPDATE tracker SET revision = revision + 1"))
+        wait_until(lambda: "Renamed crash" in text(browser.get("/~alice/bugs")),
+                   what="the page to follow the renamed ticket")
+        with elsewhere.begin() as connection:
+            connection.execute(sa.text("UPDATE tracker SET visibility = 'private'"))
+        wait_until(lambda: browser.get("/~alice/bugs").status_code == 404,
+                   what="the tracker made private to be 404")
+    finally:
+        elsewhere.dispose()

@@ -1,5 +1,6 @@
-"""The chores pages: the list with its form, and two pages that tell which
-gunicorn worker answered (for the multi-worker metrics test)."""
+"""The chores pages: the list with its form, a chore's page (kept for
+visitors without cookies until the chore changes), and two pages that tell
+which gunicorn worker answered (for the multi-worker metrics test)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from flask import Blueprint, abort, redirect, render_template, url_for
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
-from srht_core import Form, current_service, current_user, db_session, enqueue
+from srht_core import (
+    Form,
+    current_service,
+    current_user,
+    db_session,
+    enqueue,
+    watch,
+    watched_page,
+)
 
 from .models import Chore
 
@@ -42,6 +51,25 @@ def add() -> Any:
     enqueue("remind", chore=chore.id)
     db_session.commit()
     return redirect(url_for("chores.index"))
+
+
+#: How many times this process rendered a chore's page.
+renders = 0
+
+
+@bp.get("/chore/<int:number>")
+def chore(number: int) -> Any:
+    def render() -> Any:
+        global renders
+        found = db_session.get(Chore, number)
+        if found is None:
+            abort(404)
+        watch(found)
+        renders += 1
+        return {"title": found.title, "done": found.done, "pid": os.getpid(),
+                "render": renders}
+
+    return watched_page(render)
 
 
 @bp.get("/whoami")

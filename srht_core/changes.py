@@ -1,0 +1,276 @@
+"""Which rows changed, told to every process by PostgreSQL.
+
+A page kept in memory (:func:`srht_core.watched_page`) must be dropped the
+moment a row it shows changes, whichever process or host wrote the row. A
+service asks PostgreSQL to say so: a migration puts a trigger on a table
+(:func:`watch_rows`), and from then on every ``INSERT``, ``UPDATE`` and
+``DELETE`` on it sends ``NOTIFY srht_rows, '<table>:<id>'`` (a ``TRUNCATE``
+sends ``'<table>:*'``). PostgreSQL sends a notification only when the
+transaction commits, and drops duplicates within one transaction.
+
+Each worker process listens on a connection of its own (:class:`RowFeed`),
+in a background thread, and hands what it hears to its subscribers. A
+process also tells its subscribers at once about the tables it changed
+itself, on commit (a coarser, table-wide signal), so a worker always sees
+its own writes on its next request.
+
+What the feed cannot promise, it says: until its ``LISTEN`` is in place, and
+from the moment its connection fails until it is back, :attr:`RowFeed.live`
+is false and subscribers are told that *everything* may have changed, twice:
+when the connection is lost and again once it listens anew. Between a commit
+and the notification reaching another process there is a delay, well under
+a millisecond on one machine; a request that read the row just before the
+commit answers with the same old data.
+
+SQLite has no notifications: :meth:`srht_core.db.Database.row_feed` is
+``None`` there, and so is the feed of a process that never asks for one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import selectors
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+__all__ = ["CHANNEL", "Change", "RowFeed", "unwatch_rows", "watch_rows"]
+
+log = logging.getLogger("srht.changes")
+
+#: The channel every watched table notifies on (one per database, and each
+#: service has a database of its own).
+CHANNEL = "srht_rows"
+
+#: ``(table, id)``: one row, its id as text; ``(table, None)``: any row of it.
+Change = tuple[str, str | None]
+
+#: Called with the changes heard, or ``None`` for "anything may have changed".
+Subscriber = Callable[[set[Change] | None], None]
+
+_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION srht_row_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_LEVEL = 'STATEMENT' THEN
+        PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME || ':*');
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME || ':' || OLD.id);
+    ELSE
+        PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME || ':' || NEW.id);
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+
+
+def watch_rows(op: Any, table: str) -> None:
+    """In a migration's ``upgrade()``: notify every change to ``table``'s rows
+    (which must have an ``id`` column). Nothing on SQLite.
+
+    ``op`` is Alembic's ``op``; the function the trigger runs is created or
+    replaced as well, so any migration may be the first to watch a table.
+    """
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    quoted = _quoted(op, table)
+    op.execute(_FUNCTION)
+    op.execute(f"CREATE TRIGGER srht_row_changed AFTER INSERT OR UPDATE OR DELETE "
+               f"ON {quoted} FOR EACH ROW EXECUTE FUNCTION srht_row_changed()")
+    op.execute(f"CREATE TRIGGER srht_rows_truncated AFTER TRUNCATE "
+               f"ON {quoted} FOR EACH STATEMENT EXECUTE FUNCTION srht_row_changed()")
+
+
+def unwatch_rows(op: Any, table: str) -> None:
+    """In a migration's ``downgrade()``: undo :func:`watch_rows`."""
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    quoted = _quoted(op, table)
+    op.execute(f"DROP TRIGGER IF EXISTS srht_row_changed ON {quoted}")
+    op.execute(f"DROP TRIGGER IF EXISTS srht_rows_truncated ON {quoted}")
+
+
+def _quoted(op: Any, table: str) -> str:
+    return str(op.get_bind().dialect.identifier_preparer.quote(table))
+
+
+def parse(payload: str) -> Change | None:
+    table, colon, row = payload.rpartition(":")
+    if not colon or not table:
+        return None
+    return (table, None if row == "*" else row)
+
+
+class RowFeed:
+    """This process's ear on one database's ``srht_rows`` channel.
+
+    Started on first use by :meth:`srht_core.db.Database.row_feed`; a thread
+    holds one connection of its own, listening, and reconnects with a
+    growing pause when it is lost.
+    """
+
+    #: Seconds without a notification after which the connection is checked
+    #: with a ``SELECT 1``.
+    CHECK_EVERY = 15.0
+    #: Pauses between attempts to connect again, in seconds.
+    RETRY_PAUSES = (0.2, 1.0, 5.0, 15.0)
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.pid = os.getpid()
+        self.live = False
+        self.subscribers: list[Subscriber] = []
+        self._stopping = threading.Event()
+        self._wake_up, self._waker = os.pipe()  # stop() writes; the thread's wait ends
+        self._connection: Any = None
+        self._thread = threading.Thread(target=self._run, name="srht-row-feed", daemon=True)
+        self._thread.start()
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.append(subscriber)
+
+    def tell(self, changes: set[Change] | None) -> None:
+        for subscriber in list(self.subscribers):
+            try:
+                subscriber(changes)
+            except Exception:  # one subscriber's bug must not deafen the others
+                log.exception("a subscriber of the row feed failed")
+
+    def wait_live(self, timeout: float = 10.0) -> bool:
+        """Wait until the feed listens (tests, and start-up checks)."""
+        deadline = time.monotonic() + timeout
+        while not self.live and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.live
+
+    def stop(self) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        os.write(self._waker, b"x")
+        self._thread.join(5)
+        self._close()
+        os.close(self._waker)
+        os.close(self._wake_up)
+
+    # -- the listening thread --------------------------------------------
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                self._listen()
+                failures = 0
+                self._hear()
+            except Exception as error:
+                if self._stopping.is_set():
+                    break
+                if self.live or failures == 0:
+                    log.warning("row feed lost its connection (%s); kept pages are "
+                                "dropped and none are kept until it is back", error)
+                self._lose()
+                pause = self.RETRY_PAUSES[min(failures, len(self.RETRY_PAUSES) - 1)]
+                failures += 1
+                self._stopping.wait(pause)
+        self._lose()
+
+    def _listen(self) -> None:
+        args, params = self.engine.dialect.create_connect_args(self.engine.url)
+        params = {**params, "application_name": "srht row feed",
+                  # a peer that vanished is noticed within half a minute
+                  "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                  "keepalives_count": 3}
+        connection = self.engine.dialect.loaded_dbapi.connect(*args, **params)
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(f"LISTEN {CHANNEL}")
+        self._connection = connection
+        # Whatever changed before the LISTEN was not heard.
+        self.tell(None)
+        self.live = True
+        log.info("row feed listening on %s", CHANNEL)
+
+    def _hear(self) -> None:
+        connection = self._connection
+        with selectors.DefaultSelector() as selector:
+            selector.register(connection, selectors.EVENT_READ)
+            selector.register(self._wake_up, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                if not selector.select(self.CHECK_EVERY):
+                    with connection.cursor() as cursor:  # is it still there?
+                        cursor.execute("SELECT 1")
+                connection.poll()
+                if connection.notifies:
+                    changes = {change for change in (parse(note.payload) for note in
+                                                     connection.notifies) if change}
+                    connection.notifies.clear()
+                    if changes:
+                        self.tell(changes)
+
+    def _lose(self) -> None:
+        was_live = self.live
+        self.live = False
+        self._close()
+        if was_live:
+            self.tell(None)
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # it is being thrown away
+                connection.close()
+
+
+# -- a process's own writes ----------------------------------------------
+#
+# Sessions made by srht_core.db.Database carry it in their ``info``; on
+# commit, the tables they wrote are told to its feed, if it has one running.
+
+
+def _tables_written(session: Session) -> set[str]:
+    tables: set[str] = session.info.setdefault("srht.tables_written", set())
+    return tables
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flushed(session: Session, _context: Any) -> None:
+    if "srht.db" not in session.info:
+        return
+    written = _tables_written(session)
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        table = getattr(sa.inspect(obj).mapper.persist_selectable, "name", None)
+        if table:
+            written.add(table)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_statement(state: Any) -> None:
+    if (state.is_insert or state.is_update or state.is_delete) and \
+            "srht.db" in state.session.info:
+        name = getattr(getattr(state.statement, "table", None), "name", None)
+        if name:
+            _tables_written(state.session).add(name)
+
+
+@event.listens_for(Session, "after_commit")
+def _tell_own_writes(session: Session) -> None:
+    written = session.info.pop("srht.tables_written", None)
+    if not written:
+        return
+    feed = session.info["srht.db"].running_row_feed()
+    if feed is not None:
+        feed.tell({(table, None) for table in written})
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_own_writes(session: Session) -> None:
+    session.info.pop("srht.tables_written", None)
