@@ -52,9 +52,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def writes(view: F) -> F:
     """Mark a view that writes to the database on a GET or HEAD request
-    (a confirmation link, an OAuth callback), so its requests get a
-    read-write transaction like a POST. Any other write during a GET,
-    HEAD or OPTIONS request raises :class:`ReadOnlyRequestError`."""
+    (an OAuth callback, say), so its requests get a read-write transaction
+    like a POST. Any other write during a GET, HEAD or OPTIONS request
+    raises :class:`ReadOnlyRequestError`. A link sent by mail should not
+    write on GET at all: mail scanners open links, so show a button that
+    posts (as meta's confirmation links do)."""
     view.srht_writes = True  # type: ignore[attr-defined]
     return view
 

@@ -125,9 +125,10 @@ def email_link(user: User, purpose: str, *, new_email: str | None = None) -> str
     return token
 
 
-def use_email_link(token: str, purpose: str) -> EmailToken:
-    """Consume a one-time link. :raises AccountError: when unknown, used,
-    expired, or for another purpose."""
+def find_email_link(token: str, purpose: str) -> EmailToken:
+    """A one-time link that may still be used, without using it up.
+    :raises AccountError: when unknown, used, expired, or for another
+    purpose."""
     link = db_session.scalar(sa.select(EmailToken).where(
         EmailToken.token_hash == token_hash(token), EmailToken.purpose == purpose))
     if link is None:
@@ -136,6 +137,12 @@ def use_email_link(token: str, purpose: str) -> EmailToken:
         raise AccountError("This link has been used already; ask for a new one.")
     if link.expires < utcnow():
         raise AccountError("This link has expired; ask for a new one.")
+    return link
+
+
+def use_email_link(token: str, purpose: str) -> EmailToken:
+    """Consume a one-time link (:func:`find_email_link`, then mark it used)."""
+    link = find_email_link(token, purpose)
     link.used_at = utcnow()
     return link
 

@@ -18,6 +18,7 @@ from flask import (
 from werkzeug.wrappers import Response
 
 from srht_core import (
+    Form,
     clear_login_cookie,
     current_service,
     current_user,
@@ -25,7 +26,6 @@ from srht_core import (
     is_safe_return_to,
     login_session,
     set_login_cookie,
-    writes,
 )
 
 from ..accounts import (
@@ -37,6 +37,7 @@ from ..accounts import (
     email_link,
     end_session,
     end_sessions,
+    find_email_link,
     find_user,
     mail_user,
     record_failed_attempt,
@@ -115,9 +116,20 @@ def register() -> Any:
     return render_template("meta/register.html", form=form), 400 if form.errors else 200
 
 
-@bp.route("/confirm/<token>")
-@writes  # the mailed link confirms the account
+@bp.route("/confirm/<token>", methods=["GET", "POST"])
 def confirm(token: str) -> Any:
+    """The mailed link shows a button, and the account is confirmed when it
+    is pressed: mail scanners that open every link must not use it up."""
+    form = Form()
+    if not form.validate_on_submit():
+        try:
+            link = find_email_link(token, "confirm")
+        except AccountError as error:
+            return render_template("meta/link-error.html", message=str(error)), 400
+        return render_template(
+            "meta/confirm-link.html", form=form, heading="Confirm your account",
+            question=f"Confirm the account {link.user.username} for {link.user.email}?",
+            button="Confirm my account"), 400 if form.errors else 200
     try:
         link = use_email_link(token, "confirm")
     except AccountError as error:

@@ -36,7 +36,6 @@ from srht_core import (
     login_session,
     paginate,
     utcnow,
-    writes,
 )
 
 from ..accounts import (
@@ -46,6 +45,7 @@ from ..accounts import (
     broadcast,
     email_link,
     end_sessions,
+    find_email_link,
     issue_personal_token,
     known_scopes,
     mail_user,
@@ -254,11 +254,26 @@ def change_email() -> Any:
     return _security_page(400, email_form=form)
 
 
-@bp.get("/security/email/<token>")
-@writes  # the mailed link changes the address
+@bp.route("/security/email/<token>", methods=["GET", "POST"])
 def confirm_email(token: str) -> Any:
     """The link mailed to the new address; it works without signing in,
-    since following it is what proves the address."""
+    since following it is what proves the address. It shows a button, and
+    the address changes when it is pressed: mail scanners that open every
+    link must not use it up."""
+    form = Form()
+    if not form.validate_on_submit():
+        try:
+            link = find_email_link(token, "email-change")
+        except AccountError as error:
+            return render_template("meta/link-error.html", message=str(error)), 400
+        if link.new_email is None or link.user.is_suspended:
+            return render_template("meta/link-error.html",
+                                   message="This link cannot change this account."), 400
+        return render_template(
+            "meta/confirm-link.html", form=form, heading="Change your email address",
+            question=f"Make {link.new_email} the address of the account "
+                     f"{link.user.username}?",
+            button="Change my address"), 400 if form.errors else 200
     try:
         link = use_email_link(token, "email-change")
     except AccountError as error:
