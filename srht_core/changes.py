@@ -17,7 +17,12 @@ its own writes on its next request.
 What the feed cannot promise, it says: until its ``LISTEN`` is in place, and
 from the moment its connection fails until it is back, :attr:`RowFeed.live`
 is false and subscribers are told that *everything* may have changed, twice:
-when the connection is lost and again once it listens anew. Between a commit
+when the connection is lost and again once it listens anew. It counts as
+listening only once a probe it notified through the service's own
+connections has arrived, and after 15 s of quiet it sends another: a
+connection pooler in transaction mode, which accepts a ``LISTEN`` and never
+delivers, leaves the feed not live (and pages not kept), never deaf and
+trusted. Between a commit
 and the notification reaching another process there is a delay, well under
 a millisecond on one machine; a request that read the row just before the
 commit answers with the same old data.
@@ -49,6 +54,9 @@ log = logging.getLogger("srht.changes")
 #: The channel every watched table notifies on (one per database, and each
 #: service has a database of its own).
 CHANNEL = "srht_rows"
+
+#: Payloads the feeds send to prove they still hear.
+PROBE = "srht-probe:"
 
 #: ``(table, id)``: one row, its id as text; ``(table, None)``: any row of it.
 Change = tuple[str, str | None]
@@ -103,7 +111,15 @@ def _quoted(op: Any, table: str) -> str:
     return str(op.get_bind().dialect.identifier_preparer.quote(table))
 
 
+class FeedError(Exception):
+    """The row feed cannot trust what it hears (or does not hear)."""
+
+
 def parse(payload: str) -> Change | None:
+    """``'<table>:<id>'`` or ``'<table>:*'`` as a :data:`Change`; ``None``
+    for a probe or anything else."""
+    if payload.startswith(PROBE):
+        return None
     table, colon, row = payload.rpartition(":")
     if not colon or not table:
         return None
@@ -118,9 +134,11 @@ class RowFeed:
     growing pause when it is lost.
     """
 
-    #: Seconds without a notification after which the connection is checked
-    #: with a ``SELECT 1``.
+    #: Seconds without a notification after which the feed proves it still
+    #: hears: it sends a probe through the service's own connections.
     CHECK_EVERY = 15.0
+    #: Seconds a probe may take to arrive.
+    PROBE_TIMEOUT = 5.0
     #: Pauses between attempts to connect again, in seconds.
     RETRY_PAUSES = (0.2, 1.0, 5.0, 15.0)
 
@@ -132,6 +150,8 @@ class RowFeed:
         self._stopping = threading.Event()
         self._wake_up, self._waker = os.pipe()  # stop() writes; the thread's wait ends
         self._connection: Any = None
+        self._selector: selectors.BaseSelector | None = None
+        self._probes = 0
         self._thread = threading.Thread(target=self._run, name="srht-row-feed", daemon=True)
         self._thread.start()
 
@@ -175,8 +195,8 @@ class RowFeed:
                 if self._stopping.is_set():
                     break
                 if self.live or failures == 0:
-                    log.warning("row feed lost its connection (%s); kept pages are "
-                                "dropped and none are kept until it is back", error)
+                    log.warning("row feed is not listening (%s); kept pages are dropped "
+                                "and none are kept until it is back", error)
                 self._lose()
                 pause = self.RETRY_PAUSES[min(failures, len(self.RETRY_PAUSES) - 1)]
                 failures += 1
@@ -190,31 +210,76 @@ class RowFeed:
                   "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
                   "keepalives_count": 3}
         connection = self.engine.dialect.loaded_dbapi.connect(*args, **params)
+        self._connection = connection
         connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute(f"LISTEN {CHANNEL}")
-        self._connection = connection
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(connection, selectors.EVENT_READ)
+        self._selector.register(self._wake_up, selectors.EVENT_READ)
+        # Heard only once proven: a connection pooler in transaction mode
+        # (PgBouncer's default) accepts the LISTEN and never delivers.
+        probe = self._send_probe()
+        deadline = time.monotonic() + self.PROBE_TIMEOUT
+        while probe not in self._take():
+            if self._stopping.is_set():
+                return
+            if time.monotonic() >= deadline:
+                raise FeedError(
+                    f"a notification sent through the service's connections did not "
+                    f"arrive within {self.PROBE_TIMEOUT:g} s on the listening one (is "
+                    f"a connection pooler in transaction mode in between?)")
+            self._selector.select(deadline - time.monotonic())
         # Whatever changed before the LISTEN was not heard.
         self.tell(None)
         self.live = True
         log.info("row feed listening on %s", CHANNEL)
 
     def _hear(self) -> None:
+        assert self._selector is not None
+        probe: str | None = None
+        deadline = 0.0
+        while not self._stopping.is_set():
+            wait = self.CHECK_EVERY if probe is None else deadline - time.monotonic()
+            ready = self._selector.select(max(wait, 0.0))
+            heard = self._take()
+            if probe is not None:
+                if probe in heard:
+                    probe = None
+                elif time.monotonic() >= deadline:
+                    raise FeedError(f"a probe sent {self.PROBE_TIMEOUT:g} s ago never arrived")
+            elif not ready:  # quiet for a while: still listening?
+                probe = self._send_probe()
+                deadline = time.monotonic() + self.PROBE_TIMEOUT
+
+    def _take(self) -> set[str]:
+        """Read what arrived, tell the changes among it (once live), and
+        return every payload."""
         connection = self._connection
-        with selectors.DefaultSelector() as selector:
-            selector.register(connection, selectors.EVENT_READ)
-            selector.register(self._wake_up, selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                if not selector.select(self.CHECK_EVERY):
-                    with connection.cursor() as cursor:  # is it still there?
-                        cursor.execute("SELECT 1")
-                connection.poll()
-                if connection.notifies:
-                    changes = {change for change in (parse(note.payload) for note in
-                                                     connection.notifies) if change}
-                    connection.notifies.clear()
-                    if changes:
-                        self.tell(changes)
+        connection.poll()
+        payloads = {note.payload for note in connection.notifies}
+        connection.notifies.clear()
+        changes = {change for change in map(parse, payloads) if change}
+        if changes and self.live:
+            self.tell(changes)
+        return payloads
+
+    def _send_probe(self) -> str:
+        """Notify a probe through the service's pool (not the listening
+        connection); the feed must hear it."""
+        self._probes += 1
+        probe = f"{PROBE}{self.pid}.{id(self):x}.{self._probes}"
+        # A pooled DBAPI connection, not a SQLAlchemy one: what a request's
+        # statements are counted by (tests, metrics) does not see the probe.
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, probe))
+            cursor.close()
+            connection.commit()
+        finally:
+            connection.close()  # back to the pool
+        return probe
 
     def _lose(self) -> None:
         was_live = self.live
@@ -224,6 +289,9 @@ class RowFeed:
             self.tell(None)
 
     def _close(self) -> None:
+        selector, self._selector = self._selector, None
+        if selector is not None:
+            selector.close()
         connection, self._connection = self._connection, None
         if connection is not None:
             with contextlib.suppress(Exception):  # it is being thrown away

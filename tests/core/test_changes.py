@@ -17,7 +17,7 @@ from flask import render_template_string
 from support import wait_until
 
 from srht_core import db_session, unwatch_rows, watch, watch_rows, watched_page
-from srht_core.changes import Change
+from srht_core.changes import Change, RowFeed
 from srht_core.identity import LOGIN_COOKIE, seal
 
 pytestmark = pytest.mark.postgres
@@ -98,7 +98,7 @@ def test_a_lost_connection_tells_everything_and_listens_again(
                    "WHERE application_name = 'srht row feed'")
     # told twice: when it was lost, and once it listened again
     wait_until(lambda: heard.count(None) == 2 and feed.live, what="the feed to come back")
-    assert "row feed lost its connection" in caplog.text
+    assert "row feed is not listening" in caplog.text
 
     run(app.other, "INSERT INTO chore (id, title, done, reminded, created, updated) "
                    "VALUES (4, 'four', false, false, now(), now())")
@@ -201,3 +201,27 @@ def test_a_watched_page_is_kept_only_for_visitors_without_state_and_a_live_feed(
     with app.extensions["srht"].db.count_statements() as statements:
         visitor.get("/t/chore/2")
     assert statements[0] == 0
+
+
+def test_the_feed_proves_it_hears_and_keeps_proving_it(
+        chores_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(RowFeed, "CHECK_EVERY", 0.05)  # a probe every 50 ms of quiet
+    feed = chores_app.extensions["srht"].db.row_feed()
+    assert feed.wait_live()
+    told: list[Any] = []
+    feed.subscribe(told.append)
+    time.sleep(1)  # about twenty probes, each heard; none is a change
+    assert feed.live and told == [] and feed._probes > 5
+
+
+def test_a_feed_that_does_not_hear_its_probe_is_never_live(
+        chores_app: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # as behind a pooler in transaction mode: the probe is sent, never delivered
+    monkeypatch.setattr(RowFeed, "_send_probe", lambda self: "srht-probe:lost")
+    monkeypatch.setattr(RowFeed, "PROBE_TIMEOUT", 0.2)
+    monkeypatch.setattr(RowFeed, "RETRY_PAUSES", (0.1,))
+    feed = chores_app.extensions["srht"].db.row_feed()
+    wait_until(lambda: "did not arrive" in caplog.text, what="the feed to give up")
+    assert not feed.wait_live(timeout=0.5)
+    assert "is a connection pooler in transaction mode in between?" in caplog.text
