@@ -259,7 +259,10 @@ def service_base_keys(service: str, default_port: int,
         Key("connection-string", Text(), default=None, secret=True,
             example=f"postgresql://{service}@localhost/{service}.sr.ht",
             description="SQLAlchemy URL of the service's database. Empty: SQLite at "
-                        f"DATA-DIR/{service}.db."),
+                        f"DATA-DIR/{service}.db. On PostgreSQL each worker holds up to "
+                        "three connections (for writes, for reads, and one listening "
+                        "for changed rows): connect directly or through a pooler in "
+                        "session mode."),
         Key("bind", Address(), default=f"127.0.0.1:{default_port}",
             example=f"127.0.0.1:{default_port}",
             description="Where `srht serve` listens."),
