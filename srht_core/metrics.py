@@ -1,4 +1,5 @@
-"""Prometheus metrics: request counts and latencies per endpoint, and the
+"""Prometheus metrics: request counts and latencies per endpoint, pages
+answered from memory or rendered for visitors without cookies, and the
 depth of the service's job queue, served at ``/metrics`` to internal
 networks only (everyone else gets a 404).
 
@@ -57,7 +58,12 @@ def init_app(app: Flask, state: SrhtState) -> None:
                        ["service", "method", "endpoint", "status"], registry=own)
     latency = Histogram("srht_request_duration_seconds", "Time to answer HTTP requests",
                         ["service", "endpoint"], registry=own)
+    kept_pages = Counter("srht_kept_pages", "Pages for visitors without cookies that "
+                         "may be kept: answered from memory (hit) or rendered (miss)",
+                         ["service", "result"], registry=own)
     service = state.service.name
+    hits, misses = kept_pages.labels(service, "hit"), kept_pages.labels(service, "miss")
+    app.extensions["srht.count_kept_page"] = lambda hit: (hits if hit else misses).inc()
 
     @app.after_request
     def record(response: Response) -> Response:

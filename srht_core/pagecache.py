@@ -176,6 +176,7 @@ def anonymous_page(version: Hashable, render: Callable[[], Any]) -> Response:
     key = (request.path, request.query_string, version)
     cache = _cache()
     found = cache.get(key)
+    _count(found is not None)
     if found is not None:
         return found
     response = make_response(render())
@@ -205,10 +206,10 @@ def watched_page(render: Callable[[], Any]) -> Response:
     cache = _cache()
     cache.listen_to(feed)
     key = ("watched", request.path, request.query_string)
-    if feed.live:
-        found = cache.get(key)
-        if found is not None:
-            return found
+    found = cache.get(key) if feed.live else None
+    _count(found is not None)
+    if found is not None:
+        return found
     generation = cache.generation
     was_live = feed.live
     watched: set[Change] = set()
@@ -240,6 +241,12 @@ def watch(*rows: Any) -> None:
             raise ValueError(f"watch() needs a saved {table} row with a one-column id, "
                              f"not {row!r}")
         watched.add((table, str(state.identity[0])))
+
+
+def _count(hit: bool) -> None:
+    count = current_app.extensions.get("srht.count_kept_page")  # see metrics
+    if count is not None:
+        count(hit)
 
 
 def _keepable(response: Response) -> bool:

@@ -146,6 +146,9 @@ def test_a_watched_page_runs_no_query_until_its_row_changes(
                for a in answers)
     visitor.get("/t/chore/2")
     assert chore_page == [1, 2]
+    scraped = visitor.get("/metrics").text
+    assert 'srht_kept_pages_total{result="hit",service="chores"} 3.0' in scraped
+    assert 'srht_kept_pages_total{result="miss",service="chores"} 2.0' in scraped
 
     # Written by another process: dropped when PostgreSQL's notification
     # arrives, and only this chore's page.

@@ -242,6 +242,10 @@ def test_a_kept_page_follows_a_change_in_every_worker(site: Site) -> None:
             return {answer["title"] for answer in each_worker().values()} == {"feed the cat"}
 
         wait_until(followed, what="both workers to drop the kept page")
+        counted = {sample.labels["result"]: sample.value
+                   for family in text_string_to_metric_families(get(site, "/metrics").text)
+                   for sample in family.samples if sample.name == "srht_kept_pages_total"}
+        assert counted["hit"] >= 2 and counted["miss"] >= 4  # both workers, added up
     finally:
         engine.dispose()
 
