@@ -205,7 +205,7 @@ class RowFeed:
 
     def _listen(self) -> None:
         args, params = self.engine.dialect.create_connect_args(self.engine.url)
-        params = {**params, "application_name": "srht row feed",
+        params = {"connect_timeout": 10, **params, "application_name": "srht row feed",
                   # a peer that vanished is noticed within half a minute
                   "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
                   "keepalives_count": 3}
