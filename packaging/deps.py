@@ -205,7 +205,7 @@ def decide(requirements: list[Requirement],
             for requirement in asked:
                 if not _applies(requirement, extras.get(parent, set())):
                     continue
-                name = canonicalize_name(requirement.name)
+                name: str = canonicalize_name(requirement.name)
                 specifier = requirement.specifier
                 if name in SUBSTITUTES:
                     substitute, specifier = SUBSTITUTES[name]
