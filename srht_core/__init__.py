@@ -41,7 +41,7 @@ from .db import (
     utcnow,
     writes,
 )
-from .errors import ApiError
+from .errors import API_ERRORS_SCHEMA, ApiError, error_responses, json_response, schema_ref
 from .forms import Form, api_validate, form_errors
 from .humanize import human_size
 from .identity import (
@@ -89,6 +89,7 @@ from .tokens import (
 from .webhooks import Delivery, deliveries, redeliver, send_webhook
 
 __all__ = [
+    "API_ERRORS_SCHEMA",
     "Address",
     "ApiError",
     "Boolean",
@@ -146,6 +147,7 @@ __all__ = [
     "deliveries",
     "derive_key",
     "enqueue",
+    "error_responses",
     "form_errors",
     "from_internal_network",
     "hookimpl",
@@ -155,6 +157,7 @@ __all__ = [
     "internal_request",
     "is_safe_return_to",
     "json_object",
+    "json_response",
     "load_config",
     "login_required",
     "login_session",
@@ -165,6 +168,7 @@ __all__ = [
     "redeliver",
     "render_markdown",
     "require_scope",
+    "schema_ref",
     "seal_grant",
     "send_mail",
     "send_webhook",

@@ -107,6 +107,7 @@ HELPERS: list[tuple[str, list[str]]] = [
         "watched_page", "watch", "anonymous_page", "NavLink"]),
     ("APIs and tokens", [
         "api_blueprint", "ApiError", "api_validate", "json_object", "string_field",
+        "API_ERRORS_SCHEMA", "error_responses", "json_response", "schema_ref",
         "string_list_field", "require_scope", "current_token",
         "api_user", "token_user", "TokenGrant", "seal_grant", "verify_token", "parse_scopes"]),
     ("Background work, mail and webhooks", [
@@ -129,6 +130,10 @@ _DESCRIBED = {
     "db_session": "The SQLAlchemy session of the current app context, bound to the "
                   "service's database and closed when the context ends. During a GET, "
                   "HEAD or OPTIONS request it reads only (see `writes`).",
+    "API_ERRORS_SCHEMA": "The JSON schema of an API error's body (`{\"errors\": "
+                         "[{\"field\": ..., \"reason\": ...}]}`, what `ApiError` "
+                         "answers), for a service's OpenAPI document: keep it at "
+                         "`components/schemas/Errors`, where `error_responses` refers to it.",
     "LOGIN_LIFETIME": "Seconds a login cookie is valid from sign-in (30 days); meta's "
                       "record of the session expires with it.",
     "hookimpl": "The decorator that marks a function as a hook implementation "

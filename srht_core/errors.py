@@ -9,13 +9,15 @@ exceptions are logged with their traceback and shown as a plain 500.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-__all__ = ["ApiError", "wants_json"]
+__all__ = ["API_ERRORS_SCHEMA", "ApiError", "error_responses", "json_response", "schema_ref",
+           "wants_json"]
 
 log = logging.getLogger("srht.errors")
 
@@ -33,6 +35,37 @@ class ApiError(Exception):
     def body(self) -> dict[str, Any]:
         return {"errors": [
             {"field": f, "reason": r} if f else {"reason": r} for f, r in self.errors]}
+
+
+# -- the same, for a service's OpenAPI document --------------------------------------
+
+#: The JSON schema of an API error's body (:meth:`ApiError.body`). A service's
+#: OpenAPI document keeps it at ``components/schemas/Errors``, where
+#: :func:`error_responses` refers to it.
+API_ERRORS_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["errors"],
+    "properties": {"errors": {"type": "array", "items": {
+        "type": "object", "required": ["reason"],
+        "properties": {"field": {"type": "string"}, "reason": {"type": "string"}}}}},
+}
+
+
+def schema_ref(name: str) -> dict[str, Any]:
+    """``{"$ref": "#/components/schemas/<name>"}``."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_response(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """An OpenAPI response answering JSON of ``schema``."""
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def error_responses(reasons: Mapping[int, str], *statuses: int) -> dict[str, Any]:
+    """OpenAPI ``responses`` entries for ``statuses``, each an API error
+    (``#/components/schemas/Errors``, :data:`API_ERRORS_SCHEMA`) described
+    by ``reasons[status]``."""
+    return {str(status): json_response(schema_ref("Errors"), reasons[status])
+            for status in statuses}
 
 
 def wants_json() -> bool:

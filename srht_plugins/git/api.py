@@ -20,6 +20,7 @@ from flask import Response, request, url_for
 from sqlalchemy.orm import contains_eager
 
 from srht_core import (
+    API_ERRORS_SCHEMA,
     ApiError,
     api_blueprint,
     api_user,
@@ -28,8 +29,11 @@ from srht_core import (
     cursor_paginate,
     db_session,
     deliveries,
+    error_responses,
     json_object,
+    json_response,
     require_scope,
+    schema_ref,
     string_field,
 )
 
@@ -320,14 +324,6 @@ def openapi() -> Any:
 # -- the OpenAPI document ------------------------------------------------------------
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
 _REASONS = {
     400: "The request is malformed; each error names the field to blame.",
     401: "No token, or one that is not valid (malformed, expired or revoked).",
@@ -337,7 +333,7 @@ _REASONS = {
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(s): _json(_ref("Errors"), _REASONS[s]) for s in statuses}
+    return error_responses(_REASONS, *statuses)
 
 
 def _path(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -383,7 +379,7 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "summary": "The token owner's repositories, newest first "
                                "(scope git/repos:RO).",
                     "security": _TOKEN, "parameters": _PAGING,
-                    "responses": {"200": _json(_ref("RepositoryList"), "A page."),
+                    "responses": {"200": json_response(schema_ref("RepositoryList"), "A page."),
                                   **_errors(400, 401, 403)},
                 },
                 "post": {
@@ -391,9 +387,9 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "summary": "Create a repository (scope git/repos:RW).",
                     "security": _TOKEN,
                     "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": _ref("NewRepository")}}},
+                        "schema": schema_ref("NewRepository")}}},
                     "responses": {
-                        "201": {**_json(_ref("Repository"), "The new repository."),
+                        "201": {**json_response(schema_ref("Repository"), "The new repository."),
                                 "headers": {"Location": {
                                     "description": "The repository in this API.",
                                     "schema": {"type": "string"}}}},
@@ -408,7 +404,7 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "summary": "A user's repositories the caller sees listed (a token is "
                                "optional; with one, it needs git/repos:RO).",
                     "security": _OPTIONAL_TOKEN, "parameters": _PAGING,
-                    "responses": {"200": _json(_ref("RepositoryList"), "A page."),
+                    "responses": {"200": json_response(schema_ref("RepositoryList"), "A page."),
                                   **_errors(400, 401, 403, 404)},
                 },
             },
@@ -418,7 +414,7 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "operationId": "getRepository",
                     "summary": "A repository. Public and unlisted ones need no token.",
                     "security": _OPTIONAL_TOKEN,
-                    "responses": {"200": _json(_ref("Repository"), "The repository."),
+                    "responses": {"200": json_response(schema_ref("Repository"), "The repository."),
                                   **_errors(401, 403, 404)},
                 },
                 "patch": {
@@ -428,8 +424,9 @@ def openapi_document(origin: str) -> dict[str, Any]:
                                "git/repos:RW).",
                     "security": _TOKEN,
                     "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": _ref("RepositoryChange")}}},
-                    "responses": {"200": _json(_ref("Repository"), "The changed repository."),
+                        "schema": schema_ref("RepositoryChange")}}},
+                    "responses": {"200": json_response(schema_ref("Repository"),
+                                                       "The changed repository."),
                                   **_errors(400, 401, 403, 404)},
                 },
                 "delete": {
@@ -447,7 +444,7 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "operationId": "listRefs",
                     "summary": "Branches and tags, most recent first.",
                     "security": _OPTIONAL_TOKEN,
-                    "responses": {"200": _json(_ref("RefList"), "The refs."),
+                    "responses": {"200": json_response(schema_ref("RefList"), "The refs."),
                                   **_errors(401, 403, 404)},
                 },
             },
@@ -458,7 +455,7 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "summary": "Who else may read or write the repository (owner, "
                                "git/repos:RO).",
                     "security": _TOKEN,
-                    "responses": {"200": _json(_ref("GrantList"), "The grants."),
+                    "responses": {"200": json_response(schema_ref("GrantList"), "The grants."),
                                   **_errors(401, 403, 404)},
                 },
             },
@@ -473,7 +470,7 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "requestBody": {"required": True, "content": {"application/json": {
                         "schema": {"type": "object", "required": ["mode"], "properties": {
                             "mode": {"type": "string", "enum": list(MODES)}}}}}},
-                    "responses": {"200": _json(_ref("Grant"), "The grant."),
+                    "responses": {"200": json_response(schema_ref("Grant"), "The grant."),
                                   **_errors(400, 401, 403, 404)},
                 },
                 "delete": {
@@ -490,7 +487,7 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "operationId": "listWebhooks",
                     "summary": "The URLs told about pushes (owner, git/repos:RO).",
                     "security": _TOKEN,
-                    "responses": {"200": _json(_ref("WebhookList"), "The webhooks."),
+                    "responses": {"200": json_response(schema_ref("WebhookList"), "The webhooks."),
                                   **_errors(401, 403, 404)},
                 },
                 "post": {
@@ -503,7 +500,7 @@ def openapi_document(origin: str) -> dict[str, Any]:
                         "schema": {"type": "object", "required": ["url"], "properties": {
                             "url": {"type": "string", "format": "uri",
                                     "maxLength": 2048}}}}}},
-                    "responses": {"201": _json(_ref("Webhook"), "The webhook."),
+                    "responses": {"201": json_response(schema_ref("Webhook"), "The webhook."),
                                   **_errors(400, 401, 403, 404)},
                 },
             },
@@ -526,7 +523,8 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "summary": "The latest webhook deliveries, newest first (owner, "
                                "git/repos:RO).",
                     "security": _TOKEN,
-                    "responses": {"200": _json(_ref("DeliveryList"), "The deliveries."),
+                    "responses": {"200": json_response(schema_ref("DeliveryList"),
+                                                       "The deliveries."),
                                   **_errors(401, 403, 404)},
                 },
             },
@@ -544,7 +542,7 @@ def openapi_document(origin: str) -> dict[str, Any]:
 
 def _list(item: str) -> dict[str, Any]:
     return {"type": "object", "required": ["results"],
-            "properties": {"results": {"type": "array", "items": _ref(item)}}}
+            "properties": {"results": {"type": "array", "items": schema_ref(item)}}}
 
 
 def _schemas() -> dict[str, Any]:
@@ -563,7 +561,7 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "name": _NAME_SCHEMA,
                 "description": {"type": ["string", "null"], "maxLength": MAX_DESCRIPTION},
-                "visibility": {**_ref("Visibility"), "default": PUBLIC},
+                "visibility": {**schema_ref("Visibility"), "default": PUBLIC},
             },
         },
         "RepositoryChange": {
@@ -572,7 +570,7 @@ def _schemas() -> dict[str, Any]:
                 "name": _NAME_SCHEMA,
                 "description": {"type": ["string", "null"], "maxLength": MAX_DESCRIPTION,
                                 "description": "Empty clears it."},
-                "visibility": _ref("Visibility"),
+                "visibility": schema_ref("Visibility"),
                 "default_branch": {"type": ["string", "null"],
                                    "description": "An existing branch."},
             },
@@ -586,7 +584,7 @@ def _schemas() -> dict[str, Any]:
                 "name": {"type": "string"},
                 "owner": user,
                 "description": {"type": ["string", "null"]},
-                "visibility": _ref("Visibility"),
+                "visibility": schema_ref("Visibility"),
                 "default_branch": {"type": ["string", "null"]},
                 "url": {"type": "string", "format": "uri"},
                 "clone_urls": {"type": "object", "required": ["http", "ssh"],
@@ -601,7 +599,7 @@ def _schemas() -> dict[str, Any]:
         "RepositoryList": {
             "type": "object", "required": ["results", "cursor"],
             "properties": {
-                "results": {"type": "array", "items": _ref("Repository")},
+                "results": {"type": "array", "items": schema_ref("Repository")},
                 "cursor": {"type": ["string", "null"],
                            "description": "Pass as ?cursor= for the next page; null on the "
                                           "last."},
@@ -639,10 +637,5 @@ def _schemas() -> dict[str, Any]:
                            "created": {**stamp, "type": ["string", "null"]}},
         },
         "DeliveryList": _list("Delivery"),
-        "Errors": {
-            "type": "object", "required": ["errors"],
-            "properties": {"errors": {"type": "array", "items": {
-                "type": "object", "required": ["reason"],
-                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}}}}},
-        },
+        "Errors": API_ERRORS_SCHEMA,
     }

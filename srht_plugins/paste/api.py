@@ -15,6 +15,7 @@ from typing import Any
 from flask import Response, url_for
 
 from srht_core import (
+    API_ERRORS_SCHEMA,
     ApiError,
     api_blueprint,
     api_user,
@@ -22,7 +23,9 @@ from srht_core import (
     current_token,
     cursor_paginate,
     db_session,
+    error_responses,
     json_object,
+    json_response,
     require_scope,
 )
 
@@ -164,19 +167,16 @@ def openapi() -> Any:
 # -- the OpenAPI document ------------------------------------------------------------
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+_REASONS = {
+    400: "The request is malformed; each error names the field to blame.",
+    401: "No token, or one that is not valid (malformed, expired or revoked).",
+    403: "The token lacks the scope, or its user may not do this.",
+    404: "No such paste, or one the caller may not see.",
+}
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
-    reasons = {
-        400: "The request is malformed; each error names the field to blame.",
-        401: "No token, or one that is not valid (malformed, expired or revoked).",
-        403: "The token lacks the scope, or its user may not do this.",
-        404: "No such paste, or one the caller may not see.",
-    }
-    ref = {"$ref": "#/components/schemas/Errors"}
-    return {str(s): _json(ref, reasons[s]) for s in statuses}
+    return error_responses(_REASONS, *statuses)
 
 
 _ID = {"name": "id", "in": "path", "required": True,
@@ -215,7 +215,7 @@ def openapi_document(origin: str) -> dict[str, Any]:
                                     "default": 25}},
                     ],
                     "responses": {
-                        "200": _json({"$ref": "#/components/schemas/PasteList"},
+                        "200": json_response({"$ref": "#/components/schemas/PasteList"},
                                      "A page of pastes, without file contents."),
                         **_errors(400, 401, 403),
                     },
@@ -227,7 +227,7 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "requestBody": {"required": True, "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/NewPaste"}}}},
                     "responses": {
-                        "201": {**_json({"$ref": "#/components/schemas/Paste"},
+                        "201": {**json_response({"$ref": "#/components/schemas/Paste"},
                                         "The new paste."),
                                 "headers": {"Location": {
                                     "description": "The new paste in this API.",
@@ -244,7 +244,7 @@ def openapi_document(origin: str) -> dict[str, Any]:
                                "pastes need no token; with one, it needs paste/pastes:RO.",
                     "security": [*_TOKEN, {}],
                     "responses": {
-                        "200": _json({"$ref": "#/components/schemas/Paste"}, "The paste."),
+                        "200": json_response({"$ref": "#/components/schemas/Paste"}, "The paste."),
                         **_errors(401, 403, 404),
                     },
                 },
@@ -334,14 +334,7 @@ def openapi_document(origin: str) -> dict[str, Any]:
                                                   "null on the last."},
                     },
                 },
-                "Errors": {
-                    "type": "object",
-                    "required": ["errors"],
-                    "properties": {"errors": {"type": "array", "items": {
-                        "type": "object", "required": ["reason"],
-                        "properties": {"field": {"type": "string"},
-                                       "reason": {"type": "string"}}}}},
-                },
+                "Errors": API_ERRORS_SCHEMA,
             },
         },
     }

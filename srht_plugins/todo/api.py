@@ -24,6 +24,7 @@ from flask import request
 from sqlalchemy.orm import selectinload
 
 from srht_core import (
+    API_ERRORS_SCHEMA,
     ApiError,
     api_blueprint,
     api_user,
@@ -32,8 +33,11 @@ from srht_core import (
     cursor_paginate,
     db_session,
     deliveries,
+    error_responses,
     json_object,
+    json_response,
     redeliver,
+    schema_ref,
     string_field,
     string_list_field,
 )
@@ -556,10 +560,7 @@ TITLE = {"type": "string", "minLength": 1, "maxLength": 512,
          "pattern": "^[^\\x00]*\\S[^\\x00]*$"}
 
 SCHEMAS: dict[str, Any] = {
-    "Error": {"type": "object", "required": ["errors"], "properties": {
-        "errors": {"type": "array", "items": {
-            "type": "object", "required": ["reason"],
-            "properties": {"field": {"type": "string"}, "reason": {"type": "string"}}}}}},
+    "Errors": API_ERRORS_SCHEMA,
     "User": USER_SCHEMA,
     "Tracker": {"type": "object", "properties": {
         "id": {"type": "integer"}, "ref": {"type": "string"},
@@ -640,15 +641,6 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _error(status: int) -> dict[str, Any]:
-    return {"description": ERRORS[status],
-            "content": {"application/json": {"schema": _ref("Error")}}}
-
-
 def _describe(op: dict[str, Any]) -> dict[str, Any]:
     names = re.findall(r"{(\w+)}", op["path"])
     parameters = [{"name": n, "in": "path", "required": True, **PATH_PARAMETERS[n]}
@@ -656,21 +648,16 @@ def _describe(op: dict[str, Any]) -> dict[str, Any]:
     if op["response"] is None:
         success: dict[str, Any] = {"description": "Done."}
     else:
-        schema = _ref(op["response"])
+        schema = schema_ref(op["response"])
         if op["paged"] or op["name"] == "list_deliveries":
             schema = {"type": "object", "required": ["results", "next"], "properties": {
                 "results": {"type": "array", "items": schema},
                 "next": {"type": ["string", "null"]}}}
-        success = {"description": "OK.", "content": {"application/json": {"schema": schema}}}
-    responses: dict[str, Any] = {str(op["status"]): success}
-    if op["body"] or op["query"]:
-        responses["400"] = _error(400)
-    responses["401"] = _error(401)
-    responses["403"] = _error(403)
-    if names:
-        responses["404"] = _error(404)
-    if op["conflict"]:
-        responses["409"] = _error(409)
+        success = json_response(schema, "OK.")
+    failures = [400] if op["body"] or op["query"] else []
+    failures += [401, 403] + ([404] if names else []) + ([409] if op["conflict"] else [])
+    responses: dict[str, Any] = {str(op["status"]): success,
+                                 **error_responses(ERRORS, *failures)}
     scope = f"todo/{op['scope']}:{'RW' if op['write'] else 'RO'}"
     out: dict[str, Any] = {
         "operationId": op["name"],
@@ -683,7 +670,7 @@ def _describe(op: dict[str, Any]) -> dict[str, Any]:
     }
     if op["body"]:
         out["requestBody"] = {"required": True,
-                              "content": {"application/json": {"schema": _ref(op["body"])}}}
+                              "content": {"application/json": {"schema": schema_ref(op["body"])}}}
     return out
 
 
