@@ -109,6 +109,7 @@ class Database:
             scopefunc=_context_id)
         self._row_feed: RowFeed | None = None
         self._row_feed_lock = threading.Lock()
+        self._inherited_feeds: list[RowFeed] = []
         self.statements = 0
         for engine in (self.engine, self.read_engine):
             if engine is not None:
@@ -157,7 +158,11 @@ class Database:
                 feed = self.running_row_feed()
                 if feed is None:
                     # A forked worker starts its own; the parent's thread did
-                    # not survive the fork.
+                    # not survive the fork. The parent's feed is kept, never
+                    # collected here: closing its connection from this
+                    # process would end it for the parent too.
+                    if self._row_feed is not None:
+                        self._inherited_feeds.append(self._row_feed)
                     feed = self._row_feed = RowFeed(self.engine)
         return feed
 
