@@ -173,9 +173,9 @@ class Database:
 
     def dispose(self) -> None:
         feed = self.running_row_feed()
-        if feed is not None:
+        if feed is not None:  # (a parent's is left alone, as in row_feed)
             feed.stop()
-        self._row_feed = None
+            self._row_feed = None
         self.scoped.remove()
         self.engine.dispose()
         if self.read_engine is not None:
