@@ -110,8 +110,9 @@ def test_a_profile_update_is_mirrored(site: Any) -> None:
 def test_the_embedded_default_sqlite_works_too(register_plugin: Callable[..., Any],
                                                make_config: Callable[..., Any],
                                                make_app: Callable[..., Any]) -> None:
-    """``srht up`` runs todo on SQLite: the migration applies there (without
-    the PostgreSQL-only full-text index) and search falls back to LIKE."""
+    """``srht up`` runs todo on SQLite: the migrations apply there (without
+    the PostgreSQL-only full-text index and row triggers), search falls back
+    to LIKE, and pages are not kept."""
     from .conftest import TodoSite
 
     register_plugin(todo_plugin, "todo", distribution="srht", version="0.1.0.dev0")
@@ -127,6 +128,12 @@ def test_the_embedded_default_sqlite_works_too(register_plugin: Callable[..., An
     found = api.get("/trackers/alice/bugs/tickets", query_string={"search": "crash"}).json
     assert [t["number"] for t in found["results"]] == [3, 1]
     assert site.browser(alice).get("/~alice/bugs").status_code == 200
+    # SQLite cannot notify: a visitor's page is rendered every time, never stale.
+    assert site.db.row_feed() is None
+    visitor = site.browser(None)
+    assert "Crashes again" in visitor.get("/~alice/bugs").get_data(as_text=True)
+    api.post("/trackers/alice/bugs/tickets", {"title": "Fourth"})
+    assert "Fourth" in visitor.get("/~alice/bugs").get_data(as_text=True)
 
 
 def test_the_migration_matches_the_models(site: Any) -> None:
