@@ -22,13 +22,15 @@ listening only once a probe it notified through the service's own
 connections has arrived, and after 15 s of quiet it sends another: a
 connection pooler in transaction mode, which accepts a ``LISTEN`` and never
 delivers, leaves the feed not live (and pages not kept), never deaf and
-trusted. Between a commit
-and the notification reaching another process there is a delay, well under
-a millisecond on one machine; a request that read the row just before the
-commit answers with the same old data.
+trusted.
 
-SQLite has no notifications: :meth:`srht_core.db.Database.row_feed` is
-``None`` there, and so is the feed of a process that never asks for one.
+Between a commit and the notification reaching another process there is a
+delay, well under a millisecond on one machine; a request that read the row
+just before the commit answers with the same old data.
+
+A process starts its feed the first time it asks for it
+(:meth:`srht_core.db.Database.row_feed`). SQLite has no notifications: the
+feed is ``None`` there.
 """
 
 from __future__ import annotations
