@@ -191,12 +191,13 @@ class RowFeed:
         while not self._stopping.is_set():
             try:
                 self._listen()
-                failures = 0
                 self._hear()
             except Exception as error:
                 if self._stopping.is_set():
                     break
-                if self.live or failures == 0:
+                if self.live:  # it was heard from: the pauses start anew
+                    failures = 0
+                if failures == 0:
                     log.warning("row feed is not listening (%s); kept pages are dropped "
                                 "and none are kept until it is back", error)
                 self._lose()
@@ -219,28 +220,16 @@ class RowFeed:
         self._selector = selectors.DefaultSelector()
         self._selector.register(connection, selectors.EVENT_READ)
         self._selector.register(self._wake_up, selectors.EVENT_READ)
-        # Heard only once proven: a connection pooler in transaction mode
-        # (PgBouncer's default) accepts the LISTEN and never delivers.
-        probe = self._send_probe()
-        deadline = time.monotonic() + self.PROBE_TIMEOUT
-        while probe not in self._take():
-            if self._stopping.is_set():
-                return
-            if time.monotonic() >= deadline:
-                raise FeedError(
-                    f"a notification sent through the service's connections did not "
-                    f"arrive within {self.PROBE_TIMEOUT:g} s on the listening one (is "
-                    f"a connection pooler in transaction mode in between?)")
-            self._selector.select(deadline - time.monotonic())
-        # Whatever changed before the LISTEN was not heard.
-        self.tell(None)
-        self.live = True
-        log.info("row feed listening on %s", CHANNEL)
 
     def _hear(self) -> None:
+        """Hear until stopped or lost. A probe, notified through the service's
+        own connections, must come back within ``PROBE_TIMEOUT``: the first
+        makes the feed live (a connection pooler in transaction mode, as
+        PgBouncer's default, accepts the ``LISTEN`` and never delivers), the
+        next ones after each ``CHECK_EVERY`` of quiet keep it so."""
         assert self._selector is not None
-        probe: str | None = None
-        deadline = 0.0
+        probe: str | None = self._send_probe()
+        deadline = time.monotonic() + self.PROBE_TIMEOUT
         while not self._stopping.is_set():
             wait = self.CHECK_EVERY if probe is None else deadline - time.monotonic()
             ready = self._selector.select(max(wait, 0.0))
@@ -248,8 +237,17 @@ class RowFeed:
             if probe is not None:
                 if probe in heard:
                     probe = None
+                    if not self.live:
+                        # Whatever changed before the LISTEN was not heard.
+                        self.tell(None)
+                        self.live = True
+                        log.info("row feed listening on %s", CHANNEL)
                 elif time.monotonic() >= deadline:
-                    raise FeedError(f"a probe sent {self.PROBE_TIMEOUT:g} s ago never arrived")
+                    raise FeedError(
+                        f"a probe sent {self.PROBE_TIMEOUT:g} s ago never arrived" if self.live
+                        else f"a notification sent through the service's connections did "
+                             f"not arrive within {self.PROBE_TIMEOUT:g} s on the listening "
+                             f"one (is a connection pooler in transaction mode in between?)")
             elif not ready:  # quiet for a while: still listening?
                 probe = self._send_probe()
                 deadline = time.monotonic() + self.PROBE_TIMEOUT
