@@ -26,6 +26,7 @@ from srht_core import (
     is_safe_return_to,
     login_session,
     set_login_cookie,
+    utcnow,
 )
 
 from ..accounts import (
@@ -121,25 +122,20 @@ def confirm(token: str) -> Any:
     """The mailed link shows a button, and the account is confirmed when it
     is pressed: mail scanners that open every link must not use it up."""
     form = Form()
-    if not form.validate_on_submit():
-        try:
-            link = find_email_link(token, "confirm")
-        except AccountError as error:
-            return render_template("meta/link-error.html", message=str(error)), 400
-        return render_template(
-            "meta/confirm-link.html", form=form, heading="Confirm your account",
-            question=f"Confirm the account {link.user.username} for {link.user.email}?",
-            button="Confirm my account"), 400 if form.errors else 200
+    pressed = form.validate_on_submit()
     try:
-        link = use_email_link(token, "confirm")
+        link = (use_email_link if pressed else find_email_link)(token, "confirm")
     except AccountError as error:
         db_session.rollback()
         return render_template("meta/link-error.html", message=str(error)), 400
     user = link.user
+    if not pressed:
+        return render_template(
+            "meta/confirm-link.html", form=form, heading="Confirm your account",
+            question=f"Confirm the account {user.username} for {user.email}?",
+            button="Confirm my account"), 400 if form.errors else 200
     if user.user_type == UNCONFIRMED:
         user.user_type = ACTIVE
-        from srht_core import utcnow
-
         user.confirmed_at = utcnow()
         audit(user, "email confirmed")
     db_session.commit()

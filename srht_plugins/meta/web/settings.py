@@ -261,21 +261,9 @@ def confirm_email(token: str) -> Any:
     the address changes when it is pressed: mail scanners that open every
     link must not use it up."""
     form = Form()
-    if not form.validate_on_submit():
-        try:
-            link = find_email_link(token, "email-change")
-        except AccountError as error:
-            return render_template("meta/link-error.html", message=str(error)), 400
-        if link.new_email is None or link.user.is_suspended:
-            return render_template("meta/link-error.html",
-                                   message="This link cannot change this account."), 400
-        return render_template(
-            "meta/confirm-link.html", form=form, heading="Change your email address",
-            question=f"Make {link.new_email} the address of the account "
-                     f"{link.user.username}?",
-            button="Change my address"), 400 if form.errors else 200
+    pressed = form.validate_on_submit()
     try:
-        link = use_email_link(token, "email-change")
+        link = (use_email_link if pressed else find_email_link)(token, "email-change")
     except AccountError as error:
         db_session.rollback()
         return render_template("meta/link-error.html", message=str(error)), 400
@@ -284,6 +272,11 @@ def confirm_email(token: str) -> Any:
         db_session.rollback()
         return render_template("meta/link-error.html",
                                message="This link cannot change this account."), 400
+    if not pressed:
+        return render_template(
+            "meta/confirm-link.html", form=form, heading="Change your email address",
+            question=f"Make {new} the address of the account {user.username}?",
+            button="Change my address"), 400 if form.errors else 200
     old = user.email
     user.email = new
     # Reset links mailed to the old address must not outlive it.
