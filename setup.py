@@ -10,7 +10,8 @@ RENAMED = {"deploy": "srht_deploy", "installer": "srht_installer"}
 
 packages = find_packages(include=["srht_core", "srht_core.*", "srht_plugins", "srht_plugins.*"])
 for folder, name in RENAMED.items():
-    packages += [name + found[len(folder):]
-                 for found in find_packages(include=[folder, folder + ".*"])]
+    packages += [
+        name + found[len(folder) :] for found in find_packages(include=[folder, folder + ".*"])
+    ]
 
 setup(packages=packages)

@@ -35,7 +35,8 @@ def bare_app(body: str) -> Flask:
     # serve()'s post_fork hook disposes the app's database engine; a bare app
     # has none, so it gets one that does nothing.
     app.extensions["srht.db"] = SimpleNamespace(
-        engine=SimpleNamespace(dispose=lambda close=True: None))
+        engine=SimpleNamespace(dispose=lambda close=True: None)
+    )
     return app
 
 
@@ -49,8 +50,9 @@ def main(argv: list[str]) -> None:
     # serve() imports create_app from srht_core.app when it is called.
     srht_core.app.create_app = create_app
     # As `srht` does before any command runs.
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     config = load_config(config_path)
     serve(service, config, PluginHost(discover=False), bind=bind, workers=int(workers))
 

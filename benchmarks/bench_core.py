@@ -152,15 +152,17 @@ def write_dummies(root: Path, count: int = DUMMIES) -> list[str]:
         name, module = service_name(index), f"srht_bench_dummy_{index:02d}"
         package = root / module
         (package / "templates" / module).mkdir(parents=True)
-        (package / "__init__.py").write_text(PLUGIN_MODULE.format(
-            index=index, name=name, module=module, port=6000 + index))
+        (package / "__init__.py").write_text(
+            PLUGIN_MODULE.format(index=index, name=name, module=module, port=6000 + index)
+        )
         for filename, text in TEMPLATES.items():
             (package / "templates" / module / filename).write_text(text.replace("MODULE", module))
         dist_info = root / f"{module}-0.1.dist-info"
         dist_info.mkdir()
         (dist_info / "METADATA").write_text(
             f"Metadata-Version: 2.1\nName: srht-bench-dummy-{index:02d}\nVersion: 0.1\n"
-            "Summary: A generated srht service for benchmarks\n")
+            "Summary: A generated srht service for benchmarks\n"
+        )
         (dist_info / "entry_points.txt").write_text(f"[srht.services]\n{name} = {module}\n")
         names.append(name)
     return names
@@ -195,8 +197,7 @@ class Samples:
 
 
 def print_table(title: str, headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows,
-                                                                        strict=True)]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
     print(f"\n{title}")
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     print("  ".join("-" * w for w in widths))
@@ -273,8 +274,14 @@ class StartupCase:
     def run_once(self) -> None:
         env = child_env(self.work, self.pythonpath)
         started = time.perf_counter()
-        result = subprocess.run([PYTHON, "-c", self.code, *self.args], env=env,
-                                capture_output=True, text=True, timeout=120, check=False)
+        result = subprocess.run(
+            [PYTHON, "-c", self.code, *self.args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         wall = time.perf_counter() - started
         if result.returncode != 0:
             raise RuntimeError(f"{self.label} failed:\n{result.stderr}")
@@ -294,27 +301,39 @@ def bench_startup(work: Path, runs: int) -> None:
     with_dummies = str(dummies)
 
     plain = StartupCase("python -c pass", "pass", work, pythonpath=with_dummies)
-    baseline = StartupCase("import srht_core (baseline)", IMPORT_SNIPPET, work,
-                           pythonpath=with_dummies)
+    baseline = StartupCase(
+        "import srht_core (baseline)", IMPORT_SNIPPET, work, pythonpath=with_dummies
+    )
     installed = StartupCase("PluginHost(), installed services only", DISCOVER_SNIPPET, work)
-    discover = StartupCase(f"PluginHost(), + {DUMMIES} dummy services", DISCOVER_SNIPPET,
-                           work, pythonpath=with_dummies)
-    create = StartupCase(f"create_app({SERVED!r}), {DUMMIES} enabled", CREATE_APP_SNIPPET,
-                         work, [SERVED, str(all_enabled)], pythonpath=with_dummies)
+    discover = StartupCase(
+        f"PluginHost(), + {DUMMIES} dummy services", DISCOVER_SNIPPET, work, pythonpath=with_dummies
+    )
+    create = StartupCase(
+        f"create_app({SERVED!r}), {DUMMIES} enabled",
+        CREATE_APP_SNIPPET,
+        work,
+        [SERVED, str(all_enabled)],
+        pythonpath=with_dummies,
+    )
     cases = [plain, baseline, installed, discover, create]
     for case in cases:
         case.warm_up()
     if len(discover.found) - len(installed.found) != DUMMIES:
         raise RuntimeError(f"discovery found {discover.found}, expected {DUMMIES} dummies")
     if len(create.found) != DUMMIES:
-        raise RuntimeError(f"create_app's nav names {len(create.found)} services, "
-                           f"expected {DUMMIES}")
+        raise RuntimeError(
+            f"create_app's nav names {len(create.found)} services, expected {DUMMIES}"
+        )
 
     builtin = list(installed.found)
     if builtin:
         config = write_config(work / "installed.ini", work / "data-installed", builtin)
-        builtin_create = StartupCase(f"create_app({builtin[0]!r}), installed enabled",
-                                     CREATE_APP_SNIPPET, work, [builtin[0], str(config)])
+        builtin_create = StartupCase(
+            f"create_app({builtin[0]!r}), installed enabled",
+            CREATE_APP_SNIPPET,
+            work,
+            [builtin[0], str(config)],
+        )
         try:
             builtin_create.warm_up()
             cases.append(builtin_create)
@@ -332,20 +351,26 @@ def bench_startup(work: Path, runs: int) -> None:
     for case in cases:
         step = f"{case.step.median:.1f}" if case.step.values else "–"
         ratio = statistics.median(case.wall.ratios(baseline.wall))
-        rows.append([case.label, f"{case.wall.median:.0f}", case.wall.spread, step,
-                     f"{ratio:.2f}"])
-    print_table(f"Start-up, fresh interpreter each run (median of {runs}; ms)",
-                ["case", "wall ms", "min–max", "step ms", "÷ import srht_core"], rows)
+        rows.append([case.label, f"{case.wall.median:.0f}", case.wall.spread, step, f"{ratio:.2f}"])
+    print_table(
+        f"Start-up, fresh interpreter each run (median of {runs}; ms)",
+        ["case", "wall ms", "min–max", "step ms", "÷ import srht_core"],
+        rows,
+    )
     if builtin:
         print(f"  installed services: {', '.join(builtin)}")
         if installed.note:
             print(f"  {installed.note}")
     else:
-        print("  installed services: none found, so there is no create_app row for them; "
-              "their discovery row is the cost of scanning an empty entry-point group.")
-    print("  wall: the whole interpreter run; step: the discovery or create_app call alone "
-          "(create_app includes its own discovery);\n  ÷ import srht_core: each run's wall "
-          "time divided by the baseline's in the same run, median over the runs.")
+        print(
+            "  installed services: none found, so there is no create_app row for them; "
+            "their discovery row is the cost of scanning an empty entry-point group."
+        )
+    print(
+        "  wall: the whole interpreter run; step: the discovery or create_app call alone "
+        "(create_app includes its own discovery);\n  ÷ import srht_core: each run's wall "
+        "time divided by the baseline's in the same run, median over the runs."
+    )
 
 
 # -- 2. HTTP -----------------------------------------------------------------------
@@ -370,15 +395,22 @@ class Server:
         with self.log.open("wb") as log:
             # Its own session: a Ctrl-C in the terminal reaches only us, and we
             # stop the server (and its workers) ourselves.
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                            env=self.env, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
 
     def wait_ready(self, path: str) -> None:
         try:
             wait_for_http(self.url + path, timeout=60, process=self.process)
         except (RuntimeError, TimeoutError) as error:
-            raise RuntimeError(f"{self.name} did not start: {error}\n"
-                               f"{self.log.read_text(errors='replace')[-3000:]}") from None
+            raise RuntimeError(
+                f"{self.name} did not start: {error}\n"
+                f"{self.log.read_text(errors='replace')[-3000:]}"
+            ) from None
 
     def stop(self) -> None:
         process = self.process
@@ -397,8 +429,7 @@ class Server:
 
 def fetch(url: str) -> tuple[int, bytes]:
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
-                                            timeout=10)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
     try:
         connection.request("GET", parts.path or "/")
         response = connection.getresponse()
@@ -409,8 +440,9 @@ def fetch(url: str) -> tuple[int, bytes]:
 
 def load_wrk(url: str, seconds: int, connections: int) -> float:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", url]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30,
-                            check=False)
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 30, check=False
+    )
     out = result.stdout
     if result.returncode != 0 or "Requests/sec" not in out:
         raise RuntimeError(f"wrk failed on {url}:\n{out}{result.stderr}")
@@ -421,8 +453,7 @@ def load_wrk(url: str, seconds: int, connections: int) -> float:
     return float(match.group(1))
 
 
-def load_python(url: str, seconds: int, connections: int,
-                max_requests: int = 200_000) -> float:
+def load_python(url: str, seconds: int, connections: int, max_requests: int = 200_000) -> float:
     """A bounded load generator for machines without wrk: ``connections``
     threads, each sending one request per connection (gunicorn's sync
     workers close it anyway) until the time or the request budget runs out."""
@@ -444,8 +475,9 @@ def load_python(url: str, seconds: int, connections: int,
             counts[slot] += 1
 
     started = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(slot,), daemon=True)
-               for slot in range(connections)]
+    threads = [
+        threading.Thread(target=worker, args=(slot,), daemon=True) for slot in range(connections)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -467,8 +499,9 @@ def running(servers: list[Server]) -> Iterator[None]:
             server.stop()
 
 
-def bench_http(work: Path, rounds: int, seconds: int, connections: int,
-               workers: int, use_wrk: bool) -> None:
+def bench_http(
+    work: Path, rounds: int, seconds: int, connections: int, workers: int, use_wrk: bool
+) -> None:
     site = work / "http-site"
     site.mkdir()
     names = write_dummies(site, SERVED_SERVICES)
@@ -477,12 +510,40 @@ def bench_http(work: Path, rounds: int, seconds: int, connections: int,
     body_file = work / "page.html"
 
     core_port, bare_port = free_port(), free_port()
-    core = Server("srht serve", core_port, [
-        PYTHON, "-m", "srht_core.cli", "--config", str(config), "serve", SERVED,
-        "--bind", f"127.0.0.1:{core_port}", "--workers", str(workers)], env, work / "core.log")
-    bare = Server("bare Flask", bare_port, [
-        PYTHON, str(HERE / "bare_server.py"), str(config), SERVED, f"127.0.0.1:{bare_port}",
-        str(workers), str(body_file)], env, work / "bare.log")
+    core = Server(
+        "srht serve",
+        core_port,
+        [
+            PYTHON,
+            "-m",
+            "srht_core.cli",
+            "--config",
+            str(config),
+            "serve",
+            SERVED,
+            "--bind",
+            f"127.0.0.1:{core_port}",
+            "--workers",
+            str(workers),
+        ],
+        env,
+        work / "core.log",
+    )
+    bare = Server(
+        "bare Flask",
+        bare_port,
+        [
+            PYTHON,
+            str(HERE / "bare_server.py"),
+            str(config),
+            SERVED,
+            f"127.0.0.1:{bare_port}",
+            str(workers),
+            str(body_file),
+        ],
+        env,
+        work / "bare.log",
+    )
 
     generator: Callable[[str, int, int], float] = load_wrk if use_wrk else load_python
 
@@ -521,16 +582,29 @@ def bench_http(work: Path, rounds: int, seconds: int, connections: int,
     rows = []
     for case in samples.values():
         ratios = case.ratios(base)
-        rows.append([case.label, f"{case.median:.0f}", case.spread,
-                     f"{statistics.median(ratios):.2f}",
-                     f"{min(ratios):.2f}–{max(ratios):.2f}"])
-    print_table(f"HTTP, gunicorn via srht_core.serve, {workers} sync workers, "
-                f"{connections} connections, {rounds} rounds × {seconds}s (median)",
-                ["case", "req/s", "min–max", "÷ bare", "min–max"], rows)
-    print(f"  page: {len(body)} bytes, {SERVED_SERVICES} services in the nav bar; "
-          f"load: {'wrk' if use_wrk else 'Python threads'}")
-    print("  ÷ bare: each round's req/s divided by the bare app's in the same round; "
-          "median and range over the rounds.")
+        rows.append(
+            [
+                case.label,
+                f"{case.median:.0f}",
+                case.spread,
+                f"{statistics.median(ratios):.2f}",
+                f"{min(ratios):.2f}–{max(ratios):.2f}",
+            ]
+        )
+    print_table(
+        f"HTTP, gunicorn via srht_core.serve, {workers} sync workers, "
+        f"{connections} connections, {rounds} rounds × {seconds}s (median)",
+        ["case", "req/s", "min–max", "÷ bare", "min–max"],
+        rows,
+    )
+    print(
+        f"  page: {len(body)} bytes, {SERVED_SERVICES} services in the nav bar; "
+        f"load: {'wrk' if use_wrk else 'Python threads'}"
+    )
+    print(
+        "  ÷ bare: each round's req/s divided by the bare app's in the same round; "
+        "median and range over the rounds."
+    )
 
 
 # -- main ----------------------------------------------------------------------------
@@ -541,19 +615,28 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer and shorter runs")
     parser.add_argument("--only", choices=("startup", "http"), help="run one benchmark")
     parser.add_argument("--runs", type=int, help="start-up runs per case (default 15, quick 5)")
     parser.add_argument("--rounds", type=int, help="HTTP rounds (default 8, quick 3)")
-    parser.add_argument("--seconds", type=int, help="seconds per HTTP measurement "
-                                                    "(default 3, quick 2)")
-    parser.add_argument("--connections", type=int, default=4,
-                        help="concurrent connections of the load generator (default 4)")
+    parser.add_argument(
+        "--seconds", type=int, help="seconds per HTTP measurement (default 3, quick 2)"
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=4,
+        help="concurrent connections of the load generator (default 4)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    parser.add_argument("--python-load", action="store_true",
-                        help="use the Python load generator even when wrk is installed")
+    parser.add_argument(
+        "--python-load",
+        action="store_true",
+        help="use the Python load generator even when wrk is installed",
+    )
     args = parser.parse_args(argv)
     runs = args.runs or (5 if args.quick else 15)
     rounds = args.rounds or (3 if args.quick else 8)
@@ -564,9 +647,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     started = time.monotonic()
-    print(textwrap.dedent(f"""\
-        srht core benchmarks — {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs,
-        Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.2f}"""))
+    print(
+        textwrap.dedent(f"""\
+        srht core benchmarks — {time.strftime("%Y-%m-%d %H:%M")}, {os.cpu_count()} CPUs,
+        Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.2f}""")
+    )
     work = Path(tempfile.mkdtemp(prefix="srht-bench-"))
     try:
         if args.only in (None, "startup"):
@@ -579,8 +664,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\ndone in {time.monotonic() - started:.0f}s, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"\ndone in {time.monotonic() - started:.0f}s, load average {os.getloadavg()[0]:.2f}")
     return 0
 
 

@@ -33,8 +33,9 @@ from srht_core.keys import generate_keys  # noqa: E402
 def run(rounds: int) -> dict[str, object]:
     fresh_times, rerun_times = [], []
     with tempfile.TemporaryDirectory(prefix="srht-bench-deploy-") as tmp:
-        control = Control(sys.executable, {"PYINFRA_PROGRESS": "off",
-                                           **dict(__import__("os").environ)})
+        control = Control(
+            sys.executable, {"PYINFRA_PROGRESS": "off", **dict(__import__("os").environ)}
+        )
         for round_ in range(rounds):
             run_dir = Path(tmp) / f"round-{round_}"
             with TestHosts(HOSTS, run_dir, etc_hosts=NAMES) as hosts:
@@ -52,16 +53,21 @@ def run(rounds: int) -> dict[str, object]:
                 rerun_times.append(time.perf_counter() - started)
                 assert changed(report) == {}, changed(report)
     fresh, rerun = min(fresh_times), min(rerun_times)
-    return {"fresh_s": round(fresh, 1), "rerun_s": round(rerun, 1),
-            "ratio": round(rerun / fresh, 3), "rounds": rounds,
-            "fresh_all_s": [round(t, 1) for t in fresh_times],
-            "rerun_all_s": [round(t, 1) for t in rerun_times]}
+    return {
+        "fresh_s": round(fresh, 1),
+        "rerun_s": round(rerun, 1),
+        "ratio": round(rerun / fresh, 3),
+        "rounds": rounds,
+        "fresh_all_s": [round(t, 1) for t in fresh_times],
+        "rerun_all_s": [round(t, 1) for t in rerun_times],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="fresh hosts per measure (the best round is reported)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="fresh hosts per measure (the best round is reported)"
+    )
     args = parser.parse_args()
     result = run(args.rounds)
     print(f"fresh two-host deploy: {result['fresh_s']} s")

@@ -59,12 +59,25 @@ def child_env(work: Path) -> dict[str, str]:
 
 
 def git(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -> str:
-    env = {"PATH": os.environ["PATH"], "HOME": str(cwd or Path.cwd()), "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
-           "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.org",
-           "GIT_TERMINAL_PROMPT": "0"}
-    result = subprocess.run(["git", *args], cwd=cwd, env=env, input=stdin,
-                            capture_output=True, check=False, timeout=1800)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(cwd or Path.cwd()),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "Bench",
+        "GIT_AUTHOR_EMAIL": "bench@example.org",
+        "GIT_COMMITTER_NAME": "Bench",
+        "GIT_COMMITTER_EMAIL": "bench@example.org",
+        "GIT_TERMINAL_PROMPT": "0",
+    }
+    result = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        check=False,
+        timeout=1800,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed:\n{result.stderr.decode()}")
     return result.stdout.decode(errors="replace")
@@ -79,8 +92,12 @@ def make_site(work: Path) -> tuple[Path, dict[str, int]]:
     data = site_config(work / "data", {"git": {"repos": str(work / "repos")}})
     config = work / "config.ini"
     config.write_text(dump_ini(data), encoding="utf-8")
-    subprocess.run([PYTHON, "-m", "srht_core.cli", "--config", str(config), "migrate", "git"],
-                   check=True, capture_output=True, env=child_env(work))
+    subprocess.run(
+        [PYTHON, "-m", "srht_core.cli", "--config", str(config), "migrate", "git"],
+        check=True,
+        capture_output=True,
+        env=child_env(work),
+    )
     script = (
         "import json, sys\n"
         "from srht_core import create_app, db_session\n"
@@ -91,9 +108,15 @@ def make_site(work: Path) -> tuple[Path, dict[str, int]]:
         f"    user = User(id=1, username={OWNER!r}, email='bench@example.org')\n"
         "    db_session.add(user); db_session.commit()\n"
         "    ids = {n: create_repository(user, n).id for n in ('big', 'wide')}\n"
-        "print(json.dumps(ids))\n")
-    made = subprocess.run([PYTHON, "-c", script, str(config)], check=True,
-                          capture_output=True, text=True, env=child_env(work))
+        "print(json.dumps(ids))\n"
+    )
+    made = subprocess.run(
+        [PYTHON, "-c", script, str(config)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=child_env(work),
+    )
     import json
 
     return config, json.loads(made.stdout.strip().splitlines()[-1])
@@ -114,13 +137,16 @@ def fill_big(work: Path, target: Path) -> int:
 
 def fill_wide(work: Path, target: Path) -> None:
     """One commit with a folder of 1,000 small files."""
-    stream = [b"commit refs/heads/main\n",
-              b"committer Bench <bench@example.org> 1700000000 +0000\n",
-              b"data 10\nWide tree\n"]
+    stream = [
+        b"commit refs/heads/main\n",
+        b"committer Bench <bench@example.org> 1700000000 +0000\n",
+        b"data 10\nWide tree\n",
+    ]
     for index in range(WIDE_FILES):
         data = f"file {index}\n".encode()
-        stream.append(f"M 100644 inline many/file-{index:04d}.txt\ndata {len(data)}\n".encode()
-                      + data)
+        stream.append(
+            f"M 100644 inline many/file-{index:04d}.txt\ndata {len(data)}\n".encode() + data
+        )
     stream.append(b"\n")
     source = work / "wide-src"
     git("init", "--quiet", "--initial-branch=main", str(source))
@@ -145,19 +171,24 @@ def baseline_app(repos: str, page_file: str) -> Any:
 
     @app.route("/<path:path>", methods=["GET", "POST"])
     def backend(path: str) -> Response:
-        env = {"PATH": os.environ["PATH"], "GIT_PROJECT_ROOT": repos,
-               "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": "/" + path,
-               "REQUEST_METHOD": request.method,
-               "QUERY_STRING": request.query_string.decode(),
-               "CONTENT_TYPE": request.headers.get("Content-Type", ""),
-               "REMOTE_ADDR": request.remote_addr or ""}
+        env = {
+            "PATH": os.environ["PATH"],
+            "GIT_PROJECT_ROOT": repos,
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH_INFO": "/" + path,
+            "REQUEST_METHOD": request.method,
+            "QUERY_STRING": request.query_string.decode(),
+            "CONTENT_TYPE": request.headers.get("Content-Type", ""),
+            "REMOTE_ADDR": request.remote_addr or "",
+        }
         for header in ("Content-Encoding", "Git-Protocol"):
             if header in request.headers:
                 env["HTTP_" + header.upper().replace("-", "_")] = request.headers[header]
         if request.headers.get("Content-Length"):
             env["CONTENT_LENGTH"] = request.headers["Content-Length"]
-        process = subprocess.Popen(["git", "http-backend"], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, env=env)
+        process = subprocess.Popen(
+            ["git", "http-backend"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+        )
         assert process.stdin is not None and process.stdout is not None
         source = request.environ["wsgi.input"]
 
@@ -209,7 +240,8 @@ def serve_baseline(argv: list[str]) -> None:
     config_path, bind, workers, repos, page = argv
     app = baseline_app(repos, page)
     app.extensions["srht.db"] = SimpleNamespace(
-        engine=SimpleNamespace(dispose=lambda close=True: None))
+        engine=SimpleNamespace(dispose=lambda close=True: None)
+    )
     srht_core.app.create_app = lambda *_args, **_kwargs: app  # type: ignore[assignment]
     logging.basicConfig(level=logging.WARNING)
     serve("git", load_config(config_path), PluginHost(), bind=bind, workers=int(workers))
@@ -235,13 +267,20 @@ class Server:
 
     def start(self, ready: str) -> None:
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                            env=self.env, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
         try:
             wait_for_http(self.url + ready, timeout=60, process=self.process)
         except (RuntimeError, TimeoutError) as error:
-            raise RuntimeError(f"{self.name} did not start: {error}\n"
-                               f"{self.log.read_text(errors='replace')[-3000:]}") from None
+            raise RuntimeError(
+                f"{self.name} did not start: {error}\n"
+                f"{self.log.read_text(errors='replace')[-3000:]}"
+            ) from None
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -301,9 +340,13 @@ def time_clone(url: str, work: Path) -> float:
 
 
 def load_wrk(url: str, seconds: int, connections: int) -> float:
-    result = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout",
-                             "10s", url], capture_output=True, text=True, check=False,
-                            timeout=seconds + 30)
+    result = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", url],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=seconds + 30,
+    )
     match = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
     if result.returncode != 0 or match is None or "Non-2xx" in result.stdout:
         raise RuntimeError(f"wrk failed on {url}:\n{result.stdout}{result.stderr}")
@@ -363,8 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (2 if args.quick else 6)
     seconds = args.seconds or (2 if args.quick else 3)
     signal.signal(signal.SIGTERM, _interrupt)
-    generator: Callable[[str, int, int], float] = (
-        load_wrk if shutil.which("wrk") else load_python)
+    generator: Callable[[str, int, int], float] = load_wrk if shutil.which("wrk") else load_python
 
     work = Path(tempfile.mkdtemp(prefix="srht-bench-git-"))
     try:
@@ -375,14 +417,42 @@ def main(argv: list[str] | None = None) -> int:
         fill_wide(work, repos / f"{ids['wide']}.git")
         page = work / "page.html"
         env = child_env(work)
-        service = Server("git", [PYTHON, "-m", "srht_core.cli", "--config", str(config),
-                                 "serve", "git", "--bind", "127.0.0.1:{port}",
-                                 "--workers", str(args.workers)], free_port(),
-                         work / "git.log", env)
+        service = Server(
+            "git",
+            [
+                PYTHON,
+                "-m",
+                "srht_core.cli",
+                "--config",
+                str(config),
+                "serve",
+                "git",
+                "--bind",
+                "127.0.0.1:{port}",
+                "--workers",
+                str(args.workers),
+            ],
+            free_port(),
+            work / "git.log",
+            env,
+        )
         service.command = [c.format(port=service.port) for c in service.command]
-        baseline = Server("baseline", [PYTHON, str(HERE), "--serve-baseline", str(config),
-                                       "", str(args.workers), str(repos), str(page)],
-                          free_port(), work / "baseline.log", env)
+        baseline = Server(
+            "baseline",
+            [
+                PYTHON,
+                str(HERE),
+                "--serve-baseline",
+                str(config),
+                "",
+                str(args.workers),
+                str(repos),
+                str(page),
+            ],
+            free_port(),
+            work / "baseline.log",
+            env,
+        )
         baseline.command[4] = f"127.0.0.1:{baseline.port}"
         tree_path = f"/~{OWNER}/wide/tree/main/item/many"
 
@@ -409,25 +479,37 @@ def main(argv: list[str] | None = None) -> int:
             generator(baseline.url + "/page", 1, args.connections)
             service_rps, baseline_rps = Samples(), Samples()
             for index in range(rounds):
-                order = [(service.url + tree_path, service_rps),
-                         (baseline.url + "/page", baseline_rps)]
+                order = [
+                    (service.url + tree_path, service_rps),
+                    (baseline.url + "/page", baseline_rps),
+                ]
                 for url, samples in order if index % 2 == 0 else reversed(order):
                     samples.values.append(generator(url, seconds, args.connections))
             page_ratio = ratios(service_rps, baseline_rps, higher_is_better=True)
             peak = service.worker_peak_rss()
 
         load = os.getloadavg()[0]
-        print(f"\ngit benchmark · {time.strftime('%Y-%m-%d %H:%M')} · load {load:.1f} · "
-              f"{os.cpu_count()} cores · {args.workers} workers")
-        print(f"\nClone of a {size / 2**20:.0f} MiB repository (git clone --bare, "
-              f"{clones} rounds, median seconds):")
-        print(f"  git http-backend directly  {baseline_times.median():6.2f} s  "
-              f"{size / 2**20 / baseline_times.median():6.1f} MiB/s")
-        print(f"  the service                {service_times.median():6.2f} s  "
-              f"{size / 2**20 / service_times.median():6.1f} MiB/s")
+        print(
+            f"\ngit benchmark · {time.strftime('%Y-%m-%d %H:%M')} · load {load:.1f} · "
+            f"{os.cpu_count()} cores · {args.workers} workers"
+        )
+        print(
+            f"\nClone of a {size / 2**20:.0f} MiB repository (git clone --bare, "
+            f"{clones} rounds, median seconds):"
+        )
+        print(
+            f"  git http-backend directly  {baseline_times.median():6.2f} s  "
+            f"{size / 2**20 / baseline_times.median():6.1f} MiB/s"
+        )
+        print(
+            f"  the service                {service_times.median():6.2f} s  "
+            f"{size / 2**20 / service_times.median():6.1f} MiB/s"
+        )
         print(f"  service ÷ direct (throughput): {spread(clone_ratio)}   target ≥ 0.90")
-        print(f"\nTree page of {WIDE_FILES} files ({len(page.read_bytes()) / 1024:.0f} kB; "
-              f"{rounds} rounds × {seconds} s, {args.connections} connections):")
+        print(
+            f"\nTree page of {WIDE_FILES} files ({len(page.read_bytes()) / 1024:.0f} kB; "
+            f"{rounds} rounds × {seconds} s, {args.connections} connections):"
+        )
         print(f"  bare Flask, same bytes     {baseline_rps.median():7.1f} req/s")
         print(f"  the service                {service_rps.median():7.1f} req/s")
         print(f"  service ÷ bare: {spread(page_ratio)}")

@@ -38,9 +38,12 @@ HERE = Path(__file__).parent
 def python_file(lines: int) -> str:
     body = []
     for number in range(lines // 4):
-        body += [f"def function_{number}(value: int) -> int:",
-                 f'    """Return value plus {number}."""',
-                 f"    return value + {number}  # a comment", ""]
+        body += [
+            f"def function_{number}(value: int) -> int:",
+            f'    """Return value plus {number}."""',
+            f"    return value + {number}  # a comment",
+            "",
+        ]
     return "\n".join(body) + "\n"
 
 
@@ -54,26 +57,41 @@ def fill(config: Path) -> dict[str, str]:
         upgrade(state.db, service, state.schema)
         app.extensions["srht.token_revoked"] = lambda kind, token_id: False  # no meta here
         with app.app_context():
-            db_session.add(state.schema.user_model(id=1, username="alice",
-                                                   email="alice@example.org"))
+            db_session.add(
+                state.schema.user_model(id=1, username="alice", email="alice@example.org")
+            )
             db_session.commit()
-            token = seal_grant(TokenGrant("pat", 1, 1, frozenset(
-                {"todo/trackers:RW", "todo/tickets:RW", "paste/pastes:RW"}), None))
+            token = seal_grant(
+                TokenGrant(
+                    "pat",
+                    1,
+                    1,
+                    frozenset({"todo/trackers:RW", "todo/tickets:RW", "paste/pastes:RW"}),
+                    None,
+                )
+            )
         client = app.test_client()
         bearer = {"Authorization": f"Bearer {token}"}
         if service == "todo":
             made = client.post("/api/trackers", json={"name": "bugs"}, headers=bearer)
             assert made.status_code == 201, made.json
             for number in range(100):
-                ticket = client.post("/api/trackers/alice/bugs/tickets", headers=bearer,
-                                     json={"title": f"Ticket number {number}",
-                                           "description": "Something *broke*."})
+                ticket = client.post(
+                    "/api/trackers/alice/bugs/tickets",
+                    headers=bearer,
+                    json={"title": f"Ticket number {number}", "description": "Something *broke*."},
+                )
                 assert ticket.status_code == 201, ticket.json
             paths["todo"] = "/~alice/bugs"
         else:
-            made = client.post("/api/pastes", headers=bearer, json={
-                "visibility": "public",
-                "files": [{"filename": "big.py", "content": python_file(2000)}]})
+            made = client.post(
+                "/api/pastes",
+                headers=bearer,
+                json={
+                    "visibility": "public",
+                    "files": [{"filename": "big.py", "content": python_file(2000)}],
+                },
+            )
             assert made.status_code == 201, made.json
             paths["paste"] = f"/~alice/{made.json['id']}"
         state.db.dispose()
@@ -83,8 +101,9 @@ def fill(config: Path) -> dict[str, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
-    parser.add_argument("--python-load", action="store_true",
-                        help="use the built-in load generator instead of wrk")
+    parser.add_argument(
+        "--python-load", action="store_true", help="use the built-in load generator instead of wrk"
+    )
     args = parser.parse_args()
     rounds, seconds, connections = (2, 3, 4) if args.quick else (5, 8, 4)
     load = load_python if args.python_load or not shutil.which("wrk") else load_wrk
@@ -92,20 +111,41 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="srht-bench-pages-"))
     with throwaway_postgres() as postgres:
         ports = {name: free_port() for name in ("todo", "paste")}
-        data = site_config(work / "data", {
-            name: {"origin": f"http://127.0.0.1:{port}", "workers": 2,
-                   "bind": f"127.0.0.1:{port}",
-                   "connection-string": postgres.create_database()}
-            for name, port in ports.items()})
+        data = site_config(
+            work / "data",
+            {
+                name: {
+                    "origin": f"http://127.0.0.1:{port}",
+                    "workers": 2,
+                    "bind": f"127.0.0.1:{port}",
+                    "connection-string": postgres.create_database(),
+                }
+                for name, port in ports.items()
+            },
+        )
         config = work / "config.ini"
         config.write_text(dump_ini(data), encoding="utf-8")
         paths = fill(config)
         env = child_env(work)
         results: dict[str, list[float]] = {}
         for service, path in paths.items():
-            page = Server(service, ports[service],
-                          [sys.executable, "-m", "srht_core.cli", "--config", str(config),
-                           "serve", service, "--workers", "2"], env, work / f"{service}.log")
+            page = Server(
+                service,
+                ports[service],
+                [
+                    sys.executable,
+                    "-m",
+                    "srht_core.cli",
+                    "--config",
+                    str(config),
+                    "serve",
+                    service,
+                    "--workers",
+                    "2",
+                ],
+                env,
+                work / f"{service}.log",
+            )
             with running([page]):
                 page.wait_ready("/healthz")
                 status, body = fetch(page.url + path)
@@ -113,23 +153,38 @@ def main() -> int:
             body_file = work / f"{service}.html"
             body_file.write_bytes(body)
             bare_port = free_port()
-            bare = Server(f"bare-{service}", bare_port,
-                          [sys.executable, str(HERE / "bare_server.py"), str(config), service,
-                           f"127.0.0.1:{bare_port}", "2", str(body_file)], env,
-                          work / f"bare-{service}.log")
+            bare = Server(
+                f"bare-{service}",
+                bare_port,
+                [
+                    sys.executable,
+                    str(HERE / "bare_server.py"),
+                    str(config),
+                    service,
+                    f"127.0.0.1:{bare_port}",
+                    "2",
+                    str(body_file),
+                ],
+                env,
+                work / f"bare-{service}.log",
+            )
             with running([page, bare]):
                 page.wait_ready("/healthz")
                 bare.wait_ready("/")
                 for _ in range(rounds):
                     results.setdefault(service, []).append(
-                        load(page.url + path, seconds, connections))
+                        load(page.url + path, seconds, connections)
+                    )
                     results.setdefault(f"bare-{service}", []).append(
-                        load(bare.url + "/", seconds, connections))
+                        load(bare.url + "/", seconds, connections)
+                    )
                     time.sleep(0.5)
             print(f"{service}: {path} is {len(body)} bytes", flush=True)
     print(f"\n{'page':<34} {'req/s':>8} {'bare req/s':>11} {'ratio':>6}")
-    for service, label in (("todo", "tracker page, 100 tickets"),
-                           ("paste", "paste view, 2,000 lines")):
+    for service, label in (
+        ("todo", "tracker page, 100 tickets"),
+        ("paste", "paste view, 2,000 lines"),
+    ):
         mine = statistics.median(results[service])
         bare = statistics.median(results[f"bare-{service}"])
         print(f"{label:<34} {mine:>8.0f} {bare:>11.0f} {mine / bare:>6.2f}")

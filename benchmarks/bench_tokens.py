@@ -111,8 +111,7 @@ def main() -> int:
     path.write_text(dump_ini(data), encoding="utf-8")
     plugins = PluginHost(discover=False)
     plugins.register(make_plugin(), "bench")
-    app = create_app("bench", Config.from_string(path.read_text(), str(path)),
-                     plugins=plugins)
+    app = create_app("bench", Config.from_string(path.read_text(), str(path)), plugins=plugins)
     state = app.extensions["srht"]
     upgrade(state.db, "bench", state.schema)
     with app.app_context():

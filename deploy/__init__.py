@@ -14,13 +14,24 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Site", "Topology", "activate", "configure", "install", "inventory_groups",
-           "read_topology"]
+__all__ = [
+    "Site",
+    "Topology",
+    "activate",
+    "configure",
+    "install",
+    "inventory_groups",
+    "read_topology",
+]
 
 _WHERE = {
-    "Site": "model", "Topology": "topology", "read_topology": "topology",
-    "install": "deploys", "configure": "deploys",
-    "activate": "deploys", "inventory_groups": "inventory_data",
+    "Site": "model",
+    "Topology": "topology",
+    "read_topology": "topology",
+    "install": "deploys",
+    "configure": "deploys",
+    "activate": "deploys",
+    "inventory_groups": "inventory_data",
 }
 
 

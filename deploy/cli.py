@@ -35,8 +35,9 @@ def _config_path(ctx: click.Context) -> Path:
     explicit = getattr(root, "config_path", None)
     found = find_config(explicit)
     if found is None:
-        raise click.ClickException("no config found (looked at --config, $SRHT_CONFIG, "
-                                   "./config.ini, /etc/srht/config.ini)")
+        raise click.ClickException(
+            "no config found (looked at --config, $SRHT_CONFIG, ./config.ini, /etc/srht/config.ini)"
+        )
     return found.resolve()
 
 
@@ -49,21 +50,30 @@ def _site(path: Path) -> Any:
         for problem in error.problems:
             click.echo(str(problem), err=True)
         count = len(error.problems)
-        click.echo(f"{count} problem{'s' if count != 1 else ''} found; nothing was deployed.",
-                   err=True)
+        click.echo(
+            f"{count} problem{'s' if count != 1 else ''} found; nothing was deployed.", err=True
+        )
         sys.exit(EXIT_CONFIG)
 
 
 @click.group("deploy", invoke_without_command=True)
 @click.option("--dry", is_flag=True, help="Show what would change on each host; change nothing.")
-@click.option("--limit", metavar="NAMES",
-              help="Only these hosts or groups (comma-separated: alpha, nginx, meta, ...).")
-@click.option("--json", "json_output", is_flag=True,
-              help="Print pyinfra's JSON plan and results instead of its progress.")
+@click.option(
+    "--limit",
+    metavar="NAMES",
+    help="Only these hosts or groups (comma-separated: alpha, nginx, meta, ...).",
+)
+@click.option(
+    "--json",
+    "json_output",
+    is_flag=True,
+    help="Print pyinfra's JSON plan and results instead of its progress.",
+)
 @click.option("-v", "--verbose", count=True, help="More of pyinfra's output (-v, -vv, -vvv).")
 @click.pass_context
-def deploy(ctx: click.Context, dry: bool, limit: str | None, json_output: bool,
-           verbose: int) -> None:
+def deploy(
+    ctx: click.Context, dry: bool, limit: str | None, json_output: bool, verbose: int
+) -> None:
     """Deploy the site the config describes to its hosts.
 
     Checks the config and the topology in [deploy], builds the wheelhouse,
@@ -78,8 +88,9 @@ def deploy(ctx: click.Context, dry: bool, limit: str | None, json_output: bool,
     # install-method = distro installs packages: no wheelhouse to build.
     distro = site.config.get("srht", "install-method") == "distro"
     wheelhouse = None if distro else _wheelhouse(site, quiet=json_output).folder
-    code, report = run_pyinfra(path, dry=dry, limit=limit, json_output=json_output,
-                               verbose=verbose, wheelhouse=wheelhouse)
+    code, report = run_pyinfra(
+        path, dry=dry, limit=limit, json_output=json_output, verbose=verbose, wheelhouse=wheelhouse
+    )
     if report is not None:
         click.echo(json.dumps(report, indent=2))
         failed = (report.get("results") or {}).get("failed_hosts") or []
@@ -90,13 +101,19 @@ def deploy(ctx: click.Context, dry: bool, limit: str | None, json_output: bool,
     sys.exit(EXIT_FAILURE if code else 0)
 
 
-def run_pyinfra(config: Path, *, dry: bool = False, limit: str | None = None,
-                json_output: bool = False, verbose: int = 0, wheelhouse: Path | None = None,
-                extra: list[str] | None = None) -> tuple[int, dict[str, Any] | None]:
+def run_pyinfra(
+    config: Path,
+    *,
+    dry: bool = False,
+    limit: str | None = None,
+    json_output: bool = False,
+    verbose: int = 0,
+    wheelhouse: Path | None = None,
+    extra: list[str] | None = None,
+) -> tuple[int, dict[str, Any] | None]:
     """Run ``pyinfra inventory.py site.py`` for the config at ``config``;
     returns its exit code and, with ``json_output``, its JSON report."""
-    command = [sys.executable, "-m", "pyinfra", str(HERE / "inventory.py"),
-               str(HERE / "site.py")]
+    command = [sys.executable, "-m", "pyinfra", str(HERE / "inventory.py"), str(HERE / "site.py")]
     command += ["--dry"] if dry else ["-y"]
     if limit:
         command += ["--limit", limit]
@@ -112,8 +129,9 @@ def run_pyinfra(config: Path, *, dry: bool = False, limit: str | None = None,
         env[WHEELHOUSE_ENV] = str(wheelhouse)
     if not json_output:
         return subprocess.call(command, env=env, stdin=subprocess.DEVNULL), None
-    result = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            text=True)
+    result = subprocess.run(
+        command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
+    )
     try:
         report = json.loads(result.stdout)
     except ValueError:
@@ -138,9 +156,13 @@ def _wheelhouse(site: Any, *, quiet: bool) -> Any:
 
 
 @deploy.command("wheelhouse")
-@click.option("--also", "also", multiple=True, metavar="DISTRIBUTION",
-              help="Also hold this installed distribution (for services to be added "
-                   "later); repeatable.")
+@click.option(
+    "--also",
+    "also",
+    multiple=True,
+    metavar="DISTRIBUTION",
+    help="Also hold this installed distribution (for services to be added later); repeatable.",
+)
 @click.pass_context
 def wheelhouse(ctx: click.Context, also: tuple[str, ...]) -> None:
     """Build the wheelhouse and print its folder.
@@ -156,8 +178,7 @@ def wheelhouse(ctx: click.Context, also: tuple[str, ...]) -> None:
         built = _wheelhouse(site, quiet=True)
     else:
         try:
-            built = build_wheelhouse([*site.distributions(), *also],
-                                     cache=site.wheelhouse_dir)
+            built = build_wheelhouse([*site.distributions(), *also], cache=site.wheelhouse_dir)
         except (WheelhouseError, PluginError) as error:
             raise click.ClickException(str(error)) from None
     click.echo(str(built.folder))
@@ -170,8 +191,10 @@ def hosts(ctx: click.Context) -> None:
     site = _site(_config_path(ctx))
     for placement in site.topology.placements():
         target = placement.target
-        click.echo(f"{placement.name}  {target.user}@{target.address}:{target.port}  "
-                   + (", ".join(placement.roles) or "nothing"))
+        click.echo(
+            f"{placement.name}  {target.user}@{target.address}:{target.port}  "
+            + (", ".join(placement.roles) or "nothing")
+        )
 
 
 @deploy.command("ca")

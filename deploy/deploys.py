@@ -112,23 +112,47 @@ def _service_units(site: Site, placement: Placement) -> dict[str, tuple[str, str
     after += ["redis-server.service"] if placement.redis else []
     for service in placement.services:
         needs = site.needs(service)
-        out[f"srht-{service}.service"] = (service, _unit(
-            site, f"srht {service} ({site.title(service)}): web", _user(service),
-            f"{_srht(site)} serve {service}", after=after, paths=_writable(site, service, needs),
-            shared_paths=bool(needs.login_users)))
+        out[f"srht-{service}.service"] = (
+            service,
+            _unit(
+                site,
+                f"srht {service} ({site.title(service)}): web",
+                _user(service),
+                f"{_srht(site)} serve {service}",
+                after=after,
+                paths=_writable(site, service, needs),
+                shared_paths=bool(needs.login_users),
+            ),
+        )
     for service in placement.workers:
         needs = site.needs(service)
-        out[f"srht-{service}-worker.service"] = (service, _unit(
-            site, f"srht {service} ({site.title(service)}): background jobs", _user(service),
-            f"{_srht(site)} worker {service}", after=after, paths=_writable(site, service, needs),
-            shared_paths=bool(needs.login_users)))
+        out[f"srht-{service}-worker.service"] = (
+            service,
+            _unit(
+                site,
+                f"srht {service} ({site.title(service)}): background jobs",
+                _user(service),
+                f"{_srht(site)} worker {service}",
+                after=after,
+                paths=_writable(site, service, needs),
+                shared_paths=bool(needs.login_users),
+            ),
+        )
     for service in placement.services:
         needs = site.needs(service)
         for name, command in sorted(needs.daemons.items()):
-            out[f"srht-{service}-{name}.service"] = (service, _unit(
-                site, f"srht {service}: {name}", _user(service), f"/usr/bin/env {command}",
-                after=after, paths=_writable(site, service, needs),
-                shared_paths=bool(needs.login_users)))
+            out[f"srht-{service}-{name}.service"] = (
+                service,
+                _unit(
+                    site,
+                    f"srht {service}: {name}",
+                    _user(service),
+                    f"/usr/bin/env {command}",
+                    after=after,
+                    paths=_writable(site, service, needs),
+                    shared_paths=bool(needs.login_users),
+                ),
+            )
     return out
 
 
@@ -178,10 +202,16 @@ def install(site: Site) -> None:
     operations.track(_tracked(site))
     packages = _packages(site, placement)
     if packages:
-        apt.packages(name="Install system packages", packages=packages, update=True,
-                     cache_time=24 * 3600, no_recommends=True)
-    operations.directory(name="Deploy state folder", path=operations.STATE_DIR, user="root",
-                    group="root", mode="700")
+        apt.packages(
+            name="Install system packages",
+            packages=packages,
+            update=True,
+            cache_time=24 * 3600,
+            no_recommends=True,
+        )
+    operations.directory(
+        name="Deploy state folder", path=operations.STATE_DIR, user="root", group="root", mode="700"
+    )
     _trust(site)
     if not placement.runs_srht:
         return
@@ -189,46 +219,92 @@ def install(site: Site) -> None:
     server.group(name=f"Group {GROUP}", group=GROUP, system=True)
     services = _local_services(placement)
     for service in host.loop(services):
-        server.user(name=f"User {_user(service)}", user=_user(service), system=True,
-                    home=f"{site.data_dir}/{service}", shell=NOLOGIN,  # noqa: S604
-                    groups=[GROUP], create_home=False, ensure_home=False,
-                    comment=f"srht {service}")
+        server.user(
+            name=f"User {_user(service)}",
+            user=_user(service),
+            system=True,
+            home=f"{site.data_dir}/{service}",
+            shell=NOLOGIN,  # noqa: S604
+            groups=[GROUP],
+            create_home=False,
+            ensure_home=False,
+            comment=f"srht {service}",
+        )
     for service in host.loop(services):
         for extra in site.needs(service).users:
-            server.user(name=f"User {extra} (for {service})", user=extra, system=True,
-                        shell=NOLOGIN, create_home=False, ensure_home=False)  # noqa: S604
+            server.user(
+                name=f"User {extra} (for {service})",
+                user=extra,
+                system=True,
+                shell=NOLOGIN,
+                create_home=False,
+                ensure_home=False,
+            )
         # Reached over SSH: sshd runs the forced command through the shell;
         # the groups let it read the config and work on the service's files.
         for login in site.needs(service).login_users:
-            server.user(name=f"SSH account {login} (for {service})",  # noqa: S604
-                        user=login, system=True, shell="/bin/sh",
-                        groups=[GROUP, _user(service)], create_home=False, ensure_home=False)
+            server.user(  # noqa: S604 - pyinfra's shell= is the account's login shell
+                name=f"SSH account {login} (for {service})",
+                user=login,
+                system=True,
+                shell="/bin/sh",
+                groups=[GROUP, _user(service)],
+                create_home=False,
+                ensure_home=False,
+            )
 
-    operations.directory(name="Config folder", path=CONFIG_DIR, user="root", group=GROUP,
-                    mode="750")
-    operations.directory(name="Data folder", path=site.data_dir, user="root", group=GROUP,
-                    mode="770")
-    operations.directory(name="Mail outbox folder", path=f"{site.data_dir}/outbox", user="root",
-                    group=GROUP, mode="770")
+    operations.directory(
+        name="Config folder", path=CONFIG_DIR, user="root", group=GROUP, mode="750"
+    )
+    operations.directory(
+        name="Data folder", path=site.data_dir, user="root", group=GROUP, mode="770"
+    )
+    operations.directory(
+        name="Mail outbox folder",
+        path=f"{site.data_dir}/outbox",
+        user="root",
+        group=GROUP,
+        mode="770",
+    )
     for service in host.loop(services):
         needs = site.needs(service)
         # setgid and group-writable when an SSH account works there too.
         mode = "2770" if needs.login_users else "750"
         home = f"{site.data_dir}/{service}"
-        operations.directory(name=f"Folder of {service}", path=home, user=_user(service),
-                             group=_user(service), mode=mode)
+        operations.directory(
+            name=f"Folder of {service}",
+            path=home,
+            user=_user(service),
+            group=_user(service),
+            mode=mode,
+        )
         for path in needs.paths:
             if path != home:
-                operations.directory(name=f"Folder {path} (for {service})", path=path,
-                                     user=_user(service), group=_user(service), mode=mode)
+                operations.directory(
+                    name=f"Folder {path} (for {service})",
+                    path=path,
+                    user=_user(service),
+                    group=_user(service),
+                    mode=mode,
+                )
 
     if distro.enabled(site):
         distro.install(site, services)
         return
-    operations.software(name="Install the software", venv=VENV,
-                        wanted=site.software(host.name), wheelhouse=site.wheelhouse)
-    operations.put(name="srht on the PATH, with this host's config", src=StringIO(WRAPPER),
-              dest="/usr/local/bin/srht", user="root", group="root", mode="755")
+    operations.software(
+        name="Install the software",
+        venv=VENV,
+        wanted=site.software(host.name),
+        wheelhouse=site.wheelhouse,
+    )
+    operations.put(
+        name="srht on the PATH, with this host's config",
+        src=StringIO(WRAPPER),
+        dest="/usr/local/bin/srht",
+        user="root",
+        group="root",
+        mode="755",
+    )
 
 
 def _trusted(site: Site) -> dict[str, str]:
@@ -244,8 +320,9 @@ def _trusted(site: Site) -> dict[str, str]:
     try:
         text = Path(path).expanduser().read_text()
     except OSError as error:
-        raise OperationError(f"[deploy] acme-ca-file: cannot read {path}: "
-                             f"{error.strerror}") from None
+        raise OperationError(
+            f"[deploy] acme-ca-file: cannot read {path}: {error.strerror}"
+        ) from None
     end = "-----END CERTIFICATE-----"
     blocks = [block.strip() + f"\n{end}\n" for block in text.split(end) if block.strip()]
     return {f"srht-acme-{index}.crt": block for index, block in enumerate(blocks)}
@@ -255,26 +332,49 @@ def _tracked(site: Site) -> list[str]:
     """What the deploy writes on a host, read in one go (see
     :func:`operations.track`)."""
     data = site.data_dir
-    return [operations.STATE_DIR, CONFIG_DIR, f"{CONFIG_DIR}/*", f"{TLS_DIR}/*",
-            f"{ACME_TLS_DIR}/*", "/etc/systemd/system/srht-*", "/etc/nginx/sites-enabled/srht-*",
-            "/etc/ssh/sshd_config.d/srht-*", f"{CA_DIR}/srht-*", "/usr/local/bin/srht",
-            "/etc/postgresql/*/main/conf.d/srht.conf", "/etc/postgresql/*/main/pg_hba.conf",
-            "/etc/redis/srht.conf", ACME_ROOT, data, f"{data}/*"]
+    return [
+        operations.STATE_DIR,
+        CONFIG_DIR,
+        f"{CONFIG_DIR}/*",
+        f"{TLS_DIR}/*",
+        f"{ACME_TLS_DIR}/*",
+        "/etc/systemd/system/srht-*",
+        "/etc/nginx/sites-enabled/srht-*",
+        "/etc/ssh/sshd_config.d/srht-*",
+        f"{CA_DIR}/srht-*",
+        "/usr/local/bin/srht",
+        "/etc/postgresql/*/main/conf.d/srht.conf",
+        "/etc/postgresql/*/main/pg_hba.conf",
+        "/etc/redis/srht.conf",
+        ACME_ROOT,
+        data,
+        f"{data}/*",
+    ]
 
 
 def _trust(site: Site) -> None:
     wanted = _trusted(site)
     present = host.get_fact(ManagedFiles, pattern=f"{CA_DIR}/srht-*.crt")
     for name in host.loop(sorted(wanted)):
-        operations.put(name="Trust the site's certificate authority" if name == "srht-site.crt"
-                  else f"Trust {name}", src=StringIO(wanted[name]), dest=f"{CA_DIR}/{name}",
-                  user="root", group="root", mode="644")
+        operations.put(
+            name="Trust the site's certificate authority"
+            if name == "srht-site.crt"
+            else f"Trust {name}",
+            src=StringIO(wanted[name]),
+            dest=f"{CA_DIR}/{name}",
+            user="root",
+            group="root",
+            mode="644",
+        )
     for name in host.loop([n for n in present if n not in wanted]):
         files.file(name=f"Stop trusting {name}", path=f"{CA_DIR}/{name}", present=False)
     if wanted or present:
-        operations.converge(name="Update trusted certificates", key="ca-certificates",
-                            fingerprint=fingerprint(*(wanted[n] for n in sorted(wanted))),
-                            command="update-ca-certificates --fresh >/dev/null")
+        operations.converge(
+            name="Update trusted certificates",
+            key="ca-certificates",
+            fingerprint=fingerprint(*(wanted[n] for n in sorted(wanted))),
+            command="update-ca-certificates --fresh >/dev/null",
+        )
 
 
 def _local_services(placement: Placement) -> list[str]:
@@ -295,13 +395,24 @@ def configure(site: Site) -> None:
     if placement.redis and not site.topology.redis_existing:
         _redis(site)
     if placement.runs_srht:
-        operations.put(name="Config file", src=StringIO(site.host_config(host.name)), dest=CONFIG,
-                  user="root", group=GROUP, mode="640")
+        operations.put(
+            name="Config file",
+            src=StringIO(site.host_config(host.name)),
+            dest=CONFIG,
+            user="root",
+            group=GROUP,
+            mode="640",
+        )
     wanted = _units(site, placement)
     for unit_name in host.loop(sorted(wanted)):
-        operations.put(name=f"Unit {unit_name}", src=StringIO(wanted[unit_name]),
-                  dest=_unit_path(site, unit_name), user="root", group="root",
-                  mode="644")
+        operations.put(
+            name=f"Unit {unit_name}",
+            src=StringIO(wanted[unit_name]),
+            dest=_unit_path(site, unit_name),
+            user="root",
+            group="root",
+            mode="644",
+        )
     _sshd(site, placement)
     if placement.nginx:
         _nginx_files(site, placement)
@@ -311,8 +422,9 @@ def _postgresql(site: Site, placement: Placement) -> None:
     topology = site.topology
     databases = site.databases()
     if not topology.postgresql_existing:
-        release = str(host.get_fact(LinuxDistribution).get("release_meta", {})
-                      .get("VERSION_ID", "12"))
+        release = str(
+            host.get_fact(LinuxDistribution).get("release_meta", {}).get("VERSION_ID", "12")
+        )
         cluster = f"/etc/postgresql/{POSTGRESQL_VERSIONS.get(release.split('.')[0], '15')}/main"
         grants = []
         for database in databases.values():
@@ -320,24 +432,42 @@ def _postgresql(site: Site, placement: Placement) -> None:
                 grants.append((database.name, database.role, topology.address(client)))
         conf = postgresql_conf(["*"] if grants else ["localhost"])
         hba = pg_hba(grants)
-        operations.put(name="PostgreSQL listens for the services' hosts", src=StringIO(conf),
-                  dest=f"{cluster}/conf.d/srht.conf", user="postgres", group="postgres",
-                  mode="644")
-        operations.put(name="PostgreSQL access: each database from its service's hosts",
-                  src=StringIO(hba), dest=f"{cluster}/pg_hba.conf", user="postgres",
-                  group="postgres", mode="640")
-        operations.converge(name="Restart PostgreSQL for its settings", key="postgresql",
-                            fingerprint=fingerprint(conf),
-                            command="systemctl restart postgresql")
-        operations.converge(name="Reload PostgreSQL for its access rules",
-                            key="postgresql-hba", fingerprint=fingerprint(hba),
-                            command="systemctl reload postgresql")
+        operations.put(
+            name="PostgreSQL listens for the services' hosts",
+            src=StringIO(conf),
+            dest=f"{cluster}/conf.d/srht.conf",
+            user="postgres",
+            group="postgres",
+            mode="644",
+        )
+        operations.put(
+            name="PostgreSQL access: each database from its service's hosts",
+            src=StringIO(hba),
+            dest=f"{cluster}/pg_hba.conf",
+            user="postgres",
+            group="postgres",
+            mode="640",
+        )
+        operations.converge(
+            name="Restart PostgreSQL for its settings",
+            key="postgresql",
+            fingerprint=fingerprint(conf),
+            command="systemctl restart postgresql",
+        )
+        operations.converge(
+            name="Reload PostgreSQL for its access rules",
+            key="postgresql-hba",
+            fingerprint=fingerprint(hba),
+            command="systemctl reload postgresql",
+        )
         operations.running(name="PostgreSQL is running", unit="postgresql.service")
     for database in host.loop(list(databases.values())):
-        operations.postgres_role(name=f"PostgreSQL role {database.role}", role=database.role,
-                                 verifier=database.verifier)
-        operations.postgres_database(name=f"PostgreSQL database {database.name}",
-                                     database=database.name, owner=database.role)
+        operations.postgres_role(
+            name=f"PostgreSQL role {database.role}", role=database.role, verifier=database.verifier
+        )
+        operations.postgres_database(
+            name=f"PostgreSQL database {database.name}", database=database.name, owner=database.role
+        )
 
 
 def _redis(site: Site) -> None:
@@ -345,12 +475,25 @@ def _redis(site: Site) -> None:
     clients = topology.clients_of(host.name, list(topology.services))
     bind = ["127.0.0.1", "-::1"] + ([topology.address(host.name)] if clients else [])
     conf = redis_conf(site.redis_password(), bind)
-    operations.put(name="Redis settings", src=StringIO(conf), dest="/etc/redis/srht.conf",
-              user="redis", group="redis", mode="640")
-    files.line(name="Redis reads its srht settings", path="/etc/redis/redis.conf",
-               line="include /etc/redis/srht.conf")
-    operations.converge(name="Restart Redis for its settings", key="redis",
-                        fingerprint=fingerprint(conf), command="systemctl restart redis-server")
+    operations.put(
+        name="Redis settings",
+        src=StringIO(conf),
+        dest="/etc/redis/srht.conf",
+        user="redis",
+        group="redis",
+        mode="640",
+    )
+    files.line(
+        name="Redis reads its srht settings",
+        path="/etc/redis/redis.conf",
+        line="include /etc/redis/srht.conf",
+    )
+    operations.converge(
+        name="Restart Redis for its settings",
+        key="redis",
+        fingerprint=fingerprint(conf),
+        command="systemctl restart redis-server",
+    )
     operations.running(name="Redis is running", unit="redis-server.service")
 
 
@@ -363,25 +506,36 @@ def _sshd(site: Site, placement: Placement) -> None:
             wanted[f"srht-{service}.conf"] = text.replace(HostNeeds.SRHT_ON_HOST, _srht(site))
     present = host.get_fact(ManagedFiles, pattern="/etc/ssh/sshd_config.d/srht-*.conf")
     for name in host.loop(sorted(wanted)):
-        operations.put(name=f"sshd settings {name}", src=StringIO(wanted[name]),
-                  dest=f"/etc/ssh/sshd_config.d/{name}", user="root", group="root",
-                  mode="644")
+        operations.put(
+            name=f"sshd settings {name}",
+            src=StringIO(wanted[name]),
+            dest=f"/etc/ssh/sshd_config.d/{name}",
+            user="root",
+            group="root",
+            mode="644",
+        )
     for name in host.loop([n for n in present if n not in wanted]):
-        files.file(name=f"Remove sshd settings {name}", path=f"/etc/ssh/sshd_config.d/{name}",
-                   present=False)
+        files.file(
+            name=f"Remove sshd settings {name}",
+            path=f"/etc/ssh/sshd_config.d/{name}",
+            present=False,
+        )
     if wanted or present:
-        operations.converge(name="Check and reload sshd", key="sshd",
-                            fingerprint=fingerprint(*(f"{k}\n{v}" for k, v in
-                                                      sorted(wanted.items()))),
-                            command="sshd -t && systemctl reload ssh")
+        operations.converge(
+            name="Check and reload sshd",
+            key="sshd",
+            fingerprint=fingerprint(*(f"{k}\n{v}" for k, v in sorted(wanted.items()))),
+            command="sshd -t && systemctl reload ssh",
+        )
 
 
 def _vhost_name(service: str) -> str:
     return f"srht-{service}.conf"
 
 
-def _nginx_wanted(site: Site, placement: Placement
-                  ) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+def _nginx_wanted(
+    site: Site, placement: Placement
+) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
     """What ``placement``'s nginx serves: ``{site file: text}`` and the
     self-signed certificates ``{path: (text, mode)}`` they use."""
     sites: dict[str, str] = {}
@@ -390,20 +544,27 @@ def _nginx_wanted(site: Site, placement: Placement
         origin = site.origin(service)
         certificate = None
         if origin.https and site.acme:
-            certificate = (f"{ACME_TLS_DIR}/{origin.hostname}.crt",
-                           f"{ACME_TLS_DIR}/{origin.hostname}.key")
+            certificate = (
+                f"{ACME_TLS_DIR}/{origin.hostname}.crt",
+                f"{ACME_TLS_DIR}/{origin.hostname}.key",
+            )
         elif origin.https:
             cert = site.certificate(origin.hostname)
             certificate = (f"{TLS_DIR}/{origin.hostname}.crt", f"{TLS_DIR}/{origin.hostname}.key")
             certificates[certificate[0]] = (cert.cert, "644")
             certificates[certificate[1]] = (cert.key, "600")
         sites[_vhost_name(service)] = nginx_vhost(
-            service, origin.hostname, https=origin.https, port=origin.port,
+            service,
+            origin.hostname,
+            https=origin.https,
+            port=origin.port,
             upstreams=site.topology.upstreams(service, placement.name),
             certificate=certificate,
             static_dir=(distro.STATIC_DIR if distro.enabled(site) else f"{VENV}/static")
-            if placement.runs_srht else None,
-            acme_root=ACME_ROOT)
+            if placement.runs_srht
+            else None,
+            acme_root=ACME_ROOT,
+        )
     return sites, certificates
 
 
@@ -411,21 +572,34 @@ def _nginx_files(site: Site, placement: Placement) -> None:
     sites, certificates = _nginx_wanted(site, placement)
     for path in host.loop(sorted(certificates)):
         text, mode = certificates[path]
-        operations.put(name=f"TLS file {path.rsplit('/', 1)[1]}", src=StringIO(text), dest=path,
-                  user="root", group="root", mode=mode)
+        operations.put(
+            name=f"TLS file {path.rsplit('/', 1)[1]}",
+            src=StringIO(text),
+            dest=path,
+            user="root",
+            group="root",
+            mode=mode,
+        )
     if sites:
-        operations.directory(name="ACME challenge folder", path=ACME_ROOT, user="root",
-                        group="root", mode="755")
+        operations.directory(
+            name="ACME challenge folder", path=ACME_ROOT, user="root", group="root", mode="755"
+        )
     if site.acme and sites:
         _acme_placeholders(site, placement)
     for name in host.loop(sorted(sites)):
-        operations.put(name=f"nginx site {name}", src=StringIO(sites[name]),
-                  dest=f"/etc/nginx/sites-enabled/{name}", user="root", group="root",
-                  mode="644")
+        operations.put(
+            name=f"nginx site {name}",
+            src=StringIO(sites[name]),
+            dest=f"/etc/nginx/sites-enabled/{name}",
+            user="root",
+            group="root",
+            mode="644",
+        )
     present = host.get_fact(ManagedFiles, pattern="/etc/nginx/sites-enabled/srht-*.conf")
     for name in host.loop([n for n in present if n not in sites]):
-        files.file(name=f"Remove nginx site {name}", path=f"/etc/nginx/sites-enabled/{name}",
-                   present=False)
+        files.file(
+            name=f"Remove nginx site {name}", path=f"/etc/nginx/sites-enabled/{name}", present=False
+        )
 
 
 # -- activate ------------------------------------------------------------------
@@ -449,10 +623,12 @@ def activate(site: Site) -> None:
     obsolete = [name for name in present if name not in wanted]
 
     if wanted or obsolete:
-        operations.converge(name="Reload systemd units", key="systemd",
-                            fingerprint=fingerprint(*(f"{k}\n{v}" for k, v in
-                                                      sorted(wanted.items()))),
-                            command="systemctl daemon-reload")
+        operations.converge(
+            name="Reload systemd units",
+            key="systemd",
+            fingerprint=fingerprint(*(f"{k}\n{v}" for k, v in sorted(wanted.items()))),
+            command="systemctl daemon-reload",
+        )
 
     databases = site.databases()
     for service in host.loop(list(topology.services)):
@@ -461,36 +637,49 @@ def activate(site: Site) -> None:
         if database is None or not hosts or hosts[0] != host.name:
             continue
         stamp = fingerprint(site.service_software(service), database.url)
-        operations.migrate(name=f"Migrate the database of {service}", service=service,
-                           stamp=stamp, srht=_srht(site), config=CONFIG)
+        operations.migrate(
+            name=f"Migrate the database of {service}",
+            service=service,
+            stamp=stamp,
+            srht=_srht(site),
+            config=CONFIG,
+        )
 
     # Each daemon's fingerprint covers what it runs: its distribution's
     # wheels, the part of the config it reads, its unit. Adding a service
     # to a host changes none of the others' (see Site.host_config).
     owners = _unit_owners(site, placement)
-    ordered = [name for service in topology.services for name in wanted
-               if name == f"srht-{service}.service"]
+    ordered = [
+        name
+        for service in topology.services
+        for name in wanted
+        if name == f"srht-{service}.service"
+    ]
     ordered += [name for name in sorted(wanted) if name not in ordered]
     for unit_name in host.loop(ordered):
         service = owners[unit_name]
-        applied = fingerprint(site.service_software(service),
-                              site.host_config(host.name, service), wanted[unit_name])
-        operations.converge(name=f"Restart {unit_name}", key=unit_name, fingerprint=applied,
-                            command=f"systemctl restart {unit_name}")
+        applied = fingerprint(
+            site.service_software(service), site.host_config(host.name, service), wanted[unit_name]
+        )
+        operations.converge(
+            name=f"Restart {unit_name}",
+            key=unit_name,
+            fingerprint=applied,
+            command=f"systemctl restart {unit_name}",
+        )
         operations.running(name=f"{unit_name} is running", unit=unit_name)
     for service in host.loop(list(placement.services)):
         address, _, port = topology.binds[service].rpartition(":")
         if address in ("0.0.0.0", "::", "[::]"):  # noqa: S104 - reading a config value
             address = "127.0.0.1"
-        operations.health(name=f"{service} answers", what=service,
-                          url=f"http://{address}:{port}/healthz")
+        operations.health(
+            name=f"{service} answers", what=service, url=f"http://{address}:{port}/healthz"
+        )
 
     # What the config no longer places here stops; its data and database stay.
     for unit_name in host.loop(obsolete):
-        systemd.service(name=f"Stop {unit_name}", service=unit_name, running=False,
-                        enabled=False)
-        files.file(name=f"Remove {unit_name}", path=_unit_path(site, unit_name),
-                   present=False)
+        systemd.service(name=f"Stop {unit_name}", service=unit_name, running=False, enabled=False)
+        files.file(name=f"Remove {unit_name}", path=_unit_path(site, unit_name), present=False)
     if obsolete:
         systemd.daemon_reload(name="Forget removed units")
     if distro.enabled(site):
@@ -509,39 +698,72 @@ def _activate_nginx(site: Site, placement: Placement) -> None:
     if not sites and not present:
         return
     operations.converge(
-        name="Check nginx's config and reload it", key="nginx",
-        fingerprint=fingerprint(*(f"{k}\n{v}" for k, v in sorted(sites.items())),
-                                *(text for text, _mode in certificates.values())),
-        command="nginx -t -q && systemctl reload-or-restart nginx")
+        name="Check nginx's config and reload it",
+        key="nginx",
+        fingerprint=fingerprint(
+            *(f"{k}\n{v}" for k, v in sorted(sites.items())),
+            *(text for text, _mode in certificates.values()),
+        ),
+        command="nginx -t -q && systemctl reload-or-restart nginx",
+    )
     operations.running(name="nginx is running", unit="nginx.service")
     if site.acme:
         _certbot(site, placement)
     for service in host.loop(list(placement.fronted)):
         origin = site.origin(service)
         url = f"{origin.scheme}://{origin.hostname}:{origin.port}/healthz"
-        operations.health(name=f"{origin.hostname} answers through nginx", what=service,
-                          url=url, resolve=f"{origin.hostname}:{origin.port}:127.0.0.1")
+        operations.health(
+            name=f"{origin.hostname} answers through nginx",
+            what=service,
+            url=url,
+            resolve=f"{origin.hostname}:{origin.port}:127.0.0.1",
+        )
 
 
 def _acme_placeholders(site: Site, placement: Placement) -> None:
     """certbot's deploy hook, and a stand-in certificate (from the site's
     authority) for each HTTPS origin certbot has none for yet, so nginx
     starts and serves the ACME challenges on the first run."""
-    operations.put(name="certbot's deploy hook", src=StringIO(ACME_HOOK_TEXT), dest=ACME_HOOK,
-              user="root", group="root", mode="755")
+    operations.put(
+        name="certbot's deploy hook",
+        src=StringIO(ACME_HOOK_TEXT),
+        dest=ACME_HOOK,
+        user="root",
+        group="root",
+        mode="755",
+    )
     have = host.get_fact(ManagedFiles, pattern=f"{ACME_TLS_DIR}/*.crt")
-    missing = [site.origin(s).hostname for s in placement.fronted if site.origin(s).https
-               and f"{site.origin(s).hostname}.crt" not in have]
+    missing = [
+        site.origin(s).hostname
+        for s in placement.fronted
+        if site.origin(s).https and f"{site.origin(s).hostname}.crt" not in have
+    ]
     if missing:
-        operations.directory(name="ACME certificates folder", path=ACME_TLS_DIR, user="root",
-                        group="root", mode="755")
+        operations.directory(
+            name="ACME certificates folder",
+            path=ACME_TLS_DIR,
+            user="root",
+            group="root",
+            mode="755",
+        )
     for hostname in host.loop(missing):
         stand_in = site.certificate(hostname)
-        operations.put(name=f"Stand-in key for {hostname}", src=StringIO(stand_in.key),
-                  dest=f"{ACME_TLS_DIR}/{hostname}.key", user="root", group="root", mode="600")
-        operations.put(name=f"Stand-in certificate for {hostname}", src=StringIO(stand_in.cert),
-                  dest=f"{ACME_TLS_DIR}/{hostname}.crt", user="root", group="root",
-                  mode="644")
+        operations.put(
+            name=f"Stand-in key for {hostname}",
+            src=StringIO(stand_in.key),
+            dest=f"{ACME_TLS_DIR}/{hostname}.key",
+            user="root",
+            group="root",
+            mode="600",
+        )
+        operations.put(
+            name=f"Stand-in certificate for {hostname}",
+            src=StringIO(stand_in.cert),
+            dest=f"{ACME_TLS_DIR}/{hostname}.crt",
+            user="root",
+            group="root",
+            mode="644",
+        )
 
 
 def _certbot(site: Site, placement: Placement) -> None:
@@ -556,7 +778,11 @@ def _certbot(site: Site, placement: Placement) -> None:
     # certbot makes live/NAME (--cert-name) once it has the certificate.
     live = set(host.get_fact(ManagedFiles, pattern="/etc/letsencrypt/live/*"))
     for hostname in host.loop([h for h in hostnames if h not in live]):
-        server.shell(name=f"Certificate for {hostname} from the ACME server",
-                     commands=[f"certbot certonly --webroot -w {ACME_ROOT} -d {hostname} "
-                               f"--cert-name {hostname} {account}{server_arg} --agree-tos "
-                               f"--non-interactive --quiet --deploy-hook {ACME_HOOK}"])
+        server.shell(
+            name=f"Certificate for {hostname} from the ACME server",
+            commands=[
+                f"certbot certonly --webroot -w {ACME_ROOT} -d {hostname} "
+                f"--cert-name {hostname} {account}{server_arg} --agree-tos "
+                f"--non-interactive --quiet --deploy-hook {ACME_HOOK}"
+            ],
+        )

@@ -33,8 +33,16 @@ from pyinfra.operations import apt, files
 from . import operations
 from .model import CONFIG_DIR
 
-__all__ = ["PROGRAM", "STATIC_DIR", "dropin", "enabled", "install", "remove", "software_id",
-           "unit_path"]
+__all__ = [
+    "PROGRAM",
+    "STATIC_DIR",
+    "dropin",
+    "enabled",
+    "install",
+    "remove",
+    "software_id",
+    "unit_path",
+]
 
 PROGRAM = "/usr/bin/srht"
 STATIC_DIR = "/usr/share/srht/static"
@@ -77,8 +85,10 @@ def local_repository(debs: Path) -> Repository:
     if not found:
         raise ValueError(f"[deploy] apt-packages: no .deb files in {debs}")
     if shutil.which("dpkg-scanpackages") is None:
-        raise ValueError("install-method = distro with apt-packages needs dpkg-scanpackages "
-                         "on this machine (apt-get install dpkg-dev)")
+        raise ValueError(
+            "install-method = distro with apt-packages needs dpkg-scanpackages "
+            "on this machine (apt-get install dpkg-dev)"
+        )
     digest = hashlib.sha256()
     for deb in found:
         digest.update(deb.name.encode() + b"\0" + deb.read_bytes())
@@ -90,8 +100,14 @@ def local_repository(debs: Path) -> Repository:
         partial.mkdir(parents=True)
         for deb in found:
             shutil.copy2(deb, partial / deb.name)
-        index = subprocess.run(["dpkg-scanpackages", "--multiversion", "."], cwd=partial,
-                               capture_output=True, text=True, check=True, timeout=300)
+        index = subprocess.run(
+            ["dpkg-scanpackages", "--multiversion", "."],
+            cwd=partial,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        )
         (partial / "Packages").write_text(index.stdout)
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)
@@ -106,8 +122,10 @@ def _source(site: Any) -> tuple[str, Repository | None]:
         return str(named), None
     debs = site.config.get("deploy", "apt-packages")
     if not debs:
-        raise ValueError("install-method = distro needs [deploy] apt-packages (a folder of "
-                         ".deb files to publish) or [deploy] apt-source (a repository)")
+        raise ValueError(
+            "install-method = distro needs [deploy] apt-packages (a folder of "
+            ".deb files to publish) or [deploy] apt-source (a repository)"
+        )
     repository = local_repository(Path(debs))
     return f"deb [trusted=yes] file:{REPOSITORY}/{repository.id} ./", repository
 
@@ -116,8 +134,9 @@ def software_id(site: Any) -> str:
     """What the hosts run, for restart fingerprints: the published index,
     or the named source (whose upgrades an ``apt-get upgrade`` brings)."""
     line, repository = _source(site)
-    return repository.id if repository is not None else hashlib.sha256(
-        line.encode()).hexdigest()[:16]
+    return (
+        repository.id if repository is not None else hashlib.sha256(line.encode()).hexdigest()[:16]
+    )
 
 
 def install(site: Any, services: list[str]) -> None:
@@ -126,27 +145,48 @@ def install(site: Any, services: list[str]) -> None:
     if repository is not None:
         target = f"{REPOSITORY}/{repository.id}"
         for name in repository.files:
-            files.put(name=f"Publish {name}", src=str(repository.folder / name),
-                      dest=f"{target}/{name}", user="root", group="root", mode="644")
-    files.put(name="apt source of srht's packages", src=StringIO(line + "\n"),
-              dest=SOURCE_FILE, user="root", group="root", mode="644")
+            files.put(
+                name=f"Publish {name}",
+                src=str(repository.folder / name),
+                dest=f"{target}/{name}",
+                user="root",
+                group="root",
+                mode="644",
+            )
+    files.put(
+        name="apt source of srht's packages",
+        src=StringIO(line + "\n"),
+        dest=SOURCE_FILE,
+        user="root",
+        group="root",
+        mode="644",
+    )
     packages = sorted(f"srht-{service}" for service in services)
     # Only srht's source is refreshed (the hosts' others were, by the
     # system packages step); earlier published repositories are removed
     # once the new one is installed.
-    update = (f"apt-get update -qq -o Dir::Etc::sourcelist={SOURCE_FILE} "
-              "-o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0")
+    update = (
+        f"apt-get update -qq -o Dir::Etc::sourcelist={SOURCE_FILE} "
+        "-o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0"
+    )
     prune = ""
     if repository is not None:
-        prune = (f" && find {REPOSITORY} -mindepth 1 -maxdepth 1 ! -name {repository.id} "
-                 "-exec rm -rf {} +")
+        prune = (
+            f" && find {REPOSITORY} -mindepth 1 -maxdepth 1 ! -name {repository.id} "
+            "-exec rm -rf {} +"
+        )
     operations.converge(
-        name="Install srht's packages", key="srht-packages",
-        fingerprint=hashlib.sha256("\0".join([line, software_id(site), *packages]).encode()
-                                   ).hexdigest()[:16],
-        command=(f"{update} && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-                 f"--no-install-recommends -o Dpkg::Options::=--force-confold "
-                 f"{' '.join(packages)}{prune}"))
+        name="Install srht's packages",
+        key="srht-packages",
+        fingerprint=hashlib.sha256(
+            "\0".join([line, software_id(site), *packages]).encode()
+        ).hexdigest()[:16],
+        command=(
+            f"{update} && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+            f"--no-install-recommends -o Dpkg::Options::=--force-confold "
+            f"{' '.join(packages)}{prune}"
+        ),
+    )
 
 
 def remove(packages: list[str]) -> None:
@@ -162,8 +202,9 @@ def unit_path(name: str) -> str:
     return f"/etc/systemd/system/{name}.d/{DROPIN}"
 
 
-def dropin(*_args: Any, after: list[str] | None = None, paths: list[str] | None = None,
-           **_kwargs: Any) -> str:
+def dropin(
+    *_args: Any, after: list[str] | None = None, paths: list[str] | None = None, **_kwargs: Any
+) -> str:
     """The site's part of a packaged unit (takes :func:`~srht_deploy.render.unit`'s
     arguments; the rest is the package's): ordering after the site's
     PostgreSQL and Redis, and the folders it writes to (added to the

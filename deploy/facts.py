@@ -11,8 +11,15 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
-__all__ = ["DropinUnits", "FileText", "HttpStatus", "ManagedFiles", "PathStates", "PostgresState",
-           "StateFiles"]
+__all__ = [
+    "DropinUnits",
+    "FileText",
+    "HttpStatus",
+    "ManagedFiles",
+    "PathStates",
+    "PostgresState",
+    "StateFiles",
+]
 
 _MISSING = "__srht_missing__"
 _PRESENT = "__srht_present__"
@@ -35,7 +42,7 @@ class ManagedFiles(FactBase[Any]):
     """Names of the files matching a shell glob (``/etc/nginx/sites-enabled/srht-*``)."""
 
     def command(self, pattern: str) -> str:
-        return f"for f in {pattern}; do [ -e \"$f\" ] && basename \"$f\"; done; true"
+        return f'for f in {pattern}; do [ -e "$f" ] && basename "$f"; done; true'
 
     def default(self) -> list[str]:
         return []
@@ -50,10 +57,12 @@ class DropinUnits(FactBase[Any]):
     one that ships the unit, ``None`` when none does any more."""
 
     def command(self, dropin: str) -> str:
-        return (f"for f in /etc/systemd/system/srht-*.service.d/{dropin}; do "
-                '[ -e "$f" ] || continue; u=$(basename "$(dirname "$f")" .d); '
-                'p=$(dpkg-query -S "/lib/systemd/system/$u" 2>/dev/null | cut -d: -f1); '
-                'echo "$u ${p:--}"; done; true')
+        return (
+            f"for f in /etc/systemd/system/srht-*.service.d/{dropin}; do "
+            '[ -e "$f" ] || continue; u=$(basename "$(dirname "$f")" .d); '
+            'p=$(dpkg-query -S "/lib/systemd/system/$u" 2>/dev/null | cut -d: -f1); '
+            'echo "$u ${p:--}"; done; true'
+        )
 
     def default(self) -> dict[str, str | None]:
         return {}
@@ -74,9 +83,11 @@ class PostgresState(FactBase[Any]):
     requires_command = "psql"
 
     def command(self) -> str:
-        query = ("SELECT 'role', rolname, coalesce(rolpassword, '') FROM pg_authid "
-                 "UNION ALL SELECT 'database', datname, pg_get_userbyid(datdba) "
-                 "FROM pg_database")
+        query = (
+            "SELECT 'role', rolname, coalesce(rolpassword, '') FROM pg_authid "
+            "UNION ALL SELECT 'database', datname, pg_get_userbyid(datdba) "
+            "FROM pg_database"
+        )
         return f"runuser -u postgres -- psql -XAtq -F '|' -c \"{query}\""
 
     def default(self) -> dict[str, dict[str, str]]:
@@ -106,10 +117,12 @@ class HttpStatus(FactBase[Any]):
     def command(self, url: str, resolve: str | None = None) -> str:
         extra = f"--resolve {resolve} " if resolve else ""
         # curl's exit codes: 7 refused, 35 TLS handshake, 51/60 certificate.
-        return (f"i=0; while :; do code=$(curl -sS -o /dev/null -w '%{{http_code}}' "
-                f"--max-time 10 {extra}{url} 2>/dev/null); rc=$?; case \"$rc:$code\" in "
-                "0:502|0:503|7:*|35:*|51:*|60:*) ;; *) break ;; esac; i=$((i+1)); "
-                "[ $i -ge 60 ] && break; sleep 1; done; echo \"$code\"")
+        return (
+            f"i=0; while :; do code=$(curl -sS -o /dev/null -w '%{{http_code}}' "
+            f'--max-time 10 {extra}{url} 2>/dev/null); rc=$?; case "$rc:$code" in '
+            "0:502|0:503|7:*|35:*|51:*|60:*) ;; *) break ;; esac; i=$((i+1)); "
+            '[ $i -ge 60 ] && break; sleep 1; done; echo "$code"'
+        )
 
     def default(self) -> int:
         return 0
@@ -127,10 +140,12 @@ class PathStates(FactBase[Any]):
     or ``other``; ``sha1`` is ``-`` but for files."""
 
     def command(self, globs: tuple[str, ...]) -> str:
-        return ("for p in " + " ".join(globs) + "; do [ -e \"$p\" ] || continue; "
-                "s=$(stat -c '%F|%a|%U|%G' \"$p\") || continue; h=-; "
-                "[ -f \"$p\" ] && h=$(sha1sum < \"$p\" | cut -c1-40); "
-                "printf '%s|%s|%s\\n' \"$s\" \"$h\" \"$p\"; done; true")
+        return (
+            "for p in " + " ".join(globs) + '; do [ -e "$p" ] || continue; '
+            "s=$(stat -c '%F|%a|%U|%G' \"$p\") || continue; h=-; "
+            '[ -f "$p" ] && h=$(sha1sum < "$p" | cut -c1-40); '
+            'printf \'%s|%s|%s\\n\' "$s" "$h" "$p"; done; true'
+        )
 
     def default(self) -> dict[str, tuple[str, ...]]:
         return {}
@@ -142,8 +157,13 @@ class PathStates(FactBase[Any]):
             if len(parts) != 6:
                 continue
             kind, mode, user, group, sha, path = parts
-            kind = ("file" if kind.startswith("regular") else
-                    "directory" if kind == "directory" else "other")
+            kind = (
+                "file"
+                if kind.startswith("regular")
+                else "directory"
+                if kind == "directory"
+                else "other"
+            )
             out[path] = (kind, mode, user, group, sha)
         return out
 
@@ -153,8 +173,10 @@ class StateFiles(FactBase[Any]):
     converge and migration last applied), in one command."""
 
     def command(self, folder: str) -> str:
-        return (f"for f in {folder}/applied-* {folder}/migrated-*; do [ -f \"$f\" ] && "
-                "printf '%s|%s\\n' \"${f##*/}\" \"$(head -n1 \"$f\")\"; done; true")
+        return (
+            f'for f in {folder}/applied-* {folder}/migrated-*; do [ -f "$f" ] && '
+            'printf \'%s|%s\\n\' "${f##*/}" "$(head -n1 "$f")"; done; true'
+        )
 
     def default(self) -> dict[str, str]:
         return {}

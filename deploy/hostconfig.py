@@ -29,8 +29,13 @@ from .topology import Topology
 __all__ = ["databases", "host_config_text", "redis_url"]
 
 
-def databases(config: Config, topology: Topology, host: str | None = None, *,
-              services: Collection[str] | None = None) -> dict[str, Database]:
+def databases(
+    config: Config,
+    topology: Topology,
+    host: str | None = None,
+    *,
+    services: Collection[str] | None = None,
+) -> dict[str, Database]:
     """The PostgreSQL database of each service that has one, with its URL
     as seen from ``host`` (loopback on the PostgreSQL host itself).
 
@@ -46,8 +51,9 @@ def databases(config: Config, topology: Topology, host: str | None = None, *,
         address = None
         if pg is not None:
             address = "127.0.0.1" if host == pg else topology.address(pg)
-        database = database_for(service, config.get(service, "connection-string"),
-                                service_key, address)
+        database = database_for(
+            service, config.get(service, "connection-string"), service_key, address
+        )
         if database is not None:
             out[service] = database
     return out
@@ -58,15 +64,19 @@ def redis_url(config: Config, topology: Topology, host: str) -> str | None:
     written = config.get("srht", "broker")
     if written or topology.redis_host is None or topology.redis_existing:
         return written or None
-    address = "127.0.0.1" if host == topology.redis_host else topology.address(
-        topology.redis_host)
+    address = "127.0.0.1" if host == topology.redis_host else topology.address(topology.redis_host)
     address = f"[{address}]" if ":" in address else address
     return f"redis://:{redis_password(config['srht']['service-key'])}@{address}:6379/0"
 
 
-def host_config_text(config: Config, topology: Topology, host: str, *,
-                     omit: Collection[str] = (),
-                     with_database: Collection[str] | None = None) -> str:
+def host_config_text(
+    config: Config,
+    topology: Topology,
+    host: str,
+    *,
+    omit: Collection[str] = (),
+    with_database: Collection[str] | None = None,
+) -> str:
     """The config file ``host`` gets, as text.
 
     :param omit: services whose sections are left out (those whose
@@ -89,9 +99,13 @@ def host_config_text(config: Config, topology: Topology, host: str, *,
         values: dict[str, str] = {}
         for key, value in raw.values.items():
             declared = schema.key(key) if schema is not None else None
-            remote_secret = (service in topology.services and service not in local
-                             and declared is not None and declared.secret
-                             and not declared.required)
+            remote_secret = (
+                service in topology.services
+                and service not in local
+                and declared is not None
+                and declared.secret
+                and not declared.required
+            )
             if not remote_secret:
                 values[key] = value.value
         if name in local and name in derived and derived[name].derived:
@@ -101,6 +115,8 @@ def host_config_text(config: Config, topology: Topology, host: str, *,
     if broker:
         data.setdefault("srht", {})["broker"] = broker
     source = Path(config.path).name
-    header = (f"# The config of host {host}, written by `srht deploy` from {source}.\n"
-              "# Edit that file and deploy again: changes made here are overwritten.\n\n")
+    header = (
+        f"# The config of host {host}, written by `srht deploy` from {source}.\n"
+        "# Edit that file and deploy again: changes made here are overwritten.\n\n"
+    )
     return header + dump_ini(data)

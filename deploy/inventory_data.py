@@ -35,8 +35,9 @@ def host_data(site: Site, name: str) -> dict[str, Any]:
     known = deploy.get("deploy", "ssh-known-hosts")
     if known:
         data["ssh_known_hosts_file"] = known
-    data["ssh_strict_host_key_checking"] = deploy.get("deploy", "ssh-host-key-checking",
-                                                      "accept-new")
+    data["ssh_strict_host_key_checking"] = deploy.get(
+        "deploy", "ssh-host-key-checking", "accept-new"
+    )
     if target.user != "root":
         data["_sudo"] = True
     return data

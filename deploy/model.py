@@ -67,8 +67,9 @@ class Site:
     _with_database: set[str] | None = None
 
     @classmethod
-    def from_config(cls, path: str | os.PathLike[str] | None = None, *,
-                    plugins: PluginHost | None = None) -> Site:
+    def from_config(
+        cls, path: str | os.PathLike[str] | None = None, *, plugins: PluginHost | None = None
+    ) -> Site:
         """Read and check the config (``path``, ``$SRHT_CONFIG``, ...).
 
         :raises ConfigError: listing every problem, of the config and of the
@@ -95,8 +96,9 @@ class Site:
         if service is not None:
             have &= self.distribution_closure(self.distribution(service))
         omit = [s for s in self.topology.services if self.distribution(s) not in have]
-        return host_config_text(self.config, self.topology, host, omit=omit,
-                                with_database=self.with_database())
+        return host_config_text(
+            self.config, self.topology, host, omit=omit, with_database=self.with_database()
+        )
 
     def needs(self, service: str) -> HostNeeds:
         """What ``service``'s plugin says a host needs to run it."""
@@ -115,8 +117,10 @@ class Site:
         no database and no migrations)."""
         if self._with_database is None:
             self._with_database = {
-                s for s in self.topology.services
-                if self.plugins.call_one("database_schema", s) is not None}
+                s
+                for s in self.topology.services
+                if self.plugins.call_one("database_schema", s) is not None
+            }
         return self._with_database
 
     # -- software --------------------------------------------------------------
@@ -130,8 +134,7 @@ class Site:
         """The distributions installed on ``host``: ``srht``, and those of
         the services it runs."""
         placement = self.placement(host)
-        return {CORE, *(self.distribution(s) for s in (*placement.services,
-                                                        *placement.workers))}
+        return {CORE, *(self.distribution(s) for s in (*placement.services, *placement.workers))}
 
     def distribution_closure(self, distribution: str) -> set[str]:
         """``distribution`` and the site's distributions it depends on (read
@@ -148,8 +151,11 @@ class Site:
                 requires = metadata.requires(name) or []
             except metadata.PackageNotFoundError:
                 continue
-            todo += [other for other in (canonicalize_name(Requirement(r).name)
-                                         for r in requires) if other in site]
+            todo += [
+                other
+                for other in (canonicalize_name(Requirement(r).name) for r in requires)
+                if other in site
+            ]
         return {str(name) for name in found}
 
     def software(self, host: str) -> dict[str, str]:
@@ -170,8 +176,9 @@ class Site:
     def origin(self, service: str) -> Origin:
         parts = urlsplit(str(self.config[service]["origin"]))
         scheme = parts.scheme
-        return Origin(scheme, parts.hostname or "", parts.port or (443 if scheme == "https"
-                                                                  else 80))
+        return Origin(
+            scheme, parts.hostname or "", parts.port or (443 if scheme == "https" else 80)
+        )
 
     @property
     def service_key(self) -> str:

@@ -23,8 +23,19 @@ from pyinfra.operations import files
 from .facts import FileText, HttpStatus, PathStates, PostgresState, StateFiles
 from .wheels import Wheelhouse
 
-__all__ = ["cached_fact", "converge", "directory", "health", "migrate", "postgres_database",
-           "postgres_role", "put", "running", "software", "track"]
+__all__ = [
+    "cached_fact",
+    "converge",
+    "directory",
+    "health",
+    "migrate",
+    "postgres_database",
+    "postgres_role",
+    "put",
+    "running",
+    "software",
+    "track",
+]
 
 #: Root-only folder on every host for the deploy's own state (stamps, SQL).
 STATE_DIR = "/var/lib/srht-deploy"
@@ -33,16 +44,19 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
 
 def _ident(name: str) -> str:
     if not _IDENT.match(name):
-        raise OperationError(f"{name!r} is not a PostgreSQL name the deploy manages "
-                             "(letters, digits, _ and -)")
+        raise OperationError(
+            f"{name!r} is not a PostgreSQL name the deploy manages (letters, digits, _ and -)"
+        )
     return '"' + name + '"'
 
 
 def _psql_file(sql: str, label: str) -> list[object]:
     path = f"{STATE_DIR}/{label}.sql"
-    return [FileUploadCommand(StringIO(sql), path),
-            f"runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 < {path}; "
-            f"status=$?; rm -f {path}; exit $status"]
+    return [
+        FileUploadCommand(StringIO(sql), path),
+        f"runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 < {path}; "
+        f"status=$?; rm -f {path}; exit $status",
+    ]
 
 
 @operation()
@@ -63,13 +77,17 @@ def postgres_database(database: str, owner: str):  # type: ignore[no-untyped-def
     """A database owned by ``owner``; an existing one is left as it is."""
     if database not in host.get_fact(PostgresState)["database"]:
         _ident(database), _ident(owner)
-        yield (f"runuser -u postgres -- createdb --owner={shlex.quote(owner)} "
-               f"{shlex.quote(database)}")
+        yield (
+            f"runuser -u postgres -- createdb --owner={shlex.quote(owner)} {shlex.quote(database)}"
+        )
 
 
 @operation()
-def software(venv: str, wanted: dict[str, str],  # type: ignore[no-untyped-def]
-             wheelhouse: Wheelhouse):
+def software(
+    venv: str,
+    wanted: dict[str, str],  # type: ignore[no-untyped-def]
+    wheelhouse: Wheelhouse,
+):
     """The virtualenv ``venv`` holding exactly the wheels ``wanted``
     (``{file name: sha256}``, see :meth:`Wheelhouse.closure`), without any
     index.
@@ -95,8 +113,10 @@ def software(venv: str, wanted: dict[str, str],  # type: ignore[no-untyped-def]
     yield f"mkdir -p {root}"
     if new:
         yield FileUploadCommand(str(wheelhouse.upload(new)), upload)
-    yield FileUploadCommand(StringIO("".join(f"{sha}  {name}\n" for name, sha in
-                                             sorted(wanted.items()))), f"{upload}.record")
+    yield FileUploadCommand(
+        StringIO("".join(f"{sha}  {name}\n" for name, sha in sorted(wanted.items()))),
+        f"{upload}.record",
+    )
     pip = f"{venv}/bin/pip --quiet --disable-pip-version-check --no-cache-dir"
     steps = ["set -e"]
     if text is None:
@@ -106,12 +126,18 @@ def software(venv: str, wanted: dict[str, str],  # type: ignore[no-untyped-def]
     if gone:
         steps.append(f"{pip} uninstall --yes {' '.join(shlex.quote(g) for g in gone)}")
     if new:
-        steps += [f"rm -rf {staging}", f"mkdir -p {staging}", f"tar -xf {upload} -C {staging}",
-                  f"{pip} install --no-index --no-deps --force-reinstall {staging}/*.whl",
-                  f"rm -rf {staging} {upload}"]
-    steps += [f"{pip} check >&2",
-              f"{venv}/bin/python -m srht_deploy.onhost static-links {venv}/static",
-              f"mv {upload}.record {record}"]
+        steps += [
+            f"rm -rf {staging}",
+            f"mkdir -p {staging}",
+            f"tar -xf {upload} -C {staging}",
+            f"{pip} install --no-index --no-deps --force-reinstall {staging}/*.whl",
+            f"rm -rf {staging} {upload}",
+        ]
+    steps += [
+        f"{pip} check >&2",
+        f"{venv}/bin/python -m srht_deploy.onhost static-links {venv}/static",
+        f"mv {upload}.record {record}",
+    ]
     yield "; ".join(steps)
 
 
@@ -158,14 +184,18 @@ def _state_of(path: str) -> tuple[bool, tuple[str, ...] | None]:
     """Whether ``path`` is tracked, and its ``(kind, mode, user, group, sha1)``."""
     globs = _TRACKED.get((id(host.state), host.name), ())
     parts = path.split("/")
-    if not any(len(g.split("/")) == len(parts) and all(
-            fnmatchcase(p, q) for p, q in zip(parts, g.split("/"), strict=True)) for g in globs):
+    if not any(
+        len(g.split("/")) == len(parts)
+        and all(fnmatchcase(p, q) for p, q in zip(parts, g.split("/"), strict=True))
+        for g in globs
+    ):
         return False, None
     return True, cached_fact(PathStates, globs=globs).get(path)
 
 
-def _attributes(path: str, state: tuple[str, ...] | None, user: str, group: str,
-                mode: str) -> list[str]:
+def _attributes(
+    path: str, state: tuple[str, ...] | None, user: str, group: str, mode: str
+) -> list[str]:
     commands = []
     if state is None or (state[2], state[3]) != (user, group):
         commands.append(f"chown {user}:{group} {path}")
@@ -175,8 +205,13 @@ def _attributes(path: str, state: tuple[str, ...] | None, user: str, group: str,
 
 
 @operation()
-def put(src: StringIO, dest: str, user: str = "root",  # type: ignore[no-untyped-def]
-        group: str = "root", mode: str = "644"):
+def put(
+    src: StringIO,
+    dest: str,
+    user: str = "root",  # type: ignore[no-untyped-def]
+    group: str = "root",
+    mode: str = "644",
+):
     """``files.put`` of a text, reading the host from one snapshot when
     ``dest`` is tracked (see :func:`track`)."""
     tracked, state = _state_of(dest)
@@ -195,8 +230,12 @@ def put(src: StringIO, dest: str, user: str = "root",  # type: ignore[no-untyped
 
 
 @operation()
-def directory(path: str, user: str = "root", group: str = "root",  # type: ignore[no-untyped-def]
-              mode: str = "755"):
+def directory(
+    path: str,
+    user: str = "root",
+    group: str = "root",  # type: ignore[no-untyped-def]
+    mode: str = "755",
+):
     """``files.directory``, reading the host from one snapshot when
     ``path`` is tracked (see :func:`track`)."""
     tracked, state = _state_of(path)
@@ -246,8 +285,10 @@ def migrate(service: str, stamp: str, srht: str, config: str):  # type: ignore[n
     path = f"{STATE_DIR}/migrated-{service}"
     if _stamp(f"migrated-{service}") == stamp:
         return
-    yield (f"runuser -u srht-{service} -- env SRHT_CONFIG={config} {srht} migrate {service} "
-           f"&& echo {stamp} > {path}")
+    yield (
+        f"runuser -u srht-{service} -- env SRHT_CONFIG={config} {srht} migrate {service} "
+        f"&& echo {stamp} > {path}"
+    )
 
 
 @operation(is_idempotent=True)

@@ -41,9 +41,17 @@ HARDENING = (
 )
 
 
-def unit(description: str, user: str, command: str, *, after: list[str] | None = None,
-         paths: list[str] | None = None, bin_dir: str = f"{VENV}/bin",
-         header: str = HEADER, shared_paths: bool = False) -> str:
+def unit(
+    description: str,
+    user: str,
+    command: str,
+    *,
+    after: list[str] | None = None,
+    paths: list[str] | None = None,
+    bin_dir: str = f"{VENV}/bin",
+    header: str = HEADER,
+    shared_paths: bool = False,
+) -> str:
     """A systemd service running ``command`` as ``user`` with the site's
     config, restarted on failure, logging to the journal, hardened
     (:data:`HARDENING`): the whole file system is read-only but ``paths``
@@ -84,8 +92,7 @@ def unit(description: str, user: str, command: str, *, after: list[str] | None =
         "RestartSec=2",
         "KillMode=mixed",
         "TimeoutStopSec=30",
-        *(line for line in HARDENING
-          if not (shared_paths and line == "RestrictSUIDSGID=yes")),
+        *(line for line in HARDENING if not (shared_paths and line == "RestrictSUIDSGID=yes")),
     ]
     if paths:
         lines.append(f"ReadWritePaths={' '.join(dict.fromkeys(paths))}")
@@ -93,9 +100,18 @@ def unit(description: str, user: str, command: str, *, after: list[str] | None =
     return "\n".join(lines)
 
 
-def nginx_vhost(service: str, hostname: str, *, https: bool, port: int, upstreams: list[str],
-                certificate: tuple[str, str] | None, static_dir: str | None,
-                acme_root: str, max_body: str = "64m") -> str:
+def nginx_vhost(
+    service: str,
+    hostname: str,
+    *,
+    https: bool,
+    port: int,
+    upstreams: list[str],
+    certificate: tuple[str, str] | None,
+    static_dir: str | None,
+    acme_root: str,
+    max_body: str = "64m",
+) -> str:
     """One virtual host: ``hostname`` proxied to ``upstreams`` (balanced),
     static files from ``static_dir`` when the host has them, HTTP sent to
     HTTPS (except ACME challenges) when ``https``."""
@@ -105,8 +121,7 @@ def nginx_vhost(service: str, hostname: str, *, https: bool, port: int, upstream
     out += ["    keepalive 8;", "}", ""]
     proxy = [
         "    client_max_body_size " + max_body + ";",
-        "    location = /healthz { proxy_pass http://" + name + "; "
-        "proxy_set_header Host $host; }",
+        "    location = /healthz { proxy_pass http://" + name + "; proxy_set_header Host $host; }",
     ]
     if static_dir:
         proxy += [
@@ -120,7 +135,7 @@ def nginx_vhost(service: str, hostname: str, *, https: bool, port: int, upstream
         "    location / {",
         f"        proxy_pass http://{name};",
         "        proxy_http_version 1.1;",
-        "        proxy_set_header Connection \"\";",
+        '        proxy_set_header Connection "";',
         "        proxy_set_header Host $host;",
         "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         "        proxy_set_header X-Forwarded-Proto $scheme;",
@@ -129,19 +144,42 @@ def nginx_vhost(service: str, hostname: str, *, https: bool, port: int, upstream
     ]
     challenge = [f"    location /.well-known/acme-challenge/ {{ root {acme_root}; }}"]
     if https:
-        out += ["server {", "    listen 80;", "    listen [::]:80;",
-                f"    server_name {hostname};", *challenge,
-                "    location / { return 301 https://$host$request_uri; }", "}", ""]
+        out += [
+            "server {",
+            "    listen 80;",
+            "    listen [::]:80;",
+            f"    server_name {hostname};",
+            *challenge,
+            "    location / { return 301 https://$host$request_uri; }",
+            "}",
+            "",
+        ]
         if certificate is not None:
             cert, key = certificate
             listen = f"{port} ssl"
-            out += ["server {", f"    listen {listen};", f"    listen [::]:{listen};",
-                    f"    server_name {hostname};",
-                    f"    ssl_certificate {cert};", f"    ssl_certificate_key {key};",
-                    "    ssl_protocols TLSv1.2 TLSv1.3;", *proxy, "}", ""]
+            out += [
+                "server {",
+                f"    listen {listen};",
+                f"    listen [::]:{listen};",
+                f"    server_name {hostname};",
+                f"    ssl_certificate {cert};",
+                f"    ssl_certificate_key {key};",
+                "    ssl_protocols TLSv1.2 TLSv1.3;",
+                *proxy,
+                "}",
+                "",
+            ]
     else:
-        out += ["server {", f"    listen {port};", f"    listen [::]:{port};",
-                f"    server_name {hostname};", *challenge, *proxy, "}", ""]
+        out += [
+            "server {",
+            f"    listen {port};",
+            f"    listen [::]:{port};",
+            f"    server_name {hostname};",
+            *challenge,
+            *proxy,
+            "}",
+            "",
+        ]
     return "\n".join(line for line in out if line != "") + "\n"
 
 
@@ -182,5 +220,6 @@ def postgresql_conf(listen: list[str]) -> str:
 
 def redis_conf(password: str, bind: list[str]) -> str:
     """Settings appended to Debian's redis.conf (through an include)."""
-    return (HEADER + f"bind {' '.join(bind)}\n" + "protected-mode yes\n"
-            + f"requirepass {password}\n")
+    return (
+        HEADER + f"bind {' '.join(bind)}\n" + "protected-mode yes\n" + f"requirepass {password}\n"
+    )

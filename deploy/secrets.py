@@ -22,8 +22,9 @@ SCRAM_ITERATIONS = 4096
 
 
 def _password(service_key: str, purpose: str) -> str:
-    return base64.urlsafe_b64encode(derive_key(service_key, f"deploy:{purpose}")).decode() \
-        .rstrip("=")
+    return (
+        base64.urlsafe_b64encode(derive_key(service_key, f"deploy:{purpose}")).decode().rstrip("=")
+    )
 
 
 def redis_password(service_key: str) -> str:
@@ -46,8 +47,9 @@ class Database:
         return scram_verifier(self.password, self.role) if self.password else None
 
 
-def database_for(service: str, connection_string: str | None, service_key: str,
-                 address: str | None) -> Database | None:
+def database_for(
+    service: str, connection_string: str | None, service_key: str, address: str | None
+) -> Database | None:
     """The database of ``service``: parsed from its connection string, or,
     when that is empty and PostgreSQL is managed (``address`` is where it
     runs, as seen by the service), derived: role and database ``srht_<name>``,
@@ -57,9 +59,14 @@ def database_for(service: str, connection_string: str | None, service_key: str,
         if not parts.scheme.startswith("postgresql"):
             return None
         name = parts.path.lstrip("/") or (parts.username or "")
-        return Database(service, unquote(parts.username or ""), unquote(name),
-                        unquote(parts.password) if parts.password else None,
-                        connection_string, derived=False)
+        return Database(
+            service,
+            unquote(parts.username or ""),
+            unquote(name),
+            unquote(parts.password) if parts.password else None,
+            connection_string,
+            derived=False,
+        )
     if address is None:
         return None
     ident = "srht_" + service.replace("-", "_")
@@ -79,5 +86,7 @@ def scram_verifier(password: str, role: str) -> str:
     stored_key = hashlib.sha256(client_key).digest()
     server_key = hmac.new(salted, b"Server Key", "sha256").digest()
     b64 = base64.b64encode
-    return (f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt).decode()}$"
-            f"{b64(stored_key).decode()}:{b64(server_key).decode()}")
+    return (
+        f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt).decode()}$"
+        f"{b64(stored_key).decode()}:{b64(server_key).decode()}"
+    )

@@ -51,29 +51,47 @@ def _serial(*parts: str) -> int:
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 @lru_cache(maxsize=8)
 def site_authority(service_key: str, site_name: str) -> Certificate:
     """The site's certificate authority."""
     key = _private_key(service_key, "ca")
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{site_name} authority"),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "srht")])
-    cert = (x509.CertificateBuilder()
-            .subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(_serial("ca", site_name))
-            .not_valid_before(NOT_BEFORE).not_valid_after(NOT_AFTER)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True,
-                                         crl_sign=True, content_commitment=False,
-                                         key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, encipher_only=False,
-                                         decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
-            .sign(key, hashes.SHA256(), ecdsa_deterministic=True))
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{site_name} authority"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "srht"),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(_serial("ca", site_name))
+        .not_valid_before(NOT_BEFORE)
+        .not_valid_after(NOT_AFTER)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256(), ecdsa_deterministic=True)
+    )
     return Certificate(cert.public_bytes(serialization.Encoding.PEM).decode(), _pem_key(key))
 
 
@@ -85,17 +103,22 @@ def service_certificate(service_key: str, site_name: str, hostname: str) -> Cert
     ca_cert = x509.load_pem_x509_certificate(authority.cert.encode())
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     key = _private_key(service_key, f"host:{hostname}")
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(_serial("host", hostname))
-            .not_valid_before(NOT_BEFORE).not_valid_after(NOT_AFTER)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256(), ecdsa_deterministic=True))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(_serial("host", hostname))
+        .not_valid_before(NOT_BEFORE)
+        .not_valid_after(NOT_AFTER)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256(), ecdsa_deterministic=True)
+    )
     return Certificate(cert.public_bytes(serialization.Encoding.PEM).decode(), _pem_key(key))

@@ -51,8 +51,15 @@ class Placement:
     def roles(self) -> list[str]:
         roles = [f"service:{s}" for s in self.services]
         roles += [f"worker:{s}" for s in self.workers]
-        roles += [r for r, on in (("postgresql", self.postgresql), ("redis", self.redis),
-                                  ("nginx", self.nginx)) if on]
+        roles += [
+            r
+            for r, on in (
+                ("postgresql", self.postgresql),
+                ("redis", self.redis),
+                ("nginx", self.nginx),
+            )
+            if on
+        ]
         return roles
 
 
@@ -160,9 +167,11 @@ def read_topology(config: Config, plugins: PluginHost, *, strict: bool = True) -
             problem("deploy", "hosts", f"host {target.name!r} is named twice")
         hosts[target.name] = target
     if not hosts:
-        problem("deploy" if config.has_section("deploy") else "srht", None,
-                "no hosts to deploy to; list them in [deploy] hosts "
-                "(NAME=[USER@]ADDRESS[:PORT], ...)")
+        problem(
+            "deploy" if config.has_section("deploy") else "srht",
+            None,
+            "no hosts to deploy to; list them in [deploy] hosts (NAME=[USER@]ADDRESS[:PORT], ...)",
+        )
 
     def known(section: str, key: str, names: list[str]) -> tuple[str, ...]:
         for name in names:
@@ -182,12 +191,12 @@ def read_topology(config: Config, plugins: PluginHost, *, strict: bool = True) -
             if len(hosts) == 1:
                 placed = tuple(hosts)
             elif hosts:
-                problem(service, "hosts", "say which hosts run this service "
-                                          f"(of {', '.join(hosts)})")
+                problem(
+                    service, "hosts", f"say which hosts run this service (of {', '.join(hosts)})"
+                )
         service_hosts[service] = placed
         workers = section.get("worker-hosts")
-        worker_hosts[service] = known(service, "worker-hosts", list(workers)) if workers \
-            else placed
+        worker_hosts[service] = known(service, "worker-hosts", list(workers)) if workers else placed
         binds[service] = str(section["bind"])
 
     def one(key: str) -> str | None:
@@ -204,16 +213,26 @@ def read_topology(config: Config, plugins: PluginHost, *, strict: bool = True) -
         nginx_hosts = tuple(h for h in hosts if any(h in service_hosts[s] for s in services))
 
     topology = Topology(
-        hosts=hosts, services=tuple(services), service_hosts=service_hosts,
-        worker_hosts=worker_hosts, binds=binds, postgresql_host=postgresql_host,
-        postgresql_existing=bool(deploy.get("postgresql-existing")), redis_host=redis_host,
-        redis_existing=bool(deploy.get("redis-existing")), nginx_hosts=nginx_hosts,
-        problems=problems)
+        hosts=hosts,
+        services=tuple(services),
+        service_hosts=service_hosts,
+        worker_hosts=worker_hosts,
+        binds=binds,
+        postgresql_host=postgresql_host,
+        postgresql_existing=bool(deploy.get("postgresql-existing")),
+        redis_host=redis_host,
+        redis_existing=bool(deploy.get("redis-existing")),
+        nginx_hosts=nginx_hosts,
+        problems=problems,
+    )
     _check_reachability(config, topology, problem)
     _check_install_method(config, deploy, problem)
     if topology.redis_existing and not config["srht"]["broker"]:
-        problem("deploy", "redis-existing", "the deploy leaves your Redis alone, so say "
-                "where it is: [srht] broker = redis://...")
+        problem(
+            "deploy",
+            "redis-existing",
+            "the deploy leaves your Redis alone, so say where it is: [srht] broker = redis://...",
+        )
     if strict and problems:
         raise ConfigError(problems)
     return topology
@@ -227,15 +246,22 @@ def _check_reachability(config: Config, topology: Topology, problem: Any) -> Non
                 continue
             remote = [h for h in topology.service_hosts[service] if h != nginx_host]
             if remote and _is_loopback(topology.binds[service]):
-                problem(service, "bind",
-                        f"listens on loopback only, but nginx on {nginx_host} must reach it "
-                        f"on {', '.join(remote)}; bind to 0.0.0.0:PORT (or the host's "
-                        "address)")
+                problem(
+                    service,
+                    "bind",
+                    f"listens on loopback only, but nginx on {nginx_host} must reach it "
+                    f"on {', '.join(remote)}; bind to 0.0.0.0:PORT (or the host's "
+                    "address)",
+                )
         shared_db = config.get(service, "connection-string") or topology.postgresql_host
         hosts = set(topology.service_hosts[service]) | set(topology.worker_hosts[service])
         if len(hosts) > 1 and not shared_db:
-            problem(service, "hosts", f"runs on {len(hosts)} hosts but has no shared database; "
-                                      "set [deploy] postgresql-host or its connection-string")
+            problem(
+                service,
+                "hosts",
+                f"runs on {len(hosts)} hosts but has no shared database; "
+                "set [deploy] postgresql-host or its connection-string",
+            )
     if len(topology.hosts) < 2:
         return
     networks = config.get("srht", "internal-networks") or []
@@ -246,9 +272,12 @@ def _check_reachability(config: Config, topology: Topology, problem: Any) -> Non
         except ValueError:
             continue  # a DNS name: the operator knows where it points
         if not any(ip in network for network in networks):
-            problem("srht", "internal-networks",
-                    f"must include {address}: services on several hosts call each other's "
-                    "internal APIs through nginx (add the hosts' network and 127.0.0.0/8)")
+            problem(
+                "srht",
+                "internal-networks",
+                f"must include {address}: services on several hosts call each other's "
+                "internal APIs through nginx (add the hosts' network and 127.0.0.0/8)",
+            )
 
 
 def _check_install_method(config: Config, deploy: Any, problem: Any) -> None:
@@ -258,8 +287,12 @@ def _check_install_method(config: Config, deploy: Any, problem: Any) -> None:
         return
     given = [key for key in ("apt-packages", "apt-source") if deploy.get(key)]
     if not given:
-        problem("srht", "install-method", "distro needs [deploy] apt-packages (a folder of "
-                ".deb files the deploy publishes to the hosts) or [deploy] apt-source (an "
-                "apt repository holding srht's packages)")
+        problem(
+            "srht",
+            "install-method",
+            "distro needs [deploy] apt-packages (a folder of "
+            ".deb files the deploy publishes to the hosts) or [deploy] apt-source (an "
+            "apt repository holding srht's packages)",
+        )
     elif len(given) == 2:
         problem("deploy", "apt-source", "give apt-packages or apt-source, not both")

@@ -67,8 +67,20 @@ CORE = "srht"
 EPOCH = 315532800
 #: Upload tarballs older than this are removed when a new one is made.
 UPLOAD_MAX_AGE = 24 * 3600
-_IGNORED = {".git", ".hg", "build", "dist", "__pycache__", ".venv", "venv", "node_modules",
-            ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox"}
+_IGNORED = {
+    ".git",
+    ".hg",
+    "build",
+    "dist",
+    "__pycache__",
+    ".venv",
+    "venv",
+    "node_modules",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".tox",
+}
 
 
 #: One build at a time in this process (pyinfra prepares hosts concurrently).
@@ -110,7 +122,8 @@ class Wheelhouse:
     requirements: tuple[str, ...]
     wheels: tuple[Wheel, ...] = field(repr=False)
     _closures: dict[tuple[str, ...], dict[str, str]] = field(
-        default_factory=dict, repr=False, compare=False)
+        default_factory=dict, repr=False, compare=False
+    )
 
     def closure(self, distributions: Iterable[str]) -> dict[str, str]:
         """``{wheel file name: sha256}`` of what a virtualenv running
@@ -140,30 +153,37 @@ class Wheelhouse:
         while True:
             chosen: dict[str, Wheel] = {}
             for project, specifier in specifiers.items():
-                fits = [w for w in by_project.get(project, ())
-                        if specifier.contains(w.version, prereleases=True)]
+                fits = [
+                    w
+                    for w in by_project.get(project, ())
+                    if specifier.contains(w.version, prereleases=True)
+                ]
                 if not fits:
                     raise WheelhouseError(
                         f"no wheel of {project}{specifier} (wanted by {wanted_by[project]}) in "
-                        f"the wheelhouse {self.folder}; rebuild it (delete the folder)")
+                        f"the wheelhouse {self.folder}; rebuild it (delete the folder)"
+                    )
                 chosen[project] = max(fits, key=lambda w: w.version)
             grown = False
             for project, wheel in chosen.items():
                 for requirement in wheel.requires:
                     if requirement.marker is not None and not any(
-                            requirement.marker.evaluate({**TARGET_ENVIRONMENT, "extra": extra})
-                            for extra in {"", *extras[project]}):
+                        requirement.marker.evaluate({**TARGET_ENVIRONMENT, "extra": extra})
+                        for extra in {"", *extras[project]}
+                    ):
                         continue
                     other = str(canonicalize_name(requirement.name))
                     before = (str(specifiers.get(other)), set(extras.get(other, ())))
-                    specifiers[other] = specifiers.get(other, SpecifierSet()) & \
-                        requirement.specifier
+                    specifiers[other] = (
+                        specifiers.get(other, SpecifierSet()) & requirement.specifier
+                    )
                     extras.setdefault(other, set()).update(requirement.extras)
                     wanted_by.setdefault(other, f"{wheel.project} {wheel.version}")
                     grown |= before != (str(specifiers[other]), extras[other])
             if not grown:
-                return {w.filename: w.sha256 for w in sorted(chosen.values(),
-                                                             key=lambda w: w.filename)}
+                return {
+                    w.filename: w.sha256 for w in sorted(chosen.values(), key=lambda w: w.filename)
+                }
 
     def fingerprint(self, distributions: Iterable[str]) -> str:
         """A hash of :meth:`closure`: what a restart of a service of
@@ -176,8 +196,9 @@ class Wheelhouse:
         contents), to upload to a host that lacks them."""
         paths = {w.filename: w.path for w in self.wheels}
         names = sorted(set(filenames))
-        key = hashlib.sha256("\0".join(f"{n}:{self._sha(n)}" for n in names).encode()
-                             ).hexdigest()[:16]
+        key = hashlib.sha256("\0".join(f"{n}:{self._sha(n)}" for n in names).encode()).hexdigest()[
+            :16
+        ]
         folder = self.folder / "uploads"
         folder.mkdir(parents=True, exist_ok=True)
         tarball = folder / f"{key}.tar"
@@ -249,9 +270,16 @@ def _excluded(name: str, site: list[str]) -> list[str]:
 
 
 def _part_key(name: str, excluded: list[str]) -> str:
-    digest = hashlib.sha256(json.dumps(
-        {"recipe": RECIPE, "python": TARGET_PYTHON, "platforms": TARGET_PLATFORMS,
-         "excluded": excluded}).encode())
+    digest = hashlib.sha256(
+        json.dumps(
+            {
+                "recipe": RECIPE,
+                "python": TARGET_PYTHON,
+                "platforms": TARGET_PLATFORMS,
+                "excluded": excluded,
+            }
+        ).encode()
+    )
     digest.update(f"{name}=={installed_version(name)}\0".encode())
     source = source_of(name)
     if source is not None:
@@ -259,8 +287,9 @@ def _part_key(name: str, excluded: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_wheelhouse(distributions: Iterable[str], *, cache: Path | None = None,
-                     log: Path | None = None) -> Wheelhouse:
+def build_wheelhouse(
+    distributions: Iterable[str], *, cache: Path | None = None, log: Path | None = None
+) -> Wheelhouse:
     """The wheelhouse for ``distributions``, each part built unless cached.
 
     :raises WheelhouseError: when a build or download fails (the output of
@@ -279,13 +308,15 @@ def build_wheelhouse(distributions: Iterable[str], *, cache: Path | None = None,
                 _build_part(folder, name, excluded, log)
             parts.append(folder)
         wheels = _read_parts(parts)
-        ident = hashlib.sha256("".join(f"{w.filename} {w.sha256}\n" for w in wheels).encode()
-                               ).hexdigest()[:16]
+        ident = hashlib.sha256(
+            "".join(f"{w.filename} {w.sha256}\n" for w in wheels).encode()
+        ).hexdigest()[:16]
         folder = root / "sites" / ident
         if not (folder / "wheelhouse.json").exists():
             folder.mkdir(parents=True, exist_ok=True)
-            text = json.dumps({"id": ident, "requirements": names,
-                               "parts": [str(p) for p in parts]}, indent=1)
+            text = json.dumps(
+                {"id": ident, "requirements": names, "parts": [str(p) for p in parts]}, indent=1
+            )
             (folder / "wheelhouse.json.part").write_text(text)
             (folder / "wheelhouse.json.part").replace(folder / "wheelhouse.json")
     return Wheelhouse(folder, ident, tuple(names), wheels)
@@ -297,9 +328,11 @@ def load_wheelhouse(folder: Path) -> Wheelhouse:
         info = json.loads((folder / "wheelhouse.json").read_text())
         wheels = _read_parts([Path(p) for p in info["parts"]])
     except (OSError, ValueError, KeyError) as error:
-        raise WheelhouseError(f"{folder} is not a wheelhouse built by this version of the "
-                              f"deploy ({type(error).__name__}: {error}); unset "
-                              "$SRHT_DEPLOY_WHEELHOUSE or build it again") from None
+        raise WheelhouseError(
+            f"{folder} is not a wheelhouse built by this version of the "
+            f"deploy ({type(error).__name__}: {error}); unset "
+            "$SRHT_DEPLOY_WHEELHOUSE or build it again"
+        ) from None
     return Wheelhouse(folder, info["id"], tuple(info["requirements"]), wheels)
 
 
@@ -312,8 +345,9 @@ def _read_parts(parts: list[Path]) -> tuple[Wheel, ...]:
                 continue  # the same wheel in two parts (both built it): one copy will do
             project, version, _build, _tags = parse_wheel_filename(filename)
             path = part / "wheels" / filename
-            found[filename] = Wheel(path, sha, str(project), version,
-                                    tuple(_wheel_requirements(path)[1]))
+            found[filename] = Wheel(
+                path, sha, str(project), version, tuple(_wheel_requirements(path)[1])
+            )
     return tuple(sorted(found.values(), key=lambda w: w.filename))
 
 
@@ -330,8 +364,17 @@ def _build_part(folder: Path, name: str, excluded: list[str], log: Path | None) 
             shutil.copytree(source, copy, ignore=_ignore)
             _pip(["wheel", "--no-deps", "--wheel-dir", str(wheels), str(copy)], log)
         else:
-            _pip(["download", "--no-deps", "--dest", str(wheels), *_target(),
-                  f"{name}=={installed_version(name)}"], log)
+            _pip(
+                [
+                    "download",
+                    "--no-deps",
+                    "--dest",
+                    str(wheels),
+                    *_target(),
+                    f"{name}=={installed_version(name)}",
+                ],
+                log,
+            )
     ours = {name, *excluded}
     requirements = _dependencies(wheels, ours)
     if requirements:
@@ -349,8 +392,9 @@ def _build_part(folder: Path, name: str, excluded: list[str], log: Path | None) 
     for wheel in wheels.glob("*.whl"):
         if canonicalize_name(parse_wheel_filename(wheel.name)[0]) in excluded:
             wheel.unlink()
-    hashes = {w.name: hashlib.sha256(w.read_bytes()).hexdigest()
-              for w in sorted(wheels.glob("*.whl"))}
+    hashes = {
+        w.name: hashlib.sha256(w.read_bytes()).hexdigest() for w in sorted(wheels.glob("*.whl"))
+    }
     (partial / "part.json").write_text(json.dumps({"name": name, "wheels": hashes}, indent=1))
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
@@ -362,8 +406,16 @@ def _ignore(folder: str, names: list[str]) -> set[str]:
 
 def _target() -> list[str]:
     platforms = [arg for name in TARGET_PLATFORMS for arg in ("--platform", name)]
-    return ["--only-binary=:all:", *platforms, "--python-version", TARGET_PYTHON,
-            "--implementation", "cp", "--abi", "cp" + "".join(TARGET_PYTHON.split(".")[:2])]
+    return [
+        "--only-binary=:all:",
+        *platforms,
+        "--python-version",
+        TARGET_PYTHON,
+        "--implementation",
+        "cp",
+        "--abi",
+        "cp" + "".join(TARGET_PYTHON.split(".")[:2]),
+    ]
 
 
 def _dependencies(wheels: Path, ours: set[str]) -> list[str]:
@@ -382,9 +434,13 @@ def _dependencies(wheels: Path, ours: set[str]) -> list[str]:
 #: The hosts' environment, for evaluating requirement markers.
 TARGET_ENVIRONMENT = {
     "python_version": ".".join(TARGET_PYTHON.split(".")[:2]),
-    "python_full_version": TARGET_PYTHON, "implementation_name": "cpython",
-    "implementation_version": TARGET_PYTHON, "platform_python_implementation": "CPython",
-    "os_name": "posix", "sys_platform": "linux", "platform_system": "Linux",
+    "python_full_version": TARGET_PYTHON,
+    "implementation_name": "cpython",
+    "implementation_version": TARGET_PYTHON,
+    "platform_python_implementation": "CPython",
+    "os_name": "posix",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
     "platform_machine": platform.machine(),
 }
 
@@ -411,8 +467,7 @@ def _missing_for_target(wheels: Path, ours: set[str]) -> list[str]:
     extras: dict[str, set[str]] = {}
     for requirements in found.values():
         for requirement in requirements:
-            extras.setdefault(canonicalize_name(requirement.name), set()).update(
-                requirement.extras)
+            extras.setdefault(canonicalize_name(requirement.name), set()).update(requirement.extras)
     missing: set[str] = set()
     for dist, requirements in found.items():
         for requirement in requirements:
@@ -420,18 +475,28 @@ def _missing_for_target(wheels: Path, ours: set[str]) -> list[str]:
                 continue
             wanted = requirement.marker is None or any(
                 requirement.marker.evaluate({**TARGET_ENVIRONMENT, "extra": extra})
-                for extra in {"", *extras.get(dist, set())})
+                for extra in {"", *extras.get(dist, set())}
+            )
             if wanted:
                 missing.add(str(requirement).split(";")[0].strip())
     return sorted(missing)
 
 
 def _pip(args: list[str], log: Path | None) -> None:
-    env = {**os.environ, "SOURCE_DATE_EPOCH": str(EPOCH), "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-           "PYTHONDONTWRITEBYTECODE": "1"}
-    result = subprocess.run([sys.executable, "-m", "pip", *args, "--quiet"], env=env,
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                            timeout=1800)
+    env = {
+        **os.environ,
+        "SOURCE_DATE_EPOCH": str(EPOCH),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", *args, "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=1800,
+    )
     if log is not None:
         with open(log, "a") as out:
             out.write(f"$ pip {' '.join(args)}\n{result.stdout}{result.stderr}\n")

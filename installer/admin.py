@@ -41,13 +41,25 @@ def meta_host(site: Any) -> str:
     return str(hosts[0])
 
 
-def create_admin(config: Path, site: Any, username: str, email: str,
-                 password: str | None) -> AdminResult:
+def create_admin(
+    config: Path, site: Any, username: str, email: str, password: str | None
+) -> AdminResult:
     """Create the admin ``username`` on meta's host; with no ``password``,
     the result's ``link`` is where they set one (it works once)."""
     host = meta_host(site)
-    command = ["runuser", "-u", f"srht-{IDENTITY}", "--", "srht", IDENTITY, "create-user",
-               username, "--email", email, "--admin"]
+    command = [
+        "runuser",
+        "-u",
+        f"srht-{IDENTITY}",
+        "--",
+        "srht",
+        IDENTITY,
+        "create-user",
+        username,
+        "--email",
+        email,
+        "--admin",
+    ]
     command.append("--password-stdin" if password is not None else "--no-password")
     stdin = (password + "\n").encode() if password is not None else b""
     result = run_on(config, host, command, input=stdin, timeout=120)

@@ -71,8 +71,7 @@ def _unknown(key: str, source: str) -> AnswerProblem:
     known = [q.key for q in QUESTIONS]
     message = "unknown key"
     close = difflib.get_close_matches(key, known, n=1)
-    message += f" (did you mean `{close[0]}`?)" if close else \
-        f"; the keys are: {', '.join(known)}"
+    message += f" (did you mean `{close[0]}`?)" if close else f"; the keys are: {', '.join(known)}"
     return AnswerProblem(source, key, message)
 
 
@@ -86,29 +85,35 @@ def read_answers_file(path: str | Path) -> dict[str, Given]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise AnswersError([AnswerProblem(source, None,
-                                          f"cannot be read: {error.strerror or error}")]) \
-            from None
+        raise AnswersError(
+            [AnswerProblem(source, None, f"cannot be read: {error.strerror or error}")]
+        ) from None
     values: dict[str, Any]
-    if path.suffix.lower() == ".toml" or (path.suffix.lower() not in (".ini", ".cfg")
-                                          and not text.lstrip().startswith("[")):
+    if path.suffix.lower() == ".toml" or (
+        path.suffix.lower() not in (".ini", ".cfg") and not text.lstrip().startswith("[")
+    ):
         try:
             values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
-            raise AnswersError([AnswerProblem(source, None, f"not valid TOML: {error}")]) \
-                from None
+            raise AnswersError([AnswerProblem(source, None, f"not valid TOML: {error}")]) from None
         values = values.get(INI_SECTION, values) if set(values) == {INI_SECTION} else values
     else:
         parser = configparser.ConfigParser(interpolation=None, strict=True)
         try:
             parser.read_string(text, source)
         except configparser.Error as error:
-            raise AnswersError([AnswerProblem(source, None, f"not valid INI: {error}")]) \
-                from None
+            raise AnswersError([AnswerProblem(source, None, f"not valid INI: {error}")]) from None
         if parser.sections() != [INI_SECTION]:
-            raise AnswersError([AnswerProblem(
-                source, None, f"an INI answers file has one section, [{INI_SECTION}]; "
-                              f"found {', '.join(f'[{s}]' for s in parser.sections()) or 'none'}")])
+            raise AnswersError(
+                [
+                    AnswerProblem(
+                        source,
+                        None,
+                        f"an INI answers file has one section, [{INI_SECTION}]; "
+                        f"found {', '.join(f'[{s}]' for s in parser.sections()) or 'none'}",
+                    )
+                ]
+            )
         values = dict(parser[INI_SECTION])
     problems = []
     given: dict[str, Given] = {}
@@ -141,8 +146,9 @@ class Prompter(Protocol):
         """Show the question's help line."""
 
 
-def collect(given: Mapping[str, Given], asking: Asking, *,
-            prompter: Prompter | None = None) -> dict[str, Any]:
+def collect(
+    given: Mapping[str, Given], asking: Asking, *, prompter: Prompter | None = None
+) -> dict[str, Any]:
     """Every answer, parsed, in table order.
 
     Without ``prompter`` (no terminal, or ``--answers``), a question without
@@ -179,18 +185,26 @@ def collect(given: Mapping[str, Given], asking: Asking, *,
             continue
         if question.required:
             how = f"`{question.flag}` or " if question.flag else ""
-            problems.append(AnswerProblem(
-                _source(given), question.key,
-                f"required: {question.help.rstrip('.')}; give it with {how}the answers "
-                f"file's `{question.key}` key"))
+            problems.append(
+                AnswerProblem(
+                    _source(given),
+                    question.key,
+                    f"required: {question.help.rstrip('.')}; give it with {how}the answers "
+                    f"file's `{question.key}` key",
+                )
+            )
             failed.add(question.key)
             continue
         try:
-            asking.answers[question.key] = (question.parse(default, asking)
-                                            if default is not None else None)
+            asking.answers[question.key] = (
+                question.parse(default, asking) if default is not None else None
+            )
         except ValueError as error:
-            problems.append(AnswerProblem(_source(given), question.key,
-                                          f"{error} (the default; give an answer)"))
+            problems.append(
+                AnswerProblem(
+                    _source(given), question.key, f"{error} (the default; give an answer)"
+                )
+            )
             failed.add(question.key)
     if problems:
         raise AnswersError(problems)
@@ -202,8 +216,7 @@ def _source(given: Mapping[str, Given]) -> str:
     return files[0] if files else "answers"
 
 
-def _ask(prompter: Prompter, question: Question, default: str | None,
-         asking: Asking) -> Any:
+def _ask(prompter: Prompter, question: Question, default: str | None, asking: Asking) -> Any:
     prompter.help(question)
     while True:
         raw = prompter.ask(question, default, asking)
@@ -235,4 +248,3 @@ def _shown_item(value: Any) -> str:
         port = "" if value.port == 22 else f":{value.port}"
         return f"{value.name}={value.user}@{value.address}{port}"
     return str(value)
-

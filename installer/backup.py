@@ -87,15 +87,19 @@ SECRET_KEYS = (("srht", "service-key"), ("srht", "network-key"), ("webhooks", "p
 #: What a part's name may be (it names a marker file on a host).
 SAFE_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_./-]{0,98}")
 #: Rows in any table but these mean a database holds data.
-EMPTY_SQL = ("SELECT coalesce(sum((xpath('/row/c/text()', query_to_xml(format("
-             "'SELECT count(*) AS c FROM %I.%I', schemaname, tablename), false, true, ''))"
-             ")[1]::text::bigint), 0) FROM pg_tables WHERE schemaname = 'public' "
-             "AND tablename NOT LIKE 'alembic_version%'")
+EMPTY_SQL = (
+    "SELECT coalesce(sum((xpath('/row/c/text()', query_to_xml(format("
+    "'SELECT count(*) AS c FROM %I.%I', schemaname, tablename), false, true, ''))"
+    ")[1]::text::bigint), 0) FROM pg_tables WHERE schemaname = 'public' "
+    "AND tablename NOT LIKE 'alembic_version%'"
+)
 #: ``TABLE|{REVISION,...}`` of each Alembic version table of a database.
-REVISIONS_SQL = ("SELECT tablename, (xpath('/table/row/v/text()', query_to_xml(format("
-                 "'SELECT version_num AS v FROM %I', tablename), false, false, '')))::text[] "
-                 "FROM pg_tables WHERE schemaname = 'public' "
-                 "AND tablename LIKE 'alembic_version%'")
+REVISIONS_SQL = (
+    "SELECT tablename, (xpath('/table/row/v/text()', query_to_xml(format("
+    "'SELECT version_num AS v FROM %I', tablename), false, false, '')))::text[] "
+    "FROM pg_tables WHERE schemaname = 'public' "
+    "AND tablename LIKE 'alembic_version%'"
+)
 #: Run on a host with its python3: back a SQLite database up (online), count
 #: its rows, or read its schema revisions. Arguments: MODE PATH.
 SQLITE_SCRIPT = r"""
@@ -150,8 +154,11 @@ def _config_path(ctx: click.Context, explicit: str | None) -> Path | None:
 
     if not explicit:
         root = ctx.find_root().obj
-        explicit = (root.get("config_path") if isinstance(root, dict)
-                    else getattr(root, "config_path", None))
+        explicit = (
+            root.get("config_path")
+            if isinstance(root, dict)
+            else getattr(root, "config_path", None)
+        )
     return find_config(explicit)
 
 
@@ -173,8 +180,10 @@ def _first_host(site: Any, service: str) -> str | None:
 
 
 def _inside(path: str, folder: str) -> bool:
-    return PurePosixPath(path) == PurePosixPath(folder) or \
-        PurePosixPath(folder) in PurePosixPath(path).parents
+    return (
+        PurePosixPath(path) == PurePosixPath(folder)
+        or PurePosixPath(folder) in PurePosixPath(path).parents
+    )
 
 
 def _folders(site: Any, service: str) -> list[tuple[str, str]]:
@@ -217,15 +226,19 @@ def _database(site: Any, service: str) -> DatabasePlace | None:
     if url.get_backend_name() == "sqlite" and url.database and host:
         return DatabasePlace(service, "sqlite", host, url.database)
     if url.get_backend_name() == "postgresql":
-        fail(f"[{service}] connection-string names a PostgreSQL the site does not manage "
-             "([deploy] postgresql-host is empty): back that database up with your "
-             "PostgreSQL's own tools (pg_dump), or set postgresql-host")
+        fail(
+            f"[{service}] connection-string names a PostgreSQL the site does not manage "
+            "([deploy] postgresql-host is empty): back that database up with your "
+            "PostgreSQL's own tools (pg_dump), or set postgresql-host"
+        )
     return None
 
 
 def _psql(database: str, sql: str) -> str:
-    return (f"runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d {shlex.quote(database)} "
-            f"-c {shlex.quote(sql)}")
+    return (
+        f"runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d {shlex.quote(database)} "
+        f"-c {shlex.quote(sql)}"
+    )
 
 
 def _sqlite(mode: str, path: str) -> str:
@@ -234,8 +247,10 @@ def _sqlite(mode: str, path: str) -> str:
 
 def _units(remote: Remote) -> list[str]:
     """The ``srht-*`` units running on a host."""
-    out = remote.run("systemctl list-units --type=service --state=active --plain "
-                     "--no-legend 'srht-*'", "list srht's running units").stdout
+    out = remote.run(
+        "systemctl list-units --type=service --state=active --plain --no-legend 'srht-*'",
+        "list srht's running units",
+    ).stdout
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
@@ -261,14 +276,16 @@ def _revisions(remote: Remote, place: DatabasePlace) -> dict[str, list[str]]:
     """``{version table: [revisions]}`` of a database: which migrations it has."""
     found: dict[str, list[str]] = {}
     if place.kind == "postgresql":
-        out = remote.run(_psql(place.name, REVISIONS_SQL),
-                         f"read the migrations of {place.name}").stdout
+        out = remote.run(
+            _psql(place.name, REVISIONS_SQL), f"read the migrations of {place.name}"
+        ).stdout
         for line in out.splitlines():
             table, _, revisions = line.partition("|")
             found[table] = sorted(r for r in revisions.strip("{}").split(",") if r)
     else:
-        out = remote.run(_sqlite("revisions", place.name),
-                         f"read the migrations of {place.name}").stdout
+        out = remote.run(
+            _sqlite("revisions", place.name), f"read the migrations of {place.name}"
+        ).stdout
         for line in out.splitlines():
             table, _, revision = line.partition(" ")
             found.setdefault(table, []).append(revision)
@@ -280,8 +297,10 @@ def take_backup(site: Any, config_path: Path, output: Path, *, online: bool) -> 
     hosts = remotes(site)
     topology = site.topology
     places = {s: p for s in topology.services if (p := _database(site, s)) is not None}
-    involved = sorted({p.host for p in places.values()}
-                      | {h for s in topology.services if (h := _first_host(site, s))})
+    involved = sorted(
+        {p.host for p in places.values()}
+        | {h for s in topology.services if (h := _first_host(site, s))}
+    )
     for name in involved:  # reach every host before anything is stopped
         hosts[name].run("true", "check the connection")
 
@@ -289,8 +308,7 @@ def take_backup(site: Any, config_path: Path, output: Path, *, online: bool) -> 
     output.mkdir(parents=True, exist_ok=True)
     path = output / f"srht-backup-{stamp:%Y%m%dT%H%M%SZ}.tar"
     if path.exists():
-        raise ArchiveError(f"{path} exists already (a backup made this very second); "
-                           "try again")
+        raise ArchiveError(f"{path} exists already (a backup made this very second); try again")
     writer = ArchiveWriter(path)
     stopped: dict[str, list[str]] = {}
     parts: list[dict[str, Any]] = []
@@ -304,8 +322,9 @@ def take_backup(site: Any, config_path: Path, output: Path, *, online: bool) -> 
                     _stop(hosts[placement.name], units)
 
         written = writer.add_bytes(CONFIG_PART, config_path.read_bytes())
-        parts.append({"name": CONFIG_PART, "kind": "config", "size": written.size,
-                      "sha256": written.sha256})
+        parts.append(
+            {"name": CONFIG_PART, "kind": "config", "size": written.size, "sha256": written.sha256}
+        )
         for service in topology.services:
             place = places.get(service)
             if place is not None:
@@ -315,8 +334,9 @@ def take_backup(site: Any, config_path: Path, output: Path, *, online: bool) -> 
                 continue
             exclude = [place.name] if place and place.kind == "sqlite" else []
             for label, folder in _folders(site, service):
-                part = _backup_folder(writer, hosts[host], service, label, folder,
-                                      exclude=exclude, online=online)
+                part = _backup_folder(
+                    writer, hosts[host], service, label, folder, exclude=exclude, online=online
+                )
                 if part is not None:
                     parts.append(part)
 
@@ -343,16 +363,15 @@ def take_backup(site: Any, config_path: Path, output: Path, *, online: bool) -> 
             if units:
                 say(f"Starting {len(units)} unit(s) on {name} again")
                 try:
-                    hosts[name].run("systemctl start " + shlex.join(units),
-                                    "start srht's units again")
+                    hosts[name].run(
+                        "systemctl start " + shlex.join(units), "start srht's units again"
+                    )
                 except RemoteError as error:
-                    say(f"error: {error}; start them by hand: systemctl start "
-                        + " ".join(units))
+                    say(f"error: {error}; start them by hand: systemctl start " + " ".join(units))
     return done
 
 
-def _backup_database(writer: ArchiveWriter, remote: Remote,
-                     place: DatabasePlace) -> dict[str, Any]:
+def _backup_database(writer: ArchiveWriter, remote: Remote, place: DatabasePlace) -> dict[str, Any]:
     revisions = _revisions(remote, place)
     if place.kind == "postgresql":
         name = f"databases/{place.service}.pgdump"
@@ -361,16 +380,36 @@ def _backup_database(writer: ArchiveWriter, remote: Remote,
         name = f"databases/{place.service}.sqlite"
         command = _sqlite("dump", place.name)
     say(f"Dumping the database of {place.service} ({place.name} on {remote.name})...")
-    written = writer.add(name, lambda sink: remote.read(
-        command, f"dump the database of {place.service} ({place.name})", sink))
+    written = writer.add(
+        name,
+        lambda sink: remote.read(
+            command, f"dump the database of {place.service} ({place.name})", sink
+        ),
+    )
     say(f"  {human_size(written.size)}")
-    return {"name": name, "kind": place.kind, "service": place.service, "host": place.host,
-            "database": place.name, "role": place.role, "revisions": revisions,
-            "size": written.size, "sha256": written.sha256}
+    return {
+        "name": name,
+        "kind": place.kind,
+        "service": place.service,
+        "host": place.host,
+        "database": place.name,
+        "role": place.role,
+        "revisions": revisions,
+        "size": written.size,
+        "sha256": written.sha256,
+    }
 
 
-def _backup_folder(writer: ArchiveWriter, remote: Remote, service: str, label: str,
-                   folder: str, *, exclude: list[str], online: bool) -> dict[str, Any] | None:
+def _backup_folder(
+    writer: ArchiveWriter,
+    remote: Remote,
+    service: str,
+    label: str,
+    folder: str,
+    *,
+    exclude: list[str],
+    online: bool,
+) -> dict[str, Any] | None:
     quoted = shlex.quote(folder)
     if remote.run(f"test -d {quoted}", f"look for {folder}", check=False).returncode != 0:
         say(f"No {folder} on {remote.name}: nothing to back up there for {service}")
@@ -379,35 +418,58 @@ def _backup_folder(writer: ArchiveWriter, remote: Remote, service: str, label: s
     for path in exclude:
         if _inside(path, folder) and path != folder:
             relative = "./" + str(PurePosixPath(path).relative_to(folder))
-            options += [f"--exclude={relative}{suffix}" for suffix in ("", "-wal", "-shm",
-                                                                       "-journal")]
+            options += [
+                f"--exclude={relative}{suffix}" for suffix in ("", "-wal", "-shm", "-journal")
+            ]
     command = f"tar -C {quoted} -czf - {shlex.join(options)} ."
     if online:
         # Online, a file may change while tar reads it (exit 1): that is the trade-off.
-        command = (f"tar -C {quoted} -czf - --warning=no-file-changed {shlex.join(options)} .; "
-                   "s=$?; [ $s -le 1 ] || exit $s")
+        command = (
+            f"tar -C {quoted} -czf - --warning=no-file-changed {shlex.join(options)} .; "
+            "s=$?; [ $s -le 1 ] || exit $s"
+        )
     name = f"data/{service}/{label}.tar.gz"
     say(f"Archiving {folder} of {service} on {remote.name}...")
     written = writer.add(name, lambda sink: remote.read(command, f"archive {folder}", sink))
     say(f"  {human_size(written.size)}")
-    return {"name": name, "kind": "folder", "service": service, "label": label,
-            "host": remote.name, "path": folder, "size": written.size,
-            "sha256": written.sha256}
+    return {
+        "name": name,
+        "kind": "folder",
+        "service": service,
+        "label": label,
+        "host": remote.name,
+        "path": folder,
+        "size": written.size,
+        "sha256": written.sha256,
+    }
 
 
 @click.command("backup")
-@click.option("-c", "--config", "config_path", metavar="PATH", envvar="SRHT_CONFIG",
-              help="The site's config (default: $SRHT_CONFIG, ./config.ini, "
-                   "/etc/srht/config.ini).")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("."), show_default=True, help="Folder to write the archive into.")
-@click.option("--online", is_flag=True,
-              help="Keep the services running: each database dump is still consistent, "
-                   "but a repository pushed to during the backup may be caught half-way, "
-                   "out of step with the database.")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    metavar="PATH",
+    envvar="SRHT_CONFIG",
+    help="The site's config (default: $SRHT_CONFIG, ./config.ini, /etc/srht/config.ini).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder to write the archive into.",
+)
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Keep the services running: each database dump is still consistent, "
+    "but a repository pushed to during the backup may be caught half-way, "
+    "out of step with the database.",
+)
 @click.pass_context
-def backup_command(ctx: click.Context, config_path: str | None, output: Path,
-                   online: bool) -> None:
+def backup_command(ctx: click.Context, config_path: str | None, output: Path, online: bool) -> None:
     """Back the whole site up into one archive: every service's database,
     data folders (git repositories, ...) and the config.
 
@@ -418,16 +480,22 @@ def backup_command(ctx: click.Context, config_path: str | None, output: Path,
     """
     path = _config_path(ctx, config_path)
     if path is None or not path.is_file():
-        fail(f"no config at {path}" if path else "no config found (looked at --config, "
-             "$SRHT_CONFIG, ./config.ini, /etc/srht/config.ini)")
+        fail(
+            f"no config at {path}"
+            if path
+            else "no config found (looked at --config, "
+            "$SRHT_CONFIG, ./config.ini, /etc/srht/config.ini)"
+        )
     site = _load_site(path)
     started = time.monotonic()
     try:
         archive = take_backup(site, path.resolve(), output, online=online)
     except (RemoteError, ArchiveError, OSError) as error:
         fail(f"{error}\nNo archive was written.")
-    say(f"Backup complete in {time.monotonic() - started:.0f}s: {archive} "
-        f"({human_size(archive.stat().st_size)}, mode 0600: it holds the site's secrets)")
+    say(
+        f"Backup complete in {time.monotonic() - started:.0f}s: {archive} "
+        f"({human_size(archive.stat().st_size)}, mode 0600: it holds the site's secrets)"
+    )
     click.echo(str(archive))
 
 
@@ -440,24 +508,33 @@ def verify_archive(reader: ArchiveReader) -> dict[str, Any]:
     try:
         manifest = json.loads(reader.read_bytes(MANIFEST))
     except ValueError as error:
-        raise ArchiveError(f"the manifest of {reader.path} is not JSON ({error}): the "
-                           "archive is damaged") from None
+        raise ArchiveError(
+            f"the manifest of {reader.path} is not JSON ({error}): the archive is damaged"
+        ) from None
     found = manifest.get("format", "unknown") if isinstance(manifest, dict) else "unknown"
     if found != FORMAT:
-        raise ArchiveError(f"{reader.path} is a {found!r} archive; this srht-install restores "
-                           f"{FORMAT!r} archives (made by `srht-install backup`)")
+        raise ArchiveError(
+            f"{reader.path} is a {found!r} archive; this srht-install restores "
+            f"{FORMAT!r} archives (made by `srht-install backup`)"
+        )
     parts = manifest.get("parts")
     keys = ("name", "kind", "size", "sha256")
-    if not isinstance(parts, list) or not isinstance(manifest.get("services"), list) or \
-            not all(isinstance(p, dict) and all(k in p for k in keys) for p in parts):
-        raise ArchiveError(f"the manifest of {reader.path} lacks its parts or services: the "
-                           "archive is damaged")
+    if (
+        not isinstance(parts, list)
+        or not isinstance(manifest.get("services"), list)
+        or not all(isinstance(p, dict) and all(k in p for k in keys) for p in parts)
+    ):
+        raise ArchiveError(
+            f"the manifest of {reader.path} lacks its parts or services: the archive is damaged"
+        )
     # Names and the id reach shell lines on the hosts (restore markers): only safe ones.
     unsafe = [str(p["name"]) for p in parts if not SAFE_NAME.fullmatch(str(p["name"]))]
     if unsafe or not re.fullmatch(r"[0-9a-f]{32}", str(manifest.get("id"))):
-        raise ArchiveError(f"the manifest of {reader.path} has a bad id or part names "
-                           f"({', '.join(unsafe) or 'id'}): it was not written by "
-                           "`srht-install backup`")
+        raise ArchiveError(
+            f"the manifest of {reader.path} has a bad id or part names "
+            f"({', '.join(unsafe) or 'id'}): it was not written by "
+            "`srht-install backup`"
+        )
     problems = []
     for part in parts:
         name = part["name"]
@@ -466,11 +543,14 @@ def verify_archive(reader: ArchiveReader) -> dict[str, Any]:
             continue
         size, digest = reader.digest(name)
         if (size, digest) != (part["size"], part["sha256"]):
-            problems.append(f"{name} is damaged (SHA-256 {digest[:12]}..., size {size}; "
-                            f"the manifest says {part['sha256'][:12]}..., size {part['size']})")
+            problems.append(
+                f"{name} is damaged (SHA-256 {digest[:12]}..., size {size}; "
+                f"the manifest says {part['sha256'][:12]}..., size {part['size']})"
+            )
     if problems:
-        raise ArchiveError(f"{reader.path} is corrupt; nothing was restored:\n  "
-                           + "\n  ".join(problems))
+        raise ArchiveError(
+            f"{reader.path} is corrupt; nothing was restored:\n  " + "\n  ".join(problems)
+        )
     checked: dict[str, Any] = manifest
     return checked
 
@@ -490,16 +570,20 @@ def check_software(manifest: dict[str, Any], site: Any) -> list[str]:
     for name, version in manifest.get("versions", {}).items():
         mine = installed.get(name)
         if mine is None:
-            problems.append(f"{name} {version} made this backup but is not installed here "
-                            f"(install it: the site's config enables its service)")
+            problems.append(
+                f"{name} {version} made this backup but is not installed here "
+                f"(install it: the site's config enables its service)"
+            )
             continue
         try:
             newer = Version(version) > Version(mine)
         except InvalidVersion:
             newer = False
         if newer:
-            problems.append(f"this backup was made with {name} {version}, this is {mine}: "
-                            f"install {name} {version} or newer to restore it")
+            problems.append(
+                f"this backup was made with {name} {version}, this is {mine}: "
+                f"install {name} {version} or newer to restore it"
+            )
 
     def scripts(folder: Path) -> ScriptDirectory:
         config = AlembicConfig()
@@ -513,8 +597,10 @@ def check_software(manifest: dict[str, Any], site: Any) -> list[str]:
             continue
         service = part["service"]
         schema = site.plugins.call_one("database_schema", service)
-        folders = {CORE_VERSION_TABLE: CORE_MIGRATIONS,
-                   version_table(service): getattr(schema, "migrations", None)}
+        folders = {
+            CORE_VERSION_TABLE: CORE_MIGRATIONS,
+            version_table(service): getattr(schema, "migrations", None),
+        }
         for table, revisions in part.get("revisions", {}).items():
             folder = folders.get(table)
             if folder is None:
@@ -526,9 +612,11 @@ def check_software(manifest: dict[str, Any], site: Any) -> list[str]:
                 except CommandError:
                     found = None
                 if found is None:
-                    problems.append(f"the {service} database is at migration {revision}, "
-                                    "which this srht does not know: restore with the srht "
-                                    "version that made the backup, or newer")
+                    problems.append(
+                        f"the {service} database is at migration {revision}, "
+                        "which this srht does not know: restore with the srht "
+                        "version that made the backup, or newer"
+                    )
     return problems
 
 
@@ -556,15 +644,21 @@ def _restore_config(reader: ArchiveReader, path: Path) -> Path:
         theirs = load_config(copy)
     finally:
         copy.unlink(missing_ok=True)
-    differ = [f"[{s}] {k}" for s, k in SECRET_KEYS
-              if mine.raw.get(s) is None or theirs.raw.get(s) is None
-              or getattr(mine.raw[s].values.get(k), "value", None)
-              != getattr(theirs.raw[s].values.get(k), "value", None)]
+    differ = [
+        f"[{s}] {k}"
+        for s, k in SECRET_KEYS
+        if mine.raw.get(s) is None
+        or theirs.raw.get(s) is None
+        or getattr(mine.raw[s].values.get(k), "value", None)
+        != getattr(theirs.raw[s].values.get(k), "value", None)
+    ]
     if differ:
-        fail(f"{path} is not the archived config and its {', '.join(differ)} differ from "
-             "the archive's: tokens, sign-ins and database passwords depend on them. "
-             "Restore with the archived config (give --config a path that does not exist "
-             "yet: it is written there), or copy those keys into yours.")
+        fail(
+            f"{path} is not the archived config and its {', '.join(differ)} differ from "
+            "the archive's: tokens, sign-ins and database passwords depend on them. "
+            "Restore with the archived config (give --config a path that does not exist "
+            "yet: it is written there), or copy those keys into yours."
+        )
     say(f"Restoring with {path} (not the archived config, but with the same secrets)")
     return path
 
@@ -607,21 +701,27 @@ def _targets(site: Any, manifest: dict[str, Any]) -> list[Target]:
         if part["kind"] == "config":
             continue
         if service not in site.topology.services:
-            fail(f"the archive holds {service}, which the config does not enable: add its "
-                 f"[{service}] section (and its hosts) to restore it")
+            fail(
+                f"the archive holds {service}, which the config does not enable: add its "
+                f"[{service}] section (and its hosts) to restore it"
+            )
         if part["kind"] in ("postgresql", "sqlite"):
             place = _database(site, service)
             if place is None or place.kind != part["kind"]:
                 now = place.kind if place else "no database"
-                fail(f"{service}'s database was {part['kind']} when backed up and is {now} "
-                     "in this config: restore with the archived config")
+                fail(
+                    f"{service}'s database was {part['kind']} when backed up and is {now} "
+                    "in this config: restore with the archived config"
+                )
             out.append(Target(part, place.host, place=place, owner=f"srht-{service}"))
         else:
             folders = dict(_folders(site, service))
             host = _first_host(site, service)
             if part["label"] not in folders or host is None:
-                fail(f"the archive holds {part['path']} of {service}, which this config "
-                     "places nowhere: restore with the archived config")
+                fail(
+                    f"the archive holds {part['path']} of {service}, which this config "
+                    "places nowhere: restore with the archived config"
+                )
             out.append(Target(part, host, path=folders[part["label"]]))
     return out
 
@@ -632,8 +732,9 @@ def _holds_data(remote: Remote, target: Target) -> bool:
     if place.kind == "postgresql":
         if remote.run("command -v psql", "look for PostgreSQL", check=False).returncode != 0:
             return False  # a fresh host: PostgreSQL is not even installed yet
-        names = remote.run(_psql("postgres", "SELECT datname FROM pg_database"),
-                           "list the databases").stdout.split()
+        names = remote.run(
+            _psql("postgres", "SELECT datname FROM pg_database"), "list the databases"
+        ).stdout.split()
         exists = place.name in names
         if not exists:
             return False
@@ -643,8 +744,9 @@ def _holds_data(remote: Remote, target: Target) -> bool:
     return int(rows.stdout.strip() or 0) > 0
 
 
-def _restore_database(reader: ArchiveReader, remote: Remote, target: Target,
-                      archive_id: str) -> None:
+def _restore_database(
+    reader: ArchiveReader, remote: Remote, target: Target, archive_id: str
+) -> None:
     place, part = target.place, target.part
     assert place is not None
     marker = f"echo {archive_id} > {_marker(part)}"
@@ -655,33 +757,37 @@ def _restore_database(reader: ArchiveReader, remote: Remote, target: Target,
             f"runuser -u postgres -- dropdb --if-exists --force {database}; "
             f"runuser -u postgres -- createdb --owner={role} {database}; "
             "runuser -u postgres -- pg_restore --no-owner --no-privileges --exit-on-error "
-            f"--single-transaction --role={role} -d {database}; {marker}")
+            f"--single-transaction --role={role} -d {database}; {marker}"
+        )
     else:
         path = shlex.quote(place.name)
         staged = shlex.quote(place.name + ".restoring")
         owner = shlex.quote(f"{target.owner}:{target.owner}")
-        command = (f"set -e; mkdir -p $(dirname {path}); cat > {staged}; "
-                   f"chown {owner} {staged}; chmod 640 {staged}; "
-                   f"rm -f {path}-wal {path}-shm {path}-journal; mv {staged} {path}; {marker}")
+        command = (
+            f"set -e; mkdir -p $(dirname {path}); cat > {staged}; "
+            f"chown {owner} {staged}; chmod 640 {staged}; "
+            f"rm -f {path}-wal {path}-shm {path}-journal; mv {staged} {path}; {marker}"
+        )
     say(f"Restoring the database of {place.service} ({place.name} on {remote.name})...")
-    remote.write(command, f"restore the database of {place.service}",
-                 reader.chunks(part["name"]))
+    remote.write(command, f"restore the database of {place.service}", reader.chunks(part["name"]))
 
 
-def _restore_folder(reader: ArchiveReader, remote: Remote, target: Target,
-                    archive_id: str) -> None:
+def _restore_folder(reader: ArchiveReader, remote: Remote, target: Target, archive_id: str) -> None:
     part, path = target.part, target.path
     assert path is not None
     folder = shlex.quote(path)
     # Emptied first, so a run cut short is redone from scratch; owners by name.
-    command = (f"set -e; mkdir -p {folder}; find {folder} -mindepth 1 -delete; "
-               f"tar -C {folder} -xzpf - --same-owner; echo {archive_id} > {_marker(part)}")
+    command = (
+        f"set -e; mkdir -p {folder}; find {folder} -mindepth 1 -delete; "
+        f"tar -C {folder} -xzpf - --same-owner; echo {archive_id} > {_marker(part)}"
+    )
     say(f"Restoring {path} of {part['service']} on {remote.name}...")
     remote.write(command, f"restore {path}", reader.chunks(part["name"]))
 
 
-def run_restore(reader: ArchiveReader, manifest: dict[str, Any], config_path: Path, *,
-                force: bool) -> Any:
+def run_restore(
+    reader: ArchiveReader, manifest: dict[str, Any], config_path: Path, *, force: bool
+) -> Any:
     """Restore the verified archive onto the site of ``config_path``."""
     from srht_deploy.cli import run_pyinfra
     from srht_deploy.wheels import WheelhouseError
@@ -692,8 +798,10 @@ def run_restore(reader: ArchiveReader, manifest: dict[str, Any], config_path: Pa
         fail(f"the config does not enable {', '.join(missing)}, which the archive holds")
     problems = check_software(manifest, site)
     if problems:
-        fail("this archive cannot be restored with this srht; nothing was changed:\n  "
-             + "\n  ".join(problems))
+        fail(
+            "this archive cannot be restored with this srht; nothing was changed:\n  "
+            + "\n  ".join(problems)
+        )
     targets = _targets(site, manifest)
     hosts = remotes(site)
     archive_id = manifest["id"]
@@ -702,13 +810,14 @@ def run_restore(reader: ArchiveReader, manifest: dict[str, Any], config_path: Pa
     # and whether the site holds other data that a restore would replace.
     pending = [t for t in targets if not _restored(hosts[t.host], t.part, archive_id)]
     if not force:
-        busy = [t.place for t in pending if t.place is not None
-                and _holds_data(hosts[t.host], t)]
+        busy = [t.place for t in pending if t.place is not None and _holds_data(hosts[t.host], t)]
         if busy:
             names = ", ".join(f"{p.name} on {p.host}" for p in busy if p is not None)
-            fail(f"{names} already hold data that is not from this archive; nothing was "
-                 "changed. Restore is for fresh hosts: run it with --force to replace that "
-                 "data with the archive's.")
+            fail(
+                f"{names} already hold data that is not from this archive; nothing was "
+                "changed. Restore is for fresh hosts: run it with --force to replace that "
+                "data with the archive's."
+            )
 
     say(f"Building the wheelhouse ({', '.join(site.distributions())})...")
     try:
@@ -717,8 +826,10 @@ def run_restore(reader: ArchiveReader, manifest: dict[str, Any], config_path: Pa
         fail(str(error))
     say("Installing and configuring every host (srht_deploy install, configure)...")
     if _pyinfra(config_path, Path(__file__).with_name("restore_stage.py"), wheelhouse) != 0:
-        fail("installing or configuring a host failed (see above); fix that and run the "
-             "same restore again")
+        fail(
+            "installing or configuring a host failed (see above); fix that and run the "
+            "same restore again"
+        )
     for placement in site.topology.placements():
         if placement.runs_srht:
             _stop(hosts[placement.name], _units(hosts[placement.name]))
@@ -735,21 +846,31 @@ def run_restore(reader: ArchiveReader, manifest: dict[str, Any], config_path: Pa
     say("Deploying (migrations, start, health checks)...")
     code, _report = run_pyinfra(config_path, wheelhouse=wheelhouse)
     if code != 0:
-        fail("the data is restored, but the deploy that starts the site failed (see above); "
-             "fix that and run `srht deploy` (or this restore again)")
+        fail(
+            "the data is restored, but the deploy that starts the site failed (see above); "
+            "fix that and run `srht deploy` (or this restore again)"
+        )
     return site
 
 
 @click.command("restore")
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-c", "--config", "config_path", metavar="PATH", envvar="SRHT_CONFIG",
-              help="The config to restore with. When no file is there (or none is found), "
-                   "the archived config is written there (default ./config.ini).")
-@click.option("--force", is_flag=True,
-              help="Replace databases that already hold data not from this archive.")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    metavar="PATH",
+    envvar="SRHT_CONFIG",
+    help="The config to restore with. When no file is there (or none is found), "
+    "the archived config is written there (default ./config.ini).",
+)
+@click.option(
+    "--force", is_flag=True, help="Replace databases that already hold data not from this archive."
+)
 @click.pass_context
-def restore_command(ctx: click.Context, archive: Path, config_path: str | None,
-                    force: bool) -> None:
+def restore_command(
+    ctx: click.Context, archive: Path, config_path: str | None, force: bool
+) -> None:
     """Bring the site of ARCHIVE (from `srht-install backup`) back on fresh hosts.
 
     Verifies the whole archive first, then installs and configures every
@@ -765,8 +886,10 @@ def restore_command(ctx: click.Context, archive: Path, config_path: str | None,
     try:
         say(f"Verifying {archive}...")
         manifest = verify_archive(reader)
-        say(f"Backup of {manifest.get('site-name')} from {manifest.get('created')}: "
-            f"{', '.join(manifest['services'])}")
+        say(
+            f"Backup of {manifest.get('site-name')} from {manifest.get('created')}: "
+            f"{', '.join(manifest['services'])}"
+        )
         path = _config_path(ctx, config_path) or Path("config.ini")
         path = _restore_config(reader, path)
     except (ArchiveError, OSError) as error:
@@ -775,8 +898,10 @@ def restore_command(ctx: click.Context, archive: Path, config_path: str | None,
     try:
         site = run_restore(reader, manifest, path.resolve(), force=force)
     except (RemoteError, ArchiveError, OSError) as error:
-        fail(f"{error}\nRun the same restore again once that is fixed: what was restored "
-             "already is skipped.")
+        fail(
+            f"{error}\nRun the same restore again once that is fixed: what was restored "
+            "already is skipped."
+        )
     finally:
         reader.close()
     say(f"Restored in {time.monotonic() - started:.0f}s.")

@@ -76,8 +76,9 @@ def _flag_options(function: Callable[..., Any]) -> Callable[..., Any]:
     for entry in reversed(QUESTIONS):
         if entry.flag is None:
             continue
-        function = click.option(entry.flag, f"flag_{entry.key.replace('-', '_')}",
-                                metavar="VALUE", help=entry.help)(function)
+        function = click.option(
+            entry.flag, f"flag_{entry.key.replace('-', '_')}", metavar="VALUE", help=entry.help
+        )(function)
     return function
 
 
@@ -85,22 +86,40 @@ def _interactive(answers_file: str | None) -> bool:
     return answers_file is None and sys.stdin.isatty() and sys.stdout.isatty()
 
 
-@click.group("srht-install", invoke_without_command=True,
-             context_settings={"help_option_names": ["-h", "--help"],
-                               "max_content_width": 100})
-@click.option("-c", "--config", "config_path", metavar="PATH", envvar="SRHT_CONFIG",
-              help="The site's config (default: $SRHT_CONFIG, else ./config.ini). Written "
-                   "when it does not exist yet; upgraded from when it does.")
-@click.option("--answers", "answers_file", metavar="FILE",
-              help="Answer the questions from FILE (TOML, or INI with an [install] section) "
-                   "instead of asking them.")
+@click.group(
+    "srht-install",
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    metavar="PATH",
+    envvar="SRHT_CONFIG",
+    help="The site's config (default: $SRHT_CONFIG, else ./config.ini). Written "
+    "when it does not exist yet; upgraded from when it does.",
+)
+@click.option(
+    "--answers",
+    "answers_file",
+    metavar="FILE",
+    help="Answer the questions from FILE (TOML, or INI with an [install] section) "
+    "instead of asking them.",
+)
 @click.option("-y", "--yes", is_flag=True, help="Apply the plan without asking.")
 @click.option("--dry-run", is_flag=True, help="Stop after showing the plan.")
 @_flag_options
 @click.version_option(package_name="srht", prog_name="srht-install")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, answers_file: str | None, yes: bool,
-         dry_run: bool, **flags: str | None) -> None:
+def main(
+    ctx: click.Context,
+    config_path: str | None,
+    answers_file: str | None,
+    yes: bool,
+    dry_run: bool,
+    **flags: str | None,
+) -> None:
     """Install an srht site on your servers, or upgrade it.
 
     With no config yet, asks about the site (or reads --answers FILE; each
@@ -123,8 +142,14 @@ def main(ctx: click.Context, config_path: str | None, answers_file: str | None, 
             given[name] = Given(value, f"--{name}")
     config = site_config_path(config_path, must_exist=False)
     try:
-        install(config, given, answers_file=answers_file, yes=yes, dry_run=dry_run,
-                interactive=_interactive(answers_file))
+        install(
+            config,
+            given,
+            answers_file=answers_file,
+            yes=yes,
+            dry_run=dry_run,
+            interactive=_interactive(answers_file),
+        )
     except KeyboardInterrupt:
         errors.print("\nStopped.")
         sys.exit(EXIT_STOPPED)
@@ -133,29 +158,49 @@ def main(ctx: click.Context, config_path: str | None, answers_file: str | None, 
 # -- install and upgrade -----------------------------------------------------------------
 
 
-def install(config: Path, given: dict[str, Given], *, answers_file: str | None, yes: bool,
-            dry_run: bool, interactive: bool) -> None:
+def install(
+    config: Path,
+    given: dict[str, Given],
+    *,
+    answers_file: str | None,
+    yes: bool,
+    dry_run: bool,
+    interactive: bool,
+) -> None:
     """The whole run: answers and config (new site) or the config as it is
     (upgrade), then plan, apply, the first admin and the summary."""
     prompter = Prompter() if interactive else None
     if config.exists():
-        console.print(f"[bold]{config}[/bold]: upgrading this site (new code, migrations, "
-                      "restarts where something changed).")
+        console.print(
+            f"[bold]{config}[/bold]: upgrading this site (new code, migrations, "
+            "restarts where something changed)."
+        )
         if any(not key.startswith("admin-") for key in given):
-            console.print("[dim]The config exists, so the answers only say who the first "
-                          "admin is; change the site by editing the config, or with "
-                          "`srht-install add` and `remove`.[/dim]")
+            console.print(
+                "[dim]The config exists, so the answers only say who the first "
+                "admin is; change the site by editing the config, or with "
+                "`srht-install add` and `remove`.[/dim]"
+            )
         site = _site(config)
         state = InstallState.load(config)
     else:
         if config.resolve() == Path("/etc/srht/config.ini"):
-            fail("the site's config must not be /etc/srht/config.ini: that is where the "
-                 "deploy writes each host's own copy; use --config PATH", EXIT_USAGE)
-        asking = Asking(PluginHost(), note=prompter.note if prompter else
-                        (lambda message: console.print(f"[dim]{message}[/dim]")))
+            fail(
+                "the site's config must not be /etc/srht/config.ini: that is where the "
+                "deploy writes each host's own copy; use --config PATH",
+                EXIT_USAGE,
+            )
+        asking = Asking(
+            PluginHost(),
+            note=prompter.note
+            if prompter
+            else (lambda message: console.print(f"[dim]{message}[/dim]")),
+        )
         if prompter is not None:
-            console.print("[bold]srht-install[/bold]: a few questions about your site. "
-                          "Ctrl-C stops without writing anything.")
+            console.print(
+                "[bold]srht-install[/bold]: a few questions about your site. "
+                "Ctrl-C stops without writing anything."
+            )
         try:
             answers = collect(given, asking, prompter=prompter)
         except AnswersError as error:
@@ -172,8 +217,10 @@ def install(config: Path, given: dict[str, Given], *, answers_file: str | None, 
             _problems([str(p) for p in error.problems], "in the answers")
         state = InstallState(answers["admin-username"], answers["admin-email"])
         state.save(config)
-        console.print(f"Wrote [bold]{config}[/bold] (mode 0600; secrets generated, checked "
-                      "by `srht config check`).")
+        console.print(
+            f"Wrote [bold]{config}[/bold] (mode 0600; secrets generated, checked "
+            "by `srht config check`)."
+        )
         site = _site(config)
     outcome = deploy(config, site, yes=yes, dry_run=dry_run, prompter=prompter)
     if outcome in ("dry-run", "declined"):
@@ -192,8 +239,7 @@ def _site(config: Path) -> Any:
         fail(str(error), EXIT_USAGE)
 
 
-def deploy(config: Path, site: Any, *, yes: bool, dry_run: bool,
-           prompter: Prompter | None) -> str:
+def deploy(config: Path, site: Any, *, yes: bool, dry_run: bool, prompter: Prompter | None) -> str:
     """Plan, show, confirm, apply. Returns ``applied``, ``nothing``,
     ``dry-run`` or ``declined``; exits 1 naming the host, step and remedy
     when a host fails."""
@@ -209,40 +255,47 @@ def deploy(config: Path, site: Any, *, yes: bool, dry_run: bool,
             target = settings.targets[name]
             why = reachable(settings, target)
             if why:
-                unreachable.append(f"host {name} ({target.user}@{target.address}:"
-                                   f"{target.port}): {why}")
+                unreachable.append(
+                    f"host {name} ({target.user}@{target.address}:{target.port}): {why}"
+                )
     if unreachable:
         for line in unreachable:
             errors.print(f"[red]✗[/red] {line}", markup=True)
-        fail("nothing was changed on any host. Bring the host up (or fix [deploy] hosts in "
-             f"{config}), then run srht-install again.")
+        fail(
+            "nothing was changed on any host. Bring the host up (or fix [deploy] hosts in "
+            f"{config}), then run srht-install again."
+        )
     with console.status(f"Building the wheelhouse ({', '.join(site.distributions())})..."):
         try:
             wheelhouse = prepare(site)
         except (WheelhouseError, PluginError) as error:
             fail(f"the software for the hosts could not be built: {error}")
-    with console.status("Planning: asking every host what would change (pyinfra's dry "
-                        "run)..."):
+    with console.status("Planning: asking every host what would change (pyinfra's dry run)..."):
         try:
             planned = plan(config, hosts, wheelhouse=wheelhouse)
         except RuntimeError as error:
             fail(str(error))
     console.print(plan_table(planned))
     if planned.unreachable:
-        fail(f"could not plan for {', '.join(planned.unreachable)} (see {log_path(config)}); "
-             "nothing was changed.")
+        fail(
+            f"could not plan for {', '.join(planned.unreachable)} (see {log_path(config)}); "
+            "nothing was changed."
+        )
     if planned.empty:
         console.print("[green]Nothing to change:[/green] every host is as the config says.")
         return "nothing"
     if dry_run:
-        console.print("Dry run: nothing was changed on any host. Run srht-install again "
-                      "without --dry-run to apply.")
+        console.print(
+            "Dry run: nothing was changed on any host. Run srht-install again "
+            "without --dry-run to apply."
+        )
         return "dry-run"
     if not yes:
         if prompter is None:
             fail("no terminal to confirm the plan on: pass --yes to apply it", EXIT_USAGE)
-        if not prompter.confirm(f"Apply this plan to {len(hosts)} host"
-                                f"{'s' if len(hosts) != 1 else ''}?"):
+        if not prompter.confirm(
+            f"Apply this plan to {len(hosts)} host{'s' if len(hosts) != 1 else ''}?"
+        ):
             console.print("Nothing was changed.")
             return "declined"
     with ApplyDisplay(hosts) as display:
@@ -251,9 +304,11 @@ def deploy(config: Path, site: Any, *, yes: bool, dry_run: bool,
             display.finish()
     if not applied.ok:
         _report_failures(config, site, applied.failures, log_path(config))
-    changed = ", ".join(f"{host}: {applied.changed.get(host, 0)} step"
-                        f"{'s' if applied.changed.get(host, 0) != 1 else ''} changed"
-                        for host in hosts)
+    changed = ", ".join(
+        f"{host}: {applied.changed.get(host, 0)} step"
+        f"{'s' if applied.changed.get(host, 0) != 1 else ''} changed"
+        for host in hosts
+    )
     console.print(f"[green]Applied.[/green] {changed}.")
     return "applied"
 
@@ -267,18 +322,24 @@ def _report_failures(config: Path, site: Any, failures: list[Any], log: Path) ->
             what = "fix the cause shown above"
         elif failure.step is None:
             errors.print(f"[red]✗ host {failure.host}{where} could not be reached.[/red]")
-            what = (f"check that it is up and that `ssh {target.user}@{target.address}` "
-                    "works" if target else "check the host")
+            what = (
+                f"check that it is up and that `ssh {target.user}@{target.address}` works"
+                if target
+                else "check the host"
+            )
         else:
-            errors.print(f"[red]✗ host {failure.host}{where} failed at step "
-                         f"\"{failure.step}\".[/red]")
+            errors.print(
+                f'[red]✗ host {failure.host}{where} failed at step "{failure.step}".[/red]'
+            )
             what = "fix the cause shown above"
         if failure.output:
             for line in failure.output.strip().splitlines()[-12:]:
                 errors.print(f"    {line}", markup=False, highlight=False)
-        errors.print(f"  What to do: {what} (pyinfra's full log: {log}), then run "
-                     "`srht-install` again. What is done stays done and is skipped: the "
-                     "run resumes where it stopped.")
+        errors.print(
+            f"  What to do: {what} (pyinfra's full log: {log}), then run "
+            "`srht-install` again. What is done stays done and is skipped: the "
+            "run resumes where it stopped."
+        )
     sys.exit(EXIT_FAILURE)
 
 
@@ -300,8 +361,9 @@ def _admin_password(given: dict[str, Given], asking: Asking) -> str | None:
     return text.splitlines()[0] if text.strip() else None
 
 
-def _first_admin(config: Path, site: Any, state: InstallState, given: dict[str, Given],
-                 prompter: Prompter | None) -> None:
+def _first_admin(
+    config: Path, site: Any, state: InstallState, given: dict[str, Given], prompter: Prompter | None
+) -> None:
     from .admin import create_admin
 
     username, email = state.admin_username or "", state.admin_email or ""
@@ -312,21 +374,24 @@ def _first_admin(config: Path, site: Any, state: InstallState, given: dict[str, 
         with console.status(f"Creating the admin ~{username} on meta..."):
             result = create_admin(config, site, username, email, None)
         if result.outcome == "refused":
-            fail(f"meta refused the first admin ~{username}: {result.message}. Fix the "
-                 "answer, then run srht-install again (the site stays as deployed).")
+            fail(
+                f"meta refused the first admin ~{username}: {result.message}. Fix the "
+                "answer, then run srht-install again (the site stays as deployed)."
+            )
         console.print(f"[green]Admin:[/green] {result.message}")
         if result.link:
-            console.print(f"Set the admin's password at [bold]{result.link}[/bold] (the link "
-                          "works once, and expires; `srht meta password-link "
-                          f"{username}` on the meta host makes a new one).")
+            console.print(
+                f"Set the admin's password at [bold]{result.link}[/bold] (the link "
+                "works once, and expires; `srht meta password-link "
+                f"{username}` on the meta host makes a new one)."
+            )
         state.admin_created = True
         state.save(config)
         return
     while True:
         if password is None:
             assert terminal is not None
-            password = terminal.password(f"Password for ~{username} (at least 10 "
-                                         "characters)")
+            password = terminal.password(f"Password for ~{username} (at least 10 characters)")
             if terminal.password("The same password again") != password:
                 console.print("[red]✗ the two passwords differ; again[/red]")
                 password = None
@@ -339,8 +404,10 @@ def _first_admin(config: Path, site: Any, state: InstallState, given: dict[str, 
             state.save(config)
             return
         if terminal is None or given.get("admin-password-file") is not None:
-            fail(f"meta refused the first admin ~{username}: {result.message}. Fix the "
-                 "answer, then run srht-install again (the site stays as deployed).")
+            fail(
+                f"meta refused the first admin ~{username}: {result.message}. Fix the "
+                "answer, then run srht-install again (the site stays as deployed)."
+            )
         console.print(f"[red]✗ meta refused it: {result.message}[/red]")
         password = None
 
@@ -361,15 +428,18 @@ def _finish(config: Path, site: Any, state: InstallState | None) -> None:
     meta = service_urls(site).get("meta")
     if state is not None and state.admin_username and meta:
         done = "" if state.admin_created else " (not created yet)"
-        console.print(f"Admin: sign in at {meta}/login as [bold]{state.admin_username}"
-                      f"[/bold]{done}.")
+        console.print(
+            f"Admin: sign in at {meta}/login as [bold]{state.admin_username}[/bold]{done}."
+        )
     console.print("\nDNS records the site needs:")
     for record in dns_records(site):
         console.print(f"  {record}", markup=False, highlight=False)
     authority = authority_file(config, site)
     if authority is not None:
-        console.print(f"\nThe certificates are self-signed: import {authority} in your "
-                      "browser as a trusted authority.")
+        console.print(
+            f"\nThe certificates are self-signed: import {authority} in your "
+            "browser as a trusted authority."
+        )
     console.print("Check the site at any time with `srht-install status`.")
 
 
@@ -383,8 +453,9 @@ def _existing(ctx: click.Context) -> Path:
         fail(str(error), EXIT_USAGE)
 
 
-def _change_topology(ctx: click.Context, config: Path, new_text: str, yes: bool,
-                     dry_run: bool) -> str:
+def _change_topology(
+    ctx: click.Context, config: Path, new_text: str, yes: bool, dry_run: bool
+) -> str:
     """Write ``new_text`` (checked) and deploy it; puts the old config back
     when the plan is declined or only shown."""
     options: Options = ctx.find_root().obj
@@ -399,8 +470,13 @@ def _change_topology(ctx: click.Context, config: Path, new_text: str, yes: bool,
     # running srht-install again resumes it.
     outcome = "failed"
     try:
-        outcome = deploy(config, site, yes=yes or options.yes,
-                         dry_run=dry_run or options.dry_run, prompter=prompter)
+        outcome = deploy(
+            config,
+            site,
+            yes=yes or options.yes,
+            dry_run=dry_run or options.dry_run,
+            prompter=prompter,
+        )
     finally:
         if outcome in ("dry-run", "declined"):
             write_private(config, old)
@@ -410,36 +486,52 @@ def _change_topology(ctx: click.Context, config: Path, new_text: str, yes: bool,
 
 @main.command("add")
 @click.argument("service")
-@click.option("--host", "hosts", metavar="NAMES",
-              help="The hosts that run it, comma-separated (default: meta's host).")
+@click.option(
+    "--host",
+    "hosts",
+    metavar="NAMES",
+    help="The hosts that run it, comma-separated (default: meta's host).",
+)
 @click.option("-y", "--yes", is_flag=True, help="Apply the plan without asking.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; leave the config as it was.")
 @click.pass_context
-def add_command(ctx: click.Context, service: str, hosts: str | None, yes: bool,
-                dry_run: bool) -> None:
+def add_command(
+    ctx: click.Context, service: str, hosts: str | None, yes: bool, dry_run: bool
+) -> None:
     """Add SERVICE to the site and deploy the difference."""
     config = _existing(ctx)
     site = _site(config)
     installed = {r.name for r in site.plugins.services()}
     if service not in installed:
-        fail(f"unknown service {service!r}; installed: {', '.join(sorted(installed))}",
-             EXIT_USAGE)
+        fail(f"unknown service {service!r}; installed: {', '.join(sorted(installed))}", EXIT_USAGE)
     if site.config.has_section(service):
-        fail(f"{service} is in {config} already (its hosts: "
-             f"{', '.join(site.topology.service_hosts.get(service, ())) or 'none'})",
-             EXIT_USAGE)
-    chosen = [h.strip() for h in (hosts or "").split(",") if h.strip()] or \
-        list(site.topology.service_hosts.get("meta", ()))[:1]
+        fail(
+            f"{service} is in {config} already (its hosts: "
+            f"{', '.join(site.topology.service_hosts.get(service, ())) or 'none'})",
+            EXIT_USAGE,
+        )
+    chosen = [h.strip() for h in (hosts or "").split(",") if h.strip()] or list(
+        site.topology.service_hosts.get("meta", ())
+    )[:1]
     unknown = [h for h in chosen if h not in site.topology.hosts]
     if unknown:
-        fail(f"no host {', '.join(unknown)} in [deploy] hosts (hosts: "
-             f"{', '.join(site.topology.hosts)})", EXIT_USAGE)
-    text = add_service(config.read_text(encoding="utf-8"), service, chosen,
-                       str(site.config["srht"]["global-domain"]))
+        fail(
+            f"no host {', '.join(unknown)} in [deploy] hosts (hosts: "
+            f"{', '.join(site.topology.hosts)})",
+            EXIT_USAGE,
+        )
+    text = add_service(
+        config.read_text(encoding="utf-8"),
+        service,
+        chosen,
+        str(site.config["srht"]["global-domain"]),
+    )
     if _change_topology(ctx, config, text, yes, dry_run) in ("applied", "nothing"):
         new = _site(config)
-        console.print(f"[green]{service}[/green] runs at {new.config[service]['origin']} "
-                      f"on {', '.join(chosen)}.")
+        console.print(
+            f"[green]{service}[/green] runs at {new.config[service]['origin']} "
+            f"on {', '.join(chosen)}."
+        )
 
 
 @main.command("remove")
@@ -452,27 +544,36 @@ def remove_command(ctx: click.Context, service: str, yes: bool, dry_run: bool) -
     config = _existing(ctx)
     site = _site(config)
     if service == "meta":
-        fail("meta cannot be removed: every other service signs users in through it",
-             EXIT_USAGE)
+        fail("meta cannot be removed: every other service signs users in through it", EXIT_USAGE)
     if not site.config.has_section(service):
-        fail(f"{service} is not in {config} (services: {', '.join(site.topology.services)})",
-             EXIT_USAGE)
+        fail(
+            f"{service} is not in {config} (services: {', '.join(site.topology.services)})",
+            EXIT_USAGE,
+        )
     hosts = site.topology.service_hosts.get(service, ())
     text = remove_service(config.read_text(encoding="utf-8"), service)
     if _change_topology(ctx, config, text, yes, dry_run) in ("applied", "nothing"):
         database = site.databases().get(service)
-        kept = f"its database ({database.name} on {site.topology.postgresql_host})" \
-            if database is not None and site.topology.postgresql_host else "its database"
-        console.print(f"[green]{service} removed.[/green] Its data stays: {kept} and "
-                      f"{site.data_dir}/{service} on {', '.join(hosts)}; `srht-install add "
-                      f"{service}` brings it back.")
+        kept = (
+            f"its database ({database.name} on {site.topology.postgresql_host})"
+            if database is not None and site.topology.postgresql_host
+            else "its database"
+        )
+        console.print(
+            f"[green]{service} removed.[/green] Its data stays: {kept} and "
+            f"{site.data_dir}/{service} on {', '.join(hosts)}; `srht-install add "
+            f"{service}` brings it back."
+        )
 
 
 # -- status --------------------------------------------------------------------------------------
 
 
-_COLOURS = {"green": "[green]ok[/green]", "yellow": "[yellow]soon[/yellow]",
-            "red": "[red]FAIL[/red]"}
+_COLOURS = {
+    "green": "[green]ok[/green]",
+    "yellow": "[yellow]soon[/yellow]",
+    "red": "[red]FAIL[/red]",
+}
 
 
 @main.command("status")
@@ -493,8 +594,10 @@ def status_command(ctx: click.Context) -> None:
     console.print(table)
     red = [c for c in checks if c.state == "red"]
     if red:
-        errors.print(f"[red]{len(red)} check{'s' if len(red) != 1 else ''} failed.[/red] "
-                     "Re-running srht-install repairs what the config describes.")
+        errors.print(
+            f"[red]{len(red)} check{'s' if len(red) != 1 else ''} failed.[/red] "
+            "Re-running srht-install repairs what the config describes."
+        )
         sys.exit(EXIT_FAILURE)
     console.print("[green]All checks passed.[/green]")
 

@@ -43,7 +43,7 @@ def dns_records(site: Any) -> list[DnsRecord]:
             except ValueError:
                 records.append(DnsRecord(hostname, "CNAME", address.rstrip(".") + "."))
                 continue
-            value = ("<this machine's public address>" if ip.is_loopback else str(ip))
+            value = "<this machine's public address>" if ip.is_loopback else str(ip)
             records.append(DnsRecord(hostname, "A" if ip.version == 4 else "AAAA", value))
     return records
 

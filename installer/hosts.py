@@ -55,8 +55,9 @@ class HostError(Exception):
     """A host is unknown or cannot be reached; the message says which and why."""
 
 
-def site_config_path(explicit: str | os.PathLike[str] | None = None, *,
-                     must_exist: bool = True) -> Path:
+def site_config_path(
+    explicit: str | os.PathLike[str] | None = None, *, must_exist: bool = True
+) -> Path:
     """The site's config: ``explicit``, else ``$SRHT_CONFIG``, else
     ``./config.ini``, else ``/etc/srht/config.ini`` (the core's order).
 
@@ -66,9 +67,11 @@ def site_config_path(explicit: str | os.PathLike[str] | None = None, *,
     found = find_config(explicit)
     if found is None:
         if must_exist:
-            raise HostError("no site config found (looked at --config, $SRHT_CONFIG, "
-                            "./config.ini, /etc/srht/config.ini); run `srht-install` to "
-                            "make one")
+            raise HostError(
+                "no site config found (looked at --config, $SRHT_CONFIG, "
+                "./config.ini, /etc/srht/config.ini); run `srht-install` to "
+                "make one"
+            )
         found = DEFAULT_CONFIG
     found = found.expanduser().absolute()
     if must_exist and not found.is_file():
@@ -87,8 +90,16 @@ class SshSettings:
 
     def options(self) -> list[str]:
         """``ssh`` options matching what pyinfra is given for the same config."""
-        options = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "-o", "LogLevel=ERROR",
-                   "-o", f"StrictHostKeyChecking={self.host_key_checking}"]
+        options = [
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=15",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            f"StrictHostKeyChecking={self.host_key_checking}",
+        ]
         if self.key:
             options += ["-i", self.key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"]
         if self.known_hosts:
@@ -103,13 +114,23 @@ def _deploy_config(config: Config | str | os.PathLike[str]) -> Config:
         config = Config(config.path, config.raw, config.syntax_problems)
     else:
         config = load_config(config)
-    problems = [p for p in config.bind({"deploy": DEPLOY})
-                if p.section == "deploy" or p.section is None]
+    problems = [
+        p for p in config.bind({"deploy": DEPLOY}) if p.section == "deploy" or p.section is None
+    ]
     if problems:
         raise ConfigError(problems)
     if not config.has_section("deploy"):
-        raise ConfigError([ConfigProblem(config.path, None, "deploy", None,
-                                         "section missing: the site's hosts are listed there")])
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    config.path,
+                    None,
+                    "deploy",
+                    None,
+                    "section missing: the site's hosts are listed there",
+                )
+            ]
+        )
     return config
 
 
@@ -137,8 +158,9 @@ def ssh_target(config: Config | str | os.PathLike[str], host: str) -> SshTarget:
     """How to reach ``host``. :raises HostError: for a name not in ``[deploy] hosts``."""
     targets = ssh_settings(config).targets
     if host not in targets:
-        raise HostError(f"no host {host!r} in [deploy] hosts (hosts: "
-                        f"{', '.join(targets) or 'none'})")
+        raise HostError(
+            f"no host {host!r} in [deploy] hosts (hosts: {', '.join(targets) or 'none'})"
+        )
     return targets[host]
 
 
@@ -148,13 +170,26 @@ def ssh_argv(settings: SshSettings, target: SshTarget, command: list[str]) -> li
     remote = list(command)
     if target.user != "root" and remote:
         remote = ["sudo", "-n", "--", *remote]
-    return ["ssh", *settings.options(), "-p", str(target.port),
-            f"{target.user}@{target.address}", "--", shlex.join(remote)]
+    return [
+        "ssh",
+        *settings.options(),
+        "-p",
+        str(target.port),
+        f"{target.user}@{target.address}",
+        "--",
+        shlex.join(remote),
+    ]
 
 
-def run_on(site_config_path: str | os.PathLike[str], host_name: str, command: list[str],
-           input: bytes | None = None, *, timeout: float = 600,
-           check: bool = False) -> subprocess.CompletedProcess[bytes]:
+def run_on(
+    site_config_path: str | os.PathLike[str],
+    host_name: str,
+    command: list[str],
+    input: bytes | None = None,
+    *,
+    timeout: float = 600,
+    check: bool = False,
+) -> subprocess.CompletedProcess[bytes]:
     """Run ``command`` (an argument list) on the host named ``host_name`` in
     the config at ``site_config_path``, as root, with ``input`` on its
     standard input; returns the finished process (stdout and stderr as bytes).
@@ -166,19 +201,29 @@ def run_on(site_config_path: str | os.PathLike[str], host_name: str, command: li
     """
     settings = ssh_settings(site_config_path)
     if host_name not in settings.targets:
-        raise HostError(f"no host {host_name!r} in [deploy] hosts (hosts: "
-                        f"{', '.join(settings.targets) or 'none'})")
+        raise HostError(
+            f"no host {host_name!r} in [deploy] hosts (hosts: "
+            f"{', '.join(settings.targets) or 'none'})"
+        )
     argv = ssh_argv(settings, settings.targets[host_name], command)
     try:
-        result = subprocess.run(argv, input=input, capture_output=True, timeout=timeout,
-                                stdin=subprocess.DEVNULL if input is None else None)
+        result = subprocess.run(
+            argv,
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL if input is None else None,
+        )
     except subprocess.TimeoutExpired:
-        raise HostError(f"on {host_name}: `{shlex.join(command)}` did not finish within "
-                        f"{timeout:.0f}s") from None
+        raise HostError(
+            f"on {host_name}: `{shlex.join(command)}` did not finish within {timeout:.0f}s"
+        ) from None
     if check and result.returncode != 0:
         tail = (result.stderr or result.stdout).decode(errors="replace").strip()[-2000:]
-        raise HostError(f"on {host_name}: `{shlex.join(command)}` exited {result.returncode}"
-                        + (f": {tail}" if tail else ""))
+        raise HostError(
+            f"on {host_name}: `{shlex.join(command)}` exited {result.returncode}"
+            + (f": {tail}" if tail else "")
+        )
     return result
 
 
@@ -190,17 +235,22 @@ def reachable(settings: SshSettings, target: SshTarget, *, timeout: float = 20) 
             pass
     except OSError as error:
         reason = error.strerror or str(error) or type(error).__name__
-        return (f"nothing answers on {target.address}:{target.port} ({reason}); is the "
-                "address right and sshd running?")
+        return (
+            f"nothing answers on {target.address}:{target.port} ({reason}); is the "
+            "address right and sshd running?"
+        )
     try:
-        result = subprocess.run(ssh_argv(settings, target, ["true"]), capture_output=True,
-                                text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            ssh_argv(settings, target, ["true"]),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         return f"SSH to {target.user}@{target.address}:{target.port} timed out"
     if result.returncode != 0:
         detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        hint = (" (a user other than root needs password-less sudo)" if target.user != "root"
-                else "")
-        return (f"SSH to {target.user}@{target.address}:{target.port} failed: {detail}"
-                f"{hint}")
+        hint = " (a user other than root needs password-less sudo)" if target.user != "root" else ""
+        return f"SSH to {target.user}@{target.address}:{target.port} failed: {detail}{hint}"
     return None

@@ -32,8 +32,10 @@ def send_test_message(answers: dict[str, Any], *, timeout: float = 20) -> str | 
     message["Subject"] = "srht-install: test message"
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain=str(answers.get("domain") or "localhost"))
-    message.set_content("This message was sent by srht-install to check the site's SMTP "
-                        "settings.\nNothing else is needed: the installer goes on.\n")
+    message.set_content(
+        "This message was sent by srht-install to check the site's SMTP "
+        "settings.\nNothing else is needed: the installer goes on.\n"
+    )
     context = ssl.create_default_context()
     try:
         smtp: smtplib.SMTP

@@ -54,10 +54,13 @@ class Events(BaseStateCallback):
     def operation_start(cls, state: Any, op_hash: str) -> None:  # type: ignore[override]
         if not cls.started:
             cls.started = True
-            _emit({"event": "begin",
-                   "hosts": {h.name: len(state.ops[h]) for h in state.inventory
-                             if h in state.ops},
-                   "failed": sorted(h.name for h in state.failed_hosts)})
+            _emit(
+                {
+                    "event": "begin",
+                    "hosts": {h.name: len(state.ops[h]) for h in state.inventory if h in state.ops},
+                    "failed": sorted(h.name for h in state.failed_hosts),
+                }
+            )
         hosts = [h.name for h in state.inventory if op_hash in state.ops.get(h, {})]
         _emit({"event": "start", "op": _name(state, op_hash), "hosts": hosts})
 
@@ -72,8 +75,7 @@ class Events(BaseStateCallback):
                 results[host.name] = {"status": "skipped"}
             elif meta.did_error():
                 lines = meta.stderr_lines or meta.stdout_lines
-                results[host.name] = {"status": "error",
-                                      "output": "\n".join(lines[-OUTPUT_TAIL:])}
+                results[host.name] = {"status": "error", "output": "\n".join(lines[-OUTPUT_TAIL:])}
             else:
                 results[host.name] = {"status": "changed" if meta.did_change() else "ok"}
         _emit({"event": "end", "op": _name(state, op_hash), "results": results})

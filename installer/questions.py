@@ -158,6 +158,7 @@ def _choice(*choices: str) -> Parse:
         if value not in choices:
             raise ValueError(f"one of {', '.join(choices)}; not {raw.strip()!r}")
         return value
+
     return parse
 
 
@@ -170,12 +171,13 @@ def _services(raw: str, asking: Asking) -> list[str]:
     names = list(dict.fromkeys(_split(raw)))
     unknown = [n for n in names if n not in installed]
     if unknown:
-        raise ValueError(f"unknown service{'s' if len(unknown) > 1 else ''} "
-                         f"{', '.join(repr(n) for n in unknown)}; installed: "
-                         f"{', '.join(installed) or 'none'}")
+        raise ValueError(
+            f"unknown service{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(n) for n in unknown)}; installed: "
+            f"{', '.join(installed) or 'none'}"
+        )
     if IDENTITY not in names:
-        raise ValueError(f"{IDENTITY} is required: every other service signs users in "
-                         "through it")
+        raise ValueError(f"{IDENTITY} is required: every other service signs users in through it")
     return sorted(names, key=lambda n: (n != IDENTITY, n))
 
 
@@ -190,9 +192,12 @@ def _path(raw: str, _asking: Asking) -> str | None:
 
 
 def _ssh_settings(asking: Asking, targets: list[SshTarget]) -> SshSettings:
-    return SshSettings({t.name: t for t in targets}, key=asking.get("ssh-key"),
-                       known_hosts=asking.get("ssh-known-hosts"),
-                       host_key_checking=asking.get("ssh-host-key-checking", "accept-new"))
+    return SshSettings(
+        {t.name: t for t in targets},
+        key=asking.get("ssh-key"),
+        known_hosts=asking.get("ssh-known-hosts"),
+        host_key_checking=asking.get("ssh-host-key-checking", "accept-new"),
+    )
 
 
 def _local_name() -> str:
@@ -216,8 +221,7 @@ def _host_entries(raw: str) -> list[SshTarget]:
                 ipaddress.ip_address(address)
                 name = f"host{index}"
             except ValueError:
-                name = re.sub(r"[^a-z0-9-]", "-", address.split(".")[0].lower()) or \
-                    f"host{index}"
+                name = re.sub(r"[^a-z0-9-]", "-", address.split(".")[0].lower()) or f"host{index}"
             entry = f"{name}={entry}"
         targets.append(HostEntry().parse(entry))
     return targets
@@ -226,18 +230,21 @@ def _host_entries(raw: str) -> list[SshTarget]:
 def _hosts(raw: str, asking: Asking) -> list[SshTarget]:
     targets = _host_entries(raw)
     if not targets:
-        raise ValueError("name at least one host: `local` for this machine, or "
-                         "NAME=USER@ADDRESS[:PORT]")
+        raise ValueError(
+            "name at least one host: `local` for this machine, or NAME=USER@ADDRESS[:PORT]"
+        )
     names = [t.name for t in targets]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise ValueError(f"host name {', '.join(twice)} given twice; name them "
-                         "(NAME=USER@ADDRESS)")
-    if len(targets) > 1 and any(ipaddress.ip_address(t.address).is_loopback
-                                for t in targets if _is_ip(t.address)):
-        raise ValueError("this machine (local, 127.0.0.1) can only be the only host: the "
-                         "others would reach it at 127.0.0.1; give its network address "
-                         "instead (NAME=root@ADDRESS)")
+        raise ValueError(f"host name {', '.join(twice)} given twice; name them (NAME=USER@ADDRESS)")
+    if len(targets) > 1 and any(
+        ipaddress.ip_address(t.address).is_loopback for t in targets if _is_ip(t.address)
+    ):
+        raise ValueError(
+            "this machine (local, 127.0.0.1) can only be the only host: the "
+            "others would reach it at 127.0.0.1; give its network address "
+            "instead (NAME=root@ADDRESS)"
+        )
     settings = _ssh_settings(asking, targets)
     problems = []
     for target in targets:
@@ -267,8 +274,9 @@ def _placement(raw: str, asking: Asking) -> dict[str, str]:
         if not sep or not service or not host:
             raise ValueError(f"not SERVICE=HOST: {entry!r}")
         if service not in services:
-            raise ValueError(f"{service!r} is not one of the chosen services "
-                             f"({', '.join(services)})")
+            raise ValueError(
+                f"{service!r} is not one of the chosen services ({', '.join(services)})"
+            )
         if host not in hosts:
             raise ValueError(f"no host {host!r} (hosts: {', '.join(hosts)})")
         placed[service] = host
@@ -287,9 +295,13 @@ def _host_of(optional: bool) -> Parse:
             return None
         hosts = asking.host_names()
         if value not in hosts:
-            raise ValueError(f"no host {value!r} (hosts: {', '.join(hosts)}"
-                             + (", or none" if optional else "") + ")")
+            raise ValueError(
+                f"no host {value!r} (hosts: {', '.join(hosts)}"
+                + (", or none" if optional else "")
+                + ")"
+            )
         return value
+
     return parse
 
 
@@ -311,16 +323,20 @@ def _smtp_test(raw: str, asking: Asking) -> bool:
         asking.note(f"sending a test message to {asking.get('owner-email')}...")
         problem = send_test_message(asking.answers)
         if problem:
-            raise ValueError(f"the test message was not sent: {problem} (fix the SMTP "
-                             "answers, or answer no to skip the test)")
+            raise ValueError(
+                f"the test message was not sent: {problem} (fix the SMTP "
+                "answers, or answer no to skip the test)"
+            )
     return wanted
 
 
 def _username(raw: str, _asking: Asking) -> str:
     value = raw.strip()
     if not USERNAME.match(value):
-        raise ValueError("2 to 30 characters: lower-case letters, digits, _ and -, not "
-                         f"starting with a digit or -; not {value!r}")
+        raise ValueError(
+            "2 to 30 characters: lower-case letters, digits, _ and -, not "
+            f"starting with a digit or -; not {value!r}"
+        )
     return value
 
 
@@ -366,101 +382,225 @@ def _smtp(asking: Asking) -> bool:
 # -- the table ---------------------------------------------------------------------
 
 QUESTIONS: tuple[Question, ...] = (
-    Question("domain", "Domain of the site",
-             "Each service is served at SERVICE.DOMAIN (meta.example.org, ...); the login "
-             "cookie is set on DOMAIN.", _domain, required=True),
-    Question("site-name", "Name of the site",
-             "Shown in every page's header and in mail.", _text,
-             default=lambda a: a.get("domain")),
-    Question("owner-name", "Who runs the site (shown in the footer; optional)",
-             "Your name or your organisation's.", _optional_text,
-             default=lambda _a: ""),
-    Question("owner-email", "Contact email of the site's owner",
-             "Where users can reach you; also the default for the admin's and the "
-             "ACME account's address.", _email, required=True,
-             default=lambda a: f"admin@{a.get('domain')}" if a.get("domain") else None),
-    Question("services", "Services to run",
-             "Comma-separated; meta (accounts and sign-on) is required.", _services,
-             kind="checkbox", default=lambda a: ", ".join(a.installed()),
-             choices=lambda a: a.installed()),
-    Question("ssh-key", "SSH private key for the hosts (empty: your SSH agent and default "
-                        "keys)",
-             "The deploy logs in as root (or a user with password-less sudo) with it.",
-             _path, default=lambda _a: "", path=True),
-    Question("ssh-known-hosts", "known_hosts file",
-             "Checked against the hosts' keys; empty: ~/.ssh/known_hosts.", _path,
-             default=lambda _a: "", interactive=False, path=True),
-    Question("ssh-host-key-checking", "Host key checking",
-             "yes: known keys only; accept-new: remember a new host's key; no: never "
-             "check (throwaway test hosts only).", _choice("yes", "accept-new", "no"),
-             default=lambda _a: "accept-new", interactive=False),
-    Question("hosts", "Hosts (`local` for this machine, or NAME=USER@ADDRESS[:PORT], "
-                      "comma-separated)",
-             "Debian 12 servers reached over SSH; each is checked on the spot. `local` "
-             "deploys to this machine over SSH to root@127.0.0.1.", _hosts,
-             required=True, default=lambda _a: "local"),
-    Question("placement", "Which host runs each service",
-             "SERVICE=HOST, comma-separated; default: every service on the first host.",
-             _placement, kind="placement", when=_several_hosts,
-             needs=("hosts", "services"),
-             default=lambda a: ", ".join(f"{s}={_first_host(a)}"
-                                         for s in a.get("services", []))),
-    Question("postgresql-host", "Host that runs PostgreSQL",
-             "One database per service, reachable only from the hosts that run it.",
-             _host_of(optional=False), kind="select", when=_several_hosts, needs=("hosts",),
-             default=_meta_host, choices=lambda a: {h: h for h in a.host_names()}),
-    Question("redis-host", "Host that runs Redis (the job queue; `none`: jobs run from the "
-                           "databases)",
-             "Background jobs go through it when set.", _host_of(optional=True),
-             kind="select", needs=("hosts",),
-             default=lambda a: a.get("postgresql-host") or _meta_host(a),
-             choices=lambda a: {**{h: h for h in a.host_names()}, "none": "none"}),
-    Question("smtp-host", "SMTP server for outgoing mail (empty: keep mail in an outbox "
-                          "folder on each host)",
-             "Account confirmations and password resets are mailed through it.",
-             _optional_text, default=lambda _a: ""),
-    Question("smtp-encryption", "SMTP encryption", "How the connection is secured.",
-             _choice("starttls", "tls", "none"), kind="select", when=_smtp,
-             default=lambda _a: "starttls",
-             choices=lambda _a: {"starttls": "starttls", "tls": "tls", "none": "none"}),
-    Question("smtp-port", "SMTP port", "587 for STARTTLS, 465 for TLS.", _port,
-             when=_smtp, default=lambda a: "465" if a.get("smtp-encryption") == "tls"
-             else "587"),
-    Question("smtp-user", "SMTP user (empty: none)", "If the server wants a login.",
-             _optional_text, when=_smtp, default=lambda _a: ""),
-    Question("smtp-password", "SMTP password", "Never shown; kept in the config (0600).",
-             _optional_text, kind="password", secret=True,
-             when=lambda a: _smtp(a) and bool(a.get("smtp-user"))),
-    Question("smtp-from", "From address of the site's mail", "Usually a no-reply address.",
-             _email, when=_smtp, default=lambda a: f"srht@{a.get('domain')}"),
-    Question("smtp-test", "Send a test message to the owner's address now?",
-             "Checks the SMTP answers before anything is deployed.", _smtp_test,
-             kind="confirm", when=_smtp, default=lambda _a: "yes",
-             needs=("owner-email", "smtp-host", "smtp-port", "smtp-from")),
-    Question("tls", "TLS certificates: acme (Let's Encrypt, needs public DNS) or "
-                    "self-signed",
-             "self-signed: from a site authority every host trusts (import it in your "
-             "browser).", _choice("self-signed", "acme"), kind="select",
-             default=lambda _a: "self-signed",
-             choices=lambda _a: {"self-signed": "self-signed (a site authority)",
-                                 "acme": "acme (Let's Encrypt; needs public DNS)"}),
-    Question("acme-email", "Email for the Let's Encrypt account",
-             "Let's Encrypt writes there about expiring certificates.", _email,
-             when=lambda a: a.get("tls") == "acme", default=lambda a: a.get("owner-email")),
-    Question("registration", "Registration: open (anyone may sign up) or closed (admins "
-                             "create accounts)",
-             "Change it later in [meta::settings] registration.", _choice("open", "closed"),
-             kind="select", default=lambda _a: "closed",
-             choices=lambda _a: {"closed": "closed", "open": "open"}),
-    Question("admin-username", "Username of the first admin",
-             "An account on meta with the admin role.", _username, required=True,
-             default=_admin_name_default),
-    Question("admin-email", "Email of the first admin", "Where the admin's mail goes.",
-             _email, required=True, default=lambda a: a.get("owner-email")),
-    Question("admin-password-file", "File holding the first admin's password (`-`: "
-                                    "standard input)",
-             "Without a terminal the password comes from here; at a terminal it is asked.",
-             _password_file, interactive=False, path=True),
+    Question(
+        "domain",
+        "Domain of the site",
+        "Each service is served at SERVICE.DOMAIN (meta.example.org, ...); the login "
+        "cookie is set on DOMAIN.",
+        _domain,
+        required=True,
+    ),
+    Question(
+        "site-name",
+        "Name of the site",
+        "Shown in every page's header and in mail.",
+        _text,
+        default=lambda a: a.get("domain"),
+    ),
+    Question(
+        "owner-name",
+        "Who runs the site (shown in the footer; optional)",
+        "Your name or your organisation's.",
+        _optional_text,
+        default=lambda _a: "",
+    ),
+    Question(
+        "owner-email",
+        "Contact email of the site's owner",
+        "Where users can reach you; also the default for the admin's and the "
+        "ACME account's address.",
+        _email,
+        required=True,
+        default=lambda a: f"admin@{a.get('domain')}" if a.get("domain") else None,
+    ),
+    Question(
+        "services",
+        "Services to run",
+        "Comma-separated; meta (accounts and sign-on) is required.",
+        _services,
+        kind="checkbox",
+        default=lambda a: ", ".join(a.installed()),
+        choices=lambda a: a.installed(),
+    ),
+    Question(
+        "ssh-key",
+        "SSH private key for the hosts (empty: your SSH agent and default keys)",
+        "The deploy logs in as root (or a user with password-less sudo) with it.",
+        _path,
+        default=lambda _a: "",
+        path=True,
+    ),
+    Question(
+        "ssh-known-hosts",
+        "known_hosts file",
+        "Checked against the hosts' keys; empty: ~/.ssh/known_hosts.",
+        _path,
+        default=lambda _a: "",
+        interactive=False,
+        path=True,
+    ),
+    Question(
+        "ssh-host-key-checking",
+        "Host key checking",
+        "yes: known keys only; accept-new: remember a new host's key; no: never "
+        "check (throwaway test hosts only).",
+        _choice("yes", "accept-new", "no"),
+        default=lambda _a: "accept-new",
+        interactive=False,
+    ),
+    Question(
+        "hosts",
+        "Hosts (`local` for this machine, or NAME=USER@ADDRESS[:PORT], comma-separated)",
+        "Debian 12 servers reached over SSH; each is checked on the spot. `local` "
+        "deploys to this machine over SSH to root@127.0.0.1.",
+        _hosts,
+        required=True,
+        default=lambda _a: "local",
+    ),
+    Question(
+        "placement",
+        "Which host runs each service",
+        "SERVICE=HOST, comma-separated; default: every service on the first host.",
+        _placement,
+        kind="placement",
+        when=_several_hosts,
+        needs=("hosts", "services"),
+        default=lambda a: ", ".join(f"{s}={_first_host(a)}" for s in a.get("services", [])),
+    ),
+    Question(
+        "postgresql-host",
+        "Host that runs PostgreSQL",
+        "One database per service, reachable only from the hosts that run it.",
+        _host_of(optional=False),
+        kind="select",
+        when=_several_hosts,
+        needs=("hosts",),
+        default=_meta_host,
+        choices=lambda a: {h: h for h in a.host_names()},
+    ),
+    Question(
+        "redis-host",
+        "Host that runs Redis (the job queue; `none`: jobs run from the databases)",
+        "Background jobs go through it when set.",
+        _host_of(optional=True),
+        kind="select",
+        needs=("hosts",),
+        default=lambda a: a.get("postgresql-host") or _meta_host(a),
+        choices=lambda a: {**{h: h for h in a.host_names()}, "none": "none"},
+    ),
+    Question(
+        "smtp-host",
+        "SMTP server for outgoing mail (empty: keep mail in an outbox folder on each host)",
+        "Account confirmations and password resets are mailed through it.",
+        _optional_text,
+        default=lambda _a: "",
+    ),
+    Question(
+        "smtp-encryption",
+        "SMTP encryption",
+        "How the connection is secured.",
+        _choice("starttls", "tls", "none"),
+        kind="select",
+        when=_smtp,
+        default=lambda _a: "starttls",
+        choices=lambda _a: {"starttls": "starttls", "tls": "tls", "none": "none"},
+    ),
+    Question(
+        "smtp-port",
+        "SMTP port",
+        "587 for STARTTLS, 465 for TLS.",
+        _port,
+        when=_smtp,
+        default=lambda a: "465" if a.get("smtp-encryption") == "tls" else "587",
+    ),
+    Question(
+        "smtp-user",
+        "SMTP user (empty: none)",
+        "If the server wants a login.",
+        _optional_text,
+        when=_smtp,
+        default=lambda _a: "",
+    ),
+    Question(
+        "smtp-password",
+        "SMTP password",
+        "Never shown; kept in the config (0600).",
+        _optional_text,
+        kind="password",
+        secret=True,
+        when=lambda a: _smtp(a) and bool(a.get("smtp-user")),
+    ),
+    Question(
+        "smtp-from",
+        "From address of the site's mail",
+        "Usually a no-reply address.",
+        _email,
+        when=_smtp,
+        default=lambda a: f"srht@{a.get('domain')}",
+    ),
+    Question(
+        "smtp-test",
+        "Send a test message to the owner's address now?",
+        "Checks the SMTP answers before anything is deployed.",
+        _smtp_test,
+        kind="confirm",
+        when=_smtp,
+        default=lambda _a: "yes",
+        needs=("owner-email", "smtp-host", "smtp-port", "smtp-from"),
+    ),
+    Question(
+        "tls",
+        "TLS certificates: acme (Let's Encrypt, needs public DNS) or self-signed",
+        "self-signed: from a site authority every host trusts (import it in your browser).",
+        _choice("self-signed", "acme"),
+        kind="select",
+        default=lambda _a: "self-signed",
+        choices=lambda _a: {
+            "self-signed": "self-signed (a site authority)",
+            "acme": "acme (Let's Encrypt; needs public DNS)",
+        },
+    ),
+    Question(
+        "acme-email",
+        "Email for the Let's Encrypt account",
+        "Let's Encrypt writes there about expiring certificates.",
+        _email,
+        when=lambda a: a.get("tls") == "acme",
+        default=lambda a: a.get("owner-email"),
+    ),
+    Question(
+        "registration",
+        "Registration: open (anyone may sign up) or closed (admins create accounts)",
+        "Change it later in [meta::settings] registration.",
+        _choice("open", "closed"),
+        kind="select",
+        default=lambda _a: "closed",
+        choices=lambda _a: {"closed": "closed", "open": "open"},
+    ),
+    Question(
+        "admin-username",
+        "Username of the first admin",
+        "An account on meta with the admin role.",
+        _username,
+        required=True,
+        default=_admin_name_default,
+    ),
+    Question(
+        "admin-email",
+        "Email of the first admin",
+        "Where the admin's mail goes.",
+        _email,
+        required=True,
+        default=lambda a: a.get("owner-email"),
+    ),
+    Question(
+        "admin-password-file",
+        "File holding the first admin's password (`-`: standard input)",
+        "Without a terminal the password comes from here; at a terminal it is asked.",
+        _password_file,
+        interactive=False,
+        path=True,
+    ),
 )
 
 _BY_KEY = {q.key: q for q in QUESTIONS}

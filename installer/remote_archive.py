@@ -35,8 +35,7 @@ from srht_core.schema import SshTarget
 
 from .hosts import SshSettings, ssh_argv, ssh_settings
 
-__all__ = ["ArchiveError", "ArchiveReader", "ArchiveWriter", "Remote", "RemoteError",
-           "remotes"]
+__all__ = ["ArchiveError", "ArchiveReader", "ArchiveWriter", "Remote", "RemoteError", "remotes"]
 
 CHUNK = 1024 * 1024
 _BLOCK = tarfile.BLOCKSIZE
@@ -79,12 +78,24 @@ class Remote:
             return RemoteError(f"could not reach {self.where} over SSH to {what}: {reason}")
         return RemoteError(f"on {self.where}, {what} failed (exit {code}): {reason}")
 
-    def run(self, command: str, what: str, *, input: str | None = None,
-            check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        command: str,
+        what: str,
+        *,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 600,
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``command``; raise :class:`RemoteError` naming ``what`` if it fails."""
-        result = subprocess.run(self.argv(command), input=input, capture_output=True,
-                                text=True, timeout=timeout,
-                                stdin=subprocess.DEVNULL if input is None else None)
+        result = subprocess.run(
+            self.argv(command),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL if input is None else None,
+        )
         if check and result.returncode != 0:
             raise self._failed(what, result.returncode, result.stderr)
         return result
@@ -93,8 +104,9 @@ class Remote:
         """Run ``command`` and hand its standard output to ``sink``, a chunk
         at a time."""
         with tempfile.TemporaryFile() as errors:
-            process = subprocess.Popen(self.argv(command), stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.PIPE, stderr=errors)
+            process = subprocess.Popen(
+                self.argv(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors
+            )
             assert process.stdout is not None
             try:
                 while chunk := process.stdout.read(CHUNK):
@@ -110,8 +122,9 @@ class Remote:
         """Run ``command`` with ``chunks`` as its standard input; returns its
         standard output (expected to be small)."""
         with tempfile.TemporaryFile() as errors, tempfile.TemporaryFile() as output:
-            process = subprocess.Popen(self.argv(command), stdin=subprocess.PIPE,
-                                       stdout=output, stderr=errors)
+            process = subprocess.Popen(
+                self.argv(command), stdin=subprocess.PIPE, stdout=output, stderr=errors
+            )
             assert process.stdin is not None
             try:
                 for chunk in chunks:
@@ -156,8 +169,10 @@ class ArchiveWriter:
         try:
             fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            raise ArchiveError(f"{self.partial} exists: another backup is being written "
-                               "there, or one was interrupted (remove it)") from None
+            raise ArchiveError(
+                f"{self.partial} exists: another backup is being written "
+                "there, or one was interrupted (remove it)"
+            ) from None
         self._file: IO[bytes] = os.fdopen(fd, "wb")
         self._names: set[str] = set()
 
@@ -220,15 +235,18 @@ class ArchiveReader:
         try:
             self._tar = tarfile.open(path, "r:")  # noqa: SIM115 - closed by close()
         except (OSError, tarfile.TarError) as error:
-            raise ArchiveError(f"{path} is not a readable backup archive (a tar file): "
-                               f"{error}") from None
+            raise ArchiveError(
+                f"{path} is not a readable backup archive (a tar file): {error}"
+            ) from None
         self.members = {m.name: m for m in self._tar.getmembers() if m.isfile()}
 
     def read_bytes(self, name: str, limit: int = 16 * 1024 * 1024) -> bytes:
         member = self.members.get(name)
         if member is None:
-            raise ArchiveError(f"{self.path} has no {name}: it is not a backup made by "
-                               "`srht-install backup`, or it is cut short")
+            raise ArchiveError(
+                f"{self.path} has no {name}: it is not a backup made by "
+                "`srht-install backup`, or it is cut short"
+            )
         if member.size > limit:
             raise ArchiveError(f"{name} in {self.path} is implausibly large")
         handle = self._tar.extractfile(member)

@@ -27,8 +27,7 @@ from typing import Any
 from srht_deploy.cli import HERE as DEPLOY_DIR
 from srht_deploy.model import WHEELHOUSE_ENV
 
-__all__ = ["Applied", "Failure", "Plan", "PlannedChange", "apply", "log_path", "plan",
-           "prepare"]
+__all__ = ["Applied", "Failure", "Plan", "PlannedChange", "apply", "log_path", "plan", "prepare"]
 
 INVENTORY = DEPLOY_DIR / "inventory.py"
 SITE = DEPLOY_DIR / "site.py"
@@ -91,8 +90,7 @@ class Plan:
 
 
 def _environment(config: Path, wheelhouse: Path | None) -> dict[str, str]:
-    env = {**os.environ, "SRHT_CONFIG": str(config), "PYINFRA_PROGRESS": "off",
-           "NO_COLOR": "1"}
+    env = {**os.environ, "SRHT_CONFIG": str(config), "PYINFRA_PROGRESS": "off", "NO_COLOR": "1"}
     if wheelhouse is not None:
         env[WHEELHOUSE_ENV] = str(wheelhouse)
     return env
@@ -109,25 +107,36 @@ def plan(config: Path, hosts: list[str], *, wheelhouse: Path | None = None) -> P
     """
     log = log_path(config)
     with _log(log, "plan") as out:
-        result = subprocess.run(_pyinfra(SITE, "--dry", "--json"),
-                                env=_environment(config, wheelhouse), stdout=subprocess.PIPE,
-                                stderr=out, stdin=subprocess.DEVNULL, text=True)
+        result = subprocess.run(
+            _pyinfra(SITE, "--dry", "--json"),
+            env=_environment(config, wheelhouse),
+            stdout=subprocess.PIPE,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
     try:
         report = json.loads(result.stdout)
     except ValueError:
-        raise RuntimeError(f"pyinfra gave no plan (exit {result.returncode}); see {log}:\n"
-                           + _tail(log)) from None
+        raise RuntimeError(
+            f"pyinfra gave no plan (exit {result.returncode}); see {log}:\n" + _tail(log)
+        ) from None
     changes: dict[str, list[PlannedChange]] = {h: [] for h in hosts}
     for operation in report.get("plan") or []:
         wanted = set(operation["hosts_with_change"]) | set(
-            operation["hosts_with_conditional_change"])
+            operation["hosts_with_conditional_change"]
+        )
         for name in operation["names"] or [operation["name"]]:
             for host in sorted(wanted):
                 changes.setdefault(host, []).append(
-                    PlannedChange(name, PlannedChange.classify(name)))
+                    PlannedChange(name, PlannedChange.classify(name))
+                )
     failed = list((report.get("results") or {}).get("failed_hosts") or [])
-    planned_hosts = {h for op in report.get("plan") or [] for h in
-                     op["hosts_with_change"] + op["hosts_with_conditional_change"]}
+    planned_hosts = {
+        h
+        for op in report.get("plan") or []
+        for h in op["hosts_with_change"] + op["hosts_with_conditional_change"]
+    }
     if not failed and result.returncode != 0 and not planned_hosts:
         failed = [h for h in hosts if h not in planned_hosts]
     return Plan(hosts, changes, failed, report)
@@ -162,8 +171,9 @@ class Applied:
 Listener = Callable[[dict[str, Any]], None]
 
 
-def apply(config: Path, *, wheelhouse: Path | None = None,
-          listener: Listener = lambda _event: None) -> Applied:
+def apply(
+    config: Path, *, wheelhouse: Path | None = None, listener: Listener = lambda _event: None
+) -> Applied:
     """Run the deploy; ``listener`` gets each event (``begin``, ``start``,
     ``end``: see ``pyinfra_site.py``) as it happens."""
     read, write = os.pipe()
@@ -173,9 +183,15 @@ def apply(config: Path, *, wheelhouse: Path | None = None,
     failures: dict[str, Failure] = {}
     changed: dict[str, int] = {}
     with _log(log, "apply") as out:
-        process = subprocess.Popen(_pyinfra(EVENTS_SITE, "-y", "--json"), env=env,
-                                   stdout=subprocess.PIPE, stderr=out,
-                                   stdin=subprocess.DEVNULL, pass_fds=(write,), text=True)
+        process = subprocess.Popen(
+            _pyinfra(EVENTS_SITE, "-y", "--json"),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            pass_fds=(write,),
+            text=True,
+        )
         os.close(write)
         begun = False
         with os.fdopen(read, encoding="utf-8") as events:

@@ -118,8 +118,11 @@ def config_data(answers: dict[str, Any], keys: SiteKeys) -> dict[str, dict[str, 
         del srht["site-owner-name"]
     mail: dict[str, Any] = {}
     if answers.get("smtp-host"):
-        mail = {"smtp-host": answers["smtp-host"], "smtp-port": answers["smtp-port"],
-                "smtp-encryption": answers["smtp-encryption"]}
+        mail = {
+            "smtp-host": answers["smtp-host"],
+            "smtp-port": answers["smtp-port"],
+            "smtp-encryption": answers["smtp-encryption"],
+        }
         if answers.get("smtp-user"):
             mail["smtp-user"] = answers["smtp-user"]
             mail["smtp-password"] = answers.get("smtp-password") or ""
@@ -143,13 +146,18 @@ def config_data(answers: dict[str, Any], keys: SiteKeys) -> dict[str, dict[str, 
             deploy[key] = answers[key]
     if answers.get("ssh-host-key-checking", "accept-new") != "accept-new":
         deploy["ssh-host-key-checking"] = answers["ssh-host-key-checking"]
-    data: dict[str, dict[str, Any]] = {"srht": srht, "mail": mail,
-                                       "webhooks": {"private-key": keys.webhook_private_key},
-                                       "deploy": deploy}
+    data: dict[str, dict[str, Any]] = {
+        "srht": srht,
+        "mail": mail,
+        "webhooks": {"private-key": keys.webhook_private_key},
+        "deploy": deploy,
+    }
     placement = answers.get("placement") or {s: names[0] for s in answers["services"]}
     for service in answers["services"]:
-        data[service] = {"origin": f"https://{service}.{domain}",
-                         "hosts": placement.get(service, names[0])}
+        data[service] = {
+            "origin": f"https://{service}.{domain}",
+            "hosts": placement.get(service, names[0]),
+        }
         if service == "meta":
             data["meta::settings"] = {"registration": answers.get("registration") == "open"}
     return data
@@ -208,8 +216,12 @@ def check_text(text: str, path: Path) -> list[ConfigProblem]:
     try:
         load_site(temporary)
     except ConfigError as error:
-        return [ConfigProblem(str(path), p.line, p.section, p.key, p.message)
-                if p.file == str(temporary) else p for p in error.problems]
+        return [
+            ConfigProblem(str(path), p.line, p.section, p.key, p.message)
+            if p.file == str(temporary)
+            else p
+            for p in error.problems
+        ]
     finally:
         temporary.unlink(missing_ok=True)
     return []
@@ -236,11 +248,13 @@ def write_checked(path: Path, text: str, *, source: str | None = None) -> None:
 
 def _as_answer(problem: ConfigProblem, source: str) -> AnswerProblem:
     key = ANSWER_OF.get((problem.section or "", problem.key or ""))
-    if key is None and problem.section and problem.key == "hosts" \
-            and problem.section != "deploy":
+    if key is None and problem.section and problem.key == "hosts" and problem.section != "deploy":
         key = "placement"
-    if key is None and problem.section and problem.section not in (
-            "srht", "mail", "webhooks", "deploy"):
+    if (
+        key is None
+        and problem.section
+        and problem.section not in ("srht", "mail", "webhooks", "deploy")
+    ):
         key = "services"
     where = f"[{problem.section}] {problem.key or ''}".strip() if problem.section else ""
     message = f"{problem.message} (config {where})" if where else problem.message
@@ -287,8 +301,9 @@ def add_service(text: str, service: str, hosts: list[str], domain: str) -> str:
         text += "\n"
     if text and not text.endswith("\n\n"):
         text += "\n"
-    return text + dump_ini({service: {"origin": f"https://{service}.{domain}",
-                                      "hosts": ", ".join(hosts)}})
+    return text + dump_ini(
+        {service: {"origin": f"https://{service}.{domain}", "hosts": ", ".join(hosts)}}
+    )
 
 
 # -- the installer's memory ---------------------------------------------------------
@@ -320,4 +335,3 @@ class InstallState:
 
     def save(self, config: Path) -> None:
         write_private(state_path(config), (json.dumps(asdict(self), indent=2) + "\n").encode())
-

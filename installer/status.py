@@ -59,8 +59,7 @@ def expected_units(site: Any, host: str) -> list[str]:
         units.append("redis-server.service")
     for service in placement.services:
         units.append(f"srht-{service}.service")
-        units += [f"srht-{service}-{name}.service"
-                  for name in sorted(site.needs(service).daemons)]
+        units += [f"srht-{service}-{name}.service" for name in sorted(site.needs(service).daemons)]
     units += [f"srht-{service}-worker.service" for service in placement.workers]
     if placement.nginx:
         units.append("nginx.service")
@@ -78,19 +77,34 @@ def _daemons(config: Path, site: Any, host: str) -> list[Check]:
     states = result.stdout.decode(errors="replace").split()
     if result.returncode == 255 or len(states) != len(units):
         reason = result.stderr.decode(errors="replace").strip().splitlines()
-        return [Check("daemon", "(all)", host, "red",
-                      f"cannot be reached over SSH: {reason[-1] if reason else 'no answer'}")]
-    return [Check("daemon", unit.removesuffix(".service"), host,
-                  "green" if state == "active" else "red", state)
-            for unit, state in zip(units, states, strict=True)]
+        return [
+            Check(
+                "daemon",
+                "(all)",
+                host,
+                "red",
+                f"cannot be reached over SSH: {reason[-1] if reason else 'no answer'}",
+            )
+        ]
+    return [
+        Check(
+            "daemon",
+            unit.removesuffix(".service"),
+            host,
+            "green" if state == "active" else "red",
+            state,
+        )
+        for unit, state in zip(units, states, strict=True)
+    ]
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     """HTTPS to a given address, with the origin's name for SNI, the
     certificate check and the Host header (``curl --resolve``)."""
 
-    def __init__(self, hostname: str, port: int, address: str, context: ssl.SSLContext,
-                 timeout: float):
+    def __init__(
+        self, hostname: str, port: int, address: str, context: ssl.SSLContext, timeout: float
+    ):
         super().__init__(hostname, port, context=context, timeout=timeout)
         self._address = address
         self._context = context
@@ -116,23 +130,35 @@ def _service(site: Any, service: str, nginx_host: str, timeout: float) -> list[C
     url = f"{origin.scheme}://{origin.hostname}/healthz"
     connection: http.client.HTTPConnection
     if origin.https:
-        connection = _PinnedHTTPSConnection(origin.hostname, origin.port, address,
-                                            _context(site), timeout)
+        connection = _PinnedHTTPSConnection(
+            origin.hostname, origin.port, address, _context(site), timeout
+        )
     else:
         connection = http.client.HTTPConnection(address, origin.port, timeout=timeout)
     checks: list[Check] = []
     try:
-        connection.request("GET", "/healthz", headers={"Host": origin.hostname,
-                                                       "Accept": "application/json"})
+        connection.request(
+            "GET", "/healthz", headers={"Host": origin.hostname, "Accept": "application/json"}
+        )
         response = connection.getresponse()
         body = response.read(65536).decode(errors="replace")
     except ssl.SSLCertVerificationError as error:
-        return [Check("certificate", origin.hostname, where, "red",
-                      f"not trusted: {error.verify_message}"),
-                Check("service", service, where, "red", f"{url}: certificate not trusted")]
+        return [
+            Check(
+                "certificate", origin.hostname, where, "red", f"not trusted: {error.verify_message}"
+            ),
+            Check("service", service, where, "red", f"{url}: certificate not trusted"),
+        ]
     except (OSError, http.client.HTTPException) as error:
-        return [Check("service", service, where, "red",
-                      f"{url}: {getattr(error, 'strerror', None) or error}")]
+        return [
+            Check(
+                "service",
+                service,
+                where,
+                "red",
+                f"{url}: {getattr(error, 'strerror', None) or error}",
+            )
+        ]
     finally:
         connection.close()
     if isinstance(connection, _PinnedHTTPSConnection) and connection.peer_certificate:
@@ -142,12 +168,20 @@ def _service(site: Any, service: str, nginx_host: str, timeout: float) -> list[C
     except ValueError:
         health = {}
     if response.status == 200 and health.get("database") == "ok":
-        checks.append(Check("service", service, where, "green",
-                            f"{url}: 200, version {health.get('version', '?')}"))
+        checks.append(
+            Check(
+                "service",
+                service,
+                where,
+                "green",
+                f"{url}: 200, version {health.get('version', '?')}",
+            )
+        )
     else:
         detail = health.get("database") or body.strip()[:120]
-        checks.append(Check("service", service, where, "red",
-                            f"{url}: {response.status} {detail}".strip()))
+        checks.append(
+            Check("service", service, where, "red", f"{url}: {response.status} {detail}".strip())
+        )
     return checks
 
 
@@ -155,8 +189,10 @@ def _certificate(hostname: str, where: str, certificate: dict[str, Any]) -> Chec
     expires = ssl.cert_time_to_seconds(certificate["notAfter"])
     days = (expires - time.time()) / 86400
     issuer = dict(item[0] for item in certificate.get("issuer", ()))
-    detail = (f"expires in {days:.0f} days ({certificate['notAfter']}), "
-              f"issued by {issuer.get('commonName') or issuer.get('organizationName', '?')}")
+    detail = (
+        f"expires in {days:.0f} days ({certificate['notAfter']}), "
+        f"issued by {issuer.get('commonName') or issuer.get('organizationName', '?')}"
+    )
     state = "red" if days < FAIL_DAYS else "yellow" if days < WARN_DAYS else "green"
     return Check("certificate", hostname, where, state, detail)
 

@@ -27,8 +27,9 @@ __all__ = ["ApplyDisplay", "Prompter", "console", "plan_table", "summary_table"]
 console = Console(stderr=False, highlight=False)
 errors = Console(stderr=True, highlight=False)
 
-_STYLE = questionary.Style([("qmark", "fg:#5f87af bold"), ("question", "bold"),
-                            ("answer", "fg:#5f87af bold")])
+_STYLE = questionary.Style(
+    [("qmark", "fg:#5f87af bold"), ("question", "bold"), ("answer", "fg:#5f87af bold")]
+)
 
 
 class Prompter:
@@ -47,21 +48,26 @@ class Prompter:
         kind = question.kind
         if kind == "checkbox" and question.choices is not None:
             chosen = {part.strip() for part in (default or "").split(",") if part.strip()}
-            choices = [Choice(f"{name:<8} {label}", value=name, checked=name in chosen)
-                       for name, label in question.choices(asking).items()]
-            answer = questionary.checkbox(question.prompt, choices=choices,
-                                          style=_STYLE).ask()
+            choices = [
+                Choice(f"{name:<8} {label}", value=name, checked=name in chosen)
+                for name, label in question.choices(asking).items()
+            ]
+            answer = questionary.checkbox(question.prompt, choices=choices, style=_STYLE).ask()
             return ", ".join(_required(answer))
         if kind == "select" and question.choices is not None:
             options = question.choices(asking)
             choices = [Choice(label, value=value) for value, label in options.items()]
-            answer = questionary.select(question.prompt, choices=choices, style=_STYLE,
-                                        default=default if default in options else None
-                                        ).ask()
+            answer = questionary.select(
+                question.prompt,
+                choices=choices,
+                style=_STYLE,
+                default=default if default in options else None,
+            ).ask()
             return str(_required(answer))
         if kind == "confirm":
-            answer = questionary.confirm(question.prompt, style=_STYLE,
-                                         default=(default or "yes") == "yes").ask()
+            answer = questionary.confirm(
+                question.prompt, style=_STYLE, default=(default or "yes") == "yes"
+            ).ask()
             return "yes" if _required(answer) else "no"
         if kind == "password":
             return str(_required(questionary.password(question.prompt, style=_STYLE).ask()))
@@ -71,20 +77,23 @@ class Prompter:
         return str(_required(answer))
 
     def _placement(self, question: Question, default: str | None, asking: Asking) -> str:
-        current = dict(part.strip().split("=", 1) for part in (default or "").split(",")
-                       if "=" in part)
+        current = dict(
+            part.strip().split("=", 1) for part in (default or "").split(",") if "=" in part
+        )
         hosts = asking.host_names()
         out = []
         for service in asking.get("services", []):
-            answer = questionary.select(f"Which host runs {service}?", choices=hosts,
-                                        default=current.get(service) if current.get(service)
-                                        in hosts else hosts[0], style=_STYLE).ask()
+            answer = questionary.select(
+                f"Which host runs {service}?",
+                choices=hosts,
+                default=current.get(service) if current.get(service) in hosts else hosts[0],
+                style=_STYLE,
+            ).ask()
             out.append(f"{service}={_required(answer)}")
         return ", ".join(out)
 
     def confirm(self, message: str, default: bool = True) -> bool:
-        return bool(_required(questionary.confirm(message, default=default,
-                                                  style=_STYLE).ask()))
+        return bool(_required(questionary.confirm(message, default=default, style=_STYLE).ask()))
 
     def password(self, message: str) -> str:
         return str(_required(questionary.password(message, style=_STYLE).ask()))
@@ -108,8 +117,7 @@ def summary_table(answers: dict[str, Any]) -> Table:
     return table
 
 
-_MARKS = {"install": "[green]+[/green]", "change": "[yellow]~[/yellow]",
-          "remove": "[red]-[/red]"}
+_MARKS = {"install": "[green]+[/green]", "change": "[yellow]~[/yellow]", "remove": "[red]-[/red]"}
 
 
 def plan_table(plan: Plan, *, detail: int = 12) -> Table:
@@ -128,8 +136,13 @@ def plan_table(plan: Plan, *, detail: int = 12) -> Table:
         steps = [f"{_MARKS[c.kind]} {c.operation}" for c in plan.changes.get(host, [])]
         if len(steps) > detail:
             steps = steps[:detail] + [f"… and {len(steps) - detail} more"]
-        table.add_row(host, str(counts["install"]), str(counts["change"]),
-                      str(counts["remove"]), "\n".join(steps) or "[dim]nothing to do[/dim]")
+        table.add_row(
+            host,
+            str(counts["install"]),
+            str(counts["change"]),
+            str(counts["remove"]),
+            "\n".join(steps) or "[dim]nothing to do[/dim]",
+        )
     return table
 
 
@@ -139,9 +152,14 @@ class ApplyDisplay:
     def __init__(self, hosts: list[str]):
         self.live = console.is_terminal
         self.hosts = hosts
-        self.progress = Progress(TextColumn("[bold]{task.fields[host]:<8}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("{task.description}"),
-                                 console=console, transient=False)
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[host]:<8}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            console=console,
+            transient=False,
+        )
         self.tasks: dict[str, Any] = {}
         self.count = 0
 
@@ -162,7 +180,9 @@ class ApplyDisplay:
                 failed = host in event.get("failed", [])
                 self.tasks[host] = self.progress.add_task(
                     "[red]could not be reached[/red]" if failed else "connected",
-                    host=host, total=total or 1)
+                    host=host,
+                    total=total or 1,
+                )
                 if not self.live and failed:
                     console.print(f"{host:<8} [red]could not be reached[/red]")
         elif kind == "start":
@@ -177,8 +197,9 @@ class ApplyDisplay:
                 if host in self.tasks:
                     self.progress.advance(self.tasks[host])
                     if status == "error":
-                        self.progress.update(self.tasks[host],
-                                             description=f"[red]failed: {event['op']}[/red]")
+                        self.progress.update(
+                            self.tasks[host], description=f"[red]failed: {event['op']}[/red]"
+                        )
                 if status in ("changed", "error"):
                     word = "[red]failed[/red]" if status == "error" else "changed"
                     marks.append(f"{host} {word}")

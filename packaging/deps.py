@@ -77,9 +77,15 @@ INSTALLER_WHEELS = "installer"
 DH_PYTHON_MAP = Path("/usr/share/dh-python/dist/cpython3_fallback")
 
 #: bookworm's Python, for markers and wheel tags.
-TARGET = {"python_version": "3.11", "python_full_version": "3.11.2",
-          "implementation_name": "cpython", "platform_python_implementation": "CPython",
-          "os_name": "posix", "sys_platform": "linux", "platform_system": "Linux"}
+TARGET = {
+    "python_version": "3.11",
+    "python_full_version": "3.11.2",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "os_name": "posix",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+}
 
 #: Requirements replaced by another distribution in Debian, with the lowest
 #: version known to work and why. psycopg2-binary exists only as a PyPI
@@ -129,8 +135,13 @@ def debian_versions(packages: list[str]) -> dict[str, Version | None]:
     """The candidate version of each of ``packages`` in this machine's apt
     cache (upstream part only), ``None`` when apt has no such package. One
     apt-cache call: each takes seconds."""
-    result = subprocess.run(["apt-cache", "show", "--no-all-versions", *packages],
-                            capture_output=True, text=True, check=False, timeout=300)
+    result = subprocess.run(
+        ["apt-cache", "show", "--no-all-versions", *packages],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     found: dict[str, Version | None] = dict.fromkeys(packages)
     for stanza in result.stdout.split("\n\n"):
         name = re.search(r"^Package: (\S+)$", stanza, re.MULTILINE)
@@ -152,8 +163,11 @@ def wheel_metadata(folder: Path) -> dict[str, tuple[Version, list[Requirement]]]
         with zipfile.ZipFile(wheel) as archive:
             meta = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
             text = archive.read(meta).decode()
-        requirements = [Requirement(line.split(":", 1)[1].strip())
-                        for line in text.splitlines() if line.startswith("Requires-Dist:")]
+        requirements = [
+            Requirement(line.split(":", 1)[1].strip())
+            for line in text.splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
         out[canonicalize_name(name)] = (version, requirements)
     return out
 
@@ -161,8 +175,7 @@ def wheel_metadata(folder: Path) -> dict[str, tuple[Version, list[Requirement]]]
 def _applies(requirement: Requirement, extras: set[str]) -> bool:
     if requirement.marker is None:
         return True
-    return any(requirement.marker.evaluate({**TARGET, "extra": extra})
-               for extra in {"", *extras})
+    return any(requirement.marker.evaluate({**TARGET, "extra": extra}) for extra in {"", *extras})
 
 
 class Unresolved(Exception):
@@ -179,10 +192,12 @@ class Conflict(Exception):
 Decision = tuple[dict[str, Version], dict[str, tuple[str, SpecifierSet]]]
 
 
-def decide(requirements: list[Requirement],
-           wheels: dict[str, tuple[Version, list[Requirement]]],
-           debian: dict[str, tuple[str, Version | None]],
-           base: Decision | None = None) -> Decision:
+def decide(
+    requirements: list[Requirement],
+    wheels: dict[str, tuple[Version, list[Requirement]]],
+    debian: dict[str, tuple[str, Version | None]],
+    base: Decision | None = None,
+) -> Decision:
     """The fixed point: ``(vendored {name: version}, Debian {name: (package, specifier)})``.
 
     :param requirements: the set's own requirements (ours, or the installer's).
@@ -210,23 +225,30 @@ def decide(requirements: list[Requirement],
                 if name in SUBSTITUTES:
                     substitute, specifier = SUBSTITUTES[name]
                     name = canonicalize_name(substitute)
-                wanted[name] = (wanted.get(name, SpecifierSet()) & specifier
-                                & KNOWN_REQUIREMENTS.get(name, SpecifierSet()))
+                wanted[name] = (
+                    wanted.get(name, SpecifierSet())
+                    & specifier
+                    & KNOWN_REQUIREMENTS.get(name, SpecifierSet())
+                )
                 extras.setdefault(name, set()).update(requirement.extras)
         new: dict[str, Version] = {}
         from_debian: dict[str, tuple[str, SpecifierSet]] = {}
         for name, specifier in sorted(wanted.items()):
             if name in base_vendored:
                 if not specifier.contains(base_vendored[name], prereleases=True):
-                    raise Conflict(f"{name}{specifier} is wanted, but srht-python-deps "
-                                   f"vendors {name} {base_vendored[name]}")
+                    raise Conflict(
+                        f"{name}{specifier} is wanted, but srht-python-deps "
+                        f"vendors {name} {base_vendored[name]}"
+                    )
                 continue
             package, version = debian.get(name, ("", None))
             if version is not None and specifier.contains(version, prereleases=True):
                 from_debian[name] = (package, specifier)
             elif name in base_debian:
-                raise Conflict(f"{name}{specifier} is wanted, but srht-core uses bookworm's "
-                               f"{package} {version}")
+                raise Conflict(
+                    f"{name}{specifier} is wanted, but srht-core uses bookworm's "
+                    f"{package} {version}"
+                )
             elif name in wheels and specifier.contains(wheels[name][0], prereleases=True):
                 new[name] = wheels[name][0]
             else:
@@ -246,33 +268,44 @@ def debian_table(names: list[str]) -> dict[str, tuple[str, Version | None]]:
 #: The header lines of each set's two lists.
 SERVERS_HEADERS = (
     ("the distributions", "srht-python-deps carries in /usr/lib/srht/vendor, and why."),
-    ("the Debian packages",
-     "srht-core depends on (what bookworm provides at a version we can use)."))
+    (
+        "the Debian packages",
+        "srht-core depends on (what bookworm provides at a version we can use).",
+    ),
+)
 INSTALLER_HEADERS = (
-    ("the distributions",
-     "srht-installer carries in /usr/lib/srht/installer-vendor, and why."),
-    ("the Debian packages",
-     "srht-installer depends on (its own: srht-core brings srht-core's)."))
+    ("the distributions", "srht-installer carries in /usr/lib/srht/installer-vendor, and why."),
+    ("the Debian packages", "srht-installer depends on (its own: srht-core brings srht-core's)."),
+)
 
 
-def render(vendored: dict[str, Version], from_debian: dict[str, tuple[str, SpecifierSet]],
-           debian: dict[str, tuple[str, Version | None]],
-           headers: tuple[tuple[str, str], tuple[str, str]] = SERVERS_HEADERS
-           ) -> tuple[str, str]:
+def render(
+    vendored: dict[str, Version],
+    from_debian: dict[str, tuple[str, SpecifierSet]],
+    debian: dict[str, tuple[str, Version | None]],
+    headers: tuple[tuple[str, str], tuple[str, str]] = SERVERS_HEADERS,
+) -> tuple[str, str]:
     """The text of ``vendor.txt`` and ``debian-depends.txt`` (or of the
     installer's two lists, with its ``headers``)."""
     (vendor_what, vendor_rest), (depends_what, depends_rest) = headers
-    vendor = [f"# Generated by `python3 packaging/deps.py lock`: {vendor_what}",
-              f"# {vendor_rest}", ""]
+    vendor = [
+        f"# Generated by `python3 packaging/deps.py lock`: {vendor_what}",
+        f"# {vendor_rest}",
+        "",
+    ]
     for name, version in sorted(vendored.items()):
         package, have = debian.get(name, ("", None))
         why = f"bookworm has {package} {have}" if have else "not in bookworm"
         vendor.append(f"{name}=={version}  # {why}")
-    depends = [f"# Generated by `python3 packaging/deps.py lock`: {depends_what}",
-               f"# {depends_rest}", ""]
+    depends = [
+        f"# Generated by `python3 packaging/deps.py lock`: {depends_what}",
+        f"# {depends_rest}",
+        "",
+    ]
     for package, specifier in sorted(from_debian.values(), key=lambda item: item[0]):
-        lowest = sorted((s.version for s in specifier if s.operator in (">=", "==", "~=")),
-                        key=Version)
+        lowest = sorted(
+            (s.version for s in specifier if s.operator in (">=", "==", "~=")), key=Version
+        )
         depends.append(f"{package} (>= {lowest[-1]})" if lowest else package)
     return "\n".join(vendor) + "\n", "\n".join(depends) + "\n"
 
@@ -283,15 +316,33 @@ def pip_target() -> list[str]:
     machine = platform.machine()
     platforms = [f"manylinux_2_{minor}_{machine}" for minor in range(36, 16, -1)]
     platforms.append(f"manylinux2014_{machine}")
-    return ["--only-binary=:all:", *(a for p in platforms for a in ("--platform", p)),
-            "--python-version", TARGET["python_full_version"], "--implementation", "cp",
-            "--abi", "cp311"]
+    return [
+        "--only-binary=:all:",
+        *(a for p in platforms for a in ("--platform", p)),
+        "--python-version",
+        TARGET["python_full_version"],
+        "--implementation",
+        "cp",
+        "--abi",
+        "cp311",
+    ]
 
 
-def pip_download(folder: Path, requirements: list[str], *, deps: bool,
-                 constraints: Sequence[str] = ()) -> None:
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-               "--dest", str(folder), *pip_target(), *requirements]
+def pip_download(
+    folder: Path, requirements: list[str], *, deps: bool, constraints: Sequence[str] = ()
+) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--dest",
+        str(folder),
+        *pip_target(),
+        *requirements,
+    ]
     if not deps:
         command.insert(4, "--no-deps")
     with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="srht-constraints-") as pinned:
@@ -302,8 +353,9 @@ def pip_download(folder: Path, requirements: list[str], *, deps: bool,
         subprocess.run(command, check=True, stdin=subprocess.DEVNULL, timeout=1800)
 
 
-def _resolve(folder: Path, requirements: list[Requirement], base: Decision | None,
-             constraints: list[str]) -> tuple[Decision, dict[str, tuple[str, Version | None]]]:
+def _resolve(
+    folder: Path, requirements: list[Requirement], base: Decision | None, constraints: list[str]
+) -> tuple[Decision, dict[str, tuple[str, Version | None]]]:
     """Download the closure of ``requirements`` into ``folder`` and decide."""
     constraints = [*constraints, *(f"{name}{spec}" for name, spec in KNOWN_REQUIREMENTS.items())]
     pip_download(folder, [str(r) for r in requirements], deps=True, constraints=constraints)
@@ -319,8 +371,10 @@ def _resolve(folder: Path, requirements: list[Requirement], base: Decision | Non
 
 
 def lock() -> None:
-    with (tempfile.TemporaryDirectory(prefix="srht-deps-") as servers_tmp,
-          tempfile.TemporaryDirectory(prefix="srht-deps-") as installer_tmp):
+    with (
+        tempfile.TemporaryDirectory(prefix="srht-deps-") as servers_tmp,
+        tempfile.TemporaryDirectory(prefix="srht-deps-") as installer_tmp,
+    ):
         servers, debian = _resolve(Path(servers_tmp), our_requirements(), None, [])
         vendor_text, depends_text = render(*servers, debian)
         VENDOR_LIST.write_text(vendor_text)
@@ -328,8 +382,9 @@ def lock() -> None:
         print(f"servers: vendored {len(servers[0])}, from Debian {len(servers[1])}")
         # The installer's closure, with what the servers' set vendors pinned as it is.
         try:
-            installer, debian = _resolve(Path(installer_tmp), installer_requirements(),
-                                         servers, pins(VENDOR_LIST))
+            installer, debian = _resolve(
+                Path(installer_tmp), installer_requirements(), servers, pins(VENDOR_LIST)
+            )
         except Conflict as conflict:
             raise SystemExit(f"conflict: {conflict}") from None
         vendor_text, depends_text = render(*installer, debian, INSTALLER_HEADERS)
@@ -344,15 +399,17 @@ def lock() -> None:
 
 
 def pins(path: Path = VENDOR_LIST) -> list[str]:
-    return [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()
-            if line.split("#", 1)[0].strip()]
+    return [
+        line.split("#", 1)[0].strip()
+        for line in path.read_text().splitlines()
+        if line.split("#", 1)[0].strip()
+    ]
 
 
 def fetch(folder: Path) -> None:
     """The vendored wheels, exactly as pinned, for bookworm's Python: the
     servers' in ``folder``, the installer's in ``folder/installer``."""
-    for target, path in ((folder, VENDOR_LIST),
-                         (folder / INSTALLER_WHEELS, INSTALLER_VENDOR_LIST)):
+    for target, path in ((folder, VENDOR_LIST), (folder / INSTALLER_WHEELS, INSTALLER_VENDOR_LIST)):
         target.mkdir(parents=True, exist_ok=True)
         pip_download(target, pins(path), deps=False)
 
@@ -363,9 +420,15 @@ def check(folder: Path) -> int:
     when the lists are stale."""
     servers_wheels = wheel_metadata(folder)
     installer_wheels = wheel_metadata(folder / INSTALLER_WHEELS)
-    missing = [pin for path, wheels in ((VENDOR_LIST, servers_wheels),
-                                        (INSTALLER_VENDOR_LIST, installer_wheels))
-               for pin in pins(path) if canonicalize_name(pin.split("==")[0]) not in wheels]
+    missing = [
+        pin
+        for path, wheels in (
+            (VENDOR_LIST, servers_wheels),
+            (INSTALLER_VENDOR_LIST, installer_wheels),
+        )
+        for pin in pins(path)
+        if canonicalize_name(pin.split("==")[0]) not in wheels
+    ]
     if missing:
         print(f"not fetched into {folder}: {', '.join(missing)}", file=sys.stderr)
         return 1
@@ -381,21 +444,32 @@ def check(folder: Path) -> int:
         servers = decide(our_requirements(), servers_wheels, debian)
         installer = decide(installer_requirements(), both, debian, servers)
     except Unresolved as missing:
-        print(f"stale: {missing} must now be vendored (run `python3 packaging/deps.py lock`)",
-              file=sys.stderr)
+        print(
+            f"stale: {missing} must now be vendored (run `python3 packaging/deps.py lock`)",
+            file=sys.stderr,
+        )
         return 1
     except Conflict as conflict:
-        print(f"conflict: {conflict} (raise the pin, then `python3 packaging/deps.py lock`)",
-              file=sys.stderr)
+        print(
+            f"conflict: {conflict} (raise the pin, then `python3 packaging/deps.py lock`)",
+            file=sys.stderr,
+        )
         return 1
     expected = dict(zip((VENDOR_LIST, DEPENDS_LIST), render(*servers, debian), strict=True))
-    expected.update(zip((INSTALLER_VENDOR_LIST, INSTALLER_DEPENDS_LIST),
-                        render(*installer, debian, INSTALLER_HEADERS), strict=True))
-    stale = [path.name for path, text in expected.items()
-             if not path.exists() or path.read_text() != text]
+    expected.update(
+        zip(
+            (INSTALLER_VENDOR_LIST, INSTALLER_DEPENDS_LIST),
+            render(*installer, debian, INSTALLER_HEADERS),
+            strict=True,
+        )
+    )
+    stale = [
+        path.name
+        for path, text in expected.items()
+        if not path.exists() or path.read_text() != text
+    ]
     if stale:
-        print(f"stale: {', '.join(stale)} (run `python3 packaging/deps.py lock`)",
-              file=sys.stderr)
+        print(f"stale: {', '.join(stale)} (run `python3 packaging/deps.py lock`)", file=sys.stderr)
         return 1
     # debian/copyright, from the wheels of the (now known current) lists.
     try:
@@ -404,24 +478,35 @@ def check(folder: Path) -> int:
         print(f"no license: {problem}", file=sys.stderr)
         return 1
     if COPYRIGHT.read_text() != copyright_expected:
-        print("stale: debian/copyright (run `python3 packaging/deps.py copyright "
-              f"{folder}`, or `lock`)", file=sys.stderr)
+        print(
+            "stale: debian/copyright (run `python3 packaging/deps.py copyright "
+            f"{folder}`, or `lock`)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="packaging/deps.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="packaging/deps.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("lock", help="resolve and decide; write the servers' and the installer's "
-                   "vendor and Debian lists")
-    for name, text in (("fetch", "download the vendored wheels (the installer's into "
-                                 "FOLDER/installer)"),
-                       ("check", "fail when the committed lists or debian/copyright "
-                                 "are stale"),
-                       ("copyright", "offline: regenerate debian/copyright's vendored "
-                                     "part from the wheels in FOLDER (and FOLDER/installer)")):
+    sub.add_parser(
+        "lock",
+        help="resolve and decide; write the servers' and the installer's vendor and Debian lists",
+    )
+    for name, text in (
+        ("fetch", "download the vendored wheels (the installer's into FOLDER/installer)"),
+        ("check", "fail when the committed lists or debian/copyright are stale"),
+        (
+            "copyright",
+            "offline: regenerate debian/copyright's vendored "
+            "part from the wheels in FOLDER (and FOLDER/installer)",
+        ),
+    ):
         sub.add_parser(name, help=text).add_argument("folder", type=Path)
     args = parser.parse_args()
     if args.command == "lock":

@@ -30,22 +30,36 @@ def main() -> int:
     package = sys.argv[3] if len(sys.argv) > 3 else "srht-python-deps"
     found = sorted(wheels.glob("*.whl"))
     if not found:
-        print(f"no wheels in {wheels}: run `python3 packaging/deps.py fetch {wheels}` "
-              "(the one step that needs the network)", file=sys.stderr)
+        print(
+            f"no wheels in {wheels}: run `python3 packaging/deps.py fetch {wheels}` "
+            "(the one step that needs the network)",
+            file=sys.stderr,
+        )
         return 1
     target.mkdir(parents=True, exist_ok=True)
     unwanted = target / ".unshipped"
     destination = SchemeDictionaryDestination(
-        {"purelib": str(target), "platlib": str(target), "headers": str(unwanted / "headers"),
-         "scripts": str(unwanted / "scripts"), "data": str(unwanted / "data")},
-        interpreter="/usr/bin/python3", script_kind="posix", bytecode_optimization_levels=())
+        {
+            "purelib": str(target),
+            "platlib": str(target),
+            "headers": str(unwanted / "headers"),
+            "scripts": str(unwanted / "scripts"),
+            "data": str(unwanted / "data"),
+        },
+        interpreter="/usr/bin/python3",
+        script_kind="posix",
+        bytecode_optimization_levels=(),
+    )
     for wheel in found:
         with WheelFile.open(wheel) as source:
             install(source, destination, {"INSTALLER": f"{package}\n".encode()})
     data = unwanted / "data"
     if data.exists() and any(data.iterdir()):
-        print(f"a vendored wheel installs data files ({sorted(data.iterdir())}); "
-              "decide where they go", file=sys.stderr)
+        print(
+            f"a vendored wheel installs data files ({sorted(data.iterdir())}); "
+            "decide where they go",
+            file=sys.stderr,
+        )
         return 1
     shutil.rmtree(unwanted, ignore_errors=True)
     return 0

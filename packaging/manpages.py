@@ -47,15 +47,32 @@ def main() -> int:
             include.write_text(f"[SEE ALSO]\n{SEE_ALSO.get(program.name, 'srht(1)')}\n")
             runnable.write_text(local.replace("#!/usr/bin/python3", f"#!{sys.executable}", 1))
             runnable.chmod(0o755)
-            env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "80",
-                   # No config is read for --help; make sure none is found either.
-                   "SRHT_CONFIG": "/nonexistent/config.ini"}
+            env = {
+                **os.environ,
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "COLUMNS": "80",
+                # No config is read for --help; make sure none is found either.
+                "SRHT_CONFIG": "/nonexistent/config.ini",
+            }
             subprocess.run(
-                ["help2man", "--no-info", "--version-string", version,
-                 "--name", SUMMARIES.get(program.name, f"{program.name} of srht"),
-                 "--include", str(include),
-                 "--output", str(out / f"{program.name}.1"), str(runnable)],
-                check=True, env=env, stdin=subprocess.DEVNULL, timeout=120)
+                [
+                    "help2man",
+                    "--no-info",
+                    "--version-string",
+                    version,
+                    "--name",
+                    SUMMARIES.get(program.name, f"{program.name} of srht"),
+                    "--include",
+                    str(include),
+                    "--output",
+                    str(out / f"{program.name}.1"),
+                    str(runnable),
+                ],
+                check=True,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                timeout=120,
+            )
     return 0
 
 

@@ -119,7 +119,8 @@ def core(root: Path) -> None:
     parser = _read_entry_points(dist_info)
     services = dict(parser["srht.services"]) if parser.has_section("srht.services") else {}
     (dist_info / "srht-services.txt").write_text(
-        "".join(f"{name} = {value}\n" for name, value in sorted(services.items())))
+        "".join(f"{name} = {value}\n" for name, value in sorted(services.items()))
+    )
     scripts: dict[str, str] = {}
     installer = configparser.ConfigParser(delimiters=("=",), interpolation=None)
     installer.optionxform = str  # type: ignore[assignment,method-assign]
@@ -144,35 +145,47 @@ def core(root: Path) -> None:
     for name, value in sorted(scripts.items()):
         module, function = value.strip().split(":")
         path = bin_dir / name
-        path.write_text(WRAPPER.format(name=name, private=PRIVATE, vendor=VENDOR,
-                                       installer_vendor=INSTALLER_VENDOR,
-                                       module=module, function=function))
+        path.write_text(
+            WRAPPER.format(
+                name=name,
+                private=PRIVATE,
+                vendor=VENDOR,
+                installer_vendor=INSTALLER_VENDOR,
+                module=module,
+                function=function,
+            )
+        )
         path.chmod(0o755)
 
 
 def services(root: Path) -> None:
     private = root / PRIVATE
     dist_info = _dist_info(private)
-    version = dist_info.name[len("srht-"):-len(".dist-info")]
+    version = dist_info.name[len("srht-") : -len(".dist-info")]
     listed = (dist_info / "srht-services.txt").read_text().splitlines()
     (dist_info / "srht-services.txt").unlink()
     for line in listed:
         service, value = (part.strip() for part in line.split("=", 1))
         if not (private / value.replace(".", "/")).is_dir():
             raise SystemExit(f"service {service}: {value} is not under {private}")
-        _write_dist_info(private, f"srht-{service}", version,
-                         f"the {service} service of srht", f"[srht.services]\n{service} = {value}")
+        _write_dist_info(
+            private,
+            f"srht-{service}",
+            version,
+            f"the {service} service of srht",
+            f"[srht.services]\n{service} = {value}",
+        )
     entry_points = (dist_info / "srht-installer.txt").read_text()
     (dist_info / "srht-installer.txt").unlink()
     for module in INSTALLER_CODE:
         if not (private / module).is_dir():
             raise SystemExit(f"{module} is not under {private}")
-    _write_dist_info(private, INSTALLER_DIST, version, "srht's deploy and installer",
-                     entry_points)
+    _write_dist_info(private, INSTALLER_DIST, version, "srht's deploy and installer", entry_points)
 
 
-def _write_dist_info(private: Path, name: str, version: str, summary: str,
-                     entry_points: str) -> None:
+def _write_dist_info(
+    private: Path, name: str, version: str, summary: str, entry_points: str
+) -> None:
     """A small dist-info for a split package: its name, ``srht`` of the same
     version as its one requirement, and the entry points it carries."""
     own = private / f"{name.replace('-', '_')}-{version}.dist-info"
@@ -182,14 +195,18 @@ def _write_dist_info(private: Path, name: str, version: str, summary: str,
         f"Name: {name}\n"
         f"Version: {version}\n"
         f"Summary: {summary} (split from the srht distribution)\n"
-        f"Requires-Dist: srht=={version}\n")
+        f"Requires-Dist: srht=={version}\n"
+    )
     (own / "entry_points.txt").write_text(entry_points.rstrip("\n") + "\n")
     (own / "INSTALLER").write_text("srht-split\n")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="packaging/split.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="packaging/split.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("step", choices=("core", "services"))
     parser.add_argument("root", type=Path, help="the installed tree (debian/tmp)")
     args = parser.parse_args()

@@ -85,8 +85,12 @@ def api_blueprint(name: str, import_name: str, url_prefix: str = "/api") -> Blue
     return bp
 
 
-def create_app(service: str, config: Config | str | os.PathLike[str] | None = None, *,
-               plugins: PluginHost | None = None) -> Flask:
+def create_app(
+    service: str,
+    config: Config | str | os.PathLike[str] | None = None,
+    *,
+    plugins: PluginHost | None = None,
+) -> Flask:
     """Build the Flask app of ``service``.
 
     :param service: the service's name (its entry point and config section).
@@ -127,11 +131,13 @@ def create_app(service: str, config: Config | str | os.PathLike[str] | None = No
         DEBUG=bool(section["debug"]),
         PREFERRED_URL_SCHEME="https" if https else "http",
     )
-    app.jinja_loader = ChoiceLoader([
-        FileSystemLoader(site["templates-dir"]),
-        FileSystemLoader(str(_plugin_dir(record) / "templates")),
-        FileSystemLoader(str(CORE_DIR / "templates")),
-    ])
+    app.jinja_loader = ChoiceLoader(
+        [
+            FileSystemLoader(site["templates-dir"]),
+            FileSystemLoader(str(_plugin_dir(record) / "templates")),
+            FileSystemLoader(str(CORE_DIR / "templates")),
+        ]
+    )
 
     data_dir = Path(site["data-dir"])
     url = section["connection-string"] or default_url(data_dir, service)
@@ -139,8 +145,9 @@ def create_app(service: str, config: Config | str | os.PathLike[str] | None = No
 
     enabled = [r.name for r in plugins.enabled(config)]
     origins = {name: str(config[name]["origin"]) for name in enabled}
-    state = SrhtState(info, config, plugins, db, _navigation(plugins, config, enabled, origins),
-                      origins)
+    state = SrhtState(
+        info, config, plugins, db, _navigation(plugins, config, enabled, origins), origins
+    )
     app.extensions["srht"] = state
     state.schema = plugins.call_one("database_schema", service)
     for source in ("srht-core", service):
@@ -214,11 +221,11 @@ def _service_record(plugins: PluginHost, service: str, config: Config) -> Plugin
         installed = ", ".join(r.name for r in plugins.services()) or "none"
         raise PluginError(f"service {service!r} is not installed (installed: {installed})")
     if not record.ok:
-        raise PluginError(f"service {service} ({record.label}) is {record.status}: "
-                          f"{record.reason}")
+        raise PluginError(f"service {service} ({record.label}) is {record.status}: {record.reason}")
     if not config.has_section(service):
-        raise PluginError(f"service {service} is not enabled: no [{service}] section in "
-                          f"{config.path}")
+        raise PluginError(
+            f"service {service} is not enabled: no [{service}] section in {config.path}"
+        )
     return record
 
 
@@ -236,8 +243,9 @@ def _plugin_dir(record: PluginRecord) -> Path:
         return Path.cwd()
 
 
-def _navigation(plugins: PluginHost, config: Config, enabled: list[str],
-                origins: dict[str, str]) -> list[NavLink]:
+def _navigation(
+    plugins: PluginHost, config: Config, enabled: list[str], origins: dict[str, str]
+) -> list[NavLink]:
     links: list[NavLink] = []
     for name, entries, error in plugins.call_each("nav_entries", enabled, config=config):
         if error is not None:
@@ -256,8 +264,13 @@ def _init_logging(app: Flask, development: bool) -> None:
         started = g.get("srht_started")
         if started is not None:
             took = (time.perf_counter() - started) * 1000
-            log.info("%s %s %s %.1fms", request.method, request.full_path.rstrip("?"),
-                     response.status_code, took)
+            log.info(
+                "%s %s %s %.1fms",
+                request.method,
+                request.full_path.rstrip("?"),
+                response.status_code,
+                took,
+            )
         return response
 
     if development:

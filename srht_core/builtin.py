@@ -20,8 +20,11 @@ def purge_finished_jobs() -> None:
     from .jobs import DONE, job_table
 
     with current_service().db.engine.begin() as connection:
-        connection.execute(job_table.delete().where(
-            job_table.c.status == DONE, job_table.c.updated < utcnow() - KEEP_DONE_JOBS))
+        connection.execute(
+            job_table.delete().where(
+                job_table.c.status == DONE, job_table.c.updated < utcnow() - KEEP_DONE_JOBS
+            )
+        )
 
 
 def _deliver_webhook(delivery: int) -> None:

@@ -94,10 +94,14 @@ def watch_rows(op: Any, table: str) -> None:
         return
     quoted = _quoted(op, table)
     op.execute(_FUNCTION)
-    op.execute(f"CREATE TRIGGER srht_row_changed AFTER INSERT OR UPDATE OR DELETE "
-               f"ON {quoted} FOR EACH ROW EXECUTE FUNCTION srht_row_changed()")
-    op.execute(f"CREATE TRIGGER srht_rows_truncated AFTER TRUNCATE "
-               f"ON {quoted} FOR EACH STATEMENT EXECUTE FUNCTION srht_row_changed()")
+    op.execute(
+        f"CREATE TRIGGER srht_row_changed AFTER INSERT OR UPDATE OR DELETE "
+        f"ON {quoted} FOR EACH ROW EXECUTE FUNCTION srht_row_changed()"
+    )
+    op.execute(
+        f"CREATE TRIGGER srht_rows_truncated AFTER TRUNCATE "
+        f"ON {quoted} FOR EACH STATEMENT EXECUTE FUNCTION srht_row_changed()"
+    )
 
 
 def unwatch_rows(op: Any, table: str) -> None:
@@ -198,8 +202,11 @@ class RowFeed:
                 if self.live:  # it was heard from: the pauses start anew
                     failures = 0
                 if failures == 0:
-                    log.warning("row feed is not listening (%s); kept pages are dropped "
-                                "and none are kept until it is back", error)
+                    log.warning(
+                        "row feed is not listening (%s); kept pages are dropped "
+                        "and none are kept until it is back",
+                        error,
+                    )
                 self._lose()
                 pause = self.RETRY_PAUSES[min(failures, len(self.RETRY_PAUSES) - 1)]
                 failures += 1
@@ -208,10 +215,16 @@ class RowFeed:
 
     def _listen(self) -> None:
         args, params = self.engine.dialect.create_connect_args(self.engine.url)
-        params = {"connect_timeout": 10, **params, "application_name": "srht row feed",
-                  # a peer that vanished is noticed within half a minute
-                  "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-                  "keepalives_count": 3}
+        params = {
+            "connect_timeout": 10,
+            **params,
+            "application_name": "srht row feed",
+            # a peer that vanished is noticed within half a minute
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+        }
         connection = self.engine.dialect.loaded_dbapi.connect(*args, **params)
         self._connection = connection
         connection.autocommit = True
@@ -244,10 +257,12 @@ class RowFeed:
                         log.info("row feed listening on %s", CHANNEL)
                 elif time.monotonic() >= deadline:
                     raise FeedError(
-                        f"a probe sent {self.PROBE_TIMEOUT:g} s ago never arrived" if self.live
+                        f"a probe sent {self.PROBE_TIMEOUT:g} s ago never arrived"
+                        if self.live
                         else f"a notification sent through the service's connections did "
-                             f"not arrive within {self.PROBE_TIMEOUT:g} s on the listening "
-                             f"one (is a connection pooler in transaction mode in between?)")
+                        f"not arrive within {self.PROBE_TIMEOUT:g} s on the listening "
+                        f"one (is a connection pooler in transaction mode in between?)"
+                    )
             elif not ready:  # quiet for a while: still listening?
                 probe = self._send_probe()
                 deadline = time.monotonic() + self.PROBE_TIMEOUT
@@ -322,8 +337,7 @@ def _note_flushed(session: Session, _context: Any) -> None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _note_statement(state: Any) -> None:
-    if (state.is_insert or state.is_update or state.is_delete) and \
-            "srht.db" in state.session.info:
+    if (state.is_insert or state.is_update or state.is_delete) and "srht.db" in state.session.info:
         name = getattr(getattr(state.statement, "table", None), "name", None)
         if name:
             _tables_written(state.session).add(name)

@@ -61,8 +61,7 @@ def fail_config(error: ConfigError) -> NoReturn:
     for problem in error.problems:
         click.echo(str(problem), err=True)
     count = len(error.problems)
-    click.echo(f"{count} problem{'s' if count != 1 else ''} found; nothing was started.",
-               err=True)
+    click.echo(f"{count} problem{'s' if count != 1 else ''} found; nothing was started.", err=True)
     sys.exit(EXIT_CONFIG)
 
 
@@ -94,13 +93,17 @@ class SrhtGroup(click.Group):
                 continue
             if not commands:
                 continue
-            groups[record.name] = _service_group(record.name, record.info.title
-                                                 if record.info else record.name, commands)
+            groups[record.name] = _service_group(
+                record.name, record.info.title if record.info else record.name, commands
+            )
         return groups
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(self._service_groups(ctx))
-                      | {e.name for e in _added_commands()})
+        return sorted(
+            set(super().list_commands(ctx))
+            | set(self._service_groups(ctx))
+            | {e.name for e in _added_commands()}
+        )
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
@@ -127,8 +130,11 @@ def _load_added_command(entry_point: Any) -> click.Command | None:
     try:
         command = entry_point.load()
     except Exception as error:  # noqa: BLE001 - a broken extension must not break srht
-        click.echo(f"warning: command {entry_point.name} ({entry_point.value}) could not be "
-                   f"loaded: {type(error).__name__}: {error}", err=True)
+        click.echo(
+            f"warning: command {entry_point.name} ({entry_point.value}) could not be "
+            f"loaded: {type(error).__name__}: {error}",
+            err=True,
+        )
         return None
     return command if isinstance(command, click.Command) else None
 
@@ -153,8 +159,14 @@ def _service_group(name: str, title: str, commands: list[click.Command]) -> clic
 
 
 @click.group(cls=SrhtGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-c", "--config", "config_path", metavar="PATH", envvar="SRHT_CONFIG",
-              help="Config file (default: $SRHT_CONFIG, ./config.ini, /etc/srht/config.ini).")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    metavar="PATH",
+    envvar="SRHT_CONFIG",
+    help="Config file (default: $SRHT_CONFIG, ./config.ini, /etc/srht/config.ini).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 @click.version_option(package_name="srht", prog_name="srht")
 @click.pass_context
@@ -164,8 +176,10 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     Start with `srht up` for a local look, or `srht config init --dev
     config.ini` to write a config to edit.
     """
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if not verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         logging.getLogger("srht.plugins").setLevel(logging.ERROR)
@@ -196,12 +210,14 @@ def services(ctx: Context) -> None:
         click.echo("No services installed.")
         return
     rows = [(r.name, r.label, r.status, r.reason) for r in records]
-    widths = [max(len(row[i]) for row in rows + [("SERVICE", "PACKAGE", "STATUS", "")])
-              for i in range(3)]
+    widths = [
+        max(len(row[i]) for row in rows + [("SERVICE", "PACKAGE", "STATUS", "")]) for i in range(3)
+    ]
     header = ("SERVICE", "PACKAGE", "STATUS", "WHY")
     for row in [header, *rows]:
-        click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3]))
-                   + "  " + row[3])
+        click.echo(
+            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3]
+        )
     if any(r.status in ("failed", "incompatible") for r in records):
         sys.exit(EXIT_FAILURE)
 
@@ -230,16 +246,26 @@ def config_check(ctx: Context, path: str | None) -> None:
         click.echo(f"warning: {warning}", err=True)
     enabled = [r.name for r in ctx.plugins.enabled(config)]
     keys = sum(len(s.values) for s in config.raw.values())
-    click.echo(f"{config.path}: OK ({len(config.raw)} sections, {keys} keys; "
-               f"services: {', '.join(enabled) or 'none'})")
+    click.echo(
+        f"{config.path}: OK ({len(config.raw)} sections, {keys} keys; "
+        f"services: {', '.join(enabled) or 'none'})"
+    )
 
 
 @config_group.command("init")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--dev", is_flag=True, required=True,
-              help="Write a development config (SQLite, local ports, outbox mail).")
-@click.option("--services", "services_", metavar="NAMES",
-              help="Comma-separated services to enable (default: every installed one).")
+@click.option(
+    "--dev",
+    is_flag=True,
+    required=True,
+    help="Write a development config (SQLite, local ports, outbox mail).",
+)
+@click.option(
+    "--services",
+    "services_",
+    metavar="NAMES",
+    help="Comma-separated services to enable (default: every installed one).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 @pass_context
 def config_init(ctx: Context, path: str, dev: bool, services_: str | None, force: bool) -> None:
@@ -303,8 +329,7 @@ def migrate(ctx: Context, service: str | None) -> None:
 
     config = ctx.checked_config()
     names = [service] if service else [r.name for r in ctx.plugins.enabled(config)]
-    broken = [r for r in ctx.plugins.statuses(config)
-              if not r.ok and config.has_section(r.name)]
+    broken = [r for r in ctx.plugins.statuses(config) if not r.ok and config.has_section(r.name)]
     for record in broken:
         click.echo(f"skipped {record.name}: {record.status}: {record.reason}", err=True)
     failed = bool(broken)
@@ -335,8 +360,9 @@ def migrate(ctx: Context, service: str | None) -> None:
 @main.command()
 @click.argument("service")
 @click.option("--bind", metavar="HOST:PORT", help="Listen here instead of [SERVICE] bind.")
-@click.option("--workers", type=click.IntRange(1, 256),
-              help="gunicorn workers instead of [SERVICE] workers.")
+@click.option(
+    "--workers", type=click.IntRange(1, 256), help="gunicorn workers instead of [SERVICE] workers."
+)
 @pass_context
 def serve(ctx: Context, service: str, bind: str | None, workers: int | None) -> None:
     """Run SERVICE under gunicorn."""
@@ -351,8 +377,13 @@ def serve(ctx: Context, service: str, bind: str | None, workers: int | None) -> 
 
 @main.command()
 @click.argument("service")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Jobs run at once (with a broker).")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Jobs run at once (with a broker).",
+)
 @pass_context
 def worker(ctx: Context, service: str, concurrency: int) -> None:
     """Run the background jobs and timers of SERVICE.
@@ -382,8 +413,12 @@ def worker(ctx: Context, service: str, concurrency: int) -> None:
 
 
 @main.command()
-@click.option("--services", "services_", metavar="NAMES",
-              help="With no config yet: the services to enable (default: all).")
+@click.option(
+    "--services",
+    "services_",
+    metavar="NAMES",
+    help="With no config yet: the services to enable (default: all).",
+)
 @pass_context
 def up(ctx: Context, services_: str | None) -> None:
     """Run every enabled service on this machine, each on its own port.
@@ -404,8 +439,10 @@ def up(ctx: Context, services_: str | None) -> None:
     config = ctx.checked_config(str(path))
     names = [r.name for r in ctx.plugins.enabled(config)]
     if not names:
-        fail(f"no service is enabled in {path}; add a [service] section "
-             "(see `srht services`)", EXIT_CONFIG)
+        fail(
+            f"no service is enabled in {path}; add a [service] section (see `srht services`)",
+            EXIT_CONFIG,
+        )
     base = [sys.executable, "-m", "srht_core.cli", "--config", str(Path(path).resolve())]
     if subprocess.call([*base, "migrate"]) != 0:
         fail("migrations failed; nothing was started")
@@ -430,8 +467,7 @@ def _supervise(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
         while True:
             for label, child in children:
                 if child.poll() is not None:
-                    click.echo(f"{label} exited with code {child.returncode}; stopping.",
-                               err=True)
+                    click.echo(f"{label} exited with code {child.returncode}; stopping.", err=True)
                     code = EXIT_FAILURE
                     raise KeyboardInterrupt
             time.sleep(0.5)
@@ -460,8 +496,13 @@ def dev() -> None:
 
 @dev.command("docs")
 @click.option("--check", is_flag=True, help="Exit 1 if a generated file is stale.")
-@click.option("--root", type=click.Path(file_okay=False), default=".", show_default=True,
-              help="The source tree to write into.")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="The source tree to write into.",
+)
 def dev_docs(check: bool, root: str) -> None:
     """Generate docs/plugin-api.md, docs/config.md and config.example.ini."""
     from .docs import generated_files

@@ -231,8 +231,9 @@ class FernetKey(KeyType):
         try:
             Fernet(value)
         except (ValueError, TypeError):
-            raise ValueError("not a Fernet key (32 bytes, URL-safe base64); "
-                             "generate one with `srht keygen`") from None
+            raise ValueError(
+                "not a Fernet key (32 bytes, URL-safe base64); generate one with `srht keygen`"
+            ) from None
         return value
 
 
@@ -251,8 +252,9 @@ class SigningKey(KeyType):
         except (ValueError, binascii.Error):
             decoded = b""
         if len(decoded) != 32:
-            raise ValueError("not an Ed25519 private key (32 bytes, base64); "
-                             "generate one with `srht keygen`")
+            raise ValueError(
+                "not an Ed25519 private key (32 bytes, base64); generate one with `srht keygen`"
+            )
         return value
 
 
@@ -266,8 +268,10 @@ class Secret(KeyType):
     def parse(self, raw: str) -> str:
         value = raw.strip()
         if len(value) < self.min_length:
-            raise ValueError(f"too short to be secret ({len(value)} characters, at least "
-                             f"{self.min_length}); generate one with `srht keygen`")
+            raise ValueError(
+                f"too short to be secret ({len(value)} characters, at least "
+                f"{self.min_length}); generate one with `srht keygen`"
+            )
         return value
 
 
@@ -385,8 +389,9 @@ def parse_ini(text: str, filename: str) -> tuple[dict[str, RawSection], list[Con
     # Keys under a malformed header belong to it: its one problem covers them.
     under_malformed_header = False
 
-    def problem(line: int, message: str, section: str | None = None,
-                key: str | None = None) -> None:
+    def problem(
+        line: int, message: str, section: str | None = None, key: str | None = None
+    ) -> None:
         problems.append(ConfigProblem(filename, line, section, key, message))
 
     for number, line in enumerate(text.splitlines(), start=1):
@@ -416,8 +421,11 @@ def parse_ini(text: str, filename: str) -> tuple[dict[str, RawSection], list[Con
             continue
         match = _KEY.match(stripped)
         if not match:
-            problem(number, f"malformed line {stripped!r}; expected key = value",
-                    current.name if current else None)
+            problem(
+                number,
+                f"malformed line {stripped!r}; expected key = value",
+                current.name if current else None,
+            )
             continue
         key = match.group("key").lower()
         if current is None:
@@ -466,8 +474,9 @@ class Config:
     :meth:`from_dict`; the last two are for tests and generated configs.
     """
 
-    def __init__(self, path: str, sections: dict[str, RawSection],
-                 syntax_problems: list[ConfigProblem]):
+    def __init__(
+        self, path: str, sections: dict[str, RawSection], syntax_problems: list[ConfigProblem]
+    ):
         self.path = path
         self.raw = sections
         self.syntax_problems = syntax_problems
@@ -519,8 +528,11 @@ class Config:
             raw = self.raw.get(name)
             if raw is None:
                 if schema.required:
-                    problems.append(ConfigProblem(self.path, None, name, None,
-                                                  "section missing; it is required"))
+                    problems.append(
+                        ConfigProblem(
+                            self.path, None, name, None, "section missing; it is required"
+                        )
+                    )
                 continue
             self._typed[name] = SectionValues(name, self._type_section(schema, raw, problems))
         for name, raw in self.raw.items():
@@ -533,28 +545,42 @@ class Config:
             problems.append(ConfigProblem(self.path, raw.line, name, None, message))
         return problems
 
-    def _type_section(self, schema: Section, raw: RawSection,
-                      problems: list[ConfigProblem]) -> dict[str, Any]:
+    def _type_section(
+        self, schema: Section, raw: RawSection, problems: list[ConfigProblem]
+    ) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for key in schema.keys:
             found = raw.values.get(key.name)
             if found is None or found.value == "":
                 line = found.line if found is not None else raw.line
                 if key.secret and key.required and found is not None:
-                    problems.append(ConfigProblem(
-                        self.path, line, schema.name, key.name,
-                        "secret is empty; generate one with `srht keygen`"))
+                    problems.append(
+                        ConfigProblem(
+                            self.path,
+                            line,
+                            schema.name,
+                            key.name,
+                            "secret is empty; generate one with `srht keygen`",
+                        )
+                    )
                 elif key.required:
-                    problems.append(ConfigProblem(
-                        self.path, line, schema.name, key.name,
-                        f"required key missing ({key.type.label})"))
+                    problems.append(
+                        ConfigProblem(
+                            self.path,
+                            line,
+                            schema.name,
+                            key.name,
+                            f"required key missing ({key.type.label})",
+                        )
+                    )
                 values[key.name] = key.default
                 continue
             try:
                 value = key.type.parse(found.value)
             except ValueError as error:
-                problems.append(ConfigProblem(self.path, found.line, schema.name, key.name,
-                                              str(error)))
+                problems.append(
+                    ConfigProblem(self.path, found.line, schema.name, key.name, str(error))
+                )
                 values[key.name] = key.default
                 continue
             if isinstance(key.type, PathValue) and value and not os.path.isabs(value):
@@ -578,8 +604,9 @@ class Config:
         except KeyError:
             if section in self.schemas:
                 raise KeyError(f"{self.path} has no [{section}] section") from None
-            raise KeyError(f"[{section}] is not a declared section (is the config bound?)") \
-                from None
+            raise KeyError(
+                f"[{section}] is not a declared section (is the config bound?)"
+            ) from None
 
     def get(self, section: str, key: str, default: Any = None) -> Any:
         values = self._typed.get(section)
@@ -647,16 +674,24 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """
     found = find_config(path)
     if found is None:
-        raise ConfigError([ConfigProblem(
-            "config.ini", None, None, None,
-            "no config found (looked at --config, $SRHT_CONFIG, ./config.ini, "
-            "/etc/srht/config.ini); write one with `srht config init --dev config.ini`")])
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    "config.ini",
+                    None,
+                    None,
+                    None,
+                    "no config found (looked at --config, $SRHT_CONFIG, ./config.ini, "
+                    "/etc/srht/config.ini); write one with `srht config init --dev config.ini`",
+                )
+            ]
+        )
     try:
         text = found.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([ConfigProblem(str(found), None, None, None, "file not found")]) \
-            from None
+        raise ConfigError([ConfigProblem(str(found), None, None, None, "file not found")]) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError([ConfigProblem(str(found), None, None, None,
-                                         f"cannot be read: {error}")]) from None
+        raise ConfigError(
+            [ConfigProblem(str(found), None, None, None, f"cannot be read: {error}")]
+        ) from None
     return Config.from_string(text, str(found))

@@ -101,12 +101,18 @@ class Database:
         self.read_engine: Engine | None = None
         if self.url.get_backend_name() == "postgresql":
             self.read_engine = _make_engine(self.url, echo=echo, read_only=True)
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False,
-                                         info={"srht.db": self})
+        self.sessionmaker = sessionmaker(
+            self.engine, expire_on_commit=False, info={"srht.db": self}
+        )
         self.scoped = scoped_session(
-            sessionmaker(self.engine, class_=_RequestSession, expire_on_commit=False,
-                         info={"srht.read_engine": self.read_engine, "srht.db": self}),
-            scopefunc=_context_id)
+            sessionmaker(
+                self.engine,
+                class_=_RequestSession,
+                expire_on_commit=False,
+                info={"srht.read_engine": self.read_engine, "srht.db": self},
+            ),
+            scopefunc=_context_id,
+        )
         self._row_feed: RowFeed | None = None
         self._row_feed_lock = threading.Lock()
         self._inherited_feeds: list[RowFeed] = []
@@ -205,15 +211,19 @@ def _refuse(what: str) -> None:
     raise ReadOnlyRequestError(
         f"{request.method} {request.path} (view {request.endpoint}) {what}; a "
         f"{request.method} request only reads. Write in a POST, or mark the view "
-        "with @srht_core.writes if it must write (as a confirmation link does).")
+        "with @srht_core.writes if it must write (as a confirmation link does)."
+    )
 
 
 @event.listens_for(_RequestSession, "before_flush")
 def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
     if not _reading():
         return
-    changed = [*session.new, *session.deleted,
-               *(obj for obj in session.dirty if session.is_modified(obj))]
+    changed = [
+        *session.new,
+        *session.deleted,
+        *(obj for obj in session.dirty if session.is_modified(obj)),
+    ]
     if changed:
         _refuse("changed " + ", ".join(sorted({type(obj).__name__ for obj in changed})))
 
@@ -221,8 +231,9 @@ def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
 @event.listens_for(_RequestSession, "do_orm_execute")
 def _refuse_dml(state: Any) -> None:
     if (state.is_insert or state.is_update or state.is_delete) and _reading():
-        _refuse("ran an " + ("INSERT" if state.is_insert else
-                             "UPDATE" if state.is_update else "DELETE"))
+        _refuse(
+            "ran an " + ("INSERT" if state.is_insert else "UPDATE" if state.is_update else "DELETE")
+        )
 
 
 def _context_id() -> int:
@@ -247,11 +258,13 @@ def _make_engine(url: sa.URL, *, echo: bool, read_only: bool = False) -> Engine:
         return engine
     engine = sa.create_engine(url, echo=echo)
     if read_only:
+
         @event.listens_for(engine, "connect")
         def autocommit_read_only(dbapi_connection: Any, _record: Any) -> None:
             # Set once per connection; resetting it on return costs nothing,
             # as a rollback in autocommit sends nothing.
             dbapi_connection.set_session(readonly=True, autocommit=True)
+
     _ping_idle_connections(engine)
     return engine
 
@@ -303,8 +316,9 @@ class TimestampMixin:
     """``created`` and ``updated`` columns, in UTC."""
 
     created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow, nullable=False)
-    updated: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow, onupdate=utcnow,
-                                              nullable=False)
+    updated: Mapped[datetime] = mapped_column(
+        sa.DateTime, default=utcnow, onupdate=utcnow, nullable=False
+    )
 
 
 class MirroredUserMixin(TimestampMixin):

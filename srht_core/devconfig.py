@@ -19,8 +19,13 @@ from .plugins import PluginHost
 __all__ = ["write_dev_config"]
 
 
-def dev_config_text(plugins: PluginHost, services: list[str], *, data_dir: str = "srht-data",
-                    host: str = "127.0.0.1") -> str:
+def dev_config_text(
+    plugins: PluginHost,
+    services: list[str],
+    *,
+    data_dir: str = "srht-data",
+    host: str = "127.0.0.1",
+) -> str:
     keys = generate_keys()
     data: dict[str, dict[str, object]] = {
         "srht": {
@@ -60,12 +65,18 @@ def dev_config_text(plugins: PluginHost, services: list[str], *, data_dir: str =
                 data[name][key.name] = key.example
     header = (
         "# A development config written by srht: secrets are fresh and local to\n"
-        "# this file. Not for production: see config.example.ini.\n\n")
+        "# this file. Not for production: see config.example.ini.\n\n"
+    )
     return header + dump_ini(data)
 
 
-def write_dev_config(path: str | os.PathLike[str], plugins: PluginHost,
-                     services: list[str] | None = None, *, force: bool = False) -> Path:
+def write_dev_config(
+    path: str | os.PathLike[str],
+    plugins: PluginHost,
+    services: list[str] | None = None,
+    *,
+    force: bool = False,
+) -> Path:
     """Write a development config for ``services`` (default: every installed
     service) to ``path``, readable by its owner only.
 
@@ -77,8 +88,9 @@ def write_dev_config(path: str | os.PathLike[str], plugins: PluginHost,
     chosen = installed if services is None else services
     unknown = [s for s in chosen if s not in installed]
     if unknown:
-        raise LookupError(f"not installed: {', '.join(unknown)} "
-                          f"(installed: {', '.join(installed) or 'none'})")
+        raise LookupError(
+            f"not installed: {', '.join(unknown)} (installed: {', '.join(installed) or 'none'})"
+        )
     if target.exists() and not force:
         raise FileExistsError(f"{target} exists; pass --force to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -56,8 +56,8 @@ def plugin_api_markdown() -> str:
         "module (or object) of hook implementations:",
         "",
         "```toml",
-        "[project.entry-points.\"srht.services\"]",
-        "hello = \"srht_hello\"",
+        '[project.entry-points."srht.services"]',
+        'hello = "srht_hello"',
         "```",
         "",
         "```python",
@@ -65,7 +65,7 @@ def plugin_api_markdown() -> str:
         "",
         "@hookimpl",
         "def service_info():",
-        "    return ServiceInfo(\"hello\", \"Hello\", \"Says hello.\", core_requires=\">=0.1\")",
+        '    return ServiceInfo("hello", "Hello", "Says hello.", core_requires=">=0.1")',
         "```",
         "",
         "Import only from `srht_core` (its `__init__` is the public surface). "
@@ -94,50 +94,133 @@ def plugin_api_markdown() -> str:
 #: What a service's code calls, by topic: every other name of ``srht_core``'s
 #: public surface (``__all__``) is listed here; a test checks none is missing.
 HELPERS: list[tuple[str, list[str]]] = [
-    ("Requests and sign-on", [
-        "current_service", "current_user", "login_required", "login_url", "login_session",
-        "LOGIN_LIFETIME",
-        "is_safe_return_to", "set_login_cookie", "clear_login_cookie", "mirror_user"]),
-    ("Data", [
-        "db_session", "Database", "MirroredUserMixin", "TimestampMixin", "utcnow", "writes",
-        "ReadOnlyRequestError", "paginate", "Page", "cursor_paginate", "CursorPage",
-        "watch_rows", "unwatch_rows"]),
-    ("Pages and forms", [
-        "Form", "form_errors", "render_markdown", "static_url", "human_size",
-        "watched_page", "watch", "anonymous_page", "NavLink"]),
-    ("APIs and tokens", [
-        "api_blueprint", "ApiError", "api_validate", "json_object", "string_field",
-        "API_ERRORS_SCHEMA", "error_responses", "json_response", "schema_ref",
-        "string_list_field", "require_scope", "current_token",
-        "api_user", "token_user", "TokenGrant", "seal_grant", "verify_token", "parse_scopes"]),
-    ("Background work, mail and webhooks", [
-        "enqueue", "send_mail", "send_webhook", "deliveries", "redeliver", "Delivery"]),
-    ("Between services", [
-        "internal_request", "internal_only", "internal_only_credential",
-        "from_internal_network", "client_address", "derive_key"]),
-    ("Config", [
-        "load_config", "Config", "ConfigError", "ConfigProblem", "Section", "Key", "Text",
-        "Integer", "Boolean", "Choice", "List", "Email", "Url", "Address", "Networks",
-        "PathValue", "Secret", "FernetKey", "SigningKey"]),
+    (
+        "Requests and sign-on",
+        [
+            "current_service",
+            "current_user",
+            "login_required",
+            "login_url",
+            "login_session",
+            "LOGIN_LIFETIME",
+            "is_safe_return_to",
+            "set_login_cookie",
+            "clear_login_cookie",
+            "mirror_user",
+        ],
+    ),
+    (
+        "Data",
+        [
+            "db_session",
+            "Database",
+            "MirroredUserMixin",
+            "TimestampMixin",
+            "utcnow",
+            "writes",
+            "ReadOnlyRequestError",
+            "paginate",
+            "Page",
+            "cursor_paginate",
+            "CursorPage",
+            "watch_rows",
+            "unwatch_rows",
+        ],
+    ),
+    (
+        "Pages and forms",
+        [
+            "Form",
+            "form_errors",
+            "render_markdown",
+            "static_url",
+            "human_size",
+            "watched_page",
+            "watch",
+            "anonymous_page",
+            "NavLink",
+        ],
+    ),
+    (
+        "APIs and tokens",
+        [
+            "api_blueprint",
+            "ApiError",
+            "api_validate",
+            "json_object",
+            "string_field",
+            "API_ERRORS_SCHEMA",
+            "error_responses",
+            "json_response",
+            "schema_ref",
+            "string_list_field",
+            "require_scope",
+            "current_token",
+            "api_user",
+            "token_user",
+            "TokenGrant",
+            "seal_grant",
+            "verify_token",
+            "parse_scopes",
+        ],
+    ),
+    (
+        "Background work, mail and webhooks",
+        ["enqueue", "send_mail", "send_webhook", "deliveries", "redeliver", "Delivery"],
+    ),
+    (
+        "Between services",
+        [
+            "internal_request",
+            "internal_only",
+            "internal_only_credential",
+            "from_internal_network",
+            "client_address",
+            "derive_key",
+        ],
+    ),
+    (
+        "Config",
+        [
+            "load_config",
+            "Config",
+            "ConfigError",
+            "ConfigProblem",
+            "Section",
+            "Key",
+            "Text",
+            "Integer",
+            "Boolean",
+            "Choice",
+            "List",
+            "Email",
+            "Url",
+            "Address",
+            "Networks",
+            "PathValue",
+            "Secret",
+            "FernetKey",
+            "SigningKey",
+        ],
+    ),
     ("The host", ["create_app", "SrhtState", "PluginHost", "PluginError", "hookimpl"]),
 ]
 
 #: Objects whose own docstring is not theirs (context-local proxies, pluggy's marker).
 _DESCRIBED = {
     "current_user": "The signed-in user of this request (the service's mirrored user "
-                    "model), or a falsy anonymous stand-in. A proxy: compare with "
-                    "`if current_user:`, never `is None`.",
+    "model), or a falsy anonymous stand-in. A proxy: compare with "
+    "`if current_user:`, never `is None`.",
     "db_session": "The SQLAlchemy session of the current app context, bound to the "
-                  "service's database and closed when the context ends. During a GET, "
-                  "HEAD or OPTIONS request it reads only (see `writes`).",
-    "API_ERRORS_SCHEMA": "The JSON schema of an API error's body (`{\"errors\": "
-                         "[{\"field\": ..., \"reason\": ...}]}`, what `ApiError` "
-                         "answers), for a service's OpenAPI document: keep it at "
-                         "`components/schemas/Errors`, where `error_responses` refers to it.",
+    "service's database and closed when the context ends. During a GET, "
+    "HEAD or OPTIONS request it reads only (see `writes`).",
+    "API_ERRORS_SCHEMA": 'The JSON schema of an API error\'s body (`{"errors": '
+    '[{"field": ..., "reason": ...}]}`, what `ApiError` '
+    "answers), for a service's OpenAPI document: keep it at "
+    "`components/schemas/Errors`, where `error_responses` refers to it.",
     "LOGIN_LIFETIME": "Seconds a login cookie is valid from sign-in (30 days); meta's "
-                      "record of the session expires with it.",
-    "hookimpl": "The decorator that marks a function as a hook implementation "
-                "(`@hookimpl`).",
+    "record of the session expires with it.",
+    "hookimpl": "The decorator that marks a function as a hook implementation (`@hookimpl`).",
 }
 
 
@@ -146,13 +229,12 @@ def helpers_markdown() -> list[str]:
     import srht_core
 
     listed = [name for _topic, names in HELPERS for name in names]
-    missing = sorted(set(srht_core.__all__) - set(listed) - set(service.__all__)
-                     - {"__version__"})
+    missing = sorted(set(srht_core.__all__) - set(listed) - set(service.__all__) - {"__version__"})
     if missing:
-        raise RuntimeError(f"srht_core exports {', '.join(missing)} without a place in "
-                           "srht_core.docs.HELPERS")
-    out = ["## What services call", "",
-           "Everything else `srht_core` exports, by topic.", ""]
+        raise RuntimeError(
+            f"srht_core exports {', '.join(missing)} without a place in srht_core.docs.HELPERS"
+        )
+    out = ["## What services call", "", "Everything else `srht_core` exports, by topic.", ""]
     for topic, names in HELPERS:
         out += [f"### {topic}", ""]
         for name in names:
@@ -160,8 +242,11 @@ def helpers_markdown() -> list[str]:
             text = _DESCRIBED.get(name) or _rst_to_md(_docstring(obj))
             title = name
             if inspect.isfunction(obj):
-                title += "(" + ", ".join(_parameter(p) for p in
-                                         inspect.signature(obj).parameters.values()) + ")"
+                title += (
+                    "("
+                    + ", ".join(_parameter(p) for p in inspect.signature(obj).parameters.values())
+                    + ")"
+                )
             out += [f"#### `{title}`", "", text, ""]
     return out
 
@@ -179,7 +264,8 @@ def builtin_sections(plugins: PluginHost) -> list[Section]:
     schemas, _problems = plugins.config_schemas()
     builtin = {r.name for r in plugins.services() if r.distribution == BUILTIN_DISTRIBUTION}
     names = [s.name for s in CORE_SECTIONS] + sorted(
-        n for n in schemas if n.split("::")[0] in builtin)
+        n for n in schemas if n.split("::")[0] in builtin
+    )
     return [schemas[n] for n in names]
 
 
@@ -219,19 +305,31 @@ def example_config(plugins: PluginHost) -> str:
 
 def config_reference(plugins: PluginHost) -> str:
     """``docs/config.md``: the config reference."""
-    out = ["# Config reference", "",
-           "<!-- Generated from the schemas by `srht dev docs`; do not edit. -->", "",
-           "One INI file, looked up as `--config`, `$SRHT_CONFIG`, `./config.ini`, "
-           "`/etc/srht/config.ini`. `srht config check` reports every problem at once.", ""]
+    out = [
+        "# Config reference",
+        "",
+        "<!-- Generated from the schemas by `srht dev docs`; do not edit. -->",
+        "",
+        "One INI file, looked up as `--config`, `$SRHT_CONFIG`, `./config.ini`, "
+        "`/etc/srht/config.ini`. `srht config check` reports every problem at once.",
+        "",
+    ]
     for section in builtin_sections(plugins):
-        out += [f"## `[{section.name}]`", "", section.description, "",
-                "| key | type | default | required | secret | description |",
-                "|---|---|---|---|---|---|"]
+        out += [
+            f"## `[{section.name}]`",
+            "",
+            section.description,
+            "",
+            "| key | type | default | required | secret | description |",
+            "|---|---|---|---|---|---|",
+        ]
         for key in section.keys:
             default = key.type.format(key.default) if key.default not in (None, "") else ""
-            out.append(f"| `{key.name}` | {key.type.label} | {default} | "
-                       f"{'yes' if key.required else ''} | {'yes' if key.secret else ''} | "
-                       f"{key.description} |")
+            out.append(
+                f"| `{key.name}` | {key.type.label} | {default} | "
+                f"{'yes' if key.required else ''} | {'yes' if key.secret else ''} | "
+                f"{key.description} |"
+            )
         out.append("")
     return "\n".join(out)
 

@@ -16,8 +16,14 @@ from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-__all__ = ["API_ERRORS_SCHEMA", "ApiError", "error_responses", "json_response", "schema_ref",
-           "wants_json"]
+__all__ = [
+    "API_ERRORS_SCHEMA",
+    "ApiError",
+    "error_responses",
+    "json_response",
+    "schema_ref",
+    "wants_json",
+]
 
 log = logging.getLogger("srht.errors")
 
@@ -26,15 +32,22 @@ class ApiError(Exception):
     """An error answered as JSON: ``raise ApiError(400, "must not be empty",
     field="name")``. Several problems: pass ``errors=[(field, reason), ...]``."""
 
-    def __init__(self, status: int, reason: str = "", *, field: str | None = None,
-                 errors: list[tuple[str | None, str]] | None = None):
+    def __init__(
+        self,
+        status: int,
+        reason: str = "",
+        *,
+        field: str | None = None,
+        errors: list[tuple[str | None, str]] | None = None,
+    ):
         self.status = status
         self.errors = errors if errors is not None else [(field, reason)]
         super().__init__(reason or "; ".join(r for _f, r in self.errors))
 
     def body(self) -> dict[str, Any]:
-        return {"errors": [
-            {"field": f, "reason": r} if f else {"reason": r} for f, r in self.errors]}
+        return {
+            "errors": [{"field": f, "reason": r} if f else {"reason": r} for f, r in self.errors]
+        }
 
 
 # -- the same, for a service's OpenAPI document --------------------------------------
@@ -43,10 +56,18 @@ class ApiError(Exception):
 #: OpenAPI document keeps it at ``components/schemas/Errors``, where
 #: :func:`error_responses` refers to it.
 API_ERRORS_SCHEMA: dict[str, Any] = {
-    "type": "object", "required": ["errors"],
-    "properties": {"errors": {"type": "array", "items": {
-        "type": "object", "required": ["reason"],
-        "properties": {"field": {"type": "string"}, "reason": {"type": "string"}}}}},
+    "type": "object",
+    "required": ["errors"],
+    "properties": {
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["reason"],
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        }
+    },
 }
 
 
@@ -64,8 +85,9 @@ def error_responses(reasons: Mapping[int, str], *statuses: int) -> dict[str, Any
     """OpenAPI ``responses`` entries for ``statuses``, each an API error
     (``#/components/schemas/Errors``, :data:`API_ERRORS_SCHEMA`) described
     by ``reasons[status]``."""
-    return {str(status): json_response(schema_ref("Errors"), reasons[status])
-            for status in statuses}
+    return {
+        str(status): json_response(schema_ref("Errors"), reasons[status]) for status in statuses
+    }
 
 
 def wants_json() -> bool:
@@ -85,9 +107,11 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> Any:
-        error.description = ("This form expired or came from another site, so it was not "
-                             "accepted and nothing was changed. Go back, reload the page "
-                             f"and submit it again. ({error.description})")
+        error.description = (
+            "This form expired or came from another site, so it was not "
+            "accepted and nothing was changed. Go back, reload the page "
+            f"and submit it again. ({error.description})"
+        )
         return http_error(error)
 
     @app.errorhandler(HTTPException)
@@ -108,5 +132,6 @@ def init_app(app: Flask) -> None:
         if isinstance(error, HTTPException):
             return http_error(error)
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return http_error(InternalServerError(
-            "Something went wrong on our side; it has been logged."))
+        return http_error(
+            InternalServerError("Something went wrong on our side; it has been logged.")
+        )

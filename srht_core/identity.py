@@ -102,17 +102,29 @@ def set_login_cookie(response: Response, user_id: int, session_id: int) -> None:
     change), every service refuses the cookie within its revocation poll."""
     state = _state()
     value = seal({"u": user_id, "s": session_id, "t": int(time.time())}, state)
-    response.set_cookie(LOGIN_COOKIE, value, max_age=LOGIN_LIFETIME,
-                        domain=_cookie_domain(state), secure=state.origin.startswith("https"),
-                        httponly=True, samesite="Lax", path="/")
+    response.set_cookie(
+        LOGIN_COOKIE,
+        value,
+        max_age=LOGIN_LIFETIME,
+        domain=_cookie_domain(state),
+        secure=state.origin.startswith("https"),
+        httponly=True,
+        samesite="Lax",
+        path="/",
+    )
 
 
 def clear_login_cookie(response: Response) -> None:
     """Sign out of every service."""
     state = _state()
-    response.delete_cookie(LOGIN_COOKIE, domain=_cookie_domain(state), path="/",
-                           secure=state.origin.startswith("https"), httponly=True,
-                           samesite="Lax")
+    response.delete_cookie(
+        LOGIN_COOKIE,
+        domain=_cookie_domain(state),
+        path="/",
+        secure=state.origin.startswith("https"),
+        httponly=True,
+        samesite="Lax",
+    )
 
 
 def login_session() -> dict[str, Any] | None:
@@ -131,8 +143,13 @@ def _load_user() -> Any:
     state = _state()
     model = state.schema.user_model if state.schema is not None else None
     data = login_session()
-    if model is None or data is None or not isinstance(data.get("u"), int) \
-            or not isinstance(data.get("s"), int) or _session_revoked(data["s"]):
+    if (
+        model is None
+        or data is None
+        or not isinstance(data.get("u"), int)
+        or not isinstance(data.get("s"), int)
+        or _session_revoked(data["s"])
+    ):
         return None
     from .db import db_session
 
@@ -233,8 +250,14 @@ def mirror_user(profile: dict[str, Any], session: Any = None) -> Any:
     return user
 
 
-def internal_request(service: str, path: str, *, method: str = "GET",
-                     body: dict[str, Any] | None = None, timeout: float = 10) -> Any:
+def internal_request(
+    service: str,
+    path: str,
+    *,
+    method: str = "GET",
+    body: dict[str, Any] | None = None,
+    timeout: float = 10,
+) -> Any:
     """Call another service's internal API with a sealed credential and
     return its JSON (``None`` for 404).
 
@@ -246,9 +269,12 @@ def internal_request(service: str, path: str, *, method: str = "GET",
         raise OSError(f"service {service} is not in the config")
     credential = seal({"from": state.service.name, "to": service, "t": time.time()}, state)
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(origin + path, data=data, method=method,  # noqa: S310
-                                 headers={INTERNAL_HEADER: credential,
-                                          "Content-Type": "application/json"})
+    req = urllib.request.Request(  # noqa: S310 - origin is an http(s) URL from the config
+        origin + path,
+        data=data,
+        method=method,
+        headers={INTERNAL_HEADER: credential, "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310
             return json.loads(response.read() or b"null")
@@ -337,5 +363,4 @@ def init_app(app: Flask, state: SrhtState) -> None:
         return {"ok": True}
 
     identity_event.srht_csrf_exempt = True  # type: ignore[attr-defined]
-    app.add_url_rule("/_srht/identity", "srht_identity_event", identity_event,
-                     methods=["POST"])
+    app.add_url_rule("/_srht/identity", "srht_identity_event", identity_event, methods=["POST"])

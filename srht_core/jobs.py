@@ -51,7 +51,8 @@ LOST_AFTER = timedelta(seconds=60)
 core_metadata = sa.MetaData()
 
 job_table = sa.Table(
-    "srht_job", core_metadata,
+    "srht_job",
+    core_metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("name", sa.String(128), nullable=False),
     sa.Column("payload", sa.Text, nullable=False),
@@ -66,7 +67,8 @@ job_table = sa.Table(
 )
 
 timer_table = sa.Table(
-    "srht_timer", core_metadata,
+    "srht_timer",
+    core_metadata,
     sa.Column("name", sa.String(128), primary_key=True),
     sa.Column("last_run", sa.DateTime, nullable=False),
 )
@@ -78,8 +80,7 @@ def _state() -> SrhtState:
     return current_service()
 
 
-def enqueue(name: str, *, delay: float = 0, session: Session | None = None,
-            **payload: Any) -> int:
+def enqueue(name: str, *, delay: float = 0, session: Session | None = None, **payload: Any) -> int:
     """Record job ``name`` of the current service with ``payload`` (JSON
     values only), to run after ``delay`` seconds.
 
@@ -97,10 +98,21 @@ def enqueue(name: str, *, delay: float = 0, session: Session | None = None,
     if session is None:
         session = state.db.scoped()
     now = utcnow()
-    job_id = int(session.execute(job_table.insert().values(
-        name=name, payload=body, status=QUEUED, attempts=0,
-        run_after=now + timedelta(seconds=delay), created=now, updated=now,
-    ).returning(job_table.c.id)).scalar_one())
+    job_id = int(
+        session.execute(
+            job_table.insert()
+            .values(
+                name=name,
+                payload=body,
+                status=QUEUED,
+                attempts=0,
+                run_after=now + timedelta(seconds=delay),
+                created=now,
+                updated=now,
+            )
+            .returning(job_table.c.id)
+        ).scalar_one()
+    )
     broker = state.config.get("srht", "broker")
     if broker:
         pending: list[tuple[int, float]] = session.info.setdefault("srht_publish", [])
@@ -128,12 +140,16 @@ def publish(state: SrhtState, job_id: int, delay: float = 0) -> None:
     from .queue import celery_for
 
     try:
-        celery_for(state).send_task("srht.run_job", args=[state.service.name, job_id],
-                                    queue=queue_name(state.service.name),
-                                    countdown=delay or None)
+        celery_for(state).send_task(
+            "srht.run_job",
+            args=[state.service.name, job_id],
+            queue=queue_name(state.service.name),
+            countdown=delay or None,
+        )
     except Exception as error:  # noqa: BLE001 - the row is kept; the tick retries
-        log.warning("could not publish job %s to the broker (%s); it will be retried",
-                    job_id, error)
+        log.warning(
+            "could not publish job %s to the broker (%s); it will be retried", job_id, error
+        )
 
 
 def queue_name(service: str) -> str:
@@ -143,18 +159,28 @@ def queue_name(service: str) -> str:
 def queue_depth(db: Database) -> int:
     """How many jobs are waiting (queued, due or not)."""
     with db.engine.connect() as connection:
-        return int(connection.scalar(sa.select(sa.func.count()).select_from(job_table)
-                                     .where(job_table.c.status == QUEUED)) or 0)
+        return int(
+            connection.scalar(
+                sa.select(sa.func.count())
+                .select_from(job_table)
+                .where(job_table.c.status == QUEUED)
+            )
+            or 0
+        )
 
 
 def _claim(connection: sa.Connection, job_id: int, timeout: float) -> bool:
     now = utcnow()
     result = connection.execute(
         job_table.update()
-        .where(job_table.c.id == job_id, job_table.c.status == QUEUED,
-               job_table.c.run_after <= now)
-        .values(status=RUNNING, attempts=job_table.c.attempts + 1,
-                locked_until=now + timedelta(seconds=timeout), updated=now))
+        .where(job_table.c.id == job_id, job_table.c.status == QUEUED, job_table.c.run_after <= now)
+        .values(
+            status=RUNNING,
+            attempts=job_table.c.attempts + 1,
+            locked_until=now + timedelta(seconds=timeout),
+            updated=now,
+        )
+    )
     return result.rowcount == 1
 
 
@@ -186,16 +212,16 @@ def run_job(app: Flask, job_id: int) -> str | None:
                 state.db.scoped().commit()
         except Exception as error:  # noqa: BLE001 - recorded and retried
             error_text = "".join(traceback.format_exception(error))[-4000:]
-            log.warning("job %s %s (attempt %s) failed: %s", job_id, row.name, attempts,
-                        error)
+            log.warning("job %s %s (attempt %s) failed: %s", job_id, row.name, attempts, error)
     now = utcnow()
     values: dict[str, Any] = {"updated": now, "locked_until": None}
     if error_text is None:
         values.update(status=DONE, last_error=None)
     elif job is not None and attempts < job.max_attempts:
         delay = min(job.backoff * 2 ** (attempts - 1), MAX_BACKOFF)
-        values.update(status=QUEUED, last_error=error_text,
-                      run_after=now + timedelta(seconds=delay))
+        values.update(
+            status=QUEUED, last_error=error_text, run_after=now + timedelta(seconds=delay)
+        )
     else:
         values.update(status=FAILED, last_error=error_text)
     with db.engine.begin() as connection:
@@ -236,8 +262,13 @@ class Worker:
     def run_forever(self, *, on_idle: Callable[[], None] | None = None) -> None:
         """Tick until :meth:`stop` (from another thread or a signal)."""
         mode = "embedded" if self.embedded else "celery"
-        log.info("worker for %s started (%s mode, %d jobs, %d timers)",
-                 self.state.service.name, mode, len(self.state.jobs), len(self.timers))
+        log.info(
+            "worker for %s started (%s mode, %d jobs, %d timers)",
+            self.state.service.name,
+            mode,
+            len(self.state.jobs),
+            len(self.timers),
+        )
         while not self._stop.is_set():
             ran = self.tick()
             if not ran:
@@ -260,21 +291,31 @@ class Worker:
         for timer in self.timers:
             now = utcnow()
             with db.engine.begin() as connection:
-                claimed = connection.execute(
-                    timer_table.update()
-                    .where(timer_table.c.name == timer.name,
-                           timer_table.c.last_run <= now - timedelta(seconds=timer.every))
-                    .values(last_run=now)).rowcount == 1
+                claimed = (
+                    connection.execute(
+                        timer_table.update()
+                        .where(
+                            timer_table.c.name == timer.name,
+                            timer_table.c.last_run <= now - timedelta(seconds=timer.every),
+                        )
+                        .values(last_run=now)
+                    ).rowcount
+                    == 1
+                )
                 if not claimed:
-                    exists = connection.scalar(sa.select(sa.func.count()).select_from(
-                        timer_table).where(timer_table.c.name == timer.name))
+                    exists = connection.scalar(
+                        sa.select(sa.func.count())
+                        .select_from(timer_table)
+                        .where(timer_table.c.name == timer.name)
+                    )
                     if exists:
                         continue
             if not claimed:
                 try:
                     with db.engine.begin() as connection:
-                        connection.execute(timer_table.insert().values(name=timer.name,
-                                                                       last_run=now))
+                        connection.execute(
+                            timer_table.insert().values(name=timer.name, last_run=now)
+                        )
                 except sa.exc.IntegrityError:
                     continue  # another worker created it this very moment
             with self.app.app_context(), db.session() as session:
@@ -284,19 +325,30 @@ class Worker:
         """Queue again the jobs whose worker died while running them."""
         now = utcnow()
         with self.state.db.engine.begin() as connection:
-            return int(connection.execute(
-                job_table.update()
-                .where(job_table.c.status == RUNNING, job_table.c.locked_until < now)
-                .values(status=QUEUED, run_after=now, locked_until=None, updated=now,
-                        last_error="the worker running this job stopped before it finished"))
-                .rowcount)
+            return int(
+                connection.execute(
+                    job_table.update()
+                    .where(job_table.c.status == RUNNING, job_table.c.locked_until < now)
+                    .values(
+                        status=QUEUED,
+                        run_after=now,
+                        locked_until=None,
+                        updated=now,
+                        last_error="the worker running this job stopped before it finished",
+                    )
+                ).rowcount
+            )
 
     def _due(self, before: Any, limit: int = 20) -> list[int]:
         with self.state.db.engine.connect() as connection:
-            return list(connection.scalars(
-                sa.select(job_table.c.id)
-                .where(job_table.c.status == QUEUED, job_table.c.run_after <= before)
-                .order_by(job_table.c.run_after, job_table.c.id).limit(limit)))
+            return list(
+                connection.scalars(
+                    sa.select(job_table.c.id)
+                    .where(job_table.c.status == QUEUED, job_table.c.run_after <= before)
+                    .order_by(job_table.c.run_after, job_table.c.id)
+                    .limit(limit)
+                )
+            )
 
     def run_due(self) -> int:
         ran = 0
@@ -313,13 +365,21 @@ class Worker:
         now = utcnow()
         cutoff = now - LOST_AFTER
         with self.state.db.engine.begin() as connection:
-            lost = list(connection.scalars(
-                sa.select(job_table.c.id)
-                .where(job_table.c.status == QUEUED, job_table.c.run_after <= cutoff,
-                       job_table.c.updated <= cutoff).limit(100)))
+            lost = list(
+                connection.scalars(
+                    sa.select(job_table.c.id)
+                    .where(
+                        job_table.c.status == QUEUED,
+                        job_table.c.run_after <= cutoff,
+                        job_table.c.updated <= cutoff,
+                    )
+                    .limit(100)
+                )
+            )
             if lost:
-                connection.execute(job_table.update().where(job_table.c.id.in_(lost))
-                                   .values(updated=now))
+                connection.execute(
+                    job_table.update().where(job_table.c.id.in_(lost)).values(updated=now)
+                )
         for job_id in lost:
             publish(self.state, job_id)
 

@@ -30,8 +30,9 @@ class SiteKeys:
 def generate_keys() -> SiteKeys:
     """Fresh random keys for a new site."""
     private = Ed25519PrivateKey.generate()
-    raw = private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                serialization.NoEncryption())
+    raw = private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
     return SiteKeys(
         service_key=secrets.token_urlsafe(32),
         network_key=Fernet.generate_key().decode(),
@@ -43,13 +44,15 @@ def generate_keys() -> SiteKeys:
 def webhook_public_key(private_key_b64: str) -> str:
     """The base64 public key receivers use to verify webhook signatures."""
     private = Ed25519PrivateKey.from_private_bytes(base64.b64decode(private_key_b64))
-    public = private.public_key().public_bytes(serialization.Encoding.Raw,
-                                               serialization.PublicFormat.Raw)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
     return base64.b64encode(public).decode()
 
 
 def derive_key(secret: str, purpose: str, length: int = 32) -> bytes:
     """A key for ``purpose`` derived from the site secret ``secret`` (HKDF-SHA256)."""
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=None,
-                info=f"srht:{purpose}".encode())
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(), length=length, salt=None, info=f"srht:{purpose}".encode()
+    )
     return hkdf.derive(secret.encode())

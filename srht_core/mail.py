@@ -21,15 +21,29 @@ from .jobs import enqueue
 __all__ = ["build_message", "deliver", "outbox_dir", "send_mail"]
 
 
-def send_mail(to: str, subject: str, body: str, *, reply_to: str | None = None,
-              headers: dict[str, str] | None = None, session: Any = None) -> int:
+def send_mail(
+    to: str,
+    subject: str,
+    body: str,
+    *,
+    reply_to: str | None = None,
+    headers: dict[str, str] | None = None,
+    session: Any = None,
+) -> int:
     """Queue a plain-text message to ``to``; returns the job id.
 
     :param headers: extra headers; one the core sets itself (``From``)
         is replaced, so a service can send from its own address.
     """
-    return enqueue("srht.send-mail", session=session, to=to, subject=subject, body=body,
-                   reply_to=reply_to, headers=headers or {})
+    return enqueue(
+        "srht.send-mail",
+        session=session,
+        to=to,
+        subject=subject,
+        body=body,
+        reply_to=reply_to,
+        headers=headers or {},
+    )
 
 
 def outbox_dir() -> Path:
@@ -40,13 +54,21 @@ def outbox_dir() -> Path:
     return Path(configured) if configured else Path(config["srht"]["data-dir"]) / "outbox"
 
 
-def build_message(to: str, subject: str, body: str, reply_to: str | None = None,
-                  headers: dict[str, str] | None = None) -> EmailMessage:
+def build_message(
+    to: str,
+    subject: str,
+    body: str,
+    reply_to: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> EmailMessage:
     from .app import current_service
 
     config = current_service().config
-    sender = config.get("mail", "smtp-from") or config.get("srht", "site-owner-email") \
+    sender = (
+        config.get("mail", "smtp-from")
+        or config.get("srht", "site-owner-email")
         or f"srht@{config['srht']['global-domain']}"
+    )
     message = EmailMessage()
     message["From"] = f"{config['srht']['site-name']} <{sender}>"
     message["To"] = to
@@ -62,8 +84,13 @@ def build_message(to: str, subject: str, body: str, reply_to: str | None = None,
     return message
 
 
-def deliver(to: str, subject: str, body: str, reply_to: str | None = None,
-            headers: dict[str, str] | None = None) -> None:
+def deliver(
+    to: str,
+    subject: str,
+    body: str,
+    reply_to: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
     """The ``srht.send-mail`` job: send now, or write to the outbox."""
     from .app import current_service
 

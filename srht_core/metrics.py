@@ -54,13 +54,25 @@ def init_app(app: Flask, state: SrhtState) -> None:
         values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=True)
     own = None if multiprocess else registry
-    requests = Counter("srht_requests", "HTTP requests handled",
-                       ["service", "method", "endpoint", "status"], registry=own)
-    latency = Histogram("srht_request_duration_seconds", "Time to answer HTTP requests",
-                        ["service", "endpoint"], registry=own)
-    kept_pages = Counter("srht_kept_pages", "Pages for visitors without cookies that "
-                         "may be kept: answered from memory (hit) or rendered (miss)",
-                         ["service", "result"], registry=own)
+    requests = Counter(
+        "srht_requests",
+        "HTTP requests handled",
+        ["service", "method", "endpoint", "status"],
+        registry=own,
+    )
+    latency = Histogram(
+        "srht_request_duration_seconds",
+        "Time to answer HTTP requests",
+        ["service", "endpoint"],
+        registry=own,
+    )
+    kept_pages = Counter(
+        "srht_kept_pages",
+        "Pages for visitors without cookies that "
+        "may be kept: answered from memory (hit) or rendered (miss)",
+        ["service", "result"],
+        registry=own,
+    )
     service = state.service.name
     hits, misses = kept_pages.labels(service, "hit"), kept_pages.labels(service, "miss")
     app.extensions["srht.count_kept_page"] = lambda hit: (hits if hit else misses).inc()

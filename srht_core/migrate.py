@@ -33,8 +33,9 @@ def version_table(service: str) -> str:
     return "alembic_version_" + service.replace("-", "_")
 
 
-def _alembic(connection: sa.Connection | None, migrations: Path, metadata: sa.MetaData | None,
-             table: str) -> AlembicConfig:
+def _alembic(
+    connection: sa.Connection | None, migrations: Path, metadata: sa.MetaData | None, table: str
+) -> AlembicConfig:
     config = AlembicConfig()
     config.set_main_option("script_location", str(ENV_DIR))
     config.set_main_option("version_locations", str(migrations))
@@ -56,10 +57,12 @@ class MigrationStatus:
         return self.current == self.head
 
 
-def _parts(service: str, schema: DatabaseSchema | None
-           ) -> list[tuple[str, Path | None, sa.MetaData | None, str]]:
+def _parts(
+    service: str, schema: DatabaseSchema | None
+) -> list[tuple[str, Path | None, sa.MetaData | None, str]]:
     parts: list[tuple[str, Path | None, sa.MetaData | None, str]] = [
-        ("srht", CORE_MIGRATIONS, core_metadata, CORE_VERSION_TABLE)]
+        ("srht", CORE_MIGRATIONS, core_metadata, CORE_VERSION_TABLE)
+    ]
     if schema is not None:
         parts.append((service, schema.migrations, schema.metadata, version_table(service)))
     return parts
@@ -75,8 +78,9 @@ def status(db: Database, service: str, schema: DatabaseSchema | None) -> list[Mi
                 continue
             script = ScriptDirectory.from_config(_alembic(None, migrations, None, table))
             context = MigrationContext.configure(connection, opts={"version_table": table})
-            out.append(MigrationStatus(part, context.get_current_revision(),
-                                       script.get_current_head()))
+            out.append(
+                MigrationStatus(part, context.get_current_revision(), script.get_current_head())
+            )
     return out
 
 
@@ -89,8 +93,9 @@ def upgrade(db: Database, service: str, schema: DatabaseSchema | None) -> list[s
     for part, migrations, metadata, table in _parts(service, schema):
         if migrations is None:
             assert metadata is not None
-            created = [t for t in metadata.sorted_tables
-                       if not sa.inspect(db.engine).has_table(t.name)]
+            created = [
+                t for t in metadata.sorted_tables if not sa.inspect(db.engine).has_table(t.name)
+            ]
             metadata.create_all(db.engine)
             if created:
                 changes.append(f"{part}: created {', '.join(t.name for t in created)}")
@@ -99,13 +104,15 @@ def upgrade(db: Database, service: str, schema: DatabaseSchema | None) -> list[s
             command.upgrade(_alembic(connection, migrations, metadata, table), "heads")
     for current in status(db, service, schema):
         if current.part in before and before[current.part] != current.current:
-            changes.append(f"{current.part}: {before[current.part] or 'empty'} -> "
-                           f"{current.current}")
+            changes.append(
+                f"{current.part}: {before[current.part] or 'empty'} -> {current.current}"
+            )
     return changes
 
 
-def revision(db: Database, service: str, schema: DatabaseSchema, message: str, *,
-             autogenerate: bool = True) -> Any:
+def revision(
+    db: Database, service: str, schema: DatabaseSchema, message: str, *, autogenerate: bool = True
+) -> Any:
     """Write a new revision file into the service's migrations folder,
     comparing its models with the database when ``autogenerate``."""
     if schema.migrations is None:

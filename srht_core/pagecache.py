@@ -73,15 +73,24 @@ class PageCache:
             self.hits += 1
         return Response(page.body, page.status, page.headers)
 
-    def put(self, key: Hashable, response: Response, *,
-            watched: frozenset[Change] = frozenset(), generation: int | None = None) -> bool:
+    def put(
+        self,
+        key: Hashable,
+        response: Response,
+        *,
+        watched: frozenset[Change] = frozenset(),
+        generation: int | None = None,
+    ) -> bool:
         """Keep ``response`` under ``key``; with ``generation``, only if no
         :meth:`forget` came since it was read. Whether it was kept."""
         body = response.get_data()
         if len(body) > self.budget // LARGEST_SHARE:
             return False
-        headers = [(name, value) for name, value in response.headers.items()
-                   if name.lower() != "content-length"]
+        headers = [
+            (name, value)
+            for name, value in response.headers.items()
+            if name.lower() != "content-length"
+        ]
         with self._lock:
             if key in self._pages or (generation is not None and generation != self.generation):
                 return False
@@ -110,8 +119,12 @@ class PageCache:
         with self._lock:
             self.generation += 1
             if changes is None:
-                doomed = {key for rows in self._watchers.values()
-                          for keys in rows.values() for key in keys}
+                doomed = {
+                    key
+                    for rows in self._watchers.values()
+                    for keys in rows.values()
+                    for key in keys
+                }
             else:
                 doomed = set()
                 for table, row in changes:
@@ -238,8 +251,7 @@ def watch(*rows: Any) -> None:
         state = sa.inspect(row)
         table = state.mapper.persist_selectable.name
         if state.identity is None or len(state.identity) != 1:
-            raise ValueError(f"watch() needs a saved {table} row with a one-column id, "
-                             f"not {row!r}")
+            raise ValueError(f"watch() needs a saved {table} row with a one-column id, not {row!r}")
         watched.add((table, str(state.identity[0])))
 
 
@@ -250,6 +262,11 @@ def _count(hit: bool) -> None:
 
 
 def _keepable(response: Response) -> bool:
-    return (response.status_code == 200 and not response.direct_passthrough
-            and not response.is_streamed and not session.modified and not session
-            and "Set-Cookie" not in response.headers)
+    return (
+        response.status_code == 200
+        and not response.direct_passthrough
+        and not response.is_streamed
+        and not session.modified
+        and not session
+        and "Set-Cookie" not in response.headers
+    )

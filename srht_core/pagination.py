@@ -50,12 +50,19 @@ def _page_number() -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else 1
 
 
-def paginate(session: Session, stmt: sa.Select[Any], *, per_page: int = 25,
-             number: int | None = None, scalars: bool = True) -> Page[Any]:
+def paginate(
+    session: Session,
+    stmt: sa.Select[Any],
+    *,
+    per_page: int = 25,
+    number: int | None = None,
+    scalars: bool = True,
+) -> Page[Any]:
     """Page ``stmt`` (which must have a stable ORDER BY) by ``?page=N``."""
     number = number or _page_number()
-    total = session.scalar(sa.select(sa.func.count()).select_from(
-        stmt.order_by(None).subquery())) or 0
+    total = (
+        session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    )
     window = stmt.limit(per_page).offset((number - 1) * per_page)
     result = session.scalars(window) if scalars else session.execute(window)
     return Page(list(result.all()), number, per_page, total)
@@ -80,8 +87,14 @@ def _encode(value: int) -> str:
     return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
 
 
-def cursor_paginate(session: Session, stmt: sa.Select[Any], key: Any, *,
-                    limit: int | None = None, descending: bool = True) -> CursorPage[Any]:
+def cursor_paginate(
+    session: Session,
+    stmt: sa.Select[Any],
+    key: Any,
+    *,
+    limit: int | None = None,
+    descending: bool = True,
+) -> CursorPage[Any]:
     """Page ``stmt`` by the integer column ``key`` with ``?cursor=`` and
     ``?limit=`` (1-100, default 25)."""
     if limit is None:

@@ -110,9 +110,11 @@ class PluginHost:
             version = dist.version if dist is not None else "?"
             if entry_point.name in self.records:
                 other = self.records[entry_point.name]
-                self._fail(PluginRecord(entry_point.name, distribution, version, FAILED),
-                           f"service name {entry_point.name!r} is already provided by "
-                           f"{other.label}", store=False)
+                self._fail(
+                    PluginRecord(entry_point.name, distribution, version, FAILED),
+                    f"service name {entry_point.name!r} is already provided by {other.label}",
+                    store=False,
+                )
                 continue
             try:
                 plugin = entry_point.load()
@@ -122,8 +124,14 @@ class PluginHost:
                 continue
             self.register(plugin, entry_point.name, distribution=distribution, version=version)
 
-    def register(self, plugin: ModuleType | object, name: str, *,
-                 distribution: str | None = None, version: str = "0") -> PluginRecord:
+    def register(
+        self,
+        plugin: ModuleType | object,
+        name: str,
+        *,
+        distribution: str | None = None,
+        version: str = "0",
+    ) -> PluginRecord:
         """Register ``plugin`` as service ``name`` and validate it.
 
         Used by discovery, and by tests to add a plugin that is not
@@ -132,8 +140,9 @@ class PluginHost:
         record = PluginRecord(name, distribution or name, version, "loaded", plugin=plugin)
         if name in self.records:
             other = self.records[name]
-            return self._fail(record, f"service name {name!r} is already provided by "
-                                      f"{other.label}", store=False)
+            return self._fail(
+                record, f"service name {name!r} is already provided by {other.label}", store=False
+            )
         self.records[name] = record
         try:
             self.pm.register(plugin, name=name)
@@ -145,8 +154,11 @@ class PluginHost:
         record.hooks = sorted(impl_hook for impl_hook in self._hook_names(plugin))
         unknown = [h for h in record.hooks if not self._is_spec(h)]
         if unknown:
-            return self._fail(record, "implements unknown hook(s) " + ", ".join(
-                hook + _did_you_mean(hook, self.spec_names()) for hook in unknown))
+            return self._fail(
+                record,
+                "implements unknown hook(s) "
+                + ", ".join(hook + _did_you_mean(hook, self.spec_names()) for hook in unknown),
+            )
         if "service_info" not in record.hooks:
             return self._fail(record, "does not implement the required hook service_info")
         try:
@@ -154,24 +166,32 @@ class PluginHost:
         except Exception as error:  # noqa: BLE001
             return self._fail(record, f"service_info raised {_describe(error)}", error=error)
         if not isinstance(info, ServiceInfo):
-            return self._fail(record, f"service_info returned {type(info).__name__}, "
-                                      "not a ServiceInfo")
+            return self._fail(
+                record, f"service_info returned {type(info).__name__}, not a ServiceInfo"
+            )
         if info.name != name:
-            return self._fail(record, f"service_info names the service {info.name!r} but its "
-                                      f"entry point is {name!r}")
+            return self._fail(
+                record,
+                f"service_info names the service {info.name!r} but its entry point is {name!r}",
+            )
         if not _NAME.match(name):
-            return self._fail(record, f"service name {name!r} must be lower-case letters, "
-                                      "digits and dashes")
+            return self._fail(
+                record, f"service name {name!r} must be lower-case letters, digits and dashes"
+            )
         record.info = info
         if info.core_requires:
             try:
                 spec = SpecifierSet(info.core_requires)
             except InvalidSpecifier:
-                return self._fail(record, f"core_requires {info.core_requires!r} is not a "
-                                          "version specifier")
+                return self._fail(
+                    record, f"core_requires {info.core_requires!r} is not a version specifier"
+                )
             if not spec.contains(Version(core_version()), prereleases=True):
-                return self._fail(record, f"needs srht core {info.core_requires}, this is "
-                                          f"{core_version()}", status=INCOMPATIBLE)
+                return self._fail(
+                    record,
+                    f"needs srht core {info.core_requires}, this is {core_version()}",
+                    status=INCOMPATIBLE,
+                )
         return record
 
     def unregister(self, name: str) -> None:
@@ -180,16 +200,24 @@ class PluginHost:
         if record is not None and self.pm.has_plugin(name):
             self.pm.unregister(name=name)
 
-    def _fail(self, record: PluginRecord, reason: str, *, status: str = FAILED,
-              error: BaseException | None = None, store: bool = True) -> PluginRecord:
+    def _fail(
+        self,
+        record: PluginRecord,
+        reason: str,
+        *,
+        status: str = FAILED,
+        error: BaseException | None = None,
+        store: bool = True,
+    ) -> PluginRecord:
         record.status, record.reason = status, reason
         if store and self.pm.has_plugin(record.name):
             self.pm.unregister(name=record.name)
         if store:
             self.records[record.name] = record
         if error is not None:
-            log.debug("plugin %s failed:\n%s", record.name,
-                      "".join(traceback.format_exception(error)))
+            log.debug(
+                "plugin %s failed:\n%s", record.name, "".join(traceback.format_exception(error))
+            )
         log.warning("service %s (%s): %s: %s", record.name, record.label, status, reason)
         if self.strict:
             raise PluginError(f"service {record.name} ({record.label}): {reason}") from error
@@ -206,8 +234,7 @@ class PluginHost:
 
     @staticmethod
     def spec_names() -> list[str]:
-        return sorted(n for n in dir(hookspecs)
-                      if hasattr(getattr(hookspecs, n), "srht_spec"))
+        return sorted(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "srht_spec"))
 
     # -- what is installed ------------------------------------------------
 
@@ -228,8 +255,9 @@ class PluginHost:
                     record = _replace(record, status=ENABLED, reason="")
                 else:
                     where = config.path if config is not None else "the config"
-                    record = _replace(record, status=DISABLED,
-                                      reason=f"no [{name}] section in {where}")
+                    record = _replace(
+                        record, status=DISABLED, reason=f"no [{name}] section in {where}"
+                    )
             out.append(record)
         return out
 
@@ -253,24 +281,39 @@ class PluginHost:
             except PluginError as error:
                 problems.append(ConfigProblem("<plugins>", None, record.name, None, str(error)))
             own = next((s for s in declared if s.name == record.name), Section(record.name))
-            base = service_base_keys(record.name, record.info.default_port,
-                                     record.info.request_timeout)
+            base = service_base_keys(
+                record.name, record.info.default_port, record.info.request_timeout
+            )
             clashes = [k.name for k in own.keys if any(b.name == k.name for b in base)]
             if clashes:
-                problems.append(ConfigProblem(
-                    "<plugins>", None, record.name, clashes[0],
-                    f"{record.label} redeclares core key {clashes[0]!r}"))
+                problems.append(
+                    ConfigProblem(
+                        "<plugins>",
+                        None,
+                        record.name,
+                        clashes[0],
+                        f"{record.label} redeclares core key {clashes[0]!r}",
+                    )
+                )
             schemas[record.name] = Section(
-                record.name, base + tuple(k for k in own.keys if k.name not in clashes),
-                own.description or record.info.description)
+                record.name,
+                base + tuple(k for k in own.keys if k.name not in clashes),
+                own.description or record.info.description,
+            )
             for section in declared:
                 if section.name == record.name:
                     continue
                 if not section.name.startswith(record.name + "::"):
-                    problems.append(ConfigProblem(
-                        "<plugins>", None, section.name, None,
-                        f"{record.label} declares [{section.name}]; a service may only "
-                        f"declare [{record.name}] and [{record.name}::...]"))
+                    problems.append(
+                        ConfigProblem(
+                            "<plugins>",
+                            None,
+                            section.name,
+                            None,
+                            f"{record.label} declares [{section.name}]; a service may only "
+                            f"declare [{record.name}] and [{record.name}::...]",
+                        )
+                    )
                     continue
                 schemas[section.name] = section
         return schemas, problems
@@ -284,12 +327,19 @@ class PluginHost:
                 continue
             for name in list(config.raw):
                 if name == record.name or name.startswith(record.name + "::"):
-                    schemas[name] = Section(name, tuple(
-                        _permissive_key(k) for k in config.raw[name].values))
-                    problems.append(ConfigProblem(
-                        config.path, config.raw[name].line, name, None,
-                        f"service {record.name} ({record.label}) is {record.status}: "
-                        f"{record.reason}"))
+                    schemas[name] = Section(
+                        name, tuple(_permissive_key(k) for k in config.raw[name].values)
+                    )
+                    problems.append(
+                        ConfigProblem(
+                            config.path,
+                            config.raw[name].line,
+                            name,
+                            None,
+                            f"service {record.name} ({record.label}) is {record.status}: "
+                            f"{record.reason}",
+                        )
+                    )
         return problems + config.bind(schemas)
 
     # -- calling hooks ----------------------------------------------------
@@ -317,8 +367,9 @@ class PluginHost:
         except Exception as error:
             record = self.records.get(name)
             label = record.label if record else name
-            raise PluginError(f"{hook} of service {name} ({label}) raised "
-                              f"{_describe(error)}") from error
+            raise PluginError(
+                f"{hook} of service {name} ({label}) raised {_describe(error)}"
+            ) from error
 
     def call_core(self, hook: str, **kwargs: Any) -> Any:
         """Call the core's own implementation of ``hook`` (built-in behaviour
@@ -346,15 +397,17 @@ class PluginHost:
             for item in self.call_one(hook, name) or ():
                 full = f"{name}{separator}{item.name}"
                 if not re.match(r"^[a-z][a-z0-9-]*(:[a-z][a-z0-9-]*)*$", item.name):
-                    raise PluginError(f"service {name} declares the {what} {item.name!r}; "
-                                      "use lower-case words")
+                    raise PluginError(
+                        f"service {name} declares the {what} {item.name!r}; use lower-case words"
+                    )
                 if full in found:
                     raise PluginError(f"service {name} declares the {what} {full} twice")
                 found[full] = item.description
         return found
 
-    def call_each(self, hook: str, names: list[str], **kwargs: Any
-                  ) -> Iterator[tuple[str, Any, PluginError | None]]:
+    def call_each(
+        self, hook: str, names: list[str], **kwargs: Any
+    ) -> Iterator[tuple[str, Any, PluginError | None]]:
         """Call ``hook`` on each of the services ``names``, in that order,
         each in isolation: yields ``(name, result, error)``, where one
         implementation raising does not stop the others."""

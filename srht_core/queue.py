@@ -74,9 +74,22 @@ def run_celery_worker(app: Flask, *, concurrency: int = 2, loglevel: str = "INFO
     # other; srht's never do. Gossip's restart after a lost broker can also
     # crash the worker (kombu's "'NoneType' object has no attribute
     # 'hostname'"), which leaves it hung instead of reconnecting.
-    argv: list[Any] = ["worker", "-Q", queue_name(state.service.name), "-c", str(concurrency),
-                       "--loglevel", loglevel, "-n", f"{state.service.name}@%h", "-P", "threads",
-                       "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    argv: list[Any] = [
+        "worker",
+        "-Q",
+        queue_name(state.service.name),
+        "-c",
+        str(concurrency),
+        "--loglevel",
+        loglevel,
+        "-n",
+        f"{state.service.name}@%h",
+        "-P",
+        "threads",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
     try:
         celery_for(state).worker_main(argv)
     finally:

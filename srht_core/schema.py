@@ -44,73 +44,162 @@ SRHT = Section(
     required=True,
     description="Site-wide settings shared by every service.",
     keys=(
-        Key("site-name", Text(), default="srht", example="example.org forge",
-            description="The site's name, shown in every page's header and in mail."),
-        Key("site-owner-name", Text(), default="", example="Jane Doe",
-            description="Who runs this site, shown in the footer."),
-        Key("site-owner-email", Email(), example="admin@example.org",
-            description="Where users can reach the site's owner."),
-        Key("environment", Choice(("production", "development")), default="production",
+        Key(
+            "site-name",
+            Text(),
+            default="srht",
+            example="example.org forge",
+            description="The site's name, shown in every page's header and in mail.",
+        ),
+        Key(
+            "site-owner-name",
+            Text(),
+            default="",
+            example="Jane Doe",
+            description="Who runs this site, shown in the footer.",
+        ),
+        Key(
+            "site-owner-email",
+            Email(),
+            example="admin@example.org",
+            description="Where users can reach the site's owner.",
+        ),
+        Key(
+            "environment",
+            Choice(("production", "development")),
+            default="production",
             example="production",
             description="development relaxes cookie security for plain-HTTP local runs "
-                        "and shows tracebacks in the log."),
-        Key("global-domain", Text(), required=True, example="example.org",
+            "and shows tracebacks in the log.",
+        ),
+        Key(
+            "global-domain",
+            Text(),
+            required=True,
+            example="example.org",
             description="The domain under which every service lives; the login cookie "
-                        "is set on it."),
-        Key("service-key", Secret(), required=True, secret=True,
+            "is set on it.",
+        ),
+        Key(
+            "service-key",
+            Secret(),
+            required=True,
+            secret=True,
             example=EXAMPLE_SERVICE_KEY,
-            description="Random secret from which each service derives its session "
-                        "and CSRF keys."),
-        Key("network-key", FernetKey(), required=True, secret=True,
+            description="Random secret from which each service derives its session and CSRF keys.",
+        ),
+        Key(
+            "network-key",
+            FernetKey(),
+            required=True,
+            secret=True,
             example=EXAMPLE_NETWORK_KEY,
             description="Fernet key that seals the login cookie and internal "
-                        "service-to-service credentials."),
-        Key("internal-networks", Networks(), default=None,
+            "service-to-service credentials.",
+        ),
+        Key(
+            "internal-networks",
+            Networks(),
+            default=None,
             example="127.0.0.0/8, ::1/128",
             description="Networks from which internal API calls and metrics scrapes are "
-                        "accepted. Defaults to loopback only."),
-        Key("data-dir", PathValue(), default="/var/lib/srht", example="/var/lib/srht",
+            "accepted. Defaults to loopback only.",
+        ),
+        Key(
+            "data-dir",
+            PathValue(),
+            default="/var/lib/srht",
+            example="/var/lib/srht",
             description="Where services keep files (SQLite databases, mail outbox, "
-                        "repositories) unless a key of theirs says otherwise. Relative "
-                        "to the config file's folder when relative."),
-        Key("templates-dir", PathValue(), default="/etc/srht/templates",
+            "repositories) unless a key of theirs says otherwise. Relative "
+            "to the config file's folder when relative.",
+        ),
+        Key(
+            "templates-dir",
+            PathValue(),
+            default="/etc/srht/templates",
             example="/etc/srht/templates",
             description="Templates here override the core's and the services' own, "
-                        "by the same relative name."),
-        Key("install-method", Choice(("venv", "distro")), default="venv", example="venv",
+            "by the same relative name.",
+        ),
+        Key(
+            "install-method",
+            Choice(("venv", "distro")),
+            default="venv",
+            example="venv",
             description="How `srht deploy` installs srht on the hosts: venv, a virtualenv "
-                        "under /opt/srht from a wheelhouse built on the deploying machine; "
-                        "distro, the distribution's packages (srht-core, srht-<service>; "
-                        "see packaging/README.md) from [deploy] apt-packages or "
-                        "apt-source, with /usr/bin/srht and the packaged systemd units."),
-        Key("broker", Url(schemes=("redis", "rediss")), default=None,
+            "under /opt/srht from a wheelhouse built on the deploying machine; "
+            "distro, the distribution's packages (srht-core, srht-<service>; "
+            "see packaging/README.md) from [deploy] apt-packages or "
+            "apt-source, with /usr/bin/srht and the packaged systemd units.",
+        ),
+        Key(
+            "broker",
+            Url(schemes=("redis", "rediss")),
+            default=None,
             example="redis://127.0.0.1:6379/0",
             description="Celery broker for background jobs. Empty: jobs are run by "
-                        "`srht worker` straight from each service's database "
-                        "(the embedded mode of `srht up`)."),
+            "`srht worker` straight from each service's database "
+            "(the embedded mode of `srht up`).",
+        ),
     ),
 )
 
 MAIL = Section(
     "mail",
     description="Outgoing mail. Without smtp-host, messages are written to an outbox "
-                "folder instead of being sent (for development).",
+    "folder instead of being sent (for development).",
     keys=(
-        Key("smtp-host", Text(), default=None, example="mail.example.org",
-            description="SMTP server. Empty: write messages to outbox-dir."),
-        Key("smtp-port", Integer(min=1, max=65535), default=587, example="587",
-            description="SMTP port."),
-        Key("smtp-encryption", Choice(("starttls", "tls", "none")), default="starttls",
-            example="starttls", description="How to secure the SMTP connection."),
-        Key("smtp-user", Text(), default=None, example="srht",
-            description="SMTP user name, if the server wants one."),
-        Key("smtp-password", Text(), default=None, secret=True, example="",
-            description="SMTP password."),
-        Key("smtp-from", Email(), default=None, example="srht@example.org",
-            description="The From address of mail the site sends."),
-        Key("outbox-dir", PathValue(), default=None, example="",
-            description="Where messages go when smtp-host is empty; defaults to "
-                        "DATA-DIR/outbox."),
+        Key(
+            "smtp-host",
+            Text(),
+            default=None,
+            example="mail.example.org",
+            description="SMTP server. Empty: write messages to outbox-dir.",
+        ),
+        Key(
+            "smtp-port",
+            Integer(min=1, max=65535),
+            default=587,
+            example="587",
+            description="SMTP port.",
+        ),
+        Key(
+            "smtp-encryption",
+            Choice(("starttls", "tls", "none")),
+            default="starttls",
+            example="starttls",
+            description="How to secure the SMTP connection.",
+        ),
+        Key(
+            "smtp-user",
+            Text(),
+            default=None,
+            example="srht",
+            description="SMTP user name, if the server wants one.",
+        ),
+        Key(
+            "smtp-password",
+            Text(),
+            default=None,
+            secret=True,
+            example="",
+            description="SMTP password.",
+        ),
+        Key(
+            "smtp-from",
+            Email(),
+            default=None,
+            example="srht@example.org",
+            description="The From address of mail the site sends.",
+        ),
+        Key(
+            "outbox-dir",
+            PathValue(),
+            default=None,
+            example="",
+            description="Where messages go when smtp-host is empty; defaults to DATA-DIR/outbox.",
+        ),
     ),
 )
 
@@ -119,19 +208,28 @@ WEBHOOKS = Section(
     required=True,
     description="Signing of webhooks sent by every service.",
     keys=(
-        Key("private-key", SigningKey(), required=True, secret=True,
+        Key(
+            "private-key",
+            SigningKey(),
+            required=True,
+            secret=True,
             example=EXAMPLE_WEBHOOK_KEY,
             description="Ed25519 private key (base64) that signs every webhook payload. "
-                        "Receivers verify with the public key `srht keygen` prints."),
-        Key("allow-private-targets", Boolean(), default=False, example="no",
+            "Receivers verify with the public key `srht keygen` prints.",
+        ),
+        Key(
+            "allow-private-targets",
+            Boolean(),
+            default=False,
+            example="no",
             description="Deliver webhooks whose URL a user chose to loopback, private and "
-                        "link-local addresses too. Off, they are refused (a webhook must "
-                        "not reach into the site's own network); deliveries between the "
-                        "site's services, and every delivery in the development "
-                        "environment, are always allowed."),
+            "link-local addresses too. Off, they are refused (a webhook must "
+            "not reach into the site's own network); deliveries between the "
+            "site's services, and every delivery in the development "
+            "environment, are always allowed.",
+        ),
     ),
 )
-
 
 
 class SshTarget(NamedTuple):
@@ -148,20 +246,28 @@ class HostEntry(KeyType):
     (user ``root`` and port 22 unless given; an IPv6 address goes in brackets)."""
 
     label = "NAME=[USER@]ADDRESS[:PORT]"
-    _pattern = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*)=(?:(?P<user>[^@\s]+)@)?"
-                          r"(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<address>[^:@\s\[\]]+))"
-                          r"(?::(?P<port>\d+))?$")
+    _pattern = re.compile(
+        r"^(?P<name>[a-z0-9][a-z0-9-]*)=(?:(?P<user>[^@\s]+)@)?"
+        r"(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<address>[^:@\s\[\]]+))"
+        r"(?::(?P<port>\d+))?$"
+    )
 
     def parse(self, raw: str) -> SshTarget:
         match = self._pattern.match(raw.strip())
         if not match:
-            raise ValueError(f"not NAME=[USER@]ADDRESS[:PORT] (a lower-case name, then "
-                             f"where to reach it over SSH): {raw!r}")
+            raise ValueError(
+                f"not NAME=[USER@]ADDRESS[:PORT] (a lower-case name, then "
+                f"where to reach it over SSH): {raw!r}"
+            )
         port = int(match.group("port") or 22)
         if not 0 < port < 65536:
             raise ValueError(f"port out of range in {raw!r}")
-        return SshTarget(match.group("name"), match.group("user") or "root",
-                         match.group("v6") or match.group("address"), port)
+        return SshTarget(
+            match.group("name"),
+            match.group("user") or "root",
+            match.group("v6") or match.group("address"),
+            port,
+        )
 
     def format(self, value: object) -> str:
         if not isinstance(value, SshTarget):
@@ -174,113 +280,224 @@ class HostEntry(KeyType):
 DEPLOY = Section(
     "deploy",
     description="Where the site runs, for `srht deploy`: the hosts and how to reach them "
-                "over SSH, and which of them run PostgreSQL, Redis and nginx. Each "
-                "service's own `hosts` key places the service. Only the machine that "
-                "deploys reads this section; the hosts' copies of the config leave it out.",
+    "over SSH, and which of them run PostgreSQL, Redis and nginx. Each "
+    "service's own `hosts` key places the service. Only the machine that "
+    "deploys reads this section; the hosts' copies of the config leave it out.",
     keys=(
-        Key("hosts", List(HostEntry()), default=None,
+        Key(
+            "hosts",
+            List(HostEntry()),
+            default=None,
             example="alpha=root@192.0.2.10, beta=admin@192.0.2.11:2222",
             description="Every host of the site, as NAME=[USER@]ADDRESS[:PORT], separated "
-                        "by commas or new lines. The names are what the other keys and "
-                        "each service's `hosts` refer to. A user other than root needs "
-                        "password-less sudo."),
-        Key("postgresql-host", Text(), default=None, example="alpha",
+            "by commas or new lines. The names are what the other keys and "
+            "each service's `hosts` refer to. A user other than root needs "
+            "password-less sudo.",
+        ),
+        Key(
+            "postgresql-host",
+            Text(),
+            default=None,
+            example="alpha",
             description="The host that runs PostgreSQL: the deploy installs it there and "
-                        "creates a role and a database per service, reachable only from "
-                        "the hosts that run that service. A service with an empty "
-                        "connection-string is given one. Empty: no PostgreSQL is managed; "
-                        "services use their connection-string as written (or SQLite)."),
-        Key("postgresql-existing", Boolean(), default=False, example="no",
+            "creates a role and a database per service, reachable only from "
+            "the hosts that run that service. A service with an empty "
+            "connection-string is given one. Empty: no PostgreSQL is managed; "
+            "services use their connection-string as written (or SQLite).",
+        ),
+        Key(
+            "postgresql-existing",
+            Boolean(),
+            default=False,
+            example="no",
             description="yes: PostgreSQL on postgresql-host is yours and already set up "
-                        "(listening where the services can reach it); the deploy only "
-                        "creates roles and databases."),
-        Key("redis-host", Text(), default=None, example="alpha",
+            "(listening where the services can reach it); the deploy only "
+            "creates roles and databases.",
+        ),
+        Key(
+            "redis-host",
+            Text(),
+            default=None,
+            example="alpha",
             description="The host that runs Redis, the broker of background jobs. When "
-                        "[srht] broker is empty every host's config is given one. Empty: "
-                        "no Redis; workers take jobs straight from the databases."),
-        Key("redis-existing", Boolean(), default=False, example="no",
+            "[srht] broker is empty every host's config is given one. Empty: "
+            "no Redis; workers take jobs straight from the databases.",
+        ),
+        Key(
+            "redis-existing",
+            Boolean(),
+            default=False,
+            example="no",
             description="yes: Redis on redis-host is yours and already set up; the deploy "
-                        "leaves it alone (write [srht] broker yourself)."),
-        Key("nginx-hosts", List(), default=None, example="alpha, beta",
+            "leaves it alone (write [srht] broker yourself).",
+        ),
+        Key(
+            "nginx-hosts",
+            List(),
+            default=None,
+            example="alpha, beta",
             description="Hosts that run nginx in front of the services, one virtual host "
-                        "per service at its origin. An nginx host fronts the services "
-                        "that run on it, balancing across every host that runs them; a "
-                        "service on no nginx host is fronted by all of them. Empty: every "
-                        "host that runs a service."),
-        Key("certificates", Choice(("self-signed", "acme")), default="self-signed",
+            "per service at its origin. An nginx host fronts the services "
+            "that run on it, balancing across every host that runs them; a "
+            "service on no nginx host is fronted by all of them. Empty: every "
+            "host that runs a service.",
+        ),
+        Key(
+            "certificates",
+            Choice(("self-signed", "acme")),
+            default="self-signed",
             example="self-signed",
             description="How HTTPS origins get certificates: self-signed, from a site "
-                        "authority derived from [srht] service-key that every host trusts "
-                        "(import its certificate, `srht deploy ca`, in your browser), or "
-                        "acme: from an ACME server, Let's Encrypt unless acme-server says "
-                        "otherwise, through certbot's webroot (the server must reach the "
-                        "hosts by their origins' names)."),
-        Key("acme-email", Email(), default=None, example="admin@example.org",
-            description="Contact address for the ACME account when certificates = acme."),
-        Key("acme-server", Url(), default=None, example="",
+            "authority derived from [srht] service-key that every host trusts "
+            "(import its certificate, `srht deploy ca`, in your browser), or "
+            "acme: from an ACME server, Let's Encrypt unless acme-server says "
+            "otherwise, through certbot's webroot (the server must reach the "
+            "hosts by their origins' names).",
+        ),
+        Key(
+            "acme-email",
+            Email(),
+            default=None,
+            example="admin@example.org",
+            description="Contact address for the ACME account when certificates = acme.",
+        ),
+        Key(
+            "acme-server",
+            Url(),
+            default=None,
+            example="",
             description="With certificates = acme: the directory URL of the ACME server "
-                        "certbot asks (a private one: step-ca, a test server). Empty: "
-                        "Let's Encrypt."),
-        Key("acme-ca-file", PathValue(), default=None, example="",
+            "certbot asks (a private one: step-ca, a test server). Empty: "
+            "Let's Encrypt.",
+        ),
+        Key(
+            "acme-ca-file",
+            PathValue(),
+            default=None,
+            example="",
             description="With certificates = acme: a PEM file, on the machine that "
-                        "deploys, of certificate authorities every host trusts besides "
-                        "the system's: a private ACME server's own, and the one its "
-                        "certificates chain to. Empty: the system's only."),
-        Key("apt-packages", PathValue(), default=None, example="",
+            "deploys, of certificate authorities every host trusts besides "
+            "the system's: a private ACME server's own, and the one its "
+            "certificates chain to. Empty: the system's only.",
+        ),
+        Key(
+            "apt-packages",
+            PathValue(),
+            default=None,
+            example="",
             description="With [srht] install-method = distro: a folder of .deb files on "
-                        "this machine (packaging/build-debs makes them) that the deploy "
-                        "publishes to each host as a local apt repository."),
-        Key("apt-source", Text(), default=None, example="",
+            "this machine (packaging/build-debs makes them) that the deploy "
+            "publishes to each host as a local apt repository.",
+        ),
+        Key(
+            "apt-source",
+            Text(),
+            default=None,
+            example="",
             description="With [srht] install-method = distro: the apt source line of a "
-                        "repository holding srht's packages, instead of apt-packages "
-                        "(`deb [signed-by=KEYRING] URL SUITE COMPONENT`)."),
-        Key("ssh-key", PathValue(), default=None, example="",
+            "repository holding srht's packages, instead of apt-packages "
+            "(`deb [signed-by=KEYRING] URL SUITE COMPONENT`).",
+        ),
+        Key(
+            "ssh-key",
+            PathValue(),
+            default=None,
+            example="",
             description="Private key for SSH to every host. Empty: the SSH agent and your "
-                        "default keys."),
-        Key("ssh-known-hosts", PathValue(), default=None, example="",
+            "default keys.",
+        ),
+        Key(
+            "ssh-known-hosts",
+            PathValue(),
+            default=None,
+            example="",
             description="known_hosts file to check the hosts' keys against. Empty: "
-                        "~/.ssh/known_hosts."),
-        Key("ssh-host-key-checking", Choice(("yes", "accept-new", "no")),
-            default="accept-new", example="accept-new",
+            "~/.ssh/known_hosts.",
+        ),
+        Key(
+            "ssh-host-key-checking",
+            Choice(("yes", "accept-new", "no")),
+            default="accept-new",
+            example="accept-new",
             description="yes: only known host keys; accept-new: remember a new host's key "
-                        "on first contact; no: never check (throwaway test hosts only)."),
+            "on first contact; no: never check (throwaway test hosts only).",
+        ),
     ),
 )
 
 CORE_SECTIONS = (SRHT, MAIL, WEBHOOKS, DEPLOY)
 
 
-def service_base_keys(service: str, default_port: int,
-                      request_timeout: int = 60) -> tuple[Key, ...]:
+def service_base_keys(
+    service: str, default_port: int, request_timeout: int = 60
+) -> tuple[Key, ...]:
     """The keys every ``[<service>]`` section has, ahead of the service's own."""
     return (
-        Key("origin", Url(), required=True, example=f"https://{service}.example.org",
-            description="The public URL of this service, without a trailing slash."),
-        Key("connection-string", Text(), default=None, secret=True,
+        Key(
+            "origin",
+            Url(),
+            required=True,
+            example=f"https://{service}.example.org",
+            description="The public URL of this service, without a trailing slash.",
+        ),
+        Key(
+            "connection-string",
+            Text(),
+            default=None,
+            secret=True,
             example=f"postgresql://{service}@localhost/{service}.sr.ht",
             description="SQLAlchemy URL of the service's database. Empty: SQLite at "
-                        f"DATA-DIR/{service}.db. On PostgreSQL each worker holds up to "
-                        "three connections (for writes, for reads, and one listening "
-                        "for changed rows): connect directly or through a pooler in "
-                        "session mode."),
-        Key("bind", Address(), default=f"127.0.0.1:{default_port}",
+            f"DATA-DIR/{service}.db. On PostgreSQL each worker holds up to "
+            "three connections (for writes, for reads, and one listening "
+            "for changed rows): connect directly or through a pooler in "
+            "session mode.",
+        ),
+        Key(
+            "bind",
+            Address(),
+            default=f"127.0.0.1:{default_port}",
             example=f"127.0.0.1:{default_port}",
-            description="Where `srht serve` listens."),
-        Key("workers", Integer(min=1, max=256), default=2, example="2",
-            description="gunicorn worker processes for `srht serve`."),
-        Key("timeout", Integer(min=5, max=86400), default=request_timeout,
+            description="Where `srht serve` listens.",
+        ),
+        Key(
+            "workers",
+            Integer(min=1, max=256),
+            default=2,
+            example="2",
+            description="gunicorn worker processes for `srht serve`.",
+        ),
+        Key(
+            "timeout",
+            Integer(min=5, max=86400),
+            default=request_timeout,
             example=str(request_timeout),
             description="Seconds a request may take before its gunicorn worker is "
-                        "restarted (a clone of a large repository needs long)."),
-        Key("hosts", List(), default=None, example="",
+            "restarted (a clone of a large repository needs long).",
+        ),
+        Key(
+            "hosts",
+            List(),
+            default=None,
+            example="",
             description="The hosts (named in [deploy] hosts) that run this service; nginx "
-                        "balances across them. Empty: the host the config is on (for "
-                        "`srht deploy`, the only host, when there is one)."),
-        Key("worker-hosts", List(), default=None, example="",
+            "balances across them. Empty: the host the config is on (for "
+            "`srht deploy`, the only host, when there is one).",
+        ),
+        Key(
+            "worker-hosts",
+            List(),
+            default=None,
+            example="",
             description="The hosts that run this service's background worker (`srht "
-                        "worker`). Empty: the same as hosts."),
-        Key("debug", Boolean(), default=False, example="no",
-            description="Flask debug mode. Never on in production."),
+            "worker`). Empty: the same as hosts.",
+        ),
+        Key(
+            "debug",
+            Boolean(),
+            default=False,
+            example="no",
+            description="Flask debug mode. Never on in production.",
+        ),
     )
 
 
@@ -290,7 +507,13 @@ def example_secrets_in_use(config: Config) -> list[ConfigProblem]:
     for name, raw in config.raw.items():
         for key, value in raw.values.items():
             if value.value in EXAMPLE_SECRETS:
-                problems.append(ConfigProblem(
-                    config.path, value.line, name, key,
-                    "is the published example value; generate your own with `srht keygen`"))
+                problems.append(
+                    ConfigProblem(
+                        config.path,
+                        value.line,
+                        name,
+                        key,
+                        "is the published example value; generate your own with `srht keygen`",
+                    )
+                )
     return problems

@@ -27,16 +27,18 @@ LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")
 def init_app(app: Flask, state: SrhtState) -> None:
     origins = sorted(set(state.origins.values()))
     https = state.origin.startswith("https://")
-    policy = "; ".join([
-        "default-src 'self'",
-        "img-src 'self' data: https:",
-        "style-src 'self'",
-        "script-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "frame-ancestors 'none'",
-        "form-action 'self' " + " ".join(origins),
-    ])
+    policy = "; ".join(
+        [
+            "default-src 'self'",
+            "img-src 'self' data: https:",
+            "style-src 'self'",
+            "script-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+            "form-action 'self' " + " ".join(origins),
+        ]
+    )
 
     @app.after_request
     def security_headers(response: Response) -> Response:

@@ -35,8 +35,14 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return self._loader()
 
 
-def serve(service: str, config: Config, plugins: PluginHost, *, bind: str | None = None,
-          workers: int | None = None) -> None:
+def serve(
+    service: str,
+    config: Config,
+    plugins: PluginHost,
+    *,
+    bind: str | None = None,
+    workers: int | None = None,
+) -> None:
     """Run ``service`` until gunicorn is stopped (SIGTERM or Ctrl-C)."""
     from .app import create_app
 

@@ -65,8 +65,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_http(url: str, *, timeout: float = 30.0,
-                  process: subprocess.Popen[Any] | None = None) -> None:
+def wait_for_http(
+    url: str, *, timeout: float = 30.0, process: subprocess.Popen[Any] | None = None
+) -> None:
     """Wait until ``url`` answers (any status), or fail with what happened."""
     import urllib.error
     import urllib.request
@@ -87,9 +88,11 @@ def wait_for_http(url: str, *, timeout: float = 30.0,
     raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
 
 
-def site_config(data_dir: str | os.PathLike[str],
-                services: dict[str, dict[str, Any]] | None = None,
-                **sections: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def site_config(
+    data_dir: str | os.PathLike[str],
+    services: dict[str, dict[str, Any]] | None = None,
+    **sections: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
     """The sections of a working site config (fresh keys, development
     environment) for ``services`` (``{name: {key: value}}``); other keyword
     arguments add or override whole sections."""
@@ -134,8 +137,7 @@ class PostgresServer:
         with engine.connect() as connection:
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
         engine.dispose()
-        return str(sa.make_url(self.url).set(database=name).render_as_string(
-            hide_password=False))
+        return str(sa.make_url(self.url).set(database=name).render_as_string(hide_password=False))
 
 
 def _pg_bindir() -> Path | None:
@@ -153,8 +155,10 @@ def throwaway_postgres() -> Iterator[PostgresServer]:
     ``nobody``), since PostgreSQL refuses to run as root."""
     bindir = _pg_bindir()
     if bindir is None:
-        raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) not found; "
-                           "install the postgresql package or set SRHT_TEST_DATABASE_URL")
+        raise RuntimeError(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found; "
+            "install the postgresql package or set SRHT_TEST_DATABASE_URL"
+        )
     workdir = Path(tempfile.mkdtemp(prefix="srht-pg-"))
     datadir = workdir / "data"
     port = free_port()
@@ -168,14 +172,43 @@ def throwaway_postgres() -> Iterator[PostgresServer]:
         user = getpass.getuser()
     log = workdir / "server.log"
     try:
-        subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(datadir), "-U", "srht",
-                        "--auth=trust", "--encoding=UTF8", "--no-sync"],
-                       check=True, capture_output=True)
-        options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off " \
-                  "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(log),
-                        "-o", options, "-w", "-t", "60", "start"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                *prefix,
+                str(bindir / "initdb"),
+                "-D",
+                str(datadir),
+                "-U",
+                "srht",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        options = (
+            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        subprocess.run(
+            [
+                *prefix,
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(datadir),
+                "-l",
+                str(log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
     except subprocess.CalledProcessError as error:
         detail = (error.stderr or b"").decode(errors="replace")
         if log.exists():
@@ -185,8 +218,10 @@ def throwaway_postgres() -> Iterator[PostgresServer]:
     try:
         yield PostgresServer(f"postgresql+psycopg2://srht@127.0.0.1:{port}/postgres")
     finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast",
-                        "-w", "stop"], capture_output=True)
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+        )
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -234,8 +269,9 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
     """``make_config({"hello": {"greeting": "hi"}}, mail={...})`` → a Config
     written to ``tmp_path/config.ini`` (so errors name a real file)."""
 
-    def make(services: dict[str, dict[str, Any]] | None = None,
-             **sections: dict[str, Any]) -> Config:
+    def make(
+        services: dict[str, dict[str, Any]] | None = None, **sections: dict[str, Any]
+    ) -> Config:
         data = site_config(tmp_path / "data", services, **sections)
         path = tmp_path / "config.ini"
         path.write_text(dump_ini(data), encoding="utf-8")
@@ -275,8 +311,9 @@ def make_app(plugin_host: PluginHost) -> Iterator[Callable[..., Any]]:
 
     apps: list[Any] = []
 
-    def make(service: str, config: Config, *, plugins: PluginHost | None = None,
-             migrate: bool = True) -> Any:
+    def make(
+        service: str, config: Config, *, plugins: PluginHost | None = None, migrate: bool = True
+    ) -> Any:
         app = create_app(service, config, plugins=plugins or plugin_host)
         state = app.extensions["srht"]
         if migrate:
@@ -290,28 +327,46 @@ def make_app(plugin_host: PluginHost) -> Iterator[Callable[..., Any]]:
 
 
 @contextlib.contextmanager
-def serve_service(service: str, config_path: str | os.PathLike[str], *,
-                  python: str | None = None, workers: int = 1,
-                  env: dict[str, str] | None = None, port: int | None = None) -> Iterator[str]:
+def serve_service(
+    service: str,
+    config_path: str | os.PathLike[str],
+    *,
+    python: str | None = None,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+) -> Iterator[str]:
     """Run ``srht serve SERVICE`` (real gunicorn) on a free loopback port
     (or ``port``, say the one of the service's origin in the config); yield
     its base URL; stop it by PID. ``python`` picks another interpreter (a
     venv's) to run it with."""
     port = port or free_port()
-    command = [python or sys.executable, "-m", "srht_core.cli", "--config", str(config_path),
-               "serve", service, "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+    command = [
+        python or sys.executable,
+        "-m",
+        "srht_core.cli",
+        "--config",
+        str(config_path),
+        "serve",
+        service,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+    ]
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the server's life
-        prefix=f"srht-serve-{service}-", suffix=".log", delete=False)
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                               env={**os.environ, **(env or {})})
+        prefix=f"srht-serve-{service}-", suffix=".log", delete=False
+    )
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         try:
             wait_for_http(url + "/healthz", process=process)
         except (RuntimeError, TimeoutError) as error:
             output = Path(log.name).read_text(errors="replace")
-            raise RuntimeError(f"srht serve {service} did not start: {error}\n{output}") \
-                from None
+            raise RuntimeError(f"srht serve {service} did not start: {error}\n{output}") from None
         yield url
     finally:
         if process.poll() is None:
@@ -338,8 +393,13 @@ class _Forms(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {k: v or "" for k, v in attrs}
         if tag == "form":
-            self.forms.append({"action": values.get("action"),
-                               "method": values.get("method", "get").lower(), "hidden": {}})
+            self.forms.append(
+                {
+                    "action": values.get("action"),
+                    "method": values.get("method", "get").lower(),
+                    "hidden": {},
+                }
+            )
         elif tag == "input" and self.forms and values.get("type") == "hidden":
             self.forms[-1]["hidden"][values.get("name", "")] = values.get("value", "")
 
@@ -364,8 +424,14 @@ class FormBrowser:
     def post(self, path: str, **kwargs: Any) -> Any:
         return self.client.post(path, **kwargs)
 
-    def submit(self, page: str, data: dict[str, Any] | None = None, *,
-               action: str | None = None, follow_redirects: bool = False) -> Any:
+    def submit(
+        self,
+        page: str,
+        data: dict[str, Any] | None = None,
+        *,
+        action: str | None = None,
+        follow_redirects: bool = False,
+    ) -> Any:
         """Open ``page``, find its form posting to ``action`` (default: the
         page itself), and post ``data`` with the form's hidden fields."""
         shown = self.client.get(page)
@@ -374,8 +440,11 @@ class FormBrowser:
         for form in page_forms(shown.get_data(as_text=True)):
             form_action = form["action"] if form["action"] is not None else page
             if form["method"] == "post" and urlsplit(form_action).path == target:
-                return self.client.post(form_action, data={**form["hidden"], **(data or {})},
-                                        follow_redirects=follow_redirects)
+                return self.client.post(
+                    form_action,
+                    data={**form["hidden"], **(data or {})},
+                    follow_redirects=follow_redirects,
+                )
         raise AssertionError(f"no form posting to {target} on {page}")
 
     def csrf_token(self, page: str) -> str:

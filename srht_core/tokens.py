@@ -93,8 +93,17 @@ def parse_scopes(text: str) -> list[str]:
 
 def seal_grant(grant: TokenGrant, state: SrhtState | None = None) -> str:
     """The bearer token for ``grant`` (meta calls this when issuing)."""
-    return seal({"k": grant.kind, "i": grant.token_id, "u": grant.user_id,
-                 "s": sorted(grant.scopes), "x": grant.expires, "c": grant.client_id}, state)
+    return seal(
+        {
+            "k": grant.kind,
+            "i": grant.token_id,
+            "u": grant.user_id,
+            "s": sorted(grant.scopes),
+            "x": grant.expires,
+            "c": grant.client_id,
+        },
+        state,
+    )
 
 
 class RevocationCache:
@@ -123,8 +132,11 @@ class RevocationCache:
         if now - self.checked > self.interval and now - self.tried > RETRY_INTERVAL:
             self.refresh()
         if time.monotonic() - self.checked > GRACE:
-            raise ApiError(503, "token revocations cannot be checked right now (the "
-                                "identity service is unreachable); try again shortly")
+            raise ApiError(
+                503,
+                "token revocations cannot be checked right now (the "
+                "identity service is unreachable); try again shortly",
+            )
         return (kind, token_id) in self.revoked
 
     def refresh(self) -> None:
@@ -136,15 +148,17 @@ class RevocationCache:
                 return
             self.tried = now
             try:
-                answer = internal_request("meta", f"/internal/tokens/revoked?since={self.since}",
-                                          timeout=5)
+                answer = internal_request(
+                    "meta", f"/internal/tokens/revoked?since={self.since}", timeout=5
+                )
             except OSError as error:
                 log.warning("could not fetch token revocations from meta: %s", error)
                 return
             for kind, token_id, *rest in (answer or {}).get("revoked", []):
                 expires = rest[0] if rest else None  # meta before 0.1 sent no expiry
                 self.revoked[(str(kind), int(token_id))] = (
-                    None if expires is None else float(expires))
+                    None if expires is None else float(expires)
+                )
             self.since = float((answer or {}).get("now", self.since))
             self.checked = time.monotonic()
             self.forget_expired(time.time())
@@ -152,8 +166,11 @@ class RevocationCache:
     def forget_expired(self, now: float) -> None:
         """Drop revocations of what has expired by ``now`` (a UNIX time)."""
         horizon = now - CLOCK_SKEW
-        for key in [key for key, expires in self.revoked.items()
-                    if expires is not None and expires < horizon]:
+        for key in [
+            key
+            for key, expires in self.revoked.items()
+            if expires is not None and expires < horizon
+        ]:
             del self.revoked[key]
 
 
@@ -170,8 +187,9 @@ def is_revoked(kind: str, ident: int) -> bool:
     local: Callable[[str, int], bool] | None = current_app.extensions.get("srht.token_revoked")
     if local is not None:
         return local(kind, ident)
-    cache: RevocationCache = current_app.extensions.setdefault("srht.revocations",
-                                                               RevocationCache())
+    cache: RevocationCache = current_app.extensions.setdefault(
+        "srht.revocations", RevocationCache()
+    )
     return cache.is_revoked(kind, ident)
 
 
@@ -188,8 +206,14 @@ def _open_grant(token: str, network_key: str) -> TokenGrant | None:
 
     try:
         data = json.loads(Fernet(network_key).decrypt(token.encode()))
-        return TokenGrant(str(data["k"]), int(data["i"]), int(data["u"]),
-                          frozenset(data["s"]), data.get("x"), data.get("c"))
+        return TokenGrant(
+            str(data["k"]),
+            int(data["i"]),
+            int(data["u"]),
+            frozenset(data["s"]),
+            data.get("x"),
+            data.get("c"),
+        )
     except (InvalidToken, ValueError, KeyError, TypeError):
         return None
 
@@ -199,8 +223,9 @@ def _verify(token: str, state: SrhtState) -> TokenGrant:
         raise ApiError(401, "the token is not valid (too long)")
     grant = _open_grant(token, state.config["srht"]["network-key"])
     if grant is None:
-        raise ApiError(401, "the token is not valid (malformed, tampered with, or for "
-                            "another site)")
+        raise ApiError(
+            401, "the token is not valid (malformed, tampered with, or for another site)"
+        )
     if grant.expires is not None and grant.expires < time.time():
         raise ApiError(401, "the token has expired")
     if _revoked(state, grant):
@@ -291,8 +316,7 @@ def require_scope(scope: str, *, write: bool = False) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             grant = current_token()
             if grant is None:
-                raise ApiError(401, "authentication required: send "
-                                    "'Authorization: Bearer <token>'")
+                raise ApiError(401, "authentication required: send 'Authorization: Bearer <token>'")
             if not grant.allows(scope, write=write):
                 access = "RW" if write else "RO"
                 raise ApiError(403, f"the token lacks the scope {scope}:{access}")

@@ -52,7 +52,8 @@ MAX_SKEW = 300
 USER_AGENT = "srht-webhooks/1"
 
 delivery_table = sa.Table(
-    "srht_webhook_delivery", core_metadata,
+    "srht_webhook_delivery",
+    core_metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("subscription", sa.String(128), nullable=True, index=True),
     sa.Column("url", sa.Text, nullable=False),
@@ -68,7 +69,8 @@ delivery_table = sa.Table(
 )
 
 nonce_table = sa.Table(
-    "srht_webhook_nonce", core_metadata,
+    "srht_webhook_nonce",
+    core_metadata,
     sa.Column("nonce", sa.String(64), primary_key=True),
     sa.Column("received", sa.DateTime, nullable=False, index=True),
 )
@@ -95,8 +97,13 @@ def _signed(body: bytes, nonce: str, timestamp: int) -> bytes:
     return f"{timestamp}.{nonce}.".encode() + body
 
 
-def verify(body: bytes, nonce: str, timestamp: int, signature: str,
-           public_key: Ed25519PublicKey | None = None) -> None:
+def verify(
+    body: bytes,
+    nonce: str,
+    timestamp: int,
+    signature: str,
+    public_key: Ed25519PublicKey | None = None,
+) -> None:
     """Check a signature and the timestamp's freshness.
 
     :raises WebhookError: saying what is wrong.
@@ -140,8 +147,7 @@ def verify_request(session: Session) -> dict[str, Any]:
         raise WebhookError("missing or malformed X-Srht-Nonce, -Timestamp or -Signature")
     verify(body, nonce, int(stamp), signature)
     now = utcnow()
-    session.execute(nonce_table.delete().where(
-        nonce_table.c.received < now - _skew_delta()))
+    session.execute(nonce_table.delete().where(nonce_table.c.received < now - _skew_delta()))
     try:
         with session.begin_nested():
             session.execute(nonce_table.insert().values(nonce=nonce, received=now))
@@ -179,8 +185,13 @@ class Delivery:
     updated: datetime | None = None
 
 
-def deliveries(subscription: str, *, ids: Iterable[int] | None = None, limit: int = 50,
-               session: Session | None = None) -> list[Delivery]:
+def deliveries(
+    subscription: str,
+    *,
+    ids: Iterable[int] | None = None,
+    limit: int = 50,
+    session: Session | None = None,
+) -> list[Delivery]:
     """The deliveries recorded with ``subscription`` (the key given to
     :func:`send_webhook`), newest first: what a service's delivery log shows.
 
@@ -193,18 +204,41 @@ def deliveries(subscription: str, *, ids: Iterable[int] | None = None, limit: in
     from .app import current_service
 
     session = session if session is not None else current_service().db.scoped()
-    stmt = (sa.select(delivery_table).where(delivery_table.c.subscription == subscription)
-            .order_by(delivery_table.c.id.desc()).limit(limit))
+    stmt = (
+        sa.select(delivery_table)
+        .where(delivery_table.c.subscription == subscription)
+        .order_by(delivery_table.c.id.desc())
+        .limit(limit)
+    )
     if ids is not None:
         stmt = stmt.where(delivery_table.c.id.in_(list(ids)))
-    return [Delivery(row.id, row.url, row.event, row.status, row.subscription, row.payload,
-                     row.attempts, row.response_status, row.response_body, row.created,
-                     row.updated) for row in session.execute(stmt)]
+    return [
+        Delivery(
+            row.id,
+            row.url,
+            row.event,
+            row.status,
+            row.subscription,
+            row.payload,
+            row.attempts,
+            row.response_status,
+            row.response_body,
+            row.created,
+            row.updated,
+        )
+        for row in session.execute(stmt)
+    ]
 
 
-def send_webhook(url: str, event: str, payload: dict[str, Any], *,
-                 subscription: str | None = None, session: Session | None = None,
-                 internal: bool = False) -> int:
+def send_webhook(
+    url: str,
+    event: str,
+    payload: dict[str, Any],
+    *,
+    subscription: str | None = None,
+    session: Session | None = None,
+    internal: bool = False,
+) -> int:
     """Record a webhook to ``url`` and the job that delivers it, in the
     caller's transaction. Returns the delivery id.
 
@@ -221,10 +255,23 @@ def send_webhook(url: str, event: str, payload: dict[str, Any], *,
     session = session if session is not None else current_service().db.scoped()
     now = utcnow()
     body = json.dumps({"event": event, "data": payload}, sort_keys=True)
-    delivery_id = int(session.execute(delivery_table.insert().values(
-        subscription=subscription, url=url, event=event, payload=body, status="pending",
-        attempts=0, internal=internal, created=now, updated=now,
-    ).returning(delivery_table.c.id)).scalar_one())
+    delivery_id = int(
+        session.execute(
+            delivery_table.insert()
+            .values(
+                subscription=subscription,
+                url=url,
+                event=event,
+                payload=body,
+                status="pending",
+                attempts=0,
+                internal=internal,
+                created=now,
+                updated=now,
+            )
+            .returning(delivery_table.c.id)
+        ).scalar_one()
+    )
     enqueue("srht.deliver-webhook", session=session, delivery=delivery_id)
     return delivery_id
 
@@ -234,8 +281,11 @@ def redeliver(delivery_id: int, session: Session | None = None) -> int:
     from .app import current_service
 
     session = session if session is not None else current_service().db.scoped()
-    session.execute(delivery_table.update().where(delivery_table.c.id == delivery_id)
-                    .values(status="pending", updated=utcnow()))
+    session.execute(
+        delivery_table.update()
+        .where(delivery_table.c.id == delivery_id)
+        .values(status="pending", updated=utcnow())
+    )
     return enqueue("srht.deliver-webhook", session=session, delivery=delivery_id)
 
 
@@ -259,8 +309,10 @@ def _target_refusal(url: str) -> str | None:
     from .app import current_service
 
     config = current_service().config
-    if config.get("webhooks", "allow-private-targets") or \
-            config.get("srht", "environment") == "development":
+    if (
+        config.get("webhooks", "allow-private-targets")
+        or config.get("srht", "environment") == "development"
+    ):
         return None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -272,8 +324,10 @@ def _target_refusal(url: str) -> str | None:
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if not address.is_global:
-            return (f"refused: {parts.hostname} resolves to {address}, which is not a public "
-                    "address (see [webhooks] allow-private-targets)")
+            return (
+                f"refused: {parts.hostname} resolves to {address}, which is not a public "
+                "address (see [webhooks] allow-private-targets)"
+            )
     return None
 
 
@@ -286,22 +340,28 @@ def deliver(delivery: int) -> None:
 
     engine = current_service().db.engine
     with engine.connect() as connection:
-        row = connection.execute(sa.select(delivery_table)
-                                 .where(delivery_table.c.id == delivery)).first()
+        row = connection.execute(
+            sa.select(delivery_table).where(delivery_table.c.id == delivery)
+        ).first()
     if row is None or row.status == "delivered":
         return
     refusal = None if row.internal else _target_refusal(row.url)
     if refusal is not None:
         # Final: retrying cannot change where the URL points to.
         with engine.begin() as connection:
-            connection.execute(delivery_table.update()
-                               .where(delivery_table.c.id == delivery)
-                               .values(status="refused", response_body=refusal,
-                                       updated=utcnow()))
+            connection.execute(
+                delivery_table.update()
+                .where(delivery_table.c.id == delivery)
+                .values(status="refused", response_body=refusal, updated=utcnow())
+            )
         return
     body = row.payload.encode()
-    request = urllib.request.Request(row.url, data=body, method="POST",  # noqa: S310
-                                     headers=signed_headers(body))
+    request = urllib.request.Request(  # noqa: S310 - webhook URLs are checked to be http(s)
+        row.url,
+        data=body,
+        method="POST",
+        headers=signed_headers(body),
+    )
     status: int | None = None
     text = ""
     error: str | None = None
@@ -318,9 +378,16 @@ def deliver(delivery: int) -> None:
         text = str(os_error)
     delivered = error is None and status is not None and 200 <= status < 300
     with engine.begin() as connection:
-        connection.execute(delivery_table.update().where(delivery_table.c.id == delivery).values(
-            status="delivered" if delivered else "failing",
-            attempts=delivery_table.c.attempts + 1, response_status=status,
-            response_body=text[:2048], updated=utcnow()))
+        connection.execute(
+            delivery_table.update()
+            .where(delivery_table.c.id == delivery)
+            .values(
+                status="delivered" if delivered else "failing",
+                attempts=delivery_table.c.attempts + 1,
+                response_status=status,
+                response_body=text[:2048],
+                updated=utcnow(),
+            )
+        )
     if not delivered:
         raise WebhookError(error or f"{row.url} answered {status}")

@@ -54,21 +54,22 @@ def chores_plugin(register_plugin: Callable[..., Any]) -> Any:
     """The chores service, registered on this test's ``plugin_host``."""
     import srht_test_chores
 
-    record = register_plugin(srht_test_chores, "chores", distribution="srht-test-chores",
-                             version="0.1.0")
+    record = register_plugin(
+        srht_test_chores, "chores", distribution="srht-test-chores", version="0.1.0"
+    )
     assert record.ok, record.reason
     return srht_test_chores
 
 
 @pytest.fixture
-def chores_config(make_config: Callable[..., Any], srht_database_url: str,
-                  tmp_path: Path) -> Callable[..., Any]:
+def chores_config(
+    make_config: Callable[..., Any], srht_database_url: str, tmp_path: Path
+) -> Callable[..., Any]:
     """``chores_config(srht={...}, mail={...})`` → a config enabling chores on
     this test's PostgreSQL database (written to ``tmp_path/config.ini``)."""
 
     def make(chores: dict[str, Any] | None = None, **sections: dict[str, Any]) -> Any:
-        values = {"connection-string": srht_database_url,
-                  "hold-dir": str(tmp_path / "hold")}
+        values = {"connection-string": srht_database_url, "hold-dir": str(tmp_path / "hold")}
         values.update(chores or {})
         (tmp_path / "hold").mkdir(exist_ok=True)
         return make_config({"chores": values}, **sections)
@@ -77,8 +78,9 @@ def chores_config(make_config: Callable[..., Any], srht_database_url: str,
 
 
 @pytest.fixture
-def chores_app(chores_plugin: Any, chores_config: Callable[..., Any],
-               make_app: Callable[..., Any]) -> Any:
+def chores_app(
+    chores_plugin: Any, chores_config: Callable[..., Any], make_app: Callable[..., Any]
+) -> Any:
     """The chores app on a fresh PostgreSQL database, migrated."""
     return make_app("chores", chores_config())
 
@@ -94,25 +96,44 @@ class SupportVenv:
     path: Path
     python: str
 
-    def srht(self, *args: str, config: str | os.PathLike[str] | None = None,
-             env: dict[str, str] | None = None, timeout: float = 120,
-             check: bool = False) -> subprocess.CompletedProcess[str]:
+    def srht(
+        self,
+        *args: str,
+        config: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+        check: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``srht ARGS`` with this venv's interpreter and return what it did."""
         command = [self.python, "-m", "srht_core.cli"]
         if config is not None:
             command += ["--config", str(config)]
-        return subprocess.run([*command, *args], capture_output=True, text=True,
-                              timeout=timeout, check=check, stdin=subprocess.DEVNULL,
-                              env={**os.environ, **(env or {})})
+        return subprocess.run(
+            [*command, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=check,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
 
-    def popen(self, *args: str, config: str | os.PathLike[str], log: Path,
-              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def popen(
+        self,
+        *args: str,
+        config: str | os.PathLike[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
         """Start ``srht ARGS`` in the background, output to ``log``."""
         with open(log, "ab") as out:
             return subprocess.Popen(
                 [self.python, "-m", "srht_core.cli", "--config", str(config), *args],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})})
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+            )
 
 
 @pytest.fixture(scope="session")
@@ -123,21 +144,39 @@ def support_venv(tmp_path_factory: pytest.TempPathFactory) -> SupportVenv:
     in the source tree)."""
     root = tmp_path_factory.mktemp("support-venv")
     venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
-                    str(venv)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        check=True,
+        capture_output=True,
+    )
     python = str(venv / "bin" / "python")
     source = root / "chores"
-    shutil.copytree(CHORES_DIST, source,
-                    ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    shutil.copytree(
+        CHORES_DIST, source, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info")
+    )
     # The venv sees the machine's pip through --system-site-packages and
     # installs into its own site-packages.
     result = subprocess.run(
-        [python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-         "--disable-pip-version-check", "--quiet", str(source)],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--quiet",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     if result.returncode != 0:
-        raise RuntimeError(f"could not install srht-test-chores into {venv}:\n"
-                           f"{result.stdout}{result.stderr}")
+        raise RuntimeError(
+            f"could not install srht-test-chores into {venv}:\n{result.stdout}{result.stderr}"
+        )
     return SupportVenv(venv, python)
 
 

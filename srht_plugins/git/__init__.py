@@ -29,9 +29,14 @@ HERE = Path(__file__).parent
 
 @hookimpl
 def service_info() -> ServiceInfo:
-    return ServiceInfo("git", "Git", "Git repositories: browse them on the web, clone and "
-                       "push over HTTP and SSH.", core_requires=">=0.1.0.dev0,<0.2",
-                       default_port=5001, request_timeout=3600)
+    return ServiceInfo(
+        "git",
+        "Git",
+        "Git repositories: browse them on the web, clone and push over HTTP and SSH.",
+        core_requires=">=0.1.0.dev0,<0.2",
+        default_port=5001,
+        request_timeout=3600,
+    )
 
 
 @hookimpl
@@ -73,8 +78,13 @@ def nav_entries(config: Config) -> list[NavEntry]:
 
 @hookimpl
 def oauth_scopes() -> list[Scope]:
-    return [Scope("repos", "your git repositories: read and clone them, or also create, "
-                           "change, delete and push to them")]
+    return [
+        Scope(
+            "repos",
+            "your git repositories: read and clone them, or also create, "
+            "change, delete and push to them",
+        )
+    ]
 
 
 @hookimpl
@@ -93,8 +103,13 @@ def host_needs(config: Config) -> HostNeeds:
     ssh_user = section["ssh-user"]
     # SRHT_ON_HOST: this runs on the deploying machine; the deploy writes
     # each host's own srht program there.
-    return HostNeeds(packages=("git", "openssh-server"), login_users=(ssh_user,), paths=(repos,),
-                     ports=(22,), sshd_snippets=(sshd_snippet(ssh_user, HostNeeds.SRHT_ON_HOST),))
+    return HostNeeds(
+        packages=("git", "openssh-server"),
+        login_users=(ssh_user,),
+        paths=(repos,),
+        ports=(22,),
+        sshd_snippets=(sshd_snippet(ssh_user, HostNeeds.SRHT_ON_HOST),),
+    )
 
 
 @hookimpl

@@ -34,14 +34,21 @@ class Found:
 def find_repository(username: str, name: str) -> Found | None:
     """The repository ``~username/name`` (its owner loaded), following the
     old names of renamed repositories."""
-    stmt = (sa.select(Repository).join(Repository.owner)
-            .options(contains_eager(Repository.owner))
-            .where(User.username == username))
+    stmt = (
+        sa.select(Repository)
+        .join(Repository.owner)
+        .options(contains_eager(Repository.owner))
+        .where(User.username == username)
+    )
     repository = db_session.scalar(stmt.where(Repository.name == name))
     if repository is not None:
         return Found(repository)
-    moved_to = (sa.select(Redirect.repository_id).join(User, User.id == Redirect.owner_id)
-                .where(User.username == username, Redirect.name == name).scalar_subquery())
+    moved_to = (
+        sa.select(Redirect.repository_id)
+        .join(User, User.id == Redirect.owner_id)
+        .where(User.username == username, Redirect.name == name)
+        .scalar_subquery()
+    )
     repository = db_session.scalar(stmt.where(Repository.id == moved_to))
     return Found(repository, moved=True) if repository is not None else None
 
@@ -55,8 +62,11 @@ def access_of(repository: Repository, user: Any) -> str | None:
         return WRITE
     granted = None
     if user is not None:
-        granted = db_session.scalar(sa.select(AccessGrant.mode).where(
-            AccessGrant.repository_id == repository.id, AccessGrant.user_id == user.id))
+        granted = db_session.scalar(
+            sa.select(AccessGrant.mode).where(
+                AccessGrant.repository_id == repository.id, AccessGrant.user_id == user.id
+            )
+        )
     if granted == WRITE:
         return WRITE
     if repository.visibility != PRIVATE:

@@ -61,8 +61,10 @@ MAX_WEBHOOKS = 20
 
 #: The query parameters each endpoint reads; any other is an error, so that a
 #: misspelt one is reported rather than silently ignored.
-_QUERY = {"git_api.list_repositories": {"cursor", "limit"},
-          "git_api.user_repositories": {"cursor", "limit"}}
+_QUERY = {
+    "git_api.list_repositories": {"cursor", "limit"},
+    "git_api.user_repositories": {"cursor", "limit"},
+}
 
 
 @api.before_request
@@ -172,10 +174,14 @@ def patch_repository(username: str, name: str) -> Any:
     repository = _owned(username, name)
     data = json_object()
     try:
-        update_repository(repository, repository.owner, name=string_field(data, "name"),
-                          description=string_field(data, "description"),
-                          visibility=string_field(data, "visibility"),
-                          default_branch=string_field(data, "default_branch"))
+        update_repository(
+            repository,
+            repository.owner,
+            name=string_field(data, "name"),
+            description=string_field(data, "description"),
+            visibility=string_field(data, "visibility"),
+            default_branch=string_field(data, "default_branch"),
+        )
     except RepoProblem as problem:
         raise _problem(problem) from None
     return repository_json(repository, repository.owner)
@@ -195,24 +201,35 @@ def list_refs(username: str, name: str) -> Any:
         refs = open_repository(repository).refs()
     except GitError as error:
         raise ApiError(500, f"the repository could not be read: {error}") from None
-    return {"results": [{"name": r.name, "kind": r.kind, "target": r.target,
-                         "date": _time(r.date)} for r in refs]}
+    return {
+        "results": [
+            {"name": r.name, "kind": r.kind, "target": r.target, "date": _time(r.date)}
+            for r in refs
+        ]
+    }
 
 
 # -- access grants ---------------------------------------------------------------------
 
 
 def _grant_json(grant: AccessGrant) -> dict[str, Any]:
-    return {"user": {"username": grant.user.username,
-                     "canonical_name": grant.user.canonical_name},
-            "mode": grant.mode, "created": _time(grant.created)}
+    return {
+        "user": {"username": grant.user.username, "canonical_name": grant.user.canonical_name},
+        "mode": grant.mode,
+        "created": _time(grant.created),
+    }
 
 
 def _grants(repository: Repository) -> list[AccessGrant]:
-    return list(db_session.scalars(
-        sa.select(AccessGrant).join(AccessGrant.user)
-        .options(contains_eager(AccessGrant.user))
-        .where(AccessGrant.repository_id == repository.id).order_by(User.username)).all())
+    return list(
+        db_session.scalars(
+            sa.select(AccessGrant)
+            .join(AccessGrant.user)
+            .options(contains_eager(AccessGrant.user))
+            .where(AccessGrant.repository_id == repository.id)
+            .order_by(User.username)
+        ).all()
+    )
 
 
 @api.get("/~<username>/repos/<name>/access")
@@ -225,8 +242,12 @@ def list_access(username: str, name: str) -> Any:
 def _grantee(username: str) -> User:
     user = db_session.scalar(sa.select(User).where(User.username == username.lstrip("~")))
     if user is None:
-        raise ApiError(404, f"no user ~{username.lstrip('~')} is known here yet: they must "
-                            "sign in to this git service once", field="username")
+        raise ApiError(
+            404,
+            f"no user ~{username.lstrip('~')} is known here yet: they must "
+            "sign in to this git service once",
+            field="username",
+        )
     return user
 
 
@@ -261,16 +282,16 @@ def delete_access(username: str, name: str, grantee: str) -> Any:
 
 
 def _webhook_json(hook: Webhook) -> dict[str, Any]:
-    return {"id": hook.id, "url": hook.url, "events": ["repo:push"],
-            "created": _time(hook.created)}
+    return {"id": hook.id, "url": hook.url, "events": ["repo:push"], "created": _time(hook.created)}
 
 
 @api.get("/~<username>/repos/<name>/webhooks")
 @require_scope(SCOPE)
 def list_webhooks(username: str, name: str) -> Any:
     repository = _owned(username, name)
-    hooks = db_session.scalars(sa.select(Webhook).where(Webhook.repository_id == repository.id)
-                               .order_by(Webhook.id)).all()
+    hooks = db_session.scalars(
+        sa.select(Webhook).where(Webhook.repository_id == repository.id).order_by(Webhook.id)
+    ).all()
     return {"results": [_webhook_json(h) for h in hooks]}
 
 
@@ -282,11 +303,16 @@ def create_webhook(username: str, name: str) -> Any:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2048:
         raise ApiError(400, "must be an http:// or https:// URL", field="url")
-    count = db_session.scalar(sa.select(sa.func.count()).select_from(Webhook)
-                              .where(Webhook.repository_id == repository.id)) or 0
+    count = (
+        db_session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Webhook)
+            .where(Webhook.repository_id == repository.id)
+        )
+        or 0
+    )
     if count >= MAX_WEBHOOKS:
-        raise ApiError(400, f"a repository may have at most {MAX_WEBHOOKS} webhooks",
-                       field="url")
+        raise ApiError(400, f"a repository may have at most {MAX_WEBHOOKS} webhooks", field="url")
     hook = Webhook(repository_id=repository.id, url=url)
     db_session.add(hook)
     db_session.commit()
@@ -311,9 +337,20 @@ def list_deliveries(username: str, name: str) -> Any:
     """The latest webhook deliveries of the repository, newest first."""
     repository = _owned(username, name)
     found = deliveries(subscription_key(repository), limit=50, session=db_session)
-    return {"results": [{"id": d.id, "url": d.url, "event": d.event, "status": d.status,
-                         "attempts": d.attempts, "response_status": d.response_status,
-                         "created": _time(d.created)} for d in found]}
+    return {
+        "results": [
+            {
+                "id": d.id,
+                "url": d.url,
+                "event": d.event,
+                "status": d.status,
+                "attempts": d.attempts,
+                "response_status": d.response_status,
+                "created": _time(d.created),
+            }
+            for d in found
+        ]
+    }
 
 
 @api.get("/openapi.json")
@@ -337,8 +374,13 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def _path(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "description": description,
-            "schema": schema or {"type": "string"}}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
 
 
 _USERNAME = _path("username", "The owner's username, without the ~.")
@@ -346,15 +388,28 @@ _NAME = _path("name", "The repository's name (or an old name it had).")
 _TOKEN = [{"token": []}]
 _OPTIONAL_TOKEN = [*_TOKEN, {}]
 _PAGING = [
-    {"name": "cursor", "in": "query", "required": False,
-     "description": "The `cursor` of the previous page.", "schema": {"type": "string"}},
-    {"name": "limit", "in": "query", "required": False, "description": "Items per page.",
-     "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}},
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "description": "The `cursor` of the previous page.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "Items per page.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25},
+    },
 ]
-_NAME_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_NAME,
-                "pattern": "^[A-Za-z0-9_][A-Za-z0-9._-]*$",
-                "description": "Letters, digits, dots, dashes, underscores; not ending in "
-                               ".git."}
+_NAME_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_NAME,
+    "pattern": "^[A-Za-z0-9_][A-Za-z0-9._-]*$",
+    "description": "Letters, digits, dots, dashes, underscores; not ending in .git.",
+}
 
 
 def openapi_document(origin: str) -> dict[str, Any]:
@@ -367,32 +422,41 @@ def openapi_document(origin: str) -> dict[str, Any]:
             "title": "git API",
             "version": "1",
             "description": "Create, list, read, change and delete git repositories, their "
-                           "access grants and webhooks. Send a token from meta as "
-                           "`Authorization: Bearer <token>` with the scope `git/repos:RO` to "
-                           "read or `git/repos:RW` to also change.",
+            "access grants and webhooks. Send a token from meta as "
+            "`Authorization: Bearer <token>` with the scope `git/repos:RO` to "
+            "read or `git/repos:RW` to also change.",
         },
         "servers": [{"url": origin}],
         "paths": {
             "/api/repos": {
                 "get": {
                     "operationId": "listRepositories",
-                    "summary": "The token owner's repositories, newest first "
-                               "(scope git/repos:RO).",
-                    "security": _TOKEN, "parameters": _PAGING,
-                    "responses": {"200": json_response(schema_ref("RepositoryList"), "A page."),
-                                  **_errors(400, 401, 403)},
+                    "summary": "The token owner's repositories, newest first (scope git/repos:RO).",
+                    "security": _TOKEN,
+                    "parameters": _PAGING,
+                    "responses": {
+                        "200": json_response(schema_ref("RepositoryList"), "A page."),
+                        **_errors(400, 401, 403),
+                    },
                 },
                 "post": {
                     "operationId": "createRepository",
                     "summary": "Create a repository (scope git/repos:RW).",
                     "security": _TOKEN,
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": schema_ref("NewRepository")}}},
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": schema_ref("NewRepository")}},
+                    },
                     "responses": {
-                        "201": {**json_response(schema_ref("Repository"), "The new repository."),
-                                "headers": {"Location": {
+                        "201": {
+                            **json_response(schema_ref("Repository"), "The new repository."),
+                            "headers": {
+                                "Location": {
                                     "description": "The repository in this API.",
-                                    "schema": {"type": "string"}}}},
+                                    "schema": {"type": "string"},
+                                }
+                            },
+                        },
                         **_errors(400, 401, 403),
                     },
                 },
@@ -402,10 +466,13 @@ def openapi_document(origin: str) -> dict[str, Any]:
                 "get": {
                     "operationId": "listUserRepositories",
                     "summary": "A user's repositories the caller sees listed (a token is "
-                               "optional; with one, it needs git/repos:RO).",
-                    "security": _OPTIONAL_TOKEN, "parameters": _PAGING,
-                    "responses": {"200": json_response(schema_ref("RepositoryList"), "A page."),
-                                  **_errors(400, 401, 403, 404)},
+                    "optional; with one, it needs git/repos:RO).",
+                    "security": _OPTIONAL_TOKEN,
+                    "parameters": _PAGING,
+                    "responses": {
+                        "200": json_response(schema_ref("RepositoryList"), "A page."),
+                        **_errors(400, 401, 403, 404),
+                    },
                 },
             },
             repo: {
@@ -414,28 +481,31 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "operationId": "getRepository",
                     "summary": "A repository. Public and unlisted ones need no token.",
                     "security": _OPTIONAL_TOKEN,
-                    "responses": {"200": json_response(schema_ref("Repository"), "The repository."),
-                                  **_errors(401, 403, 404)},
+                    "responses": {
+                        "200": json_response(schema_ref("Repository"), "The repository."),
+                        **_errors(401, 403, 404),
+                    },
                 },
                 "patch": {
                     "operationId": "updateRepository",
                     "summary": "Rename a repository (its old name keeps working), or change "
-                               "its description, visibility or default branch (owner, "
-                               "git/repos:RW).",
+                    "its description, visibility or default branch (owner, "
+                    "git/repos:RW).",
                     "security": _TOKEN,
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": schema_ref("RepositoryChange")}}},
-                    "responses": {"200": json_response(schema_ref("Repository"),
-                                                       "The changed repository."),
-                                  **_errors(400, 401, 403, 404)},
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": schema_ref("RepositoryChange")}},
+                    },
+                    "responses": {
+                        "200": json_response(schema_ref("Repository"), "The changed repository."),
+                        **_errors(400, 401, 403, 404),
+                    },
                 },
                 "delete": {
                     "operationId": "deleteRepository",
-                    "summary": "Delete a repository and everything in it (owner, "
-                               "git/repos:RW).",
+                    "summary": "Delete a repository and everything in it (owner, git/repos:RW).",
                     "security": _TOKEN,
-                    "responses": {"204": {"description": "Deleted."},
-                                  **_errors(401, 403, 404)},
+                    "responses": {"204": {"description": "Deleted."}, **_errors(401, 403, 404)},
                 },
             },
             repo + "/refs": {
@@ -444,41 +514,60 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "operationId": "listRefs",
                     "summary": "Branches and tags, most recent first.",
                     "security": _OPTIONAL_TOKEN,
-                    "responses": {"200": json_response(schema_ref("RefList"), "The refs."),
-                                  **_errors(401, 403, 404)},
+                    "responses": {
+                        "200": json_response(schema_ref("RefList"), "The refs."),
+                        **_errors(401, 403, 404),
+                    },
                 },
             },
             repo + "/access": {
                 "parameters": [_USERNAME, _NAME],
                 "get": {
                     "operationId": "listAccess",
-                    "summary": "Who else may read or write the repository (owner, "
-                               "git/repos:RO).",
+                    "summary": "Who else may read or write the repository (owner, git/repos:RO).",
                     "security": _TOKEN,
-                    "responses": {"200": json_response(schema_ref("GrantList"), "The grants."),
-                                  **_errors(401, 403, 404)},
+                    "responses": {
+                        "200": json_response(schema_ref("GrantList"), "The grants."),
+                        **_errors(401, 403, 404),
+                    },
                 },
             },
             repo + "/access/{grantee}": {
-                "parameters": [_USERNAME, _NAME,
-                               _path("grantee", "The username to give or take access.")],
+                "parameters": [
+                    _USERNAME,
+                    _NAME,
+                    _path("grantee", "The username to give or take access."),
+                ],
                 "put": {
                     "operationId": "grantAccess",
                     "summary": "Give a user read (ro) or read and write (rw) access (owner, "
-                               "git/repos:RW). The user must have used this service once.",
+                    "git/repos:RW). The user must have used this service once.",
                     "security": _TOKEN,
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"type": "object", "required": ["mode"], "properties": {
-                            "mode": {"type": "string", "enum": list(MODES)}}}}}},
-                    "responses": {"200": json_response(schema_ref("Grant"), "The grant."),
-                                  **_errors(400, 401, 403, 404)},
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["mode"],
+                                    "properties": {"mode": {"type": "string", "enum": list(MODES)}},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": json_response(schema_ref("Grant"), "The grant."),
+                        **_errors(400, 401, 403, 404),
+                    },
                 },
                 "delete": {
                     "operationId": "revokeAccess",
                     "summary": "Take a user's access away (owner, git/repos:RW).",
                     "security": _TOKEN,
-                    "responses": {"204": {"description": "Done (also when there was none)."},
-                                  **_errors(400, 401, 403, 404)},
+                    "responses": {
+                        "204": {"description": "Done (also when there was none)."},
+                        **_errors(400, 401, 403, 404),
+                    },
                 },
             },
             repo + "/webhooks": {
@@ -487,53 +576,74 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "operationId": "listWebhooks",
                     "summary": "The URLs told about pushes (owner, git/repos:RO).",
                     "security": _TOKEN,
-                    "responses": {"200": json_response(schema_ref("WebhookList"), "The webhooks."),
-                                  **_errors(401, 403, 404)},
+                    "responses": {
+                        "200": json_response(schema_ref("WebhookList"), "The webhooks."),
+                        **_errors(401, 403, 404),
+                    },
                 },
                 "post": {
                     "operationId": "createWebhook",
                     "summary": "Tell a URL about every push: a signed POST of the "
-                               "`repo:push` event with each ref's old and new id (owner, "
-                               "git/repos:RW).",
+                    "`repo:push` event with each ref's old and new id (owner, "
+                    "git/repos:RW).",
                     "security": _TOKEN,
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"type": "object", "required": ["url"], "properties": {
-                            "url": {"type": "string", "format": "uri",
-                                    "maxLength": 2048}}}}}},
-                    "responses": {"201": json_response(schema_ref("Webhook"), "The webhook."),
-                                  **_errors(400, 401, 403, 404)},
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["url"],
+                                    "properties": {
+                                        "url": {
+                                            "type": "string",
+                                            "format": "uri",
+                                            "maxLength": 2048,
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": json_response(schema_ref("Webhook"), "The webhook."),
+                        **_errors(400, 401, 403, 404),
+                    },
                 },
             },
             repo + "/webhooks/{webhook_id}": {
-                "parameters": [_USERNAME, _NAME,
-                               _path("webhook_id", "The webhook's id.",
-                                     {"type": "integer", "minimum": 0})],
+                "parameters": [
+                    _USERNAME,
+                    _NAME,
+                    _path("webhook_id", "The webhook's id.", {"type": "integer", "minimum": 0}),
+                ],
                 "delete": {
                     "operationId": "deleteWebhook",
                     "summary": "Stop telling a URL about pushes (owner, git/repos:RW).",
                     "security": _TOKEN,
-                    "responses": {"204": {"description": "Deleted."},
-                                  **_errors(401, 403, 404)},
+                    "responses": {"204": {"description": "Deleted."}, **_errors(401, 403, 404)},
                 },
             },
             repo + "/webhooks/deliveries": {
                 "parameters": [_USERNAME, _NAME],
                 "get": {
                     "operationId": "listDeliveries",
-                    "summary": "The latest webhook deliveries, newest first (owner, "
-                               "git/repos:RO).",
+                    "summary": "The latest webhook deliveries, newest first (owner, git/repos:RO).",
                     "security": _TOKEN,
-                    "responses": {"200": json_response(schema_ref("DeliveryList"),
-                                                       "The deliveries."),
-                                  **_errors(401, 403, 404)},
+                    "responses": {
+                        "200": json_response(schema_ref("DeliveryList"), "The deliveries."),
+                        **_errors(401, 403, 404),
+                    },
                 },
             },
         },
         "components": {
             "securitySchemes": {
-                "token": {"type": "http", "scheme": "bearer",
-                          "description": "A personal access token or OAuth2 access token "
-                                         "issued by meta."},
+                "token": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A personal access token or OAuth2 access token issued by meta.",
+                },
             },
             "schemas": _schemas(),
         },
@@ -541,23 +651,30 @@ def openapi_document(origin: str) -> dict[str, Any]:
 
 
 def _list(item: str) -> dict[str, Any]:
-    return {"type": "object", "required": ["results"],
-            "properties": {"results": {"type": "array", "items": schema_ref(item)}}}
+    return {
+        "type": "object",
+        "required": ["results"],
+        "properties": {"results": {"type": "array", "items": schema_ref(item)}},
+    }
 
 
 def _schemas() -> dict[str, Any]:
     stamp = {"type": "string", "format": "date-time"}
-    user = {"type": "object", "required": ["username", "canonical_name"],
-            "properties": {"username": {"type": "string"},
-                           "canonical_name": {"type": "string"}}}
+    user = {
+        "type": "object",
+        "required": ["username", "canonical_name"],
+        "properties": {"username": {"type": "string"}, "canonical_name": {"type": "string"}},
+    }
     return {
         "Visibility": {
-            "type": "string", "enum": list(VISIBILITIES),
+            "type": "string",
+            "enum": list(VISIBILITIES),
             "description": "public: anyone, and listed on the owner's page; unlisted: anyone "
-                           "with the link; private: the owner and those granted access.",
+            "with the link; private: the owner and those granted access.",
         },
         "NewRepository": {
-            "type": "object", "required": ["name"],
+            "type": "object",
+            "required": ["name"],
             "properties": {
                 "name": _NAME_SCHEMA,
                 "description": {"type": ["string", "null"], "maxLength": MAX_DESCRIPTION},
@@ -568,17 +685,33 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "name": _NAME_SCHEMA,
-                "description": {"type": ["string", "null"], "maxLength": MAX_DESCRIPTION,
-                                "description": "Empty clears it."},
+                "description": {
+                    "type": ["string", "null"],
+                    "maxLength": MAX_DESCRIPTION,
+                    "description": "Empty clears it.",
+                },
                 "visibility": schema_ref("Visibility"),
-                "default_branch": {"type": ["string", "null"],
-                                   "description": "An existing branch."},
+                "default_branch": {
+                    "type": ["string", "null"],
+                    "description": "An existing branch.",
+                },
             },
         },
         "Repository": {
             "type": "object",
-            "required": ["id", "name", "owner", "description", "visibility", "default_branch",
-                         "url", "clone_urls", "created", "updated", "pushed"],
+            "required": [
+                "id",
+                "name",
+                "owner",
+                "description",
+                "visibility",
+                "default_branch",
+                "url",
+                "clone_urls",
+                "created",
+                "updated",
+                "pushed",
+            ],
             "properties": {
                 "id": {"type": "integer"},
                 "name": {"type": "string"},
@@ -587,54 +720,75 @@ def _schemas() -> dict[str, Any]:
                 "visibility": schema_ref("Visibility"),
                 "default_branch": {"type": ["string", "null"]},
                 "url": {"type": "string", "format": "uri"},
-                "clone_urls": {"type": "object", "required": ["http", "ssh"],
-                               "properties": {"http": {"type": "string"},
-                                              "ssh": {"type": "string"}}},
+                "clone_urls": {
+                    "type": "object",
+                    "required": ["http", "ssh"],
+                    "properties": {"http": {"type": "string"}, "ssh": {"type": "string"}},
+                },
                 "created": stamp,
                 "updated": stamp,
-                "pushed": {**stamp, "type": ["string", "null"],
-                           "description": "The last push; null before the first."},
+                "pushed": {
+                    **stamp,
+                    "type": ["string", "null"],
+                    "description": "The last push; null before the first.",
+                },
             },
         },
         "RepositoryList": {
-            "type": "object", "required": ["results", "cursor"],
+            "type": "object",
+            "required": ["results", "cursor"],
             "properties": {
                 "results": {"type": "array", "items": schema_ref("Repository")},
-                "cursor": {"type": ["string", "null"],
-                           "description": "Pass as ?cursor= for the next page; null on the "
-                                          "last."},
+                "cursor": {
+                    "type": ["string", "null"],
+                    "description": "Pass as ?cursor= for the next page; null on the last.",
+                },
             },
         },
         "Ref": {
-            "type": "object", "required": ["name", "kind", "target", "date"],
-            "properties": {"name": {"type": "string"},
-                           "kind": {"type": "string", "enum": ["branch", "tag"]},
-                           "target": {"type": "string", "description": "A commit id."},
-                           "date": {**stamp, "type": ["string", "null"]}},
+            "type": "object",
+            "required": ["name", "kind", "target", "date"],
+            "properties": {
+                "name": {"type": "string"},
+                "kind": {"type": "string", "enum": ["branch", "tag"]},
+                "target": {"type": "string", "description": "A commit id."},
+                "date": {**stamp, "type": ["string", "null"]},
+            },
         },
         "RefList": _list("Ref"),
         "Grant": {
-            "type": "object", "required": ["user", "mode", "created"],
-            "properties": {"user": user, "mode": {"type": "string", "enum": list(MODES)},
-                           "created": stamp},
+            "type": "object",
+            "required": ["user", "mode", "created"],
+            "properties": {
+                "user": user,
+                "mode": {"type": "string", "enum": list(MODES)},
+                "created": stamp,
+            },
         },
         "GrantList": _list("Grant"),
         "Webhook": {
-            "type": "object", "required": ["id", "url", "events", "created"],
-            "properties": {"id": {"type": "integer"}, "url": {"type": "string"},
-                           "events": {"type": "array", "items": {"type": "string"}},
-                           "created": stamp},
+            "type": "object",
+            "required": ["id", "url", "events", "created"],
+            "properties": {
+                "id": {"type": "integer"},
+                "url": {"type": "string"},
+                "events": {"type": "array", "items": {"type": "string"}},
+                "created": stamp,
+            },
         },
         "WebhookList": _list("Webhook"),
         "Delivery": {
             "type": "object",
-            "required": ["id", "url", "event", "status", "attempts", "response_status",
-                         "created"],
-            "properties": {"id": {"type": "integer"}, "url": {"type": "string"},
-                           "event": {"type": "string"}, "status": {"type": "string"},
-                           "attempts": {"type": "integer"},
-                           "response_status": {"type": ["integer", "null"]},
-                           "created": {**stamp, "type": ["string", "null"]}},
+            "required": ["id", "url", "event", "status", "attempts", "response_status", "created"],
+            "properties": {
+                "id": {"type": "integer"},
+                "url": {"type": "string"},
+                "event": {"type": "string"},
+                "status": {"type": "string"},
+                "attempts": {"type": "integer"},
+                "response_status": {"type": ["integer", "null"]},
+                "created": {**stamp, "type": ["string", "null"]},
+            },
         },
         "DeliveryList": _list("Delivery"),
         "Errors": API_ERRORS_SCHEMA,

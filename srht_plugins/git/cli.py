@@ -29,9 +29,12 @@ def without_tracebacks(command: F) -> F:
             return command(*args, **kwargs)
         except Exception as error:  # noqa: BLE001 - reported in a sentence
             detail = (str(error).splitlines() or [""])[0][:200]
-            click.echo(f"srht git {command.__name__.removesuffix('_command')}: the server "
-                       f"could not do this ({type(error).__name__}: {detail}); tell the "
-                       "site's administrators.", err=True)
+            click.echo(
+                f"srht git {command.__name__.removesuffix('_command')}: the server "
+                f"could not do this ({type(error).__name__}: {detail}); tell the "
+                "site's administrators.",
+                err=True,
+            )
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

@@ -5,17 +5,30 @@ from __future__ import annotations
 from srht_core import Key, PathValue, Section, Text
 
 SCHEMA = [
-    Section("git", description="Git repositories, browsed on the web and cloned and pushed "
-                               "over HTTP and SSH.", keys=(
-        Key("repos", PathValue(), default=None, example="/var/lib/srht/git",
-            description="Where the bare repositories live, one folder per repository "
-                        "(named by its id, so renames never move it). Empty: "
-                        "DATA-DIR/git. The web service and the SSH account must both "
-                        "be able to write to it."),
-        Key("ssh-user", Text(), default="git", example="git",
-            description="The system account people push to over SSH (git@host:~user/repo). "
-                        "sshd asks `srht git keys` for its authorized keys and runs "
-                        "`srht git shell` for every login, which allows git and nothing "
-                        "else."),
-    )),
+    Section(
+        "git",
+        description="Git repositories, browsed on the web and cloned and pushed over HTTP and SSH.",
+        keys=(
+            Key(
+                "repos",
+                PathValue(),
+                default=None,
+                example="/var/lib/srht/git",
+                description="Where the bare repositories live, one folder per repository "
+                "(named by its id, so renames never move it). Empty: "
+                "DATA-DIR/git. The web service and the SSH account must both "
+                "be able to write to it.",
+            ),
+            Key(
+                "ssh-user",
+                Text(),
+                default="git",
+                example="git",
+                description="The system account people push to over SSH (git@host:~user/repo). "
+                "sshd asks `srht git keys` for its authorized keys and runs "
+                "`srht git shell` for every login, which allows git and nothing "
+                "else.",
+            ),
+        ),
+    ),
 ]

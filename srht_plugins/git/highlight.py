@@ -72,8 +72,13 @@ def render_file(filename: str, text: str) -> RenderedFile:
     language, lines = highlighted_lines(filename, text)
     rows = []
     for number, line in enumerate(lines, start=1):
-        rows.append(f'<tr id="L{number}"><td class="ln"><a href="#L{number}">{number}</a></td>'
-                    f'<td class="line">{line}</td></tr>')
-    table = (f'<table class="code highlight" aria-label="{escape(language)}"><tbody>'
-             + "".join(rows) + "</tbody></table>")
+        rows.append(
+            f'<tr id="L{number}"><td class="ln"><a href="#L{number}">{number}</a></td>'
+            f'<td class="line">{line}</td></tr>'
+        )
+    table = (
+        f'<table class="code highlight" aria-label="{escape(language)}"><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+    )
     return RenderedFile(language, Markup(table), len(lines))  # noqa: S704 - Pygments escapes

@@ -29,8 +29,10 @@ from .repos import clone_urls, open_repository
 __all__ = ["EVENTS", "RefUpdate", "hook_command", "post_receive"]
 
 EVENTS = [
-    EventType("repo:push", "Refs of a repository were updated by a push (each ref with its "
-                           "old and new commit id)."),
+    EventType(
+        "repo:push",
+        "Refs of a repository were updated by a push (each ref with its old and new commit id).",
+    ),
 ]
 
 
@@ -51,8 +53,11 @@ def parse_updates(lines: list[str]) -> list[RefUpdate]:
         if len(parts) != 3:
             continue
         old, new, name = parts
-        updates.append(RefUpdate(name, None if old.strip("0") == "" else old,
-                                 None if new.strip("0") == "" else new))
+        updates.append(
+            RefUpdate(
+                name, None if old.strip("0") == "" else old, None if new.strip("0") == "" else new
+            )
+        )
     return updates
 
 
@@ -64,9 +69,14 @@ def subscription_key(repository: Repository) -> str:
 def push_payload(repository: Repository, pusher: Any, updates: list[RefUpdate]) -> dict[str, Any]:
     http_url, ssh_url = clone_urls(repository.owner.username, repository.name)
     return {
-        "repository": {"id": repository.id, "name": repository.name,
-                       "owner": repository.owner.canonical_name, "url": http_url,
-                       "ssh_url": ssh_url, "visibility": repository.visibility},
+        "repository": {
+            "id": repository.id,
+            "name": repository.name,
+            "owner": repository.owner.canonical_name,
+            "url": http_url,
+            "ssh_url": ssh_url,
+            "visibility": repository.visibility,
+        },
         "pusher": pusher.canonical_name if pusher is not None else None,
         "refs": [{"name": u.name, "old": u.old, "new": u.new} for u in updates],
     }
@@ -79,8 +89,11 @@ def _fix_head(repository: Repository, updates: list[RefUpdate]) -> str | None:
     head = git.head_branch()
     if not branches or head in branches:
         return None
-    pushed = [u.name.removeprefix("refs/heads/") for u in updates
-              if u.new is not None and u.name.startswith("refs/heads/")]
+    pushed = [
+        u.name.removeprefix("refs/heads/")
+        for u in updates
+        if u.new is not None and u.name.startswith("refs/heads/")
+    ]
     candidates = [b for b in pushed if b in branches] or sorted(branches)
     preferred = [b for b in ("main", "master") if b in candidates]
     branch = (preferred or candidates)[0]
@@ -94,19 +107,24 @@ def post_receive(repository: Repository, pusher: Any, updates: list[RefUpdate]) 
     first = repository.pushed_at is None
     repository.pushed_at = repository.updated = utcnow()
     payload = push_payload(repository, pusher, updates)
-    hooks = db_session.scalars(sa.select(Webhook).where(Webhook.repository_id == repository.id)
-                               .order_by(Webhook.id)).all()
+    hooks = db_session.scalars(
+        sa.select(Webhook).where(Webhook.repository_id == repository.id).order_by(Webhook.id)
+    ).all()
     for hook in hooks:
-        send_webhook(hook.url, "repo:push", payload, subscription=subscription_key(repository),
-                     session=db_session)
+        send_webhook(
+            hook.url,
+            "repo:push",
+            payload,
+            subscription=subscription_key(repository),
+            session=db_session,
+        )
     db_session.commit()
     lines = []
     branch = _fix_head(repository, updates)
     if branch is not None:
         lines.append(f"The default branch is now {branch}.")
     if first:
-        lines += ["", "Your repository is at:",
-                  f"  {payload['repository']['url']}", ""]
+        lines += ["", "Your repository is at:", f"  {payload['repository']['url']}", ""]
     return lines
 
 
@@ -117,11 +135,13 @@ def hook_command(name: str) -> None:
     """Run by git after a push (``core.hooksPath``); not for people."""
     raw_id = os.environ.get("SRHT_GIT_REPOSITORY", "")
     if not raw_id.isdigit():
-        click.echo("srht git hook: SRHT_GIT_REPOSITORY is not set; not run by srht?",
-                   err=True)
+        click.echo("srht git hook: SRHT_GIT_REPOSITORY is not set; not run by srht?", err=True)
         sys.exit(1)
-    repository = db_session.scalar(sa.select(Repository).options(joinedload(Repository.owner))
-                                   .where(Repository.id == int(raw_id)))
+    repository = db_session.scalar(
+        sa.select(Repository)
+        .options(joinedload(Repository.owner))
+        .where(Repository.id == int(raw_id))
+    )
     if repository is None:
         return
     pusher_id = os.environ.get("SRHT_GIT_PUSHER", "")
@@ -129,4 +149,3 @@ def hook_command(name: str) -> None:
     updates = parse_updates(sys.stdin.read().splitlines())
     for line in post_receive(repository, pusher, updates):
         click.echo(line)
-

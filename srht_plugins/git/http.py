@@ -63,8 +63,9 @@ class Refusal(Exception):
         self.challenge = challenge
 
     def response(self) -> Response:
-        response = Response(self.message.rstrip("\n") + "\n", status=self.status,
-                            mimetype="text/plain")
+        response = Response(
+            self.message.rstrip("\n") + "\n", status=self.status, mimetype="text/plain"
+        )
         if self.challenge:
             realm = str(current_service().config["srht"]["site-name"]).replace('"', "'")
             response.headers["WWW-Authenticate"] = f'Basic realm="{realm} git"'
@@ -74,8 +75,10 @@ class Refusal(Exception):
 
 def _token_help(scope: str) -> str:
     meta = current_service().origins.get("meta", "")
-    return (f"Use a personal access token with the scope {scope} as the password "
-            f"(make one at {meta}/tokens); any user name will do.")
+    return (
+        f"Use a personal access token with the scope {scope} as the password "
+        f"(make one at {meta}/tokens); any user name will do."
+    )
 
 
 def _authenticate() -> tuple[User | None, TokenGrant | None]:
@@ -88,36 +91,42 @@ def _authenticate() -> tuple[User | None, TokenGrant | None]:
     elif auth.type == "bearer":
         token = auth.token or ""
     else:
-        raise Refusal(401, "Send your token as the password of HTTP basic auth.",
-                      challenge=True)
+        raise Refusal(401, "Send your token as the password of HTTP basic auth.", challenge=True)
     try:
         grant = verify_token(token)
     except ApiError as error:
-        raise Refusal(401, f"The password is not a valid token: {error}.\n"
-                           + _token_help(f"{SCOPE}:RO"), challenge=True) from None
+        raise Refusal(
+            401,
+            f"The password is not a valid token: {error}.\n" + _token_help(f"{SCOPE}:RO"),
+            challenge=True,
+        ) from None
     try:
         user = token_user(grant)
     except ApiError as error:
         if error.status == 403:
             suspended = db_session.get(User, grant.user_id)
             notice = suspended.suspension_notice if suspended is not None else None
-            raise Refusal(403, "Your account is suspended"
-                               + (f": {notice}" if notice else ".")) from None
+            raise Refusal(
+                403, "Your account is suspended" + (f": {notice}" if notice else ".")
+            ) from None
         raise Refusal(401, f"The token is not valid: {error}.", challenge=True) from None
     return user, grant
 
 
 def _not_found(username: str, name: str, user: User | None) -> Refusal:
     if user is None:
-        return Refusal(401, f"Repository ~{username}/{name} not found, or it is private: "
-                            "sign in to see it.\n" + _token_help(f"{SCOPE}:RO"),
-                       challenge=True)
-    return Refusal(404, f"Repository ~{username}/{name} not found, or you have no access "
-                        "to it.")
+        return Refusal(
+            401,
+            f"Repository ~{username}/{name} not found, or it is private: "
+            "sign in to see it.\n" + _token_help(f"{SCOPE}:RO"),
+            challenge=True,
+        )
+    return Refusal(404, f"Repository ~{username}/{name} not found, or you have no access to it.")
 
 
-def _check(username: str, name: str, service: str,
-           suffix: str) -> tuple[Any, User | None] | Response:
+def _check(
+    username: str, name: str, service: str, suffix: str
+) -> tuple[Any, User | None] | Response:
     """The repository and user a git request may go on with, or the
     redirect to a renamed repository's new URL.
 
@@ -139,15 +148,25 @@ def _check(username: str, name: str, service: str,
         return redirect(target + (f"?{query}" if query else ""), code=301)
     if grant is not None and not grant.allows(SCOPE, write=write):
         access_word = "RW" if write else "RO"
-        raise Refusal(403, f"The token lacks the scope {SCOPE}:{access_word}.\n"
-                           + _token_help(f"{SCOPE}:{access_word}"))
+        raise Refusal(
+            403,
+            f"The token lacks the scope {SCOPE}:{access_word}.\n"
+            + _token_help(f"{SCOPE}:{access_word}"),
+        )
     if write:
         if user is None:
-            raise Refusal(401, f"Pushing to ~{username}/{name} needs authentication.\n"
-                               + _token_help(f"{SCOPE}:RW"), challenge=True)
+            raise Refusal(
+                401,
+                f"Pushing to ~{username}/{name} needs authentication.\n"
+                + _token_help(f"{SCOPE}:RW"),
+                challenge=True,
+            )
         if access != WRITE:
-            raise Refusal(403, f"You may read ~{username}/{name} but not push to it; ask "
-                               f"~{repository.owner.username} for write access.")
+            raise Refusal(
+                403,
+                f"You may read ~{username}/{name} but not push to it; ask "
+                f"~{repository.owner.username} for write access.",
+            )
     return repository, user
 
 
@@ -162,24 +181,25 @@ def _serve(username: str, name: str, service: str, suffix: str) -> Response:
     repository, user = checked
     env = _cgi_environment(repository, user, suffix)
     db_session.commit()  # nothing to write; end the transaction before streaming
-    return run_backend(env, request.environ["wsgi.input"],
-                       request.headers.get("Content-Length"))
+    return run_backend(env, request.environ["wsgi.input"], request.headers.get("Content-Length"))
 
 
 def _cgi_environment(repository: Any, user: User | None, suffix: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")}
     env.update(git_environment(repository, user))
-    env.update({
-        "GATEWAY_INTERFACE": "CGI/1.1",
-        "GIT_PROJECT_ROOT": str(repos_dir()),
-        "GIT_HTTP_EXPORT_ALL": "1",
-        "PATH_INFO": f"/{repository.folder}/{suffix}",
-        "REQUEST_METHOD": request.method,
-        "QUERY_STRING": request.query_string.decode("latin-1"),
-        "CONTENT_TYPE": request.headers.get("Content-Type", ""),
-        "REMOTE_ADDR": client_address(),
-        "SERVER_PROTOCOL": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
-    })
+    env.update(
+        {
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "GIT_PROJECT_ROOT": str(repos_dir()),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH_INFO": f"/{repository.folder}/{suffix}",
+            "REQUEST_METHOD": request.method,
+            "QUERY_STRING": request.query_string.decode("latin-1"),
+            "CONTENT_TYPE": request.headers.get("Content-Type", ""),
+            "REMOTE_ADDR": client_address(),
+            "SERVER_PROTOCOL": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+        }
+    )
     if user is not None:
         # http-backend serves receive-pack only to an authenticated user.
         env["REMOTE_USER"] = user.username
@@ -211,13 +231,18 @@ def _pump(source: IO[bytes], target: IO[bytes], length: int | None) -> None:
             target.close()
 
 
-def run_backend(env: dict[str, str], body: IO[bytes], content_length: str | None,
-                command: tuple[str, ...] = ("git", "http-backend")) -> Response:
+def run_backend(
+    env: dict[str, str],
+    body: IO[bytes],
+    content_length: str | None,
+    command: tuple[str, ...] = ("git", "http-backend"),
+) -> Response:
     """Run a CGI program (``git http-backend``) on the request and stream
     its answer: the request body goes in from a thread while the answer
     comes out, so neither side waits on a full pipe."""
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
     assert process.stdin is not None and process.stdout is not None
     length = int(content_length) if content_length and content_length.isdigit() else None
     if env.get("REQUEST_METHOD") == "GET":
@@ -251,10 +276,14 @@ def run_backend(env: dict[str, str], body: IO[bytes], content_length: str | None
         process.wait()
         writer.join()
         reader.join()
-        log.error("git http-backend gave no answer: %s",
-                  b"".join(errors).decode(errors="replace").strip())
-        return Response("The repository could not be read; this has been logged.\n",
-                        status=500, mimetype="text/plain")
+        log.error(
+            "git http-backend gave no answer: %s", b"".join(errors).decode(errors="replace").strip()
+        )
+        return Response(
+            "The repository could not be read; this has been logged.\n",
+            status=500,
+            mimetype="text/plain",
+        )
 
     def stream() -> Iterator[bytes]:
         try:
@@ -269,8 +298,11 @@ def run_backend(env: dict[str, str], body: IO[bytes], content_length: str | None
             writer.join()
             reader.join()
             if code != 0:
-                log.warning("git http-backend exited with %s: %s", code,
-                            b"".join(errors).decode(errors="replace").strip())
+                log.warning(
+                    "git http-backend exited with %s: %s",
+                    code,
+                    b"".join(errors).decode(errors="replace").strip(),
+                )
 
     response = Response(stream(), status=status, headers=headers, direct_passthrough=True)
     response.headers["Cache-Control"] = "no-cache, max-age=0, must-revalidate"
@@ -293,8 +325,9 @@ def _drain(source: IO[bytes] | None, into: list[bytes]) -> None:
 def info_refs(username: str, name: str) -> Response:
     service = request.args.get("service", "")
     if service not in READ_SERVICES + WRITE_SERVICES:
-        return Refusal(403, "Only the smart HTTP protocol is served here: use git 1.6.6 "
-                            "or newer.").response()
+        return Refusal(
+            403, "Only the smart HTTP protocol is served here: use git 1.6.6 or newer."
+        ).response()
     return _serve(username, name, service, "info/refs")
 
 

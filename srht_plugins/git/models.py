@@ -48,8 +48,7 @@ class Repository(TimestampMixin, Base):
     __tablename__ = "repository"
     __table_args__ = (
         sa.UniqueConstraint("owner_id", "name", name="uq_repository_owner_id_name"),
-        sa.CheckConstraint("visibility IN ('public', 'unlisted', 'private')",
-                           name="visibility"),
+        sa.CheckConstraint("visibility IN ('public', 'unlisted', 'private')", name="visibility"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -63,8 +62,11 @@ class Repository(TimestampMixin, Base):
     # lazy="raise": every page says up front what it loads.
     owner: Mapped[User] = relationship(lazy="raise")
     grants: Mapped[list[AccessGrant]] = relationship(
-        back_populates="repository", lazy="raise", cascade="all, delete-orphan",
-        passive_deletes=True)
+        back_populates="repository",
+        lazy="raise",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
 
     @property
     def folder(self) -> str:
@@ -77,16 +79,15 @@ class AccessGrant(Base):
 
     __tablename__ = "access_grant"
     __table_args__ = (
-        sa.UniqueConstraint("repository_id", "user_id",
-                            name="uq_access_grant_repository_id_user_id"),
+        sa.UniqueConstraint(
+            "repository_id", "user_id", name="uq_access_grant_repository_id_user_id"
+        ),
         sa.CheckConstraint("mode IN ('ro', 'rw')", name="mode"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    repository_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("repository.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"),
-                                         index=True)
+    repository_id: Mapped[int] = mapped_column(sa.ForeignKey("repository.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     mode: Mapped[str] = mapped_column(sa.String(2))
     created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
@@ -98,15 +99,14 @@ class Redirect(Base):
     """An old name of a renamed repository: ``/~owner/name`` leads to it."""
 
     __tablename__ = "redirect"
-    __table_args__ = (
-        sa.UniqueConstraint("owner_id", "name", name="uq_redirect_owner_id_name"),
-    )
+    __table_args__ = (sa.UniqueConstraint("owner_id", "name", name="uq_redirect_owner_id_name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(sa.String(100))
     repository_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("repository.id", ondelete="CASCADE"), index=True)
+        sa.ForeignKey("repository.id", ondelete="CASCADE"), index=True
+    )
     created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
 
@@ -117,6 +117,7 @@ class Webhook(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     repository_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("repository.id", ondelete="CASCADE"), index=True)
+        sa.ForeignKey("repository.id", ondelete="CASCADE"), index=True
+    )
     url: Mapped[str] = mapped_column(sa.Text)
     created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)

@@ -133,10 +133,12 @@ class _Process:
     when it gives no output for ``idle`` seconds, or (if given) when it
     runs past ``deadline`` (a ``time.monotonic()`` value)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], idle: float,
-                 deadline: float | None = None):
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env)
+    def __init__(
+        self, args: list[str], env: dict[str, str], idle: float, deadline: float | None = None
+    ):
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
         self.idle = idle
         self.deadline = deadline
 
@@ -180,21 +182,24 @@ class GitRepo:
 
     @staticmethod
     def _env() -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ")}
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ")}
         env.update(GIT_TERMINAL_PROMPT="0", GIT_NO_REPLACE_OBJECTS="1")
         return env
 
-    def run(self, *args: str, limit: int = LISTING_LIMIT, ok: tuple[int, ...] = (0,),
-            truncate: bool = False) -> bytes:
+    def run(
+        self,
+        *args: str,
+        limit: int = LISTING_LIMIT,
+        ok: tuple[int, ...] = (0,),
+        truncate: bool = False,
+    ) -> bytes:
         """The output of ``git ARGS``, at most ``limit`` bytes.
 
         :param truncate: return the first ``limit`` bytes when there is
             more, instead of raising :class:`TooLarge`.
         :raises GitError: when git exits with a status not in ``ok``.
         """
-        process = _Process(self._args(*args), self._env(), TIMEOUT,
-                           time.monotonic() + TIMEOUT)
+        process = _Process(self._args(*args), self._env(), TIMEOUT, time.monotonic() + TIMEOUT)
         parts: list[bytes] = []
         size = 0
         over = False
@@ -231,8 +236,14 @@ class GitRepo:
         """The commit id ``revision`` (a branch, tag or id) names, or ``None``."""
         if not revision or revision.startswith("-") or "\0" in revision:
             return None
-        out = self.run("rev-parse", "--verify", "--quiet", "--end-of-options",
-                       revision + "^{commit}", ok=(0, 1, 128))
+        out = self.run(
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            revision + "^{commit}",
+            ok=(0, 1, 128),
+        )
         commit = out.decode().strip()
         return commit if len(commit) == 40 else None
 
@@ -260,10 +271,26 @@ class GitRepo:
 
     def refs(self, limit: int = 1000) -> list[Ref]:
         """Branches, then tags, most recent first."""
-        fmt = _US.join(["%(refname)", "%(objectname)", "%(*objectname)",
-                        "%(creatordate:unix)", "%(contents:subject)"]) + _RS
-        out = self.run("for-each-ref", f"--count={limit}", "--sort=-creatordate",
-                       f"--format={fmt}", "refs/heads", "refs/tags")
+        fmt = (
+            _US.join(
+                [
+                    "%(refname)",
+                    "%(objectname)",
+                    "%(*objectname)",
+                    "%(creatordate:unix)",
+                    "%(contents:subject)",
+                ]
+            )
+            + _RS
+        )
+        out = self.run(
+            "for-each-ref",
+            f"--count={limit}",
+            "--sort=-creatordate",
+            f"--format={fmt}",
+            "refs/heads",
+            "refs/tags",
+        )
         refs = []
         for record in out.decode(errors="replace").split(_RS):
             fields = record.strip("\n").split(_US)
@@ -272,8 +299,7 @@ class GitRepo:
             name, target, peeled, stamp, subject = fields
             kind = "branch" if name.startswith("refs/heads/") else "tag"
             short = name.removeprefix("refs/heads/").removeprefix("refs/tags/")
-            refs.append(Ref(short, kind, peeled or target, _utc(stamp) if stamp else None,
-                            subject))
+            refs.append(Ref(short, kind, peeled or target, _utc(stamp) if stamp else None, subject))
         return refs
 
     def branches(self) -> list[str]:
@@ -289,8 +315,11 @@ class GitRepo:
         """The entry at ``path`` in ``commit`` (the root tree for ``""``)."""
         path = path.strip("/")
         if not path:
-            tree = self.run("rev-parse", "--verify", "--quiet", "--end-of-options",
-                            commit + "^{tree}").decode().strip()
+            tree = (
+                self.run("rev-parse", "--verify", "--quiet", "--end-of-options", commit + "^{tree}")
+                .decode()
+                .strip()
+            )
             return Entry("040000", "tree", tree, None, "")
         entries = self._ls_tree(commit, "--", path)
         return entries[0] if entries and entries[0].name == path else None
@@ -308,8 +337,15 @@ class GitRepo:
                 continue
             meta, _, name = record.partition(b"\t")
             mode, kind, oid, size = meta.decode().split(None, 3)
-            entries.append(Entry(mode, kind, oid, int(size) if size.strip().isdigit()
-                                 else None, name.decode(errors="surrogateescape")))
+            entries.append(
+                Entry(
+                    mode,
+                    kind,
+                    oid,
+                    int(size) if size.strip().isdigit() else None,
+                    name.decode(errors="surrogateescape"),
+                )
+            )
         return entries
 
     def blob_head(self, oid: str, limit: int) -> bytes:
@@ -345,15 +381,31 @@ class GitRepo:
             if len(fields) != 9:
                 continue
             cid, parents, an, ae, at, cn, ct, subject, body = fields
-            commits.append(Commit(cid, tuple(parents.split()), an, ae, _utc(at), cn, _utc(ct),
-                                  subject, body.strip()))
+            commits.append(
+                Commit(
+                    cid,
+                    tuple(parents.split()),
+                    an,
+                    ae,
+                    _utc(at),
+                    cn,
+                    _utc(ct),
+                    subject,
+                    body.strip(),
+                )
+            )
         return commits
 
     def log(self, commit: str, count: int, path: str = "") -> list[Commit]:
         """Up to ``count`` commits reachable from ``commit``, newest first,
         touching ``path`` if given."""
-        args = ["log", f"--format={self._LOG_FORMAT}", f"--max-count={count}",
-                "--end-of-options", commit]
+        args = [
+            "log",
+            f"--format={self._LOG_FORMAT}",
+            f"--max-count={count}",
+            "--end-of-options",
+            commit,
+        ]
         if path:
             args += ["--", path]
         return self._commits(self.run(*args))
@@ -362,16 +414,29 @@ class GitRepo:
         found = self.resolve(revision)
         if found is None:
             return None
-        commits = self._commits(self.run("log", f"--format={self._LOG_FORMAT}",
-                                         "--max-count=1", "--end-of-options", found))
+        commits = self._commits(
+            self.run(
+                "log", f"--format={self._LOG_FORMAT}", "--max-count=1", "--end-of-options", found
+            )
+        )
         return commits[0] if commits else None
 
     def diff(self, commit: str, limit: int) -> tuple[str, bool]:
         """The patch of ``commit`` against its first parent (or the empty
         tree), at most ``limit`` bytes; and whether it was cut short."""
-        out = self.run("diff-tree", "-p", "-M", "--root", "-m", "--first-parent",
-                       "--no-commit-id", "--end-of-options", commit, limit=limit + 1,
-                       truncate=True)
+        out = self.run(
+            "diff-tree",
+            "-p",
+            "-M",
+            "--root",
+            "-m",
+            "--first-parent",
+            "--no-commit-id",
+            "--end-of-options",
+            commit,
+            limit=limit + 1,
+            truncate=True,
+        )
         truncated = len(out) > limit
         return out[:limit].decode(errors="replace"), truncated
 
@@ -397,10 +462,14 @@ class GitRepo:
             elif current and parts and parts[0]:
                 info[current][parts[0]] = raw.partition(" ")[2]
         for cid, fields in info.items():
-            commits[cid] = Commit(cid, (), fields.get("author", ""),
-                                  fields.get("author-mail", "").strip("<>"),
-                                  _utc(fields.get("author-time", "0")),
-                                  fields.get("committer", ""),
-                                  _utc(fields.get("committer-time", "0")),
-                                  fields.get("summary", ""))
+            commits[cid] = Commit(
+                cid,
+                (),
+                fields.get("author", ""),
+                fields.get("author-mail", "").strip("<>"),
+                _utc(fields.get("author-time", "0")),
+                fields.get("committer", ""),
+                _utc(fields.get("committer-time", "0")),
+                fields.get("summary", ""),
+            )
         return Blame(lines, commits)

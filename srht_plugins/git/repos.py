@@ -64,15 +64,18 @@ def name_problem(name: str) -> str | None:
     if len(name) > MAX_NAME:
         return f"Use at most {MAX_NAME} characters."
     if not _NAME.match(name):
-        return ("Use letters, digits, dots, dashes and underscores, starting with a letter, "
-                "digit or underscore.")
+        return (
+            "Use letters, digits, dots, dashes and underscores, starting with a letter, "
+            "digit or underscore."
+        )
     if name.endswith(".git"):
         return "Leave out the .git at the end: clone URLs work with or without it."
     return None
 
 
-def _check(name: str | None = None, description: str | None = None,
-           visibility: str | None = None) -> None:
+def _check(
+    name: str | None = None, description: str | None = None, visibility: str | None = None
+) -> None:
     if name is not None and (problem := name_problem(name)):
         raise RepoProblem(problem, "name")
     if description is not None and len(description) > MAX_DESCRIPTION:
@@ -105,9 +108,11 @@ _hooks_written: set[tuple[str, str]] = set()
 def hook_script() -> str:
     """The hook git runs after every push: ``srht git hook post-receive``
     with the interpreter running this service."""
-    return ("#!/bin/sh\n"
-            "# Written by srht's git service: tells it about every push.\n"
-            f"exec {shlex.quote(sys.executable)} -m srht_core.cli git hook post-receive\n")
+    return (
+        "#!/bin/sh\n"
+        "# Written by srht's git service: tells it about every push.\n"
+        f"exec {shlex.quote(sys.executable)} -m srht_core.cli git hook post-receive\n"
+    )
 
 
 def hooks_dir() -> Path:
@@ -137,17 +142,22 @@ def git_environment(repository: Repository, pusher: Any) -> dict[str, str]:
     """The environment ``git upload-pack``/``receive-pack`` run in: where
     the hooks are, and what they need to know (config, repository, pusher)."""
     state = current_service()
-    settings = {"core.hooksPath": str(hooks_dir()), "uploadpack.allowFilter": "true",
-                "receive.advertisePushOptions": "false",
-                # The repository belongs to the service's user, and an SSH
-                # push runs as [git] ssh-user: git would refuse it as of
-                # "dubious ownership". Only srht writes these repositories'
-                # config, which is what that check protects.
-                "safe.directory": "*"}
-    env = {"SRHT_CONFIG": str(Path(state.config.path).resolve()),
-           "SRHT_GIT_REPOSITORY": str(repository.id),
-           "SRHT_GIT_PUSHER": str(pusher.id) if pusher is not None else "",
-           "GIT_CONFIG_COUNT": str(len(settings))}
+    settings = {
+        "core.hooksPath": str(hooks_dir()),
+        "uploadpack.allowFilter": "true",
+        "receive.advertisePushOptions": "false",
+        # The repository belongs to the service's user, and an SSH
+        # push runs as [git] ssh-user: git would refuse it as of
+        # "dubious ownership". Only srht writes these repositories'
+        # config, which is what that check protects.
+        "safe.directory": "*",
+    }
+    env = {
+        "SRHT_CONFIG": str(Path(state.config.path).resolve()),
+        "SRHT_GIT_REPOSITORY": str(repository.id),
+        "SRHT_GIT_PUSHER": str(pusher.id) if pusher is not None else "",
+        "GIT_CONFIG_COUNT": str(len(settings)),
+    }
     for index, (key, value) in enumerate(settings.items()):
         env[f"GIT_CONFIG_KEY_{index}"] = key
         env[f"GIT_CONFIG_VALUE_{index}"] = value
@@ -166,20 +176,21 @@ def clone_urls(owner: str, name: str) -> tuple[str, str]:
 
 
 def _name_taken(owner: User, name: str, but: int | None = None) -> bool:
-    stmt = sa.select(Repository.id).where(Repository.owner_id == owner.id,
-                                          Repository.name == name)
+    stmt = sa.select(Repository.id).where(Repository.owner_id == owner.id, Repository.name == name)
     if but is not None:
         stmt = stmt.where(Repository.id != but)
     return db_session.scalar(stmt) is not None
 
 
 def _forget_old_name(owner: User, name: str) -> None:
-    db_session.execute(sa.delete(Redirect).where(Redirect.owner_id == owner.id,
-                                                 Redirect.name == name))
+    db_session.execute(
+        sa.delete(Redirect).where(Redirect.owner_id == owner.id, Redirect.name == name)
+    )
 
 
-def create_repository(owner: User, name: str, description: str | None = None,
-                      visibility: str = "public") -> Repository:
+def create_repository(
+    owner: User, name: str, description: str | None = None, visibility: str = "public"
+) -> Repository:
     """Make a repository: its row and its bare folder, committed.
 
     :raises RepoProblem: the name is not valid or taken, or another field
@@ -188,8 +199,9 @@ def create_repository(owner: User, name: str, description: str | None = None,
     _check(name, description, visibility)
     if _name_taken(owner, name):
         raise RepoProblem(f"You have a repository named {name} already.")
-    repository = Repository(owner_id=owner.id, name=name, description=description or None,
-                            visibility=visibility)
+    repository = Repository(
+        owner_id=owner.id, name=name, description=description or None, visibility=visibility
+    )
     db_session.add(repository)
     _forget_old_name(owner, name)  # the name now means this repository
     db_session.flush()
@@ -198,9 +210,20 @@ def create_repository(owner: User, name: str, description: str | None = None,
     try:
         # --shared=group: pushes over SSH run as [git] ssh-user, over HTTP as
         # the service's own user; both are in the repository's group.
-        subprocess.run(["git", "init", "--bare", "--quiet", "--shared=group",
-                        f"--initial-branch={INITIAL_BRANCH}", str(path)],
-                       check=True, capture_output=True, stdin=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                "git",
+                "init",
+                "--bare",
+                "--quiet",
+                "--shared=group",
+                f"--initial-branch={INITIAL_BRANCH}",
+                str(path),
+            ],
+            check=True,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+        )
         db_session.commit()
     except BaseException:
         db_session.rollback()
@@ -209,9 +232,15 @@ def create_repository(owner: User, name: str, description: str | None = None,
     return repository
 
 
-def update_repository(repository: Repository, owner: User, *, name: str | None = None,
-                      description: str | None = None, visibility: str | None = None,
-                      default_branch: str | None = None) -> None:
+def update_repository(
+    repository: Repository,
+    owner: User,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    visibility: str | None = None,
+    default_branch: str | None = None,
+) -> None:
     """Change what is given (``None`` leaves a field alone; an empty
     description clears it), committed. Renaming keeps the old name as a
     redirect.
@@ -222,8 +251,9 @@ def update_repository(repository: Repository, owner: User, *, name: str | None =
     if default_branch is not None:
         git = open_repository(repository)
         if default_branch not in git.branches():
-            raise RepoProblem(f"There is no branch {default_branch} in this repository.",
-                              "default_branch")
+            raise RepoProblem(
+                f"There is no branch {default_branch} in this repository.", "default_branch"
+            )
         git.set_head(default_branch)
     if name is not None and name != repository.name:
         if _name_taken(owner, name, but=repository.id):
@@ -255,8 +285,11 @@ def grant_access(repository: Repository, user: User, mode: str | None) -> None:
         raise RepoProblem("Choose ro (read) or rw (read and write).", "mode")
     if user.id == repository.owner_id:
         raise RepoProblem("The owner always has full access.", "user")
-    grant = db_session.scalar(sa.select(AccessGrant).where(
-        AccessGrant.repository_id == repository.id, AccessGrant.user_id == user.id))
+    grant = db_session.scalar(
+        sa.select(AccessGrant).where(
+            AccessGrant.repository_id == repository.id, AccessGrant.user_id == user.id
+        )
+    )
     if mode is None:
         if grant is not None:
             db_session.delete(grant)
@@ -269,8 +302,9 @@ def grant_access(repository: Repository, user: User, mode: str | None) -> None:
 
 def delete_repositories_of(user: User) -> None:
     """Delete every repository of a user whose account is deleted."""
-    for repository in db_session.scalars(sa.select(Repository)
-                                         .where(Repository.owner_id == user.id)).all():
+    for repository in db_session.scalars(
+        sa.select(Repository).where(Repository.owner_id == user.id)
+    ).all():
         delete_repository(repository)
 
 

@@ -37,12 +37,15 @@ __all__ = ["COMMANDS", "authorized_keys_line", "parse_command", "sshd_snippet"]
 
 #: What a client may run, and the access each needs.
 GIT_COMMANDS = {"git-upload-pack": READ, "git-upload-archive": READ, "git-receive-pack": WRITE}
-_REPO_PATH = re.compile(r"^/?~?(?P<owner>[A-Za-z0-9_][A-Za-z0-9_.-]*)/"
-                        r"(?P<name>[A-Za-z0-9_][A-Za-z0-9._-]*?)(?:\.git)?/?$")
+_REPO_PATH = re.compile(
+    r"^/?~?(?P<owner>[A-Za-z0-9_][A-Za-z0-9_.-]*)/"
+    r"(?P<name>[A-Za-z0-9_][A-Za-z0-9._-]*?)(?:\.git)?/?$"
+)
 
 
-def sshd_snippet(ssh_user: str, program: str, config_path: str | None = None,
-                 keys_user: str | None = None) -> str:
+def sshd_snippet(
+    ssh_user: str, program: str, config_path: str | None = None, keys_user: str | None = None
+) -> str:
     """The sshd configuration for the git account: keys from ``srht git
     keys``, no passwords, no terminal, no forwarding, and the protocol
     version the client asks for passed on to git.
@@ -84,8 +87,10 @@ def fingerprint(blob: bytes) -> str:
 def authorized_keys_line(key: str, user_id: int, config_path: str) -> str:
     """An ``authorized_keys`` line for ``key`` that allows nothing but
     ``srht git shell`` for ``user_id``."""
-    command = (f"{shlex.quote(sys.executable)} -m srht_core.cli --config "
-               f"{shlex.quote(config_path)} git shell {user_id}")
+    command = (
+        f"{shlex.quote(sys.executable)} -m srht_core.cli --config "
+        f"{shlex.quote(config_path)} git shell {user_id}"
+    )
     quoted = command.replace("\\", "\\\\").replace('"', '\\"')
     return f'restrict,command="{quoted}" {key}'
 
@@ -106,8 +111,9 @@ def keys_command(username: str, key: str, key_type: str | None) -> None:
     except (binascii.Error, ValueError):
         return
     try:
-        found = internal_request("meta", "/internal/ssh-keys?"
-                                 + urlencode({"fingerprint": fingerprint(blob)}))
+        found = internal_request(
+            "meta", "/internal/ssh-keys?" + urlencode({"fingerprint": fingerprint(blob)})
+        )
     except OSError as error:
         click.echo(f"srht git keys: cannot ask meta: {error}", err=True)
         sys.exit(1)
@@ -150,8 +156,10 @@ def parse_command(command: str) -> Request:
         words = ["git-" + words[1], words[2]]
     if not words or words[0] not in GIT_COMMANDS:
         shown = command if len(command) <= 80 else command[:77] + "..."
-        raise Refused(f"Refused to run {shown!r}: this account runs only {allowed} on a "
-                      "repository (~user/repo); there is no shell.")
+        raise Refused(
+            f"Refused to run {shown!r}: this account runs only {allowed} on a "
+            "repository (~user/repo); there is no shell."
+        )
     if len(words) != 2 or not (match := _REPO_PATH.match(words[1])):
         shown = " ".join(words[1:])
         raise Refused(f"Refused: {shown!r} is not a repository; give one as ~user/repo.")
@@ -175,8 +183,10 @@ def shell_command(user_id: int) -> None:
     command = os.environ.get("SSH_ORIGINAL_COMMAND", "")
     if not command.strip():
         _, example = clone_urls(user.username, "REPO")
-        _refuse(f"Hi {user.canonical_name}! You have authenticated, but there is no shell "
-                f"here: use git with a URL like {example}.")
+        _refuse(
+            f"Hi {user.canonical_name}! You have authenticated, but there is no shell "
+            f"here: use git with a URL like {example}."
+        )
     try:
         asked = parse_command(command)
     except Refused as refusal:
@@ -187,17 +197,21 @@ def shell_command(user_id: int) -> None:
     found = find_repository(asked.owner, asked.name)
     access = access_of(found.repository, user) if found is not None else None
     if found is None or access is None:
-        _refuse(f"Repository ~{asked.owner}/{asked.name} not found, or you have no access "
-                "to it.")
+        _refuse(f"Repository ~{asked.owner}/{asked.name} not found, or you have no access to it.")
     repository = found.repository
     if GIT_COMMANDS[asked.program] == WRITE and access != WRITE:
-        _refuse(f"You may read ~{asked.owner}/{asked.name} but not push to it; ask "
-                f"~{repository.owner.username} for write access.")
+        _refuse(
+            f"You may read ~{asked.owner}/{asked.name} but not push to it; ask "
+            f"~{repository.owner.username} for write access."
+        )
     if found.moved:
         _, ssh_url = clone_urls(repository.owner.username, repository.name)
-        click.echo(f"~{asked.owner}/{asked.name} is now ~{repository.owner.username}/"
-                   f"{repository.name}; update your remote:\n"
-                   f"  git remote set-url origin {ssh_url}", err=True)
+        click.echo(
+            f"~{asked.owner}/{asked.name} is now ~{repository.owner.username}/"
+            f"{repository.name}; update your remote:\n"
+            f"  git remote set-url origin {ssh_url}",
+            err=True,
+        )
     env = {**os.environ, **git_environment(repository, user)}
     path = str(repository_path(repository))
     db_session.commit()

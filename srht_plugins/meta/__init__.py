@@ -26,9 +26,13 @@ HERE = Path(__file__).parent
 
 @hookimpl
 def service_info() -> ServiceInfo:
-    return ServiceInfo("meta", "Account", "Accounts, sign-on, SSH and PGP keys, "
-                       "OAuth2 and access tokens.", core_requires=">=0.1.0.dev0,<0.2",
-                       default_port=5000)
+    return ServiceInfo(
+        "meta",
+        "Account",
+        "Accounts, sign-on, SSH and PGP keys, OAuth2 and access tokens.",
+        core_requires=">=0.1.0.dev0,<0.2",
+        default_port=5000,
+    )
 
 
 @hookimpl

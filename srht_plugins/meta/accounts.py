@@ -41,13 +41,53 @@ from .models import (
 from .passwords import check_password, hash_password, needs_rehash
 
 USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{1,29}$")
-RESERVED = frozenset({
-    "admin", "administrator", "api", "abuse", "help", "about", "login", "logout", "register",
-    "root", "security", "settings", "static", "support", "sysadmin", "system", "webmaster",
-    "www", "oauth", "oauth2", "internal", "meta", "todo", "paste", "git", "hg", "builds",
-    "lists", "man", "hub", "srht", "sourcehut", "mail", "postmaster", "hostmaster", "noreply",
-    "no-reply", "user", "users", "profile", "privacy", "terms", "staff",
-})
+RESERVED = frozenset(
+    {
+        "admin",
+        "administrator",
+        "api",
+        "abuse",
+        "help",
+        "about",
+        "login",
+        "logout",
+        "register",
+        "root",
+        "security",
+        "settings",
+        "static",
+        "support",
+        "sysadmin",
+        "system",
+        "webmaster",
+        "www",
+        "oauth",
+        "oauth2",
+        "internal",
+        "meta",
+        "todo",
+        "paste",
+        "git",
+        "hg",
+        "builds",
+        "lists",
+        "man",
+        "hub",
+        "srht",
+        "sourcehut",
+        "mail",
+        "postmaster",
+        "hostmaster",
+        "noreply",
+        "no-reply",
+        "user",
+        "users",
+        "profile",
+        "privacy",
+        "terms",
+        "staff",
+    }
+)
 RATE_WINDOW = timedelta(minutes=15)
 
 
@@ -69,8 +109,10 @@ def settings(key: str) -> object:
 
 def username_problem(username: str) -> str | None:
     if not USERNAME.match(username):
-        return ("must be 2 to 30 characters: lower-case letters, digits, _ and -, "
-                "not starting with a digit or -")
+        return (
+            "must be 2 to 30 characters: lower-case letters, digits, _ and -, "
+            "not starting with a digit or -"
+        )
     if username in RESERVED:
         return "is reserved"
     return None
@@ -82,8 +124,7 @@ def audit(user: User, event: str, details: str | None = None) -> None:
         address = client_address()
     except RuntimeError:
         address = None  # outside a request: the CLI
-    db_session.add(AuditLogEntry(user_id=user.id, event=event, details=details,
-                                 address=address))
+    db_session.add(AuditLogEntry(user_id=user.id, event=event, details=details, address=address))
 
 
 def find_user(name_or_email: str) -> User | None:
@@ -92,8 +133,9 @@ def find_user(name_or_email: str) -> User | None:
     return db_session.scalar(sa.select(User).where(sa.func.lower(column) == value.lower()))
 
 
-def create_user(username: str, email: str, password: str | None, *,
-                user_type: str = UNCONFIRMED) -> User:
+def create_user(
+    username: str, email: str, password: str | None, *, user_type: str = UNCONFIRMED
+) -> User:
     """Add a user (not committed). :raises AccountError: for a taken or
     invalid username or a taken email."""
     problem = username_problem(username)
@@ -103,9 +145,13 @@ def create_user(username: str, email: str, password: str | None, *,
         raise AccountError("That username is taken.", "username")
     if db_session.scalar(sa.select(User.id).where(sa.func.lower(User.email) == email.lower())):
         raise AccountError("An account with that email address exists already.", "email")
-    user = User(username=username, email=email, user_type=user_type,
-                password_hash=hash_password(password) if password else None,
-                confirmed_at=utcnow() if user_type != UNCONFIRMED else None)
+    user = User(
+        username=username,
+        email=email,
+        user_type=user_type,
+        password_hash=hash_password(password) if password else None,
+        confirmed_at=utcnow() if user_type != UNCONFIRMED else None,
+    )
     db_session.add(user)
     db_session.flush()
     audit(user, "account created")
@@ -119,9 +165,15 @@ def email_link(user: User, purpose: str, *, new_email: str | None = None) -> str
     """Make a one-time link token for ``purpose`` (not committed)."""
     token = new_token()
     lifetime = int(settings("confirmation-lifetime"))  # type: ignore[arg-type]
-    db_session.add(EmailToken(user_id=user.id, purpose=purpose, token_hash=token_hash(token),
-                              new_email=new_email,
-                              expires=utcnow() + timedelta(seconds=lifetime)))
+    db_session.add(
+        EmailToken(
+            user_id=user.id,
+            purpose=purpose,
+            token_hash=token_hash(token),
+            new_email=new_email,
+            expires=utcnow() + timedelta(seconds=lifetime),
+        )
+    )
     return token
 
 
@@ -129,8 +181,11 @@ def find_email_link(token: str, purpose: str) -> EmailToken:
     """A one-time link that may still be used, without using it up.
     :raises AccountError: when unknown, used, expired, or for another
     purpose."""
-    link = db_session.scalar(sa.select(EmailToken).where(
-        EmailToken.token_hash == token_hash(token), EmailToken.purpose == purpose))
+    link = db_session.scalar(
+        sa.select(EmailToken).where(
+            EmailToken.token_hash == token_hash(token), EmailToken.purpose == purpose
+        )
+    )
     if link is None:
         raise AccountError("This link is not valid. Links work once; ask for a new one.")
     if link.used_at is not None:
@@ -155,17 +210,26 @@ def mail_user(user: User, subject: str, body: str, to: str | None = None) -> Non
 def send_confirmation(user: User) -> None:
     origin = current_service().origin
     token = email_link(user, "confirm")
-    mail_user(user, "Confirm your account",
-              f"Hello {user.username},\n\nconfirm your account by opening this link:\n\n"
-              f"  {origin}/confirm/{token}\n\nIf you did not register, ignore this message.\n")
+    mail_user(
+        user,
+        "Confirm your account",
+        f"Hello {user.username},\n\nconfirm your account by opening this link:\n\n"
+        f"  {origin}/confirm/{token}\n\nIf you did not register, ignore this message.\n",
+    )
 
 
 # -- logging in ----------------------------------------------------------------------
 
 
 def _failures(key: str) -> int:
-    return db_session.scalar(sa.select(sa.func.count(LoginAttempt.id)).where(
-        LoginAttempt.key == key, LoginAttempt.at > utcnow() - RATE_WINDOW)) or 0
+    return (
+        db_session.scalar(
+            sa.select(sa.func.count(LoginAttempt.id)).where(
+                LoginAttempt.key == key, LoginAttempt.at > utcnow() - RATE_WINDOW
+            )
+        )
+        or 0
+    )
 
 
 def authenticate(name_or_email: str, password: str) -> User:
@@ -177,13 +241,14 @@ def authenticate(name_or_email: str, password: str) -> User:
     config = current_service().config["meta"]
     address_key = f"address:{client_address()}"
     if _failures(address_key) >= config["login-attempts-per-address"]:
-        raise AccountError("Too many failed logins from your address; try again in 15 "
-                           "minutes.")
+        raise AccountError("Too many failed logins from your address; try again in 15 minutes.")
     user = find_user(name_or_email)
     account_key = f"user:{user.id}" if user else f"name:{name_or_email.lower()[:100]}"
     if _failures(account_key) >= config["login-attempts-per-account"]:
-        raise AccountError("Too many failed logins for this account; try again in 15 "
-                           "minutes, or reset your password.")
+        raise AccountError(
+            "Too many failed logins for this account; try again in 15 "
+            "minutes, or reset your password."
+        )
     if user is None or not check_password(user.password_hash, password):
         db_session.add_all([LoginAttempt(key=address_key), LoginAttempt(key=account_key)])
         if user is not None:
@@ -192,11 +257,14 @@ def authenticate(name_or_email: str, password: str) -> User:
     if user.password_hash and needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     if user.user_type == UNCONFIRMED:
-        raise AccountError("Confirm your email address first: follow the link we sent "
-                           "you (or ask for a new one below).")
+        raise AccountError(
+            "Confirm your email address first: follow the link we sent "
+            "you (or ask for a new one below)."
+        )
     if user.user_type == SUSPENDED:
-        raise AccountError("This account is suspended: "
-                           + (user.suspension_notice or "contact the site's owner."))
+        raise AccountError(
+            "This account is suspended: " + (user.suspension_notice or "contact the site's owner.")
+        )
     return user
 
 
@@ -210,8 +278,9 @@ def account_locked(user: User) -> bool:
 def record_failed_attempt(user: User, details: str, event: str = "login failed") -> None:
     """Count a wrong password or second factor against ``user`` and the
     client's address, as a failed login does, and audit it (not committed)."""
-    db_session.add_all([LoginAttempt(key=f"address:{client_address()}"),
-                        LoginAttempt(key=f"user:{user.id}")])
+    db_session.add_all(
+        [LoginAttempt(key=f"address:{client_address()}"), LoginAttempt(key=f"user:{user.id}")]
+    )
     audit(user, event, details)
 
 
@@ -219,8 +288,11 @@ def start_session(user: User) -> LoginSession:
     """Record a login (not committed); its id goes into the login cookie."""
     from flask import request
 
-    login = LoginSession(user=user, address=client_address()[:64],
-                         user_agent=(request.user_agent.string or "")[:256] or None)
+    login = LoginSession(
+        user=user,
+        address=client_address()[:64],
+        user_agent=(request.user_agent.string or "")[:256] or None,
+    )
     db_session.add(login)
     db_session.flush()
     return login
@@ -232,19 +304,24 @@ def end_sessions(user: User, *, keep: int | None = None) -> int:
     browsers out at its next revocation poll."""
     result = db_session.execute(
         sa.update(LoginSession)
-        .where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None),
-               LoginSession.id != (keep if keep is not None else -1))
-        .values(revoked_at=utcnow()))
+        .where(
+            LoginSession.user_id == user.id,
+            LoginSession.revoked_at.is_(None),
+            LoginSession.id != (keep if keep is not None else -1),
+        )
+        .values(revoked_at=utcnow())
+    )
     return int(result.rowcount or 0)
 
 
 def end_session(session_id: object) -> None:
     """Revoke one login session (logging out), if it is one."""
     if isinstance(session_id, int):
-        db_session.execute(sa.update(LoginSession)
-                           .where(LoginSession.id == session_id,
-                                  LoginSession.revoked_at.is_(None))
-                           .values(revoked_at=utcnow()))
+        db_session.execute(
+            sa.update(LoginSession)
+            .where(LoginSession.id == session_id, LoginSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
 
 
 # -- telling the other services --------------------------------------------------------
@@ -254,13 +331,19 @@ def broadcast(user: User, event: str) -> None:
     """Queue a signed identity event (``user:update`` or ``user:delete``)
     for every other enabled service, in the current transaction."""
     state = current_service()
-    payload = user.profile() if event == "user:update" else {"id": user.id,
-                                                              "username": user.username}
+    payload = (
+        user.profile() if event == "user:update" else {"id": user.id, "username": user.username}
+    )
     for service, origin in sorted(state.origins.items()):
         if service == state.service.name:
             continue
-        send_webhook(origin + "/_srht/identity", event, payload, internal=True,
-                     subscription=f"identity:{service}")
+        send_webhook(
+            origin + "/_srht/identity",
+            event,
+            payload,
+            internal=True,
+            subscription=f"identity:{service}",
+        )
 
 
 def set_user_type(user: User, user_type: str, notice: str | None = None) -> None:
@@ -281,8 +364,9 @@ def delete_user(user: User) -> None:
 # -- tokens --------------------------------------------------------------------------------
 
 
-def issue_personal_token(user: User, scopes: str, *, expires_days: int | None = None,
-                         comment: str | None = None) -> str:
+def issue_personal_token(
+    user: User, scopes: str, *, expires_days: int | None = None, comment: str | None = None
+) -> str:
     """A new personal access token for ``user`` (shown once; stored hashed).
 
     :raises AccountError: for malformed or unknown scopes.
@@ -294,16 +378,22 @@ def issue_personal_token(user: User, scopes: str, *, expires_days: int | None = 
     known = known_scopes()
     unknown = [s for s in wanted if s.rsplit(":", 1)[0] not in known]
     if unknown:
-        raise AccountError(f"unknown scope {unknown[0]}; this site offers: "
-                           + ", ".join(sorted(known)), "scopes")
+        raise AccountError(
+            f"unknown scope {unknown[0]}; this site offers: " + ", ".join(sorted(known)), "scopes"
+        )
     if not wanted:
         raise AccountError("choose at least one scope", "scopes")
     expires: datetime | None = None
     if expires_days is not None:
         expires = utcnow() + timedelta(days=expires_days)
     # The row's id goes into the sealed token, so the hash is set after the flush.
-    pat = PersonalAccessToken(user_id=user.id, comment=comment, scopes=" ".join(wanted),
-                              token_hash=f"pending:{new_token()}", expires=expires)
+    pat = PersonalAccessToken(
+        user_id=user.id,
+        comment=comment,
+        scopes=" ".join(wanted),
+        token_hash=f"pending:{new_token()}",
+        expires=expires,
+    )
     db_session.add(pat)
     db_session.flush()
     expiry = time.time() + expires_days * 86400 if expires_days is not None else None
@@ -330,32 +420,41 @@ def revoked_since(since: float) -> list[tuple[str, int, float | None]]:
     the services' revocation caches: ``(kind, id, expires)``, where
     ``expires`` is when what was revoked would have stopped working anyway
     (a UNIX time; ``None``: never), after which a cache may forget it."""
-    after = (datetime.fromtimestamp(since, UTC).replace(tzinfo=None) if since > 0
-             else datetime(1970, 1, 1))
+    after = (
+        datetime.fromtimestamp(since, UTC).replace(tzinfo=None)
+        if since > 0
+        else datetime(1970, 1, 1)
+    )
 
     def unix(moment: datetime | None) -> float | None:
         return None if moment is None else moment.replace(tzinfo=UTC).timestamp()
 
-    pats = db_session.execute(sa.select(PersonalAccessToken.id, PersonalAccessToken.expires)
-                              .where(PersonalAccessToken.revoked_at.is_not(None),
-                                     PersonalAccessToken.revoked_at >= after))
-    oauth = db_session.execute(sa.select(OAuthToken.id,
-                                         OAuthToken.issued_at + OAuthToken.expires_in)
-                               .where(OAuthToken.revoked_at.is_not(None),
-                                      OAuthToken.revoked_at >= after))
-    sessions = db_session.execute(sa.select(LoginSession.id, LoginSession.created)
-                                  .where(LoginSession.revoked_at.is_not(None),
-                                         LoginSession.revoked_at >= after))
-    return ([("pat", i, unix(expires)) for i, expires in pats]
-            + [("oauth", i, float(expires)) for i, expires in oauth]
-            + [("session", i, unix(created) + LOGIN_LIFETIME) for i, created in sessions])
+    pats = db_session.execute(
+        sa.select(PersonalAccessToken.id, PersonalAccessToken.expires).where(
+            PersonalAccessToken.revoked_at.is_not(None), PersonalAccessToken.revoked_at >= after
+        )
+    )
+    oauth = db_session.execute(
+        sa.select(OAuthToken.id, OAuthToken.issued_at + OAuthToken.expires_in).where(
+            OAuthToken.revoked_at.is_not(None), OAuthToken.revoked_at >= after
+        )
+    )
+    sessions = db_session.execute(
+        sa.select(LoginSession.id, LoginSession.created).where(
+            LoginSession.revoked_at.is_not(None), LoginSession.revoked_at >= after
+        )
+    )
+    return (
+        [("pat", i, unix(expires)) for i, expires in pats]
+        + [("oauth", i, float(expires)) for i, expires in oauth]
+        + [("session", i, unix(created) + LOGIN_LIFETIME) for i, created in sessions]
+    )
 
 
 def token_revoked(kind: str, token_id: int) -> bool:
     """meta's own check (tokens and login sessions): straight from the
     database. An unknown id counts as revoked."""
-    model = {"pat": PersonalAccessToken, "oauth": OAuthToken,
-             "session": LoginSession}.get(kind)
+    model = {"pat": PersonalAccessToken, "oauth": OAuthToken, "session": LoginSession}.get(kind)
     if model is None:
         return True
     row = db_session.execute(sa.select(model.revoked_at).where(model.id == token_id)).first()

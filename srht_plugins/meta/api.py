@@ -76,10 +76,10 @@ def internal_ssh_key() -> Any:
 @public.get("/~<username>.keys")
 def ssh_keys(username: str) -> Any:
     """A user's SSH public keys, one per line (like GitHub's ``.keys``)."""
-    user = db_session.scalar(sa.select(User)
-                             .where(User.username == username))
+    user = db_session.scalar(sa.select(User).where(User.username == username))
     if user is None or user.is_suspended:
         abort(404)
-    keys = db_session.scalars(sa.select(SSHKey.key)
-                              .where(SSHKey.user_id == user.id).order_by(SSHKey.id))
+    keys = db_session.scalars(
+        sa.select(SSHKey.key).where(SSHKey.user_id == user.id).order_by(SSHKey.id)
+    )
     return Response("".join(k.strip() + "\n" for k in keys), mimetype="text/plain")

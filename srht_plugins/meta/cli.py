@@ -26,12 +26,19 @@ from .passwords import password_problem
 @click.argument("username")
 @click.option("--email", required=True, help="The user's email address.")
 @click.option("--admin", is_flag=True, help="Make the user an administrator.")
-@click.option("--password-stdin", is_flag=True,
-              help="Read the password from standard input (else: asked on the terminal).")
-@click.option("--no-password", is_flag=True,
-              help="Set no password; print a one-time link where the user sets one.")
-def create_user_command(username: str, email: str, admin: bool, password_stdin: bool,
-                        no_password: bool) -> None:
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input (else: asked on the terminal).",
+)
+@click.option(
+    "--no-password",
+    is_flag=True,
+    help="Set no password; print a one-time link where the user sets one.",
+)
+def create_user_command(
+    username: str, email: str, admin: bool, password_stdin: bool, no_password: bool
+) -> None:
     """Create a confirmed account (the first admin, typically)."""
     if no_password and password_stdin:
         raise click.UsageError("--no-password and --password-stdin exclude each other")
@@ -82,8 +89,9 @@ def add_ssh_key_command(username: str) -> None:
         raise click.UsageError(str(problem)) from None
     if db_session.scalar(sa.select(SSHKey.id).where(SSHKey.fingerprint == key.fingerprint)):
         raise click.UsageError(f"the key {key.fingerprint} is registered already")
-    db_session.add(SSHKey(user_id=user.id, key=key.key, comment=key.comment,
-                          fingerprint=key.fingerprint))
+    db_session.add(
+        SSHKey(user_id=user.id, key=key.key, comment=key.comment, fingerprint=key.fingerprint)
+    )
     audit(user, "SSH key added", f"{key.fingerprint} (on the command line)")
     db_session.commit()
     click.echo(f"added {key.fingerprint} to {user.canonical_name}")
@@ -99,8 +107,12 @@ def _password_link(user: User) -> str:
 @click.command("token")
 @click.argument("username")
 @click.option("--scopes", required=True, help="Space-separated, e.g. 'todo/tickets:RW'.")
-@click.option("--expires", type=click.IntRange(1, 3650), metavar="DAYS",
-              help="Days until the token expires (default: never).")
+@click.option(
+    "--expires",
+    type=click.IntRange(1, 3650),
+    metavar="DAYS",
+    help="Days until the token expires (default: never).",
+)
 @click.option("--comment", help="What the token is for.")
 def token_command(username: str, scopes: str, expires: int | None, comment: str | None) -> None:
     """Issue a personal access token; it is printed once, as the last line."""
@@ -112,8 +124,10 @@ def token_command(username: str, scopes: str, expires: int | None, comment: str 
     except AccountError as error:
         raise click.UsageError(str(error)) from None
     db_session.commit()
-    click.echo(f"Personal access token for {user.canonical_name} ({scopes}); it is not "
-               "shown again:", err=True)
+    click.echo(
+        f"Personal access token for {user.canonical_name} ({scopes}); it is not shown again:",
+        err=True,
+    )
     click.echo(token)
 
 

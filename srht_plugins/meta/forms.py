@@ -20,8 +20,10 @@ class LoginForm(Form):
 
 
 class TotpForm(Form):
-    code = StringField("Code from your authenticator app, or a recovery code",
-                       validators=[InputRequired(), Length(max=64)])
+    code = StringField(
+        "Code from your authenticator app, or a recovery code",
+        validators=[InputRequired(), Length(max=64)],
+    )
 
 
 class EmailForm(Form):
@@ -34,11 +36,16 @@ class ResetForm(Form):
 
 class ProfileForm(Form):
     name = StringField("Name", validators=[Optional(), Length(max=256)])
-    url = StringField("Website", validators=[
-        Optional(), Length(max=256), URL(message="Enter a web address like https://example.org."),
-        # wtforms' URL accepts any scheme, javascript: included; links must be web pages.
-        Regexp(r"(?i)^https?://", message="The address must start with https:// or http://."),
-    ])
+    url = StringField(
+        "Website",
+        validators=[
+            Optional(),
+            Length(max=256),
+            URL(message="Enter a web address like https://example.org."),
+            # wtforms' URL accepts any scheme, javascript: included; links must be web pages.
+            Regexp(r"(?i)^https?://", message="The address must start with https:// or http://."),
+        ],
+    )
     location = StringField("Location", validators=[Optional(), Length(max=256)])
     bio = TextAreaField("Bio (Markdown)", validators=[Optional(), Length(max=4096)])
 

@@ -33,8 +33,13 @@ MAX_SSH_LENGTH = 8192
 MAX_PGP_LENGTH = 64 * 1024
 MAX_COMMENT_LENGTH = 256
 MIN_RSA_BITS = 2048
-SSH_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-             "ecdsa-sha2-nistp521", "ssh-rsa")
+SSH_TYPES = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+)
 
 
 class KeyProblem(ValueError):
@@ -77,44 +82,54 @@ def parse_ssh_key(text: str) -> SSHPublicKey:
     """
     text = text.strip()
     if not text:
-        raise KeyProblem("Paste a public key: the contents of a file like "
-                         "~/.ssh/id_ed25519.pub.")
+        raise KeyProblem("Paste a public key: the contents of a file like ~/.ssh/id_ed25519.pub.")
     if len(text) > MAX_SSH_LENGTH:
-        raise KeyProblem(f"That is too long for an SSH public key (at most "
-                         f"{MAX_SSH_LENGTH} characters).")
+        raise KeyProblem(
+            f"That is too long for an SSH public key (at most {MAX_SSH_LENGTH} characters)."
+        )
     if "PRIVATE KEY" in text:
-        raise KeyProblem("That is a private key. Never share it; paste the public key "
-                         "instead (the file ending in .pub).")
+        raise KeyProblem(
+            "That is a private key. Never share it; paste the public key "
+            "instead (the file ending in .pub)."
+        )
     if "\n" in text or "\r" in text:
         raise KeyProblem("Paste one key, on one line.")
     parts = text.split(None, 2)
     looks_like_a_key = len(parts) >= 2 and parts[0].startswith(("ssh-", "ecdsa-", "sk-"))
     if not looks_like_a_key:
-        raise KeyProblem("That does not look like an SSH public key: expected a line like "
-                         "'ssh-ed25519 AAAA... you@host'.")
+        raise KeyProblem(
+            "That does not look like an SSH public key: expected a line like "
+            "'ssh-ed25519 AAAA... you@host'."
+        )
     key_type, body = parts[0], parts[1]
     if key_type not in SSH_TYPES:
-        raise KeyProblem(f"Keys of type {key_type} are not accepted; use Ed25519 (best), "
-                         "ECDSA or RSA of at least 2048 bits.")
+        raise KeyProblem(
+            f"Keys of type {key_type} are not accepted; use Ed25519 (best), "
+            "ECDSA or RSA of at least 2048 bits."
+        )
     try:
         key = serialization.load_ssh_public_key(f"{key_type} {body}".encode("ascii"))
     except (ValueError, UnsupportedAlgorithm, UnicodeEncodeError):
-        raise KeyProblem("That SSH public key is damaged: its data does not decode. Copy "
-                         "the whole line again.") from None
+        raise KeyProblem(
+            "That SSH public key is damaged: its data does not decode. Copy the whole line again."
+        ) from None
     if isinstance(key, rsa.RSAPublicKey):
         bits = key.key_size
         if bits < MIN_RSA_BITS:
-            raise KeyProblem(f"That RSA key has {bits} bits; at least {MIN_RSA_BITS} are "
-                             "needed. Better: make an Ed25519 key with "
-                             "'ssh-keygen -t ed25519'.")
+            raise KeyProblem(
+                f"That RSA key has {bits} bits; at least {MIN_RSA_BITS} are "
+                "needed. Better: make an Ed25519 key with "
+                "'ssh-keygen -t ed25519'."
+            )
     elif isinstance(key, ec.EllipticCurvePublicKey):
         bits = key.key_size
     elif isinstance(key, ed25519.Ed25519PublicKey):
         bits = 256
     else:  # pragma: no cover - load_ssh_public_key only returns the types above here
         raise KeyProblem(f"Keys of type {key_type} are not accepted.")
-    encoded = key.public_bytes(serialization.Encoding.OpenSSH,
-                               serialization.PublicFormat.OpenSSH).decode("ascii")
+    encoded = key.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).decode("ascii")
     blob = base64.b64decode(encoded.split()[1])
     comment = _clean_comment(parts[2]) if len(parts) > 2 else None
     return SSHPublicKey(encoded.split()[0], encoded, ssh_fingerprint(blob), comment, bits)
@@ -123,8 +138,9 @@ def parse_ssh_key(text: str) -> SSHPublicKey:
 def _clean_comment(comment: str) -> str | None:
     comment = re.sub(r"[\x00-\x1f\x7f]", "", comment).strip()
     if len(comment) > MAX_COMMENT_LENGTH:
-        raise KeyProblem(f"The key's comment is too long (at most {MAX_COMMENT_LENGTH} "
-                         "characters).")
+        raise KeyProblem(
+            f"The key's comment is too long (at most {MAX_COMMENT_LENGTH} characters)."
+        )
     return comment or None
 
 
@@ -175,25 +191,30 @@ def parse_pgp_key(text: str) -> PGPPublicKey:
         the block holds a private key, or its first packet is not a public key.
     """
     if len(text) > MAX_PGP_LENGTH:
-        raise KeyProblem(f"That is too long for a PGP public key (at most "
-                         f"{MAX_PGP_LENGTH // 1024} KiB). Export it without extra "
-                         "signatures: gpg --export --armor --export-options "
-                         "export-minimal YOUR-KEY-ID.")
+        raise KeyProblem(
+            f"That is too long for a PGP public key (at most "
+            f"{MAX_PGP_LENGTH // 1024} KiB). Export it without extra "
+            "signatures: gpg --export --armor --export-options "
+            "export-minimal YOUR-KEY-ID."
+        )
     lines = [line.strip() for line in text.strip().splitlines()]
     kinds = [m.group(2) for line in lines if (m := _ARMOR_LINE.match(line))]
     if any("PRIVATE KEY" in kind for kind in kinds):
-        raise KeyProblem("That is a private key. Never share it; export the public key "
-                         "with gpg --export --armor YOUR-KEY-ID.")
+        raise KeyProblem(
+            "That is a private key. Never share it; export the public key "
+            "with gpg --export --armor YOUR-KEY-ID."
+        )
     if ARMOR_BEGIN not in lines:
-        raise KeyProblem("Paste an ASCII-armored public key: it starts with the line "
-                         f"{ARMOR_BEGIN} (gpg --export --armor YOUR-KEY-ID prints it).")
+        raise KeyProblem(
+            "Paste an ASCII-armored public key: it starts with the line "
+            f"{ARMOR_BEGIN} (gpg --export --armor YOUR-KEY-ID prints it)."
+        )
     start = lines.index(ARMOR_BEGIN)
     try:
         end = lines.index(ARMOR_END, start)
     except ValueError:
-        raise KeyProblem(f"The key block is cut short: the line {ARMOR_END} is missing.") \
-            from None
-    block = lines[start + 1:end]
+        raise KeyProblem(f"The key block is cut short: the line {ARMOR_END} is missing.") from None
+    block = lines[start + 1 : end]
     # Armor headers ("Comment: ..."), then a blank line, then the data.
     position = 0
     while position < len(block) and _HEADER.match(block[position]):
@@ -208,21 +229,25 @@ def parse_pgp_key(text: str) -> PGPPublicKey:
         data = base64.b64decode("".join(body), validate=True)
         expected = base64.b64decode(checksum, validate=True) if checksum else None
     except (binascii.Error, ValueError):
-        raise KeyProblem("The key block is damaged: its lines are not valid base64. Copy "
-                         "the whole block again.") from None
+        raise KeyProblem(
+            "The key block is damaged: its lines are not valid base64. Copy the whole block again."
+        ) from None
     if not data:
         raise KeyProblem("The key block is empty.")
     if expected is not None and int.from_bytes(expected, "big") != crc24(data):
-        raise KeyProblem("The key block is damaged: its checksum does not match. Copy the "
-                         "whole block again.")
+        raise KeyProblem(
+            "The key block is damaged: its checksum does not match. Copy the whole block again."
+        )
     tag, packet = _first_packet(data)
     if tag in (TAG_SECRET_KEY, TAG_SECRET_SUBKEY):
-        raise KeyProblem("That is a private key. Never share it; export the public key "
-                         "with gpg --export --armor YOUR-KEY-ID.")
+        raise KeyProblem(
+            "That is a private key. Never share it; export the public key "
+            "with gpg --export --armor YOUR-KEY-ID."
+        )
     if tag != TAG_PUBLIC_KEY:
         raise KeyProblem("The key block does not start with a public key.")
     version, fingerprint = _fingerprint(packet)
-    armored = "\n".join(lines[start:end + 1]) + "\n"
+    armored = "\n".join(lines[start : end + 1]) + "\n"
     return PGPPublicKey(fingerprint, version, armored)
 
 
@@ -250,8 +275,7 @@ def _first_packet(data: bytes) -> tuple[int, bytes]:
             length, offset = int.from_bytes(data[2:6], "big"), 6
         else:
             # Partial body lengths are allowed only for data packets, never keys.
-            raise KeyProblem("The key block is malformed: its key packet has a partial "
-                             "length.")
+            raise KeyProblem("The key block is malformed: its key packet has a partial length.")
     else:  # old format
         tag = (first >> 2) & 0x0F
         length_type = first & 0x03
@@ -261,8 +285,8 @@ def _first_packet(data: bytes) -> tuple[int, bytes]:
             size = 1 << length_type
             if len(data) < 1 + size:
                 raise damaged
-            length, offset = int.from_bytes(data[1:1 + size], "big"), 1 + size
-    packet = data[offset:offset + length]
+            length, offset = int.from_bytes(data[1 : 1 + size], "big"), 1 + size
+    packet = data[offset : offset + length]
     if len(packet) != length:
         raise damaged
     return tag, packet
@@ -283,5 +307,7 @@ def _fingerprint(packet: bytes) -> tuple[int, str]:
             raise KeyProblem("The key block is damaged: its public key packet is cut short.")
         prefix = (b"\x9a" if version == 5 else b"\x9b") + len(packet).to_bytes(4, "big")
         return version, hashlib.sha256(prefix + packet).hexdigest().upper()
-    raise KeyProblem(f"Version {version} PGP keys are not accepted (they are obsolete); "
-                     "make a new key with a current GnuPG.")
+    raise KeyProblem(
+        f"Version {version} PGP keys are not accepted (they are obsolete); "
+        "make a new key with a current GnuPG."
+    )

@@ -58,10 +58,12 @@ class User(TimestampMixin, Base):
     #: The time step of the last TOTP code accepted, so a code works once.
     totp_last_step: Mapped[int | None] = mapped_column(sa.Integer)
 
-    ssh_keys: Mapped[list[SSHKey]] = relationship(back_populates="user",
-                                                  cascade="all, delete-orphan")
-    pgp_keys: Mapped[list[PGPKey]] = relationship(back_populates="user",
-                                                  cascade="all, delete-orphan")
+    ssh_keys: Mapped[list[SSHKey]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+    pgp_keys: Mapped[list[PGPKey]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
 
     @property
     def canonical_name(self) -> str:
@@ -99,8 +101,7 @@ class EmailToken(Base):
     __tablename__ = "email_token"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"),
-                                         index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     purpose: Mapped[str] = mapped_column(sa.String(16))
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     new_email: Mapped[str | None] = mapped_column(sa.String(256))
@@ -128,8 +129,7 @@ class RecoveryCode(Base):
     __tablename__ = "recovery_code"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"),
-                                         index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     code_hash: Mapped[str] = mapped_column(sa.String(256))
     used_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
 
@@ -140,8 +140,7 @@ class AuditLogEntry(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"),
-                                         index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     event: Mapped[str] = mapped_column(sa.String(64))
     details: Mapped[str | None] = mapped_column(sa.Text)
     address: Mapped[str | None] = mapped_column(sa.String(64))
@@ -152,8 +151,7 @@ class SSHKey(Base):
     __tablename__ = "ssh_key"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"),
-                                         index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     key: Mapped[str] = mapped_column(sa.Text)
     fingerprint: Mapped[str] = mapped_column(sa.String(128), unique=True)
     comment: Mapped[str | None] = mapped_column(sa.String(256))
@@ -167,8 +165,7 @@ class PGPKey(Base):
     __tablename__ = "pgp_key"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"),
-                                         index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     key: Mapped[str] = mapped_column(sa.Text)
     fingerprint: Mapped[str] = mapped_column(sa.String(128), unique=True)
     created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
@@ -184,8 +181,7 @@ class LoginSession(Base):
     __tablename__ = "login_session"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"),
-                                         index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     address: Mapped[str | None] = mapped_column(sa.String(64))
     user_agent: Mapped[str | None] = mapped_column(sa.String(256))
     created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
@@ -198,8 +194,7 @@ class PersonalAccessToken(Base):
     __tablename__ = "personal_access_token"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"),
-                                         index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     comment: Mapped[str | None] = mapped_column(sa.String(256))
     scopes: Mapped[str] = mapped_column(sa.Text)
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
@@ -216,8 +211,7 @@ class OAuthClient(Base):
     __tablename__ = "oauth_client"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"),
-                                          index=True)
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     client_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
     #: None for public clients (PKCE only, no secret).
     client_secret_hash: Mapped[str | None] = mapped_column(sa.String(64))
@@ -257,8 +251,7 @@ class OAuthToken(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[str] = mapped_column(sa.String(64), index=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"),
-                                         index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     scope: Mapped[str] = mapped_column(sa.Text)
     access_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     refresh_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)

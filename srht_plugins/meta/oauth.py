@@ -109,8 +109,7 @@ def check_scopes(scope: str | None) -> list[str]:
     :raises InvalidScopeError: naming the first malformed or unknown scope.
     """
     if not scope or not scope.strip():
-        raise InvalidScopeError(error_text(
-            "Ask for at least one scope, like meta/profile:RO."))
+        raise InvalidScopeError(error_text("Ask for at least one scope, like meta/profile:RO."))
     try:
         wanted = parse_scopes(scope)
     except ValueError as error:
@@ -118,9 +117,13 @@ def check_scopes(scope: str | None) -> list[str]:
     known = known_scopes()
     for item in wanted:
         if item.rsplit(":", 1)[0] not in known:
-            raise InvalidScopeError(error_text(
-                f"Unknown scope {item}; this site offers "
-                + ", ".join(sorted(known)) + " (each :RO or :RW)."))
+            raise InvalidScopeError(
+                error_text(
+                    f"Unknown scope {item}; this site offers "
+                    + ", ".join(sorted(known))
+                    + " (each :RO or :RW)."
+                )
+            )
     return list(dict.fromkeys(wanted))
 
 
@@ -139,8 +142,11 @@ def describe_scopes(scope: str) -> list[ScopeDescription]:
     out = []
     for item in scope.split():
         name, _, access = item.rpartition(":")
-        out.append(ScopeDescription(item, "read and write" if access == "RW" else "read",
-                                    known.get(name, name)))
+        out.append(
+            ScopeDescription(
+                item, "read and write" if access == "RW" else "read", known.get(name, name)
+            )
+        )
     return out
 
 
@@ -256,8 +262,11 @@ def query_client(client_id: str | None) -> Client | None:
     """The client with ``client_id``, unless unknown or revoked."""
     if not client_id:
         return None
-    row = db_session.scalar(sa.select(OAuthClient).where(
-        OAuthClient.client_id == client_id, OAuthClient.revoked_at.is_(None)))
+    row = db_session.scalar(
+        sa.select(OAuthClient).where(
+            OAuthClient.client_id == client_id, OAuthClient.revoked_at.is_(None)
+        )
+    )
     return Client(row) if row is not None else None
 
 
@@ -289,8 +298,9 @@ def usable_user(user_id: int) -> User:
 # -- issuing and revoking ---------------------------------------------------------------
 
 
-def issue_tokens(client: Client, user: User, scope: str | None,
-                 authorization_id: int) -> dict[str, Any]:
+def issue_tokens(
+    client: Client, user: User, scope: str | None, authorization_id: int
+) -> dict[str, Any]:
     """A new access and refresh token for ``user`` (added to the session,
     not committed): the token response of RFC 6749 section 5.1."""
     scopes = client.get_allowed_scope(scope)
@@ -299,17 +309,36 @@ def issue_tokens(client: Client, user: User, scope: str | None,
     lifetime = int(current_service().section["access-token-lifetime"])
     issued = int(time.time())
     refresh = new_token()
-    row = OAuthToken(client_id=client.get_client_id(), user_id=user.id, scope=scopes,
-                     access_hash=f"pending-{secrets.token_hex(16)}",
-                     refresh_hash=token_hash(refresh), authorization_id=authorization_id,
-                     issued_at=issued, expires_in=lifetime)
+    row = OAuthToken(
+        client_id=client.get_client_id(),
+        user_id=user.id,
+        scope=scopes,
+        access_hash=f"pending-{secrets.token_hex(16)}",
+        refresh_hash=token_hash(refresh),
+        authorization_id=authorization_id,
+        issued_at=issued,
+        expires_in=lifetime,
+    )
     db_session.add(row)
     db_session.flush()  # the id goes into the sealed grant
-    access = seal_grant(TokenGrant("oauth", row.id, user.id, frozenset(scopes.split()),
-                                   float(issued + lifetime), client.get_client_id()))
+    access = seal_grant(
+        TokenGrant(
+            "oauth",
+            row.id,
+            user.id,
+            frozenset(scopes.split()),
+            float(issued + lifetime),
+            client.get_client_id(),
+        )
+    )
     row.access_hash = token_hash(access)
-    return {"token_type": "Bearer", "access_token": access, "expires_in": lifetime,
-            "refresh_token": refresh, "scope": scopes}
+    return {
+        "token_type": "Bearer",
+        "access_token": access,
+        "expires_in": lifetime,
+        "refresh_token": refresh,
+        "scope": scopes,
+    }
 
 
 def _revoke(condition: Any) -> None:
@@ -317,11 +346,14 @@ def _revoke(condition: Any) -> None:
     # Rows whose refresh token was used and whose access token has expired
     # cannot be used any more; leaving them out keeps the services'
     # revocation lists short.
-    still_usable = sa.or_(OAuthToken.refreshed_at.is_(None),
-                          OAuthToken.issued_at + OAuthToken.expires_in > now)
-    db_session.execute(sa.update(OAuthToken)
-                       .where(condition, OAuthToken.revoked_at.is_(None), still_usable)
-                       .values(revoked_at=utcnow()))
+    still_usable = sa.or_(
+        OAuthToken.refreshed_at.is_(None), OAuthToken.issued_at + OAuthToken.expires_in > now
+    )
+    db_session.execute(
+        sa.update(OAuthToken)
+        .where(condition, OAuthToken.revoked_at.is_(None), still_usable)
+        .values(revoked_at=utcnow())
+    )
 
 
 def revoke_grant(authorization_id: int) -> None:
@@ -351,38 +383,56 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         # character RFC 6749 forbids in descriptions would make that a 500.
         uri = request.payload.redirect_uri
         if uri and not client.check_redirect_uri(uri):
-            raise InvalidRequestError(error_text(
-                f"The redirect URI {uri} is not registered for this client; it must match "
-                "a registered one exactly."))
+            raise InvalidRequestError(
+                error_text(
+                    f"The redirect URI {uri} is not registered for this client; it must match "
+                    "a registered one exactly."
+                )
+            )
         return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(  # type: ignore[no-any-return]
-            request, client)
+            request, client
+        )
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         data = request.payload.data
-        db_session.add(OAuthAuthorizationCode(
-            code_hash=token_hash(code), client_id=request.client.get_client_id(),
-            user_id=request.user.id, redirect_uri=request.payload.redirect_uri or "",
-            scope=request.scope, code_challenge=data.get("code_challenge"),
-            code_challenge_method=data.get("code_challenge_method"),
-            auth_time=int(time.time()),
-            expires=utcnow() + timedelta(seconds=AUTHORIZATION_CODE_LIFETIME)))
+        db_session.add(
+            OAuthAuthorizationCode(
+                code_hash=token_hash(code),
+                client_id=request.client.get_client_id(),
+                user_id=request.user.id,
+                redirect_uri=request.payload.redirect_uri or "",
+                scope=request.scope,
+                code_challenge=data.get("code_challenge"),
+                code_challenge_method=data.get("code_challenge_method"),
+                auth_time=int(time.time()),
+                expires=utcnow() + timedelta(seconds=AUTHORIZATION_CODE_LIFETIME),
+            )
+        )
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
         # Locked until the exchange commits, so two requests with one code
         # cannot both succeed.
-        row = db_session.scalar(sa.select(OAuthAuthorizationCode).where(
-            OAuthAuthorizationCode.code_hash == token_hash(code),
-            OAuthAuthorizationCode.client_id == client.get_client_id()).with_for_update())
+        row = db_session.scalar(
+            sa.select(OAuthAuthorizationCode)
+            .where(
+                OAuthAuthorizationCode.code_hash == token_hash(code),
+                OAuthAuthorizationCode.client_id == client.get_client_id(),
+            )
+            .with_for_update()
+        )
         if row is None:
             return None
         if row.used_at is not None:
             revoke_grant(row.id)
             db_session.commit()
-            raise InvalidGrantError("This code has been used already; the tokens issued "
-                                    "for it are revoked.")
+            raise InvalidGrantError(
+                "This code has been used already; the tokens issued for it are revoked."
+            )
         if row.expires <= utcnow():
-            raise InvalidGrantError(f"This code has expired: codes must be exchanged "
-                                    f"within {AUTHORIZATION_CODE_LIFETIME // 60} minutes.")
+            raise InvalidGrantError(
+                f"This code has expired: codes must be exchanged "
+                f"within {AUTHORIZATION_CODE_LIFETIME // 60} minutes."
+            )
         return AuthorizationCode(row)
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
@@ -392,12 +442,18 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User:
         return usable_user(authorization_code.row.user_id)
 
-    def generate_token(self, user: User | None = None, scope: str | None = None,
-                       grant_type: str | None = None, expires_in: int | None = None,
-                       include_refresh_token: bool = True) -> dict[str, Any]:
+    def generate_token(
+        self,
+        user: User | None = None,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
         assert user is not None
-        return issue_tokens(self.request.client, user, scope,
-                            self.request.authorization_code.row.id)
+        return issue_tokens(
+            self.request.client, user, scope, self.request.authorization_code.row.id
+        )
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
@@ -405,8 +461,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
-        row = db_session.scalar(sa.select(OAuthToken).where(
-            OAuthToken.refresh_hash == token_hash(refresh_token)).with_for_update())
+        row = db_session.scalar(
+            sa.select(OAuthToken)
+            .where(OAuthToken.refresh_hash == token_hash(refresh_token))
+            .with_for_update()
+        )
         if row is None or row.client_id != self.request.client.get_client_id():
             return None
         token = Token(row, "refresh_token")
@@ -415,9 +474,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         if row.refreshed_at is not None:
             revoke_grant(row.authorization_id)
             db_session.commit()
-            raise InvalidGrantError("This refresh token has been used already; every "
-                                    "token of this grant is now revoked. Ask the user "
-                                    "to authorize again.")
+            raise InvalidGrantError(
+                "This refresh token has been used already; every "
+                "token of this grant is now revoked. Ask the user "
+                "to authorize again."
+            )
         if token.is_expired():
             raise InvalidGrantError("This refresh token has expired.")
         return token
@@ -430,12 +491,18 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         # token is spent.
         refresh_token.row.refreshed_at = utcnow()
 
-    def generate_token(self, user: User | None = None, scope: str | None = None,
-                       grant_type: str | None = None, expires_in: int | None = None,
-                       include_refresh_token: bool = True) -> dict[str, Any]:
+    def generate_token(
+        self,
+        user: User | None = None,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
         assert user is not None
-        return issue_tokens(self.request.client, user, scope,
-                            self.request.refresh_token.row.authorization_id)
+        return issue_tokens(
+            self.request.client, user, scope, self.request.refresh_token.row.authorization_id
+        )
 
 
 class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
@@ -450,12 +517,15 @@ class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
         data = grant.request.payload.data
         if not data.get("code_challenge"):
             if grant.request.client.is_public:
-                raise InvalidRequestError("Public clients must use PKCE: send code_challenge "
-                                          "and code_challenge_method=S256.")
+                raise InvalidRequestError(
+                    "Public clients must use PKCE: send code_challenge "
+                    "and code_challenge_method=S256."
+                )
             return
         if data.get("code_challenge_method") != "S256":
-            raise InvalidRequestError("Send code_challenge_method=S256; no other method "
-                                      "is accepted.")
+            raise InvalidRequestError(
+                "Send code_challenge_method=S256; no other method is accepted."
+            )
 
 
 # -- revocation and introspection -------------------------------------------------------
@@ -469,8 +539,11 @@ class RevocationEndpoint(BaseRevocationEndpoint):  # type: ignore[misc]
 
     def revoke_token(self, token: Token, request: OAuth2Request) -> None:
         revoke_token(token)
-        audit(token.row.user, "OAuth token revoked",
-              f"by client {request.client.row.name} ({token.row.client_id})")
+        audit(
+            token.row.user,
+            "OAuth token revoked",
+            f"by client {request.client.row.name} ({token.row.client_id})",
+        )
 
 
 class IntrospectionEndpoint(BaseIntrospectionEndpoint):  # type: ignore[misc]
@@ -529,11 +602,18 @@ class AuthorizationServer(FlaskAuthorizationServer):  # type: ignore[misc]
         redirect_uri = None
         if client is not None:
             wanted = request.payload.redirect_uri
-            redirect_uri = (wanted if client.check_redirect_uri(wanted) else None) if wanted \
+            redirect_uri = (
+                (wanted if client.check_redirect_uri(wanted) else None)
+                if wanted
                 else client.get_default_redirect_uri()
+            )
         raise UnsupportedResponseTypeError(
-            response_type, redirect_uri=redirect_uri, description=error_text(
-                f"Only response_type=code is supported, not {response_type or 'none'}."))
+            response_type,
+            redirect_uri=redirect_uri,
+            description=error_text(
+                f"Only response_type=code is supported, not {response_type or 'none'}."
+            ),
+        )
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         """Nothing left to do: :func:`issue_tokens` stored the row when it
@@ -551,8 +631,9 @@ class AuthorizationServer(FlaskAuthorizationServer):  # type: ignore[misc]
 
 class _OriginRequest(FlaskOAuth2Request):  # type: ignore[misc]
     def __init__(self, url: str):
-        OAuth2Request.__init__(self, method=flask_request.method, uri=url,
-                               headers=flask_request.headers)
+        OAuth2Request.__init__(
+            self, method=flask_request.method, uri=url, headers=flask_request.headers
+        )
         self._request = flask_request
         self.payload = FlaskOAuth2Payload(flask_request)
 
@@ -574,23 +655,26 @@ def server_metadata() -> AuthorizationServerMetadata:
     """The RFC 8414 document: every endpoint, what each accepts, and the
     scopes of every enabled service."""
     origin = current_service().origin
-    return AuthorizationServerMetadata({
-        "issuer": origin,
-        "authorization_endpoint": origin + "/oauth2/authorize",
-        "token_endpoint": origin + "/oauth2/token",
-        "revocation_endpoint": origin + "/oauth2/revoke",
-        "introspection_endpoint": origin + "/oauth2/introspect",
-        "scopes_supported": [f"{scope}:{access}" for scope in sorted(known_scopes())
-                             for access in ("RO", "RW")],
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": list(GRANT_TYPES),
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
-        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
-        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
-        "code_challenge_methods_supported": ["S256"],
-        "service_documentation": origin + "/oauth2/clients",
-    })
+    return AuthorizationServerMetadata(
+        {
+            "issuer": origin,
+            "authorization_endpoint": origin + "/oauth2/authorize",
+            "token_endpoint": origin + "/oauth2/token",
+            "revocation_endpoint": origin + "/oauth2/revoke",
+            "introspection_endpoint": origin + "/oauth2/introspect",
+            "scopes_supported": [
+                f"{scope}:{access}" for scope in sorted(known_scopes()) for access in ("RO", "RW")
+            ],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": list(GRANT_TYPES),
+            "token_endpoint_auth_methods_supported": AUTH_METHODS,
+            "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+            "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+            "code_challenge_methods_supported": ["S256"],
+            "service_documentation": origin + "/oauth2/clients",
+        }
+    )
 
 
 # -- clients, as their owners manage them -------------------------------------------------
@@ -641,14 +725,22 @@ def redirect_uri_problem(uri: str) -> str | None:
             return "must use https (http only for 127.0.0.1, [::1] or localhost)"
         return None
     if scheme in FORBIDDEN_SCHEMES or "." not in scheme:
-        return ("must use https, or a private-use scheme in reverse-domain form like "
-                "com.example.app:/callback")
+        return (
+            "must use https, or a private-use scheme in reverse-domain form like "
+            "com.example.app:/callback"
+        )
     return None
 
 
-def register_client(owner: User, name: str, redirect_uris: Iterable[str], *,
-                    confidential: bool, description: str | None = None,
-                    url: str | None = None) -> tuple[OAuthClient, str | None]:
+def register_client(
+    owner: User,
+    name: str,
+    redirect_uris: Iterable[str],
+    *,
+    confidential: bool,
+    description: str | None = None,
+    url: str | None = None,
+) -> tuple[OAuthClient, str | None]:
     """Register a client for ``owner`` (not committed); return it and its
     secret (``None`` for a public client), which is shown once.
 
@@ -661,17 +753,23 @@ def register_client(owner: User, name: str, redirect_uris: Iterable[str], *,
     if not uris:
         raise ClientRegistrationError("Give at least one redirect URI.", "redirect_uris")
     if len(uris) > MAX_REDIRECT_URIS:
-        raise ClientRegistrationError(f"Give at most {MAX_REDIRECT_URIS} redirect URIs.",
-                                      "redirect_uris")
+        raise ClientRegistrationError(
+            f"Give at most {MAX_REDIRECT_URIS} redirect URIs.", "redirect_uris"
+        )
     for uri in uris:
         problem = redirect_uri_problem(uri)
         if problem:
             raise ClientRegistrationError(f"{uri} {problem}.", "redirect_uris")
     secret = new_token() if confidential else None
-    client = OAuthClient(owner_id=owner.id, client_id=secrets.token_urlsafe(18),
-                         client_secret_hash=token_hash(secret) if secret else None,
-                         name=name, description=description or None, url=url or None,
-                         redirect_uris="\n".join(uris))
+    client = OAuthClient(
+        owner_id=owner.id,
+        client_id=secrets.token_urlsafe(18),
+        client_secret_hash=token_hash(secret) if secret else None,
+        name=name,
+        description=description or None,
+        url=url or None,
+        redirect_uris="\n".join(uris),
+    )
     db_session.add(client)
     db_session.flush()
     audit(owner, "OAuth client registered", f"{name} ({client.client_id})")
@@ -707,31 +805,42 @@ def live_grants(user: User) -> list[LiveGrant]:
     rows = db_session.execute(
         sa.select(OAuthToken, OAuthClient)
         .join(OAuthClient, OAuthClient.client_id == OAuthToken.client_id)
-        .where(OAuthToken.user_id == user.id, OAuthToken.revoked_at.is_(None),
-               OAuthClient.revoked_at.is_(None),
-               sa.or_(OAuthToken.refreshed_at.is_(None),
-                      OAuthToken.issued_at + OAuthToken.expires_in > now))
-        .order_by(OAuthToken.issued_at.desc(), OAuthToken.id.desc())).all()
+        .where(
+            OAuthToken.user_id == user.id,
+            OAuthToken.revoked_at.is_(None),
+            OAuthClient.revoked_at.is_(None),
+            sa.or_(
+                OAuthToken.refreshed_at.is_(None),
+                OAuthToken.issued_at + OAuthToken.expires_in > now,
+            ),
+        )
+        .order_by(OAuthToken.issued_at.desc(), OAuthToken.id.desc())
+    ).all()
     grants_by_id: dict[int, LiveGrant] = {}
     for token, client in rows:
         if token.refreshed_at is None and token.issued_at + REFRESH_TOKEN_LIFETIME <= now:
             continue
-        grants_by_id.setdefault(token.authorization_id,
-                                LiveGrant(token.authorization_id, client, token.scope,
-                                          token.issued_at))
+        grants_by_id.setdefault(
+            token.authorization_id,
+            LiveGrant(token.authorization_id, client, token.scope, token.issued_at),
+        )
     return list(grants_by_id.values())
 
 
 def revoke_user_grant(user: User, authorization_id: int) -> bool:
     """Revoke a grant ``user`` gave (not committed); ``False`` when it is not theirs."""
-    row = db_session.scalar(sa.select(OAuthToken).where(
-        OAuthToken.authorization_id == authorization_id, OAuthToken.user_id == user.id)
-        .limit(1))
+    row = db_session.scalar(
+        sa.select(OAuthToken)
+        .where(OAuthToken.authorization_id == authorization_id, OAuthToken.user_id == user.id)
+        .limit(1)
+    )
     if row is None:
         return False
     revoke_grant(authorization_id)
-    client = db_session.scalar(sa.select(OAuthClient).where(
-        OAuthClient.client_id == row.client_id))
-    audit(user, "OAuth authorization revoked",
-          f"{client.name if client else row.client_id} ({row.client_id})")
+    client = db_session.scalar(sa.select(OAuthClient).where(OAuthClient.client_id == row.client_id))
+    audit(
+        user,
+        "OAuth authorization revoked",
+        f"{client.name if client else row.client_id} ({row.client_id})",
+    )
     return True

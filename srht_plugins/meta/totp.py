@@ -87,10 +87,12 @@ def accept_totp(user: User, code: str, secret: str | None = None) -> bool:
     # both win: the second waits for the first's row lock, then matches nothing.
     result = db_session.execute(
         sa.update(User)
-        .where(User.id == user.id, sa.or_(User.totp_last_step.is_(None),
-                                          User.totp_last_step < step))
+        .where(
+            User.id == user.id, sa.or_(User.totp_last_step.is_(None), User.totp_last_step < step)
+        )
         .values(totp_last_step=step)
-        .execution_options(synchronize_session="fetch"))
+        .execution_options(synchronize_session="fetch")
+    )
     return cast(CursorResult[Any], result).rowcount == 1
 
 
@@ -111,8 +113,11 @@ def new_recovery_codes(user: User) -> list[str]:
 
 def use_recovery_code(user: User, code: str) -> bool:
     code = code.strip().lower()
-    for row in db_session.scalars(sa.select(RecoveryCode).where(
-            RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))):
+    for row in db_session.scalars(
+        sa.select(RecoveryCode).where(
+            RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)
+        )
+    ):
         if hmac.compare_digest(row.code_hash, _code_hash(code)):
             row.used_at = utcnow()
             return True

@@ -27,9 +27,13 @@ HERE = Path(__file__).parent
 
 @hookimpl
 def service_info() -> ServiceInfo:
-    return ServiceInfo("paste", "Pastes", "Text files shared by link, highlighted, with "
-                       "raw views and an API.", core_requires=">=0.1.0.dev0,<0.2",
-                       default_port=5011)
+    return ServiceInfo(
+        "paste",
+        "Pastes",
+        "Text files shared by link, highlighted, with raw views and an API.",
+        core_requires=">=0.1.0.dev0,<0.2",
+        default_port=5011,
+    )
 
 
 @hookimpl

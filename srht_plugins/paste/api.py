@@ -51,10 +51,15 @@ def paste_json(paste: Paste, owner: User, *, content: bool) -> dict[str, Any]:
     page = url_for("paste.view_paste", username=owner.username, slug=paste.slug)
     files = []
     for file in paste.files:
-        raw = url_for("paste.raw_file", username=owner.username, slug=paste.slug,
-                      position=file.position)
-        entry: dict[str, Any] = {"position": file.position, "filename": file.filename,
-                                 "size": file.size, "raw_url": origin + raw}
+        raw = url_for(
+            "paste.raw_file", username=owner.username, slug=paste.slug, position=file.position
+        )
+        entry: dict[str, Any] = {
+            "position": file.position,
+            "filename": file.filename,
+            "size": file.size,
+            "raw_url": origin + raw,
+        }
         if content:
             entry["content"] = file.content
         files.append(entry)
@@ -84,8 +89,9 @@ def _new_files(data: Any) -> tuple[list[NewFile], str]:
         raw_files = []
     for index, raw in enumerate(raw_files):
         if not isinstance(raw, dict):
-            errors.append((f"files[{index}]", 'must be an object {"filename": ..., '
-                                              '"content": ...}'))
+            errors.append(
+                (f"files[{index}]", 'must be an object {"filename": ..., "content": ...}')
+            )
             continue
         filename = raw.get("filename") or ""
         content = raw.get("content")
@@ -106,8 +112,10 @@ def list_pastes() -> Any:
     """The token owner's pastes, newest first."""
     owner = api_user()
     page = cursor_paginate(db_session, listed_for(owner, owner).order_by(None), Paste.id)
-    return {"results": [paste_json(p, owner, content=False) for p in page.items],
-            "cursor": page.next}
+    return {
+        "results": [paste_json(p, owner, content=False) for p in page.items],
+        "cursor": page.next,
+    }
 
 
 @api.post("/pastes")
@@ -118,9 +126,13 @@ def create() -> Any:
     limits = Limits.from_section(current_service().section)
     problems = check_paste(files, visibility, limits)
     if problems:
-        raise ApiError(400, errors=[
-            (p.field if p.index is None else f"files[{p.index}].{p.field}", p.reason)
-            for p in problems])
+        raise ApiError(
+            400,
+            errors=[
+                (p.field if p.index is None else f"files[{p.index}].{p.field}", p.reason)
+                for p in problems
+            ],
+        )
     paste = create_paste(owner, files, visibility)
     db_session.commit()
     body = paste_json(paste, owner, content=True)
@@ -179,9 +191,13 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return error_responses(_REASONS, *statuses)
 
 
-_ID = {"name": "id", "in": "path", "required": True,
-       "description": "The paste's id, as in its URL.",
-       "schema": {"type": "string", "pattern": SLUG.pattern}}
+_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "The paste's id, as in its URL.",
+    "schema": {"type": "string", "pattern": SLUG.pattern},
+}
 _TOKEN: list[dict[str, list[str]]] = [{"token": []}]
 
 
@@ -195,8 +211,8 @@ def openapi_document(origin: str) -> dict[str, Any]:
             "title": "paste API",
             "version": "1",
             "description": "Create, list, read and delete pastes. Send a token from meta as "
-                           "`Authorization: Bearer <token>` with the scope `paste/pastes:RO` "
-                           "to read or `paste/pastes:RW` to also create and delete.",
+            "`Authorization: Bearer <token>` with the scope `paste/pastes:RO` "
+            "to read or `paste/pastes:RW` to also create and delete.",
         },
         "servers": [{"url": origin}],
         "paths": {
@@ -206,17 +222,31 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "summary": "The token owner's pastes, newest first (scope paste/pastes:RO).",
                     "security": _TOKEN,
                     "parameters": [
-                        {"name": "cursor", "in": "query", "required": False,
-                         "description": "The `cursor` of the previous page.",
-                         "schema": {"type": "string"}},
-                        {"name": "limit", "in": "query", "required": False,
-                         "description": "Pastes per page.",
-                         "schema": {"type": "integer", "minimum": 1, "maximum": 100,
-                                    "default": 25}},
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "required": False,
+                            "description": "The `cursor` of the previous page.",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "description": "Pastes per page.",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 100,
+                                "default": 25,
+                            },
+                        },
                     ],
                     "responses": {
-                        "200": json_response({"$ref": "#/components/schemas/PasteList"},
-                                     "A page of pastes, without file contents."),
+                        "200": json_response(
+                            {"$ref": "#/components/schemas/PasteList"},
+                            "A page of pastes, without file contents.",
+                        ),
                         **_errors(400, 401, 403),
                     },
                 },
@@ -224,14 +254,26 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "operationId": "createPaste",
                     "summary": "Create a paste (scope paste/pastes:RW).",
                     "security": _TOKEN,
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/NewPaste"}}}},
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/NewPaste"}
+                            }
+                        },
+                    },
                     "responses": {
-                        "201": {**json_response({"$ref": "#/components/schemas/Paste"},
-                                        "The new paste."),
-                                "headers": {"Location": {
+                        "201": {
+                            **json_response(
+                                {"$ref": "#/components/schemas/Paste"}, "The new paste."
+                            ),
+                            "headers": {
+                                "Location": {
                                     "description": "The new paste in this API.",
-                                    "schema": {"type": "string"}}}},
+                                    "schema": {"type": "string"},
+                                }
+                            },
+                        },
                         **_errors(400, 401, 403),
                     },
                 },
@@ -241,7 +283,7 @@ def openapi_document(origin: str) -> dict[str, Any]:
                 "get": {
                     "operationId": "getPaste",
                     "summary": "A paste with the contents of its files. Public and unlisted "
-                               "pastes need no token; with one, it needs paste/pastes:RO.",
+                    "pastes need no token; with one, it needs paste/pastes:RO.",
                     "security": [*_TOKEN, {}],
                     "responses": {
                         "200": json_response({"$ref": "#/components/schemas/Paste"}, "The paste."),
@@ -261,38 +303,53 @@ def openapi_document(origin: str) -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {
-                "token": {"type": "http", "scheme": "bearer",
-                          "description": "A personal access token or OAuth2 access token "
-                                         "issued by meta."},
+                "token": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A personal access token or OAuth2 access token issued by meta.",
+                },
             },
             "schemas": {
                 "Visibility": {
-                    "type": "string", "enum": list(VISIBILITIES),
+                    "type": "string",
+                    "enum": list(VISIBILITIES),
                     "description": "public: anyone, and listed on the owner's page; "
-                                   "unlisted: anyone with the link; private: the owner only.",
+                    "unlisted: anyone with the link; private: the owner only.",
                 },
                 "NewFile": {
                     "type": "object",
                     "required": ["content"],
                     "properties": {
-                        "filename": {"type": "string", "maxLength": MAX_FILENAME,
-                                     "pattern": "^[^\\u0000-\\u001f\\u007f]*$",
-                                     "description": "Optional; picks the highlighting. "
-                                                    "Unique within the paste."},
-                        "content": {"type": "string", "minLength": 1,
-                                    "pattern": text_without_nul,
-                                    "description": "The file's text, at most [paste] "
-                                                   "max-file-size bytes as UTF-8."},
+                        "filename": {
+                            "type": "string",
+                            "maxLength": MAX_FILENAME,
+                            "pattern": "^[^\\u0000-\\u001f\\u007f]*$",
+                            "description": "Optional; picks the highlighting. "
+                            "Unique within the paste.",
+                        },
+                        "content": {
+                            "type": "string",
+                            "minLength": 1,
+                            "pattern": text_without_nul,
+                            "description": "The file's text, at most [paste] "
+                            "max-file-size bytes as UTF-8.",
+                        },
                     },
                 },
                 "NewPaste": {
                     "type": "object",
                     "required": ["files"],
                     "properties": {
-                        "visibility": {"$ref": "#/components/schemas/Visibility",
-                                       "default": UNLISTED},
-                        "files": {"type": "array", "minItems": 1, "maxItems": MAX_FILES,
-                                  "items": {"$ref": "#/components/schemas/NewFile"}},
+                        "visibility": {
+                            "$ref": "#/components/schemas/Visibility",
+                            "default": UNLISTED,
+                        },
+                        "files": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": MAX_FILES,
+                            "items": {"$ref": "#/components/schemas/NewFile"},
+                        },
                     },
                 },
                 "File": {
@@ -301,11 +358,16 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "properties": {
                         "position": {"type": "integer", "minimum": 1},
                         "filename": {"type": "string"},
-                        "size": {"type": "integer", "minimum": 0,
-                                 "description": "Bytes, as UTF-8."},
+                        "size": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "Bytes, as UTF-8.",
+                        },
                         "raw_url": {"type": "string", "format": "uri"},
-                        "content": {"type": "string",
-                                    "description": "Only when one paste is read."},
+                        "content": {
+                            "type": "string",
+                            "description": "Only when one paste is read.",
+                        },
                     },
                 },
                 "Paste": {
@@ -314,24 +376,31 @@ def openapi_document(origin: str) -> dict[str, Any]:
                     "properties": {
                         "id": {"type": "string"},
                         "url": {"type": "string", "format": "uri"},
-                        "owner": {"type": "object", "required": ["username", "canonical_name"],
-                                  "properties": {"username": {"type": "string"},
-                                                 "canonical_name": {"type": "string"}}},
+                        "owner": {
+                            "type": "object",
+                            "required": ["username", "canonical_name"],
+                            "properties": {
+                                "username": {"type": "string"},
+                                "canonical_name": {"type": "string"},
+                            },
+                        },
                         "visibility": {"$ref": "#/components/schemas/Visibility"},
                         "created": {"type": "string", "format": "date-time"},
-                        "files": {"type": "array",
-                                  "items": {"$ref": "#/components/schemas/File"}},
+                        "files": {"type": "array", "items": {"$ref": "#/components/schemas/File"}},
                     },
                 },
                 "PasteList": {
                     "type": "object",
                     "required": ["results", "cursor"],
                     "properties": {
-                        "results": {"type": "array",
-                                    "items": {"$ref": "#/components/schemas/Paste"}},
-                        "cursor": {"type": ["string", "null"],
-                                   "description": "Pass as ?cursor= for the next page; "
-                                                  "null on the last."},
+                        "results": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Paste"},
+                        },
+                        "cursor": {
+                            "type": ["string", "null"],
+                            "description": "Pass as ?cursor= for the next page; null on the last.",
+                        },
                     },
                 },
                 "Errors": API_ERRORS_SCHEMA,

@@ -69,11 +69,16 @@ def _table(lines: list[str], prefix: str, language: str) -> str:
     rows = []
     for number, line in enumerate(lines, start=1):
         anchor = f"{prefix}{number}"
-        rows.append(f'<tr id="{anchor}"><td class="ln"><a href="#{anchor}">{number}</a></td>'
-                    f'<td class="line">{line}</td></tr>')
+        rows.append(
+            f'<tr id="{anchor}"><td class="ln"><a href="#{anchor}">{number}</a></td>'
+            f'<td class="line">{line}</td></tr>'
+        )
     label = escape(language)
-    return (f'<table class="code highlight" aria-label="{label}"><tbody>'
-            + "".join(rows) + "</tbody></table>")
+    return (
+        f'<table class="code highlight" aria-label="{label}"><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+    )
 
 
 def _render(filename: str, content: str, prefix: str) -> RenderedFile:

@@ -36,8 +36,7 @@ class Paste(TimestampMixin, Base):
 
     __tablename__ = "paste"
     __table_args__ = (
-        sa.CheckConstraint("visibility IN ('public', 'unlisted', 'private')",
-                           name="visibility"),
+        sa.CheckConstraint("visibility IN ('public', 'unlisted', 'private')", name="visibility"),
         sa.Index("ix_paste_owner_id_id", "owner_id", "id"),
     )
 
@@ -52,16 +51,21 @@ class Paste(TimestampMixin, Base):
     # grow a query per item unnoticed.
     owner: Mapped[User] = relationship(lazy="raise")
     files: Mapped[list[PasteFile]] = relationship(
-        back_populates="paste", order_by="PasteFile.position", lazy="raise",
-        cascade="all, delete-orphan", passive_deletes=True)
+        back_populates="paste",
+        order_by="PasteFile.position",
+        lazy="raise",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
 
 
 class PasteFile(Base):
     """A file of a paste, numbered from 1 in the order it was given."""
 
     __tablename__ = "paste_file"
-    __table_args__ = (sa.UniqueConstraint("paste_id", "position",
-                                          name="uq_paste_file_paste_id_position"),)
+    __table_args__ = (
+        sa.UniqueConstraint("paste_id", "position", name="uq_paste_file_paste_id_position"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     paste_id: Mapped[int] = mapped_column(sa.ForeignKey("paste.id", ondelete="CASCADE"))

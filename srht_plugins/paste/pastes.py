@@ -80,32 +80,60 @@ def check_paste(files: list[NewFile], visibility: str, limits: Limits) -> list[P
     for index, file in enumerate(files[:MAX_FILES]):
         name = file.filename
         if len(name) > MAX_FILENAME:
-            problems.append(Problem("filename", f"A file name may be at most {MAX_FILENAME} "
-                                                "characters long.", index))
+            problems.append(
+                Problem(
+                    "filename", f"A file name may be at most {MAX_FILENAME} characters long.", index
+                )
+            )
         elif _CONTROL.search(name) or _utf8_size(name) is None:
-            problems.append(Problem("filename", "A file name may not contain control "
-                                                "characters or line breaks.", index))
+            problems.append(
+                Problem(
+                    "filename",
+                    "A file name may not contain control characters or line breaks.",
+                    index,
+                )
+            )
         elif name and name in seen:
-            problems.append(Problem("filename", f"File {seen[name] + 1} has this name "
-                                                "already; give each file its own.", index))
+            problems.append(
+                Problem(
+                    "filename",
+                    f"File {seen[name] + 1} has this name already; give each file its own.",
+                    index,
+                )
+            )
         elif name:
             seen[name] = index
         size = _utf8_size(file.content)
         if size is None or "\x00" in file.content:
-            problems.append(Problem("content", "This is not text: pastes hold text, and "
-                                               "this has NUL characters or broken Unicode.",
-                                    index))
+            problems.append(
+                Problem(
+                    "content",
+                    "This is not text: pastes hold text, and "
+                    "this has NUL characters or broken Unicode.",
+                    index,
+                )
+            )
             continue
         if not file.content:
             problems.append(Problem("content", "A file needs contents.", index))
         elif size > limits.max_file_size:
-            problems.append(Problem("content", f"This file is {human_size(size)}; a file may "
-                                               f"be at most {human_size(limits.max_file_size)}.",
-                                    index))
+            problems.append(
+                Problem(
+                    "content",
+                    f"This file is {human_size(size)}; a file may "
+                    f"be at most {human_size(limits.max_file_size)}.",
+                    index,
+                )
+            )
         total += size
     if total > limits.max_paste_size:
-        problems.append(Problem("files", f"This paste is {human_size(total)} in all; a paste "
-                                         f"may be at most {human_size(limits.max_paste_size)}."))
+        problems.append(
+            Problem(
+                "files",
+                f"This paste is {human_size(total)} in all; a paste "
+                f"may be at most {human_size(limits.max_paste_size)}.",
+            )
+        )
     return problems
 
 
@@ -114,9 +142,15 @@ def create_paste(owner: User, files: list[NewFile], visibility: str) -> Paste:
     :func:`check_paste`."""
     paste = Paste(slug=secrets.token_hex(8), owner_id=owner.id, visibility=visibility)
     paste.owner = owner
-    paste.files = [PasteFile(position=position, filename=file.filename, content=file.content,
-                             size=len(file.content.encode("utf-8")))
-                   for position, file in enumerate(files, start=1)]
+    paste.files = [
+        PasteFile(
+            position=position,
+            filename=file.filename,
+            content=file.content,
+            size=len(file.content.encode("utf-8")),
+        )
+        for position, file in enumerate(files, start=1)
+    ]
     db_session.add(paste)
     return paste
 
@@ -127,8 +161,9 @@ def may_see(paste: Paste, viewer: User | None) -> bool:
     return paste.visibility != PRIVATE or (viewer is not None and viewer.id == paste.owner_id)
 
 
-def find_paste(slug: str, viewer: User | None, *, username: str | None = None,
-               with_content: bool = True) -> Paste | None:
+def find_paste(
+    slug: str, viewer: User | None, *, username: str | None = None, with_content: bool = True
+) -> Paste | None:
     """The paste ``slug`` with its owner and files, if ``viewer`` may see it
     (and it is ``username``'s, when given); ``None`` otherwise, so a private
     paste is indistinguishable from a missing one."""
@@ -137,9 +172,13 @@ def find_paste(slug: str, viewer: User | None, *, username: str | None = None,
     # One round trip for the paste, its owner and its files: a paste has a
     # handful of files, so joining them costs less than a second query.
     files = joinedload(Paste.files)
-    stmt = (sa.select(Paste).join(Paste.owner).options(contains_eager(Paste.owner))
-            .where(Paste.slug == slug)
-            .options(files.undefer(PasteFile.content) if with_content else files))
+    stmt = (
+        sa.select(Paste)
+        .join(Paste.owner)
+        .options(contains_eager(Paste.owner))
+        .where(Paste.slug == slug)
+        .options(files.undefer(PasteFile.content) if with_content else files)
+    )
     if username is not None:
         stmt = stmt.where(User.username == username)
     paste = db_session.scalars(stmt).unique().one_or_none()
@@ -152,9 +191,15 @@ def listed_for(owner: User, viewer: User | None) -> sa.Select[Any]:
     """The pastes of ``owner`` that ``viewer`` sees listed, newest first,
     with their file names (not their contents): all of them for the owner,
     the public ones for everyone else."""
-    stmt = (sa.select(Paste).where(Paste.owner_id == owner.id)
-            .options(selectinload(Paste.files).options(
-                load_only(PasteFile.position, PasteFile.filename, PasteFile.size))))
+    stmt = (
+        sa.select(Paste)
+        .where(Paste.owner_id == owner.id)
+        .options(
+            selectinload(Paste.files).options(
+                load_only(PasteFile.position, PasteFile.filename, PasteFile.size)
+            )
+        )
+    )
     if viewer is None or viewer.id != owner.id:
         stmt = stmt.where(Paste.visibility == PUBLIC)
     return stmt.order_by(Paste.id.desc())
@@ -163,4 +208,3 @@ def listed_for(owner: User, viewer: User | None) -> sa.Select[Any]:
 def delete_pastes_of(user: User) -> None:
     """Remove every paste of a user whose account is being deleted."""
     db_session.execute(sa.delete(Paste).where(Paste.owner_id == user.id))
-

@@ -66,8 +66,9 @@ class FileForm(SubForm):  # type: ignore[misc]
 class PasteForm(Form):
     files = FieldList(FormField(FileForm), min_entries=1, max_entries=MAX_FILES)
     # Plain values, labelled by the template with VISIBILITY_HELP.
-    visibility = RadioField("Visibility", default=UNLISTED, validate_choice=False,
-                            choices=list(VISIBILITIES))
+    visibility = RadioField(
+        "Visibility", default=UNLISTED, validate_choice=False, choices=list(VISIBILITIES)
+    )
 
 
 class DeleteForm(Form):
@@ -84,9 +85,13 @@ def _limits() -> Limits:
 
 
 def _new_page(form: PasteForm, status: int = 200, paste_errors: list[str] | None = None) -> Any:
-    return render_template("paste/new.html", form=form, paste_errors=paste_errors or [],
-                           limits=_limits(),
-                           visibility_help=VISIBILITY_HELP), status
+    return render_template(
+        "paste/new.html",
+        form=form,
+        paste_errors=paste_errors or [],
+        limits=_limits(),
+        visibility_help=VISIBILITY_HELP,
+    ), status
 
 
 def _show_problems(form: PasteForm, problems: list[Problem], slots: list[int]) -> list[str]:
@@ -117,10 +122,10 @@ def new_paste() -> Any:
         form.files.append_entry()
         return _new_page(form)
     # Slots left entirely blank are ignored, so an extra slot does no harm.
-    slots = [i for i, entry in enumerate(form.files)
-             if entry.filename.data or entry.content.data]
-    files = [NewFile(form.files[i].filename.data or "", form.files[i].content.data or "")
-             for i in slots]
+    slots = [i for i, entry in enumerate(form.files) if entry.filename.data or entry.content.data]
+    files = [
+        NewFile(form.files[i].filename.data or "", form.files[i].content.data or "") for i in slots
+    ]
     problems = check_paste(files, form.visibility.data or "", _limits())
     if problems:
         return _new_page(form, 400, _show_problems(form, problems, slots))
@@ -128,8 +133,7 @@ def new_paste() -> Any:
     assert user is not None
     paste = create_paste(user, files, form.visibility.data)
     db_session.commit()
-    return redirect(url_for("paste.view_paste", username=user.username, slug=paste.slug),
-                    code=303)
+    return redirect(url_for("paste.view_paste", username=user.username, slug=paste.slug), code=303)
 
 
 @bp.get("/~<username>")
@@ -139,8 +143,12 @@ def user_pastes(username: str) -> Any:
         abort(404)
     viewer = _viewer()
     page = paginate(db_session, listed_for(owner, viewer), per_page=25)
-    return render_template("paste/user.html", owner=owner, page=page,
-                           is_owner=viewer is not None and viewer.id == owner.id)
+    return render_template(
+        "paste/user.html",
+        owner=owner,
+        page=page,
+        is_owner=viewer is not None and viewer.id == owner.id,
+    )
 
 
 def _paste_or_404(username: str, slug: str, *, with_content: bool = True) -> Paste:
@@ -162,20 +170,29 @@ def view_paste(username: str, slug: str) -> Any:
     paste = _paste_or_404(username, slug, with_content=False)
     # A paste's files never change; its visibility (shown on the page)
     # changes ``updated``, and the owner's name is in its links.
-    return anonymous_page(("paste", paste.id, paste.updated, paste.owner.username),
-                          lambda: _paste_page(paste))
+    return anonymous_page(
+        ("paste", paste.id, paste.updated, paste.owner.username), lambda: _paste_page(paste)
+    )
 
 
 def _paste_page(paste: Paste) -> Response:
-    contents = dict(db_session.execute(  # the contents of all its files: one query
-        sa.select(PasteFile.id, PasteFile.content).where(PasteFile.paste_id == paste.id)
-    ).all())
-    shown = [(file, render_file(file.filename, contents[file.id], file.position))
-             for file in paste.files]
+    contents = dict(
+        db_session.execute(  # the contents of all its files: one query
+            sa.select(PasteFile.id, PasteFile.content).where(PasteFile.paste_id == paste.id)
+        ).all()
+    )
+    shown = [
+        (file, render_file(file.filename, contents[file.id], file.position)) for file in paste.files
+    ]
     viewer = _viewer()
-    response = Response(render_template(
-        "paste/paste.html", paste=paste, files=shown,
-        is_owner=viewer is not None and viewer.id == paste.owner_id))
+    response = Response(
+        render_template(
+            "paste/paste.html",
+            paste=paste,
+            files=shown,
+            is_owner=viewer is not None and viewer.id == paste.owner_id,
+        )
+    )
     return _private(response, paste)
 
 
@@ -224,7 +241,8 @@ def download_file(username: str, slug: str, position: int) -> Any:
     file = _file_or_404(paste, position)
     response = _raw_response(paste, file)
     response.headers["Content-Disposition"] = download_disposition(
-        file.filename, f"paste-{paste.slug}-{file.position}.txt")
+        file.filename, f"paste-{paste.slug}-{file.position}.txt"
+    )
     return response
 
 

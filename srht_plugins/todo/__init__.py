@@ -38,8 +38,13 @@ HERE = Path(__file__).parent
 
 @hookimpl
 def service_info() -> ServiceInfo:
-    return ServiceInfo("todo", "Tickets", "Ticket trackers with labels, subscriptions "
-                       "and webhooks.", core_requires=">=0.1.0.dev0,<0.2", default_port=5003)
+    return ServiceInfo(
+        "todo",
+        "Tickets",
+        "Ticket trackers with labels, subscriptions and webhooks.",
+        core_requires=">=0.1.0.dev0,<0.2",
+        default_port=5003,
+    )
 
 
 @hookimpl

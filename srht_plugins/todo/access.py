@@ -40,8 +40,16 @@ from .models import (
 )
 
 __all__ = [
-    "BROWSE", "COMMENT", "EDIT", "SUBMIT", "TRIAGE",
-    "Access", "effective_access", "find_ticket", "find_tracker", "listed_trackers",
+    "BROWSE",
+    "COMMENT",
+    "EDIT",
+    "SUBMIT",
+    "TRIAGE",
+    "Access",
+    "effective_access",
+    "find_ticket",
+    "find_tracker",
+    "listed_trackers",
 ]
 
 
@@ -102,13 +110,21 @@ def _not_found(owner: str, name: str) -> NotFound:
 # Built once, with bound parameters: every todo page runs one of these, and
 # building the statement cost more than the round trip.
 _FIND_FOR_ANONYMOUS = (
-    sa.select(Tracker, sa.null()).join(Tracker.owner)
-    .where(User.username == sa.bindparam("owner"), Tracker.name == sa.bindparam("name")))
+    sa.select(Tracker, sa.null())
+    .join(Tracker.owner)
+    .where(User.username == sa.bindparam("owner"), Tracker.name == sa.bindparam("name"))
+)
 _FIND_FOR_USER = (
-    sa.select(Tracker, TrackerAccess.access).join(Tracker.owner)
-    .outerjoin(TrackerAccess, sa.and_(TrackerAccess.tracker_id == Tracker.id,
-                                      TrackerAccess.user_id == sa.bindparam("user")))
-    .where(User.username == sa.bindparam("owner"), Tracker.name == sa.bindparam("name")))
+    sa.select(Tracker, TrackerAccess.access)
+    .join(Tracker.owner)
+    .outerjoin(
+        TrackerAccess,
+        sa.and_(
+            TrackerAccess.tracker_id == Tracker.id, TrackerAccess.user_id == sa.bindparam("user")
+        ),
+    )
+    .where(User.username == sa.bindparam("owner"), Tracker.name == sa.bindparam("name"))
+)
 
 
 def find_tracker(owner: str, name: str, user: Any) -> Access:
@@ -131,9 +147,14 @@ def find_tracker(owner: str, name: str, user: Any) -> Access:
 def find_ticket(access: Access, number: int) -> Ticket:
     """Ticket ``number`` of the tracker, with what its page shows preloaded."""
     ticket = db_session.scalar(
-        sa.select(Ticket).where(Ticket.tracker_id == access.tracker.id, Ticket.number == number)
-        .options(selectinload(Ticket.labels), selectinload(Ticket.assignees),
-                 selectinload(Ticket.submitter)))
+        sa.select(Ticket)
+        .where(Ticket.tracker_id == access.tracker.id, Ticket.number == number)
+        .options(
+            selectinload(Ticket.labels),
+            selectinload(Ticket.assignees),
+            selectinload(Ticket.submitter),
+        )
+    )
     if ticket is None:
         raise NotFound(f"There is no ticket #{number} on {access.tracker.ref}.")
     set_committed_value(ticket, "tracker", access.tracker)
@@ -143,6 +164,7 @@ def find_ticket(access: Access, number: int) -> Ticket:
 def browsable(user: Any) -> sa.ColumnElement[bool]:
     """SQL: the trackers ``user`` may browse. The statement must outer-join
     ``TrackerAccess`` for the user (see :func:`with_grant`)."""
+
     def has(column: Any) -> sa.ColumnElement[bool]:
         return column.op("&")(BROWSE) != 0
 
@@ -151,8 +173,11 @@ def browsable(user: Any) -> sa.ColumnElement[bool]:
     return sa.or_(
         Tracker.owner_id == user.id,
         sa.and_(TrackerAccess.id.is_not(None), has(TrackerAccess.access)),
-        sa.and_(TrackerAccess.id.is_(None), Tracker.visibility != PRIVATE,
-                sa.or_(has(Tracker.user_access), has(Tracker.anonymous_access))),
+        sa.and_(
+            TrackerAccess.id.is_(None),
+            Tracker.visibility != PRIVATE,
+            sa.or_(has(Tracker.user_access), has(Tracker.anonymous_access)),
+        ),
     )
 
 
@@ -160,8 +185,10 @@ def with_grant(stmt: sa.Select[Any], user: Any) -> sa.Select[Any]:
     """``stmt`` (over ``Tracker``) outer-joined with ``user``'s grants."""
     if user is None:
         return stmt
-    return stmt.outerjoin(TrackerAccess, sa.and_(TrackerAccess.tracker_id == Tracker.id,
-                                                 TrackerAccess.user_id == user.id))
+    return stmt.outerjoin(
+        TrackerAccess,
+        sa.and_(TrackerAccess.tracker_id == Tracker.id, TrackerAccess.user_id == user.id),
+    )
 
 
 def listed_trackers(user: Any, owner: User | None = None) -> sa.Select[Any]:
@@ -181,8 +208,9 @@ def grants_of(user: Any, tracker_ids: set[int]) -> dict[int, int]:
     """``user``'s named grants on the given trackers, in one query."""
     if user is None or not tracker_ids:
         return {}
-    rows = db_session.execute(sa.select(TrackerAccess.tracker_id, TrackerAccess.access)
-                              .where(TrackerAccess.user_id == user.id,
-                                     TrackerAccess.tracker_id.in_(tracker_ids)))
+    rows = db_session.execute(
+        sa.select(TrackerAccess.tracker_id, TrackerAccess.access).where(
+            TrackerAccess.user_id == user.id, TrackerAccess.tracker_id.in_(tracker_ids)
+        )
+    )
     return {tracker_id: mask for tracker_id, mask in rows}
-

@@ -22,8 +22,9 @@ EVENTS = [
     EventType("tracker:update", "A tracker's settings changed."),
     EventType("tracker:delete", "A tracker was deleted."),
     EventType("ticket:create", "A ticket was submitted."),
-    EventType("ticket:update", "A ticket's title, description, status, labels or assignees "
-                               "changed."),
+    EventType(
+        "ticket:update", "A ticket's title, description, status, labels or assignees changed."
+    ),
     EventType("comment:create", "A ticket was commented on."),
     EventType("label:create", "A label was added to a tracker."),
     EventType("label:update", "A label was renamed or recoloured."),
@@ -41,15 +42,20 @@ def emit(tracker: Tracker, event: str, data: dict[str, Any], actor: Any) -> int:
     """Record a delivery of ``event`` for each of the tracker's webhooks
     that asked for it. Returns how many."""
     assert event in EVENT_NAMES, event
-    hooks = db_session.scalars(sa.select(Webhook).where(Webhook.tracker_id == tracker.id)
-                               .order_by(Webhook.id)).all()
-    payload = {"tracker": tracker.to_dict(),
-               "actor": actor.canonical_name if actor is not None else None, **data}
+    hooks = db_session.scalars(
+        sa.select(Webhook).where(Webhook.tracker_id == tracker.id).order_by(Webhook.id)
+    ).all()
+    payload = {
+        "tracker": tracker.to_dict(),
+        "actor": actor.canonical_name if actor is not None else None,
+        **data,
+    }
     sent = 0
     for hook in hooks:
         if event in hook.event_list:
-            send_webhook(hook.url, event, payload, subscription=subscription_key(tracker),
-                         session=db_session)
+            send_webhook(
+                hook.url, event, payload, subscription=subscription_key(tracker), session=db_session
+            )
             sent += 1
     return sent
 
@@ -57,5 +63,11 @@ def emit(tracker: Tracker, event: str, data: dict[str, Any], actor: Any) -> int:
 def notify(what: str, ticket_id: int, actor: Any, comment_id: int | None = None) -> None:
     """Queue the mail to the subscribers of a ticket and its tracker about
     ``what`` (``ticket:create``, ``comment:create``, ``ticket:update``)."""
-    enqueue("notify", session=db_session, what=what, ticket=ticket_id, comment=comment_id,
-            actor=actor.id if actor is not None else None)
+    enqueue(
+        "notify",
+        session=db_session,
+        what=what,
+        ticket=ticket_id,
+        comment=comment_id,
+        actor=actor.id if actor is not None else None,
+    )

@@ -31,8 +31,7 @@ class ChoiceField(Field):
 
     def __init__(self, label: str, choices: list[tuple[str, str]], **kwargs: Any):
         values = [value for value, _label in choices]
-        super().__init__(label, [AnyOf(values, message="Choose one of the options.")],
-                         **kwargs)
+        super().__init__(label, [AnyOf(values, message="Choose one of the options.")], **kwargs)
         self.choices = choices
 
     def process_formdata(self, valuelist: list[str]) -> None:
@@ -92,11 +91,9 @@ class LabelForm(Form):
 
 
 class AssignForm(Form):
-    username = StringField("Assign to (username)", validators=[InputRequired(),
-                                                               Length(max=64)])
+    username = StringField("Assign to (username)", validators=[InputRequired(), Length(max=64)])
 
 
 class WebhookForm(Form):
     url = StringField("URL", validators=[InputRequired(), Length(max=2048)])
-    events = CheckboxesField("Events", [(e.name, f"{e.name}: {e.description}")
-                                        for e in EVENTS])
+    events = CheckboxesField("Events", [(e.name, f"{e.name}: {e.description}") for e in EVENTS])

@@ -29,11 +29,13 @@ def recipients(ticket: Ticket, tracker: Tracker, actor_id: int | None) -> list[U
     rows = db_session.execute(
         sa.select(User, TrackerAccess.access)
         .join(Subscription, Subscription.user_id == User.id)
-        .outerjoin(TrackerAccess, sa.and_(TrackerAccess.tracker_id == tracker.id,
-                                          TrackerAccess.user_id == User.id))
-        .where(sa.or_(Subscription.ticket_id == ticket.id,
-                      Subscription.tracker_id == tracker.id))
-        .order_by(User.id)).all()
+        .outerjoin(
+            TrackerAccess,
+            sa.and_(TrackerAccess.tracker_id == tracker.id, TrackerAccess.user_id == User.id),
+        )
+        .where(sa.or_(Subscription.ticket_id == ticket.id, Subscription.tracker_id == tracker.id))
+        .order_by(User.id)
+    ).all()
     out: dict[int, User] = {}
     for user, grant in rows:
         if user.id == actor_id or user.user_type in ("suspended", "deleted"):
@@ -69,12 +71,17 @@ def notify(what: str, ticket: int, comment: int | None = None, actor: int | None
     if sender:
         headers["From"] = formataddr((str(state.config["srht"]["site-name"]), sender))
     for user in recipients(found, tracker, actor):
-        body = "\n".join([
-            *lines, "-- ", url,
-            f"You get this because you follow {ref} or {tracker.ref}; "
-            f"unsubscribe on that page.", ""])
-        send_mail(user.email, f"{ref}: {found.title}", body, headers=headers,
-                  session=db_session)
+        body = "\n".join(
+            [
+                *lines,
+                "-- ",
+                url,
+                f"You get this because you follow {ref} or {tracker.ref}; "
+                f"unsubscribe on that page.",
+                "",
+            ]
+        )
+        send_mail(user.email, f"{ref}: {found.title}", body, headers=headers, session=db_session)
 
 
 JOBS = [Job("notify", notify, max_attempts=10, backoff=30)]

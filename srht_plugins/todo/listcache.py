@@ -92,8 +92,9 @@ def bump_revisions(session: Session, _context: Any) -> None:
             trackers.add(obj.tracker_id)
         elif isinstance(obj, Comment):
             tickets.add(obj.ticket_id)
-        elif isinstance(obj, User) and (obj in session.deleted or
-                                        sa.inspect(obj).attrs.username.history.has_changes()):
+        elif isinstance(obj, User) and (
+            obj in session.deleted or sa.inspect(obj).attrs.username.history.has_changes()
+        ):
             everything = True
     if everything:
         bump_all(session)
@@ -102,8 +103,8 @@ def bump_revisions(session: Session, _context: Any) -> None:
     if trackers:
         condition.append(Tracker.id.in_(trackers))
     if tickets:
-        condition.append(Tracker.id.in_(sa.select(Ticket.tracker_id)
-                                        .where(Ticket.id.in_(tickets))))
+        condition.append(Tracker.id.in_(sa.select(Ticket.tracker_id).where(Ticket.id.in_(tickets))))
     if condition:
-        session.execute(sa.update(Tracker).where(sa.or_(*condition))
-                        .values(revision=Tracker.revision + 1))
+        session.execute(
+            sa.update(Tracker).where(sa.or_(*condition)).values(revision=Tracker.revision + 1)
+        )

@@ -37,15 +37,27 @@ class User(MirroredUserMixin, Base):
 #: What a tracker may allow: bits of an access mask.
 BROWSE, SUBMIT, COMMENT, TRIAGE, EDIT = 1, 2, 4, 8, 16
 ALL_ACCESS = BROWSE | SUBMIT | COMMENT | TRIAGE | EDIT
-ACCESS_NAMES = {"browse": BROWSE, "submit": SUBMIT, "comment": COMMENT, "triage": TRIAGE,
-                "edit": EDIT}
+ACCESS_NAMES = {
+    "browse": BROWSE,
+    "submit": SUBMIT,
+    "comment": COMMENT,
+    "triage": TRIAGE,
+    "edit": EDIT,
+}
 
 PUBLIC, UNLISTED, PRIVATE = "public", "unlisted", "private"
 VISIBILITIES = (PUBLIC, UNLISTED, PRIVATE)
 
 OPEN, CLOSED = "open", "closed"
-RESOLUTIONS = ("fixed", "implemented", "wont_fix", "by_design", "invalid", "duplicate",
-               "not_our_bug")
+RESOLUTIONS = (
+    "fixed",
+    "implemented",
+    "wont_fix",
+    "by_design",
+    "invalid",
+    "duplicate",
+    "not_our_bug",
+)
 
 #: Tracker names: what fits in a URL path segment without escaping.
 TRACKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -126,8 +138,7 @@ class TrackerAccess(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tracker_id: Mapped[int] = mapped_column(sa.ForeignKey("tracker.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"),
-                                         index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     access: Mapped[int] = mapped_column(sa.Integer)
     created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
@@ -138,7 +149,8 @@ class TrackerAccess(Base):
 
 
 ticket_label = sa.Table(
-    "ticket_label", Base.metadata,
+    "ticket_label",
+    Base.metadata,
     sa.Column("ticket_id", sa.ForeignKey("ticket.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("label_id", sa.ForeignKey("label.id", ondelete="CASCADE"), primary_key=True),
     # label:NAME searches start from the label and need its tickets.
@@ -146,7 +158,8 @@ ticket_label = sa.Table(
 )
 
 ticket_assignee = sa.Table(
-    "ticket_assignee", Base.metadata,
+    "ticket_assignee",
+    Base.metadata,
     sa.Column("ticket_id", sa.ForeignKey("ticket.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("user_id", sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True),
     sa.Index("ix_ticket_assignee_user_id_ticket_id", "user_id", "ticket_id"),
@@ -168,8 +181,13 @@ class Label(TimestampMixin, Base):
         return text_color(self.color)
 
     def to_dict(self) -> dict[str, object]:
-        return {"id": self.id, "name": self.name, "color": self.color,
-                "text_color": self.text_color, "created": timestamp(self.created)}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "color": self.color,
+            "text_color": self.text_color,
+            "created": timestamp(self.created),
+        }
 
 
 def _linear(channel: int) -> float:
@@ -179,7 +197,7 @@ def _linear(channel: int) -> float:
 
 def luminance(color: str) -> float:
     """The WCAG relative luminance of ``#rrggbb``."""
-    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
     return 0.2126 * _linear(r) + 0.7152 * _linear(g) + 0.0722 * _linear(b)
 
 
@@ -208,15 +226,17 @@ class Ticket(TimestampMixin, Base):
         sa.Index("ix_ticket_submitter_id", "submitter_id"),
         # Full-text search of title and description. PostgreSQL only:
         # SQLite (the embedded default) has no to_tsvector and uses LIKE.
-        sa.Index(SEARCH_INDEX, sa.text("to_tsvector('simple', title || ' ' || description)"),
-                 postgresql_using="gin").ddl_if(dialect="postgresql"),
+        sa.Index(
+            SEARCH_INDEX,
+            sa.text("to_tsvector('simple', title || ' ' || description)"),
+            postgresql_using="gin",
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tracker_id: Mapped[int] = mapped_column(sa.ForeignKey("tracker.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(sa.Integer)
-    submitter_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("user.id", ondelete="SET NULL"))
+    submitter_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
     title: Mapped[str] = mapped_column(sa.String(512))
     description: Mapped[str] = mapped_column(sa.Text, default="")
     status: Mapped[str] = mapped_column(sa.String(16), default=OPEN)
@@ -224,10 +244,12 @@ class Ticket(TimestampMixin, Base):
 
     tracker: Mapped[Tracker] = relationship(lazy="raise")
     submitter: Mapped[User | None] = relationship(lazy="raise")
-    labels: Mapped[list[Label]] = relationship(secondary=ticket_label, lazy="raise",
-                                               order_by=Label.name)
-    assignees: Mapped[list[User]] = relationship(secondary=ticket_assignee, lazy="raise",
-                                                 order_by=User.username)
+    labels: Mapped[list[Label]] = relationship(
+        secondary=ticket_label, lazy="raise", order_by=Label.name
+    )
+    assignees: Mapped[list[User]] = relationship(
+        secondary=ticket_assignee, lazy="raise", order_by=User.username
+    )
 
     @property
     def ref(self) -> str:
@@ -261,16 +283,20 @@ def search_document() -> sa.ColumnElement[object]:
     """What ``text`` searches match on PostgreSQL: the expression of
     :data:`SEARCH_INDEX`, written the same way so the index serves them."""
     table = Ticket.__table__
-    return sa.func.to_tsvector(sa.literal_column("'simple'"),
-                               table.c.title + sa.literal_column("' '") + table.c.description)
+    return sa.func.to_tsvector(
+        sa.literal_column("'simple'"),
+        table.c.title + sa.literal_column("' '") + table.c.description,
+    )
 
 
 class Comment(TimestampMixin, Base):
     """A comment on a ticket, or the record of a change to it (``change``)."""
 
     __tablename__ = "comment"
-    __table_args__ = (sa.Index("ix_comment_ticket_id_id", "ticket_id", "id"),
-                      sa.Index("ix_comment_author_id", "author_id"))
+    __table_args__ = (
+        sa.Index("ix_comment_ticket_id_id", "ticket_id", "id"),
+        sa.Index("ix_comment_author_id", "author_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id", ondelete="CASCADE"))
@@ -283,16 +309,23 @@ class Comment(TimestampMixin, Base):
 
     def to_dict(self) -> dict[str, object]:
         """The API's view; needs ``author`` loaded."""
-        return {"id": self.id, "author": user_json(self.author), "text": self.text,
-                "change": self.change, "created": timestamp(self.created)}
+        return {
+            "id": self.id,
+            "author": user_json(self.author),
+            "text": self.text,
+            "change": self.change,
+            "created": timestamp(self.created),
+        }
 
 
 class TicketReference(Base):
     """``source`` mentions ``target`` (``#12`` or ``~alice/bugs#12`` in its text)."""
 
     __tablename__ = "ticket_reference"
-    __table_args__ = (sa.UniqueConstraint("source_id", "target_id"),
-                      sa.Index("ix_ticket_reference_target_id", "target_id"))
+    __table_args__ = (
+        sa.UniqueConstraint("source_id", "target_id"),
+        sa.Index("ix_ticket_reference_target_id", "target_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id", ondelete="CASCADE"))
@@ -314,8 +347,7 @@ class Subscription(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
-    tracker_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("tracker.id", ondelete="CASCADE"))
+    tracker_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tracker.id", ondelete="CASCADE"))
     ticket_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ticket.id", ondelete="CASCADE"))
     created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
@@ -337,5 +369,9 @@ class Webhook(TimestampMixin, Base):
         return self.events.split()
 
     def to_dict(self) -> dict[str, object]:
-        return {"id": self.id, "url": self.url, "events": self.event_list,
-                "created": timestamp(self.created)}
+        return {
+            "id": self.id,
+            "url": self.url,
+            "events": self.event_list,
+            "created": timestamp(self.created),
+        }

@@ -20,15 +20,15 @@ from srht_core import db_session, render_markdown
 from .access import BROWSE, effective_access, grants_of
 from .models import Ticket, TicketReference, Tracker, User
 
-__all__ = ["Reference", "find_references", "record_references", "referenced_by",
-           "render_text"]
+__all__ = ["Reference", "find_references", "record_references", "referenced_by", "render_text"]
 
 #: At most this many references of one text are recorded.
 MAX_REFERENCES = 50
 REFERENCE = re.compile(
     r"(?<![\w&/#~.-])(?<!\]\()"
     r"(?:~(?P<owner>[a-z_][a-z0-9_-]*)/(?P<tracker>[A-Za-z0-9][A-Za-z0-9._-]*))?"
-    r"#(?P<number>\d{1,9})\b")
+    r"#(?P<number>\d{1,9})\b"
+)
 #: Code spans and fenced blocks, where nothing is a reference.
 CODE = re.compile(r"(```.*?(?:```|$)|~~~.*?(?:~~~|$)|`[^`\n]*`)", re.S)
 
@@ -64,8 +64,7 @@ def render_text(text: str, tracker: Tracker) -> Markup:
         target = f"/~{match['owner']}/{match['tracker']}" if match["owner"] else base
         return f"[{match[0]}]({target}/{match['number']})"
 
-    out = [REFERENCE.sub(link, piece) if prose else piece
-           for prose, piece in _outside_code(text)]
+    out = [REFERENCE.sub(link, piece) if prose else piece for prose, piece in _outside_code(text)]
     return render_markdown("".join(out))
 
 
@@ -78,23 +77,37 @@ def record_references(source: Ticket, tracker: Tracker, text: str, author: Any) 
     conditions = []
     for ref in refs:
         if ref.owner is None:
-            conditions.append(sa.and_(Ticket.tracker_id == tracker.id,
-                                      Ticket.number == ref.number))
+            conditions.append(sa.and_(Ticket.tracker_id == tracker.id, Ticket.number == ref.number))
         else:
-            conditions.append(sa.and_(User.username == ref.owner, Tracker.name == ref.tracker,
-                                      Ticket.number == ref.number))
+            conditions.append(
+                sa.and_(
+                    User.username == ref.owner,
+                    Tracker.name == ref.tracker,
+                    Ticket.number == ref.number,
+                )
+            )
     rows = db_session.execute(
-        sa.select(Ticket.id, Tracker).join(Tracker, Tracker.id == Ticket.tracker_id)
-        .join(User, User.id == Tracker.owner_id).where(sa.or_(*conditions))).all()
+        sa.select(Ticket.id, Tracker)
+        .join(Tracker, Tracker.id == Ticket.tracker_id)
+        .join(User, User.id == Tracker.owner_id)
+        .where(sa.or_(*conditions))
+    ).all()
     grants = grants_of(author, {t.id for _id, t in rows})
-    targets = {ticket_id for ticket_id, target_tracker in rows
-               if ticket_id != source.id
-               and effective_access(target_tracker, author,
-                                    grants.get(target_tracker.id)) & BROWSE}
+    targets = {
+        ticket_id
+        for ticket_id, target_tracker in rows
+        if ticket_id != source.id
+        and effective_access(target_tracker, author, grants.get(target_tracker.id)) & BROWSE
+    }
     if not targets:
         return 0
-    known = set(db_session.scalars(sa.select(TicketReference.target_id).where(
-        TicketReference.source_id == source.id, TicketReference.target_id.in_(targets))))
+    known = set(
+        db_session.scalars(
+            sa.select(TicketReference.target_id).where(
+                TicketReference.source_id == source.id, TicketReference.target_id.in_(targets)
+            )
+        )
+    )
     new = targets - known
     for target_id in sorted(new):
         db_session.add(TicketReference(source_id=source.id, target_id=target_id))
@@ -109,7 +122,11 @@ def referenced_by(ticket: Ticket, viewer: Any) -> list[tuple[Tracker, Ticket]]:
         .join(TicketReference, TicketReference.source_id == Ticket.id)
         .join(Tracker, Tracker.id == Ticket.tracker_id)
         .where(TicketReference.target_id == ticket.id)
-        .order_by(TicketReference.id)).all()
+        .order_by(TicketReference.id)
+    ).all()
     grants = grants_of(viewer, {t.id for _ticket, t in rows})
-    return [(tracker, source) for source, tracker in rows
-            if effective_access(tracker, viewer, grants.get(tracker.id)) & BROWSE]
+    return [
+        (tracker, source)
+        for source, tracker in rows
+        if effective_access(tracker, viewer, grants.get(tracker.id)) & BROWSE
+    ]

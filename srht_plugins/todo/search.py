@@ -96,8 +96,7 @@ def _prefix_query(words: list[str]) -> str:
     return " & ".join(f"{word.lower()}:*" for word in words)
 
 
-def filtered(stmt: sa.Select[Any], search: Search, tracker_id: int,
-             dialect: str) -> sa.Select[Any]:
+def filtered(stmt: sa.Select[Any], search: Search, tracker_id: int, dialect: str) -> sa.Select[Any]:
     """``stmt`` (over ``Ticket``, already limited to ``tracker_id``) with
     the search's conditions."""
     if search.status is not None:
@@ -105,23 +104,35 @@ def filtered(stmt: sa.Select[Any], search: Search, tracker_id: int,
     if search.resolution is not None:
         stmt = stmt.where(Ticket.resolution == search.resolution)
     for name in search.labels:
-        stmt = stmt.where(Ticket.id.in_(
-            sa.select(ticket_label.c.ticket_id).join(Label, Label.id == ticket_label.c.label_id)
-            .where(Label.tracker_id == tracker_id, Label.name == name)))
+        stmt = stmt.where(
+            Ticket.id.in_(
+                sa.select(ticket_label.c.ticket_id)
+                .join(Label, Label.id == ticket_label.c.label_id)
+                .where(Label.tracker_id == tracker_id, Label.name == name)
+            )
+        )
     if search.assigned is not None:
-        stmt = stmt.where(Ticket.id.in_(
-            sa.select(ticket_assignee.c.ticket_id)
-            .join(User, User.id == ticket_assignee.c.user_id)
-            .where(User.username == search.assigned)))
+        stmt = stmt.where(
+            Ticket.id.in_(
+                sa.select(ticket_assignee.c.ticket_id)
+                .join(User, User.id == ticket_assignee.c.user_id)
+                .where(User.username == search.assigned)
+            )
+        )
     if search.submitter is not None:
-        stmt = stmt.where(Ticket.submitter_id.in_(
-            sa.select(User.id).where(User.username == search.submitter)))
+        stmt = stmt.where(
+            Ticket.submitter_id.in_(sa.select(User.id).where(User.username == search.submitter))
+        )
     if search.words:
         if dialect == "postgresql":
             query = sa.func.to_tsquery(sa.literal_column("'simple'"), _prefix_query(search.words))
             stmt = stmt.where(search_document().op("@@")(query))
         else:
             for word in search.words:
-                stmt = stmt.where(sa.or_(Ticket.title.icontains(word, autoescape=True),
-                                         Ticket.description.icontains(word, autoescape=True)))
+                stmt = stmt.where(
+                    sa.or_(
+                        Ticket.title.icontains(word, autoescape=True),
+                        Ticket.description.icontains(word, autoescape=True),
+                    )
+                )
     return stmt

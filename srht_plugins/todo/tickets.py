@@ -66,8 +66,11 @@ class Problem(ValueError):
 def check_tracker_name(name: str) -> str:
     name = (name or "").strip()
     if not TRACKER_NAME.match(name):
-        raise Problem("name", "Use 1 to 128 letters, digits, dots, dashes and underscores, "
-                              "starting with a letter or digit.")
+        raise Problem(
+            "name",
+            "Use 1 to 128 letters, digits, dots, dashes and underscores, "
+            "starting with a letter or digit.",
+        )
     return name
 
 
@@ -77,16 +80,19 @@ def check_visibility(visibility: str) -> str:
     return visibility
 
 
-def create_tracker(owner: Any, name: str, description: str = "",
-                   visibility: str = "public") -> Tracker:
+def create_tracker(
+    owner: Any, name: str, description: str = "", visibility: str = "public"
+) -> Tracker:
     name = check_tracker_name(name)
     visibility = check_visibility(visibility)
-    taken = db_session.scalar(sa.select(Tracker.id).where(Tracker.owner_id == owner.id,
-                                                          Tracker.name == name))
+    taken = db_session.scalar(
+        sa.select(Tracker.id).where(Tracker.owner_id == owner.id, Tracker.name == name)
+    )
     if taken is not None:
         raise Problem("name", f"You have a tracker named {name} already.", 409)
-    tracker = Tracker(owner_id=owner.id, name=name, description=description or "",
-                      visibility=visibility)
+    tracker = Tracker(
+        owner_id=owner.id, name=name, description=description or "", visibility=visibility
+    )
     db_session.add(tracker)
     db_session.flush()
     set_committed_value(tracker, "owner", owner)
@@ -94,9 +100,14 @@ def create_tracker(owner: Any, name: str, description: str = "",
     return tracker
 
 
-def update_tracker(access: Access, *, description: str | None = None,
-                   visibility: str | None = None, anonymous_access: int | None = None,
-                   user_access: int | None = None) -> Tracker:
+def update_tracker(
+    access: Access,
+    *,
+    description: str | None = None,
+    visibility: str | None = None,
+    anonymous_access: int | None = None,
+    user_access: int | None = None,
+) -> Tracker:
     access.require_owner("change this tracker's settings")
     tracker = access.tracker
     if description is not None:
@@ -132,8 +143,11 @@ def grant_access(access: Access, user: User, mask: int) -> TrackerAccess:
     access.require_owner("change who has access")
     if user.id == access.tracker.owner_id:
         raise Problem("username", "The owner always has full access.", 409)
-    entry = db_session.scalar(sa.select(TrackerAccess).where(
-        TrackerAccess.tracker_id == access.tracker.id, TrackerAccess.user_id == user.id))
+    entry = db_session.scalar(
+        sa.select(TrackerAccess).where(
+            TrackerAccess.tracker_id == access.tracker.id, TrackerAccess.user_id == user.id
+        )
+    )
     if entry is None:
         entry = TrackerAccess(tracker_id=access.tracker.id, user_id=user.id, access=mask)
         db_session.add(entry)
@@ -145,8 +159,11 @@ def grant_access(access: Access, user: User, mask: int) -> TrackerAccess:
 
 def revoke_access(access: Access, user_id: int) -> bool:
     access.require_owner("change who has access")
-    result = db_session.execute(sa.delete(TrackerAccess).where(
-        TrackerAccess.tracker_id == access.tracker.id, TrackerAccess.user_id == user_id))
+    result = db_session.execute(
+        sa.delete(TrackerAccess).where(
+            TrackerAccess.tracker_id == access.tracker.id, TrackerAccess.user_id == user_id
+        )
+    )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -176,10 +193,14 @@ def next_number(tracker: Tracker) -> int:
     tracker until the transaction ends, so concurrent submissions queue up
     and never get the same number."""
     table = Tracker.__table__
-    number = int(db_session.execute(
-        sa.update(table).where(table.c.id == tracker.id)
-        .values(ticket_count=table.c.ticket_count + 1)
-        .returning(table.c.ticket_count)).scalar_one())
+    number = int(
+        db_session.execute(
+            sa.update(table)
+            .where(table.c.id == tracker.id)
+            .values(ticket_count=table.c.ticket_count + 1)
+            .returning(table.c.ticket_count)
+        ).scalar_one()
+    )
     set_committed_value(tracker, "ticket_count", number)
     return number
 
@@ -193,8 +214,11 @@ def attach_tracker(tickets: list[Ticket], tracker: Tracker) -> None:
 def ticket_options() -> list[Any]:
     """Loader options for tickets the API or a list shows: a fixed number
     of queries however many tickets."""
-    return [selectinload(Ticket.labels), selectinload(Ticket.assignees),
-            selectinload(Ticket.submitter)]
+    return [
+        selectinload(Ticket.labels),
+        selectinload(Ticket.assignees),
+        selectinload(Ticket.submitter),
+    ]
 
 
 def submit_ticket(access: Access, actor: Any, title: str, description: str = "") -> Ticket:
@@ -202,9 +226,14 @@ def submit_ticket(access: Access, actor: Any, title: str, description: str = "")
     title = check_title(title)
     description = check_text(description, "description")
     tracker = access.tracker
-    ticket = Ticket(tracker_id=tracker.id, number=next_number(tracker),
-                    submitter_id=actor.id if actor is not None else None, title=title,
-                    description=description, status=OPEN)
+    ticket = Ticket(
+        tracker_id=tracker.id,
+        number=next_number(tracker),
+        submitter_id=actor.id if actor is not None else None,
+        title=title,
+        description=description,
+        status=OPEN,
+    )
     db_session.add(ticket)
     db_session.flush()
     set_committed_value(ticket, "tracker", tracker)
@@ -233,8 +262,9 @@ class Changes:
 
 def _labels_named(tracker: Tracker, names: Iterable[str]) -> list[Label]:
     wanted = list(dict.fromkeys(n.strip() for n in names))
-    labels = db_session.scalars(sa.select(Label).where(Label.tracker_id == tracker.id,
-                                                       Label.name.in_(wanted))).all()
+    labels = db_session.scalars(
+        sa.select(Label).where(Label.tracker_id == tracker.id, Label.name.in_(wanted))
+    ).all()
     missing = set(wanted) - {label.name for label in labels}
     if missing:
         raise Problem("labels", f"{tracker.ref} has no label {sorted(missing)[0]!r}.")
@@ -245,9 +275,14 @@ def _assignable(access: Access, usernames: Iterable[str]) -> list[User]:
     wanted = list(dict.fromkeys(u.strip().lstrip("~") for u in usernames))
     rows = db_session.execute(
         sa.select(User, TrackerAccess.access)
-        .outerjoin(TrackerAccess, sa.and_(TrackerAccess.tracker_id == access.tracker.id,
-                                          TrackerAccess.user_id == User.id))
-        .where(User.username.in_(wanted))).all()
+        .outerjoin(
+            TrackerAccess,
+            sa.and_(
+                TrackerAccess.tracker_id == access.tracker.id, TrackerAccess.user_id == User.id
+            ),
+        )
+        .where(User.username.in_(wanted))
+    ).all()
     found = {user.username: (user, grant) for user, grant in rows}
     users = []
     for name in wanted:
@@ -260,8 +295,9 @@ def _assignable(access: Access, usernames: Iterable[str]) -> list[User]:
     return sorted(users, key=lambda user: user.username)
 
 
-def change_ticket(access: Access, ticket: Ticket, actor: Any, changes: Changes,
-                  comment: str = "") -> Comment | None:
+def change_ticket(
+    access: Access, ticket: Ticket, actor: Any, changes: Changes, comment: str = ""
+) -> Comment | None:
     """Apply ``changes`` and an optional comment as one event on the
     ticket; returns the comment recording it (``None`` if nothing changed).
     ``ticket`` must have its labels, assignees and submitter loaded."""
@@ -304,8 +340,12 @@ def change_ticket(access: Access, ticket: Ticket, actor: Any, changes: Changes,
     if not said and not comment.strip():
         return None
     ticket.updated = utcnow()
-    note = Comment(ticket_id=ticket.id, author_id=actor.id if actor is not None else None,
-                   text=comment, change="; ".join(said) or None)
+    note = Comment(
+        ticket_id=ticket.id,
+        author_id=actor.id if actor is not None else None,
+        text=comment,
+        change="; ".join(said) or None,
+    )
     db_session.add(note)
     db_session.flush()
     set_committed_value(note, "author", actor)
@@ -318,8 +358,12 @@ def change_ticket(access: Access, ticket: Ticket, actor: Any, changes: Changes,
         events.emit(access.tracker, "comment:create", data, actor)
     if said:
         events.emit(access.tracker, "ticket:update", data, actor)
-    events.notify("comment:create" if comment.strip() and not said else "ticket:update",
-                  ticket.id, actor, note.id)
+    events.notify(
+        "comment:create" if comment.strip() and not said else "ticket:update",
+        ticket.id,
+        actor,
+        note.id,
+    )
     return note
 
 
@@ -357,8 +401,9 @@ def add_comment(access: Access, ticket: Ticket, actor: Any, text: str) -> Commen
 def check_label(name: str, color: str) -> tuple[str, str]:
     name = (name or "").strip()
     if not LABEL_NAME.match(name):
-        raise Problem("name", 'Use 1 to 64 characters, no double quotes ("), not starting '
-                              "with a space.")
+        raise Problem(
+            "name", 'Use 1 to 64 characters, no double quotes ("), not starting with a space.'
+        )
     if not COLOR.match(color or ""):
         raise Problem("color", "Use a colour like #1f7a3a (# and six hex digits).")
     return name, color.lower()
@@ -386,8 +431,9 @@ def create_label(access: Access, name: str, color: str) -> Label:
 
 def update_label(access: Access, label: Label, name: str | None, color: str | None) -> Label:
     access.require(TRIAGE, "manage labels")
-    name, color = check_label(name if name is not None else label.name,
-                              color if color is not None else label.color)
+    name, color = check_label(
+        name if name is not None else label.name, color if color is not None else label.color
+    )
     _label_taken(access.tracker, name, but=label.id)
     label.name, label.color = name, color
     access.tracker.updated = utcnow()
@@ -405,8 +451,9 @@ def delete_label(access: Access, label: Label) -> None:
 
 
 def find_label(access: Access, name: str) -> Label | None:
-    return db_session.scalar(sa.select(Label).where(Label.tracker_id == access.tracker.id,
-                                                    Label.name == name))
+    return db_session.scalar(
+        sa.select(Label).where(Label.tracker_id == access.tracker.id, Label.name == name)
+    )
 
 
 # -- webhooks ------------------------------------------------------------------------
@@ -415,16 +462,19 @@ def find_label(access: Access, name: str) -> Label | None:
 def check_webhook(url: str, names: Iterable[str]) -> tuple[str, list[str]]:
     url = (url or "").strip()
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2048 \
-            or "\x00" in url:
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or len(url) > 2048
+        or "\x00" in url
+    ):
         raise Problem("url", "Use an http:// or https:// URL.")
     wanted = list(dict.fromkeys(names))
     if not wanted:
         raise Problem("events", "Choose at least one event.")
     unknown = [n for n in wanted if n not in events.EVENT_NAMES]
     if unknown:
-        raise Problem("events", f"{unknown[0]!r} is not one of "
-                                f"{', '.join(events.EVENT_NAMES)}.")
+        raise Problem("events", f"{unknown[0]!r} is not one of {', '.join(events.EVENT_NAMES)}.")
     return url, wanted
 
 
@@ -439,15 +489,17 @@ def create_webhook(access: Access, url: str, names: Iterable[str]) -> Webhook:
 
 def find_webhook(access: Access, webhook_id: int) -> Webhook | None:
     access.require_owner("manage webhooks")
-    return db_session.scalar(sa.select(Webhook).where(Webhook.id == webhook_id,
-                                                      Webhook.tracker_id == access.tracker.id))
+    return db_session.scalar(
+        sa.select(Webhook).where(Webhook.id == webhook_id, Webhook.tracker_id == access.tracker.id)
+    )
 
 
 # -- subscriptions ---------------------------------------------------------------------
 
 
-def subscription(user: Any, *, tracker: Tracker | None = None,
-                 ticket: Ticket | None = None) -> Subscription | None:
+def subscription(
+    user: Any, *, tracker: Tracker | None = None, ticket: Ticket | None = None
+) -> Subscription | None:
     if user is None:
         return None
     stmt = sa.select(Subscription).where(Subscription.user_id == user.id)
@@ -459,14 +511,18 @@ def subscription(user: Any, *, tracker: Tracker | None = None,
     return db_session.scalar(stmt)
 
 
-def subscribe(user: Any, *, tracker: Tracker | None = None,
-              ticket: Ticket | None = None) -> Subscription:
+def subscribe(
+    user: Any, *, tracker: Tracker | None = None, ticket: Ticket | None = None
+) -> Subscription:
     """Subscribe ``user`` to a tracker or a ticket (idempotent)."""
     found = subscription(user, tracker=tracker, ticket=ticket)
     if found is not None:
         return found
-    entry = Subscription(user_id=user.id, tracker_id=tracker.id if tracker else None,
-                         ticket_id=ticket.id if ticket else None)
+    entry = Subscription(
+        user_id=user.id,
+        tracker_id=tracker.id if tracker else None,
+        ticket_id=ticket.id if ticket else None,
+    )
     try:
         with db_session.begin_nested():
             db_session.add(entry)
@@ -478,8 +534,7 @@ def subscribe(user: Any, *, tracker: Tracker | None = None,
     return entry
 
 
-def unsubscribe(user: Any, *, tracker: Tracker | None = None,
-                ticket: Ticket | None = None) -> bool:
+def unsubscribe(user: Any, *, tracker: Tracker | None = None, ticket: Ticket | None = None) -> bool:
     found = subscription(user, tracker=tracker, ticket=ticket)
     if found is None:
         return False
@@ -499,9 +554,11 @@ def forget_user(user: Any) -> None:
     db_session.execute(sa.delete(Subscription).where(Subscription.user_id == user.id))
     db_session.execute(sa.delete(TrackerAccess).where(TrackerAccess.user_id == user.id))
     db_session.execute(sa.delete(ticket_assignee).where(ticket_assignee.c.user_id == user.id))
-    db_session.execute(sa.update(Ticket).where(Ticket.submitter_id == user.id)
-                       .values(submitter_id=None))
-    db_session.execute(sa.update(Comment).where(Comment.author_id == user.id)
-                       .values(author_id=None))
+    db_session.execute(
+        sa.update(Ticket).where(Ticket.submitter_id == user.id).values(submitter_id=None)
+    )
+    db_session.execute(
+        sa.update(Comment).where(Comment.author_id == user.id).values(author_id=None)
+    )
     # Bulk statements pass the revision listener by; the name shows on lists.
     listcache.bump_all(db_session)

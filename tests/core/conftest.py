@@ -27,7 +27,7 @@ from srht_core.testing import site_config
 ROOT = Path(__file__).resolve().parents[2]
 
 #: A service with a key of each type, installed by ``installed_service``.
-DEMO_SERVICE = '''
+DEMO_SERVICE = """
 from srht_core import (Boolean, Choice, Email, Integer, Key, NavEntry, Section, ServiceInfo,
                        Text, hookimpl)
 
@@ -53,12 +53,13 @@ def config_schema():
 @hookimpl
 def nav_entries(config):
     return [NavEntry("Demo", "/")]
-'''
+"""
 
 
 def _import_package(directory: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(
-        directory.name, directory / "__init__.py", submodule_search_locations=[str(directory)])
+        directory.name, directory / "__init__.py", submodule_search_locations=[str(directory)]
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[directory.name] = module
@@ -97,8 +98,9 @@ def plugin_package(tmp_path: Path) -> Iterator[Callable[..., ModuleType]]:
 
 
 @pytest.fixture
-def install_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                    ) -> Iterator[Callable[..., str]]:
+def install_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., str]]:
     """``install_service("demo", source, distribution="srht-demo",
     version="1.2")`` installs a service for this test the way pip lays one
     out (a package and its ``.dist-info`` with a ``srht.services`` entry
@@ -109,18 +111,20 @@ def install_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.syspath_prepend(str(site))
     made: list[str] = []
 
-    def install(service: str, source: str, *, distribution: str = "srht-demo",
-                version: str = "1.2") -> str:
+    def install(
+        service: str, source: str, *, distribution: str = "srht-demo", version: str = "1.2"
+    ) -> str:
         package = f"srht_test_{service.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
         (site / package).mkdir()
         (site / package / "__init__.py").write_text(textwrap.dedent(source), encoding="utf-8")
         info = site / f"{distribution.replace('-', '_')}-{version}.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n",
-            encoding="utf-8")
+            f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n", encoding="utf-8"
+        )
         (info / "entry_points.txt").write_text(
-            f"[srht.services]\n{service} = {package}\n", encoding="utf-8")
+            f"[srht.services]\n{service} = {package}\n", encoding="utf-8"
+        )
         made.append(package)
         importlib.invalidate_caches()
         return package
@@ -142,11 +146,16 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
     working site config (fresh keys) written to ``tmp_path``; keyword
     arguments override whole core sections."""
 
-    def write(services: dict[str, dict[str, object]] | None = None, *,
-              name: str = "config.ini", **sections: dict[str, object]) -> Path:
+    def write(
+        services: dict[str, dict[str, object]] | None = None,
+        *,
+        name: str = "config.ini",
+        **sections: dict[str, object],
+    ) -> Path:
         path = tmp_path / name
-        path.write_text(dump_ini(site_config(tmp_path / "data", services, **sections)),
-                        encoding="utf-8")
+        path.write_text(
+            dump_ini(site_config(tmp_path / "data", services, **sections)), encoding="utf-8"
+        )
         return path
 
     return write
@@ -198,12 +207,16 @@ class Venv:
     @property
     def env(self) -> dict[str, str]:
         """The environment of a user's shell: no config or strictness inherited."""
-        return {k: v for k, v in os.environ.items()
-                if k not in ("SRHT_CONFIG", "SRHT_PLUGINS_STRICT", "PYTHONPATH")}
+        return {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("SRHT_CONFIG", "SRHT_PLUGINS_STRICT", "PYTHONPATH")
+        }
 
     def run(self, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self.srht, *args], cwd=cwd, env=self.env, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run(
+            [*self.srht, *args], cwd=cwd, env=self.env, capture_output=True, text=True, timeout=120
+        )
 
 
 def _in_ci() -> bool:
@@ -217,27 +230,55 @@ def hello_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     a fresh virtualenv, from copies so that builds leave the tree clean."""
     base = tmp_path_factory.mktemp("hello-venv")
     venv = Venv(base / "venv", base / "src")
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv.path)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", str(venv.path)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     probe = subprocess.run(
-        [venv.python, "-c", "import importlib.util, setuptools; "
-         "assert importlib.util.find_spec('wheel') or "
-         "importlib.util.find_spec('setuptools.command.bdist_wheel')"],
-        capture_output=True, text=True)
+        [
+            venv.python,
+            "-c",
+            "import importlib.util, setuptools; "
+            "assert importlib.util.find_spec('wheel') or "
+            "importlib.util.find_spec('setuptools.command.bdist_wheel')",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if probe.returncode != 0:
-        message = ("building the example offline needs setuptools and wheel importable in a "
-                   "venv of this Python (pip install setuptools wheel): " + probe.stderr)
+        message = (
+            "building the example offline needs setuptools and wheel importable in a "
+            "venv of this Python (pip install setuptools wheel): " + probe.stderr
+        )
         if _in_ci():
             pytest.fail(message)
         pytest.skip(message)
     ignore = shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache")
-    for source in (ROOT / "examples" / "hello-service",
-                   ROOT / "tests" / "fixtures" / "broken-plugin"):
+    for source in (
+        ROOT / "examples" / "hello-service",
+        ROOT / "tests" / "fixtures" / "broken-plugin",
+    ):
         shutil.copytree(source, venv.sources / source.name, ignore=ignore)
     installed = subprocess.run(
-        [venv.python, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-         "--no-index", "--disable-pip-version-check", "--quiet",
-         str(venv.sources / "hello-service"), str(venv.sources / "broken-plugin")],
-        capture_output=True, text=True, env=venv.env, timeout=600)
+        [
+            venv.python,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--quiet",
+            str(venv.sources / "hello-service"),
+            str(venv.sources / "broken-plugin"),
+        ],
+        capture_output=True,
+        text=True,
+        env=venv.env,
+        timeout=600,
+    )
     assert installed.returncode == 0, installed.stdout + installed.stderr
     return venv

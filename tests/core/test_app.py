@@ -76,8 +76,13 @@ def gone():
 @pages.get("/items")
 def items():
     page = paginate(db_session, sa.select(Item).order_by(Item.id), per_page=10)
-    return {"ids": [i.id for i in page.items], "number": page.number, "pages": page.pages,
-            "has_prev": page.has_prev, "has_next": page.has_next}
+    return {
+        "ids": [i.id for i in page.items],
+        "number": page.number,
+        "pages": page.pages,
+        "has_prev": page.has_prev,
+        "has_next": page.has_next,
+    }
 
 
 @api.post("/things")
@@ -154,34 +159,46 @@ def csrf_token(html: str) -> str:
 # -- the shared layout ---------------------------------------------------------------------
 
 
-def test_the_layout_has_the_nav_of_every_enabled_service_in_order(register_plugin, web,
-                                                                  make_config, make_app):
+def test_the_layout_has_the_nav_of_every_enabled_service_in_order(
+    register_plugin, web, make_config, make_app
+):
     register_plugin(Other("docs", "Docs", "/manual", 10), "docs")
     register_plugin(Other("zz", "Last", "/", 30), "zz")
     register_plugin(Other("hidden", "Hidden", "/", 1), "hidden")
-    config = make_config({"web": {}, "docs": {}, "zz": {}},
-                         srht={"site-name": "Forge <&>", "site-owner-name": "Jane",
-                               "site-owner-email": "jane@example.org"})
+    config = make_config(
+        {"web": {}, "docs": {}, "zz": {}},
+        srht={
+            "site-name": "Forge <&>",
+            "site-owner-name": "Jane",
+            "site-owner-email": "jane@example.org",
+        },
+    )
     app = make_app("web", config)
     page = app.test_client().get("/")
     assert page.status_code == 200
     nav = re.findall(r'<li><a href="([^"]+)"( aria-current="page")?>([^<]+)</a></li>', page.text)
-    origin = {name: config["docs" if name == "docs" else name]["origin"]
-              for name in ("web", "docs", "zz")}
-    assert nav == [(origin["docs"] + "/manual", "", "Docs"),
-                   (origin["web"] + "/", ' aria-current="page"', "Web"),
-                   (origin["zz"] + "/", "", "Last")]
+    origin = {
+        name: config["docs" if name == "docs" else name]["origin"] for name in ("web", "docs", "zz")
+    }
+    assert nav == [
+        (origin["docs"] + "/manual", "", "Docs"),
+        (origin["web"] + "/", ' aria-current="page"', "Web"),
+        (origin["zz"] + "/", "", "Last"),
+    ]
     assert "Hidden" not in page.text
     assert "<title>Web · Forge &lt;&amp;&gt;</title>" in page.text
-    assert re.search(r'<link rel="stylesheet" href="/static/srht/srht\.css\?v=[0-9a-f]{12}">',
-                     page.text)
+    assert re.search(
+        r'<link rel="stylesheet" href="/static/srht/srht\.css\?v=[0-9a-f]{12}">', page.text
+    )
     assert '<footer class="site">' in page.text
     assert 'run by <a href="mailto:jane@example.org">Jane</a>' in page.text
 
 
 def test_templates_dir_overrides_the_plugin_which_overrides_the_core(
-        plugin_package, register_plugin, make_config, make_app, tmp_path):
-    module = plugin_package("""
+    plugin_package, register_plugin, make_config, make_app, tmp_path
+):
+    module = plugin_package(
+        """
         from flask import Blueprint, render_template
         from srht_core import ServiceInfo, hookimpl
 
@@ -202,12 +219,15 @@ def test_templates_dir_overrides_the_plugin_which_overrides_the_core(
         @hookimpl
         def blueprints(config):
             return [bp]
-    """, {
-        "templates/themed/page.html": "plugin page",
-        "templates/themed/other.html":
-            "{% extends 'srht/base.html' %}{% block content %}plugin other{% endblock %}",
-        "templates/srht/error.html": "plugin error page {{ status }}",
-    })
+    """,
+        {
+            "templates/themed/page.html": "plugin page",
+            "templates/themed/other.html": (
+                "{% extends 'srht/base.html' %}{% block content %}plugin other{% endblock %}"
+            ),
+            "templates/srht/error.html": "plugin error page {{ status }}",
+        },
+    )
     site_templates = tmp_path / "data" / "templates" / "themed"
     site_templates.mkdir(parents=True)
     (site_templates / "page.html").write_text("site page")
@@ -258,12 +278,20 @@ def test_api_errors_are_json(client):
     missing = client.get("/api/nothing-here")
     assert missing.status_code == 404
     assert missing.content_type == "application/json"
-    assert missing.json == {"errors": [{"reason": "The requested URL was not found on the "
-                                                  "server. If you entered the URL manually "
-                                                  "please check your spelling and try again."}]}
+    assert missing.json == {
+        "errors": [
+            {
+                "reason": "The requested URL was not found on the "
+                "server. If you entered the URL manually "
+                "please check your spelling and try again."
+            }
+        ]
+    }
     invalid = client.get("/api/invalid")
     assert (invalid.status_code, invalid.json) == (
-        422, {"errors": [{"field": "title", "reason": "must not be empty"}]})
+        422,
+        {"errors": [{"field": "title", "reason": "must not be empty"}]},
+    )
     wrong_method = client.delete("/api/items")
     assert wrong_method.status_code == 405
     assert list(wrong_method.json) == ["errors"]
@@ -285,7 +313,9 @@ def test_an_unexpected_error_is_a_500_without_traceback(client):
     assert "Traceback" not in page.text and "secret detail" not in page.text
     api_error = client.get("/api/boom")
     assert (api_error.status_code, api_error.json) == (
-        500, {"errors": [{"reason": "Something went wrong on our side; it has been logged."}]})
+        500,
+        {"errors": [{"reason": "Something went wrong on our side; it has been logged."}]},
+    )
 
 
 # -- security headers ----------------------------------------------------------------------
@@ -294,9 +324,13 @@ def test_an_unexpected_error_is_a_500_without_traceback(client):
 def test_security_headers(client, app):
     headers = client.get("/").headers
     policy = headers["Content-Security-Policy"]
-    for rule in ("default-src 'self'", "script-src 'self'", "object-src 'none'",
-                 "frame-ancestors 'none'",
-                 f"form-action 'self' {app.extensions['srht'].origin}"):
+    for rule in (
+        "default-src 'self'",
+        "script-src 'self'",
+        "object-src 'none'",
+        "frame-ancestors 'none'",
+        f"form-action 'self' {app.extensions['srht'].origin}",
+    ):
         assert rule in policy
     assert "unsafe-inline" not in policy
     assert headers["X-Content-Type-Options"] == "nosniff"
@@ -317,15 +351,19 @@ def test_hsts_and_secure_cookies_only_for_an_https_origin(web, make_config, make
 # -- static files ----------------------------------------------------------------------------
 
 
-def test_static_urls_change_when_the_file_does(plugin_package, register_plugin, make_config,
-                                               make_app):
-    module = plugin_package("""
+def test_static_urls_change_when_the_file_does(
+    plugin_package, register_plugin, make_config, make_app
+):
+    module = plugin_package(
+        """
         from srht_core import ServiceInfo, hookimpl
 
         @hookimpl
         def service_info():
             return ServiceInfo("styled", "Styled", "Has a style sheet.")
-    """, {"static/styled.css": "body { color: black; }"})
+    """,
+        {"static/styled.css": "body { color: black; }"},
+    )
     register_plugin(module, "styled")
     config = make_config({"styled": {}})
     production = make_app("styled", config)
@@ -384,16 +422,19 @@ def _tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
     return parser.tags
 
 
-@pytest.mark.parametrize("text", [
-    "<script>alert(1)</script>",
-    "[click](javascript:alert(1))",
-    "[click](JaVaScRiPt:alert(1))",
-    '<img src="x" onerror="alert(1)">',
-    '![x](/a.png" onerror="alert(1))',
-    "<a href='javascript:alert(1)'>x</a>",
-    "<iframe src='https://evil.example'></iframe>",
-    '<div style="background:url(javascript:alert(1))">x</div>',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<script>alert(1)</script>",
+        "[click](javascript:alert(1))",
+        "[click](JaVaScRiPt:alert(1))",
+        '<img src="x" onerror="alert(1)">',
+        '![x](/a.png" onerror="alert(1))',
+        "<a href='javascript:alert(1)'>x</a>",
+        "<iframe src='https://evil.example'></iframe>",
+        '<div style="background:url(javascript:alert(1))">x</div>',
+    ],
+)
 def test_markdown_cannot_run_script(text):
     html = str(render_markdown(text))
     for tag, attrs in _tags(html):
@@ -404,9 +445,13 @@ def test_markdown_cannot_run_script(text):
 
 
 def test_markdown_renders_and_highlights():
-    html = str(render_markdown("# Title\n\n**bold** [link](https://example.org)\n\n"
-                               "| a | b |\n|---|---|\n| 1 | 2 |\n\n"
-                               "```python\ndef f():\n    return 1\n```\n"))
+    html = str(
+        render_markdown(
+            "# Title\n\n**bold** [link](https://example.org)\n\n"
+            "| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+            "```python\ndef f():\n    return 1\n```\n"
+        )
+    )
     assert "<h1>Title</h1>" in html
     assert "<strong>bold</strong>" in html
     assert '<a href="https://example.org" rel="nofollow noopener">link</a>' in html
@@ -434,11 +479,19 @@ def with_items(app):
 
 def test_paginate_numbers_pages(with_items):
     client = with_items.test_client()
-    assert client.get("/items").json == {"ids": list(range(1, 11)), "number": 1, "pages": 3,
-                                         "has_prev": False, "has_next": True}
+    assert client.get("/items").json == {
+        "ids": list(range(1, 11)),
+        "number": 1,
+        "pages": 3,
+        "has_prev": False,
+        "has_next": True,
+    }
     second = client.get("/items?page=2").json
     assert (second["ids"], second["has_prev"], second["has_next"]) == (
-        list(range(11, 21)), True, True)
+        list(range(11, 21)),
+        True,
+        True,
+    )
     assert client.get("/items?page=3").json["has_next"] is False
     assert client.get("/items?page=junk").json["number"] == 1
     assert client.get("/items?page=99").json["ids"] == []
@@ -455,12 +508,16 @@ def test_cursor_paginate_walks_the_list_and_refuses_bad_cursors(with_items):
 
     for cursor in ("!!!", "bm90LWEtbnVtYmVy"):
         bad = client.get(f"/api/items?cursor={cursor}")
-        assert (bad.status_code, bad.json) == (400, {"errors": [
-            {"field": "cursor", "reason": "not a cursor this API gave out"}]})
+        assert (bad.status_code, bad.json) == (
+            400,
+            {"errors": [{"field": "cursor", "reason": "not a cursor this API gave out"}]},
+        )
     for limit in ("0", "101", "ten"):
         bad = client.get(f"/api/items?limit={limit}")
-        assert (bad.status_code, bad.json) == (400, {"errors": [
-            {"field": "limit", "reason": "must be a number from 1 to 100"}]})
+        assert (bad.status_code, bad.json) == (
+            400,
+            {"errors": [{"field": "limit", "reason": "must be a number from 1 to 100"}]},
+        )
 
 
 # -- health and metrics --------------------------------------------------------------------
@@ -469,15 +526,19 @@ def test_cursor_paginate_walks_the_list_and_refuses_bad_cursors(with_items):
 def test_healthz(client):
     health = client.get("/healthz")
     assert (health.status_code, health.json) == (
-        200, {"service": "web", "version": __version__, "database": "ok"})
+        200,
+        {"service": "web", "version": __version__, "database": "ok"},
+    )
 
 
 def test_metrics_are_for_internal_networks_only(client):
     client.get("/")
     scraped = client.get("/metrics")
     assert scraped.status_code == 200
-    assert 'srht_requests_total{endpoint="web.index",method="GET",service="web",' \
-           'status="200"} 1.0' in scraped.text
+    assert (
+        'srht_requests_total{endpoint="web.index",method="GET",service="web",'
+        'status="200"} 1.0' in scraped.text
+    )
     assert 'srht_jobs_queued{service="web"} 0.0' in scraped.text
     outside = {"REMOTE_ADDR": "203.0.113.9"}
     assert client.get("/metrics", environ_base=outside).status_code == 404
@@ -485,8 +546,7 @@ def test_metrics_are_for_internal_networks_only(client):
     relayed = client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
     assert relayed.status_code == 404
     # An outside client claiming to be relayed from loopback: the header is ignored.
-    forged = client.get("/metrics", environ_base=outside,
-                        headers={"X-Forwarded-For": "127.0.0.1"})
+    forged = client.get("/metrics", environ_base=outside, headers={"X-Forwarded-For": "127.0.0.1"})
     assert forged.status_code == 404
 
 
@@ -495,11 +555,17 @@ def test_configured_internal_networks_replace_loopback(web, make_config, make_ap
     client = app.test_client()
     assert client.get("/metrics").status_code == 404
     assert client.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 200
-    proxied = client.get("/metrics", environ_base={"REMOTE_ADDR": "10.0.0.5"},
-                         headers={"X-Forwarded-For": "198.51.100.7, 10.9.9.9"})
+    proxied = client.get(
+        "/metrics",
+        environ_base={"REMOTE_ADDR": "10.0.0.5"},
+        headers={"X-Forwarded-For": "198.51.100.7, 10.9.9.9"},
+    )
     assert proxied.status_code == 200
-    proxied = client.get("/metrics", environ_base={"REMOTE_ADDR": "10.0.0.5"},
-                         headers={"X-Forwarded-For": "10.9.9.9, 198.51.100.7"})
+    proxied = client.get(
+        "/metrics",
+        environ_base={"REMOTE_ADDR": "10.0.0.5"},
+        headers={"X-Forwarded-For": "10.9.9.9, 198.51.100.7"},
+    )
     assert proxied.status_code == 404
 
 
@@ -507,15 +573,22 @@ def test_configured_internal_networks_replace_loopback(web, make_config, make_ap
 
 
 def test_create_app_refuses_example_secrets_in_production(web, make_config, make_app):
-    config = make_config({"web": {}}, srht={"environment": "production",
-                                            "service-key": EXAMPLE_SERVICE_KEY,
-                                            "network-key": EXAMPLE_NETWORK_KEY})
+    config = make_config(
+        {"web": {}},
+        srht={
+            "environment": "production",
+            "service-key": EXAMPLE_SERVICE_KEY,
+            "network-key": EXAMPLE_NETWORK_KEY,
+        },
+    )
     with pytest.raises(ConfigError) as raised:
         make_app("web", config)
     messages = [str(p) for p in raised.value.problems]
     assert len(messages) == 2
-    assert all(m.endswith(": is the published example value; generate your own with "
-                          "`srht keygen`") for m in messages)
+    assert all(
+        m.endswith(": is the published example value; generate your own with `srht keygen`")
+        for m in messages
+    )
     assert "[srht] service-key" in messages[0] and "[srht] network-key" in messages[1]
 
 
@@ -525,16 +598,20 @@ def test_example_secrets_are_allowed_in_development(web, make_config, make_app):
 
 
 def test_create_app_refuses_an_unknown_service(web, make_config, make_app):
-    with pytest.raises(PluginError, match=r"^service 'nope' is not installed "
-                                          r"\(installed: web\)$"):
+    with pytest.raises(
+        PluginError,
+        match=r"^service 'nope' is not installed "
+        r"\(installed: web\)$",
+    ):
         make_app("nope", make_config({"web": {}}))
 
 
 def test_create_app_refuses_a_disabled_service(web, make_config, make_app, tmp_path):
     with pytest.raises(PluginError) as raised:
         make_app("web", make_config())
-    assert str(raised.value) == (f"service web is not enabled: no [web] section in "
-                                 f"{tmp_path / 'config.ini'}")
+    assert str(raised.value) == (
+        f"service web is not enabled: no [web] section in {tmp_path / 'config.ini'}"
+    )
 
 
 def test_create_app_refuses_a_failed_service(register_plugin, make_config, make_app):
@@ -544,14 +621,16 @@ def test_create_app_refuses_a_failed_service(register_plugin, make_config, make_
             return []
 
     register_plugin(NoInfo(), "noinfo", distribution="srht-noinfo", version="0.2")
-    with pytest.raises(PluginError, match=r"^service noinfo \(srht-noinfo 0\.2\) is failed: "
-                                          r"does not implement the required hook service_info"):
+    with pytest.raises(
+        PluginError,
+        match=r"^service noinfo \(srht-noinfo 0\.2\) is failed: "
+        r"does not implement the required hook service_info",
+    ):
         make_app("noinfo", make_config({"noinfo": {}}))
 
 
 def test_create_app_refuses_a_config_with_problems_listing_all(web, make_config, make_app):
-    config = make_config({"web": {"workers": "many", "colour": "blue"}},
-                         mail={"smtp-port": "lots"})
+    config = make_config({"web": {"workers": "many", "colour": "blue"}}, mail={"smtp-port": "lots"})
     with pytest.raises(ConfigError) as raised:
         make_app("web", config)
     assert sorted(p.key for p in raised.value.problems) == ["colour", "smtp-port", "workers"]
@@ -565,8 +644,7 @@ def test_nul_characters_are_refused_with_a_clear_400(client):
     url = client.get("/items?q=a%00b")
     assert url.status_code == 400
     assert "NUL characters are not accepted in URLs." in url.text
-    api = client.post("/api/things", data='{"name": "a\\u0000b"}',
-                      content_type="application/json")
+    api = client.post("/api/things", data='{"name": "a\\u0000b"}', content_type="application/json")
     assert api.status_code == 400
     assert api.json == {"errors": [{"reason": "NUL characters are not accepted in JSON."}]}
 

@@ -55,11 +55,16 @@ def run(engine: sa.Engine, sql: str) -> None:
 
 
 def test_every_committed_change_to_a_watched_row_is_heard(app: Any, heard: list[Any]) -> None:
-    run(app.other, "INSERT INTO chore (id, title, done, reminded, created, updated) "
-                   "VALUES (1, 'one', false, false, now(), now()), "
-                   "(2, 'two', false, false, now(), now())")
-    wait_until(lambda: {("chore", "1"), ("chore", "2")} <= set().union(*heard),
-               what="both inserted rows to be heard")
+    run(
+        app.other,
+        "INSERT INTO chore (id, title, done, reminded, created, updated) "
+        "VALUES (1, 'one', false, false, now(), now()), "
+        "(2, 'two', false, false, now(), now())",
+    )
+    wait_until(
+        lambda: {("chore", "1"), ("chore", "2")} <= set().union(*heard),
+        what="both inserted rows to be heard",
+    )
 
     with app.other.connect() as connection:  # rolled back: PostgreSQL says nothing
         connection.execute(sa.text("UPDATE chore SET title = 'gone' WHERE id = 2"))
@@ -78,8 +83,11 @@ def test_every_committed_change_to_a_watched_row_is_heard(app: Any, heard: list[
     heard.clear()
     run(app.other, 'UPDATE "user" SET username = username')  # not watched
     migrate(app.extensions["srht"].db.engine, unwatch_rows, "chore")
-    run(app.other, "INSERT INTO chore (id, title, done, reminded, created, updated) "
-                   "VALUES (3, 'three', false, false, now(), now())")
+    run(
+        app.other,
+        "INSERT INTO chore (id, title, done, reminded, created, updated) "
+        "VALUES (3, 'three', false, false, now(), now())",
+    )
     run(app.other, "NOTIFY srht_rows, 'marker:1'")  # everything sent before has arrived
     wait_until(lambda: heard, what="the marker")
     assert heard == [{("marker", "1")}]
@@ -92,16 +100,23 @@ def test_every_committed_change_to_a_watched_row_is_heard(app: Any, heard: list[
 
 
 def test_a_lost_connection_tells_everything_and_listens_again(
-        app: Any, heard: list[Any], caplog: pytest.LogCaptureFixture) -> None:
+    app: Any, heard: list[Any], caplog: pytest.LogCaptureFixture
+) -> None:
     feed = app.extensions["srht"].db.row_feed()
-    run(app.other, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                   "WHERE application_name = 'srht row feed'")
+    run(
+        app.other,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'srht row feed'",
+    )
     # told twice: when it was lost, and once it listened again
     wait_until(lambda: heard.count(None) == 2 and feed.live, what="the feed to come back")
     assert "row feed is not listening" in caplog.text
 
-    run(app.other, "INSERT INTO chore (id, title, done, reminded, created, updated) "
-                   "VALUES (4, 'four', false, false, now(), now())")
+    run(
+        app.other,
+        "INSERT INTO chore (id, title, done, reminded, created, updated) "
+        "VALUES (4, 'four', false, false, now(), now())",
+    )
     wait_until(lambda: {("chore", "4")} in heard, what="a change after the reconnection")
 
 
@@ -122,6 +137,7 @@ def chore_page(app: Any) -> list[int]:
             if number != 3:  # chore 3's page forgets to watch anything
                 watch(found)
             return render_template_string("{{ c.title }}{{ ' (done)' if c.done }}", c=found)
+
         return watched_page(render)
 
     with app.app_context():
@@ -132,7 +148,8 @@ def chore_page(app: Any) -> list[int]:
 
 
 def test_a_watched_page_runs_no_query_until_its_row_changes(
-        app: Any, chore_page: list[int]) -> None:
+    app: Any, chore_page: list[int]
+) -> None:
     from srht_test_chores.models import Chore
 
     db = app.extensions["srht"].db
@@ -142,8 +159,9 @@ def test_a_watched_page_runs_no_query_until_its_row_changes(
         answers = [visitor.get("/t/chore/1") for _ in range(3)]
     assert [a.text for a in answers] == ["chore 1"] * 3 and statements[0] == 0
     assert chore_page == [1]
-    assert all(a.headers["X-Frame-Options"] == "DENY" and "Set-Cookie" not in a.headers
-               for a in answers)
+    assert all(
+        a.headers["X-Frame-Options"] == "DENY" and "Set-Cookie" not in a.headers for a in answers
+    )
     visitor.get("/t/chore/2")
     assert chore_page == [1, 2]
     scraped = visitor.get("/metrics").text
@@ -153,8 +171,10 @@ def test_a_watched_page_runs_no_query_until_its_row_changes(
     # Written by another process: dropped when PostgreSQL's notification
     # arrives, and only this chore's page.
     run(app.other, "UPDATE chore SET done = true WHERE id = 1")
-    wait_until(lambda: visitor.get("/t/chore/1").text == "chore 1 (done)",
-               what="the page to follow the change")
+    wait_until(
+        lambda: visitor.get("/t/chore/1").text == "chore 1 (done)",
+        what="the page to follow the change",
+    )
     visitor.get("/t/chore/2")
     assert chore_page.count(2) == 1
 
@@ -172,15 +192,17 @@ def test_a_watched_page_runs_no_query_until_its_row_changes(
 
 
 def test_a_watched_page_is_kept_only_for_visitors_without_state_and_a_live_feed(
-        app: Any, chore_page: list[int]) -> None:
+    app: Any, chore_page: list[int]
+) -> None:
     from srht_test_chores.models import User
 
     with app.app_context():
         db_session.add(User(id=7, username="alice", email="alice@example.org"))
         db_session.commit()
     alice = app.test_client()
-    alice.set_cookie(LOGIN_COOKIE, seal({"u": 7, "s": 1, "t": int(time.time())},
-                                        app.extensions["srht"]))
+    alice.set_cookie(
+        LOGIN_COOKIE, seal({"u": 7, "s": 1, "t": int(time.time())}, app.extensions["srht"])
+    )
     for _ in range(2):
         alice.get("/t/chore/1")
     visitor = app.test_client()
@@ -192,8 +214,11 @@ def test_a_watched_page_is_kept_only_for_visitors_without_state_and_a_live_feed(
     visitor.get("/t/chore/2")
     feed = app.extensions["srht"].db.row_feed()
     feed.RETRY_PAUSES = (3.0,)
-    run(app.other, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                   "WHERE application_name = 'srht row feed'")
+    run(
+        app.other,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'srht row feed'",
+    )
     wait_until(lambda: not feed.live, what="the feed to notice")
     before = len(chore_page)
     for _ in range(2):
@@ -207,7 +232,8 @@ def test_a_watched_page_is_kept_only_for_visitors_without_state_and_a_live_feed(
 
 
 def test_the_feed_proves_it_hears_and_keeps_proving_it(
-        chores_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    chores_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(RowFeed, "CHECK_EVERY", 0.05)  # a probe every 50 ms of quiet
     feed = chores_app.extensions["srht"].db.row_feed()
     assert feed.wait_live()
@@ -218,8 +244,8 @@ def test_the_feed_proves_it_hears_and_keeps_proving_it(
 
 
 def test_a_feed_that_does_not_hear_its_probe_is_never_live(
-        chores_app: Any, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
+    chores_app: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     # as behind a pooler in transaction mode: the probe is sent, never delivered
     monkeypatch.setattr(RowFeed, "_send_probe", lambda self: "srht-probe:lost")
     monkeypatch.setattr(RowFeed, "PROBE_TIMEOUT", 0.2)

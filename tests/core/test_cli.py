@@ -30,8 +30,9 @@ def test_help_lists_the_commands(srht):
     result = srht("--help")
     assert result.exit_code == 0
     commands = re.findall(r"^  (\S+)\s", result.stdout.split("Commands:")[1], re.M)
-    assert {"config", "dev", "keygen", "migrate", "serve", "services", "up",
-            "worker"} <= set(commands)
+    assert {"config", "dev", "keygen", "migrate", "serve", "services", "up", "worker"} <= set(
+        commands
+    )
     assert "srht config init --dev" in result.stdout
 
 
@@ -48,7 +49,8 @@ def test_keygen_prints_keys_that_work(srht):
     public = re.search(r"^# public key, for webhook receivers: (\S+)$", text, re.M).group(1)
     assert webhook_public_key(values["private-key"]) == public
     Ed25519PublicKey.from_public_bytes(base64.b64decode(public)).verify(
-        private.sign(b"payload"), b"payload")
+        private.sign(b"payload"), b"payload"
+    )
     assert srht("keygen").stdout != text
     assert text.startswith("[srht]\n") and "\n[webhooks]\n" in text
 
@@ -56,8 +58,9 @@ def test_keygen_prints_keys_that_work(srht):
 def test_config_init_writes_a_private_config_that_checks_clean(demo_service, srht, tmp_path):
     result = srht("config", "init", "--dev", "site/config.ini", "--services", "demo")
     assert result.exit_code == 0, result.output
-    assert result.stdout == ("Wrote site/config.ini (mode 0600). Check it with "
-                             "`srht config check site/config.ini`.\n")
+    assert result.stdout == (
+        "Wrote site/config.ini (mode 0600). Check it with `srht config check site/config.ini`.\n"
+    )
     path = tmp_path / "site" / "config.ini"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     text = path.read_text()
@@ -88,8 +91,11 @@ def test_config_init_refuses_to_overwrite_without_force(demo_service, srht, tmp_
 def test_config_init_names_an_unknown_service(demo_service, srht, tmp_path):
     result = srht("config", "init", "--dev", "config.ini", "--services", "demo,nosuch")
     assert result.exit_code == 2
-    assert re.fullmatch(r"error: not installed: nosuch \(installed: [a-z, -]*\bdemo\b[a-z, -]*"
-                        r"\)\n", result.stderr)
+    assert re.fullmatch(
+        r"error: not installed: nosuch \(installed: [a-z, -]*\bdemo\b[a-z, -]*"
+        r"\)\n",
+        result.stderr,
+    )
     assert not (tmp_path / "config.ini").exists()
 
 
@@ -103,8 +109,9 @@ def test_config_show_redacts_secrets(demo_service, srht, tmp_path):
     srht("config", "init", "--dev", "config.ini", "--services", "demo")
     path = tmp_path / "config.ini"
     path.write_text(path.read_text() + "api-token = upstream-secret\n")
-    secrets = dict(re.findall(r"^(service-key|network-key|private-key) = (\S+)$",
-                              path.read_text(), re.M))
+    secrets = dict(
+        re.findall(r"^(service-key|network-key|private-key) = (\S+)$", path.read_text(), re.M)
+    )
     assert len(secrets) == 3
     result = srht("config", "show")
     assert result.exit_code == 0, result.output
@@ -118,23 +125,34 @@ def test_config_show_redacts_secrets(demo_service, srht, tmp_path):
 
 
 def test_services_lists_installed_services_and_exits_1_for_a_broken_one(
-        install_service, demo_service, srht, tmp_path):
+    install_service, demo_service, srht, tmp_path
+):
     result = srht("services")
     assert result.exit_code == 0, result.output
-    assert re.search(r"^demo\s+srht-demo 1\.2\s+disabled\s+no \[demo\] section in the config$",
-                     result.stdout, re.M)
-    install_service("kaput", "import srht_missing_dependency\n", distribution="srht-kaput",
-                    version="0.1")
+    assert re.search(
+        r"^demo\s+srht-demo 1\.2\s+disabled\s+no \[demo\] section in the config$",
+        result.stdout,
+        re.M,
+    )
+    install_service(
+        "kaput", "import srht_missing_dependency\n", distribution="srht-kaput", version="0.1"
+    )
     srht("config", "init", "--dev", "config.ini", "--services", "demo")
     result = srht("services")
     assert result.exit_code == 1
     assert re.search(r"^demo\s+srht-demo 1\.2\s+enabled\s+$", result.stdout, re.M)
-    assert re.search(r"^kaput\s+srht-kaput 0\.1\s+failed\s+import failed: ModuleNotFoundError: "
-                     r"No module named 'srht_missing_dependency'$", result.stdout, re.M)
+    assert re.search(
+        r"^kaput\s+srht-kaput 0\.1\s+failed\s+import failed: ModuleNotFoundError: "
+        r"No module named 'srht_missing_dependency'$",
+        result.stdout,
+        re.M,
+    )
 
 
 def test_a_service_adds_its_own_commands(install_service, srht):
-    install_service("tasks", '''
+    install_service(
+        "tasks",
+        '''
         import click
         from srht_core import ServiceInfo, current_service, hookimpl
 
@@ -152,7 +170,9 @@ def test_a_service_adds_its_own_commands(install_service, srht):
         @hookimpl
         def cli_commands():
             return [greet]
-    ''', distribution="srht-tasks")
+    ''',
+        distribution="srht-tasks",
+    )
     srht("config", "init", "--dev", "config.ini", "--services", "tasks")
     assert "tasks" in srht("--help").stdout
     help_text = srht("tasks", "--help").stdout
@@ -201,9 +221,14 @@ def _read_lines(stream, lines: queue.Queue[str | None]) -> None:
 def test_up_writes_a_config_migrates_serves_and_stops_everything(hello_venv, tmp_path):
     """`srht up` in an empty folder, as a newcomer types it; SIGTERM stops it
     and every process it started."""
-    up = subprocess.Popen([*hello_venv.srht, "up", "--services", "hello"], cwd=tmp_path,
-                          env=hello_venv.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True)
+    up = subprocess.Popen(
+        [*hello_venv.srht, "up", "--services", "hello"],
+        cwd=tmp_path,
+        env=hello_venv.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: queue.Queue[str | None] = queue.Queue()
     reader = threading.Thread(target=_read_lines, args=(up.stdout, lines), daemon=True)
     reader.start()
@@ -228,8 +253,7 @@ def test_up_writes_a_config_migrates_serves_and_stops_everything(hello_venv, tmp
         assert '<h1 class="greeting">Hello</h1>' in page.text
 
         descendants = _children(up.pid)
-        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                    for pid in descendants]
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in descendants]
         assert any(b"serve" in c and b"hello" in c for c in commands)
         assert any(b"worker" in c and b"hello" in c for c in commands)
         assert len(descendants) >= 3  # the web server, its gunicorn worker, the job worker

@@ -45,59 +45,136 @@ debug = no
 max-items = 20
 """
 
-SRHT_BLOCK = VALID[:VALID.index("[mail]")]
+SRHT_BLOCK = VALID[: VALID.index("[mail]")]
 
 #: (what is wrong, text replaced, replacement, the line the user sees)
 BROKEN = [
-    ("missing required key", "global-domain = example.org\n", "",
-     "config.ini:1 [srht] global-domain: required key missing (text)"),
-    ("required key of a service", "motd = Welcome\n", "",
-     "config.ini:17 [demo] motd: required key missing (text)"),
-    ("integer", "smtp-port = 587", "smtp-port = lots",
-     "config.ini:12 [mail] smtp-port: not a whole number: 'lots'"),
-    ("integer out of range", "max-items = 20", "max-items = 0",
-     "config.ini:21 [demo] max-items: must be at least 1, got 0"),
-    ("boolean", "debug = no", "debug = maybe",
-     "config.ini:20 [demo] debug: not yes or no: 'maybe'"),
-    ("URL", "origin = http://127.0.0.1:5098", "origin = ftp://127.0.0.1:5098",
-     "config.ini:18 [demo] origin: not a URL starting with http:// or https://: "
-     "'ftp://127.0.0.1:5098'"),
-    ("email", "admin@example.org", "admin-at-example.org",
-     "config.ini:3 [srht] site-owner-email: not an email address: 'admin-at-example.org'"),
-    ("choice", "environment = development", "environment = staging",
-     "config.ini:4 [srht] environment: must be one of production, development; "
-     "got 'staging'"),
-    ("network", "127.0.0.0/8, ::1/128", "127.0.0.0/8, 10.1.2.0/33",
-     "config.ini:8 [srht] internal-networks: not a network in CIDR notation: '10.1.2.0/33'"),
-    ("unknown key", "site-name = Test forge", "site-nmae = Test forge",
-     "config.ini:2 [srht] site-nmae: unknown key (did you mean 'site-name'?)"),
-    ("unknown section", "[mail]", "[mial]",
-     "config.ini:10 [mial]: unknown section; no installed service owns [mial] "
-     "(did you mean [mail]?)"),
-    ("malformed line", "smtp-port = 587", "smtp-port: 587",
-     "config.ini:12 [mail]: malformed line 'smtp-port: 587'; expected key = value"),
-    ("malformed section header", "[mail]", "[mail",
-     "config.ini:10: malformed section header '[mail'; expected [name]"),
-    ("duplicate key", "smtp-port = 587", "smtp-port = 587\nsmtp-port = 25",
-     "config.ini:13 [mail] smtp-port: key repeated (first at line 12)"),
-    ("duplicate section", "max-items = 20\n", "max-items = 20\n\n[mail]\nsmtp-user = srht\n",
-     "config.ini:23 [mail]: section repeated (first at line 10)"),
-    ("empty secret", f"service-key = {KEYS.service_key}", "service-key =",
-     "config.ini:6 [srht] service-key: secret is empty; generate one with `srht keygen`"),
-    ("short secret", f"service-key = {KEYS.service_key}", "service-key = hunter2",
-     "config.ini:6 [srht] service-key: too short to be secret (7 characters, at least 32); "
-     "generate one with `srht keygen`"),
-    ("invalid Fernet network key", f"network-key = {KEYS.network_key}",
-     "network-key = bm90LWEta2V5",
-     "config.ini:7 [srht] network-key: not a Fernet key (32 bytes, URL-safe base64); "
-     "generate one with `srht keygen`"),
-    ("invalid signing key", f"private-key = {KEYS.webhook_private_key}", "private-key = abc",
-     "config.ini:15 [webhooks] private-key: not an Ed25519 private key (32 bytes, base64); "
-     "generate one with `srht keygen`"),
-    ("key before any section", "[srht]\n", "site-name = Early\n[srht]\n",
-     "config.ini:1: key 'site-name' before any [section]"),
-    ("missing [srht]", SRHT_BLOCK, "",
-     "config.ini [srht]: section missing; it is required"),
+    (
+        "missing required key",
+        "global-domain = example.org\n",
+        "",
+        "config.ini:1 [srht] global-domain: required key missing (text)",
+    ),
+    (
+        "required key of a service",
+        "motd = Welcome\n",
+        "",
+        "config.ini:17 [demo] motd: required key missing (text)",
+    ),
+    (
+        "integer",
+        "smtp-port = 587",
+        "smtp-port = lots",
+        "config.ini:12 [mail] smtp-port: not a whole number: 'lots'",
+    ),
+    (
+        "integer out of range",
+        "max-items = 20",
+        "max-items = 0",
+        "config.ini:21 [demo] max-items: must be at least 1, got 0",
+    ),
+    (
+        "boolean",
+        "debug = no",
+        "debug = maybe",
+        "config.ini:20 [demo] debug: not yes or no: 'maybe'",
+    ),
+    (
+        "URL",
+        "origin = http://127.0.0.1:5098",
+        "origin = ftp://127.0.0.1:5098",
+        "config.ini:18 [demo] origin: not a URL starting with http:// or https://: "
+        "'ftp://127.0.0.1:5098'",
+    ),
+    (
+        "email",
+        "admin@example.org",
+        "admin-at-example.org",
+        "config.ini:3 [srht] site-owner-email: not an email address: 'admin-at-example.org'",
+    ),
+    (
+        "choice",
+        "environment = development",
+        "environment = staging",
+        "config.ini:4 [srht] environment: must be one of production, development; got 'staging'",
+    ),
+    (
+        "network",
+        "127.0.0.0/8, ::1/128",
+        "127.0.0.0/8, 10.1.2.0/33",
+        "config.ini:8 [srht] internal-networks: not a network in CIDR notation: '10.1.2.0/33'",
+    ),
+    (
+        "unknown key",
+        "site-name = Test forge",
+        "site-nmae = Test forge",
+        "config.ini:2 [srht] site-nmae: unknown key (did you mean 'site-name'?)",
+    ),
+    (
+        "unknown section",
+        "[mail]",
+        "[mial]",
+        "config.ini:10 [mial]: unknown section; no installed service owns [mial] "
+        "(did you mean [mail]?)",
+    ),
+    (
+        "malformed line",
+        "smtp-port = 587",
+        "smtp-port: 587",
+        "config.ini:12 [mail]: malformed line 'smtp-port: 587'; expected key = value",
+    ),
+    (
+        "malformed section header",
+        "[mail]",
+        "[mail",
+        "config.ini:10: malformed section header '[mail'; expected [name]",
+    ),
+    (
+        "duplicate key",
+        "smtp-port = 587",
+        "smtp-port = 587\nsmtp-port = 25",
+        "config.ini:13 [mail] smtp-port: key repeated (first at line 12)",
+    ),
+    (
+        "duplicate section",
+        "max-items = 20\n",
+        "max-items = 20\n\n[mail]\nsmtp-user = srht\n",
+        "config.ini:23 [mail]: section repeated (first at line 10)",
+    ),
+    (
+        "empty secret",
+        f"service-key = {KEYS.service_key}",
+        "service-key =",
+        "config.ini:6 [srht] service-key: secret is empty; generate one with `srht keygen`",
+    ),
+    (
+        "short secret",
+        f"service-key = {KEYS.service_key}",
+        "service-key = hunter2",
+        "config.ini:6 [srht] service-key: too short to be secret (7 characters, at least 32); "
+        "generate one with `srht keygen`",
+    ),
+    (
+        "invalid Fernet network key",
+        f"network-key = {KEYS.network_key}",
+        "network-key = bm90LWEta2V5",
+        "config.ini:7 [srht] network-key: not a Fernet key (32 bytes, URL-safe base64); "
+        "generate one with `srht keygen`",
+    ),
+    (
+        "invalid signing key",
+        f"private-key = {KEYS.webhook_private_key}",
+        "private-key = abc",
+        "config.ini:15 [webhooks] private-key: not an Ed25519 private key (32 bytes, base64); "
+        "generate one with `srht keygen`",
+    ),
+    (
+        "key before any section",
+        "[srht]\n",
+        "site-name = Early\n[srht]\n",
+        "config.ini:1: key 'site-name' before any [section]",
+    ),
+    ("missing [srht]", SRHT_BLOCK, "", "config.ini [srht]: section missing; it is required"),
 ]
 
 
@@ -109,8 +186,9 @@ def test_the_valid_config_checks_clean(demo_service, srht, tmp_path):
     assert result.stderr == ""
 
 
-@pytest.mark.parametrize(("old", "new", "expected"), [case[1:] for case in BROKEN],
-                         ids=[case[0] for case in BROKEN])
+@pytest.mark.parametrize(
+    ("old", "new", "expected"), [case[1:] for case in BROKEN], ids=[case[0] for case in BROKEN]
+)
 def test_one_problem_is_told_where_it_is(demo_service, srht, tmp_path, old, new, expected):
     assert VALID.count(old) == 1
     (tmp_path / "config.ini").write_text(VALID.replace(old, new))
@@ -121,17 +199,18 @@ def test_one_problem_is_told_where_it_is(demo_service, srht, tmp_path, old, new,
 
 
 def test_every_problem_is_reported_at_once(demo_service, srht, tmp_path):
-    text = (VALID.replace("smtp-port = 587", "smtp-port = lots")
-            .replace("environment = development", "environment = staging")
-            .replace("debug = no", "debug = maybe")
-            .replace("motd = Welcome\n", "")
-            .replace("[mail]", "[mail]\nsmtp-hots = mail.example.org"))
+    text = (
+        VALID.replace("smtp-port = 587", "smtp-port = lots")
+        .replace("environment = development", "environment = staging")
+        .replace("debug = no", "debug = maybe")
+        .replace("motd = Welcome\n", "")
+        .replace("[mail]", "[mail]\nsmtp-hots = mail.example.org")
+    )
     (tmp_path / "config.ini").write_text(text)
     result = srht("config", "check", "config.ini")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "config.ini:4 [srht] environment: must be one of production, development; "
-        "got 'staging'",
+        "config.ini:4 [srht] environment: must be one of production, development; got 'staging'",
         "config.ini:13 [mail] smtp-port: not a whole number: 'lots'",
         "config.ini:11 [mail] smtp-hots: unknown key (did you mean 'smtp-host'?)",
         "config.ini:20 [demo] debug: not yes or no: 'maybe'",
@@ -144,26 +223,34 @@ def test_a_section_of_a_service_that_is_not_installed_is_unknown(srht, tmp_path)
     (tmp_path / "config.ini").write_text(VALID)
     result = srht("config", "check", "config.ini")
     assert result.exit_code == 2
-    assert "config.ini:17 [demo]: unknown section; no installed service owns [demo]" \
-        in result.stderr
+    assert (
+        "config.ini:17 [demo]: unknown section; no installed service owns [demo]" in result.stderr
+    )
 
 
 def test_the_example_config_checks_clean_with_warnings_about_its_secrets():
     srht = Path(sys.executable).with_name("srht")
     command = [str(srht)] if srht.exists() else [sys.executable, "-m", "srht_core.cli"]
-    result = subprocess.run([*command, "config", "check", "config.example.ini"], cwd=ROOT,
-                            capture_output=True, text=True, env=_env_without_config())
+    result = subprocess.run(
+        [*command, "config", "check", "config.example.ini"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=_env_without_config(),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("config.example.ini: OK")
     warnings = result.stderr.splitlines()
     assert warnings and all(w.startswith("warning: config.example.ini:") for w in warnings)
-    assert any("[srht] service-key: is the published example value; generate your own "
-               "with `srht keygen`" in w for w in warnings)
+    assert any(
+        "[srht] service-key: is the published example value; generate your own "
+        "with `srht keygen`" in w
+        for w in warnings
+    )
 
 
 def _env_without_config() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items()
-            if k not in ("SRHT_CONFIG", "SRHT_PLUGINS_STRICT")}
+    return {k: v for k, v in os.environ.items() if k not in ("SRHT_CONFIG", "SRHT_PLUGINS_STRICT")}
 
 
 # -- where the config is looked for -------------------------------------------------
@@ -222,14 +309,16 @@ def test_lookup_falls_back_to_the_system_config(srht, tmp_path, monkeypatch):
     assert "site-name = from cwd" in srht("config", "show").stdout
 
 
-@pytest.mark.skipif(Path("/etc/srht/config.ini").exists(),
-                    reason="this machine has a system config")
+@pytest.mark.skipif(
+    Path("/etc/srht/config.ini").exists(), reason="this machine has a system config"
+)
 def test_no_config_anywhere_says_where_it_looked(srht):
     result = srht("config", "check")
     assert result.exit_code == 2
     assert result.stderr.splitlines()[0] == (
         "config.ini: no config found (looked at --config, $SRHT_CONFIG, ./config.ini, "
-        "/etc/srht/config.ini); write one with `srht config init --dev config.ini`")
+        "/etc/srht/config.ini); write one with `srht config init --dev config.ini`"
+    )
 
 
 # -- reading and redacting ----------------------------------------------------------
@@ -237,22 +326,36 @@ def test_no_config_anywhere_says_where_it_looked(srht):
 
 def test_redacted_hides_every_secret_and_only_secrets(demo_service):
     host = PluginHost()
-    text = VALID.replace("smtp-port = 587", "smtp-port = 587\nsmtp-user = srht\n"
-                         "smtp-password = hunter2") \
+    text = (
+        VALID.replace(
+            "smtp-port = 587", "smtp-port = 587\nsmtp-user = srht\nsmtp-password = hunter2"
+        )
         + "api-token = upstream-token\nconnection-string = postgresql://u:pw@db/demo\n"
+    )
     config = Config.from_string(text, "config.ini")
     assert host.check_config(config) == []
     shown = config.redacted()
-    for section, key in [("srht", "service-key"), ("srht", "network-key"),
-                         ("webhooks", "private-key"), ("mail", "smtp-password"),
-                         ("demo", "api-token"), ("demo", "connection-string")]:
+    for section, key in [
+        ("srht", "service-key"),
+        ("srht", "network-key"),
+        ("webhooks", "private-key"),
+        ("mail", "smtp-password"),
+        ("demo", "api-token"),
+        ("demo", "connection-string"),
+    ]:
         assert shown[section][key] == "********", (section, key)
     assert shown["mail"]["smtp-user"] == "srht"
     assert shown["srht"]["site-name"] == "Test forge"
     assert shown["demo"]["motd"] == "Welcome"
     flat = repr(shown)
-    for secret in (KEYS.service_key, KEYS.network_key, KEYS.webhook_private_key, "hunter2",
-                   "upstream-token", "pw@db"):
+    for secret in (
+        KEYS.service_key,
+        KEYS.network_key,
+        KEYS.webhook_private_key,
+        "hunter2",
+        "upstream-token",
+        "pw@db",
+    ):
         assert secret not in flat
 
 
@@ -265,22 +368,21 @@ def test_values_are_typed_with_defaults_filled_in(demo_service):
     assert config["demo"]["max-items"] == 20
     assert config["demo"]["mode"] == "safe"
     assert config["demo"]["bind"] == "127.0.0.1:5098"
-    assert config["srht"]["internal-networks"] == [ip_network("127.0.0.0/8"),
-                                                   ip_network("::1/128")]
+    assert config["srht"]["internal-networks"] == [ip_network("127.0.0.0/8"), ip_network("::1/128")]
     assert config["srht"]["data-dir"] == "/var/lib/srht"
     with pytest.raises(KeyError, match=r"\[demo\] has no key 'nope'"):
         config["demo"]["nope"]
 
 
 def test_relative_paths_are_relative_to_the_config_file(demo_service):
-    config = Config.from_string(VALID.replace("[mail]", "data-dir = data\n\n[mail]"),
-                                "/srv/site/config.ini")
+    config = Config.from_string(
+        VALID.replace("[mail]", "data-dir = data\n\n[mail]"), "/srv/site/config.ini"
+    )
     assert PluginHost().check_config(config) == []
     assert config["srht"]["data-dir"] == "/srv/site/data"
 
 
 def test_continuation_lines_and_comments():
-    config = Config.from_string("# a comment\n[srht]\n; another\nsite-name = one\n  two\n",
-                                "x.ini")
+    config = Config.from_string("# a comment\n[srht]\n; another\nsite-name = one\n  two\n", "x.ini")
     assert config.syntax_problems == []
     assert config.raw_value("srht", "site-name") == "one\ntwo"

@@ -32,8 +32,11 @@ def test_mirrored_user_keeps_metas_id_and_timestamps(chores_app: Any) -> None:
     with db.session() as session:
         alice = session.get(User, 4242)
         assert alice is not None
-        assert (alice.username, alice.canonical_name, alice.user_type) == \
-            ("alice", "~alice", "active")
+        assert (alice.username, alice.canonical_name, alice.user_type) == (
+            "alice",
+            "~alice",
+            "active",
+        )
         assert not alice.is_admin and not alice.is_suspended
         assert isinstance(alice.created, datetime) and alice.updated >= alice.created
         assert alice.suspension_notice is None
@@ -93,24 +96,34 @@ def test_db_session_is_the_apps_and_ends_with_the_app_context(chores_app: Any) -
 
 @pytest.mark.postgres
 def test_two_apps_in_one_process_keep_their_own_databases(
-        chores_plugin: Any, make_config: Callable[..., Any], make_app: Callable[..., Any],
-        srht_postgres: Any) -> None:
-    first = make_app("chores", make_config(
-        {"chores": {"connection-string": srht_postgres.create_database()}}))
-    second = make_app("chores", make_config(
-        {"chores": {"connection-string": srht_postgres.create_database()}}))
+    chores_plugin: Any,
+    make_config: Callable[..., Any],
+    make_app: Callable[..., Any],
+    srht_postgres: Any,
+) -> None:
+    first = make_app(
+        "chores", make_config({"chores": {"connection-string": srht_postgres.create_database()}})
+    )
+    second = make_app(
+        "chores", make_config({"chores": {"connection-string": srht_postgres.create_database()}})
+    )
 
     created = first.test_client().post("/api/chores", json={"title": "only in the first"})
     assert created.status_code == 201
 
-    assert [c["title"] for c in first.test_client().get("/api/chores").json["results"]] == \
-        ["only in the first"]
+    assert [c["title"] for c in first.test_client().get("/api/chores").json["results"]] == [
+        "only in the first"
+    ]
     assert second.test_client().get("/api/chores").json["results"] == []
     assert first.extensions["srht.db"] is not second.extensions["srht.db"]
 
 
-def test_sqlite_is_the_embedded_default(chores_plugin: Any, make_config: Callable[..., Any],
-                                        make_app: Callable[..., Any], tmp_path: Path) -> None:
+def test_sqlite_is_the_embedded_default(
+    chores_plugin: Any,
+    make_config: Callable[..., Any],
+    make_app: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
     app = make_app("chores", make_config({"chores": {}}))
     db = app.extensions["srht"].db
 
@@ -185,7 +198,8 @@ def test_a_database_can_live_outside_flask(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_a_connection_cut_while_idle_is_replaced_before_use(
-        srht_postgres: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    srht_postgres: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A database restart (here: the server ending the pooled connection's
     backend) while the pool sat idle costs no request an error: the idle
     connection is pinged at checkout and replaced. Busy connections are not
@@ -195,8 +209,9 @@ def test_a_connection_cut_while_idle_is_replaced_before_use(
     db = Database(srht_postgres.create_database())
     pings = []
     ping = db.engine.dialect.do_ping
-    monkeypatch.setattr(db.engine.dialect, "do_ping",
-                        lambda connection: pings.append(1) or ping(connection))
+    monkeypatch.setattr(
+        db.engine.dialect, "do_ping", lambda connection: pings.append(1) or ping(connection)
+    )
     try:
         with db.session() as session:
             first = session.scalar(sa.text("SELECT pg_backend_pid()"))
@@ -217,7 +232,8 @@ def test_a_connection_cut_while_idle_is_replaced_before_use(
 
 @pytest.mark.postgres
 def test_a_request_that_reads_runs_without_a_transaction_and_cannot_write(
-        chores_app: Any, caplog: pytest.LogCaptureFixture) -> None:
+    chores_app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     """GET, HEAD and OPTIONS requests read on read-only autocommit
     connections (no BEGIN and ROLLBACK round trips); a write there is
     refused with the view's name, by the session and by PostgreSQL, and
@@ -233,7 +249,8 @@ def test_a_request_that_reads_runs_without_a_transaction_and_cannot_write(
         db_session.execute(sa.text("SELECT 1"))  # a first statement...
         return {  # ...after which a transaction begun by BEGIN is older than this one
             "own": db_session.scalar(sa.text("SELECT now() = statement_timestamp()")),
-            "read_only": db_session.scalar(sa.text("SHOW transaction_read_only"))}
+            "read_only": db_session.scalar(sa.text("SHOW transaction_read_only")),
+        }
 
     @chores_app.route("/t/look", methods=["GET", "POST"])
     def look() -> Any:
@@ -249,8 +266,12 @@ def test_a_request_that_reads_runs_without_a_transaction_and_cannot_write(
 
     @chores_app.get("/t/raw")
     def raw() -> Any:
-        db_session.execute(sa.text("INSERT INTO chore (title, done, reminded, created, updated) "
-                                   "VALUES ('raw', false, false, now(), now())"))
+        db_session.execute(
+            sa.text(
+                "INSERT INTO chore (title, done, reminded, created, updated) "
+                "VALUES ('raw', false, false, now(), now())"
+            )
+        )
         return "inserted"
 
     @chores_app.get("/t/confirm")

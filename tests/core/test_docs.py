@@ -16,13 +16,20 @@ from srht_core.docs import generated_files, plugin_api_markdown
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _srht(*args: str, cwd: Path, pythonpath: Path | None = None
-          ) -> subprocess.CompletedProcess[str]:
+def _srht(
+    *args: str, cwd: Path, pythonpath: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("SRHT_CONFIG", "PYTHONPATH")}
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
-    return subprocess.run([sys.executable, "-m", "srht_core.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "srht_core.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_generated_files_are_current():
@@ -42,7 +49,7 @@ def test_the_plugin_api_page_is_made_from_the_hookspecs():
     import srht_core
     from srht_core import service
 
-    helpers = page[page.index("## What services call"):]
+    helpers = page[page.index("## What services call") :]
     for name in set(srht_core.__all__) - set(service.__all__) - {"__version__"}:
         assert f"#### `{name}" in helpers, name
 
@@ -54,12 +61,16 @@ def test_a_changed_docstring_makes_the_page_stale(tmp_path):
     shutil.copytree(ROOT / "srht_core", copy, ignore=shutil.ignore_patterns("__pycache__"))
     hookspecs = copy / "hookspecs.py"
     source = hookspecs.read_text(encoding="utf-8")
-    changed = source.replace("Contribute links to the navigation bar",
-                             "Contribute links (a new sentence) to the navigation bar", 1)
+    changed = source.replace(
+        "Contribute links to the navigation bar",
+        "Contribute links (a new sentence) to the navigation bar",
+        1,
+    )
     assert changed != source
     hookspecs.write_text(changed, encoding="utf-8")
-    result = _srht("dev", "docs", "--check", "--root", str(docs), cwd=tmp_path,
-                   pythonpath=copy.parent)
+    result = _srht(
+        "dev", "docs", "--check", "--root", str(docs), cwd=tmp_path, pythonpath=copy.parent
+    )
     assert result.returncode == 1
     assert result.stderr == "error: stale: docs/plugin-api.md; run `srht dev docs`\n"
     unchanged = _srht("dev", "docs", "--check", "--root", str(docs), cwd=tmp_path)

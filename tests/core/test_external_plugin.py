@@ -18,13 +18,22 @@ from srht_core.testing import serve_service, site_config
 pytestmark = pytest.mark.slow
 
 BROKEN_ROWS = {
-    "broken": ("srht-broken 0.3.1", "failed",
-               "import failed: ModuleNotFoundError: No module named 'srht_no_such_dependency'"),
-    "misspelled": ("srht-broken 0.3.1", "failed",
-                   "implements unknown hook(s) blueprint (did you mean blueprints?), "
-                   "servce_info (did you mean service_info?)"),
-    "ancient": ("srht-broken 0.3.1", "incompatible",
-                f"needs srht core <0.0.1, this is {__version__}"),
+    "broken": (
+        "srht-broken 0.3.1",
+        "failed",
+        "import failed: ModuleNotFoundError: No module named 'srht_no_such_dependency'",
+    ),
+    "misspelled": (
+        "srht-broken 0.3.1",
+        "failed",
+        "implements unknown hook(s) blueprint (did you mean blueprints?), "
+        "servce_info (did you mean service_info?)",
+    ),
+    "ancient": (
+        "srht-broken 0.3.1",
+        "incompatible",
+        f"needs srht core <0.0.1, this is {__version__}",
+    ),
 }
 
 
@@ -75,7 +84,8 @@ def test_config_check_knows_the_example_service_schema(hello_venv, tmp_path):
     line = typo.read_text().splitlines().index("greting = Bonjour") + 1
     assert result.stderr.splitlines() == [
         f"{typo}:{line} [hello] greting: unknown key (did you mean 'greeting'?)",
-        "1 problem found; nothing was started."]
+        "1 problem found; nothing was started.",
+    ]
 
 
 def test_config_check_names_a_broken_service_whose_section_is_present(hello_venv, tmp_path):
@@ -86,16 +96,28 @@ def test_config_check_names_a_broken_service_whose_section_is_present(hello_venv
     assert result.stderr.splitlines() == [
         f"{path}:{line} [broken]: service broken (srht-broken 0.3.1) is failed: import failed: "
         "ModuleNotFoundError: No module named 'srht_no_such_dependency'",
-        "1 problem found; nothing was started."]
+        "1 problem found; nothing was started.",
+    ]
 
 
 def test_the_example_service_passes_its_own_tests(hello_venv, tmp_path):
     """The template's tests run with the fixtures srht ships as a pytest plugin."""
     result = subprocess.run(
-        [hello_venv.python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         str(hello_venv.sources / "hello-service" / "tests")],
-        cwd=hello_venv.sources / "hello-service", env=hello_venv.env, capture_output=True,
-        text=True, timeout=300)
+        [
+            hello_venv.python,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(hello_venv.sources / "hello-service" / "tests"),
+        ],
+        cwd=hello_venv.sources / "hello-service",
+        env=hello_venv.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
 
@@ -111,8 +133,11 @@ def hello_site(hello_venv, tmp_path_factory):
 
 
 def csrf_token(html: str) -> str:
-    match = re.search(r'<input id="csrf_token" name="csrf_token" type="hidden" '
-                      r'value="([^"]+)">', html)
+    match = re.search(
+        r'<input id="csrf_token" name="csrf_token" type="hidden" '
+        r'value="([^"]+)">',
+        html,
+    )
     assert match, html
     return match.group(1)
 
@@ -124,8 +149,11 @@ def test_the_page_is_served_in_the_shared_layout(hello_site):
     assert page.headers["Content-Type"] == "text/html; charset=utf-8"
     origin = re.search(r"^origin = (.+)$", config.read_text(), re.M).group(1)
     assert f'<li><a href="{origin}/" aria-current="page">Hello</a></li>' in page.text
-    stylesheet = re.search(r'<link rel="stylesheet" href="(/static/srht/srht\.css\?v=[0-9a-f]'
-                           r'{12})">', page.text)
+    stylesheet = re.search(
+        r'<link rel="stylesheet" href="(/static/srht/srht\.css\?v=[0-9a-f]'
+        r'{12})">',
+        page.text,
+    )
     assert stylesheet
     css = requests.get(url + stylesheet.group(1), timeout=30)
     assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css")
@@ -147,8 +175,9 @@ def test_the_form_greets_back_with_a_csrf_token(hello_site):
     answer = session.post(url + "/", data={"name": "<Ada>", "csrf_token": token}, timeout=30)
     assert answer.status_code == 200
     assert [r.status_code for r in answer.history] == [302]
-    assert ('<p class="flash ok" role="status">&lt;Hi &amp; &#34;welcome&#34;&gt;, '
-            "&lt;Ada&gt;!</p>") in answer.text
+    assert (
+        '<p class="flash ok" role="status">&lt;Hi &amp; &#34;welcome&#34;&gt;, &lt;Ada&gt;!</p>'
+    ) in answer.text
     again = session.get(url + "/", timeout=30)
     assert "&lt;Ada&gt;!" not in again.text
 
@@ -164,6 +193,5 @@ def test_the_form_is_refused_without_a_csrf_token(hello_site):
     refused = session.post(url + "/", data={"name": "Ada"}, timeout=30)
     assert refused.status_code == 400
     assert "The CSRF token is missing." in refused.text
-    stranger = requests.post(url + "/", data={"name": "Ada", "csrf_token": "forged"},
-                             timeout=30)
+    stranger = requests.post(url + "/", data={"name": "Ada", "csrf_token": "forged"}, timeout=30)
     assert stranger.status_code == 400

@@ -52,8 +52,11 @@ def put(app: Any, name: str, *, delay: float = 0, **payload: Any) -> int:
 def make_due(app: Any, job_id: int) -> None:
     """Pretend the job's backoff has passed."""
     with db_of(app).engine.begin() as connection:
-        connection.execute(job_table.update().where(job_table.c.id == job_id)
-                           .values(run_after=utcnow() - timedelta(seconds=1)))
+        connection.execute(
+            job_table.update()
+            .where(job_table.c.id == job_id)
+            .values(run_after=utcnow() - timedelta(seconds=1))
+        )
 
 
 # -- recorded in the caller's transaction ------------------------------------------
@@ -66,8 +69,9 @@ def test_a_job_enqueued_in_a_failed_request_is_rolled_back_with_it(chores_app: A
     failed = client.post("/api/chores", json={"title": "sweep", "explode": True})
 
     assert failed.status_code == 500
-    assert failed.json == {"errors": [{"reason": "Something went wrong on our side; "
-                                                 "it has been logged."}]}
+    assert failed.json == {
+        "errors": [{"reason": "Something went wrong on our side; it has been logged."}]
+    }
     assert rows(chores_app) == []
     assert client.get("/api/chores").json == {"results": []}
 
@@ -81,8 +85,7 @@ def test_a_job_enqueued_in_a_committed_request_is_recorded_with_it(chores_app: A
     [job] = rows(chores_app)
     assert job.id == created.json["job"]
     assert (job.name, json.loads(job.payload)) == ("remind", {"chore": created.json["id"]})
-    assert (job.status, job.attempts, job.last_error, job.locked_until) == \
-        ("queued", 0, None, None)
+    assert (job.status, job.attempts, job.last_error, job.locked_until) == ("queued", 0, None, None)
     assert before <= job.run_after <= utcnow()
 
 
@@ -94,8 +97,7 @@ def test_the_embedded_worker_runs_what_was_committed(chores_app: Any) -> None:
     run_until_idle(chores_app)
 
     job = row(chores_app, created["job"])
-    assert (job.status, job.attempts, job.last_error, job.locked_until) == \
-        ("done", 1, None, None)
+    assert (job.status, job.attempts, job.last_error, job.locked_until) == ("done", 1, None, None)
     assert client.get("/api/chores").json["results"][0]["reminded"] is True
     # a second message for the same job (a duplicate delivery) is harmless
     assert run_job(chores_app, created["job"]) is None
@@ -103,8 +105,8 @@ def test_the_embedded_worker_runs_what_was_committed(chores_app: Any) -> None:
 
 
 def test_enqueue_names_the_jobs_a_service_has(
-        chores_plugin: Any, make_config: Callable[..., Any],
-        make_app: Callable[..., Any]) -> None:
+    chores_plugin: Any, make_config: Callable[..., Any], make_app: Callable[..., Any]
+) -> None:
     app = make_app("chores", make_config({"chores": {}}))
     with app.app_context(), pytest.raises(LookupError) as error:
         enqueue("sweep")
@@ -133,8 +135,7 @@ def test_a_delayed_job_waits_for_its_time(chores_app: Any, tmp_path: Path) -> No
 
 
 @pytest.mark.postgres
-def test_a_failing_job_is_retried_with_exponential_backoff_then_failed(
-        chores_app: Any) -> None:
+def test_a_failing_job_is_retried_with_exponential_backoff_then_failed(chores_app: Any) -> None:
     job_id = put(chores_app, "flaky", message="the kettle is broken")
 
     run_until_idle(chores_app)
@@ -168,34 +169,49 @@ def test_a_failing_job_is_retried_with_exponential_backoff_then_failed(
 def test_a_job_no_longer_declared_fails_at_once(chores_app: Any) -> None:
     now = utcnow()
     with db_of(chores_app).engine.begin() as connection:
-        job_id = connection.execute(job_table.insert().values(
-            name="retired", payload="{}", status="queued", attempts=0, run_after=now,
-            created=now, updated=now)).inserted_primary_key[0]
+        job_id = connection.execute(
+            job_table.insert().values(
+                name="retired",
+                payload="{}",
+                status="queued",
+                attempts=0,
+                run_after=now,
+                created=now,
+                updated=now,
+            )
+        ).inserted_primary_key[0]
 
     assert run_job(chores_app, job_id) == "failed"
-    assert row(chores_app, job_id).last_error == \
-        "no job named 'retired' is declared by this service"
+    assert (
+        row(chores_app, job_id).last_error == "no job named 'retired' is declared by this service"
+    )
 
 
 @pytest.mark.postgres
 def test_a_running_job_is_recovered_only_once_its_lock_has_expired(
-        chores_app: Any, tmp_path: Path) -> None:
+    chores_app: Any, tmp_path: Path
+) -> None:
     job_id = put(chores_app, "stamp", path=str(tmp_path / "stamp"))
     with db_of(chores_app).engine.begin() as connection:
-        connection.execute(job_table.update().where(job_table.c.id == job_id).values(
-            status="running", attempts=1, locked_until=utcnow() + timedelta(hours=1)))
+        connection.execute(
+            job_table.update()
+            .where(job_table.c.id == job_id)
+            .values(status="running", attempts=1, locked_until=utcnow() + timedelta(hours=1))
+        )
     worker = Worker(chores_app)
 
     assert worker.recover() == 0
     assert run_job(chores_app, job_id) is None  # still someone else's
     with db_of(chores_app).engine.begin() as connection:
-        connection.execute(job_table.update().where(job_table.c.id == job_id).values(
-            locked_until=utcnow() - timedelta(seconds=1)))
+        connection.execute(
+            job_table.update()
+            .where(job_table.c.id == job_id)
+            .values(locked_until=utcnow() - timedelta(seconds=1))
+        )
     assert worker.recover() == 1
 
     recovered = row(chores_app, job_id)
-    assert (recovered.status, recovered.attempts, recovered.locked_until) == \
-        ("queued", 1, None)
+    assert (recovered.status, recovered.attempts, recovered.locked_until) == ("queued", 1, None)
     assert recovered.last_error == "the worker running this job stopped before it finished"
     run_until_idle(chores_app)
     assert (row(chores_app, job_id).status, row(chores_app, job_id).attempts) == ("done", 2)
@@ -228,15 +244,17 @@ def stop(process: subprocess.Popen[bytes]) -> int:
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_srht_worker_runs_jobs_from_the_database_and_stops_on_sigterm(
-        support_venv: Any, chores_app: Any, process_log: Callable[[str], Path],
-        tmp_path: Path) -> None:
+    support_venv: Any, chores_app: Any, process_log: Callable[[str], Path], tmp_path: Path
+) -> None:
     config = chores_app.extensions["srht"].config
     log = process_log("worker")
     worker = start_worker(support_venv, config, log)
     try:
         job_id = put(chores_app, "stamp", path=str(tmp_path / "stamp"))
-        wait_until(lambda: row(chores_app, job_id).status == "done" or worker.poll(),
-                   what=f"the worker to run job {job_id}")
+        wait_until(
+            lambda: row(chores_app, job_id).status == "done" or worker.poll(),
+            what=f"the worker to run job {job_id}",
+        )
         assert worker.poll() is None, log.read_text()
         assert (tmp_path / "stamp").read_text() == str(worker.pid)
     finally:
@@ -248,16 +266,18 @@ def test_srht_worker_runs_jobs_from_the_database_and_stops_on_sigterm(
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_a_job_whose_worker_was_killed_is_run_again(
-        support_venv: Any, chores_app: Any, process_log: Callable[[str], Path],
-        tmp_path: Path) -> None:
+    support_venv: Any, chores_app: Any, process_log: Callable[[str], Path], tmp_path: Path
+) -> None:
     config = chores_app.extensions["srht"].config
     log = process_log("worker")
     release = tmp_path / "release"
     job_id = put(chores_app, "hold", path=str(release))
     worker = start_worker(support_venv, config, log)
     try:
-        wait_until(lambda: Path(f"{release}.started").exists() or worker.poll(),
-                   what="the worker to start the job")
+        wait_until(
+            lambda: Path(f"{release}.started").exists() or worker.poll(),
+            what="the worker to start the job",
+        )
         assert worker.poll() is None, log.read_text()
     finally:
         os.kill(worker.pid, signal.SIGKILL)
@@ -280,8 +300,8 @@ def test_a_job_whose_worker_was_killed_is_run_again(
 
 @pytest.mark.postgres
 def test_a_timer_fires_once_per_period_across_workers(
-        chores_plugin: Any, chores_config: Callable[..., Any],
-        make_app: Callable[..., Any]) -> None:
+    chores_plugin: Any, chores_config: Callable[..., Any], make_app: Callable[..., Any]
+) -> None:
     config = chores_config({"tidy-every": 600})
     # two apps on one database, as two worker processes would have
     workers = [Worker(make_app("chores", config)), Worker(make_app("chores", config))]
@@ -311,8 +331,11 @@ def test_a_timer_fires_once_per_period_across_workers(
     assert len(rows(app, "srht.purge-jobs")) == 1
 
     with db_of(app).engine.begin() as connection:  # the period passes
-        connection.execute(timer_table.update().where(timer_table.c.name == "tidy")
-                           .values(last_run=utcnow() - timedelta(seconds=601)))
+        connection.execute(
+            timer_table.update()
+            .where(timer_table.c.name == "tidy")
+            .values(last_run=utcnow() - timedelta(seconds=601))
+        )
     tick_together()
     assert len(rows(app, "tidy")) == 2
     assert len(rows(app, "srht.purge-jobs")) == 1
@@ -339,10 +362,17 @@ def close_celery() -> Any:
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_celery_worker_runs_published_jobs_and_lost_ones_are_published_again(
-        support_venv: Any, redis_server: Any, chores_plugin: Any,
-        chores_config: Callable[..., Any], make_app: Callable[..., Any],
-        process_log: Callable[[str], Path], tmp_path: Path, close_celery: Any,
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    support_venv: Any,
+    redis_server: Any,
+    chores_plugin: Any,
+    chores_config: Callable[..., Any],
+    make_app: Callable[..., Any],
+    process_log: Callable[[str], Path],
+    tmp_path: Path,
+    close_celery: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     import redis
 
     config = chores_config(srht={"broker": redis_server.url})
@@ -359,8 +389,10 @@ def test_celery_worker_runs_published_jobs_and_lost_ones_are_published_again(
     log = process_log("celery-worker")
     worker = start_worker(support_venv, config, log)
     try:
-        wait_until(lambda: row(app, first).status == "done" or gave_up(worker, log),
-                   what="the Celery worker to run the published job")
+        wait_until(
+            lambda: row(app, first).status == "done" or gave_up(worker, log),
+            what="the Celery worker to run the published job",
+        )
         assert not gave_up(worker, log), log.read_text()
         assert (tmp_path / "first").read_text() == str(worker.pid)
 
@@ -375,8 +407,10 @@ def test_celery_worker_runs_published_jobs_and_lost_ones_are_published_again(
         redis_server.start()
         monkeypatch.setattr(jobs_module, "LOST_AFTER", timedelta(0))
         Worker(app).tick()
-        wait_until(lambda: row(app, second).status == "done" or gave_up(worker, log),
-                   what="the Celery worker to run the re-published job")
+        wait_until(
+            lambda: row(app, second).status == "done" or gave_up(worker, log),
+            what="the Celery worker to run the re-published job",
+        )
         assert not gave_up(worker, log), log.read_text()
         assert (tmp_path / "second").read_text() == str(worker.pid)
         assert row(app, second).attempts == 1

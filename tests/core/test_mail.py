@@ -21,8 +21,13 @@ from srht_core.testing import free_port
 
 def mail_jobs(app: Any) -> list[Any]:
     with app.extensions["srht"].db.engine.connect() as connection:
-        return list(connection.execute(sa.select(job_table).where(
-            job_table.c.name == "srht.send-mail").order_by(job_table.c.id)))
+        return list(
+            connection.execute(
+                sa.select(job_table)
+                .where(job_table.c.name == "srht.send-mail")
+                .order_by(job_table.c.id)
+            )
+        )
 
 
 def queue_mail(app: Any, *args: Any, **kwargs: Any) -> int:
@@ -37,13 +42,22 @@ def queue_mail(app: Any, *args: Any, **kwargs: Any) -> int:
 
 @pytest.mark.postgres
 def test_without_smtp_host_mail_is_written_to_the_outbox_by_the_worker(
-        chores_plugin: Any, chores_config: Callable[..., Any], make_app: Callable[..., Any],
-        tmp_path: Path) -> None:
+    chores_plugin: Any,
+    chores_config: Callable[..., Any],
+    make_app: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
     app = make_app("chores", chores_config())
     outbox = tmp_path / "data" / "outbox"
 
-    queue_mail(app, "alice@example.org", "Your chores", "Water the plants.\n",
-               reply_to="bob@example.org", headers={"X-Chores": "weekly"})
+    queue_mail(
+        app,
+        "alice@example.org",
+        "Your chores",
+        "Water the plants.\n",
+        reply_to="bob@example.org",
+        headers={"X-Chores": "weekly"},
+    )
     assert not outbox.exists() or list(outbox.iterdir()) == []  # only the worker sends
 
     run_until_idle(app)
@@ -62,8 +76,11 @@ def test_without_smtp_host_mail_is_written_to_the_outbox_by_the_worker(
 
 @pytest.mark.postgres
 def test_mail_queued_in_a_rolled_back_transaction_is_never_sent(
-        chores_plugin: Any, chores_config: Callable[..., Any], make_app: Callable[..., Any],
-        tmp_path: Path) -> None:
+    chores_plugin: Any,
+    chores_config: Callable[..., Any],
+    make_app: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
     from srht_core import db_session
 
     app = make_app("chores", chores_config())
@@ -79,11 +96,23 @@ def test_mail_queued_in_a_rolled_back_transaction_is_never_sent(
 
 @pytest.mark.postgres
 def test_with_smtp_host_mail_crosses_a_real_smtp_connection(
-        chores_plugin: Any, chores_config: Callable[..., Any], make_app: Callable[..., Any],
-        smtp_sink: Any, tmp_path: Path) -> None:
-    app = make_app("chores", chores_config(mail={
-        "smtp-host": smtp_sink.host, "smtp-port": smtp_sink.port, "smtp-encryption": "none",
-        "smtp-from": "chores@example.org"}))
+    chores_plugin: Any,
+    chores_config: Callable[..., Any],
+    make_app: Callable[..., Any],
+    smtp_sink: Any,
+    tmp_path: Path,
+) -> None:
+    app = make_app(
+        "chores",
+        chores_config(
+            mail={
+                "smtp-host": smtp_sink.host,
+                "smtp-port": smtp_sink.port,
+                "smtp-encryption": "none",
+                "smtp-from": "chores@example.org",
+            }
+        ),
+    )
 
     queue_mail(app, "alice@example.org", "Your chores", "Sweep the floor.\n.\nThen rest.\n")
     assert smtp_sink.messages == []
@@ -104,10 +133,14 @@ def test_with_smtp_host_mail_crosses_a_real_smtp_connection(
 
 @pytest.mark.postgres
 def test_an_unreachable_smtp_server_leaves_the_mail_queued_for_a_retry(
-        chores_plugin: Any, chores_config: Callable[..., Any],
-        make_app: Callable[..., Any]) -> None:
-    app = make_app("chores", chores_config(mail={
-        "smtp-host": "127.0.0.1", "smtp-port": free_port(), "smtp-encryption": "none"}))
+    chores_plugin: Any, chores_config: Callable[..., Any], make_app: Callable[..., Any]
+) -> None:
+    app = make_app(
+        "chores",
+        chores_config(
+            mail={"smtp-host": "127.0.0.1", "smtp-port": free_port(), "smtp-encryption": "none"}
+        ),
+    )
 
     queue_mail(app, "alice@example.org", "Your chores", "Nobody is listening.")
     run_until_idle(app)

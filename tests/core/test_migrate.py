@@ -28,21 +28,27 @@ CHORES_HEAD = "chores0003"
 
 
 def core_head() -> str:
-    head = ScriptDirectory(str(ENV_DIR), version_locations=[str(CORE_MIGRATIONS)]
-                           ).get_current_head()
+    head = ScriptDirectory(
+        str(ENV_DIR), version_locations=[str(CORE_MIGRATIONS)]
+    ).get_current_head()
     assert head is not None
     return head
 
 
 def versions(engine: sa.Engine, table: str) -> list[str]:
     with engine.connect() as connection:
-        return list(connection.scalars(
-            sa.select(sa.column("version_num")).select_from(sa.table(table))))
+        return list(
+            connection.scalars(sa.select(sa.column("version_num")).select_from(sa.table(table)))
+        )
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
-def database(request: pytest.FixtureRequest, chores_plugin: Any,
-             make_config: Callable[..., Any], make_app: Callable[..., Any]) -> Any:
+def database(
+    request: pytest.FixtureRequest,
+    chores_plugin: Any,
+    make_config: Callable[..., Any],
+    make_app: Callable[..., Any],
+) -> Any:
     """The chores app, not yet migrated, on PostgreSQL or on SQLite (the
     embedded default, used when connection-string is empty)."""
     if request.param == "postgres":
@@ -56,7 +62,8 @@ def database(request: pytest.FixtureRequest, chores_plugin: Any,
 
 @pytest.mark.postgres
 def test_upgrade_creates_core_and_service_tables_under_their_own_version_tables(
-        database: Any) -> None:
+    database: Any,
+) -> None:
     db, schema = database.db, database.schema
     assert db.url.get_backend_name() in ("postgresql", "sqlite")
     assert sa.inspect(db.engine).get_table_names() == []
@@ -97,7 +104,8 @@ def test_status_of_an_empty_database_is_behind(database: Any) -> None:
 
 @pytest.mark.postgres
 def test_upgrade_from_an_older_revision_applies_only_the_newer_one(
-        database: Any, tmp_path: Path) -> None:
+    database: Any, tmp_path: Path
+) -> None:
     db, schema = database.db, database.schema
     older = tmp_path / "older-migrations"
     older.mkdir()
@@ -105,9 +113,12 @@ def test_upgrade_from_an_older_revision_applies_only_the_newer_one(
     upgrade(db, "chores", DatabaseSchema(schema.metadata, older))
     assert "reminded" not in {c["name"] for c in sa.inspect(db.engine).get_columns("chore")}
     with db.engine.begin() as connection:
-        connection.execute(sa.text(
-            "INSERT INTO chore (title, done, created, updated) "
-            "VALUES ('water the plants', false, '2026-01-01', '2026-01-01')"))
+        connection.execute(
+            sa.text(
+                "INSERT INTO chore (title, done, created, updated) "
+                "VALUES ('water the plants', false, '2026-01-01', '2026-01-01')"
+            )
+        )
     behind = {s.part: s for s in status(db, "chores", schema)}["chores"]
     assert (behind.current, behind.head, behind.up_to_date) == ("chores0001", CHORES_HEAD, False)
 
@@ -125,26 +136,32 @@ def test_a_service_without_migrations_gets_its_tables_created(database: Any) -> 
     schema = DatabaseSchema(metadata, None)
 
     assert upgrade(database.db, "scratch", schema) == [
-        "scratch: created scratch", f"srht: empty -> {core_head()}"]
+        "scratch: created scratch",
+        f"srht: empty -> {core_head()}",
+    ]
     assert upgrade(database.db, "scratch", schema) == []
     assert sa.inspect(database.db.engine).has_table("scratch")
 
 
 @pytest.mark.postgres
 def test_models_match_migrations_so_autogenerate_finds_nothing(
-        chores_app: Any, tmp_path: Path) -> None:
+    chores_app: Any, tmp_path: Path
+) -> None:
     state = chores_app.extensions["srht"]
     folder = tmp_path / "migrations"
-    shutil.copytree(state.schema.migrations, folder,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(state.schema.migrations, folder, ignore=shutil.ignore_patterns("__pycache__"))
 
-    script = revision(state.db, "chores", DatabaseSchema(state.schema.metadata, folder),
-                      "nothing to do")
+    script = revision(
+        state.db, "chores", DatabaseSchema(state.schema.metadata, folder), "nothing to do"
+    )
 
     text = Path(script.path).read_text()
     body = text.split("def upgrade() -> None:", 1)[1].split("def downgrade", 1)[0]
-    statements = [line.strip() for line in body.splitlines()
-                  if line.strip() and not line.strip().startswith("#")]
+    statements = [
+        line.strip()
+        for line in body.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
     assert statements == ["pass"], text
     assert f"down_revision = {CHORES_HEAD!r}" in text
 
@@ -160,13 +177,15 @@ def write_config(make_config: Callable[..., Any], url: str) -> Path:
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_srht_migrate_twice_creates_then_reports_up_to_date(
-        support_venv: Any, make_config: Callable[..., Any], srht_database_url: str) -> None:
+    support_venv: Any, make_config: Callable[..., Any], srht_database_url: str
+) -> None:
     config = write_config(make_config, srht_database_url)
 
     first = support_venv.srht("migrate", config=config)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == (f"chores: srht: empty -> {core_head()}; "
-                                    f"chores: empty -> {CHORES_HEAD}")
+    assert first.stdout.strip() == (
+        f"chores: srht: empty -> {core_head()}; chores: empty -> {CHORES_HEAD}"
+    )
 
     second = support_venv.srht("migrate", config=config)
     assert second.returncode == 0, second.stderr
@@ -183,7 +202,8 @@ def test_srht_migrate_twice_creates_then_reports_up_to_date(
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_srht_migrate_reports_a_database_it_cannot_reach(
-        support_venv: Any, make_config: Callable[..., Any]) -> None:
+    support_venv: Any, make_config: Callable[..., Any]
+) -> None:
     from srht_core.testing import free_port
 
     url = f"postgresql+psycopg2://srht@127.0.0.1:{free_port()}/nowhere"
@@ -196,8 +216,8 @@ def test_srht_migrate_reports_a_database_it_cannot_reach(
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_srht_dev_revision_autogenerates_only_the_services_own_tables(
-        support_venv: Any, make_config: Callable[..., Any], srht_database_url: str,
-        tmp_path: Path) -> None:
+    support_venv: Any, make_config: Callable[..., Any], srht_database_url: str, tmp_path: Path
+) -> None:
     # The developer's checkout: 0002 is not written yet, but the model
     # already has Chore.reminded.
     import srht_test_chores
@@ -210,8 +230,9 @@ def test_srht_dev_revision_autogenerates_only_the_services_own_tables(
     migrated = support_venv.srht("migrate", config=config, env=env)
     assert migrated.returncode == 0, migrated.stderr
 
-    result = support_venv.srht("dev", "revision", "chores", "-m", "remember reminders",
-                               config=config, env=env)
+    result = support_venv.srht(
+        "dev", "revision", "chores", "-m", "remember reminders", config=config, env=env
+    )
 
     assert result.returncode == 0, result.stderr
     wrote = re.search(r"^wrote (.+)$", result.stdout, re.MULTILINE)
@@ -219,7 +240,8 @@ def test_srht_dev_revision_autogenerates_only_the_services_own_tables(
     written = Path(wrote.group(1))
     assert written.parent == folder
     assert sorted(p.name for p in folder.glob("*.py")) == sorted(
-        ["0001_users_and_chores.py", written.name])
+        ["0001_users_and_chores.py", written.name]
+    )
     text = written.read_text()
     assert '"""remember reminders' in text
     assert "down_revision = 'chores0001'" in text

@@ -16,7 +16,8 @@ from srht_core.pagecache import PageCache
 
 @pytest.mark.postgres
 def test_a_page_is_kept_for_visitors_without_cookies_until_its_version_changes(
-        chores_app: Any) -> None:
+    chores_app: Any,
+) -> None:
     from srht_test_chores.models import User
 
     renders: list[str] = []
@@ -26,13 +27,21 @@ def test_a_page_is_kept_for_visitors_without_cookies_until_its_version_changes(
         def page() -> Any:
             renders.append(what)
             return render_template_string(template, version=version[0]), status
+
         return page
 
     @chores_app.get("/t/page")
     def page() -> Any:
-        return anonymous_page(("page", version[0]), render("page", (
-            "v{{ version }} for {{ current_user.username if current_user else 'anyone' }}"
-            "{% for message in get_flashed_messages() %} [{{ message }}]{% endfor %}")))
+        return anonymous_page(
+            ("page", version[0]),
+            render(
+                "page",
+                (
+                    "v{{ version }} for {{ current_user.username if current_user else 'anyone' }}"
+                    "{% for message in get_flashed_messages() %} [{{ message }}]{% endfor %}"
+                ),
+            ),
+        )
 
     @chores_app.get("/t/form")
     def form() -> Any:
@@ -56,8 +65,9 @@ def test_a_page_is_kept_for_visitors_without_cookies_until_its_version_changes(
     answers = [visitor.get("/t/page") for _ in range(3)]
     assert [a.text for a in answers] == ["v1 for anyone"] * 3
     assert renders == ["page"]
-    assert all(a.headers["X-Frame-Options"] == "DENY" and "Set-Cookie" not in a.headers
-               for a in answers)  # headers added after the view are on every answer
+    assert all(
+        a.headers["X-Frame-Options"] == "DENY" and "Set-Cookie" not in a.headers for a in answers
+    )  # headers added after the view are on every answer
 
     version[0] = 2
     assert visitor.get("/t/page").text == "v2 for anyone"
@@ -65,8 +75,9 @@ def test_a_page_is_kept_for_visitors_without_cookies_until_its_version_changes(
     assert renders == ["page"] * 3
 
     alice = chores_app.test_client()
-    alice.set_cookie(LOGIN_COOKIE, seal({"u": 7, "s": 1, "t": int(time.time())},
-                                        chores_app.extensions["srht"]))
+    alice.set_cookie(
+        LOGIN_COOKIE, seal({"u": 7, "s": 1, "t": int(time.time())}, chores_app.extensions["srht"])
+    )
     assert [alice.get("/t/page").text for _ in range(2)] == ["v2 for alice"] * 2
     assert renders == ["page"] * 5
 
@@ -78,8 +89,7 @@ def test_a_page_is_kept_for_visitors_without_cookies_until_its_version_changes(
     assert renders == ["page"] * 6
 
     # A page that puts a CSRF token in the session, and an error, are never kept.
-    first, second = chores_app.test_client().get("/t/form"), chores_app.test_client().get(
-        "/t/form")
+    first, second = chores_app.test_client().get("/t/form"), chores_app.test_client().get("/t/form")
     assert first.text != second.text and "Set-Cookie" in second.headers
     assert [visitor.get("/t/missing").status_code for _ in range(2)] == [404, 404]
     assert renders.count("form") == 2 and renders.count("missing") == 2

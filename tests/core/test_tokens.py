@@ -21,18 +21,26 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 @pytest.fixture
-def site(tmp_path: Path, srht_postgres: Any, chores_plugin: Any, register_plugin: Any,
-         make_app: Any) -> Any:
+def site(
+    tmp_path: Path, srht_postgres: Any, chores_plugin: Any, register_plugin: Any, make_app: Any
+) -> Any:
     import srht_plugins.meta
 
     register_plugin(srht_plugins.meta, "meta")  # its section must be known to chores
     meta_port = free_port()
-    data = site_config(tmp_path / "data", {
-        "meta": {"origin": f"http://127.0.0.1:{meta_port}",
-                 "connection-string": srht_postgres.create_database()},
-        "chores": {"connection-string": srht_postgres.create_database(),
-                   "hold-dir": str(tmp_path)},
-    })
+    data = site_config(
+        tmp_path / "data",
+        {
+            "meta": {
+                "origin": f"http://127.0.0.1:{meta_port}",
+                "connection-string": srht_postgres.create_database(),
+            },
+            "chores": {
+                "connection-string": srht_postgres.create_database(),
+                "hold-dir": str(tmp_path),
+            },
+        },
+    )
     path = tmp_path / "config.ini"
     path.write_text(dump_ini(data), encoding="utf-8")
     config = Config.from_string(path.read_text(), str(path))
@@ -43,15 +51,26 @@ def site(tmp_path: Path, srht_postgres: Any, chores_plugin: Any, register_plugin
     meta_config.write_text(dump_ini({k: v for k, v in data.items() if k != "chores"}))
 
     def srht(*args: str, stdin: str = "") -> str:
-        done = subprocess.run([sys.executable, "-m", "srht_core.cli", "--config",
-                               str(meta_config), *args], input=stdin, capture_output=True,
-                              text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "srht_core.cli", "--config", str(meta_config), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
 
     srht("migrate")
-    srht("meta", "create-user", "alice", "--email", "alice@example.org", "--password-stdin",
-         stdin="a long enough password\n")
+    srht(
+        "meta",
+        "create-user",
+        "alice",
+        "--email",
+        "alice@example.org",
+        "--password-stdin",
+        stdin="a long enough password\n",
+    )
     return {"chores": chores, "srht": srht, "meta_config": meta_config, "port": meta_port}
 
 
@@ -67,8 +86,7 @@ def test_revocation_reaches_a_service_within_the_interval(site: Any) -> None:
         wrong = srht("meta", "token", "alice", "--scopes", "meta/profile:RO").strip()
         answer = me(chores, wrong)
         assert answer.status_code == 403
-        assert answer.json == {"errors": [
-            {"reason": "the token lacks the scope chores/chores:RO"}]}
+        assert answer.json == {"errors": [{"reason": "the token lacks the scope chores/chores:RO"}]}
 
         from srht_core import TokenGrant, seal_grant
 
@@ -76,8 +94,9 @@ def test_revocation_reaches_a_service_within_the_interval(site: Any) -> None:
             state = chores.extensions["srht"]
             # A grant as meta would issue it for a token meta knows (id 1,
             # the PAT above), with the scope chores needs.
-            token = seal_grant(TokenGrant("pat", 1, 1, frozenset({"chores/chores:RO"}), None),
-                               state)
+            token = seal_grant(
+                TokenGrant("pat", 1, 1, frozenset({"chores/chores:RO"}), None), state
+            )
         first = me(chores, token)
         assert first.status_code == 200, first.json
         assert first.json["username"] == "alice"  # mirrored from meta on first sight
@@ -87,13 +106,15 @@ def test_revocation_reaches_a_service_within_the_interval(site: Any) -> None:
         assert me(chores, token).status_code == 200
         assert cache.checked == asked  # no round trip per request
 
-        revoke = ("from srht_core import create_app, db_session\n"
-                  "from srht_plugins.meta.models import PersonalAccessToken\n"
-                  "from srht_plugins.meta.accounts import revoke_personal_token\n"
-                  f"app = create_app('meta', {str(site['meta_config'])!r})\n"
-                  "with app.app_context():\n"
-                  "    revoke_personal_token(db_session.get(PersonalAccessToken, 1))\n"
-                  "    db_session.commit()\n")
+        revoke = (
+            "from srht_core import create_app, db_session\n"
+            "from srht_plugins.meta.models import PersonalAccessToken\n"
+            "from srht_plugins.meta.accounts import revoke_personal_token\n"
+            f"app = create_app('meta', {str(site['meta_config'])!r})\n"
+            "with app.app_context():\n"
+            "    revoke_personal_token(db_session.get(PersonalAccessToken, 1))\n"
+            "    db_session.commit()\n"
+        )
         subprocess.run([sys.executable, "-c", revoke], check=True, timeout=60)
         # Until the interval passes the service has not asked; once it has
         # (moved back here instead of waiting 30 s), the token is refused.
@@ -108,8 +129,10 @@ def test_revocation_reaches_a_service_within_the_interval(site: Any) -> None:
     with chores.app_context():
         from srht_core import TokenGrant, seal_grant
 
-        fresh_token = seal_grant(TokenGrant("pat", 2, 1, frozenset({"chores/chores:RO"}),
-                                            None), chores.extensions["srht"])
+        fresh_token = seal_grant(
+            TokenGrant("pat", 2, 1, frozenset({"chores/chores:RO"}), None),
+            chores.extensions["srht"],
+        )
     cache.checked -= tokens.REVOCATION_INTERVAL + 1
     cache.tried -= tokens.REVOCATION_INTERVAL + 1
     assert me(chores, fresh_token).status_code == 200
@@ -129,8 +152,9 @@ def test_a_tampered_or_expired_token_is_refused_without_asking_meta(chores_app: 
 
     with chores_app.app_context():
         state = chores_app.extensions["srht"]
-        expired = seal_grant(TokenGrant("pat", 9, 1, frozenset({"chores/chores:RO"}),
-                                        time.time() - 1), state)
+        expired = seal_grant(
+            TokenGrant("pat", 9, 1, frozenset({"chores/chores:RO"}), time.time() - 1), state
+        )
     assert me(chores_app, expired).json == {"errors": [{"reason": "the token has expired"}]}
     tampered = expired[:-6] + ("A" if expired[-6] != "A" else "B") + expired[-5:]
     assert me(chores_app, tampered).status_code == 401
@@ -145,27 +169,43 @@ def test_a_login_session_meta_ends_is_refused_by_a_service(site: Any) -> None:
     cookie's session id reaches them through the same revocation poll as
     tokens."""
     chores, meta_config = site["chores"], str(site["meta_config"])
-    in_meta = ("from srht_core import create_app, db_session\n"
-               "from srht_plugins.meta.models import LoginSession\n"
-               "from srht_plugins.meta.accounts import end_session\n"
-               f"app = create_app('meta', {meta_config!r})\n"
-               "with app.app_context():\n")
+    in_meta = (
+        "from srht_core import create_app, db_session\n"
+        "from srht_plugins.meta.models import LoginSession\n"
+        "from srht_plugins.meta.accounts import end_session\n"
+        f"app = create_app('meta', {meta_config!r})\n"
+        "with app.app_context():\n"
+    )
     started = subprocess.run(
-        [sys.executable, "-c", in_meta + "    login = LoginSession(user_id=1)\n"
-         "    db_session.add(login)\n    db_session.commit()\n    print(login.id)\n"],
-        check=True, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            in_meta + "    login = LoginSession(user_id=1)\n"
+            "    db_session.add(login)\n    db_session.commit()\n    print(login.id)\n",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     session_id = int(started.stdout.strip().splitlines()[-1])
     from srht_core.identity import LOGIN_COOKIE, seal
 
     with chores.app_context():
-        cookie = seal({"u": 1, "s": session_id, "t": int(time.time())},
-                      chores.extensions["srht"])
+        cookie = seal({"u": 1, "s": session_id, "t": int(time.time())}, chores.extensions["srht"])
     browser = chores.test_client()
     browser.set_cookie(LOGIN_COOKIE, cookie)
     with serve_service("meta", site["meta_config"], port=site["port"]):
         assert browser.get("/whoami").json["user"] == "alice"
-        subprocess.run([sys.executable, "-c", in_meta + f"    end_session({session_id})\n"
-                        "    db_session.commit()\n"], check=True, timeout=60)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                in_meta + f"    end_session({session_id})\n    db_session.commit()\n",
+            ],
+            check=True,
+            timeout=60,
+        )
         cache = chores.extensions["srht.revocations"]
         cache.checked -= tokens.REVOCATION_INTERVAL + 1
         cache.tried -= tokens.REVOCATION_INTERVAL + 1
@@ -173,7 +213,8 @@ def test_a_login_session_meta_ends_is_refused_by_a_service(site: Any) -> None:
 
 
 def test_the_cache_forgets_a_revocation_once_what_it_revoked_has_expired(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A revoked token or session that has expired anyway cannot be
     presented any more, so the cache drops it (bounded memory on a site that
     revokes for years); one that never expires is kept. Answers as meta
@@ -182,9 +223,16 @@ def test_the_cache_forgets_a_revocation_once_what_it_revoked_has_expired(
     import srht_core.identity
 
     now = time.time()
-    answer = {"now": now, "revoked": [
-        ["pat", 1, None], ["pat", 2, now - tokens.CLOCK_SKEW - 60], ["oauth", 3, now + 3600],
-        ["session", 4, now - 60], ["session", 5]]}
+    answer = {
+        "now": now,
+        "revoked": [
+            ["pat", 1, None],
+            ["pat", 2, now - tokens.CLOCK_SKEW - 60],
+            ["oauth", 3, now + 3600],
+            ["session", 4, now - 60],
+            ["session", 5],
+        ],
+    }
     monkeypatch.setattr(srht_core.identity, "internal_request", lambda *a, **k: answer)
     cache = tokens.RevocationCache()
     cache.refresh()

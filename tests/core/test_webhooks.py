@@ -58,16 +58,17 @@ def receiver() -> Iterator[Receiver]:
 
 def status_of(app: Any, delivery: int) -> Any:
     with app.extensions["srht"].db.engine.connect() as connection:
-        return connection.execute(sa.select(delivery_table).where(
-            delivery_table.c.id == delivery)).one()
+        return connection.execute(
+            sa.select(delivery_table).where(delivery_table.c.id == delivery)
+        ).one()
 
 
-def test_a_webhook_is_signed_and_delivered(chores_plugin: Any, chores_config: Any,
-                                           make_app: Any, receiver: Receiver) -> None:
+def test_a_webhook_is_signed_and_delivered(
+    chores_plugin: Any, chores_config: Any, make_app: Any, receiver: Receiver
+) -> None:
     app = make_app("chores", chores_config())
     with app.app_context():
-        delivery = send_webhook(receiver.url, "chore:create", {"id": 7},
-                                subscription="chores:1")
+        delivery = send_webhook(receiver.url, "chore:create", {"id": 7}, subscription="chores:1")
         db_session.commit()
     run_until_idle(app)
     assert status_of(app, delivery).status == "delivered"
@@ -75,12 +76,18 @@ def test_a_webhook_is_signed_and_delivered(chores_plugin: Any, chores_config: An
     assert json.loads(body) == {"event": "chore:create", "data": {"id": 7}}
     private = app.extensions["srht"].config["webhooks"]["private-key"]
     public = Ed25519PrivateKey.from_private_bytes(base64.b64decode(private)).public_key()
-    verify(body, headers["X-Srht-Nonce"], int(headers["X-Srht-Timestamp"]),
-           headers["X-Srht-Signature"], public)
+    verify(
+        body,
+        headers["X-Srht-Nonce"],
+        int(headers["X-Srht-Timestamp"]),
+        headers["X-Srht-Signature"],
+        public,
+    )
 
 
-def test_a_rolled_back_webhook_is_never_sent(chores_plugin: Any, chores_config: Any,
-                                             make_app: Any, receiver: Receiver) -> None:
+def test_a_rolled_back_webhook_is_never_sent(
+    chores_plugin: Any, chores_config: Any, make_app: Any, receiver: Receiver
+) -> None:
     app = make_app("chores", chores_config())
     with app.app_context():
         send_webhook(receiver.url, "chore:create", {"id": 7})
@@ -90,7 +97,8 @@ def test_a_rolled_back_webhook_is_never_sent(chores_plugin: Any, chores_config: 
 
 
 def test_user_chosen_urls_may_not_reach_private_addresses_in_production(
-        chores_plugin: Any, chores_config: Any, make_app: Any, receiver: Receiver) -> None:
+    chores_plugin: Any, chores_config: Any, make_app: Any, receiver: Receiver
+) -> None:
     app = make_app("chores", chores_config(srht={"environment": "production"}))
     with app.app_context():
         chosen = send_webhook(receiver.url, "chore:create", {"id": 1})
@@ -101,16 +109,19 @@ def test_user_chosen_urls_may_not_reach_private_addresses_in_production(
     assert refused.status == "refused"
     assert refused.response_body == (
         "refused: 127.0.0.1 resolves to 127.0.0.1, which is not a public address "
-        "(see [webhooks] allow-private-targets)")
+        "(see [webhooks] allow-private-targets)"
+    )
     assert status_of(app, ours).status == "delivered"
-    assert [json.loads(body)["event"] for _headers, body in receiver.received] == \
-        ["user:update"]
+    assert [json.loads(body)["event"] for _headers, body in receiver.received] == ["user:update"]
 
 
-def test_private_targets_can_be_allowed(chores_plugin: Any, chores_config: Any,
-                                        make_app: Any, receiver: Receiver) -> None:
-    app = make_app("chores", chores_config(srht={"environment": "production"},
-                                           webhooks={"allow-private-targets": True}))
+def test_private_targets_can_be_allowed(
+    chores_plugin: Any, chores_config: Any, make_app: Any, receiver: Receiver
+) -> None:
+    app = make_app(
+        "chores",
+        chores_config(srht={"environment": "production"}, webhooks={"allow-private-targets": True}),
+    )
     with app.app_context():
         delivery = send_webhook(receiver.url, "chore:create", {"id": 1})
         db_session.commit()

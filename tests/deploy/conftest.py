@@ -41,8 +41,6 @@ from testhosts.srhtsite import HOSTS, NAMES, Control, Site  # noqa: E402
 HELLO_SOURCE = TESTS.parent / "examples" / "hello-service"
 
 
-
-
 @pytest.fixture(scope="module")
 def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestHosts]:
     require_test_hosts()
@@ -54,24 +52,44 @@ def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestHosts]:
 def control(tmp_path_factory: pytest.TempPathFactory) -> Control:
     root = tmp_path_factory.mktemp("control")
     venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
-                    str(venv)], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     python = str(venv / "bin" / "python")
     # A copy, so the build leaves nothing in the source tree.
     source = root / "hello-service"
-    shutil.copytree(HELLO_SOURCE, source, ignore=shutil.ignore_patterns(
-        "__pycache__", "build", "*.egg-info"))
+    shutil.copytree(
+        HELLO_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info")
+    )
     installed = subprocess.run(
-        [python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-         "--disable-pip-version-check", "--quiet", str(source)],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--quiet",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
     assert installed.returncode == 0, installed.stderr
     return Control(python, {**os.environ, "PYINFRA_PROGRESS": "off"})
 
 
 @pytest.fixture(scope="module")
-def acme_server(test_hosts: TestHosts, tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[Pebble]:
+def acme_server(
+    test_hosts: TestHosts, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pebble]:
     """A private ACME server on the hosts' bridge, whose DNS gives the
     site's names the hosts' addresses (see ``pebble_server.py``)."""
     missing = [p for p in ("pebble", "pebble-challtestsrv") if shutil.which(p) is None]
@@ -82,6 +100,5 @@ def acme_server(test_hosts: TestHosts, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture(scope="module")
-def site(test_hosts: TestHosts, control: Control,
-         tmp_path_factory: pytest.TempPathFactory) -> Site:
+def site(test_hosts: TestHosts, control: Control, tmp_path_factory: pytest.TempPathFactory) -> Site:
     return Site(control, test_hosts, tmp_path_factory.mktemp("site"), generate_keys())

@@ -46,27 +46,41 @@ def _listener_certificate(address: str, folder: Path) -> tuple[Path, Path, str]:
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "srht tests: pebble's listener")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(hours=1))
-          .not_valid_after(now + datetime.timedelta(days=2))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)]))
-            .issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     cert_file, key_file = folder / "listener.crt", folder / "listener.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_file, key_file, ca.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -88,35 +102,73 @@ def pebble(folder: Path, address: str, names: dict[str, str]) -> Iterator[Pebble
     folder.mkdir(parents=True, exist_ok=True)
     cert, key, authority = _listener_certificate(address, folder)
     config = folder / "pebble.json"
-    config.write_text(json.dumps({"pebble": {
-        "listenAddress": f"{address}:{ACME_PORT}",
-        "managementListenAddress": f"{address}:{MANAGEMENT_PORT}",
-        "certificate": str(cert), "privateKey": str(key),
-        "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "",
-        "externalAccountBindingRequired": False}}))
+    config.write_text(
+        json.dumps(
+            {
+                "pebble": {
+                    "listenAddress": f"{address}:{ACME_PORT}",
+                    "managementListenAddress": f"{address}:{MANAGEMENT_PORT}",
+                    "certificate": str(cert),
+                    "privateKey": str(key),
+                    "httpPort": 80,
+                    "tlsPort": 443,
+                    "ocspResponderURL": "",
+                    "externalAccountBindingRequired": False,
+                }
+            }
+        )
+    )
     started: list[subprocess.Popen[bytes]] = []
     try:
         with open(folder / "challtestsrv.log", "wb") as log:
-            started.append(subprocess.Popen(
-                ["pebble-challtestsrv", "-dns01", f"{address}:{DNS_PORT}", "-http01", "",
-                 "-https01", "", "-tlsalpn01", "",
-                 "-management", f"{address}:{DNS_MANAGEMENT_PORT}",
-                 "-defaultIPv4", "", "-defaultIPv6", ""],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+            started.append(
+                subprocess.Popen(
+                    [
+                        "pebble-challtestsrv",
+                        "-dns01",
+                        f"{address}:{DNS_PORT}",
+                        "-http01",
+                        "",
+                        "-https01",
+                        "",
+                        "-tlsalpn01",
+                        "",
+                        "-management",
+                        f"{address}:{DNS_MANAGEMENT_PORT}",
+                        "-defaultIPv4",
+                        "",
+                        "-defaultIPv6",
+                        "",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            )
         deadline = time.monotonic() + 30
         for name, ip in names.items():
             request = urllib.request.Request(
-                f"http://{address}:{DNS_MANAGEMENT_PORT}/add-a", method="POST",
-                data=json.dumps({"host": name, "addresses": [ip]}).encode())
+                f"http://{address}:{DNS_MANAGEMENT_PORT}/add-a",
+                method="POST",
+                data=json.dumps({"host": name, "addresses": [ip]}).encode(),
+            )
             _get_request(request, deadline)
         with open(folder / "pebble.log", "wb") as log:
-            started.append(subprocess.Popen(
-                ["pebble", "-config", str(config), "-dnsserver", f"{address}:{DNS_PORT}"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                # No artificial delays, and no nonces rejected at random (a
-                # client is supposed to retry those; certbot does once).
-                env={"PATH": "/usr/bin:/bin", "PEBBLE_VA_NOSLEEP": "1",
-                     "PEBBLE_WFE_NONCEREJECT": "0"}))
+            started.append(
+                subprocess.Popen(
+                    ["pebble", "-config", str(config), "-dnsserver", f"{address}:{DNS_PORT}"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    # No artificial delays, and no nonces rejected at random (a
+                    # client is supposed to retry those; certbot does once).
+                    env={
+                        "PATH": "/usr/bin:/bin",
+                        "PEBBLE_VA_NOSLEEP": "1",
+                        "PEBBLE_WFE_NONCEREJECT": "0",
+                    },
+                )
+            )
         context = ssl.create_default_context(cadata=authority)
         directory = f"https://{address}:{ACME_PORT}/dir"
         _get(directory, context, deadline)

@@ -23,12 +23,18 @@ from srht_core.keys import generate_keys
 KEYS = generate_keys()
 
 
-def site_data(deploy: dict[str, Any], services: dict[str, dict[str, Any]],
-              srht: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+def site_data(
+    deploy: dict[str, Any], services: dict[str, dict[str, Any]], srht: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
     data: dict[str, dict[str, Any]] = {
-        "srht": {"site-owner-email": "admin@example.org", "global-domain": "example.org",
-                 "service-key": KEYS.service_key, "network-key": KEYS.network_key,
-                 "internal-networks": "127.0.0.0/8, 192.0.2.0/24", **(srht or {})},
+        "srht": {
+            "site-owner-email": "admin@example.org",
+            "global-domain": "example.org",
+            "service-key": KEYS.service_key,
+            "network-key": KEYS.network_key,
+            "internal-networks": "127.0.0.0/8, 192.0.2.0/24",
+            **(srht or {}),
+        },
         "webhooks": {"private-key": KEYS.webhook_private_key},
         "deploy": deploy,
     }
@@ -37,8 +43,9 @@ def site_data(deploy: dict[str, Any], services: dict[str, dict[str, Any]],
     return data
 
 
-def config(deploy: dict[str, Any], services: dict[str, dict[str, Any]],
-           srht: dict[str, Any] | None = None) -> Config:
+def config(
+    deploy: dict[str, Any], services: dict[str, dict[str, Any]], srht: dict[str, Any] | None = None
+) -> Config:
     return Config.from_string(dump_ini(site_data(deploy, services, srht)), "site.ini")
 
 
@@ -49,13 +56,16 @@ def bound(cfg: Config) -> tuple[Config, PluginHost]:
     return cfg, plugins
 
 
-TWO_HOSTS = {"hosts": "alpha=root@192.0.2.10, beta=admin@192.0.2.11:2222",
-             "postgresql-host": "alpha"}
+TWO_HOSTS = {
+    "hosts": "alpha=root@192.0.2.10, beta=admin@192.0.2.11:2222",
+    "postgresql-host": "alpha",
+}
 
 
 def test_topology_places_services_and_shared_daemons() -> None:
-    cfg, plugins = bound(config(TWO_HOSTS, {"meta": {"hosts": "alpha"},
-                                            "paste": {"hosts": "beta"}}))
+    cfg, plugins = bound(
+        config(TWO_HOSTS, {"meta": {"hosts": "alpha"}, "paste": {"hosts": "beta"}})
+    )
     topology = read_topology(cfg, plugins)
     alpha, beta = topology.placement("alpha"), topology.placement("beta")
     assert alpha.services == ("meta",) and alpha.postgresql and alpha.nginx
@@ -66,22 +76,28 @@ def test_topology_places_services_and_shared_daemons() -> None:
 
 
 def test_meta_comes_first() -> None:
-    cfg, plugins = bound(config(TWO_HOSTS, {"paste": {"hosts": "alpha"},
-                                            "meta": {"hosts": "alpha"}}))
+    cfg, plugins = bound(
+        config(TWO_HOSTS, {"paste": {"hosts": "alpha"}, "meta": {"hosts": "alpha"}})
+    )
     assert read_topology(cfg, plugins).services == ("meta", "paste")
 
 
 def test_a_service_on_two_hosts_is_balanced_by_each_nginx() -> None:
-    cfg, plugins = bound(config(TWO_HOSTS, {"meta": {"hosts": "alpha, beta",
-                                                     "bind": "0.0.0.0:5000"}}))
+    cfg, plugins = bound(
+        config(TWO_HOSTS, {"meta": {"hosts": "alpha, beta", "bind": "0.0.0.0:5000"}})
+    )
     topology = read_topology(cfg, plugins)
     assert topology.upstreams("meta", "alpha") == ["0.0.0.0:5000", "192.0.2.11:5000"]
 
 
 def test_topology_problems_name_section_key_and_line() -> None:
-    cfg, plugins = bound(config(TWO_HOSTS | {"redis-host": "gamma"},
-                                {"meta": {"hosts": "alpha, beta"}, "paste": {}},
-                                srht={"internal-networks": "127.0.0.0/8"}))
+    cfg, plugins = bound(
+        config(
+            TWO_HOSTS | {"redis-host": "gamma"},
+            {"meta": {"hosts": "alpha, beta"}, "paste": {}},
+            srht={"internal-networks": "127.0.0.0/8"},
+        )
+    )
     with pytest.raises(ConfigError) as raised:
         read_topology(cfg, plugins)
     text = str(raised.value)
@@ -93,16 +109,30 @@ def test_topology_problems_name_section_key_and_line() -> None:
 
 
 def test_distro_installs_need_one_package_source() -> None:
-    for deploy, message in (({}, "[srht] install-method: distro needs [deploy] apt-packages"),
-                            ({"apt-packages": "/srv/debs", "apt-source": "deb http://x ./"},
-                             "[deploy] apt-source: give apt-packages or apt-source")):
-        cfg, plugins = bound(config({"hosts": "solo=192.0.2.5", **deploy},
-                                    {"meta": {}}, srht={"install-method": "distro"}))
+    for deploy, message in (
+        ({}, "[srht] install-method: distro needs [deploy] apt-packages"),
+        (
+            {"apt-packages": "/srv/debs", "apt-source": "deb http://x ./"},
+            "[deploy] apt-source: give apt-packages or apt-source",
+        ),
+    ):
+        cfg, plugins = bound(
+            config(
+                {"hosts": "solo=192.0.2.5", **deploy},
+                {"meta": {}},
+                srht={"install-method": "distro"},
+            )
+        )
         with pytest.raises(ConfigError) as raised:
             read_topology(cfg, plugins)
         assert message in str(raised.value)
-    cfg, plugins = bound(config({"hosts": "solo=192.0.2.5", "apt-source": "deb http://x ./"},
-                                {"meta": {}}, srht={"install-method": "distro"}))
+    cfg, plugins = bound(
+        config(
+            {"hosts": "solo=192.0.2.5", "apt-source": "deb http://x ./"},
+            {"meta": {}},
+            srht={"install-method": "distro"},
+        )
+    )
     assert read_topology(cfg, plugins).problems == []
 
 
@@ -123,15 +153,19 @@ def test_an_existing_redis_is_left_alone_and_used() -> None:
 
 
 def test_one_host_runs_everything_by_default() -> None:
-    cfg, plugins = bound(config({"hosts": "solo=192.0.2.5"}, {"meta": {}, "paste": {}},
-                                srht={"internal-networks": ""}))
+    cfg, plugins = bound(
+        config(
+            {"hosts": "solo=192.0.2.5"}, {"meta": {}, "paste": {}}, srht={"internal-networks": ""}
+        )
+    )
     topology = read_topology(cfg, plugins)
     assert topology.placement("solo").services == ("meta", "paste")
 
 
 def test_each_host_config_holds_only_its_own_secrets() -> None:
-    cfg, plugins = bound(config(TWO_HOSTS, {"meta": {"hosts": "alpha"},
-                                            "paste": {"hosts": "beta"}}))
+    cfg, plugins = bound(
+        config(TWO_HOSTS, {"meta": {"hosts": "alpha"}, "paste": {"hosts": "beta"}})
+    )
     topology = read_topology(cfg, plugins)
     alpha = host_config_text(cfg, topology, "alpha")
     beta = host_config_text(cfg, topology, "beta")
@@ -174,10 +208,16 @@ def test_certificates_are_derived_signed_and_reproducible() -> None:
 
 
 def test_vhost_redirects_to_https_and_balances() -> None:
-    text = nginx_vhost("meta", "meta.example.org", https=True, port=443,
-                       upstreams=["127.0.0.1:5000", "192.0.2.11:5000"],
-                       certificate=("/c.crt", "/c.key"), static_dir="/opt/srht/venv/static",
-                       acme_root="/var/www/acme")
+    text = nginx_vhost(
+        "meta",
+        "meta.example.org",
+        https=True,
+        port=443,
+        upstreams=["127.0.0.1:5000", "192.0.2.11:5000"],
+        certificate=("/c.crt", "/c.key"),
+        static_dir="/opt/srht/venv/static",
+        acme_root="/var/www/acme",
+    )
     assert "server 127.0.0.1:5000;" in text and "server 192.0.2.11:5000;" in text
     assert "return 301 https://$host$request_uri;" in text
     assert "listen 443 ssl;" in text and "alias /opt/srht/venv/static/;" in text
@@ -191,8 +231,14 @@ def test_pg_hba_grants_each_database_to_its_hosts_only() -> None:
 
 def test_inventory_groups_hosts_by_role(tmp_path: Any) -> None:
     path = tmp_path / "site.ini"
-    path.write_text(dump_ini(site_data(TWO_HOSTS | {"ssh-key": "/k"},
-                                       {"meta": {"hosts": "alpha"}, "paste": {"hosts": "beta"}})))
+    path.write_text(
+        dump_ini(
+            site_data(
+                TWO_HOSTS | {"ssh-key": "/k"},
+                {"meta": {"hosts": "alpha"}, "paste": {"hosts": "beta"}},
+            )
+        )
+    )
     site = Site.from_config(path)
     groups = inventory_groups(site)
     assert [name for name, _data in groups["srht"]] == ["alpha", "beta"]
@@ -216,9 +262,13 @@ class NeedyService:
     def host_needs(config: Config) -> Any:
         from srht_core import HostNeeds
 
-        return HostNeeds(packages=("git",), users=("git",), paths=("/var/lib/git",),
-                         daemons={"dispatch": "srht needy dispatch"},
-                         sshd_snippets=("Match User git\n  AuthorizedKeysCommand /bin/true",))
+        return HostNeeds(
+            packages=("git",),
+            users=("git",),
+            paths=("/var/lib/git",),
+            daemons={"dispatch": "srht needy dispatch"},
+            sshd_snippets=("Match User git\n  AuthorizedKeysCommand /bin/true",),
+        )
 
 
 def test_a_plugins_host_needs_drive_what_its_host_gets(tmp_path: Any) -> None:
@@ -237,8 +287,11 @@ def test_a_plugins_host_needs_drive_what_its_host_gets(tmp_path: Any) -> None:
     beta = site.placement("beta")
     assert "git" in _packages(site, beta) and "git" not in _packages(site, site.placement("alpha"))
     units = _units(site, beta)
-    assert sorted(units) == ["srht-needy-dispatch.service", "srht-needy-worker.service",
-                             "srht-needy.service"]
+    assert sorted(units) == [
+        "srht-needy-dispatch.service",
+        "srht-needy-worker.service",
+        "srht-needy.service",
+    ]
     assert "ExecStart=/usr/bin/env srht needy dispatch" in units["srht-needy-dispatch.service"]
     assert "ReadWritePaths=/var/lib/srht /var/lib/git" in units["srht-needy.service"]
     assert site.needs("needy").sshd_snippets
@@ -251,8 +304,10 @@ def _wheel(folder: Any, name: str, version: str, *requires: str) -> str:
     filename = f"{name}-{version}-py3-none-any.whl"
     headers = [f"Name: {name}", f"Version: {version}", *(f"Requires-Dist: {r}" for r in requires)]
     with zipfile.ZipFile(folder / filename, "w") as archive:
-        archive.writestr(f"{name}-{version}.dist-info/METADATA",
-                         "Metadata-Version: 2.1\n" + "\n".join(headers) + "\n\nA description.\n")
+        archive.writestr(
+            f"{name}-{version}.dist-info/METADATA",
+            "Metadata-Version: 2.1\n" + "\n".join(headers) + "\n\nA description.\n",
+        )
     return filename
 
 
@@ -264,29 +319,39 @@ def test_the_wheels_a_host_gets_are_its_distributions_closure(tmp_path: Any) -> 
 
     parts = []
     for part, wheels in {
-        "srht": [("srht", "0.1.0.dev0", "flask>=3", "redis[hiredis]", "old; python_version<'3'"),
-                 ("flask", "3.0.0"), ("flask", "3.1.0"), ("redis", "5.0.0",
-                                                          "hiredis; extra == 'hiredis'"),
-                 ("hiredis", "2.0.0"), ("old", "1.0")],
+        "srht": [
+            ("srht", "0.1.0.dev0", "flask>=3", "redis[hiredis]", "old; python_version<'3'"),
+            ("flask", "3.0.0"),
+            ("flask", "3.1.0"),
+            ("redis", "5.0.0", "hiredis; extra == 'hiredis'"),
+            ("hiredis", "2.0.0"),
+            ("old", "1.0"),
+        ],
         "srht-hello": [("srht_hello", "0.1.0", "srht>=0.1.0.dev0,<0.2", "flask<3.1")],
     }.items():
         folder = tmp_path / part
         (folder / "wheels").mkdir(parents=True)
         names = [_wheel(folder / "wheels", *wheel) for wheel in wheels]
-        hashes = {n: hashlib.sha256((folder / "wheels" / n).read_bytes()).hexdigest()
-                  for n in names}
+        hashes = {
+            n: hashlib.sha256((folder / "wheels" / n).read_bytes()).hexdigest() for n in names
+        }
         (folder / "part.json").write_text(json.dumps({"name": part, "wheels": hashes}))
         parts.append(str(folder))
     (tmp_path / "site").mkdir()
-    (tmp_path / "site" / "wheelhouse.json").write_text(json.dumps(
-        {"id": "x", "requirements": ["srht", "srht-hello"], "parts": parts}))
+    (tmp_path / "site" / "wheelhouse.json").write_text(
+        json.dumps({"id": "x", "requirements": ["srht", "srht-hello"], "parts": parts})
+    )
     wheelhouse = load_wheelhouse(tmp_path / "site")
 
     core = wheelhouse.closure(["srht"])
     # Markers are evaluated for the hosts' Python, extras followed, the
     # highest version that fits taken.
-    assert sorted(core) == ["flask-3.1.0-py3-none-any.whl", "hiredis-2.0.0-py3-none-any.whl",
-                            "redis-5.0.0-py3-none-any.whl", "srht-0.1.0.dev0-py3-none-any.whl"]
+    assert sorted(core) == [
+        "flask-3.1.0-py3-none-any.whl",
+        "hiredis-2.0.0-py3-none-any.whl",
+        "redis-5.0.0-py3-none-any.whl",
+        "srht-0.1.0.dev0-py3-none-any.whl",
+    ]
     # A service's requirements narrow what the host gets, and the services'
     # fingerprints differ only when their closures do.
     both = wheelhouse.closure(["srht", "srht-hello"])
@@ -298,8 +363,9 @@ def test_the_wheels_a_host_gets_are_its_distributions_closure(tmp_path: Any) -> 
 
 
 def test_a_third_party_section_goes_only_to_hosts_that_have_its_distribution() -> None:
-    cfg, plugins = bound(config(TWO_HOSTS, {"meta": {"hosts": "alpha"},
-                                            "paste": {"hosts": "beta"}}))
+    cfg, plugins = bound(
+        config(TWO_HOSTS, {"meta": {"hosts": "alpha"}, "paste": {"hosts": "beta"}})
+    )
     topology = read_topology(cfg, plugins)
     alpha = host_config_text(cfg, topology, "alpha", omit=["paste"], with_database={"meta"})
     assert "[paste]" not in alpha and "[meta]" in alpha

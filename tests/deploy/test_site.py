@@ -44,7 +44,10 @@ def user(site: Site, name: str = "alice") -> str:
     """``name``'s account on meta, created unless it exists."""
     created = site.hosts["alpha"].ssh(
         f"runuser -u srht-meta -- srht meta create-user {name} --email {name}@{DOMAIN} "
-        "--password-stdin", input=PASSWORD + "\n", check=False)
+        "--password-stdin",
+        input=PASSWORD + "\n",
+        check=False,
+    )
     output = created.stdout + created.stderr
     assert created.returncode == 0 or "taken" in output or "exists" in output, output
     return name
@@ -53,15 +56,21 @@ def user(site: Site, name: str = "alice") -> str:
 def token(site: Site, scopes: str, name: str = "alice") -> str:
     """A personal access token of ``name`` issued by meta on alpha."""
     made = site.hosts["alpha"].ssh(
-        f"runuser -u srht-meta -- srht meta token {user(site, name)} --scopes '{scopes}'")
+        f"runuser -u srht-meta -- srht meta token {user(site, name)} --scopes '{scopes}'"
+    )
     return made.stdout.strip().splitlines()[-1].split()[-1]
 
 
 def started(site: Site, host: str, units: list[str]) -> dict[str, str]:
     """``{unit: when it last started}`` (unchanged unless it was restarted)."""
-    shown = site.hosts[host].ssh(
-        "for u in " + " ".join(units) + "; do "
-        "systemctl show -p ActiveEnterTimestampMonotonic --value $u; done").stdout.split()
+    shown = (
+        site.hosts[host]
+        .ssh(
+            "for u in " + " ".join(units) + "; do "
+            "systemctl show -p ActiveEnterTimestampMonotonic --value $u; done"
+        )
+        .stdout.split()
+    )
     return dict(zip(units, shown, strict=True))
 
 
@@ -71,18 +80,23 @@ def test_first_deploy_brings_up_every_service(site: Site) -> None:
     for name, host in (("meta", "alpha"), ("todo", "beta"), ("paste", "beta")):
         body, status = body_and_status(site.curl(name, "/healthz"))
         assert status == 200, body
-        assert json.loads(body) == {"service": name, "version": json.loads(body)["version"],
-                                    "database": "ok"}
-        assert site.hosts[host].ssh(f"systemctl is-active srht-{name} srht-{name}-worker"
-                                    ).stdout.split() == ["active", "active"]
+        assert json.loads(body) == {
+            "service": name,
+            "version": json.loads(body)["version"],
+            "database": "ok",
+        }
+        assert site.hosts[host].ssh(
+            f"systemctl is-active srht-{name} srht-{name}-worker"
+        ).stdout.split() == ["active", "active"]
     body, status = body_and_status(site.curl("meta", "/login"))
     assert status == 200 and "password" in body.lower()
     # beta's services answer with their pages through beta's nginx: todo's
     # front page; paste's sends a visitor to sign in at meta first.
     body, status = body_and_status(site.curl("todo", "/"))
     assert status == 200 and "<html" in body.lower(), body[:500]
-    redirect = site.curl("paste", "/", args=("-o", "/dev/null",
-                                             "-w", "%{http_code}%{redirect_url}"))
+    redirect = site.curl(
+        "paste", "/", args=("-o", "/dev/null", "-w", "%{http_code}%{redirect_url}")
+    )
     assert redirect.stdout.startswith(f"302https://meta.{DOMAIN}/login"), redirect.stdout
     # Static files come from nginx itself.
     assert body_and_status(site.curl("paste", "/static/srht/srht.css"))[1] == 200
@@ -90,8 +104,11 @@ def test_first_deploy_brings_up_every_service(site: Site) -> None:
     # Each host's config holds only what it needs, readable by the services' group only.
     alpha, beta = site.hosts["alpha"], site.hosts["beta"]
     for host in (alpha, beta):
-        assert host.ssh("stat -c '%a %U %G' /etc/srht/config.ini").stdout.split() == \
-            ["640", "root", "srht"]
+        assert host.ssh("stat -c '%a %U %G' /etc/srht/config.ini").stdout.split() == [
+            "640",
+            "root",
+            "srht",
+        ]
     alpha_config = alpha.ssh("cat /etc/srht/config.ini").stdout
     beta_config = beta.ssh("cat /etc/srht/config.ini").stdout
     assert "[deploy]" not in alpha_config and "[deploy]" not in beta_config
@@ -103,8 +120,9 @@ def test_first_deploy_brings_up_every_service(site: Site) -> None:
     assert "@127.0.0.1:6379/0" in alpha_config
 
     # Databases live on alpha, and beta reaches only its own.
-    databases = alpha.ssh("runuser -u postgres -- psql -XAtc 'SELECT datname FROM pg_database'"
-                          ).stdout.split()
+    databases = alpha.ssh(
+        "runuser -u postgres -- psql -XAtc 'SELECT datname FROM pg_database'"
+    ).stdout.split()
     assert {"srht_meta", "srht_todo", "srht_paste"} <= set(databases)
     hba = alpha.ssh("cat /etc/postgresql/15/main/pg_hba.conf").stdout
     for name in ON_BETA:
@@ -146,10 +164,19 @@ def test_a_user_created_on_alpha_signs_in_at_meta_and_on_beta(site: Site) -> Non
 
     rules = ", ".join(f"MAP {name} {site.hosts.address(host)}" for name, host in NAMES.items())
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run",
-            "--disable-quic", f"--host-resolver-rules={rules}"])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+                f"--host-resolver-rules={rules}",
+            ],
+        )
         try:
             page = browser.new_context(ignore_https_errors=True).new_page()
             paste = f"https://paste.{DOMAIN}"
@@ -174,18 +201,40 @@ def test_a_token_from_meta_works_against_beta(site: Site) -> None:
     base(site)
     bearer = token(site, "paste/pastes:RW todo/trackers:RW")
     auth = ("-H", f"Authorization: Bearer {bearer}")
-    created = site.curl("paste", "/api/pastes", args=(
-        "-X", "POST", *auth, "-H", "Content-Type: application/json",
-        "--data", json.dumps({"files": [{"filename": "hi.txt", "content": "hello"}]})))
+    created = site.curl(
+        "paste",
+        "/api/pastes",
+        args=(
+            "-X",
+            "POST",
+            *auth,
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            json.dumps({"files": [{"filename": "hi.txt", "content": "hello"}]}),
+        ),
+    )
     body, status = body_and_status(created)
     assert status == 201, body
     listed, status = body_and_status(site.curl("paste", "/api/pastes", args=auth))
     assert status == 200 and "hi.txt" in listed
 
     tracker = f"deployed-{secrets.token_hex(3)}"
-    body, status = body_and_status(site.curl("todo", "/api/trackers", args=(
-        "-X", "POST", *auth, "-H", "Content-Type: application/json",
-        "--data", json.dumps({"name": tracker, "description": "made through beta's nginx"}))))
+    body, status = body_and_status(
+        site.curl(
+            "todo",
+            "/api/trackers",
+            args=(
+                "-X",
+                "POST",
+                *auth,
+                "-H",
+                "Content-Type: application/json",
+                "--data",
+                json.dumps({"name": tracker, "description": "made through beta's nginx"}),
+            ),
+        )
+    )
     assert status == 201, body
     listed, status = body_and_status(site.curl("todo", "/api/trackers", args=auth))
     assert status == 200 and tracker in listed, listed
@@ -198,15 +247,20 @@ def test_a_token_from_meta_works_against_beta(site: Site) -> None:
 #: What adding a service may change on its host besides the operations
 #: named after it: the host's config gains its section, the virtualenv its
 #: wheels, systemd and nginx learn its unit and site (a reload, not a restart).
-SHARED_STEPS = {"srht install | Install the software", "srht configure | Config file",
-                "srht activate | Reload systemd units",
-                "srht activate | Check nginx's config and reload it"}
+SHARED_STEPS = {
+    "srht install | Install the software",
+    "srht configure | Config file",
+    "srht activate | Reload systemd units",
+    "srht activate | Check nginx's config and reload it",
+}
 
 
 def test_adding_the_example_external_service(site: Site) -> None:
     base(site)
-    others = {"alpha": ["srht-meta.service", "srht-meta-worker.service"],
-              "beta": [f"srht-{n}{part}.service" for n in ON_BETA for part in ("", "-worker")]}
+    others = {
+        "alpha": ["srht-meta.service", "srht-meta-worker.service"],
+        "beta": [f"srht-{n}{part}.service" for n in ON_BETA for part in ("", "-worker")],
+    }
     before = {host: started(site, host, units) for host, units in others.items()}
     site.services["hello"] = {"hosts": "beta"}
     code, plan, stderr = site.deploy("--dry")
@@ -249,24 +303,32 @@ def test_an_existing_postgresql_only_gets_roles_and_databases(site: Site) -> Non
     password = secrets.token_urlsafe(12)
     # The administrator grants beta the database they set aside for todo.
     hba = "/etc/postgresql/15/main/pg_hba.conf"
-    alpha.ssh(f"echo 'host todo_own todo_own {site.hosts.address('beta')}/32 scram-sha-256 "
-              f"# by the admin' >> {hba} && systemctl reload postgresql")
+    alpha.ssh(
+        f"echo 'host todo_own todo_own {site.hosts.address('beta')}/32 scram-sha-256 "
+        f"# by the admin' >> {hba} && systemctl reload postgresql"
+    )
     query = "runuser -u postgres -- psql -XAtc 'SELECT pg_postmaster_start_time()'"
     up_since = alpha.ssh(query).stdout
     url = f"postgresql://todo_own:{password}@{site.hosts.address('alpha')}:5432/todo_own"
-    site.layout({**BASE_LAYOUT, "todo": {"hosts": "beta", "connection-string": url}},
-                deploy={"postgresql-existing": "yes"})
+    site.layout(
+        {**BASE_LAYOUT, "todo": {"hosts": "beta", "connection-string": url}},
+        deploy={"postgresql-existing": "yes"},
+    )
     report = site.converge()
 
-    assert changed_on(report, "alpha") == ["srht configure | PostgreSQL database todo_own",
-                                           "srht configure | PostgreSQL role todo_own"]
+    assert changed_on(report, "alpha") == [
+        "srht configure | PostgreSQL database todo_own",
+        "srht configure | PostgreSQL role todo_own",
+    ]
     assert "# by the admin" in alpha.ssh(f"cat {hba}").stdout
     assert alpha.ssh(query).stdout == up_since
     assert "srht activate | Migrate the database of todo" in changed_on(report, "beta")
     body, status = body_and_status(site.curl("todo", "/healthz"))
     assert status == 200 and json.loads(body)["database"] == "ok", body
-    owner = alpha.ssh("runuser -u postgres -- psql -XAtc \"SELECT pg_get_userbyid(datdba) "
-                      "FROM pg_database WHERE datname = 'todo_own'\"").stdout.strip()
+    owner = alpha.ssh(
+        'runuser -u postgres -- psql -XAtc "SELECT pg_get_userbyid(datdba) '
+        "FROM pg_database WHERE datname = 'todo_own'\""
+    ).stdout.strip()
     assert owner == "todo_own"
     assert "todo_own" in beta.ssh("cat /etc/srht/config.ini").stdout
     assert changed(site.converge()) == {}
@@ -279,16 +341,20 @@ def test_certificates_from_an_acme_server(site: Site, acme_server: Pebble) -> No
     certificate until certbot has the real one, in the same run), the
     hosts trust the server's authorities, and a re-run changes nothing."""
     base(site)
-    site.layout(deploy={"certificates": "acme", "acme-server": acme_server.directory,
-                        "acme-ca-file": str(acme_server.ca_file),
-                        "acme-email": f"admin@{DOMAIN}"})
+    site.layout(
+        deploy={
+            "certificates": "acme",
+            "acme-server": acme_server.directory,
+            "acme-ca-file": str(acme_server.ca_file),
+            "acme-email": f"admin@{DOMAIN}",
+        }
+    )
     report = site.converge()
 
     done = changed(report)
     for name in ("meta", *ON_BETA):
         host = NAMES[f"{name}.{DOMAIN}"]
-        assert host in done[f"srht activate | Certificate for {name}.{DOMAIN} from the ACME "
-                            "server"]
+        assert host in done[f"srht activate | Certificate for {name}.{DOMAIN} from the ACME server"]
     # Served with the certificates pebble issued: trusting only its
     # authorities (not the site's, which signed the stand-ins), curl agrees.
     for name in ("meta", *ON_BETA):
@@ -297,51 +363,91 @@ def test_certificates_from_an_acme_server(site: Site, acme_server: Pebble) -> No
     # The hosts trust them too: todo on beta, seeing a user for the first
     # time, asks meta on alpha for the profile over HTTPS.
     bearer = token(site, "todo/trackers:RO", name="carol")
-    listed = site.curl("todo", "/api/trackers", ca=acme_server.ca_file,
-                       args=("-H", f"Authorization: Bearer {bearer}"))
+    listed = site.curl(
+        "todo",
+        "/api/trackers",
+        ca=acme_server.ca_file,
+        args=("-H", f"Authorization: Bearer {bearer}"),
+    )
     assert body_and_status(listed)[1] == 200, listed.stdout
     assert changed(site.converge()) == {}
 
 
 def git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, f"git {' '.join(args)}:\n{done.stdout}{done.stderr}"
     return done.stdout.strip()
 
 
 def test_git_pushes_over_ssh_and_clones_over_https_on_a_deployed_host(
-        site: Site, tmp_path: Path) -> None:
+    site: Site, tmp_path: Path
+) -> None:
     """git on beta, as its clone URLs say: a key registered at meta pushes
     as git@beta over SSH (sshd asks srht on beta for the key, srht asks
     meta), and an HTTPS clone through nginx sees the push."""
     base(site, git={"hosts": "beta"})
     name = user(site)
     key = tmp_path / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deploy-test", "-f",
-                    str(key)], check=True, timeout=30)
-    added = site.hosts["alpha"].ssh(f"runuser -u srht-meta -- srht meta add-ssh-key {name}",
-                                    input=Path(f"{key}.pub").read_text())
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deploy-test", "-f", str(key)],
+        check=True,
+        timeout=30,
+    )
+    added = site.hosts["alpha"].ssh(
+        f"runuser -u srht-meta -- srht meta add-ssh-key {name}",
+        input=Path(f"{key}.pub").read_text(),
+    )
     assert "added SHA256:" in added.stdout, added.stdout + added.stderr
 
     auth = ("-H", f"Authorization: Bearer {token(site, 'git/repos:RW')}")
     repo = f"deployed-{secrets.token_hex(3)}"
-    body, status = body_and_status(site.curl("git", "/api/repos", args=(
-        "-X", "POST", *auth, "-H", "Content-Type: application/json",
-        "--data", json.dumps({"name": repo}))))
-    assert status == 201, body + site.hosts["beta"].ssh(
-        "journalctl -u srht-git -n 60 --no-pager", check=False).stdout
+    body, status = body_and_status(
+        site.curl(
+            "git",
+            "/api/repos",
+            args=(
+                "-X",
+                "POST",
+                *auth,
+                "-H",
+                "Content-Type: application/json",
+                "--data",
+                json.dumps({"name": repo}),
+            ),
+        )
+    )
+    assert status == 201, (
+        body + site.hosts["beta"].ssh("journalctl -u srht-git -n 60 --no-pager", check=False).stdout
+    )
 
     work = tmp_path / "work"
     git("init", "-q", "-b", "main", str(work))
     (work / "README").write_text("pushed over SSH to a deployed host\n")
-    git("-c", "user.name=Alice", "-c", "user.email=alice@example.org", "add", "README",
-        cwd=work)
-    git("-c", "user.name=Alice", "-c", "user.email=alice@example.org", "commit", "-q", "-m",
-        "first", cwd=work)
+    git("-c", "user.name=Alice", "-c", "user.email=alice@example.org", "add", "README", cwd=work)
+    git(
+        "-c",
+        "user.name=Alice",
+        "-c",
+        "user.email=alice@example.org",
+        "commit",
+        "-q",
+        "-m",
+        "first",
+        cwd=work,
+    )
     head = git("rev-parse", "HEAD", cwd=work)
-    ssh = (f"ssh -i {key} -o IdentitiesOnly=yes -o BatchMode=yes "
-           "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null")
+    ssh = (
+        f"ssh -i {key} -o IdentitiesOnly=yes -o BatchMode=yes "
+        "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+    )
     env = {**os.environ, "GIT_SSH_COMMAND": ssh}
     remote = f"git@{site.hosts.address('beta')}:~{name}/{repo}"
     git("push", "-q", remote, "main", cwd=work, env=env)
@@ -351,27 +457,41 @@ def test_git_pushes_over_ssh_and_clones_over_https_on_a_deployed_host(
     assert git("rev-parse", "HEAD", cwd=over_ssh) == head
     site.curl("git", "/")  # writes the site's authority beside the config
     over_https = tmp_path / "over-https"
-    git("-c", f"http.curloptResolve=git.{DOMAIN}:443:{site.hosts.address('beta')}", "clone",
-        "-q", f"https://git.{DOMAIN}/~{name}/{repo}", str(over_https),
-        env={**os.environ, "GIT_SSL_CAINFO": str(site.folder / "ca.pem")})
+    git(
+        "-c",
+        f"http.curloptResolve=git.{DOMAIN}:443:{site.hosts.address('beta')}",
+        "clone",
+        "-q",
+        f"https://git.{DOMAIN}/~{name}/{repo}",
+        str(over_https),
+        env={**os.environ, "GIT_SSL_CAINFO": str(site.folder / "ca.pem")},
+    )
     assert git("rev-parse", "HEAD", cwd=over_https) == head
     folder = f"/var/lib/srht/git/{json.loads(body)['id']}.git"
-    fsck = site.hosts["beta"].ssh(f"git -c safe.directory='*' -C {folder} fsck --full",
-                                  check=False)
+    fsck = site.hosts["beta"].ssh(f"git -c safe.directory='*' -C {folder} fsck --full", check=False)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     # The shared folders and the SSH account are stable: a re-run changes nothing.
     assert changed(site.converge()) == {}
 
 
-def test_removing_a_service_removes_its_daemons_and_site_and_keeps_its_data(
-        site: Site) -> None:
+def test_removing_a_service_removes_its_daemons_and_site_and_keeps_its_data(site: Site) -> None:
     base(site)
     beta, alpha = site.hosts["beta"], site.hosts["alpha"]
     bearer = token(site, "paste/pastes:RW")
-    created = site.curl("paste", "/api/pastes", args=(
-        "-X", "POST", "-H", f"Authorization: Bearer {bearer}",
-        "-H", "Content-Type: application/json",
-        "--data", json.dumps({"files": [{"filename": "kept.txt", "content": "kept"}]})))
+    created = site.curl(
+        "paste",
+        "/api/pastes",
+        args=(
+            "-X",
+            "POST",
+            "-H",
+            f"Authorization: Bearer {bearer}",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            json.dumps({"files": [{"filename": "kept.txt", "content": "kept"}]}),
+        ),
+    )
     assert body_and_status(created)[1] == 201
     count = "runuser -u postgres -- psql -XAt srht_paste -c 'SELECT count(*) FROM paste'"
     pastes = alpha.ssh(count).stdout.strip()
@@ -384,8 +504,10 @@ def test_removing_a_service_removes_its_daemons_and_site_and_keeps_its_data(
     sites = beta.ssh("ls /etc/nginx/sites-enabled/").stdout.split()
     assert "srht-paste.conf" not in sites and "srht-todo.conf" in sites
     assert body_and_status(site.curl("todo", "/healthz"))[1] == 200
-    assert "srht_paste" in alpha.ssh(
-        "runuser -u postgres -- psql -XAtc 'SELECT datname FROM pg_database'").stdout
+    assert (
+        "srht_paste"
+        in alpha.ssh("runuser -u postgres -- psql -XAtc 'SELECT datname FROM pg_database'").stdout
+    )
     assert beta.ssh("test -d /var/lib/srht/paste && echo kept").stdout.strip() == "kept"
     assert alpha.ssh(count).stdout.strip() == pastes
     assert changed(site.converge()) == {}

@@ -22,16 +22,27 @@ from srht_core.testing import free_port, serve_service, site_config
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.postgres]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 PASSWORD = "a long enough password"
 SERVICES = ("meta", "todo", "paste")
 
 
 def srht(config: Path, *args: str, stdin: str = "") -> str:
-    done = subprocess.run([sys.executable, "-m", "srht_core.cli", "--config", str(config),
-                           *args], input=stdin, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "srht_core.cli", "--config", str(config), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -43,23 +54,40 @@ def forge(tmp_path: Path, srht_postgres: Any) -> Iterator[dict[str, str]]:
             pytest.fail("chromium is required under CI=true (scripts/test installs it)")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     ports = {name: free_port() for name in SERVICES}
-    data = site_config(tmp_path / "data", {
-        name: {"origin": f"http://127.0.0.1:{ports[name]}",
-               "connection-string": srht_postgres.create_database()}
-        for name in SERVICES})
+    data = site_config(
+        tmp_path / "data",
+        {
+            name: {
+                "origin": f"http://127.0.0.1:{ports[name]}",
+                "connection-string": srht_postgres.create_database(),
+            }
+            for name in SERVICES
+        },
+    )
     config = tmp_path / "config.ini"
     config.write_text(dump_ini(data), encoding="utf-8")
     srht(config, "migrate")
-    srht(config, "meta", "create-user", "alice", "--email", "alice@example.org",
-         "--password-stdin", stdin=PASSWORD + "\n")
-    with serve_service("meta", config, port=ports["meta"]) as meta, \
-            serve_service("todo", config, port=ports["todo"]) as todo, \
-            serve_service("paste", config, port=ports["paste"]) as paste:
+    srht(
+        config,
+        "meta",
+        "create-user",
+        "alice",
+        "--email",
+        "alice@example.org",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
+    with (
+        serve_service("meta", config, port=ports["meta"]) as meta,
+        serve_service("todo", config, port=ports["todo"]) as todo,
+        serve_service("paste", config, port=ports["paste"]) as paste,
+    ):
         yield {"meta": meta, "todo": todo, "paste": paste, "config": str(config)}
 
 
 def test_a_tracker_a_ticket_and_a_paste_made_in_the_browser_read_back_by_api(
-        forge: dict[str, str]) -> None:
+    forge: dict[str, str],
+) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -95,21 +123,38 @@ def test_a_tracker_a_ticket_and_a_paste_made_in_the_browser_read_back_by_api(
         finally:
             chromium.close()
 
-    token = srht(Path(forge["config"]), "meta", "token", "alice", "--scopes",
-                 "todo/trackers:RO todo/tickets:RO paste/pastes:RO").strip().splitlines()[-1]
+    token = (
+        srht(
+            Path(forge["config"]),
+            "meta",
+            "token",
+            "alice",
+            "--scopes",
+            "todo/trackers:RO todo/tickets:RO paste/pastes:RO",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
     bearer = {"Authorization": f"Bearer {token}"}
-    ticket = requests.get(forge["todo"] + "/api/trackers/alice/bugs/tickets/1",
-                          headers=bearer, timeout=30)
+    ticket = requests.get(
+        forge["todo"] + "/api/trackers/alice/bugs/tickets/1", headers=bearer, timeout=30
+    )
     assert ticket.status_code == 200, ticket.text
     assert ticket.json()["title"] == "The <b>frobnicator</b> is stuck"
     pastes = requests.get(forge["paste"] + "/api/pastes", headers=bearer, timeout=30)
     assert pastes.status_code == 200, pastes.text
     [listed] = pastes.json()["results"]
-    one = requests.get(forge["paste"] + f"/api/pastes/{listed['id']}", headers=bearer,
-                       timeout=30).json()
-    assert [(f["filename"], f["content"]) for f in one["files"]] == \
-        [("hello.py", "print('hello')\n")]
+    one = requests.get(
+        forge["paste"] + f"/api/pastes/{listed['id']}", headers=bearer, timeout=30
+    ).json()
+    assert [(f["filename"], f["content"]) for f in one["files"]] == [
+        ("hello.py", "print('hello')\n")
+    ]
     # The same token cannot write: it was issued read-only.
-    refused = requests.post(forge["paste"] + "/api/pastes", headers=bearer, timeout=30,
-                            json={"files": [{"filename": "x", "content": "y"}]})
+    refused = requests.post(
+        forge["paste"] + "/api/pastes",
+        headers=bearer,
+        timeout=30,
+        json={"files": [{"filename": "x", "content": "y"}]},
+    )
     assert refused.status_code == 403

@@ -31,16 +31,19 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(support_venv: Any, srht_postgres: Any,
-         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(
+    support_venv: Any, srht_postgres: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
     """chores served by ``srht serve`` (2 gunicorn workers) on a migrated
     PostgreSQL database, for every test of this module."""
     root = tmp_path_factory.mktemp("serve")
     database_url = srht_postgres.create_database()
     hold_dir = root / "hold"
     hold_dir.mkdir()
-    data = site_config(root / "data", {"chores": {
-        "connection-string": database_url, "hold-dir": str(hold_dir), "workers": 2}})
+    data = site_config(
+        root / "data",
+        {"chores": {"connection-string": database_url, "hold-dir": str(hold_dir), "workers": 2}},
+    )
     config = root / "config.ini"
     config.write_text(dump_ini(data), encoding="utf-8")
     migrated = support_venv.srht("migrate", config=config)
@@ -85,8 +88,12 @@ def test_the_form_adds_a_chore_and_records_its_job(site: Site) -> None:
     browser = requests.Session()
     token = csrf_token(browser.get(site.url + "/", timeout=60).text)
 
-    posted = browser.post(site.url + "/", data={"csrf_token": token, "title": "mop the hall"},
-                          timeout=60, allow_redirects=False)
+    posted = browser.post(
+        site.url + "/",
+        data={"csrf_token": token, "title": "mop the hall"},
+        timeout=60,
+        allow_redirects=False,
+    )
 
     assert posted.status_code == 302
     assert posted.headers["Location"] == "/"
@@ -94,18 +101,21 @@ def test_the_form_adds_a_chore_and_records_its_job(site: Site) -> None:
     engine = sa.create_engine(site.database_url)
     try:
         with engine.connect() as connection:
-            jobs = connection.execute(sa.text(
-                "SELECT j.name, j.payload FROM srht_job j WHERE j.name = 'remind'")).all()
-            chore = connection.execute(sa.text(
-                "SELECT id FROM chore WHERE title = 'mop the hall'")).scalar_one()
+            jobs = connection.execute(
+                sa.text("SELECT j.name, j.payload FROM srht_job j WHERE j.name = 'remind'")
+            ).all()
+            chore = connection.execute(
+                sa.text("SELECT id FROM chore WHERE title = 'mop the hall'")
+            ).scalar_one()
     finally:
         engine.dispose()
     assert (jobs[-1].name, jobs[-1].payload) == ("remind", f'{{"chore": {chore}}}')
 
 
 def test_a_post_without_csrf_token_is_refused(site: Site) -> None:
-    refused = requests.post(site.url + "/", data={"title": "forged"}, timeout=60,
-                            allow_redirects=False)
+    refused = requests.post(
+        site.url + "/", data={"title": "forged"}, timeout=60, allow_redirects=False
+    )
 
     assert refused.status_code == 400
     assert refused.headers["Content-Type"] == "text/html; charset=utf-8"
@@ -141,11 +151,12 @@ def test_api_errors_are_json_and_page_errors_are_pages(site: Site) -> None:
 
 
 def requests_counted(metrics: str, endpoint: str) -> float:
-    return sum(sample.value
-               for family in text_string_to_metric_families(metrics)
-               for sample in family.samples
-               if sample.name == "srht_requests_total"
-               and sample.labels.get("endpoint") == endpoint)
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "srht_requests_total" and sample.labels.get("endpoint") == endpoint
+    )
 
 
 def test_metrics_add_up_the_requests_of_both_workers(site: Site) -> None:
@@ -154,8 +165,10 @@ def test_metrics_add_up_the_requests_of_both_workers(site: Site) -> None:
     holder = threading.Thread(target=lambda: held.update(response=get(site, "/hold/metrics")))
     holder.start()
     try:
-        started = wait_until(lambda: (site.hold_dir / "metrics.started").exists(),
-                             what="a worker to take the held request")
+        started = wait_until(
+            lambda: (site.hold_dir / "metrics.started").exists(),
+            what="a worker to take the held request",
+        )
         assert started
         busy = int((site.hold_dir / "metrics.started").read_text())
         others = {get(site, "/whoami").json()["pid"] for _ in range(5)}
@@ -171,8 +184,7 @@ def test_metrics_add_up_the_requests_of_both_workers(site: Site) -> None:
     assert metrics.headers["Content-Type"].startswith("text/plain")
     assert requests_counted(metrics.text, "chores.hold") == 1
     assert requests_counted(metrics.text, "chores.whoami") == 5
-    assert re.search(r'^srht_jobs_queued\{service="chores"\} \d+\.0$', metrics.text,
-                     re.MULTILINE)
+    assert re.search(r'^srht_jobs_queued\{service="chores"\} \d+\.0$', metrics.text, re.MULTILINE)
 
 
 class Held:
@@ -215,9 +227,12 @@ def test_a_kept_page_follows_a_change_in_every_worker(site: Site) -> None:
     engine = sa.create_engine(site.database_url)
     try:
         with engine.begin() as connection:
-            number = connection.execute(sa.text(
-                "INSERT INTO chore (title, done, reminded, created, updated) VALUES "
-                "('water the plants', false, false, now(), now()) RETURNING id")).scalar_one()
+            number = connection.execute(
+                sa.text(
+                    "INSERT INTO chore (title, done, reminded, created, updated) VALUES "
+                    "('water the plants', false, false, now(), now()) RETURNING id"
+                )
+            ).scalar_one()
         path = f"/chore/{number}"
         rounds = iter(range(1000))
 
@@ -235,16 +250,20 @@ def test_a_kept_page_follows_a_change_in_every_worker(site: Site) -> None:
         assert {answer["title"] for answer in kept.values()} == {"water the plants"}
 
         with engine.begin() as connection:
-            connection.execute(sa.text("UPDATE chore SET title = 'feed the cat' WHERE id = :n"),
-                               {"n": number})
+            connection.execute(
+                sa.text("UPDATE chore SET title = 'feed the cat' WHERE id = :n"), {"n": number}
+            )
 
         def followed() -> bool:
             return {answer["title"] for answer in each_worker().values()} == {"feed the cat"}
 
         wait_until(followed, what="both workers to drop the kept page")
-        counted = {sample.labels["result"]: sample.value
-                   for family in text_string_to_metric_families(get(site, "/metrics").text)
-                   for sample in family.samples if sample.name == "srht_kept_pages_total"}
+        counted = {
+            sample.labels["result"]: sample.value
+            for family in text_string_to_metric_families(get(site, "/metrics").text)
+            for sample in family.samples
+            if sample.name == "srht_kept_pages_total"
+        }
         assert counted["hit"] >= 2 and counted["miss"] >= 4  # both workers, added up
     finally:
         engine.dispose()

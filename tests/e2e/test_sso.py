@@ -26,44 +26,72 @@ from srht_core.testing import free_port, serve_service, site_config
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.postgres]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 PASSWORD = "a long enough password"
 
 
 @pytest.fixture
-def site(tmp_path: Path, srht_postgres: Any, support_venv: Any,
-         process_log: Any) -> Iterator[dict[str, Any]]:
+def site(
+    tmp_path: Path, srht_postgres: Any, support_venv: Any, process_log: Any
+) -> Iterator[dict[str, Any]]:
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail("chromium is required under CI=true (scripts/test installs it)")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     meta_port, chores_port = free_port(), free_port()
-    data = site_config(tmp_path / "data", {
-        "meta": {"origin": f"http://127.0.0.1:{meta_port}",
-                 "connection-string": srht_postgres.create_database()},
-        "chores": {"origin": f"http://127.0.0.1:{chores_port}",
-                   "connection-string": srht_postgres.create_database(),
-                   "hold-dir": str(tmp_path / "hold")},
-    })
+    data = site_config(
+        tmp_path / "data",
+        {
+            "meta": {
+                "origin": f"http://127.0.0.1:{meta_port}",
+                "connection-string": srht_postgres.create_database(),
+            },
+            "chores": {
+                "origin": f"http://127.0.0.1:{chores_port}",
+                "connection-string": srht_postgres.create_database(),
+                "hold-dir": str(tmp_path / "hold"),
+            },
+        },
+    )
     config = tmp_path / "config.ini"
     config.write_text(dump_ini(data), encoding="utf-8")
     migrated = support_venv.srht("migrate", config=config)
     assert migrated.returncode == 0, migrated.stderr
     created = subprocess.run(
-        [support_venv.python, "-m", "srht_core.cli", "--config", str(config), "meta",
-         "create-user", "alice", "--email", "alice@example.org", "--password-stdin"],
-        input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
+        [
+            support_venv.python,
+            "-m",
+            "srht_core.cli",
+            "--config",
+            str(config),
+            "meta",
+            "create-user",
+            "alice",
+            "--email",
+            "alice@example.org",
+            "--password-stdin",
+        ],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert created.returncode == 0, created.stderr
     worker = support_venv.popen("worker", "meta", config=config, log=process_log("worker"))
     try:
-        with serve_service("meta", config, python=support_venv.python,
-                           port=meta_port) as meta, \
-                serve_service("chores", config, python=support_venv.python,
-                              port=chores_port) as chores:
-            yield {"meta": meta, "chores": chores, "config": config,
-                   "python": support_venv.python}
+        with (
+            serve_service("meta", config, python=support_venv.python, port=meta_port) as meta,
+            serve_service("chores", config, python=support_venv.python, port=chores_port) as chores,
+        ):
+            yield {"meta": meta, "chores": chores, "config": config, "python": support_venv.python}
     finally:
         worker.terminate()
         worker.wait(15)
@@ -129,7 +157,8 @@ def test_sign_on_spans_services_and_follows_identity_events(site: dict[str, Any]
             f"app = create_app('meta', {str(site['config'])!r})\n"
             "with app.app_context():\n"
             "    set_user_type(find_user('alice'), 'suspended', 'Spam.')\n"
-            "    db_session.commit()\n")
+            "    db_session.commit()\n"
+        )
         subprocess.run([site["python"], "-c", suspend], check=True, timeout=60)
 
         def signed_out_at_chores() -> bool:
@@ -142,7 +171,8 @@ def test_sign_on_spans_services_and_follows_identity_events(site: dict[str, Any]
     session = requests.Session()
     form = session.get(meta + "/login").text
     token = form.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
-    answer = session.post(meta + "/login", data={"csrf_token": token, "username": "alice",
-                                                 "password": PASSWORD})
+    answer = session.post(
+        meta + "/login", data={"csrf_token": token, "username": "alice", "password": PASSWORD}
+    )
     assert answer.status_code == 400
     assert "This account is suspended: Spam." in answer.text

@@ -47,21 +47,29 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-
 @pytest.fixture
 def srht_install(workdir: Path) -> Installer:
     """``srht-install ARGS`` in the self-hoster's folder, no terminal."""
 
-    def run(*args: str, timeout: float = 1200,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, timeout: float = 1200, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "COLUMNS": "200", "PYINFRA_PROGRESS": "off"}
         env.pop("SRHT_CONFIG", None)
-        result = subprocess.run([sys.executable, "-m", "srht_installer.cli", *args],
-                                cwd=cwd or workdir, capture_output=True, text=True,
-                                timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [sys.executable, "-m", "srht_installer.cli", *args],
+            cwd=cwd or workdir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
         with open(workdir / "installer-output.log", "a") as log:
-            log.write(f"\n$ srht-install {' '.join(args)}  (exit {result.returncode})\n"
-                      f"{result.stdout}{result.stderr}")
+            log.write(
+                f"\n$ srht-install {' '.join(args)}  (exit {result.returncode})\n"
+                f"{result.stdout}{result.stderr}"
+            )
         return result
 
     return run

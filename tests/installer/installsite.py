@@ -24,8 +24,7 @@ def answers_toml(hosts: Any, /, **override: str | None) -> str:
         "ssh-key": f'"{hosts.key}"',
         "ssh-known-hosts": '"/dev/null"',
         "ssh-host-key-checking": '"no"',
-        "hosts": f'["gamma=root@{hosts.address("gamma")}", '
-                 f'"delta=root@{hosts.address("delta")}"]',
+        "hosts": f'["gamma=root@{hosts.address("gamma")}", "delta=root@{hosts.address("delta")}"]',
         "placement": '"meta=gamma, paste=delta"',
         "postgresql-host": '"gamma"',
         "redis-host": '"gamma"',

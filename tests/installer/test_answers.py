@@ -23,8 +23,13 @@ pytestmark = pytest.mark.installer
 
 
 def test_every_question_is_a_flag_and_a_key() -> None:
-    shown = subprocess.run([sys.executable, "-m", "srht_installer.cli", "--help"],
-                           capture_output=True, text=True, timeout=60, check=True).stdout
+    shown = subprocess.run(
+        [sys.executable, "-m", "srht_installer.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     for question in QUESTIONS:
         if question.secret:
             assert question.flag is None and f"--{question.key} " not in shown
@@ -34,10 +39,14 @@ def test_every_question_is_a_flag_and_a_key() -> None:
 
 
 def test_toml_and_ini_answers_read_the_same(tmp_path: Path) -> None:
-    (tmp_path / "a.toml").write_text('domain = "example.org"\nservices = ["meta", "todo"]\n'
-                                     'smtp-test = false\nadmin-password-file = "pw"\n')
-    (tmp_path / "a.ini").write_text("[install]\ndomain = example.org\nservices = meta, todo\n"
-                                    "smtp-test = no\nadmin-password-file = pw\n")
+    (tmp_path / "a.toml").write_text(
+        'domain = "example.org"\nservices = ["meta", "todo"]\n'
+        'smtp-test = false\nadmin-password-file = "pw"\n'
+    )
+    (tmp_path / "a.ini").write_text(
+        "[install]\ndomain = example.org\nservices = meta, todo\n"
+        "smtp-test = no\nadmin-password-file = pw\n"
+    )
     toml, ini = read_answers_file(tmp_path / "a.toml"), read_answers_file(tmp_path / "a.ini")
     assert {k: v.raw for k, v in toml.items()} == {k: v.raw for k, v in ini.items()}
     # Paths are relative to the answers file.
@@ -48,20 +57,28 @@ def test_an_unknown_key_is_named_with_the_likely_one(tmp_path: Path) -> None:
     (tmp_path / "answers.toml").write_text('domian = "example.org"\n')
     with pytest.raises(AnswersError) as raised:
         read_answers_file(tmp_path / "answers.toml")
-    assert str(raised.value) == (f"{tmp_path / 'answers.toml'}: key `domian`: unknown key "
-                                 "(did you mean `domain`?)")
+    assert str(raised.value) == (
+        f"{tmp_path / 'answers.toml'}: key `domian`: unknown key (did you mean `domain`?)"
+    )
 
 
 def test_every_problem_is_reported_at_once_naming_its_key(tmp_path: Path) -> None:
     (tmp_path / "answers.toml").write_text(
         'domain = "http://example.org"\nowner-email = "nobody"\n'
-        'services = ["meta", "wiki"]\nhosts = "not a host=entry"\n')
+        'services = ["meta", "wiki"]\nhosts = "not a host=entry"\n'
+    )
     given = read_answers_file(tmp_path / "answers.toml")
     with pytest.raises(AnswersError) as raised:
         collect(given, Asking(PluginHost()))
     problems = {p.key: p.message for p in raised.value.problems}
-    assert set(problems) == {"domain", "owner-email", "services", "hosts", "admin-username",
-                             "admin-email"}
+    assert set(problems) == {
+        "domain",
+        "owner-email",
+        "services",
+        "hosts",
+        "admin-username",
+        "admin-email",
+    }
     assert problems["domain"].startswith("a domain name only, without a scheme")
     assert problems["services"].startswith("unknown service 'wiki'; installed: ")
     assert problems["admin-email"].startswith("required: ")
@@ -70,13 +87,23 @@ def test_every_problem_is_reported_at_once_naming_its_key(tmp_path: Path) -> Non
 
 
 def _answers() -> dict[str, object]:
-    return {"domain": "example.org", "site-name": "Example", "owner-email": "me@example.org",
-            "services": ["meta", "paste"],
-            "hosts": [SshTarget("web", "root", "192.0.2.10", 22),
-                      SshTarget("db", "admin", "192.0.2.11", 2222)],
-            "placement": {"meta": "web", "paste": "web"}, "postgresql-host": "db",
-            "redis-host": "db", "tls": "self-signed", "registration": "open",
-            "admin-username": "jane", "admin-email": "jane@example.org"}
+    return {
+        "domain": "example.org",
+        "site-name": "Example",
+        "owner-email": "me@example.org",
+        "services": ["meta", "paste"],
+        "hosts": [
+            SshTarget("web", "root", "192.0.2.10", 22),
+            SshTarget("db", "admin", "192.0.2.11", 2222),
+        ],
+        "placement": {"meta": "web", "paste": "web"},
+        "postgresql-host": "db",
+        "redis-host": "db",
+        "tls": "self-signed",
+        "registration": "open",
+        "admin-username": "jane",
+        "admin-email": "jane@example.org",
+    }
 
 
 def test_the_config_written_checks_clean_and_is_private(tmp_path: Path) -> None:
@@ -86,8 +113,10 @@ def test_the_config_written_checks_clean_and_is_private(tmp_path: Path) -> None:
     config = load_config(path)
     assert config.raw_value("deploy", "hosts") == "web=root@192.0.2.10, db=admin@192.0.2.11:2222"
     assert config.raw_value("meta::settings", "registration") == "yes"
-    assert config.raw_value("srht", "internal-networks") == \
-        "127.0.0.0/8, ::1/128, 192.0.2.10/32, 192.0.2.11/32"
+    assert (
+        config.raw_value("srht", "internal-networks")
+        == "127.0.0.0/8, ::1/128, 192.0.2.10/32, 192.0.2.11/32"
+    )
     # Fresh secrets each time.
     assert config_text(_answers()) != config_text(_answers())
 
@@ -96,19 +125,25 @@ def test_a_config_problem_is_reported_as_the_answer_that_caused_it(tmp_path: Pat
     answers = {**_answers(), "placement": {"meta": "web", "paste": "nowhere"}}
     with pytest.raises(AnswersError) as raised:
         write_checked(tmp_path / "config.ini", config_text(answers), source="site.toml")
-    assert any(str(p).startswith("site.toml: key `placement`: no host 'nowhere'")
-               for p in raised.value.problems), raised.value
+    assert any(
+        str(p).startswith("site.toml: key `placement`: no host 'nowhere'")
+        for p in raised.value.problems
+    ), raised.value
     assert not (tmp_path / "config.ini").exists()
 
 
 def test_add_and_remove_leave_every_other_line_as_it_was() -> None:
-    text = ("# my site\n[srht]\nglobal-domain = example.org ; hand-written\n\n"
-            "[todo]\norigin = https://todo.example.org\n\n"
-            "[todo::settings]\nx = 1\n\n# the paste service\n[paste]\nhosts = web\n")
+    text = (
+        "# my site\n[srht]\nglobal-domain = example.org ; hand-written\n\n"
+        "[todo]\norigin = https://todo.example.org\n\n"
+        "[todo::settings]\nx = 1\n\n# the paste service\n[paste]\nhosts = web\n"
+    )
     added = add_service(text, "git", ["web"], "example.org")
     assert added.startswith(text)
     assert added.endswith("\n[git]\norigin = https://git.example.org\nhosts = web\n")
     assert remove_service(added, "git") == text
-    assert remove_service(text, "todo") == ("# my site\n[srht]\nglobal-domain = example.org "
-                                            "; hand-written\n\n# the paste service\n[paste]\n"
-                                            "hosts = web\n")
+    assert remove_service(text, "todo") == (
+        "# my site\n[srht]\nglobal-domain = example.org "
+        "; hand-written\n\n# the paste service\n[paste]\n"
+        "hosts = web\n"
+    )

@@ -53,8 +53,6 @@ TABLES = {
 REPOS = "/var/lib/srht/git"
 
 
-
-
 @pytest.fixture(scope="module")
 def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testhosts.TestHosts]:
     require_test_hosts("git")
@@ -85,25 +83,35 @@ def state() -> dict[str, Any]:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def srht_install(site: Site, *args: str, timeout: float = 1200
-                 ) -> subprocess.CompletedProcess[str]:
+def srht_install(site: Site, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
     """``srht-install ARGS`` as a user runs it, with the site's config in
     $SRHT_CONFIG: the console script (or, in a tree not installed anew since
     it was added, the same entry point through Python)."""
     script = Path(site.control.python).parent / "srht-install"
-    argv = [str(script)] if script.exists() else [
-        site.control.python, "-c", "from srht_installer.cli import main; main()"]
+    argv = (
+        [str(script)]
+        if script.exists()
+        else [site.control.python, "-c", "from srht_installer.cli import main; main()"]
+    )
     argv += args
     env = {**site.control.env, "SRHT_CONFIG": str(site.config)}
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
-                            stdin=subprocess.DEVNULL, cwd=site.folder)
+    result = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        cwd=site.folder,
+    )
     with open(site.folder / "srht-install.log", "a") as log:
         log.write(f"$ srht-install {' '.join(args)}\n{result.stdout}{result.stderr}\n")
     return result
 
 
-def api(site: Site, service: str, method: str, path: str, token: str,
-        body: dict[str, Any] | None = None) -> tuple[int, Any]:
+def api(
+    site: Site, service: str, method: str, path: str, token: str, body: dict[str, Any] | None = None
+) -> tuple[int, Any]:
     args = ["-X", method, "-H", f"Authorization: Bearer {token}"]
     if body is not None:
         args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
@@ -113,9 +121,15 @@ def api(site: Site, service: str, method: str, path: str, token: str,
 
 
 def git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                            timeout=120, env={**os.environ, **(env or {})},
-                            stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
     return result.stdout
 
@@ -131,10 +145,15 @@ def git_env(site: Site, token: str) -> dict[str, str]:
     if not ca.exists():
         site.curl("git", "/healthz", host="beta")  # writes ca.pem
     address = site.hosts.address("beta")
-    return {"GIT_ASKPASS": str(askpass), "SRHT_TEST_TOKEN": token, "GIT_TERMINAL_PROMPT": "0",
-            "GIT_SSL_CAINFO": str(ca), "GIT_CONFIG_COUNT": "1",
-            "GIT_CONFIG_KEY_0": "http.curloptResolve",
-            "GIT_CONFIG_VALUE_0": f"git.{DOMAIN}:443:{address}"}
+    return {
+        "GIT_ASKPASS": str(askpass),
+        "SRHT_TEST_TOKEN": token,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_SSL_CAINFO": str(ca),
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.curloptResolve",
+        "GIT_CONFIG_VALUE_0": f"git.{DOMAIN}:443:{address}",
+    }
 
 
 def snapshot(site: Site) -> dict[str, Any]:
@@ -144,20 +163,25 @@ def snapshot(site: Site) -> dict[str, Any]:
     for database, tables in TABLES.items():
         for table, order in tables:
             query = f'COPY (SELECT * FROM "{table}" ORDER BY {order}) TO STDOUT'  # noqa: S608
-            rows = alpha.ssh(f"runuser -u postgres -- psql -XAtq -d {database} -c '{query}'"
-                             ).stdout
-            out[f"{database}.{table}"] = (len(rows.splitlines()),
-                                          hashlib.sha256(rows.encode()).hexdigest())
-    repos = beta.ssh(f"find {REPOS} -mindepth 1 -maxdepth 1 -name '*.git' -printf '%f\\n'"
-                     ).stdout.split()
+            rows = alpha.ssh(f"runuser -u postgres -- psql -XAtq -d {database} -c '{query}'").stdout
+            out[f"{database}.{table}"] = (
+                len(rows.splitlines()),
+                hashlib.sha256(rows.encode()).hexdigest(),
+            )
+    repos = beta.ssh(
+        f"find {REPOS} -mindepth 1 -maxdepth 1 -name '*.git' -printf '%f\\n'"
+    ).stdout.split()
     for repo in sorted(repos):
         path = f"{REPOS}/{repo}"
         as_git = "runuser -u srht-git -- git -C " + path
         refs = beta.ssh(f"{as_git} for-each-ref --format='%(objectname) %(refname)'").stdout
-        objects = beta.ssh(f"{as_git} cat-file --batch-all-objects --batch-check="
-                           "'%(objectname) %(objecttype) %(objectsize)'").stdout
+        objects = beta.ssh(
+            f"{as_git} cat-file --batch-all-objects --batch-check="
+            "'%(objectname) %(objecttype) %(objectsize)'"
+        ).stdout
         out[f"repo {repo}"] = {
-            "refs": refs, "head": beta.ssh(f"{as_git} symbolic-ref HEAD").stdout,
+            "refs": refs,
+            "head": beta.ssh(f"{as_git} symbolic-ref HEAD").stdout,
             "objects": (len(objects.splitlines()), hashlib.sha256(objects.encode()).hexdigest()),
             "owner": beta.ssh(f"stat -c '%U %G %a' {path} {path}/objects").stdout,
         }
@@ -168,8 +192,9 @@ def snapshot(site: Site) -> dict[str, Any]:
 def fsck(site: Site) -> None:
     beta = site.hosts["beta"]
     for repo in beta.ssh(f"find {REPOS} -mindepth 1 -maxdepth 1 -name '*.git'").stdout.split():
-        checked = beta.ssh(f"runuser -u srht-git -- git -C {repo} fsck --full --no-progress",
-                           check=False)
+        checked = beta.ssh(
+            f"runuser -u srht-git -- git -C {repo} fsck --full --no-progress", check=False
+        )
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert "missing" not in checked.stdout + checked.stderr
 
@@ -178,13 +203,29 @@ def sign_in(site: Site, username: str, password: str) -> str:
     """Sign in at meta's login form as a browser would; returns meta's home page."""
     jar = site.folder / f"cookies-{time.monotonic_ns()}"
     page = site.curl("meta", "/login", host="alpha", args=("-c", str(jar))).stdout
-    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or \
-        re.search(r'value="([^"]+)"[^>]*name="csrf_token"', page)
+    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', page
+    )
     assert found, page[:2000]
-    posted = site.curl("meta", "/login", host="alpha", args=(
-        "-b", str(jar), "-c", str(jar), "-H", f"Referer: https://meta.{DOMAIN}/login",
-        "--data-urlencode", f"csrf_token={found[1]}", "--data-urlencode", f"username={username}",
-        "--data-urlencode", f"password={password}"))
+    posted = site.curl(
+        "meta",
+        "/login",
+        host="alpha",
+        args=(
+            "-b",
+            str(jar),
+            "-c",
+            str(jar),
+            "-H",
+            f"Referer: https://meta.{DOMAIN}/login",
+            "--data-urlencode",
+            f"csrf_token={found[1]}",
+            "--data-urlencode",
+            f"username={username}",
+            "--data-urlencode",
+            f"password={password}",
+        ),
+    )
     assert posted.stdout.rstrip().endswith("302"), posted.stdout[-2000:]
     return site.curl("meta", "/", host="alpha", args=("-b", str(jar))).stdout
 
@@ -192,35 +233,62 @@ def sign_in(site: Site, username: str, password: str) -> str:
 # -- the steps -----------------------------------------------------------------------------
 
 
-def test_a_site_with_users_tickets_pastes_and_a_repository(site: Site,
-                                                           state: dict[str, Any]) -> None:
+def test_a_site_with_users_tickets_pastes_and_a_repository(
+    site: Site, state: dict[str, Any]
+) -> None:
     started = time.monotonic()
     site.converge()
     alpha = site.hosts["alpha"]
     for username in ("alice", "bob"):
-        alpha.ssh(f"runuser -u srht-meta -- srht meta create-user {username} "
-                  f"--email {username}@{DOMAIN} --password-stdin", input=PASSWORD + "\n")
+        alpha.ssh(
+            f"runuser -u srht-meta -- srht meta create-user {username} "
+            f"--email {username}@{DOMAIN} --password-stdin",
+            input=PASSWORD + "\n",
+        )
     tokens = {}
     for username in ("alice", "bob"):
-        made = alpha.ssh(f"runuser -u srht-meta -- srht meta token {username} "
-                         f"--scopes '{SCOPES}'")
+        made = alpha.ssh(f"runuser -u srht-meta -- srht meta token {username} --scopes '{SCOPES}'")
         tokens[username] = made.stdout.strip().splitlines()[-1].split()[-1]
     alice, bob = tokens["alice"], tokens["bob"]
     state["token"] = alice
 
-    status, body = api(site, "todo", "POST", "/api/trackers", alice,
-                       {"name": "bugs", "description": "Things to fix"})
+    status, body = api(
+        site,
+        "todo",
+        "POST",
+        "/api/trackers",
+        alice,
+        {"name": "bugs", "description": "Things to fix"},
+    )
     assert status == 201, body
     for who, title in ((alice, "It crashes"), (bob, "It is slow"), (alice, "Typo")):
-        status, body = api(site, "todo", "POST", "/api/trackers/alice/bugs/tickets", who,
-                           {"title": title, "description": f"{title}, in detail."})
+        status, body = api(
+            site,
+            "todo",
+            "POST",
+            "/api/trackers/alice/bugs/tickets",
+            who,
+            {"title": title, "description": f"{title}, in detail."},
+        )
         assert status == 201, body
-    status, body = api(site, "todo", "POST", "/api/trackers/alice/bugs/tickets/1/comments",
-                       bob, {"text": "Me too."})
+    status, body = api(
+        site,
+        "todo",
+        "POST",
+        "/api/trackers/alice/bugs/tickets/1/comments",
+        bob,
+        {"text": "Me too."},
+    )
     assert status == 201, body
     for who, name in ((alice, "notes.md"), (bob, "snippet.py"), (alice, "log.txt")):
-        status, body = api(site, "paste", "POST", "/api/pastes", who,
-                           {"files": [{"filename": name, "content": f"{name}\n" * 20}]})
+        status, body = api(
+            site,
+            "paste",
+            "POST",
+            "/api/pastes",
+            who,
+            {"files": [{"filename": name, "content": f"{name}\n" * 20}]},
+        )
         assert status == 201, body
 
     status, body = api(site, "git", "POST", "/api/repos", alice, {"name": "hello"})
@@ -232,11 +300,27 @@ def test_a_site_with_users_tickets_pastes_and_a_repository(site: Site,
         (work / f"file{number}.txt").write_text(f"version {number}\n" * 100)
         (work / "data.bin").write_bytes(os.urandom(4096))
         git("add", ".", cwd=work)
-        git("-c", "user.name=Alice", "-c", f"user.email=alice@{DOMAIN}", "commit", "-q",
-            "-m", f"Change {number}", cwd=work)
+        git(
+            "-c",
+            "user.name=Alice",
+            "-c",
+            f"user.email=alice@{DOMAIN}",
+            "commit",
+            "-q",
+            "-m",
+            f"Change {number}",
+            cwd=work,
+        )
     git("tag", "v1.0", cwd=work)
-    git("push", "-q", f"https://git.{DOMAIN}/~alice/hello", "main", "v1.0", cwd=work,
-        env=git_env(site, alice))
+    git(
+        "push",
+        "-q",
+        f"https://git.{DOMAIN}/~alice/hello",
+        "main",
+        "v1.0",
+        cwd=work,
+        env=git_env(site, alice),
+    )
     state["head"] = git("rev-parse", "HEAD", cwd=work).strip()
 
     state["before"] = before = snapshot(site)
@@ -248,7 +332,8 @@ def test_a_site_with_users_tickets_pastes_and_a_repository(site: Site,
 
 
 def test_backup_writes_one_private_archive_and_restarts_the_site(
-        site: Site, state: dict[str, Any]) -> None:
+    site: Site, state: dict[str, Any]
+) -> None:
     started = time.monotonic()
     result = srht_install(site, "backup", "--output", str(site.folder / "backups"))
     assert result.returncode == 0, result.stderr[-4000:]
@@ -263,9 +348,15 @@ def test_backup_writes_one_private_archive_and_restarts_the_site(
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
         manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
-    assert {"manifest.json", "config.ini", "databases/meta.pgdump", "databases/todo.pgdump",
-            "databases/paste.pgdump", "databases/git.pgdump",
-            "data/git/home.tar.gz"} <= names
+    assert {
+        "manifest.json",
+        "config.ini",
+        "databases/meta.pgdump",
+        "databases/todo.pgdump",
+        "databases/paste.pgdump",
+        "databases/git.pgdump",
+        "data/git/home.tar.gz",
+    } <= names
     assert manifest["services"] == ["meta", "git", "paste", "todo"]
     parts = {p["name"]: p for p in manifest["parts"]}
     assert set(parts) == names - {"manifest.json"}
@@ -276,8 +367,9 @@ def test_backup_writes_one_private_archive_and_restarts_the_site(
 
     # The site is up again, and no secret went to the output.
     for service, host in PLACES.items():
-        assert site.hosts[host].ssh(f"systemctl is-active srht-{service}").stdout.strip() == \
-            "active"
+        assert (
+            site.hosts[host].ssh(f"systemctl is-active srht-{service}").stdout.strip() == "active"
+        )
     assert api(site, "paste", "GET", "/api/pastes", state["token"])[0] == 200
     for secret in (site.keys.service_key, site.keys.network_key, state["token"]):
         assert secret not in result.stdout + result.stderr
@@ -293,15 +385,15 @@ def test_restore_refuses_a_corrupt_archive(site: Site, state: dict[str, Any]) ->
         byte = out.read(1)
         out.seek(offset + 100)
         out.write(bytes([byte[0] ^ 0xFF]))
-    result = srht_install(site, "restore", str(broken), "--config",
-                          str(site.folder / "never-written.ini"))
+    result = srht_install(
+        site, "restore", str(broken), "--config", str(site.folder / "never-written.ini")
+    )
     assert result.returncode != 0
     assert "corrupt" in result.stderr and "databases/todo.pgdump is damaged" in result.stderr
     assert not (site.folder / "never-written.ini").exists()
 
 
-def test_restore_onto_new_hosts_brings_everything_back(site: Site,
-                                                       state: dict[str, Any]) -> None:
+def test_restore_onto_new_hosts_brings_everything_back(site: Site, state: dict[str, Any]) -> None:
     started = time.monotonic()
     for name in HOSTS:
         site.hosts.replace(name)
@@ -314,8 +406,10 @@ def test_restore_onto_new_hosts_brings_everything_back(site: Site,
     config = restored / "config.ini"
     result = srht_install(site, "restore", str(state["archive"]), "--config", str(config))
     assert result.returncode == 0, result.stderr[-6000:]
-    print(f"hosts replaced in {replaced - started:.0f}s, "
-          f"restored in {time.monotonic() - replaced:.0f}s")
+    print(
+        f"hosts replaced in {replaced - started:.0f}s, "
+        f"restored in {time.monotonic() - replaced:.0f}s"
+    )
     assert config.read_bytes() == site.config.read_bytes()
     assert config.stat().st_mode & 0o777 == 0o600
 
@@ -330,8 +424,14 @@ def test_restore_onto_new_hosts_brings_everything_back(site: Site,
     assert status == 200 and body["title"] == "It crashes", body
     assert "~alice" in sign_in(site, "alice", PASSWORD)
     clone = site.folder / "clone"
-    git("clone", "-q", f"https://git.{DOMAIN}/~alice/hello", str(clone), cwd=site.folder,
-        env=git_env(site, token))
+    git(
+        "clone",
+        "-q",
+        f"https://git.{DOMAIN}/~alice/hello",
+        str(clone),
+        cwd=site.folder,
+        env=git_env(site, token),
+    )
     assert git("rev-parse", "HEAD", cwd=clone).strip() == state["head"]
     for secret in (site.keys.service_key, site.keys.network_key, token):
         assert secret not in result.stdout + result.stderr
@@ -359,8 +459,7 @@ def test_restore_refuses_to_replace_other_data(site: Site, state: dict[str, Any]
     assert snapshot(site) == state["before"]
 
 
-def test_an_archive_from_a_newer_srht_is_refused_before_anything_changes(
-        tmp_path: Path) -> None:
+def test_an_archive_from_a_newer_srht_is_refused_before_anything_changes(tmp_path: Path) -> None:
     """No hosts needed: the check runs on the deploying machine first."""
     from srht_deploy import Site as DeploySite
     from srht_installer.backup import check_software
@@ -369,16 +468,32 @@ def test_an_archive_from_a_newer_srht_is_refused_before_anything_changes(
 
     keys = generate_keys()
     config = tmp_path / "config.ini"
-    config.write_text(dump_ini({
-        "srht": {"global-domain": DOMAIN, "service-key": keys.service_key,
-                 "network-key": keys.network_key, "site-owner-email": f"admin@{DOMAIN}"},
-        "webhooks": {"private-key": keys.webhook_private_key},
-        "deploy": {"hosts": "alpha=root@192.0.2.10", "postgresql-host": "alpha"},
-        "meta": {"origin": f"https://meta.{DOMAIN}"},
-    }))
-    manifest = {"versions": {"srht": "99.0"}, "parts": [
-        {"name": "databases/meta.pgdump", "kind": "postgresql", "service": "meta",
-         "revisions": {"alembic_version_meta": ["f00dfeed0000"]}}]}
+    config.write_text(
+        dump_ini(
+            {
+                "srht": {
+                    "global-domain": DOMAIN,
+                    "service-key": keys.service_key,
+                    "network-key": keys.network_key,
+                    "site-owner-email": f"admin@{DOMAIN}",
+                },
+                "webhooks": {"private-key": keys.webhook_private_key},
+                "deploy": {"hosts": "alpha=root@192.0.2.10", "postgresql-host": "alpha"},
+                "meta": {"origin": f"https://meta.{DOMAIN}"},
+            }
+        )
+    )
+    manifest = {
+        "versions": {"srht": "99.0"},
+        "parts": [
+            {
+                "name": "databases/meta.pgdump",
+                "kind": "postgresql",
+                "service": "meta",
+                "revisions": {"alembic_version_meta": ["f00dfeed0000"]},
+            }
+        ],
+    }
     problems = check_software(manifest, DeploySite.from_config(config))
     assert len(problems) == 2, problems
     assert "made with srht 99.0" in problems[0] and "install srht 99.0 or newer" in problems[0]

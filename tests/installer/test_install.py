@@ -33,20 +33,32 @@ pytestmark = [pytest.mark.installer, pytest.mark.slow, pytest.mark.timeout(1500)
 def untouched(hosts: TestHosts) -> None:
     """Neither host has anything of srht on it."""
     for name in ("gamma", "delta"):
-        found = hosts[name].ssh("ls -d /etc/srht /opt/srht /var/lib/srht-deploy 2>/dev/null; "
-                                "true").stdout.split()
+        found = (
+            hosts[name]
+            .ssh("ls -d /etc/srht /opt/srht /var/lib/srht-deploy 2>/dev/null; true")
+            .stdout.split()
+        )
         assert found == [], f"{name} was touched: {found}"
 
 
-@pytest.mark.parametrize(("override", "key", "reason"), [
-    ({"services": '["meta", "wiki"]'}, "services", "unknown service 'wiki'"),
-    ({"hosts": "UNUSED"}, "hosts", "nothing answers on"),
-    ({"domain": '"my site"'}, "domain", "not a domain name"),
-    ({"admin-email": None}, "admin-email", "required"),
-], ids=["unknown-service", "unreachable-host", "malformed-domain", "missing-admin-email"])
+@pytest.mark.parametrize(
+    ("override", "key", "reason"),
+    [
+        ({"services": '["meta", "wiki"]'}, "services", "unknown service 'wiki'"),
+        ({"hosts": "UNUSED"}, "hosts", "nothing answers on"),
+        ({"domain": '"my site"'}, "domain", "not a domain name"),
+        ({"admin-email": None}, "admin-email", "required"),
+    ],
+    ids=["unknown-service", "unreachable-host", "malformed-domain", "missing-admin-email"],
+)
 def test_a_bad_answers_file_names_the_key_and_touches_no_host(
-        test_hosts: TestHosts, workdir: Path, srht_install: Installer,
-        override: dict[str, str | None], key: str, reason: str) -> None:
+    test_hosts: TestHosts,
+    workdir: Path,
+    srht_install: Installer,
+    override: dict[str, str | None],
+    key: str,
+    reason: str,
+) -> None:
     if "hosts" in override:
         # An address of this slot's test network that no host has.
         unused = test_hosts.address("gamma").rsplit(".", 1)[0] + ".99"
@@ -68,7 +80,8 @@ def test_a_bad_answers_file_names_the_key_and_touches_no_host(
 
 
 def test_the_questions_refuse_wrong_answers_and_ask_again(
-        test_hosts: TestHosts, workdir: Path) -> None:
+    test_hosts: TestHosts, workdir: Path
+) -> None:
     folder = workdir / "interactive"
     folder.mkdir()
     gamma = test_hosts.address("gamma")
@@ -77,12 +90,28 @@ def test_the_questions_refuse_wrong_answers_and_ask_again(
     env.pop("SRHT_CONFIG", None)
     # The SSH settings come as flags; everything else is asked.
     child = pexpect.spawn(
-        sys.executable, ["-m", "srht_installer.cli", "--services", "meta,paste",
-                         "--ssh-key", str(test_hosts.key), "--ssh-known-hosts", "/dev/null",
-                         "--ssh-host-key-checking", "no"],
-        cwd=str(folder), env=env, encoding="utf-8", timeout=60, dimensions=(40, 120))
+        sys.executable,
+        [
+            "-m",
+            "srht_installer.cli",
+            "--services",
+            "meta,paste",
+            "--ssh-key",
+            str(test_hosts.key),
+            "--ssh-known-hosts",
+            "/dev/null",
+            "--ssh-host-key-checking",
+            "no",
+        ],
+        cwd=str(folder),
+        env=env,
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 120),
+    )
     child.logfile_read = open(folder / "terminal.log", "w")  # noqa: SIM115 - closed below
     try:
+
         def answer(prompt: str, text: str, *, clear: bool = False) -> None:
             child.expect_exact(prompt)
             child.send(("\x15" if clear else "") + text + "\r")
@@ -122,8 +151,9 @@ def test_the_questions_refuse_wrong_answers_and_ask_again(
     untouched(test_hosts)
 
 
-def test_an_answers_file_installs_the_site(test_hosts: TestHosts, workdir: Path,
-                                           srht_install: Installer) -> None:
+def test_an_answers_file_installs_the_site(
+    test_hosts: TestHosts, workdir: Path, srht_install: Installer
+) -> None:
     (workdir / "answers.toml").write_text(answers_toml(test_hosts))
 
     result = srht_install("--answers", "answers.toml", "--yes")
@@ -153,8 +183,17 @@ def test_status_is_all_green(srht_install: Installer) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
     assert rows and not any("FAIL" in row or "soon" in row for row in rows)
-    for what in ("srht-meta", "srht-meta-worker", "srht-paste", "srht-paste-worker",
-                 "postgresql", "redis-server", "nginx", f"meta.{DOMAIN}", f"paste.{DOMAIN}"):
+    for what in (
+        "srht-meta",
+        "srht-meta-worker",
+        "srht-paste",
+        "srht-paste-worker",
+        "postgresql",
+        "redis-server",
+        "nginx",
+        f"meta.{DOMAIN}",
+        f"paste.{DOMAIN}",
+    ):
         assert any(what in row for row in rows), what
     assert "All checks passed." in result.stdout
 
@@ -164,28 +203,62 @@ def test_the_admin_signs_in_over_http(test_hosts: TestHosts, workdir: Path) -> N
     assert ca.exists()
     meta = f"meta.{DOMAIN}"
     # A browser's request: its cookies, and the Referer CSRF checks over HTTPS.
-    base = ["curl", "-sS", "--max-time", "30", "--cacert", str(ca), "-b", str(jar),
-            "-c", str(jar), "--resolve", f"{meta}:443:{test_hosts.address('gamma')}",
-            "--referer", f"https://{meta}/login"]
-    page = subprocess.run([*base, f"https://{meta}/login"], capture_output=True, text=True,
-                          timeout=60, check=True).stdout
+    base = [
+        "curl",
+        "-sS",
+        "--max-time",
+        "30",
+        "--cacert",
+        str(ca),
+        "-b",
+        str(jar),
+        "-c",
+        str(jar),
+        "--resolve",
+        f"{meta}:443:{test_hosts.address('gamma')}",
+        "--referer",
+        f"https://{meta}/login",
+    ]
+    page = subprocess.run(
+        [*base, f"https://{meta}/login"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
     assert token, page[:2000]
     signed_in = subprocess.run(
-        [*base, "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
-         "--data-urlencode", f"csrf_token={token.group(1)}", "--data-urlencode",
-         "username=alice", "--data-urlencode", f"password={ADMIN_PASSWORD}",
-         f"https://{meta}/login"], capture_output=True, text=True, timeout=60, check=True)
+        [
+            *base,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "--data-urlencode",
+            f"csrf_token={token.group(1)}",
+            "--data-urlencode",
+            "username=alice",
+            "--data-urlencode",
+            f"password={ADMIN_PASSWORD}",
+            f"https://{meta}/login",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert signed_in.stdout.startswith("302 "), signed_in.stdout
     # The admin pages answer the signed-in admin.
-    admin = subprocess.run([*base, "-o", "/dev/null", "-w", "%{http_code}",
-                            f"https://{meta}/admin/users"], capture_output=True, text=True,
-                           timeout=60, check=True)
+    admin = subprocess.run(
+        [*base, "-o", "/dev/null", "-w", "%{http_code}", f"https://{meta}/admin/users"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert admin.stdout == "200"
 
 
-def test_an_admin_without_a_password_gets_a_one_time_link(test_hosts: TestHosts,
-                                                           workdir: Path) -> None:
+def test_an_admin_without_a_password_gets_a_one_time_link(
+    test_hosts: TestHosts, workdir: Path
+) -> None:
     """What a run with nobody at a terminal and no password file does: meta
     makes the account and prints a link where its owner sets the password."""
     from srht_installer.admin import create_admin
@@ -197,17 +270,45 @@ def test_an_admin_without_a_password_gets_a_one_time_link(test_hosts: TestHosts,
     meta = f"meta.{DOMAIN}"
     assert made.link is not None and made.link.startswith(f"https://{meta}/reset/")
     jar = workdir / "carol-cookies.txt"
-    base = ["curl", "-sS", "--max-time", "30", "--cacert", str(workdir / "site-ca.pem"),
-            "-b", str(jar), "-c", str(jar), "--resolve",
-            f"{meta}:443:{test_hosts.address('gamma')}", "--referer", made.link]
-    page = subprocess.run([*base, made.link], capture_output=True, text=True, timeout=60,
-                          check=True).stdout
+    base = [
+        "curl",
+        "-sS",
+        "--max-time",
+        "30",
+        "--cacert",
+        str(workdir / "site-ca.pem"),
+        "-b",
+        str(jar),
+        "-c",
+        str(jar),
+        "--resolve",
+        f"{meta}:443:{test_hosts.address('gamma')}",
+        "--referer",
+        made.link,
+    ]
+    page = subprocess.run(
+        [*base, made.link], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
     assert token, page[:2000]
     set_password = subprocess.run(
-        [*base, "-o", "/dev/null", "-w", "%{http_code}", "--data-urlencode",
-         f"csrf_token={token.group(1)}", "--data-urlencode", "password=carol's own passphrase",
-         made.link], capture_output=True, text=True, timeout=60, check=True)
+        [
+            *base,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--data-urlencode",
+            f"csrf_token={token.group(1)}",
+            "--data-urlencode",
+            "password=carol's own passphrase",
+            made.link,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert set_password.stdout == "302"
 
 
@@ -222,7 +323,8 @@ def test_a_second_run_plans_zero_changes(srht_install: Installer, workdir: Path)
 
 
 def test_adding_a_service_a_failed_step_and_a_resumed_run(
-        test_hosts: TestHosts, workdir: Path, srht_install: Installer) -> None:
+    test_hosts: TestHosts, workdir: Path, srht_install: Installer
+) -> None:
     config = workdir / "config.ini"
     before = config.read_bytes()
     (workdir / "config.ini.before-add").write_bytes(before)
@@ -234,8 +336,10 @@ def test_adding_a_service_a_failed_step_and_a_resumed_run(
 
     assert added.returncode == 1, added.stdout + added.stderr
     address = test_hosts.address("delta")
-    assert (f'host delta (root@{address}:22) failed at step "srht activate | Check nginx\'s '
-            'config and reload it"') in added.stderr
+    assert (
+        f"host delta (root@{address}:22) failed at step \"srht activate | Check nginx's "
+        'config and reload it"'
+    ) in added.stderr
     assert "broken.conf" in added.stderr  # nginx's own words
     assert "then run `srht-install` again" in added.stderr
     assert config.read_bytes().startswith(before) and b"[todo]" in config.read_bytes()
@@ -249,7 +353,8 @@ def test_adding_a_service_a_failed_step_and_a_resumed_run(
 
 
 def test_removing_a_service_keeps_its_data_and_the_rest_of_the_config(
-        test_hosts: TestHosts, workdir: Path, srht_install: Installer) -> None:
+    test_hosts: TestHosts, workdir: Path, srht_install: Installer
+) -> None:
     config = workdir / "config.ini"
     removed = srht_install("remove", "todo", "--yes")
 
@@ -261,13 +366,18 @@ def test_removing_a_service_keeps_its_data_and_the_rest_of_the_config(
     delta = test_hosts["delta"]
     assert delta.ssh("systemctl is-active srht-todo", check=False).stdout.strip() != "active"
     assert "srht-todo.conf" not in delta.ssh("ls /etc/nginx/sites-enabled/").stdout
-    assert "srht_todo" in test_hosts["gamma"].ssh(
-        "runuser -u postgres -- psql -XAtc 'SELECT datname FROM pg_database'").stdout
+    assert (
+        "srht_todo"
+        in test_hosts["gamma"]
+        .ssh("runuser -u postgres -- psql -XAtc 'SELECT datname FROM pg_database'")
+        .stdout
+    )
     assert srht_install("--yes").stdout.count("Nothing to change") == 1
 
 
 def test_an_unreachable_host_is_named_with_what_to_do(
-        test_hosts: TestHosts, srht_install: Installer) -> None:
+    test_hosts: TestHosts, srht_install: Installer
+) -> None:
     delta = test_hosts["delta"]
     delta.disconnect()
     try:

@@ -14,9 +14,13 @@ TESTS = ROOT / "tests"
 
 def clean_copy(target: Path) -> Path:
     """The source tree as git sees it (no build output, caches or ignored files)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
-                             "--exclude-standard"], cwd=ROOT, capture_output=True, check=True,
-                            timeout=60).stdout.split(b"\0")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout.split(b"\0")
     for name in filter(None, listed):
         source = ROOT / name.decode()
         if not source.exists() and not source.is_symlink():

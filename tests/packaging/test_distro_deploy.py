@@ -19,8 +19,12 @@ from support.ci import require_test_hosts
 from srht_core.config import dump_ini
 from srht_core.keys import generate_keys
 
-pytestmark = [pytest.mark.packaging, pytest.mark.deploy, pytest.mark.slow,
-              pytest.mark.timeout(1500)]
+pytestmark = [
+    pytest.mark.packaging,
+    pytest.mark.deploy,
+    pytest.mark.slow,
+    pytest.mark.timeout(1500),
+]
 
 DOMAIN = "srht.test"
 HOST = "alpha"
@@ -36,21 +40,32 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testhosts.TestHos
         yield hosts
 
 
-def test_deploy_from_packages_serves_meta_and_todo(host: testhosts.TestHosts, debs: Path,
-                                                   tmp_path: Path) -> None:
+def test_deploy_from_packages_serves_meta_and_todo(
+    host: testhosts.TestHosts, debs: Path, tmp_path: Path
+) -> None:
     keys = generate_keys()
     address = host.address(HOST)
     config = tmp_path / "config.ini"
     data = {
-        "srht": {"site-name": "srht packages", "site-owner-email": f"admin@{DOMAIN}",
-                 "global-domain": DOMAIN, "service-key": keys.service_key,
-                 "network-key": keys.network_key, "install-method": "distro",
-                 "internal-networks": f"127.0.0.0/8, {address}/24"},
+        "srht": {
+            "site-name": "srht packages",
+            "site-owner-email": f"admin@{DOMAIN}",
+            "global-domain": DOMAIN,
+            "service-key": keys.service_key,
+            "network-key": keys.network_key,
+            "install-method": "distro",
+            "internal-networks": f"127.0.0.0/8, {address}/24",
+        },
         "mail": {"smtp-from": f"srht@{DOMAIN}"},
         "webhooks": {"private-key": keys.webhook_private_key},
-        "deploy": {"hosts": f"{HOST}=root@{address}", "postgresql-host": HOST,
-                   "apt-packages": str(debs), "ssh-key": str(host.key),
-                   "ssh-known-hosts": "/dev/null", "ssh-host-key-checking": "no"},
+        "deploy": {
+            "hosts": f"{HOST}=root@{address}",
+            "postgresql-host": HOST,
+            "apt-packages": str(debs),
+            "ssh-key": str(host.key),
+            "ssh-known-hosts": "/dev/null",
+            "ssh-host-key-checking": "no",
+        },
         **{s: {"origin": f"https://{s}.{DOMAIN}", "hosts": HOST} for s in SERVICES},
     }
     config.write_text(dump_ini(data))
@@ -58,9 +73,14 @@ def test_deploy_from_packages_serves_meta_and_todo(host: testhosts.TestHosts, de
     env = {**os.environ, "PYINFRA_PROGRESS": "off"}
 
     def deploy() -> dict:
-        result = subprocess.run([sys.executable, "-m", "srht_core.cli", "--config",
-                                 str(config), "deploy", "--json"], capture_output=True,
-                                text=True, timeout=1200, env=env, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [sys.executable, "-m", "srht_core.cli", "--config", str(config), "deploy", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
         return json.loads(result.stdout)
 
@@ -75,37 +95,68 @@ def test_deploy_from_packages_serves_meta_and_todo(host: testhosts.TestHosts, de
     # The deploying machine's package is not published to the hosts.
     published = alpha.ssh("ls /var/lib/srht-deploy/apt/*/").stdout
     assert "srht-core_" in published and "srht-installer" not in published
-    assert alpha.ssh("ls /etc/systemd/system/srht-meta.service.d/").stdout.split() == \
-        ["srht-deploy.conf"]
-    assert "/usr/bin/srht serve meta" in alpha.ssh(
-        "systemctl show -p ExecStart srht-meta").stdout
-    assert "ProtectSystem=strict" in alpha.ssh("systemctl show -p ProtectSystem srht-meta"
-                                               ).stdout
+    assert alpha.ssh("ls /etc/systemd/system/srht-meta.service.d/").stdout.split() == [
+        "srht-deploy.conf"
+    ]
+    assert "/usr/bin/srht serve meta" in alpha.ssh("systemctl show -p ExecStart srht-meta").stdout
+    assert "ProtectSystem=strict" in alpha.ssh("systemctl show -p ProtectSystem srht-meta").stdout
 
     # From here on nothing may be written under the install prefix: restart
     # the daemons (start-up imports everything) and use them.
-    alpha.ssh("touch /run/srht-test-mark && systemctl restart srht-meta srht-meta-worker "
-              "srht-todo srht-todo-worker")
+    alpha.ssh(
+        "touch /run/srht-test-mark && systemctl restart srht-meta srht-meta-worker "
+        "srht-todo srht-todo-worker"
+    )
     ca = tmp_path / "ca.pem"
-    ca.write_text(subprocess.run([sys.executable, "-m", "srht_core.cli", "--config",
-                                  str(config), "deploy", "ca"], capture_output=True,
-                                 text=True, timeout=120, env=env).stdout)
-    for service, page in (("meta", "/login"), ("todo", "/"), ("meta", "/healthz"),
-                          ("todo", "/healthz")):
+    ca.write_text(
+        subprocess.run(
+            [sys.executable, "-m", "srht_core.cli", "--config", str(config), "deploy", "ca"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        ).stdout
+    )
+    for service, page in (
+        ("meta", "/login"),
+        ("todo", "/"),
+        ("meta", "/healthz"),
+        ("todo", "/healthz"),
+    ):
         result = subprocess.run(
-            ["curl", "-sS", "--max-time", "30", "--retry", "30", "--retry-delay", "1",
-             "--retry-connrefused", "--cacert", str(ca), "--resolve",
-             # a file, not /dev/null: a retry truncates the output first, which
-             # /dev/null refuses (curl exits 23; curl/curl#17371)
-             f"{service}.{DOMAIN}:443:{address}", "-o", str(tmp_path / "body"),
-             "-w", "%{http_code}",
-             f"https://{service}.{DOMAIN}{page}"], capture_output=True, text=True, timeout=60)
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "30",
+                "--retry",
+                "30",
+                "--retry-delay",
+                "1",
+                "--retry-connrefused",
+                "--cacert",
+                str(ca),
+                "--resolve",
+                # a file, not /dev/null: a retry truncates the output first, which
+                # /dev/null refuses (curl exits 23; curl/curl#17371)
+                f"{service}.{DOMAIN}:443:{address}",
+                "-o",
+                str(tmp_path / "body"),
+                "-w",
+                "%{http_code}",
+                f"https://{service}.{DOMAIN}{page}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.stdout == "200", (service, page, result.stdout, result.stderr)
 
     # Nothing was written under the install prefix at run time (bytecode
     # comes from the packages' postinst, before the mark).
-    written = alpha.ssh("find /usr/lib/srht /usr/share/srht /usr/bin -newer "
-                        "/run/srht-test-mark -print | head").stdout
+    written = alpha.ssh(
+        "find /usr/lib/srht /usr/share/srht /usr/bin -newer /run/srht-test-mark -print | head"
+    ).stdout
     assert written == ""
     # A second run changes nothing.
     report = deploy()
@@ -124,8 +175,10 @@ def test_deploy_from_packages_serves_meta_and_todo(host: testhosts.TestHosts, de
     assert "srht-todo install ok installed" not in installed
     states = alpha.ssh("systemctl is-active srht-todo srht-todo-worker srht-meta; true").stdout
     assert states.split() == ["inactive", "inactive", "active"]
-    assert alpha.ssh("ls /etc/systemd/system/srht-todo.service.d/ 2>/dev/null; true"
-                     ).stdout.strip() == ""
+    assert (
+        alpha.ssh("ls /etc/systemd/system/srht-todo.service.d/ 2>/dev/null; true").stdout.strip()
+        == ""
+    )
     assert "kept-by-the-test" in alpha.ssh("ls /var/lib/srht/todo/").stdout.split()
     report = deploy()
     assert [op["names"] for op in report["results"]["operations"] if op["success"]] == []

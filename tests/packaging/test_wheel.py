@@ -22,20 +22,44 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 
 def build(source: Path, out: Path) -> Path:
     offline = ["unshare", "--net"] if os.geteuid() == 0 and shutil.which("unshare") else []
-    env = {"PATH": "/usr/bin:/bin", "SOURCE_DATE_EPOCH": "1700000000", "HOME": str(out),
-           "LC_ALL": "C.UTF-8"}
-    result = subprocess.run([*offline, SYSTEM_PYTHON, "-m", "build", "--no-isolation",
-                             "--wheel", "--outdir", str(out), str(source)], env=env,
-                            capture_output=True, text=True, timeout=300,
-                            stdin=subprocess.DEVNULL)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SOURCE_DATE_EPOCH": "1700000000",
+        "HOME": str(out),
+        "LC_ALL": "C.UTF-8",
+    }
+    result = subprocess.run(
+        [
+            *offline,
+            SYSTEM_PYTHON,
+            "-m",
+            "build",
+            "--no-isolation",
+            "--wheel",
+            "--outdir",
+            str(out),
+            str(source),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     (wheel,) = out.glob("*.whl")
     return wheel
 
 
 def test_wheel_is_reproducible_and_built_offline(tmp_path: Path) -> None:
-    has_build = subprocess.run([SYSTEM_PYTHON, "-c", "import build, setuptools, wheel"],
-                               capture_output=True, timeout=60).returncode == 0
+    has_build = (
+        subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import build, setuptools, wheel"],
+            capture_output=True,
+            timeout=60,
+        ).returncode
+        == 0
+    )
     require(has_build, "python3-build, python3-setuptools and python3-wheel are needed")
     # Two copies in different folders, built at different times.
     first = build(clean_copy(tmp_path / "one" / "srht"), tmp_path / "out1")

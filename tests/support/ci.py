@@ -23,8 +23,15 @@ def require(condition: bool, reason: str) -> None:
 
 
 #: What booting test hosts (tests/testhosts) needs on this machine.
-TEST_HOST_PROGRAMS = ("mmdebstrap", "systemd-nspawn", "unshare", "ssh", "ssh-keygen", "zstd",
-                      "curl")
+TEST_HOST_PROGRAMS = (
+    "mmdebstrap",
+    "systemd-nspawn",
+    "unshare",
+    "ssh",
+    "ssh-keygen",
+    "zstd",
+    "curl",
+)
 
 
 def require_test_hosts(*also: str) -> None:

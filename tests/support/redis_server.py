@@ -32,14 +32,30 @@ class RedisServer:
         log = open(self._dir / "redis.log", "ab")  # noqa: SIM115 - owned by the process
         with log:
             self._process = subprocess.Popen(
-                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(self._dir), "--daemonize", "no"],
-                stdout=log, stderr=subprocess.STDOUT)
+                [
+                    binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self._dir),
+                    "--daemonize",
+                    "no",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while not self.ping():
             if self._process.poll() is not None:
-                raise RuntimeError("redis-server exited: "
-                                   + (self._dir / "redis.log").read_text(errors="replace"))
+                raise RuntimeError(
+                    "redis-server exited: " + (self._dir / "redis.log").read_text(errors="replace")
+                )
             if time.monotonic() > deadline:
                 raise TimeoutError(f"redis-server did not answer on port {self.port}")
             time.sleep(0.05)

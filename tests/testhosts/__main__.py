@@ -25,8 +25,13 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="boot hosts and leave them running")
     up.add_argument("names", nargs="+")
-    up.add_argument("--map", action="append", default=[], metavar="DOMAIN=HOST",
-                    help="an /etc/hosts entry on every host")
+    up.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="DOMAIN=HOST",
+        help="an /etc/hosts entry on every host",
+    )
     sub.add_parser("down", help="stop what `up` started")
     args = parser.parse_args()
     if args.command == "up":
@@ -38,8 +43,11 @@ def main() -> None:
             print(f"{host.name} {host.address} pid {host.pid}")
         print(f"key: {hosts.key}")
     else:
-        names = json.loads((RUN_DIR / "names.json").read_text()) if \
-            (RUN_DIR / "names.json").exists() else []
+        names = (
+            json.loads((RUN_DIR / "names.json").read_text())
+            if (RUN_DIR / "names.json").exists()
+            else []
+        )
         if not LEFTOVERS.exists() and not names:
             print("nothing to stop")
         clean_leftovers(names)

@@ -22,8 +22,15 @@ from pathlib import Path
 #: What a host has before any deploy: enough to boot systemd and be reached
 #: by pyinfra over SSH. Everything else is the deploy's job.
 IMAGE_PACKAGES = (
-    "openssh-server", "python3", "sudo", "systemd", "systemd-sysv", "dbus", "iproute2",
-    "ca-certificates", "procps",
+    "openssh-server",
+    "python3",
+    "sudo",
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "iproute2",
+    "ca-certificates",
+    "procps",
 )
 SUITE = "bookworm"
 #: Bumped when the recipe below changes in a way the package list does not show.
@@ -69,11 +76,16 @@ def debian_sources(root: Path = Path("/")) -> list[str]:
             for uri in fields.get("uris", "").split():
                 for suite in fields.get("suites", "").split():
                     lines.append(f"deb {uri} {suite} {fields.get('components', 'main')}")
-    wanted = [line for line in lines if line.split()[2].split("-")[0] == SUITE
-              and "debian" in line.split()[1]]
+    wanted = [
+        line
+        for line in lines
+        if line.split()[2].split("-")[0] == SUITE and "debian" in line.split()[1]
+    ]
     if not wanted:
-        raise RuntimeError(f"no Debian {SUITE} lines in this machine's apt sources; "
-                           "the test hosts are built from them")
+        raise RuntimeError(
+            f"no Debian {SUITE} lines in this machine's apt sources; "
+            "the test hosts are built from them"
+        )
     return wanted
 
 
@@ -87,8 +99,13 @@ def debian_mirror() -> str:
 
 
 def image_key(sources: list[str]) -> str:
-    recipe = {"packages": sorted(IMAGE_PACKAGES), "sources": sources, "suite": SUITE,
-              "apt": APT_OPTIONS, "recipe": RECIPE}
+    recipe = {
+        "packages": sorted(IMAGE_PACKAGES),
+        "sources": sources,
+        "suite": SUITE,
+        "apt": APT_OPTIONS,
+        "recipe": RECIPE,
+    }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -120,20 +137,49 @@ def _build(tarball: Path, sources: list[str], log: Path | None) -> None:
     hooks = [
         f"--customize-hook=printf '%s' '{config}' > \"$1/etc/apt/apt.conf.d/99srht-e2e\"",
         # apt's daily timers would take the dpkg lock in the middle of a deploy.
-        "--customize-hook=chroot \"$1\" systemctl mask apt-daily.timer "
-        "apt-daily-upgrade.timer",
-        "--customize-hook=rm -f \"$1\"/etc/hostname",
+        '--customize-hook=chroot "$1" systemctl mask apt-daily.timer apt-daily-upgrade.timer',
+        '--customize-hook=rm -f "$1"/etc/hostname',
     ]
-    command = ["mmdebstrap", "--variant=minbase", "--mode=root", "--format=directory",
-               f"--include={','.join(IMAGE_PACKAGES)}", *aptopts, *hooks, SUITE, str(work),
-               *sources]
+    command = [
+        "mmdebstrap",
+        "--variant=minbase",
+        "--mode=root",
+        "--format=directory",
+        f"--include={','.join(IMAGE_PACKAGES)}",
+        *aptopts,
+        *hooks,
+        SUITE,
+        str(work),
+        *sources,
+    ]
     with open(log or os.devnull, "ab") as out:
-        subprocess.run(command, check=True, stdout=out, stderr=subprocess.STDOUT,
-                       stdin=subprocess.DEVNULL, timeout=900)
+        subprocess.run(
+            command,
+            check=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            timeout=900,
+        )
         partial = tarball.with_name(tarball.name + ".part")
-        subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", str(work), "-I",
-                        "zstd -T0 -3", "-cf", str(partial), "."], check=True, stdout=out,
-                       stderr=subprocess.STDOUT, timeout=300)
+        subprocess.run(
+            [
+                "tar",
+                "--numeric-owner",
+                "--xattrs",
+                "-C",
+                str(work),
+                "-I",
+                "zstd -T0 -3",
+                "-cf",
+                str(partial),
+                ".",
+            ],
+            check=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+        )
     partial.rename(tarball)
     shutil.rmtree(work, ignore_errors=True)
 
@@ -142,6 +188,19 @@ def _unpack(tarball: Path, tree: Path) -> None:
     partial = tree.with_name(tree.name + ".part")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", str(partial), "-I", "zstd",
-                    "-xf", str(tarball)], check=True, timeout=300)
+    subprocess.run(
+        [
+            "tar",
+            "--numeric-owner",
+            "--xattrs",
+            "-C",
+            str(partial),
+            "-I",
+            "zstd",
+            "-xf",
+            str(tarball),
+        ],
+        check=True,
+        timeout=300,
+    )
     partial.rename(tree)

@@ -54,20 +54,42 @@ class TestHost:
 
     @property
     def ssh_options(self) -> list[str]:
-        return ["-i", str(self.key), "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"]
+        return [
+            "-i",
+            str(self.key),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "IdentityAgent=none",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=10",
+        ]
 
-    def ssh(self, command: str, *, input: str | None = None, timeout: float = 120,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+    def ssh(
+        self, command: str, *, input: str | None = None, timeout: float = 120, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``command`` (a shell line) on the host as root."""
         result = subprocess.run(
-            ["ssh", *self.ssh_options, f"root@{self.address}", command], input=input,
-            capture_output=True, text=True, timeout=timeout,
-            stdin=subprocess.DEVNULL if input is None else None)
+            ["ssh", *self.ssh_options, f"root@{self.address}", command],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL if input is None else None,
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"on {self.name}, `{command}` exited {result.returncode}:\n"
-                                 f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
+            raise AssertionError(
+                f"on {self.name}, `{command}` exited {result.returncode}:\n"
+                f"{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
         return result
 
     def reachable(self) -> bool:
@@ -95,8 +117,9 @@ class TestHosts(Mapping[str, TestHost]):
         (``{"meta.srht.test": "alpha"}`` maps a name to a host's address).
     """
 
-    def __init__(self, names: list[str], run_dir: Path, *,
-                 etc_hosts: Mapping[str, str] | None = None):
+    def __init__(
+        self, names: list[str], run_dir: Path, *, etc_hosts: Mapping[str, str] | None = None
+    ):
         self.names = list(names)
         self.run_dir = Path(run_dir)
         self.etc_hosts = dict(etc_hosts or {})
@@ -143,17 +166,36 @@ class TestHosts(Mapping[str, TestHost]):
         image = ensure_image(self.run_dir / "image-build.log")
         for old in (self.key, Path(str(self.key) + ".pub")):
             old.unlink(missing_ok=True)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "srht-e2e",
-                        "-f", str(self.key)], check=True, timeout=30)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "srht-e2e", "-f", str(self.key)],
+            check=True,
+            timeout=30,
+        )
         RUN_ROOT.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0755",
-                        "srht-e2e", str(RUN_ROOT)], check=True, timeout=30)
+        subprocess.run(
+            [
+                "mount",
+                "-t",
+                "tmpfs",
+                "-o",
+                f"size={TMPFS_SIZE},mode=0755",
+                "srht-e2e",
+                str(RUN_ROOT),
+            ],
+            check=True,
+            timeout=30,
+        )
         network.create_bridge()
         self.proxy = AptProxy(network.GATEWAY, self.run_dir)
         self.proxy.start()
         for index, name in enumerate(self.names):
-            host = TestHost(name, network.address(index), self.key, RUN_ROOT / name / "root",
-                            self.run_dir / f"{name}.console.log")
+            host = TestHost(
+                name,
+                network.address(index),
+                self.key,
+                RUN_ROOT / name / "root",
+                self.run_dir / f"{name}.console.log",
+            )
             network.create_host_network(name, host.address)
             self._prepare_root(host, image)
             self.hosts[name] = host
@@ -170,15 +212,24 @@ class TestHosts(Mapping[str, TestHost]):
         base = host.root.parent
         for part in ("upper", "work", "root"):
             (base / part).mkdir(parents=True)
-        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                        f"lowerdir={image},upperdir={base / 'upper'},workdir={base / 'work'}",
-                        str(host.root)], check=True, timeout=30)
+        subprocess.run(
+            [
+                "mount",
+                "-t",
+                "overlay",
+                "overlay",
+                "-o",
+                f"lowerdir={image},upperdir={base / 'upper'},workdir={base / 'work'}",
+                str(host.root),
+            ],
+            check=True,
+            timeout=30,
+        )
         root = host.root
         (root / "etc/hostname").write_text(host.name + "\n")
         lines = ["127.0.0.1 localhost", f"127.0.1.1 {host.name}"]
         lines += [f"{self.address(other)} {other}" for other in self.names]
-        lines += [f"{self._resolve(target)} {alias}" for alias, target in
-                  self.etc_hosts.items()]
+        lines += [f"{self._resolve(target)} {alias}" for alias, target in self.etc_hosts.items()]
         (root / "etc/hosts").write_text("\n".join(lines) + "\n")
         ssh_dir = root / "root/.ssh"
         ssh_dir.mkdir(mode=0o700, exist_ok=True)
@@ -187,32 +238,50 @@ class TestHosts(Mapping[str, TestHost]):
         keys.chmod(0o600)
         assert self.proxy is not None
         (root / "etc/apt/apt.conf.d/01srht-e2e-proxy").write_text(
-            f'Acquire::http::Proxy "{self.proxy.url}";\n')
+            f'Acquire::http::Proxy "{self.proxy.url}";\n'
+        )
 
     def _resolve(self, target: str) -> str:
         return self.address(target) if target in self.names else target
 
     def _boot(self, host: TestHost) -> None:
         machine = network.namespace(host.name)
-        nspawn = ["systemd-nspawn", "-q", "-b", "-D", str(host.root), "-M", machine,
-                  f"--hostname={host.name}", "--register=no", "--keep-unit",
-                  f"--network-namespace-path=/run/netns/{machine}", "--console=passive"]
+        nspawn = [
+            "systemd-nspawn",
+            "-q",
+            "-b",
+            "-D",
+            str(host.root),
+            "-M",
+            machine,
+            f"--hostname={host.name}",
+            "--register=no",
+            "--keep-unit",
+            f"--network-namespace-path=/run/netns/{machine}",
+            "--console=passive",
+        ]
         # nspawn needs a private /run/systemd/nspawn (else "can't allow that" on
         # its propagate directory) and, with --keep-unit, no system bus.
-        script = ("mkdir -p /run/systemd/nspawn && "
-                  "mount -t tmpfs tmpfs /run/systemd/nspawn && exec " + shlex.join(nspawn))
+        script = (
+            "mkdir -p /run/systemd/nspawn && "
+            "mount -t tmpfs tmpfs /run/systemd/nspawn && exec " + shlex.join(nspawn)
+        )
         with open(host.log, "ab") as out:
             process = subprocess.Popen(
                 ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         host.process, host.pid = process, process.pid
 
     def _record(self) -> None:
         """Write what a later run needs to clean up after this one, were it killed."""
-        state = {"hosts": {h.name: {"pid": h.pid, "root": str(h.root)}
-                           for h in self.hosts.values()},
-                 "proxy": self.proxy.process.pid if self.proxy and self.proxy.process else None}
+        state = {
+            "hosts": {h.name: {"pid": h.pid, "root": str(h.root)} for h in self.hosts.values()},
+            "proxy": self.proxy.process.pid if self.proxy and self.proxy.process else None,
+        }
         (self.run_dir / "state.json").write_text(json.dumps(state))
         LEFTOVERS.write_text(json.dumps(state))
 
@@ -258,8 +327,6 @@ class TestHosts(Mapping[str, TestHost]):
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
-
-
 
 
 def clean_leftovers(names: list[str]) -> None:
@@ -319,8 +386,7 @@ def _unmount_all() -> None:
     for target in sorted(_mounts_under(RUN_ROOT), key=len, reverse=True):
         subprocess.run(["umount", target], check=False, capture_output=True, timeout=60)
         if target in _mounts_under(RUN_ROOT):
-            subprocess.run(["umount", "-l", target], check=False, capture_output=True,
-                           timeout=60)
+            subprocess.run(["umount", "-l", target], check=False, capture_output=True, timeout=60)
 
 
 def _wait(check: object, timeout: float, what: str) -> None:

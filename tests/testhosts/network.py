@@ -31,8 +31,7 @@ def address(index: int) -> str:
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True,
-                          timeout=30)
+    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True, timeout=30)
 
 
 def create_bridge() -> None:

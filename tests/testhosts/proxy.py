@@ -39,8 +39,9 @@ class AptProxy:
 
     def start(self) -> None:
         if not PROGRAM.exists():
-            raise FileNotFoundError("apt-cacher-ng is not installed "
-                                    "(apt-get install apt-cacher-ng)")
+            raise FileNotFoundError(
+                "apt-cacher-ng is not installed (apt-get install apt-cacher-ng)"
+            )
         conf = self.run_dir / "acng"
         logs = self.run_dir / "acng-log"
         shutil.rmtree(conf, ignore_errors=True)
@@ -50,8 +51,13 @@ class AptProxy:
         cache.mkdir(parents=True, exist_ok=True)
         (conf / "backends_debian").write_text(debian_mirror() + "\n")
         settings = {
-            "CacheDir": cache, "LogDir": logs, "Port": PORT, "BindAddress": self.address,
-            "SocketPath": conf / "socket", "PidFile": conf / "pid", "ExThreshold": 30,
+            "CacheDir": cache,
+            "LogDir": logs,
+            "Port": PORT,
+            "BindAddress": self.address,
+            "SocketPath": conf / "socket",
+            "PidFile": conf / "pid",
+            "ExThreshold": 30,
         }
         with open(conf / "acng.conf", "a") as handle:
             handle.write("\n# srht-e2e\n")
@@ -59,8 +65,12 @@ class AptProxy:
                 handle.write(f"{key}: {value}\n")
         with open(self.run_dir / "acng.out", "ab") as out:
             self.process = subprocess.Popen(
-                [str(PROGRAM), "-c", str(conf), "ForeGround=1"], stdout=out,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                [str(PROGRAM), "-c", str(conf), "ForeGround=1"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -68,8 +78,9 @@ class AptProxy:
                     return
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("apt-cacher-ng did not start; see "
-                                       f"{self.run_dir / 'acng.out'}") from None
+                    raise RuntimeError(
+                        f"apt-cacher-ng did not start; see {self.run_dir / 'acng.out'}"
+                    ) from None
                 time.sleep(0.1)
 
     def stop(self) -> None:

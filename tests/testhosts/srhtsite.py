@@ -22,12 +22,16 @@ from .machine import TestHosts
 DOMAIN = "srht.test"
 HOSTS = ["alpha", "beta"]
 #: Where each service's name points, as the site's DNS would say.
-NAMES = {f"meta.{DOMAIN}": "alpha", f"todo.{DOMAIN}": "beta", f"paste.{DOMAIN}": "beta",
-         f"hello.{DOMAIN}": "beta", f"git.{DOMAIN}": "beta"}
+NAMES = {
+    f"meta.{DOMAIN}": "alpha",
+    f"todo.{DOMAIN}": "beta",
+    f"paste.{DOMAIN}": "beta",
+    f"hello.{DOMAIN}": "beta",
+    f"git.{DOMAIN}": "beta",
+}
 #: The site of the issue's scenario: alpha runs PostgreSQL, Redis, nginx and
 #: meta; beta runs todo and paste behind its own nginx.
-BASE_LAYOUT = {"meta": {"hosts": "alpha"}, "todo": {"hosts": "beta"},
-               "paste": {"hosts": "beta"}}
+BASE_LAYOUT = {"meta": {"hosts": "alpha"}, "todo": {"hosts": "beta"}, "paste": {"hosts": "beta"}}
 #: Distributions the wheelhouse holds besides the layout's, so adding the
 #: example external service later reuses the session's build.
 EXTRA_DISTRIBUTIONS = ("srht-hello",)
@@ -40,12 +44,18 @@ class Control:
     python: str
     env: dict[str, str]
 
-    def srht(self, config: Path, *args: str, timeout: float = 900,
-             input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([self.python, "-m", "srht_core.cli", "--config", str(config),
-                               *args], capture_output=True, text=True, timeout=timeout,
-                              env=self.env, input=input,
-                              stdin=subprocess.DEVNULL if input is None else None)
+    def srht(
+        self, config: Path, *args: str, timeout: float = 900, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.python, "-m", "srht_core.cli", "--config", str(config), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env,
+            input=input,
+            stdin=subprocess.DEVNULL if input is None else None,
+        )
 
 
 @dataclass
@@ -63,15 +73,21 @@ class Site:
     deploy_keys: dict[str, Any] = field(default_factory=dict)
     wheelhouse: str | None = None
 
-    def layout(self, services: dict[str, dict[str, Any]] | None = None, *,
-               srht: dict[str, Any] | None = None,
-               deploy: dict[str, Any] | None = None) -> Site:
+    def layout(
+        self,
+        services: dict[str, dict[str, Any]] | None = None,
+        *,
+        srht: dict[str, Any] | None = None,
+        deploy: dict[str, Any] | None = None,
+    ) -> Site:
         """Say what the site is (default: :data:`BASE_LAYOUT`), replacing
         what an earlier test said; deploy it with :meth:`converge`. A test
         states its whole layout, so it runs alone or after any other, and
         on hosts that already have it the deploy takes seconds."""
-        self.services = {name: dict(values) for name, values in
-                         (services if services is not None else BASE_LAYOUT).items()}
+        self.services = {
+            name: dict(values)
+            for name, values in (services if services is not None else BASE_LAYOUT).items()
+        }
         self.srht = dict(srht or {})
         self.deploy_keys = dict(deploy or {})
         return self
@@ -83,16 +99,26 @@ class Site:
     def write(self) -> Path:
         hosts = ", ".join(f"{name}=root@{self.hosts.address(name)}" for name in HOSTS)
         data: dict[str, dict[str, Any]] = {
-            "srht": {"site-name": "srht e2e", "site-owner-email": f"admin@{DOMAIN}",
-                     "global-domain": DOMAIN, "service-key": self.keys.service_key,
-                     "network-key": self.keys.network_key,
-                     "internal-networks": f"127.0.0.0/8, {self.hosts.address('alpha')}/24",
-                     **self.srht},
+            "srht": {
+                "site-name": "srht e2e",
+                "site-owner-email": f"admin@{DOMAIN}",
+                "global-domain": DOMAIN,
+                "service-key": self.keys.service_key,
+                "network-key": self.keys.network_key,
+                "internal-networks": f"127.0.0.0/8, {self.hosts.address('alpha')}/24",
+                **self.srht,
+            },
             "mail": {"smtp-from": f"srht@{DOMAIN}"},
             "webhooks": {"private-key": self.keys.webhook_private_key},
-            "deploy": {"hosts": hosts, "postgresql-host": "alpha", "redis-host": "alpha",
-                       "ssh-key": str(self.hosts.key), "ssh-known-hosts": "/dev/null",
-                       "ssh-host-key-checking": "no", **self.deploy_keys},
+            "deploy": {
+                "hosts": hosts,
+                "postgresql-host": "alpha",
+                "redis-host": "alpha",
+                "ssh-key": str(self.hosts.key),
+                "ssh-known-hosts": "/dev/null",
+                "ssh-host-key-checking": "no",
+                **self.deploy_keys,
+            },
         }
         for name, values in self.services.items():
             data[name] = {"origin": f"https://{name}.{DOMAIN}", **values}
@@ -115,23 +141,31 @@ class Site:
         try:
             report = json.loads(result.stdout)
         except ValueError:
-            raise AssertionError(f"no JSON from srht deploy (exit {result.returncode}):\n"
-                                 f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}") from None
+            raise AssertionError(
+                f"no JSON from srht deploy (exit {result.returncode}):\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            ) from None
         return result.returncode, report, result.stderr
 
     def converge(self, *args: str) -> dict[str, Any]:
         """Deploy and insist every host converged; returns the report."""
         code, report, stderr = self.deploy(*args)
         results = report.get("results") or {}
-        errors = [(op["name"], op["error"]) for op in results.get("operations", [])
-                  if op["error"]]
+        errors = [(op["name"], op["error"]) for op in results.get("operations", []) if op["error"]]
         assert code == 0 and not errors and not results.get("failed_hosts"), (
-            f"deploy failed (exit {code}): {errors}\n{stderr[-4000:]}")
+            f"deploy failed (exit {code}): {errors}\n{stderr[-4000:]}"
+        )
         return report
 
-    def curl(self, name: str, path: str = "/", *, host: str | None = None,
-             args: tuple[str, ...] = (), ca: Path | None = None
-             ) -> subprocess.CompletedProcess[str]:
+    def curl(
+        self,
+        name: str,
+        path: str = "/",
+        *,
+        host: str | None = None,
+        args: tuple[str, ...] = (),
+        ca: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """``curl https://NAME.DOMAIN/PATH`` reaching the host DNS would say,
         trusting the site's authority (or only the authorities in ``ca``)."""
         address = self.hosts.address(host or NAMES[f"{name}.{DOMAIN}"])
@@ -140,9 +174,24 @@ class Site:
             if not ca.exists():
                 ca.write_text(self.control.srht(self.config, "deploy", "ca").stdout)
         return subprocess.run(
-            ["curl", "-sS", "--max-time", "30", "--cacert", str(ca), "--resolve",
-             f"{name}.{DOMAIN}:443:{address}", "-w", "\n%{http_code}", *args,
-             f"https://{name}.{DOMAIN}{path}"], capture_output=True, text=True, timeout=60)
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "30",
+                "--cacert",
+                str(ca),
+                "--resolve",
+                f"{name}.{DOMAIN}:443:{address}",
+                "-w",
+                "\n%{http_code}",
+                *args,
+                f"https://{name}.{DOMAIN}{path}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
 
 def changed(report: dict[str, Any]) -> dict[str, list[str]]:
@@ -172,5 +221,3 @@ def planned(report: dict[str, Any]) -> dict[str, list[str]]:
             for name in op["names"]:
                 out[name] = op["hosts_with_change"] + op["hosts_with_conditional_change"]
     return out
-
-

@@ -9,7 +9,12 @@ HELLO = Section(
     "hello",
     description="The hello service: greets visitors by name.",
     keys=(
-        Key("greeting", Text(), default="Hello", example="Hello",
-            description="What the front page says to visitors."),
+        Key(
+            "greeting",
+            Text(),
+            default="Hello",
+            example="Hello",
+            description="What the front page says to visitors.",
+        ),
     ),
 )

@@ -48,9 +48,17 @@ _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 
 def _page(template: str, view: Viewing, **context: Any) -> Response:
     http_url, ssh_url = clone_urls(view.owner.username, view.repository.name)
-    response = Response(render_template(template, view=view, repository=view.repository,
-                                        owner=view.owner, http_url=http_url, ssh_url=ssh_url,
-                                        **context))
+    response = Response(
+        render_template(
+            template,
+            view=view,
+            repository=view.repository,
+            owner=view.owner,
+            http_url=http_url,
+            ssh_url=ssh_url,
+            **context,
+        )
+    )
     return private_headers(response, view.repository)
 
 
@@ -73,7 +81,7 @@ class Crumb:
 
 def _crumbs(path: str) -> list[Crumb]:
     parts = [p for p in path.split("/") if p]
-    return [Crumb(part, "/".join(parts[:i + 1])) for i, part in enumerate(parts)]
+    return [Crumb(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
 
 
 # -- summary ---------------------------------------------------------------------------------
@@ -98,8 +106,15 @@ def summary(username: str, name: str) -> Response:
                     readme_html = render_markdown(text)
                 else:
                     readme_html = render_template("git/plain-readme.html", text=text)
-    return _page("git/summary.html", view, branch=branch, head=head, commits=commits,
-                 readme=readme, readme_html=readme_html)
+    return _page(
+        "git/summary.html",
+        view,
+        branch=branch,
+        head=head,
+        commits=commits,
+        readme=readme,
+        readme_html=readme_html,
+    )
 
 
 # -- trees and files -------------------------------------------------------------------------
@@ -110,8 +125,9 @@ def tree_default(username: str, name: str) -> Response:
     view = viewing(username, name)
     branch, head = _git(view).default_revision()
     if head is None or branch is None:
-        return redirect(url_for(".summary", username=view.owner.username,
-                                name=view.repository.name))
+        return redirect(
+            url_for(".summary", username=view.owner.username, name=view.repository.name)
+        )
     return _tree_or_blob(view, branch, head, "")
 
 
@@ -136,12 +152,23 @@ def _tree_or_blob(view: Viewing, ref: str, commit: str, path: str) -> Response:
     if entry.is_tree:
         last = git.log(commit, 1, path)
         # One url_for for the folder, not one per entry: folders may hold thousands.
-        prefix = url_for(".tree_item", username=view.owner.username,
-                         name=view.repository.name, ref=ref,
-                         path=f"{path}/x" if path else "x")[:-1]
+        prefix = url_for(
+            ".tree_item",
+            username=view.owner.username,
+            name=view.repository.name,
+            ref=ref,
+            path=f"{path}/x" if path else "x",
+        )[:-1]
         entries = git.tree(entry.oid)
-        return _page("git/tree.html", view, listing=_listing(entries, prefix), empty=not entries,
-                     entry=entry, last=last[0] if last else None, **context)
+        return _page(
+            "git/tree.html",
+            view,
+            listing=_listing(entries, prefix),
+            empty=not entries,
+            entry=entry,
+            last=last[0] if last else None,
+            **context,
+        )
     return _page("git/blob.html", view, entry=entry, shown=_show_blob(git, entry), **context)
 
 
@@ -156,8 +183,10 @@ def _listing(entries: list[Entry], prefix: str) -> Markup:
         else:
             href = html.escape(prefix + quote(item.name))
             cell = f'<a href="{href}">{name}{"/" if item.is_tree else ""}</a>'
-        rows.append(f'<tr><td class="mode"><code>{item.mode}</code></td><td class="name">{cell}'
-                    f'</td><td class="size">{human_size(item.size)}</td></tr>')
+        rows.append(
+            f'<tr><td class="mode"><code>{item.mode}</code></td><td class="name">{cell}'
+            f'</td><td class="size">{human_size(item.size)}</td></tr>'
+        )
     return Markup("\n".join(rows))  # noqa: S704 - every value is escaped above
 
 
@@ -201,8 +230,11 @@ def raw(username: str, name: str, ref: str, path: str) -> Response:
         finally:
             chunks.close()  # type: ignore[attr-defined]
 
-    response = Response(body(), direct_passthrough=True,
-                        mimetype="application/octet-stream" if binary else "text/plain")
+    response = Response(
+        body(),
+        direct_passthrough=True,
+        mimetype="application/octet-stream" if binary else "text/plain",
+    )
     if not binary:
         response.charset = "utf-8"
     if entry.size is not None:
@@ -221,8 +253,7 @@ def blame(username: str, name: str, ref: str, path: str) -> Response:
     entry = git.entry(commit, path)
     if entry is None or entry.type != "blob" or entry.is_symlink:
         abort(404)
-    context = {"ref": ref, "commit": commit, "path": path, "crumbs": _crumbs(path),
-               "entry": entry}
+    context = {"ref": ref, "commit": commit, "path": path, "crumbs": _crumbs(path), "entry": entry}
     problem = None
     if entry.size is not None and entry.size > DISPLAY_LIMIT:
         problem = "This file is too large to blame here."
@@ -324,11 +355,18 @@ def commit(username: str, name: str, commit_id: str) -> Response:
     if found is None:
         abort(404)
     if found.id != commit_id:
-        return redirect(url_for(".commit", username=view.owner.username,
-                                name=view.repository.name, commit_id=found.id))
+        return redirect(
+            url_for(
+                ".commit",
+                username=view.owner.username,
+                name=view.repository.name,
+                commit_id=found.id,
+            )
+        )
     patch, truncated = git.diff(found.id, DIFF_LIMIT)
-    return _page("git/commit.html", view, commit=found, files=parse_patch(patch),
-                 truncated=truncated)
+    return _page(
+        "git/commit.html", view, commit=found, files=parse_patch(patch), truncated=truncated
+    )
 
 
 @bp.get("/~<username>/<name>/refs")
@@ -338,6 +376,10 @@ def refs(username: str, name: str) -> Response:
         found = _git(view).refs()
     except GitError:
         found = []
-    return _page("git/refs.html", view, branches=[r for r in found if r.kind == "branch"],
-                 tags=[r for r in found if r.kind == "tag"],
-                 default=_git(view).head_branch())
+    return _page(
+        "git/refs.html",
+        view,
+        branches=[r for r in found if r.kind == "branch"],
+        tags=[r for r in found if r.kind == "tag"],
+        default=_git(view).head_branch(),
+    )

@@ -52,7 +52,7 @@ def viewing(username: str, name: str) -> Viewing:
     if found.moved or name.endswith(".git"):
         old = f"/~{username}/{name}"
         new = f"/~{repository.owner.username}/{repository.name}"
-        target = new + request.path[len(old):]
+        target = new + request.path[len(old) :]
         query = request.query_string.decode("latin-1")
         abort(redirect(target + (f"?{query}" if query else ""), code=301))
     return Viewing(repository, access)

@@ -49,8 +49,9 @@ def _strip(value: Any) -> Any:
 class CreateForm(Form):
     name = StringField("Name", filters=[_strip])
     description = TextAreaField("Description", filters=[_strip])
-    visibility = RadioField("Visibility", default=PUBLIC, validate_choice=False,
-                            choices=list(VISIBILITIES))
+    visibility = RadioField(
+        "Visibility", default=PUBLIC, validate_choice=False, choices=list(VISIBILITIES)
+    )
 
 
 class SettingsForm(Form):
@@ -87,15 +88,18 @@ def index() -> Any:
     if user is not None:
         mine = db_session.scalars(listed_for(user, user).limit(50)).all()
     recent = db_session.scalars(
-        sa.select(Repository).join(Repository.owner).options(contains_eager(Repository.owner))
+        sa.select(Repository)
+        .join(Repository.owner)
+        .options(contains_eager(Repository.owner))
         .where(Repository.visibility == PUBLIC, Repository.pushed_at.is_not(None))
-        .order_by(Repository.pushed_at.desc()).limit(20)).all()
+        .order_by(Repository.pushed_at.desc())
+        .limit(20)
+    ).all()
     return render_template("git/index.html", mine=mine, recent=recent)
 
 
 def _create_page(form: CreateForm, status: int = 200) -> Any:
-    return render_template("git/create.html", form=form,
-                           visibility_help=VISIBILITY_HELP), status
+    return render_template("git/create.html", form=form, visibility_help=VISIBILITY_HELP), status
 
 
 @bp.route("/create", methods=["GET", "POST"])
@@ -109,13 +113,15 @@ def create() -> Any:
     user = viewer()
     assert user is not None
     try:
-        repository = create_repository(user, form.name.data or "", form.description.data,
-                                       form.visibility.data or "")
+        repository = create_repository(
+            user, form.name.data or "", form.description.data, form.visibility.data or ""
+        )
     except RepoProblem as problem:
         _show(form, problem)
         return _create_page(form, 400)
-    return redirect(url_for("git_browse.summary", username=user.username,
-                            name=repository.name), code=303)
+    return redirect(
+        url_for("git_browse.summary", username=user.username, name=repository.name), code=303
+    )
 
 
 @bp.get("/~<username>")
@@ -125,8 +131,9 @@ def user_repositories(username: str) -> Any:
         abort(404)
     user = viewer()
     page = paginate(db_session, listed_for(owner, user), per_page=25)
-    return render_template("git/user.html", owner=owner, page=page,
-                           is_owner=user is not None and user.id == owner.id)
+    return render_template(
+        "git/user.html", owner=owner, page=page, is_owner=user is not None and user.id == owner.id
+    )
 
 
 # -- settings ------------------------------------------------------------------------------
@@ -140,31 +147,55 @@ def _owned(username: str, name: str) -> Viewing:
 
 
 def _grants(repository: Repository) -> list[AccessGrant]:
-    return list(db_session.scalars(
-        sa.select(AccessGrant).join(AccessGrant.user).options(contains_eager(AccessGrant.user))
-        .where(AccessGrant.repository_id == repository.id).order_by(User.username)).all())
+    return list(
+        db_session.scalars(
+            sa.select(AccessGrant)
+            .join(AccessGrant.user)
+            .options(contains_eager(AccessGrant.user))
+            .where(AccessGrant.repository_id == repository.id)
+            .order_by(User.username)
+        ).all()
+    )
 
 
-def _settings_page(view: Viewing, status: int = 200, *, settings: SettingsForm | None = None,
-                   rename: RenameForm | None = None, grant: GrantForm | None = None) -> Any:
+def _settings_page(
+    view: Viewing,
+    status: int = 200,
+    *,
+    settings: SettingsForm | None = None,
+    rename: RenameForm | None = None,
+    grant: GrantForm | None = None,
+) -> Any:
     repository = view.repository
     try:
         branches = open_repository(repository).branches()
     except GitError:
         branches = []
     if settings is None:
-        settings = SettingsForm(formdata=None, description=repository.description or "",
-                                visibility=repository.visibility,
-                                default_branch=default_branch(repository))
+        settings = SettingsForm(
+            formdata=None,
+            description=repository.description or "",
+            visibility=repository.visibility,
+            default_branch=default_branch(repository),
+        )
     settings.default_branch.choices = [(b, b) for b in branches] or [("", "(nothing pushed yet)")]
     http_url, ssh_url = clone_urls(view.owner.username, repository.name)
     return render_template(
-        "git/settings.html", view=view, repository=repository, owner=view.owner,
+        "git/settings.html",
+        view=view,
+        repository=repository,
+        owner=view.owner,
         settings=settings,
         rename=rename or RenameForm(formdata=None, name=repository.name),
-        grant=grant or GrantForm(formdata=None), grants=_grants(repository),
-        visibility_help=VISIBILITY_HELP, mode_help=MODE_HELP, mode_label=mode_label,
-        confirm=ConfirmForm(formdata=None), http_url=http_url, ssh_url=ssh_url), status
+        grant=grant or GrantForm(formdata=None),
+        grants=_grants(repository),
+        visibility_help=VISIBILITY_HELP,
+        mode_help=MODE_HELP,
+        mode_label=mode_label,
+        confirm=ConfirmForm(formdata=None),
+        http_url=http_url,
+        ssh_url=ssh_url,
+    ), status
 
 
 @bp.route("/~<username>/<name>/settings", methods=["GET", "POST"])
@@ -178,17 +209,21 @@ def settings(username: str, name: str) -> Any:
         return _settings_page(view, 400, settings=form)
     branch = form.default_branch.data or None
     try:
-        update_repository(view.repository, view.owner, description=form.description.data or "",
-                          visibility=form.visibility.data or "",
-                          default_branch=branch if branch != default_branch(view.repository)
-                          else None)
+        update_repository(
+            view.repository,
+            view.owner,
+            description=form.description.data or "",
+            visibility=form.visibility.data or "",
+            default_branch=branch if branch != default_branch(view.repository) else None,
+        )
     except RepoProblem as problem:
         db_session.rollback()
         _show(form, problem)
         return _settings_page(view, 400, settings=form)
     flash("Settings saved.", "success")
-    return redirect(url_for("git.settings", username=view.owner.username,
-                            name=view.repository.name), code=303)
+    return redirect(
+        url_for("git.settings", username=view.owner.username, name=view.repository.name), code=303
+    )
 
 
 @bp.post("/~<username>/<name>/settings/rename")
@@ -206,10 +241,14 @@ def rename(username: str, name: str) -> Any:
         _show(form, problem)
         return _settings_page(view, 400, rename=form)
     if old != view.repository.name:
-        flash(f"Renamed to {view.repository.name}. The old URL leads here until you make "
-              f"another repository named {old}.", "success")
-    return redirect(url_for("git.settings", username=view.owner.username,
-                            name=view.repository.name), code=303)
+        flash(
+            f"Renamed to {view.repository.name}. The old URL leads here until you make "
+            f"another repository named {old}.",
+            "success",
+        )
+    return redirect(
+        url_for("git.settings", username=view.owner.username, name=view.repository.name), code=303
+    )
 
 
 @bp.post("/~<username>/<name>/settings/access")
@@ -222,8 +261,10 @@ def add_access(username: str, name: str) -> Any:
     grantee_name = (form.username.data or "").lstrip("~")
     grantee = db_session.scalar(sa.select(User).where(User.username == grantee_name))
     if grantee is None:
-        form.username.errors = [f"No user ~{grantee_name} is known here yet: they must sign "
-                                "in to this git service once."]
+        form.username.errors = [
+            f"No user ~{grantee_name} is known here yet: they must sign "
+            "in to this git service once."
+        ]
         return _settings_page(view, 400, grant=form)
     try:
         grant_access(view.repository, grantee, form.mode.data)
@@ -232,8 +273,9 @@ def add_access(username: str, name: str) -> Any:
         _show(form, problem)
         return _settings_page(view, 400, grant=form)
     flash(f"{grantee.canonical_name} now has {mode_label(form.mode.data)} access.", "success")
-    return redirect(url_for("git.settings", username=view.owner.username,
-                            name=view.repository.name), code=303)
+    return redirect(
+        url_for("git.settings", username=view.owner.username, name=view.repository.name), code=303
+    )
 
 
 @bp.post("/~<username>/<name>/settings/access/<grantee>/remove")
@@ -246,8 +288,9 @@ def remove_access(username: str, name: str, grantee: str) -> Any:
         abort(400)
     grant_access(view.repository, user, None)
     flash(f"{user.canonical_name} no longer has access.", "success")
-    return redirect(url_for("git.settings", username=view.owner.username,
-                            name=view.repository.name), code=303)
+    return redirect(
+        url_for("git.settings", username=view.owner.username, name=view.repository.name), code=303
+    )
 
 
 @bp.route("/~<username>/<name>/delete", methods=["GET", "POST"])
@@ -258,8 +301,8 @@ def delete(username: str, name: str) -> Any:
     if request.method == "POST" and form.validate_on_submit():
         delete_repository(view.repository)
         flash(f"{view.repository.name} is deleted.", "success")
-        return redirect(url_for("git.user_repositories", username=view.owner.username),
-                        code=303)
+        return redirect(url_for("git.user_repositories", username=view.owner.username), code=303)
     status = 400 if request.method == "POST" else 200
-    return render_template("git/delete.html", view=view, repository=view.repository,
-                           owner=view.owner, form=form), status
+    return render_template(
+        "git/delete.html", view=view, repository=view.repository, owner=view.owner, form=form
+    ), status

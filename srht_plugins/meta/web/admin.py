@@ -38,9 +38,13 @@ MAX_SEARCH = 256
 
 
 class SuspendForm(Form):
-    notice = TextAreaField("Notice shown to the user", validators=[
-        InputRequired(message="Say why, so the user knows what happened."),
-        Length(max=4096)])
+    notice = TextAreaField(
+        "Notice shown to the user",
+        validators=[
+            InputRequired(message="Say why, so the user knows what happened."),
+            Length(max=4096),
+        ],
+    )
 
 
 def admin_required(view: F) -> F:
@@ -75,26 +79,42 @@ def users() -> Any:
     query = request.args.get("q", "").strip()[:MAX_SEARCH]
     stmt = sa.select(User).order_by(User.username, User.id)
     if query:
-        stmt = stmt.where(sa.or_(User.username.icontains(query, autoescape=True),
-                                 User.email.icontains(query, autoescape=True)))
-    return render_template("meta/admin/users.html", page=paginate(db_session, stmt, per_page=50),
-                           query=query)
+        stmt = stmt.where(
+            sa.or_(
+                User.username.icontains(query, autoescape=True),
+                User.email.icontains(query, autoescape=True),
+            )
+        )
+    return render_template(
+        "meta/admin/users.html", page=paginate(db_session, stmt, per_page=50), query=query
+    )
 
 
 def _detail(user: User, status: int = 200, suspend_form: SuspendForm | None = None) -> Any:
     counts: dict[str, type[SSHKey] | type[PGPKey] | type[PersonalAccessToken]] = {
-        "SSH keys": SSHKey, "PGP keys": PGPKey, "personal access tokens": PersonalAccessToken,
+        "SSH keys": SSHKey,
+        "PGP keys": PGPKey,
+        "personal access tokens": PersonalAccessToken,
     }
-    numbers = {label: db_session.scalar(sa.select(sa.func.count(model.id))
-                                        .where(model.user_id == user.id)) or 0
-               for label, model in counts.items()}
-    events = db_session.scalars(sa.select(AuditLogEntry)
-                                .where(AuditLogEntry.user_id == user.id)
-                                .order_by(AuditLogEntry.created.desc(), AuditLogEntry.id.desc())
-                                .limit(20)).all()
-    return render_template("meta/admin/user.html", user=user, counts=numbers, events=events,
-                           suspend_form=suspend_form or SuspendForm(formdata=None),
-                           myself=user.id == _me().id), status
+    numbers = {
+        label: db_session.scalar(sa.select(sa.func.count(model.id)).where(model.user_id == user.id))
+        or 0
+        for label, model in counts.items()
+    }
+    events = db_session.scalars(
+        sa.select(AuditLogEntry)
+        .where(AuditLogEntry.user_id == user.id)
+        .order_by(AuditLogEntry.created.desc(), AuditLogEntry.id.desc())
+        .limit(20)
+    ).all()
+    return render_template(
+        "meta/admin/user.html",
+        user=user,
+        counts=numbers,
+        events=events,
+        suspend_form=suspend_form or SuspendForm(formdata=None),
+        myself=user.id == _me().id,
+    ), status
 
 
 @bp.get("/users/<username>")
@@ -115,8 +135,10 @@ def suspend(username: str) -> Any:
         set_user_type(user, SUSPENDED, form.notice.data.strip())
         audit(_me(), "admin: user suspended", user.canonical_name)
         db_session.commit()
-        flash(f"{user.canonical_name} is suspended: signed out everywhere and unable to "
-              "log in.", "success")
+        flash(
+            f"{user.canonical_name} is suspended: signed out everywhere and unable to log in.",
+            "success",
+        )
         return redirect(url_for("admin.user_detail", username=user.username))
     return _detail(user, 400, form)
 

@@ -131,9 +131,12 @@ def confirm(token: str) -> Any:
     user = link.user
     if not pressed:
         return render_template(
-            "meta/confirm-link.html", form=form, heading="Confirm your account",
+            "meta/confirm-link.html",
+            form=form,
+            heading="Confirm your account",
             question=f"Confirm the account {user.username} for {user.email}?",
-            button="Confirm my account"), 400 if form.errors else 200
+            button="Confirm my account",
+        ), 400 if form.errors else 200
     if user.user_type == UNCONFIRMED:
         user.user_type = ACTIVE
         user.confirmed_at = utcnow()
@@ -152,8 +155,7 @@ def resend_confirmation() -> Any:
             send_confirmation(user)
             db_session.commit()
         # The same answer either way, so the form does not reveal who has an account.
-        flash("If an unconfirmed account has that address, a new link is on its way.",
-              "success")
+        flash("If an unconfirmed account has that address, a new link is on its way.", "success")
         return redirect(url_for("auth.login"))
     return render_template("meta/resend.html", form=form)
 
@@ -173,14 +175,22 @@ def login() -> Any:
             error = str(failure)
         else:
             if user.totp_secret:
-                session["pending_login"] = {"user": user.id, "at": time.time(),
-                                            "return_to": return_to}
+                session["pending_login"] = {
+                    "user": user.id,
+                    "at": time.time(),
+                    "return_to": return_to,
+                }
                 db_session.commit()
                 return redirect(url_for("auth.login_totp"))
             return _signed_in(user, return_to)
     status = 400 if (form.errors or error) else 200
-    return render_template("meta/login.html", form=form, error=error, return_to=return_to,
-                           registration=settings("registration")), status
+    return render_template(
+        "meta/login.html",
+        form=form,
+        error=error,
+        return_to=return_to,
+        registration=settings("registration"),
+    ), status
 
 
 @bp.route("/login/totp", methods=["GET", "POST"])
@@ -205,10 +215,8 @@ def login_totp() -> Any:
             # Counted like a wrong password, so six digits cannot be guessed at leisure.
             record_failed_attempt(user, "wrong second factor")
             db_session.commit()
-            error = ("That code is not right, or was used already. Codes change every 30 "
-                     "seconds.")
-    return render_template("meta/login-totp.html", form=form, error=error), \
-        400 if error else 200
+            error = "That code is not right, or was used already. Codes change every 30 seconds."
+    return render_template("meta/login-totp.html", form=form, error=error), 400 if error else 200
 
 
 @bp.route("/logout", methods=["GET", "POST"])
@@ -236,10 +244,13 @@ def forgot() -> Any:
         if user is not None and user.user_type != UNCONFIRMED:
             token = email_link(user, "reset")
             origin = current_service().origin
-            mail_user(user, "Reset your password",
-                      f"Hello {user.username},\n\nset a new password here:\n\n"
-                      f"  {origin}/reset/{token}\n\nThe link works once. If you did not "
-                      "ask for it, ignore this message; your password is unchanged.\n")
+            mail_user(
+                user,
+                "Reset your password",
+                f"Hello {user.username},\n\nset a new password here:\n\n"
+                f"  {origin}/reset/{token}\n\nThe link works once. If you did not "
+                "ask for it, ignore this message; your password is unchanged.\n",
+            )
             audit(user, "password reset requested")
             db_session.commit()
         flash("If an account has that address, a reset link is on its way.", "success")

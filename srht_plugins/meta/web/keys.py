@@ -25,17 +25,31 @@ bp = Blueprint("keys", __name__)
 
 
 class SSHKeyForm(Form):
-    key = TextAreaField("SSH public key", validators=[
-        InputRequired(),
-        Length(max=MAX_SSH_LENGTH, message=f"That is too long for an SSH public key (at most "
-                                           f"{MAX_SSH_LENGTH} characters).")])
+    key = TextAreaField(
+        "SSH public key",
+        validators=[
+            InputRequired(),
+            Length(
+                max=MAX_SSH_LENGTH,
+                message=f"That is too long for an SSH public key (at most "
+                f"{MAX_SSH_LENGTH} characters).",
+            ),
+        ],
+    )
 
 
 class PGPKeyForm(Form):
-    key = TextAreaField("PGP public key", validators=[
-        InputRequired(),
-        Length(max=MAX_PGP_LENGTH, message=f"That is too long for a PGP public key (at most "
-                                           f"{MAX_PGP_LENGTH // 1024} KiB).")])
+    key = TextAreaField(
+        "PGP public key",
+        validators=[
+            InputRequired(),
+            Length(
+                max=MAX_PGP_LENGTH,
+                message=f"That is too long for a PGP public key (at most "
+                f"{MAX_PGP_LENGTH // 1024} KiB).",
+            ),
+        ],
+    )
 
 
 def _me() -> User:
@@ -43,17 +57,23 @@ def _me() -> User:
     return user
 
 
-def _page(status: int = 200, ssh_form: SSHKeyForm | None = None,
-          pgp_form: PGPKeyForm | None = None) -> Any:
+def _page(
+    status: int = 200, ssh_form: SSHKeyForm | None = None, pgp_form: PGPKeyForm | None = None
+) -> Any:
     user = _me()
-    ssh_keys = db_session.scalars(sa.select(SSHKey).where(SSHKey.user_id == user.id)
-                                  .order_by(SSHKey.id)).all()
-    pgp_keys = db_session.scalars(sa.select(PGPKey).where(PGPKey.user_id == user.id)
-                                  .order_by(PGPKey.id)).all()
-    return render_template("meta/keys.html", ssh_keys=ssh_keys, pgp_keys=pgp_keys,
-                           ssh_form=ssh_form or SSHKeyForm(prefix="ssh", formdata=None),
-                           pgp_form=pgp_form or PGPKeyForm(prefix="pgp", formdata=None)), \
-        status
+    ssh_keys = db_session.scalars(
+        sa.select(SSHKey).where(SSHKey.user_id == user.id).order_by(SSHKey.id)
+    ).all()
+    pgp_keys = db_session.scalars(
+        sa.select(PGPKey).where(PGPKey.user_id == user.id).order_by(PGPKey.id)
+    ).all()
+    return render_template(
+        "meta/keys.html",
+        ssh_keys=ssh_keys,
+        pgp_keys=pgp_keys,
+        ssh_form=ssh_form or SSHKeyForm(prefix="ssh", formdata=None),
+        pgp_form=pgp_form or PGPKeyForm(prefix="pgp", formdata=None),
+    ), status
 
 
 def _in_use(model: type[SSHKey] | type[PGPKey], fingerprint: str) -> str | None:
@@ -98,8 +118,14 @@ def add_ssh_key() -> Any:
             if (reason := _in_use(SSHKey, key.fingerprint)) is not None:
                 form.key.errors.append(reason)
             else:
-                db_session.add(SSHKey(user_id=user.id, key=key.key, comment=key.comment,
-                                      fingerprint=key.fingerprint))
+                db_session.add(
+                    SSHKey(
+                        user_id=user.id,
+                        key=key.key,
+                        comment=key.comment,
+                        fingerprint=key.fingerprint,
+                    )
+                )
                 audit(user, "SSH key added", key.fingerprint)
                 if _commit_new_key(form):
                     flash(f"SSH key {key.fingerprint} added.", "success")
@@ -135,8 +161,9 @@ def add_pgp_key() -> Any:
             if (reason := _in_use(PGPKey, key.fingerprint)) is not None:
                 form.key.errors.append(reason)
             else:
-                db_session.add(PGPKey(user_id=user.id, key=key.armored,
-                                      fingerprint=key.fingerprint))
+                db_session.add(
+                    PGPKey(user_id=user.id, key=key.armored, fingerprint=key.fingerprint)
+                )
                 audit(user, "PGP key added", key.fingerprint)
                 if _commit_new_key(form):
                     flash(f"PGP key {key.fingerprint} added.", "success")

@@ -67,8 +67,9 @@ def attach_server(state: Any) -> None:
 # -- what clients call ---------------------------------------------------------------
 
 
-def _json_error(error: str, description: str, status: int,
-                headers: dict[str, str] | None = None) -> Response:
+def _json_error(
+    error: str, description: str, status: int, headers: dict[str, str] | None = None
+) -> Response:
     response = jsonify({"error": error, "error_description": description})
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
@@ -110,14 +111,16 @@ def token() -> Response:
 @client_endpoint
 def revoke() -> Response:
     return authorization_server().create_endpoint_response(  # type: ignore[no-any-return]
-        "revocation")
+        "revocation"
+    )
 
 
 @bp.route("/oauth2/introspect", methods=["GET", "POST"])
 @client_endpoint
 def introspect() -> Response:
     return authorization_server().create_endpoint_response(  # type: ignore[no-any-return]
-        "introspection")
+        "introspection"
+    )
 
 
 @bp.get("/.well-known/oauth-authorization-server")
@@ -164,16 +167,18 @@ def _allow_redirect_after_form(response: Response, redirect_uri: str) -> Respons
     ``form-action``, so the consent page must also allow the client's
     redirect URI. This is the core's policy with that one source added."""
     origins = sorted(set(current_service().origins.values()))
-    response.headers["Content-Security-Policy"] = "; ".join([
-        "default-src 'self'",
-        "img-src 'self' data: https:",
-        "style-src 'self'",
-        "script-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "frame-ancestors 'none'",
-        " ".join(["form-action 'self'", *origins, _form_action_source(redirect_uri)]),
-    ])
+    response.headers["Content-Security-Policy"] = "; ".join(
+        [
+            "default-src 'self'",
+            "img-src 'self' data: https:",
+            "style-src 'self'",
+            "script-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+            " ".join(["form-action 'self'", *origins, _form_action_source(redirect_uri)]),
+        ]
+    )
     return response
 
 
@@ -193,19 +198,27 @@ def authorize() -> ResponseReturnValue:
         return _authorization_error(error)
     client = grant.client.row
     if request.method == "GET":
-        page = render_template("meta/oauth-consent.html", client=client, user=user,
-                               scopes=describe_scopes(grant.request.scope),
-                               redirect_uri=grant.redirect_uri,
-                               action=request.full_path.rstrip("?"))
+        page = render_template(
+            "meta/oauth-consent.html",
+            client=client,
+            user=user,
+            scopes=describe_scopes(grant.request.scope),
+            redirect_uri=grant.redirect_uri,
+            action=request.full_path.rstrip("?"),
+        )
         response = Response(page, mimetype="text/html")
         response.headers["Cache-Control"] = "no-store"
         return _allow_redirect_after_form(response, grant.redirect_uri)
     approved = request.form.get("decision") == "approve"
-    response = server.create_authorization_response(grant=grant,
-                                                    grant_user=user if approved else None)
+    response = server.create_authorization_response(
+        grant=grant, grant_user=user if approved else None
+    )
     if approved and response.status_code == 302:
-        audit(user, "OAuth authorization granted",
-              f"{client.name} ({client.client_id}): {grant.request.scope}")
+        audit(
+            user,
+            "OAuth authorization granted",
+            f"{client.name} ({client.client_id}): {grant.request.scope}",
+        )
     db_session.commit()
     return response  # type: ignore[no-any-return]
 
@@ -221,21 +234,28 @@ CLIENT_TYPES = {
 
 class ClientForm(Form):
     name = StringField("Name", validators=[InputRequired(), Length(max=256)])
-    description = TextAreaField("Description (optional)",
-                                validators=[Optional(), Length(max=2048)])
-    url = StringField("Website (optional)",
-                      validators=[Optional(), URL(require_tld=False), Length(max=256)])
-    redirect_uris = TextAreaField("Redirect URIs, one per line",
-                                  validators=[InputRequired(), Length(max=6000)])
+    description = TextAreaField("Description (optional)", validators=[Optional(), Length(max=2048)])
+    url = StringField(
+        "Website (optional)", validators=[Optional(), URL(require_tld=False), Length(max=256)]
+    )
+    redirect_uris = TextAreaField(
+        "Redirect URIs, one per line", validators=[InputRequired(), Length(max=6000)]
+    )
     # Rendered as radio buttons by the template (wtforms' RadioField choices
     # API differs between the versions we support).
-    client_type = StringField("Client type", default="confidential", validators=[
-        InputRequired(), AnyOf(CLIENT_TYPES, message="Choose confidential or public.")])
+    client_type = StringField(
+        "Client type",
+        default="confidential",
+        validators=[InputRequired(), AnyOf(CLIENT_TYPES, message="Choose confidential or public.")],
+    )
 
 
 def _own_client(client_id: str) -> OAuthClient:
-    client = db_session.scalar(sa.select(OAuthClient).where(
-        OAuthClient.client_id == client_id, OAuthClient.owner_id == current_user.id))
+    client = db_session.scalar(
+        sa.select(OAuthClient).where(
+            OAuthClient.client_id == client_id, OAuthClient.owner_id == current_user.id
+        )
+    )
     if client is None:
         abort(404)
     return client
@@ -245,11 +265,16 @@ def _own_client(client_id: str) -> OAuthClient:
 @login_required
 def clients() -> ResponseReturnValue:
     """The user's clients and the access they granted to clients."""
-    owned = db_session.scalars(sa.select(OAuthClient).where(
-        OAuthClient.owner_id == current_user.id).order_by(OAuthClient.revoked_at.is_not(None),
-                                                          OAuthClient.created.desc()))
-    return render_template("meta/oauth-clients.html", clients=list(owned),
-                           grants=live_grants(current_user._get_current_object()))
+    owned = db_session.scalars(
+        sa.select(OAuthClient)
+        .where(OAuthClient.owner_id == current_user.id)
+        .order_by(OAuthClient.revoked_at.is_not(None), OAuthClient.created.desc())
+    )
+    return render_template(
+        "meta/oauth-clients.html",
+        clients=list(owned),
+        grants=live_grants(current_user._get_current_object()),
+    )
 
 
 @bp.route("/oauth2/clients/register", methods=["GET", "POST"])
@@ -263,31 +288,41 @@ def register() -> ResponseReturnValue:
         else:
             try:
                 client, secret = register_client(
-                    current_user._get_current_object(), form.name.data,
+                    current_user._get_current_object(),
+                    form.name.data,
                     form.redirect_uris.data.splitlines(),
                     confidential=form.client_type.data == "confidential",
-                    description=(form.description.data or "").strip(), url=url)
+                    description=(form.description.data or "").strip(),
+                    url=url,
+                )
             except ClientRegistrationError as error:
                 db_session.rollback()
                 getattr(form, error.field).errors.append(str(error))
             else:
                 db_session.commit()
-                page = render_template("meta/oauth-client-registered.html", client=client,
-                                       secret=secret, metadata_url=url_for("oauth.metadata",
-                                                                           _external=False))
+                page = render_template(
+                    "meta/oauth-client-registered.html",
+                    client=client,
+                    secret=secret,
+                    metadata_url=url_for("oauth.metadata", _external=False),
+                )
                 response = Response(page, mimetype="text/html")
                 response.headers["Cache-Control"] = "no-store"  # the secret, shown once
                 return response
     status = 400 if form.errors else 200
-    return render_template("meta/oauth-client-register.html", form=form,
-                           client_types=CLIENT_TYPES), status
+    return render_template(
+        "meta/oauth-client-register.html", form=form, client_types=CLIENT_TYPES
+    ), status
 
 
 @bp.get("/oauth2/clients/<client_id>")
 @login_required
 def client(client_id: str) -> ResponseReturnValue:
-    return render_template("meta/oauth-client.html", client=_own_client(client_id),
-                           code_minutes=AUTHORIZATION_CODE_LIFETIME // 60)
+    return render_template(
+        "meta/oauth-client.html",
+        client=_own_client(client_id),
+        code_minutes=AUTHORIZATION_CODE_LIFETIME // 60,
+    )
 
 
 @bp.post("/oauth2/clients/<client_id>/revoke")
@@ -296,8 +331,11 @@ def revoke_client_page(client_id: str) -> ResponseReturnValue:
     client = _own_client(client_id)
     revoke_client(client)
     db_session.commit()
-    flash(f"{client.name} is revoked: it cannot sign anyone in, and every token it held "
-          "has stopped working.", "success")
+    flash(
+        f"{client.name} is revoked: it cannot sign anyone in, and every token it held "
+        "has stopped working.",
+        "success",
+    )
     return redirect(url_for("oauth.clients"))
 
 

@@ -71,32 +71,37 @@ LOCKED = "Too many failed attempts for this account; try again in 15 minutes."
 
 
 class EmailChangeForm(Form):
-    email = EmailField("New email address",
-                       validators=[InputRequired(), Email(), Length(max=256)])
+    email = EmailField("New email address", validators=[InputRequired(), Email(), Length(max=256)])
     password = PasswordField("Current password", validators=[InputRequired(), Length(max=1024)])
 
 
 class TotpConfirmForm(Form):
-    code = StringField("Code from your authenticator app",
-                       validators=[InputRequired(), Length(max=16)])
+    code = StringField(
+        "Code from your authenticator app", validators=[InputRequired(), Length(max=16)]
+    )
 
 
 class TotpCheckForm(Form):
     """Proof it is the owner at the keyboard: a current code or the password."""
 
-    code = StringField("Code from your authenticator app", validators=[Optional(),
-                                                                       Length(max=16)])
+    code = StringField("Code from your authenticator app", validators=[Optional(), Length(max=16)])
     password = PasswordField("or your password", validators=[Optional(), Length(max=1024)])
 
 
 class TokenForm(Form):
-    comment = StringField("Comment", validators=[Optional(), Length(max=256)],
-                          description="What the token is for, to recognise it later.")
-    scopes = SelectMultipleField("Scopes", choices=[], widget=ListWidget(prefix_label=False),
-                                 option_widget=CheckboxInput())
-    expires = IntegerField("Expires after (days)",
-                           validators=[Optional(), NumberRange(min=1, max=3650)],
-                           description="Leave empty for a token that does not expire.")
+    comment = StringField(
+        "Comment",
+        validators=[Optional(), Length(max=256)],
+        description="What the token is for, to recognise it later.",
+    )
+    scopes = SelectMultipleField(
+        "Scopes", choices=[], widget=ListWidget(prefix_label=False), option_widget=CheckboxInput()
+    )
+    expires = IntegerField(
+        "Expires after (days)",
+        validators=[Optional(), NumberRange(min=1, max=3650)],
+        description="Leave empty for a token that does not expire.",
+    )
 
 
 def _me() -> User:
@@ -131,8 +136,7 @@ def _prove_owner(user: User, form: TotpCheckForm) -> bool:
         return True
     if password and check_password(user.password_hash, password):
         return True
-    record_failed_attempt(user, "wrong code or password in the security settings",
-                          "check failed")
+    record_failed_attempt(user, "wrong code or password in the security settings", "check failed")
     db_session.commit()
     form.code.errors.append("That code or password is not right (a code works once).")
     return False
@@ -154,8 +158,7 @@ def profile() -> Any:
         db_session.commit()
         flash("Your profile is saved.", "success")
         return redirect(url_for("settings.profile"))
-    return render_template("meta/profile.html", form=form, user=user), \
-        400 if _failed(form) else 200
+    return render_template("meta/profile.html", form=form, user=user), 400 if _failed(form) else 200
 
 
 # -- security: password, email, second factor ------------------------------------------
@@ -170,10 +173,17 @@ def _security_page(status: int = 200, **forms: Any) -> Any:
         "codes_form": TotpCheckForm(prefix="codes", formdata=None),
     }
     page.update(forms)
-    remaining = db_session.scalar(sa.select(sa.func.count(RecoveryCode.id)).where(
-        RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))) or 0
-    return render_template("meta/security.html", user=user, recovery_codes_left=remaining,
-                           **page), status
+    remaining = (
+        db_session.scalar(
+            sa.select(sa.func.count(RecoveryCode.id)).where(
+                RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)
+            )
+        )
+        or 0
+    )
+    return render_template(
+        "meta/security.html", user=user, recovery_codes_left=remaining, **page
+    ), status
 
 
 @bp.get("/security")
@@ -191,8 +201,7 @@ def change_password() -> Any:
         if account_locked(user):
             form.current.errors.append(LOCKED)
         elif not check_password(user.password_hash, form.current.data):
-            record_failed_attempt(user, "wrong current password when changing it",
-                                  "check failed")
+            record_failed_attempt(user, "wrong current password when changing it", "check failed")
             db_session.commit()
             form.current.errors.append("That is not your current password.")
         elif problem := password_problem(form.password.data, user.username):
@@ -203,10 +212,13 @@ def change_password() -> Any:
             current = (login_session() or {}).get("s")
             end_sessions(user, keep=current if isinstance(current, int) else None)
             audit(user, "password changed")
-            mail_user(user, "Your password was changed",
-                      f"Hello {user.username},\n\nthe password of your account was just "
-                      "changed. If you did not do this, reset your password now and "
-                      "tell the site's administrators.\n")
+            mail_user(
+                user,
+                "Your password was changed",
+                f"Hello {user.username},\n\nthe password of your account was just "
+                "changed. If you did not do this, reset your password now and "
+                "tell the site's administrators.\n",
+            )
             db_session.commit()
             flash("Your password is changed.", "success")
             return redirect(url_for("settings.security"))
@@ -220,13 +232,15 @@ def change_email() -> Any:
     form = EmailChangeForm(prefix="email")
     if form.validate_on_submit():
         new = form.email.data.strip()
-        taken = db_session.scalar(sa.select(User.id).where(
-            sa.func.lower(User.email) == new.lower()))
+        taken = db_session.scalar(
+            sa.select(User.id).where(sa.func.lower(User.email) == new.lower())
+        )
         if account_locked(user):
             form.password.errors.append(LOCKED)
         elif not check_password(user.password_hash, form.password.data):
-            record_failed_attempt(user, "wrong password when changing the email address",
-                                  "check failed")
+            record_failed_attempt(
+                user, "wrong password when changing the email address", "check failed"
+            )
             db_session.commit()
             form.password.errors.append("That is not your current password.")
         elif new.lower() == user.email.lower():
@@ -236,20 +250,25 @@ def change_email() -> Any:
         else:
             token = email_link(user, "email-change", new_email=new)
             link = current_service().origin + url_for("settings.confirm_email", token=token)
-            mail_user(user, "Confirm your new email address",
-                      f"Hello {user.username},\n\nto make {new} the address of your "
-                      f"account, open this link:\n\n  {link}\n\nUntil you do, nothing "
-                      "changes. If you did not ask for this, ignore this message.\n",
-                      to=new)
-            mail_user(user, "Your email address is being changed",
-                      f"Hello {user.username},\n\nsomeone signed in as you asked to change "
-                      f"the address of your account to {new}. It changes only when the "
-                      "link sent there is followed. If this was not you, change your "
-                      "password now.\n")
+            mail_user(
+                user,
+                "Confirm your new email address",
+                f"Hello {user.username},\n\nto make {new} the address of your "
+                f"account, open this link:\n\n  {link}\n\nUntil you do, nothing "
+                "changes. If you did not ask for this, ignore this message.\n",
+                to=new,
+            )
+            mail_user(
+                user,
+                "Your email address is being changed",
+                f"Hello {user.username},\n\nsomeone signed in as you asked to change "
+                f"the address of your account to {new}. It changes only when the "
+                "link sent there is followed. If this was not you, change your "
+                "password now.\n",
+            )
             audit(user, "email change requested", new)
             db_session.commit()
-            flash(f"We sent a link to {new}. Your address changes when you follow it.",
-                  "success")
+            flash(f"We sent a link to {new}. Your address changes when you follow it.", "success")
             return redirect(url_for("settings.security"))
     return _security_page(400, email_form=form)
 
@@ -270,31 +289,45 @@ def confirm_email(token: str) -> Any:
     user, new = link.user, link.new_email
     if new is None or user.is_suspended:
         db_session.rollback()
-        return render_template("meta/link-error.html",
-                               message="This link cannot change this account."), 400
+        return render_template(
+            "meta/link-error.html", message="This link cannot change this account."
+        ), 400
     if not pressed:
         return render_template(
-            "meta/confirm-link.html", form=form, heading="Change your email address",
+            "meta/confirm-link.html",
+            form=form,
+            heading="Change your email address",
             question=f"Make {new} the address of the account {user.username}?",
-            button="Change my address"), 400 if form.errors else 200
+            button="Change my address",
+        ), 400 if form.errors else 200
     old = user.email
     user.email = new
     # Reset links mailed to the old address must not outlive it.
-    db_session.execute(sa.update(EmailToken)
-                       .where(EmailToken.user_id == user.id, EmailToken.purpose == "reset",
-                              EmailToken.used_at.is_(None))
-                       .values(used_at=utcnow()))
+    db_session.execute(
+        sa.update(EmailToken)
+        .where(
+            EmailToken.user_id == user.id,
+            EmailToken.purpose == "reset",
+            EmailToken.used_at.is_(None),
+        )
+        .values(used_at=utcnow())
+    )
     audit(user, "email changed", f"{old} to {new}")
     broadcast(user, "user:update")
-    mail_user(user, "Your email address was changed",
-              f"Hello {user.username},\n\nyour account's address is now {new}. If you did "
-              "not do this, tell the site's administrators.\n", to=old)
+    mail_user(
+        user,
+        "Your email address was changed",
+        f"Hello {user.username},\n\nyour account's address is now {new}. If you did "
+        "not do this, tell the site's administrators.\n",
+        to=old,
+    )
     try:
         db_session.commit()
     except IntegrityError:
         db_session.rollback()
-        return render_template("meta/link-error.html",
-                               message="Another account uses that address now."), 400
+        return render_template(
+            "meta/link-error.html", message="Another account uses that address now."
+        ), 400
     flash(f"Your email address is now {new}.", "success")
     return redirect(url_for("auth.index"))
 
@@ -326,19 +359,26 @@ def enable_totp() -> Any:
                 user.totp_secret = seal_secret(secret)
                 codes = new_recovery_codes(user)
                 audit(user, "two-factor authentication enabled")
-                mail_user(user, "Two-factor authentication is on",
-                          f"Hello {user.username},\n\nlogging in to your account now needs "
-                          "a code from your authenticator app. If you did not do this, "
-                          "tell the site's administrators.\n")
+                mail_user(
+                    user,
+                    "Two-factor authentication is on",
+                    f"Hello {user.username},\n\nlogging in to your account now needs "
+                    "a code from your authenticator app. If you did not do this, "
+                    "tell the site's administrators.\n",
+                )
                 db_session.commit()
                 session.pop("totp_setup", None)
-                return _no_store(render_template("meta/recovery-codes.html", codes=codes,
-                                                 enabled=True))
-            form.code.errors.append("That code is not right. Check the time on your "
-                                    "phone, and enter the code shown now.")
-    groups = " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
-    html = render_template("meta/totp-enable.html", form=form, secret=groups,
-                           uri=provisioning_uri(user, secret))
+                return _no_store(
+                    render_template("meta/recovery-codes.html", codes=codes, enabled=True)
+                )
+            form.code.errors.append(
+                "That code is not right. Check the time on your "
+                "phone, and enter the code shown now."
+            )
+    groups = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    html = render_template(
+        "meta/totp-enable.html", form=form, secret=groups, uri=provisioning_uri(user, secret)
+    )
     response = _no_store(html)
     response.status_code = 400 if _failed(form) else 200
     return response
@@ -356,10 +396,13 @@ def disable_totp() -> Any:
         user.totp_last_step = None
         db_session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
         audit(user, "two-factor authentication disabled")
-        mail_user(user, "Two-factor authentication is off",
-                  f"Hello {user.username},\n\nlogging in to your account no longer needs a "
-                  "code. If you did not do this, change your password now and tell the "
-                  "site's administrators.\n")
+        mail_user(
+            user,
+            "Two-factor authentication is off",
+            f"Hello {user.username},\n\nlogging in to your account no longer needs a "
+            "code. If you did not do this, change your password now and tell the "
+            "site's administrators.\n",
+        )
         db_session.commit()
         flash("Two-factor authentication is off.", "success")
         return redirect(url_for("settings.security"))
@@ -377,8 +420,7 @@ def regenerate_recovery_codes() -> Any:
         codes = new_recovery_codes(user)
         audit(user, "recovery codes replaced")
         db_session.commit()
-        return _no_store(render_template("meta/recovery-codes.html", codes=codes,
-                                         enabled=False))
+        return _no_store(render_template("meta/recovery-codes.html", codes=codes, enabled=False))
     return _security_page(400, codes_form=form)
 
 
@@ -388,19 +430,25 @@ def regenerate_recovery_codes() -> Any:
 def _token_form(**kwargs: Any) -> TokenForm:
     form = TokenForm(**kwargs)
     scopes = known_scopes()
-    form.scopes.choices = [(f"{name}:{access}", f"{name}:{access}")
-                           for name in sorted(scopes) for access in ("RO", "RW")]
+    form.scopes.choices = [
+        (f"{name}:{access}", f"{name}:{access}")
+        for name in sorted(scopes)
+        for access in ("RO", "RW")
+    ]
     return form
 
 
 def _tokens_page(form: TokenForm, status: int = 200) -> Any:
     user = _me()
-    page = paginate(db_session, sa.select(PersonalAccessToken)
-                    .where(PersonalAccessToken.user_id == user.id)
-                    .order_by(PersonalAccessToken.created.desc(),
-                              PersonalAccessToken.id.desc()))
-    return render_template("meta/tokens.html", form=form, page=page,
-                           scopes=sorted(known_scopes().items())), status
+    page = paginate(
+        db_session,
+        sa.select(PersonalAccessToken)
+        .where(PersonalAccessToken.user_id == user.id)
+        .order_by(PersonalAccessToken.created.desc(), PersonalAccessToken.id.desc()),
+    )
+    return render_template(
+        "meta/tokens.html", form=form, page=page, scopes=sorted(known_scopes().items())
+    ), status
 
 
 @bp.get("/tokens")
@@ -417,19 +465,28 @@ def create_token() -> Any:
     if form.validate_on_submit():
         wanted = set(form.scopes.data or ())
         # RW includes RO: asking for both is asking for RW.
-        chosen = sorted(s for s in wanted
-                        if not (s.endswith(":RO") and s[:-3] + ":RW" in wanted))
+        chosen = sorted(s for s in wanted if not (s.endswith(":RO") and s[:-3] + ":RW" in wanted))
         try:
-            token = issue_personal_token(user, " ".join(chosen), expires_days=form.expires.data,
-                                         comment=(form.comment.data or "").strip() or None)
+            token = issue_personal_token(
+                user,
+                " ".join(chosen),
+                expires_days=form.expires.data,
+                comment=(form.comment.data or "").strip() or None,
+            )
         except AccountError as error:
             db_session.rollback()
             form.scopes.errors.append(str(error))
         else:
             db_session.commit()
-            return _no_store(render_template("meta/token-created.html", token=token,
-                                             scopes=chosen, comment=form.comment.data,
-                                             expires=form.expires.data))
+            return _no_store(
+                render_template(
+                    "meta/token-created.html",
+                    token=token,
+                    scopes=chosen,
+                    comment=form.comment.data,
+                    expires=form.expires.data,
+                )
+            )
     return _tokens_page(form, 400)
 
 
@@ -451,8 +508,11 @@ def revoke_token(token_id: int) -> Any:
 @bp.get("/audit-log")
 @login_required
 def audit_log() -> Any:
-    page = paginate(db_session, sa.select(AuditLogEntry)
-                    .where(AuditLogEntry.user_id == _me().id)
-                    .order_by(AuditLogEntry.created.desc(), AuditLogEntry.id.desc()),
-                    per_page=50)
+    page = paginate(
+        db_session,
+        sa.select(AuditLogEntry)
+        .where(AuditLogEntry.user_id == _me().id)
+        .order_by(AuditLogEntry.created.desc(), AuditLogEntry.id.desc()),
+        per_page=50,
+    )
     return render_template("meta/audit-log.html", page=page)

@@ -39,7 +39,9 @@ def refuse_nul() -> None:
     API checks JSON bodies field by field.)"""
     values = [request.path, *request.args.values()]
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
-            "application/x-www-form-urlencoded", "multipart/form-data"):
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
         values += list(request.form.values())
     if any("\x00" in value for value in values):
         abort(400, "NUL characters are not allowed in names, searches or text.")

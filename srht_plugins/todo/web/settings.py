@@ -30,8 +30,9 @@ def owner_access(owner: str, tracker: str) -> Access:
 
 
 def _to(endpoint: str, access: Access) -> Any:
-    return redirect(url_for(endpoint, owner=access.tracker.owner.username,
-                            tracker=access.tracker.name))
+    return redirect(
+        url_for(endpoint, owner=access.tracker.owner.username, tracker=access.tracker.name)
+    )
 
 
 @bp.route("/~<owner>/<tracker>/settings", methods=["GET", "POST"])
@@ -39,16 +40,23 @@ def _to(endpoint: str, access: Access) -> Any:
 def details(owner: str, tracker: str) -> Any:
     access = owner_access(owner, tracker)
     found = access.tracker
-    form = TrackerSettingsForm(data={
-        "description": found.description, "visibility": found.visibility,
-        "anonymous_access": access_names(found.anonymous_access),
-        "user_access": access_names(found.user_access)})
+    form = TrackerSettingsForm(
+        data={
+            "description": found.description,
+            "visibility": found.visibility,
+            "anonymous_access": access_names(found.anonymous_access),
+            "user_access": access_names(found.user_access),
+        }
+    )
     if form.validate_on_submit():
         try:
-            ops.update_tracker(access, description=form.description.data or "",
-                               visibility=form.visibility.data,
-                               anonymous_access=access_mask(form.anonymous_access.data or []),
-                               user_access=access_mask(form.user_access.data or []))
+            ops.update_tracker(
+                access,
+                description=form.description.data or "",
+                visibility=form.visibility.data,
+                anonymous_access=access_mask(form.anonymous_access.data or []),
+                user_access=access_mask(form.user_access.data or []),
+            )
             db_session.commit()
         except ops.Problem as problem:
             db_session.rollback()
@@ -57,17 +65,26 @@ def details(owner: str, tracker: str) -> Any:
             flash("Settings saved.", "success")
             return _to("settings.details", access)
     status = 400 if form.is_submitted() else 200
-    return render_template("todo/settings-details.html", access=access, tracker=found,
-                           form=form, section="details"), status
+    return render_template(
+        "todo/settings-details.html", access=access, tracker=found, form=form, section="details"
+    ), status
 
 
 def render_access(access: Access, form: AccessForm | None = None, status: int = 200) -> Any:
-    entries = db_session.scalars(sa.select(TrackerAccess)
-                                 .where(TrackerAccess.tracker_id == access.tracker.id)
-                                 .order_by(TrackerAccess.id)).all()
-    return render_template("todo/settings-access.html", access=access, tracker=access.tracker,
-                           entries=entries, form=form or AccessForm(formdata=None),
-                           access_names=access_names, section="access"), status
+    entries = db_session.scalars(
+        sa.select(TrackerAccess)
+        .where(TrackerAccess.tracker_id == access.tracker.id)
+        .order_by(TrackerAccess.id)
+    ).all()
+    return render_template(
+        "todo/settings-access.html",
+        access=access,
+        tracker=access.tracker,
+        entries=entries,
+        form=form or AccessForm(formdata=None),
+        access_names=access_names,
+        section="access",
+    ), status
 
 
 @bp.get("/~<owner>/<tracker>/settings/access")
@@ -91,8 +108,10 @@ def grant(owner: str, tracker: str) -> Any:
             show_problem(form, problem)
         except sa.exc.IntegrityError:
             db_session.rollback()
-            form.username.errors = [*form.username.errors,
-                                    "That user's access was just changed; try again."]
+            form.username.errors = [
+                *form.username.errors,
+                "That user's access was just changed; try again.",
+            ]
         else:
             flash(f"Access for ~{user.username} saved.", "success")
             return _to("settings.access_list", access)
@@ -111,12 +130,19 @@ def revoke(owner: str, tracker: str, user_id: int) -> Any:
 
 
 def render_webhooks(access: Access, form: WebhookForm | None = None, status: int = 200) -> Any:
-    hooks = db_session.scalars(sa.select(Webhook).where(Webhook.tracker_id == access.tracker.id)
-                               .order_by(Webhook.id)).all()
+    hooks = db_session.scalars(
+        sa.select(Webhook).where(Webhook.tracker_id == access.tracker.id).order_by(Webhook.id)
+    ).all()
     log = deliveries(subscription_key(access.tracker), limit=LOG_LENGTH, session=db_session)
-    return render_template("todo/settings-webhooks.html", access=access,
-                           tracker=access.tracker, hooks=hooks, deliveries=log,
-                           form=form or WebhookForm(formdata=None), section="webhooks"), status
+    return render_template(
+        "todo/settings-webhooks.html",
+        access=access,
+        tracker=access.tracker,
+        hooks=hooks,
+        deliveries=log,
+        form=form or WebhookForm(formdata=None),
+        section="webhooks",
+    ), status
 
 
 @bp.get("/~<owner>/<tracker>/settings/webhooks")
@@ -165,8 +191,9 @@ def redeliver_delivery(owner: str, tracker: str, delivery_id: int) -> Any:
     redeliver(delivery_id, session=db_session)
     db_session.commit()
     flash(f"Delivery {delivery_id} queued again.", "success")
-    return redirect(url_for("settings.webhooks", owner=owner, tracker=tracker)
-                    + f"#delivery-{delivery_id}")
+    return redirect(
+        url_for("settings.webhooks", owner=owner, tracker=tracker) + f"#delivery-{delivery_id}"
+    )
 
 
 @bp.route("/~<owner>/<tracker>/settings/delete", methods=["GET", "POST"])
@@ -176,12 +203,14 @@ def delete(owner: str, tracker: str) -> Any:
     if request.method == "POST":
         if request.form.get("confirm") != access.tracker.name:
             flash(f"Type {access.tracker.name} to confirm.", "error")
-            return render_template("todo/settings-delete.html", access=access,
-                                   tracker=access.tracker, section="delete"), 400
+            return render_template(
+                "todo/settings-delete.html", access=access, tracker=access.tracker, section="delete"
+            ), 400
         ref = access.tracker.ref
         ops.delete_tracker(access)
         db_session.commit()
         flash(f"Tracker {ref} deleted.", "success")
         return redirect(url_for("trackers.index"))
-    return render_template("todo/settings-delete.html", access=access, tracker=access.tracker,
-                           section="delete")
+    return render_template(
+        "todo/settings-delete.html", access=access, tracker=access.tracker, section="delete"
+    )

@@ -25,30 +25,59 @@ bp.add_app_template_filter(render_text, "ticket_text")
 
 
 def _back(access: Access, ticket: Ticket, anchor: str = "") -> Any:
-    return redirect(url_for("tickets.ticket", owner=access.tracker.owner.username,
-                            tracker=access.tracker.name, number=ticket.number) + anchor)
+    return redirect(
+        url_for(
+            "tickets.ticket",
+            owner=access.tracker.owner.username,
+            tracker=access.tracker.name,
+            number=ticket.number,
+        )
+        + anchor
+    )
 
 
-def render_ticket(access: Access, ticket: Ticket, *, comment_form: CommentForm | None = None,
-                  assign_form: AssignForm | None = None, status: int = 200) -> Any:
+def render_ticket(
+    access: Access,
+    ticket: Ticket,
+    *,
+    comment_form: CommentForm | None = None,
+    assign_form: AssignForm | None = None,
+    status: int = 200,
+) -> Any:
     user = viewer()
-    comments = db_session.scalars(sa.select(Comment).where(Comment.ticket_id == ticket.id)
-                                  .options(selectinload(Comment.author))
-                                  .order_by(Comment.id)).all()
+    comments = db_session.scalars(
+        sa.select(Comment)
+        .where(Comment.ticket_id == ticket.id)
+        .options(selectinload(Comment.author))
+        .order_by(Comment.id)
+    ).all()
     addable: list[Label] = []
     if access.can(TRIAGE):
         shown = {label.id for label in ticket.labels}
-        addable = [label for label in db_session.scalars(
-            sa.select(Label).where(Label.tracker_id == access.tracker.id).order_by(Label.name))
-            if label.id not in shown]
+        addable = [
+            label
+            for label in db_session.scalars(
+                sa.select(Label).where(Label.tracker_id == access.tracker.id).order_by(Label.name)
+            )
+            if label.id not in shown
+        ]
     return render_template(
-        "todo/ticket.html", access=access, tracker=access.tracker, ticket=ticket,
-        comments=comments, referenced_by=referenced_by(ticket, user),
+        "todo/ticket.html",
+        access=access,
+        tracker=access.tracker,
+        ticket=ticket,
+        comments=comments,
+        referenced_by=referenced_by(ticket, user),
         subscribed=ops.subscription(user, ticket=ticket) is not None,
         comment_form=comment_form or CommentForm(formdata=None),
-        assign_form=assign_form or AssignForm(formdata=None), addable_labels=addable,
-        can_comment=access.can(COMMENT), can_triage=access.can(TRIAGE),
-        can_edit=access.may_edit(ticket), OPEN=OPEN, CLOSED=CLOSED), status
+        assign_form=assign_form or AssignForm(formdata=None),
+        addable_labels=addable,
+        can_comment=access.can(COMMENT),
+        can_triage=access.can(TRIAGE),
+        can_edit=access.may_edit(ticket),
+        OPEN=OPEN,
+        CLOSED=CLOSED,
+    ), status
 
 
 def _load(owner: str, tracker: str, number: int) -> tuple[Access, Ticket]:
@@ -155,8 +184,12 @@ def edit(owner: str, tracker: str, number: int) -> Any:
     form = TicketForm(obj=found)
     if form.validate_on_submit():
         try:
-            ops.change_ticket(access, found, viewer(), ops.Changes(
-                title=form.title.data, description=form.description.data or ""))
+            ops.change_ticket(
+                access,
+                found,
+                viewer(),
+                ops.Changes(title=form.title.data, description=form.description.data or ""),
+            )
             db_session.commit()
         except ops.Problem as problem:
             db_session.rollback()
@@ -165,8 +198,9 @@ def edit(owner: str, tracker: str, number: int) -> Any:
             flash("Ticket updated.", "success")
             return _back(access, found)
     status = 400 if form.is_submitted() else 200
-    return render_template("todo/ticket-edit.html", access=access, tracker=access.tracker,
-                           ticket=found, form=form), status
+    return render_template(
+        "todo/ticket-edit.html", access=access, tracker=access.tracker, ticket=found, form=form
+    ), status
 
 
 @bp.post("/~<owner>/<tracker>/<int:number>/subscribe")

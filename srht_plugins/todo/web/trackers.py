@@ -31,10 +31,12 @@ def index() -> Any:
     user = viewer()
     mine = []
     if user is not None:
-        mine = db_session.scalars(sa.select(Tracker).where(Tracker.owner_id == user.id)
-                                  .order_by(Tracker.updated.desc())).all()
-    public = paginate(db_session, listed_trackers(None).order_by(Tracker.updated.desc(),
-                                                                 Tracker.id.desc()))
+        mine = db_session.scalars(
+            sa.select(Tracker).where(Tracker.owner_id == user.id).order_by(Tracker.updated.desc())
+        ).all()
+    public = paginate(
+        db_session, listed_trackers(None).order_by(Tracker.updated.desc(), Tracker.id.desc())
+    )
     return render_template("todo/index.html", mine=mine, public=public)
 
 
@@ -44,8 +46,9 @@ def create() -> Any:
     form = TrackerForm()
     if form.validate_on_submit():
         try:
-            tracker = ops.create_tracker(viewer(), form.name.data, form.description.data,
-                                         form.visibility.data)
+            tracker = ops.create_tracker(
+                viewer(), form.name.data, form.description.data, form.visibility.data
+            )
             db_session.commit()
         except ops.Problem as problem:
             db_session.rollback()
@@ -55,8 +58,9 @@ def create() -> Any:
             form.name.errors = [*form.name.errors, "You have a tracker of that name already."]
         else:
             flash(f"Tracker {tracker.ref} created.", "success")
-            return redirect(url_for("trackers.tracker", owner=tracker.owner.username,
-                                    tracker=tracker.name))
+            return redirect(
+                url_for("trackers.tracker", owner=tracker.owner.username, tracker=tracker.name)
+            )
     status = 400 if form.is_submitted() else 200
     return render_template("todo/tracker-create.html", form=form), status
 
@@ -66,8 +70,10 @@ def user_trackers(owner: str) -> Any:
     person = db_session.scalar(sa.select(User).where(User.username == owner))
     if person is None:
         abort(404, f"No user ~{owner} has trackers here.")
-    trackers = paginate(db_session, listed_trackers(viewer(), person)
-                        .order_by(Tracker.updated.desc(), Tracker.id.desc()))
+    trackers = paginate(
+        db_session,
+        listed_trackers(viewer(), person).order_by(Tracker.updated.desc(), Tracker.id.desc()),
+    )
     return render_template("todo/user.html", person=person, trackers=trackers)
 
 
@@ -81,13 +87,18 @@ def _ticket_list(access: Any, search_text: str) -> tuple[Any, str | None]:
     except SearchError as problem:
         error = str(problem)
         search = parse(DEFAULT_SEARCH)
-    comments = (sa.select(sa.func.count(Comment.id))
-                .where(Comment.ticket_id == Ticket.id, Comment.text != "")
-                .correlate(Ticket).scalar_subquery())
-    stmt = (sa.select(Ticket, comments.label("comments"))
-            .where(Ticket.tracker_id == access.tracker.id)
-            .options(selectinload(Ticket.labels), selectinload(Ticket.submitter))
-            .order_by(Ticket.number.desc()))
+    comments = (
+        sa.select(sa.func.count(Comment.id))
+        .where(Comment.ticket_id == Ticket.id, Comment.text != "")
+        .correlate(Ticket)
+        .scalar_subquery()
+    )
+    stmt = (
+        sa.select(Ticket, comments.label("comments"))
+        .where(Ticket.tracker_id == access.tracker.id)
+        .options(selectinload(Ticket.labels), selectinload(Ticket.submitter))
+        .order_by(Ticket.number.desc())
+    )
     stmt = filtered(stmt, search, access.tracker.id, db_session.get_bind().dialect.name)
     page = paginate(db_session, stmt, per_page=PER_PAGE, scalars=False)
     return page, error
@@ -115,9 +126,17 @@ def render_tracker(access: Any, form: TicketForm | None = None, status: int = 20
         # Only a shown form: making one puts a CSRF token in the visitor's
         # session, which would give every visitor a cookie.
         form = TicketForm(formdata=None)
-    return render_template("todo/tracker.html", access=access, tracker=access.tracker,
-                           ticket_list=ticket_list, search=search_text, search_error=error,
-                           form=form, subscribed=subscribed, can_submit=can_submit), status
+    return render_template(
+        "todo/tracker.html",
+        access=access,
+        tracker=access.tracker,
+        ticket_list=ticket_list,
+        search=search_text,
+        search_error=error,
+        form=form,
+        subscribed=subscribed,
+        can_submit=can_submit,
+    ), status
 
 
 @bp.get("/~<owner>/<tracker>")
@@ -140,16 +159,16 @@ def submit(owner: str, tracker: str) -> Any:
     form = TicketForm()
     if form.validate_on_submit():
         try:
-            ticket = ops.submit_ticket(access, viewer(), form.title.data,
-                                       form.description.data)
+            ticket = ops.submit_ticket(access, viewer(), form.title.data, form.description.data)
             db_session.commit()
         except ops.Problem as problem:
             db_session.rollback()
             show_problem(form, problem)
         else:
             flash(f"Ticket #{ticket.number} submitted.", "success")
-            return redirect(url_for("tickets.ticket", owner=owner, tracker=tracker,
-                                    number=ticket.number))
+            return redirect(
+                url_for("tickets.ticket", owner=owner, tracker=tracker, number=ticket.number)
+            )
     return render_tracker(access, form, 400)
 
 
@@ -158,21 +177,30 @@ def labels_css(owner: str, tracker: str) -> Any:
     """Label colours as a stylesheet: the site's Content-Security-Policy
     allows no inline styles. Colours are validated ``#rrggbb`` values."""
     access = tracker_access(owner, tracker)
-    labels = db_session.scalars(sa.select(Label).where(Label.tracker_id == access.tracker.id)
-                                .order_by(Label.id)).all()
-    css = "".join(f".label-{label.id} {{ background-color: {label.color}; "
-                  f"color: {label.text_color}; }}\n" for label in labels)
+    labels = db_session.scalars(
+        sa.select(Label).where(Label.tracker_id == access.tracker.id).order_by(Label.id)
+    ).all()
+    css = "".join(
+        f".label-{label.id} {{ background-color: {label.color}; color: {label.text_color}; }}\n"
+        for label in labels
+    )
     response = Response(css, mimetype="text/css")
     response.headers["Cache-Control"] = "private, max-age=300"
     return response
 
 
 def render_labels(access: Any, form: LabelForm | None = None, status: int = 200) -> Any:
-    labels = db_session.scalars(sa.select(Label).where(Label.tracker_id == access.tracker.id)
-                                .order_by(Label.name)).all()
-    return render_template("todo/labels.html", access=access, tracker=access.tracker,
-                           labels=labels, form=form or LabelForm(formdata=None),
-                           can_triage=access.can(TRIAGE)), status
+    labels = db_session.scalars(
+        sa.select(Label).where(Label.tracker_id == access.tracker.id).order_by(Label.name)
+    ).all()
+    return render_template(
+        "todo/labels.html",
+        access=access,
+        tracker=access.tracker,
+        labels=labels,
+        form=form or LabelForm(formdata=None),
+        can_triage=access.can(TRIAGE),
+    ), status
 
 
 @bp.get("/~<owner>/<tracker>/labels")

@@ -63,8 +63,9 @@ class Browser:
         kwargs.setdefault("timeout", 60)
         return self.session.get(url, **kwargs)
 
-    def submit(self, page: str, data: dict[str, Any], *, action: str | None = None,
-               follow: bool = False) -> requests.Response:
+    def submit(
+        self, page: str, data: dict[str, Any], *, action: str | None = None, follow: bool = False
+    ) -> requests.Response:
         """Open ``page`` and post ``data`` to its form whose action is
         ``action`` (a path; default: the page's path)."""
         shown = self.get(page)
@@ -73,8 +74,9 @@ class Browser:
         for form in page_forms(shown.text):
             if form["method"] == "post" and urlsplit(form["action"]).path == target:
                 url = requests.compat.urljoin(page, form["action"])
-                return self.session.post(url, data={**form["hidden"], **data},
-                                         allow_redirects=follow, timeout=60)
+                return self.session.post(
+                    url, data={**form["hidden"], **data}, allow_redirects=follow, timeout=60
+                )
         raise AssertionError(f"no form posting to {target} on {page}")
 
 
@@ -93,8 +95,11 @@ class GitResult:
     @property
     def remote(self) -> list[str]:
         """The lines git showed as coming from the server (``remote: ...``)."""
-        return [line.removeprefix("remote:").strip() for line in self.stderr.splitlines()
-                if line.startswith("remote:")]
+        return [
+            line.removeprefix("remote:").strip()
+            for line in self.stderr.splitlines()
+            if line.startswith("remote:")
+        ]
 
 
 class GitStack:
@@ -119,8 +124,7 @@ class GitStack:
     def _meta_command(self, name: str, args: list[str], stdin: str | None = None) -> str:
         commands = {c.name: c for c in self.plugins.call_one("cli_commands", "meta")}
         with self.meta_app.app_context():
-            result = CliRunner().invoke(commands[name], args, input=stdin,
-                                        catch_exceptions=False)
+            result = CliRunner().invoke(commands[name], args, input=stdin, catch_exceptions=False)
         assert result.exit_code == 0, result.output
         return result.stdout
 
@@ -128,8 +132,9 @@ class GitStack:
         """A confirmed account at meta, named ``base`` and a fresh number."""
         username = f"{base}{next(self._numbers)}"
         args = [username, "--email", f"{username}@example.org", "--password-stdin"]
-        self._meta_command("create-user", args + (["--admin"] if admin else []),
-                           stdin=PASSWORD + "\n")
+        self._meta_command(
+            "create-user", args + (["--admin"] if admin else []), stdin=PASSWORD + "\n"
+        )
         return username
 
     def token(self, username: str, scopes: str = "git/repos:RW") -> str:
@@ -140,8 +145,9 @@ class GitStack:
         """A browser, signed in at meta as ``username`` if given."""
         browser = Browser()
         if username is not None:
-            answer = browser.submit(self.meta_url + "/login",
-                                    {"username": username, "password": PASSWORD})
+            answer = browser.submit(
+                self.meta_url + "/login", {"username": username, "password": PASSWORD}
+            )
             assert answer.status_code in (302, 303), answer.text[-2000:]
         return browser
 
@@ -172,24 +178,29 @@ class GitStack:
         import sqlalchemy as sa
 
         with self.git_app.extensions["srht"].db.engine.connect() as connection:
-            return connection.execute(sa.text('SELECT user_type FROM "user" WHERE '
-                                              "username = :name"), {"name": username}).scalar()
+            return connection.execute(
+                sa.text('SELECT user_type FROM "user" WHERE username = :name'), {"name": username}
+            ).scalar()
 
     # -- repositories ---------------------------------------------------------------------
 
-    def api(self, method: str, path: str, token: str | None = None,
-            **kwargs: Any) -> requests.Response:
+    def api(
+        self, method: str, path: str, token: str | None = None, **kwargs: Any
+    ) -> requests.Response:
         headers = kwargs.pop("headers", {})
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        return requests.request(method, self.git_url + path, headers=headers, timeout=60,
-                                **kwargs)
+        return requests.request(method, self.git_url + path, headers=headers, timeout=60, **kwargs)
 
-    def create_repo(self, token: str, name: str, visibility: str = "public",
-                    description: str | None = None) -> dict[str, Any]:
-        answer = self.api("POST", "/api/repos", token,
-                          json={"name": name, "visibility": visibility,
-                                "description": description})
+    def create_repo(
+        self, token: str, name: str, visibility: str = "public", description: str | None = None
+    ) -> dict[str, Any]:
+        answer = self.api(
+            "POST",
+            "/api/repos",
+            token,
+            json={"name": name, "visibility": visibility, "description": description},
+        )
         assert answer.status_code == 201, answer.text
         return dict(answer.json())
 
@@ -197,12 +208,14 @@ class GitStack:
         # The grantee must be known to git: first sight is any authenticated request.
         answer = self.api("GET", "/api/repos", self.token(grantee, "git/repos:RO"))
         assert answer.status_code == 200, answer.text
-        answer = self.api("PUT", f"/api/~{owner}/repos/{name}/access/{grantee}", owner_token,
-                          json={"mode": mode})
+        answer = self.api(
+            "PUT", f"/api/~{owner}/repos/{name}/access/{grantee}", owner_token, json={"mode": mode}
+        )
         assert answer.status_code == 200, answer.text
 
-    def http_url(self, owner: str, name: str, token: str | None = None,
-                 username: str = "git") -> str:
+    def http_url(
+        self, owner: str, name: str, token: str | None = None, username: str = "git"
+    ) -> str:
         """The clone URL, with ``token`` as the password if given."""
         base = self.git_url
         if token is not None:
@@ -214,25 +227,48 @@ class GitStack:
 
     def git_env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in GIT_ENV_KEEP}
-        env.update(HOME=str(self.home), GIT_CONFIG_NOSYSTEM="1", GIT_TERMINAL_PROMPT="0",
-                   LANG="C", LC_ALL="C", GIT_AUTHOR_NAME="Test Author",
-                   GIT_AUTHOR_EMAIL="author@example.org", GIT_COMMITTER_NAME="Test Author",
-                   GIT_COMMITTER_EMAIL="author@example.org", GIT_ASKPASS="/bin/false")
+        env.update(
+            HOME=str(self.home),
+            GIT_CONFIG_NOSYSTEM="1",
+            GIT_TERMINAL_PROMPT="0",
+            LANG="C",
+            LC_ALL="C",
+            GIT_AUTHOR_NAME="Test Author",
+            GIT_AUTHOR_EMAIL="author@example.org",
+            GIT_COMMITTER_NAME="Test Author",
+            GIT_COMMITTER_EMAIL="author@example.org",
+            GIT_ASKPASS="/bin/false",
+        )
         env.update(extra)
         return env
 
-    def git(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            stdin: str | bytes | None = None, timeout: float = 300) -> GitResult:
+    def git(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        stdin: str | bytes | None = None,
+        timeout: float = 300,
+    ) -> GitResult:
         """Run the ``git`` client; its result, failure or not."""
         run_env = env if env is not None else self.git_env()
-        result = subprocess.run(["git", *args], cwd=cwd, env=run_env, capture_output=True,
-                                input=stdin.encode() if isinstance(stdin, str) else stdin,
-                                timeout=timeout)
-        return GitResult(result.returncode, result.stdout.decode(errors="replace"),
-                         result.stderr.decode(errors="replace"))
+        result = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env=run_env,
+            capture_output=True,
+            input=stdin.encode() if isinstance(stdin, str) else stdin,
+            timeout=timeout,
+        )
+        return GitResult(
+            result.returncode,
+            result.stdout.decode(errors="replace"),
+            result.stderr.decode(errors="replace"),
+        )
 
-    def work_tree(self, files: dict[str, str | bytes], *, branch: str = "main",
-                  message: str = "first commit") -> Path:
+    def work_tree(
+        self, files: dict[str, str | bytes], *, branch: str = "main", message: str = "first commit"
+    ) -> Path:
         """A new local repository with ``files`` committed on ``branch``."""
         path = Path(tempfile.mkdtemp(prefix="work-", dir=self.workdir))
         assert self.git("init", "--quiet", f"--initial-branch={branch}", str(path)).ok
@@ -252,8 +288,15 @@ class GitStack:
         assert done.ok, done.stderr
         return self.git("rev-parse", "HEAD", cwd=path).stdout.strip()
 
-    def publish(self, owner: str, name: str, files: dict[str, str | bytes], *,
-                visibility: str = "public", description: str | None = None) -> str:
+    def publish(
+        self,
+        owner: str,
+        name: str,
+        files: dict[str, str | bytes],
+        *,
+        visibility: str = "public",
+        description: str | None = None,
+    ) -> str:
         """A repository of ``owner`` with ``files`` pushed to ``main``;
         the owner's token."""
         token = self.token(owner)
@@ -285,8 +328,10 @@ def make_key(git_stack: GitStack) -> KeyPair:
     """A new Ed25519 key pair, without a passphrase."""
     folder = Path(tempfile.mkdtemp(prefix="key-", dir=git_stack.workdir))
     key = folder / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test@example",
-                    "-f", str(key)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test@example", "-f", str(key)],
+        check=True,
+    )
     return KeyPair(key, (folder / "id_ed25519.pub").read_text().strip())
 
 
@@ -294,20 +339,25 @@ def register_key(git_stack: GitStack, username: str) -> KeyPair:
     """A new key pair, added on meta's keys page by ``username``."""
     pair = make_key(git_stack)
     browser = git_stack.browser(username)
-    added = browser.submit(git_stack.meta_url + "/keys", {"ssh-key": pair.public},
-                           action="/keys/ssh")
+    added = browser.submit(
+        git_stack.meta_url + "/keys", {"ssh-key": pair.public}, action="/keys/ssh"
+    )
     assert added.status_code in (302, 303), text(added)[-2000:]
     return pair
 
 
-
 def _write_config(workdir: Path, postgres: PostgresServer) -> tuple[Path, Config]:
-    data = site_config(workdir / "data", {
-        "meta": {"connection-string": postgres.create_database()},
-        "git": {"connection-string": postgres.create_database(),
+    data = site_config(
+        workdir / "data",
+        {
+            "meta": {"connection-string": postgres.create_database()},
+            "git": {
+                "connection-string": postgres.create_database(),
                 "repos": str(workdir / "repos"),
-                "ssh-user": getpass.getuser()},
-    })
+                "ssh-user": getpass.getuser(),
+            },
+        },
+    )
     path = workdir / "config.ini"
     path.write_text(dump_ini(data), encoding="utf-8")
     os.chmod(path, 0o644)
@@ -333,8 +383,10 @@ def git_stack(srht_postgres: PostgresServer) -> Iterator[GitStack]:
         for app, service in ((stack.meta_app, "meta"), (stack.git_app, "git")):
             state = app.extensions["srht"]
             upgrade(state.db, service, state.schema)
-        with serve_service("meta", path, port=_port(stack.meta_url)), \
-                serve_service("git", path, port=_port(stack.git_url), workers=2):
+        with (
+            serve_service("meta", path, port=_port(stack.meta_url)),
+            serve_service("git", path, port=_port(stack.git_url), workers=2),
+        ):
             yield stack
         for app in (stack.meta_app, stack.git_app):
             app.extensions["srht"].db.dispose()
@@ -405,15 +457,17 @@ def linear_history(count: int, *, branch: str = "main", start: int = 1_700_000_0
         stamp = start + number * 60
         message = f"Commit number {number}\n".encode()
         data = f"{number}\n".encode()
-        out.append(f"commit refs/heads/{branch}\nmark :{number}\n"
-                   f"author Test Author <author@example.org> {stamp} +0000\n"
-                   f"committer Test Author <author@example.org> {stamp} +0000\n"
-                   f"data {len(message)}\n".encode() + message)
+        out.append(
+            f"commit refs/heads/{branch}\nmark :{number}\n"
+            f"author Test Author <author@example.org> {stamp} +0000\n"
+            f"committer Test Author <author@example.org> {stamp} +0000\n"
+            f"data {len(message)}\n".encode()
+            + message
+        )
         if number > 1:
             out.append(f"from :{number - 1}\n".encode())
         out.append(f"M 100644 inline counter.txt\ndata {len(data)}\n".encode() + data)
         if number % 100 == 0:
-            out.append(f"M 100644 inline files/f{number}.txt\ndata {len(data)}\n".encode()
-                       + data)
+            out.append(f"M 100644 inline files/f{number}.txt\ndata {len(data)}\n".encode() + data)
         out.append(b"\n")
     return b"".join(out)

@@ -14,9 +14,12 @@ pytestmark = pytest.mark.postgres
 def test_create_read_list_change_and_delete(git_stack: GitStack) -> None:
     alice = git_stack.new_user("alice")
     token = git_stack.token(alice)
-    created = git_stack.api("POST", "/api/repos", token,
-                            json={"name": "api-made", "description": "From the API.",
-                                  "visibility": "unlisted"})
+    created = git_stack.api(
+        "POST",
+        "/api/repos",
+        token,
+        json={"name": "api-made", "description": "From the API.", "visibility": "unlisted"},
+    )
     assert created.status_code == 201
     body = created.json()
     assert created.headers["Location"] == f"/api/~{alice}/repos/api-made"
@@ -34,32 +37,37 @@ def test_create_read_list_change_and_delete(git_stack: GitStack) -> None:
     mine = git_stack.api("GET", "/api/repos", token).json()
     assert [r["name"] for r in mine["results"]] == ["api-made"] and mine["cursor"] is None
 
-    changed = git_stack.api("PATCH", f"/api/~{alice}/repos/api-made", token,
-                            json={"name": "api-renamed", "visibility": "private",
-                                  "description": ""})
+    changed = git_stack.api(
+        "PATCH",
+        f"/api/~{alice}/repos/api-made",
+        token,
+        json={"name": "api-renamed", "visibility": "private", "description": ""},
+    )
     assert changed.status_code == 200, changed.text
     assert changed.json()["name"] == "api-renamed"
     assert changed.json()["description"] is None
     # The old name still finds it, for those who may see it.
-    assert git_stack.api("GET", f"/api/~{alice}/repos/api-made",
-                         token).json()["name"] == "api-renamed"
+    assert (
+        git_stack.api("GET", f"/api/~{alice}/repos/api-made", token).json()["name"] == "api-renamed"
+    )
     assert git_stack.api("GET", f"/api/~{alice}/repos/api-made").status_code == 404
     assert git_stack.api("GET", f"/api/~{alice}/repos/api-renamed").status_code == 404
 
-    no_branch = git_stack.api("PATCH", f"/api/~{alice}/repos/api-renamed", token,
-                              json={"default_branch": "nope"})
+    no_branch = git_stack.api(
+        "PATCH", f"/api/~{alice}/repos/api-renamed", token, json={"default_branch": "nope"}
+    )
     assert no_branch.status_code == 400
-    assert no_branch.json() == {"errors": [{
-        "field": "default_branch",
-        "reason": "There is no branch nope in this repository."}]}
+    assert no_branch.json() == {
+        "errors": [
+            {"field": "default_branch", "reason": "There is no branch nope in this repository."}
+        ]
+    }
 
     gone = git_stack.api("DELETE", f"/api/~{alice}/repos/api-renamed", token)
     assert gone.status_code == 204
-    assert git_stack.api("GET", f"/api/~{alice}/repos/api-renamed",
-                         token).status_code == 404
+    assert git_stack.api("GET", f"/api/~{alice}/repos/api-renamed", token).status_code == 404
     # The name is free again.
-    assert git_stack.api("POST", "/api/repos", token,
-                         json={"name": "api-made"}).status_code == 201
+    assert git_stack.api("POST", "/api/repos", token, json={"name": "api-made"}).status_code == 201
 
 
 def test_what_the_api_refuses(git_stack: GitStack) -> None:
@@ -68,12 +76,22 @@ def test_what_the_api_refuses(git_stack: GitStack) -> None:
     git_stack.create_repo(token, "taken")
     cases = [
         ({"name": "taken"}, "name", "You have a repository named taken already."),
-        ({"name": "x.git"}, "name", "Leave out the .git at the end: clone URLs work with "
-                                    "or without it."),
-        ({"name": ".hidden"}, "name", "Use letters, digits, dots, dashes and underscores, "
-                                      "starting with a letter, digit or underscore."),
-        ({"name": "ok", "visibility": "secret"}, "visibility",
-         "Choose one of public, unlisted, private."),
+        (
+            {"name": "x.git"},
+            "name",
+            "Leave out the .git at the end: clone URLs work with or without it.",
+        ),
+        (
+            {"name": ".hidden"},
+            "name",
+            "Use letters, digits, dots, dashes and underscores, "
+            "starting with a letter, digit or underscore.",
+        ),
+        (
+            {"name": "ok", "visibility": "secret"},
+            "visibility",
+            "Choose one of public, unlisted, private.",
+        ),
         ({"name": 12}, "name", "must be a string"),
         ({}, "name", "is required"),
     ]
@@ -82,19 +100,16 @@ def test_what_the_api_refuses(git_stack: GitStack) -> None:
         assert answer.status_code == 400, body
         assert answer.json() == {"errors": [{"field": field, "reason": reason}]}, body
 
-    assert git_stack.api("POST", "/api/repos",
-                         json={"name": "anon"}).status_code == 401
+    assert git_stack.api("POST", "/api/repos", json={"name": "anon"}).status_code == 401
     read_only = git_stack.token(alice, "git/repos:RO")
     refused = git_stack.api("POST", "/api/repos", read_only, json={"name": "ro"})
     assert refused.status_code == 403
-    assert refused.json() == {"errors": [{"reason": "the token lacks the scope "
-                                                    "git/repos:RW"}]}
+    assert refused.json() == {"errors": [{"reason": "the token lacks the scope git/repos:RW"}]}
     other = git_stack.token(bob)
     for method in ("PATCH", "DELETE"):
         answer = git_stack.api(method, f"/api/~{alice}/repos/taken", other, json={})
         assert answer.status_code == 403
-        assert answer.json() == {"errors": [{"reason": "only the repository's owner may "
-                                                       "do this"}]}
+        assert answer.json() == {"errors": [{"reason": "only the repository's owner may do this"}]}
 
 
 def test_access_grants_and_refs(git_stack: GitStack) -> None:
@@ -115,8 +130,9 @@ def test_access_grants_and_refs(git_stack: GitStack) -> None:
     bad = git_stack.api("PUT", path + f"/access/{bob}", token, json={"mode": "admin"})
     assert bad.status_code == 400
     self_grant = git_stack.api("PUT", path + f"/access/{alice}", token, json={"mode": "ro"})
-    assert self_grant.json() == {"errors": [{"field": "user", "reason": "The owner always "
-                                                                        "has full access."}]}
+    assert self_grant.json() == {
+        "errors": [{"field": "user", "reason": "The owner always has full access."}]
+    }
 
     refs = git_stack.api("GET", path + "/refs", bob_token).json()["results"]
     assert [(r["name"], r["kind"]) for r in refs] == [("main", "branch")]
@@ -129,8 +145,12 @@ def test_the_openapi_document_lists_what_is_served(git_stack: GitStack) -> None:
     document = git_stack.api("GET", "/api/openapi.json").json()
     assert document["openapi"].startswith("3.")
     assert document["servers"] == [{"url": git_stack.git_url}]
-    documented = {(path, method.upper()) for path, item in document["paths"].items()
-                  for method in item if method != "parameters"}
+    documented = {
+        (path, method.upper())
+        for path, item in document["paths"].items()
+        for method in item
+        if method != "parameters"
+    }
     served = set()
     for rule in git_stack.git_app.url_map.iter_rules():
         path = str(rule.rule)

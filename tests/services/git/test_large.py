@@ -28,7 +28,7 @@ MEMORY_BOUND = 300 * 1024 * 1024
 def big_text() -> bytes:
     """50 MB of text: lines of random hex (so git sees text, not binary)."""
     raw = os.urandom(BIG // 2).hex().encode()
-    return b"\n".join(raw[i:i + 127] for i in range(0, len(raw), 127))[:BIG - 1] + b"\n"
+    return b"\n".join(raw[i : i + 127] for i in range(0, len(raw), 127))[: BIG - 1] + b"\n"
 
 
 def test_a_large_repository_browses_and_clones_in_bounded_memory(git_stack: GitStack) -> None:
@@ -41,12 +41,16 @@ def test_a_large_repository_browses_and_clones_in_bounded_memory(git_stack: GitS
         b"commit refs/heads/main\n"
         b"author Test Author <author@example.org> 1800000000 +0000\n"
         b"committer Test Author <author@example.org> 1800000000 +0000\n"
-        + f"data {len(message)}\n".encode() + message
+        + f"data {len(message)}\n".encode()
+        + message
         + f"from :{COMMITS}\nM 100644 inline big.txt\ndata {len(content)}\n".encode()
-        + content + b"\n")
+        + content
+        + b"\n"
+    )
     work = git_stack.fast_import(stream)
-    pushed = git_stack.git("push", git_stack.http_url(alice, "large", token), "main",
-                           cwd=work, timeout=900)
+    pushed = git_stack.git(
+        "push", git_stack.http_url(alice, "large", token), "main", cwd=work, timeout=900
+    )
     assert pushed.ok, pushed.stderr
     del stream
     base = f"{git_stack.git_url}/~{alice}/large"
@@ -56,11 +60,11 @@ def test_a_large_repository_browses_and_clones_in_bounded_memory(git_stack: GitS
     assert "Add a very large file" in summary.text
 
     log = requests.get(base + "/log", timeout=120).text
-    assert re.findall(r'Commit number (\d+)</td>', log)[:3] == ["10000", "9999", "9998"]
+    assert re.findall(r"Commit number (\d+)</td>", log)[:3] == ["10000", "9999", "9998"]
     older = re.search(r'href="([^"]+\?from=[0-9a-f]{40})"', log)
     assert older is not None
     deep = requests.get(git_stack.git_url + older.group(1), timeout=120).text
-    assert re.findall(r'Commit number (\d+)</td>', deep)[0] == "9951"
+    assert re.findall(r"Commit number (\d+)</td>", deep)[0] == "9951"
 
     tree = requests.get(base + "/tree/main/item/files", timeout=120)
     assert tree.status_code == 200
@@ -94,8 +98,9 @@ def test_a_large_repository_browses_and_clones_in_bounded_memory(git_stack: GitS
     assert digest.hexdigest() == hashlib.sha256(content).hexdigest()
 
     clone = git_stack.fresh_dir()
-    cloned = git_stack.git("clone", "--quiet", git_stack.http_url(alice, "large"), str(clone),
-                           timeout=900)
+    cloned = git_stack.git(
+        "clone", "--quiet", git_stack.http_url(alice, "large"), str(clone), timeout=900
+    )
     assert cloned.ok, cloned.stderr
     assert (clone / "big.txt").stat().st_size == len(content)
     count = git_stack.git("rev-list", "--count", "HEAD", cwd=clone).stdout.strip()
@@ -104,5 +109,4 @@ def test_a_large_repository_browses_and_clones_in_bounded_memory(git_stack: GitS
     _master, workers = served_pids(git_stack.config_path, "git")
     assert workers
     peaks = {pid: peak_rss(pid) for pid in workers}
-    assert max(peaks.values()) < MEMORY_BOUND, {p: f"{v / 2**20:.0f} MiB"
-                                                for p, v in peaks.items()}
+    assert max(peaks.values()) < MEMORY_BOUND, {p: f"{v / 2**20:.0f} MiB" for p, v in peaks.items()}

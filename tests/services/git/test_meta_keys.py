@@ -25,16 +25,24 @@ def test_meta_finds_a_key_by_fingerprint_for_internal_callers_only(git_stack: Gi
     url = git_stack.meta_url + "/internal/ssh-keys"
     with git_stack.git_app.app_context():
         credential = seal({"from": "git", "to": "meta", "t": time.time()})
-    found = requests.get(url, params={"fingerprint": fingerprint(blob)},
-                         headers={INTERNAL_HEADER: credential}, timeout=30)
+    found = requests.get(
+        url,
+        params={"fingerprint": fingerprint(blob)},
+        headers={INTERNAL_HEADER: credential},
+        timeout=30,
+    )
     assert found.status_code == 200
     body = found.json()
     assert body["key"] == " ".join(pair.public.split()[:2])
     assert body["user"]["username"] == alice
     assert body["fingerprint"] == fingerprint(blob)
 
-    unknown = requests.get(url, params={"fingerprint": "SHA256:nope"},
-                           headers={INTERNAL_HEADER: credential}, timeout=30)
+    unknown = requests.get(
+        url,
+        params={"fingerprint": "SHA256:nope"},
+        headers={INTERNAL_HEADER: credential},
+        timeout=30,
+    )
     assert unknown.status_code == 404
     outsider = requests.get(url, params={"fingerprint": fingerprint(blob)}, timeout=30)
     assert outsider.status_code == 404

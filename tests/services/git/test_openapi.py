@@ -29,14 +29,24 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 # positive_data_acceptance, since the document cannot express every rule
 # (a name taken already, a user not known yet, a branch that must exist),
 # so a schema-valid request may rightly get a 400 or 404 naming its field.
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_headers_conformance, response_schema_conformance, negative_data_rejection]
-RUN = settings(max_examples=30, deadline=None, database=None, derandomize=True,
-               suppress_health_check=list(HealthCheck))
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
+RUN = settings(
+    max_examples=30,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
 
 
-def run(operation: Any, mode: GenerationMode, headers: dict[str, str],
-        **fixed: Any) -> None:
+def run(operation: Any, mode: GenerationMode, headers: dict[str, str], **fixed: Any) -> None:
     @RUN
     @given(case=operation.as_strategy(generation_mode=mode, **fixed))
     def check(case: Any) -> None:
@@ -62,5 +72,9 @@ def test_the_api_honours_its_document(git_stack: GitStack) -> None:
     # And on a repository that exists.
     for operation in operations:
         if "{name}" in operation.path and operation.method.upper() != "DELETE":
-            run(operation, GenerationMode.POSITIVE, headers,
-                path_parameters={"username": alice, "name": "fuzzed"})
+            run(
+                operation,
+                GenerationMode.POSITIVE,
+                headers,
+                path_parameters={"username": alice, "name": "fuzzed"},
+            )

@@ -32,9 +32,10 @@ PYTHON = "def greet(name):\n    return f'hi {name}'\n"
 def test_make_a_repository_on_the_web(git_stack: GitStack) -> None:
     alice = git_stack.new_user("alice")
     browser = git_stack.browser(alice)
-    created = browser.submit(git_stack.git_url + "/create",
-                             {"name": "fresh", "description": "A new start.",
-                              "visibility": "unlisted"})
+    created = browser.submit(
+        git_stack.git_url + "/create",
+        {"name": "fresh", "description": "A new start.", "visibility": "unlisted"},
+    )
     assert created.status_code == 303
     assert created.headers["Location"].endswith(f"/~{alice}/fresh")
 
@@ -43,16 +44,18 @@ def test_make_a_repository_on_the_web(git_stack: GitStack) -> None:
     assert summary.status_code == 200
     assert "A new start." in shown and "Unlisted" in shown
     assert "Nothing here yet" in shown
-    assert f"git remote add origin {git_stack.config['git']['ssh-user']}@127.0.0.1:~{alice}/fresh" \
+    assert (
+        f"git remote add origin {git_stack.config['git']['ssh-user']}@127.0.0.1:~{alice}/fresh"
         in shown
+    )
     assert f"git clone {git_stack.git_url}/~{alice}/fresh" in shown
 
-    again = browser.submit(git_stack.git_url + "/create", {"name": "fresh",
-                                                           "visibility": "public"})
+    again = browser.submit(git_stack.git_url + "/create", {"name": "fresh", "visibility": "public"})
     assert again.status_code == 400
     assert "You have a repository named fresh already." in text(again)
-    bad = browser.submit(git_stack.git_url + "/create", {"name": "no/slashes",
-                                                         "visibility": "public"})
+    bad = browser.submit(
+        git_stack.git_url + "/create", {"name": "no/slashes", "visibility": "public"}
+    )
     assert bad.status_code == 400
     assert "Use letters, digits, dots, dashes and underscores" in text(bad)
 
@@ -65,9 +68,17 @@ def test_anonymous_visitors_are_sent_to_meta_to_create(git_stack: GitStack) -> N
 
 def test_browse_summary_tree_file_raw_and_blame(git_stack: GitStack) -> None:
     alice = git_stack.new_user("alice")
-    git_stack.publish(alice, "browse", {"README.md": README, "src/greet.py": PYTHON,
-                                        "data.bin": bytes(range(256)) * 4, "zz.txt": "z\n"},
-                      description="Things to browse.")
+    git_stack.publish(
+        alice,
+        "browse",
+        {
+            "README.md": README,
+            "src/greet.py": PYTHON,
+            "data.bin": bytes(range(256)) * 4,
+            "zz.txt": "z\n",
+        },
+        description="Things to browse.",
+    )
     base = f"{git_stack.git_url}/~{alice}/browse"
 
     summary = requests.get(base, timeout=30)
@@ -77,7 +88,8 @@ def test_browse_summary_tree_file_raw_and_blame(git_stack: GitStack) -> None:
     assert "<em>text</em>" in body
     assert 'href="https://example.org"' in body
     assert "<script>" not in body and "alert(" not in text(summary).replace(
-        '<script>alert("owned")</script>', "")
+        '<script>alert("owned")</script>', ""
+    )
     assert '<span class="k">def</span>' in body  # the fenced code is highlighted
     assert "first commit" in body
 
@@ -108,9 +120,14 @@ def test_browse_summary_tree_file_raw_and_blame(git_stack: GitStack) -> None:
     assert '<tr id="L1" class="first">' in blame.text
     assert "return" in blame.text
 
-    for missing in ("/tree/main/item/nope.txt", "/tree/no-such-branch",
-                    "/raw/main/item/src", "/blame/main/item/data.bin/x", "/commit/zzzz",
-                    "/log/nothing"):
+    for missing in (
+        "/tree/main/item/nope.txt",
+        "/tree/no-such-branch",
+        "/raw/main/item/src",
+        "/blame/main/item/data.bin/x",
+        "/commit/zzzz",
+        "/log/nothing",
+    ):
         assert requests.get(base + missing, timeout=30).status_code == 404, missing
 
 
@@ -121,11 +138,9 @@ def test_log_pages_commits_and_refs(git_stack: GitStack) -> None:
     work = git_stack.fast_import(linear_history(120))
     assert git_stack.git("tag", "-a", "v1.0", "-m", "First release", "main~20", cwd=work).ok
     assert git_stack.git("branch", "feature/x", "main~5", cwd=work).ok
-    pushed = git_stack.git("push", git_stack.http_url(alice, "history", token), "--all",
-                           cwd=work)
+    pushed = git_stack.git("push", git_stack.http_url(alice, "history", token), "--all", cwd=work)
     assert pushed.ok, pushed.stderr
-    assert git_stack.git("push", git_stack.http_url(alice, "history", token), "--tags",
-                         cwd=work).ok
+    assert git_stack.git("push", git_stack.http_url(alice, "history", token), "--tags", cwd=work).ok
     base = f"{git_stack.git_url}/~{alice}/history"
 
     first = requests.get(base + "/log", timeout=30).text
@@ -133,13 +148,13 @@ def test_log_pages_commits_and_refs(git_stack: GitStack) -> None:
     assert subjects == [str(n) for n in range(120, 70, -1)]
     older = re.search(r'href="([^"]+\?from=[0-9a-f]{40})"', first)
     assert older is not None
-    second = requests.get(git_stack.git_url + older.group(1).replace("&amp;", "&"),
-                          timeout=30).text
-    assert re.findall(r'<td class="subject">Commit number (\d+)</td>', second) == \
-        [str(n) for n in range(70, 20, -1)]
+    second = requests.get(git_stack.git_url + older.group(1).replace("&amp;", "&"), timeout=30).text
+    assert re.findall(r'<td class="subject">Commit number (\d+)</td>', second) == [
+        str(n) for n in range(70, 20, -1)
+    ]
 
     branch_log = requests.get(base + "/log/feature/x", timeout=30).text
-    assert re.findall(r'Commit number (\d+)</td>', branch_log)[0] == "115"
+    assert re.findall(r"Commit number (\d+)</td>", branch_log)[0] == "115"
 
     head = git_stack.git("rev-parse", "main", cwd=work).stdout.strip()
     commit = requests.get(f"{base}/commit/{head}", timeout=30)
@@ -161,8 +176,16 @@ def test_a_private_repository_is_missing_to_those_without_access(git_stack: GitS
     alice, bob, carol = (git_stack.new_user(n) for n in ("alice", "bob", "carol"))
     token = git_stack.publish(alice, "hidden", {"a.txt": "secret\n"}, visibility="private")
     base = f"{git_stack.git_url}/~{alice}/hidden"
-    pages = ["", "/tree", "/tree/main/item/a.txt", "/raw/main/item/a.txt", "/log", "/refs",
-             "/blame/main/item/a.txt", "/settings"]
+    pages = [
+        "",
+        "/tree",
+        "/tree/main/item/a.txt",
+        "/raw/main/item/a.txt",
+        "/log",
+        "/refs",
+        "/blame/main/item/a.txt",
+        "/settings",
+    ]
 
     anonymous, stranger = requests.Session(), git_stack.browser(bob)
     for who in (anonymous, stranger):
@@ -194,27 +217,35 @@ def test_settings_rename_access_and_delete(git_stack: GitStack) -> None:
     owner = git_stack.browser(alice)
     base = f"{git_stack.git_url}/~{alice}/project"
 
-    saved = owner.submit(base + "/settings", {"description": "Now described.",
-                                              "visibility": "private",
-                                              "default_branch": "main"})
+    saved = owner.submit(
+        base + "/settings",
+        {"description": "Now described.", "visibility": "private", "default_branch": "main"},
+    )
     assert saved.status_code == 303
     page = text(owner.get(base + "/settings"))
     assert "Settings saved." in page
     summary = owner.get(base)
     assert "Now described." in text(summary) and "Private" in text(summary)
 
-    granted = owner.submit(base + "/settings", {"username": bob, "mode": "rw"},
-                           action=f"/~{alice}/project/settings/access")
+    granted = owner.submit(
+        base + "/settings",
+        {"username": bob, "mode": "rw"},
+        action=f"/~{alice}/project/settings/access",
+    )
     assert granted.status_code == 303
     assert f"~{bob} now has read and write access." in text(owner.get(base + "/settings"))
-    unknown = owner.submit(base + "/settings", {"username": "nobody-here", "mode": "ro"},
-                           action=f"/~{alice}/project/settings/access")
+    unknown = owner.submit(
+        base + "/settings",
+        {"username": "nobody-here", "mode": "ro"},
+        action=f"/~{alice}/project/settings/access",
+    )
     assert unknown.status_code == 400
     assert "No user ~nobody-here is known here yet" in text(unknown)
     assert git_stack.browser(bob).get(base, timeout=30).status_code == 200
 
-    renamed = owner.submit(base + "/settings", {"name": "renamed"},
-                           action=f"/~{alice}/project/settings/rename")
+    renamed = owner.submit(
+        base + "/settings", {"name": "renamed"}, action=f"/~{alice}/project/settings/rename"
+    )
     assert renamed.status_code == 303
     old = requests.get(base + "/tree/main/item/a.txt?x=1", allow_redirects=False, timeout=30)
     assert old.status_code == 404  # private now: the old name leads nowhere for strangers
@@ -222,14 +253,20 @@ def test_settings_rename_access_and_delete(git_stack: GitStack) -> None:
     assert old.status_code == 301
     assert old.headers["Location"].endswith(f"/~{alice}/renamed/tree/main/item/a.txt?x=1")
 
-    removed = owner.submit(f"{git_stack.git_url}/~{alice}/renamed/settings", {},
-                           action=f"/~{alice}/renamed/settings/access/{bob}/remove")
+    removed = owner.submit(
+        f"{git_stack.git_url}/~{alice}/renamed/settings",
+        {},
+        action=f"/~{alice}/renamed/settings/access/{bob}/remove",
+    )
     assert removed.status_code == 303
-    assert git_stack.browser(bob).get(f"{git_stack.git_url}/~{alice}/renamed",
-                                      timeout=30).status_code == 404
+    assert (
+        git_stack.browser(bob).get(f"{git_stack.git_url}/~{alice}/renamed", timeout=30).status_code
+        == 404
+    )
 
-    repo_id = git_stack.api("GET", f"/api/~{alice}/repos/renamed",
-                            git_stack.token(alice)).json()["id"]
+    repo_id = git_stack.api("GET", f"/api/~{alice}/repos/renamed", git_stack.token(alice)).json()[
+        "id"
+    ]
     folder = git_stack.repos / f"{repo_id}.git"
     assert folder.is_dir()
     deleted = owner.submit(f"{git_stack.git_url}/~{alice}/renamed/delete", {})
@@ -248,20 +285,19 @@ def test_the_index_lists_recent_public_pushes(git_stack: GitStack) -> None:
     assert f"~{alice}/unshown" not in index
 
 
-def test_the_default_branch_follows_the_first_push(git_stack: GitStack,
-                                                   tmp_path: Path) -> None:
+def test_the_default_branch_follows_the_first_push(git_stack: GitStack, tmp_path: Path) -> None:
     alice = git_stack.new_user("alice")
     token = git_stack.token(alice)
     git_stack.create_repo(token, "trunk")
     work = git_stack.work_tree({"a.txt": "a\n"}, branch="trunk")
-    pushed = git_stack.git("push", git_stack.http_url(alice, "trunk", token), "trunk",
-                           cwd=work)
+    pushed = git_stack.git("push", git_stack.http_url(alice, "trunk", token), "trunk", cwd=work)
     assert pushed.ok
     assert "remote: The default branch is now trunk." in pushed.stderr
     clone = git_stack.fresh_dir()
     assert git_stack.git("clone", git_stack.http_url(alice, "trunk"), str(clone)).ok
-    branch = subprocess.run(["git", "branch", "--show-current"], cwd=clone,
-                            capture_output=True, text=True).stdout.strip()
+    branch = subprocess.run(
+        ["git", "branch", "--show-current"], cwd=clone, capture_output=True, text=True
+    ).stdout.strip()
     assert branch == "trunk"
 
 

@@ -55,34 +55,42 @@ def test_sshd_accepts_the_snippet(tmp_path: Path) -> None:
     # unit creates: missing on a fresh machine where sshd never ran.
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     config = tmp_path / "sshd_config"
-    config.write_text(f"HostKey {key}\nUsePAM no\n"
-                      + sshd_snippet("git", "/usr/bin/srht", "/etc/srht/config.ini"))
+    config.write_text(
+        f"HostKey {key}\nUsePAM no\n" + sshd_snippet("git", "/usr/bin/srht", "/etc/srht/config.ini")
+    )
     checked = subprocess.run([sshd, "-t", "-f", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
 
 
-@pytest.mark.parametrize(("command", "expected"), [
-    ("git-upload-pack '~alice/repo'", Request("git-upload-pack", "alice", "repo")),
-    ("git-receive-pack '/~alice/repo.git'", Request("git-receive-pack", "alice", "repo")),
-    ("git upload-pack 'alice/my.repo'", Request("git-upload-pack", "alice", "my.repo")),
-    ("git-upload-archive '~bob/x/'", Request("git-upload-archive", "bob", "x")),
-])
-def test_the_shell_accepts_git_commands_on_repositories(command: str,
-                                                        expected: Request) -> None:
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("git-upload-pack '~alice/repo'", Request("git-upload-pack", "alice", "repo")),
+        ("git-receive-pack '/~alice/repo.git'", Request("git-receive-pack", "alice", "repo")),
+        ("git upload-pack 'alice/my.repo'", Request("git-upload-pack", "alice", "my.repo")),
+        ("git-upload-archive '~bob/x/'", Request("git-upload-archive", "bob", "x")),
+    ],
+)
+def test_the_shell_accepts_git_commands_on_repositories(command: str, expected: Request) -> None:
     assert parse_command(command) == expected
 
 
-@pytest.mark.parametrize(("command", "reason"), [
-    ("", "Refused to run ''"),
-    ("bash", "Refused to run 'bash'"),
-    ("git-upload-pack '~alice/repo'; rm -rf /", "Refused: "),
-    ("git-upload-pack ~alice/../etc", "Refused: '~alice/../etc' is not a repository"),
-    ("git-upload-pack '/etc/ssh/sshd_config'", "Refused: '/etc/ssh/sshd_config' is not a "
-                                               "repository"),
-    ("git-upload-pack ~alice/repo --help", "Refused: "),
-    ("git-upload-pack 'unterminated", "Refused to run"),
-    ("scp -t /tmp", "Refused to run 'scp -t /tmp'"),
-])
+@pytest.mark.parametrize(
+    ("command", "reason"),
+    [
+        ("", "Refused to run ''"),
+        ("bash", "Refused to run 'bash'"),
+        ("git-upload-pack '~alice/repo'; rm -rf /", "Refused: "),
+        ("git-upload-pack ~alice/../etc", "Refused: '~alice/../etc' is not a repository"),
+        (
+            "git-upload-pack '/etc/ssh/sshd_config'",
+            "Refused: '/etc/ssh/sshd_config' is not a repository",
+        ),
+        ("git-upload-pack ~alice/repo --help", "Refused: "),
+        ("git-upload-pack 'unterminated", "Refused to run"),
+        ("scp -t /tmp", "Refused to run 'scp -t /tmp'"),
+    ],
+)
 def test_the_shell_refuses_everything_else(command: str, reason: str) -> None:
     with pytest.raises(Refused) as refused:
         parse_command(command)
@@ -92,8 +100,14 @@ def test_the_shell_refuses_everything_else(command: str, reason: str) -> None:
 def test_post_receive_lines_become_ref_updates() -> None:
     zero = "0" * 40
     a, b = "a" * 40, "b" * 40
-    lines = [f"{zero} {a} refs/heads/main", f"{a} {b} refs/heads/main",
-             f"{b} {zero} refs/tags/v1", "garbage"]
-    assert parse_updates(lines) == [RefUpdate("refs/heads/main", None, a),
-                                    RefUpdate("refs/heads/main", a, b),
-                                    RefUpdate("refs/tags/v1", b, None)]
+    lines = [
+        f"{zero} {a} refs/heads/main",
+        f"{a} {b} refs/heads/main",
+        f"{b} {zero} refs/tags/v1",
+        "garbage",
+    ]
+    assert parse_updates(lines) == [
+        RefUpdate("refs/heads/main", None, a),
+        RefUpdate("refs/heads/main", a, b),
+        RefUpdate("refs/tags/v1", b, None),
+    ]

@@ -42,9 +42,11 @@ def _keys_user(program: str, config: Path) -> str:
     """``nobody`` if it can run ``srht`` and read the config, else the
     account running the tests."""
     if os.geteuid() == 0:
-        probe = subprocess.run(["runuser", "-u", "nobody", "--", program, "--config",
-                                str(config), "config", "check"], capture_output=True,
-                               stdin=subprocess.DEVNULL)
+        probe = subprocess.run(
+            ["runuser", "-u", "nobody", "--", program, "--config", str(config), "config", "check"],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+        )
         if probe.returncode == 0:
             return "nobody"
     return getpass.getuser()
@@ -78,8 +80,9 @@ def sshd(git_stack: GitStack) -> Iterator[Sshd]:
     os.chmod(folder, 0o755)  # noqa: S103 - the key command's user reads the config here
     try:
         host_key = folder / "host_key"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
-                       check=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True
+        )
         from srht_core.testing import free_port
 
         port = free_port()
@@ -91,14 +94,18 @@ def sshd(git_stack: GitStack) -> Iterator[Sshd]:
             f"PidFile {folder / 'sshd.pid'}\nUsePAM no\nPermitRootLogin forced-commands-only\n"
             "PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "LogLevel VERBOSE\n"
-            + sshd_snippet(user, program, str(git_stack.config_path), keys_user=keys_user))
-        checked = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True,
-                                 text=True)
+            + sshd_snippet(user, program, str(git_stack.config_path), keys_user=keys_user)
+        )
+        checked = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stderr
         log = folder / "sshd.log"
         with open(log, "wb") as out:
-            process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=out,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                [SSHD, "-D", "-e", "-f", str(config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         try:
             deadline = time.monotonic() + 30
             while not _port_open(port):
@@ -114,21 +121,40 @@ def sshd(git_stack: GitStack) -> Iterator[Sshd]:
 
 
 def ssh_command(sshd: Sshd, key: KeyPair) -> list[str]:
-    return ["ssh", "-p", str(sshd.port), "-i", str(key.private), "-o", "IdentitiesOnly=yes",
-            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"]
+    return [
+        "ssh",
+        "-p",
+        str(sshd.port),
+        "-i",
+        str(key.private),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "LogLevel=ERROR",
+    ]
 
 
-def git_over_ssh(git_stack: GitStack, sshd: Sshd, key: KeyPair, *args: str,
-                 cwd: Path | None = None) -> GitResult:
+def git_over_ssh(
+    git_stack: GitStack, sshd: Sshd, key: KeyPair, *args: str, cwd: Path | None = None
+) -> GitResult:
     env = git_stack.git_env(GIT_SSH_COMMAND=shlex.join(ssh_command(sshd, key)))
     return git_stack.git(*args, cwd=cwd, env=env)
 
 
 def run_ssh(sshd: Sshd, key: KeyPair, *command: str, user: str | None = None) -> GitResult:
-    result = subprocess.run([*ssh_command(sshd, key), "-T", f"{user or sshd.user}@127.0.0.1",
-                             *command], capture_output=True, text=True, timeout=120,
-                            stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [*ssh_command(sshd, key), "-T", f"{user or sshd.user}@127.0.0.1", *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     return GitResult(result.returncode, result.stdout, result.stderr)
 
 
@@ -138,26 +164,35 @@ def test_push_clone_and_fetch_over_ssh(git_stack: GitStack, sshd: Sshd) -> None:
     git_stack.create_repo(git_stack.token(alice), "over-ssh", "private")
     work = git_stack.work_tree({"hello.txt": "hello\n"})
 
-    pushed = git_over_ssh(git_stack, sshd, key, "push", sshd.url(alice, "over-ssh"), "main",
-                          cwd=work)
+    pushed = git_over_ssh(
+        git_stack, sshd, key, "push", sshd.url(alice, "over-ssh"), "main", cwd=work
+    )
     assert pushed.ok, pushed.stderr + sshd.log.read_text()[-3000:]
     assert f"remote:   {git_stack.git_url}/~{alice}/over-ssh" in pushed.stderr
 
     clone = git_stack.fresh_dir()
-    cloned = git_over_ssh(git_stack, sshd, key, "clone", sshd.url(alice, "over-ssh"),
-                          str(clone))
+    cloned = git_over_ssh(git_stack, sshd, key, "clone", sshd.url(alice, "over-ssh"), str(clone))
     assert cloned.ok, cloned.stderr
     assert (clone / "hello.txt").read_text() == "hello\n"
 
     second = git_stack.commit(work, {"more.txt": "more\n"}, "second")
-    assert git_over_ssh(git_stack, sshd, key, "push", sshd.url(alice, "over-ssh"), "main",
-                        cwd=work).ok
+    assert git_over_ssh(
+        git_stack, sshd, key, "push", sshd.url(alice, "over-ssh"), "main", cwd=work
+    ).ok
     fetched = git_over_ssh(git_stack, sshd, key, "fetch", "origin", cwd=clone)
     assert fetched.ok, fetched.stderr
     assert git_stack.git("rev-parse", "origin/main", cwd=clone).stdout.strip() == second
 
-    archived = git_over_ssh(git_stack, sshd, key, "archive", "--format=tar",
-                            "--remote=" + sshd.url(alice, "over-ssh"), "main", "hello.txt")
+    archived = git_over_ssh(
+        git_stack,
+        sshd,
+        key,
+        "archive",
+        "--format=tar",
+        "--remote=" + sshd.url(alice, "over-ssh"),
+        "main",
+        "hello.txt",
+    )
     assert archived.ok, archived.stderr
     assert "hello.txt" in archived.stdout
 
@@ -172,26 +207,33 @@ def test_ssh_access_follows_the_repository_rules(git_stack: GitStack, sshd: Sshd
     work = git_stack.work_tree({"a.txt": "a\n"})
 
     # bob may clone the public repository, not push to it, and not see the private one.
-    cloned = git_over_ssh(git_stack, sshd, bob_key, "clone", sshd.url(alice, "public-one"),
-                          str(git_stack.fresh_dir()))
+    cloned = git_over_ssh(
+        git_stack, sshd, bob_key, "clone", sshd.url(alice, "public-one"), str(git_stack.fresh_dir())
+    )
     assert cloned.ok, cloned.stderr
-    pushed = git_over_ssh(git_stack, sshd, bob_key, "push", sshd.url(alice, "public-one"),
-                          "main", cwd=work)
+    pushed = git_over_ssh(
+        git_stack, sshd, bob_key, "push", sshd.url(alice, "public-one"), "main", cwd=work
+    )
     assert not pushed.ok
-    assert pushed.stderr.startswith(f"You may read ~{alice}/public-one but not push to it; "
-                                    f"ask ~{alice} for write access.\n"
-                                    "fatal: Could not read from remote repository.")
+    assert pushed.stderr.startswith(
+        f"You may read ~{alice}/public-one but not push to it; "
+        f"ask ~{alice} for write access.\n"
+        "fatal: Could not read from remote repository."
+    )
     for name in ("private-one", "no-such-repo"):
-        refused = git_over_ssh(git_stack, sshd, bob_key, "clone", sshd.url(alice, name),
-                               str(git_stack.fresh_dir()))
+        refused = git_over_ssh(
+            git_stack, sshd, bob_key, "clone", sshd.url(alice, name), str(git_stack.fresh_dir())
+        )
         assert not refused.ok
         assert refused.stderr.splitlines()[1:3] == [
             f"Repository ~{alice}/{name} not found, or you have no access to it.",
-            "fatal: Could not read from remote repository."]
+            "fatal: Could not read from remote repository.",
+        ]
 
     # carol was granted write access.
-    pushed = git_over_ssh(git_stack, sshd, carol_key, "push", sshd.url(alice, "public-one"),
-                          "main", cwd=work)
+    pushed = git_over_ssh(
+        git_stack, sshd, carol_key, "push", sshd.url(alice, "public-one"), "main", cwd=work
+    )
     assert pushed.ok, pushed.stderr
 
 
@@ -202,8 +244,10 @@ def test_nothing_but_git_runs(git_stack: GitStack, sshd: Sshd) -> None:
 
     shell = run_ssh(sshd, key)
     assert shell.returncode == 1
-    assert shell.stderr == (f"Hi ~{alice}! You have authenticated, but there is no shell here: "
-                            f"use git with a URL like {sshd.user}@127.0.0.1:~{alice}/REPO.\n")
+    assert shell.stderr == (
+        f"Hi ~{alice}! You have authenticated, but there is no shell here: "
+        f"use git with a URL like {sshd.user}@127.0.0.1:~{alice}/REPO.\n"
+    )
 
     # Each is a login of its own; the shell's parsing has its own table of
     # cases in test_service.py.
@@ -213,7 +257,8 @@ def test_nothing_but_git_runs(git_stack: GitStack, sshd: Sshd) -> None:
     assert refused.stderr == (
         "Refused to run 'sh -c id': this account runs only git-upload-pack, "
         "git-upload-archive, git-receive-pack on a repository (~user/repo); there is no "
-        "shell.\n")
+        "shell.\n"
+    )
     refused = run_ssh(sshd, key, "git-upload-pack", "/etc")
     assert refused.returncode == 1
     assert refused.stderr == "Refused: '/etc' is not a repository; give one as ~user/repo.\n"
@@ -223,8 +268,9 @@ def test_unknown_keys_and_other_accounts_are_refused(git_stack: GitStack, sshd: 
     alice = git_stack.new_user("alice")
     git_stack.create_repo(git_stack.token(alice), "mine")
     stranger_key = make_key(git_stack)
-    refused = git_over_ssh(git_stack, sshd, stranger_key, "clone", sshd.url(alice, "mine"),
-                           str(git_stack.fresh_dir()))
+    refused = git_over_ssh(
+        git_stack, sshd, stranger_key, "clone", sshd.url(alice, "mine"), str(git_stack.fresh_dir())
+    )
     assert not refused.ok
     assert f"{sshd.user}@127.0.0.1: Permission denied (publickey)." in refused.stderr
 
@@ -239,15 +285,17 @@ def test_a_suspended_user_is_told_over_ssh(git_stack: GitStack, sshd: Sshd) -> N
     mallory = git_stack.new_user("mallory")
     key = register_key(git_stack, mallory)
     git_stack.create_repo(git_stack.token(mallory), "mine")
-    assert git_over_ssh(git_stack, sshd, key, "clone", sshd.url(mallory, "mine"),
-                        str(git_stack.fresh_dir())).ok
+    assert git_over_ssh(
+        git_stack, sshd, key, "clone", sshd.url(mallory, "mine"), str(git_stack.fresh_dir())
+    ).ok
 
     git_stack.suspend(mallory, "Abuse of the service.")
 
-    refused = git_over_ssh(git_stack, sshd, key, "clone", sshd.url(mallory, "mine"),
-                           str(git_stack.fresh_dir()))
+    refused = git_over_ssh(
+        git_stack, sshd, key, "clone", sshd.url(mallory, "mine"), str(git_stack.fresh_dir())
+    )
     assert not refused.ok
-    assert refused.stderr.splitlines()[1:3] == ["Your account is suspended: Abuse of the "
-                                                "service.",
-                                                "fatal: Could not read from remote "
-                                                "repository."]
+    assert refused.stderr.splitlines()[1:3] == [
+        "Your account is suspended: Abuse of the service.",
+        "fatal: Could not read from remote repository.",
+    ]

@@ -33,8 +33,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append({"path": self.path, "headers": dict(self.headers),
-                                 "body": body})
+                received.append({"path": self.path, "headers": dict(self.headers), "body": body})
                 self.send_response(204)
                 self.end_headers()
 
@@ -68,10 +67,20 @@ def git_worker(git_stack: GitStack) -> Iterator[None]:
     """``srht worker git``, running until the test ends."""
     log = git_stack.workdir / "worker.log"
     with open(log, "ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "srht_core.cli", "--config",
-                                    str(git_stack.config_path), "worker", "git"],
-                                   stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "srht_core.cli",
+                "--config",
+                str(git_stack.config_path),
+                "worker",
+                "git",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     try:
         yield
     finally:
@@ -80,12 +89,14 @@ def git_worker(git_stack: GitStack) -> Iterator[None]:
 
 
 def test_pushes_fire_signed_webhooks_with_old_and_new_ids(
-        git_stack: GitStack, receiver: Receiver, git_worker: None) -> None:
+    git_stack: GitStack, receiver: Receiver, git_worker: None
+) -> None:
     alice = git_stack.new_user("alice")
     token = git_stack.token(alice)
     git_stack.create_repo(token, "hooked")
-    added = git_stack.api("POST", f"/api/~{alice}/repos/hooked/webhooks", token,
-                          json={"url": receiver.url + "/hook"})
+    added = git_stack.api(
+        "POST", f"/api/~{alice}/repos/hooked/webhooks", token, json={"url": receiver.url + "/hook"}
+    )
     assert added.status_code == 201, added.text
 
     url = git_stack.http_url(alice, "hooked", token)
@@ -97,16 +108,25 @@ def test_pushes_fire_signed_webhooks_with_old_and_new_ids(
     assert git_stack.git("push", url, "main", "topic", cwd=work).ok
     assert git_stack.git("push", url, "--delete", "topic", cwd=work).ok
 
-    payloads = wait_until(lambda: len(receiver.payloads("/hook")) >= 3 and
-                          receiver.payloads("/hook"), "three webhook deliveries")
+    payloads = wait_until(
+        lambda: len(receiver.payloads("/hook")) >= 3 and receiver.payloads("/hook"),
+        "three webhook deliveries",
+    )
     assert all(p["event"] == "repo:push" for p in payloads)
-    refs = sorted((tuple(sorted((r["name"], r["old"] or "", r["new"] or "")
-                                for r in p["data"]["refs"])) for p in payloads), key=len)
-    assert sorted(refs) == sorted([
-        (("refs/heads/main", "", first),),
-        (("refs/heads/main", first, second), ("refs/heads/topic", "", second)),
-        (("refs/heads/topic", second, ""),),
-    ])
+    refs = sorted(
+        (
+            tuple(sorted((r["name"], r["old"] or "", r["new"] or "") for r in p["data"]["refs"]))
+            for p in payloads
+        ),
+        key=len,
+    )
+    assert sorted(refs) == sorted(
+        [
+            (("refs/heads/main", "", first),),
+            (("refs/heads/main", first, second), ("refs/heads/topic", "", second)),
+            (("refs/heads/topic", second, ""),),
+        ]
+    )
     data = payloads[0]["data"]
     assert data["pusher"] == f"~{alice}"
     assert data["repository"]["name"] == "hooked"
@@ -114,15 +134,20 @@ def test_pushes_fire_signed_webhooks_with_old_and_new_ids(
 
     # Each is signed with the site's webhook key.
     private = Ed25519PrivateKey.from_private_bytes(
-        base64.b64decode(git_stack.config["webhooks"]["private-key"]))
+        base64.b64decode(git_stack.config["webhooks"]["private-key"])
+    )
     for request in receiver.received:
         headers = request["headers"]
-        verify(request["body"], headers["X-Srht-Nonce"], int(headers["X-Srht-Timestamp"]),
-               headers["X-Srht-Signature"], private.public_key())
+        verify(
+            request["body"],
+            headers["X-Srht-Nonce"],
+            int(headers["X-Srht-Timestamp"]),
+            headers["X-Srht-Signature"],
+            private.public_key(),
+        )
 
     def delivered() -> list[dict[str, Any]] | None:
-        answer = git_stack.api("GET", f"/api/~{alice}/repos/hooked/webhooks/deliveries",
-                               token)
+        answer = git_stack.api("GET", f"/api/~{alice}/repos/hooked/webhooks/deliveries", token)
         results: list[dict[str, Any]] = answer.json()["results"]
         return results if all(d["status"] == "delivered" for d in results) else None
 
@@ -138,14 +163,16 @@ def test_webhooks_are_managed_by_the_owner_only(git_stack: GitStack) -> None:
     path = f"/api/~{alice}/repos/managed/webhooks"
     bad = git_stack.api("POST", path, token, json={"url": "ftp://example.org/"})
     assert bad.status_code == 400
-    assert bad.json() == {"errors": [{"field": "url",
-                                      "reason": "must be an http:// or https:// URL"}]}
+    assert bad.json() == {
+        "errors": [{"field": "url", "reason": "must be an http:// or https:// URL"}]
+    }
     made = git_stack.api("POST", path, token, json={"url": "https://example.org/hook"})
     assert made.status_code == 201
     other = git_stack.token(bob)
     assert git_stack.api("GET", path, other).status_code == 403
-    assert git_stack.api("POST", path, other,
-                         json={"url": "https://example.org/x"}).status_code == 403
+    assert (
+        git_stack.api("POST", path, other, json={"url": "https://example.org/x"}).status_code == 403
+    )
     listed = git_stack.api("GET", path, token).json()["results"]
     assert [h["url"] for h in listed] == ["https://example.org/hook"]
     gone = git_stack.api("DELETE", f"{path}/{listed[0]['id']}", token)

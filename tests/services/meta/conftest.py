@@ -86,15 +86,22 @@ class MetaSite:
         with self.state.db.session() as session:
             yield session
 
-    def create_user(self, username: str, *, password: str = PASSWORD,
-                    email_address: str | None = None, user_type: str = "active") -> int:
+    def create_user(
+        self,
+        username: str,
+        *,
+        password: str = PASSWORD,
+        email_address: str | None = None,
+        user_type: str = "active",
+    ) -> int:
         """A confirmed account, made the way ``srht meta create-user`` does."""
         from srht_core import db_session
         from srht_plugins.meta.accounts import create_user
 
         with self.app.app_context():
-            user = create_user(username, email_address or f"{username}@example.org",
-                               password, user_type=user_type)
+            user = create_user(
+                username, email_address or f"{username}@example.org", password, user_type=user_type
+            )
             db_session.commit()
             return user.id
 
@@ -104,11 +111,20 @@ class MetaSite:
         import sqlalchemy as sa
 
         with self.db() as session:
-            rows = session.execute(sa.text(
-                "SELECT subscription, event, payload FROM srht_webhook_delivery ORDER BY id"))
-            found = [{"service": row.subscription.removeprefix("identity:"),
-                      "event": row.event, "data": json.loads(row.payload)["data"]}
-                     for row in rows if (row.subscription or "").startswith("identity:")]
+            rows = session.execute(
+                sa.text(
+                    "SELECT subscription, event, payload FROM srht_webhook_delivery ORDER BY id"
+                )
+            )
+            found = [
+                {
+                    "service": row.subscription.removeprefix("identity:"),
+                    "event": row.event,
+                    "data": json.loads(row.payload)["data"],
+                }
+                for row in rows
+                if (row.subscription or "").startswith("identity:")
+            ]
         return [f for f in found if event is None or f["event"] == event]
 
     def run_jobs(self) -> None:
@@ -127,8 +143,9 @@ class MetaSite:
         if not self.outbox.exists():
             return []
         files = sorted(self.outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns)
-        messages = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
-                    for p in files]
+        messages = [
+            email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in files
+        ]
         return [m for m in messages if m["To"] == address]  # type: ignore[misc]
 
     def last_link(self, address: str, path_prefix: str) -> str:
@@ -158,8 +175,9 @@ def meta_plugin(register_plugin: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
-def meta_config(meta_plugin: Any, make_config: Callable[..., Any],
-                srht_database_url: str) -> Callable[..., Any]:
+def meta_config(
+    meta_plugin: Any, make_config: Callable[..., Any], srht_database_url: str
+) -> Callable[..., Any]:
     """``meta_config(meta={...}, **{"meta::settings": {...}})`` → a config
     enabling meta (on this test's PostgreSQL database) and the listener."""
 
@@ -183,8 +201,9 @@ def meta_site(meta_app: Any) -> MetaSite:
 
 
 @pytest.fixture
-def meta_make_site(meta_config: Callable[..., Any],
-                   make_app: Callable[..., Any]) -> Callable[..., MetaSite]:
+def meta_make_site(
+    meta_config: Callable[..., Any], make_app: Callable[..., Any]
+) -> Callable[..., MetaSite]:
     """``meta_make_site(meta={...}, **sections)`` → a site with that config."""
 
     def make(meta: dict[str, Any] | None = None, **sections: dict[str, Any]) -> MetaSite:

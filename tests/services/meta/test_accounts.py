@@ -25,8 +25,9 @@ from .conftest import PASSWORD, MetaSite, text
 
 pytestmark = pytest.mark.postgres
 
-ED25519 = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFjKbDOtgWX5Bw5wlS94rh3vJcD17ehkzbIkO8LHg8Yx "
-           "alice@laptop")
+ED25519 = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFjKbDOtgWX5Bw5wlS94rh3vJcD17ehkzbIkO8LHg8Yx alice@laptop"
+)
 
 
 def totp_secret(page: str) -> str:
@@ -47,20 +48,24 @@ def test_the_models_match_the_migrations(meta_site: MetaSite, tmp_path: Path) ->
     schema = meta_site.state.schema
     folder = tmp_path / "migrations"
     shutil.copytree(schema.migrations, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    script = revision(meta_site.state.db, "meta", DatabaseSchema(schema.metadata, folder),
-                      "nothing to do")
+    script = revision(
+        meta_site.state.db, "meta", DatabaseSchema(schema.metadata, folder), "nothing to do"
+    )
     body = Path(script.path).read_text().split("def upgrade() -> None:", 1)[1]
-    statements = [line.strip() for line in body.split("def downgrade", 1)[0].splitlines()
-                  if line.strip() and not line.strip().startswith("#")]
+    statements = [
+        line.strip()
+        for line in body.split("def downgrade", 1)[0].splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
     assert statements == ["pass"], body
 
 
 @pytest.mark.slow
-def test_register_confirm_login_with_totp_then_token_and_revocation(
-        meta_site: MetaSite) -> None:
+def test_register_confirm_login_with_totp_then_token_and_revocation(meta_site: MetaSite) -> None:
     browser = meta_site.browser()
-    page = browser.submit("/register", {"username": "bob", "email": "bob@example.org",
-                                        "password": PASSWORD})
+    page = browser.submit(
+        "/register", {"username": "bob", "email": "bob@example.org", "password": PASSWORD}
+    )
     assert page.status_code == 200 and "bob@example.org" in text(page)
 
     refused = browser.login("bob")
@@ -116,8 +121,9 @@ def test_register_confirm_login_with_totp_then_token_and_revocation(
     assert location(browser.submit("/login/totp", {"code": codes[1].upper()})) == "/"
 
     # A personal access token reaches the API until it is revoked.
-    created = browser.submit("/tokens", {"comment": "laptop", "scopes": ["meta/profile:RO"],
-                                         "expires": "30"})
+    created = browser.submit(
+        "/tokens", {"comment": "laptop", "scopes": ["meta/profile:RO"], "expires": "30"}
+    )
     assert created.status_code == 200
     token = re.search(r'<p class="token"><code>([^<]+)</code>', text(created))
     assert token
@@ -128,37 +134,54 @@ def test_register_confirm_login_with_totp_then_token_and_revocation(
     listing = text(browser.get("/tokens"))
     assert token.group(1) not in listing and "laptop" in listing
     # A token for something else does not reveal who its owner is.
-    keys_only = re.search(r'<p class="token"><code>([^<]+)</code>', text(browser.submit(
-        "/tokens", {"comment": "keys", "scopes": ["meta/keys:RO"], "expires": "30"})))
+    keys_only = re.search(
+        r'<p class="token"><code>([^<]+)</code>',
+        text(
+            browser.submit(
+                "/tokens", {"comment": "keys", "scopes": ["meta/keys:RO"], "expires": "30"}
+            )
+        ),
+    )
     assert keys_only
     refused = client.get("/api/user", headers={"Authorization": f"Bearer {keys_only.group(1)}"})
     assert refused.status_code == 403 and "meta/profile:RO" in refused.json["errors"][0]["reason"]
 
     with meta_site.db() as session:
-        pat_id = session.scalar(sa.select(PersonalAccessToken.id).where(
-            PersonalAccessToken.comment == "laptop"))
+        pat_id = session.scalar(
+            sa.select(PersonalAccessToken.id).where(PersonalAccessToken.comment == "laptop")
+        )
     revoked = browser.submit("/tokens", action=f"/tokens/{pat_id}/revoke")
     assert location(revoked) == "/tokens"
     answer = client.get("/api/user", headers=bearer)
     assert answer.status_code == 401 and "revoked" in answer.json["errors"][0]["reason"]
 
     log = text(browser.get("/audit-log"))
-    for event in ("account created", "email confirmed", "two-factor authentication enabled",
-                  "recovery code used", "personal access token issued",
-                  "personal access token revoked"):
+    for event in (
+        "account created",
+        "email confirmed",
+        "two-factor authentication enabled",
+        "recovery code used",
+        "personal access token issued",
+        "personal access token revoked",
+    ):
         assert event in log
     assert log.index("personal access token revoked") < log.index("account created")
 
 
-def test_closed_registration_refuses_the_page_and_the_form(
-        meta_make_site: Any) -> None:
+def test_closed_registration_refuses_the_page_and_the_form(meta_make_site: Any) -> None:
     site = meta_make_site(**{"meta::settings": {"registration": "no"}})
     browser = site.browser()
     page = browser.get("/register")
     assert page.status_code == 403 and "Registration is closed" in text(page)
-    posted = browser.post("/register", data={
-        "csrf_token": browser.csrf_token(), "username": "mallory",
-        "email": "mallory@example.org", "password": PASSWORD})
+    posted = browser.post(
+        "/register",
+        data={
+            "csrf_token": browser.csrf_token(),
+            "username": "mallory",
+            "email": "mallory@example.org",
+            "password": PASSWORD,
+        },
+    )
     assert posted.status_code == 403
     with site.db() as session:
         assert session.scalar(sa.select(sa.func.count(User.id))) == 0
@@ -168,11 +191,13 @@ def test_closed_registration_refuses_the_page_and_the_form(
 
 def test_registration_refuses_reserved_and_oversized_names(meta_site: MetaSite) -> None:
     browser = meta_site.browser()
-    reserved = browser.submit("/register", {"username": "admin", "email": "a@example.org",
-                                            "password": PASSWORD})
+    reserved = browser.submit(
+        "/register", {"username": "admin", "email": "a@example.org", "password": PASSWORD}
+    )
     assert reserved.status_code == 400 and "Username is reserved." in text(reserved)
-    long = browser.submit("/register", {"username": "x" * 200, "email": "b@example.org",
-                                        "password": PASSWORD})
+    long = browser.submit(
+        "/register", {"username": "x" * 200, "email": "b@example.org", "password": PASSWORD}
+    )
     assert long.status_code == 400
     assert "Field cannot be longer than 30 characters." in text(long)
     with meta_site.db() as session:
@@ -180,8 +205,7 @@ def test_registration_refuses_reserved_and_oversized_names(meta_site: MetaSite) 
 
 
 def test_failed_logins_are_limited_per_account(meta_make_site: Any) -> None:
-    site = meta_make_site(meta={"login-attempts-per-account": 3,
-                                "login-attempts-per-address": 5})
+    site = meta_make_site(meta={"login-attempts-per-account": 3, "login-attempts-per-address": 5})
     site.create_user("alice")
     for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
         wrong = site.browser(address).login("alice", "not the password")
@@ -196,8 +220,7 @@ def test_failed_logins_are_limited_per_account(meta_make_site: Any) -> None:
 
 
 def test_failed_logins_are_limited_per_address(meta_make_site: Any) -> None:
-    site = meta_make_site(meta={"login-attempts-per-account": 3,
-                                "login-attempts-per-address": 5})
+    site = meta_make_site(meta={"login-attempts-per-account": 3, "login-attempts-per-address": 5})
     site.create_user("alice")
     attacker = site.browser("192.0.2.7")
     for n in range(5):
@@ -239,9 +262,15 @@ def test_password_reset_link_expires(meta_site: MetaSite) -> None:
     assert location(browser.login("alice")) == "/"
 
 
-UNSAFE_RETURN_TO = ["https://evil.example", "//evil.example", "/\\evil.example",
-                    "javascript:alert(1)", "http://127.0.0.1.evil.example/",
-                    "https://user@evil.example", "/\t/evil.example"]
+UNSAFE_RETURN_TO = [
+    "https://evil.example",
+    "//evil.example",
+    "/\\evil.example",
+    "javascript:alert(1)",
+    "http://127.0.0.1.evil.example/",
+    "https://user@evil.example",
+    "/\t/evil.example",
+]
 
 
 @pytest.mark.parametrize("return_to", UNSAFE_RETURN_TO)
@@ -251,8 +280,9 @@ def test_login_never_redirects_off_the_site(meta_site: MetaSite, return_to: str)
     assert location(browser.login("alice", return_to=return_to)) == "/"
     # Signed in already: the login page sends straight on, still not away.
     assert location(browser.get("/login", query_string={"return_to": return_to})) == "/"
-    out = browser.submit(f"/logout?return_to={return_to}", {"return_to": return_to},
-                         action="/logout")
+    out = browser.submit(
+        f"/logout?return_to={return_to}", {"return_to": return_to}, action="/logout"
+    )
     assert location(out) == "/login"
 
 
@@ -263,8 +293,9 @@ def test_login_returns_to_a_page_of_the_site(meta_site: MetaSite) -> None:
 
 
 @pytest.mark.parametrize("token", [None, "forged", "IjA0ZjQ.YWJj.ZGVm"])
-def test_forms_without_a_valid_csrf_token_store_nothing(meta_site: MetaSite,
-                                                        token: str | None) -> None:
+def test_forms_without_a_valid_csrf_token_store_nothing(
+    meta_site: MetaSite, token: str | None
+) -> None:
     meta_site.create_user("alice")
     browser = meta_site.browser()
     browser.login("alice")
@@ -273,8 +304,10 @@ def test_forms_without_a_valid_csrf_token_store_nothing(meta_site: MetaSite,
         ("/keys/ssh", {"ssh-key": ED25519, **({} if token is None else {"ssh-csrf_token": token})}),
         ("/profile", {"name": "Mallory", **extra}),
         ("/tokens", {"comment": "stolen", "scopes": "meta/profile:RW", **extra}),
-        ("/register", {"username": "mallory", "email": "m@example.org", "password": PASSWORD,
-                       **extra}),
+        (
+            "/register",
+            {"username": "mallory", "email": "m@example.org", "password": PASSWORD, **extra},
+        ),
     ]
     for path, data in attempts:
         answer = browser.post(path, data=data)
@@ -288,7 +321,8 @@ def test_forms_without_a_valid_csrf_token_store_nothing(meta_site: MetaSite,
 
 
 def test_an_account_made_without_a_password_is_finished_through_a_one_time_link(
-        meta_site: MetaSite) -> None:
+    meta_site: MetaSite,
+) -> None:
     """What the installer does when nobody is at a terminal: the first admin
     gets a link, printed once, where they set their password."""
     from click.testing import CliRunner
@@ -297,8 +331,9 @@ def test_an_account_made_without_a_password_is_finished_through_a_one_time_link(
 
     runner = CliRunner()
     with meta_site.app.app_context():
-        made = runner.invoke(create_user_command, ["boss", "--email", "boss@example.org",
-                                                   "--admin", "--no-password"])
+        made = runner.invoke(
+            create_user_command, ["boss", "--email", "boss@example.org", "--admin", "--no-password"]
+        )
     assert made.exit_code == 0, made.output
     link = made.stdout.strip().splitlines()[-1]
     origin = meta_site.state.origin
@@ -326,8 +361,11 @@ def test_an_ssh_key_added_on_the_command_line(meta_site: MetaSite, tmp_path: Pat
 
     meta_site.create_user("dave")
     key = tmp_path / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dave@laptop", "-f",
-                    str(key)], check=True, timeout=30)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dave@laptop", "-f", str(key)],
+        check=True,
+        timeout=30,
+    )
     public = (tmp_path / "id_ed25519.pub").read_text()
     runner = CliRunner()
     with meta_site.app.app_context():
@@ -340,5 +378,7 @@ def test_an_ssh_key_added_on_the_command_line(meta_site: MetaSite, tmp_path: Pat
     assert junk.exit_code == 2
     fingerprint = added.output.split()[1]
     with meta_site.db() as session:
-        assert session.scalar(sa.select(SSHKey.comment).where(
-            SSHKey.fingerprint == fingerprint)) == "dave@laptop"
+        assert (
+            session.scalar(sa.select(SSHKey.comment).where(SSHKey.fingerprint == fingerprint))
+            == "dave@laptop"
+        )

@@ -32,10 +32,17 @@ def user_type(site: MetaSite, username: str) -> str | None:
         return session.scalar(sa.select(User.user_type).where(User.username == username))
 
 
-ADMIN_PAGES = [("GET", "/admin/"), ("GET", "/admin/users"), ("GET", "/admin/users?q=a"),
-               ("GET", "/admin/users/alice"), ("GET", "/admin/users/alice/delete"),
-               ("POST", "/admin/users/alice/suspend"), ("POST", "/admin/users/alice/unsuspend"),
-               ("POST", "/admin/users/alice/delete"), ("GET", "/admin/users/nobody")]
+ADMIN_PAGES = [
+    ("GET", "/admin/"),
+    ("GET", "/admin/users"),
+    ("GET", "/admin/users?q=a"),
+    ("GET", "/admin/users/alice"),
+    ("GET", "/admin/users/alice/delete"),
+    ("POST", "/admin/users/alice/suspend"),
+    ("POST", "/admin/users/alice/unsuspend"),
+    ("POST", "/admin/users/alice/delete"),
+    ("GET", "/admin/users/nobody"),
+]
 
 
 def test_admin_pages_do_not_exist_for_other_users(meta_site: MetaSite) -> None:
@@ -58,19 +65,18 @@ def test_admin_pages_send_anonymous_visitors_to_login(meta_site: MetaSite) -> No
 def test_admins_list_and_search_users(meta_site: MetaSite) -> None:
     admin = signed_in(meta_site, "boss", "admin")
     for name in ("alice", "alicia", "bob"):
-        meta_site.create_user(name, email_address=f"{name}@{'corp' if name == 'bob' else 'home'}"
-                                                  ".example")
+        meta_site.create_user(
+            name, email_address=f"{name}@{'corp' if name == 'bob' else 'home'}.example"
+        )
     meta_site.create_user("under_score")
     everyone = text(admin.get("/admin/users"))
-    assert re.findall(LISTED, everyone) == ["alice", "alicia", "bob", "boss",
-                                                         "under_score"]
+    assert re.findall(LISTED, everyone) == ["alice", "alicia", "bob", "boss", "under_score"]
     by_name = text(admin.get("/admin/users?q=ALI"))
     assert re.findall(LISTED, by_name) == ["alice", "alicia"]
     by_email = text(admin.get("/admin/users?q=corp.example"))
     assert re.findall(LISTED, by_email) == ["bob"]
     # LIKE wildcards in the query are plain characters.
-    assert re.findall(LISTED, text(admin.get("/admin/users?q=_"))) == \
-        ["under_score"]
+    assert re.findall(LISTED, text(admin.get("/admin/users?q=_"))) == ["under_score"]
     assert re.findall(LISTED, text(admin.get("/admin/users?q=%25"))) == []
     assert "Admin" in text(admin.get("/"))
 
@@ -78,8 +84,10 @@ def test_admins_list_and_search_users(meta_site: MetaSite) -> None:
 def test_the_user_list_is_paginated(meta_site: MetaSite) -> None:
     admin = signed_in(meta_site, "boss", "admin")
     with meta_site.db() as session:
-        session.add_all(User(username=f"user{n:03}", email=f"user{n:03}@example.org",
-                             user_type="active") for n in range(60))
+        session.add_all(
+            User(username=f"user{n:03}", email=f"user{n:03}@example.org", user_type="active")
+            for n in range(60)
+        )
     first = text(admin.get("/admin/users"))
     assert "Page 1 of 2" in first and 'rel="next"' in first
     assert re.findall(LISTED, first) == ["boss"] + [f"user{n:03}" for n in range(49)]
@@ -92,13 +100,13 @@ def test_a_suspended_user_is_signed_out_everywhere_and_told_why(meta_site: MetaS
     assert alice.get("/profile").status_code == 200
     admin = signed_in(meta_site, "boss", "admin")
 
-    empty = admin.submit("/admin/users/alice", {"notice": ""},
-                         action="/admin/users/alice/suspend")
+    empty = admin.submit("/admin/users/alice", {"notice": ""}, action="/admin/users/alice/suspend")
     assert empty.status_code == 400 and "Say why" in text(empty)
     assert user_type(meta_site, "alice") == "active"
 
-    done = admin.submit("/admin/users/alice", {"notice": NOTICE},
-                        action="/admin/users/alice/suspend")
+    done = admin.submit(
+        "/admin/users/alice", {"notice": NOTICE}, action="/admin/users/alice/suspend"
+    )
     assert done.status_code == 302
     assert user_type(meta_site, "alice") == "suspended"
 
@@ -109,8 +117,11 @@ def test_a_suspended_user_is_signed_out_everywhere_and_told_why(meta_site: MetaS
     # ...nor on any other service: they hear of it through the broadcast.
     update = meta_site.broadcasts("user:update")[-1]
     assert update["service"] == "listener"
-    assert (update["data"]["username"], update["data"]["user_type"],
-            update["data"]["suspension_notice"]) == ("alice", "suspended", NOTICE)
+    assert (
+        update["data"]["username"],
+        update["data"]["user_type"],
+        update["data"]["suspension_notice"],
+    ) == ("alice", "suspended", NOTICE)
     # Logging in again shows the notice.
     refused = meta_site.browser().login("alice")
     assert refused.status_code == 400 and NOTICE in text(refused)
@@ -131,18 +142,22 @@ def test_admins_cannot_suspend_or_delete_themselves(meta_site: MetaSite) -> None
     page = text(admin.get("/admin/users/boss"))
     assert "This is your own account." in page
     token = admin.csrf_token()
-    refused = admin.post("/admin/users/boss/suspend", data={"csrf_token": token,
-                                                            "notice": "oops"},
-                         follow_redirects=True)
+    refused = admin.post(
+        "/admin/users/boss/suspend",
+        data={"csrf_token": token, "notice": "oops"},
+        follow_redirects=True,
+    )
     assert "You cannot suspend your own account." in text(refused)
-    deleted = admin.post("/admin/users/boss/delete", data={"csrf_token": token, "confirm": "y"},
-                         follow_redirects=True)
+    deleted = admin.post(
+        "/admin/users/boss/delete",
+        data={"csrf_token": token, "confirm": "y"},
+        follow_redirects=True,
+    )
     assert "You cannot delete your own account here." in text(deleted)
     assert user_type(meta_site, "boss") == "admin"
 
 
-def test_deleting_a_user_needs_confirmation_and_reaches_every_service(
-        meta_site: MetaSite) -> None:
+def test_deleting_a_user_needs_confirmation_and_reaches_every_service(meta_site: MetaSite) -> None:
     alice = signed_in(meta_site, "alice")
     alice.submit("/keys", {"ssh-key": ED25519}, action="/keys/ssh")
     admin = signed_in(meta_site, "boss", "admin")

@@ -43,8 +43,12 @@ OAUTH_PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def oauth_app(register_plugin: Callable[..., Any], make_config: Callable[..., Any],
-              make_app: Callable[..., Any], srht_database_url: str) -> Any:
+def oauth_app(
+    register_plugin: Callable[..., Any],
+    make_config: Callable[..., Any],
+    make_app: Callable[..., Any],
+    srht_database_url: str,
+) -> Any:
     """meta's app on a fresh PostgreSQL database, migrated."""
     import srht_plugins.meta
 
@@ -55,8 +59,13 @@ def oauth_app(register_plugin: Callable[..., Any], make_config: Callable[..., An
 
 def oauth_srht(config: Path, *args: str, stdin: str | None = None) -> str:
     """Run ``srht --config CONFIG ARGS``; fail with what it said when it fails."""
-    result = subprocess.run([sys.executable, "-m", "srht_core.cli", "--config", str(config),
-                             *args], input=stdin, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "srht_core.cli", "--config", str(config), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, f"srht {' '.join(args)}: {result.stdout}{result.stderr}"
     return result.stdout
 
@@ -72,8 +81,7 @@ class OAuthSite:
 
 
 @pytest.fixture(scope="module")
-def oauth_site(srht_postgres: Any, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[OAuthSite]:
+def oauth_site(srht_postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthSite]:
     """meta under ``srht serve`` (gunicorn) on the port of its configured
     origin, its database migrated by ``srht migrate``, its users made by
     ``srht meta create-user``: shared by this module's HTTP tests."""
@@ -84,8 +92,16 @@ def oauth_site(srht_postgres: Any, tmp_path_factory: pytest.TempPathFactory
     config.write_text(dump_ini(data), encoding="utf-8")
     oauth_srht(config, "migrate")
     for name in ("alice", "bob"):
-        oauth_srht(config, "meta", "create-user", name, "--email", f"{name}@example.org",
-                   "--password-stdin", stdin=OAUTH_PASSWORD + "\n")
+        oauth_srht(
+            config,
+            "meta",
+            "create-user",
+            name,
+            "--email",
+            f"{name}@example.org",
+            "--password-stdin",
+            stdin=OAUTH_PASSWORD + "\n",
+        )
     origin = data["meta"]["origin"]
     with serve_service("meta", config, port=urlsplit(origin).port) as url:
         assert url == origin
@@ -128,8 +144,7 @@ class Browser:
         return self.http.get(self._url(url), allow_redirects=False, timeout=TIMEOUT)
 
     def post(self, url: str, data: dict[str, str]) -> requests.Response:
-        return self.http.post(self._url(url), data=data, allow_redirects=False,
-                              timeout=TIMEOUT)
+        return self.http.post(self._url(url), data=data, allow_redirects=False, timeout=TIMEOUT)
 
     def submit(self, url: str, data: dict[str, str]) -> requests.Response:
         """Open the form at ``url`` and post it with its CSRF token."""
@@ -144,12 +159,18 @@ class Browser:
         answer = self.submit("/login", {"username": username, "password": OAUTH_PASSWORD})
         assert answer.status_code == 302, answer.text
 
-    def register_client(self, name: str, *, public: bool,
-                        redirect_uris: tuple[str, ...] = (REDIRECT_URI,)) -> tuple[str, str]:
+    def register_client(
+        self, name: str, *, public: bool, redirect_uris: tuple[str, ...] = (REDIRECT_URI,)
+    ) -> tuple[str, str]:
         """Register a client on the pages; return its id and secret ("" for public)."""
-        answer = self.submit("/oauth2/clients/register", {
-            "name": name, "redirect_uris": "\n".join(redirect_uris),
-            "client_type": "public" if public else "confidential"})
+        answer = self.submit(
+            "/oauth2/clients/register",
+            {
+                "name": name,
+                "redirect_uris": "\n".join(redirect_uris),
+                "client_type": "public" if public else "confidential",
+            },
+        )
         assert answer.status_code == 200, answer.text
         client_id = re.search(r'<code id="client-id">([^<]+)</code>', answer.text)
         secret = re.search(r'<code id="client-secret">([^<]+)</code>', answer.text)
@@ -163,15 +184,18 @@ class Browser:
         assert page.status_code == 200, page.text
         action = re.search(r'<form method="post" action="([^"]+)"', page.text)
         assert action
-        return self.post(action.group(1).replace("&amp;", "&"),
-                         {"csrf_token": csrf_token(page.text), "decision": decision})
+        return self.post(
+            action.group(1).replace("&amp;", "&"),
+            {"csrf_token": csrf_token(page.text), "decision": decision},
+        )
 
 
 @pytest.fixture(scope="module")
 def discovery(oauth_site: OAuthSite) -> dict[str, Any]:
     """The server metadata document: all a client is told."""
-    answer = requests.get(oauth_site.url + "/.well-known/oauth-authorization-server",
-                          timeout=TIMEOUT)
+    answer = requests.get(
+        oauth_site.url + "/.well-known/oauth-authorization-server", timeout=TIMEOUT
+    )
     assert answer.status_code == 200
     assert answer.headers["Access-Control-Allow-Origin"] == "*"
     return answer.json()  # type: ignore[no-any-return]
@@ -204,8 +228,12 @@ def clients() -> Iterator[Callable[..., OAuth2Session]]:
     made: list[OAuth2Session] = []
 
     def make(client_id: str, secret: str = "", **options: Any) -> OAuth2Session:
-        settings = {"scope": PROFILE, "redirect_uri": REDIRECT_URI,
-                    "code_challenge_method": "S256", **options}
+        settings = {
+            "scope": PROFILE,
+            "redirect_uri": REDIRECT_URI,
+            "code_challenge_method": "S256",
+            **options,
+        }
         made.append(OAuth2Session(client_id, secret or None, **settings))
         return made[-1]
 
@@ -214,25 +242,29 @@ def clients() -> Iterator[Callable[..., OAuth2Session]]:
         session.close()
 
 
-def authorize(browser: Browser, discovery: dict[str, Any], client: OAuth2Session
-              ) -> tuple[dict[str, Any], str, str]:
+def authorize(
+    browser: Browser, discovery: dict[str, Any], client: OAuth2Session
+) -> tuple[dict[str, Any], str, str]:
     """Run the authorization part with PKCE; return the token, the code
     verifier and the redirect the client received."""
     verifier = secrets.token_urlsafe(48)
-    url, _state = client.create_authorization_url(discovery["authorization_endpoint"],
-                                                  code_verifier=verifier)
+    url, _state = client.create_authorization_url(
+        discovery["authorization_endpoint"], code_verifier=verifier
+    )
     answer = browser.consent(url)
     assert answer.status_code == 302, answer.text
     location = answer.headers["Location"]
     assert location.startswith(REDIRECT_URI + "?")
-    token = client.fetch_token(discovery["token_endpoint"], authorization_response=location,
-                               code_verifier=verifier)
+    token = client.fetch_token(
+        discovery["token_endpoint"], authorization_response=location, code_verifier=verifier
+    )
     return token, verifier, location
 
 
 def api_user(site: OAuthSite, access_token: str) -> requests.Response:
-    return requests.get(site.url + "/api/user", timeout=TIMEOUT,
-                        headers={"Authorization": f"Bearer {access_token}"})
+    return requests.get(
+        site.url + "/api/user", timeout=TIMEOUT, headers={"Authorization": f"Bearer {access_token}"}
+    )
 
 
 def token_request(site: OAuthSite, data: dict[str, str], **kwargs: Any) -> requests.Response:
@@ -243,8 +275,9 @@ def token_request(site: OAuthSite, data: dict[str, str], **kwargs: Any) -> reque
 
 
 @pytest.mark.slow
-def test_the_discovery_document_names_every_endpoint_and_scope(oauth_site: OAuthSite,
-                                                               discovery: dict[str, Any]) -> None:
+def test_the_discovery_document_names_every_endpoint_and_scope(
+    oauth_site: OAuthSite, discovery: dict[str, Any]
+) -> None:
     document = discovery
     AuthorizationServerMetadata(document).validate()
     base = oauth_site.url
@@ -256,15 +289,23 @@ def test_the_discovery_document_names_every_endpoint_and_scope(oauth_site: OAuth
     assert document["grant_types_supported"] == ["authorization_code", "refresh_token"]
     assert document["response_types_supported"] == ["code"]
     assert document["code_challenge_methods_supported"] == ["S256"]
-    assert document["scopes_supported"] == ["meta/keys:RO", "meta/keys:RW",
-                                            "meta/profile:RO", "meta/profile:RW"]
+    assert document["scopes_supported"] == [
+        "meta/keys:RO",
+        "meta/keys:RW",
+        "meta/profile:RO",
+        "meta/profile:RW",
+    ]
     assert "none" in document["token_endpoint_auth_methods_supported"]
 
 
 @pytest.mark.slow
 def test_a_public_client_completes_the_flow_from_the_discovery_document(
-        oauth_site: OAuthSite, discovery: dict[str, Any], alice: Browser, public_client: str,
-        clients: Callable[..., OAuth2Session]) -> None:
+    oauth_site: OAuthSite,
+    discovery: dict[str, Any],
+    alice: Browser,
+    public_client: str,
+    clients: Callable[..., OAuth2Session],
+) -> None:
     client = clients(public_client)
     token, _verifier, location = authorize(alice, discovery, client)
 
@@ -283,24 +324,33 @@ def test_a_public_client_completes_the_flow_from_the_discovery_document(
     assert refreshed["refresh_token"] != first["refresh_token"]
     assert client.get(oauth_site.url + "/api/user", timeout=TIMEOUT).status_code == 200
 
-    introspected = client.introspect_token(discovery["introspection_endpoint"],
-                                           token=refreshed["access_token"]).json()
+    introspected = client.introspect_token(
+        discovery["introspection_endpoint"], token=refreshed["access_token"]
+    ).json()
     assert introspected["active"] is True
     assert introspected["client_id"] == public_client
     assert introspected["username"] == "alice"
     assert introspected["scope"] == PROFILE
     assert introspected["token_type"] == "Bearer"
     assert introspected["exp"] > introspected["iat"]
-    assert client.introspect_token(discovery["introspection_endpoint"],
-                                   token=refreshed["refresh_token"],
-                                   token_type_hint="refresh_token").json()["active"] is True
+    assert (
+        client.introspect_token(
+            discovery["introspection_endpoint"],
+            token=refreshed["refresh_token"],
+            token_type_hint="refresh_token",
+        ).json()["active"]
+        is True
+    )
 
-    revoked = client.revoke_token(discovery["revocation_endpoint"],
-                                  token=refreshed["access_token"],
-                                  token_type_hint="access_token")
+    revoked = client.revoke_token(
+        discovery["revocation_endpoint"],
+        token=refreshed["access_token"],
+        token_type_hint="access_token",
+    )
     assert revoked.status_code == 200
-    assert client.introspect_token(discovery["introspection_endpoint"],
-                                   token=refreshed["access_token"]).json() == {"active": False}
+    assert client.introspect_token(
+        discovery["introspection_endpoint"], token=refreshed["access_token"]
+    ).json() == {"active": False}
     refused = api_user(oauth_site, refreshed["access_token"])
     assert refused.status_code == 401
     assert refused.json() == {"errors": [{"reason": "the token has been revoked"}]}
@@ -315,8 +365,12 @@ def test_a_public_client_completes_the_flow_from_the_discovery_document(
 
 @pytest.mark.slow
 def test_a_spent_refresh_token_presented_again_revokes_the_whole_grant(
-        oauth_site: OAuthSite, discovery: dict[str, Any], alice: Browser, public_client: str,
-        clients: Callable[..., OAuth2Session]) -> None:
+    oauth_site: OAuthSite,
+    discovery: dict[str, Any],
+    alice: Browser,
+    public_client: str,
+    clients: Callable[..., OAuth2Session],
+) -> None:
     client = clients(public_client)
     first, _verifier, _location = authorize(alice, discovery, client)
     first = dict(first)
@@ -339,8 +393,12 @@ def test_a_spent_refresh_token_presented_again_revokes_the_whole_grant(
 
 @pytest.mark.slow
 def test_a_confidential_client_authenticates_with_its_secret(
-        oauth_site: OAuthSite, discovery: dict[str, Any], alice: Browser,
-        confidential_client: tuple[str, str], clients: Callable[..., OAuth2Session]) -> None:
+    oauth_site: OAuthSite,
+    discovery: dict[str, Any],
+    alice: Browser,
+    confidential_client: tuple[str, str],
+    clients: Callable[..., OAuth2Session],
+) -> None:
     client_id, secret = confidential_client
     # PKCE is allowed (and then checked) for confidential clients...
     client = clients(client_id, secret)
@@ -358,28 +416,44 @@ def test_a_confidential_client_authenticates_with_its_secret(
     url, _state = plain.create_authorization_url(discovery["authorization_endpoint"])
     code = query(alice.consent(url).headers["Location"])["code"]
     for auth, data in (((client_id, "wrong"), {}), (None, {"client_id": client_id})):
-        answer = token_request(oauth_site, {"grant_type": "authorization_code", "code": code,
-                                            "redirect_uri": REDIRECT_URI, **data}, auth=auth)
+        answer = token_request(
+            oauth_site,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT_URI,
+                **data,
+            },
+            auth=auth,
+        )
         assert answer.status_code in (400, 401)
         assert answer.json()["error"] == "invalid_client"
 
 
 @pytest.mark.slow
 def test_introspection_and_revocation_answer_only_the_client_that_owns_the_token(
-        oauth_site: OAuthSite, discovery: dict[str, Any], alice: Browser, public_client: str,
-        confidential_client: tuple[str, str], clients: Callable[..., OAuth2Session]) -> None:
+    oauth_site: OAuthSite,
+    discovery: dict[str, Any],
+    alice: Browser,
+    public_client: str,
+    confidential_client: tuple[str, str],
+    clients: Callable[..., OAuth2Session],
+) -> None:
     token, _verifier, _location = authorize(alice, discovery, clients(public_client))
     other = clients(*confidential_client)
 
-    assert other.introspect_token(discovery["introspection_endpoint"],
-                                  token=token["access_token"]).json() == {"active": False}
+    assert other.introspect_token(
+        discovery["introspection_endpoint"], token=token["access_token"]
+    ).json() == {"active": False}
     refused = other.revoke_token(discovery["revocation_endpoint"], token=token["access_token"])
     assert refused.status_code == 400
     assert refused.json()["error"] == "invalid_grant"
     assert api_user(oauth_site, token["access_token"]).status_code == 200
     # Revoking what does not exist is not an error (RFC 7009).
-    assert other.revoke_token(discovery["revocation_endpoint"],
-                              token="no such token").status_code == 200
+    assert (
+        other.revoke_token(discovery["revocation_endpoint"], token="no such token").status_code
+        == 200
+    )
 
 
 # -- through gunicorn: refused requests ----------------------------------------------------
@@ -387,19 +461,33 @@ def test_introspection_and_revocation_answer_only_the_client_that_owns_the_token
 
 def authorization_url(discovery: dict[str, Any], client_id: str, **overrides: str) -> str:
     _verifier, challenge = verifier_and_challenge()
-    params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI,
-              "scope": PROFILE, "state": "xyz", "code_challenge": challenge,
-              "code_challenge_method": "S256"}
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT_URI,
+        "scope": PROFILE,
+        "state": "xyz",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
     params.update(overrides)
-    return discovery["authorization_endpoint"] + "?" + urlencode(
-        {k: v for k, v in params.items() if v is not None and v != "-"})
+    return (
+        discovery["authorization_endpoint"]
+        + "?"
+        + urlencode({k: v for k, v in params.items() if v is not None and v != "-"})
+    )
 
 
 @pytest.mark.slow
 def test_an_unregistered_redirect_uri_is_refused_without_redirecting(
-        discovery: dict[str, Any], alice: Browser, public_client: str) -> None:
-    for uri in (OTHER_REDIRECT_URI, REDIRECT_URI + "/", REDIRECT_URI + "?x=1",
-                "https://evil.example/callback"):
+    discovery: dict[str, Any], alice: Browser, public_client: str
+) -> None:
+    for uri in (
+        OTHER_REDIRECT_URI,
+        REDIRECT_URI + "/",
+        REDIRECT_URI + "?x=1",
+        "https://evil.example/callback",
+    ):
         page = alice.get(authorization_url(discovery, public_client, redirect_uri=uri))
         assert page.status_code == 400
         assert "Location" not in page.headers
@@ -411,27 +499,40 @@ def test_an_unregistered_redirect_uri_is_refused_without_redirecting(
 
 @pytest.mark.slow
 def test_the_redirect_uri_must_be_the_same_at_the_token_endpoint(
-        oauth_site: OAuthSite, discovery: dict[str, Any], alice: Browser) -> None:
-    client_id, _ = alice.register_client("Two callbacks", public=True,
-                                         redirect_uris=(REDIRECT_URI, OTHER_REDIRECT_URI))
+    oauth_site: OAuthSite, discovery: dict[str, Any], alice: Browser
+) -> None:
+    client_id, _ = alice.register_client(
+        "Two callbacks", public=True, redirect_uris=(REDIRECT_URI, OTHER_REDIRECT_URI)
+    )
     verifier, challenge = verifier_and_challenge()
-    location = alice.consent(authorization_url(discovery, client_id,
-                                               code_challenge=challenge)).headers["Location"]
-    answer = token_request(oauth_site, {
-        "grant_type": "authorization_code", "code": query(location)["code"],
-        "client_id": client_id, "redirect_uri": OTHER_REDIRECT_URI, "code_verifier": verifier})
+    location = alice.consent(
+        authorization_url(discovery, client_id, code_challenge=challenge)
+    ).headers["Location"]
+    answer = token_request(
+        oauth_site,
+        {
+            "grant_type": "authorization_code",
+            "code": query(location)["code"],
+            "client_id": client_id,
+            "redirect_uri": OTHER_REDIRECT_URI,
+            "code_verifier": verifier,
+        },
+    )
     assert answer.status_code == 400
-    assert answer.json() == {"error": "invalid_grant",
-                             "error_description": "Invalid 'redirect_uri' in request."}
+    assert answer.json() == {
+        "error": "invalid_grant",
+        "error_description": "Invalid 'redirect_uri' in request.",
+    }
 
 
 @pytest.mark.slow
-def test_a_public_client_must_use_pkce_with_s256(discovery: dict[str, Any], alice: Browser,
-                                                 public_client: str) -> None:
+def test_a_public_client_must_use_pkce_with_s256(
+    discovery: dict[str, Any], alice: Browser, public_client: str
+) -> None:
     for overrides, reason in (
-            ({"code_challenge": "-", "code_challenge_method": "-"}, "must use PKCE"),
-            ({"code_challenge_method": "plain"}, "Unsupported 'code_challenge_method'"),
-            ({"code_challenge_method": "-"}, "code_challenge_method=S256"),
+        ({"code_challenge": "-", "code_challenge_method": "-"}, "must use PKCE"),
+        ({"code_challenge_method": "plain"}, "Unsupported 'code_challenge_method'"),
+        ({"code_challenge_method": "-"}, "code_challenge_method=S256"),
     ):
         answer = alice.get(authorization_url(discovery, public_client, **overrides))
         assert answer.status_code == 302, answer.text
@@ -445,17 +546,21 @@ def test_a_public_client_must_use_pkce_with_s256(discovery: dict[str, Any], alic
 
 @pytest.mark.slow
 def test_a_wrong_or_missing_code_verifier_is_refused(
-        oauth_site: OAuthSite, discovery: dict[str, Any], alice: Browser, public_client: str
+    oauth_site: OAuthSite, discovery: dict[str, Any], alice: Browser, public_client: str
 ) -> None:
     verifier, challenge = verifier_and_challenge()
-    location = alice.consent(authorization_url(discovery, public_client,
-                                               code_challenge=challenge)).headers["Location"]
-    exchange = {"grant_type": "authorization_code", "code": query(location)["code"],
-                "client_id": public_client, "redirect_uri": REDIRECT_URI}
+    location = alice.consent(
+        authorization_url(discovery, public_client, code_challenge=challenge)
+    ).headers["Location"]
+    exchange = {
+        "grant_type": "authorization_code",
+        "code": query(location)["code"],
+        "client_id": public_client,
+        "redirect_uri": REDIRECT_URI,
+    }
     wrong = token_request(oauth_site, {**exchange, "code_verifier": secrets.token_urlsafe(48)})
     assert wrong.status_code == 400
-    assert wrong.json() == {"error": "invalid_grant",
-                            "error_description": "Code challenge failed."}
+    assert wrong.json() == {"error": "invalid_grant", "error_description": "Code challenge failed."}
     missing = token_request(oauth_site, exchange)
     assert missing.status_code == 400
     assert missing.json()["error"] == "invalid_request"
@@ -468,14 +573,19 @@ def test_a_wrong_or_missing_code_verifier_is_refused(
 
 @pytest.mark.slow
 def test_a_code_works_once_and_its_reuse_revokes_what_it_gave(
-        oauth_site: OAuthSite, discovery: dict[str, Any], alice: Browser, public_client: str
+    oauth_site: OAuthSite, discovery: dict[str, Any], alice: Browser, public_client: str
 ) -> None:
     verifier, challenge = verifier_and_challenge()
-    location = alice.consent(authorization_url(discovery, public_client,
-                                               code_challenge=challenge)).headers["Location"]
-    exchange = {"grant_type": "authorization_code", "code": query(location)["code"],
-                "client_id": public_client, "redirect_uri": REDIRECT_URI,
-                "code_verifier": verifier}
+    location = alice.consent(
+        authorization_url(discovery, public_client, code_challenge=challenge)
+    ).headers["Location"]
+    exchange = {
+        "grant_type": "authorization_code",
+        "code": query(location)["code"],
+        "client_id": public_client,
+        "redirect_uri": REDIRECT_URI,
+        "code_verifier": verifier,
+    }
     first = token_request(oauth_site, exchange)
     assert first.status_code == 200
     access = first.json()["access_token"]
@@ -489,14 +599,18 @@ def test_a_code_works_once_and_its_reuse_revokes_what_it_gave(
 
 
 @pytest.mark.slow
-def test_unknown_and_malformed_scopes_are_refused(discovery: dict[str, Any], alice: Browser,
-                                                  public_client: str) -> None:
+def test_unknown_and_malformed_scopes_are_refused(
+    discovery: dict[str, Any], alice: Browser, public_client: str
+) -> None:
     for scope, reason in (
-            ("todo/tickets:RO", "Unknown scope todo/tickets:RO; this site offers meta/keys, "
-                                "meta/profile (each :RO or :RW)."),
-            ("meta/profile", "'meta/profile' is not a scope like service/resource:RO or :RW"),
-            ("meta/profile:RO everything", "'everything' is not a scope"),
-            ("-", "Ask for at least one scope"),
+        (
+            "todo/tickets:RO",
+            "Unknown scope todo/tickets:RO; this site offers meta/keys, "
+            "meta/profile (each :RO or :RW).",
+        ),
+        ("meta/profile", "'meta/profile' is not a scope like service/resource:RO or :RW"),
+        ("meta/profile:RO everything", "'everything' is not a scope"),
+        ("-", "Ask for at least one scope"),
     ):
         answer = alice.get(authorization_url(discovery, public_client, scope=scope))
         assert answer.status_code == 302, answer.text
@@ -507,7 +621,8 @@ def test_unknown_and_malformed_scopes_are_refused(discovery: dict[str, Any], ali
 
 @pytest.mark.slow
 def test_a_consent_post_without_its_csrf_token_is_refused(
-        oauth_site: OAuthSite, discovery: dict[str, Any], alice: Browser) -> None:
+    oauth_site: OAuthSite, discovery: dict[str, Any], alice: Browser
+) -> None:
     client_id, _ = alice.register_client("Never approved", public=True)
     url = authorization_url(discovery, client_id)
     for data in ({"decision": "approve"}, {"decision": "approve", "csrf_token": "forged"}):
@@ -518,17 +633,19 @@ def test_a_consent_post_without_its_csrf_token_is_refused(
     engine = sa.create_engine(oauth_site.database_url)
     try:
         with engine.connect() as connection:
-            codes = connection.execute(sa.text(
-                "SELECT count(*) FROM oauth_authorization_code WHERE client_id = :c"),
-                {"c": client_id}).scalar()
+            codes = connection.execute(
+                sa.text("SELECT count(*) FROM oauth_authorization_code WHERE client_id = :c"),
+                {"c": client_id},
+            ).scalar()
     finally:
         engine.dispose()
     assert codes == 0
 
 
 @pytest.mark.slow
-def test_denying_sends_access_denied_to_the_client(discovery: dict[str, Any], alice: Browser,
-                                                   public_client: str) -> None:
+def test_denying_sends_access_denied_to_the_client(
+    discovery: dict[str, Any], alice: Browser, public_client: str
+) -> None:
     answer = alice.consent(authorization_url(discovery, public_client), decision="deny")
     assert answer.status_code == 302
     location = answer.headers["Location"]
@@ -539,28 +656,39 @@ def test_denying_sends_access_denied_to_the_client(discovery: dict[str, Any], al
 
 
 @pytest.mark.slow
-def test_the_client_endpoints_answer_rfc_6749_json(oauth_site: OAuthSite,
-                                                   public_client: str) -> None:
+def test_the_client_endpoints_answer_rfc_6749_json(
+    oauth_site: OAuthSite, public_client: str
+) -> None:
     wrong_method = requests.get(oauth_site.url + "/oauth2/token", timeout=TIMEOUT)
     assert wrong_method.status_code == 405
     assert wrong_method.json() == {"error": "invalid_request", "error_description": "Use POST."}
-    password = token_request(oauth_site, {"grant_type": "password", "username": "alice",
-                                          "password": OAUTH_PASSWORD,
-                                          "client_id": public_client})
+    password = token_request(
+        oauth_site,
+        {
+            "grant_type": "password",
+            "username": "alice",
+            "password": OAUTH_PASSWORD,
+            "client_id": public_client,
+        },
+    )
     assert password.status_code == 400
     assert password.json()["error"] == "unsupported_grant_type"
-    unknown = token_request(oauth_site, {"grant_type": "authorization_code", "code": "x",
-                                         "client_id": "no-such-client"})
+    unknown = token_request(
+        oauth_site, {"grant_type": "authorization_code", "code": "x", "client_id": "no-such-client"}
+    )
     assert unknown.json()["error"] == "invalid_client"
-    preflight = requests.options(oauth_site.url + "/oauth2/token", timeout=TIMEOUT,
-                                 headers={"Origin": "https://app.example",
-                                          "Access-Control-Request-Method": "POST"})
+    preflight = requests.options(
+        oauth_site.url + "/oauth2/token",
+        timeout=TIMEOUT,
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+    )
     assert preflight.headers["Access-Control-Allow-Origin"] == "*"
 
 
 @pytest.mark.slow
 def test_anonymous_visitors_log_in_first_and_come_back_to_the_consent_page(
-        oauth_site: OAuthSite, discovery: dict[str, Any], public_client: str) -> None:
+    oauth_site: OAuthSite, discovery: dict[str, Any], public_client: str
+) -> None:
     bob = Browser(oauth_site.url)
     try:
         url = authorization_url(discovery, public_client)
@@ -569,9 +697,15 @@ def test_anonymous_visitors_log_in_first_and_come_back_to_the_consent_page(
         login = answer.headers["Location"]
         assert login.startswith(oauth_site.url + "/login?")
         page = bob.get(login)
-        logged_in = bob.post(login, {"csrf_token": csrf_token(page.text), "username": "bob",
-                                     "password": OAUTH_PASSWORD,
-                                     "return_to": query(login)["return_to"]})
+        logged_in = bob.post(
+            login,
+            {
+                "csrf_token": csrf_token(page.text),
+                "username": "bob",
+                "password": OAUTH_PASSWORD,
+                "return_to": query(login)["return_to"],
+            },
+        )
         assert logged_in.status_code == 302
         consent = bob.get(logged_in.headers["Location"])
         assert consent.status_code == 200
@@ -602,8 +736,14 @@ def meta(oauth_app: Any) -> Iterator[Any]:
 
 def log_in(client: Any, username: str) -> None:
     page = client.get("/login")
-    answer = client.post("/login", data={"csrf_token": csrf_token(page.text),
-                                         "username": username, "password": OAUTH_PASSWORD})
+    answer = client.post(
+        "/login",
+        data={
+            "csrf_token": csrf_token(page.text),
+            "username": username,
+            "password": OAUTH_PASSWORD,
+        },
+    )
     assert answer.status_code == 302, answer.text
 
 
@@ -618,17 +758,31 @@ def rows(app: Any, statement: str, **params: Any) -> list[Any]:
 
 
 def audit_events(app: Any, username: str) -> list[tuple[str, str | None]]:
-    return [(r.event, r.details) for r in rows(
-        app, 'SELECT event, details FROM audit_log JOIN "user" ON "user".id = user_id '
-             "WHERE username = :u ORDER BY audit_log.id", u=username)]
+    return [
+        (r.event, r.details)
+        for r in rows(
+            app,
+            'SELECT event, details FROM audit_log JOIN "user" ON "user".id = user_id '
+            "WHERE username = :u ORDER BY audit_log.id",
+            u=username,
+        )
+    ]
 
 
-def test_registering_shows_the_secret_once_and_stores_only_its_hash(oauth_app: Any,
-                                                                    meta: Any) -> None:
-    answer = submit(meta, "/oauth2/clients/register", {
-        "name": "Server app", "description": "Syncs things", "url": "https://app.example",
-        "redirect_uris": "https://app.example/cb\r\nhttp://localhost:8000/cb\r\n",
-        "client_type": "confidential"})
+def test_registering_shows_the_secret_once_and_stores_only_its_hash(
+    oauth_app: Any, meta: Any
+) -> None:
+    answer = submit(
+        meta,
+        "/oauth2/clients/register",
+        {
+            "name": "Server app",
+            "description": "Syncs things",
+            "url": "https://app.example",
+            "redirect_uris": "https://app.example/cb\r\nhttp://localhost:8000/cb\r\n",
+            "client_type": "confidential",
+        },
+    )
     assert answer.status_code == 200
     assert answer.headers["Cache-Control"] == "no-store"
     client_id = re.search(r'<code id="client-id">([^<]+)</code>', answer.text).group(1)
@@ -636,36 +790,50 @@ def test_registering_shows_the_secret_once_and_stores_only_its_hash(oauth_app: A
 
     (stored,) = rows(oauth_app, "SELECT * FROM oauth_client WHERE client_id = :c", c=client_id)
     assert stored.client_secret_hash == hashlib.sha256(secret.encode()).hexdigest()
-    assert stored.redirect_uris.split() == ["https://app.example/cb",
-                                            "http://localhost:8000/cb"]
+    assert stored.redirect_uris.split() == ["https://app.example/cb", "http://localhost:8000/cb"]
     assert secret not in meta.get(f"/oauth2/clients/{client_id}").text
     listing = meta.get("/oauth2/clients").text
     assert "Server app" in listing and client_id in listing and secret not in listing
     assert ("OAuth client registered", f"Server app ({client_id})") in audit_events(
-        oauth_app, "alice")
+        oauth_app, "alice"
+    )
 
-    public = submit(meta, "/oauth2/clients/register", {
-        "name": "Pocket app", "redirect_uris": "com.example.pocket:/cb",
-        "client_type": "public"})
+    public = submit(
+        meta,
+        "/oauth2/clients/register",
+        {"name": "Pocket app", "redirect_uris": "com.example.pocket:/cb", "client_type": "public"},
+    )
     assert public.status_code == 200
     assert 'id="client-secret"' not in public.text
-    assert rows(oauth_app, "SELECT client_secret_hash FROM oauth_client WHERE name = "
-                           "'Pocket app'")[0].client_secret_hash is None
+    assert (
+        rows(oauth_app, "SELECT client_secret_hash FROM oauth_client WHERE name = 'Pocket app'")[
+            0
+        ].client_secret_hash
+        is None
+    )
 
 
-@pytest.mark.parametrize(("uris", "reason"), [
-    ("", "This field is required."),
-    ("/callback", "/callback must be an absolute URL"),
-    ("https://app.example/cb#frag", "must not contain a fragment"),
-    ("javascript://alert(1)", "must use https, or a private-use scheme"),
-    ("mything:/cb", "must use https, or a private-use scheme"),
-    ("https://user:pw@app.example/cb", "must not contain a user name or password"),
-    ("\n".join(f"https://app.example/{i}" for i in range(11)), "at most 10 redirect URIs"),
-], ids=["empty", "relative", "fragment", "javascript", "bare-scheme", "userinfo", "too-many"])
-def test_bad_redirect_uris_are_refused_and_nothing_is_stored(oauth_app: Any, meta: Any,
-                                                             uris: str, reason: str) -> None:
-    answer = submit(meta, "/oauth2/clients/register", {
-        "name": "Bad", "redirect_uris": uris, "client_type": "public"})
+@pytest.mark.parametrize(
+    ("uris", "reason"),
+    [
+        ("", "This field is required."),
+        ("/callback", "/callback must be an absolute URL"),
+        ("https://app.example/cb#frag", "must not contain a fragment"),
+        ("javascript://alert(1)", "must use https, or a private-use scheme"),
+        ("mything:/cb", "must use https, or a private-use scheme"),
+        ("https://user:pw@app.example/cb", "must not contain a user name or password"),
+        ("\n".join(f"https://app.example/{i}" for i in range(11)), "at most 10 redirect URIs"),
+    ],
+    ids=["empty", "relative", "fragment", "javascript", "bare-scheme", "userinfo", "too-many"],
+)
+def test_bad_redirect_uris_are_refused_and_nothing_is_stored(
+    oauth_app: Any, meta: Any, uris: str, reason: str
+) -> None:
+    answer = submit(
+        meta,
+        "/oauth2/clients/register",
+        {"name": "Bad", "redirect_uris": uris, "client_type": "public"},
+    )
     assert answer.status_code == 400
     assert reason in answer.text
     assert rows(oauth_app, "SELECT id FROM oauth_client") == []
@@ -674,24 +842,40 @@ def test_bad_redirect_uris_are_refused_and_nothing_is_stored(oauth_app: Any, met
 def test_registering_needs_a_login_and_a_csrf_token(oauth_app: Any, meta: Any) -> None:
     anonymous = oauth_app.test_client()
     assert anonymous.get("/oauth2/clients/register").status_code == 302
-    forged = meta.post("/oauth2/clients/register", data={
-        "name": "x", "redirect_uris": REDIRECT_URI, "client_type": "public"})
+    forged = meta.post(
+        "/oauth2/clients/register",
+        data={"name": "x", "redirect_uris": REDIRECT_URI, "client_type": "public"},
+    )
     assert forged.status_code == 400
     assert rows(oauth_app, "SELECT id FROM oauth_client") == []
 
 
 def register(meta: Any, *, public: bool = True) -> str:
-    answer = submit(meta, "/oauth2/clients/register", {
-        "name": "Pocket app", "description": "Reads your profile.",
-        "redirect_uris": REDIRECT_URI, "client_type": "public" if public else "confidential"})
+    answer = submit(
+        meta,
+        "/oauth2/clients/register",
+        {
+            "name": "Pocket app",
+            "description": "Reads your profile.",
+            "redirect_uris": REDIRECT_URI,
+            "client_type": "public" if public else "confidential",
+        },
+    )
     return re.search(r'<code id="client-id">([^<]+)</code>', answer.text).group(1)
 
 
 def consent_url(client_id: str, challenge: str, scope: str = PROFILE) -> str:
-    return "/oauth2/authorize?" + urlencode({
-        "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI,
-        "scope": scope, "state": "s1", "code_challenge": challenge,
-        "code_challenge_method": "S256"})
+    return "/oauth2/authorize?" + urlencode(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT_URI,
+            "scope": scope,
+            "state": "s1",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
 
 
 def approve(meta: Any, client_id: str, scope: str = PROFILE) -> dict[str, str]:
@@ -700,15 +884,23 @@ def approve(meta: Any, client_id: str, scope: str = PROFILE) -> dict[str, str]:
     answer = submit(meta, consent_url(client_id, challenge, scope), {"decision": "approve"})
     assert answer.status_code == 302, answer.text
     code = query(answer.headers["Location"])["code"]
-    token = meta.post("/oauth2/token", data={
-        "grant_type": "authorization_code", "code": code, "client_id": client_id,
-        "redirect_uri": REDIRECT_URI, "code_verifier": verifier})
+    token = meta.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": client_id,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier,
+        },
+    )
     assert token.status_code == 200, token.text
     return token.json  # type: ignore[no-any-return]
 
 
 def test_the_consent_page_shows_the_client_and_what_each_scope_allows(
-        oauth_app: Any, meta: Any) -> None:
+    oauth_app: Any, meta: Any
+) -> None:
     client_id = register(meta)
     _verifier, challenge = verifier_and_challenge()
     page = meta.get(consent_url(client_id, challenge, "meta/profile:RO meta/keys:RW"))
@@ -718,10 +910,12 @@ def test_the_consent_page_shows_the_client_and_what_each_scope_allows(
     assert "<h1>Authorize Pocket app?</h1>" in html
     assert "registered by ~alice" in html
     assert "Reads your profile." in html
-    assert ("<strong>Read</strong> your profile: username, email, name "
-            "<code>meta/profile:RO</code>") in html
-    assert ("<strong>Read and write</strong> your SSH and PGP public keys "
-            "<code>meta/keys:RW</code>") in html
+    assert (
+        "<strong>Read</strong> your profile: username, email, name <code>meta/profile:RO</code>"
+    ) in html
+    assert (
+        "<strong>Read and write</strong> your SSH and PGP public keys <code>meta/keys:RW</code>"
+    ) in html
     assert f"<code>{REDIRECT_URI}</code>" in html
     assert 'name="csrf_token"' in html
     assert page.headers["Cache-Control"] == "no-store"
@@ -731,8 +925,9 @@ def test_the_consent_page_shows_the_client_and_what_each_scope_allows(
     assert "frame-ancestors 'none'" in policy
 
 
-def test_tokens_are_sealed_grants_stored_only_as_hashes_and_audited(oauth_app: Any,
-                                                                    meta: Any) -> None:
+def test_tokens_are_sealed_grants_stored_only_as_hashes_and_audited(
+    oauth_app: Any, meta: Any
+) -> None:
     from srht_core.identity import unseal
 
     client_id = register(meta)
@@ -748,17 +943,27 @@ def test_tokens_are_sealed_grants_stored_only_as_hashes_and_audited(oauth_app: A
     with oauth_app.app_context():
         grant = unseal(token["access_token"], None, oauth_app.extensions["srht"])
     assert grant is not None
-    assert (grant["k"], grant["i"], grant["s"], grant["c"]) == ("oauth", row.id, [PROFILE],
-                                                                client_id)
+    assert (grant["k"], grant["i"], grant["s"], grant["c"]) == (
+        "oauth",
+        row.id,
+        [PROFILE],
+        client_id,
+    )
     assert grant["x"] == row.issued_at + 3600
-    assert ("OAuth authorization granted", f"Pocket app ({client_id}): {PROFILE}") in \
-        audit_events(oauth_app, "alice")
-    assert meta.get("/api/user", headers={
-        "Authorization": f"Bearer {token['access_token']}"}).json["username"] == "alice"
+    assert ("OAuth authorization granted", f"Pocket app ({client_id}): {PROFILE}") in audit_events(
+        oauth_app, "alice"
+    )
+    assert (
+        meta.get("/api/user", headers={"Authorization": f"Bearer {token['access_token']}"}).json[
+            "username"
+        ]
+        == "alice"
+    )
 
 
-def test_revoking_a_client_stops_its_tokens_and_its_authorizations(oauth_app: Any,
-                                                                   meta: Any) -> None:
+def test_revoking_a_client_stops_its_tokens_and_its_authorizations(
+    oauth_app: Any, meta: Any
+) -> None:
     from srht_plugins.meta.accounts import revoked_since
 
     client_id = register(meta)
@@ -767,8 +972,9 @@ def test_revoking_a_client_stops_its_tokens_and_its_authorizations(oauth_app: An
     assert meta.get("/api/user", headers=bearer).status_code == 200
 
     page = meta.get(f"/oauth2/clients/{client_id}")
-    revoked = meta.post(f"/oauth2/clients/{client_id}/revoke",
-                        data={"csrf_token": csrf_token(page.text)})
+    revoked = meta.post(
+        f"/oauth2/clients/{client_id}/revoke", data={"csrf_token": csrf_token(page.text)}
+    )
     assert revoked.status_code == 302
 
     assert meta.get("/api/user", headers=bearer).status_code == 401
@@ -780,8 +986,7 @@ def test_revoking_a_client_stops_its_tokens_and_its_authorizations(oauth_app: An
     refused = meta.get(consent_url(client_id, challenge))
     assert refused.status_code == 400
     assert "The client does not exist on this server." in refused.text
-    assert ("OAuth client revoked", f"Pocket app ({client_id})") in audit_events(
-        oauth_app, "alice")
+    assert ("OAuth client revoked", f"Pocket app ({client_id})") in audit_events(oauth_app, "alice")
 
 
 def test_only_the_owner_sees_and_revokes_a_client(oauth_app: Any, meta: Any) -> None:
@@ -791,8 +996,10 @@ def test_only_the_owner_sees_and_revokes_a_client(oauth_app: Any, meta: Any) -> 
     assert bob.get(f"/oauth2/clients/{client_id}").status_code == 404
     assert client_id not in bob.get("/oauth2/clients").text
     token = csrf_token(bob.get("/oauth2/clients/register").text)
-    assert bob.post(f"/oauth2/clients/{client_id}/revoke",
-                    data={"csrf_token": token}).status_code == 404
+    assert (
+        bob.post(f"/oauth2/clients/{client_id}/revoke", data={"csrf_token": token}).status_code
+        == 404
+    )
     assert rows(oauth_app, "SELECT revoked_at FROM oauth_client")[0].revoked_at is None
 
 
@@ -809,16 +1016,27 @@ def test_a_user_revokes_the_access_they_granted(oauth_app: Any, meta: Any) -> No
     assert bob.post(action, data={"csrf_token": bob_token}).status_code == 404
 
     assert meta.post(action, data={"csrf_token": csrf_token(page.text)}).status_code == 302
-    assert meta.get("/api/user", headers={
-        "Authorization": f"Bearer {token['access_token']}"}).status_code == 401
-    refresh = meta.post("/oauth2/token", data={
-        "grant_type": "refresh_token", "refresh_token": token["refresh_token"],
-        "client_id": client_id})
+    assert (
+        meta.get(
+            "/api/user", headers={"Authorization": f"Bearer {token['access_token']}"}
+        ).status_code
+        == 401
+    )
+    refresh = meta.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": token["refresh_token"],
+            "client_id": client_id,
+        },
+    )
     assert refresh.status_code == 400
     assert refresh.json["error"] == "invalid_grant"
     assert "No application can use your account." in meta.get("/oauth2/clients").text
-    assert any(event == "OAuth authorization revoked"
-               for event, _details in audit_events(oauth_app, "alice"))
+    assert any(
+        event == "OAuth authorization revoked"
+        for event, _details in audit_events(oauth_app, "alice")
+    )
 
 
 def test_a_suspended_user_cannot_refresh(oauth_app: Any, meta: Any) -> None:
@@ -831,12 +1049,19 @@ def test_a_suspended_user_cannot_refresh(oauth_app: Any, meta: Any) -> None:
     with oauth_app.test_request_context(method="POST"):
         find_user("alice").user_type = SUSPENDED
         db_session.commit()
-    refresh = meta.post("/oauth2/token", data={
-        "grant_type": "refresh_token", "refresh_token": token["refresh_token"],
-        "client_id": client_id})
+    refresh = meta.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": token["refresh_token"],
+            "client_id": client_id,
+        },
+    )
     assert refresh.status_code == 400
-    assert refresh.json == {"error": "invalid_grant", "error_description":
-                              "The account this grant is for is suspended."}
+    assert refresh.json == {
+        "error": "invalid_grant",
+        "error_description": "The account this grant is for is suspended.",
+    }
 
 
 def test_a_code_older_than_ten_minutes_is_refused(oauth_app: Any, meta: Any) -> None:
@@ -846,55 +1071,93 @@ def test_a_code_older_than_ten_minutes_is_refused(oauth_app: Any, meta: Any) -> 
     code = query(answer.headers["Location"])["code"]
     # Age the code as ten minutes passing would, rather than waiting for it.
     with oauth_app.extensions["srht"].db.engine.begin() as connection:
-        connection.execute(sa.text("UPDATE oauth_authorization_code "
-                                   "SET expires = expires - interval '10 minutes'"))
-    token = meta.post("/oauth2/token", data={
-        "grant_type": "authorization_code", "code": code, "client_id": client_id,
-        "redirect_uri": REDIRECT_URI, "code_verifier": verifier})
+        connection.execute(
+            sa.text("UPDATE oauth_authorization_code SET expires = expires - interval '10 minutes'")
+        )
+    token = meta.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": client_id,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier,
+        },
+    )
     assert token.status_code == 400
-    assert token.json == {"error": "invalid_grant", "error_description":
-                          "This code has expired: codes must be exchanged within 10 minutes."}
+    assert token.json == {
+        "error": "invalid_grant",
+        "error_description": "This code has expired: codes must be exchanged within 10 minutes.",
+    }
 
 
 def test_a_refresh_cannot_widen_the_scope(oauth_app: Any, meta: Any) -> None:
     client_id = register(meta)
     token = approve(meta, client_id)
-    wider = meta.post("/oauth2/token", data={
-        "grant_type": "refresh_token", "refresh_token": token["refresh_token"],
-        "client_id": client_id, "scope": f"{PROFILE} meta/keys:RW"})
+    wider = meta.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": token["refresh_token"],
+            "client_id": client_id,
+            "scope": f"{PROFILE} meta/keys:RW",
+        },
+    )
     assert wider.status_code == 400
     assert wider.json["error"] == "invalid_scope"
-    same = meta.post("/oauth2/token", data={
-        "grant_type": "refresh_token", "refresh_token": token["refresh_token"],
-        "client_id": client_id})
+    same = meta.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": token["refresh_token"],
+            "client_id": client_id,
+        },
+    )
     assert same.status_code == 200
     assert same.json["scope"] == PROFILE
 
 
-@pytest.mark.parametrize(("overrides", "error"), [
-    ({"response_type": 'co"de'}, "Only response_type=code is supported, not co?de."),
-    ({"response_type": "token"}, "Only response_type=code is supported, not token."),
-    ({"response_type": None}, "Only response_type=code is supported, not none."),
-], ids=["quote", "implicit", "missing"])
-def test_other_response_types_are_refused_to_the_client(oauth_app: Any, meta: Any,
-                                                         overrides: dict[str, Any],
-                                                         error: str) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"response_type": 'co"de'}, "Only response_type=code is supported, not co?de."),
+        ({"response_type": "token"}, "Only response_type=code is supported, not token."),
+        ({"response_type": None}, "Only response_type=code is supported, not none."),
+    ],
+    ids=["quote", "implicit", "missing"],
+)
+def test_other_response_types_are_refused_to_the_client(
+    oauth_app: Any, meta: Any, overrides: dict[str, Any], error: str
+) -> None:
     client_id = register(meta)
-    params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI,
-              "scope": PROFILE, "state": 'st"\\', **overrides}
-    answer = meta.get("/oauth2/authorize?" + urlencode(
-        {k: v for k, v in params.items() if v is not None}))
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT_URI,
+        "scope": PROFILE,
+        "state": 'st"\\',
+        **overrides,
+    }
+    answer = meta.get(
+        "/oauth2/authorize?" + urlencode({k: v for k, v in params.items() if v is not None})
+    )
     assert answer.status_code == 302
     assert query(answer.headers["Location"]) == {
-        "error": "unsupported_response_type", "error_description": error, "state": 'st"\\'}
+        "error": "unsupported_response_type",
+        "error_description": error,
+        "state": 'st"\\',
+    }
 
 
 def test_hostile_redirect_uris_get_a_page_not_a_redirect(oauth_app: Any, meta: Any) -> None:
     client_id = register(meta)
     for uri in ('http://127.0.0.1:9/"x', "http://127.0.0.1:9/caf\u00e9", "//evil.example/cb"):
         _verifier, challenge = verifier_and_challenge()
-        page = meta.get(consent_url(client_id, challenge).replace(
-            urlencode({"redirect_uri": REDIRECT_URI}), urlencode({"redirect_uri": uri})))
+        page = meta.get(
+            consent_url(client_id, challenge).replace(
+                urlencode({"redirect_uri": REDIRECT_URI}), urlencode({"redirect_uri": uri})
+            )
+        )
         assert page.status_code == 400
         assert "Location" not in page.headers
         assert "is not registered for this client" in page.text

@@ -31,8 +31,9 @@ def user_row(site: MetaSite, username: str) -> User:
         return user
 
 
-@pytest.mark.parametrize("path", ["/profile", "/security", "/security/totp", "/tokens",
-                                  "/audit-log", "/keys"])
+@pytest.mark.parametrize(
+    "path", ["/profile", "/security", "/security/totp", "/tokens", "/audit-log", "/keys"]
+)
 def test_settings_send_anonymous_visitors_to_login(meta_site: MetaSite, path: str) -> None:
     answer = meta_site.browser().get(path)
     assert answer.status_code == 302
@@ -48,13 +49,22 @@ def test_anonymous_posts_are_refused(meta_site: MetaSite) -> None:
 
 def test_profile_is_saved_rendered_and_broadcast(meta_site: MetaSite) -> None:
     browser = signed_in(meta_site)
-    saved = browser.submit("/profile", {
-        "name": "Alice Liddell", "url": "https://alice.example.org", "location": "Oxford",
-        "bio": "I *like* rabbits.\n\n<script>alert(1)</script>"})
+    saved = browser.submit(
+        "/profile",
+        {
+            "name": "Alice Liddell",
+            "url": "https://alice.example.org",
+            "location": "Oxford",
+            "bio": "I *like* rabbits.\n\n<script>alert(1)</script>",
+        },
+    )
     assert saved.status_code == 302
     alice = user_row(meta_site, "alice")
-    assert (alice.name, alice.url, alice.location) == \
-        ("Alice Liddell", "https://alice.example.org", "Oxford")
+    assert (alice.name, alice.url, alice.location) == (
+        "Alice Liddell",
+        "https://alice.example.org",
+        "Oxford",
+    )
     page = browser.get("/").get_data(as_text=True)
     assert "<em>like</em>" in page and "<script>alert(1)</script>" not in page
     assert "Alice Liddell" in page
@@ -64,15 +74,19 @@ def test_profile_is_saved_rendered_and_broadcast(meta_site: MetaSite) -> None:
     assert update["data"]["name"] == "Alice Liddell" and update["data"]["username"] == "alice"
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("url", "javascript://example.org/%0aalert(1)", "must start with https:// or http://"),
-    ("url", "not a url", "Enter a web address"),
-    ("name", "n" * 257, "Field cannot be longer than 256 characters."),
-    ("location", "l" * 257, "Field cannot be longer than 256 characters."),
-    ("bio", "b" * 4097, "Field cannot be longer than 4096 characters."),
-])
-def test_profile_refuses_bad_values_and_stores_nothing(meta_site: MetaSite, field: str,
-                                                       value: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("url", "javascript://example.org/%0aalert(1)", "must start with https:// or http://"),
+        ("url", "not a url", "Enter a web address"),
+        ("name", "n" * 257, "Field cannot be longer than 256 characters."),
+        ("location", "l" * 257, "Field cannot be longer than 256 characters."),
+        ("bio", "b" * 4097, "Field cannot be longer than 4096 characters."),
+    ],
+)
+def test_profile_refuses_bad_values_and_stores_nothing(
+    meta_site: MetaSite, field: str, value: str, message: str
+) -> None:
     browser = signed_in(meta_site)
     answer = browser.submit("/profile", {"name": "Alice", field: value})
     assert answer.status_code == 400 and message in text(answer)
@@ -83,18 +97,24 @@ def test_profile_refuses_bad_values_and_stores_nothing(meta_site: MetaSite, fiel
 
 def test_password_change_needs_the_current_password(meta_site: MetaSite) -> None:
     browser = signed_in(meta_site)
-    wrong = browser.submit("/security", {"password-current": "not it",
-                                         "password-password": "a new passphrase"},
-                           action="/security/password")
+    wrong = browser.submit(
+        "/security",
+        {"password-current": "not it", "password-password": "a new passphrase"},
+        action="/security/password",
+    )
     assert wrong.status_code == 400 and "That is not your current password." in text(wrong)
-    short = browser.submit("/security", {"password-current": PASSWORD,
-                                         "password-password": "short"},
-                           action="/security/password")
+    short = browser.submit(
+        "/security",
+        {"password-current": PASSWORD, "password-password": "short"},
+        action="/security/password",
+    )
     assert short.status_code == 400 and "Password must be at least 10 characters." in text(short)
 
-    done = browser.submit("/security", {"password-current": PASSWORD,
-                                        "password-password": "a new passphrase"},
-                          action="/security/password")
+    done = browser.submit(
+        "/security",
+        {"password-current": PASSWORD, "password-password": "a new passphrase"},
+        action="/security/password",
+    )
     assert done.status_code == 302
     fresh = meta_site.browser()
     assert fresh.login("alice").status_code == 400
@@ -109,9 +129,11 @@ def test_email_change_is_confirmed_by_the_new_address(meta_site: MetaSite) -> No
     browser = signed_in(meta_site)
     meta_site.browser().submit("/forgot", {"email": "alice@example.org"})
     reset = meta_site.last_link("alice@example.org", "/reset/")
-    asked = browser.submit("/security", {"email-email": "alice@new.example",
-                                         "email-password": PASSWORD},
-                           action="/security/email")
+    asked = browser.submit(
+        "/security",
+        {"email-email": "alice@new.example", "email-password": PASSWORD},
+        action="/security/email",
+    )
     assert asked.status_code == 302
     assert user_row(meta_site, "alice").email == "alice@example.org"
     old_mail = meta_site.mail_to("alice@example.org")
@@ -126,8 +148,7 @@ def test_email_change_is_confirmed_by_the_new_address(meta_site: MetaSite) -> No
     assert followed.status_code == 302
     assert user_row(meta_site, "alice").email == "alice@new.example"
     assert meta_site.broadcasts("user:update")[-1]["data"]["email"] == "alice@new.example"
-    assert "now alice@new.example" in \
-        meta_site.mail_to("alice@example.org")[-1].get_content()  # type: ignore[attr-defined]
+    assert "now alice@new.example" in meta_site.mail_to("alice@example.org")[-1].get_content()  # type: ignore[attr-defined]
 
     again = meta_site.browser().get(link)
     assert again.status_code == 400 and "used already" in text(again)
@@ -145,13 +166,17 @@ def test_email_change_is_confirmed_by_the_new_address(meta_site: MetaSite) -> No
 def test_email_change_refuses_a_taken_address_and_a_wrong_password(meta_site: MetaSite) -> None:
     meta_site.create_user("bob")
     browser = signed_in(meta_site)
-    taken = browser.submit("/security", {"email-email": "BOB@example.org",
-                                         "email-password": PASSWORD},
-                           action="/security/email")
+    taken = browser.submit(
+        "/security",
+        {"email-email": "BOB@example.org", "email-password": PASSWORD},
+        action="/security/email",
+    )
     assert taken.status_code == 400 and "Another account uses that address." in text(taken)
-    wrong = browser.submit("/security", {"email-email": "alice@new.example",
-                                         "email-password": "nope"},
-                           action="/security/email")
+    wrong = browser.submit(
+        "/security",
+        {"email-email": "alice@new.example", "email-password": "nope"},
+        action="/security/email",
+    )
     assert wrong.status_code == 400 and "That is not your current password." in text(wrong)
     with meta_site.db() as session:
         assert session.scalar(sa.select(sa.func.count(EmailToken.id))) == 0
@@ -169,15 +194,19 @@ def test_token_scopes_expiry_and_validation(meta_site: MetaSite) -> None:
     with meta_site.db() as session:
         assert session.scalar(sa.select(sa.func.count(PersonalAccessToken.id))) == 0
 
-    made = browser.submit("/tokens", {"comment": "ci", "scopes": [
-        "meta/keys:RO", "meta/keys:RW", "meta/profile:RO"]})
+    made = browser.submit(
+        "/tokens", {"comment": "ci", "scopes": ["meta/keys:RO", "meta/keys:RW", "meta/profile:RO"]}
+    )
     assert made.status_code == 200
     assert "never" in text(made)
     with meta_site.db() as session:
         pat = session.scalar(sa.select(PersonalAccessToken))
         assert pat is not None
-        assert (pat.scopes, pat.expires, pat.comment) == ("meta/keys:RW meta/profile:RO", None,
-                                                          "ci")
+        assert (pat.scopes, pat.expires, pat.comment) == (
+            "meta/keys:RW meta/profile:RO",
+            None,
+            "ci",
+        )
 
 
 def test_another_users_token_cannot_be_revoked(meta_site: MetaSite) -> None:
@@ -188,8 +217,10 @@ def test_another_users_token_cannot_be_revoked(meta_site: MetaSite) -> None:
     alice = signed_in(meta_site, "alice")
     answer = alice.post(f"/tokens/{pat_id}/revoke", data={"csrf_token": alice.csrf_token()})
     assert answer.status_code == 404
-    assert alice.post("/tokens/999999/revoke",
-                      data={"csrf_token": alice.csrf_token()}).status_code == 404
+    assert (
+        alice.post("/tokens/999999/revoke", data={"csrf_token": alice.csrf_token()}).status_code
+        == 404
+    )
     with meta_site.db() as session:
         assert session.scalar(sa.select(PersonalAccessToken.revoked_at)) is None
     assert "bob's" not in text(alice.get("/tokens"))
@@ -199,8 +230,7 @@ def test_audit_log_is_newest_first_and_paginated(meta_site: MetaSite) -> None:
     browser = signed_in(meta_site)
     alice_id = user_row(meta_site, "alice").id
     with meta_site.db() as session:
-        session.add_all(AuditLogEntry(user_id=alice_id, event=f"event {n:03}")
-                        for n in range(60))
+        session.add_all(AuditLogEntry(user_id=alice_id, event=f"event {n:03}") for n in range(60))
     bob = signed_in(meta_site, "bob")
     first = text(browser.get("/audit-log"))
     shown = re.findall(r"event \d{3}", first)
@@ -212,7 +242,8 @@ def test_audit_log_is_newest_first_and_paginated(meta_site: MetaSite) -> None:
 
 
 def test_logging_out_or_changing_the_password_ends_other_copies_of_a_session(
-        meta_site: MetaSite) -> None:
+    meta_site: MetaSite,
+) -> None:
     """The login cookie names a session meta can end: logging out ends it
     for every copy of the cookie (another tab's, a thief's), and a password
     change ends every other session of the account."""
@@ -228,9 +259,11 @@ def test_logging_out_or_changing_the_password_ends_other_copies_of_a_session(
     assert stolen.get("/").status_code == 302  # to the login page: signed out
     assert "~alice" in text(phone.get("/"))
 
-    changed = phone.submit("/security", {"password-current": PASSWORD,
-                                         "password-password": "a new passphrase"},
-                           action="/security/password")
+    changed = phone.submit(
+        "/security",
+        {"password-current": PASSWORD, "password-password": "a new passphrase"},
+        action="/security/password",
+    )
     assert changed.status_code == 302
     assert "~alice" in text(phone.get("/"))  # the browser that changed it stays in
     assert tablet.get("/").status_code == 302

@@ -33,8 +33,9 @@ def test_a_code_matches_its_step_and_one_either_side() -> None:
     assert matching_step(SECRET, totp.at(at + 60), at=at) is None
 
 
-@pytest.mark.parametrize("at, code", [(59, "287082"), (1111111109, "081804"),
-                                      (2000000000, "279037")])
+@pytest.mark.parametrize(
+    "at, code", [(59, "287082"), (1111111109, "081804"), (2000000000, "279037")]
+)
 def test_rfc_6238_test_vectors(at: int, code: str) -> None:
     # RFC 6238 appendix B (SHA-1), last six of the eight digits.
     rfc_secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"  # base32 of b"12345678901234567890"
@@ -86,7 +87,8 @@ def user(site: MetaSite) -> Any:
 
 @pytest.mark.postgres
 def test_the_setup_secret_survives_a_reload_and_is_not_stored_until_confirmed(
-        meta_site: MetaSite, alice: Browser) -> None:
+    meta_site: MetaSite, alice: Browser
+) -> None:
     first = re.search(r"secret=([A-Z2-7]+)", text(alice.get("/security/totp")))
     second = re.search(r"secret=([A-Z2-7]+)", text(alice.get("/security/totp")))
     assert first and second and first.group(1) == second.group(1)
@@ -133,8 +135,9 @@ def test_wrong_codes_count_as_failed_logins(meta_make_site: Any) -> None:
     assert locked.status_code == 400 and "Too many failed logins" in text(locked)
     assert browser.get("/").status_code == 302
     with site.db() as session:
-        unused = session.scalar(sa.select(sa.func.count(RecoveryCode.id))
-                                .where(RecoveryCode.used_at.is_(None)))
+        unused = session.scalar(
+            sa.select(sa.func.count(RecoveryCode.id)).where(RecoveryCode.used_at.is_(None))
+        )
     assert unused == 10, "a locked account must not spend recovery codes"
 
 
@@ -142,11 +145,13 @@ def test_wrong_codes_count_as_failed_logins(meta_make_site: Any) -> None:
 @pytest.mark.slow
 def test_new_recovery_codes_replace_the_old(meta_site: MetaSite, alice: Browser) -> None:
     _totp, old = enable_totp(meta_site, alice)
-    refused = alice.submit("/security", {"codes-password": "wrong"},
-                           action="/security/totp/recovery-codes")
+    refused = alice.submit(
+        "/security", {"codes-password": "wrong"}, action="/security/totp/recovery-codes"
+    )
     assert refused.status_code == 400 and "not right" in text(refused)
-    fresh = alice.submit("/security", {"codes-password": PASSWORD},
-                         action="/security/totp/recovery-codes")
+    fresh = alice.submit(
+        "/security", {"codes-password": PASSWORD}, action="/security/totp/recovery-codes"
+    )
     assert fresh.status_code == 200 and fresh.headers["Cache-Control"] == "no-store"
     new = re.findall(r"<code>([0-9a-f]{8}-[0-9a-f]{8})</code>", text(fresh))
     assert len(new) == 10 and not set(new) & set(old)
@@ -162,15 +167,16 @@ def test_new_recovery_codes_replace_the_old(meta_site: MetaSite, alice: Browser)
 def test_disabling_needs_a_code_or_the_password(meta_site: MetaSite, alice: Browser) -> None:
     totp, _codes = enable_totp(meta_site, alice)
     nothing = alice.submit("/security", {}, action="/security/totp/disable")
-    assert nothing.status_code == 400 and "Enter a current code, or your password." in \
-        text(nothing)
-    wrong = alice.submit("/security", {"disable-password": "wrong"},
-                         action="/security/totp/disable")
+    assert nothing.status_code == 400 and "Enter a current code, or your password." in text(nothing)
+    wrong = alice.submit(
+        "/security", {"disable-password": "wrong"}, action="/security/totp/disable"
+    )
     assert wrong.status_code == 400
     assert user(meta_site).totp_secret is not None
 
-    done = alice.submit("/security", {"disable-code": totp.at(time.time() + 30)},
-                        action="/security/totp/disable")
+    done = alice.submit(
+        "/security", {"disable-code": totp.at(time.time() + 30)}, action="/security/totp/disable"
+    )
     assert done.status_code == 302
     off = user(meta_site)
     assert off.totp_secret is None
@@ -180,5 +186,6 @@ def test_disabling_needs_a_code_or_the_password(meta_site: MetaSite, alice: Brow
     assert alice.login("alice").headers["Location"] == "/"
     log = text(alice.get("/audit-log"))
     assert "two-factor authentication disabled" in log
-    assert "Two-factor authentication is off" in \
-        meta_site.mail_to("alice@example.org")[-1]["Subject"]
+    assert (
+        "Two-factor authentication is off" in meta_site.mail_to("alice@example.org")[-1]["Subject"]
+    )

@@ -105,8 +105,14 @@ class PasteSite:
 
         user_id = next(self._ids)
         with self.db() as session:
-            session.add(User(id=user_id, username=username, email=f"{username}@example.org",
-                             user_type=user_type))
+            session.add(
+                User(
+                    id=user_id,
+                    username=username,
+                    email=f"{username}@example.org",
+                    user_type=user_type,
+                )
+            )
         return user_id
 
     def browser(self, user_id: int | None = None) -> Browser:
@@ -142,9 +148,12 @@ def paste_plugins(register_plugin: Callable[..., Any]) -> None:
 
 
 @pytest.fixture
-def paste_make_site(paste_plugins: None, make_config: Callable[..., Any],
-                    make_app: Callable[..., Any],
-                    srht_database_url: str) -> Callable[..., PasteSite]:
+def paste_make_site(
+    paste_plugins: None,
+    make_config: Callable[..., Any],
+    make_app: Callable[..., Any],
+    srht_database_url: str,
+) -> Callable[..., PasteSite]:
     """``paste_make_site(paste={...})`` → a site whose ``[paste]`` has those keys."""
 
     def make(paste: dict[str, Any] | None = None) -> PasteSite:

@@ -20,16 +20,25 @@ VIEWERS = ("anonymous", "other", "owner")
 #: The status each viewer gets for a paste of each visibility, on the paste
 #: page and its raw and download views, and from GET /api/pastes/<id>.
 READ = {
-    ("public", "anonymous"): 200, ("public", "other"): 200, ("public", "owner"): 200,
-    ("unlisted", "anonymous"): 200, ("unlisted", "other"): 200, ("unlisted", "owner"): 200,
-    ("private", "anonymous"): 404, ("private", "other"): 404, ("private", "owner"): 200,
+    ("public", "anonymous"): 200,
+    ("public", "other"): 200,
+    ("public", "owner"): 200,
+    ("unlisted", "anonymous"): 200,
+    ("unlisted", "other"): 200,
+    ("unlisted", "owner"): 200,
+    ("private", "anonymous"): 404,
+    ("private", "other"): 404,
+    ("private", "owner"): 200,
 }
 #: DELETE /api/pastes/<id>: no token is 401; another user may not delete
 #: what they can see (403) and cannot see a private paste at all (404).
 API_DELETE = {
-    ("public", "anonymous"): 401, ("public", "other"): 403,
-    ("unlisted", "anonymous"): 401, ("unlisted", "other"): 403,
-    ("private", "anonymous"): 401, ("private", "other"): 404,
+    ("public", "anonymous"): 401,
+    ("public", "other"): 403,
+    ("unlisted", "anonymous"): 401,
+    ("unlisted", "other"): 403,
+    ("private", "anonymous"): 401,
+    ("private", "other"): 404,
 }
 
 
@@ -41,10 +50,17 @@ def pastes(paste_site: PasteSite) -> dict[str, Any]:
     slugs = {}
     with paste_site.db() as session:
         for visibility in VISIBILITIES:
-            paste = Paste(slug=f"{VISIBILITIES.index(visibility):016x}", owner_id=alice,
-                          visibility=visibility)
-            paste.files = [PasteFile(position=1, filename=f"{visibility}.txt",
-                                     content=f"a {visibility} secret", size=10)]
+            paste = Paste(
+                slug=f"{VISIBILITIES.index(visibility):016x}", owner_id=alice, visibility=visibility
+            )
+            paste.files = [
+                PasteFile(
+                    position=1,
+                    filename=f"{visibility}.txt",
+                    content=f"a {visibility} secret",
+                    size=10,
+                )
+            ]
             session.add(paste)
             slugs[visibility] = paste.slug
     users = {"anonymous": None, "other": bob, "owner": alice}
@@ -59,8 +75,9 @@ def test_pages_raw_and_download(paste_site: PasteSite, pastes: dict[str, Any]) -
         for path in (base, base + "/raw/1", base + "/download/1"):
             answer = browser.get(path)
             if answer.status_code != expected:
-                wrong.append(f"{viewer} GET {path} ({visibility}): {answer.status_code}, "
-                             f"expected {expected}")
+                wrong.append(
+                    f"{viewer} GET {path} ({visibility}): {answer.status_code}, expected {expected}"
+                )
             elif expected == 404 and f"a {visibility} secret" in answer.get_data(as_text=True):
                 wrong.append(f"{viewer} GET {path} ({visibility}) shows the content")
         # Under the wrong user's name, no paste is found.

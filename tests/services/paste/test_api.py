@@ -17,17 +17,24 @@ pytestmark = pytest.mark.postgres
 def test_create_get_list_delete(paste_site: PasteSite) -> None:
     alice = paste_site.user("alice")
     token = paste_site.token(alice, "paste/pastes:RW")
-    created = paste_site.api("POST", "/api/pastes", token, json={
-        "visibility": "private",
-        "files": [{"filename": "main.go", "content": "package main\n"},
-                  {"content": "no name"}]})
+    created = paste_site.api(
+        "POST",
+        "/api/pastes",
+        token,
+        json={
+            "visibility": "private",
+            "files": [{"filename": "main.go", "content": "package main\n"}, {"content": "no name"}],
+        },
+    )
     assert created.status_code == 201
     paste = created.json
     assert created.headers["Location"] == f"/api/pastes/{paste['id']}"
     assert paste["visibility"] == "private"
     assert paste["owner"] == {"username": "alice", "canonical_name": "~alice"}
-    assert [(f["position"], f["filename"], f["size"]) for f in paste["files"]] == \
-        [(1, "main.go", 13), (2, "", 7)]
+    assert [(f["position"], f["filename"], f["size"]) for f in paste["files"]] == [
+        (1, "main.go", 13),
+        (2, "", 7),
+    ]
     assert paste["url"] == f"{paste_site.state.origin}/~alice/{paste['id']}"
 
     got = paste_site.api("GET", f"/api/pastes/{paste['id']}", token)
@@ -47,17 +54,19 @@ def test_create_get_list_delete(paste_site: PasteSite) -> None:
 
 def test_visibility_defaults_to_unlisted(paste_site: PasteSite) -> None:
     token = paste_site.token(paste_site.user("alice"), "paste/pastes:RW")
-    created = paste_site.api("POST", "/api/pastes", token,
-                             json={"files": [{"content": "x"}]})
+    created = paste_site.api("POST", "/api/pastes", token, json={"files": [{"content": "x"}]})
     assert created.status_code == 201 and created.json["visibility"] == "unlisted"
 
 
 def test_cursor_pagination(paste_site: PasteSite) -> None:
     alice = paste_site.user("alice")
     token = paste_site.token(alice, "paste/pastes:RW")
-    made = [paste_site.api("POST", "/api/pastes", token,
-                           json={"files": [{"content": f"paste {n}"}]}).json["id"]
-            for n in range(5)]
+    made = [
+        paste_site.api(
+            "POST", "/api/pastes", token, json={"files": [{"content": f"paste {n}"}]}
+        ).json["id"]
+        for n in range(5)
+    ]
     seen: list[str] = []
     url = "/api/pastes?limit=2"
     while url:
@@ -88,48 +97,97 @@ def test_tokens_and_scopes(paste_site: PasteSite) -> None:
     assert forged.status_code == 401
     assert paste_site.api("DELETE", "/api/pastes/0123456789abcdef").status_code == 401
 
-    slug = paste_site.api("POST", "/api/pastes", paste_site.token(alice, "paste/pastes:RW"),
-                          json={**body, "visibility": "public"}).json["id"]
+    slug = paste_site.api(
+        "POST",
+        "/api/pastes",
+        paste_site.token(alice, "paste/pastes:RW"),
+        json={**body, "visibility": "public"},
+    ).json["id"]
     # Reading a public paste needs no token, but a token sent must be good.
     assert paste_site.api("GET", f"/api/pastes/{slug}").status_code == 200
     assert paste_site.api("GET", f"/api/pastes/{slug}", "not-a-token").status_code == 401
     assert paste_site.api("GET", f"/api/pastes/{slug}", other_scope).status_code == 403
 
 
-@pytest.mark.parametrize(("body", "errors"), [
-    (None, [{"reason": "the body must be a JSON object (Content-Type: application/json)"}]),
-    ([], [{"reason": "the body must be a JSON object (Content-Type: application/json)"}]),
-    ({}, [{"field": "files", "reason": 'must be a list of {"filename": ..., "content": ...}'}]),
-    ({"files": []},
-     [{"field": "files", "reason": "A paste needs at least one file with contents."}]),
-    ({"files": ["text"]}, [{"field": "files[0]",
-                            "reason": 'must be an object {"filename": ..., "content": ...}'}]),
-    ({"files": [{"filename": 3, "content": None}]},
-     [{"field": "files[0].filename", "reason": "must be a string"},
-      {"field": "files[0].content", "reason": "must be a string (the file's text)"}]),
-    ({"files": [{"content": ""}]},
-     [{"field": "files[0].content", "reason": "A file needs contents."}]),
-    ({"visibility": "secret", "files": [{"content": "x"}]},
-     [{"field": "visibility", "reason": "Choose public, unlisted or private."}]),
-    ({"visibility": 1, "files": [{"content": "x"}]},
-     [{"field": "visibility", "reason": "must be one of public, unlisted, private"}]),
-    ({"files": [{"filename": "a\nb", "content": "x"}]},
-     [{"field": "files[0].filename",
-       "reason": "A file name may not contain control characters or line breaks."}]),
-    # The core refuses NUL in any JSON body before a view runs.
-    ({"files": [{"content": "\x00"}]},
-     [{"reason": "NUL characters are not accepted in JSON."}]),
-    ({"files": [{"content": "x" * 101}]},
-     [{"field": "files[0].content",
-       "reason": "This file is 101 bytes; a file may be at most 100 bytes."}]),
-    ({"files": [{"content": "x" * 80}, {"content": "y" * 80}]},
-     [{"field": "files", "reason": "This paste is 160 bytes in all; a paste may be at most "
-                                   "150 bytes."}]),
-    ({"files": [{"content": "x"}] * 51},
-     [{"field": "files", "reason": "A paste may hold at most 50 files."}]),
-])
-def test_bad_requests_name_the_field(paste_make_site: Callable[..., PasteSite], body: object,
-                                     errors: list[dict[str, str]]) -> None:
+@pytest.mark.parametrize(
+    ("body", "errors"),
+    [
+        (None, [{"reason": "the body must be a JSON object (Content-Type: application/json)"}]),
+        ([], [{"reason": "the body must be a JSON object (Content-Type: application/json)"}]),
+        ({}, [{"field": "files", "reason": 'must be a list of {"filename": ..., "content": ...}'}]),
+        (
+            {"files": []},
+            [{"field": "files", "reason": "A paste needs at least one file with contents."}],
+        ),
+        (
+            {"files": ["text"]},
+            [
+                {
+                    "field": "files[0]",
+                    "reason": 'must be an object {"filename": ..., "content": ...}',
+                }
+            ],
+        ),
+        (
+            {"files": [{"filename": 3, "content": None}]},
+            [
+                {"field": "files[0].filename", "reason": "must be a string"},
+                {"field": "files[0].content", "reason": "must be a string (the file's text)"},
+            ],
+        ),
+        (
+            {"files": [{"content": ""}]},
+            [{"field": "files[0].content", "reason": "A file needs contents."}],
+        ),
+        (
+            {"visibility": "secret", "files": [{"content": "x"}]},
+            [{"field": "visibility", "reason": "Choose public, unlisted or private."}],
+        ),
+        (
+            {"visibility": 1, "files": [{"content": "x"}]},
+            [{"field": "visibility", "reason": "must be one of public, unlisted, private"}],
+        ),
+        (
+            {"files": [{"filename": "a\nb", "content": "x"}]},
+            [
+                {
+                    "field": "files[0].filename",
+                    "reason": "A file name may not contain control characters or line breaks.",
+                }
+            ],
+        ),
+        # The core refuses NUL in any JSON body before a view runs.
+        (
+            {"files": [{"content": "\x00"}]},
+            [{"reason": "NUL characters are not accepted in JSON."}],
+        ),
+        (
+            {"files": [{"content": "x" * 101}]},
+            [
+                {
+                    "field": "files[0].content",
+                    "reason": "This file is 101 bytes; a file may be at most 100 bytes.",
+                }
+            ],
+        ),
+        (
+            {"files": [{"content": "x" * 80}, {"content": "y" * 80}]},
+            [
+                {
+                    "field": "files",
+                    "reason": "This paste is 160 bytes in all; a paste may be at most 150 bytes.",
+                }
+            ],
+        ),
+        (
+            {"files": [{"content": "x"}] * 51},
+            [{"field": "files", "reason": "A paste may hold at most 50 files."}],
+        ),
+    ],
+)
+def test_bad_requests_name_the_field(
+    paste_make_site: Callable[..., PasteSite], body: object, errors: list[dict[str, str]]
+) -> None:
     site = paste_make_site({"max-file-size": "100", "max-paste-size": "150"})
     token = site.token(site.user("alice"), "paste/pastes:RW")
     if body is None:
@@ -143,12 +201,15 @@ def test_bad_requests_name_the_field(paste_make_site: Callable[..., PasteSite], 
 
 def test_lone_surrogates_are_refused_not_crashed_on(paste_site: PasteSite) -> None:
     token = paste_site.token(paste_site.user("alice"), "paste/pastes:RW")
-    answer = paste_site.api("POST", "/api/pastes", token,
-                            data='{"files": [{"filename": "\\ud800", "content": "\\udfff"}]}',
-                            content_type="application/json")
+    answer = paste_site.api(
+        "POST",
+        "/api/pastes",
+        token,
+        data='{"files": [{"filename": "\\ud800", "content": "\\udfff"}]}',
+        content_type="application/json",
+    )
     assert answer.status_code == 400
-    assert {e["field"] for e in answer.json["errors"]} == \
-        {"files[0].filename", "files[0].content"}
+    assert {e["field"] for e in answer.json["errors"]} == {"files[0].filename", "files[0].content"}
 
 
 def test_the_openapi_document_lists_only_what_is_implemented(paste_site: PasteSite) -> None:

@@ -55,18 +55,33 @@ def test_another_file_slot_comes_from_a_button_not_javascript(paste_site: PasteS
     browser = paste_site.browser(paste_site.user("alice"))
     first = browser.get("/").get_data(as_text=True)
     assert 'name="files-0-content"' in first and 'name="files-1-content"' not in first
-    more = browser.post("/", data={"csrf_token": csrf_token(first), "visibility": "unlisted",
-                                   "files-0-filename": "a.txt", "files-0-content": "one",
-                                   "add_file": "1"})
+    more = browser.post(
+        "/",
+        data={
+            "csrf_token": csrf_token(first),
+            "visibility": "unlisted",
+            "files-0-filename": "a.txt",
+            "files-0-content": "one",
+            "add_file": "1",
+        },
+    )
     assert more.status_code == 200
     shown = more.get_data(as_text=True)
     assert 'name="files-1-content"' in shown
     assert 'value="a.txt"' in shown and "\none</textarea>" in shown
 
-    created = browser.post("/", data={
-        "csrf_token": csrf_token(shown), "visibility": "unlisted", "create": "1",
-        "files-0-filename": "a.txt", "files-0-content": "one",
-        "files-1-filename": "b.rs", "files-1-content": "fn main() {}\n"})
+    created = browser.post(
+        "/",
+        data={
+            "csrf_token": csrf_token(shown),
+            "visibility": "unlisted",
+            "create": "1",
+            "files-0-filename": "a.txt",
+            "files-0-content": "one",
+            "files-1-filename": "b.rs",
+            "files-1-content": "fn main() {}\n",
+        },
+    )
     slug = slug_of(created)
     body = browser.get(f"/~alice/{slug}").get_data(as_text=True)
     assert "a.txt" in body and "b.rs" in body and "Rust" in body
@@ -81,16 +96,19 @@ def test_blank_extra_slots_are_ignored(paste_site: PasteSite) -> None:
     assert "notes.txt" in body and "1 file" in body
 
 
-@pytest.mark.parametrize(("filename", "content", "language", "token"), [
-    ("main.py", "import os\n", "Python", '<span class="kn">import</span>'),
-    ("Makefile", "all:\n\techo hi\n", "Makefile", "echo"),
-    ("lib.rs", "pub fn f() {}\n", "Rust", '<span class="k">pub</span>'),
-    ("", "#!/bin/sh\necho hello\n", "Bash", '<span class="nb">echo</span>'),
-    ("notes", "Just a few words, nothing more.\n", "Plain text", "Just a few words"),
-])
-def test_highlighting_from_the_name_else_the_content(paste_site: PasteSite, filename: str,
-                                                     content: str, language: str,
-                                                     token: str) -> None:
+@pytest.mark.parametrize(
+    ("filename", "content", "language", "token"),
+    [
+        ("main.py", "import os\n", "Python", '<span class="kn">import</span>'),
+        ("Makefile", "all:\n\techo hi\n", "Makefile", "echo"),
+        ("lib.rs", "pub fn f() {}\n", "Rust", '<span class="k">pub</span>'),
+        ("", "#!/bin/sh\necho hello\n", "Bash", '<span class="nb">echo</span>'),
+        ("notes", "Just a few words, nothing more.\n", "Plain text", "Just a few words"),
+    ],
+)
+def test_highlighting_from_the_name_else_the_content(
+    paste_site: PasteSite, filename: str, content: str, language: str, token: str
+) -> None:
     browser = paste_site.browser(paste_site.user("alice"))
     slug = slug_of(browser.create([(filename, content)]))
     body = browser.get(f"/~alice/{slug}").get_data(as_text=True)
@@ -118,8 +136,9 @@ def test_a_users_list_shows_what_the_viewer_may_see(paste_site: PasteSite) -> No
     alice = paste_site.user("alice")
     bob = paste_site.user("bob")
     owner = paste_site.browser(alice)
-    slugs = {v: slug_of(owner.create([(f"{v}.txt", v)], v))
-             for v in ("public", "unlisted", "private")}
+    slugs = {
+        v: slug_of(owner.create([(f"{v}.txt", v)], v)) for v in ("public", "unlisted", "private")
+    }
 
     mine = text(owner.get("/~alice"))
     assert all(slug in mine for slug in slugs.values())
@@ -155,8 +174,9 @@ def test_the_owner_deletes_a_paste_after_confirming(paste_site: PasteSite) -> No
 
 def test_forms_without_the_csrf_token_are_refused(paste_site: PasteSite) -> None:
     browser = paste_site.browser(paste_site.user("alice"))
-    refused = browser.post("/", data={"files-0-content": "x", "visibility": "public",
-                                      "create": "1"})
+    refused = browser.post(
+        "/", data={"files-0-content": "x", "visibility": "public", "create": "1"}
+    )
     assert refused.status_code == 400
     assert "/~alice/" not in text(browser.get("/~alice"))
 
@@ -179,23 +199,28 @@ def test_size_limits_from_the_config(paste_make_site: Callable[..., PasteSite]) 
     assert slug_of(browser.create([("a.txt", "a" * 75), ("b.txt", "b" * 75)]))
 
 
-@pytest.mark.parametrize(("files", "visibility", "message"), [
-    ([("", "")], "public", "A paste needs at least one file with contents."),
-    ([("named.txt", "")], "public", "A file needs contents."),
-    ([("a.txt", "x")], "secret", "Choose public, unlisted or private."),
-    ([("a.txt", "x"), ("a.txt", "y")], "public", "File 1 has this name already"),
-    ([("a.txt", "nul \x00 byte")], "public", "This is not text"),
-    ([("x" * 256, "x")], "public", "at most 255 characters"),
-])
-def test_what_the_form_refuses(paste_site: PasteSite, files: list[tuple[str, str]],
-                               visibility: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("files", "visibility", "message"),
+    [
+        ([("", "")], "public", "A paste needs at least one file with contents."),
+        ([("named.txt", "")], "public", "A file needs contents."),
+        ([("a.txt", "x")], "secret", "Choose public, unlisted or private."),
+        ([("a.txt", "x"), ("a.txt", "y")], "public", "File 1 has this name already"),
+        ([("a.txt", "nul \x00 byte")], "public", "This is not text"),
+        ([("x" * 256, "x")], "public", "at most 255 characters"),
+    ],
+)
+def test_what_the_form_refuses(
+    paste_site: PasteSite, files: list[tuple[str, str]], visibility: str, message: str
+) -> None:
     browser = paste_site.browser(paste_site.user("alice"))
     refused = browser.create(files, visibility)
     assert refused.status_code == 400
     assert message in text(refused)
     # The form comes back filled in, with the error next to its field.
-    assert 'class="errors"' in refused.get_data(as_text=True) or "flash error" in \
-        refused.get_data(as_text=True)
+    assert 'class="errors"' in refused.get_data(as_text=True) or "flash error" in refused.get_data(
+        as_text=True
+    )
     assert "/~alice/" not in text(paste_site.browser().get("/~alice"))
 
 
@@ -219,21 +244,31 @@ def test_file_names_with_paths_and_quotes_download_safely(paste_site: PasteSite)
     assert browser.get(f"/~alice/{slug}").status_code == 200
 
 
-@pytest.mark.parametrize(("filename", "expected"), [
-    ("report.pdf", 'attachment; filename="report.pdf"'),
-    ("a/b\\c.txt", 'attachment; filename="c.txt"'),
-    ("..", 'attachment; filename="paste-s-1.txt"'),
-    (".bashrc", 'attachment; filename="bashrc"'),
-    ("", 'attachment; filename="paste-s-1.txt"'),
-    ("naïve café.txt",
-     "attachment; filename=\"na_ve_caf_.txt\"; filename*=UTF-8''na%C3%AFve%20caf%C3%A9.txt"),
-    ('x"; filename="evil.exe', 'attachment; filename="x_filename_evil.exe"; '
-                               "filename*=UTF-8''x%20filename%3Devil.exe"),
-])
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [
+        ("report.pdf", 'attachment; filename="report.pdf"'),
+        ("a/b\\c.txt", 'attachment; filename="c.txt"'),
+        ("..", 'attachment; filename="paste-s-1.txt"'),
+        (".bashrc", 'attachment; filename="bashrc"'),
+        ("", 'attachment; filename="paste-s-1.txt"'),
+        (
+            "naïve café.txt",
+            "attachment; filename=\"na_ve_caf_.txt\"; filename*=UTF-8''na%C3%AFve%20caf%C3%A9.txt",
+        ),
+        (
+            'x"; filename="evil.exe',
+            'attachment; filename="x_filename_evil.exe"; '
+            "filename*=UTF-8''x%20filename%3Devil.exe",
+        ),
+    ],
+)
 def test_download_disposition(filename: str, expected: str) -> None:
     assert download_disposition(filename, "paste-s-1.txt") == expected
-    assert re.fullmatch(r'attachment; filename="[A-Za-z0-9._-]+"(; filename\*=\S+)?',
-                        download_disposition(filename, "paste-s-1.txt"))
+    assert re.fullmatch(
+        r'attachment; filename="[A-Za-z0-9._-]+"(; filename\*=\S+)?',
+        download_disposition(filename, "paste-s-1.txt"),
+    )
 
 
 def test_a_page_kept_for_anonymous_visitors_follows_the_paste(paste_site: PasteSite) -> None:

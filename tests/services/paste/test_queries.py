@@ -15,15 +15,19 @@ from .conftest import PasteSite
 pytestmark = pytest.mark.postgres
 
 
-def add_pastes(site: PasteSite, owner: int, count: int, *, files: int = 2,
-               visibility: str = "public") -> list[str]:
+def add_pastes(
+    site: PasteSite, owner: int, count: int, *, files: int = 2, visibility: str = "public"
+) -> list[str]:
     slugs = []
     with site.db() as session:
         for _ in range(count):
             paste = Paste(slug=secrets.token_hex(8), owner_id=owner, visibility=visibility)
-            paste.files = [PasteFile(position=n, filename=f"file{n}.py", size=12,
-                                     content=f"x = {n}\nprint(x)\n")
-                           for n in range(1, files + 1)]
+            paste.files = [
+                PasteFile(
+                    position=n, filename=f"file{n}.py", size=12, content=f"x = {n}\nprint(x)\n"
+                )
+                for n in range(1, files + 1)
+            ]
             session.add(paste)
             slugs.append(paste.slug)
     return slugs
@@ -41,12 +45,13 @@ def test_a_users_list(paste_site: PasteSite) -> None:
     owner = paste_site.browser(alice).client
     anonymous = paste_site.browser().client
     add_pastes(paste_site, alice, 5)
-    few = (statements(paste_site, owner, "/~alice"),
-           statements(paste_site, anonymous, "/~alice"))
+    few = (statements(paste_site, owner, "/~alice"), statements(paste_site, anonymous, "/~alice"))
     add_pastes(paste_site, alice, 95, files=5)
-    many = (statements(paste_site, owner, "/~alice"),
-            statements(paste_site, anonymous, "/~alice"),
-            statements(paste_site, anonymous, "/~alice?page=3"))
+    many = (
+        statements(paste_site, owner, "/~alice"),
+        statements(paste_site, anonymous, "/~alice"),
+        statements(paste_site, anonymous, "/~alice?page=3"),
+    )
     assert few == many[:2] and many[2] == many[1]
 
 
@@ -55,8 +60,9 @@ def test_a_paste_with_one_or_twenty_files(paste_site: PasteSite) -> None:
     [one] = add_pastes(paste_site, alice, 1, files=1)
     [twenty] = add_pastes(paste_site, alice, 1, files=20)
     for client in (paste_site.browser(alice).client, paste_site.browser().client):
-        assert statements(paste_site, client, f"/~alice/{one}") == \
-            statements(paste_site, client, f"/~alice/{twenty}")
+        assert statements(paste_site, client, f"/~alice/{one}") == statements(
+            paste_site, client, f"/~alice/{twenty}"
+        )
 
 
 def test_the_api_list(paste_site: PasteSite) -> None:

@@ -29,7 +29,8 @@ def test_the_installed_entry_point_loads_paste() -> None:
 def test_declarations(paste_site: PasteSite) -> None:
     state = paste_site.state
     assert state.plugins.oauth_scopes(["paste"]) == {
-        "paste/pastes": "your pastes: read them, or also create and delete them"}
+        "paste/pastes": "your pastes: read them, or also create and delete them"
+    }
     pastes = [link for link in state.nav if link.service == "paste"]
     assert [(link.label, link.url) for link in pastes] == [("Pastes", state.origin + "/")]
     assert state.section["max-file-size"] == 1024 * 1024
@@ -40,12 +41,22 @@ def test_declarations(paste_site: PasteSite) -> None:
 
 
 @pytest.mark.postgres
-def test_bad_limits_are_config_errors(paste_plugins: None, make_config: Callable[..., Any],
-                                      make_app: Callable[..., Any],
-                                      srht_database_url: str) -> None:
-    config = make_config({"meta": {}, "paste": {"connection-string": srht_database_url,
-                                                "max-file-size": "0",
-                                                "max-paste-size": "lots"}})
+def test_bad_limits_are_config_errors(
+    paste_plugins: None,
+    make_config: Callable[..., Any],
+    make_app: Callable[..., Any],
+    srht_database_url: str,
+) -> None:
+    config = make_config(
+        {
+            "meta": {},
+            "paste": {
+                "connection-string": srht_database_url,
+                "max-file-size": "0",
+                "max-paste-size": "lots",
+            },
+        }
+    )
     with pytest.raises(ConfigError) as raised:
         make_app("paste", config)
     problems = {(p.section, p.key): p.message for p in raised.value.problems}
@@ -56,10 +67,15 @@ def test_bad_limits_are_config_errors(paste_plugins: None, make_config: Callable
 @pytest.mark.postgres
 def test_the_migration_matches_the_models(paste_site: PasteSite) -> None:
     with paste_site.state.db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={
-            "compare_type": True,
-            "include_name": lambda name, type_, _parents:
-                type_ != "table" or name in Base.metadata.tables})
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "compare_type": True,
+                "include_name": lambda name, type_, _parents: (
+                    type_ != "table" or name in Base.metadata.tables
+                ),
+            },
+        )
         assert compare_metadata(context, Base.metadata) == []
 
 

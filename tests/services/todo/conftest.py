@@ -44,8 +44,12 @@ class Api:
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self.client.open("/api" + path, method=method,
-                                headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs)
+        return self.client.open(
+            "/api" + path,
+            method=method,
+            headers={**self.headers, **kwargs.pop("headers", {})},
+            **kwargs,
+        )
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self._call("GET", path, **kwargs)
@@ -78,15 +82,15 @@ class TodoSite:
         with self.db.session() as session:
             yield session
 
-    def user(self, username: str, *, user_id: int | None = None,
-             user_type: str = "active") -> Any:
+    def user(self, username: str, *, user_id: int | None = None, user_type: str = "active") -> Any:
         """A mirrored user, as if meta had sent the profile."""
         from srht_plugins.todo.models import User
 
         with self.session() as session:
             next_id = user_id or (session.scalar(sa.select(sa.func.max(User.id))) or 0) + 1
-            user = User(id=next_id, username=username, email=f"{username}@example.org",
-                        user_type=user_type)
+            user = User(
+                id=next_id, username=username, email=f"{username}@example.org", user_type=user_type
+            )
             session.add(user)
         return user
 
@@ -98,8 +102,9 @@ class TodoSite:
         return Browser(client)
 
     def token(self, user: Any, scopes: frozenset[str] = ALL_SCOPES) -> str:
-        return seal_grant(TokenGrant("pat", next(self._token_ids), user.id, frozenset(scopes),
-                                     None), self.state)
+        return seal_grant(
+            TokenGrant("pat", next(self._token_ids), user.id, frozenset(scopes), None), self.state
+        )
 
     def api(self, user: Any = None, scopes: frozenset[str] = ALL_SCOPES) -> Api:
         token = self.token(user, scopes) if user is not None else None
@@ -119,11 +124,14 @@ class TodoSite:
 
         with self.context():
             owner_row = db_session.merge(owner)
-            tracker = ops.create_tracker(owner_row, name, settings.pop("description", ""),
-                                         settings.pop("visibility", "public"))
+            tracker = ops.create_tracker(
+                owner_row,
+                name,
+                settings.pop("description", ""),
+                settings.pop("visibility", "public"),
+            )
             if settings:
-                ops.update_tracker(find_tracker(owner_row.username, name, owner_row),
-                                   **settings)
+                ops.update_tracker(find_tracker(owner_row.username, name, owner_row), **settings)
             db_session.commit()
             return tracker
 
@@ -131,11 +139,15 @@ class TodoSite:
         from srht_plugins.todo.models import TrackerAccess, access_mask
 
         with self.session() as session:
-            session.add(TrackerAccess(tracker_id=tracker.id, user_id=user.id,
-                                      access=access_mask(list(names))))
+            session.add(
+                TrackerAccess(
+                    tracker_id=tracker.id, user_id=user.id, access=access_mask(list(names))
+                )
+            )
 
-    def ticket(self, owner: Any, tracker_name: str, title: str, description: str = "",
-               actor: Any = None) -> Any:
+    def ticket(
+        self, owner: Any, tracker_name: str, title: str, description: str = "", actor: Any = None
+    ) -> Any:
         from srht_core import db_session
         from srht_plugins.todo import tickets as ops
         from srht_plugins.todo.access import find_tracker
@@ -188,8 +200,11 @@ def todo_config(make_config: Callable[..., Any], srht_database_url: str) -> Call
 
 
 @pytest.fixture
-def todo_app(register_plugin: Callable[..., Any], todo_config: Callable[..., Any],
-             make_app: Callable[..., Any]) -> Any:
+def todo_app(
+    register_plugin: Callable[..., Any],
+    todo_config: Callable[..., Any],
+    make_app: Callable[..., Any],
+) -> Any:
     record = register_plugin(todo_plugin, "todo", distribution="srht", version="0.1.0.dev0")
     assert record.ok, record.reason
     app = make_app("todo", todo_config())

@@ -37,17 +37,21 @@ class World:
         site.grant(self.tracker, self.carol, "browse", "submit", "comment")
         site.ticket(self.alice, "t", "First ticket")
         owner = site.api(self.alice)
-        assert owner.post("/trackers/alice/t/tickets/1/comments",
-                          {"text": SECRET}).status_code == 201
+        assert (
+            owner.post("/trackers/alice/t/tickets/1/comments", {"text": SECRET}).status_code == 201
+        )
         label = owner.post("/trackers/alice/t/labels", {"name": "bug", "color": "#d73a4a"})
         self.label_id = label.json["id"]
-        hook = owner.post("/trackers/alice/t/webhooks", {"url": "http://127.0.0.1:9/",
-                                                         "events": ["ticket:create"]})
+        hook = owner.post(
+            "/trackers/alice/t/webhooks",
+            {"url": "http://127.0.0.1:9/", "events": ["ticket:create"]},
+        )
         self.webhook_id = hook.json["id"]
 
     def user(self, who: str) -> Any:
-        return {"anonymous": None, "other": self.bob, "allowed": self.carol,
-                "owner": self.alice}[who]
+        return {"anonymous": None, "other": self.bob, "allowed": self.carol, "owner": self.alice}[
+            who
+        ]
 
     def browser(self, who: str) -> Any:
         browser = self.site.browser(self.user(who))
@@ -109,8 +113,11 @@ def test_reading_trackers_tickets_comments_and_labels(world: World) -> None:
 
 def test_listing_shows_unlisted_trackers_only_to_their_owner(world: World) -> None:
     for who in VIEWERS:
-        listed = world.visibility == "public" or who == "owner" or (
-            world.visibility == "private" and who == "allowed")
+        listed = (
+            world.visibility == "public"
+            or who == "owner"
+            or (world.visibility == "private" and who == "allowed")
+        )
         page = html.unescape(world.browser(who).get("/~alice").get_data(as_text=True))
         assert ("~alice/t<" in page) == listed, (world.visibility, who)
         names = [t["name"] for t in world.api(who).get("/users/alice/trackers").json["results"]]
@@ -128,18 +135,25 @@ def test_submitting_and_commenting(world: World) -> None:
         page_status = 302 if may else (403 if world.sees(who) else 404)
         api_status = 201 if may else (401 if who == "anonymous" else 404)
 
-        submitted = browser.post("/~alice/t/submit", data={
-            "csrf_token": browser.token, "title": f"From {who}"})
+        submitted = browser.post(
+            "/~alice/t/submit", data={"csrf_token": browser.token, "title": f"From {who}"}
+        )
         assert submitted.status_code == page_status, (world.visibility, who)
-        commented = browser.post("/~alice/t/1/comment", data={
-            "csrf_token": browser.token, "text": f"Comment from {who}", "action": "comment"})
+        commented = browser.post(
+            "/~alice/t/1/comment",
+            data={"csrf_token": browser.token, "text": f"Comment from {who}", "action": "comment"},
+        )
         assert commented.status_code == page_status, (world.visibility, who)
-        assert api.post("/trackers/alice/t/tickets", {"title": f"API {who}"}
-                        ).status_code == api_status, (world.visibility, who)
-        assert api.post("/trackers/alice/t/tickets/1/comments", {"text": "x"}
-                        ).status_code == api_status, (world.visibility, who)
-    titles = [t["title"] for t in
-              world.api("owner").get("/trackers/alice/t/tickets").json["results"]]
+        assert (
+            api.post("/trackers/alice/t/tickets", {"title": f"API {who}"}).status_code == api_status
+        ), (world.visibility, who)
+        assert (
+            api.post("/trackers/alice/t/tickets/1/comments", {"text": "x"}).status_code
+            == api_status
+        ), (world.visibility, who)
+    titles = [
+        t["title"] for t in world.api("owner").get("/trackers/alice/t/tickets").json["results"]
+    ]
     for who in VIEWERS:
         may = world.sees(who) and who != "anonymous"
         assert (f"From {who}" in titles) == may
@@ -155,16 +169,27 @@ def test_triage_needs_triage_access(world: World) -> None:
             page_status, api_status = 404, (401 if who == "anonymous" else 404)
         else:
             page_status, api_status = 403, (401 if who == "anonymous" else 403)
-        closed = browser.post("/~alice/t/1/comment", data={
-            "csrf_token": browser.token, "text": "", "action": "close", "resolution": "fixed"})
+        closed = browser.post(
+            "/~alice/t/1/comment",
+            data={
+                "csrf_token": browser.token,
+                "text": "",
+                "action": "close",
+                "resolution": "fixed",
+            },
+        )
         assert closed.status_code == page_status, (world.visibility, who)
-        labelled = browser.post("/~alice/t/1/labels", data={
-            "csrf_token": browser.token, "label": str(world.label_id)})
+        labelled = browser.post(
+            "/~alice/t/1/labels", data={"csrf_token": browser.token, "label": str(world.label_id)}
+        )
         assert labelled.status_code == page_status, (world.visibility, who)
-        assert api.patch("/trackers/alice/t/tickets/1", {"status": "open", "labels": []}
-                         ).status_code == api_status, (world.visibility, who)
-        assert api.post("/trackers/alice/t/labels", {"name": f"l-{who}", "color": "#000000"}
-                        ).status_code == (201 if who == "owner" else api_status)
+        assert (
+            api.patch("/trackers/alice/t/tickets/1", {"status": "open", "labels": []}).status_code
+            == api_status
+        ), (world.visibility, who)
+        assert api.post(
+            "/trackers/alice/t/labels", {"name": f"l-{who}", "color": "#000000"}
+        ).status_code == (201 if who == "owner" else api_status)
 
 
 def test_named_access_replaces_the_defaults(site: Any) -> None:
@@ -184,19 +209,35 @@ def test_settings_webhooks_and_access_lists_are_the_owners(world: World) -> None
     for who in VIEWERS:
         browser, api = world.browser(who), world.api(who)
         page = owner_only(world, who, page=True)
-        for path in ("/~alice/t/settings", "/~alice/t/settings/webhooks",
-                     "/~alice/t/settings/access", "/~alice/t/settings/delete"):
+        for path in (
+            "/~alice/t/settings",
+            "/~alice/t/settings/webhooks",
+            "/~alice/t/settings/access",
+            "/~alice/t/settings/delete",
+        ):
             assert browser.get(path).status_code == page, (world.visibility, who, path)
-        posted = browser.post("/~alice/t/settings/webhooks", data={
-            "csrf_token": browser.token, "url": "http://127.0.0.1:9/x",
-            "events": "ticket:update"})
-        assert posted.status_code == (302 if who == "owner" else
-                                      owner_only(world, who, page=True, write=True)), who
-        for path in ("/trackers/alice/t/webhooks", f"/trackers/alice/t/webhooks/"
-                     f"{world.webhook_id}", "/trackers/alice/t/webhook-deliveries",
-                     "/trackers/alice/t/access"):
+        posted = browser.post(
+            "/~alice/t/settings/webhooks",
+            data={
+                "csrf_token": browser.token,
+                "url": "http://127.0.0.1:9/x",
+                "events": "ticket:update",
+            },
+        )
+        assert posted.status_code == (
+            302 if who == "owner" else owner_only(world, who, page=True, write=True)
+        ), who
+        for path in (
+            "/trackers/alice/t/webhooks",
+            f"/trackers/alice/t/webhooks/{world.webhook_id}",
+            "/trackers/alice/t/webhook-deliveries",
+            "/trackers/alice/t/access",
+        ):
             assert api.get(path).status_code == owner_only(world, who, page=False), (
-                world.visibility, who, path)
+                world.visibility,
+                who,
+                path,
+            )
         changed = api.patch("/trackers/alice/t", {"description": f"by {who}"})
         assert changed.status_code == owner_only(world, who, page=False, write=True), who
         granted = api.put("/trackers/alice/t/access/bob", {"access": ["browse"]})
@@ -204,7 +245,7 @@ def test_settings_webhooks_and_access_lists_are_the_owners(world: World) -> None
         if who != "owner":
             deleted = api.delete("/trackers/alice/t")
             assert deleted.status_code == owner_only(world, who, page=False, write=True)
-            assert browser.post("/~alice/t/settings/delete", data={
-                "csrf_token": browser.token, "confirm": "t"}).status_code == owner_only(
-                world, who, page=True, write=True)
+            assert browser.post(
+                "/~alice/t/settings/delete", data={"csrf_token": browser.token, "confirm": "t"}
+            ).status_code == owner_only(world, who, page=True, write=True)
     assert world.api("owner").get("/trackers/alice/t").status_code == 200

@@ -37,9 +37,16 @@ def test_trackers_tickets_comments_and_labels_through_the_api(site: Any) -> None
     assert ticket.json["ref"] == "~alice/bugs#1"
     assert ticket.json["submitter"]["username"] == "alice"
 
-    changed = api.patch("/trackers/alice/bugs/tickets/1", {
-        "status": "closed", "resolution": "wont_fix", "labels": ["bug"],
-        "assignees": ["alice"], "comment": "Not a bug after all"})
+    changed = api.patch(
+        "/trackers/alice/bugs/tickets/1",
+        {
+            "status": "closed",
+            "resolution": "wont_fix",
+            "labels": ["bug"],
+            "assignees": ["alice"],
+            "comment": "Not a bug after all",
+        },
+    )
     assert changed.status_code == 200, changed.json
     assert changed.json["status"] == "closed"
     assert changed.json["resolution"] == "wont_fix"
@@ -52,14 +59,16 @@ def test_trackers_tickets_comments_and_labels_through_the_api(site: Any) -> None
     assert [c["text"] for c in comments] == ["Not a bug after all", "Reopen later?"]
     assert "closed as wont fix" in comments[0]["change"]
 
-    updated = api.patch("/trackers/alice/bugs/labels/" + str(label.json["id"]),
-                        {"color": "#101010"})
+    updated = api.patch(
+        "/trackers/alice/bugs/labels/" + str(label.json["id"]), {"color": "#101010"}
+    )
     assert updated.json["text_color"] == "#ffffff"
     assert api.delete(f"/trackers/alice/bugs/labels/{label.json['id']}").status_code == 204
     assert api.get("/trackers/alice/bugs/tickets/1").json["labels"] == []
 
-    settings = api.patch("/trackers/alice/bugs", {"visibility": "private",
-                                                  "user_access": ["browse"]})
+    settings = api.patch(
+        "/trackers/alice/bugs", {"visibility": "private", "user_access": ["browse"]}
+    )
     assert settings.json["visibility"] == "private"
     assert settings.json["user_access"] == ["browse"]
     assert api.delete("/trackers/alice/bugs").status_code == 204
@@ -113,19 +122,27 @@ def test_errors_name_the_field_and_the_reason(site: Any) -> None:
         (api.post("/trackers", {"name": "bugs"}), 409, "name"),
         (api.post("/trackers", {"name": 12}), 400, "name"),
         (api.post("/trackers", {"name": "x", "visibility": "secret"}), 400, "visibility"),
-        (api.post("/trackers/alice/bugs/labels", {"name": "bug", "color": "red"}), 400,
-         "color"),
-        (api.post("/trackers/alice/bugs/labels", {"name": "bug", "color": "#12345"}), 400,
-         "color"),
+        (api.post("/trackers/alice/bugs/labels", {"name": "bug", "color": "red"}), 400, "color"),
+        (api.post("/trackers/alice/bugs/labels", {"name": "bug", "color": "#12345"}), 400, "color"),
         (api.post("/trackers/alice/bugs/tickets", {"title": "   "}), 400, "title"),
         (api.post("/trackers/alice/bugs/tickets", {}), 400, "title"),
         (api.get("/trackers/alice/bugs/tickets?search=status:maybe"), 400, "search"),
         (api.get("/trackers/alice/bugs/tickets?limit=0"), 400, "limit"),
         (api.get("/trackers/alice/bugs/tickets?cursor=%21%21"), 400, "cursor"),
-        (api.post("/trackers/alice/bugs/webhooks", {"url": "ftp://x", "events": [
-            "ticket:create"]}), 400, "url"),
-        (api.post("/trackers/alice/bugs/webhooks", {"url": "http://x", "events": [
-            "ticket:explode"]}), 400, "events"),
+        (
+            api.post(
+                "/trackers/alice/bugs/webhooks", {"url": "ftp://x", "events": ["ticket:create"]}
+            ),
+            400,
+            "url",
+        ),
+        (
+            api.post(
+                "/trackers/alice/bugs/webhooks", {"url": "http://x", "events": ["ticket:explode"]}
+            ),
+            400,
+            "events",
+        ),
         (api.patch("/trackers/alice/bugs", {"user_access": ["fly"]}), 400, "user_access"),
     ]
     for response, status, field in cases:
@@ -134,8 +151,9 @@ def test_errors_name_the_field_and_the_reason(site: Any) -> None:
         assert response.json["errors"][0]["reason"]
     not_json = api.post("/trackers", data="name=x", content_type="text/plain")
     assert not_json.status_code == 400
-    assert not_json.json == {"errors": [{
-        "reason": "the body must be a JSON object (Content-Type: application/json)"}]}
+    assert not_json.json == {
+        "errors": [{"reason": "the body must be a JSON object (Content-Type: application/json)"}]
+    }
 
 
 def test_lists_are_paged_with_cursors(site: Any) -> None:
@@ -167,9 +185,11 @@ def test_concurrent_submissions_get_distinct_consecutive_numbers(site: Any) -> N
         client = site.app.test_client()
         start.wait()
         for n in range(5):
-            response = client.post("/api/trackers/alice/bugs/tickets",
-                                   json={"title": f"from {worker}, {n}"},
-                                   headers={"Authorization": f"Bearer {token}"})
+            response = client.post(
+                "/api/trackers/alice/bugs/tickets",
+                json={"title": f"from {worker}, {n}"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
             if response.status_code == 201:
                 numbers.append(response.json["number"])
             else:
@@ -189,8 +209,10 @@ def test_webhooks_and_their_delivery_log_through_the_api(site: Any) -> None:
     alice = site.user("alice")
     site.tracker(alice, "bugs")
     api = site.api(alice)
-    hook = api.post("/trackers/alice/bugs/webhooks", {"url": "http://127.0.0.1:9/hook",
-                                                      "events": ["ticket:create"]})
+    hook = api.post(
+        "/trackers/alice/bugs/webhooks",
+        {"url": "http://127.0.0.1:9/hook", "events": ["ticket:create"]},
+    )
     assert hook.status_code == 201
     assert hook.json["events"] == ["ticket:create"]
     assert api.get(f"/trackers/alice/bugs/webhooks/{hook.json['id']}").status_code == 200
@@ -199,8 +221,7 @@ def test_webhooks_and_their_delivery_log_through_the_api(site: Any) -> None:
     assert [(d["event"], d["status"]) for d in log] == [("ticket:create", "pending")]
     again = api.post(f"/trackers/alice/bugs/webhook-deliveries/{log[0]['id']}/redeliver")
     assert again.status_code == 202
-    assert api.post("/trackers/alice/bugs/webhook-deliveries/99999/redeliver"
-                    ).status_code == 404
+    assert api.post("/trackers/alice/bugs/webhook-deliveries/99999/redeliver").status_code == 404
     assert api.delete(f"/trackers/alice/bugs/webhooks/{hook.json['id']}").status_code == 204
     assert api.get("/trackers/alice/bugs/webhooks").json["results"] == []
 
@@ -219,7 +240,11 @@ def test_every_path_in_the_openapi_document_is_served(site: Any) -> None:
             assert method in rules[path], f"{method.upper()} {path} is documented, not served"
     served = {p for p in rules if p.startswith("/api/") and p != "/api/openapi.json"}
     assert served == set(document["paths"]), "a served API path is not documented"
-    scopes = {s for ops in document["paths"].values() for op in ops.values()
-              for requirement in op["security"] for s in requirement.get("token", [])}
-    assert scopes == {"todo/trackers:RO", "todo/trackers:RW", "todo/tickets:RO",
-                      "todo/tickets:RW"}
+    scopes = {
+        s
+        for ops in document["paths"].values()
+        for op in ops.values()
+        for requirement in op["security"]
+        for s in requirement.get("token", [])
+    }
+    assert scopes == {"todo/trackers:RO", "todo/trackers:RW", "todo/tickets:RO", "todo/tickets:RW"}

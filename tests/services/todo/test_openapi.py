@@ -29,13 +29,21 @@ def test_the_api_honours_its_openapi_document(site: Any) -> None:
     site.tracker(alice, "bugs")
     api = site.api(alice)
     label = api.post("/trackers/alice/bugs/labels", {"name": "bug", "color": "#d73a4a"}).json
-    webhook = api.post("/trackers/alice/bugs/webhooks", {"url": "http://127.0.0.1:9/",
-                                                         "events": ["ticket:create"]}).json
+    webhook = api.post(
+        "/trackers/alice/bugs/webhooks", {"url": "http://127.0.0.1:9/", "events": ["ticket:create"]}
+    ).json
     site.ticket(alice, "bugs", "Crash", "It crashes", actor=bob)
     site.api(bob).post("/trackers/alice/bugs/tickets/1/comments", {"text": "Me too"})
     delivery = api.get("/trackers/alice/bugs/webhook-deliveries").json["results"][0]
-    real = {"owner": "alice", "tracker": "bugs", "number": 1, "label_id": label["id"],
-            "webhook_id": webhook["id"], "delivery_id": delivery["id"], "username": "bob"}
+    real = {
+        "owner": "alice",
+        "tracker": "bugs",
+        "number": 1,
+        "label_id": label["id"],
+        "webhook_id": webhook["id"],
+        "delivery_id": delivery["id"],
+        "username": "bob",
+    }
     headers = {"Authorization": f"Bearer {site.token(alice)}"}
 
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", site.app)
@@ -51,12 +59,17 @@ def test_the_api_honours_its_openapi_document(site: Any) -> None:
             *operation.get_strategies_from_examples(),
             operation.as_strategy(GenerationMode.POSITIVE, path_parameters=pinned),
             operation.as_strategy(GenerationMode.NEGATIVE, path_parameters=pinned),
-            operation.as_strategy(GenerationMode.POSITIVE))
+            operation.as_strategy(GenerationMode.POSITIVE),
+        )
 
         @hypothesis.given(case=strategy)
-        @hypothesis.settings(max_examples=20, deadline=None, database=None,
-                             phases=[Phase.generate],
-                             suppress_health_check=list(HealthCheck))
+        @hypothesis.settings(
+            max_examples=20,
+            deadline=None,
+            database=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         def run(case: Any) -> None:
             response = case.call_and_validate(headers=headers, excluded_checks=EXCLUDED)
             statuses.setdefault(case.operation.label, set()).add(response.status_code)

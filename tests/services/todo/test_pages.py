@@ -21,29 +21,37 @@ def test_create_a_tracker_and_a_ticket_through_the_forms(site: Any) -> None:
     alice = site.user("alice")
     browser = site.browser(alice)
 
-    created = browser.submit("/trackers/create", {"name": "bugs", "description": "Our *bugs*",
-                                                  "visibility": "public"})
+    created = browser.submit(
+        "/trackers/create", {"name": "bugs", "description": "Our *bugs*", "visibility": "public"}
+    )
     assert created.status_code == 302
     assert created.headers["Location"].endswith("/~alice/bugs")
     page = browser.get("/~alice/bugs")
     assert page.status_code == 200
     assert "<em>bugs</em>" in page.get_data(as_text=True)
 
-    submitted = browser.submit("/~alice/bugs", {"title": "It crashes",
-                                                "description": "On **start**"},
-                               action="/~alice/bugs/submit")
+    submitted = browser.submit(
+        "/~alice/bugs",
+        {"title": "It crashes", "description": "On **start**"},
+        action="/~alice/bugs/submit",
+    )
     assert submitted.status_code == 302
     assert submitted.headers["Location"].endswith("/~alice/bugs/1")
     ticket = browser.get("/~alice/bugs/1")
     assert "#1 It crashes" in text(ticket)
     assert "<strong>start</strong>" in ticket.get_data(as_text=True)
 
-    commented = browser.submit("/~alice/bugs/1", {"text": "Seen it too", "action": "comment"},
-                               action="/~alice/bugs/1/comment")
+    commented = browser.submit(
+        "/~alice/bugs/1",
+        {"text": "Seen it too", "action": "comment"},
+        action="/~alice/bugs/1/comment",
+    )
     assert commented.status_code == 302
-    closed = browser.submit("/~alice/bugs/1", {"text": "", "action": "close",
-                                               "resolution": "fixed"},
-                            action="/~alice/bugs/1/comment")
+    closed = browser.submit(
+        "/~alice/bugs/1",
+        {"text": "", "action": "close", "resolution": "fixed"},
+        action="/~alice/bugs/1/comment",
+    )
     assert closed.status_code == 302
     shown = text(browser.get("/~alice/bugs/1"))
     assert "Seen it too" in shown
@@ -69,26 +77,40 @@ def fill(site: Any, owner: Any, tracker: str, tickets: int, comments: int = 0) -
     found = site.tracker(owner, tracker)
     api = site.api(owner)
     for name in ("bug", "ui"):
-        api.post(f"/trackers/{owner.username}/{tracker}/labels",
-                 {"name": name, "color": "#d73a4a"})
+        api.post(f"/trackers/{owner.username}/{tracker}/labels", {"name": name, "color": "#d73a4a"})
     with site.session() as session:
         params = {"t": found.id, "u": owner.id, "n": tickets}
-        session.execute(sa.text(
-            "INSERT INTO ticket (tracker_id, number, submitter_id, title, description, status,"
-            " created, updated) SELECT :t, n, :u, 'Ticket ' || n, '', 'open', now(), now() "
-            "FROM generate_series(1, :n) AS n"), params)
-        session.execute(sa.text(
-            "INSERT INTO ticket_label (ticket_id, label_id) SELECT ticket.id, label.id "
-            "FROM ticket JOIN label ON label.tracker_id = ticket.tracker_id "
-            "WHERE ticket.tracker_id = :t"), params)
-        session.execute(sa.text(
-            "INSERT INTO ticket_assignee (ticket_id, user_id) SELECT id, :u FROM ticket "
-            "WHERE tracker_id = :t"), params)
-        session.execute(sa.text(
-            "INSERT INTO comment (ticket_id, author_id, text, created, updated) "
-            "SELECT ticket.id, :u, 'Comment ' || n, now(), now() FROM ticket, "
-            "generate_series(1, :c) AS n WHERE ticket.tracker_id = :t AND ticket.number = 1"),
-            {**params, "c": comments})
+        session.execute(
+            sa.text(
+                "INSERT INTO ticket (tracker_id, number, submitter_id, title, description, status,"
+                " created, updated) SELECT :t, n, :u, 'Ticket ' || n, '', 'open', now(), now() "
+                "FROM generate_series(1, :n) AS n"
+            ),
+            params,
+        )
+        session.execute(
+            sa.text(
+                "INSERT INTO ticket_label (ticket_id, label_id) SELECT ticket.id, label.id "
+                "FROM ticket JOIN label ON label.tracker_id = ticket.tracker_id "
+                "WHERE ticket.tracker_id = :t"
+            ),
+            params,
+        )
+        session.execute(
+            sa.text(
+                "INSERT INTO ticket_assignee (ticket_id, user_id) SELECT id, :u FROM ticket "
+                "WHERE tracker_id = :t"
+            ),
+            params,
+        )
+        session.execute(
+            sa.text(
+                "INSERT INTO comment (ticket_id, author_id, text, created, updated) "
+                "SELECT ticket.id, :u, 'Comment ' || n, now(), now() FROM ticket, "
+                "generate_series(1, :c) AS n WHERE ticket.tracker_id = :t AND ticket.number = 1"
+            ),
+            {**params, "c": comments},
+        )
 
 
 def listcache_clear(site: Any) -> None:
@@ -121,9 +143,11 @@ def test_query_counts_do_not_grow_with_the_number_of_items(site: Any) -> None:
         assert again == statements(site, browser, "/~alice/small") < small
         assert again <= 3, again
         assert statements(site, browser, "/~alice/small/1") == statements(
-            site, browser, "/~alice/large/1")
+            site, browser, "/~alice/large/1"
+        )
         assert statements(site, browser, "/~alice/small/labels") == statements(
-            site, browser, "/~alice/large/labels")
+            site, browser, "/~alice/large/labels"
+        )
         assert statements(site, browser, "/~alice") <= 4
     page = text(site.browser(alice).get("/~alice/large"))
     assert "100 tickets" in page
@@ -136,17 +160,26 @@ def test_pages_work_without_javascript_and_label_their_controls(site: Any) -> No
     site.tracker(alice, "bugs")
     site.ticket(alice, "bugs", "Crash")
     browser = site.browser(alice)
-    for path in ("/", "/trackers/create", "/~alice", "/~alice/bugs", "/~alice/bugs/1",
-                 "/~alice/bugs/1/edit", "/~alice/bugs/labels", "/~alice/bugs/settings",
-                 "/~alice/bugs/settings/access", "/~alice/bugs/settings/webhooks",
-                 "/~alice/bugs/settings/delete"):
+    for path in (
+        "/",
+        "/trackers/create",
+        "/~alice",
+        "/~alice/bugs",
+        "/~alice/bugs/1",
+        "/~alice/bugs/1/edit",
+        "/~alice/bugs/labels",
+        "/~alice/bugs/settings",
+        "/~alice/bugs/settings/access",
+        "/~alice/bugs/settings/webhooks",
+        "/~alice/bugs/settings/delete",
+    ):
         response = browser.get(path)
         assert response.status_code == 200, path
         body = response.get_data(as_text=True)
         assert "<script" not in body, path
-        assert ' onclick=' not in body and 'style="' not in body, path
+        assert " onclick=" not in body and 'style="' not in body, path
         # Every input, select and textarea has a label (or is hidden).
-        fields = re.findall(r'<(?:input|select|textarea)\b([^>]*)>', body)
+        fields = re.findall(r"<(?:input|select|textarea)\b([^>]*)>", body)
         for attributes in fields:
             if 'type="hidden"' in attributes or 'type="submit"' in attributes:
                 continue
@@ -162,26 +195,36 @@ def test_editing_assigning_and_tracker_settings_through_the_pages(site: Any) -> 
     site.ticket(alice, "bugs", "Crash", actor=bob)
     alice_browser, bob_browser = site.browser(alice), site.browser(bob)
 
-    edited = bob_browser.submit("/~alice/bugs/1/edit", {"title": "Crash on start",
-                                                        "description": "Details"})
+    edited = bob_browser.submit(
+        "/~alice/bugs/1/edit", {"title": "Crash on start", "description": "Details"}
+    )
     assert edited.status_code == 302  # the submitter may edit their ticket
     assert "Crash on start" in text(bob_browser.get("/~alice/bugs/1"))
-    assign = alice_browser.submit("/~alice/bugs/1", {"username": "~bob"},
-                                  action="/~alice/bugs/1/assignees")
+    assign = alice_browser.submit(
+        "/~alice/bugs/1", {"username": "~bob"}, action="/~alice/bugs/1/assignees"
+    )
     assert assign.status_code == 302
     assert "assigned ~bob" in text(alice_browser.get("/~alice/bugs/1"))
-    unknown = alice_browser.submit("/~alice/bugs/1", {"username": "nobody"},
-                                   action="/~alice/bugs/1/assignees")
+    unknown = alice_browser.submit(
+        "/~alice/bugs/1", {"username": "nobody"}, action="/~alice/bugs/1/assignees"
+    )
     assert unknown.status_code == 400
     assert "No user ~nobody" in text(unknown)
 
-    saved = alice_browser.submit("/~alice/bugs/settings", {
-        "description": "d", "visibility": "private", "anonymous_access": [],
-        "user_access": ["browse"]})
+    saved = alice_browser.submit(
+        "/~alice/bugs/settings",
+        {
+            "description": "d",
+            "visibility": "private",
+            "anonymous_access": [],
+            "user_access": ["browse"],
+        },
+    )
     assert saved.status_code == 302
     assert bob_browser.get("/~alice/bugs").status_code == 404
-    granted = alice_browser.submit("/~alice/bugs/settings/access", {
-        "username": "bob", "access": ["browse", "comment"]})
+    granted = alice_browser.submit(
+        "/~alice/bugs/settings/access", {"username": "bob", "access": ["browse", "comment"]}
+    )
     assert granted.status_code == 302
     assert bob_browser.get("/~alice/bugs").status_code == 200
     assert "browse, comment" in text(alice_browser.get("/~alice/bugs/settings/access"))
@@ -200,8 +243,12 @@ def test_nul_characters_are_refused_not_a_server_error(site: Any) -> None:
     for path in ("/~al%00ice", "/~alice/bu%00gs", "/~alice/bugs?search=label:%00"):
         assert browser.get(path).status_code == 400, path
     token = browser.csrf_token("/~alice/bugs")
-    assert browser.post("/~alice/bugs/submit", data={
-        "csrf_token": token, "title": "a\x00b"}).status_code == 400
+    assert (
+        browser.post(
+            "/~alice/bugs/submit", data={"csrf_token": token, "title": "a\x00b"}
+        ).status_code
+        == 400
+    )
     api = site.api(alice)
     answer = api.post("/trackers/alice/bugs/tickets", {"title": "a\x00b"})
     assert answer.status_code == 400
@@ -232,8 +279,11 @@ def test_the_cached_ticket_list_follows_every_change(site: Any) -> None:
     assert "Second crash" in listed() and "2 tickets" in listed()
 
     api.post("/trackers/alice/bugs/tickets/1/comments", {"text": "me too"})
-    assert re.search(r"First crash.*?<td>1</td>", html.unescape(
-        browser.get("/~alice/bugs").get_data(as_text=True)), re.S)
+    assert re.search(
+        r"First crash.*?<td>1</td>",
+        html.unescape(browser.get("/~alice/bugs").get_data(as_text=True)),
+        re.S,
+    )
 
     label = api.post("/trackers/alice/bugs/labels", {"name": "regression", "color": "#d73a4a"})
     api.patch("/trackers/alice/bugs/tickets/2", {"labels": ["regression"]})
@@ -273,11 +323,15 @@ def test_a_kept_tracker_page_follows_changes_written_elsewhere(site: Any) -> Non
         with elsewhere.begin() as connection:
             connection.execute(sa.text("UPDATE ticket SET title = 'Renamed crash'"))
             connection.execute(sa.text("UPDATE tracker SET revision = revision + 1"))
-        wait_until(lambda: "Renamed crash" in text(browser.get("/~alice/bugs")),
-                   what="the page to follow the renamed ticket")
+        wait_until(
+            lambda: "Renamed crash" in text(browser.get("/~alice/bugs")),
+            what="the page to follow the renamed ticket",
+        )
         with elsewhere.begin() as connection:
             connection.execute(sa.text("UPDATE tracker SET visibility = 'private'"))
-        wait_until(lambda: browser.get("/~alice/bugs").status_code == 404,
-                   what="the tracker made private to be 404")
+        wait_until(
+            lambda: browser.get("/~alice/bugs").status_code == 404,
+            what="the tracker made private to be 404",
+        )
     finally:
         elsewhere.dispose()

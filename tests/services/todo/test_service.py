@@ -23,11 +23,18 @@ def test_the_hooks_declare_nav_scopes_events_and_host_needs(site: Any) -> None:
     assert nav[0].url == site.state.origin + "/"
     assert {s.name for s in todo_plugin.oauth_scopes()} == {"trackers", "tickets"}
     events = {e.name for e in todo_plugin.webhook_events()}
-    assert {"ticket:create", "ticket:update", "comment:create", "label:create",
-            "tracker:update", "tracker:delete"} <= events
+    assert {
+        "ticket:create",
+        "ticket:update",
+        "comment:create",
+        "label:create",
+        "tracker:update",
+        "tracker:delete",
+    } <= events
     # Read by the deploy through the plugin host: todo needs nothing special.
-    assert site.state.plugins.call_one("host_needs", "todo",
-                                       config=site.state.config) == HostNeeds()
+    assert (
+        site.state.plugins.call_one("host_needs", "todo", config=site.state.config) == HostNeeds()
+    )
     assert [job.name for job in todo_plugin.jobs()] == ["notify"]
     page = html.unescape(site.browser().get("/").get_data(as_text=True))
     assert '<a href="' + site.state.origin + '/" aria-current="page">Tickets</a>' in page
@@ -87,8 +94,14 @@ def test_a_deleted_account_takes_its_trackers_and_leaves_its_words_unnamed(site:
         assert ticket.submitter_id is None
         comment = session.scalars(sa.select(Comment).where(Comment.text != "")).one()
         assert comment.author_id is None and comment.text == "A comment by bob"
-        assert session.scalar(sa.select(sa.func.count()).select_from(Subscription).where(
-            Subscription.user_id == bob.id)) == 0
+        assert (
+            session.scalar(
+                sa.select(sa.func.count())
+                .select_from(Subscription)
+                .where(Subscription.user_id == bob.id)
+            )
+            == 0
+        )
         assert session.scalar(sa.select(sa.func.count()).select_from(TrackerAccess)) == 0
         assert session.scalar(sa.select(sa.func.count()).select_from(ticket_assignee)) == 0
     page = html.unescape(site.browser(alice).get("/~alice/bugs/1").get_data(as_text=True))
@@ -99,17 +112,26 @@ def test_a_deleted_account_takes_its_trackers_and_leaves_its_words_unnamed(site:
 def test_a_profile_update_is_mirrored(site: Any) -> None:
     alice = site.user("alice")
     site.tracker(alice, "bugs")
-    answered = identity_event(site, "user:update", {
-        "id": alice.id, "username": "alicia", "email": "alicia@example.org",
-        "user_type": "active"})
+    answered = identity_event(
+        site,
+        "user:update",
+        {
+            "id": alice.id,
+            "username": "alicia",
+            "email": "alicia@example.org",
+            "user_type": "active",
+        },
+    )
     assert answered.status_code == 200
     assert site.browser().get("/~alicia/bugs").status_code == 200
     assert site.browser().get("/~alice/bugs").status_code == 404
 
 
-def test_the_embedded_default_sqlite_works_too(register_plugin: Callable[..., Any],
-                                               make_config: Callable[..., Any],
-                                               make_app: Callable[..., Any]) -> None:
+def test_the_embedded_default_sqlite_works_too(
+    register_plugin: Callable[..., Any],
+    make_config: Callable[..., Any],
+    make_app: Callable[..., Any],
+) -> None:
     """``srht up`` runs todo on SQLite: the migrations apply there (without
     the PostgreSQL-only full-text index and row triggers), search falls back
     to LIKE, and pages are not kept."""
@@ -151,10 +173,16 @@ def test_the_migration_matches_the_models(site: Any) -> None:
         # warns, and reports it removed and added. test_tickets checks that
         # one exists and serves searches.
         warnings.simplefilter("ignore")
-        context = MigrationContext.configure(connection, opts={
-            "include_name": lambda name, kind, _parents: kind != "table" or name in own,
-            "compare_type": True})
-        differences = [d for d in compare_metadata(context, Base.metadata)
-                       if not (d[0] in ("add_index", "remove_index")
-                               and d[1].name == SEARCH_INDEX)]
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "include_name": lambda name, kind, _parents: kind != "table" or name in own,
+                "compare_type": True,
+            },
+        )
+        differences = [
+            d
+            for d in compare_metadata(context, Base.metadata)
+            if not (d[0] in ("add_index", "remove_index") and d[1].name == SEARCH_INDEX)
+        ]
     assert differences == []

@@ -16,8 +16,10 @@ from srht_plugins.todo.search import SearchError, parse
 
 
 def test_search_syntax_is_read_into_filters_and_words() -> None:
-    search = parse('status:closed label:bug label:"needs info" assigned:~bob '
-                   "submitter:carol resolution:fixed crash on-start")
+    search = parse(
+        'status:closed label:bug label:"needs info" assigned:~bob '
+        "submitter:carol resolution:fixed crash on-start"
+    )
     assert search.status == "closed"
     assert search.labels == ["bug", "needs info"]
     assert search.assigned == "bob"
@@ -32,8 +34,16 @@ def test_search_syntax_is_read_into_filters_and_words() -> None:
 
 
 def test_label_text_is_black_or_white_whichever_contrasts_more() -> None:
-    for background in ("#ffffff", "#ffee00", "#d73a4a", "#0b5cad", "#000000", "#7f7f7f",
-                       "#00ff00", "#1f7a3a"):
+    for background in (
+        "#ffffff",
+        "#ffee00",
+        "#d73a4a",
+        "#0b5cad",
+        "#000000",
+        "#7f7f7f",
+        "#00ff00",
+        "#1f7a3a",
+    ):
         chosen = text_color(background)
         other = "#ffffff" if chosen == "#000000" else "#000000"
         assert contrast(background, chosen) >= contrast(background, other)
@@ -43,10 +53,15 @@ def test_label_text_is_black_or_white_whichever_contrasts_more() -> None:
 
 
 def test_references_are_found_outside_code() -> None:
-    text = ("See #12 and ~bob/web#3, not `#99` nor\n```\n#98\n```\n"
-            "nor page.html#7 nor &#39; nor [x](#5); also (#4).")
-    assert find_references(text) == [Reference(None, None, 12), Reference("bob", "web", 3),
-                                     Reference(None, None, 4)]
+    text = (
+        "See #12 and ~bob/web#3, not `#99` nor\n```\n#98\n```\n"
+        "nor page.html#7 nor &#39; nor [x](#5); also (#4)."
+    )
+    assert find_references(text) == [
+        Reference(None, None, 12),
+        Reference("bob", "web", 3),
+        Reference(None, None, 4),
+    ]
 
 
 @pytest.mark.postgres
@@ -59,8 +74,9 @@ def test_search_through_the_page_and_the_api(site: Any) -> None:
     site.ticket(alice, "bugs", "Crash on start", "The window flickers")
     site.ticket(alice, "bugs", "Typo in footer", "", actor=bob)
     site.ticket(alice, "bugs", "Crashes when saving", "disk full")
-    api.patch("/trackers/alice/bugs/tickets/1", {"labels": ["bug", "needs info"],
-                                                 "assignees": ["bob"]})
+    api.patch(
+        "/trackers/alice/bugs/tickets/1", {"labels": ["bug", "needs info"], "assignees": ["bob"]}
+    )
     api.patch("/trackers/alice/bugs/tickets/3", {"status": "closed", "labels": ["bug"]})
 
     def numbers(query: str) -> list[int]:
@@ -83,16 +99,18 @@ def test_search_through_the_page_and_the_api(site: Any) -> None:
     assert numbers("label:nonesuch") == []
     assert numbers("'); drop table ticket; --") == []
 
-    page = html.unescape(site.browser(alice).get(
-        "/~alice/bugs", query_string={"search": "status:open label:bug"}).get_data(as_text=True))
+    page = html.unescape(
+        site.browser(alice)
+        .get("/~alice/bugs", query_string={"search": "status:open label:bug"})
+        .get_data(as_text=True)
+    )
     assert "Crash on start" in page and "Typo in footer" not in page
     assert "1 ticket<" in page
     default = html.unescape(site.browser(alice).get("/~alice/bugs").get_data(as_text=True))
     assert 'value="status:open"' in default and "Crashes when saving" not in default
     wrong = site.browser(alice).get("/~alice/bugs?search=status:maybe")
     assert wrong.status_code == 200
-    assert "status:maybe is not open, closed or any" in html.unescape(
-        wrong.get_data(as_text=True))
+    assert "status:maybe is not open, closed or any" in html.unescape(wrong.get_data(as_text=True))
 
 
 @pytest.mark.postgres
@@ -108,25 +126,38 @@ def test_searches_are_served_by_indexes(site: Any) -> None:
     for n in range(20):
         api.post("/trackers/alice/bugs/labels", {"name": f"label{n}", "color": "#d73a4a"})
     with site.session() as session:
-        session.execute(sa.text(
-            "INSERT INTO ticket (tracker_id, number, title, description, status, created, "
-            "updated) SELECT 1, n, 'Ticket ' || n, CASE WHEN n = 7 THEN 'a widget' ELSE "
-            "'text ' || n END, CASE WHEN n % 100 = 0 THEN 'open' ELSE 'closed' END, now(), "
-            "now() FROM generate_series(1, 3000) AS n"))
-        session.execute(sa.text("INSERT INTO ticket_label (ticket_id, label_id) "
-                                "SELECT id, 1 + number % 20 FROM ticket"))
-        session.execute(sa.text("INSERT INTO ticket_assignee (ticket_id, user_id) "
-                                "SELECT id, :first + number % 10 FROM ticket"),
-                        {"first": people[0].id})
+        session.execute(
+            sa.text(
+                "INSERT INTO ticket (tracker_id, number, title, description, status, created, "
+                "updated) SELECT 1, n, 'Ticket ' || n, CASE WHEN n = 7 THEN 'a widget' ELSE "
+                "'text ' || n END, CASE WHEN n % 100 = 0 THEN 'open' ELSE 'closed' END, now(), "
+                "now() FROM generate_series(1, 3000) AS n"
+            )
+        )
+        session.execute(
+            sa.text(
+                "INSERT INTO ticket_label (ticket_id, label_id) "
+                "SELECT id, 1 + number % 20 FROM ticket"
+            )
+        )
+        session.execute(
+            sa.text(
+                "INSERT INTO ticket_assignee (ticket_id, user_id) "
+                "SELECT id, :first + number % 10 FROM ticket"
+            ),
+            {"first": people[0].id},
+        )
     with site.db.engine.begin() as connection:
         connection.execute(sa.text("ANALYZE"))
     inspector = sa.inspect(site.db.engine)
     ticket_indexes = {i["name"] for i in inspector.get_indexes("ticket")}
     assert {SEARCH_INDEX, "ix_ticket_tracker_id_status_number"} <= ticket_indexes
     assert "ix_ticket_label_label_id_ticket_id" in {
-        i["name"] for i in inspector.get_indexes("ticket_label")}
+        i["name"] for i in inspector.get_indexes("ticket_label")
+    }
     assert "ix_ticket_assignee_user_id_ticket_id" in {
-        i["name"] for i in inspector.get_indexes("ticket_assignee")}
+        i["name"] for i in inspector.get_indexes("ticket_assignee")
+    }
 
     from srht_core import db_session
     from srht_plugins.todo.models import Ticket
@@ -135,18 +166,28 @@ def test_searches_are_served_by_indexes(site: Any) -> None:
     def plan(query: str) -> str:
         """EXPLAIN of the query a page of the list runs."""
         with site.context():
-            stmt = filtered(sa.select(Ticket.id).where(Ticket.tracker_id == 1), parse(query),
-                            1, "postgresql").order_by(Ticket.number.desc()).limit(26)
+            stmt = (
+                filtered(
+                    sa.select(Ticket.id).where(Ticket.tracker_id == 1),
+                    parse(query),
+                    1,
+                    "postgresql",
+                )
+                .order_by(Ticket.number.desc())
+                .limit(26)
+            )
             compiled = stmt.compile(site.db.engine, compile_kwargs={"literal_binds": True})
             db_session.execute(sa.text("SET LOCAL enable_seqscan = off"))
             explained = "\n".join(db_session.execute(sa.text(f"EXPLAIN {compiled}")).scalars())
             db_session.rollback()
             return explained
 
-    for query, index in [("widget", SEARCH_INDEX),
-                         ("status:open", "ix_ticket_tracker_id_status_number"),
-                         ("label:label3", "ix_ticket_label_label_id_ticket_id"),
-                         ("assigned:user3", "ix_ticket_assignee_user_id_ticket_id")]:
+    for query, index in [
+        ("widget", SEARCH_INDEX),
+        ("status:open", "ix_ticket_tracker_id_status_number"),
+        ("label:label3", "ix_ticket_label_label_id_ticket_id"),
+        ("assigned:user3", "ix_ticket_assignee_user_id_ticket_id"),
+    ]:
         explained = plan(query)
         assert index in explained, f"{query}:\n{explained}"
 
@@ -170,8 +211,7 @@ def test_references_become_links_and_are_listed_on_the_target(site: Any) -> None
 
     def referrers(viewer: Any) -> str:
         page = site.browser(viewer).get("/~alice/bugs/1").get_data(as_text=True)
-        return html.unescape(page.split("Referenced by", 1)[1]) if "Referenced by" in page \
-            else ""
+        return html.unescape(page.split("Referenced by", 1)[1]) if "Referenced by" in page else ""
 
     for_alice = referrers(alice)
     assert "~bob/web#1" in for_alice and "~alice/bugs#2" in for_alice
@@ -179,17 +219,19 @@ def test_references_become_links_and_are_listed_on_the_target(site: Any) -> None
     assert "~bob/secret#1" in referrers(bob)
     assert "~bob/web#1" in referrers(None)
     # alice could not see ~bob/secret#1, so her mention of it was not recorded.
-    assert "Referenced by" not in site.browser(bob).get("/~bob/secret/1").get_data(
-        as_text=True)
+    assert "Referenced by" not in site.browser(bob).get("/~bob/secret/1").get_data(as_text=True)
 
 
 @pytest.mark.postgres
 def test_markdown_is_rendered_safely(site: Any) -> None:
     alice = site.user("alice")
     site.tracker(alice, "bugs")
-    site.ticket(alice, "bugs", "<script>alert(1)</script>",
-                "<script>alert(2)</script> [x](javascript:alert(3)) <img src=x onerror=y>"
-                " **bold**")
+    site.ticket(
+        alice,
+        "bugs",
+        "<script>alert(1)</script>",
+        "<script>alert(2)</script> [x](javascript:alert(3)) <img src=x onerror=y> **bold**",
+    )
     page = site.browser(None).get("/~alice/bugs/1").get_data(as_text=True)
     assert "<script>" not in page
     assert 'href="javascript' not in page

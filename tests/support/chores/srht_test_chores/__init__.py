@@ -37,24 +37,43 @@ MIGRATIONS_ENV = "SRHT_TEST_CHORES_MIGRATIONS"
 
 @hookimpl
 def service_info() -> ServiceInfo:
-    return ServiceInfo("chores", "Chores", "A chore list for the core's own tests.",
-                       core_requires=">=0.1.0.dev0", default_port=5990)
+    return ServiceInfo(
+        "chores",
+        "Chores",
+        "A chore list for the core's own tests.",
+        core_requires=">=0.1.0.dev0",
+        default_port=5990,
+    )
 
 
 @hookimpl
 def config_schema() -> list[Section]:
-    return [Section("chores", keys=(
-        Key("hold-dir", PathValue(), default=None,
-            description="Where /hold/NAME waits for NAME.release (tests only)."),
-        Key("tidy-every", Integer(min=1), default=3600,
-            description="Seconds between two runs of the tidy timer."),
-    ))]
+    return [
+        Section(
+            "chores",
+            keys=(
+                Key(
+                    "hold-dir",
+                    PathValue(),
+                    default=None,
+                    description="Where /hold/NAME waits for NAME.release (tests only).",
+                ),
+                Key(
+                    "tidy-every",
+                    Integer(min=1),
+                    default=3600,
+                    description="Seconds between two runs of the tidy timer.",
+                ),
+            ),
+        )
+    ]
 
 
 @hookimpl
 def database_schema() -> DatabaseSchema:
-    return DatabaseSchema(models.metadata, Path(os.environ.get(MIGRATIONS_ENV) or MIGRATIONS),
-                          user_model=models.User)
+    return DatabaseSchema(
+        models.metadata, Path(os.environ.get(MIGRATIONS_ENV) or MIGRATIONS), user_model=models.User
+    )
 
 
 @hookimpl

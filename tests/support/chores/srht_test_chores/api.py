@@ -15,14 +15,12 @@ bp = api_blueprint("chores_api", __name__)
 
 
 def _chore(chore: Chore) -> dict[str, Any]:
-    return {"id": chore.id, "title": chore.title, "done": chore.done,
-            "reminded": chore.reminded}
+    return {"id": chore.id, "title": chore.title, "done": chore.done, "reminded": chore.reminded}
 
 
 @bp.get("/chores")
 def list_chores() -> Any:
-    return {"results": [_chore(c) for c in
-                        db_session.scalars(sa.select(Chore).order_by(Chore.id))]}
+    return {"results": [_chore(c) for c in db_session.scalars(sa.select(Chore).order_by(Chore.id))]}
 
 
 @bp.post("/chores")

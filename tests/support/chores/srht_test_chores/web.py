@@ -66,8 +66,7 @@ def chore(number: int) -> Any:
             abort(404)
         watch(found)
         renders += 1
-        return {"title": found.title, "done": found.done, "pid": os.getpid(),
-                "render": renders}
+        return {"title": found.title, "done": found.done, "pid": os.getpid(), "render": renders}
 
     return watched_page(render)
 

@@ -16,8 +16,9 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("chore") as batch:
-        batch.add_column(sa.Column("reminded", sa.Boolean, nullable=False,
-                                   server_default=sa.false()))
+        batch.add_column(
+            sa.Column("reminded", sa.Boolean, nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
