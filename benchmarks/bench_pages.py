@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench_core import Server, child_env, fetch, load_python, load_wrk, running
 
-from srht_core import TokenGrant, create_app, db_session, seal_grant
+from srht_core import TokenGrant, create_app, db_session, seal_grant, state_of
 from srht_core.config import dump_ini
 from srht_core.migrate import upgrade
 from srht_core.testing import free_port, site_config, throwaway_postgres
@@ -55,7 +55,7 @@ def fill(config: Path) -> dict[str, str]:
         app = create_app(service, str(config))
         state = app.extensions["srht"]
         upgrade(state.db, service, state.schema)
-        app.extensions["srht.token_revoked"] = lambda kind, token_id: False  # no meta here
+        state_of(app).revoked = lambda kind, token_id: False  # no meta here
         with app.app_context():
             db_session.add(
                 state.schema.user_model(id=1, username="alice", email="alice@example.org")

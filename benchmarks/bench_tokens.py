@@ -119,11 +119,8 @@ def main() -> int:
         db_session.commit()
         token = seal_grant(TokenGrant("pat", 1, 1, frozenset({"bench/things:RO"}), None))
     # A revocation poll that has just happened (meta is not running here).
-    from srht_core.tokens import RevocationCache
-
-    cache = RevocationCache()
+    cache = state.revocations
     cache.checked = cache.tried = time.monotonic() + 3600
-    app.extensions["srht.revocations"] = cache
 
     client = app.test_client()
     bearer = {"Authorization": f"Bearer {token}"}

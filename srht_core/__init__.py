@@ -6,10 +6,10 @@ else in the core, so the core's modules can move without breaking them.
 
 from __future__ import annotations
 
-__version__ = "0.1.0.dev0"
-
-from .app import NavLink, SrhtState, api_blueprint, create_app, current_service
+from .api import Api, Operation, api_blueprint, body_schema
+from .app import create_app
 from .assets import static_url
+from .cache import BoundedCache
 from .changes import unwatch_rows, watch_rows
 from .config import (
     Address,
@@ -32,24 +32,18 @@ from .config import (
     Url,
     load_config,
 )
-from .db import (
-    Database,
-    MirroredUserMixin,
-    ReadOnlyRequestError,
-    TimestampMixin,
-    db_session,
-    utcnow,
-    writes,
-)
+from .confirm import confirm
+from .db import Database, ReadOnlyRequestError, db_session, utcnow, writes
 from .errors import API_ERRORS_SCHEMA, ApiError, error_responses, json_response, schema_ref
 from .forms import Form, api_validate, form_errors
+from .globals import NavLink, SrhtState, current_service, state_of
+from .highlight import RenderedFile, render_file
 from .humanize import human_size
 from .identity import (
     LOGIN_LIFETIME,
     clear_login_cookie,
     current_user,
     internal_only_credential,
-    internal_request,
     is_safe_return_to,
     login_required,
     login_session,
@@ -62,10 +56,19 @@ from .jsonbody import json_object, string_field, string_list_field
 from .keys import derive_key
 from .mail import send_mail
 from .markdown import render_markdown
+from .models import NAMING, MirroredUserMixin, Model, TimestampMixin, UpdatedMixin
 from .pagecache import anonymous_page, watch, watched_page
-from .pagination import CursorPage, Page, cursor_paginate, paginate
+from .pagination import CursorPage, Page, cursor_paginate, paginate, paginate_list
 from .plugins import PluginError, PluginHost, hookimpl
-from .security import client_address, from_internal_network, internal_only
+from .sealing import ServiceUnreachable, internal_request
+from .security import (
+    allow_csp,
+    client_address,
+    from_internal_network,
+    internal_only,
+    is_loopback,
+    sandbox,
+)
 from .service import (
     DatabaseSchema,
     EventType,
@@ -76,6 +79,7 @@ from .service import (
     ServiceInfo,
     Timer,
 )
+from .text import InvalidText, text_problem
 from .tokens import (
     TokenGrant,
     api_user,
@@ -85,19 +89,24 @@ from .tokens import (
     seal_grant,
     token_user,
     verify_token,
+    viewer,
 )
-from .webhooks import Delivery, deliveries, redeliver, send_webhook
+from .version import __version__
+from .webhooks import DELIVERY_SCHEMA, Delivery, deliveries, delivery_page, redeliver, send_webhook
 
 __all__ = [
     "API_ERRORS_SCHEMA",
     "Address",
+    "Api",
     "ApiError",
     "Boolean",
+    "BoundedCache",
     "Choice",
     "Config",
     "ConfigError",
     "ConfigProblem",
     "CursorPage",
+    "DELIVERY_SCHEMA",
     "Database",
     "DatabaseSchema",
     "Delivery",
@@ -107,37 +116,47 @@ __all__ = [
     "Form",
     "HostNeeds",
     "Integer",
+    "InvalidText",
     "Job",
     "Key",
     "LOGIN_LIFETIME",
     "List",
     "MirroredUserMixin",
+    "Model",
+    "NAMING",
     "NavEntry",
     "NavLink",
     "Networks",
+    "Operation",
     "Page",
     "PathValue",
     "PluginError",
     "PluginHost",
     "ReadOnlyRequestError",
+    "RenderedFile",
     "Scope",
     "Secret",
     "Section",
     "ServiceInfo",
+    "ServiceUnreachable",
     "SigningKey",
     "SrhtState",
     "Text",
     "Timer",
     "TimestampMixin",
     "TokenGrant",
+    "UpdatedMixin",
     "Url",
     "__version__",
+    "allow_csp",
     "anonymous_page",
     "api_blueprint",
     "api_user",
     "api_validate",
+    "body_schema",
     "clear_login_cookie",
     "client_address",
+    "confirm",
     "create_app",
     "current_service",
     "current_token",
@@ -145,6 +164,7 @@ __all__ = [
     "cursor_paginate",
     "db_session",
     "deliveries",
+    "delivery_page",
     "derive_key",
     "enqueue",
     "error_responses",
@@ -155,6 +175,7 @@ __all__ = [
     "internal_only",
     "internal_only_credential",
     "internal_request",
+    "is_loopback",
     "is_safe_return_to",
     "json_object",
     "json_response",
@@ -164,22 +185,28 @@ __all__ = [
     "login_url",
     "mirror_user",
     "paginate",
+    "paginate_list",
     "parse_scopes",
     "redeliver",
+    "render_file",
     "render_markdown",
     "require_scope",
+    "sandbox",
     "schema_ref",
     "seal_grant",
     "send_mail",
     "send_webhook",
     "set_login_cookie",
+    "state_of",
     "static_url",
     "string_field",
     "string_list_field",
+    "text_problem",
     "token_user",
     "unwatch_rows",
     "utcnow",
     "verify_token",
+    "viewer",
     "watch",
     "watch_rows",
     "watched_page",

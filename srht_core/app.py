@@ -13,76 +13,34 @@ import inspect
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import Blueprint, Flask, g, request
+import sqlalchemy as sa
+from flask import Flask, g, request
 from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from . import assets, errors, identity, metrics, security
+from . import assets, errors, identity, metrics, security, text
+from .cache import PageCache
 from .config import Config, ConfigError, load_config
 from .db import Database, default_url
+from .globals import NavLink, SrhtState
 from .humanize import human_size
 from .keys import derive_key
 from .markdown import render_markdown
 from .plugins import PluginError, PluginHost, PluginRecord
+from .revocation import RevocationCache
 from .schema import example_secrets_in_use
-from .service import DatabaseSchema, Job, NavEntry, ServiceInfo
+from .sealing import internal_request
+from .service import NavEntry
+from .version import __version__
 
-__all__ = ["NavLink", "SrhtState", "api_blueprint", "create_app", "current_service"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("srht.request")
 CORE_DIR = Path(__file__).parent
-
-
-@dataclass(frozen=True)
-class NavLink:
-    """A rendered navigation entry: absolute URL and whose it is."""
-
-    label: str
-    url: str
-    service: str
-    order: int
-
-
-@dataclass
-class SrhtState:
-    """What the core keeps on ``app.extensions["srht"]``."""
-
-    service: ServiceInfo
-    config: Config
-    plugins: PluginHost
-    db: Database
-    nav: list[NavLink]
-    origins: dict[str, str]
-    jobs: dict[str, Job] = field(default_factory=dict)
-    schema: DatabaseSchema | None = None
-
-    @property
-    def section(self) -> Any:
-        return self.config[self.service.name]
-
-    @property
-    def origin(self) -> str:
-        return self.origins[self.service.name]
-
-
-def current_service() -> SrhtState:
-    """The core's state of the service handling the current request."""
-    from flask import current_app
-
-    state: SrhtState = current_app.extensions["srht"]
-    return state
-
-
-def api_blueprint(name: str, import_name: str, url_prefix: str = "/api") -> Blueprint:
-    """A blueprint for a token-authenticated API: exempt from CSRF (it must
-    not accept cookie authentication), errors answered as JSON."""
-    bp = Blueprint(name, import_name, url_prefix=url_prefix)
-    bp.srht_api = True  # type: ignore[attr-defined]
-    return bp
 
 
 def create_app(
@@ -146,10 +104,18 @@ def create_app(
     enabled = [r.name for r in plugins.enabled(config)]
     origins = {name: str(config[name]["origin"]) for name in enabled}
     state = SrhtState(
-        info, config, plugins, db, _navigation(plugins, config, enabled, origins), origins
+        service=info,
+        config=config,
+        plugins=plugins,
+        db=db,
+        nav=_navigation(plugins, config, enabled, origins),
+        origins=origins,
+        page_cache=PageCache(),
+        revocations=RevocationCache(_ask_meta_for_revocations),
+        schema=plugins.call_one("database_schema", service),
+        revoked=plugins.hook_function("is_revoked", service),
     )
     app.extensions["srht"] = state
-    state.schema = plugins.call_one("database_schema", service)
     for source in ("srht-core", service):
         for job in plugins.call_one("jobs", source) or ():
             if job.name in state.jobs:
@@ -168,7 +134,7 @@ def create_app(
         blueprint = app.blueprints.get(request.blueprint or "")
         if request.routing_exception is not None:
             return  # no view will run: answer the 404 or 405, not a CSRF error
-        _refuse_nul()
+        text.refuse_bad_url()
         if getattr(blueprint, "srht_api", False) or getattr(view, "srht_csrf_exempt", False):
             return
         csrf.protect()
@@ -176,7 +142,7 @@ def create_app(
     security.init_app(app, state)
     identity.init_app(app, state)
     errors.init_app(app)
-    assets.init_app(app, _plugin_dir(record) / "static", service)
+    assets.init_app(app, state, _plugin_dir(record) / "static")
     metrics.init_app(app, state)
     _init_logging(app, development)
     _register_health(app, state)
@@ -193,24 +159,12 @@ def create_app(
     return app
 
 
-def _refuse_nul() -> None:
-    """Refuse NUL characters in the URL and in JSON bodies: no text column
-    stores them (PostgreSQL raises), so they can only be an attack or a
-    mistake, and a clear 400 beats a 500 in every service. Forms are left
-    to :class:`~srht_core.Form`, which shows the error next to the field
-    and gives the rest of what was typed back."""
-    from flask import abort
-
-    if "\x00" in request.full_path or "%00" in request.full_path:
-        abort(400, "NUL characters are not accepted in URLs.")
-    if request.mimetype == "application/json" and b"\\u0000" in request.get_data():
-        abort(400, "NUL characters are not accepted in JSON.")
+def _ask_meta_for_revocations(since: float) -> Any:
+    return internal_request("meta", f"/internal/tokens/revoked?since={since}", timeout=5)
 
 
 def _urlencode_page(args: Any, number: int) -> str:
     """The query string of ``args`` with ``page`` set to ``number``."""
-    from urllib.parse import urlencode
-
     pairs = [(k, v) for k, v in args.items(multi=True) if k != "page"]
     return urlencode([*pairs, ("page", str(number))])
 
@@ -278,12 +232,8 @@ def _init_logging(app: Flask, development: bool) -> None:
 
 
 def _register_health(app: Flask, state: SrhtState) -> None:
-    from . import __version__
-
     @app.get("/healthz")
     def healthz() -> tuple[dict[str, Any], int]:
-        import sqlalchemy as sa
-
         status = {"service": state.service.name, "version": __version__, "database": "ok"}
         try:
             with state.db.engine.connect() as connection:

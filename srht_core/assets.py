@@ -16,6 +16,8 @@ from pathlib import Path
 from flask import Flask, abort, request, send_from_directory, url_for
 from flask.typing import ResponseReturnValue
 
+from .globals import SrhtState
+
 __all__ = ["static_url"]
 
 CORE_STATIC = Path(__file__).parent / "static"
@@ -27,9 +29,9 @@ def _digest(path: Path, mtime: float) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
-def init_app(app: Flask, service_static: Path, service: str) -> None:
-    folders = {"srht": CORE_STATIC, service: service_static}
-    app.extensions["srht.static"] = folders
+def init_app(app: Flask, state: SrhtState, service_static: Path) -> None:
+    folders = state.static_folders
+    folders.update({"srht": CORE_STATIC, state.service.name: service_static})
     # Outside debug mode files do not change under a running app, so each
     # URL is worked out once (a stat, a hash and url_for cost more than the
     # rest of the layout).
@@ -61,8 +63,16 @@ def init_app(app: Flask, service_static: Path, service: str) -> None:
         max_age = YEAR if request.args.get("v") else 300
         return send_from_directory(folder, filename, max_age=max_age)
 
+    def favicon() -> ResponseReturnValue:
+        return send_from_directory(CORE_STATIC, "favicon.ico", max_age=YEAR // 12)
+
     app.add_url_rule("/static/<owner>/<path:filename>", "srht_static", serve)
+    app.add_url_rule("/favicon.ico", "srht_favicon", favicon)
     app.jinja_env.globals["static_url"] = static_url
+    # The layout links the service's own stylesheet, <service>.css, when it
+    # has one: a service needs no base template of its own for it.
+    own = f"{state.service.name}.css"
+    app.jinja_env.globals["srht_service_css"] = own if (service_static / own).is_file() else None
 
 
 def static_url(filename: str, owner: str = "srht") -> str:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from . import mail, webhooks
 from .config import Config
 from .db import utcnow
-from .plugins import hookimpl
+from .globals import current_service
+from .hookspecs import hookimpl
+from .jobs import DONE, job_table
 from .service import Job, Timer
 
 #: Finished jobs are kept this long, for the record.
@@ -16,9 +19,6 @@ KEEP_DONE_JOBS = timedelta(days=7)
 
 
 def purge_finished_jobs() -> None:
-    from .app import current_service
-    from .jobs import DONE, job_table
-
     with current_service().db.engine.begin() as connection:
         connection.execute(
             job_table.delete().where(
@@ -28,15 +28,11 @@ def purge_finished_jobs() -> None:
 
 
 def _deliver_webhook(delivery: int) -> None:
-    from .webhooks import deliver
-
-    deliver(delivery)
+    webhooks.deliver(delivery)
 
 
 def _send_mail(**message: object) -> None:
-    from .mail import deliver
-
-    deliver(**message)  # type: ignore[arg-type]
+    mail.deliver(**message)  # type: ignore[arg-type]
 
 
 @hookimpl

@@ -2,7 +2,7 @@
 
 Owns the SQLAlchemy engine and session of a service (attached to its Flask
 app as ``app.extensions["srht.db"]``), the mixins services build their
-models on (the mirrored user, timestamps), and a statement counter that
+models on (see :mod:`srht_core.models`), and a statement counter that
 tests use to prove a page's query count does not grow with its items.
 It knows nothing of any service's models.
 
@@ -28,16 +28,15 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Mapped, Session, mapped_column, scoped_session, sessionmaker
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from werkzeug.local import LocalProxy
 
 from .changes import RowFeed
+from .text import check_rows
 
 __all__ = [
     "Database",
-    "MirroredUserMixin",
     "ReadOnlyRequestError",
-    "TimestampMixin",
     "db_session",
     "default_url",
     "utcnow",
@@ -113,6 +112,8 @@ class Database:
             ),
             scopefunc=_context_id,
         )
+        for maker in (self.sessionmaker, self.scoped.session_factory):
+            event.listen(maker, "before_flush", _check_text)
         self._row_feed: RowFeed | None = None
         self._row_feed_lock = threading.Lock()
         self._inherited_feeds: list[RowFeed] = []
@@ -186,6 +187,12 @@ class Database:
         self.engine.dispose()
         if self.read_engine is not None:
             self.read_engine.dispose()
+
+
+def _check_text(session: Session, _context: Any, _instances: Any) -> None:
+    """Refuse text no column can store, whatever way it came in (see
+    :mod:`srht_core.text`)."""
+    check_rows([*session.new, *(obj for obj in session.dirty if session.is_modified(obj))])
 
 
 def _reading() -> bool:
@@ -310,43 +317,6 @@ def _current_session() -> scoped_session[Any]:
 
 #: The current app's database session (a proxy, valid in an app context).
 db_session: Session = LocalProxy(_current_session)  # type: ignore[assignment]
-
-
-class TimestampMixin:
-    """``created`` and ``updated`` columns, in UTC."""
-
-    created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow, nullable=False)
-    updated: Mapped[datetime] = mapped_column(
-        sa.DateTime, default=utcnow, onupdate=utcnow, nullable=False
-    )
-
-
-class MirroredUserMixin(TimestampMixin):
-    """A service's copy of a user of the identity provider (meta).
-
-    ``id`` is meta's id for the user, never generated locally, so every
-    service agrees on who is who. The core fills and updates these columns
-    on sign-on and on ``user_updated`` events; a service adds relations of
-    its own in its subclass, which must set ``__tablename__ = "user"``.
-    """
-
-    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
-    username: Mapped[str] = mapped_column(sa.String(64), unique=True, nullable=False)
-    email: Mapped[str] = mapped_column(sa.String(256), nullable=False)
-    user_type: Mapped[str] = mapped_column(sa.String(32), nullable=False, default="active")
-    suspension_notice: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
-
-    @property
-    def canonical_name(self) -> str:
-        return "~" + self.username
-
-    @property
-    def is_admin(self) -> bool:
-        return self.user_type == "admin"
-
-    @property
-    def is_suspended(self) -> bool:
-        return self.user_type == "suspended"
 
 
 def request_statements() -> int:

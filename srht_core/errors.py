@@ -14,7 +14,9 @@ from typing import Any
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
+
+from .text import InvalidText
 
 __all__ = [
     "API_ERRORS_SCHEMA",
@@ -104,6 +106,12 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Any:
         return error.body(), error.status
+
+    @app.errorhandler(InvalidText)
+    def invalid_text(error: InvalidText) -> Any:
+        if wants_json():
+            return ApiError(400, error.reason, field=error.field).body(), 400
+        return http_error(BadRequest(f"Nothing was saved: {error.field} {error.reason}."))
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> Any:

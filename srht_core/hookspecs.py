@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     )
 
 hookspec = pluggy.HookspecMarker("srht")
+#: Marks a service's hook implementations (re-exported as ``srht_core.hookimpl``).
+hookimpl = pluggy.HookimplMarker("srht")
 
 
 @hookspec
@@ -248,6 +250,26 @@ def user_deleted(user: Any) -> None:
 
     Called in the service's app context and open database session, which
     the core commits afterwards; raising rolls back and the event is retried.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def is_revoked(kind: str, ident: int) -> bool:  # type: ignore[empty-body]
+    """Answer whether a token or login session was revoked, from the
+    service's own records. Only the identity provider implements it (meta,
+    which issues tokens and sessions); every other service asks meta's
+    internal API instead, through a cache the core keeps.
+
+    :param kind: ``"pat"`` (personal access token), ``"oauth"`` (OAuth2
+        access token) or ``"session"`` (a login cookie's session).
+    :param ident: the token's or session's id.
+    :return: ``True`` when it was revoked, or belonged to an account that
+        no longer exists.
+
+    Called on every authenticated request of the implementing service, only
+    on that service's own plugin: keep it to one indexed query.
 
     .. versionadded:: 0.1
     """

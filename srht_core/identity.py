@@ -15,35 +15,37 @@ key, valid for a minute and accepted only from ``[srht] internal-networks``.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from functools import wraps
 from ipaddress import ip_address
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
-from cryptography.fernet import Fernet, InvalidToken
 from flask import Flask, Response, abort, g, redirect, request
 from werkzeug.local import LocalProxy
 
-if TYPE_CHECKING:
-    from .app import SrhtState
+from .db import db_session
+from .errors import ApiError
+from .globals import SrhtState, current_service
+from .sealing import INTERNAL_HEADER, INTERNAL_LIFETIME, internal_request, seal, unseal
+from .security import from_internal_network
+from .webhooks import WebhookError, verify_request
 
 __all__ = [
     "LOGIN_COOKIE",
+    "LOGIN_LIFETIME",
     "clear_login_cookie",
     "current_user",
-    "internal_request",
+    "internal_only_credential",
     "is_safe_return_to",
     "login_required",
+    "login_session",
     "login_url",
-    "seal",
+    "mirror_from_meta",
+    "mirror_user",
     "set_login_cookie",
-    "unseal",
 ]
 
 log = logging.getLogger("srht.identity")
@@ -52,35 +54,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 LOGIN_COOKIE = "srht-login"
 #: How long a login lasts without signing in again.
 LOGIN_LIFETIME = 30 * 24 * 3600
-#: How long an internal credential is valid.
-INTERNAL_LIFETIME = 60
-INTERNAL_HEADER = "X-Srht-Internal"
-
-
-def _state() -> SrhtState:
-    from .app import current_service
-
-    return current_service()
-
-
-def _fernet(state: SrhtState | None = None) -> Fernet:
-    state = state or _state()
-    return Fernet(state.config["srht"]["network-key"])
-
-
-def seal(data: dict[str, Any], state: SrhtState | None = None) -> str:
-    """Encrypt and authenticate ``data`` with the network key."""
-    return _fernet(state).encrypt(json.dumps(data, separators=(",", ":")).encode()).decode()
-
-
-def unseal(token: str, ttl: int | None, state: SrhtState | None = None) -> dict[str, Any] | None:
-    """The data sealed in ``token`` if it is authentic and younger than
-    ``ttl`` seconds, else ``None``."""
-    try:
-        data = json.loads(_fernet(state).decrypt(token.encode(), ttl=ttl))
-    except (InvalidToken, ValueError, TypeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 # -- the login cookie ------------------------------------------------------------
@@ -100,7 +73,7 @@ def set_login_cookie(response: Response, user_id: int, session_id: int) -> None:
     """Sign ``user_id`` in on every service (meta calls this). ``session_id``
     is meta's record of this login: when meta revokes it (logout, a password
     change), every service refuses the cookie within its revocation poll."""
-    state = _state()
+    state = current_service()
     value = seal({"u": user_id, "s": session_id, "t": int(time.time())}, state)
     response.set_cookie(
         LOGIN_COOKIE,
@@ -116,7 +89,7 @@ def set_login_cookie(response: Response, user_id: int, session_id: int) -> None:
 
 def clear_login_cookie(response: Response) -> None:
     """Sign out of every service."""
-    state = _state()
+    state = current_service()
     response.delete_cookie(
         LOGIN_COOKIE,
         domain=_cookie_domain(state),
@@ -140,7 +113,7 @@ def _load_user() -> Any:
     if "srht_user" in g:
         return g.srht_user
     g.srht_user = None
-    state = _state()
+    state = current_service()
     model = state.schema.user_model if state.schema is not None else None
     data = login_session()
     if (
@@ -151,8 +124,6 @@ def _load_user() -> Any:
         or _session_revoked(data["s"])
     ):
         return None
-    from .db import db_session
-
     user = db_session.get(model, data["u"])
     if user is None and state.service.name != "meta":
         user = mirror_from_meta(data["u"])
@@ -164,11 +135,8 @@ def _load_user() -> Any:
 
 
 def _session_revoked(session_id: int) -> bool:
-    from .errors import ApiError
-    from .tokens import is_revoked
-
     try:
-        return is_revoked("session", session_id)
+        return current_service().is_revoked("session", session_id)
     except ApiError:
         # meta has been unreachable too long to know: signed out (fail
         # closed), as tokens are refused; signing in needs meta anyway.
@@ -182,7 +150,7 @@ current_user: Any = LocalProxy(_load_user)
 
 def login_url(return_to: str | None = None) -> str:
     """meta's login page, coming back to ``return_to`` (default: here)."""
-    state = _state()
+    state = current_service()
     meta = state.config.get("meta", "origin") if state.config.has_section("meta") else None
     base = (meta or state.origin) + "/login"
     return base + "?" + urlencode({"return_to": return_to or request.url})
@@ -209,7 +177,7 @@ def is_safe_return_to(url: str | None, state: SrhtState | None = None) -> bool:
         return False  # browsers drop tabs and newlines: "/\t/evil" would become "//evil"
     if url.startswith("/") and not url.startswith("//") and "\\" not in url:
         return True
-    state = state or _state()
+    state = state or current_service()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False
@@ -236,10 +204,8 @@ def mirror_user(profile: dict[str, Any], session: Any = None) -> Any:
     """Create or update the service's copy of a user from meta's profile
     (``id``, ``username``, ``email``, ``user_type``, ...) in ``session`` (the
     request's, by default), without committing."""
-    from .db import db_session
-
     session = db_session if session is None else session
-    state = _state()
+    state = current_service()
     assert state.schema is not None and state.schema.user_model is not None
     model = state.schema.user_model
     user = session.get(model, int(profile["id"]))
@@ -250,46 +216,10 @@ def mirror_user(profile: dict[str, Any], session: Any = None) -> Any:
     return user
 
 
-def internal_request(
-    service: str,
-    path: str,
-    *,
-    method: str = "GET",
-    body: dict[str, Any] | None = None,
-    timeout: float = 10,
-) -> Any:
-    """Call another service's internal API with a sealed credential and
-    return its JSON (``None`` for 404).
-
-    :raises OSError: when the service cannot be reached or answers an error.
-    """
-    state = _state()
-    origin = state.config.get(service, "origin") if state.config.has_section(service) else None
-    if not origin:
-        raise OSError(f"service {service} is not in the config")
-    credential = seal({"from": state.service.name, "to": service, "t": time.time()}, state)
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(  # noqa: S310 - origin is an http(s) URL from the config
-        origin + path,
-        data=data,
-        method=method,
-        headers={INTERNAL_HEADER: credential, "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            return None
-        raise OSError(f"{service} answered {error.code} to {path}") from error
-
-
 def mirror_from_meta(user_id: int) -> Any:
     """Fetch a user's profile from meta and mirror it; ``None`` when meta
     does not know the user or cannot be reached (the visitor is then
     treated as signed out for this request)."""
-    from .db import db_session
-
     try:
         profile = internal_request("meta", f"/internal/users/{user_id}")
     except OSError as error:
@@ -299,7 +229,7 @@ def mirror_from_meta(user_id: int) -> Any:
         return None
     # Its own transaction: this runs on any request, GETs included, whose
     # session only reads (see srht_core.db.writes).
-    state = _state()
+    state = current_service()
     assert state.schema is not None and state.schema.user_model is not None
     with state.db.session() as session:
         mirror_user(profile, session)
@@ -308,14 +238,13 @@ def mirror_from_meta(user_id: int) -> Any:
 
 def internal_only_credential(view: F) -> F:
     """Require a valid internal credential from an internal network."""
-    from .security import from_internal_network
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         data = unseal(request.headers.get(INTERNAL_HEADER, ""), INTERNAL_LIFETIME)
         if data is None or not from_internal_network():
             abort(404)
-        if data.get("to") != _state().service.name:
+        if data.get("to") != current_service().service.name:
             abort(404)
         g.srht_internal_caller = data.get("from")
         return view(*args, **kwargs)
@@ -338,9 +267,6 @@ def init_app(app: Flask, state: SrhtState) -> None:
         return
 
     def identity_event() -> Any:
-        from .db import db_session
-        from .webhooks import WebhookError, verify_request
-
         try:
             payload = verify_request(db_session)
         except WebhookError as error:

@@ -32,11 +32,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .db import Database, utcnow
+from .globals import SrhtState, current_service, state_of
 
 if TYPE_CHECKING:
     from flask import Flask
 
-    from .app import SrhtState
     from .service import Timer
 
 __all__ = ["core_metadata", "enqueue", "queue_depth", "run_job", "Worker"]
@@ -74,12 +74,6 @@ timer_table = sa.Table(
 )
 
 
-def _state() -> SrhtState:
-    from .app import current_service
-
-    return current_service()
-
-
 def enqueue(name: str, *, delay: float = 0, session: Session | None = None, **payload: Any) -> int:
     """Record job ``name`` of the current service with ``payload`` (JSON
     values only), to run after ``delay`` seconds.
@@ -90,7 +84,7 @@ def enqueue(name: str, *, delay: float = 0, session: Session | None = None, **pa
 
     :raises LookupError: when the service declares no such job.
     """
-    state = _state()
+    state = current_service()
     if name not in state.jobs:
         known = ", ".join(sorted(state.jobs)) or "none"
         raise LookupError(f"service {state.service.name} has no job {name!r} (jobs: {known})")
@@ -125,7 +119,7 @@ def enqueue(name: str, *, delay: float = 0, session: Session | None = None, **pa
 
 def _publish_after_commit(session: Session) -> None:
     pending = session.info.pop("srht_publish", [])
-    state = _state()
+    state = current_service()
     for job_id, delay in pending:
         publish(state, job_id, delay)
 
@@ -188,7 +182,7 @@ def run_job(app: Flask, job_id: int) -> str | None:
     """Claim and run one job in ``app``'s context. Returns its new status,
     or ``None`` when it was not claimable (already taken, done, or not due).
     """
-    state: SrhtState = app.extensions["srht"]
+    state: SrhtState = state_of(app)
     db = state.db
     with db.engine.connect() as connection:
         row = connection.execute(sa.select(job_table).where(job_table.c.id == job_id)).first()
@@ -241,7 +235,7 @@ class Worker:
 
     def __init__(self, app: Flask, *, tick: float = 1.0):
         self.app = app
-        self.state: SrhtState = app.extensions["srht"]
+        self.state: SrhtState = state_of(app)
         self.tick_seconds = tick
         self.timers: list[Timer] = []
         for source in ("srht-core", self.state.service.name):

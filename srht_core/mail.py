@@ -16,6 +16,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
+from .globals import current_service
 from .jobs import enqueue
 
 __all__ = ["build_message", "deliver", "outbox_dir", "send_mail"]
@@ -47,8 +48,6 @@ def send_mail(
 
 
 def outbox_dir() -> Path:
-    from .app import current_service
-
     config = current_service().config
     configured = config.get("mail", "outbox-dir")
     return Path(configured) if configured else Path(config["srht"]["data-dir"]) / "outbox"
@@ -61,8 +60,6 @@ def build_message(
     reply_to: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> EmailMessage:
-    from .app import current_service
-
     config = current_service().config
     sender = (
         config.get("mail", "smtp-from")
@@ -92,8 +89,6 @@ def deliver(
     headers: dict[str, str] | None = None,
 ) -> None:
     """The ``srht.send-mail`` job: send now, or write to the outbox."""
-    from .app import current_service
-
     config = current_service().config
     message = build_message(to, subject, body, reply_to, headers)
     host = config.get("mail", "smtp-host")

@@ -13,17 +13,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from .globals import SrhtState
+from .jobs import queue_depth
 from .security import internal_only
-
-if TYPE_CHECKING:
-    from .app import SrhtState
 
 
 class QueueCollector:
@@ -33,8 +32,6 @@ class QueueCollector:
         self.state = state
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from .jobs import queue_depth
-
         gauge = GaugeMetricFamily("srht_jobs_queued", "Jobs waiting to run", labels=["service"])
         try:
             depth = queue_depth(self.state.db)
@@ -75,7 +72,7 @@ def init_app(app: Flask, state: SrhtState) -> None:
     )
     service = state.service.name
     hits, misses = kept_pages.labels(service, "hit"), kept_pages.labels(service, "miss")
-    app.extensions["srht.count_kept_page"] = lambda hit: (hits if hit else misses).inc()
+    state.count_kept_page = lambda hit: (hits if hit else misses).inc()
 
     @app.after_request
     def record(response: Response) -> Response:

@@ -7,6 +7,8 @@ calls it before new code starts. Running it again changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,33 @@ def status(db: Database, service: str, schema: DatabaseSchema | None) -> list[Mi
     return out
 
 
+@contextmanager
+def _migrating(db: Database) -> Iterator[sa.Connection]:
+    """A connection in a transaction to migrate with. On SQLite, foreign keys
+    are off while it runs: rebuilding a table (SQLite's way to alter one)
+    drops the old table, which with foreign keys on would delete the rows
+    that refer to it (ON DELETE CASCADE). Whether every reference still
+    holds is checked before the transaction commits."""
+    with db.engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                yield connection
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(
+                            f"the migration left rows referring to missing rows: {broken[:5]}"
+                        )
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+
+
 def upgrade(db: Database, service: str, schema: DatabaseSchema | None) -> list[str]:
     """Bring the core's tables and the service's to their newest revision.
     Returns what changed (``["srht: None -> core0001", ...]``), empty when
@@ -100,7 +129,7 @@ def upgrade(db: Database, service: str, schema: DatabaseSchema | None) -> list[s
             if created:
                 changes.append(f"{part}: created {', '.join(t.name for t in created)}")
             continue
-        with db.engine.begin() as connection:
+        with _migrating(db) as connection:
             command.upgrade(_alembic(connection, migrations, metadata, table), "heads")
     for current in status(db, service, schema):
         if current.part in before and before[current.part] != current.current:

@@ -12,6 +12,7 @@ two apps built in one process see only their own plugins.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
@@ -28,15 +29,19 @@ from packaging.version import Version
 
 from . import hookspecs
 from .config import Config, ConfigProblem, Section
+from .hookspecs import hookimpl
 from .schema import CORE_SECTIONS, service_base_keys
 from .service import ServiceInfo
+from .version import __version__
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginError", "PluginHost", "PluginRecord", "hookimpl"]
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "srht.services"
-hookimpl = pluggy.HookimplMarker("srht")
+#: The core's own behaviour, plugged in through the same hooks as services
+#: (loaded by name, as datasette loads its default plugins).
+DEFAULT_PLUGINS = ("srht_core.builtin",)
 
 ENABLED, DISABLED, FAILED, INCOMPATIBLE = "enabled", "disabled", "failed", "incompatible"
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -74,8 +79,6 @@ class PluginRecord:
 
 
 def core_version() -> str:
-    from . import __version__
-
     return __version__
 
 
@@ -94,9 +97,8 @@ class PluginHost:
         if strict is None:
             strict = os.environ.get("SRHT_PLUGINS_STRICT", "") not in ("", "0", "no")
         self.strict = strict
-        from . import builtin
-
-        self.pm.register(builtin, name="srht-core")
+        for name in DEFAULT_PLUGINS:
+            self.pm.register(importlib.import_module(name), name="srht-core")
         if discover:
             self.discover()
 
@@ -370,6 +372,14 @@ class PluginHost:
             raise PluginError(
                 f"{hook} of service {name} ({label}) raised {_describe(error)}"
             ) from error
+
+    def hook_function(self, hook: str, name: str) -> Any:
+        """Service ``name``'s implementation of ``hook`` as a plain function
+        (to keep and call often without pluggy in between), or ``None``."""
+        try:
+            return self._impl(hook, name).function
+        except LookupError:
+            return None
 
     def call_core(self, hook: str, **kwargs: Any) -> Any:
         """Call the core's own implementation of ``hook`` (built-in behaviour

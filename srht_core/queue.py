@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
+from .globals import SrhtState, state_of
+
 if TYPE_CHECKING:
     from flask import Flask
 
-    from .app import SrhtState
 
 __all__ = ["celery_for", "run_celery_worker"]
 
@@ -65,7 +66,7 @@ def run_celery_worker(app: Flask, *, concurrency: int = 2, loglevel: str = "INFO
     recovery, lost-message re-publishing) in a thread beside it."""
     from .jobs import Worker, queue_name
 
-    state: SrhtState = app.extensions["srht"]
+    state = state_of(app)
     _flask_apps[state.service.name] = app
     ticker = Worker(app, tick=5.0)
     thread = threading.Thread(target=ticker.run_forever, name="srht-tick", daemon=True)

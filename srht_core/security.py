@@ -4,6 +4,11 @@ Sets a strict Content-Security-Policy (no inline script; forms may post only
 to the site's own services), frame, type-sniffing and referrer headers, HSTS
 on HTTPS origins, and decides whether a request comes from an internal
 network (for metrics and internal APIs).
+
+A page that needs one more source in its policy says so with
+:func:`allow_csp` (meta's OAuth consent form posts to the client's redirect
+URI); a response that shows untrusted content as a file (a raw blob, a
+paste) is locked down with :func:`sandbox`.
 """
 
 from __future__ import annotations
@@ -11,39 +16,84 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from functools import wraps
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from flask import Flask, Response, abort, current_app, request
+from flask import Flask, Response, abort, g, request
 
-if TYPE_CHECKING:
-    from .app import SrhtState
+from .globals import SrhtState, current_service
 
-__all__ = ["client_address", "from_internal_network", "internal_only"]
+__all__ = [
+    "allow_csp",
+    "client_address",
+    "from_internal_network",
+    "internal_only",
+    "is_loopback",
+    "sandbox",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
+#: The policy of every page, before what the app or the page adds.
+BASE_POLICY: dict[str, tuple[str, ...]] = {
+    "default-src": ("'self'",),
+    "img-src": ("'self'", "data:", "https:"),
+    "style-src": ("'self'",),
+    "script-src": ("'self'",),
+    "object-src": ("'none'",),
+    "base-uri": ("'none'",),
+    "frame-ancestors": ("'none'",),
+    "form-action": ("'self'",),
+}
+#: What a response showing untrusted content as a file gets: no script, no
+#: styles, no forms, its own origin (see :func:`sandbox`).
+SANDBOX_POLICY = "sandbox; default-src 'none'"
+
+
+def _render(policy: dict[str, tuple[str, ...]]) -> str:
+    return "; ".join(f"{name} {' '.join(sources)}" for name, sources in policy.items())
+
+
+def _merge(
+    policy: dict[str, tuple[str, ...]], extra: dict[str, tuple[str, ...]]
+) -> dict[str, tuple[str, ...]]:
+    out = dict(policy)
+    for name, sources in extra.items():
+        known = out.get(name, ())
+        out[name] = known + tuple(s for s in sources if s not in known)
+    return out
+
+
+def allow_csp(directive: str, *sources: str) -> None:
+    """Add ``sources`` to ``directive`` of this response's
+    Content-Security-Policy only (``allow_csp("form-action",
+    "https://client.example")``)."""
+    extra: dict[str, tuple[str, ...]] = g.setdefault("srht_csp", {})
+    extra[directive] = extra.get(directive, ()) + sources
+
+
+def sandbox(response: Response) -> Response:
+    """Lock ``response`` down for content nobody vouches for (a raw file
+    of a repository or a paste): a sandboxed origin with nothing allowed,
+    and no type sniffing. Returns the response."""
+    response.headers["Content-Security-Policy"] = SANDBOX_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
 
 def init_app(app: Flask, state: SrhtState) -> None:
-    origins = sorted(set(state.origins.values()))
+    origins = tuple(sorted(set(state.origins.values())))
     https = state.origin.startswith("https://")
-    policy = "; ".join(
-        [
-            "default-src 'self'",
-            "img-src 'self' data: https:",
-            "style-src 'self'",
-            "script-src 'self'",
-            "object-src 'none'",
-            "base-uri 'none'",
-            "frame-ancestors 'none'",
-            "form-action 'self' " + " ".join(origins),
-        ]
-    )
+    policy = _merge(BASE_POLICY, {"form-action": origins})
+    rendered = _render(policy)
 
     @app.after_request
     def security_headers(response: Response) -> Response:
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", policy)
+        extra = g.get("srht_csp")
+        if extra and "Content-Security-Policy" not in headers:
+            headers["Content-Security-Policy"] = _render(_merge(policy, extra))
+        headers.setdefault("Content-Security-Policy", rendered)
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Referrer-Policy", "same-origin")
@@ -53,9 +103,20 @@ def init_app(app: Flask, state: SrhtState) -> None:
         return response
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 with or without
+    brackets) is this machine's loopback: ``localhost``, 127.0.0.0/8, ::1."""
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _networks() -> tuple[Any, ...]:
-    state: SrhtState = current_app.extensions["srht"]
-    configured = state.config.get("srht", "internal-networks")
+    configured = current_service().config.get("srht", "internal-networks")
     return tuple(configured) if configured else LOOPBACK
 
 

@@ -4,11 +4,9 @@ without asking meta on every request.
 meta issues personal access tokens and OAuth2 access tokens as grants sealed
 with the network key (kind, token id, user id, scopes, expiry), and keeps
 only a hash of each. A service unseals the grant itself; to honour
-revocation it asks meta for the tokens revoked since its last look, at most
-every :data:`REVOCATION_INTERVAL` seconds, so a revoked token stops working
-everywhere within that time (at once on meta itself). While meta cannot be
-reached, tokens are accepted for :data:`GRACE` seconds after its last
-answer and refused (503) after that.
+revocation it asks meta for the tokens revoked since its last look (see
+:mod:`.revocation`), so a revoked token stops working everywhere within
+seconds (at once on meta itself).
 
 Scopes are ``<service>/<resource>:RO`` or ``:RW``; ``RW`` includes ``RO``.
 """
@@ -16,25 +14,24 @@ Scopes are ``<service>/<resource>:RO`` or ``:RW``; ``RW`` includes ``RO``.
 from __future__ import annotations
 
 import json
-import logging
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache, wraps
-from typing import TYPE_CHECKING, Any, TypeVar
+from functools import wraps
+from typing import Any, TypeVar
 
+from cryptography.fernet import Fernet, InvalidToken
 from flask import g, request
 
-from .errors import ApiError
-from .identity import seal
-
-if TYPE_CHECKING:
-    from .app import SrhtState
+from .cache import BoundedCache
+from .db import db_session
+from .errors import ApiError, wants_json
+from .globals import SrhtState, current_service
+from .identity import current_user, mirror_from_meta
+from .sealing import seal
 
 __all__ = [
-    "REVOCATION_INTERVAL",
     "TokenGrant",
     "api_user",
     "current_token",
@@ -43,20 +40,11 @@ __all__ = [
     "seal_grant",
     "token_user",
     "verify_token",
+    "viewer",
 ]
 
-log = logging.getLogger("srht.tokens")
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Seconds a service may go without asking meta for revocations.
-REVOCATION_INTERVAL = 30
-#: Seconds between two attempts to reach meta when it does not answer.
-RETRY_INTERVAL = 5
-#: Seconds tokens are still accepted after the last good answer from meta.
-GRACE = 300
-#: Seconds a revocation is kept past the expiry meta gave for it (a login
-#: session's is reckoned from its record, made just before its cookie).
-CLOCK_SKEW = 600
 _SCOPE = re.compile(r"^[a-z][a-z0-9-]*/[a-z][a-z0-9-]*:(RO|RW)$")
 
 
@@ -106,107 +94,20 @@ def seal_grant(grant: TokenGrant, state: SrhtState | None = None) -> str:
     )
 
 
-class RevocationCache:
-    """Token ids meta has revoked, refreshed at most every interval.
-
-    When meta cannot be reached, the cache retries every
-    :data:`RETRY_INTERVAL` seconds (not on every request, which would stall
-    them all) and keeps accepting tokens for :data:`GRACE` seconds after
-    its last good answer; past that it refuses every token (503) rather
-    than let a revoked one through indefinitely.
-    """
-
-    def __init__(self, interval: float = REVOCATION_INTERVAL):
-        self.interval = interval
-        #: ``{(kind, id): expires}``: when the revoked token or session would
-        #: have stopped working anyway (UNIX time; ``None``: never). Past that
-        #: (and :data:`CLOCK_SKEW`), the id is forgotten: nothing can present it.
-        self.revoked: dict[tuple[str, int], float | None] = {}
-        self.checked = -1e9  # last good answer (monotonic)
-        self.tried = -1e9  # last attempt, good or not
-        self.since = 0.0
-        self.lock = threading.Lock()
-
-    def is_revoked(self, kind: str, token_id: int) -> bool:
-        now = time.monotonic()
-        if now - self.checked > self.interval and now - self.tried > RETRY_INTERVAL:
-            self.refresh()
-        if time.monotonic() - self.checked > GRACE:
-            raise ApiError(
-                503,
-                "token revocations cannot be checked right now (the "
-                "identity service is unreachable); try again shortly",
-            )
-        return (kind, token_id) in self.revoked
-
-    def refresh(self) -> None:
-        from .identity import internal_request
-
-        with self.lock:
-            now = time.monotonic()
-            if now - self.checked <= self.interval or now - self.tried <= RETRY_INTERVAL:
-                return
-            self.tried = now
-            try:
-                answer = internal_request(
-                    "meta", f"/internal/tokens/revoked?since={self.since}", timeout=5
-                )
-            except OSError as error:
-                log.warning("could not fetch token revocations from meta: %s", error)
-                return
-            for kind, token_id, *rest in (answer or {}).get("revoked", []):
-                expires = rest[0] if rest else None  # meta before 0.1 sent no expiry
-                self.revoked[(str(kind), int(token_id))] = (
-                    None if expires is None else float(expires)
-                )
-            self.since = float((answer or {}).get("now", self.since))
-            self.checked = time.monotonic()
-            self.forget_expired(time.time())
-
-    def forget_expired(self, now: float) -> None:
-        """Drop revocations of what has expired by ``now`` (a UNIX time)."""
-        horizon = now - CLOCK_SKEW
-        for key in [
-            key
-            for key, expires in self.revoked.items()
-            if expires is not None and expires < horizon
-        ]:
-            del self.revoked[key]
+#: Grants by ``(token, network key)``: a grant is immutable, so its seal is
+#: checked once per token and key, while expiry and revocation are checked
+#: on every request (in :func:`_verify`). Bad tokens are not kept.
+_grants: BoundedCache[tuple[str, str], TokenGrant] = BoundedCache(4096)
 
 
-def is_revoked(kind: str, ident: int) -> bool:
-    """Whether meta revoked token (``pat``, ``oauth``) or login session
-    (``session``) number ``ident``: from the revocation cache, or, in meta
-    itself, from its database (``app.extensions["srht.token_revoked"]``).
-
-    :raises ApiError: 503 when meta has been unreachable past the grace
-        period (see :class:`RevocationCache`).
-    """
-    from flask import current_app
-
-    local: Callable[[str, int], bool] | None = current_app.extensions.get("srht.token_revoked")
-    if local is not None:
-        return local(kind, ident)
-    cache: RevocationCache = current_app.extensions.setdefault(
-        "srht.revocations", RevocationCache()
-    )
-    return cache.is_revoked(kind, ident)
-
-
-def _revoked(state: SrhtState, grant: TokenGrant) -> bool:
-    return is_revoked(grant.kind, grant.token_id)
-
-
-@lru_cache(maxsize=4096)
 def _open_grant(token: str, network_key: str) -> TokenGrant | None:
-    """The grant sealed in ``token``, or ``None``. Cached: a grant is
-    immutable and its seal is checked once per token and key, while expiry
-    and revocation are checked on every request (in :func:`_verify`)."""
-    from cryptography.fernet import Fernet, InvalidToken
-
+    """The grant sealed in ``token``, or ``None``."""
+    found = _grants.get((token, network_key))
+    if found is not None:
+        return found
     try:
         data = json.loads(Fernet(network_key).decrypt(token.encode()))
-        return TokenGrant(
+        grant = TokenGrant(
             str(data["k"]),
             int(data["i"]),
             int(data["u"]),
@@ -216,6 +117,8 @@ def _open_grant(token: str, network_key: str) -> TokenGrant | None:
         )
     except (InvalidToken, ValueError, KeyError, TypeError):
         return None
+    _grants.put((token, network_key), grant)
+    return grant
 
 
 def _verify(token: str, state: SrhtState) -> TokenGrant:
@@ -228,7 +131,7 @@ def _verify(token: str, state: SrhtState) -> TokenGrant:
         )
     if grant.expires is not None and grant.expires < time.time():
         raise ApiError(401, "the token has expired")
-    if _revoked(state, grant):
+    if state.is_revoked(grant.kind, grant.token_id):
         raise ApiError(401, "the token has been revoked")
     return grant
 
@@ -238,8 +141,6 @@ def current_token() -> TokenGrant | None:
 
     :raises ApiError: 401 when a token is sent but not valid.
     """
-    from .app import current_service
-
     if "srht_token" in g:
         return g.srht_token  # type: ignore[no-any-return]
     header = request.headers.get("Authorization", "")
@@ -262,8 +163,6 @@ def verify_token(token: str) -> TokenGrant:
 
     .. versionadded:: 0.1
     """
-    from .app import current_service
-
     return _verify(token.strip(), current_service())
 
 
@@ -275,10 +174,6 @@ def token_user(grant: TokenGrant) -> Any:
 
     .. versionadded:: 0.1
     """
-    from .app import current_service
-    from .db import db_session
-    from .identity import mirror_from_meta
-
     state = current_service()
     model = state.schema.user_model if state.schema is not None else None
     if model is None:
@@ -326,3 +221,17 @@ def require_scope(scope: str, *, write: bool = False) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def viewer() -> Any:
+    """Who is asking, as the service's user object, or ``None``: in an API
+    request (``/api``), the user the bearer token speaks for (its scope
+    already checked by the operation's declaration); on a page, the
+    signed-in user. Not a proxy: safe to keep, compare and pass on.
+
+    .. versionadded:: 0.1
+    """
+    if wants_json():
+        return api_user()
+    user = current_user._get_current_object()
+    return user if user else None

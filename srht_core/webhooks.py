@@ -22,7 +22,7 @@ import time
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,12 +34,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from sqlalchemy.orm import Session
 
 from .db import utcnow
+from .globals import current_service
 from .jobs import core_metadata, enqueue
+from .pagination import CursorPage, cursor_paginate
 
 __all__ = [
+    "DELIVERY_SCHEMA",
     "Delivery",
     "WebhookError",
     "deliveries",
+    "delivery_page",
     "delivery_table",
     "send_webhook",
     "sign",
@@ -81,8 +85,6 @@ class WebhookError(Exception):
 
 
 def _private_key() -> Ed25519PrivateKey:
-    from .app import current_service
-
     raw = current_service().config["webhooks"]["private-key"]
     return Ed25519PrivateKey.from_private_bytes(base64.b64decode(raw))
 
@@ -184,6 +186,72 @@ class Delivery:
     created: datetime | None = None
     updated: datetime | None = None
 
+    @classmethod
+    def from_row(cls, row: Any) -> Delivery:
+        return cls(
+            row.id,
+            row.url,
+            row.event,
+            row.status,
+            row.subscription,
+            row.payload,
+            row.attempts,
+            row.response_status,
+            row.response_body,
+            row.created,
+            row.updated,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """What an API shows of it (:data:`DELIVERY_SCHEMA`)."""
+        return {
+            "id": self.id,
+            "event": self.event,
+            "url": self.url,
+            "status": self.status,
+            "attempts": self.attempts,
+            "response_status": self.response_status,
+            "created": _stamp(self.created),
+            "updated": _stamp(self.updated),
+        }
+
+
+def _stamp(value: datetime | None) -> str | None:
+    return value.replace(tzinfo=UTC).isoformat() if value is not None else None
+
+
+#: The JSON schema of :meth:`Delivery.to_dict`, for a service's OpenAPI document.
+DELIVERY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "event", "url", "status", "attempts", "response_status", "created"],
+    "properties": {
+        "id": {"type": "integer"},
+        "event": {"type": "string"},
+        "url": {"type": "string"},
+        "status": {
+            "type": "string",
+            "description": "pending, delivered, failing (being retried) or refused (the "
+            "URL points inside the site's networks).",
+        },
+        "attempts": {"type": "integer"},
+        "response_status": {"type": ["integer", "null"]},
+        "created": {"type": ["string", "null"], "format": "date-time"},
+        "updated": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+
+
+def delivery_page(subscription: str, *, session: Session | None = None) -> CursorPage[Delivery]:
+    """The deliveries recorded with ``subscription``, newest first, paged
+    by ``?cursor=`` and ``?limit=`` like every API list.
+
+    .. versionadded:: 0.1
+    """
+    session = session if session is not None else current_service().db.scoped()
+    stmt = sa.select(delivery_table).where(delivery_table.c.subscription == subscription)
+    page = cursor_paginate(session, stmt, delivery_table.c.id, scalars=False)
+    return CursorPage([Delivery.from_row(row) for row in page.items], page.next)
+
 
 def deliveries(
     subscription: str,
@@ -201,8 +269,6 @@ def deliveries(
 
     .. versionadded:: 0.1
     """
-    from .app import current_service
-
     session = session if session is not None else current_service().db.scoped()
     stmt = (
         sa.select(delivery_table)
@@ -212,22 +278,7 @@ def deliveries(
     )
     if ids is not None:
         stmt = stmt.where(delivery_table.c.id.in_(list(ids)))
-    return [
-        Delivery(
-            row.id,
-            row.url,
-            row.event,
-            row.status,
-            row.subscription,
-            row.payload,
-            row.attempts,
-            row.response_status,
-            row.response_body,
-            row.created,
-            row.updated,
-        )
-        for row in session.execute(stmt)
-    ]
+    return [Delivery.from_row(row) for row in session.execute(stmt)]
 
 
 def send_webhook(
@@ -250,8 +301,6 @@ def send_webhook(
         ``[webhooks] allow-private-targets`` is on or the site runs in the
         development environment.
     """
-    from .app import current_service
-
     session = session if session is not None else current_service().db.scoped()
     now = utcnow()
     body = json.dumps({"event": event, "data": payload}, sort_keys=True)
@@ -278,8 +327,6 @@ def send_webhook(
 
 def redeliver(delivery_id: int, session: Session | None = None) -> int:
     """Queue a recorded delivery again (for a delivery log's button)."""
-    from .app import current_service
-
     session = session if session is not None else current_service().db.scoped()
     session.execute(
         delivery_table.update()
@@ -305,8 +352,6 @@ def _target_refusal(url: str) -> str | None:
     import ipaddress
     import socket
     from urllib.parse import urlsplit
-
-    from .app import current_service
 
     config = current_service().config
     if (
@@ -335,8 +380,6 @@ def deliver(delivery: int) -> None:
     """The ``srht.deliver-webhook`` job: POST one recorded delivery."""
     import urllib.error
     import urllib.request
-
-    from .app import current_service
 
     engine = current_service().db.engine
     with engine.connect() as connection:

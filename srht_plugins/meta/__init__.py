@@ -69,6 +69,13 @@ def cli_commands() -> list[Any]:
 
 
 @hookimpl
+def is_revoked(kind: str, ident: int) -> bool:
+    from .accounts import token_revoked
+
+    return token_revoked(kind, ident)
+
+
+@hookimpl
 def nav_entries(config: Config) -> list[NavEntry]:
     return [NavEntry("Account", "/", order=1000)]
 

@@ -26,6 +26,7 @@ from srht_core import (
     cursor_paginate,
     db_session,
     hookimpl,
+    json_object,
     paginate,
     render_markdown,
     static_url,
@@ -88,6 +89,19 @@ def items():
 @api.post("/things")
 def api_create():
     return {"created": True}, 201
+
+
+@api.post("/echo")
+def api_echo():
+    return {"body": json_object()}
+
+
+@api.post("/items")
+def api_create_item():
+    item = Item(title=json_object().get("title"))
+    db_session.add(item)
+    db_session.commit()
+    return {"id": item.id}, 201
 
 
 @api.get("/items")
@@ -644,9 +658,66 @@ def test_nul_characters_are_refused_with_a_clear_400(client):
     url = client.get("/items?q=a%00b")
     assert url.status_code == 400
     assert "NUL characters are not accepted in URLs." in url.text
-    api = client.post("/api/things", data='{"name": "a\\u0000b"}', content_type="application/json")
+    api = client.post("/api/echo", data='{"name": "a\\u0000b"}', content_type="application/json")
     assert api.status_code == 400
-    assert api.json == {"errors": [{"reason": "NUL characters are not accepted in JSON."}]}
+    assert api.json == {"errors": [{"field": "name", "reason": "NUL characters are not accepted"}]}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ('{"name": "a\\u0000b"}'.encode("utf-16"), "application/json"),
+        (b'{"name": "a\\u0000b"}', "application/merge-patch+json"),
+        ('{"name": "a\\u0000b"}'.encode("utf-32-le"), "application/json; charset=utf-32"),
+    ],
+)
+def test_a_json_body_is_checked_in_any_json_type_and_encoding(client, body, content_type):
+    """The NUL check used to look only at UTF-8 bodies sent as exactly
+    application/json; it now runs on the parsed value, whatever came."""
+    answer = client.post("/api/echo", data=body, content_type=content_type)
+    assert answer.status_code == 400
+    assert answer.json["errors"] == [{"field": "name", "reason": "NUL characters are not accepted"}]
+
+
+def test_hostile_json_bodies_are_a_400_naming_the_field(client):
+    deep = client.post(
+        "/api/echo", data="[" * 100_000 + "]" * 100_000, content_type="application/json"
+    )
+    assert deep.status_code == 400
+    assert deep.json == {"errors": [{"reason": "the body nests too deeply"}]}
+    nested = client.post(
+        "/api/echo", json={"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}
+    )
+    assert nested.status_code == 400
+    assert "nests deeper than 32 levels" in nested.json["errors"][0]["reason"]
+    lone = client.post(
+        "/api/echo", data='{"files": [{"title": "x\\ud800"}]}', content_type="application/json"
+    )
+    assert lone.status_code == 400
+    assert lone.json == {
+        "errors": [
+            {"field": "files[0].title", "reason": "is not valid Unicode (it has a lone surrogate)"}
+        ]
+    }
+    key = client.post("/api/echo", data='{"\\u0000": 1}', content_type="application/json")
+    assert key.status_code == 400
+    form = client.post("/api/echo", data={"name": "x"})
+    assert form.status_code == 400
+    assert "Content-Type: application/json" in form.json["errors"][0]["reason"]
+    assert client.post("/api/echo", json={"name": "fine"}).json == {"body": {"name": "fine"}}
+
+
+def test_text_no_column_can_store_is_refused_when_written(client, app):
+    """Whatever way a value reaches a model, the session refuses to write
+    text no column stores: a 400 naming the column, nothing saved."""
+    too_long = client.post("/api/items", json={"title": "x" * 65})
+    assert too_long.status_code == 400
+    assert too_long.json == {
+        "errors": [{"field": "item.title", "reason": "is longer than 64 characters"}]
+    }
+    assert client.post("/api/items", json={"title": "x" * 64}).status_code == 201
+    with app.app_context():
+        assert db_session.scalar(sa.select(sa.func.count()).select_from(Item)) == 1
 
 
 def test_a_form_refuses_nul_characters_next_to_the_field(app):

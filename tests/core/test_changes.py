@@ -16,7 +16,7 @@ from alembic.operations import Operations
 from flask import render_template_string
 from support import wait_until
 
-from srht_core import db_session, unwatch_rows, watch, watch_rows, watched_page
+from srht_core import db_session, state_of, unwatch_rows, watch, watch_rows, watched_page
 from srht_core.changes import Change, RowFeed
 from srht_core.identity import LOGIN_COOKIE, seal
 
@@ -34,7 +34,7 @@ def app(chores_app: Any) -> Any:
     second engine on the same database, as another worker or host would
     write."""
     db = chores_app.extensions["srht"].db
-    chores_app.extensions["srht.token_revoked"] = lambda kind, token_id: False
+    state_of(chores_app).revoked = lambda kind, token_id: False
     chores_app.other = sa.create_engine(db.url)
     yield chores_app
     chores_app.other.dispose()

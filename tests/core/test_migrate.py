@@ -255,3 +255,48 @@ def test_srht_dev_revision_autogenerates_only_the_services_own_tables(
     assert again.returncode == 0, again.stderr
     new_id = re.search(r"^revision = '(\w+)'$", text, re.MULTILINE).group(1)
     assert again.stdout.strip() == f"chores: chores: chores0001 -> {new_id}"
+
+
+def test_never_reuse_ids_rebuilds_sqlite_tables_without_touching_their_rows(
+    tmp_path: Path,
+) -> None:
+    """An existing SQLite table gets AUTOINCREMENT without losing a row:
+    the rebuild drops the old table, which with foreign keys on would
+    cascade to every row referring to it; srht migrate turns them off and
+    checks every reference before committing."""
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    from srht_core import Database
+    from srht_core.migrate import _migrating
+    from srht_core.models import never_reuse_ids
+
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT)")
+        connection.exec_driver_sql(
+            "CREATE TABLE child (id INTEGER PRIMARY KEY, "
+            "parent_id INTEGER REFERENCES parent(id) ON DELETE CASCADE)"
+        )
+        connection.exec_driver_sql("INSERT INTO parent (name) VALUES ('a'), ('b'), ('c')")
+        connection.exec_driver_sql("INSERT INTO child (parent_id) VALUES (1), (2), (3)")
+        connection.exec_driver_sql("DELETE FROM parent WHERE id = 3")  # its child goes too
+
+    def ids(table: str) -> list[int]:
+        with db.engine.connect() as connection:
+            query = f"SELECT id FROM {table} ORDER BY id"  # noqa: S608 - the test's own names
+            return list(connection.scalars(sa.text(query)))
+
+    with _migrating(db) as connection:
+        never_reuse_ids(Operations(MigrationContext.configure(connection)), "parent", "child")
+    assert ids("parent") == [1, 2] and ids("child") == [1, 2]
+    with db.engine.connect() as connection:
+        ddl = connection.scalar(sa.text("SELECT sql FROM sqlite_master WHERE name = 'parent'"))
+        assert "AUTOINCREMENT" in ddl
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO parent (name) VALUES ('d')")  # 3, once more
+        connection.exec_driver_sql("DELETE FROM parent WHERE name = 'd'")
+        connection.exec_driver_sql("INSERT INTO parent (name) VALUES ('e')")
+    assert ids("parent") == [1, 2, 4]  # from now on, never again
+    db.dispose()

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from flask import Response, flash, render_template_string
 
-from srht_core import anonymous_page, db_session
+from srht_core import anonymous_page, db_session, state_of
+from srht_core.cache import PageCache
 from srht_core.identity import LOGIN_COOKIE, seal
-from srht_core.pagecache import PageCache
 
 
 @pytest.mark.postgres
@@ -56,7 +56,7 @@ def test_a_page_is_kept_for_visitors_without_cookies_until_its_version_changes(
         flash("Saved.")
         return "flashed"
 
-    chores_app.extensions["srht.token_revoked"] = lambda kind, token_id: False
+    state_of(chores_app).revoked = lambda kind, token_id: False
     with chores_app.app_context():
         db_session.add(User(id=7, username="alice", email="alice@example.org"))
         db_session.commit()
@@ -102,7 +102,7 @@ def test_the_cache_keeps_the_most_recently_used_pages_within_its_budget() -> Non
     assert cache.get("a") is not None  # now the most recently used
     cache.put("i", Response("i" * 100))
     assert cache.get("b") is None and cache.get("a").get_data() == b"a" * 100
-    assert cache.used == 800
+    assert cache.pages.weight == 800
 
     cache.put("huge", Response("x" * 101))  # over an eighth of the budget
-    assert cache.get("huge") is None and cache.used == 800
+    assert cache.get("huge") is None and cache.pages.weight == 800

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from srht_core import tokens
+from srht_core import revocation, state_of
 from srht_core.config import Config, dump_ini
 from srht_core.testing import free_port, serve_service, site_config
 
@@ -101,7 +101,7 @@ def test_revocation_reaches_a_service_within_the_interval(site: Any) -> None:
         assert first.status_code == 200, first.json
         assert first.json["username"] == "alice"  # mirrored from meta on first sight
 
-        cache = chores.extensions["srht.revocations"]
+        cache = state_of(chores).revocations
         asked = cache.checked
         assert me(chores, token).status_code == 200
         assert cache.checked == asked  # no round trip per request
@@ -118,8 +118,8 @@ def test_revocation_reaches_a_service_within_the_interval(site: Any) -> None:
         subprocess.run([sys.executable, "-c", revoke], check=True, timeout=60)
         # Until the interval passes the service has not asked; once it has
         # (moved back here instead of waiting 30 s), the token is refused.
-        cache.checked -= tokens.REVOCATION_INTERVAL + 1
-        cache.tried -= tokens.REVOCATION_INTERVAL + 1
+        cache.checked -= revocation.REVOCATION_INTERVAL + 1
+        cache.tried -= revocation.REVOCATION_INTERVAL + 1
         refused = me(chores, token)
         assert refused.status_code == 401
         assert refused.json == {"errors": [{"reason": "the token has been revoked"}]}
@@ -133,15 +133,15 @@ def test_revocation_reaches_a_service_within_the_interval(site: Any) -> None:
             TokenGrant("pat", 2, 1, frozenset({"chores/chores:RO"}), None),
             chores.extensions["srht"],
         )
-    cache.checked -= tokens.REVOCATION_INTERVAL + 1
-    cache.tried -= tokens.REVOCATION_INTERVAL + 1
+    cache.checked -= revocation.REVOCATION_INTERVAL + 1
+    cache.tried -= revocation.REVOCATION_INTERVAL + 1
     assert me(chores, fresh_token).status_code == 200
     tried = cache.tried
     assert me(chores, fresh_token).status_code == 200
     assert cache.tried == tried  # one attempt per retry interval, not per request
     # ...and are refused once meta has been silent longer than that.
-    cache.checked -= tokens.GRACE
-    cache.tried -= tokens.RETRY_INTERVAL + 1
+    cache.checked -= revocation.GRACE
+    cache.tried -= revocation.RETRY_INTERVAL + 1
     late = me(chores, fresh_token)
     assert late.status_code == 503
     assert "cannot be checked right now" in late.json["errors"][0]["reason"]
@@ -161,7 +161,7 @@ def test_a_tampered_or_expired_token_is_refused_without_asking_meta(chores_app: 
     missing = chores_app.test_client().get("/api/me")
     assert missing.status_code == 401
     assert "Authorization: Bearer" in missing.json["errors"][0]["reason"]
-    assert "srht.revocations" not in chores_app.extensions
+    assert state_of(chores_app).revocations.tried < 0  # never asked meta
 
 
 def test_a_login_session_meta_ends_is_refused_by_a_service(site: Any) -> None:
@@ -206,9 +206,9 @@ def test_a_login_session_meta_ends_is_refused_by_a_service(site: Any) -> None:
             check=True,
             timeout=60,
         )
-        cache = chores.extensions["srht.revocations"]
-        cache.checked -= tokens.REVOCATION_INTERVAL + 1
-        cache.tried -= tokens.REVOCATION_INTERVAL + 1
+        cache = state_of(chores).revocations
+        cache.checked -= revocation.REVOCATION_INTERVAL + 1
+        cache.tried -= revocation.REVOCATION_INTERVAL + 1
         assert browser.get("/whoami").json["user"] is None
 
 
@@ -220,22 +220,60 @@ def test_the_cache_forgets_a_revocation_once_what_it_revoked_has_expired(
     revokes for years); one that never expires is kept. Answers as meta
     sends them (``revoked_since``), and as an older meta sent them (no
     expiry: kept)."""
-    import srht_core.identity
-
     now = time.time()
     answer = {
         "now": now,
         "revoked": [
             ["pat", 1, None],
-            ["pat", 2, now - tokens.CLOCK_SKEW - 60],
+            ["pat", 2, now - revocation.CLOCK_SKEW - 60],
             ["oauth", 3, now + 3600],
             ["session", 4, now - 60],
             ["session", 5],
         ],
     }
-    monkeypatch.setattr(srht_core.identity, "internal_request", lambda *a, **k: answer)
-    cache = tokens.RevocationCache()
+    cache = revocation.RevocationCache(lambda since: answer)
     cache.refresh()
     assert set(cache.revoked) == {("pat", 1), ("oauth", 3), ("session", 4), ("session", 5)}
-    cache.forget_expired(now + 3600 + tokens.CLOCK_SKEW + 1)
+    cache.forget_expired(now + 3600 + revocation.CLOCK_SKEW + 1)
     assert set(cache.revoked) == {("pat", 1), ("session", 5)}
+
+
+def test_a_service_with_its_own_records_answers_revocation_itself(
+    register_plugin: Any, chores_config: Any, make_app: Any
+) -> None:
+    """A service implementing the ``is_revoked`` hook (meta does) is asked
+    directly, on every request; the revocation cache, which would ask meta,
+    is never used."""
+    import types
+
+    import srht_test_chores
+
+    from srht_core import TokenGrant, hookimpl, seal_grant
+
+    asked: list[tuple[str, int]] = []
+
+    @hookimpl
+    def is_revoked(kind: str, ident: int) -> bool:
+        asked.append((kind, ident))
+        return ident == 7
+
+    hooks = {
+        name: getattr(srht_test_chores, name)
+        for name in dir(srht_test_chores)
+        if hasattr(getattr(srht_test_chores, name), "srht_impl")
+    }
+    plugin = types.SimpleNamespace(**hooks, is_revoked=is_revoked)
+    assert register_plugin(plugin, "chores").ok
+    chores = make_app("chores", chores_config())
+    with chores.app_context():
+        with state_of(chores).db.session() as session:
+            session.add(srht_test_chores.models.User(id=1, username="alice", email="a@x.org"))
+
+        def token(ident: int) -> str:
+            grant = TokenGrant("pat", ident, 1, frozenset({"chores/chores:RO"}), None)
+            return seal_grant(grant, state_of(chores))
+
+    assert me(chores, token(7)).json == {"errors": [{"reason": "the token has been revoked"}]}
+    assert me(chores, token(8)).json == {"id": 1, "username": "alice"}
+    assert asked == [("pat", 7), ("pat", 8)]
+    assert state_of(chores).revocations.tried < 0  # meta was never asked

@@ -54,19 +54,6 @@ from ..totp import check_second_factor
 
 bp = Blueprint("auth", __name__)
 
-
-def _use_local_revocations(state: Any) -> None:
-    """meta checks revocations in its own database, not through the cache
-    other services keep."""
-    from ..accounts import token_revoked
-
-    state.app.extensions["srht.token_revoked"] = token_revoked
-
-
-# Recorded at import, once per process: a blueprint takes no new setup after
-# its first registration, and one process (the tests) may build many apps.
-bp.record_once(_use_local_revocations)
-
 #: Seconds between the password step and the second factor.
 PENDING_LOGIN_LIFETIME = 300
 

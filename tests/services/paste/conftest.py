@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 import srht_core
+from srht_core import state_of
 from srht_core.identity import LOGIN_COOKIE, seal
 
 
@@ -90,7 +91,7 @@ class PasteSite:
         self.db_extension = app.extensions["srht.db"]
         # Services ask meta which tokens were revoked; no meta runs here, so
         # this app answers that lookup itself: nothing is revoked.
-        app.extensions["srht.token_revoked"] = lambda kind, token_id: False
+        state_of(app).revoked = lambda kind, token_id: False
         self._ids = iter(range(1, 1_000_000))
 
     @contextmanager

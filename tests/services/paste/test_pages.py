@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from srht_core import state_of
 from srht_plugins.paste.web import download_disposition
 
 from .conftest import PasteSite, csrf_token, text
@@ -272,9 +273,10 @@ def test_download_disposition(filename: str, expected: str) -> None:
 
 
 def test_a_page_kept_for_anonymous_visitors_follows_the_paste(paste_site: PasteSite) -> None:
-    """Visitors without cookies get the paste page from srht_core's page
-    cache, but only while the paste is there for them to see, and as it is
-    now: private, renamed or deleted shows at once."""
+    """Visitors without cookies get the paste page from srht_core import state_of
+    from srht_core's page
+        cache, but only while the paste is there for them to see, and as it is
+        now: private, renamed or deleted shows at once."""
     from srht_plugins.paste.models import Paste, User
 
     alice = paste_site.user("alice")
@@ -284,7 +286,7 @@ def test_a_page_kept_for_anonymous_visitors_follows_the_paste(paste_site: PasteS
     pages = [visitor.get(f"/~alice/{slug}") for _ in range(3)]
     assert all(page.status_code == 200 and "Set-Cookie" not in page.headers for page in pages)
     assert pages[0].get_data() == pages[2].get_data()
-    assert paste_site.app.extensions["srht.page_cache"].hits == 2
+    assert state_of(paste_site.app).page_cache.hits == 2
 
     def change(**values: Any) -> None:
         with paste_site.db() as session:

@@ -24,7 +24,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 import srht_plugins.todo as todo_plugin
-from srht_core import TokenGrant, seal_grant
+from srht_core import TokenGrant, seal_grant, state_of
 from srht_core.identity import seal
 from srht_core.jobs import run_until_idle
 from srht_core.testing import FormBrowser
@@ -210,7 +210,7 @@ def todo_app(
     app = make_app("todo", todo_config())
     # Services ask meta which tokens were revoked; there is no meta here, and
     # these tests issue tokens themselves, none of them revoked.
-    app.extensions["srht.token_revoked"] = lambda kind, token_id: False
+    state_of(app).revoked = lambda kind, token_id: False
     return app
 
 

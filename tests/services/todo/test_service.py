@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 import srht_plugins.todo as todo_plugin
-from srht_core import ConfigError, HostNeeds, PluginHost
+from srht_core import ConfigError, HostNeeds, PluginHost, state_of
 
 pytestmark = pytest.mark.postgres
 
@@ -139,7 +139,7 @@ def test_the_embedded_default_sqlite_works_too(
 
     register_plugin(todo_plugin, "todo", distribution="srht", version="0.1.0.dev0")
     app = make_app("todo", make_config({"todo": {}}))
-    app.extensions["srht.token_revoked"] = lambda kind, token_id: False
+    state_of(app).revoked = lambda kind, token_id: False
     site = TodoSite(app)
     assert site.db.url.get_backend_name() == "sqlite"
     alice = site.user("alice")
