@@ -68,7 +68,7 @@ def blueprints(config: Config) -> list[Blueprint]:
     from .web.tickets import bp as tickets
     from .web.trackers import bp as trackers
 
-    return [trackers, tickets, settings, api]
+    return [trackers, tickets, settings, api.blueprint]
 
 
 @hookimpl

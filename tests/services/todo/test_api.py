@@ -141,9 +141,11 @@ def test_errors_name_the_field_and_the_reason(site: Any) -> None:
                 "/trackers/alice/bugs/webhooks", {"url": "http://x", "events": ["ticket:explode"]}
             ),
             400,
-            "events",
+            "events[0]",
         ),
-        (api.patch("/trackers/alice/bugs", {"user_access": ["fly"]}), 400, "user_access"),
+        (api.patch("/trackers/alice/bugs", {"user_access": ["fly"]}), 400, "user_access[0]"),
+        (api.patch("/trackers/alice/bugs", {"description": "x" * 65537}), 400, "description"),
+        (api.patch("/trackers/alice/bugs", {"visibilty": "private"}), 400, "visibilty"),
     ]
     for response, status, field in cases:
         assert response.status_code == status, response.json
@@ -152,7 +154,7 @@ def test_errors_name_the_field_and_the_reason(site: Any) -> None:
     not_json = api.post("/trackers", data="name=x", content_type="text/plain")
     assert not_json.status_code == 400
     assert not_json.json == {
-        "errors": [{"reason": "the body must be a JSON object (Content-Type: application/json)"}]
+        "errors": [{"reason": "the body must be JSON (Content-Type: application/json)"}]
     }
 
 

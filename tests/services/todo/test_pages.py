@@ -252,7 +252,9 @@ def test_nul_characters_are_refused_not_a_server_error(site: Any) -> None:
     api = site.api(alice)
     answer = api.post("/trackers/alice/bugs/tickets", {"title": "a\x00b"})
     assert answer.status_code == 400
-    assert answer.json == {"errors": [{"reason": "NUL characters are not accepted in JSON."}]}
+    assert answer.json == {
+        "errors": [{"field": "title", "reason": "NUL characters are not accepted"}]
+    }
     assert api.get("/trackers/alice/bugs/tickets?search=%00").status_code == 400
 
 
