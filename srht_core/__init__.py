@@ -34,8 +34,15 @@ from .config import (
 )
 from .confirm import confirm
 from .db import Database, ReadOnlyRequestError, db_session, utcnow, writes
-from .errors import API_ERRORS_SCHEMA, ApiError, error_responses, json_response, schema_ref
-from .forms import Form, api_validate, form_errors
+from .errors import (
+    API_ERRORS_SCHEMA,
+    ApiError,
+    Problem,
+    error_responses,
+    json_response,
+    schema_ref,
+)
+from .forms import ChoiceField, Form, MultipleChoiceField, api_validate, form_errors
 from .globals import NavLink, SrhtState, current_service, state_of
 from .highlight import RenderedFile, render_file
 from .humanize import human_size
@@ -56,7 +63,14 @@ from .jsonbody import json_object, string_field, string_list_field
 from .keys import derive_key
 from .mail import send_mail
 from .markdown import render_markdown
-from .models import NAMING, MirroredUserMixin, Model, TimestampMixin, UpdatedMixin
+from .models import (
+    NAMING,
+    MirroredUserMixin,
+    Model,
+    TimestampMixin,
+    UpdatedMixin,
+    never_reuse_ids,
+)
 from .pagecache import anonymous_page, watch, watched_page
 from .pagination import CursorPage, Page, cursor_paginate, paginate, paginate_list
 from .plugins import PluginError, PluginHost, hookimpl
@@ -79,7 +93,7 @@ from .service import (
     ServiceInfo,
     Timer,
 )
-from .text import InvalidText, text_problem
+from .text import InvalidText, text_problem, url_problem
 from .tokens import (
     TokenGrant,
     api_user,
@@ -104,6 +118,7 @@ __all__ = [
     "Choice",
     "Config",
     "ConfigError",
+    "ChoiceField",
     "ConfigProblem",
     "CursorPage",
     "DELIVERY_SCHEMA",
@@ -122,6 +137,7 @@ __all__ = [
     "LOGIN_LIFETIME",
     "List",
     "MirroredUserMixin",
+    "MultipleChoiceField",
     "Model",
     "NAMING",
     "NavEntry",
@@ -132,6 +148,7 @@ __all__ = [
     "PathValue",
     "PluginError",
     "PluginHost",
+    "Problem",
     "ReadOnlyRequestError",
     "RenderedFile",
     "Scope",
@@ -184,6 +201,7 @@ __all__ = [
     "login_session",
     "login_url",
     "mirror_user",
+    "never_reuse_ids",
     "paginate",
     "paginate_list",
     "parse_scopes",
@@ -202,6 +220,7 @@ __all__ = [
     "string_field",
     "string_list_field",
     "text_problem",
+    "url_problem",
     "token_user",
     "unwatch_rows",
     "utcnow",

@@ -225,9 +225,10 @@ class PageCache:
                         doomed |= keys
             else:
                 for table, row in changes:
-                    rows = self._watchers.get(table)
-                    if not rows:
+                    watched = self._watchers.get(table)
+                    if not watched:
                         continue
+                    rows = watched
                     if row is None:
                         for keys in rows.values():
                             doomed |= keys

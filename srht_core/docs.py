@@ -129,6 +129,7 @@ HELPERS: list[tuple[str, list[str]]] = [
             "cursor_paginate",
             "CursorPage",
             "paginate_list",
+            "never_reuse_ids",
             "watch_rows",
             "unwatch_rows",
         ],
@@ -137,6 +138,9 @@ HELPERS: list[tuple[str, list[str]]] = [
         "Pages and forms",
         [
             "Form",
+            "ChoiceField",
+            "MultipleChoiceField",
+            "Problem",
             "form_errors",
             "confirm",
             "render_markdown",
@@ -155,7 +159,7 @@ HELPERS: list[tuple[str, list[str]]] = [
     ),
     (
         "Text as it enters",
-        ["text_problem", "InvalidText"],
+        ["text_problem", "url_problem", "InvalidText"],
     ),
     (
         "APIs and tokens",

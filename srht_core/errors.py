@@ -21,6 +21,7 @@ from .text import InvalidText
 __all__ = [
     "API_ERRORS_SCHEMA",
     "ApiError",
+    "Problem",
     "error_responses",
     "json_response",
     "schema_ref",
@@ -46,10 +47,33 @@ class ApiError(Exception):
         self.errors = errors if errors is not None else [(field, reason)]
         super().__init__(reason or "; ".join(r for _f, r in self.errors))
 
+    @property
+    def reason(self) -> str:
+        return "; ".join(r for _f, r in self.errors)
+
     def body(self) -> dict[str, Any]:
         return {
             "errors": [{"field": f, "reason": r} if f else {"reason": r} for f, r in self.errors]
         }
+
+
+class Problem(ApiError):
+    """Input that a service's operation cannot accept, wherever it came from:
+    which field, why, and the status an API answers (400; 404 for something
+    named that does not exist; 409 for a name already taken).
+
+    Operations shared by pages and the API raise it; the API answers it as
+    an :class:`ApiError`, and a page shows it next to the field of its form
+    (:meth:`srht_core.Form.show`)::
+
+        raise Problem("name", "You have a tracker named bugs already.", 409)
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, field: str | None, reason: str, status: int = 400):
+        super().__init__(status, reason, field=field)
+        self.field = field
 
 
 # -- the same, for a service's OpenAPI document --------------------------------------
@@ -105,7 +129,12 @@ def _describe(error: HTTPException) -> str:
 def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Any:
-        return error.body(), error.status
+        if wants_json():
+            return error.body(), error.status
+        # A page whose view let it through: the error page, in its words.
+        page = HTTPException(error.reason)
+        page.code = error.status
+        return http_error(page)
 
     @app.errorhandler(InvalidText)
     def invalid_text(error: InvalidText) -> Any:

@@ -12,24 +12,115 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
+from wtforms import Field
+from wtforms.validators import AnyOf
 
-from .errors import ApiError
+from .errors import ApiError, Problem
+from .text import text_problem
 
-__all__ = ["Form", "api_validate", "form_errors"]
+__all__ = [
+    "ChoiceField",
+    "Form",
+    "MultipleChoiceField",
+    "api_validate",
+    "choice_pairs",
+    "form_errors",
+]
 
 
 class Form(FlaskForm):  # type: ignore[misc]
     """Base class of every form: a FlaskForm with a CSRF token, whose text
-    fields refuse NUL characters (no database column stores them) with an
-    error next to the field."""
+    fields refuse text no column can store (NUL, lone surrogates) with an
+    error next to the field, and which shows a :class:`~srht_core.Problem`
+    an operation raised next to the field it names (:meth:`show`)."""
 
     def validate(self, extra_validators: Any = None) -> bool:
         valid: bool = super().validate(extra_validators)
         for field in self:
-            if isinstance(field.data, str) and "\x00" in field.data:
-                field.errors = [*field.errors, "NUL characters are not accepted."]
-                valid = False
+            if isinstance(field.data, str):
+                reason = text_problem(field.data)
+                if reason is not None:
+                    field.errors = [*field.errors, reason[0].upper() + reason[1:] + "."]
+                    valid = False
         return valid
+
+    def show(self, problem: Problem) -> None:
+        """Show ``problem`` next to the field it names, or above the form
+        when it names none of this form's fields."""
+        field = self._fields.get(problem.field or "")
+        if field is not None and field.name != "csrf_token":
+            field.errors = [*field.errors, problem.reason]
+        else:
+            self.form_errors.append(problem.reason)
+
+
+class ChoiceField(Field):  # type: ignore[misc]
+    """One value out of ``choices`` (``[(value, label), ...]``), shown as a
+    radio group, or as a select with ``select=True``. wtforms' own choice
+    fields change how choices are given between the versions srht supports
+    (3.0 to 3.3); this one takes them one way.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        label: str,
+        choices: list[tuple[str, str]],
+        *,
+        select: bool = False,
+        message: str = "Choose one of the options.",
+        **kwargs: Any,
+    ):
+        values = [value for value, _label in choices]
+        validators = [*kwargs.pop("validators", []), AnyOf(values, message=message)]
+        super().__init__(label, validators, **kwargs)
+        self.choices = choices
+        self.select = select
+
+    def process_formdata(self, valuelist: list[str]) -> None:
+        if valuelist:  # absent: keep the default
+            self.data = valuelist[0]
+
+
+class MultipleChoiceField(Field):  # type: ignore[misc]
+    """Any number of values out of ``choices`` (``[(value, label), ...]``),
+    shown as a list of checkboxes.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, label: str, choices: list[tuple[str, str]], **kwargs: Any):
+        kwargs.setdefault("default", [])
+        super().__init__(label, **kwargs)
+        self.choices = choices
+
+    def process_formdata(self, valuelist: list[str]) -> None:
+        self.data = list(valuelist)
+
+    def pre_validate(self, form: Any) -> None:
+        values = {value for value, _label in self.choices}
+        for chosen in self.data or ():
+            if chosen not in values:
+                raise ValueError(f"{chosen!r} is not one of the options.")
+
+
+def choice_pairs(field: Any) -> list[tuple[str, str]]:
+    """``(value, label)`` for each choice of any choice field (ours, or
+    wtforms' with choices given as pairs, plain values or ``SelectChoice``);
+    the templates' radio groups and checkbox lists read choices through it."""
+    choices = getattr(field, "choices", None) or []
+    if isinstance(choices, dict):
+        choices = list(choices.items())
+    pairs = []
+    for choice in choices:
+        if isinstance(choice, tuple):
+            pairs.append((str(choice[0]), str(choice[1])))
+        elif hasattr(choice, "value") and hasattr(choice, "label"):
+            pairs.append((str(choice.value), str(choice.label)))
+        else:
+            pairs.append((str(choice), str(choice).capitalize()))
+    return pairs
 
 
 def form_errors(form: Any) -> list[tuple[str | None, str]]:

@@ -178,13 +178,17 @@ def is_safe_return_to(url: str | None, state: SrhtState | None = None) -> bool:
     if url.startswith("/") and not url.startswith("//") and "\\" not in url:
         return True
     state = state or current_service()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # urlsplit refuses some hosts (a fullwidth "＃" in it)
+        return False
+    if parts.scheme not in ("http", "https") or not hostname:
         return False
     if "\\" in url or "@" in parts.netloc:
         return False
     domain = str(state.config["srht"]["global-domain"]).lower().strip(".")
-    host = parts.hostname.lower()
+    host = hostname.lower()
     return host == domain or host.endswith("." + domain)
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "json_problems",
     "refuse_bad_url",
     "text_problem",
+    "url_problem",
 ]
 
 #: How deeply a JSON body may nest (objects and lists). Nothing any API of
@@ -57,6 +58,29 @@ def text_problem(value: str, max_length: int | None = None) -> str | None:
         return "is not valid Unicode (it has a lone surrogate)"
     if max_length is not None and len(value) > max_length:
         return f"is longer than {max_length} characters"
+    return None
+
+
+def url_problem(url: str, *, max_length: int = 2048) -> str | None:
+    """Why ``url`` is not an ``http://`` or ``https://`` URL with a host
+    that a service can call (a webhook's, say), or ``None`` when it is.
+    Text :func:`urllib.parse.urlsplit` cannot split (a fullwidth ``＃`` in
+    the host) is a problem like any other, not an exception."""
+    from urllib.parse import urlsplit
+
+    reason = text_problem(url, max_length)
+    if reason is not None:
+        return reason
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - a malformed port raises here
+    except ValueError:
+        return "is not a URL that can be called"
+    if parts.scheme not in ("http", "https") or not host:
+        return "must be an http:// or https:// URL with a host"
     return None
 
 
