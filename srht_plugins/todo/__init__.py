@@ -3,9 +3,10 @@ webhooks.
 
 This module is its table of contents: the hooks through which it plugs into
 the core. The rest: ``config`` (its section), ``models`` (tables),
-``access`` (who may do what), ``tickets`` (what people do), ``search``,
-``references``, ``events`` (webhooks and notifications), ``jobs``,
-``api`` (REST and OpenAPI) and ``web`` (pages).
+``access`` (who may do what), what people do (``trackers``, ``tickets``,
+``labels``, ``subscriptions``), ``search``, ``references``, ``events``
+(webhooks and notifications), ``listcache``, ``jobs``, ``api`` (REST and
+OpenAPI) and ``web`` (pages).
 """
 
 from __future__ import annotations
@@ -64,11 +65,12 @@ def database_schema() -> DatabaseSchema:
 @hookimpl
 def blueprints(config: Config) -> list[Blueprint]:
     from .api import api
+    from .web.labels import bp as labels
     from .web.settings import bp as settings
     from .web.tickets import bp as tickets
     from .web.trackers import bp as trackers
 
-    return [trackers, tickets, settings, api.blueprint]
+    return [trackers, labels, tickets, settings, api.blueprint]
 
 
 @hookimpl
@@ -103,6 +105,6 @@ def host_needs(config: Config) -> HostNeeds:
 
 @hookimpl
 def user_deleted(user: Any) -> None:
-    from .tickets import forget_user
+    from .trackers import forget_user
 
     forget_user(user)

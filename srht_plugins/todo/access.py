@@ -23,7 +23,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.exceptions import Forbidden, NotFound
 
-from srht_core import db_session
+from srht_core import db_session, viewer
 
 from .models import (
     ALL_ACCESS,
@@ -50,6 +50,7 @@ __all__ = [
     "find_ticket",
     "find_tracker",
     "listed_trackers",
+    "tracker_for",
 ]
 
 
@@ -131,6 +132,7 @@ def find_tracker(owner: str, name: str, user: Any) -> Access:
     """The tracker ``~owner/name`` and what ``user`` may do there, in one
     query; 404 when it does not exist or the user may not browse it."""
     values = {"owner": _owner_name(owner), "name": name}
+    row: Any
     if user is None:
         row = db_session.execute(_FIND_FOR_ANONYMOUS, values).first()
     else:
@@ -166,7 +168,8 @@ def browsable(user: Any) -> sa.ColumnElement[bool]:
     ``TrackerAccess`` for the user (see :func:`with_grant`)."""
 
     def has(column: Any) -> sa.ColumnElement[bool]:
-        return column.op("&")(BROWSE) != 0
+        test: sa.ColumnElement[bool] = column.op("&")(BROWSE) != 0
+        return test
 
     if user is None:
         return sa.and_(Tracker.visibility != PRIVATE, has(Tracker.anonymous_access))
@@ -214,3 +217,8 @@ def grants_of(user: Any, tracker_ids: set[int]) -> dict[int, int]:
         )
     )
     return {tracker_id: mask for tracker_id, mask in rows}
+
+
+def tracker_for(owner: str, tracker: str) -> Access:
+    """:func:`find_tracker` for whoever is asking (page or API)."""
+    return find_tracker(owner, tracker, viewer())

@@ -34,8 +34,8 @@ from srht_core import (
     viewer,
 )
 
-from . import tickets as ops
-from .access import Access, find_ticket, find_tracker, listed_trackers
+from . import events, labels, tickets, trackers
+from .access import Access, find_ticket, listed_trackers, tracker_for
 from .events import EVENT_NAMES, subscription_key
 from .models import (
     ACCESS_NAMES,
@@ -99,9 +99,9 @@ api.parameter(
 
 STAMP = {"type": "string", "format": "date-time"}
 ACCESS_LIST = {"type": "array", "items": {"type": "string", "enum": list(ACCESS_NAMES)}}
-TEXT = {"type": "string", "maxLength": ops.MAX_TEXT}
+TEXT = {"type": "string", "maxLength": tickets.MAX_TEXT}
 NOT_BLANK = {"pattern": "\\S", "description": "Not empty, nor only spaces."}
-TITLE = {"type": "string", "minLength": 1, "maxLength": ops.MAX_TITLE, **NOT_BLANK}
+TITLE = {"type": "string", "minLength": 1, "maxLength": tickets.MAX_TITLE, **NOT_BLANK}
 COLOR = {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$", "description": "Like #a0b1c2."}
 LABEL_NAME = {
     "type": "string",
@@ -294,11 +294,6 @@ def access_field(names: list[str] | None) -> int | None:
     return None if names is None else access_mask(names)
 
 
-@api.blueprint.errorhandler(ops.Problem)
-def problem(error: ops.Problem) -> Any:
-    return ApiError(error.status, error.reason, field=error.field).body(), error.status
-
-
 def commit(field: str, reason: str) -> None:
     """Commit; a unique constraint hit by a concurrent request is a 409."""
     try:
@@ -306,10 +301,6 @@ def commit(field: str, reason: str) -> None:
     except sa.exc.IntegrityError:
         db_session.rollback()
         raise ApiError(409, reason, field=field) from None
-
-
-def tracker_for(owner: str, tracker: str) -> Access:
-    return find_tracker(owner, tracker, viewer())
 
 
 def as_dict(item: Any) -> dict[str, Any]:
@@ -346,7 +337,7 @@ def list_own_trackers() -> Any:
 )
 def create_tracker(body: dict[str, Any]) -> Any:
     """Create a tracker owned by the token's user."""
-    tracker = ops.create_tracker(
+    tracker = trackers.create_tracker(
         viewer(), body["name"], body.get("description") or "", body.get("visibility", "public")
     )
     commit("name", "You have a tracker of that name already.")
@@ -389,7 +380,7 @@ def get_tracker(owner: str, tracker: str) -> Any:
 def update_tracker(owner: str, tracker: str, body: dict[str, Any]) -> Any:
     """Owner only."""
     access = tracker_for(owner, tracker)
-    ops.update_tracker(
+    trackers.update_tracker(
         access,
         description=body.get("description"),
         visibility=body.get("visibility"),
@@ -409,7 +400,7 @@ def update_tracker(owner: str, tracker: str, body: dict[str, Any]) -> Any:
 )
 def delete_tracker(owner: str, tracker: str) -> None:
     """Owner only."""
-    ops.delete_tracker(tracker_for(owner, tracker))
+    trackers.delete_tracker(tracker_for(owner, tracker))
     db_session.commit()
 
 
@@ -446,8 +437,8 @@ def set_access(owner: str, tracker: str, username: str, body: dict[str, Any]) ->
     """Owner only. The entry replaces the tracker's defaults for that user."""
     access = tracker_for(owner, tracker)
     access.require_owner("change who has access")
-    entry = ops.grant_access(
-        access, ops.find_user(username, "username"), access_mask(body["access"])
+    entry = trackers.grant_access(
+        access, trackers.find_user(username, "username"), access_mask(body["access"])
     )
     commit("username", "That user's access was just changed by another request.")
     return entry.to_dict()
@@ -464,8 +455,8 @@ def remove_access(owner: str, tracker: str, username: str) -> None:
     """Owner only. The user gets the tracker's defaults again."""
     access = tracker_for(owner, tracker)
     access.require_owner("change who has access")
-    user = ops.find_user(username, "username")
-    if not ops.revoke_access(access, user.id):
+    user = trackers.find_user(username, "username")
+    if not trackers.revoke_access(access, user.id):
         raise ApiError(404, f"~{user.username} has no entry on {access.tracker.ref}")
     db_session.commit()
 
@@ -509,7 +500,7 @@ def list_labels(owner: str, tracker: str) -> Any:
 def create_label(owner: str, tracker: str, body: dict[str, Any]) -> Any:
     """Needs triage access."""
     access = tracker_for(owner, tracker)
-    label = ops.create_label(access, body["name"], body["color"])
+    label = labels.create_label(access, body["name"], body["color"])
     commit("name", "A label of that name was just created.")
     return label.to_dict()
 
@@ -539,7 +530,7 @@ def update_label(owner: str, tracker: str, label_id: int, body: dict[str, Any]) 
     """Needs triage access."""
     access = tracker_for(owner, tracker)
     label = label_for(access, label_id)
-    ops.update_label(access, label, body.get("name"), body.get("color"))
+    labels.update_label(access, label, body.get("name"), body.get("color"))
     commit("name", "A label of that name was just created.")
     return label.to_dict()
 
@@ -554,7 +545,7 @@ def update_label(owner: str, tracker: str, label_id: int, body: dict[str, Any]) 
 def delete_label(owner: str, tracker: str, label_id: int) -> None:
     """Needs triage access."""
     access = tracker_for(owner, tracker)
-    ops.delete_label(access, label_for(access, label_id))
+    labels.delete_label(access, label_for(access, label_id))
     db_session.commit()
 
 
@@ -585,11 +576,11 @@ def list_tickets(owner: str, tracker: str, query: dict[str, Any]) -> Any:
     stmt = (
         sa.select(Ticket)
         .where(Ticket.tracker_id == access.tracker.id)
-        .options(*ops.ticket_options())
+        .options(*tickets.ticket_options())
     )
     stmt = filtered(stmt, search, access.tracker.id, db_session.get_bind().dialect.name)
     result = cursor_paginate(db_session, stmt, Ticket.number)
-    ops.attach_tracker(result.items, access.tracker)
+    tickets.attach_tracker(result.items, access.tracker)
     return result.json(as_dict)
 
 
@@ -605,7 +596,9 @@ def list_tickets(owner: str, tracker: str, query: dict[str, Any]) -> Any:
 def submit_ticket(owner: str, tracker: str, body: dict[str, Any]) -> Any:
     """Needs submit access."""
     access = tracker_for(owner, tracker)
-    ticket = ops.submit_ticket(access, access.user, body["title"], body.get("description") or "")
+    ticket = tickets.submit_ticket(
+        access, access.user, body["title"], body.get("description") or ""
+    )
     db_session.commit()
     return ticket.to_dict()
 
@@ -636,7 +629,7 @@ def update_ticket(owner: str, tracker: str, number: int, body: dict[str, Any]) -
     list of usernames): triage access. A `comment` is added with the
     change (comment access)."""
     access, ticket = ticket_for(owner, tracker, number)
-    changes = ops.Changes(
+    changes = tickets.Changes(
         title=body.get("title"),
         description=body.get("description"),
         status=body.get("status"),
@@ -644,7 +637,7 @@ def update_ticket(owner: str, tracker: str, number: int, body: dict[str, Any]) -
         labels=body.get("labels"),
         assignees=body.get("assignees"),
     )
-    ops.change_ticket(access, ticket, access.user, changes, body.get("comment") or "")
+    tickets.change_ticket(access, ticket, access.user, changes, body.get("comment") or "")
     db_session.commit()
     return ticket.to_dict()
 
@@ -681,7 +674,7 @@ def list_comments(owner: str, tracker: str, number: int) -> Any:
 def create_comment(owner: str, tracker: str, number: int, body: dict[str, Any]) -> Any:
     """Needs comment access."""
     access, ticket = ticket_for(owner, tracker, number)
-    note = ops.add_comment(access, ticket, access.user, body["text"])
+    note = tickets.add_comment(access, ticket, access.user, body["text"])
     db_session.commit()
     return note.to_dict()
 
@@ -690,7 +683,7 @@ def create_comment(owner: str, tracker: str, number: int, body: dict[str, Any]) 
 
 
 def webhook_for(access: Access, webhook_id: int) -> Webhook:
-    hook = ops.find_webhook(access, webhook_id)
+    hook = events.find_webhook(access, webhook_id)
     if hook is None:
         raise ApiError(404, f"no webhook {webhook_id} on {access.tracker.ref}")
     return hook
@@ -725,7 +718,7 @@ def create_webhook(owner: str, tracker: str, body: dict[str, Any]) -> Any:
     """Owner only. Deliveries are signed with the site's webhook key."""
     access = tracker_for(owner, tracker)
     access.require_owner("manage webhooks")
-    hook = ops.create_webhook(access, body["url"], body["events"])
+    hook = events.create_webhook(access, body["url"], body["events"])
     db_session.commit()
     return hook.to_dict()
 

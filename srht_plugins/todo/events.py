@@ -8,15 +8,26 @@ committed, and are retried until they do.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
 
-from srht_core import EventType, db_session, enqueue, send_webhook
+from srht_core import EventType, Problem, db_session, enqueue, send_webhook, url_problem
 
+from .access import Access
 from .models import Tracker, Webhook
 
-__all__ = ["EVENTS", "EVENT_NAMES", "emit", "notify", "subscription_key"]
+__all__ = [
+    "EVENTS",
+    "EVENT_NAMES",
+    "check_webhook",
+    "create_webhook",
+    "emit",
+    "find_webhook",
+    "notify",
+    "subscription_key",
+]
 
 EVENTS = [
     EventType("tracker:update", "A tracker's settings changed."),
@@ -70,4 +81,36 @@ def notify(what: str, ticket_id: int, actor: Any, comment_id: int | None = None)
         ticket=ticket_id,
         comment=comment_id,
         actor=actor.id if actor is not None else None,
+    )
+
+
+# -- the tracker's webhooks ------------------------------------------------------
+
+
+def check_webhook(url: str, names: Iterable[str]) -> tuple[str, list[str]]:
+    url = (url or "").strip()
+    if url_problem(url) is not None:
+        raise Problem("url", "Use an http:// or https:// URL.")
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        raise Problem("events", "Choose at least one event.")
+    unknown = [n for n in wanted if n not in EVENT_NAMES]
+    if unknown:
+        raise Problem("events", f"{unknown[0]!r} is not one of {', '.join(EVENT_NAMES)}.")
+    return url, wanted
+
+
+def create_webhook(access: Access, url: str, names: Iterable[str]) -> Webhook:
+    access.require_owner("manage webhooks")
+    url, wanted = check_webhook(url, names)
+    hook = Webhook(tracker_id=access.tracker.id, url=url, events=" ".join(wanted))
+    db_session.add(hook)
+    db_session.flush()
+    return hook
+
+
+def find_webhook(access: Access, webhook_id: int) -> Webhook | None:
+    access.require_owner("manage webhooks")
+    return db_session.scalar(
+        sa.select(Webhook).where(Webhook.id == webhook_id, Webhook.tracker_id == access.tracker.id)
     )

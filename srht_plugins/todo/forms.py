@@ -1,18 +1,19 @@
 """The forms of todo's pages. They check what a browser can get wrong
-(missing fields, lengths); the rules of the domain (names, colours, who may
-do what) are checked once, in ``tickets``, for pages and API alike."""
+(missing fields, lengths, choices); the rules of the domain (names,
+colours, who may do what) are checked once, by the operations in
+``trackers``, ``tickets``, ``labels`` and ``events``, for pages and API
+alike. The core's macros render them (``m.form``, ``m.field``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from wtforms import ColorField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Length
 
-from wtforms import ColorField, Field, StringField, TextAreaField
-from wtforms.validators import AnyOf, InputRequired, Length
-
-from srht_core import Form
+from srht_core import ChoiceField, Form, MultipleChoiceField
 
 from .events import EVENTS
 from .models import ACCESS_NAMES, RESOLUTIONS, VISIBILITIES
+from .tickets import MAX_TEXT, MAX_TITLE
 
 VISIBILITY_CHOICES = [
     ("public", "Public: listed on your profile, open to the access below"),
@@ -21,73 +22,88 @@ VISIBILITY_CHOICES = [
 ]
 assert [v for v, _ in VISIBILITY_CHOICES] == list(VISIBILITIES)
 ACCESS_CHOICES = [(name, name.capitalize()) for name in ACCESS_NAMES]
-RESOLUTION_CHOICES = [(r, r.replace("_", " ").capitalize()) for r in RESOLUTIONS]
+ACCESS_HELP = (
+    "Browse: see the tracker and its tickets. Submit: open tickets. Comment: comment on "
+    "tickets. Triage: change status, labels and assignees, manage labels. Edit: edit anyone's "
+    "ticket. Private trackers ignore these defaults: only the users you name have access."
+)
+MARKDOWN_HELP = "Markdown. Refer to other tickets as #12 or ~user/tracker#12."
+TRACKER_NAME_HELP = (
+    "1 to 128 letters, digits, dots, dashes and underscores, starting with a letter or "
+    "digit; it becomes part of the URL."
+)
 
 
-class ChoiceField(Field):
-    """One value out of ``choices``, shown by the template as radio buttons
-    or a select (``todo/macros.html``); wtforms' own choice fields change
-    their API between the versions we support."""
-
-    def __init__(self, label: str, choices: list[tuple[str, str]], **kwargs: Any):
-        values = [value for value, _label in choices]
-        super().__init__(label, [AnyOf(values, message="Choose one of the options.")], **kwargs)
-        self.choices = choices
-
-    def process_formdata(self, valuelist: list[str]) -> None:
-        if valuelist:  # absent: keep the default
-            self.data = valuelist[0]
+def resolution_label(value: str) -> str:
+    """A resolution as people write it (``wont_fix`` → ``won't fix``)."""
+    return {"wont_fix": "won't fix"}.get(value, value.replace("_", " "))
 
 
-class CheckboxesField(Field):
-    """Any number of values out of ``choices``: a list of checkboxes."""
-
-    def __init__(self, label: str, choices: list[tuple[str, str]], **kwargs: Any):
-        kwargs.setdefault("default", [])
-        super().__init__(label, **kwargs)
-        self.choices = choices
-
-    def process_formdata(self, valuelist: list[str]) -> None:
-        self.data = list(valuelist)
-
-    def pre_validate(self, form: Any) -> None:
-        values = {value for value, _label in self.choices}
-        for chosen in self.data or ():
-            if chosen not in values:
-                raise ValueError(f"{chosen!r} is not one of the options.")
+RESOLUTION_CHOICES = [(r, resolution_label(r).capitalize()) for r in RESOLUTIONS]
 
 
 class TrackerForm(Form):
-    name = StringField("Name", validators=[InputRequired(), Length(max=128)])
-    description = TextAreaField("Description (Markdown)", validators=[Length(max=65536)])
+    name = StringField(
+        "Name",
+        validators=[InputRequired(), Length(max=128)],
+        description=TRACKER_NAME_HELP,
+        render_kw={"autofocus": True, "spellcheck": "false", "autocomplete": "off"},
+    )
+    description = TextAreaField(
+        "Description (Markdown)", validators=[Length(max=MAX_TEXT)], render_kw={"rows": 5}
+    )
     visibility = ChoiceField("Visibility", VISIBILITY_CHOICES, default="public")
 
 
 class TrackerSettingsForm(Form):
-    description = TextAreaField("Description (Markdown)", validators=[Length(max=65536)])
+    description = TextAreaField(
+        "Description (Markdown)", validators=[Length(max=MAX_TEXT)], render_kw={"rows": 6}
+    )
     visibility = ChoiceField("Visibility", VISIBILITY_CHOICES)
-    anonymous_access = CheckboxesField("What anyone may do, signed in or not", ACCESS_CHOICES)
-    user_access = CheckboxesField("What any signed-in user may do", ACCESS_CHOICES)
+    anonymous_access = MultipleChoiceField(
+        "What anyone may do, signed in or not", ACCESS_CHOICES, description=ACCESS_HELP
+    )
+    user_access = MultipleChoiceField("What any signed-in user may do", ACCESS_CHOICES)
 
 
 class AccessForm(Form):
-    username = StringField("Username", validators=[InputRequired(), Length(max=64)])
-    access = CheckboxesField("May", ACCESS_CHOICES, default=["browse"])
+    username = StringField(
+        "Username",
+        validators=[InputRequired(), Length(max=64)],
+        description="They must have visited this service once.",
+        render_kw={"spellcheck": "false", "autocomplete": "off"},
+    )
+    access = MultipleChoiceField("May", ACCESS_CHOICES, default=["browse"])
 
 
 class TicketForm(Form):
-    title = StringField("Title", validators=[InputRequired(), Length(max=512)])
-    description = TextAreaField("Description (Markdown)", validators=[Length(max=65536)])
+    title = StringField("Title", validators=[InputRequired(), Length(max=MAX_TITLE)])
+    description = TextAreaField(
+        "Description (Markdown)",
+        validators=[Length(max=MAX_TEXT)],
+        description=MARKDOWN_HELP,
+        render_kw={"rows": 8},
+    )
 
 
 class CommentForm(Form):
-    text = TextAreaField("Comment (Markdown)", validators=[Length(max=65536)])
-    resolution = ChoiceField("Resolution", RESOLUTION_CHOICES, default="fixed")
+    text = TextAreaField(
+        "Comment (Markdown)",
+        validators=[Length(max=MAX_TEXT)],
+        description=MARKDOWN_HELP,
+        render_kw={"rows": 6},
+    )
+    resolution = ChoiceField("Resolution", RESOLUTION_CHOICES, select=True, default="fixed")
 
 
 class LabelForm(Form):
     name = StringField("Name", validators=[InputRequired(), Length(max=64)])
-    color = ColorField("Colour", validators=[InputRequired()], default="#0b5cad")
+    color = ColorField(
+        "Colour",
+        validators=[InputRequired()],
+        default="#0b5cad",
+        description="The text on it is black or white, whichever reads better.",
+    )
 
 
 class AssignForm(Form):
@@ -95,5 +111,10 @@ class AssignForm(Form):
 
 
 class WebhookForm(Form):
-    url = StringField("URL", validators=[InputRequired(), Length(max=2048)])
-    events = CheckboxesField("Events", [(e.name, f"{e.name}: {e.description}") for e in EVENTS])
+    url = StringField(
+        "URL",
+        validators=[InputRequired(), Length(max=2048)],
+        description="http:// or https://",
+        render_kw={"type": "url"},
+    )
+    events = MultipleChoiceField("Events", [(e.name, f"{e.name}: {e.description}") for e in EVENTS])

@@ -17,9 +17,7 @@ one today is :func:`srht_plugins.todo.tickets.forget_user`.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
-from threading import Lock
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,44 +26,31 @@ from markupsafe import Markup
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from srht_core import BoundedCache
+
 from .models import Comment, Label, Ticket, Tracker, User
 
 #: Rendered lists kept per app (one per worker process), about 10 kB each.
 MAX_ENTRIES = 512
 
 
-class ListCache:
-    """Rendered lists of one app's trackers, least recently used first out."""
-
-    def __init__(self, size: int = MAX_ENTRIES):
-        self.size = size
-        self._entries: OrderedDict[tuple[int, int, bytes], Markup] = OrderedDict()
-        self._lock = Lock()
-
-    def get(self, tracker: Tracker, query_string: bytes, render: Callable[[], str]) -> Markup:
-        """The rendered list of ``tracker`` for this query string: from the
-        cache while the tracker's revision is unchanged, else ``render()``."""
-        key = (tracker.id, tracker.revision, query_string)
-        with self._lock:
-            html = self._entries.get(key)
-            if html is not None:
-                self._entries.move_to_end(key)
-                return html
-        html = Markup(render())  # noqa: S704 - the output of our own autoescaped template
-        with self._lock:
-            self._entries[key] = html
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-        return html
-
-
 def cached_list(tracker: Tracker, query_string: bytes, render: Callable[[], str]) -> Markup:
-    """:meth:`ListCache.get` on the current app's cache (per app, since two
-    apps in one process, as in tests, have two databases with the same ids)."""
-    cache = current_app.extensions.get("todo.list_cache")
+    """The rendered list of ``tracker`` for this query string: kept while
+    the tracker's revision is unchanged, else ``render()``-ed again.
+
+    The key names the tracker by its id *and* when it was made: ids are
+    never reused, but a SQLite database from before that was so may give a
+    deleted tracker's id to a new one once, and a list kept for a private
+    tracker must never be shown under a new one's name. The cache is the
+    app's (two apps in one process, as in tests, have two databases with
+    the same ids)."""
+    cache: BoundedCache[tuple[Any, ...], Markup] | None = current_app.extensions.get(
+        "todo.list_cache"
+    )
     if cache is None:
-        cache = current_app.extensions.setdefault("todo.list_cache", ListCache())
-    return cache.get(tracker, query_string, render)
+        cache = current_app.extensions.setdefault("todo.list_cache", BoundedCache(MAX_ENTRIES))
+    key = (tracker.id, tracker.created, tracker.revision, query_string)
+    return cache.get_or_make(key, lambda: Markup(render()))  # noqa: S704 - our own template's
 
 
 def bump_all(session: Session) -> None:

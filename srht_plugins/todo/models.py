@@ -13,19 +13,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from srht_core import MirroredUserMixin, TimestampMixin, utcnow
-
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from srht_core import MirroredUserMixin, Model, UpdatedMixin
 
 
-class Base(DeclarativeBase):
-    metadata = sa.MetaData(naming_convention=NAMING)
+class Base(Model, DeclarativeBase):
+    """todo's tables: each has an ``id`` (never reused) and ``created``."""
 
 
 class User(MirroredUserMixin, Base):
@@ -87,11 +79,10 @@ def user_json(user: User | None) -> dict[str, object] | None:
     return {"id": user.id, "canonical_name": user.canonical_name, "username": user.username}
 
 
-class Tracker(TimestampMixin, Base):
+class Tracker(UpdatedMixin, Base):
     __tablename__ = "tracker"
     __table_args__ = (sa.UniqueConstraint("owner_id", "name"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(sa.String(128))
     description: Mapped[str] = mapped_column(sa.Text, default="")
@@ -136,11 +127,9 @@ class TrackerAccess(Base):
     __tablename__ = "tracker_access"
     __table_args__ = (sa.UniqueConstraint("tracker_id", "user_id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     tracker_id: Mapped[int] = mapped_column(sa.ForeignKey("tracker.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     access: Mapped[int] = mapped_column(sa.Integer)
-    created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
 
@@ -166,11 +155,10 @@ ticket_assignee = sa.Table(
 )
 
 
-class Label(TimestampMixin, Base):
+class Label(UpdatedMixin, Base):
     __tablename__ = "label"
     __table_args__ = (sa.UniqueConstraint("tracker_id", "name"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     tracker_id: Mapped[int] = mapped_column(sa.ForeignKey("tracker.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(sa.String(64))
     #: Background colour, ``#rrggbb``.
@@ -217,7 +205,7 @@ def text_color(background: str) -> str:
 SEARCH_INDEX = "ix_ticket_search"
 
 
-class Ticket(TimestampMixin, Base):
+class Ticket(UpdatedMixin, Base):
     __tablename__ = "ticket"
     __table_args__ = (
         sa.UniqueConstraint("tracker_id", "number"),
@@ -233,7 +221,6 @@ class Ticket(TimestampMixin, Base):
         ).ddl_if(dialect="postgresql"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     tracker_id: Mapped[int] = mapped_column(sa.ForeignKey("tracker.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(sa.Integer)
     submitter_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
@@ -289,7 +276,7 @@ def search_document() -> sa.ColumnElement[object]:
     )
 
 
-class Comment(TimestampMixin, Base):
+class Comment(UpdatedMixin, Base):
     """A comment on a ticket, or the record of a change to it (``change``)."""
 
     __tablename__ = "comment"
@@ -298,7 +285,6 @@ class Comment(TimestampMixin, Base):
         sa.Index("ix_comment_author_id", "author_id"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id", ondelete="CASCADE"))
     author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
     text: Mapped[str] = mapped_column(sa.Text, default="")
@@ -327,10 +313,8 @@ class TicketReference(Base):
         sa.Index("ix_ticket_reference_target_id", "target_id"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id", ondelete="CASCADE"))
     target_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id", ondelete="CASCADE"))
-    created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
 
 class Subscription(Base):
@@ -345,20 +329,17 @@ class Subscription(Base):
         sa.Index("ix_subscription_ticket_id", "ticket_id"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
     tracker_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tracker.id", ondelete="CASCADE"))
     ticket_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ticket.id", ondelete="CASCADE"))
-    created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
 
-class Webhook(TimestampMixin, Base):
+class Webhook(UpdatedMixin, Base):
     """A URL the tracker's owner wants told of some of its events."""
 
     __tablename__ = "webhook"
     __table_args__ = (sa.Index("ix_webhook_tracker_id", "tracker_id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     tracker_id: Mapped[int] = mapped_column(sa.ForeignKey("tracker.id", ondelete="CASCADE"))
     url: Mapped[str] = mapped_column(sa.Text)
     #: Event names, space separated.

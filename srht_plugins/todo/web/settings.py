@@ -6,16 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
-from srht_core import db_session, deliveries, login_required, redeliver
+from srht_core import Problem, confirm, db_session, deliveries, login_required, redeliver
 
-from .. import tickets as ops
-from ..access import Access
+from .. import events, trackers
+from ..access import Access, tracker_for
 from ..events import subscription_key
 from ..forms import AccessForm, TrackerSettingsForm, WebhookForm
-from ..models import TrackerAccess, Webhook, access_mask, access_names
-from .common import show_problem, tracker_access
+from ..models import TrackerAccess, User, Webhook, access_mask, access_names
 
 bp = Blueprint("settings", __name__)
 
@@ -24,9 +23,34 @@ LOG_LENGTH = 50
 
 
 def owner_access(owner: str, tracker: str) -> Access:
-    access = tracker_access(owner, tracker)
+    access = tracker_for(owner, tracker)
     access.require_owner("change this tracker's settings")
     return access
+
+
+def menu(access: Access) -> list[tuple[str, str, str]]:
+    """The side menu of a tracker's settings: (key, label, URL)."""
+    owner, tracker = access.tracker.owner.username, access.tracker.name
+    return [
+        (key, label, url_for(endpoint, owner=owner, tracker=tracker))
+        for key, label, endpoint in (
+            ("details", "Details and access", "settings.details"),
+            ("access", "Named users", "settings.access_list"),
+            ("webhooks", "Webhooks", "settings.webhooks"),
+            ("delete", "Delete", "settings.delete"),
+        )
+    ]
+
+
+def render(template: str, access: Access, section: str, status: int = 200, **context: Any) -> Any:
+    return render_template(
+        template,
+        access=access,
+        tracker=access.tracker,
+        section=section,
+        settings_menu=menu(access),
+        **context,
+    ), status
 
 
 def _to(endpoint: str, access: Access) -> Any:
@@ -50,7 +74,7 @@ def details(owner: str, tracker: str) -> Any:
     )
     if form.validate_on_submit():
         try:
-            ops.update_tracker(
+            trackers.update_tracker(
                 access,
                 description=form.description.data or "",
                 visibility=form.visibility.data,
@@ -58,16 +82,14 @@ def details(owner: str, tracker: str) -> Any:
                 user_access=access_mask(form.user_access.data or []),
             )
             db_session.commit()
-        except ops.Problem as problem:
+        except Problem as problem:
             db_session.rollback()
-            show_problem(form, problem)
+            form.show(problem)
         else:
             flash("Settings saved.", "success")
             return _to("settings.details", access)
     status = 400 if form.is_submitted() else 200
-    return render_template(
-        "todo/settings-details.html", access=access, tracker=found, form=form, section="details"
-    ), status
+    return render("todo/settings-details.html", access, "details", status, form=form)
 
 
 def render_access(access: Access, form: AccessForm | None = None, status: int = 200) -> Any:
@@ -76,15 +98,15 @@ def render_access(access: Access, form: AccessForm | None = None, status: int = 
         .where(TrackerAccess.tracker_id == access.tracker.id)
         .order_by(TrackerAccess.id)
     ).all()
-    return render_template(
+    return render(
         "todo/settings-access.html",
-        access=access,
-        tracker=access.tracker,
+        access,
+        "access",
+        status,
         entries=entries,
         form=form or AccessForm(formdata=None),
         access_names=access_names,
-        section="access",
-    ), status
+    )
 
 
 @bp.get("/~<owner>/<tracker>/settings/access")
@@ -100,12 +122,12 @@ def grant(owner: str, tracker: str) -> Any:
     form = AccessForm()
     if form.validate_on_submit():
         try:
-            user = ops.find_user(form.username.data, "username")
-            ops.grant_access(access, user, access_mask(form.access.data or []))
+            user = trackers.find_user(form.username.data, "username")
+            trackers.grant_access(access, user, access_mask(form.access.data or []))
             db_session.commit()
-        except ops.Problem as problem:
+        except Problem as problem:
             db_session.rollback()
-            show_problem(form, problem)
+            form.show(problem)
         except sa.exc.IntegrityError:
             db_session.rollback()
             form.username.errors = [
@@ -118,12 +140,28 @@ def grant(owner: str, tracker: str) -> Any:
     return render_access(access, form, 400)
 
 
-@bp.post("/~<owner>/<tracker>/settings/access/<int:user_id>/remove")
+@bp.route("/~<owner>/<tracker>/settings/access/<int:user_id>/remove", methods=["GET", "POST"])
 @login_required
 def revoke(owner: str, tracker: str, user_id: int) -> Any:
     access = owner_access(owner, tracker)
-    if not ops.revoke_access(access, user_id):
-        abort(404)
+    entry = db_session.scalar(
+        sa.select(TrackerAccess).where(
+            TrackerAccess.tracker_id == access.tracker.id, TrackerAccess.user_id == user_id
+        )
+    )
+    if entry is None:
+        abort(404, f"That user is not named on {access.tracker.ref}.")
+    user = db_session.get(User, user_id)
+    name = user.canonical_name if user is not None else "this user"
+    question = confirm(
+        f"Remove {name} from the named users of {access.tracker.ref}?",
+        "The tracker's defaults apply to them again.",
+        cancel=url_for("settings.access_list", owner=owner, tracker=tracker),
+        button="Remove",
+    )
+    if question is not None:
+        return question
+    trackers.revoke_access(access, user_id)
     db_session.commit()
     flash("Access entry removed; the defaults apply to that user again.", "success")
     return _to("settings.access_list", access)
@@ -134,15 +172,15 @@ def render_webhooks(access: Access, form: WebhookForm | None = None, status: int
         sa.select(Webhook).where(Webhook.tracker_id == access.tracker.id).order_by(Webhook.id)
     ).all()
     log = deliveries(subscription_key(access.tracker), limit=LOG_LENGTH, session=db_session)
-    return render_template(
+    return render(
         "todo/settings-webhooks.html",
-        access=access,
-        tracker=access.tracker,
+        access,
+        "webhooks",
+        status,
         hooks=hooks,
         deliveries=log,
         form=form or WebhookForm(formdata=None),
-        section="webhooks",
-    ), status
+    )
 
 
 @bp.get("/~<owner>/<tracker>/settings/webhooks")
@@ -158,24 +196,32 @@ def create_webhook(owner: str, tracker: str) -> Any:
     form = WebhookForm()
     if form.validate_on_submit():
         try:
-            hook = ops.create_webhook(access, form.url.data, form.events.data or [])
+            hook = events.create_webhook(access, form.url.data, form.events.data or [])
             db_session.commit()
-        except ops.Problem as problem:
+        except Problem as problem:
             db_session.rollback()
-            show_problem(form, problem)
+            form.show(problem)
         else:
             flash(f"Webhook to {hook.url} added.", "success")
             return _to("settings.webhooks", access)
     return render_webhooks(access, form, 400)
 
 
-@bp.post("/~<owner>/<tracker>/settings/webhooks/<int:webhook_id>/delete")
+@bp.route("/~<owner>/<tracker>/settings/webhooks/<int:webhook_id>/delete", methods=["GET", "POST"])
 @login_required
 def delete_webhook(owner: str, tracker: str, webhook_id: int) -> Any:
     access = owner_access(owner, tracker)
-    hook = ops.find_webhook(access, webhook_id)
+    hook = events.find_webhook(access, webhook_id)
     if hook is None:
-        abort(404)
+        abort(404, f"{access.tracker.ref} has no webhook {webhook_id}.")
+    question = confirm(
+        f"Remove the webhook to {hook.url}?",
+        f"It is told nothing more of {access.tracker.ref}. Its delivery log stays.",
+        cancel=url_for("settings.webhooks", owner=owner, tracker=tracker),
+        button="Remove",
+    )
+    if question is not None:
+        return question
     db_session.delete(hook)
     db_session.commit()
     flash(f"Webhook to {hook.url} removed.", "success")
@@ -200,17 +246,18 @@ def redeliver_delivery(owner: str, tracker: str, delivery_id: int) -> Any:
 @login_required
 def delete(owner: str, tracker: str) -> Any:
     access = owner_access(owner, tracker)
-    if request.method == "POST":
-        if request.form.get("confirm") != access.tracker.name:
-            flash(f"Type {access.tracker.name} to confirm.", "error")
-            return render_template(
-                "todo/settings-delete.html", access=access, tracker=access.tracker, section="delete"
-            ), 400
-        ref = access.tracker.ref
-        ops.delete_tracker(access)
-        db_session.commit()
-        flash(f"Tracker {ref} deleted.", "success")
-        return redirect(url_for("trackers.index"))
-    return render_template(
-        "todo/settings-delete.html", access=access, tracker=access.tracker, section="delete"
+    ref = access.tracker.ref
+    question = confirm(
+        f"Delete {ref}?",
+        "This deletes the tracker with every ticket, comment, label, subscription and "
+        "webhook. It cannot be undone.",
+        cancel=url_for("settings.details", owner=owner, tracker=tracker),
+        button="Delete tracker",
+        typed=access.tracker.name,
     )
+    if question is not None:
+        return question
+    trackers.delete_tracker(access)
+    db_session.commit()
+    flash(f"Tracker {ref} deleted.", "success")
+    return redirect(url_for("trackers.index"))

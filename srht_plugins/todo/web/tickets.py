@@ -9,14 +9,14 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import selectinload
 
-from srht_core import db_session, login_required
+from srht_core import Problem, db_session, login_required, viewer
 
+from .. import subscriptions
 from .. import tickets as ops
-from ..access import COMMENT, TRIAGE, Access, find_ticket
+from ..access import COMMENT, TRIAGE, Access, find_ticket, tracker_for
 from ..forms import AssignForm, CommentForm, TicketForm
 from ..models import CLOSED, OPEN, Comment, Label, Ticket
 from ..references import referenced_by, render_text
-from .common import show_problem, tracker_access, viewer
 
 bp = Blueprint("tickets", __name__)
 #: ``{{ text | ticket_text(tracker) }}``: Markdown through the core's safe
@@ -68,7 +68,7 @@ def render_ticket(
         ticket=ticket,
         comments=comments,
         referenced_by=referenced_by(ticket, user),
-        subscribed=ops.subscription(user, ticket=ticket) is not None,
+        subscribed=subscriptions.subscription(user, ticket=ticket) is not None,
         comment_form=comment_form or CommentForm(formdata=None),
         assign_form=assign_form or AssignForm(formdata=None),
         addable_labels=addable,
@@ -81,7 +81,7 @@ def render_ticket(
 
 
 def _load(owner: str, tracker: str, number: int) -> tuple[Access, Ticket]:
-    access = tracker_access(owner, tracker)
+    access = tracker_for(owner, tracker)
     return access, find_ticket(access, number)
 
 
@@ -109,9 +109,9 @@ def comment(owner: str, tracker: str, number: int) -> Any:
         try:
             ops.change_ticket(access, found, viewer(), changes, form.text.data or "")
             db_session.commit()
-        except ops.Problem as problem:
+        except Problem as problem:
             db_session.rollback()
-            show_problem(form, problem)
+            form.show(problem)
         else:
             return _back(access, found, "#comments-end")
     return render_ticket(access, found, comment_form=form, status=400)
@@ -121,7 +121,7 @@ def _change(access: Access, found: Ticket, changes: ops.Changes, done: str) -> A
     try:
         ops.change_ticket(access, found, viewer(), changes)
         db_session.commit()
-    except ops.Problem as problem:
+    except Problem as problem:
         db_session.rollback()
         flash(problem.reason, "error")
     else:
@@ -159,7 +159,7 @@ def assign(owner: str, tracker: str, number: int) -> Any:
         try:
             ops.change_ticket(access, found, viewer(), ops.Changes(assignees=names))
             db_session.commit()
-        except ops.Problem as problem:
+        except Problem as problem:
             db_session.rollback()
             form.username.errors = [*form.username.errors, problem.reason]
         else:
@@ -191,9 +191,9 @@ def edit(owner: str, tracker: str, number: int) -> Any:
                 ops.Changes(title=form.title.data, description=form.description.data or ""),
             )
             db_session.commit()
-        except ops.Problem as problem:
+        except Problem as problem:
             db_session.rollback()
-            show_problem(form, problem)
+            form.show(problem)
         else:
             flash("Ticket updated.", "success")
             return _back(access, found)
@@ -207,7 +207,7 @@ def edit(owner: str, tracker: str, number: int) -> Any:
 @login_required
 def subscribe(owner: str, tracker: str, number: int) -> Any:
     access, found = _load(owner, tracker, number)
-    ops.subscribe(viewer(), ticket=found)
+    subscriptions.subscribe(viewer(), ticket=found)
     db_session.commit()
     flash(f"You will hear of {found.ref} by mail.", "success")
     return _back(access, found)
@@ -217,7 +217,7 @@ def subscribe(owner: str, tracker: str, number: int) -> Any:
 @login_required
 def unsubscribe(owner: str, tracker: str, number: int) -> Any:
     access, found = _load(owner, tracker, number)
-    ops.unsubscribe(viewer(), ticket=found)
+    subscriptions.unsubscribe(viewer(), ticket=found)
     db_session.commit()
     flash(f"You unsubscribed from {found.ref}.", "success")
     return _back(access, found)

@@ -1,26 +1,34 @@
 """Trackers: the index, creating one, a user's trackers, and a tracker's
-ticket list with its search and submit form; labels and subscriptions."""
+ticket list with its search and submit form, its labels' stylesheet and
+its subscription."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import selectinload
 
-from srht_core import db_session, login_required, paginate, watch, watched_page
+from srht_core import (
+    Problem,
+    db_session,
+    login_required,
+    paginate,
+    viewer,
+    watch,
+    watched_page,
+)
 
-from .. import listcache
-from .. import tickets as ops
-from ..access import SUBMIT, TRIAGE, listed_trackers
-from ..forms import LabelForm, TicketForm, TrackerForm
+from .. import listcache, subscriptions, tickets, trackers
+from ..access import SUBMIT, listed_trackers, tracker_for
+from ..forms import TicketForm, TrackerForm, resolution_label
 from ..models import Comment, Label, Ticket, Tracker, User
 from ..search import DEFAULT_SEARCH, SearchError, filtered, parse
-from .common import refuse_nul, show_problem, tracker_access, viewer
 
 bp = Blueprint("trackers", __name__)
-bp.before_app_request(refuse_nul)
+bp.add_app_template_filter(resolution_label, "resolution")
 
 PER_PAGE = 25
 
@@ -29,7 +37,7 @@ PER_PAGE = 25
 def index() -> Any:
     """Your trackers when signed in; the site's public trackers below."""
     user = viewer()
-    mine = []
+    mine: Sequence[Tracker] = []
     if user is not None:
         mine = db_session.scalars(
             sa.select(Tracker).where(Tracker.owner_id == user.id).order_by(Tracker.updated.desc())
@@ -46,13 +54,13 @@ def create() -> Any:
     form = TrackerForm()
     if form.validate_on_submit():
         try:
-            tracker = ops.create_tracker(
+            tracker = trackers.create_tracker(
                 viewer(), form.name.data, form.description.data, form.visibility.data
             )
             db_session.commit()
-        except ops.Problem as problem:
+        except Problem as problem:
             db_session.rollback()
-            show_problem(form, problem)
+            form.show(problem)
         except sa.exc.IntegrityError:
             db_session.rollback()
             form.name.errors = [*form.name.errors, "You have a tracker of that name already."]
@@ -120,7 +128,7 @@ def render_tracker(access: Any, form: TicketForm | None = None, status: int = 20
     # per revision of the tracker (see listcache), so a repeat view runs no
     # ticket queries.
     ticket_list = listcache.cached_list(access.tracker, request.query_string, render_list)
-    subscribed = ops.subscription(viewer(), tracker=access.tracker) is not None
+    subscribed = subscriptions.subscription(viewer(), tracker=access.tracker) is not None
     can_submit = access.can(SUBMIT)
     if form is None and can_submit:
         # Only a shown form: making one puts a CSRF token in the visitor's
@@ -142,7 +150,7 @@ def render_tracker(access: Any, form: TicketForm | None = None, status: int = 20
 @bp.get("/~<owner>/<tracker>")
 def tracker(owner: str, tracker: str) -> Any:
     def render() -> Any:
-        access = tracker_access(owner, tracker)
+        access = tracker_for(owner, tracker)
         # Anything the page shows, and who may see it, is in the tracker's
         # row or raises its revision (see listcache): a visitor without
         # cookies gets the kept page, with no query, until the row changes.
@@ -154,16 +162,16 @@ def tracker(owner: str, tracker: str) -> Any:
 
 @bp.post("/~<owner>/<tracker>/submit")
 def submit(owner: str, tracker: str) -> Any:
-    access = tracker_access(owner, tracker)
+    access = tracker_for(owner, tracker)
     access.require(SUBMIT, "submit tickets")
     form = TicketForm()
     if form.validate_on_submit():
         try:
-            ticket = ops.submit_ticket(access, viewer(), form.title.data, form.description.data)
+            ticket = tickets.submit_ticket(access, viewer(), form.title.data, form.description.data)
             db_session.commit()
-        except ops.Problem as problem:
+        except Problem as problem:
             db_session.rollback()
-            show_problem(form, problem)
+            form.show(problem)
         else:
             flash(f"Ticket #{ticket.number} submitted.", "success")
             return redirect(
@@ -176,7 +184,7 @@ def submit(owner: str, tracker: str) -> Any:
 def labels_css(owner: str, tracker: str) -> Any:
     """Label colours as a stylesheet: the site's Content-Security-Policy
     allows no inline styles. Colours are validated ``#rrggbb`` values."""
-    access = tracker_access(owner, tracker)
+    access = tracker_for(owner, tracker)
     labels = db_session.scalars(
         sa.select(Label).where(Label.tracker_id == access.tracker.id).order_by(Label.id)
     ).all()
@@ -189,61 +197,11 @@ def labels_css(owner: str, tracker: str) -> Any:
     return response
 
 
-def render_labels(access: Any, form: LabelForm | None = None, status: int = 200) -> Any:
-    labels = db_session.scalars(
-        sa.select(Label).where(Label.tracker_id == access.tracker.id).order_by(Label.name)
-    ).all()
-    return render_template(
-        "todo/labels.html",
-        access=access,
-        tracker=access.tracker,
-        labels=labels,
-        form=form or LabelForm(formdata=None),
-        can_triage=access.can(TRIAGE),
-    ), status
-
-
-@bp.get("/~<owner>/<tracker>/labels")
-def labels(owner: str, tracker: str) -> Any:
-    return render_labels(tracker_access(owner, tracker))
-
-
-@bp.post("/~<owner>/<tracker>/labels")
-def create_label(owner: str, tracker: str) -> Any:
-    access = tracker_access(owner, tracker)
-    access.require(TRIAGE, "manage labels")
-    form = LabelForm()
-    if form.validate_on_submit():
-        try:
-            label = ops.create_label(access, form.name.data, form.color.data)
-            db_session.commit()
-        except ops.Problem as problem:
-            db_session.rollback()
-            show_problem(form, problem)
-        else:
-            flash(f"Label {label.name} created.", "success")
-            return redirect(url_for("trackers.labels", owner=owner, tracker=tracker))
-    return render_labels(access, form, 400)
-
-
-@bp.post("/~<owner>/<tracker>/labels/<int:label_id>/delete")
-def delete_label(owner: str, tracker: str, label_id: int) -> Any:
-    access = tracker_access(owner, tracker)
-    access.require(TRIAGE, "manage labels")
-    label = db_session.get(Label, label_id)
-    if label is None or label.tracker_id != access.tracker.id:
-        abort(404)
-    ops.delete_label(access, label)
-    db_session.commit()
-    flash(f"Label {label.name} deleted.", "success")
-    return redirect(url_for("trackers.labels", owner=owner, tracker=tracker))
-
-
 @bp.post("/~<owner>/<tracker>/subscribe")
 @login_required
 def subscribe(owner: str, tracker: str) -> Any:
-    access = tracker_access(owner, tracker)
-    ops.subscribe(viewer(), tracker=access.tracker)
+    access = tracker_for(owner, tracker)
+    subscriptions.subscribe(viewer(), tracker=access.tracker)
     db_session.commit()
     flash(f"You will hear of every ticket on {access.tracker.ref} by mail.", "success")
     return redirect(url_for("trackers.tracker", owner=owner, tracker=tracker))
@@ -252,8 +210,8 @@ def subscribe(owner: str, tracker: str) -> Any:
 @bp.post("/~<owner>/<tracker>/unsubscribe")
 @login_required
 def unsubscribe(owner: str, tracker: str) -> Any:
-    access = tracker_access(owner, tracker)
-    ops.unsubscribe(viewer(), tracker=access.tracker)
+    access = tracker_for(owner, tracker)
+    subscriptions.unsubscribe(viewer(), tracker=access.tracker)
     db_session.commit()
     flash(f"You unsubscribed from {access.tracker.ref}.", "success")
     return redirect(url_for("trackers.tracker", owner=owner, tracker=tracker))

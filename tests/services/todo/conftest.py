@@ -119,19 +119,21 @@ class TodoSite:
     def tracker(self, owner: Any, name: str = "bugs", **settings: Any) -> Any:
         """A tracker made the way the pages and API make one."""
         from srht_core import db_session
-        from srht_plugins.todo import tickets as ops
+        from srht_plugins.todo import trackers
         from srht_plugins.todo.access import find_tracker
 
         with self.context():
             owner_row = db_session.merge(owner)
-            tracker = ops.create_tracker(
+            tracker = trackers.create_tracker(
                 owner_row,
                 name,
                 settings.pop("description", ""),
                 settings.pop("visibility", "public"),
             )
             if settings:
-                ops.update_tracker(find_tracker(owner_row.username, name, owner_row), **settings)
+                trackers.update_tracker(
+                    find_tracker(owner_row.username, name, owner_row), **settings
+                )
             db_session.commit()
             return tracker
 
@@ -149,13 +151,13 @@ class TodoSite:
         self, owner: Any, tracker_name: str, title: str, description: str = "", actor: Any = None
     ) -> Any:
         from srht_core import db_session
-        from srht_plugins.todo import tickets as ops
+        from srht_plugins.todo import tickets
         from srht_plugins.todo.access import find_tracker
 
         with self.context():
             actor_row = db_session.merge(actor or owner)
             access = find_tracker(owner.username, tracker_name, actor_row)
-            ticket = ops.submit_ticket(access, actor_row, title, description)
+            ticket = tickets.submit_ticket(access, actor_row, title, description)
             db_session.commit()
             return ticket
 

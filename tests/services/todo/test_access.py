@@ -119,7 +119,7 @@ def test_listing_shows_unlisted_trackers_only_to_their_owner(world: World) -> No
             or (world.visibility == "private" and who == "allowed")
         )
         page = html.unescape(world.browser(who).get("/~alice").get_data(as_text=True))
-        assert ("~alice/t<" in page) == listed, (world.visibility, who)
+        assert ('href="/~alice/t"' in page) == listed, (world.visibility, who)
         names = [t["name"] for t in world.api(who).get("/users/alice/trackers").json["results"]]
         assert ("t" in names) == listed, (world.visibility, who)
         index = html.unescape(world.browser(who).get("/").get_data(as_text=True))

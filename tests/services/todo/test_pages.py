@@ -228,9 +228,11 @@ def test_editing_assigning_and_tracker_settings_through_the_pages(site: Any) -> 
     assert granted.status_code == 302
     assert bob_browser.get("/~alice/bugs").status_code == 200
     assert "browse, comment" in text(alice_browser.get("/~alice/bugs/settings/access"))
-    refused = alice_browser.submit("/~alice/bugs/settings/delete", {"confirm": "nope"})
+    refused = alice_browser.submit("/~alice/bugs/settings/delete", {"typed": "nope"})
     assert refused.status_code == 400
-    deleted = alice_browser.submit("/~alice/bugs/settings/delete", {"confirm": "bugs"})
+    assert "Type bugs exactly to confirm; nothing was changed." in text(refused)
+    assert alice_browser.get("/~alice/bugs").status_code == 200
+    deleted = alice_browser.submit("/~alice/bugs/settings/delete", {"typed": "bugs"})
     assert deleted.status_code == 302
     assert alice_browser.get("/~alice/bugs").status_code == 404
 

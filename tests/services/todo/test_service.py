@@ -158,6 +158,34 @@ def test_the_embedded_default_sqlite_works_too(
     assert "Fourth" in visitor.get("/~alice/bugs").get_data(as_text=True)
 
 
+def test_a_deleted_trackers_id_and_kept_list_never_reach_a_new_tracker(
+    register_plugin: Callable[..., Any],
+    make_config: Callable[..., Any],
+    make_app: Callable[..., Any],
+) -> None:
+    """On SQLite (the embedded default) a deleted row's id used to come back
+    for the next row, and the ticket list kept for a deleted private tracker
+    was then shown under the new one to anyone (issue 15, items 1 and 2)."""
+    from .conftest import TodoSite
+
+    register_plugin(todo_plugin, "todo", distribution="srht", version="0.1.0.dev0")
+    app = make_app("todo", make_config({"todo": {}}))
+    state_of(app).revoked = lambda kind, token_id: False
+    site = TodoSite(app)
+    alice = site.user("alice")
+    api = site.api(alice)
+    secret = api.post("/trackers", {"name": "secret", "visibility": "private"}).json
+    assert api.post("/trackers/alice/secret/tickets", {"title": "Private title"}).status_code == 201
+    owner = site.browser(alice)
+    assert "Private title" in owner.get("/~alice/secret").get_data(as_text=True)  # kept now
+    assert api.delete("/trackers/alice/secret").status_code == 204
+    fresh = api.post("/trackers", {"name": "open"}).json
+    assert fresh["id"] != secret["id"]
+    page = site.browser(None).get("/~alice/open").get_data(as_text=True)
+    assert "Private title" not in page
+    assert "0 tickets" in page
+
+
 def test_the_migration_matches_the_models(site: Any) -> None:
     """The revision in migrations/ creates exactly what the models declare."""
     import warnings
