@@ -195,9 +195,11 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 
 @main.command()
+@click.option("--hooks", "show_hooks", is_flag=True, help="Add the hooks each service implements.")
 @pass_context
-def services(ctx: Context) -> None:
-    """List installed services: version, status and why."""
+def services(ctx: Context, show_hooks: bool) -> None:
+    """List installed services: version, status and why (and, with
+    --hooks, which hooks each implements, comma-separated)."""
     config: Config | None = None
     path = find_config(ctx.config_path)
     if path is not None:
@@ -209,15 +211,18 @@ def services(ctx: Context) -> None:
     if not records:
         click.echo("No services installed.")
         return
-    rows = [(r.name, r.label, r.status, r.reason) for r in records]
-    widths = [
-        max(len(row[i]) for row in rows + [("SERVICE", "PACKAGE", "STATUS", "")]) for i in range(3)
+    header = ["SERVICE", "PACKAGE", "STATUS"] + (["HOOKS"] if show_hooks else []) + ["WHY"]
+    rows = [
+        [r.name, r.label, r.status]
+        + ([",".join(r.hooks) or "-"] if show_hooks else [])
+        + [r.reason]
+        for r in records
     ]
-    header = ("SERVICE", "PACKAGE", "STATUS", "WHY")
+    # Every column but the last (WHY, free text) is padded to its widest cell.
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
-        click.echo(
-            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3]
-        )
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[-1]]))
     if any(r.status in ("failed", "incompatible") for r in records):
         sys.exit(EXIT_FAILURE)
 

@@ -70,7 +70,8 @@ def plugin_api_markdown() -> str:
         "",
         "Import only from `srht_core` (its `__init__` is the public surface). "
         "`srht services` lists what is installed and why a service is disabled "
-        "or failed; `SRHT_PLUGINS_STRICT=1` turns a plugin failure into an error.",
+        "or failed (`--hooks`: and which hooks each implements); "
+        "`SRHT_PLUGINS_STRICT=1` turns a plugin failure into an error.",
         "",
         "## Hooks",
         "",
