@@ -529,6 +529,44 @@ def dev_docs(check: bool, root: str) -> None:
         click.echo("generated files are current")
 
 
+@dev.command("new-service")
+@click.argument("name")
+@click.option(
+    "--path",
+    "parent",
+    type=click.Path(exists=True, file_okay=False, writable=True, path_type=Path),
+    default=".",
+    show_default=True,
+    help="The folder to write srht-NAME into.",
+)
+@pass_context
+def dev_new_service(ctx: Context, name: str, parent: Path) -> None:
+    """Write a new service, srht-NAME, into a folder of its own.
+
+    It installs with pip, passes its own tests and shows in `srht services`
+    as it is: notes with pages, an API, a webhook, a migration and tests,
+    built on the core's kit. NAME: lower-case letters, digits and dashes.
+    Nothing is overwritten.
+    """
+    from .newservice import NewServiceError, write_service
+
+    records = ctx.plugins.records.values()
+    try:
+        target = write_service(
+            name,
+            parent,
+            taken=[r.name for r in records],
+            ports=[r.info.default_port for r in records if r.info is not None],
+        )
+    except NewServiceError as error:
+        fail(str(error), EXIT_CONFIG)
+    files = sum(1 for path in target.rglob("*") if path.is_file())
+    click.echo(f"Wrote {target} ({files} files), the service {name}. Next:")
+    click.echo(f"  cd {target}")
+    click.echo("  pip install -e '.[test]' && pytest")
+    click.echo(f"  srht config init --dev config.ini --services meta,{name} && srht up")
+
+
 @dev.command("revision")
 @click.argument("service")
 @click.option("-m", "--message", required=True, help="What the revision changes.")

@@ -288,3 +288,23 @@ def hello_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
         shutil.copytree(source, venv.sources / source.name, ignore=ignore)
     _pip_install(venv, venv.sources / "hello-service", venv.sources / "broken-plugin")
     return venv
+
+
+#: The service the tests have ``srht dev new-service`` write: with a dash, so
+#: that its name (``field-notes``), package (``srht_field_notes``) and title
+#: (``Field notes``) all differ.
+NEW_SERVICE = "field-notes"
+
+
+@pytest.fixture(scope="session")
+def new_service_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """A virtualenv where ``srht dev new-service field-notes`` wrote
+    ``sources/srht-field-notes``, then installed by pip (offline), as its
+    author would: nothing in it is edited."""
+    base = tmp_path_factory.mktemp("new-service")
+    venv = _offline_venv(base)
+    venv.sources.mkdir()
+    written = venv.run("dev", "new-service", NEW_SERVICE, "--path", str(venv.sources), cwd=base)
+    assert written.returncode == 0, written.stdout + written.stderr
+    _pip_install(venv, venv.sources / f"srht-{NEW_SERVICE}")
+    return venv
