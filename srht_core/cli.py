@@ -195,9 +195,11 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 
 @main.command()
+@click.option("--hooks", "show_hooks", is_flag=True, help="Add the hooks each service implements.")
 @pass_context
-def services(ctx: Context) -> None:
-    """List installed services: version, status and why."""
+def services(ctx: Context, show_hooks: bool) -> None:
+    """List installed services: version, status and why (and, with
+    --hooks, which hooks each implements, comma-separated)."""
     config: Config | None = None
     path = find_config(ctx.config_path)
     if path is not None:
@@ -209,15 +211,18 @@ def services(ctx: Context) -> None:
     if not records:
         click.echo("No services installed.")
         return
-    rows = [(r.name, r.label, r.status, r.reason) for r in records]
-    widths = [
-        max(len(row[i]) for row in rows + [("SERVICE", "PACKAGE", "STATUS", "")]) for i in range(3)
+    header = ["SERVICE", "PACKAGE", "STATUS"] + (["HOOKS"] if show_hooks else []) + ["WHY"]
+    rows = [
+        [r.name, r.label, r.status]
+        + ([",".join(r.hooks) or "-"] if show_hooks else [])
+        + [r.reason]
+        for r in records
     ]
-    header = ("SERVICE", "PACKAGE", "STATUS", "WHY")
+    # Every column but the last (WHY, free text) is padded to its widest cell.
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
-        click.echo(
-            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3]
-        )
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[-1]]))
     if any(r.status in ("failed", "incompatible") for r in records):
         sys.exit(EXIT_FAILURE)
 
@@ -522,6 +527,44 @@ def dev_docs(check: bool, root: str) -> None:
         fail(f"stale: {', '.join(stale)}; run `srht dev docs`")
     if not stale:
         click.echo("generated files are current")
+
+
+@dev.command("new-service")
+@click.argument("name")
+@click.option(
+    "--path",
+    "parent",
+    type=click.Path(exists=True, file_okay=False, writable=True, path_type=Path),
+    default=".",
+    show_default=True,
+    help="The folder to write srht-NAME into.",
+)
+@pass_context
+def dev_new_service(ctx: Context, name: str, parent: Path) -> None:
+    """Write a new service, srht-NAME, into a folder of its own.
+
+    It installs with pip, passes its own tests and shows in `srht services`
+    as it is: notes with pages, an API, a webhook, a migration and tests,
+    built on the core's kit. NAME: lower-case letters, digits and dashes.
+    Nothing is overwritten.
+    """
+    from .newservice import NewServiceError, write_service
+
+    records = ctx.plugins.records.values()
+    try:
+        target = write_service(
+            name,
+            parent,
+            taken=[r.name for r in records],
+            ports=[r.info.default_port for r in records if r.info is not None],
+        )
+    except NewServiceError as error:
+        fail(str(error), EXIT_CONFIG)
+    files = sum(1 for path in target.rglob("*") if path.is_file())
+    click.echo(f"Wrote {target} ({files} files), the service {name}. Next:")
+    click.echo(f"  cd {target}")
+    click.echo("  pip install -e '.[test]' && pytest")
+    click.echo(f"  srht config init --dev config.ini --services meta,{name} && srht up")
 
 
 @dev.command("revision")

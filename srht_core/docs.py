@@ -70,8 +70,10 @@ def plugin_api_markdown() -> str:
         "",
         "Import only from `srht_core` (its `__init__` is the public surface). "
         "`srht services` lists what is installed and why a service is disabled "
-        "or failed; `SRHT_PLUGINS_STRICT=1` turns a plugin failure into an error.",
+        "or failed (`--hooks`: and which hooks each implements); "
+        "`SRHT_PLUGINS_STRICT=1` turns a plugin failure into an error.",
         "",
+        *starting_markdown(),
         "## Hooks",
         "",
     ]
@@ -89,6 +91,45 @@ def plugin_api_markdown() -> str:
         out += [f"### `{name}({fields})`", "", _rst_to_md(_docstring(cls)), ""]
     out += helpers_markdown()
     return "\n".join(out).rstrip() + "\n"
+
+
+def starting_markdown() -> list[str]:
+    """The section of the reference on starting a service and its shape."""
+    return [
+        "## Starting a service",
+        "",
+        "`srht dev new-service NAME [--path DIR]` writes `srht-NAME` into DIR (default: "
+        "here): a complete service to start from, notes with pages, a REST API, a webhook, "
+        "a migration and tests. It installs with pip, passes its own tests and shows in "
+        "`srht services` as it is. NAME is lower-case letters, digits and dashes, not an "
+        "installed service's; nothing is ever overwritten (exit 2 otherwise). Every service, "
+        "built-in or not, has this shape (it writes all but `jobs.py`):",
+        "",
+        "```",
+        "srht-NAME/",
+        "  pyproject.toml        the srht.services entry point, srht as a dependency, a test extra",
+        "  srht_NAME/",
+        "    __init__.py         hook implementations only: the service's table of contents",
+        "    config.py           the keys of its [NAME] section",
+        "    models.py           its tables, on srht_core.Model",
+        "    access.py           who may do what, for pages and API alike",
+        "    events.py           the webhook events it emits",
+        "    api.py              its REST API, declared with srht_core.Api",
+        "    web/                its pages: blueprints, templates on srht/base.html and macros",
+        "    jobs.py             its background jobs, if it has any",
+        "    migrations/         Alembic revisions (`srht dev revision NAME -m ...` writes one)",
+        "    templates/NAME/     its templates",
+        "    static/NAME.css     its own styles (the layout links the file itself)",
+        "  tests/                tests on the fixtures srht ships",
+        "```",
+        "",
+        "Those fixtures come with srht as a pytest plugin (`srht_core.testing`): "
+        "`srht_postgres` and `srht_database_url` (a throwaway PostgreSQL, or "
+        "`$SRHT_TEST_DATABASE_URL`), `make_config`, `plugin_host`, `register_plugin`, "
+        "`make_app`, and the helpers `serve_service` (real gunicorn), `FormBrowser` (submits "
+        "the forms a page shows, CSRF token included) and `sign_in` (meta's login cookie).",
+        "",
+    ]
 
 
 #: What a service's code calls, by topic: every other name of ``srht_core``'s

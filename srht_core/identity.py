@@ -40,6 +40,7 @@ __all__ = [
     "current_user",
     "internal_only_credential",
     "is_safe_return_to",
+    "login_cookie",
     "login_required",
     "login_session",
     "login_url",
@@ -69,15 +70,19 @@ def _cookie_domain(state: SrhtState) -> str | None:
     return None if domain == "localhost" else domain
 
 
+def login_cookie(user_id: int, session_id: int, state: SrhtState | None = None) -> str:
+    """The value of the login cookie of ``user_id``'s login ``session_id``."""
+    return seal({"u": user_id, "s": session_id, "t": int(time.time())}, state)
+
+
 def set_login_cookie(response: Response, user_id: int, session_id: int) -> None:
     """Sign ``user_id`` in on every service (meta calls this). ``session_id``
     is meta's record of this login: when meta revokes it (logout, a password
     change), every service refuses the cookie within its revocation poll."""
     state = current_service()
-    value = seal({"u": user_id, "s": session_id, "t": int(time.time())}, state)
     response.set_cookie(
         LOGIN_COOKIE,
-        value,
+        login_cookie(user_id, session_id, state),
         max_age=LOGIN_LIFETIME,
         domain=_cookie_domain(state),
         secure=state.origin.startswith("https"),

@@ -8,11 +8,12 @@ The suite tests the core with a small real service, ``chores``
 - ``chores_plugin`` registers it on this test's ``plugin_host``;
 - ``chores_app`` builds its app on a fresh PostgreSQL database, migrated;
 - ``support_venv`` (session) is a venv that sees this machine's packages
-  and has the chores distribution *installed*, so subprocesses (``srht
-  serve``, ``srht worker``, ``srht migrate``) find it through its
-  ``srht.services`` entry point, exactly as they would a third-party
-  service. Any test may reuse it: run ``support_venv.srht(...)`` or pass
-  ``support_venv.python`` to :func:`srht_core.testing.serve_service`.
+  (the srht under test first; see ``support/venvs.py``) and has the chores
+  distribution *installed*, so subprocesses (``srht serve``, ``srht
+  worker``, ``srht migrate``) find it through its ``srht.services`` entry
+  point, exactly as they would a third-party service. Any test may reuse
+  it: run ``support_venv.srht(...)`` or pass ``support_venv.python`` to
+  :func:`srht_core.testing.serve_service`.
 
 And real peers: ``redis_server`` (a ``redis-server`` process) and
 ``smtp_sink`` (an SMTP server in a thread). Everything listens on loopback
@@ -45,6 +46,7 @@ sys.path.insert(0, str(CHORES_DIST))
 from support.ci import in_ci, require  # noqa: E402, F401 - re-exported to tests
 from support.redis_server import RedisServer  # noqa: E402 - after the path is set
 from support.smtp_sink import SmtpSink  # noqa: E402
+from support.venvs import make_venv  # noqa: E402
 
 # -- the chores service ----------------------------------------------------------
 
@@ -144,12 +146,7 @@ def support_venv(tmp_path_factory: pytest.TempPathFactory) -> SupportVenv:
     in the source tree)."""
     root = tmp_path_factory.mktemp("support-venv")
     venv = root / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-        check=True,
-        capture_output=True,
-    )
-    python = str(venv / "bin" / "python")
+    python = make_venv(venv, with_pip=False)
     source = root / "chores"
     shutil.copytree(
         CHORES_DIST, source, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info")

@@ -19,6 +19,7 @@ from types import ModuleType
 
 import pytest
 from click.testing import CliRunner, Result
+from support.venvs import make_venv
 
 from srht_core.cli import main
 from srht_core.config import dump_ini
@@ -187,7 +188,7 @@ def srht(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callable[.
 @dataclass(frozen=True)
 class Venv:
     """A virtualenv that sees the machine's srht (``--system-site-packages``)
-    and has the example and the broken services installed by pip."""
+    and has services installed by pip (from their folders in ``sources``)."""
 
     path: Path
     sources: Path
@@ -223,19 +224,11 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-@pytest.fixture(scope="session")
-def hello_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    """examples/hello-service and tests/fixtures/broken-plugin installed by
-    ``pip install --no-deps --no-build-isolation --no-index`` (offline) into
-    a fresh virtualenv, from copies so that builds leave the tree clean."""
-    base = tmp_path_factory.mktemp("hello-venv")
+def _offline_venv(base: Path) -> Venv:
+    """A fresh virtualenv (see ``support/venvs.py``) that can build and
+    install a distribution offline; skips (fails under CI) when it cannot."""
     venv = Venv(base / "venv", base / "src")
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", str(venv.path)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    make_venv(venv.path)
     probe = subprocess.run(
         [
             venv.python,
@@ -249,18 +242,17 @@ def hello_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     )
     if probe.returncode != 0:
         message = (
-            "building the example offline needs setuptools and wheel importable in a "
+            "building a service offline needs setuptools and wheel importable in a "
             "venv of this Python (pip install setuptools wheel): " + probe.stderr
         )
         if _in_ci():
             pytest.fail(message)
         pytest.skip(message)
-    ignore = shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache")
-    for source in (
-        ROOT / "examples" / "hello-service",
-        ROOT / "tests" / "fixtures" / "broken-plugin",
-    ):
-        shutil.copytree(source, venv.sources / source.name, ignore=ignore)
+    return venv
+
+
+def _pip_install(venv: Venv, *folders: Path) -> None:
+    """``pip install --no-deps --no-build-isolation --no-index`` (offline)."""
     installed = subprocess.run(
         [
             venv.python,
@@ -272,8 +264,7 @@ def hello_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
             "--no-index",
             "--disable-pip-version-check",
             "--quiet",
-            str(venv.sources / "hello-service"),
-            str(venv.sources / "broken-plugin"),
+            *map(str, folders),
         ],
         capture_output=True,
         text=True,
@@ -281,4 +272,39 @@ def hello_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
         timeout=600,
     )
     assert installed.returncode == 0, installed.stdout + installed.stderr
+
+
+@pytest.fixture(scope="session")
+def hello_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """examples/hello-service and tests/fixtures/broken-plugin installed by
+    pip (offline) into a fresh virtualenv, from copies so that builds leave
+    the tree clean."""
+    venv = _offline_venv(tmp_path_factory.mktemp("hello-venv"))
+    ignore = shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache")
+    for source in (
+        ROOT / "examples" / "hello-service",
+        ROOT / "tests" / "fixtures" / "broken-plugin",
+    ):
+        shutil.copytree(source, venv.sources / source.name, ignore=ignore)
+    _pip_install(venv, venv.sources / "hello-service", venv.sources / "broken-plugin")
+    return venv
+
+
+#: The service the tests have ``srht dev new-service`` write: with a dash, so
+#: that its name (``field-notes``), package (``srht_field_notes``) and title
+#: (``Field notes``) all differ.
+NEW_SERVICE = "field-notes"
+
+
+@pytest.fixture(scope="session")
+def new_service_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """A virtualenv where ``srht dev new-service field-notes`` wrote
+    ``sources/srht-field-notes``, then installed by pip (offline), as its
+    author would: nothing in it is edited."""
+    base = tmp_path_factory.mktemp("new-service")
+    venv = _offline_venv(base)
+    venv.sources.mkdir()
+    written = venv.run("dev", "new-service", NEW_SERVICE, "--path", str(venv.sources), cwd=base)
+    assert written.returncode == 0, written.stdout + written.stderr
+    _pip_install(venv, venv.sources / f"srht-{NEW_SERVICE}")
     return venv

@@ -149,6 +149,32 @@ def test_services_lists_installed_services_and_exits_1_for_a_broken_one(
     )
 
 
+def test_services_hooks_lists_the_hooks_each_service_implements(
+    install_service, demo_service, srht
+):
+    install_service(
+        "kaput", "import srht_missing_dependency\n", distribution="srht-kaput", version="0.1"
+    )
+    result = srht("services", "--hooks")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["SERVICE", "PACKAGE", "STATUS", "HOOKS", "WHY"]
+    assert re.search(
+        r"^demo\s+srht-demo 1\.2\s+disabled\s+config_schema,nav_entries,service_info\s+"
+        r"no \[demo\] section in the config$",
+        result.stdout,
+        re.M,
+    )
+    assert re.search(
+        r"^kaput\s+srht-kaput 0\.1\s+failed\s+-\s+import failed: ", result.stdout, re.M
+    )
+    todo = next(line for line in lines if line.startswith("todo "))
+    assert " blueprints,config_schema,database_schema,host_needs,jobs,nav_entries," in todo
+    # The columns line up: each cell starts where its heading does.
+    at = lines[0].index("HOOKS")
+    assert all(line[at - 2 : at] == "  " and line[at] != " " for line in lines[1:])
+
+
 def test_a_service_adds_its_own_commands(install_service, srht):
     install_service(
         "tasks",

@@ -157,6 +157,10 @@ def test_the_page_is_served_in_the_shared_layout(hello_site):
     assert stylesheet
     css = requests.get(url + stylesheet.group(1), timeout=30)
     assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css")
+    # The service's own stylesheet, linked by the layout (hello has no base template).
+    own = re.search(r'<link rel="stylesheet" href="(/static/hello/hello\.css\?v=\w+)">', page.text)
+    assert own, page.text
+    assert ".greeting {" in requests.get(url + own.group(1), timeout=30).text
     assert '<footer class="site">' in page.text and "powered by srht" in page.text
     assert "<title>Hello · srht test</title>" in page.text
 

@@ -8,10 +8,11 @@ import hashlib
 import os
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
-from sourcetree import clean_copy
+from sourcetree import ROOT, clean_copy
 from support.ci import require
 
 pytestmark = [pytest.mark.packaging]
@@ -67,3 +68,8 @@ def test_wheel_is_reproducible_and_built_offline(tmp_path: Path) -> None:
     digests = {hashlib.sha256(path.read_bytes()).hexdigest() for path in (first, second)}
     assert len(digests) == 1, f"the two wheels differ: {digests}"
     print(f"wheel {first.name} sha256 {digests.pop()}")
+    # What `srht dev new-service` writes from is package data: it must ship.
+    skeleton = ROOT / "srht_core" / "skeleton"
+    wanted = {str(p.relative_to(ROOT)) for p in skeleton.rglob("*.tmpl")}
+    with zipfile.ZipFile(first) as wheel:
+        assert wanted and wanted <= set(wheel.namelist())

@@ -13,7 +13,9 @@ web = Blueprint("hello", __name__)
 
 
 class GreetForm(Form):
-    name = StringField("Your name", validators=[DataRequired(), Length(max=64)])
+    name = StringField(
+        "Your name", [DataRequired(), Length(max=64)], render_kw={"autocomplete": "name"}
+    )
 
 
 @web.route("/", methods=["GET", "POST"])
