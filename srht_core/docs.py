@@ -6,7 +6,9 @@ schemas). ``srht dev docs`` writes them; a test fails when they are stale.
 from __future__ import annotations
 
 import inspect
+import re
 import textwrap
+from pathlib import Path
 
 from . import hookspecs, service
 from .config import Section
@@ -25,7 +27,6 @@ def _docstring(obj: object) -> str:
 
 def _rst_to_md(text: str) -> str:
     """The little reST our docstrings use, as Markdown."""
-    import re
 
     text = re.sub(r":(?:class|func|data|meth|mod):`~?([^`]+)`", r"`\1`", text)
     text = re.sub(r"^:param (\w+):", r"- `\1`:", text, flags=re.M)
@@ -90,7 +91,40 @@ def plugin_api_markdown() -> str:
         fields = ", ".join(inspect.signature(cls).parameters)
         out += [f"### `{name}({fields})`", "", _rst_to_md(_docstring(cls)), ""]
     out += helpers_markdown()
+    out += templates_markdown()
     return "\n".join(out).rstrip() + "\n"
+
+
+TEMPLATES = Path(__file__).parent / "templates" / "srht"
+_MACRO = re.compile(
+    r"\{#(?P<doc>(?:(?!#\}).)*)#\}\s*\{%-? macro (?P<sig>[a-z]\w*\(.*?\)) -?%\}", re.S
+)
+
+
+def templates_markdown() -> list[str]:
+    """The section of the reference on the core's templates: the layouts a
+    page extends and each public macro of ``srht/macros.html`` with the
+    comment above it."""
+    out = [
+        "## Templates",
+        "",
+        "Every page extends `srht/base.html` (the layout: navigation, flashed "
+        "messages, the service's own `static/<service>.css`, blocks `title`, "
+        "`head` and `content`). Settings pages extend `srht/settings.html` "
+        "(set `settings_menu` to `[(key, label, url), ...]` and `section` to "
+        "this page's key; fill `settings_header` and `settings`). Deletions "
+        "and revocations use `srht_core.confirm`, which renders "
+        "`srht/confirm.html`; errors render `srht/error.html`. A site may "
+        "override any of them from `[srht] templates-dir`.",
+        "",
+        'The macros, imported with `{% import "srht/macros.html" as m %}`:',
+        "",
+    ]
+    text = (TEMPLATES / "macros.html").read_text(encoding="utf-8")
+    for match in _MACRO.finditer(text):
+        doc = " ".join(match["doc"].split())
+        out += [f"### `m.{match['sig']}`", "", doc, ""]
+    return out
 
 
 def starting_markdown() -> list[str]:
