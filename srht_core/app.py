@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import sqlalchemy as sa
 from flask import Flask, g, request
@@ -89,6 +89,7 @@ def create_app(
         MAX_CONTENT_LENGTH=64 * 1024 * 1024,
         DEBUG=bool(section["debug"]),
         PREFERRED_URL_SCHEME="https" if https else "http",
+        TRUSTED_HOSTS=_trusted_hosts(section),
     )
     app.jinja_loader = ChoiceLoader(
         [
@@ -159,6 +160,21 @@ def create_app(
             raise PluginError(f"service {service} registers blueprint {bp.name!r} twice")
         app.register_blueprint(bp)
     return app
+
+
+def _trusted_hosts(section: Any) -> list[str]:
+    """The ``Host`` names the service answers to: its origin's, and this
+    machine's loopback names (health checks, tests, ``srht up``). Any other
+    is a 400 before a view runs, so no redirect or link is ever built from a
+    forged ``Host``."""
+    names = {"localhost", "127.0.0.1"}
+    origin = urlsplit(str(section["origin"])).hostname
+    if origin:
+        names.add(origin)
+    bind = str(section.get("bind") or "")
+    if bind and not bind.startswith("unix:"):
+        names.add(bind.rpartition(":")[0].strip("[]") or bind)
+    return sorted(names)
 
 
 def _ask_meta_for_revocations(since: float) -> Any:

@@ -128,6 +128,43 @@ class Url(KeyType):
         return value.rstrip("/") if parts.scheme in ("http", "https") else value
 
 
+class DatabaseUrl(KeyType):
+    """A database the services can use: PostgreSQL (``postgresql://``,
+    through psycopg2) or SQLite (``sqlite:///path``), as an SQLAlchemy URL.
+    Its problems never quote the value, which may hold a password."""
+
+    label = "database URL"
+    #: SQLAlchemy driver names srht ships a driver for.
+    DRIVERS = ("postgresql", "postgresql+psycopg2", "sqlite", "sqlite+pysqlite")
+
+    def parse(self, raw: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        value = raw.strip()
+        scheme = value.partition("://")[0].lower()
+        if scheme == "postgres":
+            raise ValueError("write postgresql:// (not postgres://)")
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL like postgresql://USER@HOST/NAME or sqlite:///PATH"
+            ) from None
+        if url.drivername not in self.DRIVERS:
+            raise ValueError(
+                f"{url.drivername}:// is not a database srht can use (postgresql:// or sqlite:///)"
+            )
+        if url.get_backend_name() == "sqlite" and not url.database:
+            raise ValueError(
+                "sqlite:/// needs the path of a file (an in-memory database "
+                "would be gone at the next request)"
+            )
+        if url.get_backend_name() == "postgresql" and not url.database:
+            raise ValueError("name the database: postgresql://USER@HOST/DATABASE")
+        return value
+
+
 class Email(KeyType):
     """An email address (syntax only; the mail server is the real judge)."""
 

@@ -12,9 +12,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, render_template, request
+from flask import Flask, Response, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError, SecurityError
 
 from .text import InvalidText
 
@@ -141,6 +141,16 @@ def init_app(app: Flask) -> None:
         if wants_json():
             return ApiError(400, error.reason, field=error.field).body(), 400
         return http_error(BadRequest(f"Nothing was saved: {error.field} {error.reason}."))
+
+    @app.errorhandler(SecurityError)
+    def untrusted_host(error: SecurityError) -> Any:
+        # No page and no URL can be built for a host the app does not answer
+        # to (url_for has nothing to build from), so the answer is plain.
+        return Response(
+            "400 Bad Request: this service does not answer to that host name.\n",
+            400,
+            mimetype="text/plain",
+        )
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> Any:

@@ -342,7 +342,35 @@ class PluginHost:
                             f"{record.reason}",
                         )
                     )
-        return problems + config.bind(schemas)
+        problems += config.bind(schemas)
+        return problems + self._references(config)
+
+    def _references(self, config: Config) -> list[ConfigProblem]:
+        """Problems between sections: a service that signs users in (it
+        mirrors meta's users) on a site without ``[meta]``, the identity
+        provider every such service reads its users from."""
+        if config.has_section("meta") or "meta" not in self.records:
+            return []
+        out = []
+        for record in self.enabled(config):
+            if record.name == "meta":
+                continue
+            try:
+                schema = self.call_one("database_schema", record.name)
+            except PluginError:
+                continue  # reported where it is loaded
+            if schema is not None and schema.user_model is not None:
+                out.append(
+                    ConfigProblem(
+                        config.path,
+                        config.raw[record.name].line if record.name in config.raw else None,
+                        record.name,
+                        None,
+                        f"{record.name} signs users in through meta, but there is no [meta] "
+                        "section: add it (meta is the site's accounts and sign-on)",
+                    )
+                )
+        return out
 
     # -- calling hooks ----------------------------------------------------
 

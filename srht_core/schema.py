@@ -16,6 +16,7 @@ from .config import (
     Choice,
     Config,
     ConfigProblem,
+    DatabaseUrl,
     Email,
     FernetKey,
     Integer,
@@ -442,7 +443,7 @@ def service_base_keys(
         ),
         Key(
             "connection-string",
-            Text(),
+            DatabaseUrl(),
             default=None,
             secret=True,
             example=f"postgresql://{service}@localhost/{service}.sr.ht",

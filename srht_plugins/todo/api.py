@@ -52,6 +52,7 @@ from .models import (
     Webhook,
     access_mask,
 )
+from .search import MAX_LENGTH as MAX_SEARCH
 from .search import SearchError, filtered, parse
 
 api = Api(
@@ -91,7 +92,7 @@ api.parameter(
     "search",
     "A search such as `status:open label:bug crash`: filters status:, label:, assigned:, "
     "submitter:, resolution:, and words to find in titles and descriptions.",
-    {"type": "string", "maxLength": 1000},
+    {"type": "string", "maxLength": MAX_SEARCH},
 )
 
 

@@ -39,6 +39,11 @@ DEFAULT_SEARCH = "status:open"
 _TOKEN = re.compile(r'(?:(\w+):)?("[^"]*"?|\S+)')
 _WORD = re.compile(r"\w+")
 KEYS = ("status", "label", "assigned", "submitter", "resolution")
+#: What one search may hold: every word and label is a condition of the
+#: query, and SQLite refuses a query past about a thousand of them.
+MAX_LENGTH = 1000
+MAX_WORDS = 20
+MAX_LABELS = 10
 
 
 class SearchError(ValueError):
@@ -65,6 +70,8 @@ def parse(text: str) -> Search:
     :raises SearchError: for a filter with a value it cannot have.
     """
     search = Search()
+    if len(text or "") > MAX_LENGTH:
+        raise SearchError(f"a search is at most {MAX_LENGTH} characters")
     for key, raw in _TOKEN.findall(text or ""):
         value = _unquote(raw)
         key = key.lower()
@@ -87,6 +94,12 @@ def parse(text: str) -> Search:
             search.resolution = value
         else:
             setattr(search, key, value.lstrip("~"))
+    search.words = list(dict.fromkeys(word.lower() for word in search.words))
+    search.labels = list(dict.fromkeys(search.labels))
+    if len(search.words) > MAX_WORDS:
+        raise SearchError(f"a search looks for at most {MAX_WORDS} different words")
+    if len(search.labels) > MAX_LABELS:
+        raise SearchError(f"a search names at most {MAX_LABELS} labels")
     return search
 
 

@@ -733,3 +733,14 @@ def test_a_form_refuses_nul_characters_next_to_the_field(app):
         assert not form.validate()
         assert form.errors == {"name": ["NUL characters are not accepted."]}
         assert form.name.data == "a\x00b"  # what was typed comes back with the error
+
+
+def test_a_forged_host_is_refused_before_any_redirect_is_built(client):
+    """Werkzeug's redirects (a missing trailing slash, a login) are built
+    from the Host header: the app answers only to its origin's and this
+    machine's names (issue 15 item 12)."""
+    forged = client.get("/", headers={"Host": "evil.example"})
+    assert forged.status_code == 400
+    assert "evil.example" not in forged.headers.get("Location", "")
+    assert client.get("/", headers={"Host": "127.0.0.1:5098"}).status_code == 200
+    assert client.get("/").status_code == 200  # the test client's localhost

@@ -175,6 +175,20 @@ BROKEN = [
         "config.ini:1: key 'site-name' before any [section]",
     ),
     ("missing [srht]", SRHT_BLOCK, "", "config.ini [srht]: section missing; it is required"),
+    (
+        "a database no service can use",
+        "origin = http://127.0.0.1:5098\n",
+        "origin = http://127.0.0.1:5098\nconnection-string = mongodb://db.example.org/demo\n",
+        "config.ini:19 [demo] connection-string: mongodb:// is not a database srht can use "
+        "(postgresql:// or sqlite:///)",
+    ),
+    (
+        "a database URL with a password, malformed",
+        "origin = http://127.0.0.1:5098\n",
+        "origin = http://127.0.0.1:5098\nconnection-string = postgresql://u:hunter2@db\n",
+        "config.ini:19 [demo] connection-string: name the database: "
+        "postgresql://USER@HOST/DATABASE",
+    ),
 ]
 
 
@@ -216,6 +230,20 @@ def test_every_problem_is_reported_at_once(demo_service, srht, tmp_path):
         "config.ini:20 [demo] debug: not yes or no: 'maybe'",
         "config.ini:18 [demo] motd: required key missing (text)",
         "5 problems found; nothing was started.",
+    ]
+
+
+def test_a_service_that_signs_users_in_needs_meta(demo_service, srht, tmp_path):
+    """todo mirrors meta's users: a site with [todo] and no [meta] cannot
+    sign anyone in, and says so before anything starts."""
+    text = VALID.replace("[demo]", "[todo]\norigin = http://127.0.0.1:5003\n\n[demo]")
+    (tmp_path / "config.ini").write_text(text)
+    result = srht("config", "check", "config.ini")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "config.ini:17 [todo]: todo signs users in through meta, but there is no [meta] "
+        "section: add it (meta is the site's accounts and sign-on)",
+        "1 problem found; nothing was started.",
     ]
 
 
