@@ -6,7 +6,7 @@ else in the core, so the core's modules can move without breaking them.
 
 from __future__ import annotations
 
-from .api import Api, Operation, api_blueprint, body_schema
+from .api import Api, Operation, api_blueprint, body_schema, declared_apis
 from .app import create_app
 from .assets import static_url
 from .cache import BoundedCache
@@ -180,6 +180,7 @@ __all__ = [
     "current_user",
     "cursor_paginate",
     "db_session",
+    "declared_apis",
     "deliveries",
     "delivery_page",
     "derive_key",

@@ -42,14 +42,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Response, make_response, request
+from flask import Blueprint, Flask, Response, make_response, request
 
 from .errors import API_ERRORS_SCHEMA, ApiError, error_responses, json_response, schema_ref
 from .globals import current_service
 from .jsonbody import json_body
 from .tokens import api_user, current_token
 
-__all__ = ["Api", "Operation", "api_blueprint", "body_schema"]
+__all__ = ["Api", "Operation", "api_blueprint", "body_schema", "declared_apis"]
 
 #: What each error status means, unless a service says better.
 DEFAULT_REASONS: dict[int, str] = {
@@ -82,6 +82,13 @@ def api_blueprint(name: str, import_name: str, url_prefix: str = "/api") -> Blue
     bp = Blueprint(name, import_name, url_prefix=url_prefix)
     bp.srht_api = True  # type: ignore[attr-defined]
     return bp
+
+
+def declared_apis(app: Flask) -> list[Api]:
+    """The :class:`Api` declarations whose blueprints ``app`` registered (the
+    suite checks every service's operations through them)."""
+    found = (getattr(bp, "srht_declaration", None) for bp in app.blueprints.values())
+    return [api for api in found if isinstance(api, Api)]
 
 
 def body_schema(
@@ -161,6 +168,8 @@ class Api:
         self.description = description
         self.reasons = {**DEFAULT_REASONS, **(reasons or {})}
         self.blueprint = api_blueprint(f"{service}_api", import_name)
+        #: Lets :func:`declared_apis` find the declaration behind the blueprint.
+        self.blueprint.srht_declaration = self  # type: ignore[attr-defined]
         self.operations: list[Operation] = []
         self.schemas: dict[str, Any] = {"Errors": API_ERRORS_SCHEMA}
         self.parameters: dict[str, dict[str, Any]] = {}

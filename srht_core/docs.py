@@ -242,6 +242,7 @@ HELPERS: list[tuple[str, list[str]]] = [
             "Api",
             "Operation",
             "body_schema",
+            "declared_apis",
             "api_blueprint",
             "ApiError",
             "api_validate",
