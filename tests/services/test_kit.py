@@ -1,0 +1,204 @@
+"""Every service's API keeps the kit's promises, checked from the same
+declarations that write their OpenAPI documents (issue 14): each write
+refuses a body that breaks its schema with a 400 naming the field and
+stores nothing; each list pages the same way; an unknown query parameter
+is a 400 naming it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from srht_core import Operation, TokenGrant, declared_apis, seal_grant, state_of
+
+pytestmark = [pytest.mark.postgres]
+
+#: The built-in services; each must declare its API with srht_core.Api.
+#: (git, paste and meta join as they move onto the kit.)
+SERVICES = ("todo",)
+WRONG = {
+    "string": 12345,
+    "integer": "twelve",
+    "number": "twelve",
+    "boolean": "yes",
+    "array": "not a list",
+    "object": "not an object",
+}
+
+
+class Service:
+    """One service's app on its own PostgreSQL database, with a user and a
+    token carrying every scope of the service (read and write)."""
+
+    def __init__(self, name: str, app: Any):
+        self.name, self.app = name, app
+        self.state = state_of(app)
+        apis = declared_apis(app)
+        assert len(apis) == 1, f"{name} must declare its API with srht_core.Api, once"
+        self.api = apis[0]
+        with app.app_context():
+            self.user_id = self._user()
+            scopes = self.state.plugins.oauth_scopes([name])
+            grant = TokenGrant("pat", 1, self.user_id, frozenset(f"{s}:RW" for s in scopes), None)
+            self.token = seal_grant(grant, self.state)
+        if name != "meta":
+            self.state.revoked = lambda kind, ident: False  # no meta to ask here
+
+    def _user(self) -> int:
+        from srht_core import db_session, mirror_user
+
+        if self.name == "meta":
+            from srht_plugins.meta.accounts import create_user
+
+            user = create_user("alice", "alice@example.org", "a long enough password")
+        else:
+            user = mirror_user({"id": 1, "username": "alice", "email": "alice@example.org"})
+        db_session.commit()
+        return int(user.id)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return self.app.test_client().open("/api" + path, method=method, headers=headers, **kwargs)
+
+    def path(self, op: Operation) -> str:
+        out = op.path
+        for name in op.path_parameters:
+            schema = self.api.parameters[name]["schema"]
+            value = "1" if schema.get("type") == "integer" else "alice"
+            out = out.replace("{" + name + "}", value)
+        return out
+
+    def rows(self) -> dict[str, int]:
+        """Rows of every table of the service, to see that nothing was stored."""
+        assert self.state.schema is not None
+        with self.state.db.engine.connect() as connection:
+            return {
+                table.name: connection.scalar(sa.select(sa.func.count()).select_from(table)) or 0
+                for table in self.state.schema.metadata.sorted_tables
+            }
+
+
+@pytest.fixture(scope="module")
+def services(srht_postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """``services[name]``: the service built on first use, shared by the module."""
+    from importlib import import_module
+
+    from srht_core import Config, PluginHost, create_app
+    from srht_core.config import dump_ini
+    from srht_core.migrate import upgrade
+    from srht_core.testing import site_config
+
+    plugins = PluginHost(discover=False)
+    for name in ("meta", *SERVICES):
+        if plugins.get(name) is None:
+            assert plugins.register(import_module(f"srht_plugins.{name}"), name).ok
+    folder = tmp_path_factory.mktemp("kit")
+    data = site_config(
+        folder / "data",
+        {name: {"connection-string": srht_postgres.create_database()} for name in SERVICES},
+    )
+    path = folder / "config.ini"
+    path.write_text(dump_ini(data), encoding="utf-8")
+    config = Config.from_string(path.read_text(), str(path))
+    built: dict[str, Service] = {}
+
+    class Built(dict[str, Service]):
+        def __missing__(self, name: str) -> Service:
+            app = create_app(name, config, plugins=plugins)
+            state = state_of(app)
+            upgrade(state.db, name, state.schema)
+            built[name] = self[name] = Service(name, app)
+            return built[name]
+
+    yield Built()
+    for service in built.values():
+        service.state.db.dispose()
+
+
+def _body_schema(service: Service, op: Operation) -> dict[str, Any]:
+    schema = op.body if isinstance(op.body, dict) else service.api.schemas[op.body]
+    assert schema.get("additionalProperties") is False, (
+        f"{service.name} {op.name}: a request body must refuse unknown keys"
+    )
+    return schema
+
+
+def _operations(kind: str) -> list[Any]:
+    return [pytest.param(name, id=f"{name}-{kind}") for name in SERVICES]
+
+
+@pytest.mark.parametrize("name", _operations("writes"))
+def test_every_write_refuses_a_body_that_breaks_its_schema(services: Any, name: str) -> None:
+    service = services[name]
+    writes = [op for op in service.api.operations if op.body is not None]
+    assert writes, f"{name} declares no write with a body"
+    before = service.rows()
+    for op in writes:
+        schema = _body_schema(service, op)
+        path = service.path(op)
+        unknown = service.call(op.method, path, json={"no_such_field": 1})
+        assert unknown.status_code == 400, (op.name, unknown.json)
+        fields = [error.get("field") for error in unknown.json["errors"]]
+        assert "no_such_field" in fields, (op.name, unknown.json)
+        for key in schema.get("required", []):
+            missing = service.call(op.method, path, json={})
+            assert missing.status_code == 400, (op.name, missing.json)
+            assert {"field": key, "reason": "is required"} in missing.json["errors"], op.name
+        for key, prop in schema.get("properties", {}).items():
+            kinds = prop.get("type", [])
+            kinds = kinds if isinstance(kinds, list) else [kinds]
+            wrong = next((WRONG[k] for k in kinds if k in WRONG), None)
+            if wrong is None or any(isinstance(wrong, _python(k)) for k in kinds):
+                continue
+            answer = service.call(op.method, path, json={key: wrong})
+            assert answer.status_code == 400, (op.name, key, answer.json)
+            fields = [error.get("field") for error in answer.json["errors"]]
+            assert key in fields, (op.name, key, answer.json)
+    assert service.rows() == before, f"{name}: a refused body stored something"
+
+
+def _python(kind: str) -> type | tuple[type, ...]:
+    return {
+        "string": str,
+        "integer": int,
+        "number": (int, float),
+        "boolean": bool,
+        "array": list,
+        "object": dict,
+        "null": type(None),
+    }[kind]
+
+
+@pytest.mark.parametrize("name", _operations("lists"))
+def test_every_list_pages_the_same_way(services: Any, name: str) -> None:
+    service = services[name]
+    document = service.api.openapi_document("http://localhost")
+    for op in service.api.operations:
+        entry = document["paths"]["/api" + op.path][op.method]
+        schema = entry["responses"][str(op.status)].get("content", {})
+        body = schema.get("application/json", {}).get("schema", {})
+        lists_something = "results" in body.get("properties", {}) or body.get("type") == "array"
+        assert op.paged == lists_something, f"{name} {op.name}: a list must be declared paged"
+        if op.paged:
+            assert body["required"] == ["results", "next"], op.name
+            names = {p["name"] for p in entry["parameters"] if p["in"] == "query"}
+            assert {"cursor", "limit"} <= names, op.name
+            if op.method == "get":
+                refused = service.call("get", service.path(op) + "?limit=0")
+                assert refused.status_code == 400, (op.name, refused.json)
+                assert refused.json["errors"][0]["field"] == "limit", op.name
+
+
+@pytest.mark.parametrize("name", _operations("queries"))
+def test_an_unknown_query_parameter_is_named(services: Any, name: str) -> None:
+    service = services[name]
+    for op in (op for op in service.api.operations if op.method == "get"):
+        answer = service.call("get", service.path(op) + "?no_such_parameter=1")
+        assert answer.status_code == 400, (op.name, answer.json)
+        assert answer.json["errors"][0] == {
+            "field": "no_such_parameter",
+            "reason": "is not a query parameter of this operation",
+        }, op.name
