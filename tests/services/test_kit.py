@@ -98,7 +98,10 @@ def services(srht_postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> It
     folder = tmp_path_factory.mktemp("kit")
     data = site_config(
         folder / "data",
-        {name: {"connection-string": srht_postgres.create_database()} for name in SERVICES},
+        {
+            name: {"connection-string": srht_postgres.create_database()}
+            for name in {"meta", *SERVICES}
+        },
     )
     path = folder / "config.ini"
     path.write_text(dump_ini(data), encoding="utf-8")
