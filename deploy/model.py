@@ -77,7 +77,7 @@ class Site:
         """
         config = load_config(path)
         plugins = plugins or PluginHost()
-        problems = plugins.check_config(config)
+        problems = plugins.check_site(config)
         if problems:
             raise ConfigError(problems)
         return cls(config, plugins, read_topology(config, plugins))

@@ -246,7 +246,10 @@ def config_check(ctx: Context, path: str | None) -> None:
     """
     from .schema import example_secrets_in_use
 
-    config = ctx.checked_config(path)
+    config = ctx.config(path)
+    problems = ctx.plugins.check_site(config)
+    if problems:
+        fail_config(ConfigError(problems))
     for warning in example_secrets_in_use(config):
         click.echo(f"warning: {warning}", err=True)
     enabled = [r.name for r in ctx.plugins.enabled(config)]
