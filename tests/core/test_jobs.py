@@ -354,9 +354,7 @@ def close_celery() -> Any:
     yield
     from srht_core import queue
 
-    while queue._apps:
-        _broker, celery = queue._apps.popitem()
-        celery.close()
+    queue.close_all()
 
 
 @pytest.mark.slow
@@ -375,6 +373,8 @@ def test_celery_worker_runs_published_jobs_and_lost_ones_are_published_again(
 ) -> None:
     import redis
 
+    from srht_core import queue
+
     config = chores_config(srht={"broker": redis_server.url})
     app = make_app("chores", config)
 
@@ -382,7 +382,7 @@ def test_celery_worker_runs_published_jobs_and_lost_ones_are_published_again(
     first = put(app, "stamp", path=str(tmp_path / "first"))
     broker = redis.Redis.from_url(redis_server.url)
     try:
-        assert broker.llen("srht.chores") == 1
+        wait_until(lambda: broker.llen("srht.chores") == 1, what=f"job {first} to be published")
     finally:
         broker.close()
 
@@ -396,23 +396,35 @@ def test_celery_worker_runs_published_jobs_and_lost_ones_are_published_again(
         assert not gave_up(worker, log), log.read_text()
         assert (tmp_path / "first").read_text() == str(worker.pid)
 
-        # the broker is down when the next job is enqueued: the row is kept
+        # the broker is down when the next job is enqueued: the row is kept,
+        # and so is its id, in the process's publisher
         redis_server.stop()
-        with caplog.at_level(logging.WARNING, logger="srht.jobs"):
+        with caplog.at_level(logging.WARNING, logger="srht.queue"):
             second = put(app, "stamp", path=str(tmp_path / "second"))
-        assert f"could not publish job {second} to the broker" in caplog.text
+            wait_until(
+                lambda: f"could not publish job {second} to the broker" in caplog.text,
+                what="the publisher to find the broker gone",
+            )
         assert row(app, second).status == "queued"
+        # a process that ends while the broker is away loses the ids it kept
+        third = put(app, "stamp", path=str(tmp_path / "third"))
+        queue.close_all()
 
-        # it comes back empty; a tick finds the lost job and publishes it again
+        # it comes back empty: the publisher of the second is gone with its
+        # process, so a tick finds both lost jobs and publishes them again
         redis_server.start()
         monkeypatch.setattr(jobs_module, "LOST_AFTER", timedelta(0))
         Worker(app).tick()
         wait_until(
-            lambda: row(app, second).status == "done" or gave_up(worker, log),
-            what="the Celery worker to run the re-published job",
+            lambda: (
+                {row(app, second).status, row(app, third).status} == {"done"}
+                or gave_up(worker, log)
+            ),
+            what="the Celery worker to run the re-published jobs",
         )
         assert not gave_up(worker, log), log.read_text()
         assert (tmp_path / "second").read_text() == str(worker.pid)
-        assert row(app, second).attempts == 1
+        assert (tmp_path / "third").read_text() == str(worker.pid)
+        assert (row(app, second).attempts, row(app, third).attempts) == (1, 1)
     finally:
         stop(worker)
