@@ -44,6 +44,7 @@ from .db import (
 from .errors import API_ERRORS_SCHEMA, ApiError, error_responses, json_response, schema_ref
 from .forms import Form, api_validate, form_errors
 from .humanize import human_size
+from .idempotency import idempotency_header_parameter
 from .identity import (
     LOGIN_LIFETIME,
     clear_login_cookie,
@@ -152,6 +153,7 @@ __all__ = [
     "from_internal_network",
     "hookimpl",
     "human_size",
+    "idempotency_header_parameter",
     "internal_only",
     "internal_only_credential",
     "internal_request",

@@ -21,7 +21,7 @@ from flask import Blueprint, Flask, g, request
 from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from . import assets, errors, identity, metrics, security
+from . import assets, errors, idempotency, identity, metrics, security
 from .config import Config, ConfigError, load_config
 from .db import Database, default_url
 from .humanize import human_size
@@ -79,7 +79,9 @@ def current_service() -> SrhtState:
 
 def api_blueprint(name: str, import_name: str, url_prefix: str = "/api") -> Blueprint:
     """A blueprint for a token-authenticated API: exempt from CSRF (it must
-    not accept cookie authentication), errors answered as JSON."""
+    not accept cookie authentication), errors answered as JSON, and every
+    write committed with its answer and retryable with an
+    ``Idempotency-Key`` (see :func:`idempotency_header_parameter`)."""
     bp = Blueprint(name, import_name, url_prefix=url_prefix)
     bp.srht_api = True  # type: ignore[attr-defined]
     return bp
@@ -173,6 +175,7 @@ def create_app(
             return
         csrf.protect()
 
+    idempotency.init_app(app, state)  # first after_request added: it commits, so runs last
     security.init_app(app, state)
     identity.init_app(app, state)
     errors.init_app(app)

@@ -153,6 +153,7 @@ HELPERS: list[tuple[str, list[str]]] = [
             "error_responses",
             "json_response",
             "schema_ref",
+            "idempotency_header_parameter",
             "string_list_field",
             "require_scope",
             "current_token",
@@ -166,7 +167,14 @@ HELPERS: list[tuple[str, list[str]]] = [
     ),
     (
         "Background work, mail and webhooks",
-        ["enqueue", "send_mail", "send_webhook", "deliveries", "redeliver", "Delivery"],
+        [
+            "enqueue",
+            "send_mail",
+            "send_webhook",
+            "deliveries",
+            "redeliver",
+            "Delivery",
+        ],
     ),
     (
         "Between services",
