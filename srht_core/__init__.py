@@ -87,7 +87,7 @@ from .tokens import (
     token_user,
     verify_token,
 )
-from .webhooks import Delivery, deliveries, redeliver, send_webhook
+from .webhooks import Delivery, deliveries, redeliver, send_webhook, webhook_signature_key
 
 __all__ = [
     "API_ERRORS_SCHEMA",
@@ -185,5 +185,6 @@ __all__ = [
     "watch",
     "watch_rows",
     "watched_page",
+    "webhook_signature_key",
     "writes",
 ]

@@ -174,6 +174,7 @@ HELPERS: list[tuple[str, list[str]]] = [
             "deliveries",
             "redeliver",
             "Delivery",
+            "webhook_signature_key",
         ],
     ),
     (

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from srht_core import db_session, deliveries, login_required, redeliver
+from srht_core import db_session, deliveries, login_required, redeliver, webhook_signature_key
 
 from .. import tickets as ops
 from ..access import Access
@@ -142,6 +142,7 @@ def render_webhooks(access: Access, form: WebhookForm | None = None, status: int
         deliveries=log,
         form=form or WebhookForm(formdata=None),
         section="webhooks",
+        signature_key=webhook_signature_key(),
     ), status
 
 
