@@ -63,6 +63,7 @@ def plugin_api_markdown() -> str:
         "```python",
         "from srht_core import ServiceInfo, hookimpl",
         "",
+        "",
         "@hookimpl",
         "def service_info():",
         '    return ServiceInfo("hello", "Hello", "Says hello.", core_requires=">=0.1")',
