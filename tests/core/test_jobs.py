@@ -295,6 +295,60 @@ def test_a_job_whose_worker_was_killed_is_run_again(
     assert (finished.status, finished.attempts, finished.last_error) == ("done", 2, None)
 
 
+# -- outages -------------------------------------------------------------------------
+
+
+def test_the_tick_waits_for_an_unreachable_database_and_carries_on(
+    chores_plugin: Any,
+    make_config: Callable[..., Any],
+    make_app: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The worker's loop survives a database it cannot reach (here, a
+    port nobody listens on): it says so once and keeps trying, rather than
+    die on the first error."""
+    from srht_core.testing import free_port
+
+    unreachable = f"postgresql://srht@127.0.0.1:{free_port()}/nothing"
+    app = make_app(
+        "chores", make_config({"chores": {"connection-string": unreachable}}), migrate=False
+    )
+    worker = Worker(app, tick=0.01)
+    ticks: list[int] = []
+    original = worker.tick
+
+    def counted() -> int:
+        ticks.append(1)
+        if len(ticks) >= 4:
+            worker.stop()
+        return original()
+
+    worker.tick = counted  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="srht.jobs"):
+        worker.run_forever()  # returns only because it was stopped
+
+    assert len(ticks) == 4
+    waits = [r for r in caplog.records if "the worker waits for it" in r.getMessage()]
+    assert len(waits) == 1  # said once per outage, not once per tick
+    assert waits[0].getMessage().startswith("the database of chores cannot be reached (")
+
+
+@pytest.mark.postgres
+def test_the_tick_stops_the_worker_on_an_error_it_cannot_wait_out(
+    chores_app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anything but an outage (here, a table missing) is not waited out: the
+    loop logs it and raises, so that the process ends and is started again."""
+    with db_of(chores_app).engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE srht_timer"))
+    worker = Worker(chores_app)
+
+    with caplog.at_level(logging.INFO, logger="srht.jobs"), pytest.raises(sa.exc.ProgrammingError):
+        worker.run_forever()
+
+    assert "the worker for chores cannot go on" in caplog.text
+
+
 # -- timers ---------------------------------------------------------------------------
 
 

@@ -425,6 +425,10 @@ def check_nothing_lost(site: Site, load: Load) -> None:
     assert [a for a in attempts if a.status == 503 and not a.retry_after] == []
     assert load.unacknowledged == []
     assert load.acknowledged, "no write went through"
+    # a write answered as failed had committed nothing: its retry wrote it
+    # anew, where a committed one would have been replayed
+    answered_failed = {a.title for a in load.writes if a.status not in (None, 201)}
+    assert [a for a in load.writes if a.title in answered_failed and a.replayed] == []
     kept = site.titles(load.prefix)
     assert {title: n for title, n in kept.items() if n != 1} == {}  # nothing twice
     assert set(kept) == set(load.acknowledged)  # every acknowledged write, nothing else
