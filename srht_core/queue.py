@@ -11,6 +11,11 @@ reached (stopped, or alive but not answering), trying again with backoff
 until it answers. A web request therefore answers as soon as its data is
 committed, whatever the broker does; an id still waiting when the process
 ends is found and published again by a worker's tick.
+
+A worker takes a message off Redis and acknowledges it at once, with no
+emulation of acknowledgements in Redis (:class:`RedisTransport`): the row
+is what survives a worker that dies, not the message, and kombu's
+emulation crashes the worker when the broker goes away.
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from celery import Celery
+from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -33,7 +41,14 @@ if TYPE_CHECKING:
     from .app import SrhtState
     from .jobs import Worker
 
-__all__ = ["Publisher", "celery_for", "close_all", "publisher_for", "run_celery_worker"]
+__all__ = [
+    "Publisher",
+    "RedisTransport",
+    "celery_for",
+    "close_all",
+    "publisher_for",
+    "run_celery_worker",
+]
 
 log = logging.getLogger("srht.queue")
 
@@ -56,22 +71,52 @@ _lock = threading.Lock()
 _flask_apps: dict[str, Flask] = {}
 
 
+class _QoS(virtual.QoS):
+    # Not when a channel closes: that is when the broker went away, and
+    # putting messages back then needs the connection kombu has just
+    # dropped ("'NoneType' object has no attribute 'hostname'").
+    restore_at_shutdown = False
+
+
+class _Channel(kombu_redis.Channel):
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # kombu is untyped
+        # (kombu's own choice without ack emulation is virtual.QoS, made
+        # here after the transport options are read)
+        self.QoS = _QoS  # type: ignore[assignment]  # not a redis.QoS
+
+
+class RedisTransport(kombu_redis.Transport):
+    """kombu's Redis transport as srht's workers use it: a message leaves
+    Redis when a worker takes it, and acknowledging it is bookkeeping in
+    the worker's memory only.
+
+    kombu's emulation of acknowledgements (an ``unacked`` hash, messages
+    put back when a channel closes) talks to Redis from callbacks that can
+    run after the connection they need was dropped, when the broker goes
+    away; they crash the worker ("'NoneType' object has no attribute
+    'hostname'", an "Unrecoverable error"). srht needs none of it: the
+    job's row is what must survive, and it does (a dead worker's lease
+    lapses; a lost message is published again by the tick).
+    """
+
+    Channel = _Channel
+
+
 def _make(broker: str, *, publishing: bool = False) -> Celery:
     celery = Celery("srht", broker=broker, set_as_current=False)
-    transport: dict[str, Any] = {"visibility_timeout": 3600}
+    transport: dict[str, Any] = {}
+    if urlsplit(broker).scheme in ("redis", "rediss") and not publishing:
+        celery.conf.broker_transport = f"{__name__}:RedisTransport"
+        transport["ack_emulation"] = False
     if publishing:
         # A broker that accepts connections but never answers (stopped with
         # SIGSTOP, swapping, a half-open connection) must not hang the
         # publisher; without these, redis-py waits for ever.
         transport.update(socket_timeout=PUBLISH_TIMEOUT, socket_connect_timeout=PUBLISH_TIMEOUT)
     celery.conf.update(
-        # Acknowledged on receipt, in the consumer's thread: the job's row,
-        # not the message, is what must survive a worker that dies (its
-        # lease lapses and the tick queues it again, see srht_core.jobs).
-        # Acknowledging late, from the pool's threads, races kombu's
-        # restoring of unacknowledged messages when the broker goes away,
-        # which crashes the worker ("'NoneType' object has no attribute
-        # 'hostname'", an "Unrecoverable error").
+        # Acknowledged on receipt: the job's row, not the message, is what
+        # must survive a worker that dies (see RedisTransport).
         task_acks_late=False,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
