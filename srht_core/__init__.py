@@ -46,6 +46,7 @@ from .forms import ChoiceField, Form, MultipleChoiceField, api_validate, form_er
 from .globals import NavLink, SrhtState, current_service, state_of
 from .highlight import RenderedFile, render_file
 from .humanize import human_size
+from .idempotency import idempotency_header_parameter
 from .identity import (
     LOGIN_LIFETIME,
     clear_login_cookie,
@@ -106,7 +107,15 @@ from .tokens import (
     viewer,
 )
 from .version import __version__
-from .webhooks import DELIVERY_SCHEMA, Delivery, deliveries, delivery_page, redeliver, send_webhook
+from .webhooks import (
+    DELIVERY_SCHEMA,
+    Delivery,
+    deliveries,
+    delivery_page,
+    redeliver,
+    send_webhook,
+    webhook_signature_key,
+)
 
 __all__ = [
     "API_ERRORS_SCHEMA",
@@ -190,6 +199,7 @@ __all__ = [
     "from_internal_network",
     "hookimpl",
     "human_size",
+    "idempotency_header_parameter",
     "internal_only",
     "internal_only_credential",
     "internal_request",
@@ -230,5 +240,6 @@ __all__ = [
     "watch",
     "watch_rows",
     "watched_page",
+    "webhook_signature_key",
     "writes",
 ]

@@ -22,7 +22,7 @@ from flask import Flask, g, request
 from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from . import assets, errors, identity, metrics, security, text
+from . import assets, errors, idempotency, identity, metrics, security, text
 from .cache import PageCache
 from .config import Config, ConfigError, load_config
 from .db import Database, default_url
@@ -141,6 +141,7 @@ def create_app(
             return
         csrf.protect()
 
+    idempotency.init_app(app, state)  # first after_request added: it commits, so runs last
     security.init_app(app, state)
     identity.init_app(app, state)
     errors.init_app(app)

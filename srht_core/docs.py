@@ -64,6 +64,7 @@ def plugin_api_markdown() -> str:
         "```python",
         "from srht_core import ServiceInfo, hookimpl",
         "",
+        "",
         "@hookimpl",
         "def service_info():",
         '    return ServiceInfo("hello", "Hello", "Says hello.", core_requires=">=0.1")',
@@ -252,6 +253,7 @@ HELPERS: list[tuple[str, list[str]]] = [
             "error_responses",
             "json_response",
             "schema_ref",
+            "idempotency_header_parameter",
             "string_list_field",
             "require_scope",
             "current_token",
@@ -274,6 +276,7 @@ HELPERS: list[tuple[str, list[str]]] = [
             "redeliver",
             "Delivery",
             "DELIVERY_SCHEMA",
+            "webhook_signature_key",
         ],
     ),
     (
