@@ -1,9 +1,11 @@
 """Fixtures of the deploy suite: real test hosts and a deploying machine.
 
 - ``test_hosts`` (module) boots ``alpha`` and ``beta`` (see
-  ``tests/testhosts``), each with ``/etc/hosts`` entries for the test
-  domain's services, as DNS would give them; module-scoped, so another
-  suite's hosts (the installer's) can take the slot after this one;
+  ``tests/testhosts``); neither resolves the test domain's names by itself
+  (there is no DNS for them, as on servers whose DNS is not set up yet):
+  the deploy makes the hosts find each other's services, or says it cannot.
+  Module-scoped, so another suite's hosts (the installer's) can take the
+  slot after this one;
 - ``control`` (session) is the deploying machine: a venv over this
   machine's packages (the srht under test first, see ``support/venvs.py``)
   with the example external service (``srht-hello``) installed, so it
@@ -46,7 +48,7 @@ HELLO_SOURCE = TESTS.parent / "examples" / "hello-service"
 @pytest.fixture(scope="module")
 def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestHosts]:
     require_test_hosts()
-    with TestHosts(HOSTS, tmp_path_factory.mktemp("testhosts"), etc_hosts=NAMES) as hosts:
+    with TestHosts(HOSTS, tmp_path_factory.mktemp("testhosts")) as hosts:
         yield hosts
 
 
