@@ -70,9 +70,9 @@ def each(
     them at once) and different things are different steps, each named
     for what it does where it does it.
 
-    :param order: the site-wide order of the items, where order matters
-        (meta's unit restarted first); the others come after, placed by a
-        stable hash of ``key(item)``.
+    :param order: the site-wide order of the items, where it is not their
+        names' (meta's unit restarted first); the others come after, in the
+        order of ``key(item)``.
     """
     position = host.loop_position
     position.append(0)
@@ -81,8 +81,9 @@ def each(
             if item in order:
                 position[-1] = list(order).index(item)
             else:
-                digest = hashlib.sha256(key(item).encode()).hexdigest()
-                position[-1] = (1 << 40) + int(digest[:10], 16)
+                # An integer that sorts as the key does (its first 64 bytes).
+                name = key(item).encode()[:64].ljust(64, b"\0")
+                position[-1] = (1 << 520) + int.from_bytes(name, "big")
             yield item
     finally:
         position.pop()
