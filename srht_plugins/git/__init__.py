@@ -65,7 +65,7 @@ def blueprints(config: Config) -> list[Blueprint]:
 
 @hookimpl
 def cli_commands() -> list[Any]:
-    from .hooks import hook_command
+    from .post_receive import hook_command
     from .ssh import COMMANDS
 
     return [*COMMANDS, hook_command]
@@ -89,7 +89,7 @@ def oauth_scopes() -> list[Scope]:
 
 @hookimpl
 def webhook_events() -> list[EventType]:
-    from .hooks import EVENTS
+    from .events import EVENTS
 
     return EVENTS
 

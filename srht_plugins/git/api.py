@@ -38,7 +38,7 @@ from srht_core import (
 )
 
 from .access import access_of, find_repository, listed_for
-from .hooks import subscription_key
+from .events import subscription_key
 from .models import MODES, PUBLIC, VISIBILITIES, AccessGrant, Repository, User, Webhook
 from .plumbing import GitError
 from .repos import (

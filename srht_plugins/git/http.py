@@ -38,7 +38,8 @@ from srht_core import (
 
 from .access import access_of, find_repository
 from .models import WRITE, User
-from .repos import git_environment, repos_dir
+from .post_receive import git_environment
+from .repos import repos_dir
 
 __all__ = ["bp"]
 

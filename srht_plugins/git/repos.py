@@ -9,15 +9,10 @@ crash can leave an unused folder behind but never a row without one.
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
 import shutil
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -32,7 +27,6 @@ __all__ = [
     "clone_urls",
     "create_repository",
     "delete_repository",
-    "git_environment",
     "grant_access",
     "name_problem",
     "repos_dir",
@@ -45,7 +39,6 @@ MAX_DESCRIPTION = 1000
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 #: The branch a new repository's HEAD points to until something is pushed.
 INITIAL_BRANCH = "main"
-HOOKS_FOLDER = ".srht-hooks"
 
 
 class RepoProblem(ValueError):
@@ -100,68 +93,6 @@ def repository_path(repository: Repository) -> Path:
 
 def open_repository(repository: Repository) -> GitRepo:
     return GitRepo(repository_path(repository))
-
-
-_hooks_written: set[tuple[str, str]] = set()
-
-
-def hook_script() -> str:
-    """The hook git runs after every push: ``srht git hook post-receive``
-    with the interpreter running this service."""
-    return (
-        "#!/bin/sh\n"
-        "# Written by srht's git service: tells it about every push.\n"
-        f"exec {shlex.quote(sys.executable)} -m srht_core.cli git hook post-receive\n"
-    )
-
-
-def hooks_dir() -> Path:
-    """The folder of the hooks every repository uses (``core.hooksPath``),
-    written when missing or out of date."""
-    folder = repos_dir() / HOOKS_FOLDER
-    script = hook_script()
-    if (str(folder), script) in _hooks_written:
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / "post-receive"
-    try:
-        current = target.read_text()
-    except OSError:
-        current = None
-    if current != script:
-        fd, temporary = tempfile.mkstemp(dir=folder, prefix=".post-receive-")
-        with os.fdopen(fd, "w") as out:
-            out.write(script)
-        os.chmod(temporary, 0o755)  # noqa: S103 - git runs it as whoever pushes
-        os.replace(temporary, target)
-    _hooks_written.add((str(folder), script))
-    return folder
-
-
-def git_environment(repository: Repository, pusher: Any) -> dict[str, str]:
-    """The environment ``git upload-pack``/``receive-pack`` run in: where
-    the hooks are, and what they need to know (config, repository, pusher)."""
-    state = current_service()
-    settings = {
-        "core.hooksPath": str(hooks_dir()),
-        "uploadpack.allowFilter": "true",
-        "receive.advertisePushOptions": "false",
-        # The repository belongs to the service's user, and an SSH
-        # push runs as [git] ssh-user: git would refuse it as of
-        # "dubious ownership". Only srht writes these repositories'
-        # config, which is what that check protects.
-        "safe.directory": "*",
-    }
-    env = {
-        "SRHT_CONFIG": str(Path(state.config.path).resolve()),
-        "SRHT_GIT_REPOSITORY": str(repository.id),
-        "SRHT_GIT_PUSHER": str(pusher.id) if pusher is not None else "",
-        "GIT_CONFIG_COUNT": str(len(settings)),
-    }
-    for index, (key, value) in enumerate(settings.items()):
-        env[f"GIT_CONFIG_KEY_{index}"] = key
-        env[f"GIT_CONFIG_VALUE_{index}"] = value
-    return env
 
 
 def clone_urls(owner: str, name: str) -> tuple[str, str]:
