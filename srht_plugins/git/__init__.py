@@ -60,7 +60,7 @@ def blueprints(config: Config) -> list[Blueprint]:
     from .web.browse import bp as browse
     from .web.repos import bp as repos
 
-    return [http, repos, browse, api]
+    return [http, repos, browse, api.blueprint]
 
 
 @hookimpl

@@ -101,11 +101,19 @@ class Commit:
 
 @dataclass(frozen=True)
 class Ref:
+    """A branch or tag: ``name`` is short (``main``), ``kind`` ``branch`` or
+    ``tag``, ``target`` the commit it points to (a tag peeled)."""
+
     name: str
     kind: str
     target: str
     date: datetime | None
     subject: str
+
+    @property
+    def full_name(self) -> str:
+        """``refs/heads/<name>`` or ``refs/tags/<name>``: unique in a repository."""
+        return ("refs/heads/" if self.kind == "branch" else "refs/tags/") + self.name
 
 
 @dataclass(frozen=True)

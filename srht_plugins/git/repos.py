@@ -1,5 +1,5 @@
 """Repositories as things people make: names, their folders on disk,
-creating, renaming, changing, deleting, and access grants.
+creating, renaming, changing, deleting, access grants and webhooks.
 
 The database row and the folder change together: a folder is made before
 the row is committed and removed if the commit fails; a deleted
@@ -19,14 +19,16 @@ import sqlalchemy as sa
 
 from srht_core import current_service, db_session, utcnow
 
-from .models import MODES, VISIBILITIES, AccessGrant, Redirect, Repository, User
+from .models import MODES, VISIBILITIES, AccessGrant, Redirect, Repository, User, Webhook
 from .plumbing import GitError, GitRepo
 
 __all__ = [
     "RepoProblem",
+    "add_webhook",
     "clone_urls",
     "create_repository",
     "delete_repository",
+    "find_user",
     "grant_access",
     "name_problem",
     "repos_dir",
@@ -36,7 +38,14 @@ __all__ = [
 
 MAX_NAME = 100
 MAX_DESCRIPTION = 1000
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+MAX_WEBHOOKS = 20
+MAX_URL = 2048
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$"
+NAME_RULE = (
+    "Use letters, digits, dots, dashes and underscores, starting with a letter, digit or "
+    "underscore."
+)
+_NAME = re.compile(NAME_PATTERN)
 #: The branch a new repository's HEAD points to until something is pushed.
 INITIAL_BRANCH = "main"
 
@@ -57,10 +66,7 @@ def name_problem(name: str) -> str | None:
     if len(name) > MAX_NAME:
         return f"Use at most {MAX_NAME} characters."
     if not _NAME.match(name):
-        return (
-            "Use letters, digits, dots, dashes and underscores, starting with a letter, "
-            "digit or underscore."
-        )
+        return NAME_RULE
     if name.endswith(".git"):
         return "Leave out the .git at the end: clone URLs work with or without it."
     return None
@@ -209,6 +215,21 @@ def delete_repository(repository: Repository) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def find_user(username: str) -> User:
+    """The user ``username`` (a leading ``~`` allowed), as this service knows them.
+
+    :raises RepoProblem: (field ``username``) for a user who never signed in here.
+    """
+    name = username.strip().lstrip("~")
+    user = db_session.scalar(sa.select(User).where(User.username == name))
+    if user is None:
+        raise RepoProblem(
+            f"No user ~{name} is known here yet: they must sign in to this git service once.",
+            "username",
+        )
+    return user
+
+
 def grant_access(repository: Repository, user: User, mode: str | None) -> None:
     """Give ``user`` ``mode`` access (``ro``, ``rw``), or take it away
     (``None``), committed."""
@@ -229,6 +250,33 @@ def grant_access(repository: Repository, user: User, mode: str | None) -> None:
     else:
         grant.mode = mode
     db_session.commit()
+
+
+def add_webhook(repository: Repository, url: str) -> Webhook:
+    """Tell ``url`` about every push to ``repository`` from now on, committed.
+
+    :raises RepoProblem: (field ``url``) for a URL that is not http(s), or
+        one webhook too many.
+    """
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a host urlsplit cannot read (a fullwidth "＃" in it, say)
+        usable = False
+    if not usable or len(url) > MAX_URL:
+        raise RepoProblem("must be an http:// or https:// URL", "url")
+    count = db_session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Webhook)
+        .where(Webhook.repository_id == repository.id)
+    )
+    if (count or 0) >= MAX_WEBHOOKS:
+        raise RepoProblem(f"a repository may have at most {MAX_WEBHOOKS} webhooks", "url")
+    hook = Webhook(repository_id=repository.id, url=url)
+    db_session.add(hook)
+    db_session.commit()
+    return hook
 
 
 def delete_repositories_of(user: User) -> None:
