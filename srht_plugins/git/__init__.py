@@ -59,8 +59,9 @@ def blueprints(config: Config) -> list[Blueprint]:
     from .http import bp as http
     from .web.browse import bp as browse
     from .web.repos import bp as repos
+    from .web.settings import bp as settings
 
-    return [http, repos, browse, api.blueprint]
+    return [http, repos, settings, browse, api.blueprint]
 
 
 @hookimpl
