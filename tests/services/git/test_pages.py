@@ -5,9 +5,12 @@ what private repositories show to whom, settings, renames and deletion."""
 
 from __future__ import annotations
 
+import html
+import http.client
 import re
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -325,6 +328,38 @@ def test_settings_pages_share_the_kit_layout(git_stack: GitStack) -> None:
     assert bad.status_code == 400
     assert '<div class="flash error form-problems" role="alert">' in bad.text
     assert "Use letters, digits, dots, dashes and underscores" in text(bad)
+
+
+def raw_get(url: str, path: str) -> tuple[int, str]:
+    """GET ``path`` exactly as written (``requests`` would resolve ``..``)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+    try:
+        connection.request("GET", path)
+        answer = connection.getresponse()
+        return answer.status, html.unescape(answer.read().decode(errors="replace"))
+    finally:
+        connection.close()
+
+
+def test_a_path_outside_the_tree_is_a_404_that_says_so(git_stack: GitStack) -> None:
+    alice = git_stack.new_user("alice")
+    git_stack.publish(alice, "dots", {"src/a.txt": "a\n", ":(glob)x": "odd\n"})
+    base = f"/~{alice}/dots"
+    for kind in ("tree", "raw", "blame"):
+        for path in ("../a.txt", "src/../../x", "src/./a.txt", "%2e%2e/%2E%2E/etc/passwd"):
+            status, body = raw_get(git_stack.git_url, f"{base}/{kind}/main/item/{path}")
+            assert status == 404, (kind, path)
+            shown = path.replace("%2e", ".").replace("%2E", ".")
+            assert f"No file or folder {shown} at main in ~{alice}/dots." in body, (kind, path)
+    # Paths are taken literally: pathspec magic is a file name like any other.
+    status, body = raw_get(git_stack.git_url, f"{base}/raw/main/item/:(glob)x")
+    assert (status, body) == (200, "odd\n")
+    status, body = raw_get(git_stack.git_url, f"{base}/tree/main/item/:(top)nothing")
+    assert status == 404
+    # The file itself is still there.
+    status, body = raw_get(git_stack.git_url, f"{base}/raw/main/item/src/a.txt")
+    assert (status, body) == (200, "a\n")
 
 
 def test_the_index_lists_recent_public_pushes(git_stack: GitStack) -> None:
