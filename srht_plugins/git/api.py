@@ -41,7 +41,6 @@ from .repos import (
     MAX_URL,
     NAME_PATTERN,
     NAME_RULE,
-    RepoProblem,
     add_webhook,
     clone_urls,
     create_repository,
@@ -75,12 +74,6 @@ api.parameter(
     example="bob",
 )
 api.parameter("webhook_id", "The webhook's id.", ID, example=1)
-
-
-@api.blueprint.errorhandler(RepoProblem)
-def problem(error: RepoProblem) -> tuple[dict[str, Any], int]:
-    status = 404 if error.field == "username" else 400
-    return ApiError(status, error.reason, field=error.field).body(), status
 
 
 # -- schemas ---------------------------------------------------------------------------
@@ -313,6 +306,7 @@ def list_repositories() -> dict[str, Any]:
     write=True,
     body="RepositoryCreate",
     response="Repository",
+    errors={409: "You have a repository of that name already."},
     headers={
         "Location": {"description": "The repository in this API.", "schema": {"type": "string"}}
     },
@@ -367,6 +361,7 @@ def get_repository(username: str, name: str) -> dict[str, Any]:
     write=True,
     body="RepositoryUpdate",
     response="Repository",
+    errors={409: "You have a repository of the new name already."},
 )
 def patch_repository(username: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """Owner only. A rename keeps the old name leading to the repository

@@ -17,13 +17,12 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from srht_core import current_service, db_session, utcnow
+from srht_core import Problem, current_service, db_session, url_problem, utcnow
 
 from .models import MODES, VISIBILITIES, AccessGrant, Redirect, Repository, User, Webhook
 from .plumbing import GitError, GitRepo
 
 __all__ = [
-    "RepoProblem",
     "add_webhook",
     "clone_urls",
     "create_repository",
@@ -50,15 +49,6 @@ _NAME = re.compile(NAME_PATTERN)
 INITIAL_BRANCH = "main"
 
 
-class RepoProblem(ValueError):
-    """Why a change to a repository is refused, and which field is to blame."""
-
-    def __init__(self, reason: str, field: str = "name"):
-        super().__init__(reason)
-        self.reason = reason
-        self.field = field
-
-
 def name_problem(name: str) -> str | None:
     """What is wrong with ``name`` as a repository name, if anything."""
     if not name:
@@ -76,11 +66,11 @@ def _check(
     name: str | None = None, description: str | None = None, visibility: str | None = None
 ) -> None:
     if name is not None and (problem := name_problem(name)):
-        raise RepoProblem(problem, "name")
+        raise Problem("name", problem)
     if description is not None and len(description) > MAX_DESCRIPTION:
-        raise RepoProblem(f"Use at most {MAX_DESCRIPTION} characters.", "description")
+        raise Problem("description", f"Use at most {MAX_DESCRIPTION} characters.")
     if visibility is not None and visibility not in VISIBILITIES:
-        raise RepoProblem("Choose one of " + ", ".join(VISIBILITIES) + ".", "visibility")
+        raise Problem("visibility", "Choose one of " + ", ".join(VISIBILITIES) + ".")
 
 
 # -- on disk ---------------------------------------------------------------------------
@@ -130,12 +120,12 @@ def create_repository(
 ) -> Repository:
     """Make a repository: its row and its bare folder, committed.
 
-    :raises RepoProblem: the name is not valid or taken, or another field
-        is not valid.
+    :raises Problem: the name is not valid or taken (409), or another
+        field is not valid.
     """
     _check(name, description, visibility)
     if _name_taken(owner, name):
-        raise RepoProblem(f"You have a repository named {name} already.")
+        raise Problem("name", f"You have a repository named {name} already.", 409)
     repository = Repository(
         owner_id=owner.id, name=name, description=description or None, visibility=visibility
     )
@@ -182,19 +172,19 @@ def update_repository(
     description clears it), committed. Renaming keeps the old name as a
     redirect.
 
-    :raises RepoProblem: naming the field to blame.
+    :raises Problem: naming the field to blame.
     """
     _check(name, description, visibility)
     if default_branch is not None:
         git = open_repository(repository)
         if default_branch not in git.branches():
-            raise RepoProblem(
-                f"There is no branch {default_branch} in this repository.", "default_branch"
+            raise Problem(
+                "default_branch", f"There is no branch {default_branch} in this repository."
             )
         git.set_head(default_branch)
     if name is not None and name != repository.name:
         if _name_taken(owner, name, but=repository.id):
-            raise RepoProblem(f"You have a repository named {name} already.")
+            raise Problem("name", f"You have a repository named {name} already.", 409)
         old = repository.name
         _forget_old_name(owner, name)
         db_session.add(Redirect(owner_id=owner.id, name=old, repository_id=repository.id))
@@ -218,14 +208,15 @@ def delete_repository(repository: Repository) -> None:
 def find_user(username: str) -> User:
     """The user ``username`` (a leading ``~`` allowed), as this service knows them.
 
-    :raises RepoProblem: (field ``username``) for a user who never signed in here.
+    :raises Problem: (404, field ``username``) for a user who never signed in here.
     """
     name = username.strip().lstrip("~")
     user = db_session.scalar(sa.select(User).where(User.username == name))
     if user is None:
-        raise RepoProblem(
-            f"No user ~{name} is known here yet: they must sign in to this git service once.",
+        raise Problem(
             "username",
+            f"No user ~{name} is known here yet: they must sign in to this git service once.",
+            404,
         )
     return user
 
@@ -234,9 +225,9 @@ def grant_access(repository: Repository, user: User, mode: str | None) -> None:
     """Give ``user`` ``mode`` access (``ro``, ``rw``), or take it away
     (``None``), committed."""
     if mode is not None and mode not in MODES:
-        raise RepoProblem("Choose ro (read) or rw (read and write).", "mode")
+        raise Problem("mode", "Choose ro (read) or rw (read and write).")
     if user.id == repository.owner_id:
-        raise RepoProblem("The owner always has full access.", "user")
+        raise Problem("user", "The owner always has full access.")
     grant = db_session.scalar(
         sa.select(AccessGrant).where(
             AccessGrant.repository_id == repository.id, AccessGrant.user_id == user.id
@@ -255,24 +246,20 @@ def grant_access(repository: Repository, user: User, mode: str | None) -> None:
 def add_webhook(repository: Repository, url: str) -> Webhook:
     """Tell ``url`` about every push to ``repository`` from now on, committed.
 
-    :raises RepoProblem: (field ``url``) for a URL that is not http(s), or
-        one webhook too many.
+    :raises Problem: (field ``url``) for a URL no service can call, or one
+        webhook too many.
     """
     url = url.strip()
-    try:
-        parts = urlsplit(url)
-        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # a host urlsplit cannot read (a fullwidth "＃" in it, say)
-        usable = False
-    if not usable or len(url) > MAX_URL:
-        raise RepoProblem("must be an http:// or https:// URL", "url")
+    reason = url_problem(url, max_length=MAX_URL)
+    if reason is not None:
+        raise Problem("url", reason)
     count = db_session.scalar(
         sa.select(sa.func.count())
         .select_from(Webhook)
         .where(Webhook.repository_id == repository.id)
     )
     if (count or 0) >= MAX_WEBHOOKS:
-        raise RepoProblem(f"a repository may have at most {MAX_WEBHOOKS} webhooks", "url")
+        raise Problem("url", f"a repository may have at most {MAX_WEBHOOKS} webhooks")
     hook = Webhook(repository_id=repository.id, url=url)
     db_session.add(hook)
     db_session.commit()

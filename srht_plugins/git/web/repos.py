@@ -4,50 +4,18 @@ recently pushed), the create form, and a user's list."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import contains_eager
-from wtforms import RadioField, StringField, TextAreaField
 
-from srht_core import Form, db_session, login_required, paginate, viewer
+from srht_core import Problem, db_session, login_required, paginate, viewer
 
 from ..access import listed_for
-from ..models import PUBLIC, VISIBILITIES, Repository, User
-from ..repos import MAX_DESCRIPTION, MAX_NAME, RepoProblem, create_repository
+from ..forms import CreateForm
+from ..models import PUBLIC, Repository, User
+from ..repos import create_repository
 
 bp = Blueprint("git", __name__)
-
-#: What each visibility means, beside its radio button.
-VISIBILITY_HELP = {
-    "public": "Anyone can see and clone it, and it is listed on your page.",
-    "unlisted": "Anyone with the link can see and clone it.",
-    "private": "Only you and those you give access can see it.",
-}
-
-
-class CreateForm(Form):
-    name = StringField(
-        "Name",
-        description=f"Letters, digits, dots, dashes and underscores; at most {MAX_NAME}.",
-    )
-    description = TextAreaField(
-        "Description", description=f"Optional: what it is, in at most {MAX_DESCRIPTION} characters."
-    )
-    visibility = RadioField(
-        "Visibility",
-        default=PUBLIC,
-        validate_choice=False,
-        choices=[(v, v.capitalize()) for v in VISIBILITIES],
-    )
-
-
-def show_problem(form: Form, problem: RepoProblem) -> None:
-    """Show ``problem`` next to the field it is about (or above the form)."""
-    field = getattr(form, problem.field, None)
-    if field is None:
-        flash(problem.reason, "error")
-    else:
-        field.errors = [*field.errors, problem.reason]
 
 
 @bp.get("/")
@@ -71,7 +39,7 @@ def index() -> ResponseReturnValue:
 @login_required
 def create() -> ResponseReturnValue:
     form = CreateForm()
-    if request.method == "POST" and form.validate_on_submit():
+    if form.validate_on_submit():
         user = viewer()
         try:
             repository = create_repository(
@@ -80,15 +48,15 @@ def create() -> ResponseReturnValue:
                 (form.description.data or "").strip(),
                 form.visibility.data or "",
             )
-        except RepoProblem as problem:
-            show_problem(form, problem)
+        except Problem as problem:
+            form.show(problem)
         else:
             return redirect(
                 url_for("git_browse.summary", username=user.username, name=repository.name),
                 code=303,
             )
-    status = 400 if request.method == "POST" else 200
-    return render_template("git/create.html", form=form, visibility_help=VISIBILITY_HELP), status
+    status = 400 if form.is_submitted() else 200
+    return render_template("git/create.html", form=form), status
 
 
 @bp.get("/~<username>")

@@ -12,16 +12,14 @@ from typing import Any
 from flask import Blueprint, Response, abort, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response as BaseResponse
-from wtforms import RadioField, SelectField, StringField, TextAreaField
 
-from srht_core import Form, confirm, db_session, login_required
+from srht_core import Form, Problem, confirm, db_session, login_required
 
 from ..access import grants_of, mode_label
-from ..models import MODES, PRIVATE, READ, VISIBILITIES, User
+from ..forms import GrantForm, RenameForm, details_form
+from ..models import PRIVATE, READ, User
 from ..plumbing import GitError
 from ..repos import (
-    MAX_DESCRIPTION,
-    RepoProblem,
     default_branch,
     delete_repository,
     find_user,
@@ -30,46 +28,8 @@ from ..repos import (
     update_repository,
 )
 from .common import Viewing, owned, repository_page
-from .repos import VISIBILITY_HELP, show_problem
 
 bp = Blueprint("git_settings", __name__)
-
-#: What each access mode allows, beside its radio button.
-MODE_HELP = {"ro": "Browse, clone and fetch.", "rw": "Also push."}
-
-
-class DetailsForm(Form):
-    description = TextAreaField(
-        "Description", description=f"What it is, in at most {MAX_DESCRIPTION} characters."
-    )
-    visibility = RadioField(
-        "Visibility", validate_choice=False, choices=[(v, v.capitalize()) for v in VISIBILITIES]
-    )
-    default_branch = SelectField(
-        "Default branch",
-        validate_choice=False,
-        description="The branch the summary shows and clones check out.",
-    )
-
-
-class RenameForm(Form):
-    name = StringField(
-        "New name",
-        description="The old name keeps leading here (web, clone and push) until you make "
-        "another repository with it.",
-    )
-
-
-class GrantForm(Form):
-    username = StringField(
-        "User", description="Their username; they must have signed in here once."
-    )
-    mode = RadioField(
-        "Access",
-        default=READ,
-        validate_choice=False,
-        choices=[(m, mode_label(m).capitalize()) for m in MODES],
-    )
 
 
 def _url(endpoint: str, view: Viewing) -> str:
@@ -80,10 +40,11 @@ def _to(endpoint: str, view: Viewing) -> BaseResponse:
     return redirect(_url(endpoint, view), code=303)
 
 
-def _page(
-    template: str, view: Viewing, section: str, status: int = 200, **context: Any
-) -> Response:
-    return repository_page(template, view, status=status, section=section, **context)
+def _page(template: str, view: Viewing, form: Form, **context: Any) -> Response:
+    """A settings page (its template names its section of the menu); 400
+    when it shows a form that was sent back."""
+    status = 400 if form.is_submitted() else 200
+    return repository_page(template, view, status=status, form=form, **context)
 
 
 # -- details ---------------------------------------------------------------------------------
@@ -95,18 +56,16 @@ def details(username: str, name: str) -> ResponseReturnValue:
     view = owned(username, name)
     repository = view.repository
     current = default_branch(repository)
-    form = DetailsForm(
-        data={
-            "description": repository.description or "",
-            "visibility": repository.visibility,
-            "default_branch": current,
-        }
-    )
     try:
         branches = open_repository(repository).branches()
     except GitError:
         branches = []
-    form.default_branch.choices = [(b, b) for b in branches] or [("", "(nothing pushed yet)")]
+    form = details_form(
+        branches,
+        description=repository.description or "",
+        visibility=repository.visibility,
+        default_branch=current or "",
+    )
     if form.validate_on_submit():
         branch = form.default_branch.data or None
         try:
@@ -114,19 +73,16 @@ def details(username: str, name: str) -> ResponseReturnValue:
                 repository,
                 view.owner,
                 description=(form.description.data or "").strip(),
-                visibility=form.visibility.data or "",
+                visibility=form.visibility.data,
                 default_branch=branch if branch != current else None,
             )
-        except RepoProblem as problem:
+        except Problem as problem:
             db_session.rollback()
-            show_problem(form, problem)
+            form.show(problem)
         else:
             flash("Settings saved.", "success")
             return _to("git_settings.details", view)
-    status = 400 if form.is_submitted() else 200
-    return _page(
-        "git/settings-details.html", view, "details", status, form=form, help=VISIBILITY_HELP
-    )
+    return _page("git/settings-details.html", view, form)
 
 
 # -- name --------------------------------------------------------------------------------------
@@ -141,9 +97,9 @@ def rename(username: str, name: str) -> ResponseReturnValue:
         old = view.repository.name
         try:
             update_repository(view.repository, view.owner, name=(form.name.data or "").strip())
-        except RepoProblem as problem:
+        except Problem as problem:
             db_session.rollback()
-            show_problem(form, problem)
+            form.show(problem)
         else:
             if old != view.repository.name:
                 flash(
@@ -152,49 +108,29 @@ def rename(username: str, name: str) -> ResponseReturnValue:
                     "success",
                 )
             return _to("git_settings.rename", view)
-    status = 400 if form.is_submitted() else 200
-    return _page("git/settings-rename.html", view, "rename", status, form=form)
+    return _page("git/settings-rename.html", view, form)
 
 
 # -- access ------------------------------------------------------------------------------------
 
 
-def _access_page(view: Viewing, form: GrantForm, status: int = 200) -> Response:
-    grants = db_session.scalars(grants_of(view.repository).order_by(User.username)).all()
-    return _page(
-        "git/settings-access.html",
-        view,
-        "access",
-        status,
-        form=form,
-        grants=grants,
-        mode_label=mode_label,
-        help=MODE_HELP,
-    )
-
-
-@bp.get("/~<username>/<name>/settings/access")
+@bp.route("/~<username>/<name>/settings/access", methods=["GET", "POST"])
 @login_required
 def access(username: str, name: str) -> ResponseReturnValue:
-    return _access_page(owned(username, name), GrantForm(formdata=None))
-
-
-@bp.post("/~<username>/<name>/settings/access")
-@login_required
-def grant(username: str, name: str) -> ResponseReturnValue:
     view = owned(username, name)
     form = GrantForm()
     if form.validate_on_submit():
         try:
             user = find_user(form.username.data or "")
             grant_access(view.repository, user, form.mode.data)
-        except RepoProblem as problem:
+        except Problem as problem:
             db_session.rollback()
-            show_problem(form, problem)
+            form.show(problem)
         else:
             flash(f"{user.canonical_name} now has {mode_label(form.mode.data)} access.", "success")
             return _to("git_settings.access", view)
-    return _access_page(view, form, 400)
+    grants = db_session.scalars(grants_of(view.repository).order_by(User.username)).all()
+    return _page("git/settings-access.html", view, form, grants=grants, mode_label=mode_label)
 
 
 @bp.route("/~<username>/<name>/settings/access/<grantee>/remove", methods=["GET", "POST"])
