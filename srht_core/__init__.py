@@ -44,7 +44,7 @@ from .errors import (
 )
 from .forms import ChoiceField, Form, MultipleChoiceField, api_validate, form_errors
 from .globals import NavLink, SrhtState, current_service, state_of
-from .highlight import RenderedFile, render_file
+from .highlight import RenderedFile, highlighted_lines, language_of, render_file
 from .humanize import human_size
 from .idempotency import idempotency_header_parameter
 from .identity import (
@@ -197,6 +197,7 @@ __all__ = [
     "error_responses",
     "form_errors",
     "from_internal_network",
+    "highlighted_lines",
     "hookimpl",
     "human_size",
     "idempotency_header_parameter",
@@ -207,6 +208,7 @@ __all__ = [
     "is_safe_return_to",
     "json_object",
     "json_response",
+    "language_of",
     "load_config",
     "login_required",
     "login_session",

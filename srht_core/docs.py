@@ -222,6 +222,8 @@ HELPERS: list[tuple[str, list[str]]] = [
             "render_markdown",
             "render_file",
             "RenderedFile",
+            "highlighted_lines",
+            "language_of",
             "static_url",
             "human_size",
             "watched_page",
