@@ -1,6 +1,5 @@
 """paste as a plugin: what it declares to the core (config keys, scopes,
-navigation), its migration matching its models on PostgreSQL,
-account deletion, and the highlighter on its own."""
+navigation), account deletion, and the highlighter on its own."""
 
 from __future__ import annotations
 
@@ -9,12 +8,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
 from srht_core import ConfigError, PluginHost
 from srht_plugins.paste.highlight import GUESS_SAMPLE, HIGHLIGHT_LIMIT, choose_lexer, render_file
-from srht_plugins.paste.models import Base, Paste, PasteFile
+from srht_plugins.paste.models import Paste, PasteFile
 
 from .conftest import PasteSite
 
@@ -62,21 +59,6 @@ def test_bad_limits_are_config_errors(
     problems = {(p.section, p.key): p.message for p in raised.value.problems}
     assert problems[("paste", "max-file-size")] == "must be at least 1, got 0"
     assert problems[("paste", "max-paste-size")] == "not a whole number: 'lots'"
-
-
-@pytest.mark.postgres
-def test_the_migration_matches_the_models(paste_site: PasteSite) -> None:
-    with paste_site.state.db.engine.connect() as connection:
-        context = MigrationContext.configure(
-            connection,
-            opts={
-                "compare_type": True,
-                "include_name": lambda name, type_, _parents: (
-                    type_ != "table" or name in Base.metadata.tables
-                ),
-            },
-        )
-        assert compare_metadata(context, Base.metadata) == []
 
 
 @pytest.mark.postgres
