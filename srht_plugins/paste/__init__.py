@@ -55,7 +55,7 @@ def blueprints(config: Config) -> list[Blueprint]:
     from .api import api
     from .web import bp
 
-    return [bp, api]
+    return [bp, api.blueprint]
 
 
 @hookimpl

@@ -19,26 +19,18 @@ from wtforms import Form as SubForm
 
 from srht_core import (
     Form,
+    Problem,
     anonymous_page,
-    current_service,
-    current_user,
     db_session,
     login_required,
     paginate,
+    viewer,
 )
 
+from .access import find_paste, is_owner, listed_pastes
 from .highlight import render_file
 from .models import PRIVATE, UNLISTED, VISIBILITIES, Paste, PasteFile, User
-from .pastes import (
-    MAX_FILES,
-    Limits,
-    NewFile,
-    Problem,
-    check_paste,
-    create_paste,
-    find_paste,
-    listed_for,
-)
+from .pastes import MAX_FILES, Limits, NewFile, check_paste, create_paste
 
 bp = Blueprint("paste", __name__)
 
@@ -64,7 +56,7 @@ class FileForm(SubForm):  # type: ignore[misc]
 
 
 class PasteForm(Form):
-    files = FieldList(FormField(FileForm), min_entries=1, max_entries=MAX_FILES)
+    files = FieldList(FormField(FileForm, "File"), "Files", min_entries=1, max_entries=MAX_FILES)
     # Plain values, labelled by the template with VISIBILITY_HELP.
     visibility = RadioField(
         "Visibility", default=UNLISTED, validate_choice=False, choices=list(VISIBILITIES)
@@ -75,37 +67,10 @@ class DeleteForm(Form):
     """Nothing but the CSRF token: the confirmation is the button."""
 
 
-def _viewer() -> User | None:
-    user: User | None = current_user._get_current_object()
-    return user
-
-
-def _limits() -> Limits:
-    return Limits.from_section(current_service().section)
-
-
-def _new_page(form: PasteForm, status: int = 200, paste_errors: list[str] | None = None) -> Any:
+def _new_page(form: PasteForm, status: int = 200) -> Any:
     return render_template(
-        "paste/new.html",
-        form=form,
-        paste_errors=paste_errors or [],
-        limits=_limits(),
-        visibility_help=VISIBILITY_HELP,
+        "paste/new.html", form=form, limits=Limits.current(), visibility_help=VISIBILITY_HELP
     ), status
-
-
-def _show_problems(form: PasteForm, problems: list[Problem], slots: list[int]) -> list[str]:
-    """Put each problem next to its field; return those about the paste."""
-    general = []
-    for problem in problems:
-        if problem.index is not None:
-            entry = form.files[slots[problem.index]]
-            entry[problem.field].errors.append(problem.reason)
-        elif problem.field == "visibility":
-            form.visibility.errors.append(problem.reason)
-        else:
-            general.append(problem.reason)
-    return general
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -118,19 +83,21 @@ def new_paste() -> Any:
         return _new_page(form, 400)
     if "add_file" in request.form:
         if len(form.files) >= MAX_FILES:
-            return _new_page(form, 400, [f"A paste may hold at most {MAX_FILES} files."])
+            form.show(Problem("files", f"A paste may hold at most {MAX_FILES} files."))
+            return _new_page(form, 400)
         form.files.append_entry()
         return _new_page(form)
-    # Slots left entirely blank are ignored, so an extra slot does no harm.
-    slots = [i for i, entry in enumerate(form.files) if entry.filename.data or entry.content.data]
-    files = [
-        NewFile(form.files[i].filename.data or "", form.files[i].content.data or "") for i in slots
-    ]
-    problems = check_paste(files, form.visibility.data or "", _limits())
+    # Slots left entirely blank are ignored, so an extra slot does no harm;
+    # the form comes back without them, numbered as the problems number them.
+    filled = [entry for entry in form.files if entry.filename.data or entry.content.data]
+    form.files.entries = filled or form.files.entries[:1]
+    files = [NewFile(entry.filename.data or "", entry.content.data or "") for entry in filled]
+    problems = check_paste(files, form.visibility.data or "", Limits.current())
     if problems:
-        return _new_page(form, 400, _show_problems(form, problems, slots))
-    user = _viewer()
-    assert user is not None
+        for problem in problems:
+            form.show(problem)
+        return _new_page(form, 400)
+    user = viewer()
     paste = create_paste(user, files, form.visibility.data)
     db_session.commit()
     return redirect(url_for("paste.view_paste", username=user.username, slug=paste.slug), code=303)
@@ -141,18 +108,18 @@ def user_pastes(username: str) -> Any:
     owner = db_session.scalar(sa.select(User).where(User.username == username))
     if owner is None:
         abort(404)
-    viewer = _viewer()
-    page = paginate(db_session, listed_for(owner, viewer), per_page=25)
+    user = viewer()
+    page = paginate(db_session, listed_pastes(owner, user), per_page=25)
     return render_template(
         "paste/user.html",
         owner=owner,
         page=page,
-        is_owner=viewer is not None and viewer.id == owner.id,
+        is_owner=user is not None and user.id == owner.id,
     )
 
 
 def _paste_or_404(username: str, slug: str, *, with_content: bool = True) -> Paste:
-    paste = find_paste(slug, _viewer(), username=username, with_content=with_content)
+    paste = find_paste(slug, viewer(), username=username, with_content=with_content)
     if paste is None:
         abort(404)
     return paste
@@ -184,13 +151,12 @@ def _paste_page(paste: Paste) -> Response:
     shown = [
         (file, render_file(file.filename, contents[file.id], file.position)) for file in paste.files
     ]
-    viewer = _viewer()
     response = Response(
         render_template(
             "paste/paste.html",
             paste=paste,
             files=shown,
-            is_owner=viewer is not None and viewer.id == paste.owner_id,
+            is_owner=is_owner(paste, viewer()),
         )
     )
     return _private(response, paste)
@@ -250,14 +216,14 @@ def download_file(username: str, slug: str, position: int) -> Any:
 @login_required
 def delete_paste(username: str, slug: str) -> Any:
     paste = _paste_or_404(username, slug, with_content=False)
-    viewer = _viewer()
-    if viewer is None or viewer.id != paste.owner_id:
+    user = viewer()
+    if not is_owner(paste, user):
         abort(404)
     form = DeleteForm()
     if request.method == "POST" and form.validate_on_submit():
         db_session.delete(paste)
         db_session.commit()
         flash("The paste is deleted.", "success")
-        return redirect(url_for("paste.user_pastes", username=viewer.username), code=303)
+        return redirect(url_for("paste.user_pastes", username=user.username), code=303)
     status = 400 if request.method == "POST" else 200
     return render_template("paste/delete.html", paste=paste, form=form), status
