@@ -132,11 +132,11 @@ api.schema(
 
 def paste_json(paste: Paste, owner: User, *, content: bool) -> dict[str, Any]:
     origin = current_service().origin
-    page = url_for("paste.view_paste", username=owner.username, slug=paste.slug)
+    page = url_for("pastes.view_paste", username=owner.username, slug=paste.slug)
     files = []
     for file in paste.files:
         raw = url_for(
-            "paste.raw_file", username=owner.username, slug=paste.slug, position=file.position
+            "files.raw_file", username=owner.username, slug=paste.slug, position=file.position
         )
         entry: dict[str, Any] = {
             "position": file.position,
