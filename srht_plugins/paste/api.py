@@ -166,7 +166,7 @@ def paste_json(paste: Paste, owner: User, *, content: bool) -> dict[str, Any]:
     paged=True,
     anonymous=False,
 )
-def list_pastes() -> Any:
+def list_pastes() -> dict[str, Any]:
     """The token owner's pastes, newest first, without their files' contents."""
     owner = viewer()
     page = cursor_paginate(db_session, listed_pastes(owner, owner).order_by(None), Paste.id)
@@ -185,7 +185,7 @@ def list_pastes() -> Any:
         "Location": {"description": "The new paste in this API.", "schema": {"type": "string"}}
     },
 )
-def create_paste(body: dict[str, Any]) -> Any:
+def create_paste(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Visibility `unlisted` unless given. The file sizes, their total and
     that no two files share a name are checked here, with the pages' words."""
     owner = viewer()
@@ -201,7 +201,7 @@ def create_paste(body: dict[str, Any]) -> Any:
 
 
 @api.operation("get", "/pastes/{id}", "Get a paste", scope="pastes", response="Paste")
-def get_paste(id: str) -> Any:
+def get_paste(id: str) -> dict[str, Any]:
     """With the contents of its files. Public and unlisted pastes need no
     token."""
     paste = find_paste(id, viewer())

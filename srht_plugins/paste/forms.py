@@ -22,13 +22,13 @@ VISIBILITY_HELP = {
 }
 
 
-def _strip(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
+def _strip(value: str | None) -> str | None:
+    return value.strip() if value is not None else None
 
 
-def _unix_newlines(value: Any) -> Any:
+def _unix_newlines(value: str | None) -> str | None:
     # Browsers send text areas with CRLF line breaks.
-    return value.replace("\r\n", "\n") if isinstance(value, str) else value
+    return value.replace("\r\n", "\n") if value is not None else None
 
 
 class FileForm(SubForm):  # type: ignore[misc]

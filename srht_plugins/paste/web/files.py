@@ -5,7 +5,6 @@ a download under its own name. Both are locked down with
 from __future__ import annotations
 
 import re
-from typing import Any
 from urllib.parse import quote
 
 from flask import Blueprint, Response, abort
@@ -30,7 +29,7 @@ def _raw(paste: Paste, file: PasteFile) -> Response:
 
 
 @bp.get("/~<username>/<slug>/raw/<int:position>")
-def raw_file(username: str, slug: str, position: int) -> Any:
+def raw_file(username: str, slug: str, position: int) -> Response:
     paste = paste_or_404(username, slug)
     return _raw(paste, _file_or_404(paste, position))
 
@@ -54,7 +53,7 @@ def download_disposition(filename: str, fallback: str) -> str:
 
 
 @bp.get("/~<username>/<slug>/download/<int:position>")
-def download_file(username: str, slug: str, position: int) -> Any:
+def download_file(username: str, slug: str, position: int) -> Response:
     paste = paste_or_404(username, slug)
     file = _file_or_404(paste, position)
     response = _raw(paste, file)

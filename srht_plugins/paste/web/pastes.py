@@ -3,10 +3,9 @@ list of pastes, and deleting one."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from srht_core import (
     Problem,
@@ -42,7 +41,7 @@ def keep_private(response: Response, paste: Paste) -> Response:
     return response
 
 
-def _new_page(form: PasteForm, status: int = 200) -> Any:
+def _new_page(form: PasteForm, status: int = 200) -> tuple[str, int]:
     return render_template(
         "paste/new.html", form=form, limits=Limits.current(), visibility_help=VISIBILITY_HELP
     ), status
@@ -50,7 +49,7 @@ def _new_page(form: PasteForm, status: int = 200) -> Any:
 
 @bp.route("/", methods=["GET", "POST"])
 @login_required
-def new_paste() -> Any:
+def new_paste() -> ResponseReturnValue:
     form = PasteForm()
     if request.method == "GET":
         return _new_page(form)
@@ -79,7 +78,7 @@ def new_paste() -> Any:
 
 
 @bp.get("/~<username>")
-def user_pastes(username: str) -> Any:
+def user_pastes(username: str) -> str:
     owner = db_session.scalar(sa.select(User).where(User.username == username))
     if owner is None:
         abort(404, f"No user ~{username} has pastes here.")
@@ -91,7 +90,7 @@ def user_pastes(username: str) -> Any:
 
 
 @bp.get("/~<username>/<slug>")
-def view_paste(username: str, slug: str) -> Any:
+def view_paste(username: str, slug: str) -> Response:
     paste = paste_or_404(username, slug, with_content=False)
     # A paste's files never change; its visibility (shown on the page)
     # changes ``updated``, and the owner's name is in its links.
@@ -125,7 +124,7 @@ def _paste_page(paste: Paste) -> Response:
 
 @bp.route("/~<username>/<slug>/delete", methods=["GET", "POST"])
 @login_required
-def delete_paste(username: str, slug: str) -> Any:
+def delete_paste(username: str, slug: str) -> ResponseReturnValue:
     paste = paste_or_404(username, slug, with_content=False)
     if not is_owner(paste, viewer()):
         abort(404, f"~{username} has no paste {slug} of yours.")
