@@ -20,8 +20,8 @@ from srht_core import Operation, TokenGrant, declared_apis, seal_grant, state_of
 pytestmark = [pytest.mark.postgres]
 
 #: The built-in services; each must declare its API with srht_core.Api.
-#: (paste and meta join as they move onto the kit.)
-SERVICES = ("todo", "git")
+#: (meta joins as it moves onto the kit.)
+SERVICES = ("todo", "git", "paste")
 WRONG = {
     "string": 12345,
     "integer": "twelve",
@@ -108,8 +108,28 @@ def _todo_objects(service: Service) -> dict[str, Any]:
     }
 
 
+def _git_objects(service: Service) -> dict[str, Any]:
+    created = service.call("post", "/repos", json={"name": "proj"})
+    assert created.status_code == 201, created.json
+    hook = service.call(
+        "post",
+        "/~alice/repos/proj/webhooks",
+        json={"url": "http://127.0.0.1:9/"},
+    )
+    assert hook.status_code == 201, hook.json
+    return {"username": "alice", "name": "proj", "grantee": "alice", "webhook_id": hook.json["id"]}
+
+
+def _paste_objects(service: Service) -> dict[str, Any]:
+    created = service.call(
+        "post", "/pastes", json={"files": [{"filename": "a.txt", "content": "hi"}]}
+    )
+    assert created.status_code == 201, created.json
+    return {"id": created.json["id"]}
+
+
 #: For each service, the real objects its operations' paths name.
-OBJECTS: dict[str, Any] = {"todo": _todo_objects}
+OBJECTS: dict[str, Any] = {"todo": _todo_objects, "git": _git_objects, "paste": _paste_objects}
 
 
 @pytest.fixture(scope="module")
