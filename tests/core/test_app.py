@@ -800,3 +800,24 @@ def test_a_problem_names_a_field_of_a_list_of_sub_forms_as_the_api_does(app):
         assert f"<li>{general}</li>" in shown
     # And next to the field itself.
     assert re.search(r'id="files-1-content".*A file needs contents\.', shown, re.DOTALL)
+
+
+def test_page_kinds_tell_a_kit_page_from_another(client):
+    """srht_core.testing.page_kind_problems, which services' tests use to
+    check their pages against the kit's structure, names what is missing."""
+    from srht_core.testing import page_kind_problems
+
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404
+    html = missing.get_data(as_text=True)
+    assert page_kind_problems(html, "404") == []
+    assert page_kind_problems(html, "settings") == [
+        "not a settings page of the kit: no div.settings > nav.settings-menu > a",
+        "not a settings page of the kit: no div.settings > div.settings-page",
+    ]
+    assert page_kind_problems(html, "list") == ["not a list page of the kit: no div.empty > p"]
+    bare = '<div class="field invalid"><ul class="errors"><li>x</li></ul></div>'
+    assert page_kind_problems(bare, "form-errors") == [
+        "not a form-errors page of the kit: no div.form-problems > li",
+        "not a form-errors page of the kit: no form > fieldset.choices.invalid > ul.errors > li",
+    ]

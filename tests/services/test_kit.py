@@ -324,3 +324,66 @@ def _hostile_bodies(service: Service, op: Operation) -> None:
                 assert service.rows() == before, (op.name, body)
 
     run()
+
+
+# -- pages ------------------------------------------------------------------------
+
+#: For each service, a page of each kind the kit draws, on the real objects
+#: of :data:`OBJECTS` (``{id}`` and the like filled from them); ``form`` is
+#: a form posted with a problem, as ``(page, fields)``.
+PAGES: dict[str, dict[str, Any]] = {
+    "todo": {
+        "header": "/~alice/bugs",
+        "settings": "/~alice/bugs/settings",
+        "list": "/~alice",
+        "404": "/~alice/no-such-tracker",
+        "form": ("/trackers/create", {"name": "no spaces here!", "visibility": "public"}),
+    },
+    "git": {
+        "header": "/~alice/proj",
+        "settings": "/~alice/proj/settings",
+        "list": "/~alice",
+        "404": "/~alice/no-such-repository",
+        "form": ("/create", {"name": "no spaces here!", "visibility": "public"}),
+    },
+    "paste": {
+        "header": "/~alice/{id}",
+        "list": "/~alice",
+        "404": "/~alice/0123456789abcdef",
+        "form": ("/", {"files-0-filename": "a.txt", "files-0-content": "", "visibility": "public"}),
+    },
+}
+
+
+def _pages() -> list[Any]:
+    return [
+        pytest.param(name, kind, id=f"{name}-{kind}")
+        for name in SERVICES
+        for kind in ("header", "settings", "list", "404", "form")
+        if kind in PAGES[name]
+    ]
+
+
+@pytest.mark.parametrize(("name", "kind"), _pages())
+def test_each_kind_of_page_has_the_same_structure_in_every_service(
+    services: Any, name: str, kind: str
+) -> None:
+    """The page header, settings, lists, a form with a problem and a 404 are
+    drawn by the kit's templates in every service (srht_core.testing's
+    PAGE_KINDS says what each must contain)."""
+    from srht_core.testing import FormBrowser, page_kind_problems, sign_in
+
+    service = services[name]
+    client = service.app.test_client()
+    sign_in(client, service.user_id)
+    target = PAGES[name][kind]
+    if kind == "form":
+        page, fields = target
+        answer = FormBrowser(client).submit(page, fields)
+        assert answer.status_code == 400, answer.get_data(as_text=True)[:2000]
+        kind = "form-errors"
+    else:
+        answer = client.get(target.format(**service.real))
+        assert answer.status_code == (404 if kind == "404" else 200), target
+    html = answer.get_data(as_text=True)
+    assert page_kind_problems(html, kind) == [], html[:3000]
