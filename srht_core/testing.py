@@ -425,7 +425,8 @@ def serve_service(
 
 
 class _Forms(HTMLParser):
-    """Every ``<form>`` of a page: its action, method and hidden inputs."""
+    """Every ``<form>`` of a page: its action, method, hidden inputs and the
+    names of the fields a person fills in."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -439,14 +440,22 @@ class _Forms(HTMLParser):
                     "action": values.get("action"),
                     "method": values.get("method", "get").lower(),
                     "hidden": {},
+                    "fields": [],
                 }
             )
-        elif tag == "input" and self.forms and values.get("type") == "hidden":
-            self.forms[-1]["hidden"][values.get("name", "")] = values.get("value", "")
+        elif tag in ("input", "textarea", "select") and self.forms and values.get("name"):
+            form, name = self.forms[-1], values["name"]
+            if tag == "input" and values.get("type") == "hidden":
+                form["hidden"][name] = values.get("value", "")
+            elif values.get("type") not in ("submit", "button", "reset", "image"):
+                if name not in form["fields"]:
+                    form["fields"].append(name)
 
 
 def page_forms(html: str) -> list[dict[str, Any]]:
-    """The forms of ``html``: ``{"action", "method", "hidden": {name: value}}``."""
+    """The forms of ``html``: ``{"action", "method", "hidden": {name:
+    value}, "fields": [name, ...]}`` (``fields``: the inputs, text areas and
+    selects a person fills in, each name once, in page order)."""
     parser = _Forms()
     parser.feed(html)
     return parser.forms
