@@ -447,9 +447,10 @@ class _Forms(HTMLParser):
             form, name = self.forms[-1], values["name"]
             if tag == "input" and values.get("type") == "hidden":
                 form["hidden"][name] = values.get("value", "")
-            elif values.get("type") not in ("submit", "button", "reset", "image"):
-                if name not in form["fields"]:
-                    form["fields"].append(name)
+            elif values.get("type") not in ("submit", "button", "reset", "image") and (
+                name not in form["fields"]
+            ):
+                form["fields"].append(name)
 
 
 def page_forms(html: str) -> list[dict[str, Any]]:
