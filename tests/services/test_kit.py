@@ -266,11 +266,15 @@ HOSTILE_TEXT = st.one_of(
     st.builds(lambda s: s + "\x00" + s, st.text(max_size=5)),
     st.sampled_from(["x" * 70_000, "\u202e" * 500, "a\ud800b", "../../etc/passwd", "' OR 1=1"]),
 )
+
+
+def _nested(inner: Any) -> Any:
+    return st.one_of(st.lists(inner, max_size=4), st.dictionaries(HOSTILE_TEXT, inner, max_size=4))
+
+
 HOSTILE = st.recursive(
     st.one_of(HOSTILE_TEXT, st.integers(), st.floats(allow_nan=False), st.booleans(), st.none()),
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(HOSTILE_TEXT, inner, max_size=4)
-    ),
+    _nested,
     max_leaves=12,
 )
 CONTENT_TYPES = [
