@@ -58,6 +58,7 @@ from .identity import (
     login_url,
     mirror_user,
     set_login_cookie,
+    user_named,
 )
 from .jobs import enqueue
 from .jsonbody import json_object, string_field, string_list_field
@@ -214,6 +215,7 @@ __all__ = [
     "login_session",
     "login_url",
     "mirror_user",
+    "user_named",
     "never_reuse_ids",
     "paginate",
     "paginate_list",

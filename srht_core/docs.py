@@ -189,6 +189,7 @@ HELPERS: list[tuple[str, list[str]]] = [
             "set_login_cookie",
             "clear_login_cookie",
             "mirror_user",
+            "user_named",
         ],
     ),
     (

@@ -30,6 +30,7 @@ from ipaddress import ip_address
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
+import sqlalchemy as sa
 from flask import Flask, Response, abort, g, redirect, request
 from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.local import LocalProxy
@@ -63,6 +64,7 @@ __all__ = [
     "login_url",
     "mirror_from_meta",
     "mirror_user",
+    "user_named",
     "set_login_cookie",
 ]
 
@@ -325,6 +327,19 @@ def mirror_from_meta(user_id: int) -> Any:
     with state.db.session() as session:
         mirror_user(profile, session)
     return db_session.get(state.schema.user_model, user_id)
+
+
+def user_named(username: str) -> Any:
+    """The service's mirrored user called ``username`` (``~alice`` or
+    ``alice``), or ``None`` when this service has not met one: a user page
+    or an API path naming its owner looks its owner up with this.
+
+    .. versionadded:: 0.1
+    """
+    state = current_service()
+    assert state.schema is not None and state.schema.user_model is not None
+    model: Any = state.schema.user_model
+    return db_session.scalar(sa.select(model).where(model.username == username.removeprefix("~")))
 
 
 #: Seconds ``/healthz`` reuses its answer about meta (per process): probes

@@ -27,6 +27,7 @@ from srht_core import (
     db_session,
     delivery_page,
     paginate_list,
+    user_named,
     viewer,
 )
 
@@ -302,7 +303,7 @@ def create(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
 def user_repositories(username: str) -> dict[str, Any]:
     """The repositories of a user that the caller sees listed, newest first
     (unlisted ones only to their owner; private ones to whoever may read them)."""
-    owner = db_session.scalar(sa.select(User).where(User.username == username))
+    owner: User | None = user_named(username)
     if owner is None:
         raise ApiError(404, f"no user ~{username} here", field="username")
     stmt = listed_for(owner, viewer()).order_by(None)

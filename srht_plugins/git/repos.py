@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from srht_core import Problem, current_service, db_session, url_problem, utcnow
+from srht_core import Problem, current_service, db_session, url_problem, user_named, utcnow
 
 from .models import MODES, VISIBILITIES, AccessGrant, Redirect, Repository, User, Webhook
 from .plumbing import GitError, GitRepo
@@ -211,7 +211,7 @@ def find_user(username: str) -> User:
     :raises Problem: (404, field ``username``) for a user who never signed in here.
     """
     name = username.strip().lstrip("~")
-    user = db_session.scalar(sa.select(User).where(User.username == name))
+    user: User | None = user_named(name)
     if user is None:
         raise Problem(
             "username",

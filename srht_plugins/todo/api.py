@@ -30,6 +30,7 @@ from srht_core import (
     deliveries,
     delivery_page,
     redeliver,
+    user_named,
     viewer,
 )
 
@@ -321,7 +322,7 @@ def create_tracker(body: dict[str, Any]) -> Any:
 def list_user_trackers(username: str) -> Any:
     """The trackers of a user that the caller may see and that are listed
     (unlisted ones only to their owner)."""
-    owner = db_session.scalar(sa.select(User).where(User.username == username.lstrip("~")))
+    owner: User | None = user_named(username)
     if owner is None:
         raise ApiError(404, f"no user ~{username.lstrip('~')} here")
     return cursor_paginate(db_session, listed_trackers(viewer(), owner), Tracker.id).json(as_dict)

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import contains_eager
 
-from srht_core import Problem, db_session, login_required, paginate, viewer
+from srht_core import Problem, db_session, login_required, paginate, user_named, viewer
 
 from ..access import listed_for
 from ..forms import CreateForm
@@ -61,7 +61,7 @@ def create() -> ResponseReturnValue:
 
 @bp.get("/~<username>")
 def user_repositories(username: str) -> ResponseReturnValue:
-    owner = db_session.scalar(sa.select(User).where(User.username == username))
+    owner: User | None = user_named(username)
     if owner is None:
         abort(404, f"No user ~{username} here.")
     user = viewer()

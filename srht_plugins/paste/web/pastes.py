@@ -15,6 +15,7 @@ from srht_core import (
     login_required,
     paginate,
     render_file,
+    user_named,
     viewer,
 )
 
@@ -79,7 +80,7 @@ def new_paste() -> ResponseReturnValue:
 
 @bp.get("/~<username>")
 def user_pastes(username: str) -> str:
-    owner = db_session.scalar(sa.select(User).where(User.username == username))
+    owner: User | None = user_named(username)
     if owner is None:
         abort(404, f"No user ~{username} has pastes here.")
     user = viewer()
