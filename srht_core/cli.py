@@ -550,6 +550,9 @@ def _supervise(children: list[_Child]) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    # Explicitly: a shell without job control starts background commands
+    # with SIGINT ignored, and Ctrl-C (or `kill -INT`) must still stop all.
+    signal.signal(signal.SIGINT, stop)
     code = 0
     try:
         while True:
