@@ -225,7 +225,7 @@ def _failures(key: str) -> int:
     return (
         db_session.scalar(
             sa.select(sa.func.count(LoginAttempt.id)).where(
-                LoginAttempt.key == key, LoginAttempt.at > utcnow() - RATE_WINDOW
+                LoginAttempt.key == key, LoginAttempt.created > utcnow() - RATE_WINDOW
             )
         )
         or 0
