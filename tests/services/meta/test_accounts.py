@@ -5,7 +5,6 @@ failed logins, reused links, forged forms, redirects off the site)."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
 from datetime import timedelta
@@ -17,8 +16,7 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 
-from srht_core import DatabaseSchema, utcnow
-from srht_core.migrate import revision
+from srht_core import utcnow
 from srht_plugins.meta.models import EmailToken, PersonalAccessToken, SSHKey, User
 
 from .conftest import PASSWORD, MetaSite, text
@@ -42,22 +40,6 @@ def location(response: Any) -> str:
     if target.netloc in ("", "localhost"):
         return target.path + (f"?{target.query}" if target.query else "")
     return response.headers["Location"]
-
-
-def test_the_models_match_the_migrations(meta_site: MetaSite, tmp_path: Path) -> None:
-    schema = meta_site.state.schema
-    folder = tmp_path / "migrations"
-    shutil.copytree(schema.migrations, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    script = revision(
-        meta_site.state.db, "meta", DatabaseSchema(schema.metadata, folder), "nothing to do"
-    )
-    body = Path(script.path).read_text().split("def upgrade() -> None:", 1)[1]
-    statements = [
-        line.strip()
-        for line in body.split("def downgrade", 1)[0].splitlines()
-        if line.strip() and not line.strip().startswith("#")
-    ]
-    assert statements == ["pass"], body
 
 
 @pytest.mark.slow
@@ -150,7 +132,7 @@ def test_register_confirm_login_with_totp_then_token_and_revocation(meta_site: M
         pat_id = session.scalar(
             sa.select(PersonalAccessToken.id).where(PersonalAccessToken.comment == "laptop")
         )
-    revoked = browser.submit("/tokens", action=f"/tokens/{pat_id}/revoke")
+    revoked = browser.submit(f"/tokens/{pat_id}/revoke")
     assert location(revoked) == "/tokens"
     answer = client.get("/api/user", headers=bearer)
     assert answer.status_code == 401 and "revoked" in answer.json["errors"][0]["reason"]
@@ -374,7 +356,7 @@ def test_an_ssh_key_added_on_the_command_line(meta_site: MetaSite, tmp_path: Pat
         junk = runner.invoke(add_ssh_key_command, ["dave"], input="ssh-ed25519 nonsense\n")
     assert added.exit_code == 0, added.output
     assert "added SHA256:" in added.output
-    assert again.exit_code == 2 and "registered already" in again.output
+    assert again.exit_code == 2 and "You have added this key already." in again.output
     assert junk.exit_code == 2
     fingerprint = added.output.split()[1]
     with meta_site.db() as session:
