@@ -1,7 +1,8 @@
 """Who may do what in meta: the rules behind every page and API call.
 
 Everything a person manages here is their own: their profile, keys,
-tokens, OAuth2 clients, the access they granted, their audit log. No page
+tokens, login sessions, OAuth2 clients, the access they granted, their
+audit log. No page
 or operation takes another user's id; an id in a URL (a key's, a token's,
 a client's) is looked up among the viewer's own things, and anyone else's
 does not exist for them: 404, never 403. Administration is for admins
@@ -19,9 +20,9 @@ from flask import abort
 
 from srht_core import db_session, login_required, viewer
 
-from .models import OAuthClient, PersonalAccessToken, PGPKey, SSHKey, User
+from .models import LoginSession, OAuthClient, PersonalAccessToken, PGPKey, SSHKey, User
 
-__all__ = ["admin_required", "own_client", "own_key", "own_token"]
+__all__ = ["admin_required", "own_client", "own_key", "own_session", "own_token"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,6 +56,14 @@ def own_token(token_id: int, user: User) -> PersonalAccessToken:
     if pat is None or pat.user_id != user.id:
         abort(404, f"You have no personal access token {token_id}.")
     return pat
+
+
+def own_session(session_id: int, user: User) -> LoginSession:
+    """``user``'s login session number ``session_id``; 404 for anyone else's."""
+    login = db_session.get(LoginSession, session_id)
+    if login is None or login.user_id != user.id:
+        abort(404, f"You have no login session {session_id}.")
+    return login
 
 
 def own_client(client_id: str, user: User) -> OAuthClient:

@@ -13,7 +13,14 @@ import sqlalchemy as sa
 from flask import request
 from sqlalchemy.engine import CursorResult
 
-from srht_core import client_address, current_service, db_session, send_mail, utcnow
+from srht_core import (
+    LOGIN_LIFETIME,
+    client_address,
+    current_service,
+    db_session,
+    send_mail,
+    utcnow,
+)
 
 from .events import USER_DELETE, USER_UPDATE, broadcast
 from .models import (
@@ -337,6 +344,23 @@ def end_sessions(user: User, *, keep: int | None = None) -> int:
         .values(revoked_at=utcnow())
     )
     return cast(CursorResult[Any], result).rowcount
+
+
+def open_sessions(user: User) -> list[LoginSession]:
+    """``user``'s login sessions that a cookie may still be using: not
+    revoked, younger than the cookie's lifetime; newest first."""
+    since = utcnow() - timedelta(seconds=LOGIN_LIFETIME)
+    return list(
+        db_session.scalars(
+            sa.select(LoginSession)
+            .where(
+                LoginSession.user_id == user.id,
+                LoginSession.revoked_at.is_(None),
+                LoginSession.created > since,
+            )
+            .order_by(LoginSession.created.desc(), LoginSession.id.desc())
+        )
+    )
 
 
 def end_session(session_id: object) -> None:

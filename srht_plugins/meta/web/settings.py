@@ -1,8 +1,8 @@
-"""Account settings: profile, password, email address, the second factor,
-personal access tokens and the audit log.
+"""Account settings: profile, password, email address, login sessions, the
+second factor, personal access tokens and the audit log.
 
 Every page here is about the signed-in user and nobody else: no view takes
-a user id, and the one object id in a URL (a token's) is looked up among
+a user id, and an object id in a URL (a token's, a session's) is looked up among
 the signed-in user's own (:mod:`..access`), answering 404 for anyone else's.
 """
 
@@ -26,14 +26,16 @@ from srht_core import (
     viewer,
 )
 
-from ..access import own_token
+from ..access import own_session, own_token
 from ..accounts import (
     AccountError,
     account_locked,
     audit,
     email_link,
+    end_session,
     end_sessions,
     mail_user,
+    open_sessions,
     record_failed_attempt,
 )
 from ..events import USER_UPDATE, broadcast
@@ -145,7 +147,12 @@ def _security_page(status: int = 200, **forms: Any) -> Any:
         or 0
     )
     return render_template(
-        "meta/security.html", user=user, recovery_codes_left=remaining, **page
+        "meta/security.html",
+        user=user,
+        recovery_codes_left=remaining,
+        sessions=open_sessions(user),
+        this_session=(login_session() or {}).get("s"),
+        **page,
     ), status
 
 
@@ -273,6 +280,33 @@ def confirm_email(token: str) -> Any:
         abort(400, "Another account uses that address now.")
     flash(f"Your email address is now {new}.", "success")
     return redirect(url_for("auth.index"))
+
+
+@bp.route("/security/sessions/<int:session_id>/end", methods=["GET", "POST"])
+@login_required
+def end_login_session(session_id: int) -> Any:
+    """Log out another browser (this one logs out at ``/logout``)."""
+    user = _me()
+    login = own_session(session_id, user)
+    if login.revoked_at is not None or login.id == (login_session() or {}).get("s"):
+        return redirect(url_for("settings.security", _anchor="sessions"))
+    where = login.address or "an unknown address"
+    question = confirm(
+        f"Log out the browser at {where}?",
+        f"It logged in on {login.created:%Y-%m-%d %H:%M} UTC"
+        + (f" with {login.user_agent}" if login.user_agent else "")
+        + ". It is signed out of every service of this site, each within a minute, "
+        "and has to log in again with your password.",
+        cancel=url_for("settings.security", _anchor="sessions"),
+        button="Log it out",
+    )
+    if question is not None:
+        return question
+    end_session(login.id)
+    audit(user, "logged out elsewhere", f"the login from {where}")
+    db_session.commit()
+    flash(f"The browser at {where} is logged out.", "success")
+    return redirect(url_for("settings.security", _anchor="sessions"))
 
 
 @bp.route("/security/totp", methods=["GET", "POST"])

@@ -175,6 +175,34 @@ def test_logging_out_asks_first_and_ends_the_session(meta_site: MetaSite) -> Non
     assert alice.get("/profile").status_code == 302
 
 
+def test_another_browser_is_logged_out_from_the_security_page(meta_site: MetaSite) -> None:
+    meta_site.create_user("alice")
+    laptop, phone = meta_site.browser("10.0.0.1"), meta_site.browser("10.0.0.2")
+    for browser in (laptop, phone):
+        assert browser.login("alice").status_code == 302
+    page = text(laptop.get("/security"))
+    assert "this browser" in page and "10.0.0.2" in page
+    with meta_site.db() as session:
+        phone_id = session.scalar(
+            sa.select(LoginSession.id).where(LoginSession.address == "10.0.0.2")
+        )
+    path = f"/security/sessions/{phone_id}/end"
+    ask_then_confirm(laptop, path, "Log out the browser at 10.0.0.2?")
+    assert phone.get("/profile").status_code == 200
+    assert laptop.submit(path).status_code == 302
+    assert phone.get("/profile").status_code == 302  # to the login page
+    assert laptop.get("/profile").status_code == 200
+    assert "logged out elsewhere" in text(laptop.get("/audit-log"))
+    # Nobody else's session can be ended, and a browser's own goes through /logout.
+    bob = signed_in(meta_site, "bob")
+    assert bob.get(path).status_code == 404
+    with meta_site.db() as session:
+        laptop_id = session.scalar(
+            sa.select(LoginSession.id).where(LoginSession.address == "10.0.0.1")
+        )
+    assert laptop.get(f"/security/sessions/{laptop_id}/end").status_code == 302
+
+
 def test_an_admin_deleting_a_user_is_asked_first(meta_site: MetaSite) -> None:
     signed_in(meta_site, "alice")
     boss = signed_in(meta_site, "boss", "admin")
@@ -189,6 +217,7 @@ def test_an_admin_deleting_a_user_is_asked_first(meta_site: MetaSite) -> None:
         ("/keys/ssh/424242/delete", "You have no SSH key 424242."),
         ("/keys/pgp/424242/delete", "You have no PGP key 424242."),
         ("/tokens/424242/revoke", "You have no personal access token 424242."),
+        ("/security/sessions/424242/end", "You have no login session 424242."),
         ("/oauth2/clients/nope", "You have registered no OAuth client with that id."),
         ("/oauth2/authorizations/424242/revoke", "You granted no such access"),
         ("/admin/users/nobody", "No user ~nobody here."),
