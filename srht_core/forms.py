@@ -13,7 +13,7 @@ from typing import Any
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 from wtforms import Field
-from wtforms.validators import AnyOf
+from wtforms.validators import AnyOf, ValidationError
 
 from .errors import ApiError, Problem
 from .text import text_problem
@@ -99,10 +99,12 @@ class MultipleChoiceField(Field):  # type: ignore[misc]
         self.data = list(valuelist)
 
     def pre_validate(self, form: Any) -> None:
+        # ValidationError, not ValueError: wtforms 3.3 shows only the former
+        # next to the field (and lets a ValueError through as a 500).
         values = {value for value, _label in self.choices}
         for chosen in self.data or ():
             if chosen not in values:
-                raise ValueError(f"{chosen!r} is not one of the options.")
+                raise ValidationError(f"{chosen!r} is not one of the options.")
 
 
 def choice_pairs(field: Any) -> list[tuple[str, str]]:
