@@ -15,6 +15,7 @@ from sqlalchemy.engine import CursorResult
 
 from srht_core import (
     LOGIN_LIFETIME,
+    Problem,
     client_address,
     current_service,
     db_session,
@@ -90,24 +91,13 @@ RATE_WINDOW = timedelta(minutes=15)
 
 
 class AccountError(Exception):
-    """A request about an account that cannot be done: ``problems`` lists
-    every input to blame (``None`` when none is) with its sentence, so a
-    form can show them all at once."""
+    """A request about an account that cannot be done: the sentence to
+    show, and each :class:`~srht_core.Problem` of the input, so that a form
+    can show them all at once."""
 
-    def __init__(
-        self,
-        message: str = "",
-        field: str | None = None,
-        *,
-        problems: list[tuple[str | None, str]] | None = None,
-    ):
-        self.problems = problems if problems is not None else [(field, message)]
-        super().__init__(" ".join(sentence for _field, sentence in self.problems))
-
-    @property
-    def field(self) -> str | None:
-        """The input to blame for the first problem."""
-        return self.problems[0][0]
+    def __init__(self, message: str = "", *, problems: list[Problem] | None = None):
+        self.problems = problems or []
+        super().__init__(message or " ".join(p.reason for p in self.problems))
 
 
 def settings(key: str) -> object:
@@ -150,21 +140,19 @@ def find_user(name_or_email: str) -> User | None:
     return db_session.scalar(sa.select(User).where(sa.func.lower(column) == value.lower()))
 
 
-def new_account_problems(
-    username: str, email: str, password: str | None
-) -> list[tuple[str | None, str]]:
-    """Every reason an account with these details cannot be made, each
-    with the field to blame: an invalid, reserved or taken username, a taken
-    address, a password too short or too long (``None``: no password)."""
-    problems: list[tuple[str | None, str]] = []
+def new_account_problems(username: str, email: str, password: str | None) -> list[Problem]:
+    """Every reason an account with these details cannot be made: an
+    invalid, reserved or taken username, a taken address, a password too
+    short or too long (``None``: no password)."""
+    problems = []
     if problem := username_problem(username):
-        problems.append(("username", f"Username {problem}."))
+        problems.append(Problem("username", f"Username {problem}."))
     elif db_session.scalar(sa.select(User.id).where(User.username == username)):
-        problems.append(("username", "That username is taken."))
+        problems.append(Problem("username", "That username is taken.", 409))
     if db_session.scalar(sa.select(User.id).where(sa.func.lower(User.email) == email.lower())):
-        problems.append(("email", "An account with that email address exists already."))
+        problems.append(Problem("email", "An account with that email address exists already."))
     if password is not None and (problem := password_problem(password, username)):
-        problems.append(("password", f"Password {problem}."))
+        problems.append(Problem("password", f"Password {problem}."))
     return problems
 
 

@@ -19,7 +19,6 @@ a contract every other service relies on:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +26,6 @@ from flask import Blueprint, abort, request
 
 from srht_core import (
     Api,
-    ApiError,
     body_schema,
     cursor_paginate,
     db_session,
@@ -36,16 +34,7 @@ from srht_core import (
 )
 
 from .access import own_key
-from .keys import (
-    MAX_PGP_LENGTH,
-    MAX_SSH_LENGTH,
-    KeyInUse,
-    KeyProblem,
-    add_pgp_key,
-    add_ssh_key,
-    commit_key,
-    remove_key,
-)
+from .keys import MAX_PGP_LENGTH, MAX_SSH_LENGTH, add_pgp_key, add_ssh_key, commit_key, remove_key
 from .models import PGPKey, SSHKey, User
 from .tokens import revoked_since
 
@@ -173,20 +162,6 @@ def get_user() -> Any:
 # -- keys ---------------------------------------------------------------------------------
 
 
-def _added(add: Callable[[], SSHKey | PGPKey]) -> SSHKey | PGPKey:
-    """Add a key with ``add`` and commit it, or say why not (nothing stored)."""
-    try:
-        key = add()
-        commit_key()
-    except KeyInUse as problem:
-        db_session.rollback()
-        raise ApiError(409, str(problem), field="key") from None
-    except KeyProblem as problem:
-        db_session.rollback()
-        raise ApiError(400, str(problem), field="key") from None
-    return key
-
-
 @api.operation(
     "get",
     "/ssh-keys",
@@ -213,7 +188,11 @@ def list_ssh_keys() -> Any:
     errors={409: "The key is on an account already."},
 )
 def create_ssh_key(body: dict[str, Any]) -> Any:
-    return _added(lambda: add_ssh_key(viewer(), body["key"], how="by the API")).to_dict()
+    """A key that is refused is a 400 (409 when it is on an account
+    already) naming the field ``key``; nothing is stored."""
+    key = add_ssh_key(viewer(), body["key"], how="by the API")
+    commit_key()
+    return key.to_dict()
 
 
 @api.operation(
@@ -255,7 +234,11 @@ def list_pgp_keys() -> Any:
     errors={409: "The key is on an account already."},
 )
 def create_pgp_key(body: dict[str, Any]) -> Any:
-    return _added(lambda: add_pgp_key(viewer(), body["key"])).to_dict()
+    """A key that is refused is a 400 (409 when it is on an account
+    already) naming the field ``key``; nothing is stored."""
+    key = add_pgp_key(viewer(), body["key"])
+    commit_key()
+    return key.to_dict()
 
 
 @api.operation(

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from srht_core import current_service, db_session
+from srht_core import Problem, current_service, db_session
 
 from .accounts import AccountError, audit, create_user, email_link, find_user
 from .keys import KeyProblem, add_ssh_key, commit_key
@@ -105,7 +105,7 @@ def token_command(username: str, scopes: str, expires: int | None, comment: str 
         raise click.UsageError(f"no user {username!r}")
     try:
         token = issue_personal_token(user, scopes, expires_days=expires, comment=comment)
-    except AccountError as error:
+    except Problem as error:
         raise click.UsageError(str(error)) from None
     db_session.commit()
     click.echo(

@@ -11,14 +11,11 @@ from wtforms import (
     HiddenField,
     IntegerField,
     PasswordField,
-    RadioField,
-    SelectMultipleField,
     StringField,
     TextAreaField,
 )
 from wtforms.validators import (
     URL,
-    AnyOf,
     Email,
     InputRequired,
     Length,
@@ -27,7 +24,7 @@ from wtforms.validators import (
     Regexp,
 )
 
-from srht_core import Form
+from srht_core import ChoiceField, Form, MultipleChoiceField
 
 from .keys import MAX_PGP_LENGTH, MAX_SSH_LENGTH
 from .passwords import MAX_LENGTH as PASSWORD_LENGTH
@@ -161,7 +158,7 @@ class TokenForm(Form):
         description="What the token is for, to recognise it later.",
     )
     #: Its choices are the scopes of the enabled services (see ``scope_choices``).
-    scopes = SelectMultipleField("Scopes", choices=[])
+    scopes = MultipleChoiceField("Scopes", [])
     expires = IntegerField(
         "Expires after (days)",
         validators=[Optional(), NumberRange(min=1, max=3650)],
@@ -218,11 +215,10 @@ class PGPKeyForm(Form):
 
 # -- OAuth2 clients ---------------------------------------------------------------------
 
-#: The kinds of client, with what each is (the radio group's help).
-CLIENT_TYPES = {
-    "confidential": "runs on a server and keeps a secret",
-    "public": "a native or in-browser app that cannot keep a secret (must use PKCE)",
-}
+CLIENT_TYPES = [
+    ("confidential", "Confidential: runs on a server and keeps a secret"),
+    ("public", "Public: a native or in-browser app that cannot keep a secret (must use PKCE)"),
+]
 
 
 class ClientForm(Form):
@@ -246,12 +242,11 @@ class ClientForm(Form):
         "on loopback, or a private-use scheme like com.example.app:/callback.",
         render_kw={"rows": 3, "placeholder": "https://app.example.com/oauth/callback"},
     )
-    client_type = RadioField(
+    client_type = ChoiceField(
         "Client type",
-        choices=list(CLIENT_TYPES),
+        CLIENT_TYPES,
         default="confidential",
-        validate_choice=False,
-        validators=[AnyOf(CLIENT_TYPES, message="Choose confidential or public.")],
+        message="Choose confidential or public.",
     )
 
 

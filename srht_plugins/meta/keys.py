@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sqlalchemy.exc import IntegrityError
 
-from srht_core import db_session
+from srht_core import Problem, db_session
 
 from .accounts import audit
 from .models import PGPKey, SSHKey, User
@@ -57,12 +57,18 @@ SSH_TYPES = (
 )
 
 
-class KeyProblem(ValueError):
-    """Why a key is refused, as a sentence to show the user."""
+class KeyProblem(Problem):
+    """Why a key is refused (the field ``key``), as a sentence to show."""
+
+    def __init__(self, reason: str, status: int = 400):
+        super().__init__("key", reason, status)
 
 
 class KeyInUse(KeyProblem):
-    """The key is on an account already: this one or another."""
+    """The key is on an account already, this one or another (409)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason, 409)
 
 
 # -- SSH -------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from flask import Flask, current_app
 from flask import request as flask_request
 
 from srht_core import (
+    Problem,
     TokenGrant,
     current_service,
     db_session,
@@ -77,7 +78,6 @@ from .tokens import known_scopes
 __all__ = [
     "AUTHORIZATION_CODE_LIFETIME",
     "REFRESH_TOKEN_LIFETIME",
-    "ClientRegistrationError",
     "authorization_server",
     "client_problems",
     "describe_scopes",
@@ -690,15 +690,6 @@ def server_metadata() -> AuthorizationServerMetadata:
 # -- clients, as their owners manage them -------------------------------------------------
 
 
-class ClientRegistrationError(Exception):
-    """A client that cannot be registered: ``problems`` lists each input to
-    blame with its sentence."""
-
-    def __init__(self, problems: list[tuple[str, str]]):
-        self.problems = problems
-        super().__init__(" ".join(sentence for _field, sentence in problems))
-
-
 def redirect_uri_problem(uri: str) -> str | None:
     """Why ``uri`` cannot be a redirect URI, or ``None``: https anywhere;
     http on loopback (RFC 8252, 7.3) or when this site itself runs on http;
@@ -736,21 +727,22 @@ def _unique(uris: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(u.strip() for u in uris if u.strip()))
 
 
-def client_problems(name: str, redirect_uris: Iterable[str]) -> list[tuple[str, str]]:
+def client_problems(name: str, redirect_uris: Iterable[str]) -> list[Problem]:
     """Every reason a client cannot be registered with this name and these
-    redirect URIs, each with the field to blame: no name, no URI, too many,
-    and each bad URI."""
-    problems: list[tuple[str, str]] = []
+    redirect URIs: no name, no URI, too many, and each bad URI."""
+    problems = []
     if not name.strip():
-        problems.append(("name", "Give the client a name."))
+        problems.append(Problem("name", "Give the client a name."))
     uris = _unique(redirect_uris)
     if not uris:
-        problems.append(("redirect_uris", "Give at least one redirect URI."))
+        problems.append(Problem("redirect_uris", "Give at least one redirect URI."))
     if len(uris) > MAX_REDIRECT_URIS:
-        problems.append(("redirect_uris", f"Give at most {MAX_REDIRECT_URIS} redirect URIs."))
+        problems.append(
+            Problem("redirect_uris", f"Give at most {MAX_REDIRECT_URIS} redirect URIs.")
+        )
     for uri in uris:
         if problem := redirect_uri_problem(uri):
-            problems.append(("redirect_uris", f"{uri} {problem}."))
+            problems.append(Problem("redirect_uris", f"{uri} {problem}."))
     return problems
 
 
@@ -766,12 +758,11 @@ def register_client(
     """Register a client for ``owner`` (not committed); return it and its
     secret (``None`` for a public client), which is shown once.
 
-    :raises ClientRegistrationError: listing every problem of
-        :func:`client_problems`.
+    :raises srht_core.Problem: the first of :func:`client_problems`.
     """
     problems = client_problems(name, redirect_uris)
     if problems:
-        raise ClientRegistrationError(problems)
+        raise problems[0]
     name = name.strip()
     uris = _unique(redirect_uris)
     secret = new_token() if confidential else None

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from srht_core import (
     LOGIN_LIFETIME,
+    Problem,
     TokenGrant,
     current_service,
     db_session,
@@ -25,7 +26,7 @@ from srht_core import (
     utcnow,
 )
 
-from .accounts import AccountError, audit
+from .accounts import audit
 from .models import LoginSession, OAuthToken, PersonalAccessToken, User, new_token, token_hash
 
 __all__ = [
@@ -48,20 +49,20 @@ def issue_personal_token(
 ) -> str:
     """A new personal access token for ``user`` (shown once; stored hashed).
 
-    :raises AccountError: for malformed or unknown scopes, or none.
+    :raises srht_core.Problem: for malformed or unknown scopes, or none.
     """
     try:
         wanted = parse_scopes(scopes)
     except ValueError as error:
-        raise AccountError(str(error), "scopes") from None
+        raise Problem("scopes", str(error)) from None
     known = known_scopes()
     unknown = [s for s in wanted if s.rsplit(":", 1)[0] not in known]
     if unknown:
-        raise AccountError(
-            f"unknown scope {unknown[0]}; this site offers: " + ", ".join(sorted(known)), "scopes"
+        raise Problem(
+            "scopes", f"unknown scope {unknown[0]}; this site offers: " + ", ".join(sorted(known))
         )
     if not wanted:
-        raise AccountError("choose at least one scope", "scopes")
+        raise Problem("scopes", "choose at least one scope")
     expires: datetime | None = None
     if expires_days is not None:
         expires = utcnow() + timedelta(days=expires_days)

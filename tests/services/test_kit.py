@@ -20,8 +20,8 @@ from srht_core import Operation, TokenGrant, declared_apis, seal_grant, state_of
 pytestmark = [pytest.mark.postgres]
 
 #: The built-in services; each must declare its API with srht_core.Api.
-#: (git, paste and meta join as they move onto the kit.)
-SERVICES = ("todo",)
+#: (git and paste join as they move onto the kit.)
+SERVICES = ("meta", "todo")
 WRONG = {
     "string": 12345,
     "integer": "twelve",
@@ -56,8 +56,11 @@ class Service:
 
         if self.name == "meta":
             from srht_plugins.meta.accounts import create_user
+            from srht_plugins.meta.models import PersonalAccessToken
 
             user = create_user("alice", "alice@example.org", "a long enough password")
+            # meta answers revocations from its own table: the token's row.
+            db_session.add(PersonalAccessToken(id=1, user_id=user.id, scopes="", token_hash="kit"))
         else:
             user = mirror_user({"id": 1, "username": "alice", "email": "alice@example.org"})
         db_session.commit()
@@ -108,8 +111,16 @@ def _todo_objects(service: Service) -> dict[str, Any]:
     }
 
 
+def _meta_objects(service: Service) -> dict[str, Any]:
+    from .meta.test_keys import ED25519
+
+    key = service.call("post", "/ssh-keys", json={"key": ED25519})
+    assert key.status_code == 201, key.json
+    return {"key_id": key.json["id"]}
+
+
 #: For each service, the real objects its operations' paths name.
-OBJECTS: dict[str, Any] = {"todo": _todo_objects}
+OBJECTS: dict[str, Any] = {"meta": _meta_objects, "todo": _todo_objects}
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,7 @@ from ..forms import EmailForm, LoginForm, RegisterForm, ResetForm, TotpForm
 from ..models import ACTIVE, UNCONFIRMED, User
 from ..passwords import hash_password, password_problem
 from ..totp import check_second_factor
-from .common import mailed_link, show_problems, status_of
+from .common import mailed_link, status_of
 
 bp = Blueprint("auth", __name__)
 
@@ -97,8 +97,9 @@ def register() -> Any:
         problems = new_account_problems(username, email, form.password.data or "")
         # Every problem at once: the form's own, then what only meta knows
         # (a taken name or address) for the fields the form found no fault in.
-        unseen = [(f, s) for f, s in problems if not form[f or "username"].errors]
-        show_problems(form, unseen, "username")
+        for problem in problems:
+            if not form[problem.field].errors:
+                form.show(problem)
         if valid and not problems:
             user = create_user(username, email, form.password.data)
             send_confirmation(user)

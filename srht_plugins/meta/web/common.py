@@ -1,10 +1,9 @@
 """What meta's pages share: the account menu beside every settings page,
-putting problems on the form fields they are about, mailed links, and pages
-that show a secret once."""
+whether a form shows errors, mailed links, and pages that show a secret
+once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from flask import Response, abort, make_response, url_for
@@ -32,14 +31,6 @@ def account_menu() -> list[tuple[str, str, str]]:
     if user is not None and user.is_admin:
         items.append(("admin", "Admin", url_for("admin.users")))
     return items
-
-
-def show_problems(form: Any, problems: Iterable[tuple[str | None, str]], default: str) -> None:
-    """Put each ``(field, sentence)`` under its field of ``form`` (under
-    ``default`` when it names none), after the field's own errors."""
-    for name, sentence in problems:
-        field = getattr(form, name or default, None) or getattr(form, default)
-        field.errors = [*field.errors, sentence]
 
 
 def failed(form: Any) -> bool:

@@ -49,7 +49,7 @@ def _add(form: SSHKeyForm | PGPKeyForm, add: Any, kind: str) -> Any:
             commit_key()
         except KeyProblem as problem:
             db_session.rollback()
-            form.key.errors.append(str(problem))
+            form.show(problem)
         else:
             flash(f"{kind} key {key.fingerprint} added.", "success")
             return redirect(url_for("keys.index"))

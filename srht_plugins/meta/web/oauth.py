@@ -25,11 +25,10 @@ from srht_core import allow_csp, confirm, db_session, login_required, login_url,
 
 from ..access import own_client
 from ..accounts import audit
-from ..forms import CLIENT_TYPES, ClientForm
+from ..forms import ClientForm
 from ..models import OAuthClient, User
 from ..oauth import (
     AUTHORIZATION_CODE_LIFETIME,
-    ClientRegistrationError,
     authorization_server,
     client_problems,
     describe_scopes,
@@ -40,7 +39,7 @@ from ..oauth import (
     revoke_user_grant,
     server_metadata,
 )
-from .common import failed, no_store, show_problems, status_of
+from .common import failed, no_store, status_of
 
 bp = Blueprint("oauth", __name__)
 
@@ -224,33 +223,27 @@ def register() -> ResponseReturnValue:
             form.url.errors.append("The website must be an http or https URL.")
         uris = (form.redirect_uris.data or "").splitlines()
         # Every problem at once: the form's own, then each redirect URI's.
-        problems = client_problems(form.name.data or "", uris)
-        show_problems(form, [(f, p) for f, p in problems if not form[f].errors], "name")
+        for problem in client_problems(form.name.data or "", uris):
+            if not form[problem.field].errors:
+                form.show(problem)
         if valid and not failed(form):
-            try:
-                client, secret = register_client(
-                    _me(),
-                    form.name.data,
-                    uris,
-                    confidential=form.client_type.data == "confidential",
-                    description=(form.description.data or "").strip(),
-                    url=url,
-                )
-            except ClientRegistrationError as error:
-                db_session.rollback()
-                show_problems(form, error.problems, "name")
-            else:
-                db_session.commit()
-                page = render_template(
-                    "meta/oauth-client-registered.html",
-                    client=client,
-                    secret=secret,
-                    metadata_url=url_for("oauth.metadata", _external=False),
-                )
-                return no_store(page)  # the secret, shown once
-    return render_template(
-        "meta/oauth-client-register.html", form=form, client_types=CLIENT_TYPES
-    ), status_of(form)
+            client, secret = register_client(
+                _me(),
+                form.name.data,
+                uris,
+                confidential=form.client_type.data == "confidential",
+                description=(form.description.data or "").strip(),
+                url=url,
+            )
+            db_session.commit()
+            page = render_template(
+                "meta/oauth-client-registered.html",
+                client=client,
+                secret=secret,
+                metadata_url=url_for("oauth.metadata", _external=False),
+            )
+            return no_store(page)  # the secret, shown once
+    return render_template("meta/oauth-client-register.html", form=form), status_of(form)
 
 
 @bp.get("/oauth2/clients/<client_id>")

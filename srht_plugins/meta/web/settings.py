@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from srht_core import (
     Form,
+    Problem,
     confirm,
     current_service,
     db_session,
@@ -28,7 +29,6 @@ from srht_core import (
 
 from ..access import own_session, own_token
 from ..accounts import (
-    AccountError,
     account_locked,
     audit,
     email_link,
@@ -59,7 +59,7 @@ from ..totp import (
     provisioning_uri,
     seal_secret,
 )
-from .common import account_menu, failed, mailed_link, no_store, show_problems, status_of
+from .common import account_menu, failed, mailed_link, no_store, status_of
 
 bp = Blueprint("settings", __name__)
 bp.add_app_template_global(account_menu)
@@ -433,16 +433,16 @@ def create_token() -> Any:
     # RW includes RO: asking for both is asking for RW.
     chosen = sorted(s for s in wanted if not (s.endswith(":RO") and s[:-3] + ":RW" in wanted))
     if not chosen and not form.scopes.errors:
-        form.scopes.errors = [*form.scopes.errors, "Choose at least one scope."]
+        form.show(Problem("scopes", "Choose at least one scope."))
     if valid and chosen:
         comment = (form.comment.data or "").strip() or None
         try:
             token = issue_personal_token(
                 _me(), " ".join(chosen), expires_days=form.expires.data, comment=comment
             )
-        except AccountError as error:
+        except Problem as problem:
             db_session.rollback()
-            show_problems(form, error.problems, "scopes")
+            form.show(problem)
         else:
             db_session.commit()
             return no_store(
