@@ -20,8 +20,8 @@ from srht_core import Operation, TokenGrant, declared_apis, seal_grant, state_of
 pytestmark = [pytest.mark.postgres]
 
 #: The built-in services; each must declare its API with srht_core.Api.
-#: (git and paste join as they move onto the kit.)
-SERVICES = ("meta", "todo")
+#: (paste joins as it moves onto the kit.)
+SERVICES = ("meta", "todo", "git")
 WRONG = {
     "string": 12345,
     "integer": "twelve",
