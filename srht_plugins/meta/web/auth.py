@@ -20,6 +20,7 @@ from flask import (
 
 from srht_core import (
     Form,
+    Problem,
     clear_login_cookie,
     confirm,
     current_service,
@@ -260,7 +261,7 @@ def reset(token: str) -> Any:
         problem = password_problem(form.password.data, link.user.username)
         if problem:
             db_session.rollback()
-            form.password.errors.append(f"Password {problem}.")
+            form.show(Problem("password", f"Password {problem}."))
         else:
             link.user.password_hash = hash_password(form.password.data)
             # Whoever knew the old password is signed out everywhere.

@@ -21,7 +21,15 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
-from srht_core import allow_csp, confirm, db_session, login_required, login_url, viewer
+from srht_core import (
+    Problem,
+    allow_csp,
+    confirm,
+    db_session,
+    login_required,
+    login_url,
+    viewer,
+)
 
 from ..access import own_client
 from ..accounts import audit
@@ -220,7 +228,7 @@ def register() -> ResponseReturnValue:
         valid = form.validate()
         url = (form.url.data or "").strip()
         if url and not form.url.errors and not url.lower().startswith(("https://", "http://")):
-            form.url.errors.append("The website must be an http or https URL.")
+            form.show(Problem("url", "The website must be an http or https URL."))
         uris = (form.redirect_uris.data or "").splitlines()
         # Every problem at once: the form's own, then each redirect URI's.
         for problem in client_problems(form.name.data or "", uris):

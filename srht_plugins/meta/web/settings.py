@@ -77,10 +77,10 @@ def _prove_owner(user: User, form: TotpCheckForm) -> bool:
     put the error on the form when neither is right."""
     code, password = (form.code.data or "").strip(), form.password.data or ""
     if not code and not password:
-        form.code.errors.append("Enter a current code, or your password.")
+        form.show(Problem("code", "Enter a current code, or your password."))
         return False
     if account_locked(user):
-        form.code.errors.append(LOCKED)
+        form.show(Problem("code", LOCKED))
         return False
     if code and accept_totp(user, code):
         return True
@@ -88,21 +88,21 @@ def _prove_owner(user: User, form: TotpCheckForm) -> bool:
         return True
     record_failed_attempt(user, "wrong code or password in the security settings", "check failed")
     db_session.commit()
-    form.code.errors.append("That code or password is not right (a code works once).")
+    form.show(Problem("code", "That code or password is not right (a code works once)."))
     return False
 
 
-def _check_password(user: User, field: Any, details: str) -> bool:
-    """Whether ``field`` holds ``user``'s password, with the login rate
-    limits; the error goes on ``field`` when it does not, ``details`` into
-    the audit log."""
+def _check_password(user: User, form: Form, name: str, details: str) -> bool:
+    """Whether ``form``'s field ``name`` holds ``user``'s password, with the
+    login rate limits; the error goes on that field when it does not,
+    ``details`` into the audit log."""
     if account_locked(user):
-        field.errors.append(LOCKED)
+        form.show(Problem(name, LOCKED))
         return False
-    if not check_password(user.password_hash, field.data):
+    if not check_password(user.password_hash, form[name].data):
         record_failed_attempt(user, details, "check failed")
         db_session.commit()
-        field.errors.append("That is not your current password.")
+        form.show(Problem(name, "That is not your current password."))
         return False
     return True
 
@@ -170,8 +170,8 @@ def change_password() -> Any:
     if form.validate_on_submit():
         # Both fields are checked, so every problem shows at once.
         if problem := password_problem(form.password.data, user.username):
-            form.password.errors.append(f"Password {problem}.")
-        proven = _check_password(user, form.current, "wrong current password when changing it")
+            form.show(Problem("password", f"Password {problem}."))
+        proven = _check_password(user, form, "current", "wrong current password when changing it")
         if proven and not failed(form):
             user.password_hash = hash_password(form.password.data)
             # Other browsers signed in with the old password are signed out.
@@ -199,11 +199,11 @@ def change_email() -> Any:
     if form.validate_on_submit():
         new = form.email.data.strip()
         if new.lower() == user.email.lower():
-            form.email.errors.append("That is your address already.")
+            form.show(Problem("email", "That is your address already."))
         elif db_session.scalar(sa.select(User.id).where(sa.func.lower(User.email) == new.lower())):
-            form.email.errors.append("Another account uses that address.")
+            form.show(Problem("email", "Another account uses that address."))
         proven = _check_password(
-            user, form.password, "wrong password when changing the email address"
+            user, form, "password", "wrong password when changing the email address"
         )
         if proven and not failed(form):
             token = email_link(user, "email-change", new_email=new)
@@ -348,9 +348,12 @@ def enable_totp() -> Any:
                 return no_store(
                     render_template("meta/recovery-codes.html", codes=codes, enabled=True)
                 )
-            form.code.errors.append(
-                "That code is not right. Check the time on your "
-                "phone, and enter the code shown now."
+            form.show(
+                Problem(
+                    "code",
+                    "That code is not right. Check the time on your "
+                    "phone, and enter the code shown now.",
+                )
             )
     groups = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
     page = render_template(
