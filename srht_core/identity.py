@@ -150,7 +150,7 @@ def _load_user() -> Any:
         or data is None
         or not isinstance(data.get("u"), int)
         or not isinstance(data.get("s"), int)
-        or _session_revoked(data["s"])
+        or _session_revoked(data["s"], data["u"])
     ):
         return None
     user = db_session.get(model, data["u"])
@@ -163,8 +163,9 @@ def _load_user() -> Any:
     return user
 
 
-def _session_revoked(session_id: int) -> bool:
-    """Whether meta revoked login session ``session_id``.
+def _session_revoked(session_id: int, user_id: int) -> bool:
+    """Whether meta revoked login session ``session_id``, or deleted the
+    account ``user_id`` it was opened for.
 
     :raises MetaUnreachable: when meta has been unreachable past the grace
         period (see :class:`~srht_core.revocation.RevocationCache`): nothing
@@ -173,7 +174,7 @@ def _session_revoked(session_id: int) -> bool:
     """
     state = current_service()
     try:
-        return state.is_revoked("session", session_id)
+        return state.is_revoked("session", session_id, user_id)
     except ApiError:
         failure = state.revocations.failure
         if not isinstance(failure, ServiceUnreachable):

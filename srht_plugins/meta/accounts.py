@@ -30,6 +30,7 @@ from .models import (
     SUSPENDED,
     UNCONFIRMED,
     AuditLogEntry,
+    DeletedUser,
     EmailToken,
     LoginAttempt,
     LoginSession,
@@ -374,6 +375,12 @@ def set_user_type(user: User, user_type: str, notice: str | None = None) -> None
 
 
 def delete_user(user: User) -> None:
+    """Delete ``user`` (not committed) with its keys, tokens, OAuth grants
+    and login sessions, and record the deletion (:class:`DeletedUser`):
+    meta's revocations list then names the user id, so every service
+    refuses any token or login cookie sealed for it within its revocation
+    poll, whether or not the ``user:delete`` event reached it."""
     audit(user, "account deleted")
     broadcast(user, USER_DELETE)
+    db_session.add(DeletedUser(id=user.id))
     db_session.delete(user)

@@ -195,6 +195,18 @@ class LoginSession(Base):
     user: Mapped[User] = relationship()
 
 
+class DeletedUser(Base):
+    """An account deleted at ``created``: ``id`` is the deleted user's. Its
+    tokens, grants and login sessions went with it, so this row is what
+    tells the other services (through the internal revocations list) to
+    refuse every credential sealed for that user id."""
+
+    __tablename__ = "deleted_user"
+    __table_args__ = (sa.Index("ix_deleted_user_created", "created"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+
+
 class PersonalAccessToken(Base):
     __tablename__ = "personal_access_token"
 

@@ -27,7 +27,15 @@ from srht_core import (
 )
 
 from .accounts import audit
-from .models import LoginSession, OAuthToken, PersonalAccessToken, User, new_token, token_hash
+from .models import (
+    DeletedUser,
+    LoginSession,
+    OAuthToken,
+    PersonalAccessToken,
+    User,
+    new_token,
+    token_hash,
+)
 
 __all__ = [
     "issue_personal_token",
@@ -95,7 +103,9 @@ def revoked_since(since: float) -> list[tuple[str, int, float | None]]:
     """Tokens and login sessions revoked after ``since`` (a UNIX time), for
     the services' revocation caches: ``(kind, id, expires)``, where
     ``expires`` is when what was revoked would have stopped working anyway
-    (a UNIX time; ``None``: never), after which a cache may forget it."""
+    (a UNIX time; ``None``: never), after which a cache may forget it.
+    A deleted account is ``("user", its id, None)``: every token and login
+    session sealed for it is revoked, its rows being gone."""
     after = (
         datetime.fromtimestamp(since, UTC).replace(tzinfo=None)
         if since > 0
@@ -120,8 +130,10 @@ def revoked_since(since: float) -> list[tuple[str, int, float | None]]:
             LoginSession.revoked_at.is_not(None), LoginSession.revoked_at >= after
         )
     )
+    deleted = db_session.scalars(sa.select(DeletedUser.id).where(DeletedUser.created >= after))
     return (
-        [("pat", i, None if expires is None else unix(expires)) for i, expires in pats]
+        [("user", i, None) for i in deleted]
+        + [("pat", i, None if expires is None else unix(expires)) for i, expires in pats]
         + [("oauth", i, float(expires)) for i, expires in oauth]
         + [("session", i, unix(created) + LOGIN_LIFETIME) for i, created in sessions]
     )
