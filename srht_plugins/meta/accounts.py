@@ -272,7 +272,9 @@ def authenticate(name_or_email: str, password: str) -> User:
             "Too many failed logins for this account; try again in 15 "
             "minutes, or reset your password."
         )
-    if user is None or not check_password(user.password_hash, password):
+    # The password is hashed for an unknown name too (against a dummy
+    # hash), so the time taken does not tell whether the account exists.
+    if not check_password(user.password_hash if user else None, password) or user is None:
         db_session.add_all([LoginAttempt(key=address_key), LoginAttempt(key=account_key)])
         if user is not None:
             audit(user, "login failed", "wrong password")
@@ -296,6 +298,13 @@ def account_locked(user: User) -> bool:
     reached ``[meta] login-attempts-per-account`` in the last 15 minutes."""
     limit = int(current_service().config["meta"]["login-attempts-per-account"])
     return _failures(f"user:{user.id}") >= limit
+
+
+def clear_failed_attempts(user: User) -> None:
+    """Forget the failed attempts counted against ``user`` (not committed):
+    a password reset proves the mailbox, and the lockout tells the user to
+    reset. The client address's count stays."""
+    db_session.execute(sa.delete(LoginAttempt).where(LoginAttempt.key == f"user:{user.id}"))
 
 
 def record_failed_attempt(user: User, details: str, event: str = "login failed") -> None:

@@ -37,6 +37,7 @@ from ..accounts import (
     account_locked,
     audit,
     authenticate,
+    clear_failed_attempts,
     create_user,
     email_link,
     end_session,
@@ -264,8 +265,10 @@ def reset(token: str) -> Any:
             form.show(Problem("password", f"Password {problem}."))
         else:
             link.user.password_hash = hash_password(form.password.data)
-            # Whoever knew the old password is signed out everywhere.
+            # Whoever knew the old password is signed out everywhere, and
+            # the lockout (which told the user to reset) is lifted.
             end_sessions(link.user)
+            clear_failed_attempts(link.user)
             audit(link.user, "password reset")
             db_session.commit()
             flash("Your password is set. Log in with it now.", "success")

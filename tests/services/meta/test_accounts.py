@@ -213,6 +213,68 @@ def test_failed_logins_are_limited_per_address(meta_make_site: Any) -> None:
     assert location(site.browser("192.0.2.8").login("alice")) == "/"
 
 
+def test_a_login_hashes_the_password_whether_or_not_the_account_exists(
+    meta_site: MetaSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15 item 4: argon2 runs for an unknown name too (against a dummy
+    hash with the same parameters), so a login's time does not tell whether
+    the account exists. Counted, not timed."""
+    from argon2 import PasswordHasher
+
+    from srht_plugins.meta import passwords
+
+    verified: list[str] = []
+    real = passwords._hasher
+
+    class Counting(PasswordHasher):
+        """meta's hasher (argon2, its parameters), counting verifications."""
+
+        def verify(self, password_hash: str | bytes, password: str | bytes) -> bool:
+            verified.append(str(password_hash))
+            return super().verify(password_hash, password)
+
+    counting = Counting(
+        time_cost=real.time_cost,
+        memory_cost=real.memory_cost,
+        parallelism=real.parallelism,
+        hash_len=real.hash_len,
+        salt_len=real.salt_len,
+        type=real.type,
+    )
+    monkeypatch.setattr(passwords, "_hasher", counting)
+    meta_site.create_user("alice")
+    answers = {}
+    for name in ("alice", "nobody", "nobody@example.org"):
+        verified.clear()
+        answer = meta_site.browser().login(name, "not the password")
+        answers[name] = (answer.status_code, "Wrong username or password." in text(answer))
+        assert len(verified) == 1, name  # one argon2 verification, account or not
+        assert verified[0].startswith("$argon2id$"), name
+        params = verified[0].split("$")[3]
+        assert params == real.hash("x").split("$")[3], name  # the same cost as real hashes
+    assert set(answers.values()) == {(400, True)}
+
+
+def test_a_password_reset_lifts_the_lockout(meta_make_site: Any) -> None:
+    """Issue 15 item 5: the lockout tells the user to reset the password;
+    doing so lets them in at once."""
+    site = meta_make_site(meta={"login-attempts-per-account": 3, "login-attempts-per-address": 5})
+    site.create_user("alice")
+    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        assert site.browser(address).login("alice", "not the password").status_code == 400
+    browser = site.browser("10.0.0.4")
+    locked = browser.login("alice")
+    assert locked.status_code == 400
+    assert "try again in 15 minutes, or reset your password" in text(locked)
+
+    assert location(browser.submit("/forgot", {"email": "alice@example.org"})) == "/login"
+    link = site.last_link("alice@example.org", "/reset/")
+    new_password = "a brand new passphrase"
+    assert location(browser.submit(link, {"password": new_password})) == "/login"
+    assert location(browser.login("alice", new_password)) == "/"
+    assert browser.cookie() is not None
+
+
 def test_password_reset_link_works_once(meta_site: MetaSite) -> None:
     meta_site.create_user("alice")
     browser = meta_site.browser()
