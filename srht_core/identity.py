@@ -95,7 +95,8 @@ def login_cookie(user_id: int, session_id: int, state: SrhtState | None = None) 
 def set_login_cookie(response: Response, user_id: int, session_id: int) -> None:
     """Sign ``user_id`` in on every service (meta calls this). ``session_id``
     is meta's record of this login: when meta revokes it (logout, a password
-    change), every service refuses the cookie within its revocation poll."""
+    change) or deletes the account ``user_id``, every service refuses the
+    cookie within its revocation poll."""
     state = current_service()
     response.set_cookie(
         LOGIN_COOKIE,
