@@ -112,11 +112,15 @@ def _todo_objects(service: Service) -> dict[str, Any]:
 
 
 def _meta_objects(service: Service) -> dict[str, Any]:
-    from .meta.test_keys import ED25519
+    from .meta.test_keys import ED25519, PGP_ALICE
 
-    key = service.call("post", "/ssh-keys", json={"key": ED25519})
-    assert key.status_code == 201, key.json
-    return {"key_id": key.json["id"]}
+    ssh = service.call("post", "/ssh-keys", json={"key": ED25519})
+    assert ssh.status_code == 201, ssh.json
+    pgp = service.call("post", "/pgp-keys", json={"key": PGP_ALICE})
+    assert pgp.status_code == 201, pgp.json
+    # /ssh-keys/{key_id} and /pgp-keys/{key_id} both name a real key.
+    assert ssh.json["id"] == pgp.json["id"]
+    return {"key_id": ssh.json["id"]}
 
 
 #: For each service, the real objects its operations' paths name.
