@@ -26,7 +26,7 @@ from . import assets, errors, idempotency, identity, metrics, security, text
 from .cache import PageCache
 from .config import Config, ConfigError, load_config
 from .db import Database, default_url
-from .forms import choice_pairs
+from .forms import choice_pairs, fields_with_errors
 from .globals import NavLink, SrhtState
 from .humanize import human_size
 from .keys import derive_key
@@ -153,6 +153,7 @@ def create_app(
     app.jinja_env.filters["markdown"] = render_markdown
     app.jinja_env.filters["urlencode_page"] = _urlencode_page
     app.jinja_env.filters["choice_pairs"] = choice_pairs
+    app.jinja_env.filters["fields_with_errors"] = fields_with_errors
     app.jinja_env.globals["human_size"] = human_size
     app.jinja_env.globals.update(srht=state, site=site)
 

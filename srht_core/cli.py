@@ -409,7 +409,7 @@ def worker(ctx: Context, service: str, concurrency: int) -> None:
     except PluginError as error:
         fail(str(error), EXIT_CONFIG)
     if config.get("srht", "broker"):
-        from .queue import run_celery_worker
+        from .jobs import run_celery_worker
 
         run_celery_worker(app, concurrency=concurrency)
         return

@@ -162,7 +162,11 @@ def starting_markdown() -> list[str]:
         "`srht_postgres` and `srht_database_url` (a throwaway PostgreSQL, or "
         "`$SRHT_TEST_DATABASE_URL`), `make_config`, `plugin_host`, `register_plugin`, "
         "`make_app`, and the helpers `serve_service` (real gunicorn), `FormBrowser` (submits "
-        "the forms a page shows, CSRF token included) and `sign_in` (meta's login cookie).",
+        "the forms a page shows, CSRF token included), `sign_in` (meta's login cookie) and "
+        "`page_kind_problems(html, kind)`: what a page lacks to be drawn as the kit draws "
+        "that kind of page (`header`, `settings`, `list`, `form-errors`, `404`; see "
+        "`PAGE_KINDS`), so a service's tests can check that its pages look like every "
+        "other service's.",
         "",
     ]
 

@@ -31,6 +31,7 @@ __all__ = [
     "RETRY_AFTER",
     "ApiError",
     "Problem",
+    "ServiceUnreachable",
     "error_responses",
     "json_response",
     "schema_ref",
@@ -39,6 +40,17 @@ __all__ = [
 ]
 
 log = logging.getLogger("srht.errors")
+
+
+class ServiceUnreachable(OSError):
+    """Another service of the site could not be reached, or answered an
+    error, on its internal API."""
+
+    def __init__(self, service: str, url: str, reason: str, status: int | None = None):
+        self.service, self.url, self.reason = service, url, reason
+        #: The HTTP status the service answered with, if it answered at all.
+        self.status = status
+        super().__init__(f"{service} at {url}: {reason}")
 
 
 class ApiError(Exception):

@@ -31,9 +31,11 @@ Jobs run at least once: make them idempotent.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import signal
 import threading
 import time
 import traceback
@@ -46,13 +48,14 @@ from sqlalchemy.orm import Session
 
 from .db import Database, database_unavailable, error_summary, utcnow
 from .globals import SrhtState, current_service, state_of
+from .queue import celery_for, publisher_for, queue_name, run_jobs_of
 
 if TYPE_CHECKING:
     from flask import Flask
 
     from .service import Timer
 
-__all__ = ["core_metadata", "enqueue", "queue_depth", "run_job", "Worker"]
+__all__ = ["core_metadata", "enqueue", "queue_depth", "run_celery_worker", "run_job", "Worker"]
 
 log = logging.getLogger("srht.jobs")
 
@@ -152,13 +155,7 @@ def publish(state: SrhtState, job_id: int, delay: float = 0) -> None:
     process's publisher thread sends it, and keeps it while the broker is
     away (:class:`srht_core.queue.Publisher`). Even a lost id loses
     nothing: the worker's tick finds the row and publishes it again."""
-    from .queue import publisher_for
-
     publisher_for(state).submit(state.service.name, job_id, delay)
-
-
-def queue_name(service: str) -> str:
-    return f"srht.{service}"
 
 
 def queue_depth(db: Database) -> int:
@@ -515,3 +512,87 @@ def run_until_idle(app: Flask, *, limit: float = 30.0) -> None:
         worker.recover()
         if not worker.run_due():
             return
+
+
+#: Seconds before a job that met an unreachable database is tried again.
+RETRY_UNAVAILABLE = 5.0
+
+
+def _run_published(app: Flask, job_id: int) -> None:
+    """Run a job id the broker delivered to this process's Celery worker."""
+    try:
+        run_job(app, job_id)
+    except Exception as error:
+        if not database_unavailable(error):
+            raise
+        # The message is spent and the row untouched (or its lease will
+        # lapse): ask again shortly rather than wait for the tick's sweep of
+        # lost messages.
+        state = state_of(app)
+        log.warning(
+            "job %s of %s: the database cannot be reached; trying again in %.0f s",
+            job_id,
+            state.service.name,
+            RETRY_UNAVAILABLE,
+        )
+        publish(state, job_id, RETRY_UNAVAILABLE)
+
+
+def run_celery_worker(app: Flask, *, concurrency: int = 2, loglevel: str = "INFO") -> None:
+    """Run a Celery worker for ``app``'s service, with the core's tick (timers,
+    recovery, lost-message re-publishing) in a thread beside it.
+
+    The tick outlives database and broker outages (see
+    :meth:`Worker.run_forever`); should it stop for any other reason, the
+    whole worker stops and exits 1, so that its supervisor (systemd) starts
+    it again, rather than go on without timers and recovery.
+    """
+    state = state_of(app)
+    run_jobs_of(state.service.name, functools.partial(_run_published, app))
+    ticker = Worker(app, tick=5.0)
+    fatal = threading.Event()
+    thread = threading.Thread(
+        target=_tick_until_fatal, args=(ticker, fatal), name="srht-tick", daemon=True
+    )
+    thread.start()
+    # Gossip, mingle and event heartbeats are for workers that talk to each
+    # other; srht's never do. Gossip's restart after a lost broker can also
+    # crash the worker (kombu's "'NoneType' object has no attribute
+    # 'hostname'"), which leaves it hung instead of reconnecting.
+    argv: list[Any] = [
+        "worker",
+        "-Q",
+        queue_name(state.service.name),
+        "-c",
+        str(concurrency),
+        "--loglevel",
+        loglevel,
+        "-n",
+        f"{state.service.name}@%h",
+        "-P",
+        "threads",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    try:
+        celery_for(state).worker_main(argv)
+    finally:
+        ticker.stop()
+        if fatal.is_set():
+            raise SystemExit(1)
+
+
+def _tick_until_fatal(ticker: Worker, fatal: threading.Event) -> None:
+    """The tick thread of a Celery worker: when the tick gives up, stop the
+    process (Celery's warm shutdown, on SIGTERM) and mark it failed."""
+    try:
+        ticker.run_forever()
+    except BaseException:  # noqa: BLE001 - anything that ends the tick ends the worker
+        log.critical(
+            "the tick of the %s worker stopped; stopping the worker so that it is started again",
+            ticker.state.service.name,
+            exc_info=True,
+        )
+        fatal.set()
+        os.kill(os.getpid(), signal.SIGTERM)

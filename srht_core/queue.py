@@ -23,24 +23,19 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from celery import Celery
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 
-from .globals import SrhtState, state_of
-
-if TYPE_CHECKING:
-    from flask import Flask
-
-    from .jobs import Worker
+from .globals import SrhtState
 
 __all__ = [
     "Publisher",
@@ -48,7 +43,8 @@ __all__ = [
     "celery_for",
     "close_all",
     "publisher_for",
-    "run_celery_worker",
+    "queue_name",
+    "run_jobs_of",
 ]
 
 log = logging.getLogger("srht.queue")
@@ -62,14 +58,12 @@ MAX_PENDING = 10_000
 MAX_BACKOFF = 30.0
 #: How long a process that ends waits for its last ids to be published.
 FLUSH_AT_EXIT = 5.0
-#: Seconds before a job that met an unreachable database is tried again.
-RETRY_UNAVAILABLE = 5.0
 
 _apps: dict[str, Celery] = {}
 _publishers: dict[str, Publisher] = {}
 _lock = threading.Lock()
-#: The service apps of this worker process, by service name.
-_flask_apps: dict[str, Flask] = {}
+#: What runs a job id, by service, in this process's Celery worker.
+_runners: dict[str, Callable[[int], None]] = {}
 
 
 class _QoS(virtual.QoS):
@@ -131,31 +125,25 @@ def _make(broker: str, *, publishing: bool = False) -> Celery:
 
     @celery.task(name="srht.run_job")  # type: ignore[untyped-decorator]
     def run_job_task(service: str, job_id: int) -> None:
-        from .db import database_unavailable
-        from .jobs import publish, run_job
-
-        app = _flask_apps.get(service)
-        if app is None:
+        runner = _runners.get(service)
+        if runner is None:
             # A message for a service this worker does not run: leave it to
             # the tick of that service's workers, which re-publishes it.
             return
-        try:
-            run_job(app, job_id)
-        except Exception as error:
-            if not database_unavailable(error):
-                raise
-            # The message is spent and the row untouched (or its lease will
-            # lapse): ask again shortly rather than wait for the tick's
-            # sweep of lost messages.
-            log.warning(
-                "job %s of %s: the database cannot be reached; trying again in %.0f s",
-                job_id,
-                service,
-                RETRY_UNAVAILABLE,
-            )
-            publish(app.extensions["srht"], job_id, RETRY_UNAVAILABLE)
+        runner(job_id)
 
     return celery
+
+
+def queue_name(service: str) -> str:
+    """The broker queue of ``service``'s jobs."""
+    return f"srht.{service}"
+
+
+def run_jobs_of(service: str, runner: Callable[[int], None]) -> None:
+    """Have this process's Celery worker run ``service``'s job ids with
+    ``runner`` (:func:`srht_core.jobs.run_celery_worker` registers it)."""
+    _runners[service] = runner
 
 
 def celery_for(state: SrhtState) -> Celery:
@@ -285,8 +273,6 @@ class Publisher:
             backoff = 0.5
 
     def _send(self, message: _Message) -> None:
-        from .jobs import queue_name
-
         if self._celery is None:
             self._celery = _make(self.broker, publishing=True)
         countdown = message.due - time.time()
@@ -340,66 +326,3 @@ def _flush_at_exit() -> None:
     for publisher in list(_publishers.values()):
         if publisher.pid == os.getpid():
             publisher.flush(max(0.0, deadline - time.monotonic()))
-
-
-def run_celery_worker(app: Flask, *, concurrency: int = 2, loglevel: str = "INFO") -> None:
-    """Run a Celery worker for ``app``'s service, with the core's tick (timers,
-    recovery, lost-message re-publishing) in a thread beside it.
-
-    The tick outlives database and broker outages (see
-    :meth:`srht_core.jobs.Worker.run_forever`); should it stop for any other
-    reason, the whole worker stops and exits 1, so that its supervisor
-    (systemd) starts it again, rather than go on without timers and
-    recovery.
-    """
-    from .jobs import Worker, queue_name
-
-    state = state_of(app)
-    _flask_apps[state.service.name] = app
-    ticker = Worker(app, tick=5.0)
-    fatal = threading.Event()
-    thread = threading.Thread(
-        target=_tick_until_fatal, args=(ticker, fatal), name="srht-tick", daemon=True
-    )
-    thread.start()
-    # Gossip, mingle and event heartbeats are for workers that talk to each
-    # other; srht's never do. Gossip's restart after a lost broker can also
-    # crash the worker (kombu's "'NoneType' object has no attribute
-    # 'hostname'"), which leaves it hung instead of reconnecting.
-    argv: list[Any] = [
-        "worker",
-        "-Q",
-        queue_name(state.service.name),
-        "-c",
-        str(concurrency),
-        "--loglevel",
-        loglevel,
-        "-n",
-        f"{state.service.name}@%h",
-        "-P",
-        "threads",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ]
-    try:
-        celery_for(state).worker_main(argv)
-    finally:
-        ticker.stop()
-        if fatal.is_set():
-            raise SystemExit(1)
-
-
-def _tick_until_fatal(ticker: Worker, fatal: threading.Event) -> None:
-    """The tick thread of a Celery worker: when the tick gives up, stop the
-    process (Celery's warm shutdown, on SIGTERM) and mark it failed."""
-    try:
-        ticker.run_forever()
-    except BaseException:  # noqa: BLE001 - anything that ends the tick ends the worker
-        log.critical(
-            "the tick of the %s worker stopped; stopping the worker so that it is started again",
-            ticker.state.service.name,
-            exc_info=True,
-        )
-        fatal.set()
-        os.kill(os.getpid(), signal.SIGTERM)

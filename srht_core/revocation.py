@@ -19,8 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ApiError
-from .sealing import ServiceUnreachable
+from .errors import ApiError, ServiceUnreachable
 
 __all__ = [
     "CLOCK_SKEW",

@@ -51,11 +51,13 @@ from .plugins import PluginHost, PluginRecord
 
 __all__ = [
     "FormBrowser",
+    "PAGE_KINDS",
     "PostgresServer",
     "ThrowawayPostgres",
     "free_port",
     "throwaway_postgres",
     "page_forms",
+    "page_kind_problems",
     "serve_service",
     "sign_in",
     "site_config",
@@ -423,7 +425,8 @@ def serve_service(
 
 
 class _Forms(HTMLParser):
-    """Every ``<form>`` of a page: its action, method and hidden inputs."""
+    """Every ``<form>`` of a page: its action, method, hidden inputs and the
+    names of the fields a person fills in."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -437,17 +440,115 @@ class _Forms(HTMLParser):
                     "action": values.get("action"),
                     "method": values.get("method", "get").lower(),
                     "hidden": {},
+                    "fields": [],
                 }
             )
-        elif tag == "input" and self.forms and values.get("type") == "hidden":
-            self.forms[-1]["hidden"][values.get("name", "")] = values.get("value", "")
+        elif tag in ("input", "textarea", "select") and self.forms and values.get("name"):
+            form, name = self.forms[-1], values["name"]
+            if tag == "input" and values.get("type") == "hidden":
+                form["hidden"][name] = values.get("value", "")
+            elif values.get("type") not in ("submit", "button", "reset", "image") and (
+                name not in form["fields"]
+            ):
+                form["fields"].append(name)
 
 
 def page_forms(html: str) -> list[dict[str, Any]]:
-    """The forms of ``html``: ``{"action", "method", "hidden": {name: value}}``."""
+    """The forms of ``html``: ``{"action", "method", "hidden": {name:
+    value}, "fields": [name, ...]}`` (``fields``: the inputs, text areas and
+    selects a person fills in, each name once, in page order)."""
     parser = _Forms()
     parser.feed(html)
     return parser.forms
+
+
+# -- the kit's page structure ------------------------------------------------------
+
+#: Each kind of page the kit draws, as the element paths it must contain: one
+#: alternative of a kind must be there in full; a path ``("header.page",
+#: "h1.crumbs")`` is an ``h1`` of class ``crumbs`` inside a ``header`` of
+#: class ``page``. These are what ``srht/macros.html``, ``srht/settings.html``
+#: and ``srht/error.html`` write, so a page built from them passes.
+PAGE_KINDS: dict[str, tuple[tuple[tuple[str, ...], ...], ...]] = {
+    "header": ((("header.page", "h1.crumbs"),),),
+    "settings": (
+        (
+            ("div.settings", "nav.settings-menu", "a"),
+            ("div.settings", "div.settings-page"),
+        ),
+    ),
+    "list": (
+        (("div.table-scroll", "table.list", "tbody"),),
+        (("div.empty", "p"),),
+    ),
+    "form-errors": (
+        (("div.form-problems", "li"), ("form", "div.field.invalid", "ul.errors", "li")),
+        (("div.form-problems", "li"), ("form", "fieldset.choices.invalid", "ul.errors", "li")),
+    ),
+    "404": ((("main", "section.error-page", "h1"),),),
+}
+
+
+class _Elements(HTMLParser):
+    """Every element of a page with the chain of elements it is in."""
+
+    VOID = frozenset(
+        "area base br col embed hr img input link meta source track wbr".split()  # noqa: SIM905
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[tuple[str, frozenset[str]]] = []
+        self.chains: list[tuple[tuple[str, frozenset[str]], ...]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        classes = frozenset((dict(attrs).get("class") or "").split())
+        element = (tag, classes)
+        self.chains.append((*self.stack, element))
+        if tag not in self.VOID:
+            self.stack.append(element)
+
+    def handle_endtag(self, tag: str) -> None:
+        for depth in range(len(self.stack) - 1, -1, -1):
+            if self.stack[depth][0] == tag:
+                del self.stack[depth:]
+                return
+
+
+def _selector(text: str) -> tuple[str, frozenset[str]]:
+    tag, *classes = text.split(".")
+    return tag, frozenset(classes)
+
+
+def _has_path(chains: list[Any], path: tuple[str, ...]) -> bool:
+    wanted = [_selector(step) for step in path]
+    for chain in chains:
+        if not (chain[-1][0] == wanted[-1][0] and wanted[-1][1] <= chain[-1][1]):
+            continue
+        step = len(wanted) - 2
+        for tag, classes in reversed(chain[:-1]):
+            if step < 0:
+                break
+            if tag == wanted[step][0] and wanted[step][1] <= classes:
+                step -= 1
+        if step < 0:
+            return True
+    return False
+
+
+def page_kind_problems(html: str, kind: str) -> list[str]:
+    """What ``html`` lacks to be a page of ``kind`` (a key of
+    :data:`PAGE_KINDS`) as the kit draws it; empty when it is one. A
+    service's tests use it to check that its pages look like every other
+    service's: ``assert page_kind_problems(page.text, "settings") == []``."""
+    parser = _Elements()
+    parser.feed(html)
+    missing: list[str] = []
+    for alternative in PAGE_KINDS[kind]:
+        missing = [" > ".join(p) for p in alternative if not _has_path(parser.chains, p)]
+        if not missing:
+            return []
+    return [f"not a {kind} page of the kit: no {path}" for path in missing]
 
 
 class FormBrowser:

@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from flask import url_for
 
 from srht_core import (
-    DELIVERY_SCHEMA,
     Api,
     ApiError,
     Delivery,
@@ -38,7 +37,6 @@ from .plumbing import GitError, Ref
 from .repos import (
     MAX_DESCRIPTION,
     MAX_NAME,
-    MAX_URL,
     NAME_PATTERN,
     NAME_RULE,
     add_webhook,
@@ -194,35 +192,7 @@ api.schema(
 )
 api.schema("GrantUpdate", body_schema({"mode": MODE}, required=["mode"]))
 EVENT_NAMES = [event.name for event in EVENTS]
-api.schema(
-    "Webhook",
-    {
-        "type": "object",
-        "required": ["id", "url", "events", "created"],
-        "properties": {
-            "id": {"type": "integer"},
-            "url": {"type": "string"},
-            "events": {"type": "array", "items": {"type": "string", "enum": EVENT_NAMES}},
-            "created": STAMP,
-        },
-    },
-)
-api.schema(
-    "WebhookCreate",
-    body_schema(
-        {
-            "url": {
-                "type": "string",
-                "format": "uri",
-                "pattern": "^https?://[^/\\s]+",
-                "maxLength": MAX_URL,
-                "description": "An http:// or https:// URL.",
-            }
-        },
-        required=["url"],
-    ),
-)
-api.schema("Delivery", DELIVERY_SCHEMA)
+api.webhook_schemas(EVENT_NAMES, subscribers_choose=False)
 
 
 def _time(value: datetime | None) -> str | None:

@@ -21,7 +21,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from srht_core import (
-    DELIVERY_SCHEMA,
     Api,
     ApiError,
     Delivery,
@@ -254,41 +253,7 @@ api.schema(
 api.schema(
     "CommentCreate", body_schema({"text": {**TEXT, "minLength": 1, **NOT_BLANK}}, required=["text"])
 )
-api.schema(
-    "Webhook",
-    {
-        "type": "object",
-        "required": ["id", "url", "events"],
-        "properties": {
-            "id": {"type": "integer"},
-            "url": {"type": "string"},
-            "events": {"type": "array", "items": {"type": "string", "enum": EVENT_NAMES}},
-            "created": STAMP,
-        },
-    },
-)
-api.schema(
-    "WebhookCreate",
-    body_schema(
-        {
-            "url": {
-                "type": "string",
-                "format": "uri",
-                "pattern": "^https?://[^/\\s]+",
-                "maxLength": 2048,
-                "description": "An http:// or https:// URL.",
-            },
-            "events": {
-                "type": "array",
-                "minItems": 1,
-                "uniqueItems": True,
-                "items": {"type": "string", "enum": EVENT_NAMES},
-            },
-        },
-        required=["url", "events"],
-    ),
-)
-api.schema("Delivery", DELIVERY_SCHEMA)
+api.webhook_schemas(EVENT_NAMES)
 
 
 def access_field(names: list[str] | None) -> int | None:
