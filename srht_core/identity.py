@@ -97,7 +97,8 @@ def login_cookie(user_id: int, session_id: int, state: SrhtState | None = None) 
 def set_login_cookie(response: Response, user_id: int, session_id: int) -> None:
     """Sign ``user_id`` in on every service (meta calls this). ``session_id``
     is meta's record of this login: when meta revokes it (logout, a password
-    change), every service refuses the cookie within its revocation poll."""
+    change) or deletes the account ``user_id``, every service refuses the
+    cookie within its revocation poll."""
     state = current_service()
     response.set_cookie(
         LOGIN_COOKIE,
@@ -152,7 +153,7 @@ def _load_user() -> Any:
         or data is None
         or not isinstance(data.get("u"), int)
         or not isinstance(data.get("s"), int)
-        or _session_revoked(data["s"])
+        or _session_revoked(data["s"], data["u"])
     ):
         return None
     user = db_session.get(model, data["u"])
@@ -165,8 +166,9 @@ def _load_user() -> Any:
     return user
 
 
-def _session_revoked(session_id: int) -> bool:
-    """Whether meta revoked login session ``session_id``.
+def _session_revoked(session_id: int, user_id: int) -> bool:
+    """Whether meta revoked login session ``session_id``, or deleted the
+    account ``user_id`` it was opened for.
 
     :raises MetaUnreachable: when meta has been unreachable past the grace
         period (see :class:`~srht_core.revocation.RevocationCache`): nothing
@@ -175,7 +177,7 @@ def _session_revoked(session_id: int) -> bool:
     """
     state = current_service()
     try:
-        return state.is_revoked("session", session_id)
+        return state.is_revoked("session", session_id, user_id)
     except ApiError:
         failure = state.revocations.failure
         if not isinstance(failure, ServiceUnreachable):

@@ -1,4 +1,5 @@
-"""Revocation: whether meta has revoked a token or a login session.
+"""Revocation: whether meta has revoked a token or a login session, or
+deleted the account it was sealed for.
 
 Tokens and login cookies are verified by every service without asking meta
 (see :mod:`.tokens` and :mod:`.identity`); to honour revocation, each
@@ -69,7 +70,14 @@ class RevocationCache:
         self.since = 0.0
         self.lock = threading.Lock()
 
-    def is_revoked(self, kind: str, token_id: int) -> bool:
+    def is_revoked(self, kind: str, token_id: int, user: int | None = None) -> bool:
+        """Whether meta revoked ``kind`` number ``token_id``, or deleted
+        ``user`` (the user id the token or session was sealed for: meta
+        names a deleted account as ``("user", id)``, its rows being gone).
+
+        .. versionchanged:: 0.1
+            ``user``: a deleted account's credentials are refused too.
+        """
         now = time.monotonic()
         if now - self.checked > self.interval and now - self.tried > RETRY_INTERVAL:
             self.refresh()
@@ -85,7 +93,9 @@ class RevocationCache:
                 "token revocations cannot be checked right now: meta, the identity "
                 f"service, cannot be reached {where}; try again shortly",
             )
-        return (kind, token_id) in self.revoked
+        return (kind, token_id) in self.revoked or (
+            user is not None and ("user", user) in self.revoked
+        )
 
     def refresh(self) -> None:
         with self.lock:

@@ -13,7 +13,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What mypy --strict checks (the pyproject's [tool.mypy] settings apply).
-TYPED = ["srht_core", "srht_plugins/todo", "srht_plugins/git", "srht_plugins/paste", "deploy"]
+TYPED = [
+    "srht_core",
+    "srht_plugins/meta",
+    "srht_plugins/todo",
+    "srht_plugins/git",
+    "srht_plugins/paste",
+    "deploy",
+]
 
 pytestmark = pytest.mark.slow
 

@@ -111,7 +111,7 @@ def test_revocation_reaches_a_service_within_the_interval(site: Any) -> None:
         revoke = (
             "from srht_core import create_app, db_session\n"
             "from srht_plugins.meta.models import PersonalAccessToken\n"
-            "from srht_plugins.meta.accounts import revoke_personal_token\n"
+            "from srht_plugins.meta.tokens import revoke_personal_token\n"
             f"app = create_app('meta', {str(site['meta_config'])!r})\n"
             "with app.app_context():\n"
             "    revoke_personal_token(db_session.get(PersonalAccessToken, 1))\n"

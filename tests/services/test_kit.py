@@ -20,8 +20,7 @@ from srht_core import Operation, TokenGrant, declared_apis, seal_grant, state_of
 pytestmark = [pytest.mark.postgres]
 
 #: The built-in services; each must declare its API with srht_core.Api.
-#: (meta joins as it moves onto the kit.)
-SERVICES = ("todo", "git", "paste")
+SERVICES = ("meta", "todo", "git", "paste")
 WRONG = {
     "string": 12345,
     "integer": "twelve",
@@ -56,8 +55,12 @@ class Service:
 
         if self.name == "meta":
             from srht_plugins.meta.accounts import create_user
+            from srht_plugins.meta.models import LoginSession, PersonalAccessToken
 
             user = create_user("alice", "alice@example.org", "a long enough password")
+            # meta answers revocations from its own tables: the token's and session's rows.
+            db_session.add(PersonalAccessToken(id=1, user_id=user.id, scopes="", token_hash="kit"))
+            db_session.add(LoginSession(id=1, user_id=user.id))  # sign_in's session
         else:
             user = mirror_user({"id": 1, "username": "alice", "email": "alice@example.org"})
         db_session.commit()
@@ -108,6 +111,18 @@ def _todo_objects(service: Service) -> dict[str, Any]:
     }
 
 
+def _meta_objects(service: Service) -> dict[str, Any]:
+    from .meta.test_keys import ED25519, PGP_ALICE
+
+    ssh = service.call("post", "/ssh-keys", json={"key": ED25519})
+    assert ssh.status_code == 201, ssh.json
+    pgp = service.call("post", "/pgp-keys", json={"key": PGP_ALICE})
+    assert pgp.status_code == 201, pgp.json
+    # /ssh-keys/{key_id} and /pgp-keys/{key_id} both name a real key.
+    assert ssh.json["id"] == pgp.json["id"]
+    return {"key_id": ssh.json["id"]}
+
+
 def _git_objects(service: Service) -> dict[str, Any]:
     created = service.call("post", "/repos", json={"name": "proj"})
     assert created.status_code == 201, created.json
@@ -129,7 +144,12 @@ def _paste_objects(service: Service) -> dict[str, Any]:
 
 
 #: For each service, the real objects its operations' paths name.
-OBJECTS: dict[str, Any] = {"todo": _todo_objects, "git": _git_objects, "paste": _paste_objects}
+OBJECTS: dict[str, Any] = {
+    "meta": _meta_objects,
+    "todo": _todo_objects,
+    "git": _git_objects,
+    "paste": _paste_objects,
+}
 
 
 @pytest.fixture(scope="module")
@@ -336,6 +356,12 @@ def _hostile_bodies(service: Service, op: Operation) -> None:
 #: of :data:`OBJECTS` (``{id}`` and the like filled from them); ``form`` is
 #: a form posted with a problem, as ``(page, fields)``.
 PAGES: dict[str, dict[str, Any]] = {
+    "meta": {
+        "settings": "/profile",
+        "list": "/keys",
+        "404": "/tokens/9999/revoke",
+        "form": ("/tokens", {"comment": "no scope chosen"}),
+    },
     "todo": {
         "header": "/~alice/bugs",
         "settings": "/~alice/bugs/settings",
@@ -399,6 +425,7 @@ def test_each_kind_of_page_has_the_same_structure_in_every_service(
 #: real objects of :data:`OBJECTS`). Forms that rename or delete what the
 #: other examples stand on are left out; their confirmations carry no field.
 FORM_PAGES: dict[str, tuple[str, ...]] = {
+    "meta": ("/profile", "/keys", "/tokens", "/oauth2/clients/register"),
     "todo": (
         "/trackers/create",
         "/~alice/bugs",
