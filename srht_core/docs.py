@@ -268,6 +268,7 @@ HELPERS: list[tuple[str, list[str]]] = [
         [
             "enqueue",
             "send_mail",
+            "send_message",
             "send_webhook",
             "deliveries",
             "delivery_page",

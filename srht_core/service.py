@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 __all__ = [
     "DatabaseSchema",
+    "DevDaemon",
     "EventType",
     "HostNeeds",
     "Job",
@@ -179,3 +180,24 @@ class HostNeeds:
     ports: tuple[int, ...] = ()
     daemons: dict[str, str] = field(default_factory=dict)
     sshd_snippets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DevDaemon:
+    """A process ``srht up`` runs for a service on a developer's machine,
+    besides its web server and worker (a listener standing in for what the
+    deploy puts in front of a production daemon: lists' SMTP listener, where
+    production has Postfix passing mail on over LMTP).
+
+    :param name: short and unique within the service (``smtp``).
+    :param command: the ``srht`` arguments that run it (``("lists",
+        "smtp")``); ``srht up`` adds ``--config`` with its own config.
+    :param address: where it listens, printed by ``srht up`` for the
+        developer (``127.0.0.1:2525``).
+    :param description: what to do with it, printed beside the address.
+    """
+
+    name: str
+    command: tuple[str, ...]
+    address: str = ""
+    description: str = ""
