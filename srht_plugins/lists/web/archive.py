@@ -94,7 +94,7 @@ def thread_mbox(owner: str, name: str, thread_id: int) -> Any:
         .where(Email.thread_id == found.id, Email.status == ARCHIVED)
         .order_by(Email.id)
     ).all()
-    return mbox_response(iter([mbox_entry(raw) for raw in raws]), f"thread-{found.id}.mbox")
+    return mbox_response(b"".join(mbox_entry(raw) for raw in raws), f"thread-{found.id}.mbox")
 
 
 @bp.get("/~<owner>/<name>/messages/<int:email_id>")
@@ -241,4 +241,4 @@ def patchset_mbox(owner: str, name: str, patchset_id: int) -> Any:
             continue  # a patch sent twice: the first one
         seen.add(number)
         entries.append(mbox_entry(raw_bytes))
-    return mbox_response(iter(entries), f"patchset-{found.id}-v{found.version}.mbox")
+    return mbox_response(b"".join(entries), f"patchset-{found.id}-v{found.version}.mbox")

@@ -40,6 +40,8 @@ from ..models import ARCHIVED, PATCHSET_STATUSES, Email, MailingList, Patchset, 
 bp = Blueprint("lists", __name__)
 
 PER_PAGE = 25
+#: Messages read at once for the archive's mbox.
+MBOX_BATCH = 100
 #: Longest search accepted (characters).
 MAX_SEARCH = 256
 
@@ -203,8 +205,10 @@ def unsubscribe(owner: str, name: str) -> Any:
     return redirect(url_for("lists.mailing_list", owner=owner, name=name))
 
 
-def mbox_response(raws: Iterator[bytes], filename: str) -> Response:
-    response = Response(stream_with_context(raws), mimetype="application/mbox")
+def mbox_response(entries: Iterator[bytes] | bytes, filename: str) -> Response:
+    """An mbox download: whole (``bytes``) or streamed from an iterator."""
+    body = entries if isinstance(entries, bytes) else stream_with_context(entries)
+    response = Response(body, mimetype="application/mbox")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
@@ -217,13 +221,20 @@ def archive_mbox(owner: str, name: str) -> Any:
     list_id = access.list.id
 
     def entries() -> Iterator[bytes]:
-        rows = db_session.execute(
-            sa.select(Email.raw)
-            .where(Email.list_id == list_id, Email.status == ARCHIVED)
-            .order_by(Email.id)
-            .execution_options(yield_per=200)
-        )
-        for (raw,) in rows:
-            yield mbox_entry(raw)
+        # A batch at a time by id (read-only requests run in autocommit,
+        # where PostgreSQL has no server-side cursors to stream with).
+        after = 0
+        while True:
+            rows = db_session.execute(
+                sa.select(Email.id, Email.raw)
+                .where(Email.list_id == list_id, Email.status == ARCHIVED, Email.id > after)
+                .order_by(Email.id)
+                .limit(MBOX_BATCH)
+            ).all()
+            for email_id, raw in rows:
+                after = email_id
+                yield mbox_entry(raw)
+            if len(rows) < MBOX_BATCH:
+                return
 
     return mbox_response(entries(), f"{access.list.name}.mbox")
