@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import email
+import email.errors
 import email.header
 import email.policy
 import email.utils
@@ -42,6 +43,7 @@ ADDRESS = re.compile(
     r"^[^@\s<>\"(),;:\\\[\]]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}$|^[^@\s<>]+@localhost$"
 )
 _MSGID = re.compile(r"<([^<>\s]+)>")
+_ANGLE_ADDRESS = re.compile(r"^(.*)<([^<>\s]+@[^<>\s]+)>\s*$", re.S)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 #: Text shown of one message at most; the raw message keeps the rest.
 MAX_BODY = 1024 * 1024
@@ -107,15 +109,41 @@ def clean(text: str, limit: int | None = None) -> str:
     return text[:limit] if limit is not None else text
 
 
-def decode_header(value: str | None) -> str:
-    """A header's value with its encoded words decoded, whatever they hold."""
+_RAW_8BIT = re.compile(r"[\udc80-\udcff]")
+
+
+def _unescape_8bit(value: str) -> str:
+    """A header sent as raw 8-bit bytes (not RFC 2047), read as UTF-8, or
+    as Windows-1252 when it is not UTF-8."""
+    data = value.encode("ascii", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
+
+
+def decode_header(value: object) -> str:
+    """A header's value with its encoded words decoded, whatever they hold
+    (a header of raw 8-bit bytes comes as an ``email.header.Header``)."""
     if value is None:
         return ""
-    value = str(value)
+    if isinstance(value, email.header.Header):
+        out = []
+        for chunk, charset in email.header.decode_header(value):
+            if isinstance(chunk, str):
+                out.append(chunk)
+            elif charset in (None, "unknown-8bit"):
+                out.append(_unescape_8bit(chunk.decode("ascii", "surrogateescape")))
+            else:
+                out.append(_charset_text(chunk, charset))
+        return "".join(out)
+    text = str(value)
+    if _RAW_8BIT.search(text):
+        return _unescape_8bit(text)
     try:
-        return str(email.header.make_header(email.header.decode_header(value)))
+        return str(email.header.make_header(email.header.decode_header(text)))
     except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
-        return value.encode("ascii", "replace").decode("ascii")
+        return text.encode("ascii", "replace").decode("ascii")
 
 
 def _ids(value: str | None) -> list[str]:
@@ -176,6 +204,8 @@ def _kinds(message: Message) -> Iterator[tuple[str, Message]]:
         if part.is_multipart():
             continue
         kind = part.get_content_type()
+        if part.get_content_maintype() == "multipart":
+            kind = "text/plain"  # a multipart without parts (no boundary): its text
         disposition = part.get_content_disposition()
         if disposition != "attachment" and kind == "text/plain" and not have_text:
             have_text = True
@@ -233,8 +263,15 @@ def _sender(message: Message) -> tuple[str, str]:
     if len(raw) != 1:
         raise Malformed("5.6.0 the message needs exactly one From header")
     # The address from the raw header (an address is ASCII); the name decoded.
-    name, address = email.utils.parseaddr(str(raw[0]))
+    # A header of raw 8-bit bytes is read as text first.
+    text = decode_header(raw[0]) if isinstance(raw[0], email.header.Header) else str(raw[0])
+    name, address = email.utils.parseaddr(text)
     address = address.strip()
+    angle = _ANGLE_ADDRESS.search(text)
+    if angle is not None and (not ADDRESS.match(address) or address != angle[2]):
+        # An encoded word holding ":" or "@" (a header-injection attempt,
+        # say) confuses the parser; the address in angle brackets is it.
+        name, address = angle[1].strip().strip('"'), angle[2]
     if not address or not ADDRESS.match(address) or len(address) > MAX_ADDRESS:
         raise Malformed("5.1.7 the From header holds no address mail can be sent back to")
     return clean(decode_header(name), MAX_NAME), address
