@@ -311,6 +311,9 @@ class Patchset(UpdatedMixin, Base):
     #: The series' title: the cover letter's subject (or its only patch's)
     #: without the ``[PATCH ...]`` prefix.
     subject: Mapped[str] = mapped_column(sa.String(MAX_SUBJECT), default="")
+    #: The first patch's title: how a new version without a cover letter
+    #: finds the one it supersedes.
+    first_title: Mapped[str] = mapped_column(sa.String(MAX_SUBJECT), default="")
     #: What stood before ``PATCH`` in the prefix (``widget`` in ``[widget PATCH]``).
     prefix: Mapped[str] = mapped_column(sa.String(128), default="")
     version: Mapped[int] = mapped_column(sa.Integer, default=1)

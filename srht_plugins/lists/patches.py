@@ -5,7 +5,8 @@ to the cover letter (or to the first patch), in one thread.
 
 A series is one patchset per thread, version, length and prefix; a lone
 patch (``[PATCH]``) is a patchset of its own. A new version supersedes the
-older ones still open that share its thread or its title. The list owner
+older ones still open that share its thread, its title, or its first
+patch's title (a v2 sent without a cover letter). The list owner
 sets the status on the web, through the API, or by replying with a
 ``X-Srht-Patchset-Update: APPLIED`` header (any status, any case).
 """
@@ -92,6 +93,9 @@ def place(mailing_list: MailingList, email: Email, *, quiet: bool = False) -> Pa
     elif patch.number == 0 and patchset.subject != patch.title:
         patchset.subject = patch.title  # the cover letter names the series
         renamed = True
+    if patch.number == 1 and patchset.first_title != patch.title:
+        patchset.first_title = patch.title
+        renamed = True
     email.patchset_id = patchset.id
     email.patch_number = patch.number
     email.patch_total = patch.total
@@ -133,6 +137,11 @@ def supersede(mailing_list: MailingList, newer: Patchset, *, quiet: bool = False
             sa.or_(
                 Patchset.thread_id == newer.thread_id,
                 sa.and_(Patchset.subject == newer.subject, Patchset.prefix == newer.prefix),
+                sa.and_(
+                    Patchset.first_title == newer.first_title,
+                    Patchset.first_title != "",
+                    Patchset.prefix == newer.prefix,
+                ),
             ),
         )
     ).all()

@@ -128,6 +128,7 @@ def upgrade() -> None:
     sa.Column('list_id', sa.Integer(), nullable=False),
     sa.Column('thread_id', sa.Integer(), nullable=True),
     sa.Column('subject', sa.String(length=1024), nullable=False),
+    sa.Column('first_title', sa.String(length=1024), nullable=False),
     sa.Column('prefix', sa.String(length=128), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('total', sa.Integer(), nullable=False),
