@@ -152,14 +152,14 @@ def thread(mailing_list: MailingList, email: Email) -> Thread:
 
 
 def _adopt(mailing_list: MailingList, email: Email, into: Thread) -> None:
-    """Messages that answer ``email`` but arrived first started threads of
-    their own: move those threads under it."""
+    """Messages that answer ``email`` but arrived first went under an older
+    message of the thread, or started threads of their own: put them under
+    it, moving those threads into its own."""
     orphans = db_session.scalars(
         sa.select(Email).where(
             Email.list_id == mailing_list.id,
             Email.status == ARCHIVED,
             Email.in_reply_to == email.message_id,
-            Email.parent_id.is_(None),
             Email.id != email.id,
         )
     ).all()
