@@ -44,8 +44,9 @@ from .errors import (
 )
 from .forms import ChoiceField, Form, MultipleChoiceField, api_validate, form_errors
 from .globals import NavLink, SrhtState, current_service, state_of
-from .highlight import RenderedFile, render_file
+from .highlight import RenderedFile, highlighted_lines, language_of, render_file
 from .humanize import human_size
+from .idempotency import idempotency_header_parameter
 from .identity import (
     LOGIN_LIFETIME,
     clear_login_cookie,
@@ -107,7 +108,15 @@ from .tokens import (
     viewer,
 )
 from .version import __version__
-from .webhooks import DELIVERY_SCHEMA, Delivery, deliveries, delivery_page, redeliver, send_webhook
+from .webhooks import (
+    DELIVERY_SCHEMA,
+    Delivery,
+    deliveries,
+    delivery_page,
+    redeliver,
+    send_webhook,
+    webhook_signature_key,
+)
 
 __all__ = [
     "API_ERRORS_SCHEMA",
@@ -190,8 +199,10 @@ __all__ = [
     "error_responses",
     "form_errors",
     "from_internal_network",
+    "highlighted_lines",
     "hookimpl",
     "human_size",
+    "idempotency_header_parameter",
     "internal_only",
     "internal_only_credential",
     "internal_request",
@@ -199,6 +210,7 @@ __all__ = [
     "is_safe_return_to",
     "json_object",
     "json_response",
+    "language_of",
     "load_config",
     "login_required",
     "login_session",
@@ -233,5 +245,6 @@ __all__ = [
     "watch",
     "watch_rows",
     "watched_page",
+    "webhook_signature_key",
     "writes",
 ]

@@ -76,9 +76,11 @@ PAGE_QUERY: dict[str, dict[str, Any]] = {
 
 def api_blueprint(name: str, import_name: str, url_prefix: str = "/api") -> Blueprint:
     """A bare blueprint for a token-authenticated API: exempt from CSRF (it
-    must not accept cookie authentication), errors answered as JSON.
-    :class:`Api` builds one; use this only for routes outside the
-    declaration (a git smart-HTTP endpoint, say)."""
+    must not accept cookie authentication), errors answered as JSON, every
+    write committed with its answer and retryable with an ``Idempotency-Key``
+    (see :func:`idempotency_header_parameter`). :class:`Api` builds one;
+    use this only for routes outside the declaration (a git smart-HTTP
+    endpoint, say)."""
     bp = Blueprint(name, import_name, url_prefix=url_prefix)
     bp.srht_api = True  # type: ignore[attr-defined]
     return bp

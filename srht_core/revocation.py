@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import ApiError
+from .sealing import ServiceUnreachable
 
 __all__ = [
     "CLOCK_SKEW",
@@ -64,6 +65,8 @@ class RevocationCache:
         self.revoked: dict[tuple[str, int], float | None] = {}
         self.checked = -1e9  # last good answer (monotonic)
         self.tried = -1e9  # last attempt, good or not
+        #: Why the last attempt failed (the fetch's error), ``None`` after a good one.
+        self.failure: OSError | None = None
         self.since = 0.0
         self.lock = threading.Lock()
 
@@ -72,10 +75,16 @@ class RevocationCache:
         if now - self.checked > self.interval and now - self.tried > RETRY_INTERVAL:
             self.refresh()
         if time.monotonic() - self.checked > GRACE:
+            failure = self.failure
+            where = (
+                f"at {failure.url.partition('?')[0]} ({failure.reason})"
+                if isinstance(failure, ServiceUnreachable)
+                else f"({failure or 'no answer'})"
+            )
             raise ApiError(
                 503,
-                "token revocations cannot be checked right now (the "
-                "identity service is unreachable); try again shortly",
+                "token revocations cannot be checked right now: meta, the identity "
+                f"service, cannot be reached {where}; try again shortly",
             )
         return (kind, token_id) in self.revoked
 
@@ -88,8 +97,10 @@ class RevocationCache:
             try:
                 answer = self.fetch(self.since)
             except OSError as error:
+                self.failure = error
                 log.warning("could not fetch token revocations from meta: %s", error)
                 return
+            self.failure = None
             for kind, token_id, *rest in (answer or {}).get("revoked", []):
                 expires = rest[0] if rest else None  # meta before 0.1 sent no expiry
                 self.revoked[(str(kind), int(token_id))] = (

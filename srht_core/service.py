@@ -82,8 +82,14 @@ class Job:
     :param max_attempts: attempts before the job is marked failed.
     :param backoff: seconds before the first retry; doubled on each retry,
         capped at one hour.
-    :param timeout: seconds after which a running job is presumed lost (its
-        worker crashed) and queued again.
+    :param timeout: seconds a job may run. While it runs, its worker renews
+        its claim (a lease of 15 s) up to this long; a worker that dies
+        stops renewing, and the job is queued again within seconds. A job
+        still running past ``timeout`` is presumed hung and queued again.
+
+    .. versionchanged:: 0.1
+       ``timeout`` bounds the renewal of a lease instead of being the
+       lease itself, so the job of a dead worker comes back in seconds.
     """
 
     name: str

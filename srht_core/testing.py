@@ -52,7 +52,9 @@ from .plugins import PluginHost, PluginRecord
 __all__ = [
     "FormBrowser",
     "PostgresServer",
+    "ThrowawayPostgres",
     "free_port",
+    "throwaway_postgres",
     "page_forms",
     "serve_service",
     "sign_in",
@@ -151,81 +153,115 @@ def _pg_bindir() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
+class ThrowawayPostgres(PostgresServer):
+    """A private PostgreSQL cluster on a free loopback port, which a test
+    may stop, start and restart (to see what a service does while its
+    database is away). Made by :func:`throwaway_postgres`."""
+
+    def __init__(self) -> None:
+        bindir = _pg_bindir()
+        if bindir is None:
+            raise RuntimeError(
+                "PostgreSQL server binaries (initdb, pg_ctl) not found; "
+                "install the postgresql package or set SRHT_TEST_DATABASE_URL"
+            )
+        self.bindir = bindir
+        self.workdir = Path(tempfile.mkdtemp(prefix="srht-pg-"))
+        self.datadir = self.workdir / "data"
+        self.log = self.workdir / "server.log"
+        self.port = free_port()
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            self.user = "postgres" if _user_exists("postgres") else "nobody"
+            os.chmod(self.workdir, 0o755)  # noqa: S103 - the cluster's user must enter its folder
+            shutil.chown(self.workdir, user=self.user)
+            self.prefix = ["runuser", "-u", self.user, "--"]
+        else:
+            self.user = getpass.getuser()
+        super().__init__(f"postgresql+psycopg2://srht@127.0.0.1:{self.port}/postgres")
+
+    def init(self) -> None:
+        """Create the cluster and start it."""
+        self._run(
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            "srht",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+        )
+        self.start()
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = (
+            f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._pg_ctl("-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast``: end every session, as a restart by the
+        administrator does; ``immediate``: as a crash does)."""
+        self._pg_ctl("-m", mode, "-w", "-t", "60", "stop")
+
+    def restart(self, mode: str = "fast") -> None:
+        """Stop the server and start it again."""
+        self.stop(mode)
+        self.start()
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs."""
+        try:
+            return int((self.datadir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def remove(self) -> None:
+        """Stop the server if it runs and delete the cluster."""
+        if self.pid is not None:
+            subprocess.run(
+                [*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.datadir)]
+                + ["-m", "immediate", "-w", "stop"],
+                capture_output=True,
+            )
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _pg_ctl(self, *args: str) -> None:
+        self._run("pg_ctl", "-D", str(self.datadir), *args)
+
+    def _run(self, program: str, *args: str) -> None:
+        try:
+            subprocess.run(
+                [*self.prefix, str(self.bindir / program), *args], check=True, capture_output=True
+            )
+        except subprocess.CalledProcessError as error:
+            detail = (error.stderr or b"").decode(errors="replace")
+            if self.log.exists():
+                detail += self.log.read_text(errors="replace")[-4000:]
+            raise RuntimeError(
+                f"{program} {' '.join(args)} failed as {self.user}: {detail}"
+            ) from error
+
+
 @contextlib.contextmanager
-def throwaway_postgres() -> Iterator[PostgresServer]:
+def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
     """Start a private PostgreSQL cluster on a free loopback port and remove
     it afterwards. As root, the cluster runs as the ``postgres`` user (or
     ``nobody``), since PostgreSQL refuses to run as root."""
-    bindir = _pg_bindir()
-    if bindir is None:
-        raise RuntimeError(
-            "PostgreSQL server binaries (initdb, pg_ctl) not found; "
-            "install the postgresql package or set SRHT_TEST_DATABASE_URL"
-        )
-    workdir = Path(tempfile.mkdtemp(prefix="srht-pg-"))
-    datadir = workdir / "data"
-    port = free_port()
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        user = "postgres" if _user_exists("postgres") else "nobody"
-        os.chmod(workdir, 0o755)  # noqa: S103 - the cluster's user must enter its folder
-        shutil.chown(workdir, user=user)
-        prefix = ["runuser", "-u", user, "--"]
-    else:
-        user = getpass.getuser()
-    log = workdir / "server.log"
+    server = ThrowawayPostgres()
     try:
-        subprocess.run(
-            [
-                *prefix,
-                str(bindir / "initdb"),
-                "-D",
-                str(datadir),
-                "-U",
-                "srht",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-sync",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        options = (
-            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
-        subprocess.run(
-            [
-                *prefix,
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(datadir),
-                "-l",
-                str(log),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-        )
-    except subprocess.CalledProcessError as error:
-        detail = (error.stderr or b"").decode(errors="replace")
-        if log.exists():
-            detail += log.read_text(errors="replace")
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise RuntimeError(f"could not start PostgreSQL as {user}: {detail}") from error
+        server.init()
+    except RuntimeError:
+        shutil.rmtree(server.workdir, ignore_errors=True)
+        raise
     try:
-        yield PostgresServer(f"postgresql+psycopg2://srht@127.0.0.1:{port}/postgres")
+        yield server
     finally:
-        subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "-w", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.remove()
 
 
 def _user_exists(name: str) -> bool:

@@ -100,6 +100,8 @@ def test_revocation_reaches_a_service_within_the_interval(site: Any) -> None:
         first = me(chores, token)
         assert first.status_code == 200, first.json
         assert first.json["username"] == "alice"  # mirrored from meta on first sight
+        health = chores.test_client().get("/healthz")
+        assert (health.status_code, health.json["meta"]) == (200, "ok")
 
         cache = state_of(chores).revocations
         asked = cache.checked

@@ -11,6 +11,7 @@ from cryptography import x509
 from srht_deploy.hostconfig import host_config_text
 from srht_deploy.inventory_data import inventory_groups
 from srht_deploy.model import Site
+from srht_deploy.operations import HOSTS_BEGIN, hosts_file_text
 from srht_deploy.render import nginx_vhost, pg_hba
 from srht_deploy.secrets import database_for, scram_verifier
 from srht_deploy.tls import service_certificate, site_authority
@@ -177,6 +178,40 @@ def test_each_host_config_holds_only_its_own_secrets() -> None:
     for text in (alpha, beta):
         assert not PluginHost().check_config(Config.from_string(text))
     assert host_config_text(cfg, topology, "alpha") == alpha
+
+
+def test_each_service_host_gets_every_origin_name_pointing_at_an_nginx_host_serving_it() -> None:
+    """Without DNS for the site's names, the services still reach each
+    other (every service signs users in through meta): the hosts that run
+    a service get each origin's name in /etc/hosts."""
+    three = {**TWO_HOSTS, "hosts": TWO_HOSTS["hosts"] + ", gamma=root@192.0.2.12"}
+    services = {"meta": {"hosts": "alpha"}, "paste": {"hosts": "beta"}}
+    cfg, plugins = bound(config(three, services))
+    site = Site(cfg, plugins, read_topology(cfg, plugins))
+    assert site.service_names("beta") == {
+        "meta.example.org": "192.0.2.10",
+        "paste.example.org": "192.0.2.11",  # beta's own nginx
+    }
+    assert site.service_names("alpha") == {
+        "meta.example.org": "192.0.2.10",
+        "paste.example.org": "192.0.2.11",
+    }
+    assert site.service_names("gamma") == {}  # runs no service
+    cfg, plugins = bound(config({**three, "service-names": "dns"}, services))
+    assert Site(cfg, plugins, read_topology(cfg, plugins)).service_names("beta") == {}
+
+
+def test_the_hosts_file_block_leaves_every_other_line_as_it_was() -> None:
+    mine = "127.0.0.1 localhost\n# my own\n10.0.0.9 meta.example.org\n\n"
+    added = hosts_file_text(mine, {"meta.example.org": "192.0.2.10"})
+    # After the administrator's lines, which win over it.
+    assert added == (mine + f"{HOSTS_BEGIN}\n192.0.2.10 meta.example.org\n# END srht\n")
+    assert hosts_file_text(added, {"meta.example.org": "192.0.2.10"}) == added
+    moved = hosts_file_text(added + "10.0.0.1 later\n", {"meta.example.org": "192.0.2.99"})
+    assert moved == mine + f"{HOSTS_BEGIN}\n192.0.2.99 meta.example.org\n# END srht\n" + (
+        "10.0.0.1 later\n"
+    )
+    assert hosts_file_text(moved, {}) == mine + "10.0.0.1 later\n"
 
 
 def test_a_written_connection_string_is_kept_and_its_role_created() -> None:

@@ -8,7 +8,15 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
-from srht_core import Problem, confirm, db_session, deliveries, login_required, redeliver
+from srht_core import (
+    Problem,
+    confirm,
+    db_session,
+    deliveries,
+    login_required,
+    redeliver,
+    webhook_signature_key,
+)
 
 from .. import events, trackers
 from ..access import Access, tracker_for
@@ -180,6 +188,7 @@ def render_webhooks(access: Access, form: WebhookForm | None = None, status: int
         hooks=hooks,
         deliveries=log,
         form=form or WebhookForm(formdata=None),
+        signature_key=webhook_signature_key(),
     )
 
 
