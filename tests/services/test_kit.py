@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.postgres]
 
 #: The built-in services; each must declare its API with srht_core.Api.
 #: (paste and meta join as they move onto the kit.)
-SERVICES = ("todo", "git")
+SERVICES = ("todo", "git", "lists")
 WRONG = {
     "string": 12345,
     "integer": "twelve",
@@ -108,8 +108,62 @@ def _todo_objects(service: Service) -> dict[str, Any]:
     }
 
 
+PATCH = """\
+From: Alice <alice@example.org>
+To: {to}
+Subject: [PATCH] Say hello
+Message-ID: <kit-patch@example.org>
+Date: Sat, 05 Dec 2026 10:00:00 +0000
+
+Say hello.
+---
+diff --git a/hello b/hello
+--- a/hello
++++ b/hello
+@@ -1 +1 @@
+-hi
++hello
+"""
+
+
+def _lists_objects(service: Service) -> dict[str, Any]:
+    from srht_plugins.lists.addresses import posting_domain
+    from srht_plugins.lists.inbound import receive
+
+    made = service.call("post", "/lists", json={"name": "devel"})
+    assert made.status_code == 201, made.json
+    base = "/lists/alice/devel"
+    hook = service.call(
+        "post",
+        base + "/webhooks",
+        json={"url": "http://127.0.0.1:9/", "events": ["email:received"]},
+    )
+    assert hook.status_code == 201, hook.json
+    subscription = service.call("put", base + "/subscription")
+    assert subscription.status_code == 200, subscription.json
+    with service.app.app_context():
+        to = f"~alice/devel@{posting_domain()}"
+        reply = receive(to, "alice@example.org", PATCH.format(to=to).encode())
+    assert reply.ok, str(reply)
+    [thread] = service.call("get", base + "/threads").json["results"]
+    [message] = service.call("get", base + "/messages").json["results"]
+    [patchset] = service.call("get", base + "/patchsets").json["results"]
+    [delivery] = service.call("get", base + "/webhook-deliveries").json["results"]
+    return {
+        "owner": "alice",
+        "username": "alice",
+        "list": "devel",
+        "thread_id": thread["id"],
+        "email_id": message["id"],
+        "patchset_id": patchset["id"],
+        "subscription_id": subscription.json["id"],
+        "webhook_id": hook.json["id"],
+        "delivery_id": delivery["id"],
+    }
+
+
 #: For each service, the real objects its operations' paths name.
-OBJECTS: dict[str, Any] = {"todo": _todo_objects}
+OBJECTS: dict[str, Any] = {"todo": _todo_objects, "lists": _lists_objects}
 
 
 @pytest.fixture(scope="module")

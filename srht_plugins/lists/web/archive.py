@@ -132,9 +132,7 @@ def raw(owner: str, name: str, email_id: int) -> Any:
     """The message as it arrived, as text: never interpreted by the browser."""
     access = list_for(owner, name)
     found = find_email(access, email_id, raw=True)
-    response = Response(found.raw, mimetype="text/plain")
-    response.charset = "utf-8"
-    return sandbox(response)
+    return sandbox(Response(found.raw, content_type="text/plain; charset=utf-8"))
 
 
 @bp.get("/~<owner>/<name>/messages/<int:email_id>/attachments/<int:number>")
@@ -234,7 +232,7 @@ def patchset_mbox(owner: str, name: str, patchset_id: int) -> Any:
         .where(Email.patchset_id == found.id, Email.status == ARCHIVED, Email.patch_number >= 1)
         .order_by(Email.patch_number, Email.id)
     ).all()
-    seen: set[int] = set()
+    seen: set[int | None] = set()
     entries = []
     for number, raw_bytes in rows:
         if number in seen:

@@ -134,12 +134,12 @@ def mailing_list(owner: str, name: str) -> Any:
             page = paginate(db_session, stmt, per_page=PER_PAGE)
             threads = None
         else:
-            stmt = (
+            by_update = (
                 sa.select(Thread)
                 .where(Thread.list_id == found.id)
                 .order_by(Thread.updated.desc(), Thread.id.desc())
             )
-            threads = paginate(db_session, stmt, per_page=PER_PAGE)
+            threads = paginate(db_session, by_update, per_page=PER_PAGE)
             page = None
         return render_template(
             "lists/list.html",
