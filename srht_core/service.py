@@ -174,6 +174,17 @@ class HostNeeds:
         ``HostNeeds.SRHT_ON_HOST`` where the ``srht`` program goes: the
         deploy puts that host's own path there (the hook runs on the
         deploying machine, whose ``srht`` is elsewhere).
+    :param mail_domains: ``{domain: "host:port"}``: the host takes mail
+        for each domain (its MX record must point at the host) and passes
+        it on over LMTP to that address, a daemon of ``daemons`` (lists'
+        ``srht lists lmtp``). The deploy installs Postfix and writes its
+        transport; a host left with no mail domain keeps Postfix but no
+        longer takes mail for them. List port 25 in ``ports``.
+    :param mail_max_size: the largest message, in bytes, the mail server
+        takes for ``mail_domains`` (Postfix's own limit is 10 MB).
+
+    .. versionchanged:: 0.1
+        ``mail_domains`` and ``mail_max_size``.
     """
 
     #: Stands for the absolute path of ``srht`` on the host, in sshd snippets.
@@ -186,6 +197,8 @@ class HostNeeds:
     ports: tuple[int, ...] = ()
     daemons: dict[str, str] = field(default_factory=dict)
     sshd_snippets: tuple[str, ...] = ()
+    mail_domains: dict[str, str] = field(default_factory=dict)
+    mail_max_size: int = 0
 
 
 @dataclass(frozen=True)

@@ -103,9 +103,17 @@ def oauth_scopes() -> list[Scope]:
 
 @hookimpl
 def host_needs(config: Config) -> HostNeeds:
-    # Postfix takes the posting domain's mail and passes it on over LMTP to
-    # the listener below (the deploy writes its transport).
-    return HostNeeds(packages=("postfix",), ports=(25,), daemons={"lmtp": "srht lists lmtp"})
+    from .addresses import posting_domain
+
+    # Postfix (which the deploy installs for mail_domains) takes the posting
+    # domain's mail and passes it on over LMTP to the listener below.
+    section = config["lists"]
+    return HostNeeds(
+        ports=(25,),
+        daemons={"lmtp": "srht lists lmtp"},
+        mail_domains={posting_domain(config): str(section["lmtp-bind"])},
+        mail_max_size=int(section["max-message-size"]),
+    )
 
 
 @hookimpl

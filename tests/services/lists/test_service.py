@@ -54,7 +54,9 @@ def test_the_migration_matches_the_models_on_sqlite(
 
 
 def test_the_plugin_declares_its_listener_to_the_deploy_and_to_srht_up(make_config: Any) -> None:
-    config = make_config({"lists": {"smtp-bind": "127.0.0.1:2600"}})
+    config = make_config(
+        {"lists": {"smtp-bind": "127.0.0.1:2600", "posting-domain": "lists.example.org"}}
+    )
     from srht_core import PluginHost
 
     host = PluginHost(discover=False)
@@ -62,7 +64,10 @@ def test_the_plugin_declares_its_listener_to_the_deploy_and_to_srht_up(make_conf
     config.bind(host.config_schemas()[0])
     needs = lists_plugin.host_needs(config)
     assert needs.daemons == {"lmtp": "srht lists lmtp"}
-    assert "postfix" in needs.packages and 25 in needs.ports
+    assert 25 in needs.ports
+    # The deploy installs Postfix and passes the posting domain's mail on.
+    assert needs.mail_domains == {"lists.example.org": "127.0.0.1:8025"}
+    assert needs.mail_max_size == 26214400
     [smtp] = lists_plugin.dev_daemons(config)
     assert (smtp.name, smtp.command, smtp.address) == ("smtp", ("lists", "smtp"), "127.0.0.1:2600")
 
