@@ -126,6 +126,27 @@ def test_refusals_have_clear_reply_codes(site: Any, listener: Any) -> None:
     assert site.emails() == []
 
 
+def test_a_recipient_refused_after_the_data_is_bounced_to_the_sender(
+    site: Any, listener: Any
+) -> None:
+    """Over SMTP one reply answers the data for every recipient: when one
+    list takes the message and another refuses it, the sender gets the
+    250 and a bounce naming the refused list and why."""
+    alice = site.user("alice")
+    site.mailing_list(alice, "devel")
+    site.mailing_list(alice, "closed", post_policy="subscribers")
+    closed = f"~alice/closed@{DOMAIN}"
+    refused = listener.send(message(), to=[LIST, closed], sender="bob@example.org")
+    assert refused == {}  # both recipients passed RCPT; the refusal came after the data
+    assert [e.subject for e in site.emails()] == ["Hello"]
+    site.run_jobs()
+    [bounce] = [m for m in site.mail_for("bob@example.org") if "Undelivered" in str(m["Subject"])]
+    assert str(bounce["Auto-Submitted"]) == "auto-replied"
+    text = bounce.get_content()
+    assert f"<{closed}>: 550 5.7.1 bob@example.org may not post to ~alice/closed" in text
+    assert "Subject: Hello" in text  # the headers of what was refused
+
+
 @pytest.mark.lists_config(lists={"max-message-size": 4096})
 def test_a_message_over_the_size_limit_is_refused_with_552(site: Any, listener: Any) -> None:
     site.mailing_list(site.user("alice"), "devel")
