@@ -176,3 +176,18 @@ def test_arrivals_and_patchsets_tell_the_lists_webhooks(site: Any) -> None:
     assert first["list"]["address"] == to
     log = api.get("/lists/alice/devel/webhook-deliveries").json["results"]
     assert len(log) == len(told)
+
+
+def test_a_retried_create_with_its_idempotency_key_makes_one_list(site: Any) -> None:
+    alice = site.user("alice")
+    api = site.api(alice)
+    key = {"Idempotency-Key": "create-devel-1"}
+    first = api.post("/lists", {"name": "devel"}, headers=key)
+    again = api.post("/lists", {"name": "devel"}, headers=key)
+    assert first.status_code == again.status_code == 201, again.json
+    assert again.json == first.json
+    assert [x["name"] for x in api.get("/lists").json["results"]] == ["devel"]
+    # The same key on another request is refused, naming the header.
+    other = api.post("/lists", {"name": "other"}, headers=key)
+    assert other.status_code == 422, other.json
+    assert other.json["errors"][0]["field"] == "Idempotency-Key"
