@@ -49,7 +49,16 @@ from srht_core import HostNeeds
 from . import distro, operations
 from .facts import DropinUnits, ManagedFiles
 from .model import CONFIG, CONFIG_DIR, GROUP, SRHT, TLS_DIR, VENV, Site
-from .render import nginx_vhost, pg_hba, postgresql_conf, redis_conf, unit
+from .render import (
+    POSTFIX_TRANSPORT,
+    nginx_vhost,
+    pg_hba,
+    postfix_settings,
+    postfix_transport,
+    postgresql_conf,
+    redis_conf,
+    unit,
+)
 from .topology import IDENTITY_SERVICE, Placement
 
 __all__ = ["activate", "configure", "fingerprint", "install"]
@@ -188,7 +197,22 @@ def _packages(site: Site, placement: Placement) -> list[str]:
             packages += ["certbot"]
     for service in dict.fromkeys([*placement.services, *placement.workers]):
         packages += list(site.needs(service).packages)
+    if _mail_domains(site, placement)[0]:
+        packages += ["postfix"]
     return sorted(set(packages))
+
+
+def _mail_domains(site: Site, placement: Placement) -> tuple[dict[str, str], int]:
+    """The mail domains the host's mail server takes (``{domain: LMTP
+    address}``, see ``HostNeeds.mail_domains``) and the size it must take."""
+    domains: dict[str, str] = {}
+    size = 0
+    for service in placement.services:
+        needs = site.needs(service)
+        domains.update(needs.mail_domains)
+        if needs.mail_domains:
+            size = max(size, needs.mail_max_size)
+    return domains, size
 
 
 # -- install -------------------------------------------------------------------
@@ -421,6 +445,7 @@ def configure(site: Site) -> None:
             mode="644",
         )
     _sshd(site, placement)
+    _postfix(site, placement)
     _nginx_files(site, placement)
 
 
@@ -533,6 +558,47 @@ def _sshd(site: Site, placement: Placement) -> None:
             fingerprint=fingerprint(*(f"{k}\n{v}" for k, v in sorted(wanted.items()))),
             command="sshd -t && systemctl reload ssh",
         )
+
+
+def _postfix(site: Site, placement: Placement) -> None:
+    """Postfix takes the mail domains of the host's services and passes
+    their mail on over LMTP; a host whose last one went stops taking it
+    (Postfix stays, as the deploy removes no package)."""
+    domains, size = _mail_domains(site, placement)
+    present = host.get_fact(ManagedFiles, pattern=POSTFIX_TRANSPORT)
+    if not domains:
+        if present:
+            operations.converge(
+                name="Postfix no longer takes mail for srht",
+                key="postfix",
+                fingerprint=fingerprint("none"),
+                command=(
+                    "postconf -X relay_domains transport_maps"
+                    f" && rm -f {POSTFIX_TRANSPORT} {POSTFIX_TRANSPORT}.db"
+                    " && systemctl reload postfix"
+                ),
+            )
+        return
+    transport = postfix_transport(domains)
+    operations.put(
+        name="Postfix transport of the mail domains",
+        src=StringIO(transport),
+        dest=POSTFIX_TRANSPORT,
+        user="root",
+        group="root",
+        mode="644",
+    )
+    settings = postfix_settings(domains, size)
+    assignments = " ".join(shlex.quote(f"{key} = {value}") for key, value in settings.items())
+    operations.converge(
+        name="Postfix takes the mail domains",
+        key="postfix",
+        fingerprint=fingerprint(transport, assignments),
+        command=(
+            f"postmap {POSTFIX_TRANSPORT} && postconf -e {assignments}"
+            " && systemctl enable --now postfix && systemctl reload postfix"
+        ),
+    )
 
 
 def _vhost_name(service: str) -> str:

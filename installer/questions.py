@@ -562,6 +562,16 @@ QUESTIONS: tuple[Question, ...] = (
         needs=("owner-email", "smtp-host", "smtp-port", "smtp-from"),
     ),
     Question(
+        "lists-domain",
+        "Mail domain of the mailing lists (their addresses are ~USER/LIST@DOMAIN)",
+        "Its MX record must point at the lists host, whose Postfix the deploy sets up; "
+        "the installer prints the record.",
+        _domain,
+        when=lambda a: "lists" in (a.get("services") or []),
+        needs=("services",),
+        default=lambda a: f"lists.{a.get('domain')}" if a.get("domain") else None,
+    ),
+    Question(
         "tls",
         "TLS certificates: acme (Let's Encrypt, needs public DNS) or self-signed",
         "self-signed: from a site authority every host trusts (import it in your browser).",

@@ -86,6 +86,7 @@ ANSWER_OF = {
     ("deploy", "ssh-known-hosts"): "ssh-known-hosts",
     ("deploy", "ssh-host-key-checking"): "ssh-host-key-checking",
     ("meta::settings", "registration"): "registration",
+    ("lists", "posting-domain"): "lists-domain",
 }
 
 
@@ -168,6 +169,8 @@ def config_data(answers: dict[str, Any], keys: SiteKeys) -> dict[str, dict[str, 
         }
         if service == "meta":
             data["meta::settings"] = {"registration": answers.get("registration") == "open"}
+        if service == "lists" and answers.get("lists-domain"):
+            data[service]["posting-domain"] = answers["lists-domain"]
     return data
 
 

@@ -63,7 +63,7 @@ from .identity import (
 from .jobs import enqueue
 from .jsonbody import json_object, string_field, string_list_field
 from .keys import derive_key
-from .mail import send_mail
+from .mail import send_mail, send_message
 from .markdown import render_markdown
 from .models import (
     NAMING,
@@ -87,6 +87,7 @@ from .security import (
 )
 from .service import (
     DatabaseSchema,
+    DevDaemon,
     EventType,
     HostNeeds,
     Job,
@@ -135,6 +136,7 @@ __all__ = [
     "Database",
     "DatabaseSchema",
     "Delivery",
+    "DevDaemon",
     "Email",
     "EventType",
     "FernetKey",
@@ -228,6 +230,7 @@ __all__ = [
     "schema_ref",
     "seal_grant",
     "send_mail",
+    "send_message",
     "send_webhook",
     "set_login_cookie",
     "state_of",

@@ -41,10 +41,15 @@ def _send_mail(**message: object) -> None:
     mail.deliver(**message)  # type: ignore[arg-type]
 
 
+def _send_message(**message: object) -> None:
+    mail.deliver_message(**message)  # type: ignore[arg-type]
+
+
 @hookimpl
 def jobs() -> list[Job]:
     return [
         Job("srht.send-mail", _send_mail, max_attempts=12, backoff=30),
+        Job("srht.send-message", _send_message, max_attempts=12, backoff=30),
         Job("srht.purge-jobs", purge_finished_jobs, max_attempts=3),
         # 30 attempts with backoff capped at an hour: a receiver may be down
         # for about a day and still catch up.

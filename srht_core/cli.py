@@ -459,18 +459,46 @@ def up(ctx: Context, services_: str | None) -> None:
     base = [sys.executable, "-m", "srht_core.cli", "--config", str(Path(path).resolve())]
     if subprocess.call([*base, "migrate"]) != 0:
         fail("migrations failed; nothing was started")
+    daemons = dev_daemons(ctx.plugins, config, names)
     children = [
-        _Child(f"{name} {role}", [*base, command, name])
-        for name in names
-        for role, command in (("web", "serve"), ("worker", "worker"))
+        _Child(label, [*base, *arguments]) for label, arguments in up_processes(names, daemons)
     ]
     for child in children:
         child.start()
     click.echo("")
     for name in names:
         click.echo(f"  {name:<10} {config[name]['origin']}")
+        for daemon in daemons.get(name, []):
+            if daemon.address:
+                about = f"  ({daemon.description})" if daemon.description else ""
+                click.echo(f"  {'':<10} {daemon.name}: {daemon.address}{about}")
     click.echo("\nRunning. Press Ctrl-C to stop.")
     _supervise(children)
+
+
+def dev_daemons(plugins: PluginHost, config: Config, names: list[str]) -> dict[str, list[Any]]:
+    """``{service: [DevDaemon, ...]}``: what each of ``names`` asks ``srht
+    up`` to run besides its web server and worker (the ``dev_daemons``
+    hook), each service asked in isolation."""
+    found: dict[str, list[Any]] = {}
+    for name, daemons, error in plugins.call_each("dev_daemons", names, config=config):
+        if error is not None:
+            click.echo(f"warning: {error}; its daemons are not started", err=True)
+            continue
+        found[name] = list(daemons or [])
+    return found
+
+
+def up_processes(names: list[str], daemons: dict[str, list[Any]]) -> list[tuple[str, list[str]]]:
+    """What ``srht up`` starts, as ``(label, srht arguments)``: each
+    service's web server and worker, then its development daemons."""
+    out: list[tuple[str, list[str]]] = []
+    for name in names:
+        out.append((f"{name} web", ["serve", name]))
+        out.append((f"{name} worker", ["worker", name]))
+        for daemon in daemons.get(name, []):
+            out.append((f"{name} {daemon.name}", list(daemon.command)))
+    return out
 
 
 #: A child that exits this many times in a row, each time sooner than

@@ -277,6 +277,7 @@ HELPERS: list[tuple[str, list[str]]] = [
         [
             "enqueue",
             "send_mail",
+            "send_message",
             "send_webhook",
             "deliveries",
             "delivery_page",

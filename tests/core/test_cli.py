@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from srht_core import DevDaemon, ServiceInfo, hookimpl
 from srht_core.keys import webhook_public_key
 from srht_core.testing import wait_for_http
 
@@ -319,3 +320,50 @@ def test_up_writes_a_config_migrates_serves_and_stops_everything(hello_venv, tmp
                 os.kill(pid, signal.SIGKILL)
         reader.join(timeout=30)  # the pipe ends when the last process holding it has exited
         up.stdout.close()
+
+
+class _Listening:
+    """A plugin asking `srht up` for a development daemon."""
+
+    @staticmethod
+    @hookimpl
+    def service_info():
+        return ServiceInfo("listening", "Listening", "A service with a listener.")
+
+    @staticmethod
+    @hookimpl
+    def dev_daemons(config):
+        return [DevDaemon("smtp", ("listening", "smtp"), "127.0.0.1:2525", "send mail here")]
+
+
+class _Broken:
+    @staticmethod
+    @hookimpl
+    def service_info():
+        return ServiceInfo("broken", "Broken", "A service whose hook raises.")
+
+    @staticmethod
+    @hookimpl
+    def dev_daemons(config):
+        raise RuntimeError("no listener today")
+
+
+def test_up_starts_the_dev_daemons_services_declare(
+    plugin_host, register_plugin, make_config, capsys
+):
+    from srht_core.cli import dev_daemons, up_processes
+
+    assert register_plugin(_Listening, "listening").ok
+    assert register_plugin(_Broken, "broken").ok
+    config = make_config({"listening": {}, "broken": {}})
+    daemons = dev_daemons(plugin_host, config, ["listening", "broken"])
+
+    assert list(daemons) == ["listening"]  # the broken one is left out, with a warning
+    assert "dev_daemons of service broken" in capsys.readouterr().err
+    assert up_processes(["listening", "broken"], daemons) == [
+        ("listening web", ["serve", "listening"]),
+        ("listening worker", ["worker", "listening"]),
+        ("listening smtp", ["listening", "smtp"]),
+        ("broken web", ["serve", "broken"]),
+        ("broken worker", ["worker", "broken"]),
+    ]

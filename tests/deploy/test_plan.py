@@ -332,6 +332,43 @@ def test_a_plugins_host_needs_drive_what_its_host_gets(tmp_path: Any) -> None:
     assert site.needs("needy").sshd_snippets
 
 
+def test_the_lists_host_gets_postfix_passing_the_posting_domain_on_over_lmtp() -> None:
+    from srht_deploy.deploys import _mail_domains, _packages, _units
+    from srht_deploy.render import postfix_settings, postfix_transport
+
+    cfg, plugins = bound(
+        config(
+            TWO_HOSTS,
+            {
+                "meta": {"hosts": "alpha"},
+                "lists": {
+                    "hosts": "beta",
+                    "posting-domain": "lists.example.net",
+                    "max-message-size": "30000000",
+                },
+            },
+        )
+    )
+    site = Site(cfg, plugins, read_topology(cfg, plugins))
+    alpha, beta = site.placement("alpha"), site.placement("beta")
+    assert "postfix" in _packages(site, beta) and "postfix" not in _packages(site, alpha)
+    assert _mail_domains(site, alpha) == ({}, 0)
+    domains, size = _mail_domains(site, beta)
+    assert domains == {"lists.example.net": "127.0.0.1:8025"}
+    units = _units(site, beta)
+    assert "ExecStart=/usr/bin/env srht lists lmtp" in units["srht-lists-lmtp.service"]
+    assert "srht-lists-lmtp.service" not in _units(site, alpha)
+    transport = postfix_transport(domains).splitlines()
+    assert transport[-1] == "lists.example.net lmtp:inet:127.0.0.1:8025"
+    assert postfix_settings(domains, size) == {
+        "relay_domains": "lists.example.net",
+        "transport_maps": "hash:/etc/postfix/srht-transport",
+        "message_size_limit": "30000000",
+    }
+    # Postfix's own 10 MB stays when the lists take less.
+    assert postfix_settings(domains, 1024)["message_size_limit"] == "10240000"
+
+
 def _wheel(folder: Any, name: str, version: str, *requires: str) -> str:
     """A minimal wheel file of ``name`` requiring ``requires``; its file name."""
     import zipfile

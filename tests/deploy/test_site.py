@@ -554,6 +554,53 @@ def test_git_pushes_over_ssh_and_clones_over_https_on_a_deployed_host(
     assert changed(site.converge()) == {}
 
 
+def test_mail_through_postfix_on_the_lists_host_reaches_the_archive(site: Site) -> None:
+    """lists on beta: the deploy installs Postfix there and relays the
+    posting domain (lists.DOMAIN, the origin's host name) over LMTP to
+    ``srht lists lmtp``; a message handed to the host's ``sendmail`` is in
+    the list's archive, read back through nginx."""
+    base(site, lists={"hosts": "beta"})
+    beta = site.hosts["beta"]
+    auth = ("-H", f"Authorization: Bearer {token(site, 'lists/lists:RW lists/emails:RO')}")
+    devel = f"devel-{secrets.token_hex(3)}"
+    body, status = body_and_status(
+        site.curl(
+            "lists",
+            "/api/lists",
+            args=(
+                "-X",
+                "POST",
+                *auth,
+                "-H",
+                "Content-Type: application/json",
+                "--data",
+                json.dumps({"name": devel}),
+            ),
+        )
+    )
+    assert status == 201, body
+    to = f"~alice/{devel}@lists.{DOMAIN}"
+    mail = (
+        f"From: Bob <bob@example.org>\nTo: {to}\nSubject: Through Postfix\n"
+        f"Message-ID: <{devel}@example.org>\n\nDelivered by the host's mail server.\n"
+    )
+    beta.ssh(f"sendmail -f bob@example.org '{to}'", input=mail)
+    deadline = time.monotonic() + 90
+    while True:
+        body, status = body_and_status(
+            site.curl("lists", f"/api/lists/alice/{devel}/messages", args=auth)
+        )
+        assert status == 200, body
+        results = json.loads(body)["results"]
+        if results or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    queue = beta.ssh("postqueue -p; journalctl -u srht-lists-lmtp -n 30 --no-pager", check=False)
+    assert [m["subject"] for m in results] == ["Through Postfix"], queue.stdout
+    # The transport, the settings and the listener are stable.
+    assert changed(site.converge()) == {}
+
+
 def test_removing_a_service_removes_its_daemons_and_site_and_keeps_its_data(site: Site) -> None:
     base(site)
     beta, alpha = site.hosts["beta"], site.hosts["alpha"]

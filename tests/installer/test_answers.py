@@ -122,6 +122,32 @@ def test_the_config_written_checks_clean_and_is_private(tmp_path: Path) -> None:
     assert config_text(_answers()) != config_text(_answers())
 
 
+def test_the_lists_mail_domain_goes_to_the_config_and_its_mx_record_is_printed(
+    tmp_path: Path,
+) -> None:
+    from srht_installer.finish import dns_records
+    from srht_installer.questions import question
+    from srht_installer.siteconfig import load_site
+
+    lists_domain = question("lists-domain")
+    assert not lists_domain.when(Asking(PluginHost(), {"services": ["meta", "paste"]}))
+    asked = Asking(PluginHost(), {"domain": "example.org", "services": ["meta", "lists"]})
+    assert lists_domain.when(asked) and lists_domain.default(asked) == "lists.example.org"
+    answers = {
+        **_answers(),
+        "services": ["meta", "lists"],
+        "placement": {"meta": "web", "lists": "db"},
+        "lists-domain": "lists.example.net",
+    }
+    path = tmp_path / "config.ini"
+    write_checked(path, config_text(answers))
+    assert load_config(path).raw_value("lists", "posting-domain") == "lists.example.net"
+    records = [str(record) for record in dns_records(load_site(path))]
+    # An MX names a host, never an address: the lists host gets a name.
+    assert "lists.example.net.  IN MX    10 db.mail.example.org." in records
+    assert "db.mail.example.org.  IN A     192.0.2.11" in records
+
+
 def test_a_config_problem_is_reported_as_the_answer_that_caused_it(tmp_path: Path) -> None:
     answers = {**_answers(), "placement": {"meta": "web", "paste": "nowhere"}}
     with pytest.raises(AnswersError) as raised:

@@ -20,7 +20,7 @@ from srht_core import Operation, TokenGrant, declared_apis, seal_grant, state_of
 pytestmark = [pytest.mark.postgres]
 
 #: The built-in services; each must declare its API with srht_core.Api.
-SERVICES = ("meta", "todo", "git", "paste")
+SERVICES = ("meta", "todo", "git", "paste", "lists")
 WRONG = {
     "string": 12345,
     "integer": "twelve",
@@ -143,12 +143,67 @@ def _paste_objects(service: Service) -> dict[str, Any]:
     return {"id": created.json["id"]}
 
 
+PATCH = """\
+From: Alice <alice@example.org>
+To: {to}
+Subject: [PATCH] Say hello
+Message-ID: <kit-patch@example.org>
+Date: Sat, 05 Dec 2026 10:00:00 +0000
+
+Say hello.
+---
+diff --git a/hello b/hello
+--- a/hello
++++ b/hello
+@@ -1 +1 @@
+-hi
++hello
+"""
+
+
+def _lists_objects(service: Service) -> dict[str, Any]:
+    from srht_plugins.lists.addresses import posting_domain
+    from srht_plugins.lists.inbound import receive
+
+    made = service.call("post", "/lists", json={"name": "devel"})
+    assert made.status_code == 201, made.json
+    base = "/lists/alice/devel"
+    hook = service.call(
+        "post",
+        base + "/webhooks",
+        json={"url": "http://127.0.0.1:9/", "events": ["email:received"]},
+    )
+    assert hook.status_code == 201, hook.json
+    subscription = service.call("put", base + "/subscription")
+    assert subscription.status_code == 200, subscription.json
+    with service.app.app_context():
+        to = f"~alice/devel@{posting_domain()}"
+        reply = receive(to, "alice@example.org", PATCH.format(to=to).encode())
+    assert reply.ok, str(reply)
+    [thread] = service.call("get", base + "/threads").json["results"]
+    [message] = service.call("get", base + "/messages").json["results"]
+    [patchset] = service.call("get", base + "/patchsets").json["results"]
+    [delivery] = service.call("get", base + "/webhook-deliveries").json["results"]
+    return {
+        "owner": "alice",
+        "username": "alice",
+        "list": "devel",
+        "thread_id": thread["id"],
+        "email_id": message["id"],
+        "patchset_id": patchset["id"],
+        "subscription_id": subscription.json["id"],
+        "webhook_id": hook.json["id"],
+        "delivery_id": delivery["id"],
+    }
+
+
 #: For each service, the real objects its operations' paths name.
 OBJECTS: dict[str, Any] = {
     "meta": _meta_objects,
     "todo": _todo_objects,
     "git": _git_objects,
     "paste": _paste_objects,
+    "lists": _lists_objects,
 }
 
 
@@ -382,6 +437,13 @@ PAGES: dict[str, dict[str, Any]] = {
         "404": "/~alice/0123456789abcdef",
         "form": ("/", {"files-0-filename": "a.txt", "files-0-content": "", "visibility": "public"}),
     },
+    "lists": {
+        "header": "/~alice/devel",
+        "settings": "/~alice/devel/settings",
+        "list": "/~alice",
+        "404": "/~alice/no-such-list",
+        "form": ("/lists/create", {"name": "no spaces here!", "visibility": "public"}),
+    },
 }
 
 
@@ -438,6 +500,13 @@ FORM_PAGES: dict[str, tuple[str, ...]] = {
     ),
     "git": ("/create", "/~alice/proj/settings", "/~alice/proj/settings/access"),
     "paste": ("/",),
+    "lists": (
+        "/lists/create",
+        "/~alice/devel/settings",
+        "/~alice/devel/settings/members",
+        "/~alice/devel/settings/webhooks",
+        "/~alice/devel/patches/{patchset_id}",
+    ),
 }
 SPARED = ("/delete", "/rename", "/remove", "/logout")
 
