@@ -10,7 +10,15 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from sqlalchemy.orm import undefer
 
-from srht_core import Problem, confirm, db_session, deliveries, login_required, redeliver
+from srht_core import (
+    Problem,
+    confirm,
+    db_session,
+    deliveries,
+    login_required,
+    redeliver,
+    webhook_signature_key,
+)
 
 from .. import archive, events, lists
 from ..access import Access, list_for
@@ -55,10 +63,12 @@ def render(template: str, access: Access, section: str, status: int = 200, **con
     ), status
 
 
+def _url(endpoint: str, access: Access, **values: Any) -> str:
+    return url_for(endpoint, owner=access.list.owner.username, name=access.list.name, **values)
+
+
 def _to(endpoint: str, access: Access, **values: Any) -> Any:
-    return redirect(
-        url_for(endpoint, owner=access.list.owner.username, name=access.list.name, **values)
-    )
+    return redirect(_url(endpoint, access, **values))
 
 
 @bp.route("/~<owner>/<name>/settings", methods=["GET", "POST"])
@@ -183,6 +193,9 @@ def render_webhooks(access: Access, form: WebhookForm | None = None, status: int
         hooks=hooks,
         deliveries=log,
         form=form or WebhookForm(formdata=None),
+        remove_url=lambda hook: _url("settings.delete_webhook", access, webhook_id=hook.id),
+        redeliver_url=lambda d: _url("settings.redeliver_delivery", access, delivery_id=d.id),
+        signature_key=webhook_signature_key(),
     )
 
 
