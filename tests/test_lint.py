@@ -19,6 +19,7 @@ TYPED = [
     "srht_plugins/todo",
     "srht_plugins/git",
     "srht_plugins/paste",
+    "srht_plugins/lists",
     "deploy",
 ]
 
