@@ -50,6 +50,7 @@ from . import distro, operations
 from .facts import DropinUnits, ManagedFiles
 from .model import CONFIG, CONFIG_DIR, GROUP, SRHT, TLS_DIR, VENV, Site
 from .render import (
+    POSTFIX_KEYS,
     POSTFIX_TRANSPORT,
     nginx_vhost,
     pg_hba,
@@ -573,7 +574,7 @@ def _postfix(site: Site, placement: Placement) -> None:
                 key="postfix",
                 fingerprint=fingerprint("none"),
                 command=(
-                    "postconf -X relay_domains transport_maps"
+                    f"postconf -X {' '.join(POSTFIX_KEYS)}"
                     f" && rm -f {POSTFIX_TRANSPORT} {POSTFIX_TRANSPORT}.db"
                     " && systemctl reload postfix"
                 ),

@@ -364,6 +364,11 @@ def test_the_lists_host_gets_postfix_passing_the_posting_domain_on_over_lmtp() -
         "relay_domains": "lists.example.net",
         "transport_maps": "hash:/etc/postfix/srht-transport",
         "message_size_limit": "30000000",
+        # Recipients are checked with the listener before the mail is taken.
+        "smtpd_recipient_restrictions": (
+            "permit_mynetworks, reject_unauth_destination, reject_unverified_recipient"
+        ),
+        "unverified_recipient_reject_code": "550",
     }
     # Postfix's own 10 MB stays when the lists take less.
     assert postfix_settings(domains, 1024)["message_size_limit"] == "10240000"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -597,6 +598,27 @@ def test_mail_through_postfix_on_the_lists_host_reaches_the_archive(site: Site) 
         time.sleep(1)
     queue = beta.ssh("postqueue -p; journalctl -u srht-lists-lmtp -n 30 --no-pager", check=False)
     assert [m["subject"] for m in results] == ["Through Postfix"], queue.stdout
+    # From another host (outside Postfix's own network): an address that is
+    # no list is refused while the sender is connected (after Postfix has
+    # asked the listener; 450 while it asks), so no bounce ever goes to a
+    # forged sender; a list's address is taken.
+    probe = (
+        "import smtplib,sys,time\n"
+        "deadline = time.monotonic() + 60\n"
+        "while True:\n"
+        f"    s = smtplib.SMTP('{site.hosts['beta'].address}', 25, timeout=30)\n"
+        "    s.ehlo('alpha.example'); s.mail('bob@example.org')\n"
+        "    code = s.rcpt(sys.argv[1])[0]; s.quit()\n"
+        "    if code != 450 or time.monotonic() > deadline: break\n"
+        "    time.sleep(1)\n"
+        "print(code)\n"
+    )
+    alpha = site.hosts["alpha"]
+    nobody = f"~alice/no-such-list-{devel}@lists.{DOMAIN}"
+    refused = alpha.ssh(f"python3 - {shlex.quote(nobody)}", input=probe)
+    assert refused.stdout.strip() == "550", refused.stdout + refused.stderr
+    taken = alpha.ssh(f"python3 - {shlex.quote(to)}", input=probe)
+    assert taken.stdout.strip() == "250", taken.stdout + taken.stderr
     # The transport, the settings and the listener are stable.
     assert changed(site.converge()) == {}
 

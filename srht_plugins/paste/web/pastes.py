@@ -17,6 +17,8 @@ from srht_core import (
     render_file,
     user_named,
     viewer,
+    watch,
+    watched_page,
 )
 
 from ..access import find_paste, is_owner, listed_pastes
@@ -92,12 +94,19 @@ def user_pastes(username: str) -> str:
 
 @bp.get("/~<username>/<slug>")
 def view_paste(username: str, slug: str) -> Response:
-    paste = paste_or_404(username, slug, with_content=False)
-    # A paste's files never change; its visibility (shown on the page)
-    # changes ``updated``, and the owner's name is in its links.
-    return anonymous_page(
-        ("paste", paste.id, paste.updated, paste.owner.username), lambda: _paste_page(paste)
-    )
+    def render() -> Response:
+        paste = paste_or_404(username, slug, with_content=False)
+        # A paste's files never change; its visibility (shown on the page)
+        # and its deletion change its row, its owner's name the owner's row.
+        # With PostgreSQL's row feed a visitor without cookies gets the kept
+        # page with no query until one of them changes; without it (SQLite)
+        # the lookup runs and the rendering is kept by the paste's version.
+        watch(paste, paste.owner)
+        return anonymous_page(
+            ("paste", paste.id, paste.updated, paste.owner.username), lambda: _paste_page(paste)
+        )
+
+    return watched_page(render)
 
 
 def _anchor(file: PasteFile) -> str:

@@ -431,3 +431,35 @@ def test_a_page_kept_for_anonymous_visitors_follows_the_paste(paste_site: PasteS
 
     assert owner.submit(f"/~alicia/{slug}/delete", {}).status_code == 303
     assert visitor.get(f"/~alicia/{slug}").status_code == 404
+
+
+def test_a_kept_paste_page_answers_without_a_query_until_its_row_changes(
+    paste_site: PasteSite,
+) -> None:
+    """On PostgreSQL a visitor without cookies gets the kept page with no
+    query at all (the paste and user tables are watched, migration
+    paste0003); a change written by another worker (here, another
+    connection) drops it when the notification arrives."""
+    import sqlalchemy as sa
+    from support import wait_until
+
+    db = state_of(paste_site.app).db
+    alice = paste_site.user("alice")
+    slug = slug_of(paste_site.browser(alice).create([("a.py", "x = 1\n")], "public"))
+    visitor = paste_site.browser()
+    assert db.row_feed().wait_live()
+    assert visitor.get(f"/~alice/{slug}").status_code == 200
+    with db.count_statements() as statements:
+        assert visitor.get(f"/~alice/{slug}").status_code == 200
+    assert statements[0] == 0
+
+    elsewhere = sa.create_engine(db.url)
+    try:
+        with elsewhere.begin() as connection:
+            connection.execute(sa.text("UPDATE paste SET visibility = 'private'"))
+        wait_until(
+            lambda: visitor.get(f"/~alice/{slug}").status_code == 404,
+            what="the paste made private to be 404",
+        )
+    finally:
+        elsewhere.dispose()
