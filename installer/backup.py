@@ -364,9 +364,39 @@ def take_backup(site: Any, config_path: Path, output: Path, *, online: bool) -> 
                     hosts[name].run(
                         "systemctl start " + shlex.join(units), "start srht's units again"
                     )
+                    _wait_for_services(hosts[name], topology, units)
                 except RemoteError as error:
                     say(f"error: {error}; start them by hand: systemctl start " + " ".join(units))
     return done
+
+
+#: Seconds a restarted service has to answer its /healthz again.
+RESTART_WAIT = 90
+
+
+def _wait_for_services(remote: Remote, topology: Any, units: list[str]) -> None:
+    """Wait until each web service among ``units`` answers its ``/healthz``
+    on the host again, so that the backup is over only once the site is
+    (systemd calls a unit active as soon as its process started, before
+    gunicorn listens).
+
+    :raises RemoteError: when one does not answer within
+        :data:`RESTART_WAIT` seconds.
+    """
+    urls = []
+    for service, bind in topology.binds.items():
+        if f"srht-{service}.service" in units:
+            address, _, port = bind.rpartition(":")
+            if address in ("", "0.0.0.0", "::", "[::]"):  # noqa: S104 - a config value
+                address = "127.0.0.1"
+            urls.append(f"http://{address}:{port}/healthz")
+    for url in urls:
+        remote.run(
+            f"for i in $(seq {RESTART_WAIT}); do "
+            f"curl -fsS -o /dev/null --max-time 5 {shlex.quote(url)} && exit 0; sleep 1; "
+            "done; exit 1",
+            f"wait for {url} to answer again",
+        )
 
 
 def _backup_database(writer: ArchiveWriter, remote: Remote, place: DatabasePlace) -> dict[str, Any]:
