@@ -149,6 +149,7 @@ def create_app(
     metrics.init_app(app, state)
     _init_logging(app, development)
     _register_health(app, state)
+    _register_resource_types(app, state)
 
     app.jinja_env.filters["markdown"] = render_markdown
     app.jinja_env.filters["urlencode_page"] = _urlencode_page
@@ -249,6 +250,29 @@ def _init_logging(app: Flask, development: bool) -> None:
 
     if development:
         app.logger.setLevel(logging.DEBUG)
+
+
+def _register_resource_types(app: Flask, state: SrhtState) -> None:
+    """``/api/resource-types``: what the service offers to projects (the
+    ``resource_types`` hook), read by hub from any host."""
+    name = state.service.name
+    declared = state.plugins.call_one("resource_types", name, config=state.config) or []
+    seen: set[str] = set()
+    for kind in declared:
+        if kind.name in seen:
+            raise PluginError(f"service {name} declares the resource type {kind.name!r} twice")
+        seen.add(kind.name)
+    answer = {
+        "service": name,
+        "origin": state.origins.get(name, ""),
+        "resource_types": [kind.to_dict(name) for kind in declared],
+    }
+
+    @app.get("/api/resource-types")
+    def resource_types() -> dict[str, Any]:
+        return answer
+
+    resource_types.srht_csrf_exempt = True  # type: ignore[attr-defined]
 
 
 def _register_health(app: Flask, state: SrhtState) -> None:

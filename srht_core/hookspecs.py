@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         HostNeeds,
         Job,
         NavEntry,
+        ResourceType,
         Scope,
         ServiceInfo,
         Timer,
@@ -236,6 +237,30 @@ def dev_daemons(config: Config) -> list[DevDaemon]:  # type: ignore[empty-body]
 
     Called by ``srht up`` on every enabled service, each in isolation (one
     raising loses its own daemons, with a warning, not the others').
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def resource_types(config: Config) -> list[ResourceType]:  # type: ignore[empty-body]
+    """Offer kinds of objects of the service to projects: hub (or any other
+    service, on any host) groups a user's repositories, trackers, lists or
+    pastes into projects through what is declared here, reading them only
+    over the service's REST API and hearing of them by its webhooks.
+
+    The core answers the declarations at ``GET /api/resource-types`` on the
+    service's own origin, without a token: ``{"service": name, "origin":
+    origin, "resource_types": [...]}``, each as
+    :meth:`~srht_core.ResourceType.to_dict` gives it, its ``scope`` prefixed
+    with the service's name.
+
+    :param config: the bound site config.
+    :return: a list of :class:`~srht_core.ResourceType`, names unique in the
+        service.
+
+    Called on the service itself when its app is built; a service that does
+    not implement it offers nothing (``resource_types`` is empty).
 
     .. versionadded:: 0.1
     """

@@ -20,6 +20,7 @@ __all__ = [
     "HostNeeds",
     "Job",
     "NavEntry",
+    "ResourceType",
     "Scope",
     "ServiceInfo",
     "Timer",
@@ -220,3 +221,63 @@ class DevDaemon:
     command: tuple[str, ...]
     address: str = ""
     description: str = ""
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """A kind of object a service offers to projects (hub's): what another
+    service, on any host, needs to list a user's objects of this kind, read
+    one, tell who may see it and hear of what happens to it, all through the
+    service's public REST API and webhooks.
+
+    Paths are relative to the service's ``origin``. ``item``, ``page``,
+    ``title`` and ``webhooks`` are :meth:`str.format` templates over one
+    object as the API answers it (``"/api/{owner[canonical_name]}/repos/{name}"``).
+
+    :param name: singular, lower-case (``repository``); unique in the service.
+    :param label: plural, for people (``Repositories``).
+    :param scope: the service's OAuth2 scope that reads these objects
+        (``repos``); a caller's token carries ``<service>/<scope>:RO``.
+    :param mine: the API path listing the token user's own objects, paged as
+        every API list (``{"results": [...], "next": cursor}``).
+    :param item: the API path of one object (404 when it is gone, or hidden
+        from the caller). The object has a ``visibility`` (``public``,
+        ``unlisted`` or ``private``).
+    :param page: the path of the object's page.
+    :param title: how to name the object to people (``{ref}``).
+    :param webhooks: the API path where its owner subscribes a URL to its
+        events (``POST {"url": ..., "events": [...]}``), or ``""`` when it
+        has none.
+    :param events: the webhook events worth showing in an activity feed,
+        as declared by :func:`~srht_core.hookspecs.webhook_events`.
+    :param choose_events: the ``webhooks`` endpoint takes the events to
+        send (``False``: it takes only the URL and sends every event).
+
+    .. versionadded:: 0.1
+    """
+
+    name: str
+    label: str
+    scope: str
+    mine: str
+    item: str
+    page: str
+    title: str
+    webhooks: str = ""
+    events: tuple[str, ...] = ()
+    choose_events: bool = True
+
+    def to_dict(self, service: str) -> dict[str, Any]:
+        """What ``/api/resource-types`` answers for it."""
+        return {
+            "name": self.name,
+            "label": self.label,
+            "scope": f"{service}/{self.scope}",
+            "mine": self.mine,
+            "item": self.item,
+            "page": self.page,
+            "title": self.title,
+            "webhooks": self.webhooks,
+            "events": list(self.events),
+            "choose_events": self.choose_events,
+        }

@@ -18,6 +18,7 @@ from srht_core import (
     EventType,
     HostNeeds,
     NavEntry,
+    ResourceType,
     Scope,
     Section,
     ServiceInfo,
@@ -75,6 +76,24 @@ def cli_commands() -> list[Any]:
 @hookimpl
 def nav_entries(config: Config) -> list[NavEntry]:
     return [NavEntry("Git", "/", order=20)]
+
+
+@hookimpl
+def resource_types(config: Config) -> list[ResourceType]:
+    return [
+        ResourceType(
+            "repository",
+            "Repositories",
+            scope="repos",
+            mine="/api/repos",
+            item="/api/{owner[canonical_name]}/repos/{name}",
+            page="/{owner[canonical_name]}/{name}",
+            title="{owner[canonical_name]}/{name}",
+            webhooks="/api/{owner[canonical_name]}/repos/{name}/webhooks",
+            events=("repo:push",),
+            choose_events=False,
+        )
+    ]
 
 
 @hookimpl

@@ -30,6 +30,7 @@ from srht_core import (
     EventType,
     HostNeeds,
     NavEntry,
+    ResourceType,
     Scope,
     Section,
     ServiceInfo,
@@ -91,6 +92,23 @@ def webhook_events() -> list[EventType]:
     from .events import EVENTS
 
     return EVENTS
+
+
+@hookimpl
+def resource_types(config: Config) -> list[ResourceType]:
+    return [
+        ResourceType(
+            "list",
+            "Lists",
+            scope="lists",
+            mine="/api/lists",
+            item="/api/lists/{ref}",
+            page="/{ref}",
+            title="{ref}",
+            webhooks="/api/lists/{ref}/webhooks",
+            events=("email:received", "patchset:received", "list:delete"),
+        )
+    ]
 
 
 @hookimpl

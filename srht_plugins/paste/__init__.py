@@ -19,6 +19,7 @@ from srht_core import (
     DatabaseSchema,
     HostNeeds,
     NavEntry,
+    ResourceType,
     Scope,
     Section,
     ServiceInfo,
@@ -65,6 +66,21 @@ def blueprints(config: Config) -> list[Blueprint]:
 @hookimpl
 def nav_entries(config: Config) -> list[NavEntry]:
     return [NavEntry("Pastes", "/", order=40)]
+
+
+@hookimpl
+def resource_types(config: Config) -> list[ResourceType]:
+    return [
+        ResourceType(
+            "paste",
+            "Pastes",
+            scope="pastes",
+            mine="/api/pastes",
+            item="/api/pastes/{id}",
+            page="/{owner[canonical_name]}/{id}",
+            title="{owner[canonical_name]}/{id}",
+        )
+    ]
 
 
 @hookimpl

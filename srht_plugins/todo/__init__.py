@@ -23,6 +23,7 @@ from srht_core import (
     HostNeeds,
     Job,
     NavEntry,
+    ResourceType,
     Scope,
     Section,
     ServiceInfo,
@@ -88,6 +89,23 @@ def webhook_events() -> list[EventType]:
     from .events import EVENTS
 
     return EVENTS
+
+
+@hookimpl
+def resource_types(config: Config) -> list[ResourceType]:
+    return [
+        ResourceType(
+            "tracker",
+            "Trackers",
+            scope="trackers",
+            mine="/api/trackers",
+            item="/api/trackers/{ref}",
+            page="/{ref}",
+            title="{ref}",
+            webhooks="/api/trackers/{ref}/webhooks",
+            events=("ticket:create", "ticket:update", "comment:create", "tracker:delete"),
+        )
+    ]
 
 
 @hookimpl

@@ -20,6 +20,7 @@ from srht_core import (
     DatabaseSchema,
     NavEntry,
     PluginError,
+    ResourceType,
     ServiceInfo,
     __version__,
     api_blueprint,
@@ -821,3 +822,63 @@ def test_page_kinds_tell_a_kit_page_from_another(client):
         "not a form-errors page of the kit: no div.form-problems > li",
         "not a form-errors page of the kit: no form > fieldset.choices.invalid > ul.errors > li",
     ]
+
+
+# -- resource types ------------------------------------------------------------------------
+
+
+class Offering(Web):
+    def __init__(self, *names: str):
+        self.names = names
+
+    @hookimpl
+    def resource_types(self, config):
+        return [
+            ResourceType(
+                name,
+                "Things",
+                scope="things",
+                mine="/api/things",
+                item="/api/things/{id}",
+                page="/things/{id}",
+                title="{name}",
+                webhooks="/api/things/{id}/webhooks",
+                events=("thing:update",),
+            )
+            for name in self.names
+        ]
+
+
+def test_the_resource_types_a_service_offers_are_public(register_plugin, make_config, make_app):
+    register_plugin(Offering("thing"), "web")
+    config = make_config({"web": {"origin": "https://web.example.org"}})
+    answer = make_app("web", config).test_client().get("/api/resource-types")
+    assert answer.status_code == 200
+    assert answer.json == {
+        "service": "web",
+        "origin": "https://web.example.org",
+        "resource_types": [
+            {
+                "name": "thing",
+                "label": "Things",
+                "scope": "web/things",
+                "mine": "/api/things",
+                "item": "/api/things/{id}",
+                "page": "/things/{id}",
+                "title": "{name}",
+                "webhooks": "/api/things/{id}/webhooks",
+                "events": ["thing:update"],
+                "choose_events": True,
+            }
+        ],
+    }
+
+
+def test_a_service_offering_nothing_answers_an_empty_list(client):
+    assert client.get("/api/resource-types").json["resource_types"] == []
+
+
+def test_a_resource_type_declared_twice_is_refused(register_plugin, make_config, make_app):
+    register_plugin(Offering("thing", "thing"), "web")
+    with pytest.raises(PluginError, match="resource type 'thing' twice"):
+        make_app("web", make_config({"web": {}}))
