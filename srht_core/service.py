@@ -240,6 +240,9 @@ class ResourceType:
         (``repos``); a caller's token carries ``<service>/<scope>:RO``.
     :param mine: the API path listing the token user's own objects, paged as
         every API list (``{"results": [...], "next": cursor}``).
+    :param listed: the API path listing the objects of user ``{username}``
+        that the caller may see, asked without a token for a public profile
+        (``""``: the service lists no one's objects).
     :param item: the API path of one object (404 when it is gone, or hidden
         from the caller). The object has a ``visibility`` (``public``,
         ``unlisted`` or ``private``).
@@ -263,6 +266,7 @@ class ResourceType:
     item: str
     page: str
     title: str
+    listed: str = ""
     webhooks: str = ""
     events: tuple[str, ...] = ()
     choose_events: bool = True
@@ -277,6 +281,7 @@ class ResourceType:
             "item": self.item,
             "page": self.page,
             "title": self.title,
+            "listed": self.listed,
             "webhooks": self.webhooks,
             "events": list(self.events),
             "choose_events": self.choose_events,

@@ -89,6 +89,7 @@ def resource_types(config: Config) -> list[ResourceType]:
             item="/api/{owner[canonical_name]}/repos/{name}",
             page="/{owner[canonical_name]}/{name}",
             title="{owner[canonical_name]}/{name}",
+            listed="/api/~{username}/repos",
             webhooks="/api/{owner[canonical_name]}/repos/{name}/webhooks",
             events=("repo:push",),
             choose_events=False,

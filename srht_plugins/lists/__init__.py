@@ -105,8 +105,9 @@ def resource_types(config: Config) -> list[ResourceType]:
             item="/api/lists/{ref}",
             page="/{ref}",
             title="{ref}",
+            listed="/api/users/{username}/lists",
             webhooks="/api/lists/{ref}/webhooks",
-            events=("email:received", "patchset:received", "list:delete"),
+            events=("email:received", "patchset:received", "patchset:update"),
         )
     ]
 

@@ -10,6 +10,8 @@ internal network (404 to anything else), and its paths and JSON shapes are
 a contract every other service relies on:
 
 - ``GET /internal/users/<id>``: a user's profile, to mirror it;
+- ``GET /internal/users/by-name/<username>``: the same, by name (hub's
+  public profiles, of users who never signed in to hub);
 - ``GET /internal/tokens/revoked?since=<unix time>``: what was revoked
   since then, ``{"revoked": [[kind, id, expires], ...], "now": ...}``;
 - ``GET /internal/ssh-keys?fingerprint=SHA256:...``: the key and its
@@ -264,6 +266,16 @@ internal = Blueprint("meta_internal", __name__, url_prefix="/internal")
 def internal_user(user_id: int) -> Any:
     """A user's profile, for a service mirroring the user."""
     user = db_session.get(User, user_id)
+    if user is None:
+        abort(404)
+    return user.profile()
+
+
+@internal.get("/users/by-name/<username>")
+@internal_only_credential
+def internal_user_named(username: str) -> Any:
+    """A user's profile by username (``~`` optional)."""
+    user = db_session.scalar(sa.select(User).where(User.username == username.lstrip("~")))
     if user is None:
         abort(404)
     return user.profile()

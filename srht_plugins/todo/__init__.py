@@ -102,8 +102,15 @@ def resource_types(config: Config) -> list[ResourceType]:
             item="/api/trackers/{ref}",
             page="/{ref}",
             title="{ref}",
+            listed="/api/users/{username}/trackers",
             webhooks="/api/trackers/{ref}/webhooks",
-            events=("ticket:create", "ticket:update", "comment:create", "tracker:delete"),
+            events=(
+                "ticket:create",
+                "ticket:update",
+                "comment:create",
+                "tracker:update",
+                "tracker:delete",
+            ),
         )
     ]
 

@@ -866,6 +866,7 @@ def test_the_resource_types_a_service_offers_are_public(register_plugin, make_co
                 "item": "/api/things/{id}",
                 "page": "/things/{id}",
                 "title": "{name}",
+                "listed": "",
                 "webhooks": "/api/things/{id}/webhooks",
                 "events": ["thing:update"],
                 "choose_events": True,

@@ -217,6 +217,10 @@ def test_the_internal_api_keeps_its_paths_and_shapes(meta_site: MetaSite, alice:
         "created",
     }
     assert internal(meta_site, "/internal/users/424242").status_code == 404
+    # By name too (hub's profiles of users who never signed in to hub).
+    named = internal(meta_site, "/internal/users/by-name/~alice")
+    assert named.status_code == 200 and named.json == profile.json
+    assert internal(meta_site, "/internal/users/by-name/nobody").status_code == 404
 
     alice.post("/ssh-keys", {"key": ED25519})
     key = internal(meta_site, f"/internal/ssh-keys?fingerprint={ED25519_FP}")

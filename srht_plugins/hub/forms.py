@@ -1,0 +1,48 @@
+"""The forms of hub's pages. They check what a browser can get wrong; the
+rules of projects are checked once, in ``projects``, for pages and API."""
+
+from __future__ import annotations
+
+from wtforms import StringField, TextAreaField
+from wtforms.validators import InputRequired, Length
+
+from srht_core import ChoiceField, Form
+
+from .models import MAX_DESCRIPTION, MAX_NAME, MAX_README, VISIBILITIES
+
+VISIBILITY_CHOICES = [
+    ("public", "Public: anyone may see it, and it is listed on explore and your profile"),
+    ("unlisted", "Unlisted: anyone with the link may see it; not listed"),
+    ("private", "Private: only you"),
+]
+assert [v for v, _ in VISIBILITY_CHOICES] == list(VISIBILITIES)
+
+
+class ProjectForm(Form):
+    name = StringField(
+        "Name",
+        validators=[InputRequired(), Length(max=MAX_NAME)],
+        description="Letters, digits, dots, dashes and underscores, starting with a letter "
+        "or digit; it becomes part of the project's URL.",
+        render_kw={"spellcheck": "false", "autocomplete": "off"},
+    )
+    description = StringField(
+        "Description", validators=[Length(max=MAX_DESCRIPTION)], description="One line."
+    )
+    readme = TextAreaField(
+        "README",
+        validators=[Length(max=MAX_README)],
+        description="Markdown, shown on the project's page.",
+        render_kw={"rows": 10},
+    )
+    tags = StringField(
+        "Tags",
+        description="Up to 10, separated by spaces or commas: lower-case letters, digits, "
+        "dots, pluses and dashes.",
+        render_kw={"spellcheck": "false", "autocomplete": "off"},
+    )
+    visibility = ChoiceField("Visibility", VISIBILITY_CHOICES, default="public")
+
+
+class AttachForm(Form):
+    resource = ChoiceField("Resource", [], select=True)
