@@ -34,6 +34,7 @@ from .config import (
 )
 from .confirm import confirm
 from .db import Database, ReadOnlyRequestError, db_session, utcnow, writes
+from .delegation import DELEGATION_LIFETIME, delegated_token
 from .errors import (
     API_ERRORS_SCHEMA,
     ApiError,
@@ -113,10 +114,12 @@ from .version import __version__
 from .webhooks import (
     DELIVERY_SCHEMA,
     Delivery,
+    WebhookError,
     deliveries,
     delivery_page,
     redeliver,
     send_webhook,
+    verify_request,
     webhook_signature_key,
 )
 
@@ -129,6 +132,7 @@ __all__ = [
     "BoundedCache",
     "Choice",
     "Config",
+    "DELEGATION_LIFETIME",
     "ConfigError",
     "ChoiceField",
     "ConfigProblem",
@@ -178,6 +182,7 @@ __all__ = [
     "TokenGrant",
     "UpdatedMixin",
     "Url",
+    "WebhookError",
     "__version__",
     "allow_csp",
     "anonymous_page",
@@ -195,6 +200,7 @@ __all__ = [
     "cursor_paginate",
     "db_session",
     "declared_apis",
+    "delegated_token",
     "deliveries",
     "delivery_page",
     "derive_key",
@@ -244,6 +250,7 @@ __all__ = [
     "token_user",
     "unwatch_rows",
     "utcnow",
+    "verify_request",
     "verify_token",
     "viewer",
     "watch",
