@@ -21,8 +21,7 @@ from typing import Any
 
 from flask import current_app, url_for
 
-import srht_core
-from srht_core import ApiError, BoundedCache, current_service
+from srht_core import ApiError, BoundedCache, current_service, delegated_token
 
 #: Seconds a service's resource types are kept (a failed discovery: FAILED_TTL).
 TYPES_TTL, FAILED_TTL = 300.0, 10.0
@@ -221,7 +220,7 @@ def token_for(user_id: int, kind: Kind, write: bool = False) -> str:
     :raises Unreachable: naming meta, when meta cannot be asked or refuses.
     """
     try:
-        return srht_core.delegated_token(user_id, [f"{kind.scope}:{'RW' if write else 'RO'}"])
+        return delegated_token(user_id, [f"{kind.scope}:{'RW' if write else 'RO'}"])
     except ApiError as error:
         raise Unreachable("meta", str(error)) from None
 

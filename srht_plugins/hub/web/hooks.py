@@ -11,8 +11,7 @@ from typing import Any
 
 from flask import Blueprint
 
-import srht_core
-from srht_core import db_session
+from srht_core import WebhookError, db_session, verify_request
 
 from .. import activity
 from ..models import Source
@@ -23,8 +22,8 @@ bp = Blueprint("hooks", __name__)
 @bp.post("/webhooks/<int:source_id>/<key>")
 def receive(source_id: int, key: str) -> Any:
     try:
-        payload = srht_core.verify_request(db_session)
-    except srht_core.WebhookError as error:
+        payload = verify_request(db_session)
+    except WebhookError as error:
         return {"errors": [{"reason": f"refused: {error}"}]}, 400
     source = db_session.get(Source, source_id)
     if source is None or not secrets.compare_digest(source.hook_key, key):
