@@ -72,7 +72,8 @@ def record(source: Source, payload: dict[str, Any]) -> Event | None:
     from .projects import forget_if_unused
 
     event = _text(payload.get("event"), 64)
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    given = payload.get("data")
+    data: dict[str, Any] = given if isinstance(given, dict) else {}
     if event in DELETIONS:
         db_session.execute(sa.delete(Attachment).where(Attachment.source_id == source.id))
         db_session.execute(sa.delete(Event).where(Event.source_id == source.id))
@@ -115,7 +116,7 @@ def check_sources(listed: Iterable[Source], viewer: User | None) -> Checked:
             continue
         visibility = source.visibility
         if result.obj is not None:
-            visibility = result.obj.get("visibility")
+            visibility = str(result.obj.get("visibility"))
             if visibility != source.visibility:
                 changes[source.id] = result.obj
         elif result.problem not in out.problems:

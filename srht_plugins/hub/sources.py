@@ -315,7 +315,7 @@ def unsubscribe(owner_id: int, service: str, kind_name: str, item: str, webhook_
 def _reason(answer: Any) -> str:
     if isinstance(answer, dict) and isinstance(answer.get("errors"), list):
         return "; ".join(
-            f"{e.get('field') + ': ' if e.get('field') else ''}{e.get('reason', '')}"
+            f"{str(e['field']) + ': ' if e.get('field') else ''}{e.get('reason', '')}"
             for e in answer["errors"]
             if isinstance(e, dict)
         )

@@ -20,7 +20,7 @@ from srht_core import Operation, TokenGrant, declared_apis, seal_grant, state_of
 pytestmark = [pytest.mark.postgres]
 
 #: The built-in services; each must declare its API with srht_core.Api.
-SERVICES = ("meta", "todo", "git", "paste", "lists")
+SERVICES = ("meta", "todo", "git", "paste", "lists", "hub")
 WRONG = {
     "string": 12345,
     "integer": "twelve",
@@ -197,6 +197,18 @@ def _lists_objects(service: Service) -> dict[str, Any]:
     }
 
 
+def _hub_objects(service: Service) -> dict[str, Any]:
+    made = service.call("post", "/projects", json={"name": "hello", "readme": "# Hi"})
+    assert made.status_code == 201, made.json
+    hook = service.call(
+        "post",
+        "/user/webhooks",
+        json={"url": "http://127.0.0.1:9/", "events": ["project:update"]},
+    )
+    assert hook.status_code == 201, hook.json
+    return {"owner": "alice", "username": "alice", "name": "hello", "webhook_id": hook.json["id"]}
+
+
 #: For each service, the real objects its operations' paths name.
 OBJECTS: dict[str, Any] = {
     "meta": _meta_objects,
@@ -204,6 +216,7 @@ OBJECTS: dict[str, Any] = {
     "git": _git_objects,
     "paste": _paste_objects,
     "lists": _lists_objects,
+    "hub": _hub_objects,
 }
 
 
@@ -444,6 +457,13 @@ PAGES: dict[str, dict[str, Any]] = {
         "404": "/~alice/no-such-list",
         "form": ("/lists/create", {"name": "no spaces here!", "visibility": "public"}),
     },
+    "hub": {
+        "header": "/~alice/hello",
+        "settings": "/~alice/hello/settings",
+        "list": "/explore",
+        "404": "/~alice/no-such-project",
+        "form": ("/projects/create", {"name": "no spaces here!", "visibility": "public"}),
+    },
 }
 
 
@@ -507,6 +527,7 @@ FORM_PAGES: dict[str, tuple[str, ...]] = {
         "/~alice/devel/settings/webhooks",
         "/~alice/devel/patches/{patchset_id}",
     ),
+    "hub": ("/projects/create", "/~alice/hello/settings"),
 }
 SPARED = ("/delete", "/rename", "/remove", "/logout")
 

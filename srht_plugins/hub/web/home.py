@@ -43,9 +43,10 @@ def meta_link(path: str, return_to: str | None = None) -> str:
 def registration_open() -> bool:
     config = current_service().config
     try:
-        return bool(config.get("meta::settings", "registration"))
+        value = config.get("meta::settings", "registration")
     except (KeyError, LookupError):
-        return True
+        value = None
+    return value is None or bool(value)
 
 
 @bp.get("/")
@@ -132,7 +133,7 @@ def public_resources(
 def person_named(username: str) -> User | None:
     """Hub's copy of user ``username``, mirrored from meta on first sight
     (a profile is public: its user need never have signed in to hub)."""
-    user = user_named(username)
+    user: User | None = user_named(username)
     if user is not None:
         return user
     try:
@@ -145,7 +146,8 @@ def person_named(username: str) -> User | None:
         return None
     with current_service().db.session() as session:
         mirror_user(found, session)
-    return user_named(username)
+    user = user_named(username)
+    return user
 
 
 @bp.get("/~<username>")

@@ -36,7 +36,7 @@ def create() -> Any:
                 url_for("projects.resources", owner=made.owner.username, name=made.name)
             )
     status = 400 if form.is_submitted() else 200
-    return render_template("hub/project-form.html", form=form, project=None), status
+    return render_template("hub/project-form.html", form=form), status
 
 
 def _fields(form: ProjectForm) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def settings(owner: str, name: str) -> Any:
             flash("Project saved.", "success")
             return redirect(project_url(project))
     status = 400 if form.is_submitted() else 200
-    return render_template("hub/project-form.html", form=form, project=project), status
+    return render_template("hub/project-details.html", form=form, project=project), status
 
 
 @bp.route("/~<owner>/<name>/resources", methods=["GET", "POST"])
