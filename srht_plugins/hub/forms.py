@@ -4,7 +4,7 @@ rules of projects are checked once, in ``projects``, for pages and API."""
 from __future__ import annotations
 
 from wtforms import StringField, TextAreaField
-from wtforms.validators import InputRequired, Length
+from wtforms.validators import AnyOf, InputRequired, Length
 
 from srht_core import ChoiceField, Form
 
@@ -46,3 +46,10 @@ class ProjectForm(Form):
 
 class AttachForm(Form):
     resource = ChoiceField("Resource", [], select=True)
+
+    def offer(self, choices: list[tuple[str, str]]) -> None:
+        """Offer ``choices`` (known only once the services were asked)."""
+        self.resource.choices = choices
+        values = [value for value, _label in choices]
+        message = "Choose one of your resources that is not attached yet."
+        self.resource.validators = [AnyOf(values, message=message)]

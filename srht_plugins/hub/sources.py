@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app
 
 from srht_core import ApiError, BoundedCache, current_service, delegated_token
 
@@ -271,8 +271,8 @@ def new_hook_key() -> str:
 
 def hook_url(source: Any) -> str:
     """Where ``source``'s service posts its events."""
-    path = url_for("hooks.receive", source_id=source.id, key=source.hook_key)
-    return current_service().origin + path
+    # Built by hand: the worker subscribes outside any request.
+    return f"{current_service().origin}/webhooks/{source.id}/{source.hook_key}"
 
 
 def subscribe(source: Any) -> int | None:

@@ -94,16 +94,18 @@ def resources(owner: str, name: str) -> Any:
     found, problems = projects.candidates(project.owner)
     attached = {(a.source.service, a.source.item) for a in project.attachments}
     form = AttachForm()
-    form.resource.choices = [
-        (
-            f"{kind.service}\t{kind.name}\t{kind.fill(kind.title, obj)}",
-            f"{kind.fill(kind.title, obj)} ({kind.service}: {kind.name})",
-        )
-        for kind, obj in found
-        if (kind.service, kind.fill(kind.item, obj)) not in attached
-    ]
+    form.offer(
+        [
+            (
+                f"{kind.service}:{kind.name}:{kind.fill(kind.title, obj)}",
+                f"{kind.fill(kind.title, obj)} ({kind.service}: {kind.name})",
+            )
+            for kind, obj in found
+            if (kind.service, kind.fill(kind.item, obj)) not in attached
+        ]
+    )
     if form.validate_on_submit():
-        service, kind_name, title = form.resource.data.split("\t", 2)
+        service, kind_name, title = form.resource.data.split(":", 2)
         try:
             source = projects.attach(project, service, kind_name, title)
             db_session.commit()
