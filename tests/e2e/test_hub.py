@@ -296,7 +296,8 @@ def test_deleting_the_repository_removes_it_from_the_project(forge: dict[str, An
     )
     listed = requests.get(forge["hub"] + "/api/projects/alice/tools/resources", timeout=30)
     assert "doomed" not in listed.text
-    assert "~alice/doomed" not in text(alice.get(forge["hub"] + "/~alice/tools/resources"))
+    resources = text(alice.get(forge["hub"] + "/~alice/tools/resources", timeout=30))
+    assert ">~alice/doomed</a>" not in resources
 
 
 def test_attaching_what_is_not_yours_or_not_there_says_so(forge: dict[str, Any]) -> None:
