@@ -13,6 +13,7 @@ from flask import Blueprint, abort, render_template, request, url_for
 from srht_core import (
     BoundedCache,
     ServiceUnreachable,
+    anonymous_page,
     current_service,
     db_session,
     internal_request,
@@ -53,14 +54,26 @@ def registration_open() -> bool:
 def index() -> Any:
     user = viewer()
     if user is None:
-        recent = list(db_session.scalars(listed_projects(None).limit(12)))
-        here = current_service().origin + url_for("home.index")
-        return render_template(
-            "hub/home.html",
-            recent=recent,
-            login=meta_link("/login", here),
-            register=meta_link("/register", here) if registration_open() else None,
+
+        def render() -> Any:
+            recent = list(db_session.scalars(listed_projects(None).limit(12)))
+            here = current_service().origin + url_for("home.index")
+            return render_template(
+                "hub/home.html",
+                recent=recent,
+                login=meta_link("/login", here),
+                register=meta_link("/register", here) if registration_open() else None,
+            )
+
+        # Kept until a public project is made, changed or deleted.
+        version = tuple(
+            db_session.execute(
+                sa.select(
+                    sa.func.max(Project.updated), sa.func.max(Project.id), sa.func.count()
+                ).where(Project.visibility == PUBLIC)
+            ).one()
         )
+        return anonymous_page(version, render)
     mine = list(db_session.scalars(listed_projects(user, user).limit(50)))
     events = activity.feed(activity.visible_events(user, owner=user))
     return render_template("hub/dashboard.html", mine=mine, events=events)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
-from srht_core import Problem, confirm, db_session, login_required, viewer
+from srht_core import Problem, anonymous_page, confirm, db_session, login_required, viewer
 
-from .. import activity, projects
+from .. import activity, projects, sources
 from ..access import can_change, changeable_project, find_project
 from ..forms import AttachForm, ProjectForm
+from ..models import Event
 
 bp = Blueprint("projects", __name__)
 
@@ -53,17 +56,35 @@ def _fields(form: ProjectForm) -> dict[str, Any]:
 def show(owner: str, name: str) -> Any:
     user = viewer()
     project = find_project(owner, name, user)
-    checked = activity.check_sources([a.source for a in project.attachments], user)
-    shown_ids = [s.id for s in checked.shown]
-    events = activity.feed(activity.visible_events(user, source_ids=shown_ids)) if shown_ids else []
-    return render_template(
-        "hub/project.html",
-        project=project,
-        resources=checked.shown,
-        problems=checked.problems,
-        events=events,
-        can_change=can_change(project, user),
+    listed = [a.source for a in project.attachments]
+
+    def render() -> Any:
+        checked = activity.check_sources(listed, user)
+        shown_ids = [s.id for s in checked.shown]
+        events = activity.visible_events(user, source_ids=shown_ids)
+        return render_template(
+            "hub/project.html",
+            project=project,
+            resources=checked.shown,
+            problems=checked.problems,
+            events=activity.feed(events) if shown_ids else [],
+            can_change=can_change(project, user),
+        )
+
+    # Kept for visitors without cookies until the project, its resources or
+    # their activity change, and at most as long as hub keeps what the
+    # services said of the resources.
+    latest = db_session.scalar(
+        sa.select(sa.func.max(Event.id)).where(Event.source_id.in_([s.id for s in listed]))
     )
+    version = (
+        project.id,
+        project.updated,
+        tuple((s.id, s.visibility, s.title, s.url) for s in listed),
+        latest,
+        int(time.monotonic() // sources.CHECK_TTL),
+    )
+    return anonymous_page(version, render)
 
 
 @bp.route("/~<owner>/<name>/settings", methods=["GET", "POST"])

@@ -113,3 +113,22 @@ def test_the_pages_are_drawn_as_the_kit_draws_them(make_user, browser):
     bad = alice.submit("/projects/create", {"name": "", "visibility": "public"})
     assert page_kind_problems(bad.text, "form-errors") == []
     assert page_kind_problems(alice.get("/~alice/nothing").text, "404") == []
+
+
+def test_pages_are_kept_for_visitors_without_cookies_until_they_change(
+    app, make_user, browser, attach_source, deliver
+):
+    from srht_core import state_of
+
+    alice = make_user("alice")
+    browser(alice).submit("/projects/create", {"name": "hello", "visibility": "public"})
+    source = attach_source(1, "~alice/hello")
+    db = state_of(app).db
+    for path in ("/", "/~alice/hello"):
+        first = app.test_client().get(path)
+        with db.count_statements() as kept:
+            again = app.test_client().get(path)
+        assert again.text == first.text
+        assert kept[0] <= 4, (path, kept[0])
+    deliver(source, "repo:push", {"pusher": "~alice", "refs": [{"name": "refs/heads/main"}]})
+    assert "pushed main" in app.test_client().get("/~alice/hello").text
