@@ -87,8 +87,7 @@ def start_site(
     site: dict[str, Any] = {"config": config}
     for name in services:
         site[name] = stack.enter_context(serve_service(name, config, port=ports[name]))
-        if name != "meta":
-            stack.enter_context(worker(config, name, tmp_path / f"worker-{name}.log"))
+        stack.enter_context(worker(config, name, tmp_path / f"worker-{name}.log"))
     return site
 
 
@@ -362,3 +361,79 @@ def test_hub_with_only_meta_and_todo(small_site: dict[str, Any]) -> None:
     profile = text(requests.get(small_site["hub"] + "/~alice", timeout=30))
     assert "~alice/app" in profile and "~alice/bugs" in profile
     assert re.search(r"Trackers\s*<span", profile)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def confirmation_link(outbox: Path, meta: str) -> str:
+    """The link in the newest message of the outbox."""
+    newest = max(outbox.glob("*.eml"), key=lambda path: path.stat().st_mtime)
+    found = re.search(re.escape(meta) + r"/confirm/\S+", newest.read_text(errors="replace"))
+    assert found, newest.read_text(errors="replace")
+    return found.group(0)
+
+
+@pytest.mark.browser
+def test_a_visitor_registers_and_shares_a_project_at_desktop_and_phone_widths(
+    small_site: dict[str, Any],
+) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    hub, meta = small_site["hub"], small_site["meta"]
+    outbox = small_site["config"].parent / "data" / "outbox"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = chromium.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(hub + "/")
+            assert page.locator("h1").inner_text() == "srht test"
+            page.click("text=Register")
+            assert page.url.startswith(meta + "/register")
+            page.fill("#username", "visitor")
+            page.fill("#email", "visitor@example.org")
+            page.fill("#password", "a long enough password")
+            page.click("form button[type=submit]")
+            wait_until(lambda: list(outbox.glob("*.eml")), "the confirmation mail", 30)
+            page.goto(confirmation_link(outbox, meta))
+            page.click("form button[type=submit]")
+
+            page.goto(hub + "/")
+            assert "You have no projects yet." in page.content()
+            page.click("text=Create a project")
+            page.fill("#name", "widgets")
+            page.fill("#description", "Widgets for everyone")
+            page.fill("#readme", "# Widgets\n\nThey *spin*.")
+            page.fill("#tags", "widgets, toys")
+            page.click("form button[type=submit]")
+            assert "Project ~visitor/widgets created" in page.content()
+
+            for width in (1280, 390):
+                page.set_viewport_size({"width": width, "height": 800})
+                for path in (
+                    "/explore",
+                    "/~visitor",
+                    "/~visitor/widgets",
+                    "/explore?search=tag:toys",
+                ):
+                    page.goto(hub + path)
+                    assert page.locator("a", has_text="~visitor/widgets").count() >= 1 or (
+                        path == "/~visitor/widgets" and "They spin." in page.inner_text("main")
+                    ), (width, path)
+                    overflow = page.evaluate(
+                        "document.documentElement.scrollWidth - window.innerWidth"
+                    )
+                    assert overflow <= 0, (width, path, overflow)
+        finally:
+            chromium.close()
