@@ -106,7 +106,16 @@ from .tokens import (
     viewer,
 )
 from .version import __version__
-from .webhooks import DELIVERY_SCHEMA, Delivery, deliveries, delivery_page, redeliver, send_webhook
+from .webhooks import (
+    DELIVERY_SCHEMA,
+    Delivery,
+    WebhookError,
+    deliveries,
+    delivery_page,
+    redeliver,
+    send_webhook,
+    verify_request,
+)
 
 __all__ = [
     "API_ERRORS_SCHEMA",
@@ -164,6 +173,7 @@ __all__ = [
     "TokenGrant",
     "UpdatedMixin",
     "Url",
+    "WebhookError",
     "__version__",
     "allow_csp",
     "anonymous_page",
@@ -225,6 +235,7 @@ __all__ = [
     "token_user",
     "unwatch_rows",
     "utcnow",
+    "verify_request",
     "verify_token",
     "viewer",
     "watch",
