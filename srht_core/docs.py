@@ -274,6 +274,8 @@ HELPERS: list[tuple[str, list[str]]] = [
             "redeliver",
             "Delivery",
             "DELIVERY_SCHEMA",
+            "verify_request",
+            "WebhookError",
         ],
     ),
     (

@@ -134,10 +134,15 @@ def signed_headers(body: bytes) -> dict[str, str]:
 
 def verify_request(session: Session) -> dict[str, Any]:
     """Verify the current Flask request as a webhook from this site and
-    record its nonce; return the JSON payload.
+    record its nonce; return the JSON payload (``{"event", "data"}``). A
+    service receiving another's webhooks (builds, git's ``repo:push``)
+    calls it in its receiving view, with the request's session.
 
     :raises WebhookError: bad or missing signature, stale timestamp, or a
         nonce seen before.
+
+    .. versionadded:: 0.1
+       In the facade, for services that receive webhooks.
     """
     from flask import request
 
