@@ -38,8 +38,9 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
-from pyinfra import host
-from pyinfra.api import OperationError, deploy
+from pyinfra.api.deploy import deploy
+from pyinfra.api.exceptions import OperationError
+from pyinfra.context import host
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server, systemd
 
@@ -48,8 +49,18 @@ from srht_core import HostNeeds
 from . import distro, operations
 from .facts import DropinUnits, ManagedFiles
 from .model import CONFIG, CONFIG_DIR, GROUP, SRHT, TLS_DIR, VENV, Site
-from .render import nginx_vhost, pg_hba, postgresql_conf, redis_conf, unit
-from .topology import Placement
+from .render import (
+    POSTFIX_KEYS,
+    POSTFIX_TRANSPORT,
+    nginx_vhost,
+    pg_hba,
+    postfix_settings,
+    postfix_transport,
+    postgresql_conf,
+    redis_conf,
+    unit,
+)
+from .topology import IDENTITY_SERVICE, Placement
 
 __all__ = ["activate", "configure", "fingerprint", "install"]
 
@@ -187,7 +198,22 @@ def _packages(site: Site, placement: Placement) -> list[str]:
             packages += ["certbot"]
     for service in dict.fromkeys([*placement.services, *placement.workers]):
         packages += list(site.needs(service).packages)
+    if _mail_domains(site, placement)[0]:
+        packages += ["postfix"]
     return sorted(set(packages))
+
+
+def _mail_domains(site: Site, placement: Placement) -> tuple[dict[str, str], int]:
+    """The mail domains the host's mail server takes (``{domain: LMTP
+    address}``, see ``HostNeeds.mail_domains``) and the size it must take."""
+    domains: dict[str, str] = {}
+    size = 0
+    for service in placement.services:
+        needs = site.needs(service)
+        domains.update(needs.mail_domains)
+        if needs.mail_domains:
+            size = max(size, needs.mail_max_size)
+    return domains, size
 
 
 # -- install -------------------------------------------------------------------
@@ -218,7 +244,7 @@ def install(site: Site) -> None:
 
     server.group(name=f"Group {GROUP}", group=GROUP, system=True)
     services = _local_services(placement)
-    for service in host.loop(services):
+    for service in operations.each(services, order=site.topology.services):
         server.user(
             name=f"User {_user(service)}",
             user=_user(service),
@@ -230,7 +256,7 @@ def install(site: Site) -> None:
             ensure_home=False,
             comment=f"srht {service}",
         )
-    for service in host.loop(services):
+    for service in operations.each(services, order=site.topology.services):
         for extra in site.needs(service).users:
             server.user(
                 name=f"User {extra} (for {service})",
@@ -266,7 +292,7 @@ def install(site: Site) -> None:
         group=GROUP,
         mode="770",
     )
-    for service in host.loop(services):
+    for service in operations.each(services, order=site.topology.services):
         needs = site.needs(service)
         # setgid and group-writable when an SSH account works there too.
         mode = "2770" if needs.login_users else "750"
@@ -355,7 +381,7 @@ def _tracked(site: Site) -> list[str]:
 def _trust(site: Site) -> None:
     wanted = _trusted(site)
     present = host.get_fact(ManagedFiles, pattern=f"{CA_DIR}/srht-*.crt")
-    for name in host.loop(sorted(wanted)):
+    for name in operations.each(sorted(wanted)):
         operations.put(
             name="Trust the site's certificate authority"
             if name == "srht-site.crt"
@@ -366,7 +392,7 @@ def _trust(site: Site) -> None:
             group="root",
             mode="644",
         )
-    for name in host.loop([n for n in present if n not in wanted]):
+    for name in operations.each([n for n in present if n not in wanted]):
         files.file(name=f"Stop trusting {name}", path=f"{CA_DIR}/{name}", present=False)
     if wanted or present:
         operations.converge(
@@ -403,8 +429,14 @@ def configure(site: Site) -> None:
             group=GROUP,
             mode="640",
         )
+    else:
+        # A host whose last service went keeps no copy of the site's secrets.
+        operations.absent(name="Remove the config file (no service runs here)", path=CONFIG)
+    operations.service_names(
+        name="Service names in /etc/hosts", entries=site.service_names(host.name)
+    )
     wanted = _units(site, placement)
-    for unit_name in host.loop(sorted(wanted)):
+    for unit_name in operations.each(sorted(wanted)):
         operations.put(
             name=f"Unit {unit_name}",
             src=StringIO(wanted[unit_name]),
@@ -414,8 +446,8 @@ def configure(site: Site) -> None:
             mode="644",
         )
     _sshd(site, placement)
-    if placement.nginx:
-        _nginx_files(site, placement)
+    _postfix(site, placement)
+    _nginx_files(site, placement)
 
 
 def _postgresql(site: Site, placement: Placement) -> None:
@@ -461,7 +493,7 @@ def _postgresql(site: Site, placement: Placement) -> None:
             command="systemctl reload postgresql",
         )
         operations.running(name="PostgreSQL is running", unit="postgresql.service")
-    for database in host.loop(list(databases.values())):
+    for database in operations.each(list(databases.values()), key=lambda d: d.name):
         operations.postgres_role(
             name=f"PostgreSQL role {database.role}", role=database.role, verifier=database.verifier
         )
@@ -505,7 +537,7 @@ def _sshd(site: Site, placement: Placement) -> None:
             text = "\n".join(snippets) + "\n"
             wanted[f"srht-{service}.conf"] = text.replace(HostNeeds.SRHT_ON_HOST, _srht(site))
     present = host.get_fact(ManagedFiles, pattern="/etc/ssh/sshd_config.d/srht-*.conf")
-    for name in host.loop(sorted(wanted)):
+    for name in operations.each(sorted(wanted)):
         operations.put(
             name=f"sshd settings {name}",
             src=StringIO(wanted[name]),
@@ -514,7 +546,7 @@ def _sshd(site: Site, placement: Placement) -> None:
             group="root",
             mode="644",
         )
-    for name in host.loop([n for n in present if n not in wanted]):
+    for name in operations.each([n for n in present if n not in wanted]):
         files.file(
             name=f"Remove sshd settings {name}",
             path=f"/etc/ssh/sshd_config.d/{name}",
@@ -527,6 +559,47 @@ def _sshd(site: Site, placement: Placement) -> None:
             fingerprint=fingerprint(*(f"{k}\n{v}" for k, v in sorted(wanted.items()))),
             command="sshd -t && systemctl reload ssh",
         )
+
+
+def _postfix(site: Site, placement: Placement) -> None:
+    """Postfix takes the mail domains of the host's services and passes
+    their mail on over LMTP; a host whose last one went stops taking it
+    (Postfix stays, as the deploy removes no package)."""
+    domains, size = _mail_domains(site, placement)
+    present = host.get_fact(ManagedFiles, pattern=POSTFIX_TRANSPORT)
+    if not domains:
+        if present:
+            operations.converge(
+                name="Postfix no longer takes mail for srht",
+                key="postfix",
+                fingerprint=fingerprint("none"),
+                command=(
+                    f"postconf -X {' '.join(POSTFIX_KEYS)}"
+                    f" && rm -f {POSTFIX_TRANSPORT} {POSTFIX_TRANSPORT}.db"
+                    " && systemctl reload postfix"
+                ),
+            )
+        return
+    transport = postfix_transport(domains)
+    operations.put(
+        name="Postfix transport of the mail domains",
+        src=StringIO(transport),
+        dest=POSTFIX_TRANSPORT,
+        user="root",
+        group="root",
+        mode="644",
+    )
+    settings = postfix_settings(domains, size)
+    assignments = " ".join(shlex.quote(f"{key} = {value}") for key, value in settings.items())
+    operations.converge(
+        name="Postfix takes the mail domains",
+        key="postfix",
+        fingerprint=fingerprint(transport, assignments),
+        command=(
+            f"postmap {POSTFIX_TRANSPORT} && postconf -e {assignments}"
+            " && systemctl enable --now postfix && systemctl reload postfix"
+        ),
+    )
 
 
 def _vhost_name(service: str) -> str:
@@ -569,8 +642,11 @@ def _nginx_wanted(
 
 
 def _nginx_files(site: Site, placement: Placement) -> None:
+    """The virtual hosts and certificates of what ``placement`` fronts, and
+    none of those it no longer does (on any host: one whose last service
+    went is no nginx host any more, and must not answer 502 for it)."""
     sites, certificates = _nginx_wanted(site, placement)
-    for path in host.loop(sorted(certificates)):
+    for path in operations.each(sorted(certificates)):
         text, mode = certificates[path]
         operations.put(
             name=f"TLS file {path.rsplit('/', 1)[1]}",
@@ -586,7 +662,7 @@ def _nginx_files(site: Site, placement: Placement) -> None:
         )
     if site.acme and sites:
         _acme_placeholders(site, placement)
-    for name in host.loop(sorted(sites)):
+    for name in operations.each(sorted(sites)):
         operations.put(
             name=f"nginx site {name}",
             src=StringIO(sites[name]),
@@ -596,10 +672,18 @@ def _nginx_files(site: Site, placement: Placement) -> None:
             mode="644",
         )
     present = host.get_fact(ManagedFiles, pattern="/etc/nginx/sites-enabled/srht-*.conf")
-    for name in host.loop([n for n in present if n not in sites]):
+    for name in operations.each([n for n in present if n not in sites]):
         files.file(
             name=f"Remove nginx site {name}", path=f"/etc/nginx/sites-enabled/{name}", present=False
         )
+    issued = host.get_fact(ManagedFiles, pattern=f"{TLS_DIR}/*.*")
+    stale = [
+        name
+        for name in issued
+        if name.endswith((".crt", ".key")) and f"{TLS_DIR}/{name}" not in certificates
+    ]
+    for name in operations.each(stale):
+        files.file(name=f"Remove TLS file {name}", path=f"{TLS_DIR}/{name}", present=False)
 
 
 # -- activate ------------------------------------------------------------------
@@ -608,9 +692,10 @@ def _nginx_files(site: Site, placement: Placement) -> None:
 @deploy("srht activate")
 def activate(site: Site) -> None:
     """Migrate each service's database (before its new code starts),
-    restart what changed and start what is missing (meta first), check
-    each service answers, remove what the config no longer places here,
-    then reload nginx and check each site through it."""
+    restart what changed and start what is missing (meta first), remove
+    what the config no longer places here, reload nginx, then check: each
+    host that runs a service reaches meta at its origin, each service
+    answers, and each site answers through nginx."""
     placement = site.placement(host.name)
     topology = site.topology
     wanted = _units(site, placement)
@@ -631,7 +716,7 @@ def activate(site: Site) -> None:
         )
 
     databases = site.databases()
-    for service in host.loop(list(topology.services)):
+    for service in operations.each(list(topology.services), order=topology.services):
         hosts = topology.service_hosts[service] or topology.worker_hosts[service]
         database = databases.get(service)
         if database is None or not hosts or hosts[0] != host.name:
@@ -649,14 +734,7 @@ def activate(site: Site) -> None:
     # wheels, the part of the config it reads, its unit. Adding a service
     # to a host changes none of the others' (see Site.host_config).
     owners = _unit_owners(site, placement)
-    ordered = [
-        name
-        for service in topology.services
-        for name in wanted
-        if name == f"srht-{service}.service"
-    ]
-    ordered += [name for name in sorted(wanted) if name not in ordered]
-    for unit_name in host.loop(ordered):
+    for unit_name in operations.each(sorted(wanted), order=_restart_order(site)):
         service = owners[unit_name]
         applied = fingerprint(
             site.service_software(service), site.host_config(host.name, service), wanted[unit_name]
@@ -668,28 +746,81 @@ def activate(site: Site) -> None:
             command=f"systemctl restart {unit_name}",
         )
         operations.running(name=f"{unit_name} is running", unit=unit_name)
-    for service in host.loop(list(placement.services)):
-        address, _, port = topology.binds[service].rpartition(":")
-        if address in ("0.0.0.0", "::", "[::]"):  # noqa: S104 - reading a config value
-            address = "127.0.0.1"
-        operations.health(
-            name=f"{service} answers", what=service, url=f"http://{address}:{port}/healthz"
-        )
 
     # What the config no longer places here stops; its data and database stay.
-    for unit_name in host.loop(obsolete):
+    for unit_name in operations.each(obsolete):
         systemd.service(name=f"Stop {unit_name}", service=unit_name, running=False, enabled=False)
         files.file(name=f"Remove {unit_name}", path=_unit_path(site, unit_name), present=False)
     if obsolete:
         systemd.daemon_reload(name="Forget removed units")
     if distro.enabled(site):
         still = {f"srht-{service}" for service in _local_services(placement)}
-        unused = sorted({packaged[name] for name in obsolete if packaged.get(name)} - still)
-        if unused:
-            distro.remove(unused)
+        unused = sorted({p for name in obsolete if (p := packaged.get(name))} - still)
+        for packages in operations.each([unused] if unused else [], key=" ".join):
+            distro.remove(packages)
 
-    if placement.nginx:
-        _activate_nginx(site, placement)
+    # nginx serves every site before anything is checked: the services on
+    # one host sign their users in through meta's nginx on another.
+    _activate_nginx(site, placement)
+    _check_meta(site, placement)
+    for service in operations.each(list(placement.services), order=topology.services):
+        address, _, port = topology.binds[service].rpartition(":")
+        if address in ("0.0.0.0", "::", "[::]"):  # noqa: S104 - reading a config value
+            address = "127.0.0.1"
+        operations.health(
+            name=f"{service} answers", what=service, url=f"http://{address}:{port}/healthz"
+        )
+    for service in operations.each(list(placement.fronted), order=topology.services):
+        origin = site.origin(service)
+        url = f"{origin.scheme}://{origin.hostname}:{origin.port}/healthz"
+        operations.health(
+            name=f"{origin.hostname} answers through nginx",
+            what=service,
+            url=url,
+            resolve=f"{origin.hostname}:{origin.port}:127.0.0.1",
+        )
+
+
+def _restart_order(site: Site) -> list[str]:
+    """Every unit of the site, in the order restarts go: the services' web
+    units first, meta's before the others, then the rest by name."""
+    units = {name for p in site.topology.placements() for name in _units(site, p)}
+    first = [f"srht-{s}.service" for s in site.topology.services if f"srht-{s}.service" in units]
+    return first + sorted(units - set(first))
+
+
+def _check_meta(site: Site, placement: Placement) -> None:
+    """Fail, naming this host and meta's URL, unless this host reaches meta
+    at its origin: every other service here signs its users in through it
+    (a host that cannot would send its signed-in visitors to meta's login
+    and back, forever)."""
+    topology = site.topology
+    local = [s for s in _local_services(placement) if s != IDENTITY_SERVICE]
+    if IDENTITY_SERVICE not in topology.services or not local:
+        return
+    origin = site.origin(IDENTITY_SERVICE)
+    url = f"{origin.scheme}://{origin.hostname}:{origin.port}/healthz"
+    fronting = [h for h in topology.nginx_hosts if IDENTITY_SERVICE in topology.fronted_by(h)]
+    where = ", ".join(f"{h} ({topology.address(h)})" for h in fronting) or "its nginx host"
+    pinned = origin.hostname in site.service_names(host.name)
+    remedy = (
+        f"{', '.join(local)} on {host.name} sign their users in through meta: "
+        + (
+            f"{origin.hostname} is in {host.name}'s /etc/hosts; check that {host.name} "
+            f"reaches {where} on port {origin.port}"
+            if pinned
+            else f"make {origin.hostname} resolve on {host.name} to an nginx host that "
+            f"serves meta ({where}), in DNS or /etc/hosts ([deploy] service-names = "
+            "hosts-file does it)"
+        )
+        + ", then deploy again."
+    )
+    operations.reaches(
+        name=f"{host.name} reaches meta at {origin.hostname}",
+        service=IDENTITY_SERVICE,
+        url=url,
+        remedy=remedy,
+    )
 
 
 def _activate_nginx(site: Site, placement: Placement) -> None:
@@ -706,18 +837,11 @@ def _activate_nginx(site: Site, placement: Placement) -> None:
         ),
         command="nginx -t -q && systemctl reload-or-restart nginx",
     )
+    if not sites:
+        return  # the host fronts nothing any more: nginx stays as it is otherwise
     operations.running(name="nginx is running", unit="nginx.service")
     if site.acme:
         _certbot(site, placement)
-    for service in host.loop(list(placement.fronted)):
-        origin = site.origin(service)
-        url = f"{origin.scheme}://{origin.hostname}:{origin.port}/healthz"
-        operations.health(
-            name=f"{origin.hostname} answers through nginx",
-            what=service,
-            url=url,
-            resolve=f"{origin.hostname}:{origin.port}:127.0.0.1",
-        )
 
 
 def _acme_placeholders(site: Site, placement: Placement) -> None:
@@ -746,7 +870,7 @@ def _acme_placeholders(site: Site, placement: Placement) -> None:
             group="root",
             mode="755",
         )
-    for hostname in host.loop(missing):
+    for hostname in operations.each(missing):
         stand_in = site.certificate(hostname)
         operations.put(
             name=f"Stand-in key for {hostname}",
@@ -777,7 +901,7 @@ def _certbot(site: Site, placement: Placement) -> None:
     hostnames = [site.origin(s).hostname for s in placement.fronted if site.origin(s).https]
     # certbot makes live/NAME (--cert-name) once it has the certificate.
     live = set(host.get_fact(ManagedFiles, pattern="/etc/letsencrypt/live/*"))
-    for hostname in host.loop([h for h in hostnames if h not in live]):
+    for hostname in operations.each([h for h in hostnames if h not in live]):
         server.shell(
             name=f"Certificate for {hostname} from the ACME server",
             commands=[

@@ -56,7 +56,7 @@ ONLY_HERE = ("srht-installer_",)
 
 def enabled(site: Any) -> bool:
     """Whether ``site`` installs srht from distribution packages."""
-    return site.config.get("srht", "install-method") == "distro"
+    return bool(site.config.get("srht", "install-method") == "distro")
 
 
 @dataclass(frozen=True)

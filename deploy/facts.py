@@ -7,14 +7,16 @@ compared with the wanted ones, never shown.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from pyinfra.api import FactBase
+from pyinfra.api.facts import FactBase
 
 __all__ = [
     "DropinUnits",
     "FileText",
-    "HttpStatus",
+    "HttpAnswer",
+    "HttpCheck",
     "ManagedFiles",
     "PathStates",
     "PostgresState",
@@ -44,7 +46,8 @@ class ManagedFiles(FactBase[Any]):
     def command(self, pattern: str) -> str:
         return f'for f in {pattern}; do [ -e "$f" ] && basename "$f"; done; true'
 
-    def default(self) -> list[str]:
+    @staticmethod
+    def default() -> list[str]:
         return []
 
     def process(self, output: list[str]) -> list[str]:
@@ -64,7 +67,8 @@ class DropinUnits(FactBase[Any]):
             'echo "$u ${p:--}"; done; true'
         )
 
-    def default(self) -> dict[str, str | None]:
+    @staticmethod
+    def default() -> dict[str, str | None]:
         return {}
 
     def process(self, output: list[str]) -> dict[str, str | None]:
@@ -80,7 +84,8 @@ class PostgresState(FactBase[Any]):
     """Roles (with their password verifiers) and databases (with owners) of
     the local PostgreSQL, read as its superuser; empty before it is installed."""
 
-    requires_command = "psql"
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
+        return "psql"
 
     def command(self) -> str:
         query = (
@@ -90,7 +95,8 @@ class PostgresState(FactBase[Any]):
         )
         return f"runuser -u postgres -- psql -XAtq -F '|' -c \"{query}\""
 
-    def default(self) -> dict[str, dict[str, str]]:
+    @staticmethod
+    def default() -> dict[str, dict[str, str]]:
         return {"role": {}, "database": {}}
 
     def process(self, output: list[str]) -> dict[str, dict[str, str]]:
@@ -102,34 +108,65 @@ class PostgresState(FactBase[Any]):
         return state
 
 
-class HttpStatus(FactBase[Any]):
-    """The HTTP status a URL answers with, asked from the host itself,
-    retrying while the service starts or nginx reloads (connection refused,
-    TLS not yet serving the new certificate or name, 502, 503) for up to
-    about a minute; 0 when it never answered.
+@dataclass(frozen=True)
+class HttpAnswer:
+    """What a URL answered, asked from a host (see :class:`HttpCheck`)."""
+
+    status: int  # 0: no HTTP answer
+    error: str = ""  # curl's own words when there was none
+    body: str = ""  # the start of the body
+
+    @property
+    def why(self) -> str:
+        """The failure as a phrase: ``answered 503: {...}``, ``did not answer (...)``."""
+        if self.status:
+            body = " ".join(self.body.split())[:400]
+            return f"answered {self.status}" + (f": {body}" if body else "")
+        return "did not answer" + (f" ({self.error})" if self.error else "")
+
+
+class HttpCheck(FactBase[HttpAnswer]):
+    """What a URL answers, asked from the host itself, retrying while the
+    service starts or nginx reloads (connection refused, TLS not yet
+    serving the new certificate or name, 502, 503) for up to about a
+    minute: the status, curl's error when nothing answered (a name that
+    does not resolve is not retried) and the start of the body.
 
     :param url: what to ask for.
     :param resolve: ``NAME:PORT:ADDRESS`` to reach a virtual host locally.
     """
 
-    requires_command = "curl"
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
+        return "curl"
 
     def command(self, url: str, resolve: str | None = None) -> str:
         extra = f"--resolve {resolve} " if resolve else ""
         # curl's exit codes: 7 refused, 35 TLS handshake, 51/60 certificate.
         return (
-            f"i=0; while :; do code=$(curl -sS -o /dev/null -w '%{{http_code}}' "
-            f'--max-time 10 {extra}{url} 2>/dev/null); rc=$?; case "$rc:$code" in '
+            "f=$(mktemp); i=0; while :; do "
+            f"code=$(curl -sS -o \"$f\" -w '%{{http_code}}' --max-time 10 {extra}{url} "
+            '2>"$f.err"); rc=$?; case "$rc:$code" in '
             "0:502|0:503|7:*|35:*|51:*|60:*) ;; *) break ;; esac; i=$((i+1)); "
-            '[ $i -ge 60 ] && break; sleep 1; done; echo "$code"'
+            '[ $i -ge 60 ] && break; sleep 1; done; echo "status $code"; '
+            "sed 's/^/error /' \"$f.err\"; head -c 1000 \"$f\" | sed 's/^/body /'; "
+            'rm -f "$f" "$f.err"'
         )
 
-    def default(self) -> int:
-        return 0
+    @staticmethod
+    def default() -> HttpAnswer:
+        return HttpAnswer(0, "curl is not installed")
 
-    def process(self, output: list[str]) -> int:
-        text = "".join(output).strip()
-        return int(text[-3:]) if text[-3:].isdigit() else 0
+    def process(self, output: list[str]) -> HttpAnswer:
+        status, errors, body = 0, [], []
+        for line in output:
+            kind, _, text = line.partition(" ")
+            if kind == "status":
+                status = int(text[-3:]) if text[-3:].isdigit() else 0
+            elif kind == "error":
+                errors.append(text.removeprefix("curl: "))
+            elif kind == "body":
+                body.append(text)
+        return HttpAnswer(status, " ".join(errors).strip(), "\n".join(body))
 
 
 class PathStates(FactBase[Any]):
@@ -147,7 +184,8 @@ class PathStates(FactBase[Any]):
             'printf \'%s|%s|%s\\n\' "$s" "$h" "$p"; done; true'
         )
 
-    def default(self) -> dict[str, tuple[str, ...]]:
+    @staticmethod
+    def default() -> dict[str, tuple[str, ...]]:
         return {}
 
     def process(self, output: list[str]) -> dict[str, tuple[str, ...]]:
@@ -178,7 +216,8 @@ class StateFiles(FactBase[Any]):
             'printf \'%s|%s\\n\' "${f##*/}" "$(head -n1 "$f")"; done; true'
         )
 
-    def default(self) -> dict[str, str]:
+    @staticmethod
+    def default() -> dict[str, str]:
         return {}
 
     def process(self, output: list[str]) -> dict[str, str]:

@@ -18,7 +18,6 @@ the same bytes and changes nothing.
 from __future__ import annotations
 
 from collections.abc import Collection
-from pathlib import Path
 
 from srht_core import Config
 from srht_core.config import dump_ini
@@ -114,9 +113,11 @@ def host_config_text(
     broker = redis_url(config, topology, host)
     if broker:
         data.setdefault("srht", {})["broker"] = broker
-    source = Path(config.path).name
+    # Not the site config's file name: a plan made from a copy of it (the
+    # installer's, before a change is confirmed) must read the same.
     header = (
-        f"# The config of host {host}, written by `srht deploy` from {source}.\n"
-        "# Edit that file and deploy again: changes made here are overwritten.\n\n"
+        f"# The config of host {host}, written by `srht deploy` from the site's config\n"
+        "# on the machine that deploys: edit that and deploy again; changes made here\n"
+        "# are overwritten.\n\n"
     )
     return header + dump_ini(data)

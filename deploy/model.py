@@ -6,6 +6,7 @@ machine; every deploy function takes it as its data.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -36,6 +37,14 @@ TLS_DIR = f"{CONFIG_DIR}/tls"
 GROUP = "srht"
 #: Names a wheelhouse folder already built for this run.
 WHEELHOUSE_ENV = "SRHT_DEPLOY_WHEELHOUSE"
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,7 @@ class Site:
         """
         config = load_config(path)
         plugins = plugins or PluginHost()
-        problems = plugins.check_config(config)
+        problems = plugins.check_site(config)
         if problems:
             raise ConfigError(problems)
         return cls(config, plugins, read_topology(config, plugins))
@@ -194,7 +203,37 @@ class Site:
 
     @property
     def acme(self) -> bool:
-        return self.config.get("deploy", "certificates") == "acme"
+        return bool(self.config.get("deploy", "certificates") == "acme")
+
+    def service_names(self, host: str) -> dict[str, str]:
+        """``{origin's name: address}`` that ``host`` gets in ``/etc/hosts``
+        (``[deploy] service-names = hosts-file``, the default): on a host
+        that runs a service, the name of each service its config holds (see
+        :meth:`host_config`: not a third-party service running elsewhere)
+        points at an nginx host that serves it (``host`` itself when it
+        does), so the services reach each other (and meta) without DNS.
+        Names whose nginx host is given by a DNS name, not an address, are
+        left to DNS."""
+        if self.config.get("deploy", "service-names") == "dns":
+            return {}
+        if not self.placement(host).runs_srht:
+            return {}
+        topology = self.topology
+        have = self.host_distributions(host)
+        out: dict[str, str] = {}
+        for service in topology.services:
+            if self.distribution(service) not in have:
+                continue
+            name = self.origin(service).hostname
+            if not name or _is_address(name) or name in out:
+                continue
+            fronting = [h for h in topology.nginx_hosts if service in topology.fronted_by(h)]
+            if not fronting:
+                continue
+            address = topology.address(host if host in fronting else fronting[0])
+            if _is_address(address):
+                out[name] = address.strip("[]")
+        return out
 
     def authority(self) -> Certificate:
         return site_authority(self.service_key, self.site_name)

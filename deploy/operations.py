@@ -10,29 +10,39 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from fnmatch import fnmatchcase
 from io import StringIO
-from typing import Any
+from typing import Any, TypeVar
 
 from packaging.utils import parse_wheel_filename
-from pyinfra import host
-from pyinfra.api import FactBase, FileUploadCommand, OperationError, operation
+from pyinfra.api.command import FileUploadCommand
+from pyinfra.api.exceptions import OperationError
+from pyinfra.api.facts import FactBase
+from pyinfra.api.operation import operation
+from pyinfra.context import host
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import files
 
-from .facts import FileText, HttpStatus, PathStates, PostgresState, StateFiles
+from .facts import FileText, HttpCheck, PathStates, PostgresState, StateFiles
 from .wheels import Wheelhouse
 
 __all__ = [
+    "HOSTS_FILE",
+    "absent",
     "cached_fact",
     "converge",
     "directory",
+    "each",
     "health",
+    "hosts_file_text",
     "migrate",
     "postgres_database",
     "postgres_role",
     "put",
+    "reaches",
     "running",
+    "service_names",
     "software",
     "track",
 ]
@@ -40,6 +50,43 @@ __all__ = [
 #: Root-only folder on every host for the deploy's own state (stamps, SQL).
 STATE_DIR = "/var/lib/srht-deploy"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
+#: What an operation yields: shell commands and uploads.
+Commands = Generator[str | FileUploadCommand, None, None]
+T = TypeVar("T")
+
+
+def each(
+    items: Iterable[T], *, order: Sequence[T] = (), key: Callable[[T], str] = str
+) -> Iterator[T]:
+    """``host.loop(items)``, with each item's operations placed by the item
+    itself rather than by its index in this host's list.
+
+    pyinfra makes one step of the operations called from the same line at
+    the same loop position on every host, and names it with all their
+    names: with indexes, "User srht-meta" on alpha and "User srht-paste"
+    on beta (each the first of its host's loop) would be one step, shown
+    under both names on both hosts, in the plan and the progress. Placed
+    by the item, the same thing done on several hosts is one step (run on
+    them at once) and different things are different steps, each named
+    for what it does where it does it.
+
+    :param order: the site-wide order of the items, where it is not their
+        names' (meta's unit restarted first); the others come after, in the
+        order of ``key(item)``.
+    """
+    position = host.loop_position
+    position.append(0)
+    try:
+        for item in items:
+            if item in order:
+                position[-1] = list(order).index(item)
+            else:
+                # An integer that sorts as the key does (its first 64 bytes).
+                name = key(item).encode()[:64].ljust(64, b"\0")
+                position[-1] = (1 << 520) + int.from_bytes(name, "big")
+            yield item
+    finally:
+        position.pop()
 
 
 def _ident(name: str) -> str:
@@ -50,7 +97,7 @@ def _ident(name: str) -> str:
     return '"' + name + '"'
 
 
-def _psql_file(sql: str, label: str) -> list[object]:
+def _psql_file(sql: str, label: str) -> list[str | FileUploadCommand]:
     path = f"{STATE_DIR}/{label}.sql"
     return [
         FileUploadCommand(StringIO(sql), path),
@@ -60,7 +107,7 @@ def _psql_file(sql: str, label: str) -> list[object]:
 
 
 @operation()
-def postgres_role(role: str, verifier: str | None = None):  # type: ignore[no-untyped-def]
+def postgres_role(role: str, verifier: str | None = None) -> Commands:
     """A login role whose password is ``verifier`` (a SCRAM verifier, see
     :func:`srht_deploy.secrets.scram_verifier`); no password when ``None``."""
     roles = host.get_fact(PostgresState)["role"]
@@ -73,7 +120,7 @@ def postgres_role(role: str, verifier: str | None = None):  # type: ignore[no-un
 
 
 @operation()
-def postgres_database(database: str, owner: str):  # type: ignore[no-untyped-def]
+def postgres_database(database: str, owner: str) -> Commands:
     """A database owned by ``owner``; an existing one is left as it is."""
     if database not in host.get_fact(PostgresState)["database"]:
         _ident(database), _ident(owner)
@@ -83,11 +130,7 @@ def postgres_database(database: str, owner: str):  # type: ignore[no-untyped-def
 
 
 @operation()
-def software(
-    venv: str,
-    wanted: dict[str, str],  # type: ignore[no-untyped-def]
-    wheelhouse: Wheelhouse,
-):
+def software(venv: str, wanted: dict[str, str], wheelhouse: Wheelhouse) -> Commands:
     """The virtualenv ``venv`` holding exactly the wheels ``wanted``
     (``{file name: sha256}``, see :meth:`Wheelhouse.closure`), without any
     index.
@@ -206,12 +249,8 @@ def _attributes(
 
 @operation()
 def put(
-    src: StringIO,
-    dest: str,
-    user: str = "root",  # type: ignore[no-untyped-def]
-    group: str = "root",
-    mode: str = "644",
-):
+    src: StringIO, dest: str, user: str = "root", group: str = "root", mode: str = "644"
+) -> Commands:
     """``files.put`` of a text, reading the host from one snapshot when
     ``dest`` is tracked (see :func:`track`)."""
     tracked, state = _state_of(dest)
@@ -230,12 +269,7 @@ def put(
 
 
 @operation()
-def directory(
-    path: str,
-    user: str = "root",
-    group: str = "root",  # type: ignore[no-untyped-def]
-    mode: str = "755",
-):
+def directory(path: str, user: str = "root", group: str = "root", mode: str = "755") -> Commands:
     """``files.directory``, reading the host from one snapshot when
     ``path`` is tracked (see :func:`track`)."""
     tracked, state = _state_of(path)
@@ -250,7 +284,7 @@ def directory(
 
 
 @operation()
-def running(unit: str):  # type: ignore[no-untyped-def]
+def running(unit: str) -> Commands:
     """``unit`` is running and enabled (``systemd.service(running=True,
     enabled=True)`` from one read of every unit's state)."""
     if not cached_fact(SystemdStatus).get(unit, False):
@@ -265,7 +299,7 @@ def _stamp(name: str) -> str | None:
 
 
 @operation()
-def converge(key: str, fingerprint: str, command: str):  # type: ignore[no-untyped-def]
+def converge(key: str, fingerprint: str, command: str) -> Commands:
     """Run ``command`` (restart a daemon, reload a config...) unless it
     already succeeded for ``fingerprint``, a hash of everything it applies.
 
@@ -278,7 +312,7 @@ def converge(key: str, fingerprint: str, command: str):  # type: ignore[no-untyp
 
 
 @operation()
-def migrate(service: str, stamp: str, srht: str, config: str):  # type: ignore[no-untyped-def]
+def migrate(service: str, stamp: str, srht: str, config: str) -> Commands:
     """Apply ``service``'s database migrations, as its user, unless they
     were already applied for ``stamp`` (the software and database they
     were applied with)."""
@@ -292,17 +326,88 @@ def migrate(service: str, stamp: str, srht: str, config: str):  # type: ignore[n
 
 
 @operation(is_idempotent=True)
-def health(what: str, url: str, resolve: str | None = None):  # type: ignore[no-untyped-def]
-    """Fail unless ``url`` answers 200 from the host (changes nothing).
+def health(what: str, url: str, resolve: str | None = None) -> Commands:
+    """Fail unless ``url`` answers 200 from the host (changes nothing),
+    saying what it answered (a service's ``/healthz`` names what is wrong:
+    its database, or meta).
 
     Only when the run executes: a plan (``--dry``) would wait for services
     that are not started yet, and what they answer before the run says
     nothing about after it."""
     if not host.state.is_executing:
         return
-    status = host.get_fact(HttpStatus, url=url, resolve=resolve)
-    if status != 200:
-        # Failing through a command marks this host failed (and only this
-        # host), with the reason in the output.
-        answer = f"answered {status}" if status else "did not answer"
-        yield f"echo {shlex.quote(f'{what} {answer} at {url}')} >&2; exit 1"
+    answer = host.get_fact(HttpCheck, url=url, resolve=resolve)
+    if answer.status != 200:
+        yield _fail(f"{what} {answer.why} at {url}")
+
+
+@operation(is_idempotent=True)
+def reaches(service: str, url: str, remedy: str) -> Commands:
+    """Fail unless this host reaches ``service`` at ``url`` (changes
+    nothing): the services here call it by its origin's name, as they
+    will once the run is over. ``remedy`` says what to do otherwise.
+
+    Only when the run executes (see :func:`health`)."""
+    if not host.state.is_executing:
+        return
+    answer = host.get_fact(HttpCheck, url=url)
+    if answer.status != 200:
+        yield _fail(f"{host.name} cannot reach {service} at {url}: it {answer.why}. {remedy}")
+
+
+def _fail(message: str) -> str:
+    # Failing through a command marks this host failed (and only this
+    # host), with the reason in the output.
+    return f"echo {shlex.quote(message)} >&2; exit 1"
+
+
+# -- the site's names, without DNS --------------------------------------------------
+
+HOSTS_FILE = "/etc/hosts"
+HOSTS_BEGIN = "# BEGIN srht: the site's service names, written by `srht deploy`"
+HOSTS_END = "# END srht"
+
+
+def hosts_file_text(current: str, entries: dict[str, str]) -> str:
+    """``current`` (an ``/etc/hosts``) with the deploy's block holding
+    ``{name: address}``: in place of the block it had, else at the end
+    (after the administrator's own lines, which win over it); without a
+    block when ``entries`` is empty. Every other line is kept as it was."""
+    lines = current.splitlines()
+    block = [HOSTS_BEGIN, *(f"{address} {name}" for name, address in entries.items()), HOSTS_END]
+    if HOSTS_BEGIN in lines and HOSTS_END in lines[lines.index(HOSTS_BEGIN) :]:
+        start = lines.index(HOSTS_BEGIN)
+        end = lines.index(HOSTS_END, start)
+        lines[start : end + 1] = block if entries else []
+    elif entries:
+        lines += block
+    return "".join(line + "\n" for line in lines)
+
+
+@operation()
+def service_names(entries: dict[str, str]) -> Commands:
+    """``/etc/hosts`` holding ``{name: address}`` in the deploy's block
+    (see :func:`hosts_file_text`), rewritten in place (its owner, mode and
+    inode stay) only when it differs."""
+    current = host.get_fact(FileText, path=HOSTS_FILE)
+    have = "".join(line + "\n" for line in (current or "").splitlines())
+    wanted = hosts_file_text(have, entries)
+    if wanted == have:
+        return
+    staged = f"{STATE_DIR}/hosts.new"
+    yield f"mkdir -p {STATE_DIR}"
+    yield FileUploadCommand(StringIO(wanted), staged)
+    yield f"cat {staged} > {HOSTS_FILE} && rm -f {staged}"
+
+
+@operation()
+def absent(path: str) -> Commands:
+    """No file at ``path`` (read from the snapshot when it is tracked, see
+    :func:`track`)."""
+    tracked, state = _state_of(path)
+    if tracked and state is None:
+        return
+    if not tracked:
+        yield from files.file._inner(path=path, present=False)
+        return
+    yield f"rm -f {path}"

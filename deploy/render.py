@@ -223,3 +223,45 @@ def redis_conf(password: str, bind: list[str]) -> str:
     return (
         HEADER + f"bind {' '.join(bind)}\n" + "protected-mode yes\n" + f"requirepass {password}\n"
     )
+
+
+#: Where the deploy keeps Postfix's transport of the services' mail domains.
+POSTFIX_TRANSPORT = "/etc/postfix/srht-transport"
+#: Postfix's own default message size limit, kept when no service asks for more.
+POSTFIX_DEFAULT_SIZE = 10_240_000
+
+
+def postfix_transport(domains: dict[str, str]) -> str:
+    """Postfix's transport table: each mail domain to its LMTP listener
+    (``{domain: "host:port"}``)."""
+    lines = [f"{domain} lmtp:inet:{address}" for domain, address in sorted(domains.items())]
+    return HEADER + "\n".join(lines) + "\n"
+
+
+def postfix_settings(domains: dict[str, str], max_size: int) -> dict[str, str]:
+    """The ``main.cf`` settings (``postconf -e``) that make Postfix take mail
+    for ``domains`` and pass it on through :func:`postfix_transport`: the
+    domains are relayed (never delivered locally), by the transport table.
+    A recipient is checked while the sender is still connected: Postfix
+    asks the listener (an LMTP ``RCPT TO`` probe, its answer cached) and
+    refuses an address that is no list with 550, so nobody's forged address
+    ever gets a bounce from this host (backscatter)."""
+    return {
+        "relay_domains": ", ".join(sorted(domains)),
+        "transport_maps": f"hash:{POSTFIX_TRANSPORT}",
+        "message_size_limit": str(max(max_size, POSTFIX_DEFAULT_SIZE)),
+        "smtpd_recipient_restrictions": (
+            "permit_mynetworks, reject_unauth_destination, reject_unverified_recipient"
+        ),
+        "unverified_recipient_reject_code": "550",
+    }
+
+
+#: What :func:`postfix_settings` sets, removed when a host's last mail
+#: domain goes.
+POSTFIX_KEYS = (
+    "relay_domains",
+    "transport_maps",
+    "smtpd_recipient_restrictions",
+    "unverified_recipient_reject_code",
+)

@@ -21,9 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .questions import QUESTIONS, Asking, Question
+from .questions import QUESTIONS, Asking, Question, RefusedButUsable
 
-__all__ = ["AnswerProblem", "AnswersError", "Given", "Prompter", "collect", "read_answers_file"]
+__all__ = [
+    "AnswerProblem",
+    "AnswersError",
+    "Given",
+    "Prompter",
+    "collect",
+    "load_answers_file",
+    "read_answers_file",
+]
 
 #: The one section of an INI answers file.
 INI_SECTION = "install"
@@ -80,6 +88,19 @@ def read_answers_file(path: str | Path) -> dict[str, Given]:
 
     :raises AnswersError: when the file cannot be read or has unknown keys.
     """
+    given, problems = load_answers_file(path)
+    if problems:
+        raise AnswersError(problems)
+    return given
+
+
+def load_answers_file(path: str | Path) -> tuple[dict[str, Given], list[AnswerProblem]]:
+    """The answers of a TOML or INI file, unparsed, by key, and the problems
+    of its keys (unknown, or a table): the known keys' answers are still
+    checked, so every problem of the file is reported in one run.
+
+    :raises AnswersError: when the file cannot be read or parsed at all.
+    """
     path = Path(path)
     source = str(path)
     try:
@@ -128,9 +149,7 @@ def read_answers_file(path: str | Path) -> dict[str, Given]:
             if known[key].path and text.strip() not in ("", "-"):
                 text = str(path.parent / Path(text.strip()).expanduser())
             given[key] = Given(text, source)
-    if problems:
-        raise AnswersError(problems)
-    return given
+    return given, problems
 
 
 class Prompter(Protocol):
@@ -176,7 +195,11 @@ def collect(
             except ValueError as error:
                 if prompter is None or not question.interactive:
                     problems.append(AnswerProblem(answer.source, question.key, str(error)))
-                    failed.add(question.key)
+                    if isinstance(error, RefusedButUsable):
+                        # The answers after it are still checked against it.
+                        asking.answers[question.key] = error.value
+                    else:
+                        failed.add(question.key)
                     continue
                 prompter.refused(question, f"{answer.source}: {error}")
         default = question.default(asking)

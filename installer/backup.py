@@ -50,8 +50,6 @@ import os
 import platform
 import re
 import shlex
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -366,9 +364,39 @@ def take_backup(site: Any, config_path: Path, output: Path, *, online: bool) -> 
                     hosts[name].run(
                         "systemctl start " + shlex.join(units), "start srht's units again"
                     )
+                    _wait_for_services(hosts[name], topology, units)
                 except RemoteError as error:
                     say(f"error: {error}; start them by hand: systemctl start " + " ".join(units))
     return done
+
+
+#: Seconds a restarted service has to answer its /healthz again.
+RESTART_WAIT = 90
+
+
+def _wait_for_services(remote: Remote, topology: Any, units: list[str]) -> None:
+    """Wait until each web service among ``units`` answers its ``/healthz``
+    on the host again, so that the backup is over only once the site is
+    (systemd calls a unit active as soon as its process started, before
+    gunicorn listens).
+
+    :raises RemoteError: when one does not answer within
+        :data:`RESTART_WAIT` seconds.
+    """
+    urls = []
+    for service, bind in topology.binds.items():
+        if f"srht-{service}.service" in units:
+            address, _, port = bind.rpartition(":")
+            if address in ("", "0.0.0.0", "::", "[::]"):  # noqa: S104 - a config value
+                address = "127.0.0.1"
+            urls.append(f"http://{address}:{port}/healthz")
+    for url in urls:
+        remote.run(
+            f"for i in $(seq {RESTART_WAIT}); do "
+            f"curl -fsS -o /dev/null --max-time 5 {shlex.quote(url)} && exit 0; sleep 1; "
+            "done; exit 1",
+            f"wait for {url} to answer again",
+        )
 
 
 def _backup_database(writer: ArchiveWriter, remote: Remote, place: DatabasePlace) -> dict[str, Any]:
@@ -663,14 +691,23 @@ def _restore_config(reader: ArchiveReader, path: Path) -> Path:
     return path
 
 
-def _pyinfra(config: Path, deploy_file: Path, wheelhouse: Path) -> int:
-    import srht_deploy
-    from srht_deploy.model import WHEELHOUSE_ENV
+def _deploy(site: Any, config: Path, wheelhouse: Path, what: str, deploy_file: Path) -> bool:
+    """Run ``deploy_file`` on every host with the installer's compact
+    progress (pyinfra's own output goes to the installer's log); ``False``
+    after naming each host that failed, its step and its output."""
+    from .run import apply, log_path
+    from .ui import ApplyDisplay, report_failures
 
-    inventory = Path(srht_deploy.__file__).parent / "inventory.py"
-    command = [sys.executable, "-m", "pyinfra", str(inventory), str(deploy_file), "-y"]
-    env = {**os.environ, "SRHT_CONFIG": str(config), WHEELHOUSE_ENV: str(wheelhouse)}
-    return subprocess.call(command, env=env, stdin=subprocess.DEVNULL)
+    hosts = list(site.topology.hosts)
+    with ApplyDisplay(hosts) as display:
+        applied = apply(
+            config, wheelhouse=wheelhouse, listener=display, deploy_file=deploy_file, what=what
+        )
+        if applied.ok:
+            display.finish()
+    if not applied.ok:
+        report_failures(site, applied.failures, log_path(config), again="the same restore")
+    return applied.ok
 
 
 def _marker(part: dict[str, Any]) -> str:
@@ -789,8 +826,9 @@ def run_restore(
     reader: ArchiveReader, manifest: dict[str, Any], config_path: Path, *, force: bool
 ) -> Any:
     """Restore the verified archive onto the site of ``config_path``."""
-    from srht_deploy.cli import run_pyinfra
     from srht_deploy.wheels import WheelhouseError
+
+    from .run import SITE
 
     site = _load_site(config_path)
     missing = [s for s in manifest["services"] if s not in site.topology.services]
@@ -825,11 +863,9 @@ def run_restore(
     except WheelhouseError as error:
         fail(str(error))
     say("Installing and configuring every host (srht_deploy install, configure)...")
-    if _pyinfra(config_path, Path(__file__).with_name("restore_stage.py"), wheelhouse) != 0:
-        fail(
-            "installing or configuring a host failed (see above); fix that and run the "
-            "same restore again"
-        )
+    stage = Path(__file__).with_name("restore_stage.py")
+    if not _deploy(site, config_path, wheelhouse, "restore: install, configure", stage):
+        fail("installing or configuring a host failed (see above); nothing was restored yet")
     for placement in site.topology.placements():
         if placement.runs_srht:
             _stop(hosts[placement.name], _units(hosts[placement.name]))
@@ -844,11 +880,10 @@ def run_restore(
             _restore_folder(reader, hosts[target.host], target, archive_id)
 
     say("Deploying (migrations, start, health checks)...")
-    code, _report = run_pyinfra(config_path, wheelhouse=wheelhouse)
-    if code != 0:
+    if not _deploy(site, config_path, wheelhouse, "restore: deploy", SITE):
         fail(
             "the data is restored, but the deploy that starts the site failed (see above); "
-            "fix that and run `srht deploy` (or this restore again)"
+            "fix that and run `srht-install` (or this restore again)"
         )
     return site
 

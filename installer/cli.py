@@ -20,7 +20,8 @@ at a prompt.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,19 +31,26 @@ from rich.table import Table
 
 from srht_core import ConfigError, PluginError, PluginHost
 
-from .answers import AnswersError, Given, collect, read_answers_file
+from .answers import AnswerProblem, AnswersError, Given, collect, load_answers_file
 from .hosts import HostError, reachable, site_config_path, ssh_settings
 from .questions import QUESTIONS, Asking, question
 from .siteconfig import (
     InstallState,
+    PendingConfig,
     add_service,
     config_text,
     load_site,
     remove_service,
-    write_checked,
-    write_private,
 )
-from .ui import ApplyDisplay, Prompter, console, errors, plan_table, summary_table
+from .ui import (
+    ApplyDisplay,
+    Prompter,
+    console,
+    errors,
+    plan_table,
+    report_failures,
+    summary_table,
+)
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_STOPPED = 1, 2, 130
 
@@ -62,9 +70,9 @@ def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     sys.exit(code)
 
 
-def _problems(lines: list[str], what: str, code: int = EXIT_USAGE) -> NoReturn:
+def _problems(lines: list[Any], what: str, code: int = EXIT_USAGE) -> NoReturn:
     for line in lines:
-        errors.print(line, markup=False)
+        errors.print(str(line), markup=False)
     count = len(lines)
     errors.print(f"{count} problem{'s' if count != 1 else ''} {what}; no host was touched.")
     sys.exit(code)
@@ -131,11 +139,14 @@ def main(
     if ctx.invoked_subcommand is not None:
         return
     given: dict[str, Given] = {}
+    # Problems of the file's keys are reported with those of its answers.
+    key_problems: list[AnswerProblem] = []
     if answers_file:
         try:
-            given.update(read_answers_file(answers_file))
+            found, key_problems = load_answers_file(answers_file)
         except AnswersError as error:
-            _problems([str(p) for p in error.problems], "in the answers")
+            _problems(error.problems, "in the answers")
+        given.update(found)
     for key, value in flags.items():
         if value is not None:
             name = key.removeprefix("flag_").replace("_", "-")
@@ -145,6 +156,7 @@ def main(
         install(
             config,
             given,
+            key_problems=key_problems,
             answers_file=answers_file,
             yes=yes,
             dry_run=dry_run,
@@ -162,15 +174,26 @@ def install(
     config: Path,
     given: dict[str, Given],
     *,
+    key_problems: Sequence[AnswerProblem] = (),
     answers_file: str | None,
     yes: bool,
     dry_run: bool,
     interactive: bool,
 ) -> None:
     """The whole run: answers and config (new site) or the config as it is
-    (upgrade), then plan, apply, the first admin and the summary."""
+    (upgrade), then plan, apply, the first admin and the summary.
+
+    A new site's config is written only when the run starts changing
+    hosts: a declined plan or a dry run writes nothing, so answers changed
+    afterwards are used by the next run (an existing config would win).
+    """
     prompter = Prompter() if interactive else None
+    pending: PendingConfig | None = None
+    # The answers file's unknown keys, reported with every other problem.
+    errors_so_far = list(key_problems)
     if config.exists():
+        if errors_so_far:
+            _problems(errors_so_far, "in the answers")
         console.print(
             f"[bold]{config}[/bold]: upgrading this site (new code, migrations, "
             "restarts where something changed)."
@@ -204,27 +227,50 @@ def install(
         try:
             answers = collect(given, asking, prompter=prompter)
         except AnswersError as error:
-            _problems([str(p) for p in error.problems], "in the answers")
+            _problems([*errors_so_far, *error.problems], "in the answers")
         if prompter is not None:
             console.print(summary_table(answers))
-            if not prompter.confirm(f"Write {config} and show the plan?"):
+            if not prompter.confirm("Show the plan for these answers (nothing is written yet)?"):
                 console.print("Nothing was written.")
                 return
         source = answers_file or "answers"
         try:
-            write_checked(config, config_text(answers), source=source)
+            pending = PendingConfig.checked(config, config_text(answers), source=source)
         except AnswersError as error:
-            _problems([str(p) for p in error.problems], "in the answers")
+            _problems([*errors_so_far, *error.problems], "in the answers")
+        if errors_so_far:
+            pending.discard()
+            _problems(errors_so_far, "in the answers")
         state = InstallState(answers["admin-username"], answers["admin-email"])
+        site = None
+    new_site = pending
+
+    def write_config() -> None:
+        if new_site is None:
+            return
+        new_site.commit()
+        assert state is not None
         state.save(config)
         console.print(
             f"Wrote [bold]{config}[/bold] (mode 0600; secrets generated, checked "
             "by `srht config check`)."
         )
-        site = _site(config)
-    outcome = deploy(config, site, yes=yes, dry_run=dry_run, prompter=prompter)
+
+    with pending or nullcontext():
+        outcome = deploy(
+            config,
+            site or (new_site.site if new_site else _site(config)),
+            yes=yes,
+            dry_run=dry_run,
+            prompter=prompter,
+            source=pending.path if pending else None,
+            before_apply=write_config,
+        )
     if outcome in ("dry-run", "declined"):
+        if pending is not None:
+            console.print(f"Nothing was written: {config} does not exist yet.")
         return
+    site = site or _site(config)
     if state is not None and not state.admin_created and state.admin_username:
         _first_admin(config, site, state, given, prompter)
     _finish(config, site, state)
@@ -239,16 +285,32 @@ def _site(config: Path) -> Any:
         fail(str(error), EXIT_USAGE)
 
 
-def deploy(config: Path, site: Any, *, yes: bool, dry_run: bool, prompter: Prompter | None) -> str:
+def deploy(
+    config: Path,
+    site: Any,
+    *,
+    yes: bool,
+    dry_run: bool,
+    prompter: Prompter | None,
+    source: Path | None = None,
+    before_apply: Callable[[], None] = lambda: None,
+) -> str:
     """Plan, show, confirm, apply. Returns ``applied``, ``nothing``,
     ``dry-run`` or ``declined``; exits 1 naming the host, step and remedy
-    when a host fails."""
+    when a host fails (2 when there is no terminal to confirm on).
+
+    :param source: the config to plan from when it is not ``config`` yet
+        (a :class:`PendingConfig`'s); ``before_apply`` puts it in place,
+        once the plan is accepted (or has nothing to change), just before
+        the hosts are touched.
+    """
     from srht_deploy.wheels import WheelhouseError
 
     from .run import apply, log_path, plan, prepare
 
+    source = source or config
     hosts = list(site.topology.hosts)
-    settings = ssh_settings(config)
+    settings = ssh_settings(source)
     unreachable = []
     with console.status("Checking that every host answers over SSH..."):
         for name in hosts:
@@ -272,7 +334,7 @@ def deploy(config: Path, site: Any, *, yes: bool, dry_run: bool, prompter: Promp
             fail(f"the software for the hosts could not be built: {error}")
     with console.status("Planning: asking every host what would change (pyinfra's dry run)..."):
         try:
-            planned = plan(config, hosts, wheelhouse=wheelhouse)
+            planned = plan(source, hosts, wheelhouse=wheelhouse, log=log_path(config))
         except RuntimeError as error:
             fail(str(error))
     console.print(plan_table(planned))
@@ -281,15 +343,16 @@ def deploy(config: Path, site: Any, *, yes: bool, dry_run: bool, prompter: Promp
             f"could not plan for {', '.join(planned.unreachable)} (see {log_path(config)}); "
             "nothing was changed."
         )
-    if planned.empty:
-        console.print("[green]Nothing to change:[/green] every host is as the config says.")
-        return "nothing"
     if dry_run:
         console.print(
             "Dry run: nothing was changed on any host. Run srht-install again "
             "without --dry-run to apply."
         )
         return "dry-run"
+    if planned.empty:
+        before_apply()
+        console.print("[green]Nothing to change:[/green] every host is as the config says.")
+        return "nothing"
     if not yes:
         if prompter is None:
             fail("no terminal to confirm the plan on: pass --yes to apply it", EXIT_USAGE)
@@ -298,12 +361,14 @@ def deploy(config: Path, site: Any, *, yes: bool, dry_run: bool, prompter: Promp
         ):
             console.print("Nothing was changed.")
             return "declined"
+    before_apply()
     with ApplyDisplay(hosts) as display:
         applied = apply(config, wheelhouse=wheelhouse, listener=display)
         if applied.ok:
             display.finish()
     if not applied.ok:
-        _report_failures(config, site, applied.failures, log_path(config))
+        report_failures(site, applied.failures, log_path(config))
+        sys.exit(EXIT_FAILURE)
     changed = ", ".join(
         f"{host}: {applied.changed.get(host, 0)} step"
         f"{'s' if applied.changed.get(host, 0) != 1 else ''} changed"
@@ -311,36 +376,6 @@ def deploy(config: Path, site: Any, *, yes: bool, dry_run: bool, prompter: Promp
     )
     console.print(f"[green]Applied.[/green] {changed}.")
     return "applied"
-
-
-def _report_failures(config: Path, site: Any, failures: list[Any], log: Path) -> NoReturn:
-    for failure in failures:
-        target = site.topology.hosts.get(failure.host)
-        where = f" ({target.user}@{target.address}:{target.port})" if target else ""
-        if failure.host == "?":
-            errors.print("[red]✗ the deploy stopped before it got to the hosts.[/red]")
-            what = "fix the cause shown above"
-        elif failure.step is None:
-            errors.print(f"[red]✗ host {failure.host}{where} could not be reached.[/red]")
-            what = (
-                f"check that it is up and that `ssh {target.user}@{target.address}` works"
-                if target
-                else "check the host"
-            )
-        else:
-            errors.print(
-                f'[red]✗ host {failure.host}{where} failed at step "{failure.step}".[/red]'
-            )
-            what = "fix the cause shown above"
-        if failure.output:
-            for line in failure.output.strip().splitlines()[-12:]:
-                errors.print(f"    {line}", markup=False, highlight=False)
-        errors.print(
-            f"  What to do: {what} (pyinfra's full log: {log}), then run "
-            "`srht-install` again. What is done stays done and is skipped: the "
-            "run resumes where it stopped."
-        )
-    sys.exit(EXIT_FAILURE)
 
 
 # -- the first admin ------------------------------------------------------------------------
@@ -456,32 +491,31 @@ def _existing(ctx: click.Context) -> Path:
 def _change_topology(
     ctx: click.Context, config: Path, new_text: str, yes: bool, dry_run: bool
 ) -> str:
-    """Write ``new_text`` (checked) and deploy it; puts the old config back
-    when the plan is declined or only shown."""
+    """Deploy ``new_text`` (checked) in place of the config: it is written
+    only once the hosts start changing, so a plan declined, only shown, or
+    refused (no terminal without ``--yes``, a host down) leaves the config
+    as it was. Once applying has begun it stays, failed or not: running
+    srht-install again completes the change."""
     options: Options = ctx.find_root().obj
-    old = config.read_bytes()
     try:
-        write_checked(config, new_text)
+        pending = PendingConfig.checked(config, new_text)
     except ConfigError as error:
-        _problems([str(p) for p in error.problems], "with that change")
-    site = _site(config)
+        _problems(error.problems, "with that change")
     prompter = Prompter() if sys.stdin.isatty() and sys.stdout.isatty() else None
-    # A failed run exits from deploy(): the config keeps the change, so that
-    # running srht-install again resumes it.
-    outcome = "failed"
-    try:
-        outcome = deploy(
-            config,
-            site,
-            yes=yes or options.yes,
-            dry_run=dry_run or options.dry_run,
-            prompter=prompter,
-        )
-    finally:
-        if outcome in ("dry-run", "declined"):
-            write_private(config, old)
-            console.print(f"{config} is as it was.")
-    return outcome
+    with pending:
+        try:
+            return deploy(
+                config,
+                pending.site,
+                yes=yes or options.yes,
+                dry_run=dry_run or options.dry_run,
+                prompter=prompter,
+                source=pending.path,
+                before_apply=pending.commit,
+            )
+        finally:
+            if not pending.committed:
+                errors.print(f"{config} is as it was.")
 
 
 @main.command("add")

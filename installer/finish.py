@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DnsRecord", "authority_file", "dns_records", "service_urls"]
+__all__ = ["DnsRecord", "authority_file", "dns_records", "mail_hosts", "service_urls"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,45 @@ def service_urls(site: Any) -> dict[str, str]:
 
 def dns_records(site: Any) -> list[DnsRecord]:
     """A record per service name, pointing at the nginx hosts that front it
-    (several records: DNS spreads browsers across them)."""
+    (several records: DNS spreads browsers across them), then an MX record
+    per mail domain (lists' posting domain), pointing at the hosts whose
+    Postfix takes it."""
+    records = _web_records(site)
+    for domain, hosts in mail_hosts(site).items():
+        for host_name in hosts:
+            records += _mx_records(site, domain, host_name)
+    return records
+
+
+def mail_hosts(site: Any) -> dict[str, list[str]]:
+    """``{mail domain: [host, ...]}``: the hosts that take each service's
+    mail domains (``HostNeeds.mail_domains``)."""
+    found: dict[str, list[str]] = {}
+    for service in site.topology.services:
+        for domain in site.needs(service).mail_domains:
+            hosts = found.setdefault(domain, [])
+            hosts += [h for h in site.topology.service_hosts[service] if h not in hosts]
+    return found
+
+
+def _mx_records(site: Any, domain: str, host_name: str) -> list[DnsRecord]:
+    """The MX record of ``domain`` for ``host_name``: an MX names a host,
+    never an address, so a host reached by address gets a name of its own
+    (HOST.mail.GLOBAL-DOMAIN) and its A or AAAA record."""
+    address = site.topology.address(host_name)
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return [DnsRecord(domain, "MX", f"10 {address.rstrip('.')}.")]
+    target = f"{host_name}.mail.{site.config['srht']['global-domain']}"
+    value = "<this machine's public address>" if ip.is_loopback else str(ip)
+    return [
+        DnsRecord(domain, "MX", f"10 {target}."),
+        DnsRecord(target, "A" if ip.version == 4 else "AAAA", value),
+    ]
+
+
+def _web_records(site: Any) -> list[DnsRecord]:
     topology = site.topology
     records: list[DnsRecord] = []
     for service in topology.services:

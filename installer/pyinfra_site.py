@@ -1,5 +1,7 @@
 """The deploy file the installer gives pyinfra: ``srht_deploy``'s own
-``site.py``, run as is, plus a pyinfra state callback that reports each
+``site.py`` (or the deploy file named by ``$SRHT_INSTALLER_DEPLOY_FILE``,
+such as the restore's first stage), run as is, plus a pyinfra state
+callback that reports each
 operation's start and end, per host, as JSON lines on the file descriptor
 named by ``$SRHT_INSTALLER_EVENTS_FD``. The installer draws its progress
 display from them; pyinfra's own log goes to the installer's log file.
@@ -36,8 +38,10 @@ def _emit(event: dict[str, Any]) -> None:
 
 
 def _name(state: Any, op_hash: str) -> str:
-    """The operation's name; one step done to several things on different
-    hosts (a loop over services) has several: ``stage | a, b``."""
+    """The operation's name. The deploy places each loop item's steps by the
+    item (``srht_deploy.operations.each``), so a step has one name on all
+    its hosts; a step that had several (a loop written without it) would
+    read ``stage | a, b``."""
     names = sorted(state.get_op_meta(op_hash).names) or ["operation"]
     stages = {name.partition(" | ")[0] for name in names}
     if len(names) > 1 and len(stages) == 1 and all(" | " in name for name in names):
@@ -85,4 +89,4 @@ if not getattr(state, "srht_installer_events", False):
     state.add_callback_handler(Events())
     state.srht_installer_events = True
 
-runpy.run_path(str(HERE / "site.py"))
+runpy.run_path(os.environ.get("SRHT_INSTALLER_DEPLOY_FILE") or str(HERE / "site.py"))

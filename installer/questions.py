@@ -29,7 +29,7 @@ from srht_core.schema import HostEntry, SshTarget
 
 from .hosts import SshSettings, reachable
 
-__all__ = ["QUESTIONS", "Asking", "Question", "question"]
+__all__ = ["QUESTIONS", "Asking", "Question", "RefusedButUsable", "question"]
 
 #: The service every site needs: the others sign users in through it.
 IDENTITY = "meta"
@@ -63,6 +63,19 @@ class Asking:
 
     def host_names(self) -> list[str]:
         return [t.name for t in self.get("hosts", [])]
+
+
+class RefusedButUsable(ValueError):
+    """An answer refused for a reason that leaves it usable by the answers
+    after it: hosts that do not answer over SSH still have names, so where
+    each service runs is checked against them in the same run.
+
+    :param value: the parsed answer.
+    """
+
+    def __init__(self, message: str, value: Any):
+        super().__init__(message)
+        self.value = value
 
 
 Parse = Callable[[str, Asking], Any]
@@ -253,7 +266,7 @@ def _hosts(raw: str, asking: Asking) -> list[SshTarget]:
         if why:
             problems.append(f"host {target.name}: {why}")
     if problems:
-        raise ValueError("; ".join(problems))
+        raise RefusedButUsable("; ".join(problems), targets)
     return targets
 
 
@@ -547,6 +560,16 @@ QUESTIONS: tuple[Question, ...] = (
         when=_smtp,
         default=lambda _a: "yes",
         needs=("owner-email", "smtp-host", "smtp-port", "smtp-from"),
+    ),
+    Question(
+        "lists-domain",
+        "Mail domain of the mailing lists (their addresses are ~USER/LIST@DOMAIN)",
+        "Its MX record must point at the lists host, whose Postfix the deploy sets up; "
+        "the installer prints the record.",
+        _domain,
+        when=lambda a: "lists" in (a.get("services") or []),
+        needs=("services",),
+        default=lambda a: f"lists.{a.get('domain')}" if a.get("domain") else None,
     ),
     Question(
         "tls",

@@ -31,8 +31,10 @@ __all__ = ["Applied", "Failure", "Plan", "PlannedChange", "apply", "log_path", "
 
 INVENTORY = DEPLOY_DIR / "inventory.py"
 SITE = DEPLOY_DIR / "site.py"
-#: The deploy file that adds progress events to ``SITE``.
+#: The deploy file that adds progress events to ``SITE`` (or to the deploy
+#: file named by ``$SRHT_INSTALLER_DEPLOY_FILE``).
 EVENTS_SITE = Path(__file__).with_name("pyinfra_site.py")
+DEPLOY_FILE_ENV = "SRHT_INSTALLER_DEPLOY_FILE"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -100,12 +102,19 @@ def _pyinfra(site_file: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "pyinfra", str(INVENTORY), str(site_file), *args]
 
 
-def plan(config: Path, hosts: list[str], *, wheelhouse: Path | None = None) -> Plan:
+def plan(
+    config: Path, hosts: list[str], *, wheelhouse: Path | None = None, log: Path | None = None
+) -> Plan:
     """pyinfra's dry run of the deploy: what would change on each host.
 
+    Each planned operation is one step of the deploy on the hosts it lists
+    (:func:`srht_deploy.operations.each` keeps different things done on
+    different hosts apart), so its name is listed under each of them.
+
+    :param log: pyinfra's log (default: beside ``config``).
     :raises RuntimeError: when pyinfra gave no plan (its log says why).
     """
-    log = log_path(config)
+    log = log or log_path(config)
     with _log(log, "plan") as out:
         result = subprocess.run(
             _pyinfra(SITE, "--dry", "--json"),
@@ -172,17 +181,25 @@ Listener = Callable[[dict[str, Any]], None]
 
 
 def apply(
-    config: Path, *, wheelhouse: Path | None = None, listener: Listener = lambda _event: None
+    config: Path,
+    *,
+    wheelhouse: Path | None = None,
+    listener: Listener = lambda _event: None,
+    deploy_file: Path = SITE,
+    what: str = "apply",
 ) -> Applied:
-    """Run the deploy; ``listener`` gets each event (``begin``, ``start``,
-    ``end``: see ``pyinfra_site.py``) as it happens."""
+    """Run the deploy (``deploy_file``: the whole of :mod:`srht_deploy`'s,
+    or a part of it, such as the restore's first stage); ``listener`` gets
+    each event (``begin``, ``start``, ``end``: see ``pyinfra_site.py``) as
+    it happens. ``what`` heads its part of the log."""
     read, write = os.pipe()
     env = _environment(config, wheelhouse)
     env["SRHT_INSTALLER_EVENTS_FD"] = str(write)
+    env[DEPLOY_FILE_ENV] = str(deploy_file)
     log = log_path(config)
     failures: dict[str, Failure] = {}
     changed: dict[str, int] = {}
-    with _log(log, "apply") as out:
+    with _log(log, what) as out:
         process = subprocess.Popen(
             _pyinfra(EVENTS_SITE, "-y", "--json"),
             env=env,

@@ -7,6 +7,12 @@ problem, private (mode 0600) from its first byte, and reports problems in
 the answers' terms (``answers.toml: key `hosts`: ...``) where an answer
 caused them.
 
+A change is not written where the config goes until it is applied: a
+:class:`PendingConfig` holds it beside the config (same folder, so its
+relative paths mean the same) for the plan, and is put in place only when
+the run starts changing hosts. A plan declined, only shown (``--dry-run``)
+or that cannot be made leaves the config as it was, or absent.
+
 :func:`add_service` and :func:`remove_service` edit an existing config's
 text: a section appended, or a service's sections cut out, and every other
 line left byte for byte as it was (comments and hand edits included).
@@ -19,6 +25,7 @@ No secret goes in it.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -36,6 +43,7 @@ from .answers import AnswerProblem
 
 __all__ = [
     "InstallState",
+    "PendingConfig",
     "add_service",
     "config_text",
     "load_site",
@@ -78,6 +86,7 @@ ANSWER_OF = {
     ("deploy", "ssh-known-hosts"): "ssh-known-hosts",
     ("deploy", "ssh-host-key-checking"): "ssh-host-key-checking",
     ("meta::settings", "registration"): "registration",
+    ("lists", "posting-domain"): "lists-domain",
 }
 
 
@@ -160,6 +169,8 @@ def config_data(answers: dict[str, Any], keys: SiteKeys) -> dict[str, dict[str, 
         }
         if service == "meta":
             data["meta::settings"] = {"registration": answers.get("registration") == "open"}
+        if service == "lists" and answers.get("lists-domain"):
+            data[service]["posting-domain"] = answers["lists-domain"]
     return data
 
 
@@ -244,6 +255,72 @@ def write_checked(path: Path, text: str, *, source: str | None = None) -> None:
     if problems:
         raise ConfigError(problems)
     write_private(path, text.encode())
+
+
+class PendingConfig:
+    """A config not in place yet: written (0600) beside ``target`` under a
+    hidden name, for the plan to read exactly what would be applied.
+    :meth:`commit` puts it at ``target``; leaving the ``with`` block
+    without committing removes it (on an error, a declined plan, a dry
+    run), and the folder too when it was made for it.
+
+    Build one with :meth:`checked`.
+    """
+
+    def __init__(self, target: Path, text: str):
+        self.target = target
+        self.path = target.with_name(f".{target.name}.{os.getpid()}.pending")
+        self.made_folder = not target.parent.exists()
+        self.committed = False
+        #: The deploy's Site of the pending config, once checked.
+        self.site: Any = None
+        write_private(self.path, text.encode())
+
+    @classmethod
+    def checked(cls, target: Path, text: str, *, source: str | None = None) -> PendingConfig:
+        """The pending ``text`` for ``target`` if it checks clean.
+
+        :raises ConfigError: or :class:`~srht_installer.answers.AnswersError`
+            (with ``source``), as :func:`write_checked`; nothing is left then.
+        """
+        pending = cls(target, text)
+        try:
+            pending.site = load_site(pending.path)
+        except ConfigError as error:
+            pending.discard()
+            problems = [
+                ConfigProblem(str(target), p.line, p.section, p.key, p.message)
+                if p.file == str(pending.path)
+                else p
+                for p in error.problems
+            ]
+            if source is not None:
+                from .answers import AnswersError
+
+                raise AnswersError([_as_answer(p, source) for p in problems]) from None
+            raise ConfigError(problems) from None
+        except BaseException:
+            pending.discard()
+            raise
+        return pending
+
+    def commit(self) -> None:
+        """Put the config in place (atomically, 0600)."""
+        write_private(self.target, self.path.read_bytes())
+        self.committed = True
+        self.path.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+        if self.made_folder and not self.committed:
+            with contextlib.suppress(OSError):
+                self.target.parent.rmdir()
+
+    def __enter__(self) -> PendingConfig:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
 
 
 def _as_answer(problem: ConfigProblem, source: str) -> AnswerProblem:

@@ -9,7 +9,9 @@ operator would look:
 - **service**: each service's ``/healthz`` answers through each nginx that
   fronts it, over HTTPS to that host's address with the service's name
   (as DNS will send browsers), trusting the site's authority for
-  self-signed certificates, and reports its database ``ok``;
+  self-signed certificates, and reports its database ``ok`` and, for the
+  services that sign their users in through meta, meta reached (a red
+  line names the service, the hosts it runs on and what to do);
 - **certificate**: the certificate nginx presented is valid for the name
   and not about to expire.
 
@@ -167,7 +169,8 @@ def _service(site: Any, service: str, nginx_host: str, timeout: float) -> list[C
         health = json.loads(body)
     except ValueError:
         health = {}
-    if response.status == 200 and health.get("database") == "ok":
+    meta = health.get("meta", "ok")
+    if response.status == 200 and health.get("database") == "ok" and meta == "ok":
         checks.append(
             Check(
                 "service",
@@ -177,12 +180,41 @@ def _service(site: Any, service: str, nginx_host: str, timeout: float) -> list[C
                 f"{url}: 200, version {health.get('version', '?')}",
             )
         )
+    elif isinstance(meta, str) and meta != "ok":
+        checks.append(
+            Check(
+                "service",
+                service,
+                where,
+                "red",
+                f"{url}: {response.status}; {service}: {meta.removeprefix('error: ')}. "
+                + _meta_remedy(site, service),
+            )
+        )
     else:
         detail = health.get("database") or body.strip()[:120]
         checks.append(
             Check("service", service, where, "red", f"{url}: {response.status} {detail}".strip())
         )
     return checks
+
+
+def _meta_remedy(site: Any, service: str) -> str:
+    """What to do when ``service`` cannot reach meta."""
+    topology = site.topology
+    hosts = ", ".join(topology.service_hosts.get(service, ())) or "its hosts"
+    name = site.origin("meta").hostname
+    fronting = [h for h in topology.nginx_hosts if "meta" in topology.fronted_by(h)]
+    target = " or ".join(f"{h} ({topology.address(h)})" for h in fronting) or "meta's nginx host"
+    how = (
+        "in DNS"
+        if site.config.get("deploy", "service-names") == "dns"
+        else "in DNS or /etc/hosts; running srht-install again writes it into /etc/hosts"
+    )
+    return (
+        f"What to do: {service}'s users cannot sign in until {name} resolves, on {hosts}, "
+        f"to {target} and meta answers there ({how})."
+    )
 
 
 def _certificate(hostname: str, where: str, certificate: dict[str, Any]) -> Check:

@@ -10,6 +10,7 @@ record reads as a plan carried out.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import questionary
@@ -20,9 +21,16 @@ from rich.table import Table
 
 from .answers import shown
 from .questions import QUESTIONS, Asking, Question
-from .run import Plan
+from .run import Failure, Plan
 
-__all__ = ["ApplyDisplay", "Prompter", "console", "plan_table", "summary_table"]
+__all__ = [
+    "ApplyDisplay",
+    "Prompter",
+    "console",
+    "plan_table",
+    "report_failures",
+    "summary_table",
+]
 
 console = Console(stderr=False, highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -213,6 +221,39 @@ class ApplyDisplay:
                 if not description.startswith("[red]"):
                     self.progress.update(task, description="[green]done[/green]")
             self.progress.refresh()
+
+
+def report_failures(
+    site: Any, failures: list[Failure], log: Path, *, again: str = "`srht-install`"
+) -> None:
+    """Each failed host, the step it failed at and the end of its output,
+    and what to do: fix it, then run ``again`` (what is done is skipped)."""
+    for failure in failures:
+        target = site.topology.hosts.get(failure.host)
+        where = f" ({target.user}@{target.address}:{target.port})" if target else ""
+        if failure.host == "?":
+            errors.print("[red]✗ the deploy stopped before it got to the hosts.[/red]")
+            what = "fix the cause shown above"
+        elif failure.step is None:
+            errors.print(f"[red]✗ host {failure.host}{where} could not be reached.[/red]")
+            what = (
+                f"check that it is up and that `ssh {target.user}@{target.address}` works"
+                if target
+                else "check the host"
+            )
+        else:
+            errors.print(
+                f'[red]✗ host {failure.host}{where} failed at step "{failure.step}".[/red]'
+            )
+            what = "fix the cause shown above"
+        if failure.output:
+            for line in failure.output.strip().splitlines()[-12:]:
+                errors.print(f"    {line}", markup=False, highlight=False)
+        errors.print(
+            f"  What to do: {what} (pyinfra's full log: {log}), then run "
+            f"{again} again. What is done stays done and is skipped: the "
+            "run resumes where it stopped."
+        )
 
 
 def stdin_is_terminal() -> bool:

@@ -408,10 +408,21 @@ def pins(path: Path = VENDOR_LIST) -> list[str]:
 
 def fetch(folder: Path) -> None:
     """The vendored wheels, exactly as pinned, for bookworm's Python: the
-    servers' in ``folder``, the installer's in ``folder/installer``."""
+    servers' in ``folder``, the installer's in ``folder/installer``. A
+    wheel left there by an older lock (a cache kept between runs) is removed:
+    two versions of one distribution would both be installed."""
     for target, path in ((folder, VENDOR_LIST), (folder / INSTALLER_WHEELS, INSTALLER_VENDOR_LIST)):
         target.mkdir(parents=True, exist_ok=True)
-        pip_download(target, pins(path), deps=False)
+        pinned = pins(path)
+        wanted = {
+            (canonicalize_name(name), Version(version))
+            for name, version in (pin.split("==") for pin in pinned)
+        }
+        for wheel in target.glob("*.whl"):
+            name, version, _build, _tags = parse_wheel_filename(wheel.name)
+            if (name, version) not in wanted:
+                wheel.unlink()
+        pip_download(target, pinned, deps=False)
 
 
 def check(folder: Path) -> int:

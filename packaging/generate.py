@@ -3,6 +3,7 @@ service, generated from the same code the deploy uses:
 
     packaging/systemd/srht-<service>.service          web (``srht serve``)
     packaging/systemd/srht-<service>-worker.service   background jobs
+    packaging/systemd/srht-<service>-<daemon>.service its plugin's daemons (lists' lmtp)
     packaging/sysusers.d/srht[-<service>].conf         the users and the group
     packaging/tmpfiles.d/srht[-<service>].conf         /etc/srht and the state folders
     packaging/nginx/srht-<service>.conf                locations to include in a server block
@@ -82,6 +83,18 @@ def generated_files() -> dict[str, str]:
                 f"srht {service} ({record.info.title}): {what}",
                 user,
                 f"{PROGRAM} {command} {service}",
+                after=after,
+                paths=paths,
+                bin_dir="/usr/bin",
+                header=HEADER.format(name=name),
+                shared_paths=bool(needs.login_users),
+            )
+        for daemon, command in sorted(needs.daemons.items()):
+            name = f"srht-{service}-{daemon}.service"
+            out[f"systemd/{name}"] = unit(
+                f"srht {service}: {daemon}",
+                user,
+                f"/usr/bin/env {command}",
                 after=after,
                 paths=paths,
                 bin_dir="/usr/bin",

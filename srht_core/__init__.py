@@ -44,8 +44,9 @@ from .errors import (
 )
 from .forms import ChoiceField, Form, MultipleChoiceField, api_validate, form_errors
 from .globals import NavLink, SrhtState, current_service, state_of
-from .highlight import RenderedFile, render_file
+from .highlight import RenderedFile, highlighted_lines, language_of, render_file
 from .humanize import human_size
+from .idempotency import idempotency_header_parameter
 from .identity import (
     LOGIN_LIFETIME,
     clear_login_cookie,
@@ -57,11 +58,12 @@ from .identity import (
     login_url,
     mirror_user,
     set_login_cookie,
+    user_named,
 )
 from .jobs import enqueue
 from .jsonbody import json_object, string_field, string_list_field
 from .keys import derive_key
-from .mail import send_mail
+from .mail import send_mail, send_message
 from .markdown import render_markdown
 from .models import (
     NAMING,
@@ -85,6 +87,7 @@ from .security import (
 )
 from .service import (
     DatabaseSchema,
+    DevDaemon,
     EventType,
     HostNeeds,
     Job,
@@ -115,6 +118,7 @@ from .webhooks import (
     redeliver,
     send_webhook,
     verify_request,
+    webhook_signature_key,
 )
 
 __all__ = [
@@ -134,6 +138,7 @@ __all__ = [
     "Database",
     "DatabaseSchema",
     "Delivery",
+    "DevDaemon",
     "Email",
     "EventType",
     "FernetKey",
@@ -198,8 +203,10 @@ __all__ = [
     "error_responses",
     "form_errors",
     "from_internal_network",
+    "highlighted_lines",
     "hookimpl",
     "human_size",
+    "idempotency_header_parameter",
     "internal_only",
     "internal_only_credential",
     "internal_request",
@@ -207,11 +214,13 @@ __all__ = [
     "is_safe_return_to",
     "json_object",
     "json_response",
+    "language_of",
     "load_config",
     "login_required",
     "login_session",
     "login_url",
     "mirror_user",
+    "user_named",
     "never_reuse_ids",
     "paginate",
     "paginate_list",
@@ -224,6 +233,7 @@ __all__ = [
     "schema_ref",
     "seal_grant",
     "send_mail",
+    "send_message",
     "send_webhook",
     "set_login_cookie",
     "state_of",
@@ -241,5 +251,6 @@ __all__ = [
     "watch",
     "watch_rows",
     "watched_page",
+    "webhook_signature_key",
     "writes",
 ]

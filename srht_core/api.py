@@ -47,7 +47,9 @@ from flask import Blueprint, Flask, Response, make_response, request
 from .errors import API_ERRORS_SCHEMA, ApiError, error_responses, json_response, schema_ref
 from .globals import current_service
 from .jsonbody import json_body
+from .text import MAX_URL
 from .tokens import api_user, current_token
+from .webhooks import DELIVERY_SCHEMA
 
 __all__ = ["Api", "Operation", "api_blueprint", "body_schema", "declared_apis"]
 
@@ -76,9 +78,11 @@ PAGE_QUERY: dict[str, dict[str, Any]] = {
 
 def api_blueprint(name: str, import_name: str, url_prefix: str = "/api") -> Blueprint:
     """A bare blueprint for a token-authenticated API: exempt from CSRF (it
-    must not accept cookie authentication), errors answered as JSON.
-    :class:`Api` builds one; use this only for routes outside the
-    declaration (a git smart-HTTP endpoint, say)."""
+    must not accept cookie authentication), errors answered as JSON, every
+    write committed with its answer and retryable with an ``Idempotency-Key``
+    (see :func:`idempotency_header_parameter`). :class:`Api` builds one;
+    use this only for routes outside the declaration (a git smart-HTTP
+    endpoint, say)."""
     bp = Blueprint(name, import_name, url_prefix=url_prefix)
     bp.srht_api = True  # type: ignore[attr-defined]
     return bp
@@ -184,6 +188,44 @@ class Api:
             raise ValueError(f"schema {name!r} is declared twice")
         self.schemas[name] = schema
         return name
+
+    def webhook_schemas(self, events: list[str], *, subscribers_choose: bool = True) -> None:
+        """Declare the schemas of a service's webhook endpoints, the same in
+        every service: ``Webhook`` (a subscription: id, URL, events,
+        created), ``WebhookCreate`` (its URL, and the events it wants when
+        ``subscribers_choose``; without, a subscription gets every event of
+        ``events``) and ``Delivery`` (an entry of the delivery log, see
+        :data:`DELIVERY_SCHEMA`).
+
+        .. versionadded:: 0.1
+        """
+        names = {"type": "string", "enum": list(events)}
+        self.schema(
+            "Webhook",
+            {
+                "type": "object",
+                "required": ["id", "url", "events", "created"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "url": {"type": "string"},
+                    "events": {"type": "array", "items": names},
+                    "created": {"type": "string", "format": "date-time"},
+                },
+            },
+        )
+        fields: dict[str, Any] = {
+            "url": {
+                "type": "string",
+                "format": "uri",
+                "pattern": "^https?://[^/\\s]+",
+                "maxLength": MAX_URL,
+                "description": "An http:// or https:// URL.",
+            }
+        }
+        if subscribers_choose:
+            fields["events"] = {"type": "array", "minItems": 1, "uniqueItems": True, "items": names}
+        self.schema("WebhookCreate", body_schema(fields, required=list(fields)))
+        self.schema("Delivery", DELIVERY_SCHEMA)
 
     def parameter(
         self, name: str, description: str, schema: dict[str, Any], *, example: Any = None

@@ -22,11 +22,11 @@ from flask import Flask, g, request
 from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from . import assets, errors, identity, metrics, security, text
+from . import assets, errors, idempotency, identity, metrics, security, text
 from .cache import PageCache
 from .config import Config, ConfigError, load_config
 from .db import Database, default_url
-from .forms import choice_pairs
+from .forms import choice_pairs, fields_with_errors
 from .globals import NavLink, SrhtState
 from .humanize import human_size
 from .keys import derive_key
@@ -141,6 +141,7 @@ def create_app(
             return
         csrf.protect()
 
+    idempotency.init_app(app, state)  # first after_request added: it commits, so runs last
     security.init_app(app, state)
     identity.init_app(app, state)
     errors.init_app(app)
@@ -152,6 +153,7 @@ def create_app(
     app.jinja_env.filters["markdown"] = render_markdown
     app.jinja_env.filters["urlencode_page"] = _urlencode_page
     app.jinja_env.filters["choice_pairs"] = choice_pairs
+    app.jinja_env.filters["fields_with_errors"] = fields_with_errors
     app.jinja_env.globals["human_size"] = human_size
     app.jinja_env.globals.update(srht=state, site=site)
 
@@ -250,15 +252,31 @@ def _init_logging(app: Flask, development: bool) -> None:
 
 
 def _register_health(app: Flask, state: SrhtState) -> None:
+    """``/healthz``: ``{"service", "version", "database"}``, and ``"meta"``
+    for a service that signs its users in through meta (its internal API
+    asked at most every :data:`~srht_core.identity.META_PROBE_TTL` seconds);
+    503 when either is not ``ok``."""
+    signs_in = state.schema is not None and state.schema.user_model is not None
+    meta = (
+        identity.MetaProbe()
+        if signs_in and state.service.name != "meta" and state.config.has_section("meta")
+        else None
+    )
+
     @app.get("/healthz")
     def healthz() -> tuple[dict[str, Any], int]:
         status = {"service": state.service.name, "version": __version__, "database": "ok"}
+        code = 200
         try:
             with state.db.engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
         except Exception as error:  # noqa: BLE001 - reported to the prober
             status["database"] = f"error: {type(error).__name__}"
-            return status, 503
-        return status, 200
+            code = 503
+        if meta is not None:
+            status["meta"] = meta.status()
+            if status["meta"] != "ok":
+                code = 503
+        return status, code
 
     healthz.srht_csrf_exempt = True  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """The core's own behaviour, plugged in through the same hooks as services
 (registered on every plugin host as ``srht-core``): mail and webhook delivery,
-and job housekeeping."""
+and housekeeping of jobs and idempotency keys."""
 
 from __future__ import annotations
 
@@ -31,24 +31,39 @@ def _deliver_webhook(delivery: int) -> None:
     webhooks.deliver(delivery)
 
 
+def _purge_idempotency_keys() -> None:
+    from .idempotency import purge_expired_keys
+
+    purge_expired_keys()
+
+
 def _send_mail(**message: object) -> None:
     mail.deliver(**message)  # type: ignore[arg-type]
+
+
+def _send_message(**message: object) -> None:
+    mail.deliver_message(**message)  # type: ignore[arg-type]
 
 
 @hookimpl
 def jobs() -> list[Job]:
     return [
         Job("srht.send-mail", _send_mail, max_attempts=12, backoff=30),
+        Job("srht.send-message", _send_message, max_attempts=12, backoff=30),
         Job("srht.purge-jobs", purge_finished_jobs, max_attempts=3),
         # 30 attempts with backoff capped at an hour: a receiver may be down
         # for about a day and still catch up.
         Job("srht.deliver-webhook", _deliver_webhook, max_attempts=30, backoff=10),
+        Job("srht.purge-idempotency-keys", _purge_idempotency_keys, max_attempts=3),
     ]
 
 
 @hookimpl
 def timers(config: Config) -> list[Timer]:
-    return [Timer("srht.purge-jobs", "srht.purge-jobs", every=24 * 3600)]
+    return [
+        Timer("srht.purge-jobs", "srht.purge-jobs", every=24 * 3600),
+        Timer("srht.purge-idempotency-keys", "srht.purge-idempotency-keys", every=3600),
+    ]
 
 
 __all__ = ["jobs", "timers"]

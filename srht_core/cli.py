@@ -246,7 +246,10 @@ def config_check(ctx: Context, path: str | None) -> None:
     """
     from .schema import example_secrets_in_use
 
-    config = ctx.checked_config(path)
+    config = ctx.config(path)
+    problems = ctx.plugins.check_site(config)
+    if problems:
+        fail_config(ConfigError(problems))
     for warning in example_secrets_in_use(config):
         click.echo(f"warning: {warning}", err=True)
     enabled = [r.name for r in ctx.plugins.enabled(config)]
@@ -394,7 +397,8 @@ def worker(ctx: Context, service: str, concurrency: int) -> None:
     """Run the background jobs and timers of SERVICE.
 
     With [srht] broker set, this is a Celery worker on the service's queue;
-    without, it runs jobs straight from the service's database.
+    without, it runs jobs straight from the service's database. It waits
+    out database and broker outages; it exits 1 only when it cannot go on.
     """
     from .app import create_app
     from .jobs import Worker
@@ -405,7 +409,7 @@ def worker(ctx: Context, service: str, concurrency: int) -> None:
     except PluginError as error:
         fail(str(error), EXIT_CONFIG)
     if config.get("srht", "broker"):
-        from .queue import run_celery_worker
+        from .jobs import run_celery_worker
 
         run_celery_worker(app, concurrency=concurrency)
         return
@@ -415,6 +419,8 @@ def worker(ctx: Context, service: str, concurrency: int) -> None:
         runner.run_forever()
     except KeyboardInterrupt:
         runner.stop()
+    except Exception:  # noqa: BLE001 - logged with its traceback by run_forever
+        sys.exit(EXIT_FAILURE)
 
 
 @main.command()
@@ -429,7 +435,9 @@ def up(ctx: Context, services_: str | None) -> None:
     """Run every enabled service on this machine, each on its own port.
 
     Uses the config found as usual; with none, writes a development config
-    to ./config.ini first. Stops everything on Ctrl-C.
+    to ./config.ini first. A process that exits is started again (after a
+    pause that grows while it keeps exiting); the others go on. Stops
+    everything on Ctrl-C.
     """
     from .devconfig import write_dev_config
 
@@ -451,43 +459,144 @@ def up(ctx: Context, services_: str | None) -> None:
     base = [sys.executable, "-m", "srht_core.cli", "--config", str(Path(path).resolve())]
     if subprocess.call([*base, "migrate"]) != 0:
         fail("migrations failed; nothing was started")
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
-    for name in names:
-        children.append((f"{name} web", subprocess.Popen([*base, "serve", name])))
-        children.append((f"{name} worker", subprocess.Popen([*base, "worker", name])))
+    daemons = dev_daemons(ctx.plugins, config, names)
+    children = [
+        _Child(label, [*base, *arguments]) for label, arguments in up_processes(names, daemons)
+    ]
+    for child in children:
+        child.start()
     click.echo("")
     for name in names:
         click.echo(f"  {name:<10} {config[name]['origin']}")
+        for daemon in daemons.get(name, []):
+            if daemon.address:
+                about = f"  ({daemon.description})" if daemon.description else ""
+                click.echo(f"  {'':<10} {daemon.name}: {daemon.address}{about}")
     click.echo("\nRunning. Press Ctrl-C to stop.")
     _supervise(children)
 
 
-def _supervise(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+def dev_daemons(plugins: PluginHost, config: Config, names: list[str]) -> dict[str, list[Any]]:
+    """``{service: [DevDaemon, ...]}``: what each of ``names`` asks ``srht
+    up`` to run besides its web server and worker (the ``dev_daemons``
+    hook), each service asked in isolation."""
+    found: dict[str, list[Any]] = {}
+    for name, daemons, error in plugins.call_each("dev_daemons", names, config=config):
+        if error is not None:
+            click.echo(f"warning: {error}; its daemons are not started", err=True)
+            continue
+        found[name] = list(daemons or [])
+    return found
+
+
+def up_processes(names: list[str], daemons: dict[str, list[Any]]) -> list[tuple[str, list[str]]]:
+    """What ``srht up`` starts, as ``(label, srht arguments)``: each
+    service's web server and worker, then its development daemons."""
+    out: list[tuple[str, list[str]]] = []
+    for name in names:
+        out.append((f"{name} web", ["serve", name]))
+        out.append((f"{name} worker", ["worker", name]))
+        for daemon in daemons.get(name, []):
+            out.append((f"{name} {daemon.name}", list(daemon.command)))
+    return out
+
+
+#: A child that exits this many times in a row, each time sooner than
+#: :data:`STEADY_AFTER` seconds after it started, is given up on: `srht up`
+#: stops and says so, rather than restart it for ever.
+MAX_QUICK_EXITS = 5
+STEADY_AFTER = 30.0
+MAX_RESTART_DELAY = 30.0
+
+
+class _Child:
+    """A process `srht up` runs and starts again when it exits."""
+
+    def __init__(self, label: str, command: list[str]):
+        self.label = label
+        self.command = command
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+        self.quick_exits = 0
+        self.restart_at: float | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command)
+        self.started = time.monotonic()
+        self.restart_at = None
+
+    def check(self) -> None:
+        """Start the process again if it exited and its pause is over.
+
+        :raises SystemExit: when it keeps exiting at once, or exited with a
+            config problem (which no restart fixes).
+        """
+        now = time.monotonic()
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                click.echo(f"{self.label}: starting again.", err=True)
+                self.start()
+            return
+        if self.process is None or self.process.poll() is None:
+            return
+        code = self.process.returncode
+        if code == EXIT_CONFIG:
+            click.echo(f"{self.label} exited: a problem with the config; stopping.", err=True)
+            raise SystemExit(EXIT_FAILURE)
+        self.quick_exits = self.quick_exits + 1 if now - self.started < STEADY_AFTER else 1
+        if self.quick_exits >= MAX_QUICK_EXITS:
+            click.echo(
+                f"{self.label} exited with code {code} {self.quick_exits} times in a row, "
+                "each time soon after it started; stopping.",
+                err=True,
+            )
+            raise SystemExit(EXIT_FAILURE)
+        delay = min(2.0 ** (self.quick_exits - 1), MAX_RESTART_DELAY)
+        click.echo(
+            f"{self.label} exited with code {code}; starting it again in {delay:.0f} s "
+            "(the other services go on).",
+            err=True,
+        )
+        self.restart_at = now + delay
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+
+    def wait(self, timeout: float) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _supervise(children: list[_Child]) -> None:
     def stop(*_args: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    # Explicitly: a shell without job control starts background commands
+    # with SIGINT ignored, and Ctrl-C (or `kill -INT`) must still stop all.
+    signal.signal(signal.SIGINT, stop)
     code = 0
     try:
         while True:
-            for label, child in children:
-                if child.poll() is not None:
-                    click.echo(f"{label} exited with code {child.returncode}; stopping.", err=True)
-                    code = EXIT_FAILURE
-                    raise KeyboardInterrupt
+            for child in children:
+                child.check()
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
     finally:
-        for _label, child in children:
-            if child.poll() is None:
-                child.terminate()
+        for child in children:
+            child.stop()
         deadline = time.monotonic() + 10
-        for _label, child in children:
-            try:
-                child.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
+        for child in children:
+            child.wait(max(0.1, deadline - time.monotonic()))
     sys.exit(code)
 
 

@@ -11,15 +11,41 @@ PostgreSQL connections are in autocommit and read-only: no ``BEGIN`` and
 ``ROLLBACK`` round trips around a page's queries, and the database itself
 refuses a write. A view that must write on such a request says so with
 :func:`writes`; any other write there fails loudly, in tests first.
+
+A database restart must cost no request once the database is back. A pooled
+connection is not pinged on every checkout (``pool_pre_ping``: one more
+round trip on every request, most of a small page's database time); it is
+checked for free instead. When PostgreSQL stops, restarts or ends a
+connection, the server closes its end of the socket, so an idle pooled
+connection whose socket has become readable has been cut (or was sent a
+message out of turn): only then is it pinged, and replaced if dead, before
+a request sees it. One ``poll()`` system call, no round trip; the same
+check the Go MySQL driver and redis-py make before reusing a connection.
+What no socket can show (a host that vanished without closing anything, a
+firewall that forgot the connection) is covered by pinging connections idle
+for :data:`PING_AFTER_IDLE` seconds or more, and by SQLAlchemy invalidating
+the whole pool on the first disconnect it meets. Retrying a failed request
+instead was rejected: a request cannot tell whether its own statements ran
+before the connection died, and replaying a request body is the view's
+business, not the pool's. What remains (a connection cut between the check
+and its first statement) fails like any other database outage: a 503 with
+``Retry-After`` (:mod:`srht_core.errors`), and writes that carry an
+``Idempotency-Key`` can be retried safely (:mod:`srht_core.idempotency`).
+
+Whether an error means "the database is unavailable" rather than "this
+statement is wrong" is :func:`database_unavailable`'s answer, shared by the
+error pages and the workers.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,9 +62,14 @@ from .text import check_rows
 
 __all__ = [
     "Database",
+    "HeldCommit",
     "ReadOnlyRequestError",
     "db_session",
+    "database_unavailable",
     "default_url",
+    "error_summary",
+    "hold_commits",
+    "release_commits",
     "utcnow",
     "writes",
 ]
@@ -63,6 +94,37 @@ def writes(view: F) -> F:
 class ReadOnlyRequestError(RuntimeError):
     """A GET, HEAD or OPTIONS request tried to write through the request's
     session, and its view is not marked with :func:`writes`."""
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot be used right now (it is
+    down, restarting, refusing connections, or dropped the connection; the
+    pool is exhausted; a lock or statement timed out) rather than that a
+    statement is wrong. Such a request answers 503 with ``Retry-After``; a
+    worker waits and tries again."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(
+            current,
+            sa.exc.OperationalError
+            | sa.exc.InterfaceError
+            | sa.exc.DisconnectionError
+            | sa.exc.TimeoutError,
+        ):
+            return True
+        if isinstance(current, sa.exc.DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__
+    return False
+
+
+def error_summary(error: BaseException) -> str:
+    """The first line of ``error`` (a driver's message runs on), for a log
+    line about an outage."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def utcnow() -> datetime:
@@ -205,13 +267,56 @@ def _reading() -> bool:
 
 class _RequestSession(Session):
     """The session of a request: on the read-only pool while the request
-    only reads, and refusing to write there."""
+    only reads, and refusing to write there; its commits held back while
+    :func:`hold_commits` says so."""
 
     def get_bind(self, *args: Any, **kwargs: Any) -> Any:
         read_engine = self.info.get("srht.read_engine")
         if read_engine is not None and _reading():
             return read_engine
         return super().get_bind(*args, **kwargs)
+
+    def commit(self) -> None:
+        held: HeldCommit | None = self.info.get(_HELD)
+        if held is None:
+            super().commit()
+            return
+        self.flush()  # what commit would send, and its errors (a unique key taken)
+        held.requested = True
+
+
+_HELD = "srht.held_commit"
+
+
+@dataclass
+class HeldCommit:
+    """A request session's held-back commit: whether the view asked for it."""
+
+    requested: bool = False
+
+
+def hold_commits(session: Session) -> HeldCommit:
+    """From now on, ``session.commit()`` only flushes and remembers that a
+    commit was asked for; :func:`release_commits` commits for real. A write
+    request of an API is handled this way (see :mod:`srht_core.idempotency`),
+    so its answer and its data are committed together, after the answer is
+    made: a failure before that leaves nothing committed.
+
+    .. versionadded:: 0.1
+    """
+    held = HeldCommit()
+    session.info[_HELD] = held
+    return held
+
+
+def release_commits(session: Session, *, commit: bool) -> None:
+    """Stop holding ``session``'s commits, and commit what it holds (when
+    ``commit``) or roll it back."""
+    session.info.pop(_HELD, None)
+    if commit:
+        session.commit()
+    else:
+        session.rollback()
 
 
 def _refuse(what: str) -> None:
@@ -272,42 +377,52 @@ def _make_engine(url: sa.URL, *, echo: bool, read_only: bool = False) -> Engine:
             # as a rollback in autocommit sends nothing.
             dbapi_connection.set_session(readonly=True, autocommit=True)
 
-    _ping_idle_connections(engine)
+    _check_pooled_connections(engine)
     return engine
 
 
 #: A pooled connection that sat unused longer than this (seconds) is pinged
-#: before it is handed out.
+#: before it is handed out, even when its socket shows nothing.
 PING_AFTER_IDLE = 10.0
 
 
-def _ping_idle_connections(engine: Engine) -> None:
-    """Ping a pooled connection before use only when it has been idle.
+def _socket_has_news(dbapi_connection: Any) -> bool:
+    """Whether an idle connection's socket is readable (or broken): the
+    server closed it, or sent something out of turn. Asking costs one
+    ``poll()``, no round trip."""
+    if getattr(dbapi_connection, "closed", 0):
+        return True
+    try:
+        fileno = dbapi_connection.fileno()
+    except Exception:  # noqa: BLE001 - no socket to look at: let the ping decide
+        return True
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
 
-    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: one more round
-    trip on every request, which on a busy server is most of a small page's
-    database time. A connection that served a request a moment ago is
-    alive; one that sat idle may have been cut by a database restart or a
-    firewall, and is pinged (and replaced, if dead) before a request
-    sees it fail.
-    """
+
+def _check_pooled_connections(engine: Engine) -> None:
+    """Before a pooled connection is handed out, ping it if its socket says
+    the server has hung up (see the module's docstring) or it has been
+    idle for :data:`PING_AFTER_IDLE` seconds; a dead one is replaced."""
 
     @event.listens_for(engine, "checkin")
     def idle_since(_dbapi_connection: Any, record: Any) -> None:
         record.info["srht.idle_since"] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
-    def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    def check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         since = record.info.get("srht.idle_since")
-        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
-            return  # fresh from connect(), or in use a moment ago
+        if since is None:
+            return  # fresh from connect()
+        if time.monotonic() - since < PING_AFTER_IDLE and not _socket_has_news(dbapi_connection):
+            return  # in use a moment ago, and the server has not hung up since
         try:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as error:
-            if engine.dialect.is_disconnect(error, dbapi_connection, None):
-                # The pool discards this connection and makes a new one.
-                raise sa.exc.DisconnectionError(str(error)) from error
-            raise
+            # Whatever failed the ping would fail the request: the pool
+            # discards this connection and makes a new one.
+            raise sa.exc.DisconnectionError(str(error)) from error
 
 
 def _current_session() -> scoped_session[Any]:

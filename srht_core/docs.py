@@ -64,6 +64,7 @@ def plugin_api_markdown() -> str:
         "```python",
         "from srht_core import ServiceInfo, hookimpl",
         "",
+        "",
         "@hookimpl",
         "def service_info():",
         '    return ServiceInfo("hello", "Hello", "Says hello.", core_requires=">=0.1")',
@@ -161,7 +162,11 @@ def starting_markdown() -> list[str]:
         "`srht_postgres` and `srht_database_url` (a throwaway PostgreSQL, or "
         "`$SRHT_TEST_DATABASE_URL`), `make_config`, `plugin_host`, `register_plugin`, "
         "`make_app`, and the helpers `serve_service` (real gunicorn), `FormBrowser` (submits "
-        "the forms a page shows, CSRF token included) and `sign_in` (meta's login cookie).",
+        "the forms a page shows, CSRF token included), `sign_in` (meta's login cookie) and "
+        "`page_kind_problems(html, kind)`: what a page lacks to be drawn as the kit draws "
+        "that kind of page (`header`, `settings`, `list`, `form-errors`, `404`; see "
+        "`PAGE_KINDS`), so a service's tests can check that its pages look like every "
+        "other service's.",
         "",
     ]
 
@@ -184,6 +189,7 @@ HELPERS: list[tuple[str, list[str]]] = [
             "set_login_cookie",
             "clear_login_cookie",
             "mirror_user",
+            "user_named",
         ],
     ),
     (
@@ -221,6 +227,8 @@ HELPERS: list[tuple[str, list[str]]] = [
             "render_markdown",
             "render_file",
             "RenderedFile",
+            "highlighted_lines",
+            "language_of",
             "static_url",
             "human_size",
             "watched_page",
@@ -252,6 +260,7 @@ HELPERS: list[tuple[str, list[str]]] = [
             "error_responses",
             "json_response",
             "schema_ref",
+            "idempotency_header_parameter",
             "string_list_field",
             "require_scope",
             "current_token",
@@ -268,6 +277,7 @@ HELPERS: list[tuple[str, list[str]]] = [
         [
             "enqueue",
             "send_mail",
+            "send_message",
             "send_webhook",
             "deliveries",
             "delivery_page",
@@ -276,6 +286,7 @@ HELPERS: list[tuple[str, list[str]]] = [
             "DELIVERY_SCHEMA",
             "verify_request",
             "WebhookError",
+            "webhook_signature_key",
         ],
     ),
     (

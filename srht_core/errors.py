@@ -4,6 +4,13 @@ API errors have one shape everywhere: ``{"errors": [{"field": ..., "reason":
 ...}]}``, ``field`` present when one input is to blame. Raise
 :class:`ApiError` (or abort with a status) from an API view; unexpected
 exceptions are logged with their traceback and shown as a plain 500.
+
+An outage is not a bug: while the database cannot be reached (it is down,
+restarting, or dropped the connection; see
+:func:`srht_core.db.database_unavailable`), a request answers 503 with
+``Retry-After`` instead of a 500, as JSON under ``/api`` and elsewhere as a
+plain page that needs nothing from the database (the usual layout asks it
+who is signed in).
 """
 
 from __future__ import annotations
@@ -16,19 +23,34 @@ from flask import Flask, Response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError, SecurityError
 
+from .db import database_unavailable, error_summary
 from .text import InvalidText
 
 __all__ = [
     "API_ERRORS_SCHEMA",
+    "RETRY_AFTER",
     "ApiError",
     "Problem",
+    "ServiceUnreachable",
     "error_responses",
     "json_response",
     "schema_ref",
+    "unavailable",
     "wants_json",
 ]
 
 log = logging.getLogger("srht.errors")
+
+
+class ServiceUnreachable(OSError):
+    """Another service of the site could not be reached, or answered an
+    error, on its internal API."""
+
+    def __init__(self, service: str, url: str, reason: str, status: int | None = None):
+        self.service, self.url, self.reason = service, url, reason
+        #: The HTTP status the service answered with, if it answered at all.
+        self.status = status
+        super().__init__(f"{service} at {url}: {reason}")
 
 
 class ApiError(Exception):
@@ -122,6 +144,41 @@ def wants_json() -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
+#: Seconds a client is asked to wait (``Retry-After``) before trying again
+#: while the database is unavailable.
+RETRY_AFTER = 5
+
+UNAVAILABLE = (
+    "This service is temporarily unavailable: its database cannot be reached "
+    "right now. Try again in a few seconds."
+)
+
+
+def unavailable(reason: str = UNAVAILABLE) -> Response:
+    """The 503 answer to a request that cannot be served for now: JSON
+    under ``/api``, a plain page elsewhere, with ``Retry-After``.
+
+    .. versionadded:: 0.1
+    """
+    from flask import current_app
+
+    if wants_json():
+        response = current_app.response_class(
+            current_app.json.dumps({"errors": [{"reason": reason}]}),
+            status=503,
+            content_type="application/json",
+        )
+    else:
+        # Rendered without the context processors: they ask the database
+        # who is signed in.
+        page = current_app.jinja_env.get_template("srht/unavailable.html").render(reason=reason)
+        response = current_app.response_class(
+            page, status=503, content_type="text/html; charset=utf-8"
+        )
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response
+
+
 def _describe(error: HTTPException) -> str:
     return error.description or error.name
 
@@ -163,6 +220,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
+        original = getattr(error, "original_exception", None)
+        if original is not None and database_unavailable(original):
+            # raised where Flask wraps it as a 500 (an after_request function)
+            return unexpected(original)
         status = error.code or 500
         if wants_json():
             response = error.get_response()
@@ -178,6 +239,14 @@ def init_app(app: Flask) -> None:
     def unexpected(error: Exception) -> Any:
         if isinstance(error, HTTPException):
             return http_error(error)
+        if database_unavailable(error):
+            log.warning(
+                "database unavailable on %s %s: %s",
+                request.method,
+                request.path,
+                error_summary(error),
+            )
+            return unavailable()
         log.exception("unhandled error on %s %s", request.method, request.path)
         return http_error(
             InternalServerError("Something went wrong on our side; it has been logged.")

@@ -8,12 +8,13 @@ shows each field's errors next to it; APIs answer
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
-from wtforms import Field
-from wtforms.validators import AnyOf
+from wtforms import Field, FieldList, FormField
+from wtforms.validators import AnyOf, ValidationError
 
 from .errors import ApiError, Problem
 from .text import text_problem
@@ -24,6 +25,8 @@ __all__ = [
     "MultipleChoiceField",
     "api_validate",
     "choice_pairs",
+    "field_at",
+    "fields_with_errors",
     "form_errors",
 ]
 
@@ -32,7 +35,13 @@ class Form(FlaskForm):  # type: ignore[misc]
     """Base class of every form: a FlaskForm with a CSRF token, whose text
     fields refuse text no column can store (NUL, lone surrogates) with an
     error next to the field, and which shows a :class:`~srht_core.Problem`
-    an operation raised next to the field it names (:meth:`show`)."""
+    an operation raised next to the field it names (:meth:`show`).
+
+    A form may hold a list of sub-forms (a ``FieldList`` of ``FormField``,
+    such as paste's files): a problem names their fields as the API does,
+    ``files[1].content``, and ``m.form_errors`` lists them as "File 2:
+    Contents" (the sub-form field's label, its number, the field's label).
+    """
 
     def validate(self, extra_validators: Any = None) -> bool:
         valid: bool = super().validate(extra_validators)
@@ -45,9 +54,10 @@ class Form(FlaskForm):  # type: ignore[misc]
         return valid
 
     def show(self, problem: Problem) -> None:
-        """Show ``problem`` next to the field it names, or above the form
-        when it names none of this form's fields."""
-        field = self._fields.get(problem.field or "")
+        """Show ``problem`` next to the field it names (see
+        :func:`field_at`), or above the form when it names none of this
+        form's fields."""
+        field = field_at(self, problem.field or "")
         if field is not None and field.name != "csrf_token":
             field.errors = [*field.errors, problem.reason]
         else:
@@ -99,10 +109,79 @@ class MultipleChoiceField(Field):  # type: ignore[misc]
         self.data = list(valuelist)
 
     def pre_validate(self, form: Any) -> None:
+        # ValidationError, not ValueError: wtforms 3.3 shows only the former
+        # next to the field (and lets a ValueError through as a 500).
         values = {value for value, _label in self.choices}
         for chosen in self.data or ():
             if chosen not in values:
-                raise ValueError(f"{chosen!r} is not one of the options.")
+                raise ValidationError(f"{chosen!r} is not one of the options.")
+
+
+_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\d+\])*")
+_STEP = re.compile(r"[A-Za-z_]\w*|\d+")
+
+
+def field_at(form: Any, path: str) -> Field | None:
+    """The field of ``form`` that ``path`` names the way an API names the
+    fields of a body: ``title``, or ``files[1].content`` for the field
+    ``content`` of the second entry of the list of sub-forms ``files``;
+    ``None`` when the form has no such field.
+
+    .. versionadded:: 0.1
+    """
+    if not _PATH.fullmatch(path):
+        return None
+    node: Any = form
+    for step in _STEP.findall(path):
+        if step.isdigit():
+            entries = node.entries if isinstance(node, FieldList) else []
+            if int(step) >= len(entries):
+                return None
+            node = entries[int(step)]
+            continue
+        if isinstance(node, FormField):
+            node = node.form
+        fields = getattr(node, "_fields", None)
+        if isinstance(node, Field) or fields is None or step not in fields:
+            return None
+        node = fields[step]
+    # A whole sub-form is not a field a problem can be shown next to.
+    return node if isinstance(node, Field) and not isinstance(node, FormField) else None
+
+
+def fields_with_errors(form: Any) -> list[tuple[Field, str, list[str]]]:
+    """``(field, label, errors)`` for each field of ``form`` that has
+    errors, in the form's order, the CSRF token left out: what
+    ``m.form_errors`` lists. A list of sub-forms contributes its own errors
+    (under its label) and each entry's fields, labelled "File 2: Contents"
+    (the entry's label and number, then the field's).
+
+    .. versionadded:: 0.1
+    """
+    out: list[tuple[Field, str, list[str]]] = []
+
+    def walk(fields: Any, prefix: str) -> None:
+        for field in fields:
+            if field.name == "csrf_token" or field.type == "CSRFTokenField":
+                continue
+            label = prefix + field.label.text
+            if isinstance(field, FieldList):
+                own = [str(error) for error in field.errors if isinstance(error, str)]
+                if own:
+                    out.append((field, label, own))
+                for number, entry in enumerate(field.entries, start=1):
+                    name = f"{prefix}{entry.label.text} {number}"
+                    if isinstance(entry, FormField):
+                        walk(entry.form, name + ": ")
+                    elif entry.errors:
+                        out.append((entry, name, [str(error) for error in entry.errors]))
+            elif isinstance(field, FormField):
+                walk(field.form, label + ": ")
+            elif field.errors:
+                out.append((field, label, [str(error) for error in field.errors]))
+
+    walk(form, "")
+    return out
 
 
 def choice_pairs(field: Any) -> list[tuple[str, str]]:

@@ -76,17 +76,19 @@ class SrhtState:
     #: ``{owner: folder}`` of static files: ``srht`` and the service's own.
     static_folders: dict[str, Path] = field(default_factory=dict)
 
-    def is_revoked(self, kind: str, ident: int) -> bool:
+    def is_revoked(self, kind: str, ident: int, user: int | None = None) -> bool:
         """Whether meta revoked token (``pat``, ``oauth``) or login session
-        (``session``) number ``ident``: from the identity provider's own
-        ``is_revoked`` hook in meta, from :attr:`revocations` elsewhere.
+        (``session``) number ``ident``, or deleted ``user``, the account it
+        was sealed for: from the identity provider's own ``is_revoked`` hook
+        in meta (where a deleted account's tokens and sessions are gone, so
+        revoked), from :attr:`revocations` elsewhere.
 
         :raises srht_core.ApiError: 503 when meta has been unreachable past
             the grace period (see :class:`~srht_core.revocation.RevocationCache`).
         """
         if self.revoked is not None:
             return self.revoked(kind, ident)
-        return self.revocations.is_revoked(kind, ident)
+        return self.revocations.is_revoked(kind, ident, user)
 
     @property
     def section(self) -> Any:

@@ -23,7 +23,14 @@ from pygments.util import ClassNotFound
 
 from .cache import BoundedCache
 
-__all__ = ["HIGHLIGHT_LIMIT", "RenderedFile", "choose_lexer", "highlighted_lines", "render_file"]
+__all__ = [
+    "HIGHLIGHT_LIMIT",
+    "RenderedFile",
+    "choose_lexer",
+    "highlighted_lines",
+    "language_of",
+    "render_file",
+]
 
 #: Characters of content a lexer is guessed from.
 GUESS_SAMPLE = 16 * 1024
@@ -63,9 +70,23 @@ def choose_lexer(filename: str, text: str) -> Lexer:
     return TextLexer(**options)
 
 
+def language_of(lexer: Lexer) -> str:
+    """The name a page shows for what ``lexer`` reads: its language, or
+    ``"Plain text"`` for text nothing recognised.
+
+    .. versionadded:: 0.1
+    """
+    return "Plain text" if isinstance(lexer, TextLexer) else str(lexer.name)
+
+
 def highlighted_lines(filename: str, text: str) -> tuple[Lexer, list[str]]:
     """The lexer used and the highlighted HTML of each line of ``text``
-    (self-contained: every span closes on its line)."""
+    (self-contained: every span closes on its line), for a page that puts
+    something beside each line (git's blame) where :func:`render_file`'s
+    table will not do; :func:`language_of` names the lexer.
+
+    .. versionadded:: 0.1
+    """
     lexer: Lexer
     if len(text) > HIGHLIGHT_LIMIT:
         lexer = TextLexer(stripnl=False, ensurenl=False)
@@ -97,8 +118,8 @@ def _table(lines: list[str], prefix: str, language: str) -> Markup:
 
 def _render(filename: str, text: str, prefix: str) -> RenderedFile:
     lexer, lines = highlighted_lines(filename, text)
+    language = language_of(lexer)
     highlighted = not isinstance(lexer, TextLexer)
-    language = lexer.name if highlighted else "Plain text"
     return RenderedFile(language, _table(lines, prefix, language), len(lines), highlighted)
 
 

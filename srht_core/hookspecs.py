@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .config import Config, Section
     from .service import (
         DatabaseSchema,
+        DevDaemon,
         EventType,
         HostNeeds,
         Job,
@@ -215,6 +216,26 @@ def host_needs(config: Config) -> HostNeeds:  # type: ignore[empty-body]
     :return: a :class:`~srht_core.HostNeeds`.
 
     Called by the deploy, on every enabled service.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def dev_daemons(config: Config) -> list[DevDaemon]:  # type: ignore[empty-body]
+    """Name the processes ``srht up`` runs for the service on a developer's
+    machine besides its web server and its worker: a listener standing in
+    for what a production host has in front of the service (lists runs an
+    SMTP listener on loopback there, where production has Postfix passing
+    mail on over LMTP to a daemon of :attr:`HostNeeds.daemons`).
+
+    :param config: the bound site config (to read the listener's address).
+    :return: a list of :class:`~srht_core.DevDaemon`; ``srht up`` starts
+        each as ``srht --config PATH COMMAND...``, prints its address and
+        description under the service's URL, and stops it with the rest.
+
+    Called by ``srht up`` on every enabled service, each in isolation (one
+    raising loses its own daemons, with a warning, not the others').
 
     .. versionadded:: 0.1
     """

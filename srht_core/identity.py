@@ -11,11 +11,18 @@ meta's); later changes arrive as signed identity events at
 
 Service-to-service calls carry an internal credential sealed with the same
 key, valid for a minute and accepted only from ``[srht] internal-networks``.
+
+A visitor whose login cookie is valid but whom meta cannot be asked about
+(meta down, or its name not resolving on this host) is answered a 503 that
+names meta and the URL tried (:class:`MetaUnreachable`), never treated as
+signed out: meta's login page would send them straight back, forever.
+``/healthz`` reports the same through :class:`MetaProbe`.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -23,19 +30,30 @@ from ipaddress import ip_address
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
+import sqlalchemy as sa
 from flask import Flask, Response, abort, g, redirect, request
+from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.local import LocalProxy
 
 from .db import db_session
 from .errors import ApiError
 from .globals import SrhtState, current_service
-from .sealing import INTERNAL_HEADER, INTERNAL_LIFETIME, internal_request, seal, unseal
+from .sealing import (
+    INTERNAL_HEADER,
+    INTERNAL_LIFETIME,
+    ServiceUnreachable,
+    internal_request,
+    seal,
+    unseal,
+)
 from .security import from_internal_network
 from .webhooks import WebhookError, verify_request
 
 __all__ = [
     "LOGIN_COOKIE",
     "LOGIN_LIFETIME",
+    "MetaProbe",
+    "MetaUnreachable",
     "clear_login_cookie",
     "current_user",
     "internal_only_credential",
@@ -46,6 +64,7 @@ __all__ = [
     "login_url",
     "mirror_from_meta",
     "mirror_user",
+    "user_named",
     "set_login_cookie",
 ]
 
@@ -78,7 +97,8 @@ def login_cookie(user_id: int, session_id: int, state: SrhtState | None = None) 
 def set_login_cookie(response: Response, user_id: int, session_id: int) -> None:
     """Sign ``user_id`` in on every service (meta calls this). ``session_id``
     is meta's record of this login: when meta revokes it (logout, a password
-    change), every service refuses the cookie within its revocation poll."""
+    change) or deletes the account ``user_id``, every service refuses the
+    cookie within its revocation poll."""
     state = current_service()
     response.set_cookie(
         LOGIN_COOKIE,
@@ -115,6 +135,13 @@ def login_session() -> dict[str, Any] | None:
 
 
 def _load_user() -> Any:
+    """The signed-in user of this request (see :data:`current_user`).
+
+    :raises MetaUnreachable: for a valid login cookie that meta cannot be
+        asked about (its session's revocation, or the user's profile on
+        first sight). Once per request: the error page, which shows the
+        header too, then sees an anonymous visitor.
+    """
     if "srht_user" in g:
         return g.srht_user
     g.srht_user = None
@@ -126,7 +153,7 @@ def _load_user() -> Any:
         or data is None
         or not isinstance(data.get("u"), int)
         or not isinstance(data.get("s"), int)
-        or _session_revoked(data["s"])
+        or _session_revoked(data["s"], data["u"])
     ):
         return None
     user = db_session.get(model, data["u"])
@@ -139,14 +166,24 @@ def _load_user() -> Any:
     return user
 
 
-def _session_revoked(session_id: int) -> bool:
+def _session_revoked(session_id: int, user_id: int) -> bool:
+    """Whether meta revoked login session ``session_id``, or deleted the
+    account ``user_id`` it was opened for.
+
+    :raises MetaUnreachable: when meta has been unreachable past the grace
+        period (see :class:`~srht_core.revocation.RevocationCache`): nothing
+        is shown as the visitor (fail closed), and they are not sent to sign
+        in again either, which meta would answer by sending them back.
+    """
+    state = current_service()
     try:
-        return current_service().is_revoked("session", session_id)
+        return state.is_revoked("session", session_id, user_id)
     except ApiError:
-        # meta has been unreachable too long to know: signed out (fail
-        # closed), as tokens are refused; signing in needs meta anyway.
-        log.warning("login session %s not checked: meta unreachable", session_id)
-        return True
+        failure = state.revocations.failure
+        if not isinstance(failure, ServiceUnreachable):
+            reason = str(failure or "no answer")
+            failure = ServiceUnreachable("meta", meta_url(REVOKED_PATH), reason)
+        raise meta_unreachable(failure) from None
 
 
 #: The signed-in user of this request (the service's mirrored user), or ``None``.
@@ -225,15 +262,64 @@ def mirror_user(profile: dict[str, Any], session: Any = None) -> Any:
     return user
 
 
+#: meta's internal API listing revoked tokens and sessions.
+REVOKED_PATH = "/internal/tokens/revoked"
+
+
+def meta_url(path: str) -> str:
+    """``path`` at meta's origin, for messages."""
+    state = current_service()
+    origin = state.config.get("meta", "origin") if state.config.has_section("meta") else None
+    return f"{origin or '(no [meta] origin)'}{path}"
+
+
+class MetaUnreachable(ServiceUnavailable):
+    """meta, the identity service, could not be asked about a signed-in
+    visitor: a 503 naming meta and the URL tried (a page, or JSON under
+    ``/api``), with ``Retry-After``.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, service: str, url: str, reason: str):
+        self.url, self.reason = url, reason
+        super().__init__(
+            f"You are signed in, but {service} cannot reach meta, the site's identity "
+            f"service, at {url} ({reason}), so it cannot tell who you are. Try again in "
+            "a minute. If this lasts, the site's administrator should make this host "
+            "reach meta at its origin (`srht-install status` names what is wrong).",
+            retry_after=30,
+        )
+
+
+def meta_unreachable(error: OSError) -> MetaUnreachable:
+    """The error to raise when meta did not answer (``error``: the
+    :class:`~srht_core.sealing.ServiceUnreachable` of the call), logged."""
+    service = current_service().service.name
+    if isinstance(error, ServiceUnreachable):
+        url, reason = error.url.partition("?")[0], error.reason
+    else:
+        url, reason = meta_url(""), str(error)
+    log.error("%s cannot reach meta at %s: %s", service, url, reason)
+    return MetaUnreachable(service, url, reason)
+
+
 def mirror_from_meta(user_id: int) -> Any:
     """Fetch a user's profile from meta and mirror it; ``None`` when meta
-    does not know the user or cannot be reached (the visitor is then
-    treated as signed out for this request)."""
+    does not know the user.
+
+    :raises MetaUnreachable: when meta cannot be reached or answers an
+        error: the visitor is neither signed out nor let in.
+
+    .. versionchanged:: 0.1
+        Raises :class:`MetaUnreachable` where it returned ``None`` (a
+        signed-in visitor was treated as signed out, and sent to meta's
+        login page, which sent them back, forever).
+    """
     try:
         profile = internal_request("meta", f"/internal/users/{user_id}")
     except OSError as error:
-        log.warning("could not fetch user %s from meta: %s", user_id, error)
-        return None
+        raise meta_unreachable(error) from None
     if not profile:
         return None
     # Its own transaction: this runs on any request, GETs included, whose
@@ -243,6 +329,63 @@ def mirror_from_meta(user_id: int) -> Any:
     with state.db.session() as session:
         mirror_user(profile, session)
     return db_session.get(state.schema.user_model, user_id)
+
+
+def user_named(username: str) -> Any:
+    """The service's mirrored user called ``username`` (``~alice`` or
+    ``alice``), or ``None`` when this service has not met one: a user page
+    or an API path naming its owner looks its owner up with this.
+
+    .. versionadded:: 0.1
+    """
+    state = current_service()
+    assert state.schema is not None and state.schema.user_model is not None
+    model: Any = state.schema.user_model
+    return db_session.scalar(sa.select(model).where(model.username == username.removeprefix("~")))
+
+
+#: Seconds ``/healthz`` reuses its answer about meta (per process): probes
+#: come every few seconds and must not each cost a call to meta.
+META_PROBE_TTL = 10
+
+
+class MetaProbe:
+    """Whether this service can use meta's internal API, for ``/healthz``:
+    meta is asked (with an internal credential, as when mirroring a user)
+    at most every ``ttl`` seconds, and the answer reused in between.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, ttl: float = META_PROBE_TTL):
+        self.ttl = ttl
+        self.answer = "ok"
+        self.asked = -1e9
+        self.lock = threading.Lock()
+
+    def status(self) -> str:
+        """``ok``, or ``error: ...`` naming meta's URL and what went wrong."""
+        with self.lock:
+            if time.monotonic() - self.asked >= self.ttl:
+                self.answer = self._ask()
+                self.asked = time.monotonic()
+            return self.answer
+
+    @staticmethod
+    def _ask() -> str:
+        try:
+            found = internal_request("meta", f"{REVOKED_PATH}?since={int(time.time())}", timeout=5)
+        except ServiceUnreachable as error:
+            url = error.url.partition("?")[0]
+            log.error("cannot reach meta at %s: %s", url, error.reason)
+            return f"error: cannot reach meta at {url}: {error.reason}"
+        if not isinstance(found, dict) or "now" not in found:
+            return (
+                f"error: meta at {meta_url(REVOKED_PATH)} refused this service's internal "
+                "credential: this host must be in meta's [srht] internal-networks, with the "
+                "same network-key"
+            )
+        return "ok"
 
 
 def internal_only_credential(view: F) -> F:

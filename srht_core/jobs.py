@@ -3,24 +3,39 @@
 A job is a row in the service's ``srht_job`` table before it is anything
 else: :func:`enqueue` adds it in the caller's transaction, so the job exists
 exactly when the data it is about was committed. Only after the commit is
-its id handed to Celery (when ``[srht] broker`` is set); the row stays the
-truth. A worker claims a row with one atomic ``UPDATE`` (so a duplicate
-message or a second worker is harmless), runs it, and marks it done, or
-queues it again with exponential backoff, or failed after its last attempt.
+its id handed to Celery (when ``[srht] broker`` is set), by a thread of the
+process that never makes the caller wait (:mod:`srht_core.queue`); the row
+stays the truth. A worker claims a row with one atomic ``UPDATE`` (so a
+duplicate message or a second worker is harmless), runs it, and marks it
+done, or queues it again with exponential backoff, or failed after its last
+attempt.
+
+A claim is a lease of :data:`LEASE` seconds, renewed by the worker while
+the job runs (up to the job's ``timeout``). A worker that dies, killed or
+with its host, stops renewing: its job is queued again within seconds, not
+after the job's whole timeout.
 
 Each worker also ticks every few seconds: it fires due timers (each period
 once across all workers, by the same atomic claim on ``srht_timer``), puts
-jobs whose worker died back in the queue, and re-publishes jobs the broker
+jobs whose lease lapsed back in the queue, and re-publishes jobs the broker
 lost. Without a broker the tick also runs the due jobs itself: that is the
 embedded mode ``srht up`` uses, with the same guarantees and no Redis.
+
+The tick survives outages: while the database cannot be reached it logs
+once, waits with backoff and carries on when it is back; anything else
+stops the worker with exit code 1, so that systemd starts it again (see
+:meth:`Worker.run_forever`).
 
 Jobs run at least once: make them idempotent.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
+import signal
 import threading
 import time
 import traceback
@@ -31,15 +46,16 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .db import Database, utcnow
+from .db import Database, database_unavailable, error_summary, utcnow
 from .globals import SrhtState, current_service, state_of
+from .queue import celery_for, publisher_for, queue_name, run_jobs_of
 
 if TYPE_CHECKING:
     from flask import Flask
 
     from .service import Timer
 
-__all__ = ["core_metadata", "enqueue", "queue_depth", "run_job", "Worker"]
+__all__ = ["core_metadata", "enqueue", "queue_depth", "run_celery_worker", "run_job", "Worker"]
 
 log = logging.getLogger("srht.jobs")
 
@@ -47,6 +63,12 @@ QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 MAX_BACKOFF = 3600.0
 #: A queued job this long past due is presumed lost by the broker.
 LOST_AFTER = timedelta(seconds=60)
+#: Seconds a claim on a running job lasts unless its worker renews it.
+LEASE = 15.0
+#: Seconds between two renewals of the leases of a worker's running jobs.
+RENEW_EVERY = 5.0
+#: Longest wait between two ticks while the database cannot be reached.
+MAX_TICK_BACKOFF = 30.0
 
 core_metadata = sa.MetaData()
 
@@ -129,25 +151,11 @@ def _forget_after_rollback(session: Session) -> None:
 
 
 def publish(state: SrhtState, job_id: int, delay: float = 0) -> None:
-    """Tell the broker about a recorded job. A failure here loses nothing:
-    the worker's tick finds the row and publishes it again."""
-    from .queue import celery_for
-
-    try:
-        celery_for(state).send_task(
-            "srht.run_job",
-            args=[state.service.name, job_id],
-            queue=queue_name(state.service.name),
-            countdown=delay or None,
-        )
-    except Exception as error:  # noqa: BLE001 - the row is kept; the tick retries
-        log.warning(
-            "could not publish job %s to the broker (%s); it will be retried", job_id, error
-        )
-
-
-def queue_name(service: str) -> str:
-    return f"srht.{service}"
+    """Tell the broker about a recorded job, without waiting for it: the
+    process's publisher thread sends it, and keeps it while the broker is
+    away (:class:`srht_core.queue.Publisher`). Even a lost id loses
+    nothing: the worker's tick finds the row and publishes it again."""
+    publisher_for(state).submit(state.service.name, job_id, delay)
 
 
 def queue_depth(db: Database) -> int:
@@ -163,7 +171,7 @@ def queue_depth(db: Database) -> int:
         )
 
 
-def _claim(connection: sa.Connection, job_id: int, timeout: float) -> bool:
+def _claim(connection: sa.Connection, job_id: int, lease: float) -> bool:
     now = utcnow()
     result = connection.execute(
         job_table.update()
@@ -171,11 +179,78 @@ def _claim(connection: sa.Connection, job_id: int, timeout: float) -> bool:
         .values(
             status=RUNNING,
             attempts=job_table.c.attempts + 1,
-            locked_until=now + timedelta(seconds=timeout),
+            locked_until=now + timedelta(seconds=lease),
             updated=now,
         )
     )
     return result.rowcount == 1
+
+
+class _Leases:
+    """The leases of the jobs this process runs on one database, renewed
+    by a thread of their own every :data:`RENEW_EVERY` seconds, each until
+    its job's timeout. One per database and process (:func:`_leases_for`)."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.pid = os.getpid()
+        #: job id → (lease seconds, monotonic time past which it is not renewed)
+        self.running: dict[int, tuple[float, float]] = {}
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def hold(self, job_id: int, lease: float, timeout: float) -> None:
+        with self.lock:
+            self.running[job_id] = (lease, time.monotonic() + timeout)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="srht-leases", daemon=True)
+                self.thread.start()
+
+    def release(self, job_id: int) -> None:
+        with self.lock:
+            self.running.pop(job_id, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(RENEW_EVERY)
+            now_monotonic = time.monotonic()
+            with self.lock:
+                if not self.running:
+                    self.thread = None  # the next hold starts another
+                    return
+                due = [
+                    (job_id, lease)
+                    for job_id, (lease, until) in self.running.items()
+                    if until > now_monotonic
+                ]
+            if due:
+                self.renew(due)
+
+    def renew(self, jobs: list[tuple[int, float]]) -> None:
+        now = utcnow()
+        try:
+            with self.db.engine.begin() as connection:
+                for job_id, lease in jobs:
+                    connection.execute(
+                        job_table.update()
+                        .where(job_table.c.id == job_id, job_table.c.status == RUNNING)
+                        .values(locked_until=now + timedelta(seconds=lease))
+                    )
+        except Exception as error:  # noqa: BLE001 - tried again at the next round
+            # An unreachable database cannot hand the job to anyone else either.
+            log.warning("could not renew the leases of running jobs: %s", error_summary(error))
+
+
+_all_leases: dict[int, _Leases] = {}
+_all_leases_lock = threading.Lock()
+
+
+def _leases_for(db: Database) -> _Leases:
+    with _all_leases_lock:
+        leases = _all_leases.get(id(db))
+        if leases is None or leases.pid != os.getpid() or leases.db is not db:
+            leases = _all_leases[id(db)] = _Leases(db)
+        return leases
 
 
 def run_job(app: Flask, job_id: int) -> str | None:
@@ -190,7 +265,8 @@ def run_job(app: Flask, job_id: int) -> str | None:
             return None
         job = state.jobs.get(row.name)
         timeout = job.timeout if job else 300.0
-        if not _claim(connection, job_id, timeout):
+        lease = min(LEASE, timeout)
+        if not _claim(connection, job_id, lease):
             connection.rollback()
             return None
         connection.commit()
@@ -199,6 +275,8 @@ def run_job(app: Flask, job_id: int) -> str | None:
     if job is None:
         error_text = f"no job named {row.name!r} is declared by this service"
     else:
+        leases = _leases_for(db)
+        leases.hold(job_id, lease, timeout)
         try:
             payload = json.loads(row.payload)
             with app.app_context():
@@ -207,6 +285,8 @@ def run_job(app: Flask, job_id: int) -> str | None:
         except Exception as error:  # noqa: BLE001 - recorded and retried
             error_text = "".join(traceback.format_exception(error))[-4000:]
             log.warning("job %s %s (attempt %s) failed: %s", job_id, row.name, attempts, error)
+        finally:
+            leases.release(job_id)
     now = utcnow()
     values: dict[str, Any] = {"updated": now, "locked_until": None}
     if error_text is None:
@@ -254,17 +334,51 @@ class Worker:
         self._stop.set()
 
     def run_forever(self, *, on_idle: Callable[[], None] | None = None) -> None:
-        """Tick until :meth:`stop` (from another thread or a signal)."""
+        """Tick until :meth:`stop` (from another thread or a signal).
+
+        While the database cannot be reached (down, restarting, refusing
+        connections: :func:`srht_core.db.database_unavailable`), a tick
+        that fails is logged once and tried again with backoff, up to
+        :data:`MAX_TICK_BACKOFF` seconds apart, until the database answers.
+        Any other error is logged and raised: the worker cannot go on, and
+        its process must end (with a failure) so that systemd starts it
+        again.
+        """
         mode = "embedded" if self.embedded else "celery"
+        service = self.state.service.name
         log.info(
             "worker for %s started (%s mode, %d jobs, %d timers)",
-            self.state.service.name,
+            service,
             mode,
             len(self.state.jobs),
             len(self.timers),
         )
+        failures = 0
+        failing_since = 0.0
         while not self._stop.is_set():
-            ran = self.tick()
+            try:
+                ran = self.tick()
+            except Exception as error:
+                if not database_unavailable(error):
+                    log.critical("the worker for %s cannot go on", service, exc_info=True)
+                    raise
+                if not failures:
+                    failing_since = time.monotonic()
+                    log.warning(
+                        "the database of %s cannot be reached (%s); the worker waits for it",
+                        service,
+                        error_summary(error),
+                    )
+                failures += 1
+                self._stop.wait(min(self.tick_seconds * 2**failures, MAX_TICK_BACKOFF))
+                continue
+            if failures:
+                log.info(
+                    "the database of %s answers again after %.0f s; the worker carries on",
+                    service,
+                    time.monotonic() - failing_since,
+                )
+                failures = 0
             if not ran:
                 if on_idle is not None:
                     on_idle()
@@ -316,11 +430,12 @@ class Worker:
                 enqueue(timer.job, session=session)
 
     def recover(self) -> int:
-        """Queue again the jobs whose worker died while running them."""
+        """Queue again (and publish, with a broker) the jobs whose lease
+        lapsed: their worker died while running them. Returns how many."""
         now = utcnow()
         with self.state.db.engine.begin() as connection:
-            return int(
-                connection.execute(
+            recovered = list(
+                connection.scalars(
                     job_table.update()
                     .where(job_table.c.status == RUNNING, job_table.c.locked_until < now)
                     .values(
@@ -330,8 +445,19 @@ class Worker:
                         updated=now,
                         last_error="the worker running this job stopped before it finished",
                     )
-                ).rowcount
+                    .returning(job_table.c.id)
+                )
             )
+        if recovered:
+            log.warning(
+                "queued again %d job(s) whose worker stopped while running them: %s",
+                len(recovered),
+                ", ".join(map(str, recovered)),
+            )
+        if not self.embedded:
+            for job_id in recovered:
+                publish(self.state, job_id)
+        return len(recovered)
 
     def _due(self, before: Any, limit: int = 20) -> list[int]:
         with self.state.db.engine.connect() as connection:
@@ -386,3 +512,87 @@ def run_until_idle(app: Flask, *, limit: float = 30.0) -> None:
         worker.recover()
         if not worker.run_due():
             return
+
+
+#: Seconds before a job that met an unreachable database is tried again.
+RETRY_UNAVAILABLE = 5.0
+
+
+def _run_published(app: Flask, job_id: int) -> None:
+    """Run a job id the broker delivered to this process's Celery worker."""
+    try:
+        run_job(app, job_id)
+    except Exception as error:
+        if not database_unavailable(error):
+            raise
+        # The message is spent and the row untouched (or its lease will
+        # lapse): ask again shortly rather than wait for the tick's sweep of
+        # lost messages.
+        state = state_of(app)
+        log.warning(
+            "job %s of %s: the database cannot be reached; trying again in %.0f s",
+            job_id,
+            state.service.name,
+            RETRY_UNAVAILABLE,
+        )
+        publish(state, job_id, RETRY_UNAVAILABLE)
+
+
+def run_celery_worker(app: Flask, *, concurrency: int = 2, loglevel: str = "INFO") -> None:
+    """Run a Celery worker for ``app``'s service, with the core's tick (timers,
+    recovery, lost-message re-publishing) in a thread beside it.
+
+    The tick outlives database and broker outages (see
+    :meth:`Worker.run_forever`); should it stop for any other reason, the
+    whole worker stops and exits 1, so that its supervisor (systemd) starts
+    it again, rather than go on without timers and recovery.
+    """
+    state = state_of(app)
+    run_jobs_of(state.service.name, functools.partial(_run_published, app))
+    ticker = Worker(app, tick=5.0)
+    fatal = threading.Event()
+    thread = threading.Thread(
+        target=_tick_until_fatal, args=(ticker, fatal), name="srht-tick", daemon=True
+    )
+    thread.start()
+    # Gossip, mingle and event heartbeats are for workers that talk to each
+    # other; srht's never do. Gossip's restart after a lost broker can also
+    # crash the worker (kombu's "'NoneType' object has no attribute
+    # 'hostname'"), which leaves it hung instead of reconnecting.
+    argv: list[Any] = [
+        "worker",
+        "-Q",
+        queue_name(state.service.name),
+        "-c",
+        str(concurrency),
+        "--loglevel",
+        loglevel,
+        "-n",
+        f"{state.service.name}@%h",
+        "-P",
+        "threads",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    try:
+        celery_for(state).worker_main(argv)
+    finally:
+        ticker.stop()
+        if fatal.is_set():
+            raise SystemExit(1)
+
+
+def _tick_until_fatal(ticker: Worker, fatal: threading.Event) -> None:
+    """The tick thread of a Celery worker: when the tick gives up, stop the
+    process (Celery's warm shutdown, on SIGTERM) and mark it failed."""
+    try:
+        ticker.run_forever()
+    except BaseException:  # noqa: BLE001 - anything that ends the tick ends the worker
+        log.critical(
+            "the tick of the %s worker stopped; stopping the worker so that it is started again",
+            ticker.state.service.name,
+            exc_info=True,
+        )
+        fatal.set()
+        os.kill(os.getpid(), signal.SIGTERM)

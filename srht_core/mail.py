@@ -5,12 +5,20 @@ transaction; the worker delivers it through ``[mail]``'s SMTP server, or,
 with no ``smtp-host``, writes it to the outbox folder as an ``.eml`` file a
 developer can read. Mail is never silently dropped: a delivery failure is
 retried with backoff and, in the end, left failed in the job table.
+
+:func:`send_message` does the same for a message the service built whole
+(a mailing list passing a post on with its own headers, attachments and
+threading): its bytes go out as they are, to the envelope recipients given.
 """
 
 from __future__ import annotations
 
+import base64
+import logging
+import re
 import smtplib
 import ssl
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -19,7 +27,16 @@ from typing import Any
 from .globals import current_service
 from .jobs import enqueue
 
-__all__ = ["build_message", "deliver", "outbox_dir", "send_mail"]
+__all__ = [
+    "build_message",
+    "deliver",
+    "deliver_message",
+    "outbox_dir",
+    "send_mail",
+    "send_message",
+]
+
+log = logging.getLogger("srht.mail")
 
 
 def send_mail(
@@ -47,6 +64,46 @@ def send_mail(
     )
 
 
+def send_message(
+    message: bytes,
+    recipients: Sequence[str],
+    *,
+    sender: str | None = None,
+    session: Any = None,
+) -> int:
+    """Queue ``message``, a whole RFC 5322 message as bytes, for delivery
+    to the envelope ``recipients`` exactly as it is (its headers are not
+    touched, so a signature over them stays valid); returns the job id.
+
+    The job (``srht.send-message``) is recorded in ``session`` like
+    :func:`send_mail`'s, retried with backoff, and sends one SMTP
+    transaction with every recipient. Without ``smtp-host`` each recipient
+    gets an ``.eml`` file in the outbox, with a ``Delivered-To`` line on top
+    saying whose copy it is.
+
+    :param sender: the envelope sender (where bounces go); default
+        ``[mail] smtp-from``.
+
+    .. versionadded:: 0.1
+    """
+    return enqueue(
+        "srht.send-message",
+        session=session,
+        message=base64.b64encode(message).decode("ascii"),
+        recipients=list(recipients),
+        sender=sender,
+    )
+
+
+def _default_sender() -> str:
+    config = current_service().config
+    return str(
+        config.get("mail", "smtp-from")
+        or config.get("srht", "site-owner-email")
+        or f"srht@{config['srht']['global-domain']}"
+    )
+
+
 def outbox_dir() -> Path:
     config = current_service().config
     configured = config.get("mail", "outbox-dir")
@@ -61,11 +118,7 @@ def build_message(
     headers: dict[str, str] | None = None,
 ) -> EmailMessage:
     config = current_service().config
-    sender = (
-        config.get("mail", "smtp-from")
-        or config.get("srht", "site-owner-email")
-        or f"srht@{config['srht']['global-domain']}"
-    )
+    sender = _default_sender()
     message = EmailMessage()
     message["From"] = f"{config['srht']['site-name']} <{sender}>"
     message["To"] = to
@@ -98,6 +151,14 @@ def deliver(
         name = str(message["Message-ID"]).strip("<>").replace("/", "_")
         (folder / f"{name}.eml").write_bytes(bytes(message))
         return
+    with _connect(host) as smtp:
+        smtp.send_message(message)
+
+
+def _connect(host: str) -> smtplib.SMTP:
+    """An SMTP connection to ``[mail]``'s server, secured and signed in as
+    configured."""
+    config = current_service().config
     port = int(config.get("mail", "smtp-port"))
     encryption = config.get("mail", "smtp-encryption")
     context = ssl.create_default_context()
@@ -106,10 +167,45 @@ def deliver(
         smtp = smtplib.SMTP_SSL(host, port, context=context, timeout=30)
     else:
         smtp = smtplib.SMTP(host, port, timeout=30)
-    with smtp:
+    try:
         if encryption == "starttls":
             smtp.starttls(context=context)
         user = config.get("mail", "smtp-user")
         if user:
             smtp.login(user, config.get("mail", "smtp-password") or "")
-        smtp.send_message(message)
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def deliver_message(message: str, recipients: list[str], sender: str | None = None) -> None:
+    """The ``srht.send-message`` job: ``message`` (base64) to ``recipients``.
+
+    A recipient the server refuses for good (5xx) is logged and not tried
+    again; a temporary refusal of all of them, or a failure to connect,
+    raises, so the job is retried.
+    """
+    config = current_service().config
+    data = base64.b64decode(message)
+    host = config.get("mail", "smtp-host")
+    if not host:
+        folder = outbox_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        found = re.search(rb"^Message-ID:[ \t]*<?([^>\r\n]*)", data, re.I | re.M)
+        stem = (found[1].decode("ascii", "replace") if found else "message").replace("/", "_")
+        for number, recipient in enumerate(recipients):
+            copy = f"Delivered-To: {recipient}\n".encode() + data
+            (folder / f"{stem}.{number}.eml").write_bytes(copy)
+        return
+    # SMTP wants CRLF line ends; stored messages have LF.
+    wire = re.sub(rb"\r?\n", b"\r\n", data)
+    with _connect(host) as smtp:
+        try:
+            refused = smtp.sendmail(sender or _default_sender(), recipients, wire)
+        except smtplib.SMTPRecipientsRefused as error:
+            if any(code < 500 for code, _reason in error.recipients.values()):
+                raise
+            refused = error.recipients
+    for recipient, (code, reason) in refused.items():
+        log.warning("%s refused mail for %s: %s %r", host, recipient, code, reason)

@@ -19,7 +19,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from . import webhooks  # noqa: F401 - defines its tables on core_metadata
+from . import idempotency, webhooks  # noqa: F401 - they define tables on core_metadata
 from .db import Database
 from .jobs import core_metadata
 from .service import DatabaseSchema

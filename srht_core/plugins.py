@@ -342,8 +342,16 @@ class PluginHost:
                             f"{record.reason}",
                         )
                     )
-        problems += config.bind(schemas)
-        return problems + self._references(config)
+        return problems + config.bind(schemas)
+
+    def check_site(self, config: Config) -> list[ConfigProblem]:
+        """:meth:`check_config`, and the problems between sections that make
+        the config unusable as a whole site: a service that signs users in
+        (it mirrors meta's users) without a ``[meta]``. ``srht config check``
+        and the deploy use this; commands that run one part of a site
+        (``srht migrate``, ``srht serve paste``) need only
+        :meth:`check_config`."""
+        return self.check_config(config) + self._references(config)
 
     def _references(self, config: Config) -> list[ConfigProblem]:
         """Problems between sections: a service that signs users in (it

@@ -1,4 +1,5 @@
-"""Revocation: whether meta has revoked a token or a login session.
+"""Revocation: whether meta has revoked a token or a login session, or
+deleted the account it was sealed for.
 
 Tokens and login cookies are verified by every service without asking meta
 (see :mod:`.tokens` and :mod:`.identity`); to honour revocation, each
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ApiError
+from .errors import ApiError, ServiceUnreachable
 
 __all__ = [
     "CLOCK_SKEW",
@@ -64,20 +65,37 @@ class RevocationCache:
         self.revoked: dict[tuple[str, int], float | None] = {}
         self.checked = -1e9  # last good answer (monotonic)
         self.tried = -1e9  # last attempt, good or not
+        #: Why the last attempt failed (the fetch's error), ``None`` after a good one.
+        self.failure: OSError | None = None
         self.since = 0.0
         self.lock = threading.Lock()
 
-    def is_revoked(self, kind: str, token_id: int) -> bool:
+    def is_revoked(self, kind: str, token_id: int, user: int | None = None) -> bool:
+        """Whether meta revoked ``kind`` number ``token_id``, or deleted
+        ``user`` (the user id the token or session was sealed for: meta
+        names a deleted account as ``("user", id)``, its rows being gone).
+
+        .. versionchanged:: 0.1
+            ``user``: a deleted account's credentials are refused too.
+        """
         now = time.monotonic()
         if now - self.checked > self.interval and now - self.tried > RETRY_INTERVAL:
             self.refresh()
         if time.monotonic() - self.checked > GRACE:
+            failure = self.failure
+            where = (
+                f"at {failure.url.partition('?')[0]} ({failure.reason})"
+                if isinstance(failure, ServiceUnreachable)
+                else f"({failure or 'no answer'})"
+            )
             raise ApiError(
                 503,
-                "token revocations cannot be checked right now (the "
-                "identity service is unreachable); try again shortly",
+                "token revocations cannot be checked right now: meta, the identity "
+                f"service, cannot be reached {where}; try again shortly",
             )
-        return (kind, token_id) in self.revoked
+        return (kind, token_id) in self.revoked or (
+            user is not None and ("user", user) in self.revoked
+        )
 
     def refresh(self) -> None:
         with self.lock:
@@ -88,8 +106,10 @@ class RevocationCache:
             try:
                 answer = self.fetch(self.since)
             except OSError as error:
+                self.failure = error
                 log.warning("could not fetch token revocations from meta: %s", error)
                 return
+            self.failure = None
             for kind, token_id, *rest in (answer or {}).get("revoked", []):
                 expires = rest[0] if rest else None  # meta before 0.1 sent no expiry
                 self.revoked[(str(kind), int(token_id))] = (

@@ -344,6 +344,20 @@ DEPLOY = Section(
             "host that runs a service.",
         ),
         Key(
+            "service-names",
+            Choice(("hosts-file", "dns")),
+            default="hosts-file",
+            example="hosts-file",
+            description="How the hosts find the services by their origins' names when "
+            "the services call each other (every service signs its users in "
+            "through meta): hosts-file: every host that runs a service gets each "
+            "origin's name in /etc/hosts (a block the deploy keeps, after your "
+            "own lines), pointing at an nginx host that serves it (its address "
+            "in `hosts`, when that is an IP address); dns: the hosts' resolver "
+            "alone. Either way the deploy checks that each of those hosts "
+            "reaches meta before it reports success.",
+        ),
+        Key(
             "certificates",
             Choice(("self-signed", "acme")),
             default="self-signed",

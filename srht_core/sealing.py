@@ -22,6 +22,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from .errors import ServiceUnreachable
 from .globals import SrhtState, current_service
 
 __all__ = [
@@ -37,15 +38,6 @@ __all__ = [
 INTERNAL_LIFETIME = 60
 #: The header that carries it.
 INTERNAL_HEADER = "X-Srht-Internal"
-
-
-class ServiceUnreachable(OSError):
-    """Another service of the site could not be reached, or answered an
-    error, on its internal API."""
-
-    def __init__(self, service: str, url: str, reason: str):
-        self.service, self.url, self.reason = service, url, reason
-        super().__init__(f"{service} at {url}: {reason}")
 
 
 def _fernet(state: SrhtState | None) -> Fernet:
@@ -101,7 +93,12 @@ def internal_request(
     except urllib.error.HTTPError as error:
         if error.code == 404:
             return None
-        raise ServiceUnreachable(service, url, f"answered {error.code}") from error
+        answer = error.read(2048).decode(errors="replace")
+        try:
+            reason = json.loads(answer)["errors"][0]["reason"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            reason = f"answered {error.code}"
+        raise ServiceUnreachable(service, url, reason, error.code) from error
     except (OSError, ValueError) as error:
         reason = getattr(error, "reason", None) or error
         raise ServiceUnreachable(service, url, str(reason)) from error

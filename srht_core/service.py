@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 __all__ = [
     "DatabaseSchema",
+    "DevDaemon",
     "EventType",
     "HostNeeds",
     "Job",
@@ -81,8 +82,14 @@ class Job:
     :param max_attempts: attempts before the job is marked failed.
     :param backoff: seconds before the first retry; doubled on each retry,
         capped at one hour.
-    :param timeout: seconds after which a running job is presumed lost (its
-        worker crashed) and queued again.
+    :param timeout: seconds a job may run. While it runs, its worker renews
+        its claim (a lease of 15 s) up to this long; a worker that dies
+        stops renewing, and the job is queued again within seconds. A job
+        still running past ``timeout`` is presumed hung and queued again.
+
+    .. versionchanged:: 0.1
+       ``timeout`` bounds the renewal of a lease instead of being the
+       lease itself, so the job of a dead worker comes back in seconds.
     """
 
     name: str
@@ -167,6 +174,17 @@ class HostNeeds:
         ``HostNeeds.SRHT_ON_HOST`` where the ``srht`` program goes: the
         deploy puts that host's own path there (the hook runs on the
         deploying machine, whose ``srht`` is elsewhere).
+    :param mail_domains: ``{domain: "host:port"}``: the host takes mail
+        for each domain (its MX record must point at the host) and passes
+        it on over LMTP to that address, a daemon of ``daemons`` (lists'
+        ``srht lists lmtp``). The deploy installs Postfix and writes its
+        transport; a host left with no mail domain keeps Postfix but no
+        longer takes mail for them. List port 25 in ``ports``.
+    :param mail_max_size: the largest message, in bytes, the mail server
+        takes for ``mail_domains`` (Postfix's own limit is 10 MB).
+
+    .. versionchanged:: 0.1
+        ``mail_domains`` and ``mail_max_size``.
     """
 
     #: Stands for the absolute path of ``srht`` on the host, in sshd snippets.
@@ -179,3 +197,26 @@ class HostNeeds:
     ports: tuple[int, ...] = ()
     daemons: dict[str, str] = field(default_factory=dict)
     sshd_snippets: tuple[str, ...] = ()
+    mail_domains: dict[str, str] = field(default_factory=dict)
+    mail_max_size: int = 0
+
+
+@dataclass(frozen=True)
+class DevDaemon:
+    """A process ``srht up`` runs for a service on a developer's machine,
+    besides its web server and worker (a listener standing in for what the
+    deploy puts in front of a production daemon: lists' SMTP listener, where
+    production has Postfix passing mail on over LMTP).
+
+    :param name: short and unique within the service (``smtp``).
+    :param command: the ``srht`` arguments that run it (``("lists",
+        "smtp")``); ``srht up`` adds ``--config`` with its own config.
+    :param address: where it listens, printed by ``srht up`` for the
+        developer (``127.0.0.1:2525``).
+    :param description: what to do with it, printed beside the address.
+    """
+
+    name: str
+    command: tuple[str, ...]
+    address: str = ""
+    description: str = ""

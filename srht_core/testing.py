@@ -51,9 +51,13 @@ from .plugins import PluginHost, PluginRecord
 
 __all__ = [
     "FormBrowser",
+    "PAGE_KINDS",
     "PostgresServer",
+    "ThrowawayPostgres",
     "free_port",
+    "throwaway_postgres",
     "page_forms",
+    "page_kind_problems",
     "serve_service",
     "sign_in",
     "site_config",
@@ -151,81 +155,115 @@ def _pg_bindir() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
+class ThrowawayPostgres(PostgresServer):
+    """A private PostgreSQL cluster on a free loopback port, which a test
+    may stop, start and restart (to see what a service does while its
+    database is away). Made by :func:`throwaway_postgres`."""
+
+    def __init__(self) -> None:
+        bindir = _pg_bindir()
+        if bindir is None:
+            raise RuntimeError(
+                "PostgreSQL server binaries (initdb, pg_ctl) not found; "
+                "install the postgresql package or set SRHT_TEST_DATABASE_URL"
+            )
+        self.bindir = bindir
+        self.workdir = Path(tempfile.mkdtemp(prefix="srht-pg-"))
+        self.datadir = self.workdir / "data"
+        self.log = self.workdir / "server.log"
+        self.port = free_port()
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            self.user = "postgres" if _user_exists("postgres") else "nobody"
+            os.chmod(self.workdir, 0o755)  # noqa: S103 - the cluster's user must enter its folder
+            shutil.chown(self.workdir, user=self.user)
+            self.prefix = ["runuser", "-u", self.user, "--"]
+        else:
+            self.user = getpass.getuser()
+        super().__init__(f"postgresql+psycopg2://srht@127.0.0.1:{self.port}/postgres")
+
+    def init(self) -> None:
+        """Create the cluster and start it."""
+        self._run(
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            "srht",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+        )
+        self.start()
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = (
+            f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._pg_ctl("-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast``: end every session, as a restart by the
+        administrator does; ``immediate``: as a crash does)."""
+        self._pg_ctl("-m", mode, "-w", "-t", "60", "stop")
+
+    def restart(self, mode: str = "fast") -> None:
+        """Stop the server and start it again."""
+        self.stop(mode)
+        self.start()
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs."""
+        try:
+            return int((self.datadir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def remove(self) -> None:
+        """Stop the server if it runs and delete the cluster."""
+        if self.pid is not None:
+            subprocess.run(
+                [*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.datadir)]
+                + ["-m", "immediate", "-w", "stop"],
+                capture_output=True,
+            )
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _pg_ctl(self, *args: str) -> None:
+        self._run("pg_ctl", "-D", str(self.datadir), *args)
+
+    def _run(self, program: str, *args: str) -> None:
+        try:
+            subprocess.run(
+                [*self.prefix, str(self.bindir / program), *args], check=True, capture_output=True
+            )
+        except subprocess.CalledProcessError as error:
+            detail = (error.stderr or b"").decode(errors="replace")
+            if self.log.exists():
+                detail += self.log.read_text(errors="replace")[-4000:]
+            raise RuntimeError(
+                f"{program} {' '.join(args)} failed as {self.user}: {detail}"
+            ) from error
+
+
 @contextlib.contextmanager
-def throwaway_postgres() -> Iterator[PostgresServer]:
+def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
     """Start a private PostgreSQL cluster on a free loopback port and remove
     it afterwards. As root, the cluster runs as the ``postgres`` user (or
     ``nobody``), since PostgreSQL refuses to run as root."""
-    bindir = _pg_bindir()
-    if bindir is None:
-        raise RuntimeError(
-            "PostgreSQL server binaries (initdb, pg_ctl) not found; "
-            "install the postgresql package or set SRHT_TEST_DATABASE_URL"
-        )
-    workdir = Path(tempfile.mkdtemp(prefix="srht-pg-"))
-    datadir = workdir / "data"
-    port = free_port()
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        user = "postgres" if _user_exists("postgres") else "nobody"
-        os.chmod(workdir, 0o755)  # noqa: S103 - the cluster's user must enter its folder
-        shutil.chown(workdir, user=user)
-        prefix = ["runuser", "-u", user, "--"]
-    else:
-        user = getpass.getuser()
-    log = workdir / "server.log"
+    server = ThrowawayPostgres()
     try:
-        subprocess.run(
-            [
-                *prefix,
-                str(bindir / "initdb"),
-                "-D",
-                str(datadir),
-                "-U",
-                "srht",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-sync",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        options = (
-            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
-        subprocess.run(
-            [
-                *prefix,
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(datadir),
-                "-l",
-                str(log),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-        )
-    except subprocess.CalledProcessError as error:
-        detail = (error.stderr or b"").decode(errors="replace")
-        if log.exists():
-            detail += log.read_text(errors="replace")
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise RuntimeError(f"could not start PostgreSQL as {user}: {detail}") from error
+        server.init()
+    except RuntimeError:
+        shutil.rmtree(server.workdir, ignore_errors=True)
+        raise
     try:
-        yield PostgresServer(f"postgresql+psycopg2://srht@127.0.0.1:{port}/postgres")
+        yield server
     finally:
-        subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "-w", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.remove()
 
 
 def _user_exists(name: str) -> bool:
@@ -387,7 +425,8 @@ def serve_service(
 
 
 class _Forms(HTMLParser):
-    """Every ``<form>`` of a page: its action, method and hidden inputs."""
+    """Every ``<form>`` of a page: its action, method, hidden inputs and the
+    names of the fields a person fills in."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -401,17 +440,115 @@ class _Forms(HTMLParser):
                     "action": values.get("action"),
                     "method": values.get("method", "get").lower(),
                     "hidden": {},
+                    "fields": [],
                 }
             )
-        elif tag == "input" and self.forms and values.get("type") == "hidden":
-            self.forms[-1]["hidden"][values.get("name", "")] = values.get("value", "")
+        elif tag in ("input", "textarea", "select") and self.forms and values.get("name"):
+            form, name = self.forms[-1], values["name"]
+            if tag == "input" and values.get("type") == "hidden":
+                form["hidden"][name] = values.get("value", "")
+            elif values.get("type") not in ("submit", "button", "reset", "image") and (
+                name not in form["fields"]
+            ):
+                form["fields"].append(name)
 
 
 def page_forms(html: str) -> list[dict[str, Any]]:
-    """The forms of ``html``: ``{"action", "method", "hidden": {name: value}}``."""
+    """The forms of ``html``: ``{"action", "method", "hidden": {name:
+    value}, "fields": [name, ...]}`` (``fields``: the inputs, text areas and
+    selects a person fills in, each name once, in page order)."""
     parser = _Forms()
     parser.feed(html)
     return parser.forms
+
+
+# -- the kit's page structure ------------------------------------------------------
+
+#: Each kind of page the kit draws, as the element paths it must contain: one
+#: alternative of a kind must be there in full; a path ``("header.page",
+#: "h1.crumbs")`` is an ``h1`` of class ``crumbs`` inside a ``header`` of
+#: class ``page``. These are what ``srht/macros.html``, ``srht/settings.html``
+#: and ``srht/error.html`` write, so a page built from them passes.
+PAGE_KINDS: dict[str, tuple[tuple[tuple[str, ...], ...], ...]] = {
+    "header": ((("header.page", "h1.crumbs"),),),
+    "settings": (
+        (
+            ("div.settings", "nav.settings-menu", "a"),
+            ("div.settings", "div.settings-page"),
+        ),
+    ),
+    "list": (
+        (("div.table-scroll", "table.list", "tbody"),),
+        (("div.empty", "p"),),
+    ),
+    "form-errors": (
+        (("div.form-problems", "li"), ("form", "div.field.invalid", "ul.errors", "li")),
+        (("div.form-problems", "li"), ("form", "fieldset.choices.invalid", "ul.errors", "li")),
+    ),
+    "404": ((("main", "section.error-page", "h1"),),),
+}
+
+
+class _Elements(HTMLParser):
+    """Every element of a page with the chain of elements it is in."""
+
+    VOID = frozenset(
+        "area base br col embed hr img input link meta source track wbr".split()  # noqa: SIM905
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[tuple[str, frozenset[str]]] = []
+        self.chains: list[tuple[tuple[str, frozenset[str]], ...]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        classes = frozenset((dict(attrs).get("class") or "").split())
+        element = (tag, classes)
+        self.chains.append((*self.stack, element))
+        if tag not in self.VOID:
+            self.stack.append(element)
+
+    def handle_endtag(self, tag: str) -> None:
+        for depth in range(len(self.stack) - 1, -1, -1):
+            if self.stack[depth][0] == tag:
+                del self.stack[depth:]
+                return
+
+
+def _selector(text: str) -> tuple[str, frozenset[str]]:
+    tag, *classes = text.split(".")
+    return tag, frozenset(classes)
+
+
+def _has_path(chains: list[Any], path: tuple[str, ...]) -> bool:
+    wanted = [_selector(step) for step in path]
+    for chain in chains:
+        if not (chain[-1][0] == wanted[-1][0] and wanted[-1][1] <= chain[-1][1]):
+            continue
+        step = len(wanted) - 2
+        for tag, classes in reversed(chain[:-1]):
+            if step < 0:
+                break
+            if tag == wanted[step][0] and wanted[step][1] <= classes:
+                step -= 1
+        if step < 0:
+            return True
+    return False
+
+
+def page_kind_problems(html: str, kind: str) -> list[str]:
+    """What ``html`` lacks to be a page of ``kind`` (a key of
+    :data:`PAGE_KINDS`) as the kit draws it; empty when it is one. A
+    service's tests use it to check that its pages look like every other
+    service's: ``assert page_kind_problems(page.text, "settings") == []``."""
+    parser = _Elements()
+    parser.feed(html)
+    missing: list[str] = []
+    for alternative in PAGE_KINDS[kind]:
+        missing = [" > ".join(p) for p in alternative if not _has_path(parser.chains, p)]
+        if not missing:
+            return []
+    return [f"not a {kind} page of the kit: no {path}" for path in missing]
 
 
 class FormBrowser:

@@ -27,6 +27,7 @@ from flask import abort, request
 
 __all__ = [
     "MAX_JSON_DEPTH",
+    "MAX_URL",
     "InvalidText",
     "check_rows",
     "json_problems",
@@ -61,7 +62,11 @@ def text_problem(value: str, max_length: int | None = None) -> str | None:
     return None
 
 
-def url_problem(url: str, *, max_length: int = 2048) -> str | None:
+#: The longest URL a service stores (a webhook's, say).
+MAX_URL = 2048
+
+
+def url_problem(url: str, *, max_length: int = MAX_URL) -> str | None:
     """Why ``url`` is not an ``http://`` or ``https://`` URL with a host
     that a service can call (a webhook's, say), or ``None`` when it is.
     Text :func:`urllib.parse.urlsplit` cannot split (a fullwidth ``＃`` in

@@ -131,7 +131,7 @@ def _verify(token: str, state: SrhtState) -> TokenGrant:
         )
     if grant.expires is not None and grant.expires < time.time():
         raise ApiError(401, "the token has expired")
-    if state.is_revoked(grant.kind, grant.token_id):
+    if state.is_revoked(grant.kind, grant.token_id, grant.user_id):
         raise ApiError(401, "the token has been revoked")
     return grant
 

@@ -8,9 +8,14 @@ and keeps the response on the row. Failures retry with backoff. A service
 shows its users a delivery log with :func:`deliveries` (by the subscription
 key it gave :func:`send_webhook`) and a button calling :func:`redeliver`.
 
-Receivers verify with the site's public key (``srht keygen`` prints it).
-Within the site, :func:`verify_request` also rejects a replayed nonce by
-recording each one it accepts.
+What is signed is ``<timestamp>.<nonce>.<body>`` (the two headers and the
+raw body, joined by full stops); the signature is sent in base64.
+Receivers verify it with the site's public key (:func:`webhook_signature_key`,
+which a service shows where its users set up webhooks; ``srht keygen``
+prints it too), refuse a timestamp more than :data:`MAX_SKEW` seconds from
+their clock and a nonce they have seen: ``docs/webhooks.md`` explains it
+to them, with an example. Within the site, :func:`verify_request` does
+exactly that, recording each nonce it accepts.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from sqlalchemy.orm import Session
 from .db import utcnow
 from .globals import current_service
 from .jobs import core_metadata, enqueue
+from .keys import webhook_public_key
 from .pagination import CursorPage, cursor_paginate
 
 __all__ = [
@@ -49,6 +55,7 @@ __all__ = [
     "sign",
     "verify",
     "verify_request",
+    "webhook_signature_key",
 ]
 
 #: A signed request older (or newer) than this is refused.
@@ -87,6 +94,17 @@ class WebhookError(Exception):
 def _private_key() -> Ed25519PrivateKey:
     raw = current_service().config["webhooks"]["private-key"]
     return Ed25519PrivateKey.from_private_bytes(base64.b64decode(raw))
+
+
+def webhook_signature_key() -> str:
+    """The public key (32 bytes, base64) that checks this site's webhook
+    signatures: what the receiver of a webhook needs, so show it where
+    users set webhooks up. How a receiver checks a delivery is in
+    ``docs/webhooks.md``.
+
+    .. versionadded:: 0.1
+    """
+    return webhook_public_key(str(current_service().config["webhooks"]["private-key"]))
 
 
 def sign(body: bytes, nonce: str, timestamp: int, key: Ed25519PrivateKey | None = None) -> str:

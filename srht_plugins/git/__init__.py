@@ -59,13 +59,14 @@ def blueprints(config: Config) -> list[Blueprint]:
     from .http import bp as http
     from .web.browse import bp as browse
     from .web.repos import bp as repos
+    from .web.settings import bp as settings
 
-    return [http, repos, browse, api]
+    return [http, repos, settings, browse, api.blueprint]
 
 
 @hookimpl
 def cli_commands() -> list[Any]:
-    from .hooks import hook_command
+    from .post_receive import hook_command
     from .ssh import COMMANDS
 
     return [*COMMANDS, hook_command]
@@ -89,7 +90,7 @@ def oauth_scopes() -> list[Scope]:
 
 @hookimpl
 def webhook_events() -> list[EventType]:
-    from .hooks import EVENTS
+    from .events import EVENTS
 
     return EVENTS
 

@@ -19,7 +19,14 @@ from srht_core import db_session
 
 from .models import PRIVATE, PUBLIC, READ, WRITE, AccessGrant, Redirect, Repository, User
 
-__all__ = ["Found", "access_of", "can_read", "can_write", "find_repository", "listed_for"]
+__all__ = [
+    "Found",
+    "access_of",
+    "find_repository",
+    "grants_of",
+    "listed_for",
+    "mode_label",
+]
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,7 @@ def find_repository(username: str, name: str) -> Found | None:
     return Found(repository, moved=True) if repository is not None else None
 
 
-def access_of(repository: Repository, user: Any) -> str | None:
+def access_of(repository: Repository, user: User | None) -> str | None:
     """``WRITE``, ``READ`` or ``None``: what ``user`` (or an anonymous
     visitor, for ``None``) may do with ``repository``."""
     if user is not None and user.is_suspended:
@@ -74,15 +81,7 @@ def access_of(repository: Repository, user: Any) -> str | None:
     return granted
 
 
-def can_read(repository: Repository, user: Any) -> bool:
-    return access_of(repository, user) is not None
-
-
-def can_write(repository: Repository, user: Any) -> bool:
-    return access_of(repository, user) == WRITE
-
-
-def listed_for(owner: User, viewer: Any) -> sa.Select[Any]:
+def listed_for(owner: User, viewer: User | None) -> sa.Select[Any]:
     """The repositories of ``owner`` that ``viewer`` sees listed on the
     owner's page, most recently updated first: public ones; to the owner
     all; to others also those they were granted access to."""
@@ -95,5 +94,17 @@ def listed_for(owner: User, viewer: Any) -> sa.Select[Any]:
     return stmt.order_by(Repository.updated.desc(), Repository.id.desc())
 
 
+def grants_of(repository: Repository) -> sa.Select[Any]:
+    """The access grants of ``repository``, each with its user loaded
+    (unordered: the caller pages or sorts it)."""
+    return (
+        sa.select(AccessGrant)
+        .join(AccessGrant.user)
+        .options(contains_eager(AccessGrant.user))
+        .where(AccessGrant.repository_id == repository.id)
+    )
+
+
 def mode_label(mode: str | None) -> str:
+    """What a grant's mode lets its user do, in words."""
     return {READ: "read", WRITE: "read and write"}.get(mode or "", "none")

@@ -17,14 +17,16 @@ but no access, both answer 404.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import subprocess
 import threading
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, cast
 
 from flask import Blueprint, Response, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from srht_core import (
     ApiError,
@@ -37,8 +39,9 @@ from srht_core import (
 )
 
 from .access import access_of, find_repository
-from .models import WRITE, User
-from .repos import git_environment, repos_dir
+from .models import WRITE, Repository, User
+from .post_receive import git_environment
+from .repos import repos_dir
 
 __all__ = ["bp"]
 
@@ -126,7 +129,7 @@ def _not_found(username: str, name: str, user: User | None) -> Refusal:
 
 def _check(
     username: str, name: str, service: str, suffix: str
-) -> tuple[Any, User | None] | Response:
+) -> tuple[Repository, User | None] | BaseResponse:
     """The repository and user a git request may go on with, or the
     redirect to a renamed repository's new URL.
 
@@ -170,13 +173,13 @@ def _check(
     return repository, user
 
 
-def _serve(username: str, name: str, service: str, suffix: str) -> Response:
+def _serve(username: str, name: str, service: str, suffix: str) -> BaseResponse:
     try:
         checked = _check(username, name, service, suffix)
     except Refusal as refusal:
         db_session.rollback()
         return refusal.response()
-    if isinstance(checked, Response):
+    if isinstance(checked, BaseResponse):
         return checked
     repository, user = checked
     env = _cgi_environment(repository, user, suffix)
@@ -184,7 +187,7 @@ def _serve(username: str, name: str, service: str, suffix: str) -> Response:
     return run_backend(env, request.environ["wsgi.input"], request.headers.get("Content-Length"))
 
 
-def _cgi_environment(repository: Any, user: User | None, suffix: str) -> dict[str, str]:
+def _cgi_environment(repository: Repository, user: User | None, suffix: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")}
     env.update(git_environment(repository, user))
     env.update(
@@ -244,6 +247,8 @@ def run_backend(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
     assert process.stdin is not None and process.stdout is not None
+    # A pipe opened with the default buffering: read1 gives what is there.
+    stdout = cast(io.BufferedReader, process.stdout)
     length = int(content_length) if content_length and content_length.isdigit() else None
     if env.get("REQUEST_METHOD") == "GET":
         length = 0
@@ -255,7 +260,7 @@ def run_backend(
 
     head = b""
     while b"\r\n\r\n" not in head and b"\n\n" not in head:
-        chunk = process.stdout.read1(CHUNK)
+        chunk = stdout.read1(CHUNK)
         if not chunk:
             break
         head += chunk
@@ -289,11 +294,11 @@ def run_backend(
         try:
             if rest:
                 yield rest
-            while chunk := process.stdout.read1(CHUNK):  # type: ignore[union-attr]
+            while chunk := stdout.read1(CHUNK):
                 yield chunk
         finally:
             if process.poll() is None:
-                process.stdout.close()  # type: ignore[union-attr]
+                stdout.close()
             code = process.wait()
             writer.join()
             reader.join()
@@ -322,7 +327,7 @@ def _drain(source: IO[bytes] | None, into: list[bytes]) -> None:
 
 
 @bp.get("/~<username>/<name>/info/refs")
-def info_refs(username: str, name: str) -> Response:
+def info_refs(username: str, name: str) -> BaseResponse:
     service = request.args.get("service", "")
     if service not in READ_SERVICES + WRITE_SERVICES:
         return Refusal(
@@ -332,12 +337,12 @@ def info_refs(username: str, name: str) -> Response:
 
 
 @bp.post("/~<username>/<name>/git-upload-pack")
-def upload_pack(username: str, name: str) -> Response:
+def upload_pack(username: str, name: str) -> BaseResponse:
     return _serve(username, name, "git-upload-pack", "git-upload-pack")
 
 
 @bp.post("/~<username>/<name>/git-receive-pack")
-def receive_pack(username: str, name: str) -> Response:
+def receive_pack(username: str, name: str) -> BaseResponse:
     return _serve(username, name, "git-receive-pack", "git-receive-pack")
 
 

@@ -12,15 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from srht_core import MirroredUserMixin, TimestampMixin, utcnow
-
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from srht_core import MirroredUserMixin, Model, UpdatedMixin
 
 #: Who may read a repository: anyone, and it is listed on its owner's page;
 #: anyone with the link; only its owner and those granted access.
@@ -32,8 +24,8 @@ READ, WRITE = "ro", "rw"
 MODES = (READ, WRITE)
 
 
-class Base(DeclarativeBase):
-    metadata = sa.MetaData(naming_convention=NAMING)
+class Base(Model, DeclarativeBase):
+    """git's tables (each with ``id`` and ``created``)."""
 
 
 class User(MirroredUserMixin, Base):
@@ -42,7 +34,7 @@ class User(MirroredUserMixin, Base):
     __tablename__ = "user"
 
 
-class Repository(TimestampMixin, Base):
+class Repository(UpdatedMixin, Base):
     """A bare git repository owned by a user, at ``/~owner/name``."""
 
     __tablename__ = "repository"
@@ -51,7 +43,6 @@ class Repository(TimestampMixin, Base):
         sa.CheckConstraint("visibility IN ('public', 'unlisted', 'private')", name="visibility"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(sa.String(100))
     description: Mapped[str | None] = mapped_column(sa.Text)
@@ -85,11 +76,9 @@ class AccessGrant(Base):
         sa.CheckConstraint("mode IN ('ro', 'rw')", name="mode"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     repository_id: Mapped[int] = mapped_column(sa.ForeignKey("repository.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     mode: Mapped[str] = mapped_column(sa.String(2))
-    created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     repository: Mapped[Repository] = relationship(back_populates="grants", lazy="raise")
     user: Mapped[User] = relationship(lazy="raise")
@@ -101,13 +90,11 @@ class Redirect(Base):
     __tablename__ = "redirect"
     __table_args__ = (sa.UniqueConstraint("owner_id", "name", name="uq_redirect_owner_id_name"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(sa.String(100))
     repository_id: Mapped[int] = mapped_column(
         sa.ForeignKey("repository.id", ondelete="CASCADE"), index=True
     )
-    created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
 
 class Webhook(Base):
@@ -115,9 +102,7 @@ class Webhook(Base):
 
     __tablename__ = "webhook"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     repository_id: Mapped[int] = mapped_column(
         sa.ForeignKey("repository.id", ondelete="CASCADE"), index=True
     )
     url: Mapped[str] = mapped_column(sa.Text)
-    created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)

@@ -8,7 +8,10 @@ raw file is streamed in chunks however large it is. A command that runs
 longer than :data:`TIMEOUT` is killed.
 
 Revisions and paths come from URLs, so they are passed after
-``--end-of-options`` or ``--`` and never read as options.
+``--end-of-options`` or ``--`` and never read as options; paths are taken
+literally (no pathspec magic such as ``:(glob)``), and a path with an
+empty, ``.`` or ``..`` part names nothing, as no tree holds such an entry
+(git would otherwise resolve it against the folder it runs in).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import os
 import select
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +34,7 @@ __all__ = [
     "Ref",
     "TooLarge",
     "is_binary",
+    "is_tree_path",
 ]
 
 #: Seconds a git command may run for a page, and may go without output
@@ -57,6 +61,12 @@ class TooLarge(Exception):
 def is_binary(head: bytes) -> bool:
     """Whether content starting with ``head`` is binary, as git decides it."""
     return b"\0" in head[:BINARY_SAMPLE]
+
+
+def is_tree_path(path: str) -> bool:
+    """Whether ``path`` (slashes stripped) could name an entry of a tree:
+    the root (``""``), or names none of which is empty, ``.`` or ``..``."""
+    return path == "" or all(part not in ("", ".", "..") for part in path.split("/"))
 
 
 @dataclass(frozen=True)
@@ -101,11 +111,19 @@ class Commit:
 
 @dataclass(frozen=True)
 class Ref:
+    """A branch or tag: ``name`` is short (``main``), ``kind`` ``branch`` or
+    ``tag``, ``target`` the commit it points to (a tag peeled)."""
+
     name: str
     kind: str
     target: str
     date: datetime | None
     subject: str
+
+    @property
+    def full_name(self) -> str:
+        """``refs/heads/<name>`` or ``refs/tags/<name>``: unique in a repository."""
+        return ("refs/heads/" if self.kind == "branch" else "refs/tags/") + self.name
 
 
 @dataclass(frozen=True)
@@ -141,6 +159,8 @@ class _Process:
         )
         self.idle = idle
         self.deadline = deadline
+        #: The git command's name (``git --git-dir PATH NAME ...``), for errors.
+        self.name = args[3] if len(args) > 3 else args[0]
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -155,7 +175,7 @@ class _Process:
                 wait = min(wait, self.deadline - time.monotonic())
             if wait <= 0 or not select.select([fd], [], [], wait)[0]:
                 self.kill()
-                raise GitError(f"git {self.proc.args[3]} took too long")  # type: ignore[index]
+                raise GitError(f"git {self.name} took too long")
             chunk = os.read(fd, CHUNK)
             if not chunk:
                 return
@@ -183,7 +203,7 @@ class GitRepo:
     @staticmethod
     def _env() -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ")}
-        env.update(GIT_TERMINAL_PROMPT="0", GIT_NO_REPLACE_OBJECTS="1")
+        env.update(GIT_TERMINAL_PROMPT="0", GIT_NO_REPLACE_OBJECTS="1", GIT_LITERAL_PATHSPECS="1")
         return env
 
     def run(
@@ -221,7 +241,7 @@ class GitRepo:
             raise GitError(errors.strip() or f"git {args[0]} exited with {status}")
         return output
 
-    def stream(self, *args: str) -> Iterator[bytes]:
+    def stream(self, *args: str) -> Generator[bytes, None, None]:
         """The output of ``git ARGS`` in chunks, however long; the command is
         stopped when the iterator is closed."""
         process = _Process(self._args(*args), self._env(), TIMEOUT)
@@ -312,8 +332,11 @@ class GitRepo:
     # -- trees and blobs ------------------------------------------------------------
 
     def entry(self, commit: str, path: str) -> Entry | None:
-        """The entry at ``path`` in ``commit`` (the root tree for ``""``)."""
+        """The entry at ``path`` in ``commit`` (the root tree for ``""``),
+        or ``None`` when there is none, or ``path`` cannot name one."""
         path = path.strip("/")
+        if not is_tree_path(path):
+            return None
         if not path:
             tree = (
                 self.run("rev-parse", "--verify", "--quiet", "--end-of-options", commit + "^{tree}")
@@ -352,7 +375,7 @@ class GitRepo:
         """The first ``limit`` bytes of a blob."""
         return self.run("cat-file", "blob", oid, limit=limit, truncate=True)
 
-    def blob_stream(self, oid: str) -> Iterator[bytes]:
+    def blob_stream(self, oid: str) -> Generator[bytes, None, None]:
         """A blob's content in chunks, however large."""
         return self.stream("cat-file", "blob", oid)
 

@@ -1,5 +1,5 @@
 """Repositories as things people make: names, their folders on disk,
-creating, renaming, changing, deleting, and access grants.
+creating, renaming, changing, deleting, access grants and webhooks.
 
 The database row and the folder change together: a folder is made before
 the row is committed and removed if the commit fails; a deleted
@@ -9,30 +9,25 @@ crash can leave an unused folder behind but never a row without one.
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
 import shutil
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from srht_core import current_service, db_session, utcnow
+from srht_core import Problem, current_service, db_session, url_problem, user_named, utcnow
 
-from .models import MODES, VISIBILITIES, AccessGrant, Redirect, Repository, User
+from .models import MODES, VISIBILITIES, AccessGrant, Redirect, Repository, User, Webhook
 from .plumbing import GitError, GitRepo
 
 __all__ = [
-    "RepoProblem",
+    "add_webhook",
     "clone_urls",
     "create_repository",
     "delete_repository",
-    "git_environment",
+    "find_user",
     "grant_access",
     "name_problem",
     "repos_dir",
@@ -42,19 +37,16 @@ __all__ = [
 
 MAX_NAME = 100
 MAX_DESCRIPTION = 1000
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+MAX_WEBHOOKS = 20
+MAX_URL = 2048
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$"
+NAME_RULE = (
+    "Use letters, digits, dots, dashes and underscores, starting with a letter, digit or "
+    "underscore."
+)
+_NAME = re.compile(NAME_PATTERN)
 #: The branch a new repository's HEAD points to until something is pushed.
 INITIAL_BRANCH = "main"
-HOOKS_FOLDER = ".srht-hooks"
-
-
-class RepoProblem(ValueError):
-    """Why a change to a repository is refused, and which field is to blame."""
-
-    def __init__(self, reason: str, field: str = "name"):
-        super().__init__(reason)
-        self.reason = reason
-        self.field = field
 
 
 def name_problem(name: str) -> str | None:
@@ -64,10 +56,7 @@ def name_problem(name: str) -> str | None:
     if len(name) > MAX_NAME:
         return f"Use at most {MAX_NAME} characters."
     if not _NAME.match(name):
-        return (
-            "Use letters, digits, dots, dashes and underscores, starting with a letter, "
-            "digit or underscore."
-        )
+        return NAME_RULE
     if name.endswith(".git"):
         return "Leave out the .git at the end: clone URLs work with or without it."
     return None
@@ -77,11 +66,11 @@ def _check(
     name: str | None = None, description: str | None = None, visibility: str | None = None
 ) -> None:
     if name is not None and (problem := name_problem(name)):
-        raise RepoProblem(problem, "name")
+        raise Problem("name", problem)
     if description is not None and len(description) > MAX_DESCRIPTION:
-        raise RepoProblem(f"Use at most {MAX_DESCRIPTION} characters.", "description")
+        raise Problem("description", f"Use at most {MAX_DESCRIPTION} characters.")
     if visibility is not None and visibility not in VISIBILITIES:
-        raise RepoProblem("Choose one of " + ", ".join(VISIBILITIES) + ".", "visibility")
+        raise Problem("visibility", "Choose one of " + ", ".join(VISIBILITIES) + ".")
 
 
 # -- on disk ---------------------------------------------------------------------------
@@ -100,68 +89,6 @@ def repository_path(repository: Repository) -> Path:
 
 def open_repository(repository: Repository) -> GitRepo:
     return GitRepo(repository_path(repository))
-
-
-_hooks_written: set[tuple[str, str]] = set()
-
-
-def hook_script() -> str:
-    """The hook git runs after every push: ``srht git hook post-receive``
-    with the interpreter running this service."""
-    return (
-        "#!/bin/sh\n"
-        "# Written by srht's git service: tells it about every push.\n"
-        f"exec {shlex.quote(sys.executable)} -m srht_core.cli git hook post-receive\n"
-    )
-
-
-def hooks_dir() -> Path:
-    """The folder of the hooks every repository uses (``core.hooksPath``),
-    written when missing or out of date."""
-    folder = repos_dir() / HOOKS_FOLDER
-    script = hook_script()
-    if (str(folder), script) in _hooks_written:
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / "post-receive"
-    try:
-        current = target.read_text()
-    except OSError:
-        current = None
-    if current != script:
-        fd, temporary = tempfile.mkstemp(dir=folder, prefix=".post-receive-")
-        with os.fdopen(fd, "w") as out:
-            out.write(script)
-        os.chmod(temporary, 0o755)  # noqa: S103 - git runs it as whoever pushes
-        os.replace(temporary, target)
-    _hooks_written.add((str(folder), script))
-    return folder
-
-
-def git_environment(repository: Repository, pusher: Any) -> dict[str, str]:
-    """The environment ``git upload-pack``/``receive-pack`` run in: where
-    the hooks are, and what they need to know (config, repository, pusher)."""
-    state = current_service()
-    settings = {
-        "core.hooksPath": str(hooks_dir()),
-        "uploadpack.allowFilter": "true",
-        "receive.advertisePushOptions": "false",
-        # The repository belongs to the service's user, and an SSH
-        # push runs as [git] ssh-user: git would refuse it as of
-        # "dubious ownership". Only srht writes these repositories'
-        # config, which is what that check protects.
-        "safe.directory": "*",
-    }
-    env = {
-        "SRHT_CONFIG": str(Path(state.config.path).resolve()),
-        "SRHT_GIT_REPOSITORY": str(repository.id),
-        "SRHT_GIT_PUSHER": str(pusher.id) if pusher is not None else "",
-        "GIT_CONFIG_COUNT": str(len(settings)),
-    }
-    for index, (key, value) in enumerate(settings.items()):
-        env[f"GIT_CONFIG_KEY_{index}"] = key
-        env[f"GIT_CONFIG_VALUE_{index}"] = value
-    return env
 
 
 def clone_urls(owner: str, name: str) -> tuple[str, str]:
@@ -193,12 +120,12 @@ def create_repository(
 ) -> Repository:
     """Make a repository: its row and its bare folder, committed.
 
-    :raises RepoProblem: the name is not valid or taken, or another field
-        is not valid.
+    :raises Problem: the name is not valid or taken (409), or another
+        field is not valid.
     """
     _check(name, description, visibility)
     if _name_taken(owner, name):
-        raise RepoProblem(f"You have a repository named {name} already.")
+        raise Problem("name", f"You have a repository named {name} already.", 409)
     repository = Repository(
         owner_id=owner.id, name=name, description=description or None, visibility=visibility
     )
@@ -245,19 +172,19 @@ def update_repository(
     description clears it), committed. Renaming keeps the old name as a
     redirect.
 
-    :raises RepoProblem: naming the field to blame.
+    :raises Problem: naming the field to blame.
     """
     _check(name, description, visibility)
     if default_branch is not None:
         git = open_repository(repository)
         if default_branch not in git.branches():
-            raise RepoProblem(
-                f"There is no branch {default_branch} in this repository.", "default_branch"
+            raise Problem(
+                "default_branch", f"There is no branch {default_branch} in this repository."
             )
         git.set_head(default_branch)
     if name is not None and name != repository.name:
         if _name_taken(owner, name, but=repository.id):
-            raise RepoProblem(f"You have a repository named {name} already.")
+            raise Problem("name", f"You have a repository named {name} already.", 409)
         old = repository.name
         _forget_old_name(owner, name)
         db_session.add(Redirect(owner_id=owner.id, name=old, repository_id=repository.id))
@@ -278,13 +205,29 @@ def delete_repository(repository: Repository) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def find_user(username: str) -> User:
+    """The user ``username`` (a leading ``~`` allowed), as this service knows them.
+
+    :raises Problem: (404, field ``username``) for a user who never signed in here.
+    """
+    name = username.strip().lstrip("~")
+    user: User | None = user_named(name)
+    if user is None:
+        raise Problem(
+            "username",
+            f"No user ~{name} is known here yet: they must sign in to this git service once.",
+            404,
+        )
+    return user
+
+
 def grant_access(repository: Repository, user: User, mode: str | None) -> None:
     """Give ``user`` ``mode`` access (``ro``, ``rw``), or take it away
     (``None``), committed."""
     if mode is not None and mode not in MODES:
-        raise RepoProblem("Choose ro (read) or rw (read and write).", "mode")
+        raise Problem("mode", "Choose ro (read) or rw (read and write).")
     if user.id == repository.owner_id:
-        raise RepoProblem("The owner always has full access.", "user")
+        raise Problem("user", "The owner always has full access.")
     grant = db_session.scalar(
         sa.select(AccessGrant).where(
             AccessGrant.repository_id == repository.id, AccessGrant.user_id == user.id
@@ -298,6 +241,29 @@ def grant_access(repository: Repository, user: User, mode: str | None) -> None:
     else:
         grant.mode = mode
     db_session.commit()
+
+
+def add_webhook(repository: Repository, url: str) -> Webhook:
+    """Tell ``url`` about every push to ``repository`` from now on, committed.
+
+    :raises Problem: (field ``url``) for a URL no service can call, or one
+        webhook too many.
+    """
+    url = url.strip()
+    reason = url_problem(url, max_length=MAX_URL)
+    if reason is not None:
+        raise Problem("url", reason)
+    count = db_session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Webhook)
+        .where(Webhook.repository_id == repository.id)
+    )
+    if (count or 0) >= MAX_WEBHOOKS:
+        raise Problem("url", f"a repository may have at most {MAX_WEBHOOKS} webhooks")
+    hook = Webhook(repository_id=repository.id, url=url)
+    db_session.add(hook)
+    db_session.commit()
+    return hook
 
 
 def delete_repositories_of(user: User) -> None:

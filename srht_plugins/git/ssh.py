@@ -31,7 +31,8 @@ from srht_core import current_service, db_session, internal_request, mirror_user
 from .access import access_of, find_repository
 from .cli import without_tracebacks
 from .models import READ, WRITE, User
-from .repos import clone_urls, git_environment, repository_path
+from .post_receive import git_environment
+from .repos import clone_urls, repository_path
 
 __all__ = ["COMMANDS", "authorized_keys_line", "parse_command", "sshd_snippet"]
 

@@ -1,7 +1,13 @@
 """meta: accounts, sign-on, keys and tokens for every service.
 
 The one service with a login form. This module is its table of contents:
-the hooks through which it plugs into the core.
+the hooks through which it plugs into the core. The rest: ``config`` (its
+sections), ``models`` (tables), ``access`` (who may do what), ``accounts``
+(signing up and in, sessions, suspending, deleting), ``passwords``,
+``totp`` (the second factor), ``keys`` (SSH and PGP public keys),
+``tokens`` (personal access tokens and revocations), ``oauth`` (the OAuth2
+provider), ``events`` (what the other services are told), ``forms``,
+``api`` (REST and internal APIs), ``web`` (pages) and ``cli``.
 """
 
 from __future__ import annotations
@@ -51,14 +57,14 @@ def database_schema() -> DatabaseSchema:
 
 @hookimpl
 def blueprints(config: Config) -> list[Blueprint]:
-    from .api import api, internal, public
+    from .api import api, internal
     from .web.admin import bp as admin
     from .web.auth import bp as auth
     from .web.keys import bp as keys
     from .web.oauth import bp as oauth
     from .web.settings import bp as settings
 
-    return [auth, settings, keys, admin, oauth, api, internal, public]
+    return [auth, settings, keys, admin, oauth, api.blueprint, internal]
 
 
 @hookimpl
@@ -70,7 +76,7 @@ def cli_commands() -> list[Any]:
 
 @hookimpl
 def is_revoked(kind: str, ident: int) -> bool:
-    from .accounts import token_revoked
+    from .tokens import token_revoked
 
     return token_revoked(kind, ident)
 

@@ -1,44 +1,44 @@
 """What meta does with accounts, whichever page or command asks: create,
-confirm, authenticate (with rate limits), audit, issue and revoke tokens, and
-tell the other services when a user changes."""
+confirm, authenticate (with rate limits), start and end login sessions,
+audit, suspend and delete. The other services hear of changes through
+:mod:`.events`; tokens are in :mod:`.tokens`."""
 
 from __future__ import annotations
 
 import re
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
+from flask import request
+from sqlalchemy.engine import CursorResult
 
 from srht_core import (
     LOGIN_LIFETIME,
-    TokenGrant,
+    Problem,
     client_address,
     current_service,
     db_session,
-    parse_scopes,
-    seal_grant,
     send_mail,
-    send_webhook,
     utcnow,
 )
 
+from .events import USER_DELETE, USER_UPDATE, broadcast
 from .models import (
     ACTIVE,
     ADMIN,
     SUSPENDED,
     UNCONFIRMED,
     AuditLogEntry,
+    DeletedUser,
     EmailToken,
     LoginAttempt,
     LoginSession,
-    OAuthToken,
-    PersonalAccessToken,
     User,
     new_token,
     token_hash,
 )
-from .passwords import check_password, hash_password, needs_rehash
+from .passwords import check_password, hash_password, needs_rehash, password_problem
 
 USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{1,29}$")
 RESERVED = frozenset(
@@ -92,12 +92,13 @@ RATE_WINDOW = timedelta(minutes=15)
 
 
 class AccountError(Exception):
-    """A request about an account that cannot be done; ``field`` names the
-    input to blame, when one is."""
+    """A request about an account that cannot be done: the sentence to
+    show, and each :class:`~srht_core.Problem` of the input, so that a form
+    can show them all at once."""
 
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+    def __init__(self, message: str = "", *, problems: list[Problem] | None = None):
+        self.problems = problems or []
+        super().__init__(message or " ".join(p.reason for p in self.problems))
 
 
 def settings(key: str) -> object:
@@ -105,6 +106,13 @@ def settings(key: str) -> object:
     config = current_service().config
     declared = config.schemas["meta::settings"].key(key)
     return config.get("meta::settings", key, declared.default if declared else None)
+
+
+def confirmation_lifetime() -> int:
+    """Seconds a mailed one-time link works (``[meta::settings]``)."""
+    value = settings("confirmation-lifetime")
+    assert isinstance(value, int)
+    return value
 
 
 def username_problem(username: str) -> str | None:
@@ -133,18 +141,33 @@ def find_user(name_or_email: str) -> User | None:
     return db_session.scalar(sa.select(User).where(sa.func.lower(column) == value.lower()))
 
 
+def new_account_problems(username: str, email: str, password: str | None) -> list[Problem]:
+    """Every reason an account with these details cannot be made: an
+    invalid, reserved or taken username, a taken address, a password too
+    short or too long (``None``: no password)."""
+    problems = []
+    if problem := username_problem(username):
+        problems.append(Problem("username", f"Username {problem}."))
+    elif db_session.scalar(sa.select(User.id).where(User.username == username)):
+        problems.append(Problem("username", "That username is taken.", 409))
+    if db_session.scalar(sa.select(User.id).where(sa.func.lower(User.email) == email.lower())):
+        problems.append(Problem("email", "An account with that email address exists already."))
+    if password is not None and (problem := password_problem(password, username)):
+        problems.append(Problem("password", f"Password {problem}."))
+    return problems
+
+
 def create_user(
     username: str, email: str, password: str | None, *, user_type: str = UNCONFIRMED
 ) -> User:
-    """Add a user (not committed). :raises AccountError: for a taken or
-    invalid username or a taken email."""
-    problem = username_problem(username)
-    if problem:
-        raise AccountError(f"Username {problem}.", "username")
-    if db_session.scalar(sa.select(User.id).where(User.username == username)):
-        raise AccountError("That username is taken.", "username")
-    if db_session.scalar(sa.select(User.id).where(sa.func.lower(User.email) == email.lower())):
-        raise AccountError("An account with that email address exists already.", "email")
+    """Add a user (not committed).
+
+    :raises AccountError: listing every problem of
+        :func:`new_account_problems`.
+    """
+    problems = new_account_problems(username, email, password)
+    if problems:
+        raise AccountError(problems=problems)
     user = User(
         username=username,
         email=email,
@@ -164,7 +187,7 @@ def create_user(
 def email_link(user: User, purpose: str, *, new_email: str | None = None) -> str:
     """Make a one-time link token for ``purpose`` (not committed)."""
     token = new_token()
-    lifetime = int(settings("confirmation-lifetime"))  # type: ignore[arg-type]
+    lifetime = confirmation_lifetime()
     db_session.add(
         EmailToken(
             user_id=user.id,
@@ -225,7 +248,7 @@ def _failures(key: str) -> int:
     return (
         db_session.scalar(
             sa.select(sa.func.count(LoginAttempt.id)).where(
-                LoginAttempt.key == key, LoginAttempt.at > utcnow() - RATE_WINDOW
+                LoginAttempt.key == key, LoginAttempt.created > utcnow() - RATE_WINDOW
             )
         )
         or 0
@@ -249,7 +272,9 @@ def authenticate(name_or_email: str, password: str) -> User:
             "Too many failed logins for this account; try again in 15 "
             "minutes, or reset your password."
         )
-    if user is None or not check_password(user.password_hash, password):
+    # The password is hashed for an unknown name too (against a dummy
+    # hash), so the time taken does not tell whether the account exists.
+    if not check_password(user.password_hash if user else None, password) or user is None:
         db_session.add_all([LoginAttempt(key=address_key), LoginAttempt(key=account_key)])
         if user is not None:
             audit(user, "login failed", "wrong password")
@@ -275,6 +300,13 @@ def account_locked(user: User) -> bool:
     return _failures(f"user:{user.id}") >= limit
 
 
+def clear_failed_attempts(user: User) -> None:
+    """Forget the failed attempts counted against ``user`` (not committed):
+    a password reset proves the mailbox, and the lockout tells the user to
+    reset. The client address's count stays."""
+    db_session.execute(sa.delete(LoginAttempt).where(LoginAttempt.key == f"user:{user.id}"))
+
+
 def record_failed_attempt(user: User, details: str, event: str = "login failed") -> None:
     """Count a wrong password or second factor against ``user`` and the
     client's address, as a failed login does, and audit it (not committed)."""
@@ -286,8 +318,6 @@ def record_failed_attempt(user: User, details: str, event: str = "login failed")
 
 def start_session(user: User) -> LoginSession:
     """Record a login (not committed); its id goes into the login cookie."""
-    from flask import request
-
     login = LoginSession(
         user=user,
         address=client_address()[:64],
@@ -311,7 +341,24 @@ def end_sessions(user: User, *, keep: int | None = None) -> int:
         )
         .values(revoked_at=utcnow())
     )
-    return int(result.rowcount or 0)
+    return cast(CursorResult[Any], result).rowcount
+
+
+def open_sessions(user: User) -> list[LoginSession]:
+    """``user``'s login sessions that a cookie may still be using: not
+    revoked, younger than the cookie's lifetime; newest first."""
+    since = utcnow() - timedelta(seconds=LOGIN_LIFETIME)
+    return list(
+        db_session.scalars(
+            sa.select(LoginSession)
+            .where(
+                LoginSession.user_id == user.id,
+                LoginSession.revoked_at.is_(None),
+                LoginSession.created > since,
+            )
+            .order_by(LoginSession.created.desc(), LoginSession.id.desc())
+        )
+    )
 
 
 def end_session(session_id: object) -> None:
@@ -324,26 +371,7 @@ def end_session(session_id: object) -> None:
         )
 
 
-# -- telling the other services --------------------------------------------------------
-
-
-def broadcast(user: User, event: str) -> None:
-    """Queue a signed identity event (``user:update`` or ``user:delete``)
-    for every other enabled service, in the current transaction."""
-    state = current_service()
-    payload = (
-        user.profile() if event == "user:update" else {"id": user.id, "username": user.username}
-    )
-    for service, origin in sorted(state.origins.items()):
-        if service == state.service.name:
-            continue
-        send_webhook(
-            origin + "/_srht/identity",
-            event,
-            payload,
-            internal=True,
-            subscription=f"identity:{service}",
-        )
+# -- suspending and deleting ----------------------------------------------------------
 
 
 def set_user_type(user: User, user_type: str, notice: str | None = None) -> None:
@@ -352,110 +380,16 @@ def set_user_type(user: User, user_type: str, notice: str | None = None) -> None
     user.user_type = user_type
     user.suspension_notice = notice if user_type == SUSPENDED else None
     audit(user, f"account {user_type}", notice)
-    broadcast(user, "user:update")
+    broadcast(user, USER_UPDATE)
 
 
 def delete_user(user: User) -> None:
+    """Delete ``user`` (not committed) with its keys, tokens, OAuth grants
+    and login sessions, and record the deletion (:class:`DeletedUser`):
+    meta's revocations list then names the user id, so every service
+    refuses any token or login cookie sealed for it within its revocation
+    poll, whether or not the ``user:delete`` event reached it."""
     audit(user, "account deleted")
-    broadcast(user, "user:delete")
+    broadcast(user, USER_DELETE)
+    db_session.add(DeletedUser(id=user.id))
     db_session.delete(user)
-
-
-# -- tokens --------------------------------------------------------------------------------
-
-
-def issue_personal_token(
-    user: User, scopes: str, *, expires_days: int | None = None, comment: str | None = None
-) -> str:
-    """A new personal access token for ``user`` (shown once; stored hashed).
-
-    :raises AccountError: for malformed or unknown scopes.
-    """
-    try:
-        wanted = parse_scopes(scopes)
-    except ValueError as error:
-        raise AccountError(str(error), "scopes") from None
-    known = known_scopes()
-    unknown = [s for s in wanted if s.rsplit(":", 1)[0] not in known]
-    if unknown:
-        raise AccountError(
-            f"unknown scope {unknown[0]}; this site offers: " + ", ".join(sorted(known)), "scopes"
-        )
-    if not wanted:
-        raise AccountError("choose at least one scope", "scopes")
-    expires: datetime | None = None
-    if expires_days is not None:
-        expires = utcnow() + timedelta(days=expires_days)
-    # The row's id goes into the sealed token, so the hash is set after the flush.
-    pat = PersonalAccessToken(
-        user_id=user.id,
-        comment=comment,
-        scopes=" ".join(wanted),
-        token_hash=f"pending:{new_token()}",
-        expires=expires,
-    )
-    db_session.add(pat)
-    db_session.flush()
-    expiry = time.time() + expires_days * 86400 if expires_days is not None else None
-    token = seal_grant(TokenGrant("pat", pat.id, user.id, frozenset(wanted), expiry))
-    pat.token_hash = token_hash(token)
-    audit(user, "personal access token issued", comment)
-    return token
-
-
-def known_scopes() -> dict[str, str]:
-    """``{"todo/tickets": "description"}`` for every enabled service."""
-    state = current_service()
-    return state.plugins.oauth_scopes([r.name for r in state.plugins.enabled(state.config)])
-
-
-def revoke_personal_token(pat: PersonalAccessToken) -> None:
-    if pat.revoked_at is None:
-        pat.revoked_at = utcnow()
-        audit(pat.user, "personal access token revoked", pat.comment)
-
-
-def revoked_since(since: float) -> list[tuple[str, int, float | None]]:
-    """Tokens and login sessions revoked after ``since`` (a UNIX time), for
-    the services' revocation caches: ``(kind, id, expires)``, where
-    ``expires`` is when what was revoked would have stopped working anyway
-    (a UNIX time; ``None``: never), after which a cache may forget it."""
-    after = (
-        datetime.fromtimestamp(since, UTC).replace(tzinfo=None)
-        if since > 0
-        else datetime(1970, 1, 1)
-    )
-
-    def unix(moment: datetime | None) -> float | None:
-        return None if moment is None else moment.replace(tzinfo=UTC).timestamp()
-
-    pats = db_session.execute(
-        sa.select(PersonalAccessToken.id, PersonalAccessToken.expires).where(
-            PersonalAccessToken.revoked_at.is_not(None), PersonalAccessToken.revoked_at >= after
-        )
-    )
-    oauth = db_session.execute(
-        sa.select(OAuthToken.id, OAuthToken.issued_at + OAuthToken.expires_in).where(
-            OAuthToken.revoked_at.is_not(None), OAuthToken.revoked_at >= after
-        )
-    )
-    sessions = db_session.execute(
-        sa.select(LoginSession.id, LoginSession.created).where(
-            LoginSession.revoked_at.is_not(None), LoginSession.revoked_at >= after
-        )
-    )
-    return (
-        [("pat", i, unix(expires)) for i, expires in pats]
-        + [("oauth", i, float(expires)) for i, expires in oauth]
-        + [("session", i, unix(created) + LOGIN_LIFETIME) for i, created in sessions]
-    )
-
-
-def token_revoked(kind: str, token_id: int) -> bool:
-    """meta's own check (tokens and login sessions): straight from the
-    database. An unknown id counts as revoked."""
-    model = {"pat": PersonalAccessToken, "oauth": OAuthToken, "session": LoginSession}.get(kind)
-    if model is None:
-        return True
-    row = db_session.execute(sa.select(model.revoked_at).where(model.id == token_id)).first()
-    return row is None or row[0] is not None

@@ -5,21 +5,13 @@ from __future__ import annotations
 import sys
 
 import click
-import sqlalchemy as sa
 
-from srht_core import current_service, db_session
+from srht_core import Problem, current_service, db_session
 
-from .accounts import (
-    AccountError,
-    audit,
-    create_user,
-    email_link,
-    find_user,
-    issue_personal_token,
-)
-from .keys import KeyProblem, parse_ssh_key
-from .models import ACTIVE, ADMIN, SSHKey, User
-from .passwords import password_problem
+from .accounts import AccountError, audit, create_user, email_link, find_user
+from .keys import KeyProblem, add_ssh_key, commit_key
+from .models import ACTIVE, ADMIN, User
+from .tokens import issue_personal_token
 
 
 @click.command("create-user")
@@ -47,8 +39,6 @@ def create_user_command(
         password = sys.stdin.readline().rstrip("\n")
     elif not no_password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if password is not None and (problem := password_problem(password, username)):
-        raise click.UsageError(f"password {problem}")
     try:
         user = create_user(username, email, password, user_type=ADMIN if admin else ACTIVE)
     except AccountError as error:
@@ -84,16 +74,10 @@ def add_ssh_key_command(username: str) -> None:
     if user is None:
         raise click.UsageError(f"no user {username!r}")
     try:
-        key = parse_ssh_key(sys.stdin.read())
+        key = add_ssh_key(user, sys.stdin.read(), how="on the command line")
+        commit_key()
     except KeyProblem as problem:
         raise click.UsageError(str(problem)) from None
-    if db_session.scalar(sa.select(SSHKey.id).where(SSHKey.fingerprint == key.fingerprint)):
-        raise click.UsageError(f"the key {key.fingerprint} is registered already")
-    db_session.add(
-        SSHKey(user_id=user.id, key=key.key, comment=key.comment, fingerprint=key.fingerprint)
-    )
-    audit(user, "SSH key added", f"{key.fingerprint} (on the command line)")
-    db_session.commit()
     click.echo(f"added {key.fingerprint} to {user.canonical_name}")
 
 
@@ -121,7 +105,7 @@ def token_command(username: str, scopes: str, expires: int | None, comment: str 
         raise click.UsageError(f"no user {username!r}")
     try:
         token = issue_personal_token(user, scopes, expires_days=expires, comment=comment)
-    except AccountError as error:
+    except Problem as error:
         raise click.UsageError(str(error)) from None
     db_session.commit()
     click.echo(

@@ -1,10 +1,13 @@
 """Public keys users add to their account: SSH keys (for git over SSH and
 ``/~user.keys``) and PGP keys (for signed and encrypted mail).
 
-Both are parsed here, before anything is stored, so that a key on file is
+Both are parsed here before anything is stored, so that a key on file is
 always one the rest of the site can use: the SSH key loads and is of a type
 and size we accept; the PGP block is well-formed armor around a public key
-whose fingerprint we computed ourselves.
+whose fingerprint we computed ourselves. A key belongs to one account
+site-wide (its fingerprint is unique). The pages, the API and the command
+line add and remove keys through :func:`add_ssh_key`, :func:`add_pgp_key`
+and :func:`remove_key`.
 """
 
 from __future__ import annotations
@@ -15,16 +18,28 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from sqlalchemy.exc import IntegrityError
+
+from srht_core import Problem, db_session
+
+from .accounts import audit
+from .models import PGPKey, SSHKey, User
 
 __all__ = [
+    "KeyInUse",
     "KeyProblem",
     "PGPPublicKey",
     "SSHPublicKey",
+    "add_pgp_key",
+    "add_ssh_key",
+    "commit_key",
     "parse_pgp_key",
     "parse_ssh_key",
+    "remove_key",
 ]
 
 #: Longest SSH key line accepted (an RSA 16384-bit key is about 2,800 characters).
@@ -42,8 +57,18 @@ SSH_TYPES = (
 )
 
 
-class KeyProblem(ValueError):
-    """Why a key is refused, as a sentence to show the user."""
+class KeyProblem(Problem):
+    """Why a key is refused (the field ``key``), as a sentence to show."""
+
+    def __init__(self, reason: str, status: int = 400):
+        super().__init__("key", reason, status)
+
+
+class KeyInUse(KeyProblem):
+    """The key is on an account already, this one or another (409)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason, 409)
 
 
 # -- SSH -------------------------------------------------------------------------
@@ -311,3 +336,65 @@ def _fingerprint(packet: bytes) -> tuple[int, str]:
         f"Version {version} PGP keys are not accepted (they are obsolete); "
         "make a new key with a current GnuPG."
     )
+
+
+# -- on an account -------------------------------------------------------------------
+
+
+def _check_free(model: type[SSHKey] | type[PGPKey], fingerprint: str, user: User) -> None:
+    owner = db_session.scalar(sa.select(model.user_id).where(model.fingerprint == fingerprint))
+    if owner is None:
+        return
+    if owner == user.id:
+        raise KeyInUse("You have added this key already.")
+    raise KeyInUse("This key is in use by another account; a key can belong to one account only.")
+
+
+def add_ssh_key(user: User, text: str, *, how: str | None = None) -> SSHKey:
+    """Parse ``text`` and add the SSH key to ``user``'s account (not
+    committed; see :func:`commit_key`). ``how`` goes into the audit log.
+
+    :raises KeyProblem: why the key is refused (:class:`KeyInUse` when it
+        is on an account already).
+    """
+    key = parse_ssh_key(text)
+    _check_free(SSHKey, key.fingerprint, user)
+    row = SSHKey(user_id=user.id, key=key.key, comment=key.comment, fingerprint=key.fingerprint)
+    db_session.add(row)
+    audit(user, "SSH key added", f"{key.fingerprint} ({how})" if how else key.fingerprint)
+    return row
+
+
+def add_pgp_key(user: User, text: str) -> PGPKey:
+    """Parse ``text`` and add the PGP key to ``user``'s account (not
+    committed; see :func:`commit_key`).
+
+    :raises KeyProblem: why the key is refused (:class:`KeyInUse` when it
+        is on an account already).
+    """
+    key = parse_pgp_key(text)
+    _check_free(PGPKey, key.fingerprint, user)
+    row = PGPKey(user_id=user.id, key=key.armored, fingerprint=key.fingerprint)
+    db_session.add(row)
+    audit(user, "PGP key added", key.fingerprint)
+    return row
+
+
+def commit_key() -> None:
+    """Commit a key just added.
+
+    :raises KeyInUse: when another request stored the same key first
+        (nothing is stored).
+    """
+    try:
+        db_session.commit()
+    except IntegrityError:
+        db_session.rollback()
+        raise KeyInUse("This key was just added to an account.") from None
+
+
+def remove_key(key: SSHKey | PGPKey) -> None:
+    """Remove a key from its account (not committed)."""
+    db_session.delete(key)
+    kind = "SSH" if isinstance(key, SSHKey) else "PGP"
+    audit(key.user, f"{kind} key removed", key.fingerprint)

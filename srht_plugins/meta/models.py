@@ -1,4 +1,11 @@
-"""meta's tables: users and everything that proves who they are."""
+"""meta's tables: users and everything that proves who they are.
+
+Every table is on :class:`Base` (``srht_core.Model``): an ``id`` that is
+never reused, not even on SQLite, and a ``created`` timestamp. meta's user
+ids matter beyond meta: every service mirrors users by them and trusts the
+ids sealed in tokens and login cookies, so a deleted account's id must
+never become another account's.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +16,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from srht_core import TimestampMixin, utcnow
-
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from srht_core import Model, UpdatedMixin
 
 
-class Base(DeclarativeBase):
-    metadata = sa.MetaData(naming_convention=NAMING)
+class Base(Model, DeclarativeBase):
+    """meta's tables."""
 
 
 def token_hash(token: str) -> str:
@@ -39,10 +38,9 @@ def new_token() -> str:
 UNCONFIRMED, ACTIVE, ADMIN, SUSPENDED = "unconfirmed", "active", "admin", "suspended"
 
 
-class User(TimestampMixin, Base):
+class User(UpdatedMixin, Base):
     __tablename__ = "user"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(32), unique=True)
     email: Mapped[str] = mapped_column(sa.String(256), unique=True)
     password_hash: Mapped[str | None] = mapped_column(sa.String(256))
@@ -100,27 +98,24 @@ class EmailToken(Base):
 
     __tablename__ = "email_token"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     purpose: Mapped[str] = mapped_column(sa.String(16))
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     new_email: Mapped[str | None] = mapped_column(sa.String(256))
     expires: Mapped[datetime] = mapped_column(sa.DateTime)
     used_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
-    created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     user: Mapped[User] = relationship()
 
 
 class LoginAttempt(Base):
-    """A failed login, kept for rate limiting by account and by address."""
+    """A failed login (at ``created``), kept for rate limiting by account
+    and by address."""
 
     __tablename__ = "login_attempt"
-    __table_args__ = (sa.Index("ix_login_attempt_key_at", "key", "at"),)
+    __table_args__ = (sa.Index("ix_login_attempt_key_created", "key", "created"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(sa.String(128))
-    at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
 
 class RecoveryCode(Base):
@@ -128,7 +123,6 @@ class RecoveryCode(Base):
 
     __tablename__ = "recovery_code"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     code_hash: Mapped[str] = mapped_column(sa.String(256))
     used_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
@@ -138,39 +132,52 @@ class AuditLogEntry(Base):
     """A security event of an account, shown to its owner."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (sa.Index("ix_audit_log_created", "created"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     event: Mapped[str] = mapped_column(sa.String(64))
     details: Mapped[str | None] = mapped_column(sa.Text)
     address: Mapped[str | None] = mapped_column(sa.String(64))
-    created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow, index=True)
 
 
 class SSHKey(Base):
     __tablename__ = "ssh_key"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     key: Mapped[str] = mapped_column(sa.Text)
     fingerprint: Mapped[str] = mapped_column(sa.String(128), unique=True)
     comment: Mapped[str | None] = mapped_column(sa.String(256))
-    created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
     last_used: Mapped[datetime | None] = mapped_column(sa.DateTime)
 
     user: Mapped[User] = relationship(back_populates="ssh_keys")
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "fingerprint": self.fingerprint,
+            "key": self.key,
+            "comment": self.comment,
+            "created": self.created.isoformat() + "Z",
+            "last_used": self.last_used.isoformat() + "Z" if self.last_used else None,
+        }
 
 
 class PGPKey(Base):
     __tablename__ = "pgp_key"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     key: Mapped[str] = mapped_column(sa.Text)
     fingerprint: Mapped[str] = mapped_column(sa.String(128), unique=True)
-    created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="pgp_keys")
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "fingerprint": self.fingerprint,
+            "key": self.key,
+            "created": self.created.isoformat() + "Z",
+        }
 
 
 class LoginSession(Base):
@@ -180,27 +187,35 @@ class LoginSession(Base):
 
     __tablename__ = "login_session"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     address: Mapped[str | None] = mapped_column(sa.String(64))
     user_agent: Mapped[str | None] = mapped_column(sa.String(256))
-    created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime, index=True)
 
     user: Mapped[User] = relationship()
 
 
+class DeletedUser(Base):
+    """An account deleted at ``created``: ``id`` is the deleted user's. Its
+    tokens, grants and login sessions went with it, so this row is what
+    tells the other services (through the internal revocations list) to
+    refuse every credential sealed for that user id."""
+
+    __tablename__ = "deleted_user"
+    __table_args__ = (sa.Index("ix_deleted_user_created", "created"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+
+
 class PersonalAccessToken(Base):
     __tablename__ = "personal_access_token"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     comment: Mapped[str | None] = mapped_column(sa.String(256))
     scopes: Mapped[str] = mapped_column(sa.Text)
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     expires: Mapped[datetime | None] = mapped_column(sa.DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime, index=True)
-    created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     user: Mapped[User] = relationship()
 
@@ -210,7 +225,6 @@ class OAuthClient(Base):
 
     __tablename__ = "oauth_client"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     client_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
     #: None for public clients (PKCE only, no secret).
@@ -220,7 +234,6 @@ class OAuthClient(Base):
     url: Mapped[str | None] = mapped_column(sa.String(256))
     redirect_uris: Mapped[str] = mapped_column(sa.Text)
     revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
-    created: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     owner: Mapped[User] = relationship()
 
@@ -228,7 +241,6 @@ class OAuthClient(Base):
 class OAuthAuthorizationCode(Base):
     __tablename__ = "oauth_authorization_code"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     code_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     client_id: Mapped[str] = mapped_column(sa.String(64), index=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
@@ -249,7 +261,6 @@ class OAuthToken(Base):
 
     __tablename__ = "oauth_token"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[str] = mapped_column(sa.String(64), index=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     scope: Mapped[str] = mapped_column(sa.Text)

@@ -51,9 +51,18 @@ from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from flask import Flask, current_app
 from flask import request as flask_request
 
-from srht_core import TokenGrant, current_service, db_session, parse_scopes, seal_grant, utcnow
+from srht_core import (
+    Problem,
+    TokenGrant,
+    current_service,
+    db_session,
+    is_loopback,
+    parse_scopes,
+    seal_grant,
+    utcnow,
+)
 
-from .accounts import audit, known_scopes
+from .accounts import audit
 from .models import (
     ACTIVE,
     ADMIN,
@@ -64,12 +73,13 @@ from .models import (
     new_token,
     token_hash,
 )
+from .tokens import known_scopes
 
 __all__ = [
     "AUTHORIZATION_CODE_LIFETIME",
     "REFRESH_TOKEN_LIFETIME",
-    "ClientRegistrationError",
     "authorization_server",
+    "client_problems",
     "describe_scopes",
     "live_grants",
     "register_client",
@@ -680,25 +690,6 @@ def server_metadata() -> AuthorizationServerMetadata:
 # -- clients, as their owners manage them -------------------------------------------------
 
 
-class ClientRegistrationError(Exception):
-    """A client that cannot be registered; ``field`` names the input to blame."""
-
-    def __init__(self, message: str, field: str):
-        super().__init__(message)
-        self.field = field
-
-
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def redirect_uri_problem(uri: str) -> str | None:
     """Why ``uri`` cannot be a redirect URI, or ``None``: https anywhere;
     http on loopback (RFC 8252, 7.3) or when this site itself runs on http;
@@ -721,7 +712,7 @@ def redirect_uri_problem(uri: str) -> str | None:
         if "@" in parts.netloc:
             return "must not contain a user name or password"
         insecure_site = current_service().origin.startswith("http://")
-        if scheme == "http" and not (_loopback(parts.hostname) or insecure_site):
+        if scheme == "http" and not (is_loopback(parts.hostname) or insecure_site):
             return "must use https (http only for 127.0.0.1, [::1] or localhost)"
         return None
     if scheme in FORBIDDEN_SCHEMES or "." not in scheme:
@@ -730,6 +721,29 @@ def redirect_uri_problem(uri: str) -> str | None:
             "com.example.app:/callback"
         )
     return None
+
+
+def _unique(uris: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(u.strip() for u in uris if u.strip()))
+
+
+def client_problems(name: str, redirect_uris: Iterable[str]) -> list[Problem]:
+    """Every reason a client cannot be registered with this name and these
+    redirect URIs: no name, no URI, too many, and each bad URI."""
+    problems = []
+    if not name.strip():
+        problems.append(Problem("name", "Give the client a name."))
+    uris = _unique(redirect_uris)
+    if not uris:
+        problems.append(Problem("redirect_uris", "Give at least one redirect URI."))
+    if len(uris) > MAX_REDIRECT_URIS:
+        problems.append(
+            Problem("redirect_uris", f"Give at most {MAX_REDIRECT_URIS} redirect URIs.")
+        )
+    for uri in uris:
+        if problem := redirect_uri_problem(uri):
+            problems.append(Problem("redirect_uris", f"{uri} {problem}."))
+    return problems
 
 
 def register_client(
@@ -744,22 +758,13 @@ def register_client(
     """Register a client for ``owner`` (not committed); return it and its
     secret (``None`` for a public client), which is shown once.
 
-    :raises ClientRegistrationError: for a missing name or a bad redirect URI.
+    :raises srht_core.Problem: the first of :func:`client_problems`.
     """
+    problems = client_problems(name, redirect_uris)
+    if problems:
+        raise problems[0]
     name = name.strip()
-    if not name:
-        raise ClientRegistrationError("Give the client a name.", "name")
-    uris = list(dict.fromkeys(u.strip() for u in redirect_uris if u.strip()))
-    if not uris:
-        raise ClientRegistrationError("Give at least one redirect URI.", "redirect_uris")
-    if len(uris) > MAX_REDIRECT_URIS:
-        raise ClientRegistrationError(
-            f"Give at most {MAX_REDIRECT_URIS} redirect URIs.", "redirect_uris"
-        )
-    for uri in uris:
-        problem = redirect_uri_problem(uri)
-        if problem:
-            raise ClientRegistrationError(f"{uri} {problem}.", "redirect_uris")
+    uris = _unique(redirect_uris)
     secret = new_token() if confidential else None
     client = OAuthClient(
         owner_id=owner.id,

@@ -3,6 +3,9 @@ parameters change."""
 
 from __future__ import annotations
 
+import secrets
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -17,12 +20,21 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+@cache
+def _dummy_hash() -> str:
+    """A hash of a random password, with the same parameters as real ones."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
 def check_password(password_hash: str | None, password: str) -> bool:
-    """Whether ``password`` matches; ``False`` for accounts without one."""
-    if not password_hash or len(password) > MAX_LENGTH:
+    """Whether ``password`` matches ``password_hash``; ``False`` for an
+    account without a password, or no account (``None``). Argon2 runs either
+    way, against a dummy hash when there is none, so how long a login takes
+    does not tell whether the account exists."""
+    if len(password) > MAX_LENGTH:
         return False
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -22,6 +22,7 @@ from sqlalchemy.engine import CursorResult
 
 from srht_core import current_service, db_session, derive_key, utcnow
 
+from .accounts import audit
 from .models import RecoveryCode, User
 
 RECOVERY_CODES = 10
@@ -130,8 +131,6 @@ def check_second_factor(user: User, code: str) -> bool:
     if accept_totp(user, code):
         return True
     if "-" in code and use_recovery_code(user, code):
-        from .accounts import audit
-
         audit(user, "recovery code used")
         db_session.commit()
         return True

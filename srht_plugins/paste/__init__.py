@@ -1,7 +1,10 @@
 """paste: share text files, highlighted, with line anchors, raw views and an API.
 
 This module is the service's table of contents: the hooks through which it
-plugs into the core.
+plugs into the core. The rest: ``config`` (its section), ``models``
+(tables), ``access`` (who may see a paste), ``pastes`` (what a new paste
+must satisfy, making one), ``forms``, ``api`` (REST and OpenAPI) and
+``web`` (pages).
 """
 
 from __future__ import annotations
@@ -53,9 +56,10 @@ def database_schema() -> DatabaseSchema:
 @hookimpl
 def blueprints(config: Config) -> list[Blueprint]:
     from .api import api
-    from .web import bp
+    from .web.files import bp as files
+    from .web.pastes import bp as pastes
 
-    return [bp, api]
+    return [pastes, files, api.blueprint]
 
 
 @hookimpl

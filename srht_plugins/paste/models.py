@@ -5,15 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from srht_core import MirroredUserMixin, TimestampMixin
-
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from srht_core import MirroredUserMixin, Model, UpdatedMixin
 
 #: Who may see a paste: anyone, and it is listed on its owner's page;
 #: anyone with the link; only its owner.
@@ -21,8 +13,8 @@ PUBLIC, UNLISTED, PRIVATE = "public", "unlisted", "private"
 VISIBILITIES = (PUBLIC, UNLISTED, PRIVATE)
 
 
-class Base(DeclarativeBase):
-    metadata = sa.MetaData(naming_convention=NAMING)
+class Base(Model, DeclarativeBase):
+    """paste's tables: each has an ``id`` (never reused) and ``created``."""
 
 
 class User(MirroredUserMixin, Base):
@@ -31,7 +23,7 @@ class User(MirroredUserMixin, Base):
     __tablename__ = "user"
 
 
-class Paste(TimestampMixin, Base):
+class Paste(UpdatedMixin, Base):
     """One or more files shared under one unguessable link."""
 
     __tablename__ = "paste"
@@ -40,7 +32,6 @@ class Paste(TimestampMixin, Base):
         sa.Index("ix_paste_owner_id_id", "owner_id", "id"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     #: The paste's name in URLs and the API: random, so an unlisted paste
     #: is found only by those given its link.
     slug: Mapped[str] = mapped_column(sa.String(32), unique=True)
@@ -58,6 +49,13 @@ class Paste(TimestampMixin, Base):
         passive_deletes=True,
     )
 
+    @property
+    def title(self) -> str:
+        """What pages call the paste: its first file's name, or "Untitled
+        paste" and its id when that file has none (its files loaded)."""
+        first = self.files[0].filename if self.files else ""
+        return first or f"Untitled paste {self.slug}"
+
 
 class PasteFile(Base):
     """A file of a paste, numbered from 1 in the order it was given."""
@@ -67,7 +65,6 @@ class PasteFile(Base):
         sa.UniqueConstraint("paste_id", "position", name="uq_paste_file_paste_id_position"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     paste_id: Mapped[int] = mapped_column(sa.ForeignKey("paste.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(sa.Integer)
     #: Empty for a file given without a name.

@@ -21,7 +21,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from srht_core import (
-    DELIVERY_SCHEMA,
     Api,
     ApiError,
     Delivery,
@@ -31,6 +30,7 @@ from srht_core import (
     deliveries,
     delivery_page,
     redeliver,
+    user_named,
     viewer,
 )
 
@@ -254,41 +254,7 @@ api.schema(
 api.schema(
     "CommentCreate", body_schema({"text": {**TEXT, "minLength": 1, **NOT_BLANK}}, required=["text"])
 )
-api.schema(
-    "Webhook",
-    {
-        "type": "object",
-        "required": ["id", "url", "events"],
-        "properties": {
-            "id": {"type": "integer"},
-            "url": {"type": "string"},
-            "events": {"type": "array", "items": {"type": "string", "enum": EVENT_NAMES}},
-            "created": STAMP,
-        },
-    },
-)
-api.schema(
-    "WebhookCreate",
-    body_schema(
-        {
-            "url": {
-                "type": "string",
-                "format": "uri",
-                "pattern": "^https?://[^/\\s]+",
-                "maxLength": 2048,
-                "description": "An http:// or https:// URL.",
-            },
-            "events": {
-                "type": "array",
-                "minItems": 1,
-                "uniqueItems": True,
-                "items": {"type": "string", "enum": EVENT_NAMES},
-            },
-        },
-        required=["url", "events"],
-    ),
-)
-api.schema("Delivery", DELIVERY_SCHEMA)
+api.webhook_schemas(EVENT_NAMES)
 
 
 def access_field(names: list[str] | None) -> int | None:
@@ -356,7 +322,7 @@ def create_tracker(body: dict[str, Any]) -> Any:
 def list_user_trackers(username: str) -> Any:
     """The trackers of a user that the caller may see and that are listed
     (unlisted ones only to their owner)."""
-    owner = db_session.scalar(sa.select(User).where(User.username == username.lstrip("~")))
+    owner: User | None = user_named(username)
     if owner is None:
         raise ApiError(404, f"no user ~{username.lstrip('~')} here")
     return cursor_paginate(db_session, listed_trackers(viewer(), owner), Tracker.id).json(as_dict)

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 
-from srht_core import Problem, db_session, utcnow
+from srht_core import Problem, db_session, user_named, utcnow
 
 from . import events, listcache
 from .access import Access
@@ -103,7 +103,7 @@ def delete_tracker(access: Access) -> None:
 
 def find_user(username: str, field: str) -> User:
     name = (username or "").strip().lstrip("~")
-    user = db_session.scalar(sa.select(User).where(User.username == name))
+    user: User | None = user_named(name)
     if user is None:
         raise Problem(field, f"No user ~{name} has used this service yet.", 404)
     return user

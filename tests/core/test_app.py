@@ -744,3 +744,80 @@ def test_a_forged_host_is_refused_before_any_redirect_is_built(client):
     assert "evil.example" not in forged.headers.get("Location", "")
     assert client.get("/", headers={"Host": "127.0.0.1:5098"}).status_code == 200
     assert client.get("/").status_code == 200  # the test client's localhost
+
+
+def test_a_problem_names_a_field_of_a_list_of_sub_forms_as_the_api_does(app):
+    """A form with a list of sub-forms (paste's files) shows a Problem named
+    ``files[1].content`` next to that field, and the list of problems above
+    the form names it "File 2: Contents" and links to it."""
+    from wtforms import FieldList, FormField, StringField, TextAreaField
+    from wtforms import Form as SubForm
+
+    from srht_core import Form, Problem
+
+    class FileForm(SubForm):
+        filename = StringField("File name")
+        content = TextAreaField("Contents")
+
+    class FilesForm(Form):
+        title = StringField("Title")
+        files = FieldList(FormField(FileForm, "File"), "Files", min_entries=1)
+
+    page = """{% import "srht/macros.html" as m %}{{ m.form_errors(form) }}
+    {% for entry in form.files %}{{ m.field(entry.content) }}{% endfor %}"""
+    data = {"files-0-content": "a", "files-1-content": "", "title": "x"}
+    with app.test_request_context(method="POST", data=data):
+        form = FilesForm(meta={"csrf": False})
+        assert form.validate()
+        for problem in (
+            Problem("files[1].content", "A file needs contents."),
+            Problem("files", "A paste may hold at most 50 files."),
+            Problem("title", "Too plain."),
+            # Nothing of the form: shown above it, not lost.
+            Problem("files[7].content", "No such slot."),
+            Problem("files[0]", "An entry, not a field."),
+            Problem("files.content", "No index."),
+            Problem("title[0]", "Not a list."),
+        ):
+            form.show(problem)
+        assert form.files[1].content.errors == ["A file needs contents."]
+        assert form.files[0].content.errors == []
+        assert form.title.errors == ["Too plain."]
+        assert form.form_errors == [
+            "No such slot.",
+            "An entry, not a field.",
+            "No index.",
+            "Not a list.",
+        ]
+        shown = render_template_string(page, form=form)
+    problems = re.findall(r'<li><a href="#([^"]+)">([^<]+)</a>: ([^<]+)</li>', shown)
+    assert problems == [
+        ("title", "Title", "Too plain."),
+        ("files", "Files", "A paste may hold at most 50 files."),
+        ("files-1-content", "File 2: Contents", "A file needs contents."),
+    ]
+    for general in ("No such slot.", "An entry, not a field.", "No index.", "Not a list."):
+        assert f"<li>{general}</li>" in shown
+    # And next to the field itself.
+    assert re.search(r'id="files-1-content".*A file needs contents\.', shown, re.DOTALL)
+
+
+def test_page_kinds_tell_a_kit_page_from_another(client):
+    """srht_core.testing.page_kind_problems, which services' tests use to
+    check their pages against the kit's structure, names what is missing."""
+    from srht_core.testing import page_kind_problems
+
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404
+    html = missing.get_data(as_text=True)
+    assert page_kind_problems(html, "404") == []
+    assert page_kind_problems(html, "settings") == [
+        "not a settings page of the kit: no div.settings > nav.settings-menu > a",
+        "not a settings page of the kit: no div.settings > div.settings-page",
+    ]
+    assert page_kind_problems(html, "list") == ["not a list page of the kit: no div.empty > p"]
+    bare = '<div class="field invalid"><ul class="errors"><li>x</li></ul></div>'
+    assert page_kind_problems(bare, "form-errors") == [
+        "not a form-errors page of the kit: no div.form-problems > li",
+        "not a form-errors page of the kit: no form > fieldset.choices.invalid > ul.errors > li",
+    ]

@@ -4,6 +4,7 @@ listing services, a service's own commands, and ``srht up`` for real."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import queue
 import re
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from srht_core import DevDaemon, ServiceInfo, hookimpl
 from srht_core.keys import webhook_public_key
 from srht_core.testing import wait_for_http
 
@@ -244,9 +246,18 @@ def _read_lines(stream, lines: queue.Queue[str | None]) -> None:
 
 
 @pytest.mark.slow
-def test_up_writes_a_config_migrates_serves_and_stops_everything(hello_venv, tmp_path):
+def _as_a_background_job() -> None:
+    """What a shell without job control does to a command it starts with
+    ``&``: SIGINT is ignored, and Python then installs no handler for it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "Ctrl-C"])
+def test_up_writes_a_config_migrates_serves_and_stops_everything(hello_venv, tmp_path, stop):
     """`srht up` in an empty folder, as a newcomer types it; SIGTERM stops it
-    and every process it started."""
+    and every process it started, and so does Ctrl-C (SIGINT to the whole
+    process group, as a terminal sends it), even when it was started with
+    SIGINT ignored."""
     up = subprocess.Popen(
         [*hello_venv.srht, "up", "--services", "hello"],
         cwd=tmp_path,
@@ -254,6 +265,8 @@ def test_up_writes_a_config_migrates_serves_and_stops_everything(hello_venv, tmp
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
+        preexec_fn=_as_a_background_job if stop == "Ctrl-C" else None,
     )
     lines: queue.Queue[str | None] = queue.Queue()
     reader = threading.Thread(target=_read_lines, args=(up.stdout, lines), daemon=True)
@@ -284,7 +297,10 @@ def test_up_writes_a_config_migrates_serves_and_stops_everything(hello_venv, tmp
         assert any(b"worker" in c and b"hello" in c for c in commands)
         assert len(descendants) >= 3  # the web server, its gunicorn worker, the job worker
 
-        up.send_signal(signal.SIGTERM)
+        if stop == "SIGTERM":
+            up.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(up.pid, signal.SIGINT)
         assert up.wait(timeout=60) == 0
         # The children were stopped and reaped by srht up before it exited;
         # the gunicorn worker by its master. Give the kernel a moment to
@@ -294,11 +310,60 @@ def test_up_writes_a_config_migrates_serves_and_stops_everything(hello_venv, tmp
             time.sleep(0.1)
         assert [pid for pid in descendants if _alive(pid)] == []
     finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
+        # Everything it started is in its process group (its own session),
+        # including what it may have started again after the snapshot above.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(up.pid, signal.SIGKILL)
+        up.wait()
         for pid in descendants:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
         reader.join(timeout=30)  # the pipe ends when the last process holding it has exited
         up.stdout.close()
+
+
+class _Listening:
+    """A plugin asking `srht up` for a development daemon."""
+
+    @staticmethod
+    @hookimpl
+    def service_info():
+        return ServiceInfo("listening", "Listening", "A service with a listener.")
+
+    @staticmethod
+    @hookimpl
+    def dev_daemons(config):
+        return [DevDaemon("smtp", ("listening", "smtp"), "127.0.0.1:2525", "send mail here")]
+
+
+class _Broken:
+    @staticmethod
+    @hookimpl
+    def service_info():
+        return ServiceInfo("broken", "Broken", "A service whose hook raises.")
+
+    @staticmethod
+    @hookimpl
+    def dev_daemons(config):
+        raise RuntimeError("no listener today")
+
+
+def test_up_starts_the_dev_daemons_services_declare(
+    plugin_host, register_plugin, make_config, capsys
+):
+    from srht_core.cli import dev_daemons, up_processes
+
+    assert register_plugin(_Listening, "listening").ok
+    assert register_plugin(_Broken, "broken").ok
+    config = make_config({"listening": {}, "broken": {}})
+    daemons = dev_daemons(plugin_host, config, ["listening", "broken"])
+
+    assert list(daemons) == ["listening"]  # the broken one is left out, with a warning
+    assert "dev_daemons of service broken" in capsys.readouterr().err
+    assert up_processes(["listening", "broken"], daemons) == [
+        ("listening web", ["serve", "listening"]),
+        ("listening worker", ["worker", "listening"]),
+        ("listening smtp", ["listening", "smtp"]),
+        ("broken web", ["serve", "broken"]),
+        ("broken worker", ["worker", "broken"]),
+    ]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from support import wait_until
 
 from srht_core import Database, db_session
 from srht_core.db import default_url, request_statements
@@ -228,6 +229,43 @@ def test_a_connection_cut_while_idle_is_replaced_before_use(
         assert second != first and pings == [1]
     finally:
         db.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_the_server_ended_a_moment_after_use_is_replaced_before_use(
+    srht_postgres: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a PostgreSQL restart does to a busy pool: the server ends a
+    connection that served a request a moment ago. Its socket shows it
+    (readable: the server's goodbye and end of file), so it is pinged and
+    replaced before the next request gets it, although it was not idle."""
+    db = Database(srht_postgres.create_database())
+    pings = []
+    ping = db.engine.dialect.do_ping
+    monkeypatch.setattr(
+        db.engine.dialect, "do_ping", lambda connection: pings.append(1) or ping(connection)
+    )
+    admin = sa.create_engine(db.url, poolclass=sa.pool.NullPool)
+    try:
+        with db.session() as session:
+            first = session.scalar(sa.text("SELECT pg_backend_pid()"))
+        with admin.begin() as connection:
+            connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+
+        def ended() -> bool:
+            with admin.connect() as connection:
+                return not connection.scalar(
+                    sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
+                    {"pid": first},
+                )
+
+        wait_until(ended, what="the backend to end")
+        with db.session() as session:
+            second = session.scalar(sa.text("SELECT pg_backend_pid()"))
+        assert second != first and pings == [1]
+    finally:
+        db.dispose()
+        admin.dispose()
 
 
 @pytest.mark.postgres

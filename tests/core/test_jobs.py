@@ -295,6 +295,60 @@ def test_a_job_whose_worker_was_killed_is_run_again(
     assert (finished.status, finished.attempts, finished.last_error) == ("done", 2, None)
 
 
+# -- outages -------------------------------------------------------------------------
+
+
+def test_the_tick_waits_for_an_unreachable_database_and_carries_on(
+    chores_plugin: Any,
+    make_config: Callable[..., Any],
+    make_app: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The worker's loop survives a database it cannot reach (here, a
+    port nobody listens on): it says so once and keeps trying, rather than
+    die on the first error."""
+    from srht_core.testing import free_port
+
+    unreachable = f"postgresql://srht@127.0.0.1:{free_port()}/nothing"
+    app = make_app(
+        "chores", make_config({"chores": {"connection-string": unreachable}}), migrate=False
+    )
+    worker = Worker(app, tick=0.01)
+    ticks: list[int] = []
+    original = worker.tick
+
+    def counted() -> int:
+        ticks.append(1)
+        if len(ticks) >= 4:
+            worker.stop()
+        return original()
+
+    worker.tick = counted  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="srht.jobs"):
+        worker.run_forever()  # returns only because it was stopped
+
+    assert len(ticks) == 4
+    waits = [r for r in caplog.records if "the worker waits for it" in r.getMessage()]
+    assert len(waits) == 1  # said once per outage, not once per tick
+    assert waits[0].getMessage().startswith("the database of chores cannot be reached (")
+
+
+@pytest.mark.postgres
+def test_the_tick_stops_the_worker_on_an_error_it_cannot_wait_out(
+    chores_app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anything but an outage (here, a table missing) is not waited out: the
+    loop logs it and raises, so that the process ends and is started again."""
+    with db_of(chores_app).engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE srht_timer"))
+    worker = Worker(chores_app)
+
+    with caplog.at_level(logging.INFO, logger="srht.jobs"), pytest.raises(sa.exc.ProgrammingError):
+        worker.run_forever()
+
+    assert "the worker for chores cannot go on" in caplog.text
+
+
 # -- timers ---------------------------------------------------------------------------
 
 
@@ -354,9 +408,7 @@ def close_celery() -> Any:
     yield
     from srht_core import queue
 
-    while queue._apps:
-        _broker, celery = queue._apps.popitem()
-        celery.close()
+    queue.close_all()
 
 
 @pytest.mark.slow
@@ -375,6 +427,8 @@ def test_celery_worker_runs_published_jobs_and_lost_ones_are_published_again(
 ) -> None:
     import redis
 
+    from srht_core import queue
+
     config = chores_config(srht={"broker": redis_server.url})
     app = make_app("chores", config)
 
@@ -382,7 +436,7 @@ def test_celery_worker_runs_published_jobs_and_lost_ones_are_published_again(
     first = put(app, "stamp", path=str(tmp_path / "first"))
     broker = redis.Redis.from_url(redis_server.url)
     try:
-        assert broker.llen("srht.chores") == 1
+        wait_until(lambda: broker.llen("srht.chores") == 1, what=f"job {first} to be published")
     finally:
         broker.close()
 
@@ -396,23 +450,35 @@ def test_celery_worker_runs_published_jobs_and_lost_ones_are_published_again(
         assert not gave_up(worker, log), log.read_text()
         assert (tmp_path / "first").read_text() == str(worker.pid)
 
-        # the broker is down when the next job is enqueued: the row is kept
+        # the broker is down when the next job is enqueued: the row is kept,
+        # and so is its id, in the process's publisher
         redis_server.stop()
-        with caplog.at_level(logging.WARNING, logger="srht.jobs"):
+        with caplog.at_level(logging.WARNING, logger="srht.queue"):
             second = put(app, "stamp", path=str(tmp_path / "second"))
-        assert f"could not publish job {second} to the broker" in caplog.text
+            wait_until(
+                lambda: f"could not publish job {second} to the broker" in caplog.text,
+                what="the publisher to find the broker gone",
+            )
         assert row(app, second).status == "queued"
+        # a process that ends while the broker is away loses the ids it kept
+        third = put(app, "stamp", path=str(tmp_path / "third"))
+        queue.close_all()
 
-        # it comes back empty; a tick finds the lost job and publishes it again
+        # it comes back empty: the publisher of the second is gone with its
+        # process, so a tick finds both lost jobs and publishes them again
         redis_server.start()
         monkeypatch.setattr(jobs_module, "LOST_AFTER", timedelta(0))
         Worker(app).tick()
         wait_until(
-            lambda: row(app, second).status == "done" or gave_up(worker, log),
-            what="the Celery worker to run the re-published job",
+            lambda: (
+                {row(app, second).status, row(app, third).status} == {"done"}
+                or gave_up(worker, log)
+            ),
+            what="the Celery worker to run the re-published jobs",
         )
         assert not gave_up(worker, log), log.read_text()
         assert (tmp_path / "second").read_text() == str(worker.pid)
-        assert row(app, second).attempts == 1
+        assert (tmp_path / "third").read_text() == str(worker.pid)
+        assert (row(app, second).attempts, row(app, third).attempts) == (1, 1)
     finally:
         stop(worker)

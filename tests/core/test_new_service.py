@@ -16,7 +16,7 @@ import requests
 
 from srht_core.config import dump_ini
 from srht_core.newservice import NewServiceError, write_service
-from srht_core.testing import free_port, serve_service, site_config
+from srht_core.testing import free_port, page_kind_problems, serve_service, site_config
 
 #: The service new_service_venv has written and installed (see conftest.py).
 NEW_SERVICE = "field-notes"
@@ -264,6 +264,13 @@ def test_it_migrates_and_serves_its_pages_and_api(served):
     assert empty.status_code == 200
     assert "<title>Field notes · srht test</title>" in empty.text
     assert "<p>No notes yet.</p>" in empty.text
+    # Its pages are the kit's, as every built-in service's are
+    # (tests/services/test_kit.py checks theirs the same way).
+    assert page_kind_problems(empty.text, "header") == []
+    assert page_kind_problems(empty.text, "list") == []
+    missing = requests.get(url + "/notes/999", timeout=30)
+    assert missing.status_code == 404
+    assert page_kind_problems(missing.text, "404") == []
     stylesheet = re.search(
         r'<link rel="stylesheet" href="(/static/field-notes/field-notes\.css\?v=\w+)">', empty.text
     )

@@ -100,6 +100,8 @@ def test_revocation_reaches_a_service_within_the_interval(site: Any) -> None:
         first = me(chores, token)
         assert first.status_code == 200, first.json
         assert first.json["username"] == "alice"  # mirrored from meta on first sight
+        health = chores.test_client().get("/healthz")
+        assert (health.status_code, health.json["meta"]) == (200, "ok")
 
         cache = state_of(chores).revocations
         asked = cache.checked
@@ -109,7 +111,7 @@ def test_revocation_reaches_a_service_within_the_interval(site: Any) -> None:
         revoke = (
             "from srht_core import create_app, db_session\n"
             "from srht_plugins.meta.models import PersonalAccessToken\n"
-            "from srht_plugins.meta.accounts import revoke_personal_token\n"
+            "from srht_plugins.meta.tokens import revoke_personal_token\n"
             f"app = create_app('meta', {str(site['meta_config'])!r})\n"
             "with app.app_context():\n"
             "    revoke_personal_token(db_session.get(PersonalAccessToken, 1))\n"

@@ -1,13 +1,16 @@
 """Fixtures of the deploy suite: real test hosts and a deploying machine.
 
 - ``test_hosts`` (module) boots ``alpha`` and ``beta`` (see
-  ``tests/testhosts``), each with ``/etc/hosts`` entries for the test
-  domain's services, as DNS would give them; module-scoped, so another
-  suite's hosts (the installer's) can take the slot after this one;
+  ``tests/testhosts``); neither resolves the test domain's names by itself
+  (there is no DNS for them, as on servers whose DNS is not set up yet):
+  the deploy makes the hosts find each other's services, or says it cannot.
+  Module-scoped, so another suite's hosts (the installer's) can take the
+  slot after this one;
 - ``control`` (session) is the deploying machine: a venv over this
-  machine's packages with the example external service (``srht-hello``)
-  installed, so it deploys exactly as a third-party service would, and one
-  wheelhouse built for the whole session;
+  machine's packages (the srht under test first, see ``support/venvs.py``)
+  with the example external service (``srht-hello``) installed, so it
+  deploys exactly as a third-party service would, and one wheelhouse built
+  for the whole session;
 - ``Site`` writes configs for a layout and runs ``srht deploy`` on them;
 - ``acme_server`` (module) is pebble, a private ACME server, on the hosts'
   bridge.
@@ -35,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from pebble_server import Pebble, pebble  # noqa: E402 - after the path is set
 from support.ci import require, require_test_hosts  # noqa: E402 - after the path is set
+from support.venvs import make_venv  # noqa: E402
 from testhosts import GATEWAY, TestHosts  # noqa: E402 - after the path is set
 from testhosts.srhtsite import HOSTS, NAMES, Control, Site  # noqa: E402
 
@@ -44,21 +48,14 @@ HELLO_SOURCE = TESTS.parent / "examples" / "hello-service"
 @pytest.fixture(scope="module")
 def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestHosts]:
     require_test_hosts()
-    with TestHosts(HOSTS, tmp_path_factory.mktemp("testhosts"), etc_hosts=NAMES) as hosts:
+    with TestHosts(HOSTS, tmp_path_factory.mktemp("testhosts")) as hosts:
         yield hosts
 
 
 @pytest.fixture(scope="session")
 def control(tmp_path_factory: pytest.TempPathFactory) -> Control:
     root = tmp_path_factory.mktemp("control")
-    venv = root / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    python = str(venv / "bin" / "python")
+    python = make_venv(root / "venv", with_pip=False)
     # A copy, so the build leaves nothing in the source tree.
     source = root / "hello-service"
     shutil.copytree(

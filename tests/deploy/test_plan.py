@@ -11,6 +11,7 @@ from cryptography import x509
 from srht_deploy.hostconfig import host_config_text
 from srht_deploy.inventory_data import inventory_groups
 from srht_deploy.model import Site
+from srht_deploy.operations import HOSTS_BEGIN, hosts_file_text
 from srht_deploy.render import nginx_vhost, pg_hba
 from srht_deploy.secrets import database_for, scram_verifier
 from srht_deploy.tls import service_certificate, site_authority
@@ -179,6 +180,40 @@ def test_each_host_config_holds_only_its_own_secrets() -> None:
     assert host_config_text(cfg, topology, "alpha") == alpha
 
 
+def test_each_service_host_gets_every_origin_name_pointing_at_an_nginx_host_serving_it() -> None:
+    """Without DNS for the site's names, the services still reach each
+    other (every service signs users in through meta): the hosts that run
+    a service get each origin's name in /etc/hosts."""
+    three = {**TWO_HOSTS, "hosts": TWO_HOSTS["hosts"] + ", gamma=root@192.0.2.12"}
+    services = {"meta": {"hosts": "alpha"}, "paste": {"hosts": "beta"}}
+    cfg, plugins = bound(config(three, services))
+    site = Site(cfg, plugins, read_topology(cfg, plugins))
+    assert site.service_names("beta") == {
+        "meta.example.org": "192.0.2.10",
+        "paste.example.org": "192.0.2.11",  # beta's own nginx
+    }
+    assert site.service_names("alpha") == {
+        "meta.example.org": "192.0.2.10",
+        "paste.example.org": "192.0.2.11",
+    }
+    assert site.service_names("gamma") == {}  # runs no service
+    cfg, plugins = bound(config({**three, "service-names": "dns"}, services))
+    assert Site(cfg, plugins, read_topology(cfg, plugins)).service_names("beta") == {}
+
+
+def test_the_hosts_file_block_leaves_every_other_line_as_it_was() -> None:
+    mine = "127.0.0.1 localhost\n# my own\n10.0.0.9 meta.example.org\n\n"
+    added = hosts_file_text(mine, {"meta.example.org": "192.0.2.10"})
+    # After the administrator's lines, which win over it.
+    assert added == (mine + f"{HOSTS_BEGIN}\n192.0.2.10 meta.example.org\n# END srht\n")
+    assert hosts_file_text(added, {"meta.example.org": "192.0.2.10"}) == added
+    moved = hosts_file_text(added + "10.0.0.1 later\n", {"meta.example.org": "192.0.2.99"})
+    assert moved == mine + f"{HOSTS_BEGIN}\n192.0.2.99 meta.example.org\n# END srht\n" + (
+        "10.0.0.1 later\n"
+    )
+    assert hosts_file_text(moved, {}) == mine + "10.0.0.1 later\n"
+
+
 def test_a_written_connection_string_is_kept_and_its_role_created() -> None:
     url = "postgresql://owner:s3cret@db.example.org/forge"
     database = database_for("paste", url, KEYS.service_key, "192.0.2.10")
@@ -295,6 +330,48 @@ def test_a_plugins_host_needs_drive_what_its_host_gets(tmp_path: Any) -> None:
     assert "ExecStart=/usr/bin/env srht needy dispatch" in units["srht-needy-dispatch.service"]
     assert "ReadWritePaths=/var/lib/srht /var/lib/git" in units["srht-needy.service"]
     assert site.needs("needy").sshd_snippets
+
+
+def test_the_lists_host_gets_postfix_passing_the_posting_domain_on_over_lmtp() -> None:
+    from srht_deploy.deploys import _mail_domains, _packages, _units
+    from srht_deploy.render import postfix_settings, postfix_transport
+
+    cfg, plugins = bound(
+        config(
+            TWO_HOSTS,
+            {
+                "meta": {"hosts": "alpha"},
+                "lists": {
+                    "hosts": "beta",
+                    "posting-domain": "lists.example.net",
+                    "max-message-size": "30000000",
+                },
+            },
+        )
+    )
+    site = Site(cfg, plugins, read_topology(cfg, plugins))
+    alpha, beta = site.placement("alpha"), site.placement("beta")
+    assert "postfix" in _packages(site, beta) and "postfix" not in _packages(site, alpha)
+    assert _mail_domains(site, alpha) == ({}, 0)
+    domains, size = _mail_domains(site, beta)
+    assert domains == {"lists.example.net": "127.0.0.1:8025"}
+    units = _units(site, beta)
+    assert "ExecStart=/usr/bin/env srht lists lmtp" in units["srht-lists-lmtp.service"]
+    assert "srht-lists-lmtp.service" not in _units(site, alpha)
+    transport = postfix_transport(domains).splitlines()
+    assert transport[-1] == "lists.example.net lmtp:inet:127.0.0.1:8025"
+    assert postfix_settings(domains, size) == {
+        "relay_domains": "lists.example.net",
+        "transport_maps": "hash:/etc/postfix/srht-transport",
+        "message_size_limit": "30000000",
+        # Recipients are checked with the listener before the mail is taken.
+        "smtpd_recipient_restrictions": (
+            "permit_mynetworks, reject_unauth_destination, reject_unverified_recipient"
+        ),
+        "unverified_recipient_reject_code": "550",
+    }
+    # Postfix's own 10 MB stays when the lists take less.
+    assert postfix_settings(domains, 1024)["message_size_limit"] == "10240000"
 
 
 def _wheel(folder: Any, name: str, version: str, *requires: str) -> str:

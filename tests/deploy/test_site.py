@@ -1,7 +1,10 @@
 """A site deployed to two real hosts, as a self-hoster would see it.
 
 The issue's scenario: alpha runs PostgreSQL, Redis, nginx and meta; beta runs
-todo and paste, each host behind its own nginx (``BASE_LAYOUT``). Each test
+todo and paste, each host behind its own nginx (``BASE_LAYOUT``). Neither host
+resolves the site's names by itself: the deploy writes them into each
+host's ``/etc/hosts`` (or, told not to, fails naming the host that cannot
+reach meta). Each test
 states the layout it needs and deploys it (:meth:`Site.layout`, then
 :meth:`Site.converge`), so any test runs alone (``-k token``) or after any
 other; the module shares the hosts, and a deploy of a layout the hosts
@@ -13,12 +16,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from pebble_server import Pebble
+from srht_deploy.operations import HOSTS_BEGIN
 from testhosts.srhtsite import BASE_LAYOUT, DOMAIN, NAMES, Site, changed, changed_on, planned
 
 # A cold first run builds the hosts' image and fetches every package and
@@ -38,6 +45,17 @@ def body_and_status(result: Any) -> tuple[str, int]:
 def base(site: Site, **changes: dict[str, Any]) -> dict[str, Any]:
     """Deploy the issue's layout (with ``changes`` to services) and return the report."""
     return site.layout({**BASE_LAYOUT, **changes}).converge()
+
+
+def started_answer(site: Site, name: str, path: str) -> tuple[str, int]:
+    """What ``name`` answers at ``path`` once it has started again (nginx
+    says 502 until its gunicorn listens)."""
+    deadline = time.monotonic() + 60
+    while True:
+        body, status = body_and_status(site.curl(name, path))
+        if status != 502 or time.monotonic() > deadline:
+            return body, status
+        time.sleep(0.5)
 
 
 def user(site: Site, name: str = "alice") -> str:
@@ -77,13 +95,22 @@ def started(site: Site, host: str, units: list[str]) -> dict[str, str]:
 def test_first_deploy_brings_up_every_service(site: Site) -> None:
     report = base(site)
 
+    # Each step is one thing, named for the hosts it ran on: meta's user on
+    # alpha, todo's on beta, never one step named for both.
+    done = changed(report)
+    assert done["srht install | User srht-meta"] == ["alpha"]
+    assert done["srht install | User srht-todo"] == ["beta"]
+    assert [op["names"] for op in report["results"]["operations"] if len(op["names"]) != 1] == []
+
     for name, host in (("meta", "alpha"), ("todo", "beta"), ("paste", "beta")):
         body, status = body_and_status(site.curl(name, "/healthz"))
         assert status == 200, body
+        # The services that sign users in through meta report reaching it.
         assert json.loads(body) == {
             "service": name,
             "version": json.loads(body)["version"],
             "database": "ok",
+            **({} if name == "meta" else {"meta": "ok"}),
         }
         assert site.hosts[host].ssh(
             f"systemctl is-active srht-{name} srht-{name}-worker"
@@ -101,8 +128,16 @@ def test_first_deploy_brings_up_every_service(site: Site) -> None:
     # Static files come from nginx itself.
     assert body_and_status(site.curl("paste", "/static/srht/srht.css"))[1] == 200
 
-    # Each host's config holds only what it needs, readable by the services' group only.
+    # beta reaches meta on alpha by the name the deploy put in its
+    # /etc/hosts; nothing else there names it (the harness adds none).
     alpha, beta = site.hosts["alpha"], site.hosts["beta"]
+    hosts_file = beta.ssh("cat /etc/hosts").stdout.splitlines()
+    block = hosts_file[hosts_file.index(HOSTS_BEGIN) :]
+    assert f"{site.hosts.address('alpha')} meta.{DOMAIN}" in block
+    assert f"{site.hosts.address('beta')} paste.{DOMAIN}" in block
+    assert not any(f"meta.{DOMAIN}" in line for line in hosts_file if line not in block)
+
+    # Each host's config holds only what it needs, readable by the services' group only.
     for host in (alpha, beta):
         assert host.ssh("stat -c '%a %U %G' /etc/srht/config.ini").stdout.split() == [
             "640",
@@ -244,12 +279,58 @@ def test_a_token_from_meta_works_against_beta(site: Site) -> None:
         assert body_and_status(denied)[1] == 401
 
 
+def test_a_host_that_cannot_reach_meta_is_named_and_its_visitors_told(site: Site) -> None:
+    """beta without meta's name (told to leave names to DNS, which has none
+    for it): the deploy fails naming beta and meta's URL; paste's health
+    check fails naming meta; a signed-in visitor of paste is told meta
+    cannot be reached, not sent to sign in at meta and back forever."""
+    base(site)
+    beta = site.hosts["beta"]
+    site.layout(deploy={"service-names": "dns"})
+    code, report, stderr = site.deploy()
+
+    assert code != 0
+    assert report["results"]["failed_hosts"] == ["beta"]
+    meta = f"https://meta.{DOMAIN}:443/healthz"
+    assert (
+        f"beta cannot reach meta at {meta}: it did not answer "
+        f"((6) Could not resolve host: meta.{DOMAIN})"
+    ) in stderr
+    assert f"make meta.{DOMAIN} resolve on beta to an nginx host that serves meta" in stderr
+    assert HOSTS_BEGIN not in beta.ssh("cat /etc/hosts").stdout
+
+    beta.ssh("systemctl restart srht-paste")  # as after a reboot: nothing remembered
+    body, status = started_answer(site, "paste", "/healthz")
+    assert status == 503, body
+    # The resolver's own words follow ("Temporary failure in name resolution").
+    meta_health = json.loads(body)["meta"]
+    assert meta_health.startswith(
+        f"error: cannot reach meta at https://meta.{DOMAIN}/internal/tokens/revoked: "
+    )
+    assert "name" in meta_health.lower(), meta_health
+    login = Fernet(site.keys.network_key).encrypt(
+        json.dumps({"u": 1, "s": 1, "t": int(time.time())}).encode()
+    )
+    page, status = body_and_status(
+        site.curl("paste", "/", args=("-b", f"srht-login={login.decode()}"))
+    )
+    assert status == 503, page[:2000]
+    told = f"paste cannot reach meta, the site&#39;s identity service, at https://meta.{DOMAIN}"
+    assert told in page
+
+    # With the names back, everything answers again.
+    base(site)
+    assert body_and_status(site.curl("paste", "/healthz"))[1] == 200
+
+
 #: What adding a service may change on its host besides the operations
-#: named after it: the host's config gains its section, the virtualenv its
-#: wheels, systemd and nginx learn its unit and site (a reload, not a restart).
+#: named after it: the host's config gains its section, its /etc/hosts its
+#: name, the virtualenv its wheels, systemd and nginx learn its unit and site
+#: (a reload, not a restart).
 SHARED_STEPS = {
     "srht install | Install the software",
     "srht configure | Config file",
+    "srht configure | Service names in /etc/hosts",
     "srht activate | Reload systemd units",
     "srht activate | Check nginx's config and reload it",
 }
@@ -474,6 +555,74 @@ def test_git_pushes_over_ssh_and_clones_over_https_on_a_deployed_host(
     assert changed(site.converge()) == {}
 
 
+def test_mail_through_postfix_on_the_lists_host_reaches_the_archive(site: Site) -> None:
+    """lists on beta: the deploy installs Postfix there and relays the
+    posting domain (lists.DOMAIN, the origin's host name) over LMTP to
+    ``srht lists lmtp``; a message handed to the host's ``sendmail`` is in
+    the list's archive, read back through nginx."""
+    base(site, lists={"hosts": "beta"})
+    beta = site.hosts["beta"]
+    auth = ("-H", f"Authorization: Bearer {token(site, 'lists/lists:RW lists/emails:RO')}")
+    devel = f"devel-{secrets.token_hex(3)}"
+    body, status = body_and_status(
+        site.curl(
+            "lists",
+            "/api/lists",
+            args=(
+                "-X",
+                "POST",
+                *auth,
+                "-H",
+                "Content-Type: application/json",
+                "--data",
+                json.dumps({"name": devel}),
+            ),
+        )
+    )
+    assert status == 201, body
+    to = f"~alice/{devel}@lists.{DOMAIN}"
+    mail = (
+        f"From: Bob <bob@example.org>\nTo: {to}\nSubject: Through Postfix\n"
+        f"Message-ID: <{devel}@example.org>\n\nDelivered by the host's mail server.\n"
+    )
+    beta.ssh(f"sendmail -f bob@example.org '{to}'", input=mail)
+    deadline = time.monotonic() + 90
+    while True:
+        body, status = body_and_status(
+            site.curl("lists", f"/api/lists/alice/{devel}/messages", args=auth)
+        )
+        assert status == 200, body
+        results = json.loads(body)["results"]
+        if results or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    queue = beta.ssh("postqueue -p; journalctl -u srht-lists-lmtp -n 30 --no-pager", check=False)
+    assert [m["subject"] for m in results] == ["Through Postfix"], queue.stdout
+    # From another host (outside Postfix's own network): an address that is
+    # no list is refused while the sender is connected (after Postfix has
+    # asked the listener; 450 while it asks), so no bounce ever goes to a
+    # forged sender; a list's address is taken.
+    probe = (
+        "import smtplib,sys,time\n"
+        "deadline = time.monotonic() + 60\n"
+        "while True:\n"
+        f"    s = smtplib.SMTP('{site.hosts['beta'].address}', 25, timeout=30)\n"
+        "    s.ehlo('alpha.example'); s.mail('bob@example.org')\n"
+        "    code = s.rcpt(sys.argv[1])[0]; s.quit()\n"
+        "    if code != 450 or time.monotonic() > deadline: break\n"
+        "    time.sleep(1)\n"
+        "print(code)\n"
+    )
+    alpha = site.hosts["alpha"]
+    nobody = f"~alice/no-such-list-{devel}@lists.{DOMAIN}"
+    refused = alpha.ssh(f"python3 - {shlex.quote(nobody)}", input=probe)
+    assert refused.stdout.strip() == "550", refused.stdout + refused.stderr
+    taken = alpha.ssh(f"python3 - {shlex.quote(to)}", input=probe)
+    assert taken.stdout.strip() == "250", taken.stdout + taken.stderr
+    # The transport, the settings and the listener are stable.
+    assert changed(site.converge()) == {}
+
+
 def test_removing_a_service_removes_its_daemons_and_site_and_keeps_its_data(site: Site) -> None:
     base(site)
     beta, alpha = site.hosts["beta"], site.hosts["alpha"]
@@ -510,6 +659,22 @@ def test_removing_a_service_removes_its_daemons_and_site_and_keeps_its_data(site
     )
     assert beta.ssh("test -d /var/lib/srht/paste && echo kept").stdout.strip() == "kept"
     assert alpha.ssh(count).stdout.strip() == pastes
+    assert changed(site.converge()) == {}
+
+    # beta's last service goes: nothing of the site is served there (its
+    # names do not answer 502) and it keeps no copy of the site's config.
+    site.layout({"meta": {"hosts": "alpha"}})
+    site.converge()
+    assert beta.ssh("ls /etc/systemd/system/ | grep '^srht-' || true").stdout.split() == []
+    sites = beta.ssh("ls /etc/nginx/sites-enabled/").stdout.split()
+    assert not [name for name in sites if name.startswith("srht-")], sites
+    assert "config.ini" not in beta.ssh("ls /etc/srht").stdout.split()
+    tls = beta.ssh("ls /etc/srht/tls").stdout.split()
+    assert not [name for name in tls if name.endswith((".crt", ".key"))], tls
+    assert HOSTS_BEGIN not in beta.ssh("cat /etc/hosts").stdout
+    answer = site.curl("todo", "/healthz")
+    assert answer.returncode != 0 and body_and_status(answer)[1] == 0, answer.stdout
+    assert beta.ssh("test -d /var/lib/srht/todo && echo kept").stdout.strip() == "kept"
     assert changed(site.converge()) == {}
 
 

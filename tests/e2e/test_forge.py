@@ -111,7 +111,9 @@ def test_a_tracker_a_ticket_and_a_paste_made_in_the_browser_read_back_by_api(
             page.locator("#title").press("Enter")
             page.goto(forge["todo"] + "/~alice/bugs/1")
             # The title is text, escaped, not markup.
-            assert page.locator("h1").inner_text() == "#1 The <b>frobnicator</b> is stuck"
+            assert (
+                page.locator("h2.ticket-title").inner_text() == "#1 The <b>frobnicator</b> is stuck"
+            )
             assert page.locator("code", has_text="42").count() >= 1
 
             page.goto(forge["paste"] + "/")

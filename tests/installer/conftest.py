@@ -2,9 +2,10 @@
 run as a self-hoster runs it.
 
 - ``test_hosts`` (module) boots ``gamma`` and ``delta`` (see
-  ``tests/testhosts``) with ``/etc/hosts`` entries for the test domain's
-  services, as DNS would give them; module-scoped like the deploy suite's,
-  so suites take the slot one after the other;
+  ``tests/testhosts``), which do not resolve the test domain's names by
+  themselves: the deploy the installer runs makes them find each other's
+  services. Module-scoped like the deploy suite's, so suites take the slot
+  one after the other;
 - ``workdir`` (module) is the self-hoster's folder: the answers file, the
   admin's password file, and the config the installer writes;
 - ``srht_install`` runs ``srht-install`` there, without a terminal.
@@ -26,7 +27,7 @@ import pytest
 TESTS = Path(__file__).parents[1]
 sys.path.insert(0, str(TESTS))
 
-from installsite import ADMIN_PASSWORD, HOSTS, NAMES, Installer  # noqa: E402
+from installsite import ADMIN_PASSWORD, HOSTS, Installer  # noqa: E402
 from support.ci import require_test_hosts  # noqa: E402
 from testhosts import TestHosts  # noqa: E402 - after the path is set
 
@@ -34,7 +35,7 @@ from testhosts import TestHosts  # noqa: E402 - after the path is set
 @pytest.fixture(scope="module")
 def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestHosts]:
     require_test_hosts()
-    with TestHosts(HOSTS, tmp_path_factory.mktemp("testhosts"), etc_hosts=NAMES) as hosts:
+    with TestHosts(HOSTS, tmp_path_factory.mktemp("testhosts")) as hosts:
         yield hosts
 
 

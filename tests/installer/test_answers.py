@@ -6,6 +6,7 @@ was."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -121,6 +122,32 @@ def test_the_config_written_checks_clean_and_is_private(tmp_path: Path) -> None:
     assert config_text(_answers()) != config_text(_answers())
 
 
+def test_the_lists_mail_domain_goes_to_the_config_and_its_mx_record_is_printed(
+    tmp_path: Path,
+) -> None:
+    from srht_installer.finish import dns_records
+    from srht_installer.questions import question
+    from srht_installer.siteconfig import load_site
+
+    lists_domain = question("lists-domain")
+    assert not lists_domain.when(Asking(PluginHost(), {"services": ["meta", "paste"]}))
+    asked = Asking(PluginHost(), {"domain": "example.org", "services": ["meta", "lists"]})
+    assert lists_domain.when(asked) and lists_domain.default(asked) == "lists.example.org"
+    answers = {
+        **_answers(),
+        "services": ["meta", "lists"],
+        "placement": {"meta": "web", "lists": "db"},
+        "lists-domain": "lists.example.net",
+    }
+    path = tmp_path / "config.ini"
+    write_checked(path, config_text(answers))
+    assert load_config(path).raw_value("lists", "posting-domain") == "lists.example.net"
+    records = [str(record) for record in dns_records(load_site(path))]
+    # An MX names a host, never an address: the lists host gets a name.
+    assert "lists.example.net.  IN MX    10 db.mail.example.org." in records
+    assert "db.mail.example.org.  IN A     192.0.2.11" in records
+
+
 def test_a_config_problem_is_reported_as_the_answer_that_caused_it(tmp_path: Path) -> None:
     answers = {**_answers(), "placement": {"meta": "web", "paste": "nowhere"}}
     with pytest.raises(AnswersError) as raised:
@@ -147,3 +174,75 @@ def test_add_and_remove_leave_every_other_line_as_it_was() -> None:
         "; hand-written\n\n# the paste service\n[paste]\n"
         "hosts = web\n"
     )
+
+
+def _srht_install(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SRHT_CONFIG"}
+    return subprocess.run(
+        [sys.executable, "-m", "srht_installer.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, "COLUMNS": "200"},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_an_unknown_key_is_reported_with_every_other_problem(tmp_path: Path) -> None:
+    """One run names them all: an unknown key, a bad domain, hosts that do
+    not answer (their names still place the services) and a placement on
+    a host that does not exist."""
+    (tmp_path / "answers.toml").write_text(
+        'colour = "blue"\n'
+        'domain = "my site"\n'
+        'owner-email = "me@example.org"\n'
+        'services = ["meta", "paste"]\n'
+        'hosts = ["web=root@web.invalid", "db=root@db.invalid"]\n'
+        'placement = "meta=web, paste=nowhere"\n'
+        'admin-username = "jane"\n'
+        'admin-email = "jane@example.org"\n'
+    )
+
+    result = _srht_install("--answers", "answers.toml", "--yes", cwd=tmp_path)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    problems = [line for line in result.stderr.splitlines() if line.startswith("answers.toml")]
+    assert [line.split(":")[1].strip() for line in problems] == [
+        "key `colour`",
+        "key `domain`",
+        "key `hosts`",
+        "key `placement`",
+    ]
+    assert "unknown key" in problems[0]
+    assert "not a domain name" in problems[1]
+    assert "host web: nothing answers on web.invalid:22" in problems[2]
+    assert "host db: nothing answers on db.invalid:22" in problems[2]
+    assert "no host 'nowhere' (hosts: web, db)" in problems[3]
+    assert "4 problems in the answers; no host was touched." in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.toml"]
+
+
+def test_a_change_that_is_not_applied_leaves_the_config_as_it_was(tmp_path: Path) -> None:
+    """add and remove write the config only once they start changing hosts:
+    refused for a host that does not answer (or, with hosts, for want of
+    --yes without a terminal), the config stays byte for byte, and nothing
+    is left beside it."""
+    answers = {
+        **_answers(),
+        "hosts": [
+            SshTarget("web", "root", "web.invalid", 22),
+            SshTarget("db", "root", "db.invalid", 22),
+        ],
+    }
+    path = tmp_path / "config.ini"
+    write_checked(path, config_text(answers))
+    before = path.read_bytes()
+
+    for args in (("remove", "paste", "--yes"), ("add", "todo", "--yes"), ("remove", "paste")):
+        result = _srht_install("--config", str(path), *args, cwd=tmp_path)
+        assert path.read_bytes() == before, args
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["config.ini"]
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "host web (root@web.invalid:22): nothing answers" in result.stderr
+        assert f"{path} is as it was." in result.stderr

@@ -1,12 +1,15 @@
 """The installer on two real hosts, as a self-hoster meets it.
 
 gamma runs PostgreSQL, Redis, nginx and meta; delta runs paste behind its
-own nginx. The tests run in order on one site, each a step of its life:
-bad answers files refused before any host is touched, the interactive
-questions at a real terminal refusing wrong answers, an install from an
-answers file, status all green, the admin signing in over HTTP, a second
-run planning nothing, adding and removing a service, and a host that
-cannot be reached.
+own nginx. Neither resolves the site's names by itself: the deploy writes
+them into their /etc/hosts. The tests run in order on one site, each a step
+of its life: bad answers files refused before any host is touched, the
+interactive questions at a real terminal refusing wrong answers, a dry run
+showing each host its own steps and writing nothing, an install from an
+answers file, status all green, then red for a service that cannot reach
+meta, the admin signing in over HTTP, a change not confirmed leaving the
+config as it was, a second run planning nothing, adding and removing a
+service, and a host that cannot be reached.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING
 import pexpect
 import pytest
 from installsite import ADMIN_PASSWORD, DOMAIN, NAMES, Installer, answers_toml
+from srht_deploy.operations import HOSTS_BEGIN
 
 if TYPE_CHECKING:  # the class itself would be collected as a test class
     from testhosts import TestHosts
@@ -28,6 +32,35 @@ if TYPE_CHECKING:  # the class itself would be collected as a test class
 # A cold first run fetches every package and builds the wheelhouse once:
 # more than pytest's default per-test bound.
 pytestmark = [pytest.mark.installer, pytest.mark.slow, pytest.mark.timeout(1500)]
+
+
+def table_rows(output: str) -> list[list[str]]:
+    """The rows of the tables in ``output`` (rich's), each cell whole: a
+    row's folded continuation lines joined to it."""
+    rows: list[list[str]] = []
+    for line in output.splitlines():
+        if not line.startswith("│"):
+            continue
+        cells = [cell.strip() for cell in line.strip("│").split("│")]
+        if rows and not cells[0] and len(cells) == len(rows[-1]):
+            rows[-1] = [" ".join(filter(None, pair)) for pair in zip(rows[-1], cells, strict=True)]
+        else:
+            rows.append(cells)
+    return rows
+
+
+def plan_steps(output: str) -> dict[str, list[str]]:
+    """``{host: [step, ...]}`` of the plan table in ``output``."""
+    steps: dict[str, list[str]] = {}
+    host = ""
+    for line in output.splitlines():
+        if not line.startswith("│"):
+            continue
+        cells = [cell.strip() for cell in line.strip("│").split("│")]
+        host = cells[0] or host
+        if cells[-1]:
+            steps.setdefault(host, []).append(cells[-1])
+    return steps
 
 
 def untouched(hosts: TestHosts) -> None:
@@ -138,8 +171,7 @@ def test_the_questions_refuse_wrong_answers_and_ask_again(
         refused("lower-case letters")
         answer("Username of the first admin", "alice", clear=True)
         answer("Email of the first admin", "", clear=False)
-        child.expect_exact("Write ")
-        child.expect_exact("and show the plan?")
+        child.expect_exact("Show the plan for these answers")
         child.send("n")
         child.expect_exact("Nothing was written.")
         child.expect(pexpect.EOF)
@@ -149,6 +181,36 @@ def test_the_questions_refuse_wrong_answers_and_ask_again(
     assert child.exitstatus == 0, (folder / "terminal.log").read_text()[-3000:]
     assert not (folder / "config.ini").exists()
     untouched(test_hosts)
+
+
+def test_a_dry_run_shows_each_host_its_own_steps_and_writes_nothing(
+    test_hosts: TestHosts, workdir: Path, srht_install: Installer
+) -> None:
+    folder = workdir / "dry-run"
+    folder.mkdir()
+    (folder / "admin-password").write_text(ADMIN_PASSWORD + "\n")
+    (folder / "answers.toml").write_text(answers_toml(test_hosts))
+
+    result = srht_install("--answers", "answers.toml", "--dry-run", cwd=folder)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert "Dry run: nothing was changed on any host" in output
+    assert f"Nothing was written: {folder / 'config.ini'} does not exist yet." in output
+    # No config (a later run reads the answers again), no state: only
+    # pyinfra's log of the plan.
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "admin-password",
+        "answers.toml",
+        "config.ini.install.log",
+    ]
+    untouched(test_hosts)
+    # Each host's plan lists its own steps: meta's user on gamma, paste's on delta.
+    steps = plan_steps(result.stdout)
+    assert "+ srht install | User srht-meta" in steps["gamma"], steps
+    assert "+ srht install | User srht-paste" in steps["delta"], steps
+    assert not any("srht-paste" in step for step in steps["gamma"])
+    assert not any("srht-meta" in step for step in steps["delta"])
 
 
 def test_an_answers_file_installs_the_site(
@@ -168,6 +230,9 @@ def test_an_answers_file_installs_the_site(
         if not name.startswith("todo."):
             assert f"{name}.  IN A     {test_hosts.address(host)}" in output
     assert "Admin: created admin ~alice" in output
+    # The progress names each host's own steps.
+    assert "srht install | User srht-meta: gamma changed" in result.stdout
+    assert "srht install | User srht-paste: delta changed" in result.stdout
     # No secret on the screen or in the log.
     text = config.read_text()
     secrets = re.findall(r"^(?:service-key|network-key|private-key) = (.+)$", text, re.M)
@@ -196,6 +261,42 @@ def test_status_is_all_green(srht_install: Installer) -> None:
     ):
         assert any(what in row for row in rows), what
     assert "All checks passed." in result.stdout
+
+
+def test_status_names_a_service_that_cannot_reach_meta(
+    test_hosts: TestHosts, srht_install: Installer
+) -> None:
+    """delta loses meta's name (its /etc/hosts rewritten by something else,
+    then a reboot): status says which service cannot reach meta and what
+    to do, and running srht-install again repairs it."""
+    delta = test_hosts["delta"]
+    delta.ssh("sed -i '/^# BEGIN srht/,/^# END srht$/d' /etc/hosts")
+    # Restarted (it remembers nothing), and answering again (paste's default port).
+    delta.ssh(
+        "systemctl restart srht-paste && timeout 60 sh -c "
+        "'until curl -so /dev/null http://127.0.0.1:5011/healthz; do sleep 0.5; done'"
+    )
+
+    status = srht_install("status")
+
+    assert status.returncode == 1, status.stdout
+    (row,) = [r for r in table_rows(status.stdout) if r[:2] == ["service", "paste"]]
+    assert row[3] == "FAIL"
+    # Then the resolver's own words ("Temporary failure in name resolution").
+    assert row[4].startswith(
+        f"https://paste.{DOMAIN}/healthz: 503; paste: cannot reach meta at "
+        f"https://meta.{DOMAIN}/internal/tokens/revoked: "
+    ), row[4]
+    assert row[4].endswith(
+        f" What to do: paste's users cannot sign in until meta.{DOMAIN} resolves, on delta, "
+        f"to gamma ({test_hosts.address('gamma')}) and meta answers there (in DNS or "
+        "/etc/hosts; running srht-install again writes it into /etc/hosts)."
+    ), row[4]
+
+    repaired = srht_install("--yes")
+    assert repaired.returncode == 0, (repaired.stdout + repaired.stderr)[-4000:]
+    assert HOSTS_BEGIN in delta.ssh("cat /etc/hosts").stdout
+    assert srht_install("status").returncode == 0
 
 
 def test_the_admin_signs_in_over_http(test_hosts: TestHosts, workdir: Path) -> None:
@@ -310,6 +411,24 @@ def test_an_admin_without_a_password_gets_a_one_time_link(
         check=True,
     )
     assert set_password.stdout == "302"
+
+
+def test_a_change_not_confirmed_leaves_the_config_as_it_was(
+    workdir: Path, srht_install: Installer
+) -> None:
+    """Without --yes and without a terminal there is nobody to confirm the
+    plan: refused, and the config is as it was (the next test's run then
+    finds nothing to change, paste included)."""
+    config = workdir / "config.ini"
+    before = config.read_bytes()
+
+    removed = srht_install("remove", "paste")
+
+    assert removed.returncode == 2, removed.stdout + removed.stderr
+    assert "no terminal to confirm the plan on: pass --yes to apply it" in removed.stderr
+    assert f"{config} is as it was." in removed.stderr
+    assert config.read_bytes() == before
+    assert not list(workdir.glob(".config.ini.*"))
 
 
 def test_a_second_run_plans_zero_changes(srht_install: Installer, workdir: Path) -> None:

@@ -123,6 +123,7 @@ def test_debs_build_lintian_clean_and_split_per_service(debs: Path) -> None:
         "srht-todo",
         "srht-paste",
         "srht-git",
+        "srht-lists",
         "srht-installer",
     }
     core = _contents(packages["srht-core"])
@@ -136,7 +137,7 @@ def test_debs_build_lintian_clean_and_split_per_service(debs: Path) -> None:
         or "srht_installer" in n
         or n == "/usr/bin/srht-install"
     ]
-    for service in ("meta", "todo", "paste", "git"):
+    for service in ("meta", "todo", "paste", "git", "lists"):
         files = _contents(packages[f"srht-{service}"])
         private = "/usr/lib/srht/python"
         assert f"{private}/srht_plugins/{service}/__init__.py" in files
@@ -147,5 +148,7 @@ def test_debs_build_lintian_clean_and_split_per_service(debs: Path) -> None:
         assert f"/usr/lib/sysusers.d/srht-{service}.conf" in files
         assert f"/usr/lib/tmpfiles.d/srht-{service}.conf" in files
         assert f"/usr/share/srht/nginx/srht-{service}.conf" in files
-        others = {"meta", "todo", "paste", "git"} - {service}
+        if service == "lists":
+            assert "/lib/systemd/system/srht-lists-lmtp.service" in files
+        others = {"meta", "todo", "paste", "git", "lists"} - {service}
         assert not [n for n in files for o in others if f"srht_plugins/{o}/" in n]

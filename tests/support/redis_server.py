@@ -1,11 +1,15 @@
 """A real ``redis-server`` for one test, on a free loopback port, with no
 persistence (a restart loses every queued message, like a crash would).
-Started and stopped by PID, so a test can take the broker away and bring
-it back on the same port."""
+Started, stopped, frozen and thawed by PID, so a test can take the broker
+away and bring it back on the same port, or leave it up but silent (the
+kernel still accepts connections to a process stopped with SIGSTOP, and
+nothing answers them)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -68,8 +72,20 @@ class RedisServer:
         except OSError:
             return False
 
+    def freeze(self) -> None:
+        """Stop the server with SIGSTOP: it keeps its port and answers nothing."""
+        assert self._process is not None and self.running
+        os.kill(self._process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Let a frozen server run again (SIGCONT)."""
+        assert self._process is not None and self.running
+        os.kill(self._process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)  # a frozen server cannot act on SIGTERM
         if process is None or process.poll() is not None:
             return
         process.terminate()

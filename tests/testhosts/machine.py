@@ -115,6 +115,10 @@ class TestHosts(Mapping[str, TestHost]):
     :param run_dir: where keys and logs of this run go.
     :param etc_hosts: extra ``/etc/hosts`` entries for every host
         (``{"meta.srht.test": "alpha"}`` maps a name to a host's address).
+        Each host resolves the set's host names; other names only when
+        given here. The deploy and installer suites give none: resolving
+        the site's names is the deploy's job, and entries written here
+        would hide a deploy that does not do it.
     """
 
     def __init__(

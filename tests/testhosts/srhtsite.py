@@ -28,6 +28,7 @@ NAMES = {
     f"paste.{DOMAIN}": "beta",
     f"hello.{DOMAIN}": "beta",
     f"git.{DOMAIN}": "beta",
+    f"lists.{DOMAIN}": "beta",
 }
 #: The site of the issue's scenario: alpha runs PostgreSQL, Redis, nginx and
 #: meta; beta runs todo and paste behind its own nginx.

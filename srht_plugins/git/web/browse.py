@@ -22,15 +22,23 @@ from itertools import chain
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, redirect, request, url_for
 from markupsafe import Markup
+from werkzeug.wrappers import Response as BaseResponse
 
-from srht_core import human_size, render_markdown
+from srht_core import (
+    RenderedFile,
+    highlighted_lines,
+    human_size,
+    language_of,
+    render_file,
+    render_markdown,
+    sandbox,
+)
 
-from ..highlight import highlighted_lines, render_file
 from ..plumbing import Commit, Entry, GitError, GitRepo, TooLarge, is_binary
-from ..repos import clone_urls, open_repository
-from .common import Viewing, private_headers, viewing
+from ..repos import open_repository
+from .common import Viewing, private_headers, repository_page, viewing
 
 bp = Blueprint("git_browse", __name__)
 
@@ -46,31 +54,24 @@ LOG_PAGE = 50
 _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 
 
-def _page(template: str, view: Viewing, **context: Any) -> Response:
-    http_url, ssh_url = clone_urls(view.owner.username, view.repository.name)
-    response = Response(
-        render_template(
-            template,
-            view=view,
-            repository=view.repository,
-            owner=view.owner,
-            http_url=http_url,
-            ssh_url=ssh_url,
-            **context,
-        )
-    )
-    return private_headers(response, view.repository)
-
-
 def _git(view: Viewing) -> GitRepo:
     return open_repository(view.repository)
 
 
-def _commit_of(git: GitRepo, ref: str) -> str:
+def _commit_of(view: Viewing, git: GitRepo, ref: str) -> str:
     commit = git.resolve(ref)
     if commit is None:
-        abort(404)
+        abort(404, f"No branch, tag or commit {ref} in {view.ref}.")
     return commit
+
+
+def _entry(view: Viewing, git: GitRepo, ref: str, commit: str, path: str) -> Entry:
+    """The file or folder at ``path``; 404 when there is none (a path
+    with a ``..`` in it never names one)."""
+    entry = git.entry(commit, path)
+    if entry is None:
+        abort(404, f"No file or folder {path} at {ref} in {view.ref}.")
+    return entry
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,8 @@ def summary(username: str, name: str) -> Response:
                 if readme.name.lower().endswith((".md", ".markdown")):
                     readme_html = render_markdown(text)
                 else:
-                    readme_html = render_template("git/plain-readme.html", text=text)
-    return _page(
+                    readme_html = Markup('<pre class="readme">{}</pre>').format(text)
+    return repository_page(
         "git/summary.html",
         view,
         branch=branch,
@@ -121,7 +122,7 @@ def summary(username: str, name: str) -> Response:
 
 
 @bp.get("/~<username>/<name>/tree")
-def tree_default(username: str, name: str) -> Response:
+def tree_default(username: str, name: str) -> BaseResponse:
     view = viewing(username, name)
     branch, head = _git(view).default_revision()
     if head is None or branch is None:
@@ -134,21 +135,19 @@ def tree_default(username: str, name: str) -> Response:
 @bp.get("/~<username>/<name>/tree/<path:ref>")
 def tree_root(username: str, name: str, ref: str) -> Response:
     view = viewing(username, name)
-    return _tree_or_blob(view, ref, _commit_of(_git(view), ref), "")
+    return _tree_or_blob(view, ref, _commit_of(view, _git(view), ref), "")
 
 
 @bp.get("/~<username>/<name>/tree/<path:ref>/item/<path:path>")
 def tree_item(username: str, name: str, ref: str, path: str) -> Response:
     view = viewing(username, name)
-    return _tree_or_blob(view, ref, _commit_of(_git(view), ref), path)
+    return _tree_or_blob(view, ref, _commit_of(view, _git(view), ref), path)
 
 
 def _tree_or_blob(view: Viewing, ref: str, commit: str, path: str) -> Response:
     git = _git(view)
-    entry = git.entry(commit, path)
-    if entry is None:
-        abort(404)
-    context = {"ref": ref, "commit": commit, "path": path, "crumbs": _crumbs(path)}
+    entry = _entry(view, git, ref, commit, path)
+    context: dict[str, Any] = {"ref": ref, "commit": commit, "path": path, "crumbs": _crumbs(path)}
     if entry.is_tree:
         last = git.log(commit, 1, path)
         # One url_for for the folder, not one per entry: folders may hold thousands.
@@ -160,7 +159,7 @@ def _tree_or_blob(view: Viewing, ref: str, commit: str, path: str) -> Response:
             path=f"{path}/x" if path else "x",
         )[:-1]
         entries = git.tree(entry.oid)
-        return _page(
+        return repository_page(
             "git/tree.html",
             view,
             listing=_listing(entries, prefix),
@@ -169,7 +168,9 @@ def _tree_or_blob(view: Viewing, ref: str, commit: str, path: str) -> Response:
             last=last[0] if last else None,
             **context,
         )
-    return _page("git/blob.html", view, entry=entry, shown=_show_blob(git, entry), **context)
+    return repository_page(
+        "git/blob.html", view, entry=entry, shown=_show_blob(git, entry), **context
+    )
 
 
 def _listing(entries: list[Entry], prefix: str) -> Markup:
@@ -196,7 +197,7 @@ class ShownBlob:
     ``large``, ``symlink`` or ``submodule``."""
 
     kind: str
-    rendered: Any = None
+    rendered: RenderedFile | None = None
     target: str = ""
 
 
@@ -217,9 +218,9 @@ def _show_blob(git: GitRepo, entry: Entry) -> ShownBlob:
 def raw(username: str, name: str, ref: str, path: str) -> Response:
     view = viewing(username, name)
     git = _git(view)
-    entry = git.entry(_commit_of(git, ref), path)
-    if entry is None or entry.type != "blob":
-        abort(404)
+    entry = _entry(view, git, ref, _commit_of(view, git, ref), path)
+    if entry.type != "blob":
+        abort(404, f"{path} at {ref} in {view.ref} is not a file.")
     chunks = git.blob_stream(entry.oid)
     first = next(chunks, b"")
     binary = is_binary(first)
@@ -228,32 +229,34 @@ def raw(username: str, name: str, ref: str, path: str) -> Response:
         try:
             yield from chain([first], chunks)
         finally:
-            chunks.close()  # type: ignore[attr-defined]
+            chunks.close()
 
     response = Response(
         body(),
         direct_passthrough=True,
         mimetype="application/octet-stream" if binary else "text/plain",
     )
-    if not binary:
-        response.charset = "utf-8"
     if entry.size is not None:
         response.content_length = entry.size
-    response.headers["X-Content-Type-Options"] = "nosniff"
     # Even a browser that ignored the type would run nothing from here.
-    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
-    return private_headers(response, view.repository)
+    return private_headers(sandbox(response), view.repository)
 
 
 @bp.get("/~<username>/<name>/blame/<path:ref>/item/<path:path>")
 def blame(username: str, name: str, ref: str, path: str) -> Response:
     view = viewing(username, name)
     git = _git(view)
-    commit = _commit_of(git, ref)
-    entry = git.entry(commit, path)
-    if entry is None or entry.type != "blob" or entry.is_symlink:
-        abort(404)
-    context = {"ref": ref, "commit": commit, "path": path, "crumbs": _crumbs(path), "entry": entry}
+    commit = _commit_of(view, git, ref)
+    entry = _entry(view, git, ref, commit, path)
+    if entry.type != "blob" or entry.is_symlink:
+        abort(404, f"{path} at {ref} in {view.ref} is not a file.")
+    context: dict[str, Any] = {
+        "ref": ref,
+        "commit": commit,
+        "path": path,
+        "crumbs": _crumbs(path),
+        "entry": entry,
+    }
     problem = None
     if entry.size is not None and entry.size > DISPLAY_LIMIT:
         problem = "This file is too large to blame here."
@@ -265,15 +268,17 @@ def blame(username: str, name: str, ref: str, path: str) -> Response:
         except TooLarge:
             problem = "This file's history is too large to blame here."
     if problem is not None:
-        return _page("git/blame.html", view, problem=problem, rows=[], **context)
-    language, lines = highlighted_lines(entry.name, "\n".join(line.text for line in found.lines))
+        return repository_page("git/blame.html", view, problem=problem, rows=[], **context)
+    lexer, lines = highlighted_lines(entry.name, "\n".join(line.text for line in found.lines))
     rows = []
     previous = None
     for line, line_html in zip(found.lines, lines, strict=False):
         info = found.commits.get(line.commit)
         rows.append((line, line_html, info if line.commit != previous else None))
         previous = line.commit
-    return _page("git/blame.html", view, problem=None, rows=rows, language=language, **context)
+    return repository_page(
+        "git/blame.html", view, problem=None, rows=rows, language=language_of(lexer), **context
+    )
 
 
 # -- history ---------------------------------------------------------------------------------
@@ -284,14 +289,14 @@ def log_default(username: str, name: str) -> Response:
     view = viewing(username, name)
     branch, head = _git(view).default_revision()
     if head is None or branch is None:
-        return _page("git/log.html", view, ref=None, commits=[], next_id=None)
+        return repository_page("git/log.html", view, ref=None, commits=[], next_id=None)
     return _log(view, branch, head)
 
 
 @bp.get("/~<username>/<name>/log/<path:ref>")
 def log(username: str, name: str, ref: str) -> Response:
     view = viewing(username, name)
-    return _log(view, ref, _commit_of(_git(view), ref))
+    return _log(view, ref, _commit_of(view, _git(view), ref))
 
 
 def _log(view: Viewing, ref: str, head: str) -> Response:
@@ -300,11 +305,13 @@ def _log(view: Viewing, ref: str, head: str) -> Response:
     if start:
         resolved = git.resolve(start) if _HEX.match(start) else None
         if resolved is None:
-            abort(404)
+            abort(404, f"No commit {start} in {view.ref}.")
         head = resolved
     commits = git.log(head, LOG_PAGE + 1)
     next_id = commits[LOG_PAGE].id if len(commits) > LOG_PAGE else None
-    return _page("git/log.html", view, ref=ref, commits=commits[:LOG_PAGE], next_id=next_id)
+    return repository_page(
+        "git/log.html", view, ref=ref, commits=commits[:LOG_PAGE], next_id=next_id
+    )
 
 
 @dataclass
@@ -346,14 +353,12 @@ def parse_patch(patch: str) -> list[FileDiff]:
 
 
 @bp.get("/~<username>/<name>/commit/<commit_id>")
-def commit(username: str, name: str, commit_id: str) -> Response:
+def commit(username: str, name: str, commit_id: str) -> BaseResponse:
     view = viewing(username, name)
     git = _git(view)
-    if not _HEX.match(commit_id):
-        abort(404)
-    found = git.commit(commit_id)
+    found = git.commit(commit_id) if _HEX.match(commit_id) else None
     if found is None:
-        abort(404)
+        abort(404, f"No commit {commit_id} in {view.ref}.")
     if found.id != commit_id:
         return redirect(
             url_for(
@@ -364,7 +369,7 @@ def commit(username: str, name: str, commit_id: str) -> Response:
             )
         )
     patch, truncated = git.diff(found.id, DIFF_LIMIT)
-    return _page(
+    return repository_page(
         "git/commit.html", view, commit=found, files=parse_patch(patch), truncated=truncated
     )
 
@@ -376,7 +381,7 @@ def refs(username: str, name: str) -> Response:
         found = _git(view).refs()
     except GitError:
         found = []
-    return _page(
+    return repository_page(
         "git/refs.html",
         view,
         branches=[r for r in found if r.kind == "branch"],

@@ -1,24 +1,20 @@
-"""What the pages share: who is looking, and finding a repository they may
-see (following renames, answering 404 as for a missing one otherwise)."""
+"""What the pages share: finding a repository the visitor may see
+(following renames, answering 404 as for a missing one otherwise), and
+rendering a page of it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, redirect, request
+from flask import Response, abort, redirect, render_template, request
 
-from srht_core import current_user
+from srht_core import viewer
 
 from ..access import access_of, find_repository
-from ..models import WRITE, Repository, User
+from ..models import PRIVATE, WRITE, Repository, User
+from ..repos import clone_urls
 
-__all__ = ["Viewing", "viewer", "viewing"]
-
-
-def viewer() -> User | None:
-    """The signed-in user (``None`` for anonymous visitors and suspended accounts)."""
-    user: User | None = current_user._get_current_object()
-    return user
+__all__ = ["Viewing", "owned", "private_headers", "repository_page", "viewing"]
 
 
 class Viewing:
@@ -26,8 +22,13 @@ class Viewing:
 
     def __init__(self, repository: Repository, access: str):
         self.repository = repository
-        self.owner = repository.owner
+        self.owner: User = repository.owner
         self.access = access
+
+    @property
+    def ref(self) -> str:
+        """``~owner/name``."""
+        return f"{self.owner.canonical_name}/{self.repository.name}"
 
     @property
     def can_write(self) -> bool:
@@ -43,11 +44,9 @@ def viewing(username: str, name: str) -> Viewing:
     """The repository ``~username/name`` if the visitor may read it; a
     renamed one redirects to its new URL (same page); else 404."""
     found = find_repository(username, name.removesuffix(".git"))
-    if found is None:
-        abort(404)
-    access = access_of(found.repository, viewer())
-    if access is None:
-        abort(404)
+    access = access_of(found.repository, viewer()) if found is not None else None
+    if found is None or access is None:
+        abort(404, f"No repository ~{username}/{name} here.")
     repository = found.repository
     if found.moved or name.endswith(".git"):
         old = f"/~{username}/{name}"
@@ -58,8 +57,36 @@ def viewing(username: str, name: str) -> Viewing:
     return Viewing(repository, access)
 
 
-def private_headers(response: Any, repository: Repository) -> Any:
+def owned(username: str, name: str) -> Viewing:
+    """The repository, if the visitor owns it; 404 (as for a missing one)
+    to everyone else."""
+    view = viewing(username, name)
+    if not view.is_owner:
+        abort(404, f"No repository ~{username}/{name} of yours here.")
+    return view
+
+
+def repository_page(template: str, view: Viewing, *, status: int = 200, **context: Any) -> Response:
+    """A page of the repository: its header's data and clone URLs, and
+    headers that keep shared caches from storing a private one."""
+    http_url, ssh_url = clone_urls(view.owner.username, view.repository.name)
+    response = Response(
+        render_template(
+            template,
+            view=view,
+            repository=view.repository,
+            owner=view.owner,
+            http_url=http_url,
+            ssh_url=ssh_url,
+            **context,
+        ),
+        status=status,
+    )
+    return private_headers(response, view.repository)
+
+
+def private_headers(response: Response, repository: Repository) -> Response:
     """Keep shared caches from storing what not everyone may see."""
-    if repository.visibility == "private":
+    if repository.visibility == PRIVATE:
         response.headers["Cache-Control"] = "private, no-store"
     return response

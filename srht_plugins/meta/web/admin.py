@@ -2,74 +2,44 @@
 suspension, delete them.
 
 Only admins see these pages; to anyone else signed in they do not exist
-(404). Suspending and deleting go through :mod:`..accounts`, which audits
-the change and tells every other service.
+(404; see :mod:`..access`). Suspending and deleting go through
+:mod:`..accounts`, which audits the change and tells every other service.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from wtforms import TextAreaField
-from wtforms.validators import InputRequired, Length
 
-from srht_core import Form, current_user, db_session, login_required, paginate
+from srht_core import confirm, db_session, paginate, viewer
 
+from ..access import admin_required
 from ..accounts import audit, delete_user, set_user_type
-from ..forms import ConfirmForm
-from ..models import (
-    ACTIVE,
-    SUSPENDED,
-    AuditLogEntry,
-    PersonalAccessToken,
-    PGPKey,
-    SSHKey,
-    User,
-)
+from ..forms import SuspendForm
+from ..models import ACTIVE, SUSPENDED, AuditLogEntry, PersonalAccessToken, PGPKey, SSHKey, User
+from .common import status_of
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-F = TypeVar("F", bound=Callable[..., Any])
 
 MAX_SEARCH = 256
-
-
-class SuspendForm(Form):
-    notice = TextAreaField(
-        "Notice shown to the user",
-        validators=[
-            InputRequired(message="Say why, so the user knows what happened."),
-            Length(max=4096),
-        ],
-    )
-
-
-def admin_required(view: F) -> F:
-    """Signed-in admins only; to everyone else signed in, the page does not exist."""
-
-    @wraps(view)
-    @login_required
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not current_user.is_admin:
-            abort(404)
-        return view(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _me() -> User:
-    user: User = current_user._get_current_object()
-    return user
 
 
 def _user(username: str) -> User:
     user = db_session.scalar(sa.select(User).where(User.username == username))
     if user is None:
-        abort(404)
+        abort(404, f"No user ~{username} here.")
     return user
+
+
+def _not_myself(user: User, refusal: str) -> Any:
+    """A redirect back to ``user``'s page saying ``refusal``, if that is the
+    admin's own account."""
+    if user.id != viewer().id:
+        return None
+    flash(refusal, "error")
+    return redirect(url_for("admin.user_detail", username=user.username))
 
 
 @bp.get("/")
@@ -90,31 +60,36 @@ def users() -> Any:
     )
 
 
-def _detail(user: User, status: int = 200, suspend_form: SuspendForm | None = None) -> Any:
-    counts: dict[str, type[SSHKey] | type[PGPKey] | type[PersonalAccessToken]] = {
+def _counts(user: User) -> dict[str, int]:
+    """How many keys and tokens ``user`` has, by what they are."""
+    models: dict[str, type[SSHKey] | type[PGPKey] | type[PersonalAccessToken]] = {
         "SSH keys": SSHKey,
         "PGP keys": PGPKey,
         "personal access tokens": PersonalAccessToken,
     }
-    numbers = {
+    return {
         label: db_session.scalar(sa.select(sa.func.count(model.id)).where(model.user_id == user.id))
         or 0
-        for label, model in counts.items()
+        for label, model in models.items()
     }
+
+
+def _detail(user: User, suspend_form: SuspendForm | None = None) -> Any:
     events = db_session.scalars(
         sa.select(AuditLogEntry)
         .where(AuditLogEntry.user_id == user.id)
         .order_by(AuditLogEntry.created.desc(), AuditLogEntry.id.desc())
         .limit(20)
     ).all()
+    form = suspend_form or SuspendForm(formdata=None)
     return render_template(
         "meta/admin/user.html",
         user=user,
-        counts=numbers,
+        counts=_counts(user),
         events=events,
-        suspend_form=suspend_form or SuspendForm(formdata=None),
-        myself=user.id == _me().id,
-    ), status
+        suspend_form=form,
+        myself=user.id == viewer().id,
+    ), status_of(form)
 
 
 @bp.get("/users/<username>")
@@ -127,20 +102,19 @@ def user_detail(username: str) -> Any:
 @admin_required
 def suspend(username: str) -> Any:
     user = _user(username)
-    if user.id == _me().id:
-        flash("You cannot suspend your own account.", "error")
-        return redirect(url_for("admin.user_detail", username=user.username))
+    if (back := _not_myself(user, "You cannot suspend your own account.")) is not None:
+        return back
     form = SuspendForm()
     if form.validate_on_submit():
         set_user_type(user, SUSPENDED, form.notice.data.strip())
-        audit(_me(), "admin: user suspended", user.canonical_name)
+        audit(viewer(), "admin: user suspended", user.canonical_name)
         db_session.commit()
         flash(
             f"{user.canonical_name} is suspended: signed out everywhere and unable to log in.",
             "success",
         )
         return redirect(url_for("admin.user_detail", username=user.username))
-    return _detail(user, 400, form)
+    return _detail(user, form)
 
 
 @bp.post("/users/<username>/unsuspend")
@@ -149,7 +123,7 @@ def unsuspend(username: str) -> Any:
     user = _user(username)
     if user.user_type == SUSPENDED:
         set_user_type(user, ACTIVE)
-        audit(_me(), "admin: suspension lifted", user.canonical_name)
+        audit(viewer(), "admin: suspension lifted", user.canonical_name)
         db_session.commit()
         flash(f"{user.canonical_name} may log in again.", "success")
     return redirect(url_for("admin.user_detail", username=user.username))
@@ -159,16 +133,24 @@ def unsuspend(username: str) -> Any:
 @admin_required
 def delete(username: str) -> Any:
     user = _user(username)
-    form = ConfirmForm()
-    if user.id == _me().id:
-        flash("You cannot delete your own account here.", "error")
-        return redirect(url_for("admin.user_detail", username=user.username))
-    if form.validate_on_submit():
-        name = user.canonical_name
-        audit(_me(), "admin: user deleted", name)
-        delete_user(user)
-        db_session.commit()
-        flash(f"{name} is deleted, here and on every service.", "success")
-        return redirect(url_for("admin.users"))
-    status = 400 if form.errors else 200
-    return render_template("meta/admin/delete.html", user=user, form=form), status
+    if (back := _not_myself(user, "You cannot delete your own account here.")) is not None:
+        return back
+    counts = ", ".join(f"{n} {label}" for label, n in _counts(user).items())
+    question = confirm(
+        f"Delete {user.canonical_name}?",
+        f"The account is deleted here and on every service of this site, with what it "
+        f"holds ({counts}, its OAuth clients and grants, its audit log). Everything signed "
+        "in as this user is signed out.",
+        "This cannot be undone.",
+        cancel=url_for("admin.user_detail", username=user.username),
+        button=f"Delete {user.canonical_name}",
+        typed=user.username,
+    )
+    if question is not None:
+        return question
+    name = user.canonical_name
+    audit(viewer(), "admin: user deleted", name)
+    delete_user(user)
+    db_session.commit()
+    flash(f"{name} is deleted, here and on every service.", "success")
+    return redirect(url_for("admin.users"))

@@ -7,26 +7,29 @@ from typing import Any
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
-from werkzeug.wrappers import Response
 
 from srht_core import (
     Form,
+    Problem,
     clear_login_cookie,
+    confirm,
     current_service,
-    current_user,
     db_session,
     is_safe_return_to,
     login_session,
     set_login_cookie,
     utcnow,
+    viewer,
 )
 
 from ..accounts import (
@@ -34,23 +37,24 @@ from ..accounts import (
     account_locked,
     audit,
     authenticate,
+    clear_failed_attempts,
     create_user,
     email_link,
     end_session,
     end_sessions,
-    find_email_link,
     find_user,
     mail_user,
+    new_account_problems,
     record_failed_attempt,
     send_confirmation,
     settings,
     start_session,
-    use_email_link,
 )
 from ..forms import EmailForm, LoginForm, RegisterForm, ResetForm, TotpForm
 from ..models import ACTIVE, UNCONFIRMED, User
 from ..passwords import hash_password, password_problem
 from ..totp import check_second_factor
+from .common import mailed_link, status_of
 
 bp = Blueprint("auth", __name__)
 
@@ -68,7 +72,7 @@ def _return_to(default: str | None = None) -> str:
 
 
 def _signed_in(user: User, return_to: str) -> Response:
-    response = redirect(return_to)
+    response = make_response(redirect(return_to))
     set_login_cookie(response, user.id, start_session(user).id)
     audit(user, "logged in")
     db_session.commit()
@@ -77,9 +81,10 @@ def _signed_in(user: User, return_to: str) -> Response:
 
 @bp.route("/")
 def index() -> Any:
-    if current_user:
-        return render_template("meta/index.html", user=current_user)
-    return redirect(url_for("auth.login"))
+    user = viewer()
+    if user is None:
+        return redirect(url_for("auth.login"))
+    return render_template("meta/index.html", user=user)
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -87,35 +92,31 @@ def register() -> Any:
     if not settings("registration"):
         return render_template("meta/registration-closed.html"), 403
     form = RegisterForm()
-    if form.validate_on_submit():
-        username = form.username.data.strip()
-        problem = password_problem(form.password.data, username)
-        if problem:
-            form.password.errors.append(f"Password {problem}.")
-        else:
-            try:
-                user = create_user(username, form.email.data.strip(), form.password.data)
-            except AccountError as error:
-                getattr(form, error.field or "username").errors.append(str(error))
-            else:
-                send_confirmation(user)
-                db_session.commit()
-                return render_template("meta/registered.html", user=user)
-    return render_template("meta/register.html", form=form), 400 if form.errors else 200
+    if form.is_submitted():
+        valid = form.validate()
+        username = (form.username.data or "").strip()
+        email = (form.email.data or "").strip()
+        problems = new_account_problems(username, email, form.password.data or "")
+        # Every problem at once: the form's own, then what only meta knows
+        # (a taken name or address) for the fields the form found no fault in.
+        for problem in problems:
+            if not form[problem.field].errors:
+                form.show(problem)
+        if valid and not problems:
+            user = create_user(username, email, form.password.data)
+            send_confirmation(user)
+            db_session.commit()
+            return render_template("meta/registered.html", user=user)
+    return render_template("meta/register.html", form=form), status_of(form)
 
 
 @bp.route("/confirm/<token>", methods=["GET", "POST"])
-def confirm(token: str) -> Any:
+def confirm_account(token: str) -> Any:
     """The mailed link shows a button, and the account is confirmed when it
     is pressed: mail scanners that open every link must not use it up."""
     form = Form()
     pressed = form.validate_on_submit()
-    try:
-        link = (use_email_link if pressed else find_email_link)(token, "confirm")
-    except AccountError as error:
-        db_session.rollback()
-        return render_template("meta/link-error.html", message=str(error)), 400
-    user = link.user
+    user = mailed_link(token, "confirm", use=pressed).user
     if not pressed:
         return render_template(
             "meta/confirm-link.html",
@@ -123,7 +124,7 @@ def confirm(token: str) -> Any:
             heading="Confirm your account",
             question=f"Confirm the account {user.username} for {user.email}?",
             button="Confirm my account",
-        ), 400 if form.errors else 200
+        ), status_of(form)
     if user.user_type == UNCONFIRMED:
         user.user_type = ACTIVE
         user.confirmed_at = utcnow()
@@ -144,13 +145,13 @@ def resend_confirmation() -> Any:
         # The same answer either way, so the form does not reveal who has an account.
         flash("If an unconfirmed account has that address, a new link is on its way.", "success")
         return redirect(url_for("auth.login"))
-    return render_template("meta/resend.html", form=form)
+    return render_template("meta/resend.html", form=form), status_of(form)
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     return_to = _return_to()
-    if current_user and request.method == "GET":
+    if viewer() is not None and request.method == "GET":
         return redirect(return_to)
     form = LoginForm()
     error = None
@@ -170,14 +171,10 @@ def login() -> Any:
                 db_session.commit()
                 return redirect(url_for("auth.login_totp"))
             return _signed_in(user, return_to)
-    status = 400 if (form.errors or error) else 200
+    form.return_to.data = return_to
     return render_template(
-        "meta/login.html",
-        form=form,
-        error=error,
-        return_to=return_to,
-        registration=settings("registration"),
-    ), status
+        "meta/login.html", form=form, error=error, registration=settings("registration")
+    ), 400 if error else status_of(form)
 
 
 @bp.route("/login/totp", methods=["GET", "POST"])
@@ -189,7 +186,8 @@ def login_totp() -> Any:
         return redirect(url_for("auth.login"))
     user = db_session.get(User, pending["user"])
     if user is None:
-        abort(400)
+        session.pop("pending_login", None)
+        abort(400, "The account you were logging in to no longer exists.")
     form = TotpForm()
     error = None
     if form.validate_on_submit():
@@ -203,16 +201,27 @@ def login_totp() -> Any:
             record_failed_attempt(user, "wrong second factor")
             db_session.commit()
             error = "That code is not right, or was used already. Codes change every 30 seconds."
-    return render_template("meta/login-totp.html", form=form, error=error), 400 if error else 200
+    return render_template("meta/login-totp.html", form=form, error=error), (
+        400 if error else status_of(form)
+    )
 
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout() -> Any:
-    if request.method == "GET":
-        # Other services link here; the form carries meta's CSRF token.
-        return render_template("meta/logout.html", return_to=_return_to())
-    user = current_user._get_current_object() if current_user else None
-    response = redirect(_return_to(url_for("auth.login")))
+    """Other services link here; the page's button ends this login
+    everywhere (the core's confirmation, with meta's CSRF token)."""
+    question = confirm(
+        "Log out?",
+        "You are signed out of every service of this site in this browser, and a copy of "
+        "its login cookie stops working too.",
+        cancel=_return_to(),
+        button="Log out",
+        keep="Stay logged in",
+    )
+    if question is not None:
+        return question
+    user = viewer()
+    response = make_response(redirect(_return_to(url_for("auth.login"))))
     clear_login_cookie(response)
     session.clear()
     if user is not None:
@@ -242,28 +251,26 @@ def forgot() -> Any:
             db_session.commit()
         flash("If an account has that address, a reset link is on its way.", "success")
         return redirect(url_for("auth.login"))
-    return render_template("meta/forgot.html", form=form)
+    return render_template("meta/forgot.html", form=form), status_of(form)
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])
 def reset(token: str) -> Any:
     form = ResetForm()
     if form.validate_on_submit():
-        try:
-            link = use_email_link(token, "reset")
-        except AccountError as error:
-            db_session.rollback()
-            return render_template("meta/link-error.html", message=str(error)), 400
+        link = mailed_link(token, "reset", use=True)
         problem = password_problem(form.password.data, link.user.username)
         if problem:
             db_session.rollback()
-            form.password.errors.append(f"Password {problem}.")
+            form.show(Problem("password", f"Password {problem}."))
         else:
             link.user.password_hash = hash_password(form.password.data)
-            # Whoever knew the old password is signed out everywhere.
+            # Whoever knew the old password is signed out everywhere, and
+            # the lockout (which told the user to reset) is lifted.
             end_sessions(link.user)
+            clear_failed_attempts(link.user)
             audit(link.user, "password reset")
             db_session.commit()
             flash("Your password is set. Log in with it now.", "success")
             return redirect(url_for("auth.login"))
-    return render_template("meta/reset.html", form=form), 400 if form.errors else 200
+    return render_template("meta/reset.html", form=form), status_of(form)

@@ -1,8 +1,8 @@
-"""The signed-in user's SSH and PGP public keys: list, add, remove.
+"""The signed-in user's SSH and PGP public keys: list, add, remove; and
+anyone's SSH keys as a text file (``/~user.keys``).
 
-A key is parsed (``..keys``) before anything is stored, and belongs to one
-account site-wide: its fingerprint is unique. Another user's key id
-answers 404.
+A key is parsed before anything is stored and belongs to one account
+site-wide (:mod:`..keys`). Another user's key id answers 404.
 """
 
 from __future__ import annotations
@@ -10,57 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
-from sqlalchemy.exc import IntegrityError
-from wtforms import TextAreaField
-from wtforms.validators import InputRequired, Length
+from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 
-from srht_core import Form, current_user, db_session, login_required
+from srht_core import confirm, db_session, login_required, viewer
 
-from ..accounts import audit
-from ..keys import MAX_PGP_LENGTH, MAX_SSH_LENGTH, KeyProblem, parse_pgp_key, parse_ssh_key
+from ..access import own_key
+from ..forms import PGPKeyForm, SSHKeyForm
+from ..keys import KeyProblem, add_pgp_key, add_ssh_key, commit_key, remove_key
 from ..models import PGPKey, SSHKey, User
 
 bp = Blueprint("keys", __name__)
 
 
-class SSHKeyForm(Form):
-    key = TextAreaField(
-        "SSH public key",
-        validators=[
-            InputRequired(),
-            Length(
-                max=MAX_SSH_LENGTH,
-                message=f"That is too long for an SSH public key (at most "
-                f"{MAX_SSH_LENGTH} characters).",
-            ),
-        ],
-    )
-
-
-class PGPKeyForm(Form):
-    key = TextAreaField(
-        "PGP public key",
-        validators=[
-            InputRequired(),
-            Length(
-                max=MAX_PGP_LENGTH,
-                message=f"That is too long for a PGP public key (at most "
-                f"{MAX_PGP_LENGTH // 1024} KiB).",
-            ),
-        ],
-    )
-
-
-def _me() -> User:
-    user: User = current_user._get_current_object()
-    return user
-
-
 def _page(
     status: int = 200, ssh_form: SSHKeyForm | None = None, pgp_form: PGPKeyForm | None = None
 ) -> Any:
-    user = _me()
+    user: User = viewer()
     ssh_keys = db_session.scalars(
         sa.select(SSHKey).where(SSHKey.user_id == user.id).order_by(SSHKey.id)
     ).all()
@@ -69,6 +34,7 @@ def _page(
     ).all()
     return render_template(
         "meta/keys.html",
+        user=user,
         ssh_keys=ssh_keys,
         pgp_keys=pgp_keys,
         ssh_form=ssh_form or SSHKeyForm(prefix="ssh", formdata=None),
@@ -76,26 +42,40 @@ def _page(
     ), status
 
 
-def _in_use(model: type[SSHKey] | type[PGPKey], fingerprint: str) -> str | None:
-    """Why a key with ``fingerprint`` cannot be added, if it is on file."""
-    owner = db_session.scalar(sa.select(model.user_id).where(model.fingerprint == fingerprint))
-    if owner is None:
-        return None
-    if owner == _me().id:
-        return "You have added this key already."
-    return "This key is in use by another account; a key can belong to one account only."
+def _add(form: SSHKeyForm | PGPKeyForm, add: Any, kind: str) -> Any:
+    if form.validate_on_submit():
+        try:
+            key = add(viewer(), form.key.data)
+            commit_key()
+        except KeyProblem as problem:
+            db_session.rollback()
+            form.show(problem)
+        else:
+            flash(f"{kind} key {key.fingerprint} added.", "success")
+            return redirect(url_for("keys.index"))
+    return _page(400, **{f"{kind.lower()}_form": form})
 
 
-def _commit_new_key(form: Any) -> bool:
-    """Commit the key just added; ``False`` (with the error on ``form``) when
-    another request stored the same key first."""
-    try:
-        db_session.commit()
-    except IntegrityError:
-        db_session.rollback()
-        form.key.errors.append("This key was just added to an account.")
-        return False
-    return True
+def _remove(model: type[SSHKey] | type[PGPKey], key_id: int, kind: str) -> Any:
+    key = own_key(model, key_id, viewer())
+    uses = (
+        "git over SSH no longer accepts it for your account, on every service."
+        if model is SSHKey
+        else "Mail signed with it is no longer recognised as yours."
+    )
+    question = confirm(
+        f"Remove the {kind} key {key.fingerprint}?",
+        uses,
+        "You can add it again later.",
+        cancel=url_for("keys.index"),
+        button="Remove",
+    )
+    if question is not None:
+        return question
+    remove_key(key)
+    db_session.commit()
+    flash(f"{kind} key {key.fingerprint} removed.", "success")
+    return redirect(url_for("keys.index"))
 
 
 @bp.get("/keys")
@@ -106,80 +86,35 @@ def index() -> Any:
 
 @bp.post("/keys/ssh")
 @login_required
-def add_ssh_key() -> Any:
-    user = _me()
-    form = SSHKeyForm(prefix="ssh")
-    if form.validate_on_submit():
-        try:
-            key = parse_ssh_key(form.key.data)
-        except KeyProblem as problem:
-            form.key.errors.append(str(problem))
-        else:
-            if (reason := _in_use(SSHKey, key.fingerprint)) is not None:
-                form.key.errors.append(reason)
-            else:
-                db_session.add(
-                    SSHKey(
-                        user_id=user.id,
-                        key=key.key,
-                        comment=key.comment,
-                        fingerprint=key.fingerprint,
-                    )
-                )
-                audit(user, "SSH key added", key.fingerprint)
-                if _commit_new_key(form):
-                    flash(f"SSH key {key.fingerprint} added.", "success")
-                    return redirect(url_for("keys.index"))
-    return _page(400, ssh_form=form)
+def add_ssh() -> Any:
+    return _add(SSHKeyForm(prefix="ssh"), add_ssh_key, "SSH")
 
 
-@bp.post("/keys/ssh/<int:key_id>/delete")
+@bp.route("/keys/ssh/<int:key_id>/delete", methods=["GET", "POST"])
 @login_required
-def delete_ssh_key(key_id: int) -> Any:
-    user = _me()
-    key = db_session.get(SSHKey, key_id)
-    if key is None or key.user_id != user.id:
-        abort(404)
-    db_session.delete(key)
-    audit(user, "SSH key removed", key.fingerprint)
-    db_session.commit()
-    flash(f"SSH key {key.fingerprint} removed.", "success")
-    return redirect(url_for("keys.index"))
+def delete_ssh(key_id: int) -> Any:
+    return _remove(SSHKey, key_id, "SSH")
 
 
 @bp.post("/keys/pgp")
 @login_required
-def add_pgp_key() -> Any:
-    user = _me()
-    form = PGPKeyForm(prefix="pgp")
-    if form.validate_on_submit():
-        try:
-            key = parse_pgp_key(form.key.data)
-        except KeyProblem as problem:
-            form.key.errors.append(str(problem))
-        else:
-            if (reason := _in_use(PGPKey, key.fingerprint)) is not None:
-                form.key.errors.append(reason)
-            else:
-                db_session.add(
-                    PGPKey(user_id=user.id, key=key.armored, fingerprint=key.fingerprint)
-                )
-                audit(user, "PGP key added", key.fingerprint)
-                if _commit_new_key(form):
-                    flash(f"PGP key {key.fingerprint} added.", "success")
-                    return redirect(url_for("keys.index"))
-    return _page(400, pgp_form=form)
+def add_pgp() -> Any:
+    return _add(PGPKeyForm(prefix="pgp"), add_pgp_key, "PGP")
 
 
-@bp.post("/keys/pgp/<int:key_id>/delete")
+@bp.route("/keys/pgp/<int:key_id>/delete", methods=["GET", "POST"])
 @login_required
-def delete_pgp_key(key_id: int) -> Any:
-    user = _me()
-    key = db_session.get(PGPKey, key_id)
-    if key is None or key.user_id != user.id:
-        abort(404)
-    db_session.delete(key)
-    audit(user, "PGP key removed", key.fingerprint)
-    db_session.commit()
-    flash(f"PGP key {key.fingerprint} removed.", "success")
-    return redirect(url_for("keys.index"))
+def delete_pgp(key_id: int) -> Any:
+    return _remove(PGPKey, key_id, "PGP")
+
+
+@bp.get("/~<username>.keys")
+def ssh_keys(username: str) -> Any:
+    """A user's SSH public keys, one per line (like GitHub's ``.keys``)."""
+    user = db_session.scalar(sa.select(User).where(User.username == username))
+    if user is None or user.is_suspended:
+        abort(404, f"No user ~{username} here.")
+    keys = db_session.scalars(
+        sa.select(SSHKey.key).where(SSHKey.user_id == user.id).order_by(SSHKey.id)
+    )
+    return Response("".join(k.strip() + "\n" for k in keys), mimetype="text/plain")

@@ -17,36 +17,28 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from authlib.oauth2 import OAuth2Error
-from flask import (
-    Blueprint,
-    abort,
-    flash,
-    jsonify,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
-from wtforms import StringField, TextAreaField
-from wtforms.validators import URL, AnyOf, InputRequired, Length, Optional
 
 from srht_core import (
-    Form,
-    current_service,
-    current_user,
+    Problem,
+    allow_csp,
+    confirm,
     db_session,
     login_required,
     login_url,
+    viewer,
 )
 
+from ..access import own_client
 from ..accounts import audit
-from ..models import OAuthClient
+from ..forms import ClientForm
+from ..models import OAuthClient, User
 from ..oauth import (
     AUTHORIZATION_CODE_LIFETIME,
-    ClientRegistrationError,
     authorization_server,
+    client_problems,
     describe_scopes,
     init_app,
     live_grants,
@@ -55,6 +47,7 @@ from ..oauth import (
     revoke_user_grant,
     server_metadata,
 )
+from .common import failed, no_store, status_of
 
 bp = Blueprint("oauth", __name__)
 
@@ -156,41 +149,22 @@ def _authorization_error(error: OAuth2Error) -> ResponseReturnValue:
 
 
 def _form_action_source(uri: str) -> str:
+    """The CSP source that lets a form's answer redirect to ``uri``."""
     parts = urlsplit(uri)
     if parts.scheme in ("http", "https"):
         return f"{parts.scheme}://{parts.netloc}"
     return f"{parts.scheme}:"
 
 
-def _allow_redirect_after_form(response: Response, redirect_uri: str) -> Response:
-    """Browsers hold the redirect that answers a form to the page's CSP
-    ``form-action``, so the consent page must also allow the client's
-    redirect URI. This is the core's policy with that one source added."""
-    origins = sorted(set(current_service().origins.values()))
-    response.headers["Content-Security-Policy"] = "; ".join(
-        [
-            "default-src 'self'",
-            "img-src 'self' data: https:",
-            "style-src 'self'",
-            "script-src 'self'",
-            "object-src 'none'",
-            "base-uri 'none'",
-            "frame-ancestors 'none'",
-            " ".join(["form-action 'self'", *origins, _form_action_source(redirect_uri)]),
-        ]
-    )
-    return response
-
-
 @bp.route("/oauth2/authorize", methods=["GET", "POST"])
 def authorize() -> ResponseReturnValue:
     """The authorization endpoint: show the consent page (GET), record the
     decision (POST, from that page's CSRF-protected form)."""
-    if not current_user:
+    user = viewer()
+    if user is None:
         if request.method != "GET":
             abort(401)
         return redirect(login_url(request.full_path))
-    user = current_user._get_current_object()
     server = authorization_server()
     try:
         grant = server.get_consent_grant(end_user=user)
@@ -206,9 +180,10 @@ def authorize() -> ResponseReturnValue:
             redirect_uri=grant.redirect_uri,
             action=request.full_path.rstrip("?"),
         )
-        response = Response(page, mimetype="text/html")
-        response.headers["Cache-Control"] = "no-store"
-        return _allow_redirect_after_form(response, grant.redirect_uri)
+        # Browsers hold the redirect that answers a form to the page's
+        # form-action, so the consent page also allows the client's redirect URI.
+        allow_csp("form-action", _form_action_source(grant.redirect_uri))
+        return no_store(page)
     approved = request.form.get("decision") == "approve"
     response = server.create_authorization_response(
         grant=grant, grant_user=user if approved else None
@@ -226,39 +201,9 @@ def authorize() -> ResponseReturnValue:
 # -- clients, for their owners ----------------------------------------------------------------
 
 
-CLIENT_TYPES = {
-    "confidential": "Confidential: runs on a server and keeps a secret",
-    "public": "Public: a native or in-browser app that cannot keep a secret (must use PKCE)",
-}
-
-
-class ClientForm(Form):
-    name = StringField("Name", validators=[InputRequired(), Length(max=256)])
-    description = TextAreaField("Description (optional)", validators=[Optional(), Length(max=2048)])
-    url = StringField(
-        "Website (optional)", validators=[Optional(), URL(require_tld=False), Length(max=256)]
-    )
-    redirect_uris = TextAreaField(
-        "Redirect URIs, one per line", validators=[InputRequired(), Length(max=6000)]
-    )
-    # Rendered as radio buttons by the template (wtforms' RadioField choices
-    # API differs between the versions we support).
-    client_type = StringField(
-        "Client type",
-        default="confidential",
-        validators=[InputRequired(), AnyOf(CLIENT_TYPES, message="Choose confidential or public.")],
-    )
-
-
-def _own_client(client_id: str) -> OAuthClient:
-    client = db_session.scalar(
-        sa.select(OAuthClient).where(
-            OAuthClient.client_id == client_id, OAuthClient.owner_id == current_user.id
-        )
-    )
-    if client is None:
-        abort(404)
-    return client
+def _me() -> User:
+    user: User = viewer()
+    return user
 
 
 @bp.get("/oauth2/clients")
@@ -267,13 +212,11 @@ def clients() -> ResponseReturnValue:
     """The user's clients and the access they granted to clients."""
     owned = db_session.scalars(
         sa.select(OAuthClient)
-        .where(OAuthClient.owner_id == current_user.id)
+        .where(OAuthClient.owner_id == _me().id)
         .order_by(OAuthClient.revoked_at.is_not(None), OAuthClient.created.desc())
     )
     return render_template(
-        "meta/oauth-clients.html",
-        clients=list(owned),
-        grants=live_grants(current_user._get_current_object()),
+        "meta/oauth-clients.html", clients=list(owned), grants=live_grants(_me())
     )
 
 
@@ -281,38 +224,34 @@ def clients() -> ResponseReturnValue:
 @login_required
 def register() -> ResponseReturnValue:
     form = ClientForm()
-    if form.validate_on_submit():
+    if form.is_submitted():
+        valid = form.validate()
         url = (form.url.data or "").strip()
-        if url and not url.lower().startswith(("https://", "http://")):
-            form.url.errors.append("The website must be an http or https URL.")
-        else:
-            try:
-                client, secret = register_client(
-                    current_user._get_current_object(),
-                    form.name.data,
-                    form.redirect_uris.data.splitlines(),
-                    confidential=form.client_type.data == "confidential",
-                    description=(form.description.data or "").strip(),
-                    url=url,
-                )
-            except ClientRegistrationError as error:
-                db_session.rollback()
-                getattr(form, error.field).errors.append(str(error))
-            else:
-                db_session.commit()
-                page = render_template(
-                    "meta/oauth-client-registered.html",
-                    client=client,
-                    secret=secret,
-                    metadata_url=url_for("oauth.metadata", _external=False),
-                )
-                response = Response(page, mimetype="text/html")
-                response.headers["Cache-Control"] = "no-store"  # the secret, shown once
-                return response
-    status = 400 if form.errors else 200
-    return render_template(
-        "meta/oauth-client-register.html", form=form, client_types=CLIENT_TYPES
-    ), status
+        if url and not form.url.errors and not url.lower().startswith(("https://", "http://")):
+            form.show(Problem("url", "The website must be an http or https URL."))
+        uris = (form.redirect_uris.data or "").splitlines()
+        # Every problem at once: the form's own, then each redirect URI's.
+        for problem in client_problems(form.name.data or "", uris):
+            if not form[problem.field].errors:
+                form.show(problem)
+        if valid and not failed(form):
+            client, secret = register_client(
+                _me(),
+                form.name.data,
+                uris,
+                confidential=form.client_type.data == "confidential",
+                description=(form.description.data or "").strip(),
+                url=url,
+            )
+            db_session.commit()
+            page = render_template(
+                "meta/oauth-client-registered.html",
+                client=client,
+                secret=secret,
+                metadata_url=url_for("oauth.metadata", _external=False),
+            )
+            return no_store(page)  # the secret, shown once
+    return render_template("meta/oauth-client-register.html", form=form), status_of(form)
 
 
 @bp.get("/oauth2/clients/<client_id>")
@@ -320,15 +259,28 @@ def register() -> ResponseReturnValue:
 def client(client_id: str) -> ResponseReturnValue:
     return render_template(
         "meta/oauth-client.html",
-        client=_own_client(client_id),
+        client=own_client(client_id, _me()),
         code_minutes=AUTHORIZATION_CODE_LIFETIME // 60,
     )
 
 
-@bp.post("/oauth2/clients/<client_id>/revoke")
+@bp.route("/oauth2/clients/<client_id>/revoke", methods=["GET", "POST"])
 @login_required
 def revoke_client_page(client_id: str) -> ResponseReturnValue:
-    client = _own_client(client_id)
+    client = own_client(client_id, _me())
+    if client.revoked_at is not None:
+        flash(f"{client.name} is revoked already.", "success")
+        return redirect(url_for("oauth.clients"))
+    question = confirm(
+        f"Revoke the client {client.name}?",
+        "Nobody can authorize it again, and every token it holds stops working at once, "
+        "on every service of this site.",
+        "This cannot be undone: the application would need a new client.",
+        cancel=url_for("oauth.client", client_id=client.client_id),
+        button="Revoke",
+    )
+    if question is not None:
+        return question
     revoke_client(client)
     db_session.commit()
     flash(
@@ -339,11 +291,23 @@ def revoke_client_page(client_id: str) -> ResponseReturnValue:
     return redirect(url_for("oauth.clients"))
 
 
-@bp.post("/oauth2/authorizations/<int:authorization_id>/revoke")
+@bp.route("/oauth2/authorizations/<int:authorization_id>/revoke", methods=["GET", "POST"])
 @login_required
 def revoke_authorization(authorization_id: int) -> ResponseReturnValue:
-    if not revoke_user_grant(current_user._get_current_object(), authorization_id):
-        abort(404)
+    user = _me()
+    grant = next((g for g in live_grants(user) if g.authorization_id == authorization_id), None)
+    if grant is None:
+        abort(404, "You granted no such access, or it has ended already.")
+    question = confirm(
+        f"Revoke the access you gave {grant.client.name}?",
+        f"It had {grant.scope}. Its tokens stop working at once, on every service of this "
+        "site; to use your account again it must ask you anew.",
+        cancel=url_for("oauth.clients"),
+        button="Revoke",
+    )
+    if question is not None:
+        return question
+    revoke_user_grant(user, authorization_id)
     db_session.commit()
     flash("Access revoked: that application's tokens have stopped working.", "success")
     return redirect(url_for("oauth.clients"))

@@ -1,9 +1,9 @@
-"""Account settings: profile, password, email address, the second factor,
-personal access tokens and the audit log.
+"""Account settings: profile, password, email address, login sessions, the
+second factor, personal access tokens and the audit log.
 
 Every page here is about the signed-in user and nobody else: no view takes
-a user id, and the one object id in a URL (a token's) is checked against
-the signed-in user, answering 404 for anyone else's.
+a user id, and an object id in a URL (a token's, a session's) is looked up among
+the signed-in user's own (:mod:`..access`), answering 404 for anyone else's.
 """
 
 from __future__ import annotations
@@ -11,51 +11,46 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import (
-    Blueprint,
-    abort,
-    flash,
-    make_response,
-    redirect,
-    render_template,
-    request,
-    session,
-    url_for,
-)
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from sqlalchemy.exc import IntegrityError
-from wtforms import EmailField, IntegerField, PasswordField, SelectMultipleField, StringField
-from wtforms.validators import Email, InputRequired, Length, NumberRange, Optional
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from srht_core import (
     Form,
+    Problem,
+    confirm,
     current_service,
-    current_user,
     db_session,
     login_required,
     login_session,
     paginate,
     utcnow,
+    viewer,
 )
 
+from ..access import own_session, own_token
 from ..accounts import (
-    AccountError,
     account_locked,
     audit,
-    broadcast,
     email_link,
+    end_session,
     end_sessions,
-    find_email_link,
-    issue_personal_token,
-    known_scopes,
     mail_user,
+    open_sessions,
     record_failed_attempt,
-    revoke_personal_token,
-    use_email_link,
 )
-from ..forms import PasswordChangeForm, ProfileForm
+from ..events import USER_UPDATE, broadcast
+from ..forms import (
+    EmailChangeForm,
+    PasswordChangeForm,
+    ProfileForm,
+    TokenForm,
+    TotpCheckForm,
+    TotpConfirmForm,
+    scope_choices,
+)
 from ..models import AuditLogEntry, EmailToken, PersonalAccessToken, RecoveryCode, User
 from ..passwords import check_password, hash_password, password_problem
+from ..tokens import issue_personal_token, known_scopes, revoke_personal_token
 from ..totp import (
     accept_totp,
     new_recovery_codes,
@@ -64,62 +59,17 @@ from ..totp import (
     provisioning_uri,
     seal_secret,
 )
+from .common import account_menu, failed, mailed_link, no_store, status_of
 
 bp = Blueprint("settings", __name__)
+bp.add_app_template_global(account_menu)
 
 LOCKED = "Too many failed attempts for this account; try again in 15 minutes."
 
 
-class EmailChangeForm(Form):
-    email = EmailField("New email address", validators=[InputRequired(), Email(), Length(max=256)])
-    password = PasswordField("Current password", validators=[InputRequired(), Length(max=1024)])
-
-
-class TotpConfirmForm(Form):
-    code = StringField(
-        "Code from your authenticator app", validators=[InputRequired(), Length(max=16)]
-    )
-
-
-class TotpCheckForm(Form):
-    """Proof it is the owner at the keyboard: a current code or the password."""
-
-    code = StringField("Code from your authenticator app", validators=[Optional(), Length(max=16)])
-    password = PasswordField("or your password", validators=[Optional(), Length(max=1024)])
-
-
-class TokenForm(Form):
-    comment = StringField(
-        "Comment",
-        validators=[Optional(), Length(max=256)],
-        description="What the token is for, to recognise it later.",
-    )
-    scopes = SelectMultipleField(
-        "Scopes", choices=[], widget=ListWidget(prefix_label=False), option_widget=CheckboxInput()
-    )
-    expires = IntegerField(
-        "Expires after (days)",
-        validators=[Optional(), NumberRange(min=1, max=3650)],
-        description="Leave empty for a token that does not expire.",
-    )
-
-
 def _me() -> User:
-    user: User = current_user._get_current_object()
+    user: User = viewer()
     return user
-
-
-def _failed(form: Any) -> bool:
-    """Whether any field of ``form`` has an error (including ones added
-    after validation, which ``form.errors`` does not show)."""
-    return any(field.errors for field in form)
-
-
-def _no_store(html: str) -> Any:
-    """A page showing a secret once: never kept by a cache or the browser."""
-    response = make_response(html)
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def _prove_owner(user: User, form: TotpCheckForm) -> bool:
@@ -127,10 +77,10 @@ def _prove_owner(user: User, form: TotpCheckForm) -> bool:
     put the error on the form when neither is right."""
     code, password = (form.code.data or "").strip(), form.password.data or ""
     if not code and not password:
-        form.code.errors.append("Enter a current code, or your password.")
+        form.show(Problem("code", "Enter a current code, or your password."))
         return False
     if account_locked(user):
-        form.code.errors.append(LOCKED)
+        form.show(Problem("code", LOCKED))
         return False
     if code and accept_totp(user, code):
         return True
@@ -138,8 +88,23 @@ def _prove_owner(user: User, form: TotpCheckForm) -> bool:
         return True
     record_failed_attempt(user, "wrong code or password in the security settings", "check failed")
     db_session.commit()
-    form.code.errors.append("That code or password is not right (a code works once).")
+    form.show(Problem("code", "That code or password is not right (a code works once)."))
     return False
+
+
+def _check_password(user: User, form: Form, name: str, details: str) -> bool:
+    """Whether ``form``'s field ``name`` holds ``user``'s password, with the
+    login rate limits; the error goes on that field when it does not,
+    ``details`` into the audit log."""
+    if account_locked(user):
+        form.show(Problem(name, LOCKED))
+        return False
+    if not check_password(user.password_hash, form[name].data):
+        record_failed_attempt(user, details, "check failed")
+        db_session.commit()
+        form.show(Problem(name, "That is not your current password."))
+        return False
+    return True
 
 
 # -- profile ---------------------------------------------------------------------
@@ -154,11 +119,11 @@ def profile() -> Any:
         for name in ("name", "url", "location", "bio"):
             value = (getattr(form, name).data or "").strip()
             setattr(user, name, value or None)
-        broadcast(user, "user:update")
+        broadcast(user, USER_UPDATE)
         db_session.commit()
         flash("Your profile is saved.", "success")
         return redirect(url_for("settings.profile"))
-    return render_template("meta/profile.html", form=form, user=user), 400 if _failed(form) else 200
+    return render_template("meta/profile.html", form=form, user=user), status_of(form)
 
 
 # -- security: password, email, second factor ------------------------------------------
@@ -182,7 +147,12 @@ def _security_page(status: int = 200, **forms: Any) -> Any:
         or 0
     )
     return render_template(
-        "meta/security.html", user=user, recovery_codes_left=remaining, **page
+        "meta/security.html",
+        user=user,
+        recovery_codes_left=remaining,
+        sessions=open_sessions(user),
+        this_session=(login_session() or {}).get("s"),
+        **page,
     ), status
 
 
@@ -198,15 +168,11 @@ def change_password() -> Any:
     user = _me()
     form = PasswordChangeForm(prefix="password")
     if form.validate_on_submit():
-        if account_locked(user):
-            form.current.errors.append(LOCKED)
-        elif not check_password(user.password_hash, form.current.data):
-            record_failed_attempt(user, "wrong current password when changing it", "check failed")
-            db_session.commit()
-            form.current.errors.append("That is not your current password.")
-        elif problem := password_problem(form.password.data, user.username):
-            form.password.errors.append(f"Password {problem}.")
-        else:
+        # Both fields are checked, so every problem shows at once.
+        if problem := password_problem(form.password.data, user.username):
+            form.show(Problem("password", f"Password {problem}."))
+        proven = _check_password(user, form, "current", "wrong current password when changing it")
+        if proven and not failed(form):
             user.password_hash = hash_password(form.password.data)
             # Other browsers signed in with the old password are signed out.
             current = (login_session() or {}).get("s")
@@ -232,22 +198,14 @@ def change_email() -> Any:
     form = EmailChangeForm(prefix="email")
     if form.validate_on_submit():
         new = form.email.data.strip()
-        taken = db_session.scalar(
-            sa.select(User.id).where(sa.func.lower(User.email) == new.lower())
+        if new.lower() == user.email.lower():
+            form.show(Problem("email", "That is your address already."))
+        elif db_session.scalar(sa.select(User.id).where(sa.func.lower(User.email) == new.lower())):
+            form.show(Problem("email", "Another account uses that address."))
+        proven = _check_password(
+            user, form, "password", "wrong password when changing the email address"
         )
-        if account_locked(user):
-            form.password.errors.append(LOCKED)
-        elif not check_password(user.password_hash, form.password.data):
-            record_failed_attempt(
-                user, "wrong password when changing the email address", "check failed"
-            )
-            db_session.commit()
-            form.password.errors.append("That is not your current password.")
-        elif new.lower() == user.email.lower():
-            form.email.errors.append("That is your address already.")
-        elif taken:
-            form.email.errors.append("Another account uses that address.")
-        else:
+        if proven and not failed(form):
             token = email_link(user, "email-change", new_email=new)
             link = current_service().origin + url_for("settings.confirm_email", token=token)
             mail_user(
@@ -281,17 +239,11 @@ def confirm_email(token: str) -> Any:
     link must not use it up."""
     form = Form()
     pressed = form.validate_on_submit()
-    try:
-        link = (use_email_link if pressed else find_email_link)(token, "email-change")
-    except AccountError as error:
-        db_session.rollback()
-        return render_template("meta/link-error.html", message=str(error)), 400
+    link = mailed_link(token, "email-change", use=pressed)
     user, new = link.user, link.new_email
     if new is None or user.is_suspended:
         db_session.rollback()
-        return render_template(
-            "meta/link-error.html", message="This link cannot change this account."
-        ), 400
+        abort(400, "This link cannot change this account.")
     if not pressed:
         return render_template(
             "meta/confirm-link.html",
@@ -299,7 +251,7 @@ def confirm_email(token: str) -> Any:
             heading="Change your email address",
             question=f"Make {new} the address of the account {user.username}?",
             button="Change my address",
-        ), 400 if form.errors else 200
+        ), status_of(form)
     old = user.email
     user.email = new
     # Reset links mailed to the old address must not outlive it.
@@ -313,7 +265,7 @@ def confirm_email(token: str) -> Any:
         .values(used_at=utcnow())
     )
     audit(user, "email changed", f"{old} to {new}")
-    broadcast(user, "user:update")
+    broadcast(user, USER_UPDATE)
     mail_user(
         user,
         "Your email address was changed",
@@ -325,11 +277,36 @@ def confirm_email(token: str) -> Any:
         db_session.commit()
     except IntegrityError:
         db_session.rollback()
-        return render_template(
-            "meta/link-error.html", message="Another account uses that address now."
-        ), 400
+        abort(400, "Another account uses that address now.")
     flash(f"Your email address is now {new}.", "success")
     return redirect(url_for("auth.index"))
+
+
+@bp.route("/security/sessions/<int:session_id>/end", methods=["GET", "POST"])
+@login_required
+def end_login_session(session_id: int) -> Any:
+    """Log out another browser (this one logs out at ``/logout``)."""
+    user = _me()
+    login = own_session(session_id, user)
+    if login.revoked_at is not None or login.id == (login_session() or {}).get("s"):
+        return redirect(url_for("settings.security", _anchor="sessions"))
+    where = login.address or "an unknown address"
+    question = confirm(
+        f"Log out the browser at {where}?",
+        f"It logged in on {login.created:%Y-%m-%d %H:%M} UTC"
+        + (f" with {login.user_agent}" if login.user_agent else "")
+        + ". It is signed out of every service of this site, each within a minute, "
+        "and has to log in again with your password.",
+        cancel=url_for("settings.security", _anchor="sessions"),
+        button="Log it out",
+    )
+    if question is not None:
+        return question
+    end_session(login.id)
+    audit(user, "logged out elsewhere", f"the login from {where}")
+    db_session.commit()
+    flash(f"The browser at {where} is logged out.", "success")
+    return redirect(url_for("settings.security", _anchor="sessions"))
 
 
 @bp.route("/security/totp", methods=["GET", "POST"])
@@ -368,20 +345,21 @@ def enable_totp() -> Any:
                 )
                 db_session.commit()
                 session.pop("totp_setup", None)
-                return _no_store(
+                return no_store(
                     render_template("meta/recovery-codes.html", codes=codes, enabled=True)
                 )
-            form.code.errors.append(
-                "That code is not right. Check the time on your "
-                "phone, and enter the code shown now."
+            form.show(
+                Problem(
+                    "code",
+                    "That code is not right. Check the time on your "
+                    "phone, and enter the code shown now.",
+                )
             )
     groups = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
-    html = render_template(
+    page = render_template(
         "meta/totp-enable.html", form=form, secret=groups, uri=provisioning_uri(user, secret)
     )
-    response = _no_store(html)
-    response.status_code = 400 if _failed(form) else 200
-    return response
+    return no_store(page, status_of(form))
 
 
 @bp.post("/security/totp/disable")
@@ -420,7 +398,7 @@ def regenerate_recovery_codes() -> Any:
         codes = new_recovery_codes(user)
         audit(user, "recovery codes replaced")
         db_session.commit()
-        return _no_store(render_template("meta/recovery-codes.html", codes=codes, enabled=False))
+        return no_store(render_template("meta/recovery-codes.html", codes=codes, enabled=False))
     return _security_page(400, codes_form=form)
 
 
@@ -429,26 +407,18 @@ def regenerate_recovery_codes() -> Any:
 
 def _token_form(**kwargs: Any) -> TokenForm:
     form = TokenForm(**kwargs)
-    scopes = known_scopes()
-    form.scopes.choices = [
-        (f"{name}:{access}", f"{name}:{access}")
-        for name in sorted(scopes)
-        for access in ("RO", "RW")
-    ]
+    form.scopes.choices = scope_choices(known_scopes())
     return form
 
 
 def _tokens_page(form: TokenForm, status: int = 200) -> Any:
-    user = _me()
     page = paginate(
         db_session,
         sa.select(PersonalAccessToken)
-        .where(PersonalAccessToken.user_id == user.id)
+        .where(PersonalAccessToken.user_id == _me().id)
         .order_by(PersonalAccessToken.created.desc(), PersonalAccessToken.id.desc()),
     )
-    return render_template(
-        "meta/tokens.html", form=form, page=page, scopes=sorted(known_scopes().items())
-    ), status
+    return render_template("meta/tokens.html", form=form, page=page), status
 
 
 @bp.get("/tokens")
@@ -460,42 +430,53 @@ def tokens() -> Any:
 @bp.post("/tokens")
 @login_required
 def create_token() -> Any:
-    user = _me()
     form = _token_form()
-    if form.validate_on_submit():
-        wanted = set(form.scopes.data or ())
-        # RW includes RO: asking for both is asking for RW.
-        chosen = sorted(s for s in wanted if not (s.endswith(":RO") and s[:-3] + ":RW" in wanted))
+    valid = form.validate_on_submit()
+    wanted = set(form.scopes.data or ())
+    # RW includes RO: asking for both is asking for RW.
+    chosen = sorted(s for s in wanted if not (s.endswith(":RO") and s[:-3] + ":RW" in wanted))
+    if not chosen and not form.scopes.errors:
+        form.show(Problem("scopes", "Choose at least one scope."))
+    if valid and chosen:
+        comment = (form.comment.data or "").strip() or None
         try:
             token = issue_personal_token(
-                user,
-                " ".join(chosen),
-                expires_days=form.expires.data,
-                comment=(form.comment.data or "").strip() or None,
+                _me(), " ".join(chosen), expires_days=form.expires.data, comment=comment
             )
-        except AccountError as error:
+        except Problem as problem:
             db_session.rollback()
-            form.scopes.errors.append(str(error))
+            form.show(problem)
         else:
             db_session.commit()
-            return _no_store(
+            return no_store(
                 render_template(
                     "meta/token-created.html",
                     token=token,
                     scopes=chosen,
-                    comment=form.comment.data,
+                    comment=comment,
                     expires=form.expires.data,
                 )
             )
     return _tokens_page(form, 400)
 
 
-@bp.post("/tokens/<int:token_id>/revoke")
+@bp.route("/tokens/<int:token_id>/revoke", methods=["GET", "POST"])
 @login_required
 def revoke_token(token_id: int) -> Any:
-    pat = db_session.get(PersonalAccessToken, token_id)
-    if pat is None or pat.user_id != _me().id:
-        abort(404)
+    pat = own_token(token_id, _me())
+    if pat.revoked_at is not None:
+        flash("That token is revoked already.", "success")
+        return redirect(url_for("settings.tokens"))
+    name = f"“{pat.comment}”" if pat.comment else f"number {pat.id}"
+    question = confirm(
+        f"Revoke the token {name}?",
+        f"It has the scopes {pat.scopes}. Every program using it loses that access at once, "
+        "on every service of this site; a revoked token cannot be used again.",
+        cancel=url_for("settings.tokens"),
+        button="Revoke",
+    )
+    if question is not None:
+        return question
     revoke_personal_token(pat)
     db_session.commit()
     flash("The token is revoked: it no longer works anywhere.", "success")

@@ -8,7 +8,15 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
-from srht_core import Problem, confirm, db_session, deliveries, login_required, redeliver
+from srht_core import (
+    Problem,
+    confirm,
+    db_session,
+    deliveries,
+    login_required,
+    redeliver,
+    webhook_signature_key,
+)
 
 from .. import events, trackers
 from ..access import Access, tracker_for
@@ -53,10 +61,13 @@ def render(template: str, access: Access, section: str, status: int = 200, **con
     ), status
 
 
+def _url(endpoint: str, access: Access, **values: Any) -> str:
+    tracker = access.tracker
+    return url_for(endpoint, owner=tracker.owner.username, tracker=tracker.name, **values)
+
+
 def _to(endpoint: str, access: Access) -> Any:
-    return redirect(
-        url_for(endpoint, owner=access.tracker.owner.username, tracker=access.tracker.name)
-    )
+    return redirect(_url(endpoint, access))
 
 
 @bp.route("/~<owner>/<tracker>/settings", methods=["GET", "POST"])
@@ -180,6 +191,9 @@ def render_webhooks(access: Access, form: WebhookForm | None = None, status: int
         hooks=hooks,
         deliveries=log,
         form=form or WebhookForm(formdata=None),
+        remove_url=lambda hook: _url("settings.delete_webhook", access, webhook_id=hook.id),
+        redeliver_url=lambda d: _url("settings.redeliver_delivery", access, delivery_id=d.id),
+        signature_key=webhook_signature_key(),
     )
 
 

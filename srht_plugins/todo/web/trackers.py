@@ -16,6 +16,7 @@ from srht_core import (
     db_session,
     login_required,
     paginate,
+    user_named,
     viewer,
     watch,
     watched_page,
@@ -75,7 +76,7 @@ def create() -> Any:
 
 @bp.get("/~<owner>")
 def user_trackers(owner: str) -> Any:
-    person = db_session.scalar(sa.select(User).where(User.username == owner))
+    person: User | None = user_named(owner)
     if person is None:
         abort(404, f"No user ~{owner} has trackers here.")
     trackers = paginate(

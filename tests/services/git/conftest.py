@@ -159,7 +159,7 @@ class GitStack:
 
     def delete_account(self, username: str) -> None:
         """An admin deletes ``username`` at meta; the identity event follows."""
-        self._admin_action(username, "delete", {"confirm": "y"})
+        self._admin_action(username, "delete", {"typed": username})
         assert self.git_user_type(username) is None
 
     def _admin_action(self, username: str, action: str, data: dict[str, str]) -> None:

@@ -5,9 +5,12 @@ what private repositories show to whom, settings, renames and deletion."""
 
 from __future__ import annotations
 
+import html
+import http.client
 import re
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -106,6 +109,7 @@ def test_browse_summary_tree_file_raw_and_blame(git_stack: GitStack) -> None:
     raw = requests.get(base + "/raw/main/item/src/greet.py", timeout=30)
     assert raw.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert raw.headers["X-Content-Type-Options"] == "nosniff"
+    assert raw.headers["Content-Security-Policy"] == "sandbox; default-src 'none'"
     assert raw.text == PYTHON
 
     binary = requests.get(base + "/tree/main/item/data.bin", timeout=30)
@@ -120,15 +124,19 @@ def test_browse_summary_tree_file_raw_and_blame(git_stack: GitStack) -> None:
     assert '<tr id="L1" class="first">' in blame.text
     assert "return" in blame.text
 
-    for missing in (
-        "/tree/main/item/nope.txt",
-        "/tree/no-such-branch",
-        "/raw/main/item/src",
-        "/blame/main/item/data.bin/x",
-        "/commit/zzzz",
-        "/log/nothing",
+    repo = f"~{alice}/browse"
+    for missing, said in (
+        ("/tree/main/item/nope.txt", f"No file or folder nope.txt at main in {repo}."),
+        ("/tree/no-such-branch", f"No branch, tag or commit no-such-branch in {repo}."),
+        ("/raw/main/item/src", f"src at main in {repo} is not a file."),
+        ("/blame/main/item/data.bin/x", f"No file or folder data.bin/x at main in {repo}."),
+        ("/commit/zzzz", f"No commit zzzz in {repo}."),
+        ("/log/nothing", f"No branch, tag or commit nothing in {repo}."),
+        ("-not-here/tree", f"No repository ~{alice}/browse-not-here here."),
     ):
-        assert requests.get(base + missing, timeout=30).status_code == 404, missing
+        answer = requests.get(base + missing, timeout=30)
+        assert answer.status_code == 404, missing
+        assert said in text(answer), missing
 
 
 def test_log_pages_commits_and_refs(git_stack: GitStack) -> None:
@@ -195,7 +203,8 @@ def test_a_private_repository_is_missing_to_those_without_access(git_stack: GitS
             if answer.status_code == 302:  # settings wants a login first
                 assert page == "/settings" and who is anonymous
     # Their lists do not show it either.
-    assert "hidden" not in stranger.get(f"{git_stack.git_url}/~{alice}").text
+    link = f'href="/~{alice}/hidden"'
+    assert link not in stranger.get(f"{git_stack.git_url}/~{alice}").text
 
     git_stack.grant(token, alice, "hidden", carol, "ro")
     reader = git_stack.browser(carol)
@@ -204,10 +213,10 @@ def test_a_private_repository_is_missing_to_those_without_access(git_stack: GitS
     assert reader.get(base + "/settings", timeout=30).status_code == 404
     answer = reader.get(base + "/raw/main/item/a.txt", timeout=30)
     assert answer.headers["Cache-Control"] == "private, no-store"
-    assert "hidden" in reader.get(f"{git_stack.git_url}/~{alice}").text
+    assert link in reader.get(f"{git_stack.git_url}/~{alice}").text
 
     owner = git_stack.browser(alice)
-    assert "hidden" in owner.get(f"{git_stack.git_url}/~{alice}").text
+    assert link in owner.get(f"{git_stack.git_url}/~{alice}").text
 
 
 def test_settings_rename_access_and_delete(git_stack: GitStack) -> None:
@@ -227,25 +236,16 @@ def test_settings_rename_access_and_delete(git_stack: GitStack) -> None:
     summary = owner.get(base)
     assert "Now described." in text(summary) and "Private" in text(summary)
 
-    granted = owner.submit(
-        base + "/settings",
-        {"username": bob, "mode": "rw"},
-        action=f"/~{alice}/project/settings/access",
-    )
+    granted = owner.submit(base + "/settings/access", {"username": bob, "mode": "rw"})
     assert granted.status_code == 303
-    assert f"~{bob} now has read and write access." in text(owner.get(base + "/settings"))
-    unknown = owner.submit(
-        base + "/settings",
-        {"username": "nobody-here", "mode": "ro"},
-        action=f"/~{alice}/project/settings/access",
-    )
+    access_page = text(owner.get(base + "/settings/access"))
+    assert f"~{bob} now has read and write access." in access_page
+    unknown = owner.submit(base + "/settings/access", {"username": "nobody-here", "mode": "ro"})
     assert unknown.status_code == 400
     assert "No user ~nobody-here is known here yet" in text(unknown)
     assert git_stack.browser(bob).get(base, timeout=30).status_code == 200
 
-    renamed = owner.submit(
-        base + "/settings", {"name": "renamed"}, action=f"/~{alice}/project/settings/rename"
-    )
+    renamed = owner.submit(base + "/settings/rename", {"name": "renamed"})
     assert renamed.status_code == 303
     old = requests.get(base + "/tree/main/item/a.txt?x=1", allow_redirects=False, timeout=30)
     assert old.status_code == 404  # private now: the old name leads nowhere for strangers
@@ -253,27 +253,113 @@ def test_settings_rename_access_and_delete(git_stack: GitStack) -> None:
     assert old.status_code == 301
     assert old.headers["Location"].endswith(f"/~{alice}/renamed/tree/main/item/a.txt?x=1")
 
-    removed = owner.submit(
-        f"{git_stack.git_url}/~{alice}/renamed/settings",
-        {},
-        action=f"/~{alice}/renamed/settings/access/{bob}/remove",
-    )
+    # Taking access away asks first; only the question's button does it.
+    new_base = f"{git_stack.git_url}/~{alice}/renamed"
+    question = owner.get(f"{new_base}/settings/access/{bob}/remove")
+    assert question.status_code == 200
+    assert f"Take ~{bob}'s access to ~{alice}/renamed away?" in text(question)
+    assert "can read and push to it now" in text(question)
+    assert git_stack.browser(bob).get(new_base, timeout=30).status_code == 200
+    removed = owner.submit(f"{new_base}/settings/access/{bob}/remove", {})
     assert removed.status_code == 303
-    assert (
-        git_stack.browser(bob).get(f"{git_stack.git_url}/~{alice}/renamed", timeout=30).status_code
-        == 404
-    )
+    assert git_stack.browser(bob).get(new_base, timeout=30).status_code == 404
+    gone = owner.get(f"{new_base}/settings/access/{bob}/remove")
+    assert gone.status_code == 404
+    assert f"~{bob} has no access to ~{alice}/renamed to take away." in text(gone)
 
     repo_id = git_stack.api("GET", f"/api/~{alice}/repos/renamed", git_stack.token(alice)).json()[
         "id"
     ]
     folder = git_stack.repos / f"{repo_id}.git"
     assert folder.is_dir()
-    deleted = owner.submit(f"{git_stack.git_url}/~{alice}/renamed/delete", {})
+    question = owner.get(f"{new_base}/settings/delete")
+    assert question.status_code == 200
+    assert f"Delete ~{alice}/renamed?" in text(question)
+    wrong = owner.submit(f"{new_base}/settings/delete", {"typed": "project"})
+    assert wrong.status_code == 400
+    assert "Type renamed exactly to confirm; nothing was changed." in text(wrong)
+    assert folder.is_dir()
+    deleted = owner.submit(f"{new_base}/settings/delete", {"typed": "renamed"})
     assert deleted.status_code == 303
-    assert owner.get(f"{git_stack.git_url}/~{alice}/renamed").status_code == 404
+    assert deleted.headers["Location"].endswith(f"/~{alice}")
+    assert owner.get(new_base).status_code == 404
     assert not folder.exists()
     assert owner.get(base).status_code == 404
+
+
+def test_settings_pages_share_the_kit_layout(git_stack: GitStack) -> None:
+    alice, bob = git_stack.new_user("alice"), git_stack.new_user("bob")
+    git_stack.publish(alice, "laid-out", {"a.txt": "a\n"}, description="Laid out.")
+    base = f"/~{alice}/laid-out"
+    owner = git_stack.browser(alice)
+    sections = {
+        "/settings": "Details",
+        "/settings/rename": "Name",
+        "/settings/access": "Access",
+    }
+    for suffix, label in sections.items():
+        page = owner.get(git_stack.git_url + base + suffix)
+        assert page.status_code == 200, suffix
+        body = page.text
+        # The repository's header with its tabs, Settings current.
+        assert '<header class="page">' in body
+        assert f'<a href="{base}/settings" aria-current="page">Settings</a>' in body
+        assert f'<a href="{base}">Summary</a>' in body
+        assert '<p class="description">Laid out.</p>' in body
+        # The side menu, this section current.
+        menu = re.search(r'<nav class="settings-menu".*?</nav>', body, re.S)
+        assert menu is not None, suffix
+        links = re.findall(r'<a href="([^"]+)"( aria-current="page")?>([^<]+)</a>', menu.group(0))
+        assert [(href, text_) for href, _, text_ in links] == [
+            (base + "/settings", "Details"),
+            (base + "/settings/rename", "Name"),
+            (base + "/settings/access", "Access"),
+            (base + "/settings/delete", "Delete"),
+        ]
+        assert [text_ for _, current, text_ in links if current] == [label]
+    # A reader sees no Settings tab; the settings are missing to them.
+    reader = git_stack.browser(bob)
+    summary = reader.get(git_stack.git_url + base).text
+    assert ">Settings</a>" not in summary and '<nav class="tabs"' in summary
+    for suffix in (*sections, "/settings/delete", f"/settings/access/{alice}/remove"):
+        assert reader.get(git_stack.git_url + base + suffix).status_code == 404, suffix
+    # Everything a form got wrong is shown at once, each at its field.
+    bad = owner.submit(git_stack.git_url + base + "/settings/rename", {"name": "no/slashes"})
+    assert bad.status_code == 400
+    assert '<div class="flash error form-problems" role="alert">' in bad.text
+    assert "Use letters, digits, dots, dashes and underscores" in text(bad)
+
+
+def raw_get(url: str, path: str) -> tuple[int, str]:
+    """GET ``path`` exactly as written (``requests`` would resolve ``..``)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+    try:
+        connection.request("GET", path)
+        answer = connection.getresponse()
+        return answer.status, html.unescape(answer.read().decode(errors="replace"))
+    finally:
+        connection.close()
+
+
+def test_a_path_outside_the_tree_is_a_404_that_says_so(git_stack: GitStack) -> None:
+    alice = git_stack.new_user("alice")
+    git_stack.publish(alice, "dots", {"src/a.txt": "a\n", ":(glob)x": "odd\n"})
+    base = f"/~{alice}/dots"
+    for kind in ("tree", "raw", "blame"):
+        for path in ("../a.txt", "src/../../x", "src/./a.txt", "%2e%2e/%2E%2E/etc/passwd"):
+            status, body = raw_get(git_stack.git_url, f"{base}/{kind}/main/item/{path}")
+            assert status == 404, (kind, path)
+            shown = path.replace("%2e", ".").replace("%2E", ".")
+            assert f"No file or folder {shown} at main in ~{alice}/dots." in body, (kind, path)
+    # Paths are taken literally: pathspec magic is a file name like any other.
+    status, body = raw_get(git_stack.git_url, f"{base}/raw/main/item/:(glob)x")
+    assert (status, body) == (200, "odd\n")
+    status, body = raw_get(git_stack.git_url, f"{base}/tree/main/item/:(top)nothing")
+    assert status == 404
+    # The file itself is still there.
+    status, body = raw_get(git_stack.git_url, f"{base}/raw/main/item/src/a.txt")
+    assert (status, body) == (200, "a\n")
 
 
 def test_the_index_lists_recent_public_pushes(git_stack: GitStack) -> None:

@@ -13,7 +13,8 @@ import pytest
 
 import srht_plugins.git as git_plugin
 from srht_core import HostNeeds
-from srht_plugins.git.hooks import RefUpdate, parse_updates
+from srht_plugins.git.events import RefUpdate
+from srht_plugins.git.post_receive import parse_updates
 from srht_plugins.git.ssh import Refused, Request, parse_command, sshd_snippet
 
 from .conftest import require_program

@@ -164,7 +164,7 @@ def test_webhooks_are_managed_by_the_owner_only(git_stack: GitStack) -> None:
     bad = git_stack.api("POST", path, token, json={"url": "ftp://example.org/"})
     assert bad.status_code == 400
     assert bad.json() == {
-        "errors": [{"field": "url", "reason": "must be an http:// or https:// URL"}]
+        "errors": [{"field": "url", "reason": "is not valid: An http:// or https:// URL."}]
     }
     made = git_stack.api("POST", path, token, json={"url": "https://example.org/hook"})
     assert made.status_code == 201

@@ -50,7 +50,7 @@ def test_admin_pages_do_not_exist_for_other_users(meta_site: MetaSite) -> None:
     mallory = signed_in(meta_site, "mallory")
     token = mallory.csrf_token()
     for method, path in ADMIN_PAGES:
-        data = {"csrf_token": token, "notice": "x", "confirm": "y"}
+        data = {"csrf_token": token, "notice": "x", "confirmed": "yes", "typed": "alice"}
         answer = mallory.client.open(path, method=method, data=data if method == "POST" else None)
         assert answer.status_code == 404, (method, path)
     assert user_type(meta_site, "alice") == "active"
@@ -150,7 +150,7 @@ def test_admins_cannot_suspend_or_delete_themselves(meta_site: MetaSite) -> None
     assert "You cannot suspend your own account." in text(refused)
     deleted = admin.post(
         "/admin/users/boss/delete",
-        data={"csrf_token": token, "confirm": "y"},
+        data={"csrf_token": token, "confirmed": "yes", "typed": "boss"},
         follow_redirects=True,
     )
     assert "You cannot delete your own account here." in text(deleted)
@@ -162,11 +162,17 @@ def test_deleting_a_user_needs_confirmation_and_reaches_every_service(meta_site:
     alice.submit("/keys", {"ssh-key": ED25519}, action="/keys/ssh")
     admin = signed_in(meta_site, "boss", "admin")
 
+    # The page says what goes with the account, and asks for its name.
+    question = text(admin.get("/admin/users/alice/delete"))
+    assert "Delete ~alice?" in question and "1 SSH keys" in question
+    assert user_type(meta_site, "alice") == "active"
     unconfirmed = admin.submit("/admin/users/alice/delete", {})
-    assert unconfirmed.status_code == 400 and "This field is required." in text(unconfirmed)
+    assert unconfirmed.status_code == 400 and "Type alice exactly" in text(unconfirmed)
+    mistyped = admin.submit("/admin/users/alice/delete", {"typed": "alicia"})
+    assert mistyped.status_code == 400 and "nothing was changed" in text(mistyped)
     assert user_type(meta_site, "alice") == "active"
 
-    deleted = admin.submit("/admin/users/alice/delete", {"confirm": "y"})
+    deleted = admin.submit("/admin/users/alice/delete", {"typed": "alice"})
     assert deleted.status_code == 302 and deleted.headers["Location"].endswith("/admin/users")
     assert user_type(meta_site, "alice") is None
     with meta_site.db() as session:

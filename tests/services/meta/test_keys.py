@@ -345,7 +345,7 @@ def test_ssh_keys_are_added_listed_served_and_removed(meta_site: MetaSite) -> No
 
     with meta_site.db() as session:
         key_id = session.scalar(sa.select(SSHKey.id).where(SSHKey.fingerprint == ED25519_FP))
-    assert alice.submit("/keys", action=f"/keys/ssh/{key_id}/delete").status_code == 302
+    assert alice.submit(f"/keys/ssh/{key_id}/delete").status_code == 302
     assert f"<code>{ED25519_FP}</code>" not in text(alice.get("/keys"))
     assert meta_site.browser().get("/~alice.keys").get_data(as_text=True).startswith("ssh-rsa")
     log = text(alice.get("/audit-log"))
@@ -418,7 +418,7 @@ def test_pgp_keys_are_added_shown_and_removed(meta_site: MetaSite) -> None:
     with meta_site.db() as session:
         stored = session.scalar(sa.select(PGPKey))
         assert stored is not None and stored.key == PGP_ALICE
-    assert alice.submit("/keys", action=f"/keys/pgp/{stored.id}/delete").status_code == 302
+    assert alice.submit(f"/keys/pgp/{stored.id}/delete").status_code == 302
     assert count(meta_site, PGPKey) == 0
 
 

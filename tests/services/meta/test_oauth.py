@@ -964,17 +964,20 @@ def test_tokens_are_sealed_grants_stored_only_as_hashes_and_audited(
 def test_revoking_a_client_stops_its_tokens_and_its_authorizations(
     oauth_app: Any, meta: Any
 ) -> None:
-    from srht_plugins.meta.accounts import revoked_since
+    from srht_plugins.meta.tokens import revoked_since
 
     client_id = register(meta)
     token = approve(meta, client_id)
     bearer = {"Authorization": f"Bearer {token['access_token']}"}
     assert meta.get("/api/user", headers=bearer).status_code == 200
 
+    # The client's page links to a question; asking changes nothing.
     page = meta.get(f"/oauth2/clients/{client_id}")
-    revoked = meta.post(
-        f"/oauth2/clients/{client_id}/revoke", data={"csrf_token": csrf_token(page.text)}
-    )
+    assert f'href="/oauth2/clients/{client_id}/revoke"' in page.text
+    question = meta.get(f"/oauth2/clients/{client_id}/revoke")
+    assert question.status_code == 200 and "Revoke the client Pocket app?" in question.text
+    assert meta.get("/api/user", headers=bearer).status_code == 200
+    revoked = submit(meta, f"/oauth2/clients/{client_id}/revoke", {"confirmed": "yes"})
     assert revoked.status_code == 302
 
     assert meta.get("/api/user", headers=bearer).status_code == 401
@@ -1008,14 +1011,18 @@ def test_a_user_revokes_the_access_they_granted(oauth_app: Any, meta: Any) -> No
     token = approve(meta, client_id)
     page = meta.get("/oauth2/clients")
     assert "Access you granted" in page.text and f"<code>{PROFILE}</code>" in page.text
-    action = re.search(r'action="(/oauth2/authorizations/\d+/revoke)"', page.text).group(1)
+    action = re.search(r'href="(/oauth2/authorizations/\d+/revoke)"', page.text).group(1)
 
     bob = oauth_app.test_client()
     log_in(bob, "bob")
     bob_token = csrf_token(bob.get("/oauth2/clients/register").text)
-    assert bob.post(action, data={"csrf_token": bob_token}).status_code == 404
+    assert bob.get(action).status_code == 404
+    assert bob.post(action, data={"csrf_token": bob_token, "confirmed": "yes"}).status_code == 404
 
-    assert meta.post(action, data={"csrf_token": csrf_token(page.text)}).status_code == 302
+    question = meta.get(action)
+    assert question.status_code == 200
+    assert "Revoke the access you gave Pocket app?" in question.text and PROFILE in question.text
+    assert submit(meta, action, {"confirmed": "yes"}).status_code == 302
     assert (
         meta.get(
             "/api/user", headers={"Authorization": f"Bearer {token['access_token']}"}

@@ -186,9 +186,9 @@ def test_email_change_refuses_a_taken_address_and_a_wrong_password(meta_site: Me
 def test_token_scopes_expiry_and_validation(meta_site: MetaSite) -> None:
     browser = signed_in(meta_site)
     none = browser.submit("/tokens", {"comment": "empty"})
-    assert none.status_code == 400 and "choose at least one scope" in text(none)
+    assert none.status_code == 400 and "Choose at least one scope." in text(none)
     unknown = browser.submit("/tokens", {"scopes": ["todo/tickets:RW"]})
-    assert unknown.status_code == 400 and "is not a valid choice" in text(unknown)
+    assert unknown.status_code == 400 and "is not one of the options" in text(unknown)
     too_long = browser.submit("/tokens", {"scopes": ["meta/keys:RO"], "expires": "5000"})
     assert too_long.status_code == 400 and "between 1 and 3650" in text(too_long)
     with meta_site.db() as session:

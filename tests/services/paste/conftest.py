@@ -44,12 +44,18 @@ class _Hidden(HTMLParser):
             self.hidden[values.get("name", "")] = values.get("value", "")
 
 
-def csrf_token(page: str) -> str:
-    """The CSRF token of the first form on ``page``."""
+def hidden_inputs(page: str) -> dict[str, str]:
+    """The hidden inputs of the forms on ``page`` (its CSRF token, a
+    confirmation page's ``confirmed``)."""
     parser = _Hidden()
     parser.feed(page)
     assert "csrf_token" in parser.hidden, "no CSRF token on the page"
-    return parser.hidden["csrf_token"]
+    return parser.hidden
+
+
+def csrf_token(page: str) -> str:
+    """The CSRF token of the forms on ``page``."""
+    return hidden_inputs(page)["csrf_token"]
 
 
 class Browser:
@@ -67,11 +73,11 @@ class Browser:
 
     def submit(self, page: str, data: dict[str, Any], *, action: str | None = None) -> Any:
         """Open ``page`` and post ``data`` to ``action`` (default: the page)
-        with the page's CSRF token."""
+        with the page's hidden inputs (its CSRF token, say)."""
         shown = self.client.get(page)
         assert shown.status_code == 200, f"GET {page} answered {shown.status_code}"
-        token = csrf_token(shown.get_data(as_text=True))
-        return self.client.post(action or page, data={"csrf_token": token, **data})
+        hidden = hidden_inputs(shown.get_data(as_text=True))
+        return self.client.post(action or page, data={**hidden, **data})
 
     def create(self, files: list[tuple[str, str]], visibility: str = "unlisted") -> Any:
         """Fill in the new-paste form with ``(filename, content)`` pairs."""

@@ -5,6 +5,7 @@ the form refuses."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from srht_core import state_of
-from srht_plugins.paste.web import download_disposition
+from srht_plugins.paste.web.files import download_disposition
 
 from .conftest import PasteSite, csrf_token, text
 
@@ -155,22 +156,146 @@ def test_the_owner_deletes_a_paste_after_confirming(paste_site: PasteSite) -> No
     alice = paste_site.user("alice")
     bob = paste_site.user("bob")
     owner = paste_site.browser(alice)
-    slug = slug_of(owner.create([("x.txt", "bye")], "public"))
+    slug = slug_of(owner.create([("x.txt", "bye"), ("", "and this")], "public"))
+    path = f"/~alice/{slug}/delete"
 
     other = paste_site.browser(bob)
-    assert other.get(f"/~alice/{slug}/delete").status_code == 404
+    assert other.get(path).status_code == 404
     token = csrf_token(other.get("/").get_data(as_text=True))
-    assert other.post(f"/~alice/{slug}/delete", data={"csrf_token": token}).status_code == 404
+    refused = other.post(path, data={"csrf_token": token, "confirmed": "yes"})
+    assert refused.status_code == 404
     # A forged form (no token from the page) deletes nothing either.
-    assert owner.post(f"/~alice/{slug}/delete").status_code == 400
+    assert owner.post(path, data={"confirmed": "yes"}).status_code == 400
     assert owner.get(f"/~alice/{slug}").status_code == 200
 
-    confirm = owner.get(f"/~alice/{slug}/delete")
-    assert confirm.status_code == 200 and "cannot be undone" in text(confirm)
-    done = owner.submit(f"/~alice/{slug}/delete", {})
+    # The paste page leads to the question, which says what will be lost.
+    assert f'href="{path}"' in text(owner.get(f"/~alice/{slug}"))
+    question = owner.get(path)
+    assert question.status_code == 200
+    shown = text(question)
+    assert "Delete x.txt?" in shown and "It holds 2 files: x.txt, File 2." in shown
+    assert "cannot be undone" in shown and f'href="/~alice/{slug}"' in shown
+    # Posting without the page's answer (a link prefetched, say) asks again.
+    token = csrf_token(question.get_data(as_text=True))
+    assert owner.post(path, data={"csrf_token": token}).status_code == 200
+    assert owner.get(f"/~alice/{slug}").status_code == 200
+
+    done = owner.submit(path, {})
     assert done.status_code == 303 and urlsplit(done.headers["Location"]).path == "/~alice"
+    assert "x.txt is deleted." in text(owner.get("/~alice"))
     assert owner.get(f"/~alice/{slug}").status_code == 404
     assert owner.get(f"/~alice/{slug}/raw/1").status_code == 404
+
+
+def _listed_names(page: str) -> dict[str, str]:
+    """slug -> the name the list links it by."""
+    return dict(re.findall(r'<td><a href="/~alice/([0-9a-f]{16})">([^<]*)</a>', page))
+
+
+def _crumbs(page: str) -> list[str]:
+    header = re.search(r'<h1 class="crumbs">(.*?)</h1>', page, re.DOTALL)
+    assert header, "no page header"
+    return [
+        html.unescape(re.sub(r"<[^>]+>", "", part)).strip()
+        for part in re.findall(r"<(?:a|span)(?: href=\"[^\"]*\")?>(.*?)</(?:a|span)>", header[1])
+    ]
+
+
+def test_the_list_and_the_page_name_a_paste_alike(paste_site: PasteSite) -> None:
+    """The first file's name, or "Untitled paste" and the paste's id."""
+    browser = paste_site.browser(paste_site.user("alice"))
+    named = slug_of(browser.create([("notes.md", "# hi"), ("b.txt", "b")], "public"))
+    unnamed = slug_of(browser.create([("", "no name"), ("second.txt", "x")], "public"))
+    expected = {named: "notes.md", unnamed: f"Untitled paste {unnamed}"}
+
+    listed = _listed_names(browser.get("/~alice").get_data(as_text=True))
+    assert listed == expected
+    for slug, name in expected.items():
+        page = browser.get(f"/~alice/{slug}").get_data(as_text=True)
+        assert _crumbs(page) == ["~alice", name]
+        assert re.search(r"<title>([^<]*)</title>", page)[1].startswith(f"{name} · ~alice")
+
+
+def test_every_problem_of_the_form_at_once(paste_make_site: Callable[..., PasteSite]) -> None:
+    site = paste_make_site({"max-file-size": "100"})
+    browser = site.browser(site.user("alice"))
+    refused = browser.create(
+        [("a.txt", ""), ("", ""), ("a.txt", "y"), ("big.txt", "x" * 101)], "public"
+    )
+    assert refused.status_code == 400
+    page = refused.get_data(as_text=True)
+    # Blank slots are dropped, so the form comes back numbered as its
+    # problems are: what was the third slot is File 2 now.
+    listed = re.findall(r'<li><a href="#([^"]+)">([^<]+)</a>: ([^<]+)</li>', html.unescape(page))
+    assert listed == [
+        ("files-0-content", "File 1: Contents", "A file needs contents."),
+        (
+            "files-2-filename",
+            "File 2: File name",
+            "File 1 has this name already; give each file its own.",
+        ),
+        (
+            "files-3-content",
+            "File 3: Contents",
+            "This file is 101 bytes; a file may be at most 100 bytes.",
+        ),
+    ]
+    for target, _label, _reason in listed:
+        assert f'id="{target}"' in page
+    assert re.findall(r"<legend>(File \d+)</legend>", page) == ["File 1", "File 2", "File 3"]
+    assert 'name="files-1-content"' not in page  # the blank slot
+    assert 'value="big.txt"' in page  # what was typed comes back
+
+
+def test_pages_are_built_from_the_kit(paste_site: PasteSite) -> None:
+    alice = paste_site.user("alice")
+    owner, visitor = paste_site.browser(alice), paste_site.browser()
+    empty = text(owner.get("/~alice"))
+    assert 'class="empty"' in empty and "You have no pastes yet." in empty
+    assert 'href="/">New paste</a>' in empty
+    assert "No public pastes of ~alice to show." in text(visitor.get("/~alice"))
+
+    slug = slug_of(owner.create([("a.py", "x = 1\n")], "private"))
+    mine = owner.get("/~alice").get_data(as_text=True)
+    assert '<div class="table-scroll"' in mine and '<table class="list' in mine
+    assert '<span class="badge badge-private">Private</span>' in mine
+    page = owner.get(f"/~alice/{slug}").get_data(as_text=True)
+    assert '<header class="page">' in page
+    assert '<span class="badge badge-private">Private</span>' in page
+    assert "1 file, created " in text(owner.get(f"/~alice/{slug}"))
+    form = owner.get("/").get_data(as_text=True)
+    assert '<fieldset id="visibility" class="choices' in form
+    assert re.search(
+        r'value="unlisted" checked>\s*<label for="visibility-1">Unlisted</label>', form
+    )
+    assert "anyone with the link can see it" in form
+
+
+@pytest.mark.parametrize(
+    ("path", "signed_in", "message"),
+    [
+        ("/~nobody", False, "No user ~nobody has pastes here."),
+        ("/~alice/0123456789abcdef", False, "~alice has no paste 0123456789abcdef here."),
+        ("/~alice/0123456789abcdef/raw/1", False, "~alice has no paste 0123456789abcdef here."),
+        ("/~alice/{slug}/raw/9", False, "Paste {slug} has no file 9."),
+        ("/~alice/{private}", False, "~alice has no paste {private} here."),
+        ("/~alice/{slug}/delete", True, "~alice has no paste {slug} of yours."),
+    ],
+)
+def test_not_found_says_what_is_missing(
+    paste_site: PasteSite, path: str, signed_in: bool, message: str
+) -> None:
+    owner = paste_site.browser(paste_site.user("alice"))
+    slugs = {
+        "slug": slug_of(owner.create([("a.txt", "a")], "public")),
+        "private": slug_of(owner.create([("b.txt", "b")], "private")),
+    }
+    bob = paste_site.user("bob")
+    browser = paste_site.browser(bob if signed_in else None)
+    answer = browser.get(path.format(**slugs))
+    assert answer.status_code == 404
+    assert message.format(**slugs) in text(answer)
+    assert "b.txt" not in text(answer)
 
 
 def test_forms_without_the_csrf_token_are_refused(paste_site: PasteSite) -> None:
@@ -273,10 +398,9 @@ def test_download_disposition(filename: str, expected: str) -> None:
 
 
 def test_a_page_kept_for_anonymous_visitors_follows_the_paste(paste_site: PasteSite) -> None:
-    """Visitors without cookies get the paste page from srht_core import state_of
-    from srht_core's page
-        cache, but only while the paste is there for them to see, and as it is
-        now: private, renamed or deleted shows at once."""
+    """Visitors without cookies get the paste page from srht_core's page
+    cache, but only while the paste is there for them to see, and as it is
+    now: private, renamed or deleted shows at once."""
     from srht_plugins.paste.models import Paste, User
 
     alice = paste_site.user("alice")
@@ -307,3 +431,35 @@ def test_a_page_kept_for_anonymous_visitors_follows_the_paste(paste_site: PasteS
 
     assert owner.submit(f"/~alicia/{slug}/delete", {}).status_code == 303
     assert visitor.get(f"/~alicia/{slug}").status_code == 404
+
+
+def test_a_kept_paste_page_answers_without_a_query_until_its_row_changes(
+    paste_site: PasteSite,
+) -> None:
+    """On PostgreSQL a visitor without cookies gets the kept page with no
+    query at all (the paste and user tables are watched, migration
+    paste0003); a change written by another worker (here, another
+    connection) drops it when the notification arrives."""
+    import sqlalchemy as sa
+    from support import wait_until
+
+    db = state_of(paste_site.app).db
+    alice = paste_site.user("alice")
+    slug = slug_of(paste_site.browser(alice).create([("a.py", "x = 1\n")], "public"))
+    visitor = paste_site.browser()
+    assert db.row_feed().wait_live()
+    assert visitor.get(f"/~alice/{slug}").status_code == 200
+    with db.count_statements() as statements:
+        assert visitor.get(f"/~alice/{slug}").status_code == 200
+    assert statements[0] == 0
+
+    elsewhere = sa.create_engine(db.url)
+    try:
+        with elsewhere.begin() as connection:
+            connection.execute(sa.text("UPDATE paste SET visibility = 'private'"))
+        wait_until(
+            lambda: visitor.get(f"/~alice/{slug}").status_code == 404,
+            what="the paste made private to be 404",
+        )
+    finally:
+        elsewhere.dispose()

@@ -1,6 +1,5 @@
 """paste as a plugin: what it declares to the core (config keys, scopes,
-navigation), its migration matching its models on PostgreSQL,
-account deletion, and the highlighter on its own."""
+navigation) and account deletion."""
 
 from __future__ import annotations
 
@@ -9,12 +8,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
 from srht_core import ConfigError, PluginHost
-from srht_plugins.paste.highlight import GUESS_SAMPLE, HIGHLIGHT_LIMIT, choose_lexer, render_file
-from srht_plugins.paste.models import Base, Paste, PasteFile
+from srht_plugins.paste.models import Paste, PasteFile
 
 from .conftest import PasteSite
 
@@ -65,21 +61,6 @@ def test_bad_limits_are_config_errors(
 
 
 @pytest.mark.postgres
-def test_the_migration_matches_the_models(paste_site: PasteSite) -> None:
-    with paste_site.state.db.engine.connect() as connection:
-        context = MigrationContext.configure(
-            connection,
-            opts={
-                "compare_type": True,
-                "include_name": lambda name, type_, _parents: (
-                    type_ != "table" or name in Base.metadata.tables
-                ),
-            },
-        )
-        assert compare_metadata(context, Base.metadata) == []
-
-
-@pytest.mark.postgres
 def test_deleting_an_account_deletes_its_pastes(paste_site: PasteSite) -> None:
     from srht_plugins.paste.models import User
 
@@ -101,35 +82,3 @@ def test_deleting_an_account_deletes_its_pastes(paste_site: PasteSite) -> None:
     with paste_site.db() as session:
         assert session.scalars(sa.select(Paste.owner_id)).all() == [bob]
         assert session.scalar(sa.select(sa.func.count()).select_from(PasteFile)) == 1
-
-
-def test_the_lexer_comes_from_the_name_before_the_content() -> None:
-    assert choose_lexer("setup.py", "<html></html>").name == "Python"
-    assert choose_lexer("index.html", "import os").name == "HTML"
-    assert choose_lexer("", "#!/usr/bin/env python3\nprint(1)\n").name == "Python"
-    assert choose_lexer("", "").name == "Text only"
-    assert choose_lexer("unknown.zzz", "plain words").name == "Text only"
-
-
-def test_guessing_reads_only_the_start_of_a_file() -> None:
-    # The shebang is beyond the sample, so nothing is found from content.
-    text = " " * GUESS_SAMPLE + "#!/usr/bin/env python\n"
-    assert choose_lexer("", text).name == "Text only"
-
-
-def test_huge_files_are_shown_plain_with_every_line_numbered() -> None:
-    big = "def f():\n" * (HIGHLIGHT_LIMIT // 9 + 1)
-    shown = render_file("big.py", big)
-    assert not shown.highlighted and shown.language == "Plain text"
-    assert shown.lines == big.count("\n")
-    assert f'id="L{shown.lines}"' in shown.html
-
-
-def test_line_numbers_match_the_file() -> None:
-    shown = render_file("a.py", "\n\nx = '''\nmulti\nline'''\n\n", position=3)
-    assert shown.lines == 6
-    assert shown.html.count("<tr ") == 6
-    assert 'id="F3-L6"' in shown.html and 'href="#F3-L1"' in shown.html
-    # A string spanning lines is closed and reopened on each line.
-    for row in shown.html.split("<tr ")[1:]:
-        assert row.count("<span") == row.count("</span>")

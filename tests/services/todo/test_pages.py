@@ -339,3 +339,16 @@ def test_a_kept_tracker_page_follows_changes_written_elsewhere(site: Any) -> Non
         )
     finally:
         elsewhere.dispose()
+
+
+def test_the_webhook_settings_show_the_key_that_checks_signatures(site: Any) -> None:
+    """A receiver needs the site's public key to check a delivery
+    (docs/webhooks.md); the page where webhooks are set up shows it."""
+    from srht_core.keys import webhook_public_key
+
+    alice = site.user("alice")
+    site.tracker(alice, "bugs")
+    page = text(site.browser(alice).get("/~alice/bugs/settings/webhooks"))
+    key = webhook_public_key(site.state.config["webhooks"]["private-key"])
+    assert "with this public key, then refuse a timestamp more than 5 minutes off" in page
+    assert key in page
