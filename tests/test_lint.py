@@ -20,6 +20,7 @@ TYPED = [
     "srht_plugins/git",
     "srht_plugins/paste",
     "srht_plugins/lists",
+    "srht_plugins/builds",
     "deploy",
 ]
 

@@ -44,7 +44,10 @@ class Api:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.client.open(
-            "/api" + path, method=method, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs
+            "/api" + path,
+            method=method,
+            headers={**self.headers, **kwargs.pop("headers", {})},
+            **kwargs,
         )
 
     def get(self, path: str, **kwargs: Any) -> Any:

@@ -140,4 +140,7 @@ def test_aliases_cannot_make_a_small_manifest_huge() -> None:
 def test_a_file_name_in_problems() -> None:
     with pytest.raises(ManifestError) as caught:
         parse("image: nope\ntasks: [{a: b}]\n", images=IMAGES, file=".builds/test.yml")
-    assert str(caught.value) == ".builds/test.yml:1 image: 'nope' is not an image here (debian/bookworm)"
+    assert (
+        str(caught.value)
+        == ".builds/test.yml:1 image: 'nope' is not an image here (debian/bookworm)"
+    )

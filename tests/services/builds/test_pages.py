@@ -79,9 +79,11 @@ def test_a_bad_manifest_lists_every_problem_and_queues_nothing(site: Any) -> Non
 
 def test_a_secret_of_someone_else_is_a_problem_of_the_manifest(site: Any) -> None:
     alice, bob = site.user("alice"), site.user("bob")
-    made = site.api(bob).post(
-        "/secrets", {"kind": "file", "content": "c2VjcmV0", "path": "~/.token"}
-    ).json
+    made = (
+        site.api(bob)
+        .post("/secrets", {"kind": "file", "content": "c2VjcmV0", "path": "~/.token"})
+        .json
+    )
     refused = site.browser(alice).submit(
         "/submit",
         {"manifest": f"image: debian/bookworm\nsecrets:\n  - {made['id']}\ntasks: [{{a: b}}]\n"},
@@ -239,6 +241,9 @@ def test_secrets_are_shown_once_then_only_their_id(site: Any) -> None:
     assert question.status_code == 200 and "Delete the secret deploy token?" in text(question)
     deleted = browser.submit(f"/secrets/{uuid[1]}/delete", {})
     assert deleted.status_code == 302
+    after = text(browser.get("/secrets"))
+    assert f"Secret {uuid[1]} deleted." in after
+    # Once the notice has been read, the id is nowhere on the page.
     assert uuid[1] not in text(browser.get("/secrets"))
 
 
