@@ -10,7 +10,7 @@
 #   env            exported variables, sourced by each task
 #   packages       one package name a line
 #   sources        lines "NAME INSIDE URL REF" (INSIDE: 1 = clone here)
-#   secrets        lines "KIND ID MODE PATH" for the files in secrets/
+#   secrets        lines "KIND ID MODE PATH" for the files in secret-files/
 #   tasks/N        task N's script
 #   artifacts      one path a line, copied to /srht/out/I once all tasks passed
 #   network        none, mirror or full
@@ -60,17 +60,17 @@ if [ -s "$IN/secrets" ]; then
     case "$kind" in
       file)
         target=${path/#\~/$HOME_DIR}
-        install -D -o build -g build -m "$mode" "$IN/secrets/$id" "$target" \
+        install -D -o build -g build -m "$mode" "$IN/secret-files/$id" "$target" \
           || fail_setup "could not write secret $id to $path"
         echo "Secret $id written to $path" ;;
       ssh_key)
-        install -o build -g build -m 600 "$IN/secrets/$id" "$HOME_DIR/.ssh/$id"
+        install -o build -g build -m 600 "$IN/secret-files/$id" "$HOME_DIR/.ssh/$id"
         echo "IdentityFile ~/.ssh/$id" >> "$HOME_DIR/.ssh/config"
         chown build:build "$HOME_DIR/.ssh/config"
         echo "SSH key $id added" ;;
       pgp_key)
         if command -v gpg >/dev/null; then
-          runuser -u build -- gpg --batch --quiet --import < "$IN/secrets/$id" \
+          runuser -u build -- gpg --batch --quiet --import < "$IN/secret-files/$id" \
             || fail_setup "gpg could not import secret $id"
           echo "PGP key $id imported"
         else

@@ -279,7 +279,7 @@ class JobRun:
         self._file(inside / "artifacts", "".join(f"{p}\n" for p in spec["artifacts"]).encode())
         secret_lines = []
         if spec["secrets"]:
-            folder = self._owned(inside / "secrets")
+            folder = self._owned(inside / "secret-files")
             import base64
 
             for secret in spec["secrets"]:

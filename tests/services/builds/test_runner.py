@@ -1,0 +1,421 @@
+"""Jobs running for real: ``srht builds runner`` as its own process on this
+machine, taking jobs from ``srht serve builds`` (real gunicorn) over the
+internal API and running each in a systemd-nspawn container made from the
+test hosts' cached Debian image (``tests/testhosts``; no image is built
+here).
+
+The runner runs on the test machine itself, not inside a test host: a test
+host is a container already, and a runner inside it would need nspawn
+nested in nspawn (its own cgroup tree delegated, user namespaces inside a
+user-less container). The deploy test is where a runner goes on a host of
+its own.
+
+Marked ``deploy`` (root, nspawn, the cached image), as the test-host suites
+are.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from srht_core.config import dump_ini
+from srht_core.testing import free_port, serve_service, site_config
+
+from .conftest import BuildsSite
+
+TESTS = Path(__file__).parents[2]
+sys.path.insert(0, str(TESTS))
+
+from support.ci import require, require_test_hosts  # noqa: E402 - after the path is set
+
+pytestmark = [pytest.mark.postgres, pytest.mark.deploy, pytest.mark.slow]
+
+SLOT = os.environ.get("SRHT_TESTHOSTS_SLOT", "0")
+#: How long a job of these tests may take to end, setup included (the
+#: first one unpacks the image): a bound on waiting, not a measurement.
+PATIENCE = 300
+#: The site's time limit: long enough for the jobs that must succeed on a
+#: busy machine (they take a few seconds), short enough to wait for.
+TIME_LIMIT = 30
+
+
+class Runner:
+    """A running ``srht builds runner``, stopped by its PID."""
+
+    def __init__(self, config: Path, folder: Path, name: str):
+        self.config, self.folder, self.name = config, folder, name
+        self.log = folder.parent / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        handle = open(self.log, "ab")  # noqa: SIM115 - the runner's for its life
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "srht_core.cli",
+                "--config",
+                str(self.config),
+                "builds",
+                "runner",
+                "--name",
+                self.name,
+                "--jobs",
+                "2",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        handle.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class RunnerSite(BuildsSite):
+    """The builds app in this process (to submit and read), the same site
+    served by gunicorn (what the runner talks to) and the runner."""
+
+    def __init__(self, app: Any, runner: Runner):
+        super().__init__(app)
+        self.runner = runner
+
+    def wait(
+        self, job_id: int, statuses: tuple[str, ...] = ("success", "failed", "timeout", "cancelled")
+    ) -> Any:
+        deadline = time.monotonic() + PATIENCE
+        while time.monotonic() < deadline:
+            job = self.get_job(job_id)
+            if job.status in statuses:
+                return job
+            process = self.runner.process
+            if process is not None and process.poll() is not None and "running" not in statuses:
+                pytest.fail("the runner stopped:\n" + self.runner.output()[-4000:])
+            time.sleep(0.5)
+        pytest.fail(
+            f"job {job_id} is still {self.get_job(job_id).status}:\n" + self.runner.output()[-4000:]
+        )
+
+    def log(self, owner: Any, job_id: int, task: str | None = None) -> str:
+        path = f"/~{owner.username}/job/{job_id}/log" + (f"/{task}" if task else "")
+        answer = self.browser(owner).get(path)
+        assert answer.status_code == 200, path
+        return answer.get_data(as_text=True)
+
+    def tasks(self, job_id: int) -> list[tuple[str, str]]:
+        import sqlalchemy as sa
+
+        from srht_plugins.builds.models import Task
+
+        with self.session() as session:
+            rows = session.execute(
+                sa.select(Task.name, Task.status)
+                .where(Task.job_id == job_id)
+                .order_by(Task.position)
+            )
+            return [(name, status) for name, status in rows]
+
+
+def _leftovers(name: str) -> list[str]:
+    """What jobs of runner ``name`` could have left on this machine:
+    mounts, network namespaces, nspawn processes."""
+    found = [
+        line.split()[1]
+        for line in Path("/proc/self/mounts").read_text().splitlines()
+        if "srht-builds" in line.split()[0] or f"/{name}/jobs/" in line.split()[1]
+    ]
+    netns = Path("/run/netns")
+    if netns.exists():
+        found += [p.name for p in netns.iterdir() if p.name.startswith(f"srht-builds-{name}-")]
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "systemd-nspawn" in command and f"/{name}/jobs/" in command:
+                found.append(f"pid {proc.name}: {command[:120]}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def runner_site(
+    srht_postgres: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunnerSite]:
+    require_test_hosts()
+    require(Path("/sys/fs/cgroup").exists(), "the runner needs control groups")
+    from importlib import import_module
+
+    from testhosts.image import cache_dir, ensure_image
+
+    from srht_core import Config, PluginHost, create_app, state_of
+    from srht_core.migrate import upgrade
+
+    ensure_image()
+    [tarball] = sorted(cache_dir().glob("image-*.tar.zst"))[-1:]
+    folder = tmp_path_factory.mktemp("builds-runner")
+    images = folder / "images.yml"
+    images.write_text(f"debian/bookworm:\n  tarball: {tarball}\n")
+    port = free_port()
+    data = site_config(
+        folder / "data",
+        {
+            "builds": {
+                "origin": f"http://127.0.0.1:{port}",
+                "connection-string": srht_postgres.create_database(),
+                "images": str(images),
+                "network": "none",
+                "time-limit": str(TIME_LIMIT),
+                "runner-timeout": "20",
+                "memory": "512",
+                "disk": "512",
+            }
+        },
+        srht={"internal-networks": "127.0.0.0/8"},
+    )
+    config_path = folder / "config.ini"
+    config_path.write_text(dump_ini(data), encoding="utf-8")
+    config = Config.from_string(config_path.read_text(), str(config_path))
+    plugins = PluginHost(discover=False)
+    assert plugins.register(import_module("srht_plugins.builds"), "builds").ok
+    app = create_app("builds", config, plugins=plugins)
+    state = state_of(app)
+    upgrade(state.db, "builds", state.schema)
+    state.revoked = lambda kind, token_id: False
+    name = f"slot{SLOT}"
+    runner = Runner(config_path, folder / name, name)
+    with serve_service("builds", config_path, port=port, workers=2):
+        runner.start()
+        try:
+            yield RunnerSite(app, runner)
+        finally:
+            runner.stop()
+            state.db.dispose()
+
+
+def test_a_job_whose_tasks_succeed(runner_site: RunnerSite) -> None:
+    site = runner_site
+    alice = site.user("alice")
+    job_id = site.job(
+        alice,
+        "image: debian/bookworm\n"
+        "environment:\n  GREETING: hello from the job\n"
+        "tasks:\n"
+        '  - build: echo "$GREETING"; cat /etc/debian_version; id -un\n'
+        "  - test: test -d /home/build && echo tested\n",
+    )
+    job = site.wait(job_id)
+    assert job.status == "success", site.log(alice, job_id) + site.runner.output()[-3000:]
+    assert site.tasks(job_id) == [("build", "success"), ("test", "success")]
+    build = site.log(alice, job_id, "build")
+    assert "hello from the job" in build and "build\n" in build
+    assert "tested" in site.log(alice, job_id, "test")
+    page = site.browser(alice).get(f"/~alice/job/{job_id}").get_data(as_text=True)
+    assert "success" in page
+    assert _leftovers(site.runner.name) == []
+
+
+def test_a_job_failing_at_task_2_skips_the_rest_and_keeps_its_log(runner_site: RunnerSite) -> None:
+    site = runner_site
+    alice = site.user("alice2")
+    job_id = site.job(
+        alice,
+        "image: debian/bookworm\n"
+        "tasks:\n"
+        "  - first: echo first ran\n"
+        "  - second: echo about to fail; false; echo never printed\n"
+        "  - third: echo third ran\n",
+    )
+    job = site.wait(job_id)
+    assert job.status == "failed"
+    assert job.reason == "Task second failed (exit 1)."
+    assert site.tasks(job_id) == [("first", "success"), ("second", "failed"), ("third", "skipped")]
+    assert "first ran" in site.log(alice, job_id, "first")
+    second = site.log(alice, job_id, "second")
+    assert "about to fail" in second and "never printed" not in second.replace(
+        "+ echo never printed", ""
+    )
+    assert "third ran" not in site.log(alice, job_id)
+    assert _leftovers(site.runner.name) == []
+
+
+def test_a_job_over_its_time_limit_is_stopped_and_marked(runner_site: RunnerSite) -> None:
+    site = runner_site
+    alice = site.user("alice3")
+    job_id = site.job(
+        alice,
+        "image: debian/bookworm\n"
+        "tasks:\n"
+        "  - slow: echo sleeping; sleep 600; echo woke\n"
+        "  - after: echo after\n",
+    )
+    job = site.wait(job_id)
+    assert job.status == "timeout"
+    assert (
+        job.reason
+        == f"The job ran past its time limit of {TIME_LIMIT} s and was stopped during task slow."
+    )
+    assert site.tasks(job_id) == [("slow", "timeout"), ("after", "skipped")]
+    log = site.log(alice, job_id, "slow")
+    assert "sleeping" in log and f"The job ran past its time limit of {TIME_LIMIT} s." in log
+    assert "woke" not in log.replace("echo woke", "")
+    assert _leftovers(site.runner.name) == []
+
+
+def _wait_for_task(site: RunnerSite, job_id: int, task: str) -> None:
+    """Until ``task`` of the job runs (the runner said so)."""
+    deadline = time.monotonic() + PATIENCE
+    while (task, "running") not in site.tasks(job_id):
+        if (
+            time.monotonic() > deadline
+            or site.get_job(job_id).status != "running"
+            and (site.get_job(job_id).status != "queued")
+        ):
+            pytest.fail(f"task {task} of job {job_id} never ran: {site.tasks(job_id)}")
+        time.sleep(0.5)
+
+
+def test_a_job_reaches_neither_the_host_nor_another_job_and_is_cancelled(
+    runner_site: RunnerSite, tmp_path: Path
+) -> None:
+    """One job runs (marking its files and processes); a second looks for
+    them, for the host's files and for the service it is next to, and finds
+    nothing; then the first is cancelled by its owner while it runs."""
+    site = runner_site
+    alice, bob = site.user("carol"), site.user("dave")
+    marker = tmp_path / "host-only"
+    marker.write_text("the host's own file\n")
+    running = site.job(
+        alice,
+        "image: debian/bookworm\n"
+        "tasks:\n"
+        "  - hold: echo other-job-secret > /tmp/other-job-file; exec sleep 4242\n"
+        "  - never: echo never\n",
+    )
+    _wait_for_task(site, running, "hold")
+    service_port = site.app.extensions["srht"].origin.rsplit(":", 1)[1]
+    prober = site.job(
+        bob,
+        "image: debian/bookworm\n"
+        "tasks:\n"
+        "  - look: |\n"
+        "      ! pgrep -f 'sleep 4242' && echo no-other-processes\n"
+        "      ! find / \\( -path /proc -o -path /sys \\) -prune -o \\( -name other-job-file"
+        " -o -name host-only \\) -print 2>/dev/null | grep . && echo no-other-files\n"
+        f"      ! timeout 5 bash -c 'echo > /dev/tcp/127.0.0.1/{service_port}'"
+        " && echo no-service\n"
+        "      ! ip -o -4 addr show scope global | grep . && echo no-addresses\n"
+        "      awk 'NR == 1 && $2 != 0 {print \"root-is-mapped\"}' /proc/self/uid_map\n"
+        "      ! sudo touch /proc/sysrq-trigger 2>/dev/null && echo no-sysrq\n",
+    )
+    job = site.wait(prober)
+    look = site.log(bob, prober, "look")
+    assert job.status == "success", look
+    for seen in (
+        "no-other-processes",
+        "no-other-files",
+        "no-service",
+        "no-addresses",
+        "root-is-mapped",
+        "no-sysrq",
+    ):
+        assert f"\n{seen}\n" in look, (seen, look)
+    assert site.get_job(running).status == "running"
+    # The owner cancels the running job from its page.
+    browser = site.browser(alice)
+    answer = browser.submit(f"/~carol/job/{running}", {}, action=f"/~carol/job/{running}/cancel")
+    assert answer.status_code in (302, 303), answer.get_data(as_text=True)[:2000]
+    job = site.wait(running)
+    assert job.status == "cancelled"
+    assert site.tasks(running) == [("hold", "cancelled"), ("never", "skipped")]
+    assert "Stopping the job: cancelled" in site.log(alice, running, "hold")
+    assert _leftovers(site.runner.name) == []
+
+
+def test_a_secret_goes_to_its_owners_job_only(runner_site: RunnerSite) -> None:
+    import base64
+
+    site = runner_site
+    erin = site.user("erin")
+    made = site.api(erin).post(
+        "/secrets",
+        json={
+            "kind": "file",
+            "content": base64.b64encode(b"machine example.org password hunter2\n").decode(),
+            "path": "~/.netrc",
+            "mode": "600",
+        },
+    )
+    assert made.status_code == 201, made.json
+    uuid = made.json["id"]
+    manifest = (
+        "image: debian/bookworm\n"
+        f"secrets: [{uuid}]\n"
+        "tasks:\n"
+        "  - use: |\n"
+        "      set +x\n"
+        "      if [ -e ~/.netrc ]; then\n"
+        '        echo "netrc: $(stat -c %a ~/.netrc) $(cut -c1-19 ~/.netrc)"\n'
+        "      else echo no-netrc; fi\n"
+    )
+    own = site.job(erin, manifest)
+    # The same manifest from a push or patch of someone else's (a fork) runs
+    # without it.
+    foreign = site.job(erin, manifest, allow_secrets=False)
+    assert site.wait(own).status == "success", site.log(erin, own)
+    assert "netrc: 600 machine example.org" in site.log(erin, own, "use")
+    assert site.wait(foreign).status == "success"
+    assert "no-netrc" in site.log(erin, foreign, "use")
+    assert "Secrets were not given to this job" in site.log(erin, foreign)
+    # Another user cannot even name it.
+    refused = site.api(site.user("frank")).post("/jobs", json={"manifest": manifest})
+    assert refused.status_code == 400
+    assert any(uuid in error["reason"] for error in refused.json["errors"]), refused.json
+
+
+def test_a_runner_killed_mid_job_leaves_nothing_and_the_job_is_failed(
+    runner_site: RunnerSite,
+) -> None:
+    """kill -9 of the runner while a task runs: started again, it removes
+    the container and what went with it, and the service marks the job
+    failed saying why. (Last in the module: it restarts the runner.)"""
+    site = runner_site
+    gina = site.user("gina")
+    job_id = site.job(
+        gina,
+        "image: debian/bookworm\ntasks:\n  - long: exec sleep 4343\n  - after: echo after\n",
+    )
+    _wait_for_task(site, job_id, "long")
+    runner = site.runner
+    assert runner.process is not None
+    os.kill(runner.process.pid, signal.SIGKILL)
+    runner.process.wait(30)
+    assert _leftovers(runner.name) != []  # the container outlived its runner
+    runner.start()
+    job = site.wait(job_id)
+    assert job.status == "failed"
+    assert job.reason == f"the runner {runner.name} stopped and started again during task long"
+    assert site.tasks(job_id)[1] == ("after", "skipped")
+    assert _leftovers(runner.name) == []
