@@ -34,6 +34,7 @@ from .config import (
 )
 from .confirm import confirm
 from .db import Database, ReadOnlyRequestError, db_session, utcnow, writes
+from .delegation import DELEGATION_LIFETIME, delegated_token
 from .errors import (
     API_ERRORS_SCHEMA,
     ApiError,
@@ -130,6 +131,7 @@ __all__ = [
     "BoundedCache",
     "Choice",
     "Config",
+    "DELEGATION_LIFETIME",
     "ConfigError",
     "ChoiceField",
     "ConfigProblem",
@@ -196,6 +198,7 @@ __all__ = [
     "cursor_paginate",
     "db_session",
     "declared_apis",
+    "delegated_token",
     "deliveries",
     "delivery_page",
     "derive_key",

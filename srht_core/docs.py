@@ -284,9 +284,9 @@ HELPERS: list[tuple[str, list[str]]] = [
             "redeliver",
             "Delivery",
             "DELIVERY_SCHEMA",
+            "webhook_signature_key",
             "verify_request",
             "WebhookError",
-            "webhook_signature_key",
         ],
     ),
     (
@@ -294,6 +294,8 @@ HELPERS: list[tuple[str, list[str]]] = [
         [
             "internal_request",
             "ServiceUnreachable",
+            "delegated_token",
+            "DELEGATION_LIFETIME",
             "internal_only",
             "internal_only_credential",
             "from_internal_network",

@@ -139,9 +139,10 @@ def error_responses(reasons: Mapping[int, str], *statuses: int) -> dict[str, Any
 
 
 def wants_json() -> bool:
-    """Whether the current request should get JSON errors."""
+    """Whether the current request should get JSON errors: the REST API's
+    and the internal API's."""
     path = request.path
-    return path == "/api" or path.startswith("/api/")
+    return path in ("/api", "/internal") or path.startswith(("/api/", "/internal/"))
 
 
 #: Seconds a client is asked to wait (``Retry-After``) before trying again

@@ -153,7 +153,7 @@ def signed_headers(body: bytes) -> dict[str, str]:
 def verify_request(session: Session) -> dict[str, Any]:
     """Verify the current Flask request as a webhook from this site and
     record its nonce; return the JSON payload (``{"event", "data"}``). A
-    service receiving another's webhooks (builds, git's ``repo:push``)
+    service receiving another's webhooks (hub's activity, builds' pushes)
     calls it in its receiving view, with the request's session.
 
     :raises WebhookError: bad or missing signature, stale timestamp, or a

@@ -38,7 +38,6 @@ __all__ = [
 MAX_NAME = 100
 MAX_DESCRIPTION = 1000
 MAX_WEBHOOKS = 20
-MAX_URL = 2048
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$"
 NAME_RULE = (
     "Use letters, digits, dots, dashes and underscores, starting with a letter, digit or "
@@ -250,7 +249,7 @@ def add_webhook(repository: Repository, url: str) -> Webhook:
         webhook too many.
     """
     url = url.strip()
-    reason = url_problem(url, max_length=MAX_URL)
+    reason = url_problem(url)
     if reason is not None:
         raise Problem("url", reason)
     count = db_session.scalar(

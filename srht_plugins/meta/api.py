@@ -13,7 +13,10 @@ a contract every other service relies on:
 - ``GET /internal/tokens/revoked?since=<unix time>``: what was revoked
   since then, ``{"revoked": [[kind, id, expires], ...], "now": ...}``;
 - ``GET /internal/ssh-keys?fingerprint=SHA256:...``: the key and its
-  owner's profile, for git's ``AuthorizedKeysCommand``.
+  owner's profile, for git's ``AuthorizedKeysCommand``;
+- ``POST /internal/tokens/delegate`` with ``{"user": id, "scopes": [...]}``:
+  a short-lived token acting for the user, ``{"token", "expires"}``
+  (:func:`srht_core.delegated_token` asks it).
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, request
+from flask import Blueprint, abort, g, request
 
 from srht_core import (
     Api,
+    ApiError,
     body_schema,
     cursor_paginate,
     db_session,
@@ -36,7 +40,7 @@ from srht_core import (
 from .access import own_key
 from .keys import MAX_PGP_LENGTH, MAX_SSH_LENGTH, add_pgp_key, add_ssh_key, commit_key, remove_key
 from .models import PGPKey, SSHKey, User
-from .tokens import revoked_since
+from .tokens import delegate_token, revoked_since
 
 DESCRIPTION = """\
 The token owner's profile and public keys. Authentication: a bearer token
@@ -295,3 +299,24 @@ def internal_ssh_key() -> Any:
     if key is None:
         abort(404)
     return {"fingerprint": key.fingerprint, "key": key.key, "user": key.user.profile()}
+
+
+@internal.post("/tokens/delegate")
+@internal_only_credential
+def internal_delegate() -> Any:
+    """A token acting for ``{"user": id}`` with ``{"scopes": [...]}``, for
+    the calling service of the site; 403 for an account that may not act
+    (unconfirmed or suspended), 404 for no such user, 400 for bad scopes."""
+    body = request.get_json(silent=True)
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("user"), int)
+        or not isinstance(body.get("scopes"), list)
+        or not all(isinstance(s, str) for s in body["scopes"])
+    ):
+        raise ApiError(400, 'send {"user": <id>, "scopes": ["service/resource:RO", ...]}')
+    user = db_session.get(User, body["user"])
+    if user is None:
+        abort(404)
+    token, expires = delegate_token(user, body["scopes"], str(g.srht_internal_caller))
+    return {"token": token, "expires": expires}

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from srht_core import (
+    DELEGATION_LIFETIME,
     LOGIN_LIFETIME,
     Problem,
     TokenGrant,
@@ -28,6 +29,8 @@ from srht_core import (
 
 from .accounts import audit
 from .models import (
+    ACTIVE,
+    ADMIN,
     DeletedUser,
     LoginSession,
     OAuthToken,
@@ -38,6 +41,7 @@ from .models import (
 )
 
 __all__ = [
+    "delegate_token",
     "issue_personal_token",
     "known_scopes",
     "revoke_personal_token",
@@ -91,6 +95,33 @@ def issue_personal_token(
     return token
 
 
+def delegate_token(user: User, scopes: list[str], service: str) -> tuple[str, float]:
+    """A token acting for ``user`` with ``scopes``, for the site's service
+    ``service`` (hub collecting activity, builds cloning a source), and when
+    it expires: ``DELEGATION_LIFETIME`` seconds from now.
+
+    It is kept nowhere: it dies with its expiry, or at once with the
+    account (meta lists a deleted account as revoked), and a suspended
+    account's token is refused where it is used.
+
+    :raises srht_core.Problem: (403) for an account that may not act now;
+        (400) for malformed or unknown scopes, or none.
+    """
+    if user.user_type not in (ACTIVE, ADMIN):
+        raise Problem("user", f"~{user.username}'s account is {user.user_type}", 403)
+    try:
+        wanted = parse_scopes(" ".join(scopes))
+    except ValueError as error:
+        raise Problem("scopes", str(error)) from None
+    known = known_scopes()
+    unknown = [s for s in wanted if s.rsplit(":", 1)[0] not in known]
+    if unknown or not wanted:
+        raise Problem("scopes", f"unknown scope {unknown[0]}" if unknown else "no scopes asked for")
+    expires = time.time() + DELEGATION_LIFETIME
+    grant = TokenGrant("delegated", 0, user.id, frozenset(wanted), expires, client_id=service)
+    return seal_grant(grant), expires
+
+
 def revoke_personal_token(pat: PersonalAccessToken) -> None:
     """Revoke ``pat`` (not committed); every service refuses it from its
     next revocation poll on."""
@@ -142,6 +173,8 @@ def revoked_since(since: float) -> list[tuple[str, int, float | None]]:
 def token_revoked(kind: str, token_id: int) -> bool:
     """meta's own check (tokens and login sessions): straight from the
     database. An unknown id counts as revoked."""
+    if kind == "delegated":
+        return False  # kept nowhere: it expires within minutes, or dies with the account
     model: type[PersonalAccessToken] | type[OAuthToken] | type[LoginSession]
     if kind == "pat":
         model = PersonalAccessToken

@@ -12,8 +12,6 @@ copy of gina stays, and the refusal comes from meta's revocations list alone
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,63 +19,13 @@ from typing import Any
 
 import pytest
 import requests
+from support.accounts import create_user, csrf, log_in, srht
 
 from srht_core import revocation
 from srht_core.config import dump_ini
 from srht_core.testing import free_port, serve_service, site_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-PASSWORD = "a long enough password"
-
-
-def srht(config: Path, *args: str, stdin: str = "") -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "srht_core.cli", "--config", str(config), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def create_user(config: Path, name: str, *flags: str) -> int:
-    out = srht(
-        config,
-        "meta",
-        "create-user",
-        name,
-        "--email",
-        f"{name}@example.org",
-        "--password-stdin",
-        *flags,
-        stdin=PASSWORD + "\n",
-    )
-    found = re.search(r"\(id (\d+)\)", out)
-    assert found, out
-    return int(found.group(1))
-
-
-def csrf(page: str) -> str:
-    found = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
-        r'name="csrf_token" value="([^"]+)"', page
-    )
-    assert found, page
-    return found.group(1)
-
-
-def log_in(meta: str, name: str) -> requests.Session:
-    browser = requests.Session()
-    form = browser.get(meta + "/login", timeout=30).text
-    answer = browser.post(
-        meta + "/login",
-        data={"csrf_token": csrf(form), "username": name, "password": PASSWORD},
-        timeout=30,
-    )
-    assert answer.status_code == 200 and f"~{name}" in answer.text, answer.text
-    return browser
 
 
 def signed_in_as(browser: requests.Session, origin: str) -> str | None:

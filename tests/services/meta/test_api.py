@@ -193,10 +193,15 @@ def test_the_openapi_document_lists_every_operation(meta_site: MetaSite) -> None
 # -- the internal API: a contract with every other service ----------------------------------
 
 
-def internal(site: MetaSite, path: str, *, caller: str = "listener", to: str = "meta") -> Any:
+def internal(
+    site: MetaSite, path: str, *, caller: str = "listener", to: str = "meta", body: Any = None
+) -> Any:
     with site.app.app_context():
         credential = seal({"from": caller, "to": to})
-    return site.app.test_client().get(path, headers={INTERNAL_HEADER: credential})
+    client = site.app.test_client()
+    if body is not None:
+        return client.post(path, json=body, headers={INTERNAL_HEADER: credential})
+    return client.get(path, headers={INTERNAL_HEADER: credential})
 
 
 def test_the_internal_api_keeps_its_paths_and_shapes(meta_site: MetaSite, alice: Api) -> None:
@@ -227,6 +232,22 @@ def test_the_internal_api_keeps_its_paths_and_shapes(meta_site: MetaSite, alice:
 
     revoked = internal(meta_site, "/internal/tokens/revoked?since=0")
     assert revoked.status_code == 200 and set(revoked.json) == {"revoked", "now"}
+
+    asked = {"user": alice_id, "scopes": ["meta/profile:RO"]}
+    delegated = internal(meta_site, "/internal/tokens/delegate", body=asked)
+    assert delegated.status_code == 200 and set(delegated.json) == {"token", "expires"}
+    acting = Api(meta_site, delegated.json["token"])
+    assert acting.get("/user").json["username"] == "alice"
+    assert acting.get("/ssh-keys").status_code == 403  # only the scopes asked for
+    for bad, status in (
+        ({"user": alice_id, "scopes": ["meta/nothing:RO"]}, 400),
+        ({"user": alice_id, "scopes": "meta/profile:RO"}, 400),
+        ({"user": 424242, "scopes": ["meta/profile:RO"]}, 404),
+    ):
+        refused = internal(meta_site, "/internal/tokens/delegate", body=bad)
+        assert refused.status_code == status, refused.data
+        if status == 400:
+            assert refused.json["errors"][0]["reason"]
     # Without a credential for meta, or from elsewhere, it does not exist.
     assert meta_site.app.test_client().get(f"/internal/users/{alice_id}").status_code == 404
     assert internal(meta_site, f"/internal/users/{alice_id}", to="todo").status_code == 404
