@@ -191,9 +191,15 @@ def _git(*args: str, cwd: str, token: str | None = None, timeout: float = 120) -
         "GIT_ALLOW_PROTOCOL": "http:https",
         "LC_ALL": "C",
     }
-    extra = ["-c", f"http.extraHeader=Authorization: Bearer {token}"] if token else []
+    if token:
+        # In the environment, never on a command line others can read.
+        env.update(
+            GIT_CONFIG_COUNT="1",
+            GIT_CONFIG_KEY_0="http.extraHeader",
+            GIT_CONFIG_VALUE_0=f"Authorization: Bearer {token}",
+        )
     result = subprocess.run(
-        ["git", *extra, *args],
+        ["git", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

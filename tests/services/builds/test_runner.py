@@ -16,10 +16,13 @@ are.
 
 from __future__ import annotations
 
+import getpass
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,9 +101,23 @@ class RunnerSite(BuildsSite):
     """The builds app in this process (to submit and read), the same site
     served by gunicorn (what the runner talks to) and the runner."""
 
-    def __init__(self, app: Any, runner: Runner):
+    def __init__(self, app: Any, runner: Runner, config: Path):
         super().__init__(app)
-        self.runner = runner
+        self.runner, self.config = runner, config
+
+    def user(self, username: str, user_id: int | None = None) -> Any:
+        """A mirrored user: meta's (with its id) or one of builds' own
+        (ids from 10000, clear of meta's)."""
+        import sqlalchemy as sa
+
+        from srht_plugins.builds.models import User
+
+        with self.session() as session:
+            if user_id is None:
+                user_id = max(session.scalar(sa.select(sa.func.max(User.id))) or 0, 9999) + 1
+            user = User(id=user_id, username=username, email=f"{username}@example.org")
+            session.add(user)
+        return user
 
     def wait(
         self, job_id: int, statuses: tuple[str, ...] = ("success", "failed", "timeout", "cancelled")
@@ -160,30 +177,60 @@ def _leftovers(name: str) -> list[str]:
     return found
 
 
+class Worker:
+    """``srht worker SERVICE``, stopped by its PID."""
+
+    def __init__(self, config: Path, service: str, log: Path):
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "srht_core.cli", "--config", str(config), "worker", service],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 @pytest.fixture(scope="module")
 def runner_site(
     srht_postgres: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunnerSite]:
+    """meta, git and builds under gunicorn with their workers, and a
+    runner; builds also in this process, to submit and read."""
     require_test_hosts()
-    require(Path("/sys/fs/cgroup").exists(), "the runner needs control groups")
-    from importlib import import_module
-
+    require(shutil.which("git") is not None, "git is not installed")
+    from support.accounts import srht
     from testhosts.image import cache_dir, ensure_image
 
-    from srht_core import Config, PluginHost, create_app, state_of
-    from srht_core.migrate import upgrade
+    from srht_core import Config, create_app, state_of
 
     ensure_image()
     [tarball] = sorted(cache_dir().glob("image-*.tar.zst"))[-1:]
     folder = tmp_path_factory.mktemp("builds-runner")
+    # The runner clones as the jobs' unprivileged user into its folder:
+    # that user must be able to reach it (pytest's own folder is root's).
+    runner_dir = Path(tempfile.mkdtemp(prefix="srht-builds-runner-"))
+    runner_dir.chmod(0o711)
     images = folder / "images.yml"
     images.write_text(f"debian/bookworm:\n  tarball: {tarball}\n")
-    port = free_port()
+    ports = {name: free_port() for name in ("meta", "git", "builds")}
     data = site_config(
         folder / "data",
         {
+            "meta": {"connection-string": srht_postgres.create_database()},
+            "git": {
+                "connection-string": srht_postgres.create_database(),
+                "repos": str(folder / "repos"),
+                "ssh-user": getpass.getuser(),
+            },
             "builds": {
-                "origin": f"http://127.0.0.1:{port}",
                 "connection-string": srht_postgres.create_database(),
                 "images": str(images),
                 "network": "none",
@@ -191,28 +238,37 @@ def runner_site(
                 "runner-timeout": "20",
                 "memory": "512",
                 "disk": "512",
-            }
+            },
         },
         srht={"internal-networks": "127.0.0.0/8"},
     )
+    for name, port in ports.items():
+        data[name]["origin"] = f"http://127.0.0.1:{port}"
     config_path = folder / "config.ini"
     config_path.write_text(dump_ini(data), encoding="utf-8")
+    srht(config_path, "migrate")
     config = Config.from_string(config_path.read_text(), str(config_path))
-    plugins = PluginHost(discover=False)
-    assert plugins.register(import_module("srht_plugins.builds"), "builds").ok
-    app = create_app("builds", config, plugins=plugins)
+    app = create_app("builds", config)
     state = state_of(app)
-    upgrade(state.db, "builds", state.schema)
     state.revoked = lambda kind, token_id: False
     name = f"slot{SLOT}"
-    runner = Runner(config_path, folder / name, name)
-    with serve_service("builds", config_path, port=port, workers=2):
+    runner = Runner(config_path, runner_dir / name, name)
+    workers: list[Worker] = []
+    with (
+        serve_service("meta", config_path, port=ports["meta"]),
+        serve_service("git", config_path, port=ports["git"], workers=2),
+        serve_service("builds", config_path, port=ports["builds"], workers=2),
+    ):
+        workers = [Worker(config_path, s, folder / f"worker-{s}.log") for s in ("git", "builds")]
         runner.start()
         try:
-            yield RunnerSite(app, runner)
+            yield RunnerSite(app, runner, config_path)
         finally:
             runner.stop()
+            for worker in workers:
+                worker.stop()
             state.db.dispose()
+            shutil.rmtree(runner_dir, ignore_errors=True)
 
 
 def test_a_job_whose_tasks_succeed(runner_site: RunnerSite) -> None:
@@ -393,6 +449,90 @@ def test_a_secret_goes_to_its_owners_job_only(runner_site: RunnerSite) -> None:
     refused = site.api(site.user("frank")).post("/jobs", json={"manifest": manifest})
     assert refused.status_code == 400
     assert any(uuid in error["reason"] for error in refused.json["errors"]), refused.json
+
+
+def test_a_push_with_a_build_manifest_starts_a_job_that_clones_the_private_source(
+    runner_site: RunnerSite, tmp_path: Path
+) -> None:
+    """hana has builds watch her private repository (builds registers a
+    webhook on git, acting for her); her push of a commit with
+    ``.build.yml`` reaches builds as git's signed ``repo:push``, and the job
+    it starts clones the repository with her access and runs at that
+    commit."""
+    import requests
+    from support.accounts import create_user, srht
+
+    site = runner_site
+    hana_id = create_user(site.config, "hana")
+    hana = site.user("hana", hana_id)
+    token = srht(site.config, "meta", "token", "hana", "--scopes", "git/repos:RW")
+    token = token.strip().splitlines()[-1]
+    git = site.app.extensions["srht"].origins["git"]
+    made = requests.post(
+        git + "/api/repos",
+        json={"name": "private-project", "visibility": "private"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    watched = site.browser(hana).submit("/repositories", {"repository": "private-project"})
+    assert watched.status_code in (302, 303), watched.get_data(as_text=True)[-3000:]
+
+    work = tmp_path / "work"
+    work.mkdir()
+    url = f"{git}/~hana/private-project"
+    (work / "VERSION").write_text("private 1.0\n")
+    (work / ".build.yml").write_text(
+        "image: debian/bookworm\n"
+        f"sources: [{url}]\n"
+        "tasks:\n"
+        "  - show: cat private-project/VERSION private-project/.git/HEAD\n"
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "Hana",
+        "GIT_AUTHOR_EMAIL": "hana@example.org",
+        "GIT_COMMITTER_NAME": "Hana",
+        "GIT_COMMITTER_EMAIL": "hana@example.org",
+    }
+
+    def git_client(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=work, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    git_client("init", "-q", "-b", "main")
+    git_client("add", ".")
+    git_client("commit", "-q", "-m", "Build me")
+    commit = git_client("rev-parse", "HEAD").strip()
+    pushed = url.replace("http://", f"http://hana:{token}@")
+    git_client("push", "-q", pushed, "main")
+
+    import sqlalchemy as sa
+
+    from srht_plugins.builds.models import Job
+
+    deadline = time.monotonic() + PATIENCE
+    job_id = None
+    while job_id is None:
+        assert time.monotonic() < deadline, "the push started no job"
+        with site.session() as session:
+            job_id = session.scalar(
+                sa.select(Job.id).where(Job.repository == "~hana/private-project")
+            )
+        time.sleep(0.5)
+    job = site.wait(job_id)
+    log = site.log(hana, job_id)
+    assert job.status == "success", log
+    assert (job.commit, job.ref, job.submitter) == (commit, "refs/heads/main", "git")
+    show = site.log(hana, job_id, "show")
+    assert "private 1.0" in show and commit in show
+    # Her token never reaches the job's log.
+    assert token not in log
 
 
 def test_a_runner_killed_mid_job_leaves_nothing_and_the_job_is_failed(
