@@ -22,9 +22,9 @@ SCHEMA = [
                 List(),
                 default=None,
                 example="",
-                description="The hosts (named in [deploy] hosts) that run jobs "
-                "(`srht builds runner`). Adding one is this line and a deploy. Empty: "
-                "no host runs jobs (start a runner by hand).",
+                description="The hosts (named in [deploy] hosts) meant to run jobs "
+                "(`srht builds runner`). srht deploy does not read it yet: start the "
+                "runner on each by hand, as root (docs/builds.md).",
             ),
             Key(
                 "images",
