@@ -182,7 +182,7 @@ def prepare() -> Layout:
             except OSError as error:
                 raise CgroupError(
                     f"cannot make control groups below {own} ({error.strerror}): run the "
-                    "runner in a systemd unit with Delegate=yes (srht deploy writes one)"
+                    "runner in a systemd unit with Delegate=yes"
                 ) from None
         try:
             (parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in CONTROLLERS))
@@ -201,7 +201,15 @@ def prepare() -> Layout:
                 f"no {controller} controller: it is neither in a cgroup v2 hierarchy nor "
                 f"mounted at {mount}"
             )
-        parents[controller] = mount / _own(controller).lstrip("/")
+        parent = mount / _own(controller).lstrip("/")
+        # Inside a container the hierarchies may be there but read-only:
+        # every job would fail, so the runner does not start.
+        if not os.access(parent, os.W_OK):
+            raise CgroupError(
+                f"cannot make control groups in {parent} (read-only here): run the runner "
+                "where the memory, cpu and pids controllers are writable"
+            )
+        parents[controller] = parent
     _layout = Layout(False, parents)
     return _layout
 

@@ -4,11 +4,20 @@ internal API and running each in a systemd-nspawn container made from the
 test hosts' cached Debian image (``tests/testhosts``; no image is built
 here).
 
-The runner runs on the test machine itself, not inside a test host: a test
-host is a container already, and a runner inside it would need nspawn
-nested in nspawn (its own cgroup tree delegated, user namespaces inside a
-user-less container). The deploy test is where a runner goes on a host of
-its own.
+The runner runs on the test machine itself, not inside a test host. Tried
+in a booted test host (bookworm, this machine's systemd-nspawn 252 copied
+in): nspawn nests, with and without ``--private-users`` (a user namespace
+inside the host works, so does a network namespace), but the job's
+resource limits cannot be set there. This machine has the cgroup v1
+layout (no systemd as PID 1; memory, cpu and pids each a v1 hierarchy),
+and the outer nspawn mounts those hierarchies read-only in the test host
+(``mkdir /sys/fs/cgroup/...``: "Read-only file system"); its cgroup2
+mount is writable but has no controllers. The runner refuses to start
+without them rather than run jobs unlimited. Making it work would mean
+booting the test hosts with writable cgroup hierarchies (nspawn's
+``SYSTEMD_NSPAWN_API_VFS_WRITABLE``, or a cgroup v2 machine with
+``Delegate=yes``), a change to every deploy suite's hosts, left for the
+deploy test of a runner host.
 
 Marked ``deploy`` (root, nspawn, the cached image), as the test-host suites
 are.
