@@ -544,6 +544,60 @@ def test_a_push_with_a_build_manifest_starts_a_job_that_clones_the_private_sourc
     assert token not in log
 
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic"]
+
+
+@pytest.mark.browser
+def test_the_job_page_shows_the_log_growing_then_the_final_status(
+    runner_site: RunnerSite,
+) -> None:
+    """In Chromium, the page of a running job reloads itself (no
+    JavaScript): each load shows more of the task's log, and the last one
+    the job's success, after which it stops reloading."""
+    require(Path(CHROMIUM).exists(), "chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    site = runner_site
+    ida = site.user("ida")
+    job_id = site.job(
+        ida,
+        "image: debian/bookworm\n"
+        "tasks:\n"
+        '  - count: for i in $(seq 1 12); do echo "line $i"; sleep 1; done\n',
+    )
+    url = f"{site.app.extensions['srht'].origin}/~ida/job/{job_id}"
+    seen: list[tuple[str, int]] = []
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = chromium.new_page()
+            page.goto(url)
+            deadline = time.monotonic() + PATIENCE
+            while time.monotonic() < deadline:
+                try:
+                    status = page.inner_text(".job-status")
+                    log = page.inner_text("#log-count")
+                except Exception:  # noqa: BLE001 - the page is reloading itself
+                    time.sleep(0.2)
+                    continue
+                lines = sum(1 for n in range(1, 13) if f"line {n}\n" in log + "\n")
+                if not seen or seen[-1] != (status.split()[0], lines):
+                    seen.append((status.split()[0], lines))
+                if status.startswith("success"):
+                    break
+                time.sleep(0.3)
+            final = page.content()
+        finally:
+            chromium.close()
+    assert seen[-1] == ("success", 12), seen
+    partial = [lines for status, lines in seen if status == "running" and 0 < lines < 12]
+    assert partial, f"the log was never seen growing: {seen}"
+    counts = [lines for _status, lines in seen]
+    assert counts == sorted(counts), seen
+    assert 'http-equiv="refresh"' not in final
+
+
 def test_a_runner_killed_mid_job_leaves_nothing_and_the_job_is_failed(
     runner_site: RunnerSite,
 ) -> None:
