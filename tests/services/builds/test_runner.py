@@ -129,15 +129,21 @@ class RunnerSite(BuildsSite):
         return user
 
     def wait(
-        self, job_id: int, statuses: tuple[str, ...] = ("success", "failed", "timeout", "cancelled")
+        self,
+        job_id: int,
+        statuses: tuple[str, ...] = ("success", "failed", "timeout", "cancelled"),
+        *,
+        runner_down: bool = False,
     ) -> Any:
+        """The job once its status is one of ``statuses``; a runner that
+        stops meanwhile fails the test, unless ``runner_down``."""
         deadline = time.monotonic() + PATIENCE
         while time.monotonic() < deadline:
             job = self.get_job(job_id)
             if job.status in statuses:
                 return job
             process = self.runner.process
-            if process is not None and process.poll() is not None and "running" not in statuses:
+            if process is not None and process.poll() is not None and not runner_down:
                 pytest.fail("the runner stopped:\n" + self.runner.output()[-4000:])
             time.sleep(0.5)
         pytest.fail(
@@ -353,12 +359,12 @@ def _wait_for_task(site: RunnerSite, job_id: int, task: str) -> None:
     """Until ``task`` of the job runs (the runner said so)."""
     deadline = time.monotonic() + PATIENCE
     while (task, "running") not in site.tasks(job_id):
-        if (
-            time.monotonic() > deadline
-            or site.get_job(job_id).status != "running"
-            and (site.get_job(job_id).status != "queued")
-        ):
-            pytest.fail(f"task {task} of job {job_id} never ran: {site.tasks(job_id)}")
+        job = site.get_job(job_id)
+        if time.monotonic() > deadline or job.status not in ("queued", "running"):
+            pytest.fail(
+                f"task {task} of job {job_id} never ran: {site.tasks(job_id)}, job {job.status}"
+                f" ({job.reason}):\n" + site.runner.output()[-3000:]
+            )
         time.sleep(0.5)
 
 
@@ -603,7 +609,7 @@ def test_a_runner_killed_mid_job_leaves_nothing_and_the_job_is_failed(
 ) -> None:
     """kill -9 of the runner while a task runs: started again, it removes
     the container and what went with it, and the service marks the job
-    failed saying why. (Last in the module: it restarts the runner.)"""
+    failed saying why. (It restarts the runner.)"""
     site = runner_site
     gina = site.user("gina")
     job_id = site.job(
@@ -621,4 +627,27 @@ def test_a_runner_killed_mid_job_leaves_nothing_and_the_job_is_failed(
     assert job.status == "failed"
     assert job.reason == f"the runner {runner.name} stopped and started again during task long"
     assert site.tasks(job_id)[1] == ("after", "skipped")
+    assert _leftovers(runner.name) == []
+
+
+def test_a_runner_gone_silent_has_its_job_failed_by_the_service(runner_site: RunnerSite) -> None:
+    """The runner killed and not started again: the service's watchdog
+    (``srht worker builds``) fails its job once the runner has been silent
+    for ``[builds] runner-timeout``, and says so. (Restarts the runner.)"""
+    site = runner_site
+    jack = site.user("jack")
+    job_id = site.job(jack, "image: debian/bookworm\ntasks:\n  - long: exec sleep 4444\n")
+    _wait_for_task(site, job_id, "long")
+    runner = site.runner
+    assert runner.process is not None
+    os.kill(runner.process.pid, signal.SIGKILL)
+    runner.process.wait(30)
+    job = site.wait(job_id, ("failed",), runner_down=True)
+    assert job.reason.startswith(f"the runner {runner.name} stopped answering (")
+    assert job.reason.endswith(" s without word) during task long"), job.reason
+    # Started again, it removes the container it left.
+    runner.start()
+    deadline = time.monotonic() + PATIENCE
+    while _leftovers(runner.name) and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert _leftovers(runner.name) == []
