@@ -21,6 +21,7 @@ TYPED = [
     "srht_plugins/paste",
     "srht_plugins/lists",
     "srht_plugins/hub",
+    "srht_plugins/builds",
     "deploy",
 ]
 

@@ -125,6 +125,7 @@ def test_debs_build_lintian_clean_and_split_per_service(debs: Path) -> None:
         "srht-git",
         "srht-lists",
         "srht-hub",
+        "srht-builds",
         "srht-installer",
     }
     core = _contents(packages["srht-core"])
@@ -138,7 +139,7 @@ def test_debs_build_lintian_clean_and_split_per_service(debs: Path) -> None:
         or "srht_installer" in n
         or n == "/usr/bin/srht-install"
     ]
-    for service in ("meta", "todo", "paste", "git", "lists", "hub"):
+    for service in ("meta", "todo", "paste", "git", "lists", "hub", "builds"):
         files = _contents(packages[f"srht-{service}"])
         private = "/usr/lib/srht/python"
         assert f"{private}/srht_plugins/{service}/__init__.py" in files
@@ -151,5 +152,5 @@ def test_debs_build_lintian_clean_and_split_per_service(debs: Path) -> None:
         assert f"/usr/share/srht/nginx/srht-{service}.conf" in files
         if service == "lists":
             assert "/lib/systemd/system/srht-lists-lmtp.service" in files
-        others = {"meta", "todo", "paste", "git", "lists", "hub"} - {service}
+        others = {"meta", "todo", "paste", "git", "lists", "hub", "builds"} - {service}
         assert not [n for n in files for o in others if f"srht_plugins/{o}/" in n]

@@ -20,7 +20,7 @@ from srht_core import Operation, TokenGrant, declared_apis, seal_grant, state_of
 pytestmark = [pytest.mark.postgres]
 
 #: The built-in services; each must declare its API with srht_core.Api.
-SERVICES = ("meta", "todo", "git", "paste", "lists", "hub")
+SERVICES = ("meta", "todo", "git", "paste", "lists", "hub", "builds")
 WRONG = {
     "string": 12345,
     "integer": "twelve",
@@ -209,6 +209,32 @@ def _hub_objects(service: Service) -> dict[str, Any]:
     return {"owner": "alice", "username": "alice", "name": "hello", "webhook_id": hook.json["id"]}
 
 
+def _builds_objects(service: Service) -> dict[str, Any]:
+    import base64
+
+    from srht_core import db_session
+    from srht_plugins.builds import submit
+    from srht_plugins.builds.models import JobGroup, User
+
+    manifest = "image: debian/bookworm\ntasks:\n  - build: echo building\n"
+    made = service.call("post", "/jobs", json={"manifest": manifest})
+    assert made.status_code == 201, made.json
+    secret = service.call(
+        "post",
+        "/secrets",
+        json={"kind": "file", "content": base64.b64encode(b"s").decode(), "path": "~/.netrc"},
+    )
+    assert secret.status_code == 201, secret.json
+    with service.app.app_context():
+        # Groups come from pushes; one made as a push makes it.
+        group = JobGroup(owner_id=service.user_id, note="a push")
+        owner = db_session.get(User, service.user_id)
+        submit.submit(owner, manifest, group=group)
+        db_session.commit()
+        group_id = group.id
+    return {"job_id": made.json["id"], "group_id": group_id, "secret_id": secret.json["id"]}
+
+
 #: For each service, the real objects its operations' paths name.
 OBJECTS: dict[str, Any] = {
     "meta": _meta_objects,
@@ -217,6 +243,7 @@ OBJECTS: dict[str, Any] = {
     "paste": _paste_objects,
     "lists": _lists_objects,
     "hub": _hub_objects,
+    "builds": _builds_objects,
 }
 
 
@@ -464,6 +491,13 @@ PAGES: dict[str, dict[str, Any]] = {
         "404": "/~alice/no-such-project",
         "form": ("/projects/create", {"name": "no spaces here!", "visibility": "public"}),
     },
+    "builds": {
+        "header": "/~alice/job/{job_id}",
+        "settings": "/secrets",
+        "list": "/~alice",
+        "404": "/~alice/job/999999",
+        "form": ("/submit", {"manifest": "image: nope\ntasks: []\n", "visibility": "public"}),
+    },
 }
 
 
@@ -528,6 +562,7 @@ FORM_PAGES: dict[str, tuple[str, ...]] = {
         "/~alice/devel/patches/{patchset_id}",
     ),
     "hub": ("/projects/create", "/~alice/hello/settings"),
+    "builds": ("/submit", "/secrets", "/~alice/job/{job_id}", "/~alice/job/{job_id}/resubmit"),
 }
 SPARED = ("/delete", "/rename", "/remove", "/logout")
 

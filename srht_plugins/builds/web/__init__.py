@@ -1,0 +1,1 @@
+"""builds' pages: jobs (``jobs``) and settings (``settings``)."""
