@@ -58,19 +58,19 @@ def database_schema() -> DatabaseSchema:
 def blueprints(config: Config) -> list[Blueprint]:
     from .api import api
     from .http import bp as http
+    from .ssh import bp as ssh
     from .web.browse import bp as browse
     from .web.repos import bp as repos
     from .web.settings import bp as settings
 
-    return [http, repos, settings, browse, api.blueprint]
+    return [http, ssh, repos, settings, browse, api.blueprint]
 
 
 @hookimpl
 def cli_commands() -> list[Any]:
     from .post_receive import hook_command
-    from .ssh import COMMANDS
 
-    return [*COMMANDS, hook_command]
+    return [hook_command]
 
 
 @hookimpl
@@ -98,7 +98,7 @@ def webhook_events() -> list[EventType]:
 
 @hookimpl
 def host_needs(config: Config) -> HostNeeds:
-    from .ssh import sshd_snippet
+    from .ssh import KEYS_USER, sshd_snippet
 
     section = config["git"]
     repos = section["repos"] or str(Path(config["srht"]["data-dir"]) / "git")
@@ -107,10 +107,11 @@ def host_needs(config: Config) -> HostNeeds:
     # each host's own srht program there.
     return HostNeeds(
         packages=("git", "openssh-server"),
+        users=(KEYS_USER,),
         login_users=(ssh_user,),
         paths=(repos,),
         ports=(22,),
-        sshd_snippets=(sshd_snippet(ssh_user, HostNeeds.SRHT_ON_HOST),),
+        sshd_snippets=(sshd_snippet(config, HostNeeds.SRHT_ON_HOST),),
     )
 
 
