@@ -11,6 +11,12 @@
 2. Tree page: requests per second of the tree page of a folder of 1,000
    files, against a bare Flask app answering the same bytes under the same
    gunicorn settings.
+3. SSH (``--only ssh``, as root): ``git ls-remote``, a no-op ``git fetch``
+   and a clone of the same repository over an sshd configured with the
+   service's snippet (``srht-git-keys``, ``srht-git-shell``, meta and git
+   served) against a plain sshd whose forced command is ``git-shell`` on
+   the same repository folder. Wall time, median per operation, and the
+   service's ÷ the plain sshd's (target ≤ 1.3).
 
 Everything runs on loopback in a temporary folder removed afterwards; the
 servers run in their own process sessions and are stopped by their PID.
@@ -21,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -389,6 +397,221 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+# -- SSH ---------------------------------------------------------------------------
+
+
+SSHD = "/usr/sbin/sshd"
+HISTORY = 200
+
+
+def start_sshd(folder: Path, name: str, port: int, body: str) -> subprocess.Popen[bytes]:
+    host_key = folder / f"{name}_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+    config = folder / f"{name}_sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
+        f"PidFile {folder / (name + '.pid')}\nUsePAM no\nPermitRootLogin forced-commands-only\n"
+        "PubkeyAuthentication yes\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\n" + body
+    )
+    log = (folder / f"{name}.log").open("wb")
+    process = subprocess.Popen(
+        [SSHD, "-D", "-e", "-f", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return process
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(
+                f"sshd {name} did not start: {(folder / (name + '.log')).read_text()}"
+            )
+        time.sleep(0.05)
+
+
+def timed_git(args: list[str], ssh: str, cwd: Path) -> float:
+    env = {**os.environ, "GIT_SSH_COMMAND": ssh, "GIT_TERMINAL_PROMPT": "0"}
+    start = time.perf_counter()
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, timeout=300, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)}: {done.stderr.decode(errors='replace')}")
+    return time.perf_counter() - start
+
+
+def bench_ssh(runs: int, workers: int) -> int:
+    """git over SSH through the service ÷ through a plain sshd with git-shell."""
+    import getpass
+
+    if os.geteuid() != 0 or not Path(SSHD).exists():
+        print("SSH benchmark skipped: it needs root and openssh-server", file=sys.stderr)
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="srht-bench-ssh-"))
+    os.chmod(work, 0o755)  # noqa: S103 - sshd's keys account runs srht-git-keys from here
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        progress("SSH: making a site with meta and git, a user, a key, a repository")
+        user = getpass.getuser()
+        data = site_config(
+            work / "data", {"meta": {}, "git": {"repos": str(work / "repos"), "ssh-user": user}}
+        )
+        config = work / "config.ini"
+        config.write_text(dump_ini(data), encoding="utf-8")
+        env = child_env(work)
+        srht = [PYTHON, "-m", "srht_core.cli", "--config", str(config)]
+        for service in ("meta", "git"):
+            subprocess.run([*srht, "migrate", service], check=True, capture_output=True, env=env)
+        subprocess.run(
+            [*srht, "meta", "create-user", OWNER, "--email", "bench@example.org", "--no-password"],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
+        key = work / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        public = (work / "id_ed25519.pub").read_text()
+        subprocess.run(
+            [*srht, "meta", "add-ssh-key", OWNER],
+            input=public.encode(),
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        script = (
+            "import sys\n"
+            "from srht_core import create_app, db_session\n"
+            "from srht_plugins.git.models import User\n"
+            "from srht_plugins.git.repos import create_repository\n"
+            "app = create_app('git', sys.argv[1])\n"
+            "with app.app_context():\n"
+            f"    user = User(id=1, username={OWNER!r}, email='bench@example.org')\n"
+            "    db_session.add(user); db_session.commit()\n"
+            "    print(create_repository(user, 'history').id)\n"
+        )
+        made = subprocess.run(
+            [PYTHON, "-c", script, str(config)], check=True, capture_output=True, text=True, env=env
+        )
+        repo_id = made.stdout.strip().splitlines()[-1]
+        repo = work / "repos" / f"{repo_id}.git"
+        source = work / "history-src"
+        git("init", "--quiet", "--initial-branch=main", str(source))
+        (source / "README").write_text("A history of 200 commits.\n")
+        for index in range(HISTORY):
+            (source / "counter.txt").write_text(f"{index}\n")
+            git("add", "--all", cwd=source)
+            git("commit", "--quiet", "-m", f"Commit {index}", cwd=source)
+        git("push", "--quiet", str(repo), "main", cwd=source)
+
+        servers = []
+        for service in ("meta", "git"):
+            port = int(str(data[service]["origin"]).rsplit(":", 1)[1])
+            server = Server(
+                service,
+                [*srht, "serve", service, "--bind", f"127.0.0.1:{port}", "--workers", str(workers)],
+                port,
+                work / f"{service}.log",
+                env,
+            )
+            servers.append(server)
+        from srht_plugins.git.ssh import default_program, sshd_snippet
+
+        # sshd's keys account: nobody when it can run the installed program.
+        keys_program = default_program() + "-git-keys"
+        probe = subprocess.run(
+            ["runuser", "-u", "nobody", "--", keys_program, "--help"],
+            capture_output=True,
+            check=False,
+        )
+        keys_user = "nobody" if probe.returncode == 0 else user
+        site = {name: dict(data[name]) for name in ("srht", "git")}
+        if "ssh_user" in inspect.signature(sshd_snippet).parameters:
+            # A tree before issue 16 (``srht git keys``), to compare.
+            snippet = sshd_snippet(user, default_program(), str(config), keys_user=user)
+        else:
+            snippet = sshd_snippet(site, default_program(), str(config), keys_user=keys_user)
+        service_port, plain_port = free_port(), free_port()
+        processes.append(start_sshd(work, "service", service_port, snippet))
+        authorized = work / "plain_authorized_keys"
+        # root logs in only with a key's forced command (forced-commands-only).
+        authorized.write_text('command="git-shell -c \\"$SSH_ORIGINAL_COMMAND\\"" ' + public)
+        os.chmod(authorized, 0o600)
+        processes.append(
+            start_sshd(
+                work,
+                "plain",
+                plain_port,
+                # The key file is under /tmp, which everyone may write to.
+                f"StrictModes no\nMatch User {user}\n    AuthorizedKeysFile {authorized}\n"
+                "    PermitTTY no\n    DisableForwarding yes\n",
+            )
+        )
+        with running(servers, ["/healthz", "/healthz"]):
+            base_ssh = (
+                f"ssh -i {key} -o IdentitiesOnly=yes -o BatchMode=yes -o LogLevel=ERROR "
+                "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+            )
+            cases = {
+                "the service": (
+                    f"{base_ssh} -p {service_port}",
+                    f"{user}@127.0.0.1:~{OWNER}/history",
+                ),
+                "plain sshd + git-shell": (
+                    f"{base_ssh} -p {plain_port}",
+                    f"{user}@127.0.0.1:{repo}",
+                ),
+            }
+            clones = {}
+            for name, (ssh, url) in cases.items():
+                clones[name] = work / f"clone-{len(clones)}"
+                timed_git(["clone", "--quiet", url, str(clones[name])], ssh, work)
+            operations = {
+                "git ls-remote": lambda url, name: ["ls-remote", url],
+                "no-op git fetch": lambda url, name: ["-C", str(clones[name]), "fetch", "--quiet"],
+                f"clone of {HISTORY} commits": lambda url, name: [
+                    "clone",
+                    "--quiet",
+                    "--bare",
+                    url,
+                    str(work / f"c-{time.monotonic_ns()}"),
+                ],
+            }
+            load_before = os.getloadavg()
+            times: dict[tuple[str, str], list[float]] = {}
+            progress(f"SSH: {len(operations)} operations × {runs} runs × 2 servers")
+            for run in range(runs):
+                order = list(cases.items())
+                for name, (ssh, url) in order if run % 2 == 0 else reversed(order):
+                    for operation, make in operations.items():
+                        seconds = timed_git(make(url, name), ssh, work)
+                        times.setdefault((operation, name), []).append(seconds)
+            load_after = os.getloadavg()
+        print(
+            f"\ngit over SSH · {time.strftime('%Y-%m-%d %H:%M')} · load "
+            f"{load_before[0]:.1f} → {load_after[0]:.1f} · median of {runs}, wall seconds"
+        )
+        print(f"  {'operation':<22} {'plain sshd':>11} {'service':>9} {'ratio':>7}   target ≤ 1.3")
+        for operation in operations:
+            plain = statistics.median(times[(operation, "plain sshd + git-shell")])
+            ours = statistics.median(times[(operation, "the service")])
+            print(f"  {operation:<22} {plain:>10.3f}s {ours:>8.3f}s {ours / plain:>7.2f}")
+    except RuntimeError:
+        for log in sorted(work.glob("*.log")):
+            print(f"--- {log.name}", log.read_text(errors="replace")[-1500:], file=sys.stderr)
+        raise
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(15)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
@@ -397,11 +620,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, help="per tree page measurement (default 3)")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--only", choices=("http", "ssh"), help="one part (default: both)")
+    parser.add_argument("--ssh-runs", type=int, help="SSH runs per operation (default 10)")
     parser.add_argument("--serve-baseline", nargs=5, metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_baseline:
         serve_baseline(args.serve_baseline)
         return 0
+    if args.only != "http":
+        code = bench_ssh(args.ssh_runs or (4 if args.quick else 10), args.workers)
+        if args.only == "ssh" or code:
+            return code
     clones = args.clones or (2 if args.quick else 6)
     rounds = args.rounds or (2 if args.quick else 6)
     seconds = args.seconds or (2 if args.quick else 3)

@@ -268,12 +268,15 @@ def install(site: Site) -> None:
             )
         # Reached over SSH: sshd runs the forced command through the shell;
         # the groups let it read the config and work on the service's files.
+        # Its home is the service's folder (which the deploy makes below), so
+        # sshd has somewhere to chdir to and says nothing about it.
         for login in site.needs(service).login_users:
             server.user(  # noqa: S604 - pyinfra's shell= is the account's login shell
                 name=f"SSH account {login} (for {service})",
                 user=login,
                 system=True,
                 shell="/bin/sh",
+                home=f"{site.data_dir}/{service}",
                 groups=[GROUP, _user(service)],
                 create_home=False,
                 ensure_home=False,
@@ -544,7 +547,9 @@ def _sshd(site: Site, placement: Placement) -> None:
             dest=f"/etc/ssh/sshd_config.d/{name}",
             user="root",
             group="root",
-            mode="644",
+            # A snippet may hold a credential (git's key lookup): sshd reads
+            # it as root, nobody else needs to.
+            mode="600",
         )
     for name in operations.each([n for n in present if n not in wanted]):
         files.file(

@@ -107,7 +107,7 @@ def generated_files() -> dict[str, str]:
         # forced command, and the groups to read the config and the files.
         for login in needs.login_users:
             users += [
-                f'u {login} - "srht {service} (SSH)" - /bin/sh',
+                f'u {login} - "srht {service} (SSH)" {DATA_DIR}/{service} /bin/sh',
                 f"m {login} {GROUP}",
                 f"m {login} {user}",
             ]

@@ -6,122 +6,269 @@ else in the core, so the core's modules can move without breaking them.
 
 from __future__ import annotations
 
-from .api import Api, Operation, api_blueprint, body_schema, declared_apis
-from .app import create_app
-from .assets import static_url
-from .cache import BoundedCache
-from .changes import unwatch_rows, watch_rows
-from .config import (
-    Address,
-    Boolean,
-    Choice,
-    Config,
-    ConfigError,
-    ConfigProblem,
-    Email,
-    FernetKey,
-    Integer,
-    Key,
-    List,
-    Networks,
-    PathValue,
-    Secret,
-    Section,
-    SigningKey,
-    Text,
-    Url,
-    load_config,
-)
-from .confirm import confirm
-from .db import Database, ReadOnlyRequestError, db_session, utcnow, writes
-from .delegation import DELEGATION_LIFETIME, delegated_token
-from .errors import (
-    API_ERRORS_SCHEMA,
-    ApiError,
-    Problem,
-    error_responses,
-    json_response,
-    schema_ref,
-)
-from .forms import ChoiceField, Form, MultipleChoiceField, api_validate, form_errors
-from .globals import NavLink, SrhtState, current_service, state_of
-from .highlight import RenderedFile, highlighted_lines, language_of, render_file
-from .humanize import human_size
-from .idempotency import idempotency_header_parameter
-from .identity import (
-    LOGIN_LIFETIME,
-    clear_login_cookie,
-    current_user,
-    internal_only_credential,
-    is_safe_return_to,
-    login_required,
-    login_session,
-    login_url,
-    mirror_user,
-    set_login_cookie,
-    user_named,
-)
-from .jobs import enqueue
-from .jsonbody import json_object, string_field, string_list_field
-from .keys import derive_key
-from .mail import send_mail, send_message
-from .markdown import render_markdown
-from .models import (
-    NAMING,
-    MirroredUserMixin,
-    Model,
-    TimestampMixin,
-    UpdatedMixin,
-    never_reuse_ids,
-)
-from .pagecache import anonymous_page, watch, watched_page
-from .pagination import CursorPage, Page, cursor_paginate, paginate, paginate_list
-from .plugins import PluginError, PluginHost, hookimpl
-from .sealing import ServiceUnreachable, internal_request
-from .security import (
-    allow_csp,
-    client_address,
-    from_internal_network,
-    internal_only,
-    is_loopback,
-    sandbox,
-)
-from .service import (
-    DatabaseSchema,
-    DevDaemon,
-    EventType,
-    HostNeeds,
-    Job,
-    NavEntry,
-    ResourceType,
-    Scope,
-    ServiceInfo,
-    Timer,
-)
-from .text import InvalidText, text_problem, url_problem
-from .tokens import (
-    TokenGrant,
-    api_user,
-    current_token,
-    parse_scopes,
-    require_scope,
-    seal_grant,
-    token_user,
-    verify_token,
-    viewer,
-)
-from .version import __version__
-from .webhooks import (
-    DELIVERY_SCHEMA,
-    Delivery,
-    WebhookError,
-    deliveries,
-    delivery_page,
-    redeliver,
-    send_webhook,
-    verify_request,
-    webhook_signature_key,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import Api, Operation, api_blueprint, body_schema, declared_apis
+    from .app import create_app
+    from .assets import static_url
+    from .cache import BoundedCache
+    from .changes import unwatch_rows, watch_rows
+    from .config import (
+        Address,
+        Boolean,
+        Choice,
+        Config,
+        ConfigError,
+        ConfigProblem,
+        Email,
+        FernetKey,
+        Integer,
+        Key,
+        List,
+        Networks,
+        PathValue,
+        Secret,
+        Section,
+        SigningKey,
+        Text,
+        Url,
+        load_config,
+    )
+    from .confirm import confirm
+    from .db import Database, ReadOnlyRequestError, db_session, utcnow, writes
+    from .delegation import DELEGATION_LIFETIME, delegated_token
+    from .errors import (
+        API_ERRORS_SCHEMA,
+        ApiError,
+        Problem,
+        error_responses,
+        json_response,
+        schema_ref,
+    )
+    from .forms import ChoiceField, Form, MultipleChoiceField, api_validate, form_errors
+    from .globals import NavLink, SrhtState, current_service, state_of
+    from .highlight import RenderedFile, highlighted_lines, language_of, render_file
+    from .humanize import human_size
+    from .idempotency import idempotency_header_parameter
+    from .identity import (
+        LOGIN_LIFETIME,
+        clear_login_cookie,
+        current_user,
+        internal_only_credential,
+        is_safe_return_to,
+        login_required,
+        login_session,
+        login_url,
+        mirror_user,
+        set_login_cookie,
+        user_named,
+    )
+    from .jobs import enqueue
+    from .jsonbody import json_object, string_field, string_list_field
+    from .keys import derive_key
+    from .mail import send_mail, send_message
+    from .markdown import render_markdown
+    from .models import (
+        NAMING,
+        MirroredUserMixin,
+        Model,
+        TimestampMixin,
+        UpdatedMixin,
+        never_reuse_ids,
+    )
+    from .pagecache import anonymous_page, watch, watched_page
+    from .pagination import CursorPage, Page, cursor_paginate, paginate, paginate_list
+    from .plugins import PluginError, PluginHost, hookimpl
+    from .sealing import ServiceUnreachable, internal_request
+    from .security import (
+        allow_csp,
+        client_address,
+        from_internal_network,
+        internal_only,
+        is_loopback,
+        sandbox,
+    )
+    from .service import (
+        DatabaseSchema,
+        DevDaemon,
+        EventType,
+        HostNeeds,
+        Job,
+        NavEntry,
+        ResourceType,
+        Scope,
+        ServiceInfo,
+        Timer,
+    )
+    from .text import InvalidText, text_problem, url_problem
+    from .tokens import (
+        TokenGrant,
+        api_user,
+        current_token,
+        parse_scopes,
+        require_scope,
+        seal_grant,
+        token_user,
+        verify_token,
+        viewer,
+    )
+    from .version import __version__
+    from .webhooks import (
+        DELIVERY_SCHEMA,
+        Delivery,
+        WebhookError,
+        deliveries,
+        delivery_page,
+        redeliver,
+        send_webhook,
+        verify_request,
+        webhook_signature_key,
+    )
+
+#: Which module of the core each public name lives in; imported on first use
+#: (PEP 562), so ``import srht_core`` costs only what a command touches.
+# Taken before any submodule is imported: ``srht_core.globals`` (a module)
+# hides the builtin of that name here once it is.
+_NAMESPACE = globals()
+
+_WHERE = {
+    "Api": "api",
+    "Operation": "api",
+    "api_blueprint": "api",
+    "body_schema": "api",
+    "declared_apis": "api",
+    "create_app": "app",
+    "static_url": "assets",
+    "BoundedCache": "cache",
+    "unwatch_rows": "changes",
+    "watch_rows": "changes",
+    "Address": "config",
+    "Boolean": "config",
+    "Choice": "config",
+    "Config": "config",
+    "ConfigError": "config",
+    "ConfigProblem": "config",
+    "Email": "config",
+    "FernetKey": "config",
+    "Integer": "config",
+    "Key": "config",
+    "List": "config",
+    "Networks": "config",
+    "PathValue": "config",
+    "Secret": "config",
+    "Section": "config",
+    "SigningKey": "config",
+    "Text": "config",
+    "Url": "config",
+    "load_config": "config",
+    "confirm": "confirm",
+    "Database": "db",
+    "ReadOnlyRequestError": "db",
+    "db_session": "db",
+    "utcnow": "db",
+    "writes": "db",
+    "API_ERRORS_SCHEMA": "errors",
+    "ApiError": "errors",
+    "Problem": "errors",
+    "error_responses": "errors",
+    "json_response": "errors",
+    "schema_ref": "errors",
+    "ChoiceField": "forms",
+    "Form": "forms",
+    "MultipleChoiceField": "forms",
+    "api_validate": "forms",
+    "form_errors": "forms",
+    "NavLink": "globals",
+    "SrhtState": "globals",
+    "current_service": "globals",
+    "state_of": "globals",
+    "RenderedFile": "highlight",
+    "highlighted_lines": "highlight",
+    "language_of": "highlight",
+    "render_file": "highlight",
+    "human_size": "humanize",
+    "idempotency_header_parameter": "idempotency",
+    "LOGIN_LIFETIME": "identity",
+    "clear_login_cookie": "identity",
+    "current_user": "identity",
+    "internal_only_credential": "identity",
+    "is_safe_return_to": "identity",
+    "login_required": "identity",
+    "login_session": "identity",
+    "login_url": "identity",
+    "mirror_user": "identity",
+    "set_login_cookie": "identity",
+    "user_named": "identity",
+    "enqueue": "jobs",
+    "json_object": "jsonbody",
+    "string_field": "jsonbody",
+    "string_list_field": "jsonbody",
+    "derive_key": "keys",
+    "send_mail": "mail",
+    "send_message": "mail",
+    "render_markdown": "markdown",
+    "NAMING": "models",
+    "MirroredUserMixin": "models",
+    "Model": "models",
+    "TimestampMixin": "models",
+    "UpdatedMixin": "models",
+    "never_reuse_ids": "models",
+    "anonymous_page": "pagecache",
+    "watch": "pagecache",
+    "watched_page": "pagecache",
+    "CursorPage": "pagination",
+    "Page": "pagination",
+    "cursor_paginate": "pagination",
+    "paginate": "pagination",
+    "paginate_list": "pagination",
+    "PluginError": "plugins",
+    "PluginHost": "plugins",
+    "hookimpl": "plugins",
+    "ServiceUnreachable": "sealing",
+    "internal_request": "sealing",
+    "allow_csp": "security",
+    "client_address": "security",
+    "from_internal_network": "security",
+    "internal_only": "security",
+    "is_loopback": "security",
+    "sandbox": "security",
+    "DatabaseSchema": "service",
+    "DevDaemon": "service",
+    "EventType": "service",
+    "HostNeeds": "service",
+    "Job": "service",
+    "NavEntry": "service",
+    "ResourceType": "service",
+    "Scope": "service",
+    "ServiceInfo": "service",
+    "Timer": "service",
+    "InvalidText": "text",
+    "text_problem": "text",
+    "url_problem": "text",
+    "TokenGrant": "tokens",
+    "api_user": "tokens",
+    "current_token": "tokens",
+    "parse_scopes": "tokens",
+    "require_scope": "tokens",
+    "seal_grant": "tokens",
+    "token_user": "tokens",
+    "verify_token": "tokens",
+    "viewer": "tokens",
+    "__version__": "version",
+    "DELIVERY_SCHEMA": "webhooks",
+    "Delivery": "webhooks",
+    "deliveries": "webhooks",
+    "delivery_page": "webhooks",
+    "redeliver": "webhooks",
+    "send_webhook": "webhooks",
+    "webhook_signature_key": "webhooks",
+    "verify_request": "webhooks",
+    "WebhookError": "webhooks",
+    "delegated_token": "delegation",
+    "DELEGATION_LIFETIME": "delegation",
+}
 
 __all__ = [
     "API_ERRORS_SCHEMA",
@@ -166,9 +313,9 @@ __all__ = [
     "PluginError",
     "PluginHost",
     "Problem",
-    "ResourceType",
     "ReadOnlyRequestError",
     "RenderedFile",
+    "ResourceType",
     "Scope",
     "Secret",
     "Section",
@@ -259,3 +406,16 @@ __all__ = [
     "webhook_signature_key",
     "writes",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    _NAMESPACE[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(_NAMESPACE) | set(__all__))

@@ -5,20 +5,26 @@ and housekeeping of jobs and idempotency keys."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from . import mail, webhooks
-from .config import Config
-from .db import utcnow
-from .globals import current_service
 from .hookspecs import hookimpl
-from .jobs import DONE, job_table
 from .service import Job, Timer
+
+if TYPE_CHECKING:
+    from .config import Config
+
+# Mail, webhooks, jobs and the database are imported when a job runs: every
+# plugin host registers this module, and most commands run none of them.
 
 #: Finished jobs are kept this long, for the record.
 KEEP_DONE_JOBS = timedelta(days=7)
 
 
 def purge_finished_jobs() -> None:
+    from .db import utcnow
+    from .globals import current_service
+    from .jobs import DONE, job_table
+
     with current_service().db.engine.begin() as connection:
         connection.execute(
             job_table.delete().where(
@@ -28,6 +34,8 @@ def purge_finished_jobs() -> None:
 
 
 def _deliver_webhook(delivery: int) -> None:
+    from . import webhooks
+
     webhooks.deliver(delivery)
 
 
@@ -38,10 +46,14 @@ def _purge_idempotency_keys() -> None:
 
 
 def _send_mail(**message: object) -> None:
+    from . import mail
+
     mail.deliver(**message)  # type: ignore[arg-type]
 
 
 def _send_message(**message: object) -> None:
+    from . import mail
+
     mail.deliver_message(**message)  # type: ignore[arg-type]
 
 

@@ -84,17 +84,13 @@ class SrhtGroup(click.Group):
             return groups
         plugins = obj.plugins
         for record in plugins.services():
-            if record.name in self.commands:
-                continue
-            try:
-                commands = plugins.call_one("cli_commands", record.name)
-            except PluginError as error:
-                click.echo(f"warning: {error}", err=True)
-                continue
-            if not commands:
+            if (
+                record.name in self.commands
+                or plugins.hook_function("cli_commands", record.name) is None
+            ):
                 continue
             groups[record.name] = _service_group(
-                record.name, record.info.title if record.info else record.name, commands
+                record.name, record.info.title if record.info else record.name, plugins
             )
         return groups
 
@@ -139,8 +135,43 @@ def _load_added_command(entry_point: Any) -> click.Command | None:
     return command if isinstance(command, click.Command) else None
 
 
-def _service_group(name: str, title: str, commands: list[click.Command]) -> click.Group:
-    @click.group(name=name, help=f"Commands of the {title} service ({name}).")
+class _ServiceGroup(click.Group):
+    """``srht <service>``: its commands are asked of the service (which
+    imports their modules) only when the group is listed or run, so ``srht
+    --help`` imports no service's commands."""
+
+    def __init__(self, *args: Any, plugins: PluginHost, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._plugins: PluginHost | None = plugins
+
+    def _load(self) -> None:
+        plugins, self._plugins = self._plugins, None
+        if plugins is None or self.name is None:
+            return
+        try:
+            commands = plugins.call_one("cli_commands", self.name) or []
+        except PluginError as error:
+            click.echo(f"warning: {error}", err=True)
+            return
+        for command in commands:
+            self.add_command(command)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._load()
+        return super().get_command(ctx, cmd_name)
+
+
+def _service_group(name: str, title: str, plugins: PluginHost) -> click.Group:
+    @click.group(
+        name=name,
+        cls=_ServiceGroup,
+        plugins=plugins,
+        help=f"Commands of the {title} service ({name}).",
+    )
     @pass_context
     @click.pass_context
     def group(click_ctx: click.Context, ctx: Context) -> None:
@@ -153,8 +184,6 @@ def _service_group(name: str, title: str, commands: list[click.Command]) -> clic
             fail(str(error), EXIT_CONFIG)
         click_ctx.with_resource(app.app_context())
 
-    for command in commands:
-        group.add_command(command)
     return group
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import sqlalchemy as sa
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = [
     "DatabaseSchema",
@@ -163,9 +164,10 @@ class HostNeeds:
     :param users: system users the service needs besides its own.
     :param login_users: accounts people reach over SSH (git's ``git@``):
         the deploy gives them a shell (sshd runs a key's forced command
-        through it) and makes them members of the service's group and of
-        ``srht``, so what they run reads the config and works on the
-        service's files; the service's ``paths`` become group-writable.
+        through it) and the service's folder as their home, and makes them
+        members of the service's group and of ``srht``, so what they run
+        reads the config and works on the service's files; the service's
+        ``paths`` become group-writable.
     :param paths: directories to create, owned by the service's user.
     :param ports: TCP ports the service listens on publicly (besides its
         web port behind nginx), for the firewall.

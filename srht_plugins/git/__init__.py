@@ -8,9 +8,7 @@ plugs into the core.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-from flask import Blueprint
+from typing import TYPE_CHECKING, Any
 
 from srht_core import (
     Config,
@@ -24,6 +22,9 @@ from srht_core import (
     ServiceInfo,
     hookimpl,
 )
+
+if TYPE_CHECKING:
+    from flask import Blueprint
 
 HERE = Path(__file__).parent
 
@@ -58,19 +59,19 @@ def database_schema() -> DatabaseSchema:
 def blueprints(config: Config) -> list[Blueprint]:
     from .api import api
     from .http import bp as http
+    from .ssh import bp as ssh
     from .web.browse import bp as browse
     from .web.repos import bp as repos
     from .web.settings import bp as settings
 
-    return [http, repos, settings, browse, api.blueprint]
+    return [http, ssh, repos, settings, browse, api.blueprint]
 
 
 @hookimpl
 def cli_commands() -> list[Any]:
     from .post_receive import hook_command
-    from .ssh import COMMANDS
 
-    return [*COMMANDS, hook_command]
+    return [hook_command]
 
 
 @hookimpl
@@ -117,7 +118,7 @@ def webhook_events() -> list[EventType]:
 
 @hookimpl
 def host_needs(config: Config) -> HostNeeds:
-    from .ssh import sshd_snippet
+    from .ssh import KEYS_USER, sshd_snippet
 
     section = config["git"]
     repos = section["repos"] or str(Path(config["srht"]["data-dir"]) / "git")
@@ -126,10 +127,11 @@ def host_needs(config: Config) -> HostNeeds:
     # each host's own srht program there.
     return HostNeeds(
         packages=("git", "openssh-server"),
+        users=(KEYS_USER,),
         login_users=(ssh_user,),
         paths=(repos,),
         ports=(22,),
-        sshd_snippets=(sshd_snippet(ssh_user, HostNeeds.SRHT_ON_HOST),),
+        sshd_snippets=(sshd_snippet(config, HostNeeds.SRHT_ON_HOST),),
     )
 
 

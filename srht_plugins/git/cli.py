@@ -1,4 +1,4 @@
-"""What git's commands (``srht git keys``, ``shell``, ``hook``) share.
+"""What git's commands (``srht git hook``) share.
 
 They run for sshd and for git, not for people at a terminal, so a failure
 must be one readable line, never a traceback.

@@ -25,9 +25,10 @@ SCHEMA = [
                 default="git",
                 example="git",
                 description="The system account people push to over SSH (git@host:~user/repo). "
-                "sshd asks `srht git keys` for its authorized keys and runs "
-                "`srht git shell` for every login, which allows git and nothing "
-                "else.",
+                "sshd asks `srht-git-keys` (as the account srht-git-keys, which reads "
+                "nothing of the site) for its authorized keys and runs `srht-git-shell` "
+                "for every login, which allows git and nothing else; both ask the "
+                "running git service.",
             ),
         ),
     ),

@@ -1,40 +1,63 @@
 """Clone and push over SSH (``git@git.example.org:~alice/repo``).
 
 Everyone logs in as one system account, ``[git] ssh-user``. sshd asks
-``srht git keys USER KEY TYPE`` (its AuthorizedKeysCommand) which keys may
-log in: the command looks the key up at meta by its fingerprint and answers
-with the key, restricted, and a forced command, ``srht git shell USER-ID``.
-That shell reads what the client asked to run (``SSH_ORIGINAL_COMMAND``),
-checks the user's access to the repository exactly as HTTP does, and
-replaces itself with ``git upload-pack``, ``receive-pack`` or
-``upload-archive``; it runs nothing else.
+``srht-git-keys`` (its AuthorizedKeysCommand, run as an account of its own)
+which keys may log in, and every login runs the forced command
+``srht-git-shell``: both are small programs of ``srht_plugins.git_ssh``
+that import only the standard library and ask this service, which does
+the work here, on ``/internal/ssh/``:
+
+- ``GET /internal/ssh/key?fingerprint=`` answers the key registered at
+  meta with that fingerprint (404 if none). It writes nothing: sshd asks
+  before the client has proved it holds the key.
+- ``POST /internal/ssh/access`` (``{"fingerprint", "command"}``) runs after
+  sshd has checked the key: it mirrors the key's owner, checks what the
+  client asked to run (``SSH_ORIGINAL_COMMAND``) and their access to the
+  repository exactly as HTTP does, and answers the git program, the
+  repository's folder and the environment to run it in, or why not.
+
+Each takes its own credential derived from the network key
+(:func:`srht_plugins.git_ssh.credential`), and answers only the internal
+networks.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import os
+import hmac
 import re
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlencode
 
-import click
+from flask import Blueprint, abort, request
 
-from srht_core import current_service, db_session, internal_request, mirror_user
+from srht_core import (
+    current_service,
+    db_session,
+    from_internal_network,
+    internal_request,
+    json_object,
+    mirror_user,
+    string_field,
+)
+from srht_plugins.git_ssh import HEADER, KEYS, SHELL, credential, fingerprint
 
 from .access import access_of, find_repository
-from .cli import without_tracebacks
-from .models import READ, WRITE, User
+from .models import READ, WRITE
 from .post_receive import git_environment
 from .repos import clone_urls, repository_path
 
-__all__ = ["COMMANDS", "authorized_keys_line", "parse_command", "sshd_snippet"]
+__all__ = [
+    "KEYS_USER",
+    "bp",
+    "fingerprint",
+    "keys_program",
+    "parse_command",
+    "sshd_snippet",
+]
 
 #: What a client may run, and the access each needs.
 GIT_COMMANDS = {"git-upload-pack": READ, "git-upload-archive": READ, "git-receive-pack": WRITE}
@@ -43,30 +66,55 @@ _REPO_PATH = re.compile(
     r"(?P<name>[A-Za-z0-9_][A-Za-z0-9._-]*?)(?:\.git)?/?$"
 )
 
+bp = Blueprint("git_ssh", __name__, url_prefix="/internal/ssh")
+
+
+def keys_program(srht: str) -> str:
+    """``srht-git-keys``, installed beside the ``srht`` program ``srht``
+    (which may be :data:`HostNeeds.SRHT_ON_HOST`, replaced by the deploy)."""
+    return srht + "-git-keys"
+
 
 def sshd_snippet(
-    ssh_user: str, program: str, config_path: str | None = None, keys_user: str | None = None
+    config: Any, program: str, config_path: str | None = None, keys_user: str | None = None
 ) -> str:
-    """The sshd configuration for the git account: keys from ``srht git
-    keys``, no passwords, no terminal, no forwarding, and the protocol
-    version the client asks for passed on to git.
+    """The sshd configuration for the git account: keys from
+    ``srht-git-keys``, no passwords, no terminal, no forwarding, and the
+    protocol version the client asks for passed on to git. It holds the
+    key lookup credential: only root should read it.
 
-    :param program: the absolute path of ``srht`` (sshd insists on one
-        owned by root, in folders only root may write to).
-    :param config_path: the config, when not in a default location.
-    :param keys_user: the account sshd runs the key command as (it must
-        read the config); by default the git account itself.
+    :param config: the site's config (the git service's origin, the ssh
+        account and the network key the credential derives from).
+    :param program: the absolute path of ``srht``; ``srht-git-keys`` is
+        beside it (sshd insists on one owned by root, in folders only root
+        may write to).
+    :param config_path: the config the forced command reads (default
+        ``/etc/srht/config.ini``).
+    :param keys_user: the account sshd runs the key command as; it needs to
+        read nothing of the site. By default ``srht-git-keys``, which the
+        deploy creates.
     """
-    command = shlex.quote(program)
-    if config_path:
-        command += " --config " + shlex.quote(config_path)
+    ssh_user = config["git"]["ssh-user"]
+    command = shlex.join(
+        [
+            keys_program(program),
+            "--origin",
+            config["git"]["origin"],
+            "--credential",
+            credential(config["srht"]["network-key"], KEYS),
+            "--config",
+            config_path or "/etc/srht/config.ini",
+            "--ssh-user",
+            ssh_user,
+        ]
+    )
     return (
         "# srht git: sshd asks srht which keys may log in to this account; each key\n"
-        "# comes with a forced command, srht's git shell, which runs git and nothing else.\n"
+        "# comes with a forced command, srht-git-shell, which runs git and nothing else.\n"
         f"Match User {ssh_user}\n"
         "    AuthorizedKeysFile none\n"
-        f"    AuthorizedKeysCommand {command} git keys %u %k %t\n"
-        f"    AuthorizedKeysCommandUser {keys_user or ssh_user}\n"
+        f"    AuthorizedKeysCommand {command} %u %k %t\n"
+        f"    AuthorizedKeysCommandUser {keys_user or KEYS_USER}\n"
         "    PasswordAuthentication no\n"
         "    KbdInteractiveAuthentication no\n"
         "    PermitTTY no\n"
@@ -75,58 +123,38 @@ def sshd_snippet(
     )
 
 
+#: The account sshd runs ``srht-git-keys`` as: it can read nothing of the
+#: site and write nothing (the deploy creates it).
+KEYS_USER = "srht-git-keys"
+
+
 def default_program() -> str:
     """The ``srht`` program beside the interpreter running this code."""
     return str(Path(sys.executable).parent / "srht")
 
 
-def fingerprint(blob: bytes) -> str:
-    """A key's SHA-256 fingerprint, as ``ssh-keygen -l`` and meta write it."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+def _credential_is(purpose: str) -> None:
+    """404 unless the request comes from an internal network with the
+    credential for ``purpose``."""
+    wanted = credential(current_service().config["srht"]["network-key"], purpose)
+    given = request.headers.get(HEADER, "")
+    if not from_internal_network() or not hmac.compare_digest(given.encode(), wanted.encode()):
+        abort(404)
 
 
-def authorized_keys_line(key: str, user_id: int, config_path: str) -> str:
-    """An ``authorized_keys`` line for ``key`` that allows nothing but
-    ``srht git shell`` for ``user_id``."""
-    command = (
-        f"{shlex.quote(sys.executable)} -m srht_core.cli --config "
-        f"{shlex.quote(config_path)} git shell {user_id}"
-    )
-    quoted = command.replace("\\", "\\\\").replace('"', '\\"')
-    return f'restrict,command="{quoted}" {key}'
+def _registered_key(fingerprint: str) -> Any:
+    """meta's record of the key with ``fingerprint`` (key and owner), or ``None``."""
+    return internal_request("meta", "/internal/ssh-keys?" + urlencode({"fingerprint": fingerprint}))
 
 
-@click.command("keys")
-@click.argument("username")
-@click.argument("key")
-@click.argument("key_type", required=False)
-@without_tracebacks
-def keys_command(username: str, key: str, key_type: str | None) -> None:
-    """sshd's AuthorizedKeysCommand: print the authorized key line for KEY
-    (base64, as sshd's %k) if a user registered it at meta."""
-    state = current_service()
-    if username != state.section["ssh-user"]:
-        return
-    try:
-        blob = base64.b64decode(key, validate=True)
-    except (binascii.Error, ValueError):
-        return
-    try:
-        found = internal_request(
-            "meta", "/internal/ssh-keys?" + urlencode({"fingerprint": fingerprint(blob)})
-        )
-    except OSError as error:
-        click.echo(f"srht git keys: cannot ask meta: {error}", err=True)
-        sys.exit(1)
+@bp.get("/key")
+def registered_key() -> Any:
+    """The key with ``?fingerprint=``, for ``srht-git-keys``."""
+    _credential_is(KEYS)
+    found = _registered_key(request.args.get("fingerprint", ""))
     if not found:
-        return
-    stored_type, _, stored = str(found["key"]).partition(" ")
-    if stored.split()[0] != key or (key_type and stored_type != key_type):
-        return
-    user = mirror_user(found["user"])
-    db_session.commit()
-    config_path = str(Path(state.config.path).resolve())
-    click.echo(authorized_keys_line(f"{stored_type} {key}", user.id, config_path))
+        abort(404)
+    return {"key": found["key"]}
 
 
 @dataclass(frozen=True)
@@ -167,59 +195,63 @@ def parse_command(command: str) -> Request:
     return Request(words[0], match.group("owner"), match.group("name"))
 
 
-def _refuse(message: str) -> NoReturn:
-    click.echo(message, err=True)
-    sys.exit(1)
+@bp.post("/access")
+def ssh_access() -> Any:
+    """For ``srht-git-shell``: the git command to run for the key's owner,
+    or why not (``{"refused": ...}``)."""
+    _credential_is(SHELL)
+    body = json_object()
+    found = _registered_key(string_field(body, "fingerprint", required=True) or "")
+    if not found:
+        abort(404)
+    # sshd has checked the key by now: the first write of the login.
+    user: Any = mirror_user(found["user"])
+    db_session.commit()
+    return _access(user, string_field(body, "command") or "")
 
 
-@click.command("shell")
-@click.argument("user_id", type=int)
-@without_tracebacks
-def shell_command(user_id: int) -> None:
-    """The forced command of every SSH login: run the git command the
-    client asked for, if the user may, and nothing else."""
-    user: Any = db_session.get(User, user_id)
-    if user is None:
-        _refuse("Your account is not known here; sign in on the web once and try again.")
-    command = os.environ.get("SSH_ORIGINAL_COMMAND", "")
+# Called by a program with a credential, never by a browser with a cookie.
+ssh_access.srht_csrf_exempt = True  # type: ignore[attr-defined]
+
+
+def _access(user: Any, command: str) -> dict[str, Any]:
     if not command.strip():
         _, example = clone_urls(user.username, "REPO")
-        _refuse(
-            f"Hi {user.canonical_name}! You have authenticated, but there is no shell "
-            f"here: use git with a URL like {example}."
-        )
+        return {
+            "refused": f"Hi {user.canonical_name}! You have authenticated, but there is no "
+            f"shell here: use git with a URL like {example}."
+        }
     try:
         asked = parse_command(command)
     except Refused as refusal:
-        _refuse(str(refusal))
+        return {"refused": str(refusal)}
     if user.is_suspended:
         notice = user.suspension_notice
-        _refuse("Your account is suspended" + (f": {notice}" if notice else "."))
+        return {"refused": "Your account is suspended" + (f": {notice}" if notice else ".")}
     found = find_repository(asked.owner, asked.name)
     access = access_of(found.repository, user) if found is not None else None
     if found is None or access is None:
-        _refuse(f"Repository ~{asked.owner}/{asked.name} not found, or you have no access to it.")
+        return {
+            "refused": f"Repository ~{asked.owner}/{asked.name} not found, or you have no "
+            "access to it."
+        }
     repository = found.repository
     if GIT_COMMANDS[asked.program] == WRITE and access != WRITE:
-        _refuse(
-            f"You may read ~{asked.owner}/{asked.name} but not push to it; ask "
+        return {
+            "refused": f"You may read ~{asked.owner}/{asked.name} but not push to it; ask "
             f"~{repository.owner.username} for write access."
-        )
+        }
+    notice = None
     if found.moved:
         _, ssh_url = clone_urls(repository.owner.username, repository.name)
-        click.echo(
+        notice = (
             f"~{asked.owner}/{asked.name} is now ~{repository.owner.username}/"
             f"{repository.name}; update your remote:\n"
-            f"  git remote set-url origin {ssh_url}",
-            err=True,
+            f"  git remote set-url origin {ssh_url}"
         )
-    env = {**os.environ, **git_environment(repository, user)}
-    path = str(repository_path(repository))
-    db_session.commit()
-    current_service().db.dispose()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execvpe("git", ["git", asked.program.removeprefix("git-"), path], env)  # noqa: S606
-
-
-COMMANDS = [keys_command, shell_command]
+    return {
+        "program": asked.program.removeprefix("git-"),
+        "path": str(repository_path(repository)),
+        "env": git_environment(repository, user),
+        "notice": notice,
+    }

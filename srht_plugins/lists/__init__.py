@@ -18,10 +18,9 @@ message links to todo's page through todo's origin in the config.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from flask import Blueprint
 
 from srht_core import (
     Config,
@@ -36,6 +35,9 @@ from srht_core import (
     ServiceInfo,
     hookimpl,
 )
+
+if TYPE_CHECKING:
+    from flask import Blueprint
 
 HERE = Path(__file__).parent
 

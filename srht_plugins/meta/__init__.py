@@ -13,9 +13,7 @@ provider), ``events`` (what the other services are told), ``forms``,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-from flask import Blueprint
+from typing import TYPE_CHECKING, Any
 
 from srht_core import (
     Config,
@@ -26,6 +24,9 @@ from srht_core import (
     ServiceInfo,
     hookimpl,
 )
+
+if TYPE_CHECKING:
+    from flask import Blueprint
 
 HERE = Path(__file__).parent
 

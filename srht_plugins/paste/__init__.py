@@ -10,9 +10,7 @@ must satisfy, making one), ``forms``, ``api`` (REST and OpenAPI) and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-from flask import Blueprint
+from typing import TYPE_CHECKING, Any
 
 from srht_core import (
     Config,
@@ -25,6 +23,9 @@ from srht_core import (
     ServiceInfo,
     hookimpl,
 )
+
+if TYPE_CHECKING:
+    from flask import Blueprint
 
 HERE = Path(__file__).parent
 

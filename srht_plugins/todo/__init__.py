@@ -12,9 +12,7 @@ OpenAPI) and ``web`` (pages).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-from flask import Blueprint
+from typing import TYPE_CHECKING, Any
 
 from srht_core import (
     Config,
@@ -29,6 +27,9 @@ from srht_core import (
     ServiceInfo,
     hookimpl,
 )
+
+if TYPE_CHECKING:
+    from flask import Blueprint
 
 # Imported under another name before the ``jobs`` hook below is defined:
 # importing a submodule sets it as an attribute of its package, and the

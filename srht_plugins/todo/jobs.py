@@ -8,13 +8,16 @@ in the job's transaction, so a retry never sends half the mail twice.
 from __future__ import annotations
 
 from email.utils import formataddr
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
+from srht_core import Job
 
-from srht_core import Job, current_service, db_session, send_mail
+if TYPE_CHECKING:
+    from .models import Ticket, Tracker, User
 
-from .access import BROWSE, effective_access
-from .models import Comment, Subscription, Ticket, Tracker, TrackerAccess, User
+# The package imports this module when a plugin host loads todo (for its
+# ``jobs`` hook), and every ``srht`` command loads it: the database, models
+# and mail are imported when a job runs.
 
 VERBS = {
     "ticket:create": "opened",
@@ -26,6 +29,13 @@ VERBS = {
 def recipients(ticket: Ticket, tracker: Tracker, actor_id: int | None) -> list[User]:
     """Subscribers of the ticket or its tracker who may still browse it,
     but not whoever made the change."""
+    import sqlalchemy as sa
+
+    from srht_core import db_session
+
+    from .access import BROWSE, effective_access
+    from .models import Subscription, TrackerAccess, User
+
     rows = db_session.execute(
         sa.select(User, TrackerAccess.access)
         .join(Subscription, Subscription.user_id == User.id)
@@ -47,6 +57,10 @@ def recipients(ticket: Ticket, tracker: Tracker, actor_id: int | None) -> list[U
 
 def notify(what: str, ticket: int, comment: int | None = None, actor: int | None = None) -> None:
     """The ``notify`` job."""
+    from srht_core import current_service, db_session, send_mail
+
+    from .models import Comment, Ticket, Tracker, User
+
     state = current_service()
     found = db_session.get(Ticket, ticket)
     if found is None:

@@ -11,6 +11,7 @@ import re
 import signal
 import stat
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -36,6 +37,44 @@ def test_help_lists_the_commands(srht):
         commands
     )
     assert "srht config init --dev" in result.stdout
+
+
+def test_help_and_the_facade_import_no_web_or_database_stack():
+    """``import srht_core`` is lazy (PEP 562) and ``srht --help`` asks no
+    service for its commands, so neither imports Flask, SQLAlchemy or Celery
+    (a fresh interpreter: what a user's ``srht --help`` runs)."""
+    probe = (
+        "import sys\n"
+        "import srht_core\n"
+        "from srht_core.cli import main\n"
+        "try:\n"
+        "    main(['--help'], standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'flask', 'sqlalchemy', 'celery', "
+        "'jinja2', 'werkzeug'})\n"
+        "print('HEAVY', heavy)\n"
+        "print('LAZY', srht_core.Config.__name__, 'flask' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert "HEAVY []" in out
+    assert "Commands:" in out and "git " in out
+    # A name of the facade is there on first use, and costs only its module.
+    assert "LAZY Config False" in out
+
+
+def test_every_name_of_the_facade_resolves():
+    import srht_core
+
+    assert sorted(srht_core.__all__) == sorted(set(srht_core.__all__))
+    for name in srht_core.__all__:
+        assert getattr(srht_core, name) is not None, name
+    assert callable(srht_core.confirm)
+    assert set(srht_core.__all__) <= set(dir(srht_core))
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        srht_core.nothing_here  # noqa: B018
 
 
 def test_keygen_prints_keys_that_work(srht):

@@ -536,6 +536,36 @@ def test_git_pushes_over_ssh_and_clones_over_https_on_a_deployed_host(
     over_ssh = tmp_path / "over-ssh"
     git("clone", "-q", remote, str(over_ssh), env=env)
     assert git("rev-parse", "HEAD", cwd=over_ssh) == head
+    # A login without a command: git's greeting, and nothing from sshd about
+    # the account (it has a home).
+    hello = subprocess.run(
+        [*shlex.split(ssh), "-T", f"git@{site.hosts.address('beta')}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert hello.returncode == 1
+    assert f"Hi ~{name}! You have authenticated" in hello.stderr, hello.stderr
+    assert "Could not chdir" not in hello.stderr
+    # sshd looks keys up as an account that can read nothing of the site nor
+    # write the repositories; the credential it passes is in a snippet only
+    # root reads.
+    beta = site.hosts["beta"]
+    assert beta.ssh("stat -c '%a %U' /etc/ssh/sshd_config.d/srht-git.conf").stdout.split() == [
+        "600",
+        "root",
+    ]
+    assert (
+        "AuthorizedKeysCommandUser srht-git-keys"
+        in beta.ssh("cat /etc/ssh/sshd_config.d/srht-git.conf").stdout
+    )
+    for attempt in (
+        "cat /etc/srht/config.ini",
+        f"touch /var/lib/srht/git/{json.loads(body)['id']}.git/objects/x",
+    ):
+        denied = beta.ssh(f"runuser -u srht-git-keys -- {attempt}", check=False)
+        assert denied.returncode != 0 and "Permission denied" in denied.stderr, attempt
     site.curl("git", "/")  # writes the site's authority beside the config
     over_https = tmp_path / "over-https"
     git(

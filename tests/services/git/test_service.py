@@ -4,6 +4,7 @@ snippet sshd accepts), and the rules of its SSH shell's command line."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,6 +17,7 @@ from srht_core import HostNeeds
 from srht_plugins.git.events import RefUpdate
 from srht_plugins.git.post_receive import parse_updates
 from srht_plugins.git.ssh import Refused, Request, parse_command, sshd_snippet
+from srht_plugins.git_ssh import KEYS, SHELL, credential
 
 from .conftest import require_program
 
@@ -32,14 +34,35 @@ def test_host_needs(git_config: Any, plugin_host: Any, tmp_path: Path) -> None:
     assert plugin_host.check_config(config) == []
     needs = plugin_host.call_one("host_needs", "git", config=config)
     assert needs.packages == ("git", "openssh-server")
-    assert needs.login_users == ("forge",) and needs.users == ()
+    # sshd runs the key command as an account of its own.
+    assert needs.login_users == ("forge",) and needs.users == ("srht-git-keys",)
     assert needs.paths == (str(tmp_path / "data" / "git"),)
     assert needs.ports == (22,)
     (snippet,) = needs.sshd_snippets
     assert snippet.splitlines()[2] == "Match User forge"
     # The hook runs on the deploying machine: the host's own srht goes in later.
-    assert f"    AuthorizedKeysCommand {HostNeeds.SRHT_ON_HOST} git keys %u %k %t\n" in snippet
-    assert "    AuthorizedKeysCommandUser forge\n" in snippet
+    command = next(
+        line.split(None, 1)[1] for line in snippet.splitlines() if "AuthorizedKeysCommand " in line
+    )
+    keys_credential = credential(config["srht"]["network-key"], KEYS)
+    assert shlex.split(command) == [
+        f"{HostNeeds.SRHT_ON_HOST}-git-keys",
+        "--origin",
+        config["git"]["origin"],
+        "--credential",
+        keys_credential,
+        "--config",
+        "/etc/srht/config.ini",
+        "--ssh-user",
+        "forge",
+        "%u",
+        "%k",
+        "%t",
+    ]
+    # The credential allows looking keys up and nothing else.
+    assert keys_credential != credential(config["srht"]["network-key"], SHELL)
+    assert config["srht"]["network-key"] not in snippet
+    assert "    AuthorizedKeysCommandUser srht-git-keys\n" in snippet
 
     other = git_config({"git": {"repos": "/srv/git"}})
     plugin_host.check_config(other)
@@ -47,7 +70,9 @@ def test_host_needs(git_config: Any, plugin_host: Any, tmp_path: Path) -> None:
     assert needs.paths == ("/srv/git",) and needs.login_users == ("git",)
 
 
-def test_sshd_accepts_the_snippet(tmp_path: Path) -> None:
+def test_sshd_accepts_the_snippet(git_config: Any, plugin_host: Any, tmp_path: Path) -> None:
+    site = git_config({"git": {"ssh-user": "git"}})
+    plugin_host.check_config(site)
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
     require_program(Path(sshd).exists(), "openssh-server is not installed")
     key = tmp_path / "host_key"
@@ -57,7 +82,7 @@ def test_sshd_accepts_the_snippet(tmp_path: Path) -> None:
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     config = tmp_path / "sshd_config"
     config.write_text(
-        f"HostKey {key}\nUsePAM no\n" + sshd_snippet("git", "/usr/bin/srht", "/etc/srht/config.ini")
+        f"HostKey {key}\nUsePAM no\n" + sshd_snippet(site, "/usr/bin/srht", "/etc/srht/config.ini")
     )
     checked = subprocess.run([sshd, "-t", "-f", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr

@@ -1,13 +1,14 @@
 """Clone and push over SSH: an sshd started here, on a loopback port, with
 its own host key and config, configured with the service's own sshd
-snippet, so its AuthorizedKeysCommand is ``srht git keys`` (the installed
-program) and every login runs ``srht git shell``. Keys are registered at
-meta through its keys page, as a person does.
+snippet, so its AuthorizedKeysCommand is ``srht-git-keys`` (the installed
+program, asking the running git service) and every login runs
+``srht-git-shell``. Keys are registered at meta through its keys page, as a
+person does.
 
-sshd runs the key command as an unprivileged account when that account can
-run the installed ``srht`` (``nobody``); where it cannot (an interpreter
-under a private home, as with pyenv as root), as the git account itself,
-which the service's snippet does by default anyway. The git account is
+sshd runs the key command as ``nobody``, who can read nothing of the site,
+when that account can run the installed program; where it cannot (an
+interpreter under a private home, as with pyenv as root), as the account
+running the tests. The git account is
 the account running the tests (root in CI), so sshd may switch to it;
 root logs in only with the forced command (``PermitRootLogin
 forced-commands-only``).
@@ -15,6 +16,7 @@ forced-commands-only``).
 
 from __future__ import annotations
 
+import base64
 import getpass
 import os
 import shlex
@@ -26,10 +28,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
 from srht_plugins.git.ssh import default_program, sshd_snippet
+from srht_plugins.git_ssh import HEADER, KEYS, SHELL, credential, fingerprint
 
 from .conftest import GitResult, GitStack, KeyPair, make_key, register_key, require_program
 
@@ -38,12 +43,12 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 SSHD = "/usr/sbin/sshd"
 
 
-def _keys_user(program: str, config: Path) -> str:
-    """``nobody`` if it can run ``srht`` and read the config, else the
-    account running the tests."""
+def _keys_user(program: str) -> str:
+    """``nobody`` (who can read nothing of the site) if it can run the
+    installed ``srht-git-keys``, else the account running the tests."""
     if os.geteuid() == 0:
         probe = subprocess.run(
-            ["runuser", "-u", "nobody", "--", program, "--config", str(config), "config", "check"],
+            ["runuser", "-u", "nobody", "--", program + "-git-keys", "--help"],
             capture_output=True,
             stdin=subprocess.DEVNULL,
         )
@@ -87,14 +92,18 @@ def sshd(git_stack: GitStack) -> Iterator[Sshd]:
 
         port = free_port()
         user = getpass.getuser()
-        keys_user = _keys_user(program, git_stack.config_path)
+        keys_user = _keys_user(program)
+        # The site as the sshd sees it: the test's config, with this account as
+        # the git account.
+        site = {**{name: dict(git_stack.config[name]) for name in ("srht", "git")}}
+        site["git"]["ssh-user"] = user
         config = folder / "sshd_config"
         config.write_text(
             f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
             f"PidFile {folder / 'sshd.pid'}\nUsePAM no\nPermitRootLogin forced-commands-only\n"
             "PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "LogLevel VERBOSE\n"
-            + sshd_snippet(user, program, str(git_stack.config_path), keys_user=keys_user)
+            + sshd_snippet(site, program, str(git_stack.config_path), keys_user=keys_user)
         )
         checked = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stderr
@@ -299,3 +308,80 @@ def test_a_suspended_user_is_told_over_ssh(git_stack: GitStack, sshd: Sshd) -> N
         "Your account is suspended: Abuse of the service.",
         "fatal: Could not read from remote repository.",
     ]
+
+
+def _keys_command(git_stack: GitStack, sshd: Sshd, key: KeyPair, keys_credential: str) -> Any:
+    """Run ``srht-git-keys`` as sshd does, as sshd's keys account."""
+    key_type, blob = key.public.split()[:2]
+    program = default_program() + "-git-keys"
+    command = [
+        program,
+        "--origin",
+        git_stack.git_url,
+        "--credential",
+        keys_credential,
+        "--config",
+        str(git_stack.config_path),
+        "--ssh-user",
+        sshd.user,
+        sshd.user,
+        blob,
+        key_type,
+    ]
+    if sshd.keys_user != getpass.getuser():
+        command = ["runuser", "-u", sshd.keys_user, "--", *command]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+
+
+def test_the_key_lookup_writes_nothing_and_needs_its_credential(
+    git_stack: GitStack, sshd: Sshd
+) -> None:
+    """sshd asks for keys before the client has proved it holds one: the
+    lookup mirrors no user (the first login does), and its credential is
+    good for nothing else."""
+    network_key = str(git_stack.config["srht"]["network-key"])
+    bob = git_stack.new_user("bob")
+    key = register_key(git_stack, bob)
+
+    looked_up = _keys_command(git_stack, sshd, key, credential(network_key, KEYS))
+    assert looked_up.returncode == 0, looked_up.stderr
+    options, _, listed_key = looked_up.stdout.strip().rpartition('" ')
+    assert listed_key == key.public.rsplit(" ", 1)[0]
+    assert options.startswith('restrict,command="') and "srht-git-shell" in options
+    assert git_stack.git_user_type(bob) is None
+
+    # A key nobody registered: no line, and no error for sshd to log.
+    unknown = _keys_command(git_stack, sshd, make_key(git_stack), credential(network_key, KEYS))
+    assert (unknown.returncode, unknown.stdout) == (0, "")
+    # The wrong credential finds nothing.
+    forged = _keys_command(git_stack, sshd, key, credential(network_key, SHELL))
+    assert (forged.returncode, forged.stdout) == (0, "")
+
+    # The first login mirrors bob, after sshd has checked the key.
+    hello = run_ssh(sshd, key)
+    assert hello.returncode == 1
+    assert hello.stderr.startswith(f"Hi ~{bob}! You have authenticated")
+    assert git_stack.git_user_type(bob) == "active"
+
+    # The lookup credential cannot ask for access, nor can no credential.
+    body = {"fingerprint": fingerprint_of(key), "command": f"git-upload-pack '~{bob}/x'"}
+    for headers in ({HEADER: credential(network_key, KEYS)}, {}):
+        asked = requests.post(
+            git_stack.git_url + "/internal/ssh/access", json=body, headers=headers, timeout=30
+        )
+        assert asked.status_code == 404
+    allowed = requests.post(
+        git_stack.git_url + "/internal/ssh/access",
+        json=body,
+        headers={HEADER: credential(network_key, SHELL)},
+        timeout=30,
+    )
+    assert allowed.json() == {
+        "refused": f"Repository ~{bob}/x not found, or you have no access to it."
+    }
+
+
+def fingerprint_of(key: KeyPair) -> str:
+    return fingerprint(base64.b64decode(key.public.split()[1]))
