@@ -90,6 +90,7 @@ def _parser() -> MarkdownIt:
     md.enable(["table", "strikethrough", "linkify"])
     # Only URLs written with their scheme: "setup.py" or "a@b" in a ticket is
     # not a link to a host of that name.
+    assert md.linkify is not None  # set by the "linkify" option above
     md.linkify.set({"fuzzy_link": False, "fuzzy_email": False})
     return md
 

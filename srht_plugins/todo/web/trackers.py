@@ -24,8 +24,8 @@ from srht_core import (
 
 from .. import listcache, subscriptions, tickets, trackers
 from ..access import SUBMIT, listed_trackers, tracker_for
-from ..forms import TicketForm, TrackerForm, resolution_label
-from ..models import CLOSED, OPEN, Comment, Label, Ticket, Tracker, User
+from ..forms import TicketForm, TrackerForm
+from ..models import CLOSED, OPEN, Comment, Label, Ticket, Tracker, User, resolution_label
 from ..search import DEFAULT_SEARCH, SearchError, filtered, parse
 
 bp = Blueprint("trackers", __name__)
