@@ -201,7 +201,8 @@ def login_url(return_to: str | None = None) -> str:
     state = current_service()
     meta = state.config.get("meta", "origin") if state.config.has_section("meta") else None
     base = (meta or state.origin) + "/login"
-    if return_to is None and request.base_url == base:
+    on_login_page = request.path == "/login" and (meta is None or state.service.name == "meta")
+    if return_to is None and on_login_page:
         # On the login page itself: keep where it returns to, rather than
         # nest it inside a return_to of its own (one more level per click).
         return_to = request.args.get("return_to") or (meta or state.origin) + "/"
