@@ -191,10 +191,21 @@ current_user: Any = LocalProxy(_load_user)
 
 
 def login_url(return_to: str | None = None) -> str:
-    """meta's login page, coming back to ``return_to`` (default: here)."""
+    """meta's login page, coming back to ``return_to`` (default: here; on
+    the login page itself, where that page returns to, so the link never
+    nests a ``return_to`` in its own).
+
+    .. versionchanged:: 0.1
+       On the login page, the link keeps that page's ``return_to``.
+    """
     state = current_service()
     meta = state.config.get("meta", "origin") if state.config.has_section("meta") else None
     base = (meta or state.origin) + "/login"
+    on_login_page = request.path == "/login" and (meta is None or state.service.name == "meta")
+    if return_to is None and on_login_page:
+        # On the login page itself: keep where it returns to, rather than
+        # nest it inside a return_to of its own (one more level per click).
+        return_to = request.args.get("return_to") or (meta or state.origin) + "/"
     return base + "?" + urlencode({"return_to": return_to or request.url})
 
 

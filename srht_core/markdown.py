@@ -1,6 +1,7 @@
-"""Markdown rendered safely: CommonMark with tables and strikethrough, code
-fences highlighted by Pygments, and the HTML cleaned by nh3 (ammonia) so
-that nothing a user writes can run script or break the page."""
+"""Markdown rendered safely: CommonMark with tables and strikethrough, bare
+http(s) URLs made links (linkify-it-py), code fences highlighted by
+Pygments, and the HTML cleaned by nh3 (ammonia) so that nothing a user
+writes can run script or break the page."""
 
 from __future__ import annotations
 
@@ -85,13 +86,22 @@ def _highlight(code: str, lang: str, _attrs: str) -> str:
 
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _highlight})
-    md.enable(["table", "strikethrough"])
+    md = MarkdownIt("commonmark", {"html": False, "linkify": True, "highlight": _highlight})
+    md.enable(["table", "strikethrough", "linkify"])
+    # Only URLs written with their scheme: "setup.py" or "a@b" in a ticket is
+    # not a link to a host of that name.
+    assert md.linkify is not None  # set by the "linkify" option above
+    md.linkify.set({"fuzzy_link": False, "fuzzy_email": False})
     return md
 
 
 def render_markdown(text: str | None) -> Markup:
-    """Render ``text`` as Markdown into sanitized HTML, safe to put in a page."""
+    """Render ``text`` as Markdown into sanitized HTML, safe to put in a page.
+
+    .. versionchanged:: 0.1
+       Bare ``http``/``https`` URLs are links (written with their scheme
+       only: ``setup.py`` stays text).
+    """
     html = _parser().render(text or "")
     clean = nh3.clean(
         html,

@@ -84,8 +84,9 @@ def _token_help(scope: str) -> str:
     )
 
 
-def _authenticate() -> tuple[User | None, TokenGrant | None]:
-    """The user and token of the request's credentials, or ``(None, None)``."""
+def _authenticate(write: bool) -> tuple[User | None, TokenGrant | None]:
+    """The user and token of the request's credentials, or ``(None, None)``;
+    ``write`` says whether the request pushes (so which scope to ask for)."""
     auth = request.authorization
     if auth is None:
         return None, None
@@ -100,7 +101,8 @@ def _authenticate() -> tuple[User | None, TokenGrant | None]:
     except ApiError as error:
         raise Refusal(
             401,
-            f"The password is not a valid token: {error}.\n" + _token_help(f"{SCOPE}:RO"),
+            f"The password is not a valid token: {error}.\n"
+            + _token_help(f"{SCOPE}:{'RW' if write else 'RO'}"),
             challenge=True,
         ) from None
     try:
@@ -116,12 +118,12 @@ def _authenticate() -> tuple[User | None, TokenGrant | None]:
     return user, grant
 
 
-def _not_found(username: str, name: str, user: User | None) -> Refusal:
+def _not_found(username: str, name: str, user: User | None, write: bool) -> Refusal:
     if user is None:
         return Refusal(
             401,
             f"Repository ~{username}/{name} not found, or it is private: "
-            "sign in to see it.\n" + _token_help(f"{SCOPE}:RO"),
+            "sign in to see it.\n" + _token_help(f"{SCOPE}:{'RW' if write else 'RO'}"),
             challenge=True,
         )
     return Refusal(404, f"Repository ~{username}/{name} not found, or you have no access to it.")
@@ -136,12 +138,12 @@ def _check(
     :raises Refusal: saying why not.
     """
     write = service in WRITE_SERVICES
-    user, grant = _authenticate()
+    user, grant = _authenticate(write)
     name = name.removesuffix(".git")
     found = find_repository(username, name)
     access = access_of(found.repository, user) if found is not None else None
     if found is None or access is None:
-        raise _not_found(username, name, user)
+        raise _not_found(username, name, user, write)
     repository = found.repository
     if found.moved:
         # git follows the redirect of its first request and goes on at the

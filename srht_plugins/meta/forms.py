@@ -57,7 +57,8 @@ class RegisterForm(Form):
     username = StringField(
         "Username",
         validators=[InputRequired(), Length(max=30)],
-        description="2 to 30 characters: a-z, 0-9, _ and -.",
+        description="2 to 30 characters: lower-case letters a-z, digits 0-9, _ and -, "
+        "not starting with a digit or -.",
         render_kw={"autocomplete": "username", "autofocus": True},
     )
     email = _email()
@@ -78,7 +79,10 @@ class TotpForm(Form):
     code = StringField(
         "Code from your authenticator app, or a recovery code",
         validators=[InputRequired(), Length(max=64)],
-        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True},
+        description="Six digits from the app, or one of the recovery codes you saved.",
+        # Not inputmode=numeric: recovery codes have letters, which a phone's
+        # number pad cannot type.
+        render_kw={"autocomplete": "one-time-code", "autocapitalize": "none", "autofocus": True},
     )
 
 

@@ -12,7 +12,7 @@ from wtforms.validators import InputRequired, Length
 from srht_core import ChoiceField, Form, MultipleChoiceField
 
 from .events import EVENTS
-from .models import ACCESS_NAMES, RESOLUTIONS, VISIBILITIES
+from .models import ACCESS_NAMES, RESOLUTIONS, VISIBILITIES, resolution_label
 from .tickets import MAX_TEXT, MAX_TITLE
 
 VISIBILITY_CHOICES = [
@@ -32,11 +32,6 @@ TRACKER_NAME_HELP = (
     "1 to 128 letters, digits, dots, dashes and underscores, starting with a letter or "
     "digit; it becomes part of the URL."
 )
-
-
-def resolution_label(value: str) -> str:
-    """A resolution as people write it (``wont_fix`` → ``won't fix``)."""
-    return {"wont_fix": "won't fix"}.get(value, value.replace("_", " "))
 
 
 RESOLUTION_CHOICES = [(r, resolution_label(r).capitalize()) for r in RESOLUTIONS]

@@ -51,6 +51,12 @@ RESOLUTIONS = (
     "not_our_bug",
 )
 
+
+def resolution_label(value: str) -> str:
+    """A resolution as people write it (``wont_fix`` → ``won't fix``)."""
+    return {"wont_fix": "won't fix"}.get(value, value.replace("_", " "))
+
+
 #: Tracker names: what fits in a URL path segment without escaping.
 TRACKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")

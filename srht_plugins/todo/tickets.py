@@ -33,6 +33,7 @@ from .models import (
     Tracker,
     TrackerAccess,
     User,
+    resolution_label,
 )
 from .references import record_references
 from .subscriptions import subscribe
@@ -253,7 +254,7 @@ def _change_status(ticket: Ticket, status: str | None, resolution: str | None) -
     if ticket.status == CLOSED and ticket.resolution == resolution:
         return []
     ticket.status, ticket.resolution = CLOSED, resolution
-    return [f"closed as {resolution.replace('_', ' ')}"]
+    return [f"closed as {resolution_label(resolution)}"]
 
 
 def add_comment(access: Access, ticket: Ticket, actor: Any, text: str) -> Comment:

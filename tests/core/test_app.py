@@ -824,6 +824,13 @@ def test_page_kinds_tell_a_kit_page_from_another(client):
     ]
 
 
+def test_markdown_links_bare_urls_written_with_their_scheme_only():
+    html = str(render_markdown("See https://example.org/a_b. Not setup.py, a@b.org or `http://x`."))
+    assert '<a href="https://example.org/a_b" rel="nofollow noopener">' in html
+    assert "setup.py" in html and 'href="http://setup.py"' not in html
+    assert "mailto:" not in html and "<code>http://x</code>" in html
+
+
 # -- resource types ------------------------------------------------------------------------
 
 

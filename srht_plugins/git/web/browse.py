@@ -166,6 +166,9 @@ def _tree_or_blob(view: Viewing, ref: str, commit: str, path: str) -> Response:
             empty=not entries,
             entry=entry,
             last=last[0] if last else None,
+            # The branch switcher (links to each branch's root: a folder
+            # may not exist on another branch).
+            branches=[r.name for r in git.refs(BRANCH_MENU) if r.kind == "branch"],
             **context,
         )
     return repository_page(
@@ -314,18 +317,41 @@ def _log(view: Viewing, ref: str, head: str) -> Response:
     )
 
 
+#: How many refs the tree page's branch switcher reads.
+BRANCH_MENU = 100
+
+
+@dataclass
+class DiffLine:
+    """One line of a file's diff: its kind (``add``, ``del``, ``ctx``,
+    ``hunk``, ``note``), its numbers in the old and new file (None where it
+    has none), and its text without the leading ``+``/``-``/space."""
+
+    kind: str
+    old: int | None
+    new: int | None
+    text: str
+
+
 @dataclass
 class FileDiff:
     header: list[str]
-    lines: list[tuple[str, str]]
+    lines: list[DiffLine]
     old: str = ""
     new: str = ""
+    added: int = 0
+    removed: int = 0
+
+
+_HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 
 
 def parse_patch(patch: str) -> list[FileDiff]:
-    """Split ``git diff-tree -p`` output into files of classified lines."""
+    """Split ``git diff-tree -p`` output into files of classified, numbered
+    lines, with the count of lines added and removed in each."""
     files: list[FileDiff] = []
     current: FileDiff | None = None
+    old_no = new_no = 0
     for line in patch.split("\n"):
         if line.startswith("diff --git "):
             current = FileDiff([line], [])
@@ -342,8 +368,26 @@ def parse_patch(patch: str) -> list[FileDiff]:
             elif line.startswith(("rename from ", "rename to ")):
                 current.old = current.old or line.removeprefix("rename from ")
             continue
-        kind = {"+": "add", "-": "del", "@": "hunk", "\\": "note"}.get(line[:1], "ctx")
-        current.lines.append((kind, line))
+        mark = line[:1]
+        if mark == "@":
+            hunk = _HUNK.match(line)
+            if hunk:
+                old_no, new_no = int(hunk[1]), int(hunk[2])
+            current.lines.append(DiffLine("hunk", None, None, line))
+        elif mark == "+":
+            current.lines.append(DiffLine("add", None, new_no, line[1:]))
+            current.added += 1
+            new_no += 1
+        elif mark == "-":
+            current.lines.append(DiffLine("del", old_no, None, line[1:]))
+            current.removed += 1
+            old_no += 1
+        elif mark == "\\":
+            current.lines.append(DiffLine("note", None, None, line))
+        elif mark == " ":
+            current.lines.append(DiffLine("ctx", old_no, new_no, line[1:]))
+            old_no += 1
+            new_no += 1
     for file in files:
         if not file.new:
             names = file.header[0].removeprefix("diff --git ").split(" b/", 1)

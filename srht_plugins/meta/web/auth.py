@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import sqlalchemy as sa
 from flask import (
     Blueprint,
     Response,
@@ -51,7 +52,7 @@ from ..accounts import (
     start_session,
 )
 from ..forms import EmailForm, LoginForm, RegisterForm, ResetForm, TotpForm
-from ..models import ACTIVE, UNCONFIRMED, User
+from ..models import ACTIVE, UNCONFIRMED, PersonalAccessToken, User
 from ..passwords import hash_password, password_problem
 from ..totp import check_second_factor
 from .common import mailed_link, status_of
@@ -83,12 +84,41 @@ def _signed_in(user: User, return_to: str) -> Response:
 def index() -> Any:
     user = viewer()
     if user is None:
-        return redirect(url_for("auth.login"))
-    return render_template("meta/index.html", user=user)
+        return render_template("meta/welcome.html", registration=settings("registration"))
+    return render_template("meta/index.html", user=user, **_account_summary(user))
+
+
+def _account_summary(user: User) -> dict[str, Any]:
+    """What the account home shows besides the profile: the keys, the live
+    tokens, and the site's other services."""
+    now = utcnow()
+    tokens = db_session.scalar(
+        sa.select(sa.func.count(PersonalAccessToken.id)).where(
+            PersonalAccessToken.user_id == user.id,
+            PersonalAccessToken.revoked_at.is_(None),
+            sa.or_(PersonalAccessToken.expires.is_(None), PersonalAccessToken.expires > now),
+        )
+    )
+    state = current_service()
+    elsewhere = [(link.label, link.url) for link in state.nav if link.service != state.service.name]
+    return {
+        "ssh_keys": len(user.ssh_keys),
+        "pgp_keys": len(user.pgp_keys),
+        "tokens": tokens or 0,
+        "elsewhere": elsewhere,
+    }
 
 
 @bp.route("/register", methods=["GET", "POST"])
 def register() -> Any:
+    signed_in = viewer()
+    if signed_in is not None:
+        flash(
+            f"You are logged in as {signed_in.username}; log out first to register "
+            "another account.",
+            "success",
+        )
+        return redirect(url_for("auth.index"))
     if not settings("registration"):
         return render_template("meta/registration-closed.html"), 403
     form = RegisterForm()

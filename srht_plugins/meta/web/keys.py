@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 from srht_core import confirm, db_session, login_required, viewer
 
@@ -84,9 +84,12 @@ def index() -> Any:
     return _page()
 
 
-@bp.post("/keys/ssh")
+@bp.route("/keys/ssh", methods=["GET", "POST"])
 @login_required
 def add_ssh() -> Any:
+    if request.method == "GET":
+        # Where a form with a problem was shown: a reload comes back to the keys.
+        return redirect(url_for("keys.index"))
     return _add(SSHKeyForm(prefix="ssh"), add_ssh_key, "SSH")
 
 
@@ -96,9 +99,12 @@ def delete_ssh(key_id: int) -> Any:
     return _remove(SSHKey, key_id, "SSH")
 
 
-@bp.post("/keys/pgp")
+@bp.route("/keys/pgp", methods=["GET", "POST"])
 @login_required
 def add_pgp() -> Any:
+    if request.method == "GET":
+        # Where a form with a problem was shown: a reload comes back to the keys.
+        return redirect(url_for("keys.index"))
     return _add(PGPKeyForm(prefix="pgp"), add_pgp_key, "PGP")
 
 

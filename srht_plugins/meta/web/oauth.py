@@ -17,7 +17,17 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from authlib.oauth2 import OAuth2Error
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
@@ -47,6 +57,7 @@ from ..oauth import (
     revoke_user_grant,
     server_metadata,
 )
+from ..totp import open_secret, seal_secret
 from .common import failed, no_store, status_of
 
 bp = Blueprint("oauth", __name__)
@@ -244,14 +255,34 @@ def register() -> ResponseReturnValue:
                 url=url,
             )
             db_session.commit()
-            page = render_template(
-                "meta/oauth-client-registered.html",
-                client=client,
-                secret=secret,
-                metadata_url=url_for("oauth.metadata", _external=False),
-            )
-            return no_store(page)  # the secret, shown once
+            # Post/redirect/get: the secret is shown once, on a page that a
+            # reload does not turn into another client (sealed: the session
+            # cookie is signed, not encrypted).
+            session["new_client"] = {
+                "client": client.client_id,
+                "secret": seal_secret(secret) if secret else None,
+            }
+            return redirect(url_for("oauth.registered", client_id=client.client_id))
     return render_template("meta/oauth-client-register.html", form=form), status_of(form)
+
+
+@bp.get("/oauth2/clients/<client_id>/registered")
+@login_required
+def registered(client_id: str) -> ResponseReturnValue:
+    """The client just registered and its secret, shown once."""
+    client = own_client(client_id, _me())
+    made = session.get("new_client")
+    if not isinstance(made, dict) or made.get("client") != client.client_id:
+        return redirect(url_for("oauth.client", client_id=client.client_id))
+    session.pop("new_client", None)
+    sealed = made.get("secret")
+    page = render_template(
+        "meta/oauth-client-registered.html",
+        client=client,
+        secret=open_secret(str(sealed)) if sealed else None,
+        metadata_url=url_for("oauth.metadata", _external=False),
+    )
+    return no_store(page)  # the secret, shown once
 
 
 @bp.get("/oauth2/clients/<client_id>")

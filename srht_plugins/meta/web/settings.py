@@ -57,6 +57,7 @@ from ..totp import (
     new_secret,
     open_secret,
     provisioning_uri,
+    qr_code_svg,
     seal_secret,
 )
 from .common import account_menu, failed, mailed_link, no_store, status_of
@@ -356,8 +357,13 @@ def enable_totp() -> Any:
                 )
             )
     groups = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    uri = provisioning_uri(user, secret)
     page = render_template(
-        "meta/totp-enable.html", form=form, secret=groups, uri=provisioning_uri(user, secret)
+        "meta/totp-enable.html",
+        form=form,
+        secret=groups,
+        uri=uri,
+        qr_code=qr_code_svg(uri),
     )
     return no_store(page, status_of(form))
 
@@ -448,16 +454,44 @@ def create_token() -> Any:
             form.show(problem)
         else:
             db_session.commit()
-            return no_store(
-                render_template(
-                    "meta/token-created.html",
-                    token=token,
-                    scopes=chosen,
-                    comment=comment,
-                    expires=form.expires.data,
-                )
-            )
+            # Post/redirect/get: the token is shown once, on a page that a
+            # reload does not turn into another token. Sealed: Flask's
+            # session cookie is signed, not encrypted.
+            session["new_token"] = {
+                "user": _me().id,
+                "token": seal_secret(token),
+                "scopes": chosen,
+                "comment": comment,
+                "expires": form.expires.data,
+            }
+            return redirect(url_for("settings.token_created"))
     return _tokens_page(form, 400)
+
+
+@bp.get("/tokens/new")
+@login_required
+def token_created() -> Any:
+    """The token just made, shown once: the session forgets it here."""
+    made = session.pop("new_token", None)
+    token = None
+    if isinstance(made, dict) and made.get("user") == _me().id:
+        token = open_secret(str(made.get("token", "")))
+    if token is None:
+        flash(
+            "A new token is shown only once, right after it is made; "
+            "revoke it below if it was not copied, and make another.",
+            "error",
+        )
+        return redirect(url_for("settings.tokens"))
+    return no_store(
+        render_template(
+            "meta/token-created.html",
+            token=token,
+            scopes=made.get("scopes") or [],
+            comment=made.get("comment"),
+            expires=made.get("expires"),
+        )
+    )
 
 
 @bp.route("/tokens/<int:token_id>/revoke", methods=["GET", "POST"])

@@ -24,8 +24,8 @@ from srht_core import (
 
 from .. import listcache, subscriptions, tickets, trackers
 from ..access import SUBMIT, listed_trackers, tracker_for
-from ..forms import TicketForm, TrackerForm, resolution_label
-from ..models import Comment, Label, Ticket, Tracker, User
+from ..forms import TicketForm, TrackerForm
+from ..models import CLOSED, OPEN, Comment, Label, Ticket, Tracker, User, resolution_label
 from ..search import DEFAULT_SEARCH, SearchError, filtered, parse
 
 bp = Blueprint("trackers", __name__)
@@ -123,7 +123,20 @@ def render_tracker(access: Any, form: TicketForm | None = None, status: int = 20
 
     def render_list() -> str:
         page, _error = _ticket_list(access, search_text)
-        return render_template("todo/ticket-list.html", tracker=access.tracker, page=page)
+        by_status = dict(
+            db_session.execute(
+                sa.select(Ticket.status, sa.func.count(Ticket.id))
+                .where(Ticket.tracker_id == access.tracker.id)
+                .group_by(Ticket.status)
+            ).all()
+        )
+        return render_template(
+            "todo/ticket-list.html",
+            tracker=access.tracker,
+            page=page,
+            search=search_text.strip(),
+            counts={"open": by_status.get(OPEN, 0), "closed": by_status.get(CLOSED, 0)},
+        )
 
     # The list is the same for everyone who may browse the tracker: cached
     # per revision of the tracker (see listcache), so a repeat view runs no

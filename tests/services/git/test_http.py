@@ -148,6 +148,16 @@ def test_the_token_needs_the_git_scope(git_stack: GitStack) -> None:
     assert not cloned.ok
     assert cloned.remote[0] == "The token lacks the scope git/repos:RO."
 
+    # A push with a password that is no token is told the scope a push needs.
+    import requests
+
+    answer = requests.get(
+        f"{git_stack.git_url}/~{alice}/scoped/info/refs?service=git-receive-pack",
+        auth=("alice", "not-a-token"),
+        timeout=30,
+    )
+    assert answer.status_code == 401 and "the scope git/repos:RW as the password" in answer.text
+
 
 def test_a_wrong_password_is_refused_with_a_reason(git_stack: GitStack) -> None:
     alice = git_stack.new_user("alice")

@@ -43,14 +43,17 @@ def test_make_a_repository_on_the_web(git_stack: GitStack) -> None:
     assert created.headers["Location"].endswith(f"/~{alice}/fresh")
 
     summary = browser.get(git_stack.git_url + created.headers["Location"])
-    shown = text(summary)
+    # URLs may break after their slashes (<wbr>), never mid-word.
+    shown = text(summary).replace("<wbr>", "")
     assert summary.status_code == 200
     assert "A new start." in shown and "Unlisted" in shown
     assert "Nothing here yet" in shown
-    assert (
-        f"git remote add origin {git_stack.config['git']['ssh-user']}@127.0.0.1:~{alice}/fresh"
-        in shown
-    )
+    # HTTPS first (every site serves it), with the way to a token; then SSH.
+    https = f"git remote add origin {git_stack.git_url}/~{alice}/fresh"
+    ssh = f"git remote add origin {git_stack.config['git']['ssh-user']}@127.0.0.1:~{alice}/fresh"
+    assert https in shown and ssh in shown and shown.index(https) < shown.index(ssh)
+    assert f'href="{git_stack.meta_url}/tokens">personal access token</a>' in shown
+    assert "git/repos:RW" in shown
     assert f"git clone {git_stack.git_url}/~{alice}/fresh" in shown
 
     again = browser.submit(git_stack.git_url + "/create", {"name": "fresh", "visibility": "public"})
@@ -168,11 +171,22 @@ def test_log_pages_commits_and_refs(git_stack: GitStack) -> None:
     commit = requests.get(f"{base}/commit/{head}", timeout=30)
     assert commit.status_code == 200
     assert "Commit number 120" in commit.text
-    assert '<span class="del">-119</span>' in commit.text
-    assert '<span class="add">+120</span>' in commit.text
+    # A table of numbered lines, one per row (not double-spaced), with counts.
+    assert re.search(
+        r'<tr class="del" id="f1-o(\d+)"><td class="ln"><a href="#f1-o\1">\1</a>', commit.text
+    )
+    assert re.search(r'<span class="mark" aria-hidden="true">−</span>119</td>', commit.text)
+    assert re.search(r'<span class="mark" aria-hidden="true">\+</span>120</td>', commit.text)
+    assert 'aria-label="1 added">+1</span>' in commit.text
+    assert 'aria-label="1 removed">−1</span>' in commit.text
     short = requests.get(f"{base}/commit/{head[:8]}", allow_redirects=False, timeout=30)
     assert short.status_code == 302
     assert short.headers["Location"].endswith(f"/commit/{head}")
+
+    # The tree page switches branches with links.
+    tree = requests.get(base + "/tree", timeout=30).text
+    assert "<summary>Branch: <code>main</code></summary>" in tree
+    assert f'href="/~{alice}/history/tree/feature/x"' in tree
 
     refs = requests.get(base + "/refs", timeout=30).text
     assert '>main</a> <span class="muted">(default)</span>' in refs
@@ -398,3 +412,39 @@ def test_deleting_an_account_at_meta_deletes_its_repositories(git_stack: GitStac
 
     assert requests.get(f"{git_stack.git_url}/~{alice}/doomed", timeout=30).status_code == 404
     assert not folder.exists()
+
+
+def test_a_patch_is_split_into_numbered_lines_with_counts_per_file() -> None:
+    from srht_plugins.git.web.browse import parse_patch
+
+    patch = (
+        "diff --git a/walk.py b/walk.py\n"
+        "index 1..2 100644\n"
+        "--- a/walk.py\n"
+        "+++ b/walk.py\n"
+        "@@ -10,3 +10,4 @@ def walk():\n"
+        " same\n"
+        "-old\n"
+        "+new\n"
+        "+newer\n"
+        " \n"
+        "diff --git a/gone.txt b/gone.txt\n"
+        "deleted file mode 100644\n"
+        "--- a/gone.txt\n"
+        "+++ /dev/null\n"
+        "@@ -1 +0,0 @@\n"
+        "-bye\n"
+        "\\ No newline at end of file\n"
+    )
+    walk, gone = parse_patch(patch)
+    assert (walk.new, walk.added, walk.removed) == ("walk.py", 2, 1)
+    assert [(line.kind, line.old, line.new, line.text) for line in walk.lines] == [
+        ("hunk", None, None, "@@ -10,3 +10,4 @@ def walk():"),
+        ("ctx", 10, 10, "same"),
+        ("del", 11, None, "old"),
+        ("add", None, 11, "new"),
+        ("add", None, 12, "newer"),
+        ("ctx", 12, 13, ""),
+    ]
+    assert (gone.old, gone.new, gone.added, gone.removed) == ("gone.txt", "/dev/null", 0, 1)
+    assert [line.kind for line in gone.lines] == ["hunk", "del", "note"]

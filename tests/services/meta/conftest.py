@@ -47,6 +47,13 @@ def text(response: Any) -> str:
     return html.unescape(response.get_data(as_text=True))
 
 
+def signed_out(browser: Any) -> bool:
+    """Whether ``browser`` is signed out: meta's home shows the welcome page
+    (what the site is, Log in, Register) rather than an account."""
+    page = browser.get("/")
+    return page.status_code == 200 and 'class="welcome"' in page.get_data(as_text=True)
+
+
 # -- forms as a browser sees them ------------------------------------------------
 
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from srht_core import utcnow
 from srht_plugins.meta.models import EmailToken, PersonalAccessToken, SSHKey, User
 
-from .conftest import PASSWORD, MetaSite, text
+from .conftest import PASSWORD, MetaSite, signed_out, text
 
 pytestmark = pytest.mark.postgres
 
@@ -65,7 +65,7 @@ def test_register_confirm_login_with_totp_then_token_and_revocation(meta_site: M
     used = meta_site.browser().get(link)
     assert used.status_code == 400 and "used already" in text(used)
     browser.submit("/logout", action="/logout")
-    assert browser.get("/").status_code == 302
+    assert signed_out(browser)
 
     assert location(browser.login("bob")) == "/"
     assert "~bob" in text(browser.get("/"))
@@ -89,7 +89,7 @@ def test_register_confirm_login_with_totp_then_token_and_revocation(meta_site: M
     # Logging in now needs the second factor.
     step = browser.login("bob")
     assert location(step) == "/login/totp"
-    assert browser.get("/").status_code == 302, "the password alone must not sign in"
+    assert signed_out(browser), "the password alone must not sign in"
     assert location(browser.submit("/login/totp", {"code": totp.at(time.time() + 30)})) == "/"
     browser.submit("/logout", action="/logout")
 
@@ -103,12 +103,17 @@ def test_register_confirm_login_with_totp_then_token_and_revocation(meta_site: M
     assert location(browser.submit("/login/totp", {"code": codes[1].upper()})) == "/"
 
     # A personal access token reaches the API until it is revoked.
-    created = browser.submit(
+    posted = browser.submit(
         "/tokens", {"comment": "laptop", "scopes": ["meta/profile:RO"], "expires": "30"}
     )
+    # Post/redirect/get: the token is on a page of its own, shown once.
+    assert location(posted) == "/tokens/new"
+    created = browser.get("/tokens/new")
     assert created.status_code == 200
     token = re.search(r'<p class="token"><code>([^<]+)</code>', text(created))
     assert token
+    reloaded = browser.get("/tokens/new")
+    assert location(reloaded) == "/tokens" and token.group(1) not in text(reloaded)
     bearer = {"Authorization": f"Bearer {token.group(1)}"}
     client = meta_site.app.test_client()
     profile = client.get("/api/user", headers=bearer)
@@ -120,7 +125,9 @@ def test_register_confirm_login_with_totp_then_token_and_revocation(meta_site: M
         r'<p class="token"><code>([^<]+)</code>',
         text(
             browser.submit(
-                "/tokens", {"comment": "keys", "scopes": ["meta/keys:RO"], "expires": "30"}
+                "/tokens",
+                {"comment": "keys", "scopes": ["meta/keys:RO"], "expires": "30"},
+                follow_redirects=True,
             )
         ),
     )

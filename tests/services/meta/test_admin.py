@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from srht_plugins.meta.models import AuditLogEntry, SSHKey, User
 
-from .conftest import Browser, MetaSite, text
+from .conftest import Browser, MetaSite, signed_out, text
 
 pytestmark = pytest.mark.postgres
 
@@ -113,7 +113,7 @@ def test_a_suspended_user_is_signed_out_everywhere_and_told_why(meta_site: MetaS
     # Her cookie no longer signs her in, here...
     assert alice.cookie() is not None
     assert alice.get("/profile").status_code == 302
-    assert alice.get("/").headers["Location"].endswith("/login")
+    assert signed_out(alice)
     # ...nor on any other service: they hear of it through the broadcast.
     update = meta_site.broadcasts("user:update")[-1]
     assert update["service"] == "listener"

@@ -171,6 +171,9 @@ class Browser:
                 "client_type": "public" if public else "confidential",
             },
         )
+        # Post/redirect/get: the secret is on the page the form redirects to.
+        assert answer.status_code == 302, answer.text
+        answer = self.get(answer.headers["Location"])
         assert answer.status_code == 200, answer.text
         client_id = re.search(r'<code id="client-id">([^<]+)</code>', answer.text)
         secret = re.search(r'<code id="client-secret">([^<]+)</code>', answer.text)
@@ -783,6 +786,10 @@ def test_registering_shows_the_secret_once_and_stores_only_its_hash(
             "client_type": "confidential",
         },
     )
+    # Post/redirect/get: the secret is shown once, on the page redirected to.
+    assert answer.status_code == 302
+    location = answer.headers["Location"]
+    answer = meta.get(location)
     assert answer.status_code == 200
     assert answer.headers["Cache-Control"] == "no-store"
     client_id = re.search(r'<code id="client-id">([^<]+)</code>', answer.text).group(1)
@@ -792,6 +799,9 @@ def test_registering_shows_the_secret_once_and_stores_only_its_hash(
     assert stored.client_secret_hash == hashlib.sha256(secret.encode()).hexdigest()
     assert stored.redirect_uris.split() == ["https://app.example/cb", "http://localhost:8000/cb"]
     assert secret not in meta.get(f"/oauth2/clients/{client_id}").text
+    reloaded = meta.get(location)  # a reload shows no secret and makes no client
+    assert reloaded.status_code == 302 and secret not in reloaded.text
+    assert len(rows(oauth_app, "SELECT id FROM oauth_client WHERE name = 'Server app'")) == 1
     listing = meta.get("/oauth2/clients").text
     assert "Server app" in listing and client_id in listing and secret not in listing
     assert ("OAuth client registered", f"Server app ({client_id})") in audit_events(
@@ -803,6 +813,8 @@ def test_registering_shows_the_secret_once_and_stores_only_its_hash(
         "/oauth2/clients/register",
         {"name": "Pocket app", "redirect_uris": "com.example.pocket:/cb", "client_type": "public"},
     )
+    assert public.status_code == 302
+    public = meta.get(public.headers["Location"])
     assert public.status_code == 200
     assert 'id="client-secret"' not in public.text
     assert (
@@ -861,7 +873,8 @@ def register(meta: Any, *, public: bool = True) -> str:
             "client_type": "public" if public else "confidential",
         },
     )
-    return re.search(r'<code id="client-id">([^<]+)</code>', answer.text).group(1)
+    shown = meta.get(answer.headers["Location"])  # post/redirect/get
+    return re.search(r'<code id="client-id">([^<]+)</code>', shown.text).group(1)
 
 
 def consent_url(client_id: str, challenge: str, scope: str = PROFILE) -> str:

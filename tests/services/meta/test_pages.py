@@ -239,3 +239,70 @@ def test_a_used_link_is_the_error_page_saying_why(meta_site: MetaSite) -> None:
     used = meta_site.browser().submit("/reset/not-a-token", {"password": PASSWORD})
     assert used.status_code == 400 and "This link is not valid." in text(used)
     assert '<section class="error-page">' in text(used)
+
+
+# -- issue 21: what a person noticed -----------------------------------------------------
+
+
+def test_a_visitor_is_told_what_the_site_is_and_a_member_sees_their_account(
+    meta_site: MetaSite,
+) -> None:
+    visitor = meta_site.browser()
+    welcome = visitor.get("/")
+    page = text(welcome)
+    assert welcome.status_code == 200 and 'class="welcome"' in page
+    assert 'href="/login"' in page and 'href="/register"' in page
+    header = page.split('<header class="site">', 1)[1].split("</header>", 1)[0]
+    assert ">Register</a>" in header and ">Account</a>" not in header
+    # On the login page, the header's Log in link does not nest return_to in itself.
+    login = text(visitor.get("/login?return_to=/tokens"))
+    link = re.search(r'<a href="([^"]*/login\?[^"]*)">Log in</a>', login)
+    assert link and link.group(1).count("return_to") == 1 and "%2Ftokens" in link.group(1)
+
+    alice = signed_in(meta_site)
+    alice.submit("/keys", {"ssh-key": ED25519}, action="/keys/ssh")
+    home = text(alice.get("/"))
+    assert "alice@example.org" in home
+    assert "1 SSH, 0 PGP" in home and "0 in use" in home and "Off" in home
+    # A signed-in user is not shown the registration form.
+    answer = alice.get("/register")
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/")
+
+
+def test_two_factor_setup_draws_a_qr_code_and_the_login_code_takes_letters(
+    meta_site: MetaSite,
+) -> None:
+    alice = signed_in(meta_site)
+    setup = text(alice.get("/security/totp"))
+    svg = re.search(r'<p class="qr"><svg role="img" aria-label="QR code of the link"[^>]*>', setup)
+    assert svg and "<path" in setup and "<script" not in setup
+
+    from .test_totp import enable_totp
+
+    enable_totp(meta_site, alice)
+    alice.submit("/logout", action="/logout")
+    alice.login("alice")
+    field = re.search(r"<input[^>]*\bid=\"code\"[^>]*>", text(alice.get("/login/totp")))
+    assert field and "inputmode" not in field.group(0)  # recovery codes have letters
+
+
+def test_a_new_token_is_shown_once_after_a_redirect(meta_site: MetaSite) -> None:
+    alice = signed_in(meta_site)
+    posted = alice.submit("/tokens", {"comment": "laptop", "scopes": ["meta/profile:RO"]})
+    assert posted.status_code == 302 and posted.headers["Location"].endswith("/tokens/new")
+    shown = text(alice.get("/tokens/new"))
+    token = re.search(r'<p class="token"><code>([^<]+)</code>', shown)
+    assert token
+    again = alice.get("/tokens/new")
+    assert again.status_code == 302 and token.group(1) not in text(alice.get("/tokens"))
+    with meta_site.db() as session:
+        assert session.scalar(sa.select(sa.func.count(PersonalAccessToken.id))) == 1
+
+
+def test_a_failed_key_form_leaves_a_url_that_comes_back_to_the_keys(meta_site: MetaSite) -> None:
+    alice = signed_in(meta_site)
+    bad = alice.submit("/keys", {"ssh-key": "ssh-rsa nonsense"}, action="/keys/ssh")
+    assert bad.status_code == 400
+    for path in ("/keys/ssh", "/keys/pgp"):
+        answer = alice.get(path)
+        assert answer.status_code == 302 and answer.headers["Location"].endswith("/keys")

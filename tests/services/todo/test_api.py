@@ -57,7 +57,7 @@ def test_trackers_tickets_comments_and_labels_through_the_api(site: Any) -> None
     assert comment.status_code == 201
     comments = api.get("/trackers/alice/bugs/tickets/1/comments").json["results"]
     assert [c["text"] for c in comments] == ["Not a bug after all", "Reopen later?"]
-    assert "closed as wont fix" in comments[0]["change"]
+    assert "closed as won't fix" in comments[0]["change"]
 
     updated = api.patch(
         "/trackers/alice/bugs/labels/" + str(label.json["id"]), {"color": "#101010"}

@@ -58,7 +58,21 @@ def test_create_a_tracker_and_a_ticket_through_the_forms(site: Any) -> None:
     assert "closed as fixed" in shown
     listed = text(browser.get("/~alice/bugs?search=status:closed"))
     assert "It crashes" in listed
-    assert "It crashes" not in text(browser.get("/~alice/bugs"))
+    open_list = text(browser.get("/~alice/bugs"))
+    assert "It crashes" not in open_list
+    # The tracker page: New ticket first, tabs with counts, notifications last.
+    assert open_list.index(">New ticket</a>") < open_list.index("Search tickets")
+    assert ">Open (0)</a>" in open_list and ">Closed (1)</a>" in open_list
+    assert ">All (1)</a>" in open_list
+    assert open_list.index("Submit a ticket") < open_list.index("Notifications")
+    # The resolution is asked where a ticket is closed, not under a comment.
+    reopened = browser.submit(
+        "/~alice/bugs/1", {"text": "", "action": "reopen"}, action="/~alice/bugs/1/comment"
+    )
+    assert reopened.status_code == 302
+    ticket_page = text(browser.get("/~alice/bugs/1"))
+    closing = ticket_page.split('<fieldset class="close-ticket">', 1)[1].split("</fieldset>")[0]
+    assert 'id="resolution"' in closing and "Comment and close" in closing
 
 
 def test_a_form_without_its_csrf_token_is_refused(site: Any) -> None:
