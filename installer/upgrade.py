@@ -272,7 +272,7 @@ def rehearse(site: Any, plan: UpgradePlan, archive: Path) -> list[Rehearsal]:
             )
             started = time.monotonic()
             result = remote.run(
-                f"runuser -u postgres -- psql -XAq -v ON_ERROR_STOP=1 -d {scratch}",
+                f"cd / && runuser -u postgres -- psql -XAq -v ON_ERROR_STOP=1 -d {scratch}",
                 f"rehearse the migrations of {entry.service}",
                 input=f'SET ROLE "{place.role}";\n{entry.sql}' if place.role else entry.sql,
                 check=False,

@@ -505,7 +505,7 @@ def test_an_upgrade_whose_backup_fails_changes_nothing(
 ) -> None:
     (workdir / "not-a-folder").write_text("a file where the backups would go\n")
 
-    result = srht_install("upgrade", "--yes", "--backup-dir", "not-a-folder")
+    result = srht_install("upgrade", "--yes", "--backup-dir", "not-a-folder/backups")
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "the backup before the upgrade failed" in result.stderr
