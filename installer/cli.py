@@ -10,7 +10,9 @@ same plan, then apply.
 
 ``add SERVICE`` and ``remove SERVICE`` change the config's topology and
 deploy the difference; ``status`` checks every service, daemon and
-certificate; ``backup`` and ``restore`` are in :mod:`.backup`.
+certificate; ``backup`` and ``restore`` are in :mod:`.backup`; ``upgrade``
+(plan, backup, migrations rehearsed on a copy, then deploy) in
+:mod:`.upgrade`.
 
 Exit codes: 0 done (or nothing to do), 1 a host failed or a check is red,
 2 a problem with the answers, the config or the command line, 130 stopped
@@ -294,6 +296,8 @@ def deploy(
     prompter: Prompter | None,
     source: Path | None = None,
     before_apply: Callable[[], None] = lambda: None,
+    after_plan: Callable[[Any], None] = lambda _plan: None,
+    failed_note: Callable[[], str] = lambda: "",
 ) -> str:
     """Plan, show, confirm, apply. Returns ``applied``, ``nothing``,
     ``dry-run`` or ``declined``; exits 1 naming the host, step and remedy
@@ -303,6 +307,8 @@ def deploy(
         (a :class:`PendingConfig`'s); ``before_apply`` puts it in place,
         once the plan is accepted (or has nothing to change), just before
         the hosts are touched.
+    :param after_plan: called with the plan once it is shown (the upgrade
+        adds what restarts); ``failed_note`` adds a line to a failure's report.
     """
     from srht_deploy.wheels import WheelhouseError
 
@@ -343,6 +349,7 @@ def deploy(
             f"could not plan for {', '.join(planned.unreachable)} (see {log_path(config)}); "
             "nothing was changed."
         )
+    after_plan(planned)
     if dry_run:
         console.print(
             "Dry run: nothing was changed on any host. Run srht-install again "
@@ -368,6 +375,9 @@ def deploy(
             display.finish()
     if not applied.ok:
         report_failures(site, applied.failures, log_path(config))
+        note = failed_note()
+        if note:
+            errors.print(note, markup=False, highlight=False)
         sys.exit(EXIT_FAILURE)
     changed = ", ".join(
         f"{host}: {applied.changed.get(host, 0)} step"
@@ -639,9 +649,11 @@ def status_command(ctx: click.Context) -> None:
 # -- backup, restore (srht_installer.backup) ----------------------------------------------------
 
 from .backup import backup_command, restore_command  # noqa: E402 - after the group exists
+from .upgrade import upgrade_command  # noqa: E402 - after the group exists
 
 main.add_command(backup_command, "backup")
 main.add_command(restore_command, "restore")
+main.add_command(upgrade_command, "upgrade")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,15 @@ service's own database, each under its own Alembic version table.
 
 ``srht migrate`` calls :func:`upgrade` for every enabled service; the deploy
 calls it before new code starts. Running it again changes nothing.
+:func:`pending` and :func:`upgrade_sql` say, without a connection, what an
+upgrade would run on a database whose revisions are known (the installer's
+upgrade plan, from revisions read on the database's host).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import io
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +22,23 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 
 from . import idempotency, webhooks  # noqa: F401 - they define tables on core_metadata
 from .db import Database
 from .jobs import core_metadata
 from .service import DatabaseSchema
 
-__all__ = ["MigrationStatus", "revision", "status", "upgrade"]
+__all__ = [
+    "MigrationStatus",
+    "PendingMigration",
+    "pending",
+    "revision",
+    "status",
+    "upgrade",
+    "upgrade_sql",
+]
 
 ENV_DIR = Path(__file__).parent / "alembic"
 CORE_MIGRATIONS = Path(__file__).parent / "migrations"
@@ -137,6 +151,82 @@ def upgrade(db: Database, service: str, schema: DatabaseSchema | None) -> list[s
                 f"{current.part}: {before[current.part] or 'empty'} -> {current.current}"
             )
     return changes
+
+
+@dataclass(frozen=True)
+class PendingMigration:
+    """A migration an upgrade would run: its part (``srht`` for the core's
+    tables, else the service), Alembic revision id and first docstring line."""
+
+    part: str
+    revision: str
+    description: str
+
+
+def _applied(applied: Mapping[str, Sequence[str]], table: str, part: str) -> str | None:
+    current = list(applied.get(table, ()))
+    if len(current) > 1:
+        raise ValueError(
+            f"{part}: the database is at several revisions at once ({', '.join(current)}); "
+            "merge them with `srht migrate` on its host first"
+        )
+    return current[0] if current else None
+
+
+def pending(
+    service: str, schema: DatabaseSchema | None, applied: Mapping[str, Sequence[str]]
+) -> list[PendingMigration]:
+    """The migrations an upgrade of ``service``'s database would run, oldest
+    first, when the database holds ``applied`` (``{version table:
+    [revision, ...]}``, as read from it; a missing table: nothing applied).
+
+    :raises ValueError: a revision of the database this code does not know
+        (it was made by newer code), named with its part.
+    """
+    out: list[PendingMigration] = []
+    for part, migrations, _metadata, table in _parts(service, schema):
+        if migrations is None:
+            continue
+        current = _applied(applied, table, part)
+        script = ScriptDirectory.from_config(_alembic(None, migrations, None, table))
+        try:
+            scripts = list(script.iterate_revisions("heads", current or "base"))
+        except (CommandError, RevisionError) as error:
+            raise ValueError(
+                f"{part}: the database is at revision {current}, which this code does not "
+                f"know ({error}): it was made by newer code"
+            ) from None
+        for entry in reversed(scripts):
+            description = (entry.doc or "").strip().splitlines()
+            out.append(
+                PendingMigration(part, entry.revision, description[0] if description else "")
+            )
+    return out
+
+
+def upgrade_sql(
+    service: str,
+    schema: DatabaseSchema | None,
+    applied: Mapping[str, Sequence[str]],
+    dialect: str = "postgresql",
+) -> str:
+    """The SQL an upgrade of ``service``'s database would run (Alembic's
+    offline mode), from ``applied`` (as :func:`pending` takes it).
+
+    A migration that reads the database to decide what to do cannot be
+    written out offline; it raises here as it would there.
+    """
+    buffer = io.StringIO()
+    for part, migrations, metadata, table in _parts(service, schema):
+        if migrations is None:
+            continue
+        current = _applied(applied, table, part)
+        config = _alembic(None, migrations, metadata, table)
+        config.output_buffer = buffer
+        config.attributes["dialect"] = dialect
+        buffer.write(f"-- {part} ({table})\n")
+        command.upgrade(config, f"{current}:heads" if current else "heads", sql=True)
+    return buffer.getvalue()
 
 
 def revision(

@@ -19,9 +19,11 @@ from srht_core.migrate import (
     CORE_MIGRATIONS,
     CORE_VERSION_TABLE,
     ENV_DIR,
+    pending,
     revision,
     status,
     upgrade,
+    upgrade_sql,
 )
 
 CHORES_HEAD = "chores0003"
@@ -127,6 +129,59 @@ def test_upgrade_from_an_older_revision_applies_only_the_newer_one(
     with db.engine.connect() as connection:
         row = connection.execute(sa.text("SELECT title, reminded FROM chore")).one()
     assert row.title == "water the plants" and not row.reminded
+
+
+def test_pending_lists_what_an_upgrade_would_run_oldest_first(database: Any) -> None:
+    schema = database.schema
+    core = core_head()
+
+    behind = pending(
+        "chores", schema, {CORE_VERSION_TABLE: [core], "alembic_version_chores": ["chores0001"]}
+    )
+
+    assert [(m.part, m.revision) for m in behind] == [
+        ("chores", "chores0002"),
+        ("chores", CHORES_HEAD),
+    ]
+    assert all(m.description for m in behind)
+    fresh = pending("chores", schema, {})
+    assert [m.part for m in fresh].count("srht") == len(list(CORE_MIGRATIONS.glob("0*.py")))
+    assert fresh[-1].revision == CHORES_HEAD
+    assert (
+        pending(
+            "chores", schema, {CORE_VERSION_TABLE: [core], "alembic_version_chores": [CHORES_HEAD]}
+        )
+        == []
+    )
+
+
+def test_pending_names_a_revision_this_code_does_not_know(database: Any) -> None:
+    with pytest.raises(ValueError, match=r"chores: the database is at revision chores0099"):
+        pending("chores", database.schema, {"alembic_version_chores": ["chores0099"]})
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+def test_the_offline_sql_brings_an_older_database_to_the_head(
+    database: Any, tmp_path: Path
+) -> None:
+    db, schema = database.db, database.schema
+    older = tmp_path / "older-migrations"
+    older.mkdir()
+    shutil.copy(schema.migrations / "0001_users_and_chores.py", older)
+    upgrade(db, "chores", DatabaseSchema(schema.metadata, older))
+    applied = {CORE_VERSION_TABLE: [core_head()], "alembic_version_chores": ["chores0001"]}
+
+    sql = upgrade_sql("chores", schema, applied)
+
+    assert "ALTER TABLE chore ADD COLUMN reminded" in sql
+    assert "UPDATE alembic_version_chores SET version_num='chores0002'" in sql
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql(sql)
+    assert {s.part: s.up_to_date for s in status(db, "chores", schema)} == {
+        "srht": True,
+        "chores": True,
+    }
 
 
 @pytest.mark.postgres

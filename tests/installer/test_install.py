@@ -8,16 +8,21 @@ interactive questions at a real terminal refusing wrong answers, a dry run
 showing each host its own steps and writing nothing, an install from an
 answers file, status all green, then red for a service that cannot reach
 meta, the admin signing in over HTTP, a change not confirmed leaving the
-config as it was, a second run planning nothing, adding and removing a
-service, and a host that cannot be reached.
+config as it was, a second run planning nothing, an upgrade (paste's
+database a migration behind: the plan naming it, a failed backup and a
+migration failing on the copy each stopping it with nothing changed, then
+the upgrade done), adding and removing a service, and a host that cannot
+be reached.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -439,6 +444,126 @@ def test_a_second_run_plans_zero_changes(srht_install: Installer, workdir: Path)
     assert "Nothing to change" in output
     assert "Applied" not in output
     assert "Admin: created" not in output  # created once, remembered
+
+
+#: paste's database as the srht before core0004 left it (what an older site has).
+PASTE_BEHIND = (
+    "DROP TABLE srht_idempotency_key; UPDATE alembic_version_srht SET version_num = 'core0003'"
+)
+
+
+def paste_sql(hosts: TestHosts, sql: str) -> str:
+    """``sql`` on paste's database (on gamma), as PostgreSQL's superuser."""
+    return (
+        hosts["gamma"]
+        .ssh(f"runuser -u postgres -- psql -XAt -d srht_paste -c {shlex.quote(sql)}")
+        .stdout.strip()
+    )
+
+
+def paste_behind(hosts: TestHosts) -> None:
+    """paste's database a core migration behind, and delta not remembering
+    that it migrated it, as after new code was copied onto this machine."""
+    paste_sql(hosts, PASTE_BEHIND)
+    hosts["delta"].ssh("rm -f /var/lib/srht-deploy/migrated-paste")
+
+
+def test_an_upgrade_shows_versions_migrations_sql_and_restarts_and_changes_nothing(
+    test_hosts: TestHosts, workdir: Path, srht_install: Installer
+) -> None:
+    paste_behind(test_hosts)
+
+    result = srht_install("upgrade", "--dry-run", "--sql", "--no-backup")
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "WARNING: --no-backup: no backup is taken" in result.stderr
+    rows = table_rows(result.stdout)
+    # The same code before and after: the wheel the deploy recorded on each host.
+    record = test_hosts["gamma"].ssh("cat /opt/srht/venv/.srht-wheels").stdout.splitlines()
+    sha = next(line.split()[0] for line in record if line.split()[1].startswith("srht-"))
+    build = f"{metadata.version('srht')} ({sha[:12]})"
+    assert ["gamma", "srht", build, build] in rows
+    assert ["delta", "srht", build, build] in rows
+    assert [
+        "paste",
+        "srht_paste on gamma",
+        "srht core0004: idempotency keys of API writes, with the answers they replay",
+    ] in rows
+    assert ["meta", "srht_meta on gamma", "none (up to date)"] in rows
+    assert "-- SQL of paste's migrations" in result.stdout
+    assert "CREATE TABLE srht_idempotency_key" in result.stdout
+    assert "UPDATE alembic_version_srht SET version_num='core0004'" in result.stdout
+    assert "Migrate the database of paste" in result.stdout  # pyinfra's plan says so too
+    assert "Dry run: nothing was changed" in result.stdout
+    assert paste_sql(test_hosts, "SELECT version_num FROM alembic_version_srht") == "core0003"
+    assert not (workdir / "backups").exists()
+
+
+def test_an_upgrade_whose_backup_fails_changes_nothing(
+    test_hosts: TestHosts, workdir: Path, srht_install: Installer
+) -> None:
+    (workdir / "not-a-folder").write_text("a file where the backups would go\n")
+
+    result = srht_install("upgrade", "--yes", "--backup-dir", "not-a-folder/backups")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the backup before the upgrade failed" in result.stderr
+    assert "nothing was changed on any host" in result.stderr
+    assert paste_sql(test_hosts, "SELECT version_num FROM alembic_version_srht") == "core0003"
+    assert srht_install("status").returncode == 0
+
+
+def test_a_migration_failing_on_the_copy_stops_the_upgrade_then_a_rerun_completes(
+    test_hosts: TestHosts, workdir: Path, srht_install: Installer
+) -> None:
+    # Something of the admin's own holds the name the migration creates.
+    paste_sql(test_hosts, "CREATE TABLE srht_idempotency_key (mine text)")
+
+    failed = srht_install("upgrade", "--yes")
+
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "paste: its migrations failed on a copy of its database" in failed.stderr
+    assert 'relation "srht_idempotency_key" already exists' in failed.stderr
+    assert "the upgrade stopped before changing any host" in failed.stderr
+    assert paste_sql(test_hosts, "SELECT version_num FROM alembic_version_srht") == "core0003"
+    assert paste_sql(test_hosts, "SELECT count(*) FROM srht_idempotency_key") == "0"
+    archives = sorted((workdir / "backups").glob("srht-backup-*.tar"))
+    assert len(archives) == 1 and archives[0].stat().st_mode & 0o777 == 0o600
+    assert archives[0].name in failed.stderr
+    assert srht_install("status").returncode == 0  # up again after the backup
+
+    paste_sql(test_hosts, "DROP TABLE srht_idempotency_key")
+    meta_users = 'SELECT username FROM "user" ORDER BY id'
+    before = (
+        test_hosts["gamma"]
+        .ssh(f"runuser -u postgres -- psql -XAt -d srht_meta -c {shlex.quote(meta_users)}")
+        .stdout
+    )
+    done = srht_install("upgrade", "--yes")
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert re.search(r"paste: its migrations ran on a copy in \d+\.\ds", done.stdout)
+    assert "paste: migrations applied: core0004" in done.stdout
+    assert "Upgraded." in done.stdout
+    assert paste_sql(test_hosts, "SELECT version_num FROM alembic_version_srht") == "core0004"
+    assert paste_sql(test_hosts, "SELECT count(*) FROM srht_idempotency_key") == "0"
+    assert "alice" in before
+    assert (
+        test_hosts["gamma"]
+        .ssh(f"runuser -u postgres -- psql -XAt -d srht_meta -c {shlex.quote(meta_users)}")
+        .stdout
+        == before
+    )
+    databases = (
+        test_hosts["gamma"]
+        .ssh("runuser -u postgres -- psql -XAtc 'SELECT datname FROM pg_database'")
+        .stdout
+    )
+    assert "rehearsal" not in databases  # the copies are gone
+    assert len(list((workdir / "backups").glob("srht-backup-*.tar"))) == 2
+    assert srht_install("status").returncode == 0
 
 
 def test_adding_a_service_a_failed_step_and_a_resumed_run(
