@@ -61,16 +61,18 @@ def users() -> Any:
 
 
 def _counts(user: User) -> dict[str, int]:
-    """How many keys and tokens ``user`` has, by what they are."""
-    models: dict[str, type[SSHKey] | type[PGPKey] | type[PersonalAccessToken]] = {
-        "SSH keys": SSHKey,
-        "PGP keys": PGPKey,
-        "personal access tokens": PersonalAccessToken,
-    }
+    """How many keys and live (unrevoked) tokens ``user`` has, by what they are."""
+
+    def count(model: type[SSHKey] | type[PGPKey] | type[PersonalAccessToken], *where: Any) -> int:
+        query = sa.select(sa.func.count(model.id)).where(model.user_id == user.id, *where)
+        return db_session.scalar(query) or 0
+
     return {
-        label: db_session.scalar(sa.select(sa.func.count(model.id)).where(model.user_id == user.id))
-        or 0
-        for label, model in models.items()
+        "SSH keys": count(SSHKey),
+        "PGP keys": count(PGPKey),
+        "Personal access tokens": count(
+            PersonalAccessToken, PersonalAccessToken.revoked_at.is_(None)
+        ),
     }
 
 

@@ -182,3 +182,26 @@ def test_deleting_a_user_needs_confirmation_and_reaches_every_service(meta_site:
     assert alice.get("/profile").status_code == 302
     assert admin.get("/admin/users/alice").status_code == 404
     assert "admin: user deleted" in text(admin.get("/audit-log"))
+
+
+def test_the_user_page_counts_keys_and_live_tokens_under_their_names(meta_site: MetaSite) -> None:
+    from srht_core import db_session
+    from srht_plugins.meta.keys import add_ssh_key
+    from srht_plugins.meta.models import PersonalAccessToken
+    from srht_plugins.meta.tokens import issue_personal_token, revoke_personal_token
+
+    meta_site.create_user("alice")
+    with meta_site.app.app_context():
+        alice = db_session.scalar(sa.select(User).where(User.username == "alice"))
+        add_ssh_key(alice, ED25519)
+        issue_personal_token(alice, "meta/profile:RO", comment="kept")
+        issue_personal_token(alice, "meta/profile:RO", comment="revoked")
+        revoke_personal_token(
+            db_session.scalar(
+                sa.select(PersonalAccessToken).where(PersonalAccessToken.comment == "revoked")
+            )
+        )
+        db_session.commit()
+    page = signed_in(meta_site, "boss", "admin").get("/admin/users/alice").get_data(as_text=True)
+    assert "<dt>SSH keys</dt><dd>1</dd>" in page and "<dt>PGP keys</dt><dd>0</dd>" in page
+    assert "<dt>Personal access tokens</dt><dd>1</dd>" in page  # the revoked one is not counted
