@@ -327,6 +327,12 @@ class Key:
         and an empty value is an error.
     :param description: one or two sentences for the reference and example.
     :param example: the value written into ``config.example.ini``.
+    :param dev: the value a development config (``srht up``, ``srht config
+        init --dev``) writes, where a developer's machine differs from a
+        server (git's ``ssh = no``: ``srht up`` runs no sshd).
+
+    .. versionchanged:: 0.1
+        ``dev``.
     """
 
     name: str
@@ -336,6 +342,7 @@ class Key:
     secret: bool = False
     description: str = ""
     example: str | None = None
+    dev: str | None = None
 
 
 @dataclass(frozen=True)

@@ -55,8 +55,11 @@ def dev_config_text(
             "bind": f"{host}:{port}",
             "workers": 1,
         }
-        # The service's own required keys: a fresh secret, or its documented example.
+        # The service's own required keys: a fresh secret, or its documented
+        # example; and what it says a developer's machine wants.
         for key in schemas[name].keys:
+            if key.dev is not None and key.name not in data[name]:
+                data[name][key.name] = key.dev
             if not key.required or key.name in data[name]:
                 continue
             if key.secret:

@@ -123,6 +123,8 @@ def host_needs(config: Config) -> HostNeeds:
     section = config["git"]
     repos = section["repos"] or str(Path(config["srht"]["data-dir"]) / "git")
     ssh_user = section["ssh-user"]
+    if not section["ssh"]:
+        return HostNeeds(packages=("git",), paths=(repos,))
     # SRHT_ON_HOST: this runs on the deploying machine; the deploy writes
     # each host's own srht program there.
     return HostNeeds(

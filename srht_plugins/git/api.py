@@ -125,7 +125,13 @@ api.schema(
             "clone_urls": {
                 "type": "object",
                 "required": ["http", "ssh"],
-                "properties": {"http": {"type": "string"}, "ssh": {"type": "string"}},
+                "properties": {
+                    "http": {"type": "string"},
+                    "ssh": {
+                        "type": ["string", "null"],
+                        "description": "null where the site serves no SSH.",
+                    },
+                },
             },
             "created": STAMP,
             "updated": STAMP,

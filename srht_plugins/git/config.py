@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from srht_core import Key, PathValue, Section, Text
+from srht_core import Boolean, Key, PathValue, Section, Text
 
 SCHEMA = [
     Section(
@@ -18,6 +18,16 @@ SCHEMA = [
                 "(named by its id, so renames never move it). Empty: "
                 "DATA-DIR/git. The web service and the SSH account must both "
                 "be able to write to it.",
+            ),
+            Key(
+                "ssh",
+                Boolean(),
+                default=True,
+                example="yes",
+                dev="no",
+                description="Whether this site serves git over SSH: the deploy sets up sshd "
+                "for ssh-user, and pages and the API give SSH clone URLs. `srht up` runs "
+                "no sshd, so its development config says no.",
             ),
             Key(
                 "ssh-user",

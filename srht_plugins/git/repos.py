@@ -90,10 +90,13 @@ def open_repository(repository: Repository) -> GitRepo:
     return GitRepo(repository_path(repository))
 
 
-def clone_urls(owner: str, name: str) -> tuple[str, str]:
-    """The HTTP and SSH clone URLs of ``~owner/name``."""
+def clone_urls(owner: str, name: str) -> tuple[str, str | None]:
+    """The HTTP and SSH clone URLs of ``~owner/name`` (SSH: ``None`` where
+    the site serves no SSH, ``[git] ssh = no``)."""
     state = current_service()
     path = f"~{owner}/{name}"
+    if not state.section["ssh"]:
+        return f"{state.origin}/{path}", None
     host = urlsplit(state.origin).hostname or "localhost"
     return f"{state.origin}/{path}", f"{state.section['ssh-user']}@{host}:{path}"
 

@@ -137,3 +137,43 @@ def test_post_receive_lines_become_ref_updates() -> None:
         RefUpdate("refs/heads/main", a, b),
         RefUpdate("refs/tags/v1", b, None),
     ]
+
+
+def test_a_site_without_ssh_offers_only_https(
+    git_config: Any, plugin_host: Any, make_app: Any, tmp_path: Path
+) -> None:
+    """``[git] ssh = no`` (what ``srht up`` writes: it runs no sshd): the
+    deploy sets up no sshd for git, and the pages and the API offer HTTPS
+    alone, rather than an SSH URL nothing answers."""
+    from srht_core import db_session, mirror_user, state_of
+    from srht_core.testing import sign_in
+    from srht_plugins.git.api import repository_json
+    from srht_plugins.git.repos import create_repository
+
+    config = git_config({"git": {"ssh": "no"}})
+    assert plugin_host.check_config(config) == []
+    needs = plugin_host.call_one("host_needs", "git", config=config)
+    assert needs == HostNeeds(packages=("git",), paths=(str(tmp_path / "data" / "git"),))
+
+    app = make_app("git", config)
+    state_of(app).revoked = lambda kind, ident: False  # no meta to ask here
+    with app.app_context():
+        alice = mirror_user({"id": 1, "username": "alice", "email": "alice@example.org"})
+        db_session.commit()
+        repository = create_repository(alice, "empty")
+        assert repository_json(repository, alice)["clone_urls"]["ssh"] is None
+    client = app.test_client()
+    sign_in(client, 1)
+    page = client.get("/~alice/empty").get_data(as_text=True)
+    assert "git remote add origin" in page and "SSH" not in page and "git@" not in page
+
+
+def test_a_development_config_serves_no_ssh(tmp_path: Path) -> None:
+    from srht_core.config import load_config
+    from srht_core.devconfig import write_dev_config
+    from srht_core.plugins import PluginHost
+
+    path = tmp_path / "config.ini"
+    write_dev_config(path, PluginHost())
+    assert "\n[git]\n" in path.read_text() and "\nssh = no\n" in path.read_text()
+    assert load_config(path).raw_value("git", "ssh") == "no"
