@@ -18,10 +18,9 @@ the runner hosts: ``srht builds runner``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from flask import Blueprint
 
 from srht_core import (
     Config,
@@ -36,6 +35,9 @@ from srht_core import (
     Timer,
     hookimpl,
 )
+
+if TYPE_CHECKING:
+    from flask import Blueprint
 
 # Imported under another name before the ``jobs`` hook below is defined:
 # importing a submodule sets it as an attribute of its package, and the

@@ -7,12 +7,16 @@ runners (``srht builds runner``), not here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from srht_core import Config, Job, Timer, db_session, enqueue
+from srht_core import Config, Job, Timer
 
-from . import dispatch
-from .models import Job as BuildJob
+if TYPE_CHECKING:
+    from .models import Job as BuildJob
+
+# The package imports this module when a plugin host loads builds (for its
+# ``jobs`` hook), and every ``srht`` command loads it: the database, models
+# and dispatch are imported when a job runs.
 
 __all__ = ["JOBS", "queue_triggers", "timers"]
 
@@ -22,12 +26,17 @@ WATCH_EVERY = 10.0
 
 def queue_triggers(job: BuildJob) -> None:
     """Fire ``job``'s triggers once the ending is committed."""
+    from srht_core import db_session, enqueue
+
     enqueue("triggers", session=db_session, job=job.id)
 
 
 def triggers(job: int) -> None:
     """The ``triggers`` job."""
+    from srht_core import db_session
+
     from .events import fire_triggers
+    from .models import Job as BuildJob
 
     found = db_session.get(BuildJob, job)
     if found is not None:
@@ -42,8 +51,15 @@ def push(hook: int, payload: dict[str, Any]) -> None:
     start_jobs(hook, payload)
 
 
+def watch() -> None:
+    """The ``watch`` job: fail the jobs of runners gone silent."""
+    from .dispatch import watch as watch_runners
+
+    watch_runners()
+
+
 JOBS = [
-    Job("watch", dispatch.watch, max_attempts=1, timeout=60),
+    Job("watch", watch, max_attempts=1, timeout=60),
     Job("triggers", triggers, max_attempts=10, backoff=30),
     Job("push", push, max_attempts=5, backoff=20),
 ]

@@ -18,9 +18,7 @@ services, on any host.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-from flask import Blueprint
+from typing import TYPE_CHECKING, Any
 
 from srht_core import (
     Config,
@@ -34,6 +32,9 @@ from srht_core import (
     Timer,
     hookimpl,
 )
+
+if TYPE_CHECKING:
+    from flask import Blueprint
 
 HERE = Path(__file__).parent
 
