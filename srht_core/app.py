@@ -13,6 +13,7 @@ import inspect
 import logging
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -156,6 +157,7 @@ def create_app(
     app.jinja_env.filters["choice_pairs"] = choice_pairs
     app.jinja_env.filters["fields_with_errors"] = fields_with_errors
     app.jinja_env.globals["human_size"] = human_size
+    app.jinja_env.globals["profile_url"] = partial(_profile_url, state)
     app.jinja_env.globals.update(srht=state, site=site)
 
     for bp in plugins.call_one("blueprints", service, config=config) or ():
@@ -250,6 +252,13 @@ def _init_logging(app: Flask, development: bool) -> None:
 
     if development:
         app.logger.setLevel(logging.DEBUG)
+
+
+def _profile_url(state: SrhtState, username: str) -> str | None:
+    """A user's public profile (``/~user`` on hub) where the site runs hub,
+    else ``None``: what a service's user page links its owner's name to."""
+    hub = state.origins.get("hub")
+    return f"{hub}/~{username}" if hub else None
 
 
 def _register_resource_types(app: Flask, state: SrhtState) -> None:

@@ -118,6 +118,14 @@ def templates_markdown() -> list[str]:
         "`srht/confirm.html`; errors render `srht/error.html`. A site may "
         "override any of them from `[srht] templates-dir`.",
         "",
+        "Besides Flask's, every template sees `srht` (the service's state: "
+        "`srht.origins` maps each service of the site to its origin), `site` "
+        "(the `[srht]` section), `static_url(path)`, `human_size(size)` and "
+        "`profile_url(username)`: the user's public profile on hub where the "
+        "site runs hub, else `None`, which a service's user page links its "
+        "owner's name to (`m.page_header([(user.canonical_name, "
+        "profile_url(user.username))])`).",
+        "",
         'The macros, imported with `{% import "srht/macros.html" as m %}`:',
         "",
     ]

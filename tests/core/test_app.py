@@ -890,3 +890,26 @@ def test_a_resource_type_declared_twice_is_refused(register_plugin, make_config,
     register_plugin(Offering("thing", "thing"), "web")
     with pytest.raises(PluginError, match="resource type 'thing' twice"):
         make_app("web", make_config({"web": {}}))
+
+
+def test_a_users_name_links_to_their_profile_on_hub_where_the_site_runs_hub(
+    register_plugin, make_config, make_app
+):
+    class Hub:
+        @hookimpl
+        def service_info(self):
+            return ServiceInfo("hub", "Hub", "A stand-in for the site's hub.")
+
+    register_plugin(Web(), "web")
+    register_plugin(Hub(), "hub")
+    alone = make_app("web", make_config({"web": {}}))
+    with alone.test_request_context():
+        assert render_template_string("{{ profile_url('alice') }}") == "None"
+    with_hub = make_config({"web": {}, "hub": {"origin": "https://hub.example.org"}})
+    app = make_app("web", with_hub)
+    with app.test_request_context():
+        page = render_template_string(
+            '{% import "srht/macros.html" as m %}'
+            '{{ m.page_header([("~alice", profile_url("alice")), ("Things", None)]) }}'
+        )
+    assert '<a href="https://hub.example.org/~alice">~alice</a>' in page
