@@ -653,6 +653,40 @@ def test_mail_through_postfix_on_the_lists_host_reaches_the_archive(site: Site) 
     assert changed(site.converge()) == {}
 
 
+def test_hub_on_alpha_groups_a_tracker_that_todo_serves_on_beta(site: Site) -> None:
+    """hub on alpha beside meta, todo on beta: hub learns what todo offers
+    from todo's own origin (``/api/resource-types`` on beta), reads alice's
+    tracker with a token meta delegates for her, and shows it on her
+    project's page; it reads nothing of todo's but its public API."""
+    base(site, hub={"hosts": "alpha"})
+    auth = ("-H", f"Authorization: Bearer {token(site, 'todo/trackers:RW hub/projects:RW')}")
+    json_body = ("-H", "Content-Type: application/json", "--data")
+    tracker, project = f"bugs-{secrets.token_hex(3)}", f"tools-{secrets.token_hex(3)}"
+
+    def post(service: str, path: str, body: dict[str, Any]) -> tuple[str, int]:
+        return body_and_status(
+            site.curl(service, path, args=("-X", "POST", *auth, *json_body, json.dumps(body)))
+        )
+
+    body, status = post("todo", "/api/trackers", {"name": tracker})
+    assert status == 201, body
+    body, status = post("hub", "/api/projects", {"name": project, "description": "Our tools"})
+    assert status == 201, body
+    body, status = post(
+        "hub",
+        f"/api/projects/~alice/{project}/resources",
+        {"service": "todo", "type": "tracker", "resource": f"~alice/{tracker}"},
+    )
+    assert status == 201, (
+        body
+        + site.hosts["alpha"].ssh("journalctl -u srht-hub -n 60 --no-pager", check=False).stdout
+    )
+    body, status = body_and_status(site.curl("hub", f"/~alice/{project}"))
+    assert status == 200 and f'href="https://todo.{DOMAIN}/~alice/{tracker}"' in body, body
+    body, status = body_and_status(site.curl("hub", "/explore"))
+    assert status == 200 and project in body
+
+
 def test_removing_a_service_removes_its_daemons_and_site_and_keeps_its_data(site: Site) -> None:
     base(site)
     beta, alpha = site.hosts["beta"], site.hosts["alpha"]

@@ -29,6 +29,7 @@ NAMES = {
     f"hello.{DOMAIN}": "beta",
     f"git.{DOMAIN}": "beta",
     f"lists.{DOMAIN}": "beta",
+    f"hub.{DOMAIN}": "alpha",
 }
 #: The site of the issue's scenario: alpha runs PostgreSQL, Redis, nginx and
 #: meta; beta runs todo and paste behind its own nginx.
