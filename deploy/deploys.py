@@ -541,6 +541,8 @@ def _postgresql(site: Site, placement: Placement) -> None:
 def _redis(site: Site) -> None:
     topology = site.topology
     clients = topology.clients_of(host.name, list(topology.services))
+    # builds' runners take their jobs from the broker's queues (no database).
+    clients += [h for h in topology.runner_hosts if h != host.name]
     bind = ["127.0.0.1", "-::1"] + ([topology.address(host.name)] if clients else [])
     conf = redis_conf(site.redis_password(), bind)
     operations.put(
