@@ -749,7 +749,7 @@ def test_a_build_job_runs_on_the_runner_host_end_to_end(site: Site) -> None:
         "image: debian/bookworm\n"
         "tasks:\n"
         f"  - hello: echo {word} from $(hostname)\n"
-        "  - limits: cat /proc/self/cgroup\n"
+        "  - limits: cat /sys/fs/cgroup/memory/memory.limit_in_bytes\n"
     )
     created = site.curl(
         "builds",
@@ -781,5 +781,8 @@ def test_a_build_job_runs_on_the_runner_host_end_to_end(site: Site) -> None:
     log_path = job["log_url"].removeprefix(f"https://builds.{DOMAIN}")
     log, status = body_and_status(site.curl("builds", log_path, args=auth))
     assert status == 200 and f"{word} from build" in log, log
+    # The job's own control group limits its memory: [builds] memory and disk
+    # (512 MiB each; its file system is a tmpfs, counted against memory too).
+    assert f"\n{1024 * 1024 * 1024}\n" in log, log
     # Nothing of the job is left on the runner host.
     assert not runner.ssh("ls /var/lib/srht-builds/jobs").stdout.strip()
