@@ -786,3 +786,7 @@ def test_a_build_job_runs_on_the_runner_host_end_to_end(site: Site) -> None:
     assert f"\n{1024 * 1024 * 1024}\n" in log, log
     # Nothing of the job is left on the runner host.
     assert not runner.ssh("ls /var/lib/srht-builds/jobs").stdout.strip()
+    # Deploying again changes nothing on either host: the runner keeps running.
+    since = started(site, RUNNER_HOST, ["srht-builds-runner"])
+    assert changed(site.converge()) == {}
+    assert started(site, RUNNER_HOST, ["srht-builds-runner"]) == since
