@@ -20,6 +20,16 @@ Printed as medians and as the ratio of a job to the baseline, with the load
 average (the machine is shared). Needs root.
 
     python benchmarks/bench_builds.py [--jobs N]
+
+With ``--scale``: jobs per minute with one runner, then with two (each
+``--jobs 1``, its own folder, image ready before the clock starts), for
+``--jobs`` jobs of one task (``sleep 5``: a job that waits, as tests and
+builds waiting on I/O do, so the machine's 2 cores are not what is
+measured) submitted at once; the figure is the ratio (target >= 1.8).
+Both runners are on this machine: what it shows is that the service hands
+jobs to every runner as it asks, not that hardware was added.
+
+    python benchmarks/bench_builds.py --scale [--jobs N]
 """
 
 from __future__ import annotations
@@ -81,9 +91,33 @@ def by_hand(tree: Path, uid_base: int, work: Path) -> float:
     return time.perf_counter() - started
 
 
+def start_runner(config_path: Path, folder: Path, name: str, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "srht_core.cli",
+                "--config",
+                str(config_path),
+                "builds",
+                "runner",
+                "--name",
+                name,
+                "--jobs",
+                "1",
+                "--dir",
+                str(folder / name),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=10)
+    parser.add_argument("--scale", action="store_true", help="jobs per minute, 1 and 2 runners")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root (namespaces, mounts, nspawn)", file=sys.stderr)
@@ -119,26 +153,12 @@ def main() -> int:
             upgrade(state.db, "builds", state.schema)
             uid_base = int(state.section["uid-base"])
             with serve_service("builds", config_path, port=port, workers=2):
-                with open(runner_log, "wb") as out:
-                    runner = subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "srht_core.cli",
-                            "--config",
-                            str(config_path),
-                            "builds",
-                            "runner",
-                            "--name",
-                            "bench",
-                            "--jobs",
-                            "1",
-                            "--dir",
-                            str(folder / "runner"),
-                        ],
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                    )
+                if args.scale:
+                    scale = measure_scale(app, config_path, folder, runner_log, args.jobs)
+                    state.db.dispose()
+                    report_scale(scale)
+                    return 0
+                runner = start_runner(config_path, folder, "runner", runner_log)
                 try:
                     results = measure(app, folder, uid_base, args.jobs)
                 finally:
@@ -207,6 +227,75 @@ def measure(app: object, folder: Path, uid_base: int, jobs: int) -> dict[str, li
         out["job"].append(claim + run)
         out["hand"].append(by_hand(tree, uid_base, folder / f"hand-{n}"))
     return out
+
+
+SLOW_MANIFEST = "image: debian/bookworm\ntasks:\n  - wait: sleep 5\n"
+
+
+def _ready(folder: Path) -> bool:
+    images = folder / "images"
+    return images.is_dir() and any((p / ".srht-ready").exists() for p in images.iterdir())
+
+
+def run_batch(app: object, jobs: int) -> float:
+    """Seconds from submitting ``jobs`` jobs at once to the last one finished."""
+    from srht_plugins.builds import submit
+    from srht_plugins.builds.models import Job, User
+
+    with app.app_context():  # type: ignore[attr-defined]
+        owner = db_session.get(User, 1)
+        started = time.perf_counter()
+        ids = []
+        for _ in range(jobs):
+            ids.append(submit.submit(owner, SLOW_MANIFEST).id)
+            db_session.commit()
+        while True:
+            db_session.expire_all()
+            found = [db_session.get(Job, i) for i in ids]
+            if all(j is not None and j.status not in ("queued", "running") for j in found):
+                done = time.perf_counter()
+                bad = [(j.id, j.status, j.reason) for j in found if j and j.status != "success"]
+                assert not bad, bad
+                return done - started
+            time.sleep(0.1)
+            if time.perf_counter() - started > 1800:
+                raise RuntimeError("the jobs did not end")
+
+
+def measure_scale(
+    app: object, config_path: Path, folder: Path, log: Path, jobs: int
+) -> dict[int, float]:
+    """``{runners: jobs per minute}`` for one runner, then two."""
+    from srht_plugins.builds.models import User
+
+    with app.app_context():  # type: ignore[attr-defined]
+        db_session.add(User(id=1, username="bench", email="bench@example.org"))
+        db_session.commit()
+    out: dict[int, float] = {}
+    for count in (1, 2):
+        names = [f"runner{n}" for n in range(count)]
+        runners = [start_runner(config_path, folder, name, log) for name in names]
+        try:
+            deadline = time.monotonic() + 600
+            while not all(_ready(folder / name) for name in names):
+                if time.monotonic() > deadline or any(r.poll() is not None for r in runners):
+                    raise RuntimeError("a runner did not get its image ready")
+                time.sleep(0.5)
+            out[count] = jobs / run_batch(app, jobs) * 60
+        finally:
+            for runner in runners:
+                runner.terminate()
+            for runner in runners:
+                runner.wait(60)
+    return out
+
+
+def report_scale(per_minute: dict[int, float]) -> None:
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average after: {load}")
+    for count, rate in per_minute.items():
+        print(f"  {count} runner(s): {rate:.1f} jobs per minute")
+    print(f"  two runners / one                  {per_minute[2] / per_minute[1]:.2f}")
 
 
 def report(results: dict[str, list[float]]) -> None:

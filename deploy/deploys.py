@@ -58,9 +58,10 @@ from .render import (
     postfix_transport,
     postgresql_conf,
     redis_conf,
+    runner_unit,
     unit,
 )
-from .topology import IDENTITY_SERVICE, Placement
+from .topology import IDENTITY_SERVICE, RUNNER_SERVICE, Placement
 
 __all__ = ["activate", "configure", "fingerprint", "install"]
 
@@ -90,6 +91,18 @@ WRAPPER = f"""#!/bin/sh
 export SRHT_CONFIG
 exec {SRHT} "$@"
 """
+#: What builds' runner runs (docs/builds.md): containers, mounts, network
+#: namespaces, sources cloned on the host, image tarballs and image builds.
+RUNNER_PACKAGES = (
+    "systemd-container",
+    "util-linux",
+    "iproute2",
+    "git",
+    "tar",
+    "zstd",
+    "mmdebstrap",
+)
+RUNNER_UNIT = f"srht-{RUNNER_SERVICE}-runner.service"
 #: PostgreSQL's major version in each Debian release the deploy knows.
 POSTGRESQL_VERSIONS = {"11": "13", "12": "15", "13": "17"}
 
@@ -164,7 +177,16 @@ def _service_units(site: Site, placement: Placement) -> dict[str, tuple[str, str
                     shared_paths=bool(needs.login_users),
                 ),
             )
+    if placement.runner:
+        out[RUNNER_UNIT] = (
+            RUNNER_SERVICE,
+            runner_unit(f"{_srht(site)} {RUNNER_SERVICE} runner", _runner_dir(site)),
+        )
     return out
+
+
+def _runner_dir(site: Site) -> str:
+    return str(site.config[RUNNER_SERVICE]["runner-dir"])
 
 
 def _srht(site: Site) -> str:
@@ -198,6 +220,10 @@ def _packages(site: Site, placement: Placement) -> list[str]:
             packages += ["certbot"]
     for service in dict.fromkeys([*placement.services, *placement.workers]):
         packages += list(site.needs(service).packages)
+    if placement.runner:
+        packages += list(RUNNER_PACKAGES)
+        if site.config[RUNNER_SERVICE]["network"] == "full":
+            packages += ["slirp4netns"]
     if _mail_domains(site, placement)[0]:
         packages += ["postfix"]
     return sorted(set(packages))
@@ -316,6 +342,16 @@ def install(site: Site) -> None:
                     group=_user(service),
                     mode=mode,
                 )
+
+    if placement.runner:
+        # Images (unpacked trees owned by the jobs' user range) and jobs' files: root's.
+        operations.directory(
+            name=f"Folder of {RUNNER_SERVICE}' runner",
+            path=_runner_dir(site),
+            user="root",
+            group="root",
+            mode="700",
+        )
 
     if distro.enabled(site):
         distro.install(site, services)
@@ -508,6 +544,8 @@ def _postgresql(site: Site, placement: Placement) -> None:
 def _redis(site: Site) -> None:
     topology = site.topology
     clients = topology.clients_of(host.name, list(topology.services))
+    # builds' runners take their jobs from the broker's queues (no database).
+    clients += [h for h in topology.runner_hosts if h != host.name]
     bind = ["127.0.0.1", "-::1"] + ([topology.address(host.name)] if clients else [])
     conf = redis_conf(site.redis_password(), bind)
     operations.put(

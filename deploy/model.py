@@ -22,7 +22,7 @@ from srht_core import Config, ConfigError, HostNeeds, PluginHost, load_config
 from .hostconfig import databases, host_config_text
 from .secrets import Database, redis_password
 from .tls import Certificate, service_certificate, site_authority
-from .topology import Placement, Topology, read_topology
+from .topology import RUNNER_SERVICE, Placement, Topology, read_topology
 from .wheels import CORE, Wheelhouse, build_wheelhouse, load_wheelhouse
 
 __all__ = ["Origin", "Site"]
@@ -141,9 +141,11 @@ class Site:
 
     def host_distributions(self, host: str) -> set[str]:
         """The distributions installed on ``host``: ``srht``, and those of
-        the services it runs."""
+        the services it runs (builds' on a runner host)."""
         placement = self.placement(host)
-        return {CORE, *(self.distribution(s) for s in (*placement.services, *placement.workers))}
+        services = [*placement.services, *placement.workers]
+        services += [RUNNER_SERVICE] if placement.runner else []
+        return {CORE, *(self.distribution(s) for s in services)}
 
     def distribution_closure(self, distribution: str) -> set[str]:
         """``distribution`` and the site's distributions it depends on (read

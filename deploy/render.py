@@ -10,7 +10,7 @@ import ipaddress
 
 from .model import CONFIG, GROUP, VENV
 
-__all__ = ["nginx_vhost", "pg_hba", "redis_conf", "unit"]
+__all__ = ["nginx_vhost", "pg_hba", "redis_conf", "runner_unit", "unit"]
 
 HEADER = "# Written by `srht deploy`; changes made here are overwritten.\n"
 
@@ -97,6 +97,68 @@ def unit(
     if paths:
         lines.append(f"ReadWritePaths={' '.join(dict.fromkeys(paths))}")
     lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
+    return "\n".join(lines)
+
+
+def runner_unit(
+    command: str,
+    directory: str,
+    *,
+    bin_dir: str = f"{VENV}/bin",
+    header: str = HEADER,
+) -> str:
+    """builds' job runner (``srht builds runner``): it starts containers, so
+    it runs as root, with what systemd can still take away taken away. Its
+    comments say why each privilege the services give up stays.
+
+    :param directory: its folder (``[builds] runner-dir``): images and jobs.
+    """
+    search = dict.fromkeys([bin_dir, "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
+    lines = [
+        header.rstrip(),
+        "# builds' runner: runs jobs in throwaway systemd-nspawn containers (docs/builds.md).",
+        "[Unit]",
+        "Description=srht builds (Builds): job runner",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "",
+        "[Service]",
+        "# root: it mounts each job's overlay and tmpfs, makes its network namespace,",
+        "# maps its users to an unprivileged range and starts systemd-nspawn. Root in",
+        "# a job is never root here (uid-base).",
+        "User=root",
+        f"Environment=SRHT_CONFIG={CONFIG}",
+        f"Environment=PATH={':'.join(search)}",
+        "Environment=PYTHONDONTWRITEBYTECODE=1",
+        f"Environment=HOME={directory}",
+        f"ExecStart={command}",
+        "Restart=on-failure",
+        "RestartSec=5",
+        "# On SIGTERM it stops its containers and tells the service; then the rest goes.",
+        "KillMode=mixed",
+        "TimeoutStopSec=60",
+        "# Each job gets a control group below the runner's (memory, CPU, processes),",
+        "# so the subtree is the runner's (cgroup v2), and ProtectControlGroups stays off.",
+        "Delegate=yes",
+        "# Read-only system; it writes its folder (images, jobs), /run (network",
+        "# namespaces, nspawn's state) and its own /tmp (image builds).",
+        "ProtectSystem=strict",
+        f"ReadWritePaths={directory} /run",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "# Left out, on purpose: NoNewPrivileges (inherited by the containers, it",
+        "# would break sudo in jobs), RestrictSUIDSGID (images hold setuid programs),",
+        "# PrivateDevices, ProtectKernelModules and ProtectKernelTunables (nspawn",
+        "# needs devices, overlay and veth, and sets up /proc/sys), RestrictNamespaces",
+        "# (containers are namespaces), an empty CapabilityBoundingSet (root's work),",
+        "# and the seccomp filters (ProtectHostname, LockPersonality,",
+        "# SystemCallArchitectures, RestrictRealtime): jobs inherit them, and nspawn",
+        "# sets the container's host name.",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ]
     return "\n".join(lines)
 
 

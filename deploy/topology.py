@@ -3,7 +3,8 @@ to reach them, and what runs where.
 
 ``[deploy] hosts`` names the hosts; ``postgresql-host``, ``redis-host`` and
 ``nginx-hosts`` place the shared daemons; each service's ``hosts`` (and
-``worker-hosts``) place the service. Everything the deploy decides per host
+``worker-hosts``) place the service; ``[builds] runner-hosts`` places
+builds' job runners. Everything the deploy decides per host
 comes from :meth:`Topology.placement`, never from another host's state, so
 ``--limit`` runs and unreachable hosts cannot change what a host gets.
 """
@@ -18,10 +19,13 @@ from typing import Any
 from srht_core import Config, ConfigError, ConfigProblem, PluginHost
 from srht_core.schema import SshTarget
 
-__all__ = ["Placement", "Topology", "read_topology", "service_order"]
+__all__ = ["RUNNER_SERVICE", "Placement", "Topology", "read_topology", "service_order"]
 
 #: Started first: every other service signs users in through it.
 IDENTITY_SERVICE = "meta"
+#: The service whose ``runner-hosts`` run its jobs (``srht builds runner``).
+RUNNER_SERVICE = "builds"
+RUNNER_KEY = "runner-hosts"
 
 
 def service_order(names: list[str]) -> list[str]:
@@ -41,16 +45,18 @@ class Placement:
     redis: bool = False
     nginx: bool = False
     fronted: tuple[str, ...] = ()
+    runner: bool = False
 
     @property
     def runs_srht(self) -> bool:
         """Whether the host needs the srht software (a venv and a config)."""
-        return bool(self.services or self.workers)
+        return bool(self.services or self.workers or self.runner)
 
     @property
     def roles(self) -> list[str]:
         roles = [f"service:{s}" for s in self.services]
         roles += [f"worker:{s}" for s in self.workers]
+        roles += [f"runner:{RUNNER_SERVICE}"] if self.runner else []
         roles += [
             r
             for r, on in (
@@ -77,6 +83,7 @@ class Topology:
     redis_host: str | None = None
     redis_existing: bool = False
     nginx_hosts: tuple[str, ...] = ()
+    runner_hosts: tuple[str, ...] = ()
     problems: list[ConfigProblem] = field(default_factory=list)
 
     def placement(self, host: str) -> Placement:
@@ -90,6 +97,7 @@ class Topology:
             redis=self.redis_host == host,
             nginx=host in self.nginx_hosts,
             fronted=tuple(self.fronted_by(host)) if host in self.nginx_hosts else (),
+            runner=host in self.runner_hosts,
         )
 
     def placements(self) -> Iterator[Placement]:
@@ -212,6 +220,19 @@ def read_topology(config: Config, plugins: PluginHost, *, strict: bool = True) -
     else:
         nginx_hosts = tuple(h for h in hosts if any(h in service_hosts[s] for s in services))
 
+    runner_hosts: tuple[str, ...] = ()
+    if RUNNER_SERVICE in services:
+        named = list(config[RUNNER_SERVICE].get(RUNNER_KEY) or ())
+        runner_hosts = tuple(dict.fromkeys(known(RUNNER_SERVICE, RUNNER_KEY, named)))
+        if not named:
+            problem(
+                RUNNER_SERVICE,
+                RUNNER_KEY,
+                "say which hosts run its jobs (of "
+                f"{', '.join(hosts) or 'the hosts of [deploy] hosts'}): "
+                "without a runner every job waits forever",
+            )
+
     topology = Topology(
         hosts=hosts,
         services=tuple(services),
@@ -223,6 +244,7 @@ def read_topology(config: Config, plugins: PluginHost, *, strict: bool = True) -
         redis_host=redis_host,
         redis_existing=bool(deploy.get("redis-existing")),
         nginx_hosts=nginx_hosts,
+        runner_hosts=runner_hosts,
         problems=problems,
     )
     _check_reachability(config, topology, problem)
@@ -286,6 +308,14 @@ def _check_install_method(config: Config, deploy: Any, problem: Any) -> None:
     if config["srht"]["install-method"] != "distro":
         return
     given = [key for key in ("apt-packages", "apt-source") if deploy.get(key)]
+    runners = list(config.get(RUNNER_SERVICE, RUNNER_KEY) or ())
+    if runners:
+        problem(
+            RUNNER_SERVICE,
+            RUNNER_KEY,
+            f"runners ({', '.join(runners)}) are deployed with install-method = "
+            "venv only, for now: start `srht builds runner` on them by hand (docs/builds.md)",
+        )
     if not given:
         problem(
             "srht",

@@ -22,9 +22,9 @@ SCHEMA = [
                 List(),
                 default=None,
                 example="",
-                description="The hosts (named in [deploy] hosts) meant to run jobs "
-                "(`srht builds runner`). srht deploy does not read it yet: start the "
-                "runner on each by hand, as root (docs/builds.md).",
+                description="The hosts (named in [deploy] hosts) that run jobs: srht "
+                "deploy installs a runner on each (the srht-builds-runner unit, running "
+                "`srht builds runner` as root). Required when deploying builds.",
             ),
             Key(
                 "images",

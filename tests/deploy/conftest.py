@@ -1,7 +1,8 @@
 """Fixtures of the deploy suite: real test hosts and a deploying machine.
 
 - ``test_hosts`` (module) boots ``alpha`` and ``beta`` (see
-  ``tests/testhosts``); neither resolves the test domain's names by itself
+  ``tests/testhosts``), beta with writable control groups, for builds'
+  runner; neither resolves the test domain's names by itself
   (there is no DNS for them, as on servers whose DNS is not set up yet):
   the deploy makes the hosts find each other's services, or says it cannot.
   Module-scoped, so another suite's hosts (the installer's) can take the
@@ -40,7 +41,7 @@ from pebble_server import Pebble, pebble  # noqa: E402 - after the path is set
 from support.ci import require, require_test_hosts  # noqa: E402 - after the path is set
 from support.venvs import make_venv  # noqa: E402
 from testhosts import GATEWAY, TestHosts  # noqa: E402 - after the path is set
-from testhosts.srhtsite import HOSTS, NAMES, Control, Site  # noqa: E402
+from testhosts.srhtsite import HOSTS, NAMES, RUNNER_HOST, Control, Site  # noqa: E402
 
 HELLO_SOURCE = TESTS.parent / "examples" / "hello-service"
 
@@ -48,7 +49,9 @@ HELLO_SOURCE = TESTS.parent / "examples" / "hello-service"
 @pytest.fixture(scope="module")
 def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestHosts]:
     require_test_hosts()
-    with TestHosts(HOSTS, tmp_path_factory.mktemp("testhosts")) as hosts:
+    with TestHosts(
+        HOSTS, tmp_path_factory.mktemp("testhosts"), cgroup_hosts=[RUNNER_HOST]
+    ) as hosts:
         yield hosts
 
 

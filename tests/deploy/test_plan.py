@@ -448,3 +448,110 @@ def test_a_third_party_section_goes_only_to_hosts_that_have_its_distribution() -
     assert "[paste]" not in alpha and "[meta]" in alpha
     beta = host_config_text(cfg, topology, "beta", with_database={"meta"})
     assert "srht_paste" not in beta
+
+
+THREE_HOSTS = {
+    "hosts": "alpha=root@192.0.2.10, beta=root@192.0.2.11, gamma=root@192.0.2.12",
+    "postgresql-host": "alpha",
+}
+
+
+def test_each_runner_host_gets_the_runner_its_packages_folder_and_config() -> None:
+    from srht_deploy.deploys import RUNNER_UNIT, _packages, _units
+
+    cfg, plugins = bound(
+        config(
+            THREE_HOSTS,
+            {
+                "meta": {"hosts": "alpha"},
+                "builds": {
+                    "hosts": "alpha",
+                    "runner-hosts": "beta, gamma",
+                    "runner-dir": "/srv/runner",
+                },
+            },
+        )
+    )
+    site = Site(cfg, plugins, read_topology(cfg, plugins))
+    alpha, beta = site.placement("alpha"), site.placement("beta")
+    assert beta.runner and beta.runs_srht and not beta.services and "runner:builds" in beta.roles
+    assert not alpha.runner and RUNNER_UNIT not in _units(site, alpha)
+    for wanted in ("systemd-container", "mmdebstrap", "zstd", "iproute2", "python3-venv"):
+        assert wanted in _packages(site, beta)
+    assert "systemd-container" not in _packages(site, alpha)
+    assert sorted(_units(site, beta)) == [RUNNER_UNIT]
+    text = _units(site, beta)[RUNNER_UNIT]
+    assert "ExecStart=/opt/srht/venv/bin/srht builds runner" in text
+    for line in (
+        "User=root",
+        "Delegate=yes",
+        "Restart=on-failure",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "ReadWritePaths=/srv/runner /run",
+    ):
+        assert line in text.splitlines()
+    # Containers inherit it, and jobs use sudo.
+    assert "NoNewPrivileges=yes" not in text.splitlines()
+    # The runner reaches builds at its origin with the site's keys, not its database.
+    beta_config = site.host_config("beta")
+    assert "[builds]" in beta_config and "runner-hosts = beta, gamma" in beta_config
+    assert "builds.example.org" in site.service_names("beta")
+    assert site.distribution("builds") in site.host_distributions("beta")
+
+
+def test_runner_hosts_must_be_named_and_be_hosts_of_the_topology() -> None:
+    cfg, plugins = bound(
+        config(THREE_HOSTS, {"meta": {"hosts": "alpha"}, "builds": {"hosts": "alpha"}})
+    )
+    with pytest.raises(ConfigError) as raised:
+        read_topology(cfg, plugins)
+    text = str(raised.value)
+    assert "[builds] runner-hosts: say which hosts run its jobs (of alpha, beta, gamma)" in text
+    assert all(p.line is not None for p in raised.value.problems)
+
+    cfg, plugins = bound(
+        config(
+            THREE_HOSTS,
+            {
+                "meta": {"hosts": "alpha"},
+                "builds": {"hosts": "alpha", "runner-hosts": "beta, delta"},
+            },
+        )
+    )
+    with pytest.raises(ConfigError) as raised:
+        read_topology(cfg, plugins)
+    (problem,) = raised.value.problems
+    assert str(problem).startswith("site.ini:")
+    assert "[builds] runner-hosts: no host 'delta' in [deploy] hosts" in str(problem)
+    assert problem.line == cfg.raw["builds"].values["runner-hosts"].line
+
+
+def test_adding_a_runner_host_is_one_config_line() -> None:
+    from srht_deploy.deploys import RUNNER_UNIT, _units
+
+    services = {"meta": {"hosts": "alpha"}, "builds": {"hosts": "alpha", "runner-hosts": "beta"}}
+    cfg, plugins = bound(config(THREE_HOSTS, services))
+    site = Site(cfg, plugins, read_topology(cfg, plugins))
+    assert not _units(site, site.placement("gamma"))
+    services["builds"]["runner-hosts"] = "beta, gamma"
+    cfg, plugins = bound(config(THREE_HOSTS, services))
+    site = Site(cfg, plugins, read_topology(cfg, plugins))
+    assert sorted(_units(site, site.placement("gamma"))) == [RUNNER_UNIT]
+    assert _units(site, site.placement("gamma")) == _units(site, site.placement("beta"))
+
+
+def test_runners_are_not_deployed_with_distro_packages_yet() -> None:
+    cfg, plugins = bound(
+        config(
+            THREE_HOSTS | {"apt-source": "deb http://apt.example.org/ bookworm main"},
+            {"meta": {"hosts": "alpha"}, "builds": {"hosts": "alpha", "runner-hosts": "beta"}},
+            srht={"install-method": "distro"},
+        )
+    )
+    with pytest.raises(ConfigError) as raised:
+        read_topology(cfg, plugins)
+    assert "[builds] runner-hosts: runners (beta) are deployed with install-method = venv" in str(
+        raised.value
+    )

@@ -761,3 +761,96 @@ def test_an_unreachable_host_is_named_and_the_other_converges(site: Site) -> Non
     assert "second edition" in beta.ssh("cat /etc/srht/config.ini").stdout
     assert set(changed(report)["srht configure | Config file"]) == {"beta"}
     assert changed(site.converge()) == {}
+
+
+def test_a_build_job_runs_on_the_runner_host_end_to_end(site: Site) -> None:
+    """builds on alpha, its runner on beta (one line of config): a job
+    submitted through builds' REST API runs in a container on beta, and
+    its log and success are read back. The runner unpacks the test hosts'
+    own cached image (a tarball copied to beta) rather than building one."""
+    from testhosts.image import cache_dir, ensure_image
+    from testhosts.srhtsite import RUNNER_HOST
+
+    ensure_image()
+    [tarball] = sorted(cache_dir().glob("image-*.tar.zst"))[-1:]
+    runner = site.hosts[RUNNER_HOST]
+    on_runner = "/var/cache/srht-e2e-builds-image.tar.zst"
+    copied = subprocess.run(
+        ["scp", *runner.ssh_options, str(tarball), f"root@{runner.address}:{on_runner}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert copied.returncode == 0, copied.stderr
+    images = "/etc/srht-e2e-builds-images.yml"
+    site.hosts["alpha"].ssh(
+        f"cat > {images} && chmod 644 {images}",
+        input=f"debian/bookworm:\n  tarball: {on_runner}\n",
+    )
+    builds = {
+        "hosts": "alpha",
+        "runner-hosts": RUNNER_HOST,
+        "images": images,
+        "memory": "512",
+        "disk": "512",
+        "runner-jobs": "1",
+    }
+    base(site, builds=builds)
+
+    unit = runner.ssh("systemctl cat srht-builds-runner").stdout
+    assert "ExecStart=/opt/srht/venv/bin/srht builds runner" in unit and "Delegate=yes" in unit
+    assert runner.ssh("systemctl is-active srht-builds-runner", check=False).stdout.strip() == (
+        "active"
+    )
+    assert (
+        "srht-builds-runner"
+        not in site.hosts["alpha"].ssh("systemctl list-units --all 'srht-*' --no-legend").stdout
+    )
+
+    auth = ("-H", f"Authorization: Bearer {token(site, 'builds/jobs:RW')}")
+    word = f"deployed-{secrets.token_hex(3)}"
+    manifest = (
+        "image: debian/bookworm\n"
+        "tasks:\n"
+        f"  - hello: echo {word} from $(hostname)\n"
+        "  - limits: cat /sys/fs/cgroup/memory/memory.limit_in_bytes\n"
+    )
+    created = site.curl(
+        "builds",
+        "/api/jobs",
+        args=(
+            "-X",
+            "POST",
+            *auth,
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            json.dumps({"manifest": manifest, "note": "from the deploy test"}),
+        ),
+    )
+    body, status = body_and_status(created)
+    assert status == 201, body
+    job = json.loads(body)
+    # The first job unpacks the image on beta: a bound on waiting.
+    deadline = time.monotonic() + 600
+    while job["status"] in ("pending", "queued", "running") and time.monotonic() < deadline:
+        time.sleep(2)
+        body, status = body_and_status(site.curl("builds", f"/api/jobs/{job['id']}", args=auth))
+        assert status == 200, body
+        job = json.loads(body)
+    journal = runner.ssh("journalctl -u srht-builds-runner -n 40 --no-pager", check=False).stdout
+    assert job["status"] == "success", f"{job}\n{journal}"
+    assert job["runner"] == RUNNER_HOST
+    assert [task["status"] for task in job["tasks"]] == ["success", "success"]
+    log_path = job["log_url"].removeprefix(f"https://builds.{DOMAIN}")
+    log, status = body_and_status(site.curl("builds", log_path, args=auth))
+    assert status == 200 and f"{word} from build" in log, log
+    # The job's own control group limits its memory: [builds] memory and disk
+    # (512 MiB each; its file system is a tmpfs, counted against memory too).
+    assert f"\n{1024 * 1024 * 1024}\n" in log, log
+    # Nothing of the job is left on the runner host.
+    assert not runner.ssh("ls /var/lib/srht-builds/jobs").stdout.strip()
+    # Deploying again changes nothing on either host: the runner keeps running.
+    since = started(site, RUNNER_HOST, ["srht-builds-runner"])
+    assert changed(site.converge()) == {}
+    assert started(site, RUNNER_HOST, ["srht-builds-runner"]) == since

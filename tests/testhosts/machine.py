@@ -23,7 +23,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,27 @@ from .slot import LEFTOVERS, LOCK_FILE, RUN_ROOT
 # it survives an unmount: what the last run started.
 
 TMPFS_SIZE = "6G"
+#: A unit that makes a host's cgroup v1 controllers writable at boot. On a
+#: machine whose controllers are on cgroup v1 (as here), systemd-nspawn
+#: mounts them read-only in the container (only its own name=systemd
+#: hierarchy is writable), so nested containers could not get resource
+#: limits; root in the host (no user namespace) may remount each bind
+#: mount read-write, and then makes groups below the host's own. Given to
+#: the hosts that run builds' runner only (``cgroup_hosts``).
+CGROUPS_UNIT = """[Unit]
+Description=srht e2e: writable cgroup v1 controllers (for nested containers)
+DefaultDependencies=no
+Before=sysinit.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'for c in /sys/fs/cgroup/*/; do mountpoint -q "$$c" && \
+mount -o remount,bind,rw "$$c"; done; true'
+
+[Install]
+WantedBy=sysinit.target
+"""
 
 
 @dataclass
@@ -119,12 +140,21 @@ class TestHosts(Mapping[str, TestHost]):
         given here. The deploy and installer suites give none: resolving
         the site's names is the deploy's job, and entries written here
         would hide a deploy that does not do it.
+    :param cgroup_hosts: hosts whose control groups are made writable at
+        boot (:data:`CGROUPS_UNIT`), so a builds runner there can limit
+        its jobs; the others keep nspawn's read-only mounts.
     """
 
     def __init__(
-        self, names: list[str], run_dir: Path, *, etc_hosts: Mapping[str, str] | None = None
+        self,
+        names: list[str],
+        run_dir: Path,
+        *,
+        etc_hosts: Mapping[str, str] | None = None,
+        cgroup_hosts: Collection[str] = (),
     ):
         self.names = list(names)
+        self.cgroup_hosts = set(cgroup_hosts)
         self.run_dir = Path(run_dir)
         self.etc_hosts = dict(etc_hosts or {})
         self.hosts: dict[str, TestHost] = {}
@@ -240,6 +270,13 @@ class TestHosts(Mapping[str, TestHost]):
         keys = ssh_dir / "authorized_keys"
         keys.write_text(Path(str(self.key) + ".pub").read_text())
         keys.chmod(0o600)
+        if host.name in self.cgroup_hosts:
+            units = root / "etc/systemd/system"
+            (units / "srht-e2e-cgroups.service").write_text(CGROUPS_UNIT)
+            (units / "sysinit.target.wants").mkdir(exist_ok=True)
+            (units / "sysinit.target.wants/srht-e2e-cgroups.service").symlink_to(
+                "../srht-e2e-cgroups.service"
+            )
         assert self.proxy is not None
         (root / "etc/apt/apt.conf.d/01srht-e2e-proxy").write_text(
             f'Acquire::http::Proxy "{self.proxy.url}";\n'

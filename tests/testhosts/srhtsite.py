@@ -30,7 +30,11 @@ NAMES = {
     f"git.{DOMAIN}": "beta",
     f"lists.{DOMAIN}": "beta",
     f"hub.{DOMAIN}": "alpha",
+    f"builds.{DOMAIN}": "alpha",
 }
+#: The host that runs builds' jobs (its control groups are writable, see
+#: ``TestHosts(cgroup_hosts=...)``).
+RUNNER_HOST = "beta"
 #: The site of the issue's scenario: alpha runs PostgreSQL, Redis, nginx and
 #: meta; beta runs todo and paste behind its own nginx.
 BASE_LAYOUT = {"meta": {"hosts": "alpha"}, "todo": {"hosts": "beta"}, "paste": {"hosts": "beta"}}

@@ -13,11 +13,12 @@ layout (no systemd as PID 1; memory, cpu and pids each a v1 hierarchy),
 and the outer nspawn mounts those hierarchies read-only in the test host
 (``mkdir /sys/fs/cgroup/...``: "Read-only file system"); its cgroup2
 mount is writable but has no controllers. The runner refuses to start
-without them rather than run jobs unlimited. Making it work would mean
-booting the test hosts with writable cgroup hierarchies (nspawn's
-``SYSTEMD_NSPAWN_API_VFS_WRITABLE``, or a cgroup v2 machine with
-``Delegate=yes``), a change to every deploy suite's hosts, left for the
-deploy test of a runner host.
+without them rather than run jobs unlimited. Root in the test host may
+remount each of those bind mounts read-write (``mount -o
+remount,bind,rw``; no user namespace locks them): the deploy suite boots
+its runner host so (``TestHosts(cgroup_hosts=...)``) and runs a deployed
+runner's job there (``tests/deploy/test_site.py``). These tests stay on
+this machine, where they need no deploy.
 
 Marked ``deploy`` (root, nspawn, the cached image), as the test-host suites
 are.
