@@ -50,6 +50,7 @@ from .keys import generate_keys
 from .plugins import PluginHost, PluginRecord
 
 __all__ = [
+    "CORE_API_PATHS",
     "FormBrowser",
     "PAGE_KINDS",
     "PostgresServer",
@@ -469,6 +470,12 @@ def page_forms(html: str) -> list[dict[str, Any]]:
 #: "h1.crumbs")`` is an ``h1`` of class ``crumbs`` inside a ``header`` of
 #: class ``page``. These are what ``srht/macros.html``, ``srht/settings.html``
 #: and ``srht/error.html`` write, so a page built from them passes.
+#: The API paths the core serves for every service, outside the service's
+#: own OpenAPI document: the document itself and ``/api/resource-types``
+#: (the ``resource_types`` hook's answer). A test that every served API path
+#: is documented leaves these out.
+CORE_API_PATHS = frozenset({"/api/openapi.json", "/api/resource-types"})
+
 PAGE_KINDS: dict[str, tuple[tuple[tuple[str, ...], ...], ...]] = {
     "header": ((("header.page", "h1.crumbs"),),),
     "settings": (
