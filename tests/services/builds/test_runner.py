@@ -61,7 +61,7 @@ PATIENCE = 300
 #: container to start and reach its task there (at a load of 10 a setup
 #: once took over 30 s, so the limit fell before the task), short enough to
 #: wait for.
-TIME_LIMIT = 60
+TIME_LIMIT = 45
 
 
 class Runner:
