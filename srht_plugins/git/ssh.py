@@ -3,7 +3,7 @@
 Everyone logs in as one system account, ``[git] ssh-user``. sshd asks
 ``srht-git-keys`` (its AuthorizedKeysCommand, run as an account of its own)
 which keys may log in, and every login runs the forced command
-``srht-git-shell``: both are small programs of ``srht_plugins.git_ssh``
+``srht-git-shell``: both are small programs of ``srht_plugins.git.ssh_programs``
 that import only the standard library and ask this service, which does
 the work here, on ``/internal/ssh/``:
 
@@ -17,7 +17,7 @@ the work here, on ``/internal/ssh/``:
   repository's folder and the environment to run it in, or why not.
 
 Each takes its own credential derived from the network key
-(:func:`srht_plugins.git_ssh.credential`), and answers only the internal
+(:func:`srht_plugins.git.ssh_programs.credential`), and answers only the internal
 networks.
 """
 
@@ -43,12 +43,12 @@ from srht_core import (
     mirror_user,
     string_field,
 )
-from srht_plugins.git_ssh import HEADER, KEYS, SHELL, credential, fingerprint
 
 from .access import access_of, find_repository
 from .models import READ, WRITE
 from .post_receive import git_environment
 from .repos import clone_urls, repository_path
+from .ssh_programs import HEADER, KEYS, SHELL, credential, fingerprint
 
 __all__ = [
     "KEYS_USER",

@@ -17,7 +17,7 @@ from srht_core import HostNeeds
 from srht_plugins.git.events import RefUpdate
 from srht_plugins.git.post_receive import parse_updates
 from srht_plugins.git.ssh import Refused, Request, parse_command, sshd_snippet
-from srht_plugins.git_ssh import KEYS, SHELL, credential
+from srht_plugins.git.ssh_programs import KEYS, SHELL, credential
 
 from .conftest import require_program
 

@@ -34,7 +34,7 @@ import pytest
 import requests
 
 from srht_plugins.git.ssh import default_program, sshd_snippet
-from srht_plugins.git_ssh import HEADER, KEYS, SHELL, credential, fingerprint
+from srht_plugins.git.ssh_programs import HEADER, KEYS, SHELL, credential, fingerprint
 
 from .conftest import GitResult, GitStack, KeyPair, make_key, register_key, require_program
 

@@ -1,7 +1,8 @@
-"""sshd's two programs for git over SSH, kept small: they import nothing but
-the standard library (not srht_core, not the git service's package), so
-each SSH operation starts three short interpreters instead of three copies
-of the whole stack.
+"""sshd's two programs for git over SSH, kept small: besides the standard
+library they load only the git package's ``__init__`` (its hooks and the
+core's lazy facade: pluggy, no Flask, no SQLAlchemy), so each SSH operation
+starts three short interpreters instead of three copies of the whole stack.
+They live in the git package, as every piece of a service does.
 
 ``srht-git-keys`` is sshd's AuthorizedKeysCommand. It runs as an account of
 its own that reads nothing of the site: its arguments carry the git
