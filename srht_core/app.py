@@ -287,7 +287,8 @@ def _register_resource_types(app: Flask, state: SrhtState) -> None:
 def _register_health(app: Flask, state: SrhtState) -> None:
     """``/healthz``: ``{"service", "version", "database"}``, and ``"meta"``
     for a service that signs its users in through meta (its internal API
-    asked at most every :data:`~srht_core.identity.META_PROBE_TTL` seconds);
+    asked at most every :data:`~srht_core.identity.META_PROBE_TTL` seconds, every
+    :data:`~srht_core.identity.META_PROBE_FAILED_TTL` after a failure);
     503 when either is not ``ok``."""
     signs_in = state.schema is not None and state.schema.user_model is not None
     meta = (

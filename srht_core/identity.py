@@ -358,18 +358,22 @@ def user_named(username: str) -> Any:
 #: Seconds ``/healthz`` reuses its answer about meta (per process): probes
 #: come every few seconds and must not each cost a call to meta.
 META_PROBE_TTL = 10
+#: Seconds it reuses a failed answer: once an administrator mends the
+#: path to meta, the check says so within seconds.
+META_PROBE_FAILED_TTL = 2
 
 
 class MetaProbe:
     """Whether this service can use meta's internal API, for ``/healthz``:
     meta is asked (with an internal credential, as when mirroring a user)
-    at most every ``ttl`` seconds, and the answer reused in between.
+    at most every ``ttl`` seconds (``failed_ttl`` after a failure), and the
+    answer reused in between.
 
     .. versionadded:: 0.1
     """
 
-    def __init__(self, ttl: float = META_PROBE_TTL):
-        self.ttl = ttl
+    def __init__(self, ttl: float = META_PROBE_TTL, failed_ttl: float = META_PROBE_FAILED_TTL):
+        self.ttl, self.failed_ttl = ttl, failed_ttl
         self.answer = "ok"
         self.asked = -1e9
         self.lock = threading.Lock()
@@ -377,7 +381,8 @@ class MetaProbe:
     def status(self) -> str:
         """``ok``, or ``error: ...`` naming meta's URL and what went wrong."""
         with self.lock:
-            if time.monotonic() - self.asked >= self.ttl:
+            ttl = self.ttl if self.answer == "ok" else self.failed_ttl
+            if time.monotonic() - self.asked >= ttl:
                 self.answer = self._ask()
                 self.asked = time.monotonic()
             return self.answer

@@ -122,3 +122,25 @@ def test_healthz_fails_naming_meta_and_asks_it_once_per_interval(
     assert (again.status_code, again.json) == (503, health)
     # The second probe was answered from the first: meta was asked once.
     assert sum("cannot reach meta" in m for m in caplog.messages) == 1
+
+
+def test_healthz_keeps_a_good_answer_longer_than_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probes must not each cost a call to meta, but once an administrator
+    mends the path to meta the check must say so within seconds."""
+    from srht_core.identity import MetaProbe
+
+    answers = iter(["error: cannot reach meta", "ok", "error: later"])
+    clock = [1000.0]
+    monkeypatch.setattr(MetaProbe, "_ask", staticmethod(lambda: next(answers)))
+    monkeypatch.setattr("srht_core.identity.time.monotonic", lambda: clock[0])
+    probe = MetaProbe(ttl=10, failed_ttl=2)
+
+    assert probe.status() == "error: cannot reach meta"
+    clock[0] += 1.9
+    assert probe.status() == "error: cannot reach meta"
+    clock[0] += 0.2
+    assert probe.status() == "ok"
+    clock[0] += 9.9
+    assert probe.status() == "ok"
+    clock[0] += 0.2
+    assert probe.status() == "error: later"

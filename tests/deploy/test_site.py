@@ -28,6 +28,8 @@ from pebble_server import Pebble
 from srht_deploy.operations import HOSTS_BEGIN
 from testhosts.srhtsite import BASE_LAYOUT, DOMAIN, NAMES, Site, changed, changed_on, planned
 
+from srht_core.identity import META_PROBE_FAILED_TTL
+
 # A cold first run builds the hosts' image and fetches every package and
 # wheel once: more than pytest's default per-test bound.
 pytestmark = [pytest.mark.deploy, pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -318,9 +320,13 @@ def test_a_host_that_cannot_reach_meta_is_named_and_its_visitors_told(site: Site
     told = f"paste cannot reach meta, the site&#39;s identity service, at https://meta.{DOMAIN}"
     assert told in page
 
-    # With the names back, everything answers again.
+    # With the names back, everything answers again (paste's processes ask
+    # meta again once their last answer is META_PROBE_FAILED_TTL s old).
     base(site)
-    assert body_and_status(site.curl("paste", "/healthz"))[1] == 200
+    deadline = time.monotonic() + 3 * META_PROBE_FAILED_TTL
+    while (answer := body_and_status(site.curl("paste", "/healthz")))[1] != 200:
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.5)
 
 
 #: What adding a service may change on its host besides the operations
@@ -799,9 +805,10 @@ def test_a_build_job_runs_on_the_runner_host_end_to_end(site: Site) -> None:
 
     unit = runner.ssh("systemctl cat srht-builds-runner").stdout
     assert "ExecStart=/opt/srht/venv/bin/srht builds runner" in unit and "Delegate=yes" in unit
-    assert runner.ssh("systemctl is-active srht-builds-runner", check=False).stdout.strip() == (
-        "active"
-    )
+    state = runner.ssh("systemctl is-active srht-builds-runner", check=False).stdout.strip()
+    assert state == "active", runner.ssh(
+        "journalctl -u srht-builds-runner -n 40", check=False
+    ).stdout
     assert (
         "srht-builds-runner"
         not in site.hosts["alpha"].ssh("systemctl list-units --all 'srht-*' --no-legend").stdout

@@ -161,6 +161,9 @@ class JobRun:
         self.network: JobNetwork | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.stopping: str | None = None
+        #: Where the job was when it was stopped (" during task build"...),
+        #: fixed then: what the container prints as it dies must not move it.
+        self.stopped_at: str | None = None
         self.timed_out = False
         self.started = time.monotonic()
         self.pending: list[tuple[int, bytes]] = []
@@ -399,6 +402,8 @@ class JobRun:
 
     def kill(self) -> None:
         """Stop the container and everything in it, now."""
+        if self.stopped_at is None:
+            self.stopped_at = self._where()
         if self.group is not None:
             self.group.kill()
         if self.process is not None and self.process.poll() is None:
@@ -412,6 +417,8 @@ class JobRun:
                 self.task_updates.append((number, "running"))
             elif kind == "end" and number == 0:
                 self.setup_code = code
+            elif kind == "end" and self.stopped_at is not None:
+                continue  # the task died of the kill: its state is the job's end
             elif kind == "end":
                 self.task_codes[number] = code or 0
                 self.task_updates.append((number, "success" if code == 0 else "failed"))
@@ -480,16 +487,23 @@ class JobRun:
 
     # -- ending ------------------------------------------------------------------
 
+    def _where(self) -> str:
+        """Where the job is now, for its reason: " during task NAME",
+        " during its setup", " before task NAME" or ""."""
+        names = [name for name, _script in self.spec["tasks"]]
+        if self.current and self.current not in self.task_codes:
+            return f" during task {names[self.current - 1]}"
+        if self.setup_code is None:
+            return " during its setup"
+        upcoming = max([self.current, *self.task_codes]) + 1
+        if upcoming <= len(names):
+            return f" before task {names[upcoming - 1]}"
+        return ""
+
     def outcome(self, code: int | None) -> tuple[str, str]:
         """``(status, reason)`` of the job as it ended."""
         names = [name for name, _script in self.spec["tasks"]]
-        during = (
-            f" during task {names[self.current - 1]}"
-            if self.current and self.current not in self.task_codes
-            else " during its setup"
-            if self.setup_code is None
-            else ""
-        )
+        during = self.stopped_at if self.stopped_at is not None else self._where()
         if self.timed_out:
             return (
                 "timeout",

@@ -49,6 +49,8 @@ PROGRAMS = {
 }
 #: Seconds between checks whether an image is due to be built again.
 REFRESH_CHECK = 600
+#: Most seconds between tries to reach the service at start.
+MAX_WAIT = 30
 
 
 class RunnerError(RuntimeError):
@@ -110,7 +112,7 @@ class Runner:
                     self.context.service.lost(lost)
                 except ServiceUnreachable as error:
                     log.error("could not tell the service of lost jobs %s: %s", lost, error)
-            listed = self.context.service.images()
+            listed = self._images()
         for entry in listed:
             image = Image(
                 entry["name"],
@@ -122,6 +124,20 @@ class Runner:
             self._build(image)
         if not self.context.trees:
             raise RunnerError("no image could be made ready; see the messages above")
+
+    def _images(self) -> list[dict[str, Any]]:
+        """The images the service lists, once it answers: a runner may start
+        before the service does (a deploy starts both hosts at once, a
+        reboot brings them up in any order), so it waits, saying why."""
+        delay = 1.0
+        while True:
+            try:
+                return self.context.service.images()
+            except ServiceUnreachable as error:
+                log.warning("waiting for the builds service: %s (again in %.0f s)", error, delay)
+            if self.stopping.wait(delay):
+                raise RunnerError("stopped while waiting for the builds service")
+            delay = min(delay * 2, MAX_WAIT)
 
     def _build(self, image: Image) -> None:
         try:
