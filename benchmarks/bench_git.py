@@ -532,6 +532,21 @@ def bench_ssh(runs: int, workers: int) -> int:
         if "ssh_user" in inspect.signature(sshd_snippet).parameters:
             # A tree before issue 16 (``srht git keys``), to compare.
             snippet = sshd_snippet(user, default_program(), str(config), keys_user=user)
+        elif "credential_file" in inspect.signature(sshd_snippet).parameters:
+            from srht_plugins.git.ssh import keys_secret
+
+            # The lookup credential in a file of the keys account's, as deployed.
+            lookup = work / "git-ssh-keys"
+            lookup.write_text(keys_secret(site).text)
+            shutil.chown(lookup, keys_user)
+            lookup.chmod(0o400)
+            snippet = sshd_snippet(
+                site,
+                default_program(),
+                str(config),
+                keys_user=keys_user,
+                credential_file=str(lookup),
+            )
         else:
             snippet = sshd_snippet(site, default_program(), str(config), keys_user=keys_user)
         service_port, plain_port = free_port(), free_port()

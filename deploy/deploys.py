@@ -406,6 +406,8 @@ def _tracked(site: Site) -> list[str]:
         "/etc/systemd/system/srht-*",
         "/etc/nginx/sites-enabled/srht-*",
         "/etc/ssh/sshd_config.d/srht-*",
+        HostNeeds.SECRETS_DIR,
+        f"{HostNeeds.SECRETS_DIR}/*",
         f"{CA_DIR}/srht-*",
         "/usr/local/bin/srht",
         "/etc/postgresql/*/main/conf.d/srht.conf",
@@ -484,6 +486,7 @@ def configure(site: Site) -> None:
             group="root",
             mode="644",
         )
+    _secret_files(site, placement)
     _sshd(site, placement)
     _postfix(site, placement)
     _nginx_files(site, placement)
@@ -570,6 +573,38 @@ def _redis(site: Site) -> None:
     operations.running(name="Redis is running", unit="redis-server.service")
 
 
+def _secret_files(site: Site, placement: Placement) -> None:
+    """The services' :class:`~srht_core.SecretFile` s: each readable by its
+    owner alone, in a folder only root lists; those no service on the host
+    needs any more are removed."""
+    wanted: dict[str, Any] = {}
+    for service in placement.services:
+        for secret in site.needs(service).secret_files:
+            if secret.name in wanted and wanted[secret.name].text != secret.text:
+                raise OperationError(
+                    f"two services need a different secret file called {secret.name}"
+                )
+            wanted[secret.name] = secret
+    folder = HostNeeds.SECRETS_DIR
+    present = host.get_fact(ManagedFiles, pattern=f"{folder}/*")
+    if wanted:
+        operations.directory(
+            name="Secret files folder", path=folder, user="root", group="root", mode="711"
+        )
+    for name in operations.each(sorted(wanted)):
+        secret = wanted[name]
+        operations.put(
+            name=f"Secret file {name} (for {secret.owner})",
+            src=StringIO(secret.text),
+            dest=secret.path,
+            user=secret.owner,
+            group="root",
+            mode="400",
+        )
+    for name in operations.each([n for n in present if n not in wanted]):
+        files.file(name=f"Remove secret file {name}", path=f"{folder}/{name}", present=False)
+
+
 def _sshd(site: Site, placement: Placement) -> None:
     wanted = {}
     for service in placement.services:
@@ -585,8 +620,7 @@ def _sshd(site: Site, placement: Placement) -> None:
             dest=f"/etc/ssh/sshd_config.d/{name}",
             user="root",
             group="root",
-            # A snippet may hold a credential (git's key lookup): sshd reads
-            # it as root, nobody else needs to.
+            # sshd reads it as root; nobody else needs to.
             mode="600",
         )
     for name in operations.each([n for n in present if n not in wanted]):

@@ -99,6 +99,7 @@ if TYPE_CHECKING:
         NavEntry,
         ResourceType,
         Scope,
+        SecretFile,
         ServiceInfo,
         Timer,
     )
@@ -242,6 +243,7 @@ _WHERE = {
     "NavEntry": "service",
     "ResourceType": "service",
     "Scope": "service",
+    "SecretFile": "service",
     "ServiceInfo": "service",
     "Timer": "service",
     "InvalidText": "text",
@@ -318,6 +320,7 @@ __all__ = [
     "ResourceType",
     "Scope",
     "Secret",
+    "SecretFile",
     "Section",
     "ServiceInfo",
     "ServiceUnreachable",

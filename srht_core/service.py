@@ -6,6 +6,7 @@ every contribution can be checked and attributed to the plugin that made it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ __all__ = [
     "NavEntry",
     "ResourceType",
     "Scope",
+    "SecretFile",
     "ServiceInfo",
     "Timer",
 ]
@@ -156,6 +158,43 @@ class Scope:
     description: str
 
 
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """A secret one account of a host must read and no other, such as a
+    credential a program needs and must not take on its command line (where
+    every local user sees it in ``ps``). The deploy writes it as
+    ``HostNeeds.SECRETS_DIR/name``, owned by ``owner``, mode ``0400``, in a
+    folder only root lists, and removes it when no service on the host
+    needs it any more. Point the program at its ``path``.
+
+    :param name: the file's name, unique on the host (``git-ssh-keys``).
+    :param owner: the account that reads it: the service's own or one of
+        its ``users``.
+    :param text: what the file holds.
+
+    .. versionadded:: 0.1
+    """
+
+    name: str
+    owner: str
+    text: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not _SECRET_NAME.match(self.name):
+            raise ValueError(
+                f"secret file name {self.name!r}: letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit"
+            )
+
+    @property
+    def path(self) -> str:
+        """Where the deploy puts it."""
+        return f"{HostNeeds.SECRETS_DIR}/{self.name}"
+
+
 @dataclass(frozen=True)
 class HostNeeds:
     """What a host must have to run a service; the deploy reads it.
@@ -185,13 +224,17 @@ class HostNeeds:
         longer takes mail for them. List port 25 in ``ports``.
     :param mail_max_size: the largest message, in bytes, the mail server
         takes for ``mail_domains`` (Postfix's own limit is 10 MB).
+    :param secret_files: :class:`SecretFile` s for the host, each readable
+        by its owner alone.
 
     .. versionchanged:: 0.1
-        ``mail_domains`` and ``mail_max_size``.
+        ``mail_domains``, ``mail_max_size`` and ``secret_files``.
     """
 
     #: Stands for the absolute path of ``srht`` on the host, in sshd snippets.
     SRHT_ON_HOST: ClassVar[str] = "@srht@"
+    #: The folder of :class:`SecretFile` s on a host (root's, mode 0711).
+    SECRETS_DIR: ClassVar[str] = "/etc/srht-secrets"
 
     packages: tuple[str, ...] = ()
     users: tuple[str, ...] = ()
@@ -202,6 +245,7 @@ class HostNeeds:
     sshd_snippets: tuple[str, ...] = ()
     mail_domains: dict[str, str] = field(default_factory=dict)
     mail_max_size: int = 0
+    secret_files: tuple[SecretFile, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def webhook_events() -> list[EventType]:
 
 @hookimpl
 def host_needs(config: Config) -> HostNeeds:
-    from .ssh import KEYS_USER, sshd_snippet
+    from .ssh import KEYS_USER, keys_secret, sshd_snippet
 
     section = config["git"]
     repos = section["repos"] or str(Path(config["srht"]["data-dir"]) / "git")
@@ -134,6 +134,7 @@ def host_needs(config: Config) -> HostNeeds:
         paths=(repos,),
         ports=(22,),
         sshd_snippets=(sshd_snippet(config, HostNeeds.SRHT_ON_HOST),),
+        secret_files=(keys_secret(config),),
     )
 
 

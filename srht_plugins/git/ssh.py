@@ -35,6 +35,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, abort, request
 
 from srht_core import (
+    SecretFile,
     current_service,
     db_session,
     from_internal_network,
@@ -51,10 +52,12 @@ from .repos import clone_urls, repository_path
 from .ssh_programs import HEADER, KEYS, SHELL, credential, fingerprint
 
 __all__ = [
+    "KEYS_SECRET",
     "KEYS_USER",
     "bp",
     "fingerprint",
     "keys_program",
+    "keys_secret",
     "parse_command",
     "sshd_snippet",
 ]
@@ -75,13 +78,24 @@ def keys_program(srht: str) -> str:
     return srht + "-git-keys"
 
 
+def keys_secret(config: Any) -> SecretFile:
+    """The lookup credential of ``srht-git-keys``, as the file the deploy
+    writes for :data:`KEYS_USER` alone."""
+    return SecretFile(
+        KEYS_SECRET, KEYS_USER, credential(config["srht"]["network-key"], KEYS) + "\n"
+    )
+
+
 def sshd_snippet(
-    config: Any, program: str, config_path: str | None = None, keys_user: str | None = None
+    config: Any,
+    program: str,
+    config_path: str | None = None,
+    keys_user: str | None = None,
+    credential_file: str | None = None,
 ) -> str:
     """The sshd configuration for the git account: keys from
     ``srht-git-keys``, no passwords, no terminal, no forwarding, and the
-    protocol version the client asks for passed on to git. It holds the
-    key lookup credential: only root should read it.
+    protocol version the client asks for passed on to git.
 
     :param config: the site's config (the git service's origin, the ssh
         account and the network key the credential derives from).
@@ -93,6 +107,8 @@ def sshd_snippet(
     :param keys_user: the account sshd runs the key command as; it needs to
         read nothing of the site. By default ``srht-git-keys``, which the
         deploy creates.
+    :param credential_file: where that account reads its lookup credential
+        (default: where the deploy writes :func:`keys_secret`).
     """
     ssh_user = config["git"]["ssh-user"]
     command = shlex.join(
@@ -100,8 +116,8 @@ def sshd_snippet(
             keys_program(program),
             "--origin",
             config["git"]["origin"],
-            "--credential",
-            credential(config["srht"]["network-key"], KEYS),
+            "--credential-file",
+            credential_file or keys_secret(config).path,
             "--config",
             config_path or "/etc/srht/config.ini",
             "--ssh-user",
@@ -124,8 +140,10 @@ def sshd_snippet(
 
 
 #: The account sshd runs ``srht-git-keys`` as: it can read nothing of the
-#: site and write nothing (the deploy creates it).
+#: site but its credential, and write nothing (the deploy creates it).
 KEYS_USER = "srht-git-keys"
+#: The name of its credential's file (:class:`srht_core.SecretFile`).
+KEYS_SECRET = "git-ssh-keys"  # noqa: S105 - a file name, not the secret
 
 
 def default_program() -> str:

@@ -5,9 +5,10 @@ starts three short interpreters instead of three copies of the whole stack.
 They live in the git package, as every piece of a service does.
 
 ``srht-git-keys`` is sshd's AuthorizedKeysCommand. It runs as an account of
-its own that reads nothing of the site: its arguments carry the git
-service's origin and a lookup credential (in sshd's snippet, which only root
-reads). It asks the running git service whether a key is registered, and
+its own that reads nothing of the site but its lookup credential (a file
+only that account reads, which the deploy writes: never an argument, which
+every local user could see in ``ps``); its arguments carry the git service's
+origin. It asks the running git service whether a key is registered, and
 prints the key with a forced command, ``srht-git-shell``. It writes nothing,
 and the credential allows nothing but that lookup.
 
@@ -120,7 +121,11 @@ def keys_main(argv: list[str] | None = None) -> int:
         "authorized key line for KEY (base64, sshd's %%k) if a user registered it.",
     )
     parser.add_argument("--origin", required=True, help="the git service's origin")
-    parser.add_argument("--credential", required=True, help="the lookup credential")
+    parser.add_argument(
+        "--credential-file",
+        required=True,
+        help="the file holding the lookup credential (readable by this account alone)",
+    )
     parser.add_argument("--config", required=True, help="the config the forced command reads")
     parser.add_argument("--ssh-user", required=True, help="the git account")
     parser.add_argument("--shell", default=None, help="the forced command's program")
@@ -136,10 +141,16 @@ def keys_main(argv: list[str] | None = None) -> int:
         return 0
     wanted = fingerprint(blob)
     try:
+        with open(args.credential_file, encoding="utf-8") as file:
+            lookup = file.read().strip()
+    except OSError as error:
+        print(f"srht-git-keys: cannot read the lookup credential: {error}", file=sys.stderr)
+        return 1
+    try:
         found = _ask(
             args.origin,
             "/internal/ssh/key?" + urllib.parse.urlencode({"fingerprint": wanted}),
-            args.credential,
+            lookup,
         )
     except OSError as error:
         print(f"srht-git-keys: cannot ask the git service: {error}", file=sys.stderr)

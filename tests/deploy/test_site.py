@@ -555,17 +555,21 @@ def test_git_pushes_over_ssh_and_clones_over_https_on_a_deployed_host(
     assert f"Hi ~{name}! You have authenticated" in hello.stderr, hello.stderr
     assert "Could not chdir" not in hello.stderr
     # sshd looks keys up as an account that can read nothing of the site nor
-    # write the repositories; the credential it passes is in a snippet only
-    # root reads.
+    # write the repositories, with a credential in a file of its own: never
+    # on a command line, where any local user would see it in ps.
     beta = site.hosts["beta"]
     assert beta.ssh("stat -c '%a %U' /etc/ssh/sshd_config.d/srht-git.conf").stdout.split() == [
         "600",
         "root",
     ]
-    assert (
-        "AuthorizedKeysCommandUser srht-git-keys"
-        in beta.ssh("cat /etc/ssh/sshd_config.d/srht-git.conf").stdout
-    )
+    snippet = beta.ssh("cat /etc/ssh/sshd_config.d/srht-git.conf").stdout
+    assert "AuthorizedKeysCommandUser srht-git-keys" in snippet
+    assert "--credential-file /etc/srht-secrets/git-ssh-keys" in snippet
+    assert beta.ssh(
+        "stat -c '%a %U' /etc/srht-secrets /etc/srht-secrets/git-ssh-keys"
+    ).stdout.split() == ["711", "root", "400", "srht-git-keys"]
+    lookup = beta.ssh("cat /etc/srht-secrets/git-ssh-keys").stdout.strip()
+    assert len(lookup) == 64 and lookup not in snippet
     for attempt in (
         "cat /etc/srht/config.ini",
         f"touch /var/lib/srht/git/{json.loads(body)['id']}.git/objects/x",
@@ -739,6 +743,9 @@ def test_removing_a_service_removes_its_daemons_and_site_and_keeps_its_data(site
     sites = beta.ssh("ls /etc/nginx/sites-enabled/").stdout.split()
     assert not [name for name in sites if name.startswith("srht-")], sites
     assert "config.ini" not in beta.ssh("ls /etc/srht").stdout.split()
+    # Nor the secret files of its services (git's key lookup credential, from
+    # the SSH test above).
+    assert beta.ssh("ls -A /etc/srht-secrets 2>/dev/null || true").stdout.split() == []
     tls = beta.ssh("ls /etc/srht/tls").stdout.split()
     assert not [name for name in tls if name.endswith((".crt", ".key"))], tls
     assert HOSTS_BEGIN not in beta.ssh("cat /etc/hosts").stdout

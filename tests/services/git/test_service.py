@@ -49,8 +49,8 @@ def test_host_needs(git_config: Any, plugin_host: Any, tmp_path: Path) -> None:
         f"{HostNeeds.SRHT_ON_HOST}-git-keys",
         "--origin",
         config["git"]["origin"],
-        "--credential",
-        keys_credential,
+        "--credential-file",
+        "/etc/srht-secrets/git-ssh-keys",
         "--config",
         "/etc/srht/config.ini",
         "--ssh-user",
@@ -61,7 +61,14 @@ def test_host_needs(git_config: Any, plugin_host: Any, tmp_path: Path) -> None:
     ]
     # The credential allows looking keys up and nothing else.
     assert keys_credential != credential(config["srht"]["network-key"], SHELL)
-    assert config["srht"]["network-key"] not in snippet
+    assert config["srht"]["network-key"] not in snippet and keys_credential not in snippet
+    # It is in a file for the keys account alone, which the deploy writes.
+    (secret,) = needs.secret_files
+    assert (secret.path, secret.owner, secret.text) == (
+        "/etc/srht-secrets/git-ssh-keys",
+        "srht-git-keys",
+        keys_credential + "\n",
+    )
     assert "    AuthorizedKeysCommandUser srht-git-keys\n" in snippet
 
     other = git_config({"git": {"repos": "/srv/git"}})

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 import requests
 
-from srht_plugins.git.ssh import default_program, sshd_snippet
+from srht_plugins.git.ssh import default_program, keys_secret, sshd_snippet
 from srht_plugins.git.ssh_programs import HEADER, KEYS, SHELL, credential, fingerprint
 
 from .conftest import GitResult, GitStack, KeyPair, make_key, register_key, require_program
@@ -68,6 +68,7 @@ class Sshd:
     user: str
     keys_user: str
     log: Path
+    folder: Path
 
     def url(self, owner: str, name: str) -> str:
         return f"{self.user}@127.0.0.1:~{owner}/{name}"
@@ -97,14 +98,23 @@ def sshd(git_stack: GitStack) -> Iterator[Sshd]:
         # the git account.
         site = {**{name: dict(git_stack.config[name]) for name in ("srht", "git")}}
         site["git"]["ssh-user"] = user
+        # The lookup credential, as the deploy writes it: the keys account's alone.
+        lookup = _credential_file(folder, keys_user, keys_secret(site).text)
         config = folder / "sshd_config"
         config.write_text(
             f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
             f"PidFile {folder / 'sshd.pid'}\nUsePAM no\nPermitRootLogin forced-commands-only\n"
             "PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "LogLevel VERBOSE\n"
-            + sshd_snippet(site, program, str(git_stack.config_path), keys_user=keys_user)
+            + sshd_snippet(
+                site,
+                program,
+                str(git_stack.config_path),
+                keys_user=keys_user,
+                credential_file=str(lookup),
+            )
         )
+        assert keys_secret(site).text.strip() not in config.read_text()
         checked = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stderr
         log = folder / "sshd.log"
@@ -121,7 +131,7 @@ def sshd(git_stack: GitStack) -> Iterator[Sshd]:
                 assert process.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, "sshd did not listen"
                 time.sleep(0.05)
-            yield Sshd(port, user, keys_user, log)
+            yield Sshd(port, user, keys_user, log, folder)
         finally:
             process.terminate()
             process.wait(15)
@@ -310,16 +320,32 @@ def test_a_suspended_user_is_told_over_ssh(git_stack: GitStack, sshd: Sshd) -> N
     ]
 
 
-def _keys_command(git_stack: GitStack, sshd: Sshd, key: KeyPair, keys_credential: str) -> Any:
-    """Run ``srht-git-keys`` as sshd does, as sshd's keys account."""
+def _credential_file(folder: Path, owner: str, text: str) -> Path:
+    """A credential file readable by ``owner`` alone (mode 0400)."""
+    path = Path(tempfile.mkstemp(prefix="credential-", dir=folder)[1])
+    path.write_text(text)
+    if owner != getpass.getuser():
+        shutil.chown(path, owner)
+    path.chmod(0o400)
+    return path
+
+
+def _keys_command(
+    git_stack: GitStack, sshd: Sshd, key: KeyPair, keys_credential: str | None
+) -> Any:
+    """Run ``srht-git-keys`` as sshd does, as sshd's keys account, with
+    ``keys_credential`` in a file of that account's (``None``: a file it
+    cannot read)."""
     key_type, blob = key.public.split()[:2]
     program = default_program() + "-git-keys"
+    owner = sshd.keys_user if keys_credential is not None else "root"
+    lookup = _credential_file(sshd.folder, owner, (keys_credential or "x") + "\n")
     command = [
         program,
         "--origin",
         git_stack.git_url,
-        "--credential",
-        keys_credential,
+        "--credential-file",
+        str(lookup),
         "--config",
         str(git_stack.config_path),
         "--ssh-user",
@@ -358,6 +384,11 @@ def test_the_key_lookup_writes_nothing_and_needs_its_credential(
     # The wrong credential finds nothing.
     forged = _keys_command(git_stack, sshd, key, credential(network_key, SHELL))
     assert (forged.returncode, forged.stdout) == (0, "")
+    if sshd.keys_user != getpass.getuser():
+        # A credential file it cannot read: sshd logs why, no key is let in.
+        unreadable = _keys_command(git_stack, sshd, key, None)
+        assert (unreadable.returncode, unreadable.stdout) == (1, "")
+        assert unreadable.stderr.startswith("srht-git-keys: cannot read the lookup credential: ")
 
     # The first login mirrors bob, after sshd has checked the key.
     hello = run_ssh(sshd, key)
