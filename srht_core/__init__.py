@@ -10,7 +10,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api import Api, Operation, api_blueprint, body_schema, declared_apis
+    from .api import (
+        ID_SCHEMA,
+        USER_REF_SCHEMA,
+        USERNAME_SCHEMA,
+        Api,
+        Operation,
+        api_blueprint,
+        body_schema,
+        declared_apis,
+    )
     from .app import create_app
     from .assets import static_url
     from .cache import BoundedCache
@@ -136,6 +145,9 @@ _NAMESPACE = globals()
 
 _WHERE = {
     "Api": "api",
+    "ID_SCHEMA": "api",
+    "USERNAME_SCHEMA": "api",
+    "USER_REF_SCHEMA": "api",
     "Operation": "api",
     "api_blueprint": "api",
     "body_schema": "api",
@@ -274,6 +286,9 @@ _WHERE = {
 
 __all__ = [
     "API_ERRORS_SCHEMA",
+    "ID_SCHEMA",
+    "USERNAME_SCHEMA",
+    "USER_REF_SCHEMA",
     "Address",
     "Api",
     "ApiError",

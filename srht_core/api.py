@@ -51,7 +51,16 @@ from .text import MAX_URL
 from .tokens import api_user, current_token
 from .webhooks import DELIVERY_SCHEMA
 
-__all__ = ["Api", "Operation", "api_blueprint", "body_schema", "declared_apis"]
+__all__ = [
+    "ID_SCHEMA",
+    "USERNAME_SCHEMA",
+    "USER_REF_SCHEMA",
+    "Api",
+    "Operation",
+    "api_blueprint",
+    "body_schema",
+    "declared_apis",
+]
 
 #: What each error status means, unless a service says better.
 DEFAULT_REASONS: dict[int, str] = {
@@ -61,6 +70,26 @@ DEFAULT_REASONS: dict[int, str] = {
     403: "The token lacks the scope, or its user may not do this.",
     404: "No such object, or one the caller may not see.",
     409: "The change conflicts with the object as it is (a name already taken, say).",
+}
+
+#: An object's id in a path: a positive 32-bit integer (what every
+#: service's database keys are).
+ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+#: A username in a path, with or without its leading ``~``.
+USERNAME_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"^~?[a-z_][a-z0-9_-]*$",
+    "maxLength": 64,
+}
+#: How a user appears inside an object (its owner, an author): the same
+#: in every service.
+USER_REF_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["username", "canonical_name"],
+    "properties": {
+        "username": {"type": "string"},
+        "canonical_name": {"type": "string", "description": "~username"},
+    },
 }
 
 #: The query parameters of every paged list.
@@ -156,6 +185,14 @@ class Api:
     :param description: what the API is for, how to authenticate (Markdown).
     :param reasons: what error statuses mean in this API, over
         :data:`DEFAULT_REASONS`.
+
+    Declare with its methods: ``schema(name, schema)`` for the document's
+    components; ``parameter(name, description, schema)`` for a path or
+    query parameter, and the ones every service shares,
+    ``user_parameters(owns)`` (``owner``, ``username``) and
+    ``webhook_parameters()`` (``webhook_id``, ``delivery_id``), with
+    ``webhook_schemas(events)`` for the webhook endpoints' bodies; then
+    ``@api.operation(method, path, summary, scope=...)`` above each view.
     """
 
     def __init__(
@@ -237,6 +274,32 @@ class Api:
         if example is not None:
             entry["example"] = example
         self.parameters[name] = entry
+
+    def user_parameters(self, owns: str) -> None:
+        """Declare the path parameters every service names users by:
+        ``owner`` (the username of the owner of ``owns``, a leading ``~``
+        allowed) and ``username`` (any user, the same way).
+
+        .. versionadded:: 0.1
+        """
+        self.parameter(
+            "owner",
+            f"The {owns} owner's username (a leading ~ is allowed).",
+            USERNAME_SCHEMA,
+            example="alice",
+        )
+        self.parameter(
+            "username", "A username (a leading ~ is allowed).", USERNAME_SCHEMA, example="alice"
+        )
+
+    def webhook_parameters(self) -> None:
+        """Declare the path parameters of the webhook endpoints every
+        service has: ``webhook_id`` and ``delivery_id``.
+
+        .. versionadded:: 0.1
+        """
+        self.parameter("webhook_id", "The webhook's id.", ID_SCHEMA, example=1)
+        self.parameter("delivery_id", "The delivery's id.", ID_SCHEMA, example=1)
 
     def operation(
         self,

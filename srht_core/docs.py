@@ -265,6 +265,9 @@ HELPERS: list[tuple[str, list[str]]] = [
             "json_object",
             "string_field",
             "API_ERRORS_SCHEMA",
+            "ID_SCHEMA",
+            "USERNAME_SCHEMA",
+            "USER_REF_SCHEMA",
             "error_responses",
             "json_response",
             "schema_ref",
@@ -351,6 +354,12 @@ _DESCRIBED = {
     '[{"field": ..., "reason": ...}]}`, what `ApiError` '
     "answers), for a service's OpenAPI document: keep it at "
     "`components/schemas/Errors`, where `error_responses` refers to it.",
+    "ID_SCHEMA": "The JSON schema of an object's id in an API path: a positive 32-bit "
+    "integer, as every service's database keys are.",
+    "USERNAME_SCHEMA": "The JSON schema of a username in an API path, with or without "
+    "its leading `~` (`Api.user_parameters` declares `owner` and `username` with it).",
+    "USER_REF_SCHEMA": "The JSON schema of a user inside an object (an owner, an author): "
+    "`{username, canonical_name}`, the same in every service's API.",
     "LOGIN_LIFETIME": "Seconds a login cookie is valid from sign-in (30 days); meta's "
     "record of the session expires with it.",
     "hookimpl": "The decorator that marks a function as a hook implementation (`@hookimpl`).",
