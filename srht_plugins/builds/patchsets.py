@@ -332,7 +332,7 @@ def group_url(build: PatchsetBuild) -> str:
 
 def report(build_id: int) -> str | None:
     """Tell lists what became of patchset build ``build_id`` (the
-    ``report`` job), if it changed since last told; the status told.
+    ``report`` job) as it is now; the status told.
 
     :raises listsapi.ListsUnavailable: lists or meta cannot be asked now
         (the job is tried again later).
@@ -340,12 +340,9 @@ def report(build_id: int) -> str | None:
     build = db_session.get(PatchsetBuild, build_id)
     if build is None:
         return None
-    told = None
     # Twice at most: jobs may end while lists is being told they run.
     for _round in range(2):
         status, details = outcome(build)
-        if status == build.reported:
-            break
         list_name = build.list_ref.partition("/")[2]
         try:
             listsapi.report_tool(
@@ -355,10 +352,11 @@ def report(build_id: int) -> str | None:
             build.report_error = str(error)
             db_session.commit()
             return None
-        build.reported, build.report_error, told = status, "", status
+        build.reported, build.report_error = status, ""
         db_session.commit()
         db_session.expire_all()
-        build = db_session.get(PatchsetBuild, build_id)
-        if build is None:
-            break
-    return told
+        again = db_session.get(PatchsetBuild, build_id)
+        if again is None or outcome(again)[0] == status:
+            return status
+        build = again
+    return status
