@@ -140,17 +140,20 @@ class PatchSite(BuildsSite):
         )
         assert made.status_code == 201, made.text
 
-    def send_series(self, copy: Path, to: str, changes: list[tuple[str, str, str]]) -> None:
+    def send_series(
+        self, copy: Path, to: str, changes: list[tuple[str, str, str]], *, skip: int = 0
+    ) -> None:
         """Commit ``changes`` (``(subject, path, text)``) on a branch of
-        ``copy``, ``git format-patch`` them and mail them to ``to``; the
-        branch is dropped again."""
+        ``copy``, ``git format-patch`` them (but the first ``skip``) and
+        mail them to ``to``; the branch is dropped again."""
         branch = f"series-{os.urandom(4).hex()}"
         self.git("checkout", "-q", "-b", branch, "main", cwd=copy)
         for subject, path, text in changes:
             (copy / path).write_text(text)
             self.git("commit", "-q", "-a", "-m", subject, cwd=copy)
         out = self.work / branch
-        self.git("format-patch", "-q", "--thread", f"--to={to}", "-o", str(out), "main", cwd=copy)
+        since = f"{branch}~{len(changes) - skip}"
+        self.git("format-patch", "-q", "--thread", f"--to={to}", "-o", str(out), since, cwd=copy)
         self.git("checkout", "-q", "main", cwd=copy)
         with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=60) as client:
             for patch in sorted(out.iterdir()):
@@ -327,7 +330,7 @@ def alice(patch_site: PatchSite) -> Person:
             "greeting": "hello\n",
             ".builds/show.yml": _manifest(git, "alice", "hello", "  - show: cat hello/greeting\n"),
             ".builds/log.yml": _manifest(
-                git, "alice", "hello", "  - log: git -C hello log --format=%s\n"
+                git, "alice", "hello", "  - log: tail -1 hello/.git/logs/HEAD\n"
             ),
         },
     )
@@ -501,3 +504,85 @@ def test_a_patchset_starts_a_job_group_whose_specs_carry_the_patches_and_no_secr
     assert re.search(
         r'<li class="tool tool-failed"><a href="[^"]+/groups/\d+">builds: failed</a>', page.text
     ), page.text
+
+
+@pytest.mark.deploy
+def test_a_patchset_job_runs_with_its_patches_applied_and_one_that_does_not_apply_fails(
+    patch_site: PatchSite, alice: Person
+) -> None:
+    """On a real runner (nspawn, as ``test_runner``): the runner clones
+    alice's private repository with her token and applies the series with
+    ``git am``; a patch written against a line main does not have fails
+    the setup, naming the patch. lists shows both outcomes."""
+    from support.ci import require_test_hosts
+    from testhosts.image import cache_dir, ensure_image
+
+    from .test_runner import Runner
+
+    require_test_hosts()
+    ensure_image()
+    [tarball] = sorted(cache_dir().glob("image-*.tar.zst"))[-1:]
+    images = Path(site_images_path(patch_site))
+    images.write_text(f"debian/bookworm:\n  tarball: {tarball}\n")
+    site = patch_site
+    copy = site.work / "hello"
+    to = f"~alice/hello-devel@{DOMAIN}"
+    site.send_series(copy, to, [("Patch the greeting", "greeting", "hello, patched world\n")])
+    site.send_series(
+        copy,
+        to,
+        [("Start elsewhere", "greeting", "good evening\n"), ("Break it", "greeting", "bye\n")],
+        skip=1,
+    )
+    runner_dir = Path(tempfile.mkdtemp(prefix="srht-builds-patches-"))
+    runner_dir.chmod(0o711)
+    name = f"patches{SLOT}"
+    runner = Runner(site.config, runner_dir / name, name)
+    runner.start()
+    try:
+        site.run_everything()
+        good_id, bad_id = _patchset_id(site, "Patch the greeting"), _patchset_id(site, "Break it")
+        jobs = {
+            job.id: job
+            for job in site.patchset_jobs("~alice/hello-devel")
+            if job.patchset_build.patchset_id in (good_id, bad_id)
+        }
+        assert len(jobs) == 4
+        deadline = time.monotonic() + PATIENCE
+        while True:
+            ended = [site.get_job(job_id) for job_id in jobs]
+            if all(job.status not in ("queued", "running") for job in ended):
+                break
+            assert runner.process is not None and runner.process.poll() is None, runner.output()
+            assert time.monotonic() < deadline, runner.output()[-4000:]
+            time.sleep(0.5)
+    finally:
+        runner.stop()
+        shutil.rmtree(runner_dir, ignore_errors=True)
+    site.run_everything()
+    browser = site.browser(alice)
+    for job in ended:
+        log = browser.get(f"/~alice/job/{job.id}/log").get_data(as_text=True)
+        assert alice.token not in log
+        if jobs[job.id].patchset_build.patchset_id == good_id:
+            assert job.status == "success", (job.reason, log)
+            assert "Applying: Patch the greeting" in log
+            assert "Secrets were not given to this job" in log
+            if job.manifest_path == ".builds/show.yml":
+                assert "hello, patched world" in log
+            else:
+                assert "am: Patch the greeting" in log  # the commit git am made
+        else:
+            assert job.status == "failed", (job.reason, log)
+            assert job.reason.startswith(
+                f"Patch 1 (Break it) of patchset ~alice/hello-devel #{bad_id} did not apply to "
+                f"{site.origins['git']}/~alice/hello at "
+            ), job.reason
+            assert "Patch failed at 0001 Break it" in log
+    assert site.tools("alice", "hello-devel", good_id)[0]["status"] == "success"
+    [bad] = site.tools("alice", "hello-devel", bad_id)
+    assert bad["status"] == "failed" and "Patch 1 (Break it)" in bad["details"]
+
+
+def site_images_path(site: PatchSite) -> str:
+    return str(site.state.config["builds"]["images"])
