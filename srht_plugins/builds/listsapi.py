@@ -54,7 +54,7 @@ def _call(user_id: int, scope: str, method: str, path: str, body: Any = None) ->
     try:
         return call_service_api("lists", path, token=token, method=method, body=body)
     except ServiceUnreachable as error:
-        raise ListsUnavailable(f"lists {error.reason}") from None
+        raise ListsUnavailable(f"lists at {error.url} {error.reason}") from None
 
 
 def _reasons(answer: Any) -> str:

@@ -506,6 +506,56 @@ def test_a_patchset_starts_a_job_group_whose_specs_carry_the_patches_and_no_secr
     ), page.text
 
 
+def test_a_patchset_that_arrives_while_lists_cannot_be_asked_is_started_later(
+    patch_site: PatchSite, alice: Person
+) -> None:
+    """builds took the webhook (it is signed and checked, then queued); the
+    worker cannot read the patches from lists, so the job waits with the
+    reason and runs again later: nothing is lost."""
+    from srht_core import utcnow
+    from srht_core.jobs import job_table
+
+    site = patch_site
+    site.send_series(
+        site.work / "hello", f"~alice/hello-devel@{DOMAIN}", [("While away", "greeting", "hi\n")]
+    )
+    run_until_idle(site.lists_app)  # delivered to builds' gunicorn: 202
+    lists = site.state.origins["lists"]
+    site.state.origins["lists"] = f"http://127.0.0.1:{free_port()}"
+    try:
+        run_until_idle(site.app)
+    finally:
+        site.state.origins["lists"] = lists
+    [waiting] = [row for row in site.jobs("patchset") if row.status == "queued"]
+    assert waiting.attempts == 1
+    assert "lists at http://127.0.0.1:" in waiting.last_error
+    assert "cannot be reached" in waiting.last_error
+    patchset_id = _patchset_id(site, "While away")
+    started = [
+        job
+        for job in site.patchset_jobs("~alice/hello-devel")
+        if job.patchset_build.patchset_id == patchset_id
+    ]
+    assert started == []
+    # lists is back; the job's next attempt (made due now) starts them.
+    with site.db.engine.begin() as connection:
+        connection.execute(
+            job_table.update().where(job_table.c.id == waiting.id).values(run_after=utcnow())
+        )
+    run_until_idle(site.app)
+    started = [
+        job
+        for job in site.patchset_jobs("~alice/hello-devel")
+        if job.patchset_build.patchset_id == patchset_id
+    ]
+    assert len(started) == 2
+    for job in started:  # ended here, so that no runner takes them later
+        site.claim(job.id)
+        site.finish(job.id, "success")
+    run_until_idle(site.app)
+    assert site.tools("alice", "hello-devel", patchset_id)[0]["status"] == "success"
+
+
 @pytest.mark.deploy
 def test_a_patchset_job_runs_with_its_patches_applied_and_one_that_does_not_apply_fails(
     patch_site: PatchSite, alice: Person
