@@ -97,7 +97,6 @@ def call_service_api(
         be reached, or answers 5xx (try again later).
 
     .. versionadded:: 0.1
-       For builds telling lists what became of a patchset.
     """
     origin = current_service().origins.get(service)
     if not origin:
