@@ -403,6 +403,27 @@ def test_linking_is_refused_for_a_list_not_owned_and_a_repository_without_manife
     assert "~carol/carols is not your list" in refused.text
 
 
+def test_unlinking_removes_the_webhook_on_the_list(patch_site: PatchSite, alice: Person) -> None:
+    site = patch_site
+    site.mailing_list(alice, "other")
+    made = site.builds_api(
+        alice, "POST", "/list-links", json={"list": "~alice/other", "repository": "~alice/hello"}
+    )
+    assert made.status_code == 201, made.text
+    hooks_url = f"{site.origins['lists']}/api/lists/alice/other/webhooks"
+    [hook] = requests.get(hooks_url, headers=alice.headers, timeout=30).json()["results"]
+    assert hook["events"] == ["patchset:received"]
+    assert hook["url"].startswith(site.origins["builds"] + "/webhooks/lists/")
+    gone = site.builds_api(alice, "DELETE", f"/list-links/{made.json()['id']}")
+    assert gone.status_code == 204, gone.text
+    assert requests.get(hooks_url, headers=alice.headers, timeout=30).json()["results"] == []
+    links = site.builds_api(alice, "GET", "/list-links").json()["results"]
+    assert [link["list"] for link in links] == ["~alice/hello-devel"]
+    # Gone: deleting it again finds nothing.
+    refused = site.builds_api(alice, "DELETE", f"/list-links/{made.json()['id']}")
+    assert refused.status_code == 404
+
+
 def _patchset_id(site: PatchSite, subject: str) -> int:
     answer = requests.get(
         f"{site.origins['lists']}/api/lists/alice/hello-devel/patchsets", timeout=30
@@ -452,6 +473,9 @@ def test_a_patchset_starts_a_job_group_whose_specs_carry_the_patches_and_no_secr
         "submitter": "Bob <bob@example.org>",
     }
     assert shown["group"] == group and shown["submitter"] == "lists"
+    page = site.browser(alice).get(f"/~alice/job/{jobs[0].id}").get_data(as_text=True)
+    lists_page = f"{site.origins['lists']}/~alice/hello-devel/patches/{patchset_id}"
+    assert f'<a href="{lists_page}">#{patchset_id}</a> “Greet the world”' in page
     # lists says the jobs run.
     [tool] = site.tools("alice", "hello-devel", patchset_id)
     assert (tool["name"], tool["status"]) == ("builds", "pending")
