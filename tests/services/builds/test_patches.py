@@ -580,6 +580,38 @@ def test_a_patchset_that_arrives_while_lists_cannot_be_asked_is_started_later(
     assert site.tools("alice", "hello-devel", patchset_id)[0]["status"] == "success"
 
 
+def test_a_manifest_that_does_not_clone_the_repository_is_refused_and_lists_says_failed(
+    patch_site: PatchSite, alice: Person
+) -> None:
+    site = patch_site
+    copy = site.repository(
+        alice,
+        "elsewhere",
+        {"f": "1\n", ".build.yml": "image: debian/bookworm\ntasks:\n  - t: echo hi\n"},
+    )
+    site.mailing_list(alice, "elsewhere-devel")
+    linked = site.builds_api(
+        alice, "POST", "/list-links", json={"list": "elsewhere-devel", "repository": "elsewhere"}
+    )
+    assert linked.status_code == 201, linked.text
+    site.send_series(copy, f"~alice/elsewhere-devel@{DOMAIN}", [("Two", "f", "2\n")])
+    site.run_everything()
+    [job] = site.patchset_jobs("~alice/elsewhere-devel")
+    assert job.status == "failed" and job.submitter == "lists"
+    assert job.reason == (
+        "The manifest was refused before anything ran:\n.build.yml sources: clones no "
+        f"{site.origins['git']}/~alice/elsewhere, so the patches have nowhere to be applied: "
+        "add it to sources"
+    )
+    answer = requests.get(
+        f"{site.origins['lists']}/api/lists/alice/elsewhere-devel/patchsets", timeout=30
+    )
+    [patchset] = answer.json()["results"]
+    [tool] = site.tools("alice", "elsewhere-devel", patchset["id"])
+    assert tool["status"] == "failed"
+    assert tool["details"].startswith(".build.yml: The manifest was refused")
+
+
 @pytest.mark.deploy
 def test_a_patchset_job_runs_with_its_patches_applied_and_one_that_does_not_apply_fails(
     patch_site: PatchSite, alice: Person
