@@ -23,6 +23,7 @@ from .delegation import DelegationUnavailable, user_token
 
 __all__ = [
     "GitUnavailable",
+    "NothingToBuild",
     "clone_token",
     "fetch_manifests",
     "git_origin",
@@ -49,6 +50,11 @@ MAX_MANIFESTS = 8
 
 class GitUnavailable(OSError):
     """git could not be asked, or refused; ``str()`` says what happened."""
+
+
+class NothingToBuild(GitUnavailable):
+    """The repository has no commit, or not the branch asked for: asking
+    again will not help until someone pushes."""
 
 
 def git_origin() -> str | None:
@@ -271,7 +277,8 @@ def head_of(user_id: int, owner: str, name: str, branch: str | None = None) -> t
     ``branch``) now: ``("refs/heads/main", "1f3c...")``. Asked over git's
     smart HTTP with a token of ``user_id``.
 
-    :raises GitUnavailable: saying why (no such repository or branch, git
+    :raises NothingToBuild: no commit there (or no such branch).
+    :raises GitUnavailable: saying why (no such repository, git
         unreachable).
     """
     origin = git_origin()
@@ -291,5 +298,5 @@ def head_of(user_id: int, owner: str, name: str, branch: str | None = None) -> t
                 commit = found
     if commit is None:
         what = f"no branch {branch}" if branch else "no commits"
-        raise GitUnavailable(f"~{owner}/{name} has {what}")
+        raise NothingToBuild(f"~{owner}/{name} has {what}")
     return target, commit

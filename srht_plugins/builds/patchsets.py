@@ -124,6 +124,8 @@ def link(owner: User, list_text: str, repository_text: str) -> ListLink:
     try:
         ref, commit = gitapi.head_of(owner.id, repo_owner, repo_name)
         manifests = gitapi.fetch_manifests(owner.id, repo_owner, repo_name, commit)
+    except gitapi.NothingToBuild as error:
+        raise Problem("repository", f"{error}: push a build manifest first.") from None
     except (gitapi.GitUnavailable, DelegationUnavailable) as error:
         raise Problem("repository", f"git could not be asked: {error}.", 503) from None
     if not manifests:
@@ -240,8 +242,13 @@ def start_jobs(link_id: int, data: dict[str, Any]) -> list[int]:
         log.warning("patchset %s of %s: %s; no job", patchset["id"], found.list_ref, error)
         return []
     repo_owner, _, repo_name = found.repository[1:].partition("/")
-    ref, commit = gitapi.head_of(owner.id, repo_owner, repo_name)
-    manifests = gitapi.fetch_manifests(owner.id, repo_owner, repo_name, commit)
+    try:
+        ref, commit = gitapi.head_of(owner.id, repo_owner, repo_name)
+    except gitapi.NothingToBuild as error:
+        ref, commit, empty = "", None, str(error)
+    else:
+        empty = ""
+    manifests = gitapi.fetch_manifests(owner.id, repo_owner, repo_name, commit) if commit else []
     build = PatchsetBuild(
         owner_id=owner.id,
         link_id=found.id,
@@ -259,11 +266,11 @@ def start_jobs(link_id: int, data: dict[str, Any]) -> list[int]:
     db_session.flush()
     started: list[int] = []
     if not manifests:
-        build.problem = (
+        build.problem = empty or (
             f"{found.repository} has no build manifest ({gitapi.MANIFEST_FILE} or "
             f"{gitapi.MANIFEST_DIR}/*.yml) on {ref.removeprefix('refs/heads/')}"
         )
-    else:
+    elif commit is not None:  # manifests were read at that commit
         from .push import refused_job
 
         note = _note(build)

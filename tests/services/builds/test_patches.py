@@ -125,11 +125,15 @@ class PatchSite(BuildsSite):
         self.git("init", "-q", "-b", "main", cwd=copy)
         self.git("add", ".", cwd=copy)
         self.git("commit", "-q", "-m", "First", cwd=copy)
-        pushed = f"{git}/~{owner.name}/{name}".replace(
+        self.push(owner, copy)
+        return copy
+
+    def push(self, owner: Person, copy: Path) -> None:
+        """Push ``copy``'s main to its repository on git, as ``owner``."""
+        pushed = f"{self.origins['git']}/~{owner.name}/{copy.name}".replace(
             "http://", f"http://{owner.name}:{owner.token}@"
         )
         self.git("push", "-q", pushed, "main", cwd=copy)
-        return copy
 
     def mailing_list(self, owner: Person, name: str) -> None:
         made = requests.post(
@@ -610,6 +614,25 @@ def test_a_manifest_that_does_not_clone_the_repository_is_refused_and_lists_says
     [tool] = site.tools("alice", "elsewhere-devel", patchset["id"])
     assert tool["status"] == "failed"
     assert tool["details"].startswith(".build.yml: The manifest was refused")
+
+    # The manifest is gone from main since: the next patchset starts no
+    # job, and lists says why.
+    site.git("rm", "-q", ".build.yml", cwd=copy)
+    site.git("commit", "-q", "-m", "No more builds", cwd=copy)
+    site.push(alice, copy)
+    site.send_series(copy, f"~alice/elsewhere-devel@{DOMAIN}", [("Three", "f", "3\n")])
+    site.run_everything()
+    assert [j.id for j in site.patchset_jobs("~alice/elsewhere-devel")] == [job.id]
+    answer = requests.get(
+        f"{site.origins['lists']}/api/lists/alice/elsewhere-devel/patchsets", timeout=30
+    )
+    newest = answer.json()["results"][0]
+    assert newest["subject"] == "Three"
+    [tool] = site.tools("alice", "elsewhere-devel", newest["id"])
+    assert (tool["status"], tool["details"]) == (
+        "cancelled",
+        "~alice/elsewhere has no build manifest (.build.yml or .builds/*.yml) on main",
+    )
 
 
 @pytest.mark.deploy
