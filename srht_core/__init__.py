@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     )
     from .confirm import confirm
     from .db import Database, ReadOnlyRequestError, db_session, utcnow, writes
-    from .delegation import DELEGATION_LIFETIME, delegated_token
+    from .delegation import DELEGATION_LIFETIME, call_service_api, delegated_token
     from .errors import (
         API_ERRORS_SCHEMA,
         ApiError,
@@ -281,6 +281,7 @@ _WHERE = {
     "verify_request": "webhooks",
     "WebhookError": "webhooks",
     "delegated_token": "delegation",
+    "call_service_api": "delegation",
     "DELEGATION_LIFETIME": "delegation",
 }
 
@@ -365,6 +366,7 @@ __all__ = [
     "cursor_paginate",
     "db_session",
     "declared_apis",
+    "call_service_api",
     "delegated_token",
     "deliveries",
     "delivery_page",

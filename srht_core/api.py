@@ -161,6 +161,7 @@ class Operation:
     query: tuple[str, ...]
     errors: dict[int, str] = field(default_factory=dict)
     headers: dict[str, Any] = field(default_factory=dict)
+    media_type: str = "application/json"
 
     @property
     def name(self) -> str:
@@ -317,6 +318,7 @@ class Api:
         query: Iterable[str] = (),
         errors: dict[int, str] | None = None,
         headers: dict[str, Any] | None = None,
+        media_type: str = "application/json",
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Declare and register the view below it.
 
@@ -342,6 +344,12 @@ class Api:
         :param errors: statuses besides the derived ones (400, 401, 403,
             and 404 with path parameters), with what they mean here.
         :param headers: response headers the document lists for success.
+        :param media_type: what a success answers, when not JSON (an mbox:
+            ``application/mbox``); the view returns a ``Response`` of it,
+            and ``response`` is its schema (``{"type": "string"}``).
+
+        .. versionchanged:: 0.1
+           ``media_type``, for downloads (lists' patchset mbox).
         """
         method = method.lower()
         if method not in ("get", "post", "put", "patch", "delete"):
@@ -365,6 +373,7 @@ class Api:
                 query=tuple(query),
                 errors=dict(errors or {}),
                 headers=dict(headers or {}),
+                media_type=media_type,
             )
             for name in (*op.path_parameters, *op.query):
                 if name not in self.parameters:
@@ -529,6 +538,8 @@ class Api:
                     },
                 }
             success = json_response(schema, "OK.")
+            if op.media_type != "application/json":
+                success = {"description": "OK.", "content": {op.media_type: {"schema": schema}}}
         if op.headers:
             success["headers"] = op.headers
         statuses = [400, 401, 403]

@@ -22,15 +22,19 @@ user and set of scopes every quarter of an hour.
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable
+from typing import Any
 
 from .cache import BoundedCache
 from .errors import ApiError, ServiceUnreachable
 from .globals import current_service
 from .sealing import internal_request
 
-__all__ = ["DELEGATION_LIFETIME", "delegated_token"]
+__all__ = ["DELEGATION_LIFETIME", "call_service_api", "delegated_token"]
 
 #: Seconds a delegated token lasts (meta decides; this is what it gives).
 DELEGATION_LIFETIME = 900
@@ -72,3 +76,55 @@ def delegated_token(user_id: int, scopes: Iterable[str]) -> str:
     token, expires = str(answer["token"]), float(answer["expires"])
     _tokens.put(key, (token, expires))
     return token
+
+
+def call_service_api(
+    service: str,
+    path: str,
+    *,
+    token: str | None = None,
+    method: str = "GET",
+    body: Any = None,
+    timeout: float = 15.0,
+) -> tuple[int, Any]:
+    """Call ``service``'s public REST API at ``path`` (``/api/...``) as any
+    client would, with ``token`` (from :func:`delegated_token`) as its
+    bearer token and ``body`` sent as JSON. Returns ``(status, answer)``:
+    the answer decoded when it is JSON, its bytes otherwise (an mbox).
+    4xx answers are returned for the caller to explain.
+
+    :raises ServiceUnreachable: the service is not in the config, cannot
+        be reached, or answers 5xx (try again later).
+
+    .. versionadded:: 0.1
+    """
+    origin = current_service().origins.get(service)
+    if not origin:
+        raise ServiceUnreachable(service, path, "this site has no such service")
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    # The origin is an http(s) URL of the config (checked by its schema).
+    request = urllib.request.Request(  # noqa: S310
+        origin + path, data=data, method=method, headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+            status, kind, raw = answer.status, answer.headers.get_content_type(), answer.read()
+    except urllib.error.HTTPError as error:
+        status, kind, raw = error.code, error.headers.get_content_type(), error.read()
+        if status >= 500:
+            raise ServiceUnreachable(service, origin + path, f"answered {status}", status) from None
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        raise ServiceUnreachable(service, origin + path, f"cannot be reached ({reason})") from None
+    if kind != "application/json":
+        return status, raw
+    try:
+        return status, json.loads(raw or b"null")
+    except ValueError:
+        raise ServiceUnreachable(service, origin + path, "answered JSON that is not") from None

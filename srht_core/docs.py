@@ -306,6 +306,7 @@ HELPERS: list[tuple[str, list[str]]] = [
             "internal_request",
             "ServiceUnreachable",
             "delegated_token",
+            "call_service_api",
             "DELEGATION_LIFETIME",
             "internal_only",
             "internal_only_credential",

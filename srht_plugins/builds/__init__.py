@@ -9,7 +9,9 @@ plugs into the core. The rest: ``config`` (its section), ``models``
 ``images`` (what jobs run on), ``submit`` (queueing, cancelling),
 ``secrets``, ``dispatch`` (queues and the watchdog over runners),
 ``runners`` (the internal API runners speak), ``push`` and ``gitapi``
-(jobs from pushes, through git's public API), ``delegation`` (tokens
+(jobs from pushes, through git's public API), ``patchsets`` and
+``listsapi`` (jobs from patchsets on lists, through lists' public API,
+and their status told back to lists), ``delegation`` (tokens
 acting for a user), ``events`` (triggers), ``jobs`` (background jobs),
 ``api`` (REST and OpenAPI), ``web`` (pages), and ``runner/`` (what runs on
 the runner hosts: ``srht builds runner``).
@@ -75,12 +77,13 @@ def database_schema() -> DatabaseSchema:
 @hookimpl
 def blueprints(config: Config) -> list[Blueprint]:
     from .api import api
+    from .patchsets import bp as patchsets
     from .push import bp as push
     from .runners import bp as runners
     from .web.jobs import bp as jobs
     from .web.settings import bp as settings
 
-    return [jobs, settings, push, runners, api.blueprint]
+    return [jobs, settings, push, patchsets, runners, api.blueprint]
 
 
 @hookimpl

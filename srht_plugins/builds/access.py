@@ -17,13 +17,14 @@ from werkzeug.exceptions import Forbidden, NotFound
 
 from srht_core import db_session
 
-from .models import PRIVATE, PUBLIC, Job, JobGroup, Secret, User
+from .models import PRIVATE, PUBLIC, Job, JobGroup, ListLink, Secret, User
 
 __all__ = [
     "can_see",
     "changeable_job",
     "find_user",
     "listed_jobs",
+    "owned_link",
     "owned_secret",
     "readable_group",
     "readable_job",
@@ -90,3 +91,11 @@ def owned_secret(uuid: str, user: Any) -> Secret:
     if secret is None or user is None or secret.owner_id != user.id:
         raise NotFound(f"You have no secret {uuid}.")
     return secret
+
+
+def owned_link(link_id: int, user: Any) -> ListLink:
+    """List link ``link_id`` if ``user`` made it, or 404."""
+    found = db_session.get(ListLink, link_id)
+    if found is None or user is None or found.owner_id != user.id:
+        raise NotFound(f"You have no list link {link_id}.")
+    return found

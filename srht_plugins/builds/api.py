@@ -30,8 +30,8 @@ from srht_core import (
     viewer,
 )
 
-from . import secrets, submit
-from .access import changeable_job, owned_secret, readable_group, readable_job
+from . import patchsets, secrets, submit
+from .access import changeable_job, owned_link, owned_secret, readable_group, readable_job
 from .manifest import MAX_LENGTH, ManifestError
 from .models import (
     API,
@@ -41,10 +41,12 @@ from .models import (
     PUBLIC,
     SECRET_KINDS,
     STATUSES,
+    SUBMITTERS,
     TASK_STATUSES,
     VISIBILITIES,
     Artifact,
     Job,
+    ListLink,
     Secret,
 )
 
@@ -53,7 +55,10 @@ api = Api(
     __name__,
     title="builds API",
     description=(__doc__ or "").split("\n\n", 1)[1].strip(),
-    reasons={404: "No such job, group or secret, or one the caller may not see."},
+    reasons={
+        404: "No such job, group, secret or list link, or one the caller may not see.",
+        503: "A service builds asks (git, lists or meta) cannot be reached now; try again.",
+    },
 )
 
 ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
@@ -65,6 +70,7 @@ api.parameter(
     "The secret's id (a UUID).",
     {"type": "string", "pattern": "^[0-9a-f-]{36}$"},
 )
+api.parameter("link_id", "The list link's id.", ID, example=1)
 api.parameter("status", "Only jobs in this state.", {"type": "string", "enum": list(STATUSES)})
 api.parameter(
     "repository",
@@ -100,12 +106,23 @@ api.schema(
             "image": {"type": "string"},
             "note": {"type": "string"},
             "visibility": {"type": "string", "enum": list(VISIBILITIES)},
-            "submitter": {"type": "string", "enum": ["web", "api", "git"]},
+            "submitter": {"type": "string", "enum": list(SUBMITTERS)},
             "group": {"type": ["integer", "null"]},
             "repository": {"type": ["string", "null"]},
             "commit": {"type": ["string", "null"]},
             "ref": {"type": ["string", "null"]},
             "runner": {"type": ["string", "null"]},
+            "patchset": {
+                "type": ["object", "null"],
+                "description": "The patchset on a list whose patches the job applies.",
+                "properties": {
+                    "list": {"type": "string"},
+                    "id": {"type": "integer"},
+                    "subject": {"type": "string"},
+                    "version": {"type": "integer"},
+                    "submitter": {"type": "string"},
+                },
+            },
             "tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
             "created": STAMP,
             "started": STAMP,
@@ -169,6 +186,40 @@ api.schema(
             "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
         },
     },
+)
+api.schema(
+    "ListLink",
+    {
+        "type": "object",
+        "required": ["id", "list", "repository"],
+        "properties": {
+            "id": {"type": "integer"},
+            "list": {"type": "string", "description": "`~owner/name` on lists."},
+            "repository": {"type": "string", "description": "`~owner/name` on git."},
+            "created": STAMP,
+        },
+    },
+)
+api.schema(
+    "ListLinkCreate",
+    body_schema(
+        {
+            "list": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 200,
+                "description": "One of your lists: `devel` or `~you/devel`.",
+            },
+            "repository": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 200,
+                "description": "A repository of this site's git you can read, with a build "
+                "manifest: `hello` (yours) or `~owner/hello`.",
+            },
+        },
+        required=["list", "repository"],
+    ),
 )
 api.schema(
     "Secret",
@@ -408,4 +459,63 @@ def create_secret(body: dict[str, Any]) -> dict[str, Any]:
 @api.operation("delete", "/secrets/{secret_id}", "Delete a secret", scope="secrets", write=True)
 def delete_secret(secret_id: str) -> None:
     secrets.delete_secret(owned_secret(secret_id, viewer()))
+    db_session.commit()
+
+
+@api.operation(
+    "get",
+    "/list-links",
+    "List your lists whose patchsets start jobs",
+    scope="jobs",
+    response="ListLink",
+    paged=True,
+    anonymous=False,
+)
+def list_links() -> dict[str, Any]:
+    stmt = sa.select(ListLink).where(ListLink.owner_id == viewer().id)
+    return cursor_paginate(db_session, stmt, ListLink.id).json(ListLink.to_dict)
+
+
+@api.operation(
+    "post",
+    "/list-links",
+    "Have patchsets on one of your lists start a repository's jobs",
+    scope="jobs",
+    write=True,
+    body="ListLinkCreate",
+    response="ListLink",
+    errors={
+        409: "The list starts jobs already.",
+        503: "git, lists or meta cannot be reached now; nothing was linked.",
+    },
+)
+def create_link(body: dict[str, Any]) -> dict[str, Any]:
+    """builds registers a webhook on the list (acting for you); each
+    patchset that arrives whole then starts the repository's manifests,
+    with its patches applied, as a job group (without secrets). Refused
+    for a list that is not yours (403) and a repository you cannot read or
+    without a build manifest (400)."""
+    try:
+        made = patchsets.link(viewer(), body["list"], body["repository"])
+    except Problem:
+        db_session.rollback()
+        raise
+    db_session.commit()
+    return made.to_dict()
+
+
+@api.operation(
+    "delete",
+    "/list-links/{link_id}",
+    "Stop a list's patchsets starting jobs",
+    scope="jobs",
+    write=True,
+    errors={503: "lists cannot be reached now; the link stays."},
+)
+def delete_link(link_id: int) -> None:
+    try:
+        patchsets.unlink(owned_link(link_id, viewer()))
+    except Problem:
+        db_session.rollback()
+        raise
     db_session.commit()

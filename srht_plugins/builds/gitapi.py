@@ -23,15 +23,18 @@ from .delegation import DelegationUnavailable, user_token
 
 __all__ = [
     "GitUnavailable",
+    "NothingToBuild",
     "clone_token",
     "fetch_manifests",
     "git_origin",
+    "head_of",
     "is_site_repository",
     "register_webhook",
     "remove_webhook",
     "repositories",
     "repository_of",
     "unreadable",
+    "visibility",
 ]
 
 READ, WRITE = "git/repos:RO", "git/repos:RW"
@@ -47,6 +50,11 @@ MAX_MANIFESTS = 8
 
 class GitUnavailable(OSError):
     """git could not be asked, or refused; ``str()`` says what happened."""
+
+
+class NothingToBuild(GitUnavailable):
+    """The repository has no commit, or not the branch asked for: asking
+    again will not help until someone pushes."""
 
 
 def git_origin() -> str | None:
@@ -126,6 +134,18 @@ def unreadable(user: Any, url: str) -> str | None:
     if status == 404:
         return f"~{owner}/{name} does not exist, or you may not read it"
     return f"git answered {status} about ~{owner}/{name}"
+
+
+def visibility(owner: str, name: str) -> str:
+    """``public`` or ``unlisted`` for a repository anyone may read, as git
+    says; ``private`` otherwise (or when git cannot be asked)."""
+    try:
+        status, answer = _call("GET", f"/api/~{owner}/repos/{name}")
+    except GitUnavailable:
+        return "private"
+    if status == 200 and isinstance(answer, dict) and answer.get("visibility") == "public":
+        return "public"
+    return "unlisted" if status == 200 else "private"
 
 
 def clone_token(user_id: int) -> str | None:
@@ -250,3 +270,33 @@ def fetch_manifests(user_id: int, owner: str, name: str, commit: str) -> list[tu
             blob = _git("cat-file", "blob", f"{commit}:{path}", cwd=work)
             out.append((path, blob))
         return out
+
+
+def head_of(user_id: int, owner: str, name: str, branch: str | None = None) -> tuple[str, str]:
+    """``(ref, commit)`` of ``~owner/name``'s default branch (or of
+    ``branch``) now: ``("refs/heads/main", "1f3c...")``. Asked over git's
+    smart HTTP with a token of ``user_id``.
+
+    :raises NothingToBuild: no commit there (or no such branch).
+    :raises GitUnavailable: saying why (no such repository, git
+        unreachable).
+    """
+    origin = git_origin()
+    token = clone_token(user_id)
+    wanted = f"refs/heads/{branch}" if branch else "HEAD"
+    with tempfile.TemporaryDirectory(prefix="srht-builds-") as work:
+        listed = _git(
+            "ls-remote", "--symref", f"{origin}/~{owner}/{name}", wanted, cwd=work, token=token
+        )
+    target, commit = wanted, None
+    for line in listed.splitlines():
+        if line.startswith("ref: ") and line.endswith("\tHEAD"):
+            target = line[len("ref: ") : -len("\tHEAD")]
+        elif "\t" in line:
+            found, _, ref = line.partition("\t")
+            if ref == wanted and re.fullmatch(r"[0-9a-f]{40}", found):
+                commit = found
+    if commit is None:
+        what = f"no branch {branch}" if branch else "no commits"
+        raise NothingToBuild(f"~{owner}/{name} has {what}")
+    return target, commit

@@ -1,5 +1,6 @@
 """builds' background jobs (run by ``srht worker builds``): the watchdog
-over runners, the triggers of ended jobs, and the jobs a push starts.
+over runners, the triggers of ended jobs, the jobs a push or a patchset
+starts, and telling lists what became of a patchset.
 
 These are the service's own chores; the build jobs themselves run on the
 runners (``srht builds runner``), not here.
@@ -51,6 +52,21 @@ def push(hook: int, payload: dict[str, Any]) -> None:
     start_jobs(hook, payload)
 
 
+def patchset(link: int, payload: dict[str, Any]) -> None:
+    """The ``patchset`` job: start the jobs of a patchset lists told us of
+    (tried again later while lists, git or meta cannot be asked)."""
+    from .patchsets import start_jobs
+
+    start_jobs(link, payload)
+
+
+def report(build: int) -> None:
+    """The ``report`` job: tell lists what became of a patchset's jobs."""
+    from .patchsets import report as report_patchset
+
+    report_patchset(build)
+
+
 def watch() -> None:
     """The ``watch`` job: fail the jobs of runners gone silent."""
     from .dispatch import watch as watch_runners
@@ -62,6 +78,8 @@ JOBS = [
     Job("watch", watch, max_attempts=1, timeout=60),
     Job("triggers", triggers, max_attempts=10, backoff=30),
     Job("push", push, max_attempts=5, backoff=20),
+    Job("patchset", patchset, max_attempts=8, backoff=30),
+    Job("report", report, max_attempts=10, backoff=30),
 ]
 
 

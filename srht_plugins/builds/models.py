@@ -1,5 +1,5 @@
 """builds' tables: jobs, their tasks, logs and artifacts, job groups, secrets,
-and the repositories whose pushes start jobs.
+the repositories whose pushes start jobs, and the lists whose patchsets do.
 
 A job and everything below it goes with its owner (``ON DELETE CASCADE``).
 Logs and artifacts are rows of the service's own database, so every host
@@ -34,8 +34,9 @@ TASK_STATUSES = (PENDING, RUNNING, SUCCESS, FAILED, SKIPPED, TIMEOUT, CANCELLED)
 PUBLIC, UNLISTED, PRIVATE = "public", "unlisted", "private"
 VISIBILITIES = (PUBLIC, UNLISTED, PRIVATE)
 
-#: How a job came to be.
-WEB, API, GIT = "web", "api", "git"
+#: How a job came to be: submitted, pushed, or a patchset on a list.
+WEB, API, GIT, LISTS = "web", "api", "git", "lists"
+SUBMITTERS = (WEB, API, GIT, LISTS)
 
 FILE, SSH_KEY, PGP_KEY = "file", "ssh_key", "pgp_key"
 SECRET_KINDS = (FILE, SSH_KEY, PGP_KEY)
@@ -97,7 +98,7 @@ class Job(Base):
     status: Mapped[str] = mapped_column(sa.String(16), default=QUEUED)
     #: Why the job ended as it did, in a sentence (failed at which task, ...).
     reason: Mapped[str] = mapped_column(sa.Text, default="")
-    #: WEB, API or GIT.
+    #: WEB, API, GIT or LISTS.
     submitter: Mapped[str] = mapped_column(sa.String(16), default=WEB)
     #: Whether the job may have its owner's secrets (not for someone else's push).
     allow_secrets: Mapped[bool] = mapped_column(sa.Boolean, default=True)
@@ -106,6 +107,10 @@ class Job(Base):
     commit: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     ref: Mapped[str | None] = mapped_column(sa.String(256), nullable=True)
     runner: Mapped[str | None] = mapped_column(sa.String(128), nullable=True)
+    #: The patchset whose patches the job applies on top of its commit.
+    patchset_build_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("patchset_build.id", ondelete="CASCADE"), nullable=True, index=True
+    )
     #: Times a runner took it (a job lost before it started is retried once).
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(sa.Boolean, default=False)
@@ -120,6 +125,7 @@ class Job(Base):
 
     owner: Mapped[User] = relationship(lazy="joined", innerjoin=True)
     group: Mapped[JobGroup | None] = relationship(back_populates="jobs")
+    patchset_build: Mapped[PatchsetBuild | None] = relationship(lazy="select")
     tasks: Mapped[list[Task]] = relationship(
         order_by="Task.position", lazy="selectin", cascade="all, delete-orphan"
     )
@@ -155,6 +161,7 @@ class Job(Base):
             "commit": self.commit,
             "ref": self.ref,
             "runner": self.runner,
+            "patchset": self.patchset_build.to_dict() if self.patchset_build else None,
             "tasks": [task.to_dict() for task in self.tasks],
             "created": stamp(self.created),
             "started": stamp(self.started),
@@ -256,3 +263,86 @@ class RepositoryHook(Base):
     @property
     def ref(self) -> str:
         return f"{self.owner.canonical_name}/{self.repository}"
+
+
+class ListLink(Base):
+    """A list of its owner's on the site's lists whose patchsets start the
+    jobs of a repository: the webhook builds registered on the list, and
+    the key in its URL."""
+
+    __tablename__ = "list_link"
+    __table_args__ = (sa.UniqueConstraint("owner_id", "list_name"),)
+
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+    #: The list's name (its owner is ``owner``).
+    list_name: Mapped[str] = mapped_column(sa.String(128))
+    #: ``~owner/name`` of the repository of the site's git the patches apply to.
+    repository: Mapped[str] = mapped_column(sa.String(200))
+    #: lists' id of the webhook, to remove it again.
+    webhook_id: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    key: Mapped[str] = mapped_column(sa.String(64), unique=True)
+
+    owner: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+    @property
+    def list_ref(self) -> str:
+        return f"{self.owner.canonical_name}/{self.list_name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "list": self.list_ref,
+            "repository": self.repository,
+            "created": stamp(self.created),
+        }
+
+
+class PatchsetBuild(Base):
+    """A patchset that arrived on a linked list: its patches (the mbox, as
+    lists served it) and where they apply, the jobs it started, and what
+    builds last told lists of them."""
+
+    __tablename__ = "patchset_build"
+    __table_args__ = (sa.UniqueConstraint("list_ref", "patchset_id"),)
+
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    link_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("list_link.id", ondelete="SET NULL"), nullable=True
+    )
+    #: ``~owner/list`` and lists' id of the patchset.
+    list_ref: Mapped[str] = mapped_column(sa.String(200))
+    patchset_id: Mapped[int] = mapped_column(sa.Integer)
+    subject: Mapped[str] = mapped_column(sa.String(MAX_NOTE), default="")
+    version: Mapped[int] = mapped_column(sa.Integer, default=1)
+    #: Who sent it, as the mail said (``Bob <bob@example.org>``).
+    submitter: Mapped[str] = mapped_column(sa.String(MAX_NOTE), default="")
+    repository: Mapped[str] = mapped_column(sa.String(200))
+    #: The commit the patches apply on, and the branch it was the head of.
+    commit: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    ref: Mapped[str | None] = mapped_column(sa.String(256), nullable=True)
+    mbox: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)
+    group_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("job_group.id", ondelete="SET NULL"), nullable=True
+    )
+    #: Why it started no job (no manifest...), else empty.
+    problem: Mapped[str] = mapped_column(sa.Text, default="")
+    #: The status builds last told lists (``pending``, ``success``...).
+    reported: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    #: Why lists could not be told, if it could not.
+    report_error: Mapped[str] = mapped_column(sa.Text, default="")
+
+    owner: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+    @property
+    def url(self) -> str:
+        """The patchset's page on lists (under lists' origin)."""
+        return f"/{self.list_ref}/patches/{self.patchset_id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "list": self.list_ref,
+            "id": self.patchset_id,
+            "subject": self.subject,
+            "version": self.version,
+            "submitter": self.submitter,
+        }

@@ -34,7 +34,7 @@ from .manifest import ManifestError
 from .models import FAILED, GIT, PRIVATE, PUBLIC, Job, JobGroup, RepositoryHook, User
 from .submit import submit
 
-__all__ = ["bp", "disable", "enable", "hook_url", "start_jobs"]
+__all__ = ["bp", "disable", "enable", "hook_url", "refused_job", "start_jobs"]
 
 log = logging.getLogger("srht.builds.push")
 bp = Blueprint("builds_push", __name__)
@@ -148,13 +148,13 @@ def start_jobs(hook_id: int, data: dict[str, Any]) -> list[int]:
                     allow_secrets=by_owner,
                 )
             except ManifestError as error:
-                job = _refused(owner, text, path, error, group, ref_of, commit, ref, note)
+                job = refused_job(owner, text, path, error, group, ref_of, commit, ref, note)
             started.append(job.id)
     db_session.commit()
     return started
 
 
-def _refused(
+def refused_job(
     owner: User,
     text: str,
     path: str,

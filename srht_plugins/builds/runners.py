@@ -83,12 +83,18 @@ def job_spec(job: Job, manifest: Manifest) -> dict[str, Any]:
     section = state.section
     notes: list[str] = []
     secrets: list[dict[str, Any]] = []
-    if manifest.secrets and not job.allow_secrets:
+    patches = job.patchset_build
+    if manifest.secrets and patches is not None:
+        notes.append(
+            f"Secrets were not given to this job: it was started by a patchset sent to "
+            f"{patches.list_ref}, and anyone may send one."
+        )
+    elif manifest.secrets and not job.allow_secrets:
         notes.append(
             "Secrets were not given to this job: it was started by someone other than "
             f"{job.owner.canonical_name}."
         )
-    elif manifest.secrets:
+    elif manifest.secrets and job.allow_secrets:
         found = {
             s.uuid: s
             for s in db_session.scalars(
@@ -124,15 +130,18 @@ def job_spec(job: Job, manifest: Manifest) -> dict[str, Any]:
         site = found_repo is not None
         if site and token is None:
             token = gitapi.clone_token(job.owner_id)
-        sources.append(
-            {
-                "url": bare,
-                "ref": ref or None,
-                "name": source_name(url),
-                "token": token if site else None,
-                "inside": not site,
-            }
-        )
+        source = {
+            "url": bare,
+            "ref": ref or None,
+            "name": source_name(url),
+            "token": token if site else None,
+            "inside": not site,
+        }
+        if patches is not None and site and pinned == "/".join(found_repo or ()):
+            # Applied with git am by the runner, after it clones the source.
+            source["patches"] = base64.b64encode(patches.mbox).decode()
+            source["patchset"] = f"{patches.list_ref} #{patches.patchset_id}"
+        sources.append(source)
     origin = state.origin
     variables = {
         "JOB_ID": str(job.id),
@@ -141,6 +150,17 @@ def job_spec(job: Job, manifest: Manifest) -> dict[str, Any]:
     }
     if job.ref:
         variables["GIT_REF"] = job.ref
+    if patches is not None:
+        variables["PATCHSET_ID"] = str(patches.patchset_id)
+        variables["PATCHSET_LIST"] = patches.list_ref
+        lists = state.origins.get("lists")
+        if lists:
+            variables["PATCHSET_URL"] = lists + patches.url
+        notes.append(
+            f"Patchset #{patches.patchset_id} of {patches.list_ref} "
+            f"(“{patches.subject}”, from {patches.submitter or 'someone'}) is applied to "
+            f"{patches.repository} at {(job.commit or '')[:12]}."
+        )
     return {
         "id": job.id,
         "image": job.image,

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from srht_core import current_service, db_session, utcnow
+from srht_core import current_service, db_session, enqueue, utcnow
 
 from . import dispatch, gitapi
 from .images import load_images
@@ -35,6 +35,7 @@ from .models import (
     VISIBILITIES,
     Job,
     JobGroup,
+    PatchsetBuild,
     Secret,
     Task,
 )
@@ -46,8 +47,17 @@ def site_images() -> list[str]:
     return sorted(load_images(current_service().section["images"]))
 
 
-def check(owner: Any, text: str, *, file: str = "manifest", allow_secrets: bool = True) -> Manifest:
-    """The manifest ``text``, if ``owner`` may run it here.
+def check(
+    owner: Any,
+    text: str,
+    *,
+    file: str = "manifest",
+    allow_secrets: bool = True,
+    patched: str | None = None,
+) -> Manifest:
+    """The manifest ``text``, if ``owner`` may run it here (and, with
+    ``patched``, a repository ``~owner/name`` patches apply to, if it
+    clones that repository).
 
     :raises ManifestError: with every problem, each with its line and key.
     """
@@ -90,6 +100,18 @@ def check(owner: Any, text: str, *, file: str = "manifest", allow_secrets: bool 
                     file,
                 )
             )
+    if patched is not None and not any(
+        gitapi.repository_of(url) == tuple(patched[1:].split("/", 1)) for url in manifest.sources
+    ):
+        problems.append(
+            ManifestProblem(
+                manifest.lines.get("sources"),
+                "sources",
+                f"clones no {gitapi.git_origin()}/{patched}, so the patches have nowhere to "
+                "be applied: add it to sources",
+                file,
+            )
+        )
     if problems:
         raise ManifestError(problems)
     return manifest
@@ -108,13 +130,21 @@ def submit(
     ref: str | None = None,
     manifest_path: str | None = None,
     allow_secrets: bool = True,
+    patchset_build: PatchsetBuild | None = None,
 ) -> Job:
     """Check ``text`` and record a queued job of ``owner``'s (flushed; it
-    goes to a runner when the caller commits).
+    goes to a runner when the caller commits). With ``patchset_build``,
+    the job applies its patches to the repository it names.
 
     :raises ManifestError: with every problem of the manifest.
     """
-    manifest = check(owner, text, file=manifest_path or "manifest", allow_secrets=allow_secrets)
+    manifest = check(
+        owner,
+        text,
+        file=manifest_path or "manifest",
+        allow_secrets=allow_secrets,
+        patched=patchset_build.repository if patchset_build is not None else None,
+    )
     if visibility not in VISIBILITIES:
         raise ValueError(f"visibility {visibility!r}")
     job = Job(
@@ -122,6 +152,7 @@ def submit(
         group=group,
         manifest=text,
         manifest_path=manifest_path,
+        patchset_build_id=patchset_build.id if patchset_build is not None else None,
         image=manifest.image,
         note=note.strip()[:MAX_NOTE],
         visibility=visibility,
@@ -144,7 +175,9 @@ def submit(
 
 
 def resubmit(job: Job, owner: Any, text: str | None = None, note: str | None = None) -> Job:
-    """A new job of ``owner``'s from ``job``'s manifest (or an edited one)."""
+    """A new job of ``owner``'s from ``job``'s manifest (or an edited one).
+    A patchset's job is resubmitted with its patches, and still without
+    secrets: the patches are still someone else's."""
     return submit(
         owner,
         job.manifest if text is None else text,
@@ -155,6 +188,8 @@ def resubmit(job: Job, owner: Any, text: str | None = None, note: str | None = N
         commit=job.commit,
         ref=job.ref,
         manifest_path=job.manifest_path,
+        allow_secrets=job.patchset_build is None,
+        patchset_build=job.patchset_build,
     )
 
 
@@ -187,3 +222,5 @@ def end(job: Job, status: str, reason: str) -> None:
     job.finished = now
     job.cancel_requested = False
     queue_triggers(job)
+    if job.patchset_build_id is not None:
+        enqueue("report", session=db_session, build=job.patchset_build_id)

@@ -119,6 +119,7 @@ def oauth_scopes() -> list[Scope]:
     return [
         Scope("lists", "your lists, their settings, members, subscriptions and webhooks"),
         Scope("emails", "the threads, messages and patchsets of the lists you can read"),
+        Scope("tools", "what tools (CI) report on your lists' patchsets: builds: success"),
     ]
 
 

@@ -2,7 +2,8 @@
 
 Authentication: a bearer token issued by meta, with the scopes
 ``lists/lists`` (lists, their settings, members, subscriptions and
-webhooks) and ``lists/emails`` (threads, messages and patchsets), ``:RO``
+webhooks), ``lists/emails`` (threads, messages and patchsets) and
+``lists/tools`` (what tools such as builds report on a patchset), ``:RO``
 to read and ``:RW`` to write. Reading what anonymous visitors may see
 needs no token; writing always does (401 without). What the token's user
 may not see is 404, what they may see but not change is 403: the same
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Response
 
 from srht_core import (
     DELIVERY_SCHEMA,
@@ -35,13 +37,16 @@ from .events import LIST_EVENTS, USER_EVENTS, list_key, user_key
 from .forms import MAX_DESCRIPTION
 from .models import (
     ARCHIVED,
+    MAX_TOOL_DETAILS,
     PATCHSET_STATUSES,
     POST_POLICIES,
+    TOOL_STATUSES,
     VISIBILITIES,
     Email,
     ListMember,
     MailingList,
     Patchset,
+    PatchsetTool,
     Subscription,
     Thread,
     User,
@@ -79,6 +84,12 @@ api.parameter("list", "The list's name.", {"type": "string", "pattern": LIST}, e
 api.parameter("thread_id", "The thread's id.", ID, example=1)
 api.parameter("email_id", "The message's id.", ID, example=1)
 api.parameter("patchset_id", "The patchset's id.", ID, example=1)
+api.parameter(
+    "tool",
+    "The tool's name (`builds`): 1 to 32 lowercase letters, digits and dashes.",
+    {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,31}$"},
+    example="builds",
+)
 api.parameter("subscription_id", "The subscription's id.", ID, example=1)
 api.parameter("webhook_id", "The webhook's id.", ID, example=1)
 api.parameter("delivery_id", "The delivery's id.", ID, example=1)
@@ -253,6 +264,42 @@ api.schema(
     "PatchsetUpdate",
     body_schema(
         {"status": {"type": "string", "enum": list(PATCHSET_STATUSES)}}, required=["status"]
+    ),
+)
+
+api.schema(
+    "Tool",
+    {
+        "type": "object",
+        "required": ["name", "status", "details"],
+        "properties": {
+            "name": {"type": "string"},
+            "status": {"type": "string", "enum": list(TOOL_STATUSES)},
+            "details": {"type": "string"},
+            "url": {"type": ["string", "null"], "description": "Where its results are."},
+            "updated": STAMP,
+        },
+    },
+)
+api.schema(
+    "ToolUpdate",
+    body_schema(
+        {
+            "status": {"type": "string", "enum": list(TOOL_STATUSES)},
+            "details": {
+                "type": "string",
+                "maxLength": MAX_TOOL_DETAILS,
+                "description": "A line shown beside the status.",
+            },
+            "url": {
+                "type": "string",
+                "format": "uri",
+                "pattern": "^https?://[^/\\s]+",
+                "maxLength": 2048,
+                "description": "Where the results are (the job group's page).",
+            },
+        },
+        required=["status"],
     ),
 )
 
@@ -670,6 +717,64 @@ def update_patchset(owner: str, list: str, patchset_id: int, body: dict[str, Any
     patches.set_status(access.list, found, body["status"])
     db_session.commit()
     return found.to_dict()
+
+
+@api.operation(
+    "get",
+    "/lists/{owner}/{list}/patchsets/{patchset_id}/mbox",
+    "Get a patchset's patches as an mbox",
+    scope="emails",
+    response={"type": "string", "description": "An mboxrd file."},
+    media_type="application/mbox",
+)
+def get_patchset_mbox(owner: str, list: str, patchset_id: int) -> Any:  # noqa: A002
+    """The patches (not the cover letter) in order, as they arrived: what
+    `git am` applies."""
+    found = find_patchset(list_for(owner, list), patchset_id)
+    return Response(patches.series_mbox(found), mimetype="application/mbox")
+
+
+@api.operation(
+    "get",
+    "/lists/{owner}/{list}/patchsets/{patchset_id}/tools",
+    "List what tools said of a patchset",
+    scope="tools",
+    response="Tool",
+    paged=True,
+)
+def list_patchset_tools(owner: str, list: str, patchset_id: int) -> Any:  # noqa: A002
+    """One entry per tool (`builds`), with its last word; by name."""
+    found = find_patchset(list_for(owner, list), patchset_id)
+    stmt = sa.select(PatchsetTool).where(PatchsetTool.patchset_id == found.id)
+    return cursor_paginate(db_session, stmt, PatchsetTool.id, descending=False).json(as_dict)
+
+
+@api.operation(
+    "put",
+    "/lists/{owner}/{list}/patchsets/{patchset_id}/tools/{tool}",
+    "Say what a tool made of a patchset",
+    scope="tools",
+    write=True,
+    body="ToolUpdate",
+    response="Tool",
+)
+def set_patchset_tool(
+    owner: str,
+    list: str,  # noqa: A002
+    patchset_id: int,
+    tool: str,
+    body: dict[str, Any],
+) -> Any:
+    """The list owner only (a token acting for them, as builds has): the
+    patchset's page shows `TOOL: STATUS` with the details and the link.
+    The tool's last word replaces the one before."""
+    access = owned(owner, list, "report what tools made of its patchsets")
+    found = find_patchset(access, patchset_id)
+    entry = patches.set_tool(
+        access.list, found, tool, body["status"], body.get("details", ""), body.get("url")
+    )
+    commit("tool", "Another request reported this tool at the same moment; try again.")
+    return entry.to_dict()
 
 
 # -- webhooks ----------------------------------------------------------------------------

@@ -51,6 +51,13 @@ PROPOSED, NEEDS_REVISION, SUPERSEDED, APPROVED, REJECTED, APPLIED = (
 )
 PATCHSET_STATUSES = (PROPOSED, NEEDS_REVISION, SUPERSEDED, APPROVED, REJECTED, APPLIED)
 
+#: What a tool (CI: builds) says of a patchset: started, waiting for
+#: something, or ended one way or the other.
+TOOL_STATUSES = ("pending", "waiting", "success", "failed", "cancelled")
+#: A tool's name: ``builds``, ``lint``... (shown as ``builds: success``).
+TOOL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+MAX_TOOL_DETAILS = 256
+
 #: List names: what fits in a URL path segment and an address's local part.
 LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -338,6 +345,30 @@ class Patchset(UpdatedMixin, Base):
             "thread": self.thread_id,
             "superseded_by": self.superseded_by_id,
             "created": timestamp(self.created),
+            "updated": timestamp(self.updated),
+        }
+
+
+class PatchsetTool(UpdatedMixin, Base):
+    """What one tool (``builds``) last said of a patchset: its status, a
+    line of details and a link to its results. Set through the API by a
+    token acting for the list's owner; shown on the patchset's page."""
+
+    __tablename__ = "patchset_tool"
+    __table_args__ = (sa.UniqueConstraint("patchset_id", "name"),)
+
+    patchset_id: Mapped[int] = mapped_column(sa.ForeignKey("patchset.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(32))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    details: Mapped[str] = mapped_column(sa.String(MAX_TOOL_DETAILS), default="")
+    url: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "details": self.details,
+            "url": self.url,
             "updated": timestamp(self.updated),
         }
 

@@ -15,23 +15,28 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from srht_core import Problem, db_session, utcnow
+from srht_core import Problem, db_session, url_problem, utcnow
 
 from . import events
 from .addresses import list_address
+from .mbox import mbox_entry
 from .messages import PatchSubject, has_diff, parse_patch_subject
 from .models import (
     APPROVED,
+    ARCHIVED,
     NEEDS_REVISION,
     PATCHSET_STATUSES,
     PROPOSED,
     SUPERSEDED,
+    TOOL_NAME,
+    TOOL_STATUSES,
     Email,
     MailingList,
     Patchset,
+    PatchsetTool,
 )
 
-__all__ = ["patch_of", "place", "set_status", "update_by_mail"]
+__all__ = ["patch_of", "place", "series_mbox", "set_status", "set_tool", "update_by_mail"]
 
 #: Statuses a newer version moves to superseded.
 OPEN = (PROPOSED, NEEDS_REVISION, APPROVED)
@@ -195,3 +200,66 @@ def update_by_mail(mailing_list: MailingList, email: Email, value: str) -> Patch
             return patchset
         parent_id = row.parent_id
     return None
+
+
+def series_mbox(patchset: Patchset) -> bytes:
+    """The patches (not the cover letter) in order, as an mbox: what ``git
+    am`` applies. A patch sent twice is taken the first time."""
+    rows = db_session.execute(
+        sa.select(Email.patch_number, Email.raw)
+        .where(Email.patchset_id == patchset.id, Email.status == ARCHIVED, Email.patch_number >= 1)
+        .order_by(Email.patch_number, Email.id)
+    ).all()
+    seen: set[int | None] = set()
+    entries = []
+    for number, raw in rows:
+        if number in seen:
+            continue
+        seen.add(number)
+        entries.append(mbox_entry(raw))
+    return b"".join(entries)
+
+
+def tools(patchset: Patchset) -> list[PatchsetTool]:
+    """What tools said of ``patchset``, by name."""
+    return list(
+        db_session.scalars(
+            sa.select(PatchsetTool)
+            .where(PatchsetTool.patchset_id == patchset.id)
+            .order_by(PatchsetTool.name)
+        )
+    )
+
+
+def set_tool(
+    mailing_list: MailingList,
+    patchset: Patchset,
+    name: str,
+    status: str,
+    details: str = "",
+    url: str | None = None,
+) -> PatchsetTool:
+    """Record what tool ``name`` says of ``patchset`` now (the caller
+    checked it acts for the list's owner); its last word replaces the one
+    before."""
+    if not TOOL_NAME.match(name):
+        raise Problem("name", "Use 1 to 32 lowercase letters, digits and dashes.")
+    if status not in TOOL_STATUSES:
+        raise Problem("status", f"Must be one of {', '.join(TOOL_STATUSES)}.")
+    if url is not None and url_problem(url) is not None:
+        raise Problem("url", "Use an http:// or https:// URL.")
+    found = db_session.scalar(
+        sa.select(PatchsetTool).where(
+            PatchsetTool.patchset_id == patchset.id, PatchsetTool.name == name
+        )
+    )
+    if found is None:
+        found = PatchsetTool(patchset_id=patchset.id, name=name, status=status)
+        db_session.add(found)
+    found.status = status
+    found.details = details
+    found.url = url
+    found.updated = utcnow()
+    mailing_list.updated = utcnow()  # the list's kept pages show it
+    db_session.flush()
+    return found

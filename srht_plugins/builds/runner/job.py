@@ -349,6 +349,36 @@ class JobRun:
                 self.pending.append((0, result.stdout + result.stderr))
             if result.returncode != 0:
                 raise JobSetupError(f"Could not clone {url}" + (f" at {ref}" if ref else "") + ".")
+        if source.get("patches"):
+            self._apply_patches(source, src / name, user, env)
+
+    def _apply_patches(
+        self, source: dict[str, Any], clone: Path, user: list[str], env: dict[str, str]
+    ) -> None:
+        """Apply the patchset the job was started for (``git am -3``)."""
+        import base64
+
+        from .patches import failed_patch, git_am
+
+        self.say(f"Applying patchset {source.get('patchset') or ''} with git am")
+        result = git_am(
+            clone,
+            base64.b64decode(source["patches"]),
+            user=user,
+            env=env,
+            timeout=max(60, self.limits["time"]),
+        )
+        if result.stdout:
+            self.pending.append((0, result.stdout))
+        if result.returncode != 0:
+            failed = failed_patch(result.stdout.decode(errors="replace"))
+            which = f"Patch {failed[0]} ({failed[1]})" if failed else "The patchset"
+            raise JobSetupError(
+                f"{which} of patchset {source.get('patchset') or ''} did not apply to "
+                f"{source['url']}"
+                + (f" at {source['ref'][:12]}" if source.get("ref") else "")
+                + " (git am failed); see the setup's log."
+            )
 
     # -- running -------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from wtforms.validators import DataRequired, Length
 from srht_core import (
     ChoiceField,
     Form,
+    current_service,
     db_session,
     login_required,
     paginate,
@@ -196,6 +197,7 @@ def job(owner: str, job_id: int) -> ResponseReturnValue:
         artifacts=artifacts,
         is_owner=user is not None and user.id == found.owner_id,
         refresh=None if found.is_finished else REFRESH,
+        lists_origin=current_service().origins.get("lists"),
     )
 
 

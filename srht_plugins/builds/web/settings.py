@@ -1,5 +1,5 @@
-"""Your builds settings: secrets (made here, shown once, then only their id)
-and the repositories whose pushes start jobs."""
+"""Your builds settings: secrets (made here, shown once, then only their id),
+the repositories whose pushes start jobs, and the lists whose patchsets do."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from wtforms.validators import DataRequired, Length
 
 from srht_core import ChoiceField, Form, Problem, confirm, db_session, login_required, viewer
 
-from .. import gitapi, push
-from ..access import owned_secret
+from .. import gitapi, patchsets, push
+from ..access import owned_link, owned_secret
 from ..delegation import DelegationUnavailable
 from ..models import (
     FILE,
@@ -23,6 +23,7 @@ from ..models import (
     MAX_SECRET_PATH,
     PGP_KEY,
     SSH_KEY,
+    ListLink,
     RepositoryHook,
     Secret,
 )
@@ -65,11 +66,26 @@ class RepositoryForm(Form):
     )
 
 
+class ListLinkForm(Form):
+    list = StringField(
+        "List",
+        validators=[DataRequired(), Length(max=200)],
+        description="One of your lists on lists: devel, or ~you/devel.",
+    )
+    repository = StringField(
+        "Repository",
+        validators=[DataRequired(), Length(max=200)],
+        description="The repository its patches apply to, with a build manifest: "
+        "hello, or ~owner/hello.",
+    )
+
+
 def _menu(current: str) -> dict[str, Any]:
     return {
         "settings_menu": [
             ("secrets", "Secrets", url_for("settings.secrets")),
             ("repositories", "Repositories", url_for("settings.repositories")),
+            ("lists", "Lists", url_for("settings.lists")),
         ],
         "section": current,
     }
@@ -183,3 +199,53 @@ def disable(hook_id: int) -> ResponseReturnValue:
     else:
         flash(f"Pushes to {hook.ref} no longer start jobs.", "success")
     return redirect(url_for("settings.repositories"))
+
+
+@bp.route("/lists", methods=["GET", "POST"])
+@login_required
+def lists() -> ResponseReturnValue:
+    user = viewer()
+    form = ListLinkForm()
+    if form.validate_on_submit():
+        try:
+            made = patchsets.link(user, form.list.data or "", form.repository.data or "")
+            db_session.commit()
+        except Problem as problem:
+            db_session.rollback()
+            form.show(problem)
+        else:
+            flash(
+                f"Patchsets on {made.list_ref} now start the jobs of {made.repository}.",
+                "success",
+            )
+            return redirect(url_for("settings.lists"))
+    links = db_session.scalars(
+        sa.select(ListLink).where(ListLink.owner_id == user.id).order_by(ListLink.list_name)
+    ).all()
+    status = 400 if form.errors else 200
+    return render_template(
+        "builds/settings-lists.html", form=form, links=links, **_menu("lists")
+    ), status
+
+
+@bp.route("/lists/<int:link_id>/delete", methods=["GET", "POST"])
+@login_required
+def unlink(link_id: int) -> ResponseReturnValue:
+    found = owned_link(link_id, viewer())
+    question = confirm(
+        f"Stop building patchsets of {found.list_ref}?",
+        "The webhook on lists is removed; its jobs so far stay.",
+        cancel=url_for("settings.lists"),
+        button="Stop",
+    )
+    if question is not None:
+        return question
+    try:
+        patchsets.unlink(found)
+        db_session.commit()
+    except Problem as problem:
+        db_session.rollback()
+        flash(f"lists could not remove the webhook: {problem}", "error")
+    else:
+        flash(f"Patchsets on {found.list_ref} no longer start jobs.", "success")
+    return redirect(url_for("settings.lists"))

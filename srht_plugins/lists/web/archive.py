@@ -195,6 +195,7 @@ def render_patchset(
         patches=shown,
         missing=sorted(set(range(1, found.total + 1)) - {e.patch_number for e, _ in shown}),
         versions=versions,
+        tools=patches.tools(found),
         form=form,
         render_text=render_text,
     ), status
@@ -227,16 +228,4 @@ def patchset_mbox(owner: str, name: str, patchset_id: int) -> Any:
     """The patches (not the cover letter) in order: what ``git am`` applies."""
     access = list_for(owner, name)
     found = find_patchset(access, patchset_id)
-    rows = db_session.execute(
-        sa.select(Email.patch_number, Email.raw)
-        .where(Email.patchset_id == found.id, Email.status == ARCHIVED, Email.patch_number >= 1)
-        .order_by(Email.patch_number, Email.id)
-    ).all()
-    seen: set[int | None] = set()
-    entries = []
-    for number, raw_bytes in rows:
-        if number in seen:
-            continue  # a patch sent twice: the first one
-        seen.add(number)
-        entries.append(mbox_entry(raw_bytes))
-    return mbox_response(b"".join(entries), f"patchset-{found.id}-v{found.version}.mbox")
+    return mbox_response(patches.series_mbox(found), f"patchset-{found.id}-v{found.version}.mbox")

@@ -38,7 +38,7 @@ from srht_core import TokenGrant, seal_grant, state_of
 from srht_core.jobs import run_until_idle
 from srht_core.testing import FormBrowser, free_port, sign_in
 
-ALL_SCOPES = frozenset({"lists/lists:RW", "lists/emails:RW"})
+ALL_SCOPES = frozenset({"lists/lists:RW", "lists/emails:RW", "lists/tools:RW"})
 DOMAIN = "lists.example.org"
 
 

@@ -54,6 +54,7 @@ def test_the_api_honours_its_openapi_document(site: Any) -> None:
         "thread_id": thread["id"],
         "email_id": email_["id"],
         "patchset_id": patchset["id"],
+        "tool": "builds",
         "subscription_id": subscription["id"],
         "webhook_id": webhook["id"],
         "delivery_id": delivery["id"],
