@@ -21,6 +21,8 @@ from srht_core import (
     paginate,
     user_named,
     viewer,
+    watch,
+    watched_page,
 )
 
 from .. import activity, sources
@@ -55,31 +57,38 @@ def registration_open() -> bool:
 def index() -> Any:
     user = viewer()
     if user is None:
-
-        def render() -> Any:
-            recent = list(db_session.scalars(listed_projects(None).limit(12)))
-            here = current_service().origin + url_for("home.index")
-            return render_template(
-                "hub/home.html",
-                recent=recent,
-                login=meta_link("/login", here),
-                register=meta_link("/register", here) if registration_open() else None,
-            )
-
-        # Kept until a public project is made, changed or deleted.
-        version = tuple(
-            db_session.execute(
-                sa.select(
-                    sa.func.max(Project.updated), sa.func.max(Project.id), sa.func.count()
-                ).where(Project.visibility == PUBLIC)
-            ).one()
-        )
-        return anonymous_page(version, render)
+        # On PostgreSQL kept until a project or a user changes (a hit runs
+        # no query); elsewhere until a public project is made, changed or
+        # deleted.
+        return watched_page(_front_door)
     mine = list(db_session.scalars(listed_projects(user, user).limit(50)))
     events = activity.feed(activity.visible_events(user, owner=user))
     return render_template(
         "hub/dashboard.html", mine=mine, events=events, attention=needs_attention(user.id)
     )
+
+
+def _front_door() -> Any:
+    watch(Project, User)
+
+    def render() -> Any:
+        recent = list(db_session.scalars(listed_projects(None).limit(12)))
+        here = current_service().origin + url_for("home.index")
+        return render_template(
+            "hub/home.html",
+            recent=recent,
+            login=meta_link("/login", here),
+            register=meta_link("/register", here) if registration_open() else None,
+        )
+
+    version = tuple(
+        db_session.execute(
+            sa.select(sa.func.max(Project.updated), sa.func.max(Project.id), sa.func.count()).where(
+                Project.visibility == PUBLIC
+            )
+        ).one()
+    )
+    return anonymous_page(version, render)
 
 
 @bp.get("/explore")
