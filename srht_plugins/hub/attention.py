@@ -117,8 +117,10 @@ def ask(user_id: int, question: Question) -> Section:
     if status != 200 or not isinstance(answer, dict):
         section.problem = f"{question.service} did not answer: {question.path} answered {status}"
         return section
+    # Only links to the service's own pages: its answer becomes our hrefs.
+    origin = current_service().origins[question.service] + "/"
     for obj in answer.get("results", ()):
-        if isinstance(obj, dict) and isinstance(obj.get("url"), str):
+        if isinstance(obj, dict) and str(obj.get("url", "")).startswith(origin):
             section.items.append(_item(obj))
     section.more = bool(answer.get("next"))
     return section
@@ -130,7 +132,3 @@ def _item(obj: dict[str, Any]) -> Item:
     version = obj.get("version")
     prefix = f"v{version} " if isinstance(version, int) and version > 1 else ""
     return Item(f"{prefix}{obj.get('subject', '')}", obj["url"], str(obj.get("list", "")))
-
-
-def forget(user_id: int) -> None:
-    _cache().pop(user_id)
