@@ -56,7 +56,14 @@ if TYPE_CHECKING:
         json_response,
         schema_ref,
     )
-    from .forms import ChoiceField, Form, MultipleChoiceField, api_validate, form_errors
+    from .forms import (
+        ChoiceField,
+        Form,
+        MultipleChoiceField,
+        WebhookForm,
+        api_validate,
+        form_errors,
+    )
     from .globals import NavLink, SrhtState, current_service, state_of
     from .highlight import RenderedFile, highlighted_lines, language_of, render_file
     from .humanize import human_size
@@ -191,6 +198,7 @@ _WHERE = {
     "ChoiceField": "forms",
     "Form": "forms",
     "MultipleChoiceField": "forms",
+    "WebhookForm": "forms",
     "api_validate": "forms",
     "form_errors": "forms",
     "NavLink": "globals",
@@ -349,6 +357,7 @@ __all__ = [
     "UpdatedMixin",
     "Url",
     "WebhookError",
+    "WebhookForm",
     "__version__",
     "allow_csp",
     "anonymous_page",

@@ -13,6 +13,7 @@ content hash, never a position or a name alone.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from threading import Lock
@@ -175,6 +176,9 @@ class PageCache:
         page = self.pages.get(key)
         if page is None:
             return None
+        if page.expires is not None and time.monotonic() >= page.expires:
+            self.pages.pop(key)
+            return None
         return Response(page.body, page.status, page.headers)
 
     def put(
@@ -184,15 +188,18 @@ class PageCache:
         *,
         watched: frozenset[Change] = frozenset(),
         generation: int | None = None,
+        max_age: float | None = None,
     ) -> bool:
         """Keep ``response`` under ``key``; with ``generation``, only if no
-        :meth:`forget` came since it was read. Whether it was kept."""
+        :meth:`forget` came since it was read; with ``max_age``, for at
+        most that many seconds. Whether it was kept."""
         headers = [
             (name, value)
             for name, value in response.headers.items()
             if name.lower() != "content-length"
         ]
-        page = _Page(response.get_data(), response.status_code, headers, watched)
+        expires = None if max_age is None else time.monotonic() + max_age
+        page = _Page(response.get_data(), response.status_code, headers, watched, expires)
         with self._lock:
             if key in self.pages or (generation is not None and generation != self.generation):
                 return False
@@ -255,3 +262,5 @@ class _Page(NamedTuple):
     status: int
     headers: list[tuple[str, str]]
     watched: frozenset[Change]
+    #: ``time.monotonic()`` from which the page is not served (``None``: never).
+    expires: float | None = None

@@ -229,6 +229,7 @@ HELPERS: list[tuple[str, list[str]]] = [
             "Form",
             "ChoiceField",
             "MultipleChoiceField",
+            "WebhookForm",
             "Problem",
             "form_errors",
             "confirm",

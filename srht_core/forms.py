@@ -9,20 +9,25 @@ shows each field's errors next to it; APIs answer
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
-from wtforms import Field, FieldList, FormField
-from wtforms.validators import AnyOf, ValidationError
+from wtforms import Field, FieldList, FormField, StringField
+from wtforms.validators import AnyOf, InputRequired, Length, ValidationError
 
 from .errors import ApiError, Problem
 from .text import text_problem
+
+if TYPE_CHECKING:
+    from .service import EventType
 
 __all__ = [
     "ChoiceField",
     "Form",
     "MultipleChoiceField",
+    "WebhookForm",
     "api_validate",
     "choice_pairs",
     "field_at",
@@ -115,6 +120,31 @@ class MultipleChoiceField(Field):  # type: ignore[misc]
         for chosen in self.data or ():
             if chosen not in values:
                 raise ValidationError(f"{chosen!r} is not one of the options.")
+
+
+class WebhookForm(Form):
+    """The form of a webhook settings page that adds a webhook: its URL
+    and the events it is told of, one checkbox per event the service
+    emits (``m.webhook_settings`` shows it). Whether the URL may be called
+    is the service's check, when it stores the webhook (``url_problem``).
+
+    :param events: the events to offer, as the service declares them
+        (``webhook_events``), or the part of them this page subscribes to.
+
+    .. versionadded:: 0.1
+    """
+
+    url = StringField(
+        "URL",
+        validators=[InputRequired(), Length(max=2048)],
+        description="http:// or https://",
+        render_kw={"type": "url"},
+    )
+    events = MultipleChoiceField("Events", [])
+
+    def __init__(self, events: Iterable[EventType], *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.events.choices = [(e.name, f"{e.name}: {e.description}") for e in events]
 
 
 _PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\d+\])*")

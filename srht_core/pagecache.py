@@ -68,7 +68,7 @@ def anonymous_page(version: Hashable, render: Callable[[], Any]) -> Response:
     return response
 
 
-def watched_page(render: Callable[[], Any]) -> Response:
+def watched_page(render: Callable[[], Any], max_age: float | None = None) -> Response:
     """Answer ``render()``'s page, kept for visitors without cookies until a
     row it :func:`watch`-ed changes.
 
@@ -76,11 +76,17 @@ def watched_page(render: Callable[[], Any]) -> Response:
         view would return its page. It must :func:`watch` every row whose
         change could change the page or who may see it; a page that
         watched nothing is not kept.
+    :param max_age: keep it at most this many seconds as well: for a page
+        that also shows what no row of the service holds (what another
+        service answered, kept that long).
 
     A hit runs nothing of ``render``. The rows' tables must be watched by a
     migration (:func:`srht_core.changes.watch_rows`); without a live row
     feed (SQLite, or PostgreSQL while the feed's connection is down) every
     request renders.
+
+    .. versionchanged:: 0.1
+        ``max_age``.
     """
     feed = current_service().db.row_feed()
     if feed is None or not _visitor_without_state():
@@ -101,7 +107,13 @@ def watched_page(render: Callable[[], Any]) -> Response:
     finally:
         g.pop("srht_watched", None)
     if was_live and feed.live and watched and _keepable(response):
-        cache.put(key, response, watched=frozenset(watched), generation=generation)
+        cache.put(
+            key,
+            response,
+            watched=frozenset(watched),
+            generation=generation,
+            max_age=max_age,
+        )
     return response
 
 

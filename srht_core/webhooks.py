@@ -348,9 +348,25 @@ def send_webhook(
     return delivery_id
 
 
-def redeliver(delivery_id: int, session: Session | None = None) -> int:
-    """Queue a recorded delivery again (for a delivery log's button)."""
+def redeliver(
+    delivery_id: int, session: Session | None = None, *, subscription: str | None = None
+) -> int:
+    """Queue a recorded delivery again (for a delivery log's button).
+
+    :param subscription: only a delivery recorded with this key (the one
+        given to :func:`send_webhook`): what a page or an API checks before
+        acting on a delivery id a user sent.
+    :raises LookupError: with ``subscription``, when the delivery is not
+        one of its own (nothing is queued).
+
+    .. versionchanged:: 0.1
+        ``subscription``.
+    """
     session = session if session is not None else current_service().db.scoped()
+    if subscription is not None and not deliveries(
+        subscription, ids=[delivery_id], session=session
+    ):
+        raise LookupError(f"no delivery {delivery_id} of {subscription}")
     session.execute(
         delivery_table.update()
         .where(delivery_table.c.id == delivery_id)

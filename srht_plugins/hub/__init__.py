@@ -71,8 +71,9 @@ def blueprints(config: Config) -> list[Blueprint]:
     from .web.home import bp as home
     from .web.hooks import bp as hooks
     from .web.projects import bp as projects
+    from .web.webhooks import bp as webhooks
 
-    return [home, projects, hooks, api.blueprint]
+    return [home, projects, hooks, webhooks, api.blueprint]
 
 
 @hookimpl

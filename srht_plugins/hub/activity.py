@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from srht_core import current_service, db_session
+from srht_core import current_service, db_session, utcnow
 
 from . import sources
 from .models import PUBLIC, Attachment, Event, Project, Source, User
@@ -86,6 +86,9 @@ def record(source: Source, payload: dict[str, Any]) -> Event | None:
         if isinstance(about, dict) and about.get("visibility") in ("public", "unlisted", "private"):
             source.visibility = about["visibility"]
     actor, summary, url = summarize(source, event, data)
+    # The source's row changes with each event: what tells a kept project
+    # page (which watches its sources' rows) that its feed grew.
+    source.updated = utcnow()
     row = Event(source=source, event=event, actor=actor, summary=summary[:512], url=url[:1024])
     db_session.add(row)
     return row

@@ -91,7 +91,7 @@ def caches() -> Caches:
     return current_app.extensions.setdefault("hub.caches", Caches())  # type: ignore[no-any-return]
 
 
-def timeout() -> float:
+def default_timeout() -> float:
     return float(current_service().section["service-timeout"])
 
 
@@ -103,9 +103,11 @@ def call(
     method: str = "GET",
     body: dict[str, Any] | None = None,
     origin: str | None = None,
+    timeout: float | None = None,
 ) -> tuple[int, Any]:
     """``(status, JSON)`` of a request to ``service``'s ``path``; 4xx
     answers are returned, everything else that is not a 2xx raises.
+    ``timeout``: seconds to wait (default: ``[hub] service-timeout``).
 
     :raises Unreachable: the service is not configured, cannot be reached,
         or answers 5xx or something that is not JSON.
@@ -125,7 +127,8 @@ def call(
         origin + path, data=data, method=method, headers=headers
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout()) as answer:  # noqa: S310
+        wait = timeout if timeout is not None else default_timeout()
+        with urllib.request.urlopen(request, timeout=wait) as answer:  # noqa: S310
             status, raw = answer.status, answer.read()
     except urllib.error.HTTPError as error:
         status, raw = error.code, error.read()

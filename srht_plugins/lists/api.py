@@ -942,3 +942,61 @@ def delete_user_webhook(webhook_id: int) -> None:
 def list_user_deliveries() -> Any:
     """Newest first."""
     return delivery_page(user_key(viewer().id), session=db_session).json(Delivery.to_dict)
+
+
+# -- what needs the caller's attention -------------------------------------------------
+
+api.schema(
+    "PatchsetToReview",
+    {
+        "allOf": [
+            {"$ref": "#/components/schemas/Patchset"},
+            {
+                "type": "object",
+                "required": ["list", "url"],
+                "properties": {
+                    "list": {"type": "string", "description": "~owner/name"},
+                    "url": {"type": "string", "description": "The patchset's page."},
+                },
+            },
+        ]
+    },
+)
+
+
+@api.operation(
+    "get",
+    "/user/patchsets-to-review",
+    "List the patchsets awaiting review on your lists",
+    scope="emails",
+    response="PatchsetToReview",
+    paged=True,
+    anonymous=False,
+)
+def list_patchsets_to_review() -> Any:
+    """Newest first: the patchsets still `proposed` on the lists the
+    token's user owns."""
+    from srht_core import current_service
+
+    from .models import PROPOSED
+
+    stmt = (
+        sa.select(Patchset)
+        .join(MailingList, MailingList.id == Patchset.list_id)
+        .where(MailingList.owner_id == viewer().id, Patchset.status == PROPOSED)
+    )
+    page = cursor_paginate(db_session, stmt, Patchset.id)
+    shown = {p.list_id for p in page.items}
+    found = db_session.scalars(sa.select(MailingList).where(MailingList.id.in_(shown)))
+    lists_by_id = {found_list.id: found_list for found_list in found}
+    origin = current_service().origin
+
+    def with_list(patchset: Patchset) -> dict[str, Any]:
+        on = lists_by_id[patchset.list_id]
+        return {
+            **patchset.to_dict(),
+            "list": on.ref,
+            "url": f"{origin}{on.path}/patches/{patchset.id}",
+        }
+
+    return page.json(with_list)

@@ -25,6 +25,7 @@ from srht_core import (
     ApiError,
     Delivery,
     body_schema,
+    current_service,
     cursor_paginate,
     db_session,
     deliveries,
@@ -35,7 +36,7 @@ from srht_core import (
 )
 
 from . import events, labels, tickets, trackers
-from .access import Access, find_ticket, listed_trackers, tracker_for
+from .access import Access, browsable, find_ticket, listed_trackers, tracker_for, with_grant
 from .events import EVENT_NAMES, subscription_key
 from .models import (
     ACCESS_NAMES,
@@ -51,6 +52,7 @@ from .models import (
     User,
     Webhook,
     access_mask,
+    ticket_assignee,
 )
 from .search import MAX_LENGTH as MAX_SEARCH
 from .search import SearchError, filtered, parse
@@ -750,3 +752,51 @@ def redeliver_delivery(owner: str, tracker: str, delivery_id: int) -> Any:
     redeliver(delivery_id, session=db_session)
     db_session.commit()
     return deliveries(key, ids=[delivery_id], session=db_session)[0].to_dict()
+
+
+# -- what needs the caller's attention -------------------------------------------------
+
+api.schema(
+    "AssignedTicket",
+    {
+        "allOf": [
+            {"$ref": "#/components/schemas/Ticket"},
+            {
+                "type": "object",
+                "required": ["url"],
+                "properties": {"url": {"type": "string", "description": "The ticket's page."}},
+            },
+        ]
+    },
+)
+
+
+@api.operation(
+    "get",
+    "/user/assigned-tickets",
+    "List the open tickets assigned to you",
+    scope="tickets",
+    response="AssignedTicket",
+    paged=True,
+    anonymous=False,
+)
+def list_assigned_tickets() -> Any:
+    """Newest first: the open tickets assigned to the token's user, on the
+    trackers they may still browse (a ticket on a tracker that shut them
+    out since is not listed)."""
+    user = viewer()
+    stmt = (
+        with_grant(sa.select(Ticket).join(Tracker, Tracker.id == Ticket.tracker_id), user)
+        .join(
+            ticket_assignee,
+            sa.and_(ticket_assignee.c.ticket_id == Ticket.id, ticket_assignee.c.user_id == user.id),
+        )
+        .where(Ticket.status == OPEN, browsable(user))
+        .options(selectinload(Ticket.tracker), *tickets.ticket_options())
+    )
+    origin = current_service().origin
+
+    def shown(ticket: Ticket) -> dict[str, Any]:
+        return {**ticket.to_dict(), "url": f"{origin}{ticket.tracker.path}/{ticket.number}"}
+
+    return cursor_paginate(db_session, stmt, Ticket.id).json(shown)

@@ -11,7 +11,6 @@ from wtforms.validators import InputRequired, Length
 
 from srht_core import ChoiceField, Form, MultipleChoiceField
 
-from .events import EVENTS
 from .models import ACCESS_NAMES, RESOLUTIONS, VISIBILITIES, resolution_label
 from .tickets import MAX_TEXT, MAX_TITLE
 
@@ -103,13 +102,3 @@ class LabelForm(Form):
 
 class AssignForm(Form):
     username = StringField("Assign to (username)", validators=[InputRequired(), Length(max=64)])
-
-
-class WebhookForm(Form):
-    url = StringField(
-        "URL",
-        validators=[InputRequired(), Length(max=2048)],
-        description="http:// or https://",
-        render_kw={"type": "url"},
-    )
-    events = MultipleChoiceField("Events", [(e.name, f"{e.name}: {e.description}") for e in EVENTS])

@@ -106,3 +106,16 @@ def test_the_cache_keeps_the_most_recently_used_pages_within_its_budget() -> Non
 
     cache.put("huge", Response("x" * 101))  # over an eighth of the budget
     assert cache.get("huge") is None and cache.pages.weight == 800
+
+
+def test_a_page_kept_with_a_max_age_is_not_served_after_it(monkeypatch: Any) -> None:
+    now = [1000.0]
+    monkeypatch.setattr("srht_core.cache.time.monotonic", lambda: now[0])
+    cache = PageCache()
+    cache.put("aged", Response("what another service said"), max_age=15)
+    cache.put("kept", Response("rows only"))
+    now[0] += 14.9
+    assert cache.get("aged").get_data() == b"what another service said"
+    now[0] += 0.1
+    assert cache.get("aged") is None and "aged" not in cache.pages
+    assert cache.get("kept").get_data() == b"rows only"

@@ -11,6 +11,7 @@ A second, smaller site runs only meta, todo and hub.
 
 from __future__ import annotations
 
+import mailbox
 import re
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from email.message import EmailMessage
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -84,9 +86,12 @@ def start_site(
     config = tmp_path / "config.ini"
     config.write_text(dump_ini(data), encoding="utf-8")
     srht(config, "migrate")
-    site: dict[str, Any] = {"config": config}
+    site: dict[str, Any] = {"config": config, "ports": ports, "servers": {}}
     for name in services:
-        site[name] = stack.enter_context(serve_service(name, config, port=ports[name]))
+        # Each gunicorn in a stack of its own, which a test may close to
+        # stop that service (and open again).
+        server = site["servers"][name] = stack.enter_context(ExitStack())
+        site[name] = server.enter_context(serve_service(name, config, port=ports[name]))
         stack.enter_context(worker(config, name, tmp_path / f"worker-{name}.log"))
     return site
 
@@ -97,7 +102,7 @@ def forge(tmp_path_factory: pytest.TempPathFactory, srht_postgres: Any) -> Itera
         pytest.skip("git is not installed")
     tmp_path = tmp_path_factory.mktemp("hub")
     with ExitStack() as stack:
-        site = start_site(tmp_path, srht_postgres, ("meta", "git", "todo", "hub"), stack)
+        site = start_site(tmp_path, srht_postgres, ("meta", "git", "todo", "lists", "hub"), stack)
         site["tmp"] = tmp_path
         for name in ("alice", "bob"):
             create_user(site["config"], name)
@@ -326,6 +331,107 @@ def test_attaching_what_is_not_yours_or_not_there_says_so(forge: dict[str, Any])
         timeout=30,
     )
     assert answer.status_code == 503 and "paste did not answer" in answer.text, answer.text
+
+
+PATCH = "frob: be gentle\n---\ndiff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-hard\n+soft\n"
+
+
+def import_patch(site: dict[str, Any], list_ref: str, subject: str) -> None:
+    """A patch in ``list_ref``'s archive, as ``srht lists import`` takes one."""
+    message = EmailMessage()
+    message["From"] = "Carol <carol@example.org>"
+    message["To"] = f"{list_ref}@lists.example.org"
+    message["Subject"] = subject
+    message["Message-ID"] = f"<{time.monotonic_ns()}@example.org>"
+    message["Date"] = "Sun, 06 Dec 2026 09:00:00 +0000"
+    message.set_content(PATCH)
+    path = site["tmp"] / f"patch-{time.monotonic_ns()}.mbox"
+    box = mailbox.mbox(path)
+    box.add(message)
+    box.close()
+    srht(site["config"], "lists", "import", list_ref, str(path))
+
+
+def test_the_dashboard_says_what_needs_your_attention_and_which_service_is_down(
+    forge: dict[str, Any],
+) -> None:
+    # Users of their own: a dashboard says what it found for a while (per user).
+    for name in ("dora", "erin"):
+        create_user(forge["config"], name)
+    dora, erin = log_in(forge["meta"], "dora"), log_in(forge["meta"], "erin")
+    secret = token(forge, "dora", "todo/trackers:RW todo/tickets:RW lists/lists:RW")
+    headers = {"Authorization": f"Bearer {secret}"}
+    made = requests.post(
+        forge["todo"] + "/api/trackers", json={"name": "chores"}, headers=headers, timeout=30
+    )
+    assert made.status_code == 201, made.text
+    for title in ("Water the plants", "Feed the cat"):
+        ticket = requests.post(
+            forge["todo"] + "/api/trackers/dora/chores/tickets",
+            json={"title": title},
+            headers=headers,
+            timeout=30,
+        ).json()
+        if title == "Feed the cat":
+            assigned = requests.patch(
+                f"{forge['todo']}/api/trackers/dora/chores/tickets/{ticket['number']}",
+                json={"assignees": ["dora"]},
+                headers=headers,
+                timeout=30,
+            )
+            assert assigned.status_code == 200, assigned.text
+    made = requests.post(
+        forge["lists"] + "/api/lists", json={"name": "devel"}, headers=headers, timeout=30
+    )
+    assert made.status_code == 201, made.text
+    import_patch(forge, "~dora/devel", "[PATCH] frob: be gentle")
+
+    page = text(dora.get(forge["hub"] + "/", timeout=30))
+    assert "Needs your attention" in page
+    assert f'<a href="{forge["todo"]}/~dora/chores/2">Feed the cat</a>' in page
+    assert "Water the plants" not in page
+    found = re.search(
+        r'<a href="'
+        + re.escape(forge["lists"])
+        + r'/~dora/devel/patches/(\d+)">frob: be gentle</a>',
+        page,
+    )
+    assert found, page
+    patchset = requests.get(f"{forge['lists']}/~dora/devel/patches/{found[1]}", timeout=30)
+    assert patchset.status_code == 200 and "frob: be gentle" in text(patchset)
+
+    # lists stops: erin's dashboard still renders, naming it, with todo's part.
+    forge["servers"]["lists"].close()
+    try:
+        page = text(erin.get(forge["hub"] + "/", timeout=30))
+        assert "lists did not answer" in page, page
+        assert "No open tickets are assigned to you." in page
+        assert "Your projects" in page
+    finally:
+        forge["lists"] = forge["servers"]["lists"].enter_context(
+            serve_service("lists", forge["config"], port=forge["ports"]["lists"])
+        )
+
+
+def test_a_profile_links_to_the_users_page_on_each_service_and_each_links_back(
+    forge: dict[str, Any],
+) -> None:
+    alice = log_in(forge["meta"], "alice")
+    for service in ("git", "todo", "lists"):
+        alice.get(forge[service] + "/", timeout=30)  # each knows alice from her first visit
+    profile = text(requests.get(forge["hub"] + "/~alice", timeout=30))
+    for service in ("git", "todo", "lists"):
+        assert f'href="{forge[service]}/~alice"' in profile, service
+        theirs = requests.get(f"{forge[service]}/~alice", timeout=30)
+        assert theirs.status_code == 200, (service, theirs.text[-2000:])
+        assert f'href="{forge["hub"]}/~alice"' in text(theirs), service
+    assert "on paste" not in profile and "on builds" not in profile  # not installed here
+    # Nor a service that has not seen the user yet (its page would be a 404).
+    create_user(forge["config"], "fred")
+    log_in(forge["meta"], "fred").get(forge["todo"] + "/", timeout=30)
+    profile = text(requests.get(forge["hub"] + "/~fred", timeout=30))
+    assert f'href="{forge["todo"]}/~fred"' in profile
+    assert f'href="{forge["git"]}/~fred"' not in profile
 
 
 @pytest.fixture(scope="module")

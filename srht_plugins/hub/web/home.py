@@ -21,10 +21,13 @@ from srht_core import (
     paginate,
     user_named,
     viewer,
+    watch,
+    watched_page,
 )
 
 from .. import activity, sources
 from ..access import listed_projects
+from ..attention import needs_attention
 from ..models import PUBLIC, Project, Source, User
 
 bp = Blueprint("home", __name__)
@@ -54,29 +57,38 @@ def registration_open() -> bool:
 def index() -> Any:
     user = viewer()
     if user is None:
-
-        def render() -> Any:
-            recent = list(db_session.scalars(listed_projects(None).limit(12)))
-            here = current_service().origin + url_for("home.index")
-            return render_template(
-                "hub/home.html",
-                recent=recent,
-                login=meta_link("/login", here),
-                register=meta_link("/register", here) if registration_open() else None,
-            )
-
-        # Kept until a public project is made, changed or deleted.
-        version = tuple(
-            db_session.execute(
-                sa.select(
-                    sa.func.max(Project.updated), sa.func.max(Project.id), sa.func.count()
-                ).where(Project.visibility == PUBLIC)
-            ).one()
-        )
-        return anonymous_page(version, render)
+        # On PostgreSQL kept until a project or a user changes (a hit runs
+        # no query); elsewhere until a public project is made, changed or
+        # deleted.
+        return watched_page(_front_door)
     mine = list(db_session.scalars(listed_projects(user, user).limit(50)))
     events = activity.feed(activity.visible_events(user, owner=user))
-    return render_template("hub/dashboard.html", mine=mine, events=events)
+    return render_template(
+        "hub/dashboard.html", mine=mine, events=events, attention=needs_attention(user.id)
+    )
+
+
+def _front_door() -> Any:
+    watch(Project, User)
+
+    def render() -> Any:
+        recent = list(db_session.scalars(listed_projects(None).limit(12)))
+        here = current_service().origin + url_for("home.index")
+        return render_template(
+            "hub/home.html",
+            recent=recent,
+            login=meta_link("/login", here),
+            register=meta_link("/register", here) if registration_open() else None,
+        )
+
+    version = tuple(
+        db_session.execute(
+            sa.select(sa.func.max(Project.updated), sa.func.max(Project.id), sa.func.count()).where(
+                Project.visibility == PUBLIC
+            )
+        ).one()
+    )
+    return anonymous_page(version, render)
 
 
 @bp.get("/explore")
@@ -116,15 +128,18 @@ def profile_of(user: User) -> dict[str, Any] | None:
 
 def public_resources(
     user: User,
-) -> tuple[list[tuple[sources.Kind, list[dict[str, Any]]]], list[str]]:
-    """``user``'s resources each service lists publicly, and the services
-    that did not answer."""
+) -> tuple[list[tuple[sources.Kind, list[dict[str, Any]]]], list[str], set[str], set[str]]:
+    """``user``'s resources each service lists publicly, the services that
+    did not answer, those that were asked and those that know the user."""
     kinds, problems = sources.all_kinds()
     found = []
     messages = [str(p) for p in problems]
+    asked: set[str] = {p.service for p in problems}
+    known: set[str] = set()
     for kind in kinds:
         if not kind.listed:
             continue
+        asked.add(kind.service)
         try:
             status, answer = sources.call(
                 kind.service, kind.listed.format(username=user.username) + "?limit=25"
@@ -133,6 +148,7 @@ def public_resources(
             messages.append(str(problem))
             continue
         if status == 200 and isinstance(answer, dict):
+            known.add(kind.service)
             objects = [
                 o
                 for o in answer.get("results", ())
@@ -140,7 +156,7 @@ def public_resources(
             ]
             if objects:
                 found.append((kind, objects))
-    return found, messages
+    return found, messages, asked, known
 
 
 def person_named(username: str) -> User | None:
@@ -163,6 +179,30 @@ def person_named(username: str) -> User | None:
     return user
 
 
+#: The services whose ``/~user`` page lists a user's things, with what it lists.
+USER_PAGES = (
+    ("git", "Repositories"),
+    ("todo", "Trackers"),
+    ("lists", "Mailing lists"),
+    ("paste", "Pastes"),
+    ("builds", "Builds"),
+)
+
+
+def elsewhere(user: User, asked: set[str], known: set[str]) -> list[tuple[str, str, str]]:
+    """``(service, what it lists, URL)`` of ``user``'s page on each of the
+    site's services that has one (each links back here: ``profile_url``).
+    A service hub asked for the user's things (``asked``) is linked only
+    when it knows the user (``known``): a user's page there is a 404 until
+    they first visit it."""
+    origins = current_service().origins
+    return [
+        (service, label, f"{origins[service]}/~{user.username}")
+        for service, label in USER_PAGES
+        if origins.get(service) and (service in known or service not in asked)
+    ]
+
+
 @bp.get("/~<username>")
 def profile(username: str) -> Any:
     user = person_named(username)
@@ -170,7 +210,7 @@ def profile(username: str) -> Any:
         abort(404, f"No user ~{username.lstrip('~')} here.")
     projects = list(db_session.scalars(listed_projects(viewer(), user).limit(50)))
     events = activity.feed(activity.visible_events(viewer(), owner=user))
-    resources, problems = public_resources(user)
+    resources, problems, asked, known = public_resources(user)
     return render_template(
         "hub/profile.html",
         person=user,
@@ -179,6 +219,7 @@ def profile(username: str) -> Any:
         events=events,
         resources=resources,
         problems=problems,
+        elsewhere=elsewhere(user, asked, known),
         sources_count=db_session.scalar(
             sa.select(sa.func.count(Source.id)).where(Source.owner_id == user.id)
         ),

@@ -5,15 +5,23 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
-from srht_core import Problem, anonymous_page, confirm, db_session, login_required, viewer
+from srht_core import (
+    Problem,
+    anonymous_page,
+    confirm,
+    db_session,
+    login_required,
+    viewer,
+    watch,
+    watched_page,
+)
 
 from .. import activity, projects, sources
 from ..access import can_change, changeable_project, find_project
 from ..forms import AttachForm, ProjectForm
-from ..models import Event
+from ..models import Attachment
 
 bp = Blueprint("projects", __name__)
 
@@ -54,12 +62,23 @@ def _fields(form: ProjectForm) -> dict[str, Any]:
 
 @bp.get("/~<owner>/<name>")
 def show(owner: str, name: str) -> Any:
+    # For a visitor without cookies the page is kept, on PostgreSQL, until
+    # a row it shows changes (the project, its owner, its resources, whose
+    # row changes with each event heard of them too, or an attachment) and
+    # at most as long as hub keeps what the services said of the resources:
+    # a hit runs no query. Elsewhere the lookup runs and the rendering is
+    # kept under the version below.
+    return watched_page(lambda: _project_page(owner, name), max_age=sources.CHECK_TTL)
+
+
+def _project_page(owner: str, name: str) -> Any:
     user = viewer()
     project = find_project(owner, name, user)
     listed = [a.source for a in project.attachments]
+    checked = activity.check_sources(listed, user)
+    watch(project, project.owner, Attachment, *listed)
 
     def render() -> Any:
-        checked = activity.check_sources(listed, user)
         shown_ids = [s.id for s in checked.shown]
         events = activity.visible_events(user, source_ids=shown_ids)
         return render_template(
@@ -71,17 +90,10 @@ def show(owner: str, name: str) -> Any:
             can_change=can_change(project, user),
         )
 
-    # Kept for visitors without cookies until the project, its resources or
-    # their activity change, and at most as long as hub keeps what the
-    # services said of the resources.
-    latest = db_session.scalar(
-        sa.select(sa.func.max(Event.id)).where(Event.source_id.in_([s.id for s in listed]))
-    )
     version = (
         project.id,
         project.updated,
-        tuple((s.id, s.visibility, s.title, s.url) for s in listed),
-        latest,
+        tuple((s.id, s.visibility, s.title, s.url, s.updated) for s in listed),
         int(time.monotonic() // sources.CHECK_TTL),
     )
     return anonymous_page(version, render)

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
 from srht_core import (
     Problem,
+    WebhookForm,
     confirm,
     db_session,
     deliveries,
@@ -20,8 +21,8 @@ from srht_core import (
 
 from .. import events, trackers
 from ..access import Access, tracker_for
-from ..events import subscription_key
-from ..forms import AccessForm, TrackerSettingsForm, WebhookForm
+from ..events import EVENTS, subscription_key
+from ..forms import AccessForm, TrackerSettingsForm
 from ..models import TrackerAccess, User, Webhook, access_mask, access_names
 
 bp = Blueprint("settings", __name__)
@@ -190,7 +191,7 @@ def render_webhooks(access: Access, form: WebhookForm | None = None, status: int
         status,
         hooks=hooks,
         deliveries=log,
-        form=form or WebhookForm(formdata=None),
+        form=form or WebhookForm(EVENTS, formdata=None),
         remove_url=lambda hook: _url("settings.delete_webhook", access, webhook_id=hook.id),
         redeliver_url=lambda d: _url("settings.redeliver_delivery", access, delivery_id=d.id),
         signature_key=webhook_signature_key(),
@@ -207,7 +208,7 @@ def webhooks(owner: str, tracker: str) -> Any:
 @login_required
 def create_webhook(owner: str, tracker: str) -> Any:
     access = owner_access(owner, tracker)
-    form = WebhookForm()
+    form = WebhookForm(EVENTS)
     if form.validate_on_submit():
         try:
             hook = events.create_webhook(access, form.url.data, form.events.data or [])
@@ -246,9 +247,10 @@ def delete_webhook(owner: str, tracker: str, webhook_id: int) -> Any:
 @login_required
 def redeliver_delivery(owner: str, tracker: str, delivery_id: int) -> Any:
     access = owner_access(owner, tracker)
-    if not deliveries(subscription_key(access.tracker), ids=[delivery_id], session=db_session):
-        abort(404)
-    redeliver(delivery_id, session=db_session)
+    try:
+        redeliver(delivery_id, session=db_session, subscription=subscription_key(access.tracker))
+    except LookupError:
+        abort(404, f"{access.tracker.ref} has no delivery {delivery_id}.")
     db_session.commit()
     flash(f"Delivery {delivery_id} queued again.", "success")
     return redirect(

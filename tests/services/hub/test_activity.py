@@ -5,6 +5,7 @@ may see."""
 from __future__ import annotations
 
 import pytest
+from support import wait_until
 
 pytestmark = [pytest.mark.postgres]
 
@@ -88,3 +89,36 @@ def test_a_deleted_tracker_leaves_the_project(make_user, browser, attach_source,
     assert deliver(source, "tracker:delete", {}).json == {"recorded": False}
     page = browser(None).get("/~alice/hello").text
     assert "~alice/bugs" not in page and "No resources attached." in page
+
+
+def test_a_kept_project_page_runs_no_query_and_follows_every_change(
+    make_user, browser, attach_source, deliver, app
+):
+    from srht_core import state_of
+
+    alice = make_user("alice")
+    browser(alice).submit("/projects/create", {"name": "hello", "visibility": "public"})
+    source = attach_source(1, "~alice/hello")
+    db = state_of(app).db
+    assert db.row_feed().wait_live(), "the row feed never listened"
+    visitor = browser(None)
+
+    def kept() -> bool:
+        # Until PostgreSQL's notices of the rows just written have come, a
+        # kept page may still be dropped for them.
+        with db.count_statements() as statements:
+            page = visitor.get("/~alice/hello")
+        return page.status_code == 200 and statements[0] == 0
+
+    wait_until(kept, what="the project page kept, answered with no query")
+
+    # A new event, a resource made private, the project made private: each
+    # shows on the visitor's very next request.
+    deliver(source, "repo:push", PUSH)
+    page = visitor.get("/~alice/hello").text
+    assert "pushed main to ~alice/hello" in page and "git.example.org/~alice/hello" in page
+    deliver(source, "repo:push", {**PUSH, "repository": {"visibility": "private"}})
+    page = visitor.get("/~alice/hello").text
+    assert "pushed main" not in page and "git.example.org/~alice/hello" not in page
+    browser(alice).submit("/~alice/hello/settings", {"name": "hello", "visibility": "private"})
+    assert visitor.get("/~alice/hello").status_code == 404

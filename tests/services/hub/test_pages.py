@@ -4,6 +4,7 @@ show them, CSRF token included."""
 from __future__ import annotations
 
 import pytest
+from support import wait_until
 
 from srht_core.testing import page_kind_problems
 
@@ -132,3 +133,24 @@ def test_pages_are_kept_for_visitors_without_cookies_until_they_change(
         assert kept[0] <= 4, (path, kept[0])
     deliver(source, "repo:push", {"pusher": "~alice", "refs": [{"name": "refs/heads/main"}]})
     assert "pushed main" in app.test_client().get("/~alice/hello").text
+
+
+def test_the_kept_front_door_follows_new_and_hidden_projects(app, make_user, browser):
+    from srht_core import state_of
+
+    db = state_of(app).db
+    assert db.row_feed().wait_live(), "the row feed never listened"
+    alice, visitor = browser(make_user("alice")), browser(None)
+
+    def kept() -> bool:
+        # Until PostgreSQL's notice of alice's new row has come, a kept
+        # page may still be dropped for it.
+        with db.count_statements() as statements:
+            page = visitor.get("/").text
+        return "No public projects yet." in page and statements[0] == 0
+
+    wait_until(kept, what="the front door kept, answered with no query")
+    alice.submit("/projects/create", {"name": "hello", "visibility": "public"})
+    assert ">~alice/hello</a>" in visitor.get("/").text
+    alice.submit("/~alice/hello/settings", {"name": "hello", "visibility": "private"})
+    assert "~alice/hello" not in visitor.get("/").text

@@ -10,6 +10,7 @@ import threading
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from srht_core.testing import CORE_API_PATHS
 
@@ -252,3 +253,40 @@ def test_every_path_in_the_openapi_document_is_served(site: Any) -> None:
         for s in requirement.get("token", [])
     }
     assert scopes == {"todo/trackers:RO", "todo/trackers:RW", "todo/tickets:RO", "todo/tickets:RW"}
+
+
+def test_the_open_tickets_assigned_to_you_on_trackers_you_may_still_browse(site: Any) -> None:
+    alice, bob, carol = site.user("alice"), site.user("bob"), site.user("carol")
+    site.tracker(alice, "bugs")
+    site.grant(site.tracker(alice, "shut", visibility="private"), bob, "browse", "comment")
+    api = site.api(alice)
+    for tracker, title in (
+        ("bugs", "Crash"),
+        ("bugs", "Fixed already"),
+        ("bugs", "Carol's"),
+        ("shut", "Was visible"),
+    ):
+        number = api.post(f"/trackers/alice/{tracker}/tickets", {"title": title}).json["number"]
+        who = "carol" if title == "Carol's" else "bob"
+        change: dict[str, Any] = {"assignees": [who]}
+        if title == "Fixed already":
+            change |= {"status": "closed", "resolution": "fixed"}
+        assert api.patch(f"/trackers/alice/{tracker}/tickets/{number}", change).status_code == 200
+    # bob is shut out of the private ~alice/shut after the assignment.
+    with site.session() as session:
+        from srht_plugins.todo.models import TrackerAccess
+
+        session.execute(
+            sa.update(TrackerAccess).where(TrackerAccess.user_id == bob.id).values(access=0)
+        )
+
+    mine = site.api(bob, frozenset({"todo/tickets:RO"})).get("/user/assigned-tickets")
+    assert mine.status_code == 200, mine.json
+    assert [(t["ref"], t["title"]) for t in mine.json["results"]] == [("~alice/bugs#1", "Crash")]
+    assert mine.json["results"][0]["url"].endswith("/~alice/bugs/1")
+    assert [t["title"] for t in site.api(carol).get("/user/assigned-tickets").json["results"]] == [
+        "Carol's"
+    ]
+    assert site.api().get("/user/assigned-tickets").status_code == 401
+    trackers_only = site.api(bob, frozenset({"todo/trackers:RO"}))
+    assert trackers_only.get("/user/assigned-tickets").status_code == 403
