@@ -247,9 +247,17 @@ class Runner:
 
         celery = celery_app(str(self.broker))
 
-        @celery.task(name=RUN_TASK)  # type: ignore[untyped-decorator]
-        def run(job_id: int) -> None:
-            self.run_job(int(job_id))
+        @celery.task(name=RUN_TASK, bind=True)  # type: ignore[untyped-decorator]
+        def run(task: Any, job_id: int) -> None:
+            if self.run_job(int(job_id)) or not self.stopping.is_set():
+                return
+            # Taken off the queue while this runner stops (Celery's warm
+            # shutdown still fetches): put back for the next runner, rather
+            # than leave the job to the watchdog's republishing a minute on.
+            queue = (task.request.delivery_info or {}).get("routing_key")
+            if queue:
+                celery.send_task(RUN_TASK, args=[job_id], queue=queue)
+                log.info("job %s: handed back to %s (this runner is stopping)", job_id, queue)
 
         def stop(**_kwargs: Any) -> None:
             self.shutdown()

@@ -395,25 +395,41 @@ def test_a_stale_image_is_made_again_while_a_job_runs_on_the_old_one(
 
 
 def test_stopping_the_runner_mid_job_tells_the_service(limits_site: LimitsSite) -> None:
-    """SIGTERM to the runner (a deploy restarting it) while a task runs:
-    it stops the container and tells the service, which fails the job
-    saying so; nothing is left behind. (Restarts the runner.)"""
+    """SIGTERM to the runner (a deploy restarting it) while one job runs a
+    task and another is still being set up: it stops both containers and
+    tells the service, which fails the first, saying so, and queues the
+    second again; started again, the runner takes that one from its queue
+    and runs it. Nothing is left behind. (Restarts the runner.)"""
     site = limits_site
     owner = site.user("stan")
-    job_id = site.job(
+    began = site.job(
         owner, "image: debian/bookworm\ntasks:\n  - long: exec sleep 4545\n  - after: echo after\n"
     )
-    wait_for_task(site, job_id, "long")
+    wait_for_task(site, began, "long")
+    # Its setup installs a package through the mirror: seconds to stop it in.
+    setting_up = site.job(
+        owner, "image: debian/bookworm\npackages: [hello]\ntasks:\n  - greet: hello\n"
+    )
+    deadline = time.monotonic() + PATIENCE
+    while "Installing packages: hello" not in site.log(owner, setting_up):
+        assert time.monotonic() < deadline, site.runner.output()[-3000:]
+        time.sleep(0.2)
     runner = site.runner
     assert runner.process is not None
     runner.stop(signal.SIGTERM)
     assert runner.process.returncode is not None
-    job = site.wait(job_id, runner_down=True)
+    job = site.wait(began, runner_down=True)
     assert job.status == "failed", job.reason
     assert job.reason == f"the runner {runner.name} was stopped during task long"
-    assert site.tasks(job_id)[1] == ("after", "skipped")
+    assert site.tasks(began)[1] == ("after", "skipped")
+    queued = site.get_job(setting_up)
+    assert queued.status == "queued", (queued.status, queued.reason)
+    assert queued.reason == (
+        f"the runner {runner.name} was stopped before the job began; queued again"
+    )
     assert leftovers(runner.name) == []
-    # Started again, it takes jobs from its queue.
+    # Started again, it takes the queued job from its queue.
     runner.start()
-    again = site.job(owner, "image: debian/bookworm\ntasks:\n  - back: echo back\n")
-    assert site.wait(again).status == "success"
+    job = site.wait(setting_up)
+    assert job.status == "success", (job.reason, site.log(owner, setting_up))
+    assert "Hello, world!" in site.log(owner, setting_up, "greet")
