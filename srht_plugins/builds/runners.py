@@ -188,7 +188,10 @@ def claim() -> Any:
     data = _body()
     runner = data["runner"][:128]
     wanted = data.get("job")
-    stmt = sa.select(Job).where(Job.status == QUEUED).with_for_update(skip_locked=True)
+    # Only the job's row is locked (``of``): the owner's row, which the
+    # eager join would lock too, is held by any job being submitted for
+    # the same user, and the job would be skipped.
+    stmt = sa.select(Job).where(Job.status == QUEUED).with_for_update(skip_locked=True, of=Job)
     if isinstance(wanted, int):
         stmt = stmt.where(Job.id == wanted)
     else:

@@ -67,6 +67,8 @@ class LimitsSite(RunnerSite):
 def limits_site(
     srht_postgres: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LimitsSite]:
+    """The second site (see the module's docstring), its Redis, apt proxy,
+    SMTP sink and webhook receiver; one runner, ``slotNc``."""
     require_test_hosts()
     require(shutil.which("redis-server") is not None, "redis-server is not installed")
     from testhosts.proxy import AptProxy
