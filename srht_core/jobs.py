@@ -131,10 +131,16 @@ def enqueue(name: str, *, delay: float = 0, session: Session | None = None, **pa
     )
     broker = state.config.get("srht", "broker")
     if broker:
-        pending: list[tuple[int, float]] = session.info.setdefault("srht_publish", [])
-        if not pending:
-            sa.event.listen(session, "after_commit", _publish_after_commit, once=True)
-            sa.event.listen(session, "after_rollback", _forget_after_rollback, once=True)
+        # The listeners go on this very session, never on a scoped session:
+        # that would put them on its factory, shared by every thread, and a
+        # worker's other thread committing first would spend a once-only
+        # listener and leave this thread's ids unpublished.
+        real = session() if isinstance(session, sa.orm.scoped_session) else session
+        pending: list[tuple[int, float]] = real.info.setdefault("srht_publish", [])
+        if not real.info.get("srht_publish_listening"):
+            sa.event.listen(real, "after_commit", _publish_after_commit)
+            sa.event.listen(real, "after_rollback", _forget_after_rollback)
+            real.info["srht_publish_listening"] = True
         pending.append((job_id, delay))
     return job_id
 

@@ -208,7 +208,10 @@ def claim() -> Any:
     data = _body()
     runner = data["runner"][:128]
     wanted = data.get("job")
-    stmt = sa.select(Job).where(Job.status == QUEUED).with_for_update(skip_locked=True)
+    # Only the job's row is locked (``of``): the owner's row, which the
+    # eager join would lock too, is held by any job being submitted for
+    # the same user, and the job would be skipped.
+    stmt = sa.select(Job).where(Job.status == QUEUED).with_for_update(skip_locked=True, of=Job)
     if isinstance(wanted, int):
         stmt = stmt.where(Job.id == wanted)
     else:
@@ -294,7 +297,11 @@ def artifact(job_id: int) -> Any:
     )
     limit = current_service().section["artifact-limit"] * MiB
     if int(total or 0) + len(piece) > limit:
-        db_session.rollback()
+        # Never a part of a file kept as if it were the whole.
+        db_session.execute(
+            sa.delete(Artifact).where(Artifact.job_id == job.id, Artifact.name == name)
+        )
+        db_session.commit()
         return {"stop": None, "refused": f"the job's artifacts are limited to {limit // MiB} MiB"}
     found = db_session.scalar(
         sa.select(Artifact).where(Artifact.job_id == job.id, Artifact.name == name)
@@ -338,9 +345,11 @@ def finish(job_id: int) -> Any:
 @internal_only_credential
 def lost() -> Any:
     """A runner started again and found the jobs it held gone with its
-    last life (``jobs``: their ids)."""
+    last life (``jobs``: their ids), or, with ``stopped``, it is being
+    stopped and stopped them."""
     data = _body()
     runner = data["runner"]
+    how = "was stopped" if data.get("stopped") is True else "stopped and started again"
     ids = [i for i in data.get("jobs") or () if isinstance(i, int)]
     jobs = db_session.scalars(
         sa.select(Job)
@@ -348,7 +357,7 @@ def lost() -> Any:
         .with_for_update()
     ).all()
     for job in jobs:
-        dispatch.lose(job, f"the runner {runner} stopped and started again")
+        dispatch.lose(job, f"the runner {runner} {how}")
     db_session.commit()
     return {"jobs": [job.id for job in jobs]}
 

@@ -401,6 +401,53 @@ def test_a_timer_fires_once_per_period_across_workers(
 # -- with a broker ---------------------------------------------------------------------
 
 
+@pytest.mark.postgres
+def test_jobs_enqueued_by_two_threads_are_each_published_after_their_commit(
+    chores_plugin: Any,
+    chores_config: Callable[..., Any],
+    make_app: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker's threads enqueue through the same scoped session (its
+    ``db_session``), each in a session of its own: the first commit
+    publishes only its own ids, and the second still publishes its own.
+    (The publishing itself is the broker tests' below.)"""
+    from srht_core import db_session
+
+    published: list[int] = []
+    monkeypatch.setattr(
+        jobs_module, "publish", lambda _state, job_id, _delay=0: published.append(job_id)
+    )
+    app = make_app("chores", chores_config(srht={"broker": "redis://127.0.0.1:9/0"}))
+    enqueued: dict[str, int] = {}
+    second_enqueued, first_committed = threading.Event(), threading.Event()
+
+    def second() -> None:
+        with app.app_context():
+            enqueued["second"] = enqueue("stamp", session=db_session, path="/nowhere/2")
+            second_enqueued.set()
+            first_committed.wait(30)
+            db_session.commit()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with app.app_context():
+        assert second_enqueued.wait(30)
+        enqueued["first"] = enqueue("stamp", session=db_session, path="/nowhere/1")
+        db_session.commit()
+        assert published == [enqueued["first"]]
+        first_committed.set()
+    thread.join(30)
+    assert published == [enqueued["first"], enqueued["second"]]
+    # A rolled-back job is never published, and the next commit publishes its own.
+    with app.app_context():
+        enqueue("stamp", session=db_session, path="/nowhere/3")
+        db_session.rollback()
+        last = enqueue("stamp", session=db_session, path="/nowhere/4")
+        db_session.commit()
+    assert published == [enqueued["first"], enqueued["second"], last]
+
+
 @pytest.fixture
 def close_celery() -> Any:
     """Close the in-process Celery apps (and their Redis connections) that

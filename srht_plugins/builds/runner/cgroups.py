@@ -148,6 +148,17 @@ class JobGroup:
                         return True
         return False
 
+    def processes_refused(self) -> bool:
+        """Whether the job tried to have more processes than it may."""
+        for directory in self.dirs:
+            events = Path(directory) / "pids.events"
+            if events.exists():
+                for line in events.read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "max" and int(value or 0) > 0:
+                        return True
+        return False
+
 
 @dataclass(frozen=True)
 class Layout:

@@ -13,6 +13,7 @@
 #   secrets        lines "KIND ID MODE PATH" for the files in secret-files/
 #   tasks/N        task N's script
 #   artifacts      one path a line, copied to /srht/out/I once all tasks passed
+#                  (never through a symbolic link)
 #   network        none, mirror or full
 set -u
 NONCE=$1
@@ -102,6 +103,10 @@ for n in $(seq 1 "$count"); do
   mark "start:$n"
   (cd "$HOME_DIR" && runuser -u build -- /bin/bash -e "$IN/tasks/$n") 2>&1
   code=$?
+  if [ "$code" != 0 ] && df -Pk / | awk 'NR == 2 && $4 == 0 {found = 1} END {exit !found}'; then
+    echo "The job's disk is full: it may write $(df -Pm / | awk 'NR == 2 {print $2}') MiB" \
+      "([builds] disk)."
+  fi
   mark "end:$n:$code"
   if [ "$code" != 0 ]; then
     exit "$code"
@@ -116,8 +121,13 @@ if [ -s "$IN/artifacts" ]; then
       '~/'*) file=$HOME_DIR/${path#\~/} ;;
       *) file=$HOME_DIR/$path ;;
     esac
-    if [ -f "$file" ]; then
-      cp -L -- "$file" "/srht/out/$i" || echo "artifact $path: could not be kept (too large?)"
+    # Never through a link the job made: neither the file nor a folder on
+    # its way may be one (cp -P copies a link swapped in meanwhile as a link,
+    # which the runner does not read).
+    if [ -e "$file" ] && [ "$(realpath -e -- "$file")" != "$(realpath -s -m -- "$file")" ]; then
+      echo "artifact $path: not kept, it is (or is in) a symbolic link"
+    elif [ -f "$file" ]; then
+      cp -P -- "$file" "/srht/out/$i" || echo "artifact $path: could not be kept (too large?)"
     else
       echo "artifact $path: no such file"
     fi

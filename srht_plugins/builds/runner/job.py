@@ -172,6 +172,9 @@ class JobRun:
         self.task_codes: dict[int, int] = {}
         self.current = 0
         self.lost = False
+        #: The image tree it runs on, fixed when it is made: an image built
+        #: again meanwhile replaces it for later jobs, never under this one.
+        self.tree = context.trees.get(spec["image"])
 
     # -- the log -----------------------------------------------------------------
 
@@ -386,11 +389,12 @@ class JobRun:
         assert self.group is not None and self.network is not None
         root = self.folder / "fs"
         base = self.context.uid_base
-        network = (
-            f"--network-namespace-path={self.network.path}"
-            if self.network.path
-            else "--private-network"
-        )
+        # nspawn cannot join a namespace of the host's from inside the job's
+        # user namespace ("Failed to join network namespace: Operation not
+        # permitted"): it is started in the job's namespace instead, and
+        # shares it (the job's root has no power over it either way).
+        network = [] if self.network.path else ["--private-network"]
+        enter = ["nsenter", f"--net={self.network.path}"] if self.network.path else []
         nspawn = [
             "systemd-nspawn",
             "--quiet",
@@ -401,7 +405,7 @@ class JobRun:
             "--hostname=build",
             f"--private-users={base}:65536",
             "--private-users-ownership=off",
-            network,
+            *network,
             f"--bind-ro={self.folder}/io/in:/srht/in",
             f"--bind={self.folder}/io/out:/srht/out",
             f"--bind-ro={self.folder}/src:/srht/src",
@@ -425,7 +429,7 @@ class JobRun:
                 f"chown {base}:{base} {root}/upper",
                 f"mount -t overlay overlay -o lowerdir={tree},upperdir={root}/upper,"
                 f"workdir={root}/work {root}/root",
-                "exec " + shlex.join(nspawn),
+                "exec " + shlex.join([*enter, *nspawn]),
             ]
         )
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
@@ -542,23 +546,42 @@ class JobRun:
             )
         if self.stopping is not None:
             return "cancelled", f"Cancelled by its owner{during}."
-        oom = self.group is not None and self.group.out_of_memory()
-        memory = " It ran out of memory." if oom else ""
+        limits = self._limits_reached()
         if self.setup_code is None:
-            return "failed", f"The job's container stopped{during} (exit {code}).{memory}"
+            return "failed", f"The job's container stopped{during} (exit {code}).{limits}"
         if self.setup_code != 0:
-            return "failed", f"The setup failed (exit {self.setup_code}); see its log."
+            return "failed", f"The setup failed (exit {self.setup_code}); see its log.{limits}"
         for position, value in sorted(self.task_codes.items()):
             if value != 0:
-                return "failed", f"Task {names[position - 1]} failed (exit {value})."
+                return "failed", f"Task {names[position - 1]} failed (exit {value}).{limits}"
         if len(self.task_codes) < len(names):
-            return "failed", f"The job's container stopped{during} (exit {code}).{memory}"
+            return "failed", f"The job's container stopped{during} (exit {code}).{limits}"
         return "success", ""
+
+    def _limits_reached(self) -> str:
+        """What a failed job's reason adds when the kernel held it to its
+        limits: " It ran out of memory (...)." and the like, or ""."""
+        if self.group is None:
+            return ""
+        said = ""
+        if self.group.out_of_memory():
+            said += (
+                f" It ran out of memory ({self.limits['memory']} MiB, and its disk's "
+                f"{self.limits['disk']} MiB): the kernel stopped a process of it."
+            )
+        if self.group.processes_refused():
+            said += (
+                f" It reached its limit of {self.limits['processes']} processes: "
+                "starting more failed."
+            )
+        return said
 
     def upload_artifacts(self) -> None:
         """Upload what the driver copied to ``out``: regular files only,
         opened without following links (the job owns that folder)."""
         out = self.folder / "io" / "out"
+        limit = int(self.limits["artifacts"])
+        kept = 0
         directory = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         try:
             for index, path in enumerate(self.spec["artifacts"]):
@@ -572,6 +595,14 @@ class JobRun:
                     name = os.path.basename(path.rstrip("/")) or f"artifact-{index}"
                     offset = 0
                     size = os.fstat(handle.fileno()).st_size
+                    if kept + size > limit:
+                        self.say(
+                            f"Artifact {path} not kept: it has {size} bytes, and the job's "
+                            f"artifacts are limited to {limit // MiB} MiB in all "
+                            "([builds] artifact-limit)."
+                        )
+                        continue
+                    kept += size
                     while True:
                         piece = handle.read(ARTIFACT_PIECE)
                         if not piece and offset > 0:
@@ -606,7 +637,7 @@ class JobRun:
         """The whole job: prepare, run, report, clean up."""
         status, reason = "failed", ""
         try:
-            tree = self.context.trees.get(self.spec["image"])
+            tree = self.tree
             for note in self.spec.get("notes") or ():
                 self.say(note)
             if tree is None:

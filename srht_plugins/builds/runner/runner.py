@@ -85,6 +85,8 @@ class Runner:
         self.network = section["network"]
         self.images: dict[str, Image] = {}
         self.stopping = threading.Event()
+        #: Set to have the images checked now (see :meth:`_refresh`).
+        self.check_images = threading.Event()
 
     # -- starting ------------------------------------------------------------------
 
@@ -149,7 +151,14 @@ class Runner:
             self.context.trees[image.name] = tree
 
     def _refresh(self) -> None:
-        while not self.stopping.wait(REFRESH_CHECK):
+        """Build stale images again, and remove old trees no job uses: every
+        ``REFRESH_CHECK`` seconds, and whenever a job starts or ends (a
+        check costs a ``stat``)."""
+        while not self.stopping.is_set():
+            self.check_images.wait(REFRESH_CHECK)
+            self.check_images.clear()
+            if self.stopping.is_set():
+                return
             for image in list(self.images.values()):
                 if self.store.stale(image):
                     self._build(image)
@@ -158,8 +167,7 @@ class Runner:
     def _prune(self, image: Image) -> None:
         with self.context.lock:
             in_use = {
-                self.context.trees.get(run.spec["image"], Path("/"))
-                for run in self.context.running.values()
+                run.tree for run in self.context.running.values() if run.tree is not None
             } | set(self.context.trees.values())
         self.store.prune(image, in_use)
 
@@ -178,25 +186,28 @@ class Runner:
                 return False
             if spec is None:
                 return False
-            run = JobRun(self.context, spec)
             with self.context.lock:
+                run = JobRun(self.context, spec)
                 self.context.running[run.id] = run
             log.info("job %s: started (%s)", run.id, spec["image"])
+            self.check_images.set()
             try:
                 run.execute()
             finally:
                 with self.context.lock:
                     self.context.running.pop(run.id, None)
+                self.check_images.set()
             log.info("job %s: ended", run.id)
             if self.stopping.is_set():
                 with contextlib.suppress(ServiceUnreachable):
-                    self.context.service.lost([run.id])
+                    self.context.service.lost([run.id], stopped=True)
         return True
 
     def shutdown(self) -> None:
         """Stop taking jobs and stop the running ones now; the service
         hears of each as lost."""
         self.stopping.set()
+        self.check_images.set()
         with self.context.lock:
             runs = list(self.context.running.values())
         for run in runs:
@@ -236,9 +247,17 @@ class Runner:
 
         celery = celery_app(str(self.broker))
 
-        @celery.task(name=RUN_TASK)  # type: ignore[untyped-decorator]
-        def run(job_id: int) -> None:
-            self.run_job(int(job_id))
+        @celery.task(name=RUN_TASK, bind=True)  # type: ignore[untyped-decorator]
+        def run(task: Any, job_id: int) -> None:
+            if self.run_job(int(job_id)) or not self.stopping.is_set():
+                return
+            # Taken off the queue while this runner stops (Celery's warm
+            # shutdown still fetches): put back for the next runner, rather
+            # than leave the job to the watchdog's republishing a minute on.
+            queue = (task.request.delivery_info or {}).get("routing_key")
+            if queue:
+                celery.send_task(RUN_TASK, args=[job_id], queue=queue)
+                log.info("job %s: handed back to %s (this runner is stopping)", job_id, queue)
 
         def stop(**_kwargs: Any) -> None:
             self.shutdown()

@@ -84,6 +84,10 @@ class Service:
             attempts=6,
         )
 
-    def lost(self, jobs: list[int]) -> list[int]:
-        answer = self._post("/lost", {"runner": self.name, "jobs": jobs}, attempts=6)
+    def lost(self, jobs: list[int], *, stopped: bool = False) -> list[int]:
+        """Jobs this runner no longer runs: lost with its last life, or
+        (``stopped``) stopped because the runner is."""
+        answer = self._post(
+            "/lost", {"runner": self.name, "jobs": jobs, "stopped": stopped}, attempts=6
+        )
         return list(answer.get("jobs") or []) if isinstance(answer, dict) else []

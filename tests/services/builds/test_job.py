@@ -64,6 +64,7 @@ def job(tasks: tuple[str, ...] = ("slow", "after")) -> JobRun:
     context = RunnerContext("r1", Path("/nonexistent"), Service("r1"), 100000)
     spec = {
         "id": 7,
+        "image": "debian/bookworm",
         "tasks": [[name, "true"] for name in tasks],
         "limits": {"time": 45},
     }

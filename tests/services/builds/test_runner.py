@@ -26,13 +26,11 @@ are.
 
 from __future__ import annotations
 
-import getpass
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,10 +38,8 @@ from typing import Any
 
 import pytest
 
-from srht_core.config import dump_ini
-from srht_core.testing import free_port, serve_service, site_config
-
-from .conftest import BuildsSite
+from . import harness
+from .harness import PATIENCE, RunnerSite, leftovers, wait_for_task
 
 TESTS = Path(__file__).parents[2]
 sys.path.insert(0, str(TESTS))
@@ -53,168 +49,12 @@ from support.ci import require, require_test_hosts  # noqa: E402 - after the pat
 pytestmark = [pytest.mark.postgres, pytest.mark.deploy, pytest.mark.slow]
 
 SLOT = os.environ.get("SRHT_TESTHOSTS_SLOT", "0")
-#: How long a job of these tests may take to end, setup included (the
-#: first one unpacks the image): a bound on waiting, not a measurement.
-PATIENCE = 300
 #: The site's time limit: long enough for the jobs that must succeed on a
 #: busy machine (they take a few seconds), and for the time-limit test's
 #: container to start and reach its task there (at a load of 10 a setup
 #: once took over 30 s, so the limit fell before the task), short enough to
 #: wait for.
 TIME_LIMIT = 45
-
-
-class Runner:
-    """A running ``srht builds runner``, stopped by its PID."""
-
-    def __init__(self, config: Path, folder: Path, name: str):
-        self.config, self.folder, self.name = config, folder, name
-        self.log = folder.parent / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        handle = open(self.log, "ab")  # noqa: SIM115 - the runner's for its life
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "srht_core.cli",
-                "--config",
-                str(self.config),
-                "builds",
-                "runner",
-                "--name",
-                self.name,
-                "--jobs",
-                "2",
-                "--dir",
-                str(self.folder),
-            ],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        handle.close()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(sig)
-        try:
-            self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-class RunnerSite(BuildsSite):
-    """The builds app in this process (to submit and read), the same site
-    served by gunicorn (what the runner talks to) and the runner."""
-
-    def __init__(self, app: Any, runner: Runner, config: Path):
-        super().__init__(app)
-        self.runner, self.config = runner, config
-
-    def user(self, username: str, user_id: int | None = None) -> Any:
-        """A mirrored user: meta's (with its id) or one of builds' own
-        (ids from 10000, clear of meta's)."""
-        import sqlalchemy as sa
-
-        from srht_plugins.builds.models import User
-
-        with self.session() as session:
-            if user_id is None:
-                user_id = max(session.scalar(sa.select(sa.func.max(User.id))) or 0, 9999) + 1
-            user = User(id=user_id, username=username, email=f"{username}@example.org")
-            session.add(user)
-        return user
-
-    def wait(
-        self,
-        job_id: int,
-        statuses: tuple[str, ...] = ("success", "failed", "timeout", "cancelled"),
-        *,
-        runner_down: bool = False,
-    ) -> Any:
-        """The job once its status is one of ``statuses``; a runner that
-        stops meanwhile fails the test, unless ``runner_down``."""
-        deadline = time.monotonic() + PATIENCE
-        while time.monotonic() < deadline:
-            job = self.get_job(job_id)
-            if job.status in statuses:
-                return job
-            process = self.runner.process
-            if process is not None and process.poll() is not None and not runner_down:
-                pytest.fail("the runner stopped:\n" + self.runner.output()[-4000:])
-            time.sleep(0.5)
-        pytest.fail(
-            f"job {job_id} is still {self.get_job(job_id).status}:\n" + self.runner.output()[-4000:]
-        )
-
-    def log(self, owner: Any, job_id: int, task: str | None = None) -> str:
-        path = f"/~{owner.username}/job/{job_id}/log" + (f"/{task}" if task else "")
-        answer = self.browser(owner).get(path)
-        assert answer.status_code == 200, path
-        return answer.get_data(as_text=True)
-
-    def tasks(self, job_id: int) -> list[tuple[str, str]]:
-        import sqlalchemy as sa
-
-        from srht_plugins.builds.models import Task
-
-        with self.session() as session:
-            rows = session.execute(
-                sa.select(Task.name, Task.status)
-                .where(Task.job_id == job_id)
-                .order_by(Task.position)
-            )
-            return [(name, status) for name, status in rows]
-
-
-def _leftovers(name: str) -> list[str]:
-    """What jobs of runner ``name`` could have left on this machine:
-    mounts, network namespaces, nspawn processes."""
-    found = [
-        line.split()[1]
-        for line in Path("/proc/self/mounts").read_text().splitlines()
-        if "srht-builds" in line.split()[0] or f"/{name}/jobs/" in line.split()[1]
-    ]
-    netns = Path("/run/netns")
-    if netns.exists():
-        found += [p.name for p in netns.iterdir() if p.name.startswith(f"srht-builds-{name}-")]
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if "systemd-nspawn" in command and f"/{name}/jobs/" in command:
-                found.append(f"pid {proc.name}: {command[:120]}")
-    return found
-
-
-class Worker:
-    """``srht worker SERVICE``, stopped by its PID."""
-
-    def __init__(self, config: Path, service: str, log: Path):
-        with open(log, "ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "srht_core.cli", "--config", str(config), "worker", service],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -225,69 +65,19 @@ def runner_site(
     runner; builds also in this process, to submit and read."""
     require_test_hosts()
     require(shutil.which("git") is not None, "git is not installed")
-    from support.accounts import srht
-    from testhosts.image import cache_dir, ensure_image
-
-    from srht_core import Config, create_app, state_of
-
-    ensure_image()
-    [tarball] = sorted(cache_dir().glob("image-*.tar.zst"))[-1:]
-    folder = tmp_path_factory.mktemp("builds-runner")
-    # The runner clones as the jobs' unprivileged user into its folder:
-    # that user must be able to reach it (pytest's own folder is root's).
-    runner_dir = Path(tempfile.mkdtemp(prefix="srht-builds-runner-"))
-    runner_dir.chmod(0o711)
-    images = folder / "images.yml"
-    images.write_text(f"debian/bookworm:\n  tarball: {tarball}\n")
-    ports = {name: free_port() for name in ("meta", "git", "builds")}
-    data = site_config(
-        folder / "data",
+    with harness.runner_site(
+        srht_postgres,
+        tmp_path_factory.mktemp("builds-runner"),
+        f"slot{SLOT}",
         {
-            "meta": {"connection-string": srht_postgres.create_database()},
-            "git": {
-                "connection-string": srht_postgres.create_database(),
-                "repos": str(folder / "repos"),
-                "ssh-user": getpass.getuser(),
-            },
-            "builds": {
-                "connection-string": srht_postgres.create_database(),
-                "images": str(images),
-                "network": "none",
-                "time-limit": str(TIME_LIMIT),
-                "runner-timeout": "20",
-                "memory": "512",
-                "disk": "512",
-            },
+            "network": "none",
+            "time-limit": str(TIME_LIMIT),
+            "runner-timeout": "20",
+            "memory": "512",
+            "disk": "512",
         },
-        srht={"internal-networks": "127.0.0.0/8"},
-    )
-    for name, port in ports.items():
-        data[name]["origin"] = f"http://127.0.0.1:{port}"
-    config_path = folder / "config.ini"
-    config_path.write_text(dump_ini(data), encoding="utf-8")
-    srht(config_path, "migrate")
-    config = Config.from_string(config_path.read_text(), str(config_path))
-    app = create_app("builds", config)
-    state = state_of(app)
-    state.revoked = lambda kind, token_id: False
-    name = f"slot{SLOT}"
-    runner = Runner(config_path, runner_dir / name, name)
-    workers: list[Worker] = []
-    with (
-        serve_service("meta", config_path, port=ports["meta"]),
-        serve_service("git", config_path, port=ports["git"], workers=2),
-        serve_service("builds", config_path, port=ports["builds"], workers=2),
-    ):
-        workers = [Worker(config_path, s, folder / f"worker-{s}.log") for s in ("git", "builds")]
-        runner.start()
-        try:
-            yield RunnerSite(app, runner, config_path)
-        finally:
-            runner.stop()
-            for worker in workers:
-                worker.stop()
-            state.db.dispose()
-            shutil.rmtree(runner_dir, ignore_errors=True)
+    ) as site:
+        yield site
 
 
 def test_a_job_whose_tasks_succeed(runner_site: RunnerSite) -> None:
@@ -309,7 +99,7 @@ def test_a_job_whose_tasks_succeed(runner_site: RunnerSite) -> None:
     assert "tested" in site.log(alice, job_id, "test")
     page = site.browser(alice).get(f"/~alice/job/{job_id}").get_data(as_text=True)
     assert "success" in page
-    assert _leftovers(site.runner.name) == []
+    assert leftovers(site.runner.name) == []
 
 
 def test_a_job_failing_at_task_2_skips_the_rest_and_keeps_its_log(runner_site: RunnerSite) -> None:
@@ -333,7 +123,7 @@ def test_a_job_failing_at_task_2_skips_the_rest_and_keeps_its_log(runner_site: R
         "+ echo never printed", ""
     )
     assert "third ran" not in site.log(alice, job_id)
-    assert _leftovers(site.runner.name) == []
+    assert leftovers(site.runner.name) == []
 
 
 def test_a_job_over_its_time_limit_is_stopped_and_marked(runner_site: RunnerSite) -> None:
@@ -356,20 +146,7 @@ def test_a_job_over_its_time_limit_is_stopped_and_marked(runner_site: RunnerSite
     log = site.log(alice, job_id, "slow")
     assert "sleeping" in log and f"The job ran past its time limit of {TIME_LIMIT} s." in log
     assert "woke" not in log.replace("echo woke", "")
-    assert _leftovers(site.runner.name) == []
-
-
-def _wait_for_task(site: RunnerSite, job_id: int, task: str) -> None:
-    """Until ``task`` of the job runs (the runner said so)."""
-    deadline = time.monotonic() + PATIENCE
-    while (task, "running") not in site.tasks(job_id):
-        job = site.get_job(job_id)
-        if time.monotonic() > deadline or job.status not in ("queued", "running"):
-            pytest.fail(
-                f"task {task} of job {job_id} never ran: {site.tasks(job_id)}, job {job.status}"
-                f" ({job.reason}):\n" + site.runner.output()[-3000:]
-            )
-        time.sleep(0.5)
+    assert leftovers(site.runner.name) == []
 
 
 def test_a_job_reaches_neither_the_host_nor_another_job_and_is_cancelled(
@@ -389,7 +166,7 @@ def test_a_job_reaches_neither_the_host_nor_another_job_and_is_cancelled(
         "  - hold: echo other-job-secret > /tmp/other-job-file; exec sleep 4242\n"
         "  - never: echo never\n",
     )
-    _wait_for_task(site, running, "hold")
+    wait_for_task(site, running, "hold")
     service_port = site.app.extensions["srht"].origin.rsplit(":", 1)[1]
     prober = site.job(
         bob,
@@ -426,7 +203,7 @@ def test_a_job_reaches_neither_the_host_nor_another_job_and_is_cancelled(
     assert job.status == "cancelled"
     assert site.tasks(running) == [("hold", "cancelled"), ("never", "skipped")]
     assert "Stopping the job: cancelled" in site.log(alice, running, "hold")
-    assert _leftovers(site.runner.name) == []
+    assert leftovers(site.runner.name) == []
 
 
 def test_a_secret_goes_to_its_owners_job_only(runner_site: RunnerSite) -> None:
@@ -620,18 +397,18 @@ def test_a_runner_killed_mid_job_leaves_nothing_and_the_job_is_failed(
         gina,
         "image: debian/bookworm\ntasks:\n  - long: exec sleep 4343\n  - after: echo after\n",
     )
-    _wait_for_task(site, job_id, "long")
+    wait_for_task(site, job_id, "long")
     runner = site.runner
     assert runner.process is not None
     os.kill(runner.process.pid, signal.SIGKILL)
     runner.process.wait(30)
-    assert _leftovers(runner.name) != []  # the container outlived its runner
+    assert leftovers(runner.name) != []  # the container outlived its runner
     runner.start()
     job = site.wait(job_id)
     assert job.status == "failed"
     assert job.reason == f"the runner {runner.name} stopped and started again during task long"
     assert site.tasks(job_id)[1] == ("after", "skipped")
-    assert _leftovers(runner.name) == []
+    assert leftovers(runner.name) == []
 
 
 def test_a_runner_gone_silent_has_its_job_failed_by_the_service(runner_site: RunnerSite) -> None:
@@ -641,7 +418,7 @@ def test_a_runner_gone_silent_has_its_job_failed_by_the_service(runner_site: Run
     site = runner_site
     jack = site.user("jack")
     job_id = site.job(jack, "image: debian/bookworm\ntasks:\n  - long: exec sleep 4444\n")
-    _wait_for_task(site, job_id, "long")
+    wait_for_task(site, job_id, "long")
     runner = site.runner
     assert runner.process is not None
     os.kill(runner.process.pid, signal.SIGKILL)
@@ -652,6 +429,6 @@ def test_a_runner_gone_silent_has_its_job_failed_by_the_service(runner_site: Run
     # Started again, it removes the container it left.
     runner.start()
     deadline = time.monotonic() + PATIENCE
-    while _leftovers(runner.name) and time.monotonic() < deadline:
+    while leftovers(runner.name) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert _leftovers(runner.name) == []
+    assert leftovers(runner.name) == []
