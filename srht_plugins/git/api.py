@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from flask import url_for
 
 from srht_core import (
+    USER_REF_SCHEMA,
     Api,
     ApiError,
     Delivery,
@@ -78,11 +79,7 @@ api.parameter("webhook_id", "The webhook's id.", ID, example=1)
 # -- schemas ---------------------------------------------------------------------------
 
 STAMP = {"type": "string", "format": "date-time"}
-USER = {
-    "type": "object",
-    "required": ["username", "canonical_name"],
-    "properties": {"username": {"type": "string"}, "canonical_name": {"type": "string"}},
-}
+USER = USER_REF_SCHEMA
 NAME = {
     "type": "string",
     "minLength": 1,

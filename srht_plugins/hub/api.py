@@ -14,6 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from srht_core import (
+    ID_SCHEMA,
+    USER_REF_SCHEMA,
     Api,
     ApiError,
     Delivery,
@@ -52,29 +54,16 @@ api = Api(
     },
 )
 
-USERNAME = r"^~?[a-z_][a-z0-9_-]*$"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
-api.parameter(
-    "owner",
-    "The project owner's username (a leading ~ is allowed).",
-    {"type": "string", "pattern": USERNAME, "maxLength": 64},
-    example="alice",
-)
-api.parameter(
-    "username",
-    "A username (a leading ~ is allowed).",
-    {"type": "string", "pattern": USERNAME, "maxLength": 64},
-    example="alice",
-)
+api.user_parameters("project")
 api.parameter(
     "name",
     "The project's name.",
     {"type": "string", "pattern": NAME, "maxLength": MAX_NAME},
     example="hello",
 )
-api.parameter("resource_id", "The resource's id in hub.", ID, example=1)
-api.parameter("webhook_id", "The webhook's id.", ID, example=1)
+api.parameter("resource_id", "The resource's id in hub.", ID_SCHEMA, example=1)
+api.parameter("webhook_id", "The webhook's id.", ID_SCHEMA, example=1)
 
 STAMP = {"type": "string", "format": "date-time"}
 VISIBILITY = {"type": "string", "enum": list(VISIBILITIES)}
@@ -92,14 +81,7 @@ api.schema(
         "properties": {
             "id": {"type": "integer"},
             "ref": {"type": "string", "description": "~owner/name"},
-            "owner": {
-                "type": "object",
-                "required": ["username", "canonical_name"],
-                "properties": {
-                    "username": {"type": "string"},
-                    "canonical_name": {"type": "string"},
-                },
-            },
+            "owner": USER_REF_SCHEMA,
             "name": {"type": "string"},
             "description": {"type": "string"},
             "readme": {"type": "string", "description": "Markdown."},

@@ -19,6 +19,7 @@ from flask import Response
 
 from srht_core import (
     DELIVERY_SCHEMA,
+    ID_SCHEMA,
     Api,
     ApiError,
     Delivery,
@@ -65,34 +66,20 @@ api = Api(
     },
 )
 
-USERNAME = r"^~?[a-z_][a-z0-9_-]*$"
 LIST = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
-api.parameter(
-    "owner",
-    "The list owner's username (a leading ~ is allowed).",
-    {"type": "string", "pattern": USERNAME, "maxLength": 64},
-    example="alice",
-)
-api.parameter(
-    "username",
-    "A username (a leading ~ is allowed).",
-    {"type": "string", "pattern": USERNAME, "maxLength": 64},
-    example="alice",
-)
+api.user_parameters("list")
 api.parameter("list", "The list's name.", {"type": "string", "pattern": LIST}, example="devel")
-api.parameter("thread_id", "The thread's id.", ID, example=1)
-api.parameter("email_id", "The message's id.", ID, example=1)
-api.parameter("patchset_id", "The patchset's id.", ID, example=1)
+api.parameter("thread_id", "The thread's id.", ID_SCHEMA, example=1)
+api.parameter("email_id", "The message's id.", ID_SCHEMA, example=1)
+api.parameter("patchset_id", "The patchset's id.", ID_SCHEMA, example=1)
 api.parameter(
     "tool",
     "The tool's name (`builds`): 1 to 32 lowercase letters, digits and dashes.",
     {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,31}$"},
     example="builds",
 )
-api.parameter("subscription_id", "The subscription's id.", ID, example=1)
-api.parameter("webhook_id", "The webhook's id.", ID, example=1)
-api.parameter("delivery_id", "The delivery's id.", ID, example=1)
+api.parameter("subscription_id", "The subscription's id.", ID_SCHEMA, example=1)
+api.webhook_parameters()
 api.parameter(
     "status",
     "Only patchsets of this status.",

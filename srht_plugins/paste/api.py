@@ -17,6 +17,7 @@ from typing import Any
 from flask import url_for
 
 from srht_core import (
+    USER_REF_SCHEMA,
     Api,
     ApiError,
     body_schema,
@@ -114,14 +115,7 @@ api.schema(
         "properties": {
             "id": {"type": "string"},
             "url": {"type": "string", "format": "uri"},
-            "owner": {
-                "type": "object",
-                "required": ["username", "canonical_name"],
-                "properties": {
-                    "username": {"type": "string"},
-                    "canonical_name": {"type": "string"},
-                },
-            },
+            "owner": USER_REF_SCHEMA,
             "visibility": VISIBILITY,
             "created": {"type": "string", "format": "date-time"},
             "files": {"type": "array", "items": schema_ref("File")},

@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from srht_core import (
+    ID_SCHEMA,
+    USERNAME_SCHEMA,
     Api,
     ApiError,
     Delivery,
@@ -68,28 +70,14 @@ api = Api(
     },
 )
 
-USERNAME = r"^~?[a-z_][a-z0-9_-]*$"
 TRACKER = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
-api.parameter(
-    "owner",
-    "The tracker owner's username (a leading ~ is allowed).",
-    {"type": "string", "pattern": USERNAME, "maxLength": 64},
-    example="alice",
-)
-api.parameter(
-    "username",
-    "A username (a leading ~ is allowed).",
-    {"type": "string", "pattern": USERNAME, "maxLength": 64},
-    example="alice",
-)
+api.user_parameters("tracker")
 api.parameter(
     "tracker", "The tracker's name.", {"type": "string", "pattern": TRACKER}, example="bugs"
 )
-api.parameter("number", "The ticket's number in its tracker.", ID, example=1)
-api.parameter("label_id", "The label's id.", ID, example=1)
-api.parameter("webhook_id", "The webhook's id.", ID, example=1)
-api.parameter("delivery_id", "The delivery's id.", ID, example=1)
+api.parameter("number", "The ticket's number in its tracker.", ID_SCHEMA, example=1)
+api.parameter("label_id", "The label's id.", ID_SCHEMA, example=1)
+api.webhook_parameters()
 api.parameter(
     "search",
     "A search such as `status:open label:bug crash`: filters status:, label:, assigned:, "
@@ -233,7 +221,7 @@ api.schema(
             "assignees": {
                 "type": "array",
                 "maxItems": 100,
-                "items": {"type": "string", "pattern": USERNAME, "maxLength": 65},
+                "items": {"type": "string", "pattern": USERNAME_SCHEMA["pattern"], "maxLength": 65},
             },
             "comment": TEXT,
         }
