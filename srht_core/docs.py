@@ -198,6 +198,7 @@ HELPERS: list[tuple[str, list[str]]] = [
             "clear_login_cookie",
             "mirror_user",
             "user_named",
+            "report_progress",
         ],
     ),
     (
