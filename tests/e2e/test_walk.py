@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
-from urllib.parse import urldefrag, urlsplit
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 import pyotp
 import pytest
@@ -244,6 +244,12 @@ class Walk:
         """Check the page load's figures against the budget (once per URL)."""
         self.page.wait_for_load_state("load")
         load, cached = list(self.load), set(self.from_cache)
+        # Chromium asks for the page's icon after the load, if at all by then:
+        # one linked by URL (or /favicon.ico, without a link) is a request.
+        icons = self.page.eval_on_selector_all("link[rel~=icon]", "els => els.map(e => e.href)")
+        if not icons:
+            icons = [urljoin(url, "/favicon.ico")]
+        load += [i for i in icons if not i.startswith("data:") and i not in load]
         # Over the network: what the cache did not answer. Fetched again
         # although an earlier page had it: its cache headers let it down.
         network = [u for u in load if u not in cached]
