@@ -97,6 +97,7 @@ if TYPE_CHECKING:
     from .pagecache import anonymous_page, watch, watched_page
     from .pagination import CursorPage, Page, cursor_paginate, paginate, paginate_list
     from .plugins import PluginError, PluginHost, hookimpl
+    from .progress import report_progress
     from .sealing import ServiceUnreachable, internal_request
     from .security import (
         allow_csp,
@@ -247,6 +248,7 @@ _WHERE = {
     "PluginError": "plugins",
     "PluginHost": "plugins",
     "hookimpl": "plugins",
+    "report_progress": "progress",
     "ServiceUnreachable": "sealing",
     "internal_request": "sealing",
     "allow_csp": "security",
@@ -409,6 +411,7 @@ __all__ = [
     "redeliver",
     "render_file",
     "render_markdown",
+    "report_progress",
     "require_scope",
     "sandbox",
     "schema_ref",

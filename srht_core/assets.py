@@ -1,10 +1,17 @@
-"""Static files with cache-busting URLs.
+"""Static files with cache-busting URLs, and each page's one stylesheet.
 
 ``static_url("style.css")`` in a template gives
 ``/static/srht/style.css?v=<hash>``: the hash of the file's content, so a
 file can be cached for a year and still change on upgrade. The core's files
 are under ``/static/srht/``, a service's under ``/static/<service>/``; in
 production nginx serves both folders itself.
+
+A page links one stylesheet, ``/style.css?v=<hash>``: the core's
+``srht.css`` followed by the service's own ``static/<service>.css``, joined
+in memory by the app, so a first visit costs the page and one stylesheet
+and a later one the page alone (the stylesheet is cached for a year; a new
+version has a new URL). The favicon is inlined in the layout as a ``data:``
+URL, so it costs no request either.
 """
 
 from __future__ import annotations
@@ -12,8 +19,9 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 
-from flask import Flask, abort, request, send_from_directory, url_for
+from flask import Flask, Response, abort, request, send_from_directory, url_for
 from flask.typing import ResponseReturnValue
 
 from .globals import SrhtState
@@ -27,6 +35,24 @@ YEAR = 365 * 24 * 3600
 @lru_cache(maxsize=1024)
 def _digest(path: Path, mtime: float) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+@lru_cache(maxsize=64)
+def _joined(paths: tuple[Path, ...], mtimes: tuple[float, ...]) -> tuple[bytes, str]:
+    """The files at ``paths`` one after the other, and their version."""
+    content = b"\n".join(path.read_bytes() for path in paths)
+    return content, hashlib.sha256(content).hexdigest()[:12]
+
+
+def _stylesheet(paths: tuple[Path, ...]) -> tuple[bytes, str]:
+    return _joined(paths, tuple(path.stat().st_mtime for path in paths))
+
+
+@lru_cache(maxsize=1)
+def favicon_data_url() -> str:
+    """The site's icon as a ``data:`` URL (the layout's ``<link rel=icon>``)."""
+    svg = (CORE_STATIC / "favicon.svg").read_text(encoding="utf-8").strip()
+    return "data:image/svg+xml," + quote(svg, safe=" /=:;,'()")
 
 
 def init_app(app: Flask, state: SrhtState, service_static: Path) -> None:
@@ -66,13 +92,36 @@ def init_app(app: Flask, state: SrhtState, service_static: Path) -> None:
     def favicon() -> ResponseReturnValue:
         return send_from_directory(CORE_STATIC, "favicon.ico", max_age=YEAR // 12)
 
+    # The page's stylesheet: the core's, then the service's own
+    # <service>.css when it has one (a service needs no base template of
+    # its own for it).
+    own = service_static / f"{state.service.name}.css"
+    parts = (CORE_STATIC / "srht.css", *((own,) if own.is_file() else ()))
+
+    def stylesheet_url() -> str:
+        if cache is None:
+            return url_for("srht_stylesheet", v=_stylesheet(parts)[1])
+        found = cache.get(("", "style.css"))
+        if found is None:
+            found = cache[("", "style.css")] = url_for("srht_stylesheet", v=_stylesheet(parts)[1])
+        return found
+
+    def stylesheet() -> ResponseReturnValue:
+        content, version = _stylesheet(parts)
+        response = Response(content, mimetype="text/css")
+        response.set_etag(version)
+        if request.args.get("v") == version:
+            response.headers["Cache-Control"] = f"public, max-age={YEAR}, immutable"
+        else:
+            response.headers["Cache-Control"] = "public, max-age=300"
+        return response.make_conditional(request)
+
     app.add_url_rule("/static/<owner>/<path:filename>", "srht_static", serve)
     app.add_url_rule("/favicon.ico", "srht_favicon", favicon)
+    app.add_url_rule("/style.css", "srht_stylesheet", stylesheet)
     app.jinja_env.globals["static_url"] = static_url
-    # The layout links the service's own stylesheet, <service>.css, when it
-    # has one: a service needs no base template of its own for it.
-    own = f"{state.service.name}.css"
-    app.jinja_env.globals["srht_service_css"] = own if (service_static / own).is_file() else None
+    app.jinja_env.globals["stylesheet_url"] = stylesheet_url
+    app.jinja_env.globals["favicon_url"] = favicon_data_url
 
 
 def static_url(filename: str, owner: str = "srht") -> str:

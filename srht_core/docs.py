@@ -110,8 +110,13 @@ def templates_markdown() -> list[str]:
         "## Templates",
         "",
         "Every page extends `srht/base.html` (the layout: navigation, flashed "
-        "messages, the service's own `static/<service>.css`, blocks `title`, "
-        "`head` and `content`). Settings pages extend `srht/settings.html` "
+        "messages, blocks `title`, `head` and `content`, and one stylesheet, "
+        "`/style.css`: the core's `srht.css` followed by the service's own "
+        "`static/<service>.css`, cached for a year under a versioned URL, so "
+        "a page costs two requests on a first visit and one after; keep it "
+        "so: no further stylesheets, scripts or images in `head`, and a "
+        "page's own styles inline under `allow_csp('style-src', "
+        "\"'sha256-...'\")`). Settings pages extend `srht/settings.html` "
         "(set `settings_menu` to `[(key, label, url), ...]` and `section` to "
         "this page's key; fill `settings_header` and `settings`). Deletions "
         "and revocations use `srht_core.confirm`, which renders "
@@ -198,6 +203,7 @@ HELPERS: list[tuple[str, list[str]]] = [
             "clear_login_cookie",
             "mirror_user",
             "user_named",
+            "report_progress",
         ],
     ),
     (

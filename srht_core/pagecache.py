@@ -19,7 +19,8 @@ A page is kept only when nothing in it is the visitor's own: the request has
 no login cookie and an empty session, and rendering neither touched the
 session (a CSRF token, a flashed message) nor set a cookie. Only answers
 with status 200 are kept. Security headers and the like are added after the
-view, on every answer, as before.
+view, on every answer, as before; what a page added to its own
+Content-Security-Policy (:func:`~srht_core.allow_csp`) is kept with it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from flask import Response, g, make_response, request, session
 from .changes import Change
 from .globals import current_service
 from .identity import LOGIN_COOKIE
+from .security import keep_page_policy
 
 __all__ = ["anonymous_page", "watch", "watched_page"]
 
@@ -64,6 +66,7 @@ def anonymous_page(version: Hashable, render: Callable[[], Any]) -> Response:
         return found
     response = make_response(render())
     if _keepable(response):
+        keep_page_policy(response)
         cache.put(key, response)
     return response
 
@@ -107,6 +110,7 @@ def watched_page(render: Callable[[], Any], max_age: float | None = None) -> Res
     finally:
         g.pop("srht_watched", None)
     if was_live and feed.live and watched and _keepable(response):
+        keep_page_policy(response)
         cache.put(
             key,
             response,

@@ -487,7 +487,8 @@ def service_base_keys(
             default=request_timeout,
             example=str(request_timeout),
             description="Seconds a request may take before its gunicorn worker is "
-            "restarted (a clone of a large repository needs long).",
+            "restarted. A transfer that keeps moving (a git clone or push) runs "
+            "as long as it needs; one that stalls this long is cut off.",
         ),
         Key(
             "hosts",

@@ -81,10 +81,23 @@ def sandbox(response: Response) -> Response:
     return response
 
 
+def _app_policy(state: SrhtState) -> dict[str, tuple[str, ...]]:
+    return _merge(BASE_POLICY, {"form-action": tuple(sorted(set(state.origins.values())))})
+
+
+def keep_page_policy(response: Response) -> None:
+    """Write what :func:`allow_csp` added for this page into ``response``'s
+    Content-Security-Policy now, so a copy kept by the page cache carries
+    it (headers added after the view are not kept)."""
+    extra = g.get("srht_csp")
+    if extra and "Content-Security-Policy" not in response.headers:
+        policy = _merge(_app_policy(current_service()), extra)
+        response.headers["Content-Security-Policy"] = _render(policy)
+
+
 def init_app(app: Flask, state: SrhtState) -> None:
-    origins = tuple(sorted(set(state.origins.values())))
     https = state.origin.startswith("https://")
-    policy = _merge(BASE_POLICY, {"form-action": origins})
+    policy = _app_policy(state)
     rendered = _render(policy)
 
     @app.after_request

@@ -2,7 +2,10 @@
 
 The app is built once in the gunicorn master (so a bad config fails before
 any worker forks) and shared by the workers. Metrics of all workers are
-added up through a per-run ``PROMETHEUS_MULTIPROC_DIR``.
+added up through a per-run ``PROMETHEUS_MULTIPROC_DIR``. Workers are
+gunicorn's sync workers, killed after the service's ``timeout`` without a
+heartbeat; a streaming request keeps its worker alive while it moves
+(:func:`srht_core.progress.report_progress`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from gunicorn.app.base import BaseApplication
 
 from .config import Config
 from .plugins import PluginHost
+from .progress import set_heartbeat
 
 __all__ = ["serve"]
 
@@ -56,8 +60,11 @@ def serve(
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
-    def post_fork(_server: Any, _worker: Any) -> None:
+    def post_fork(_server: Any, worker: Any) -> None:
         app.extensions["srht.db"].engine.dispose(close=False)
+        # A streaming request's progress counts as the worker's heartbeat,
+        # so a transfer that keeps moving is not cut off at the timeout.
+        set_heartbeat(worker.notify)
 
     options = {
         "bind": bind or section_bind,

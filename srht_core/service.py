@@ -43,8 +43,10 @@ class ServiceInfo:
         works with (``">=0.1,<0.2"``); empty accepts any.
     :param default_port: the port a development config gives it.
     :param request_timeout: the default of the service's ``timeout`` key:
-        seconds a request may take before gunicorn restarts its worker
-        (long for services that stream, like git's clones and pushes).
+        seconds a request may take before gunicorn restarts its worker. A
+        request that streams (git's clones and pushes) needs no long
+        timeout: it calls :func:`~srht_core.report_progress` as data moves,
+        and is cut off only when it stalls.
     """
 
     name: str

@@ -37,7 +37,6 @@ def service_info() -> ServiceInfo:
         "Git repositories: browse them on the web, clone and push over HTTP and SSH.",
         core_requires=">=0.1.0.dev0,<0.2",
         default_port=5001,
-        request_timeout=3600,
     )
 
 

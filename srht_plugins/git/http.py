@@ -4,9 +4,12 @@ repository (``https://git.example.org/~alice/repo``).
 The service decides who may do what, then hands the request to ``git
 http-backend`` as a CGI program and streams both ways: the request body
 into it, its output back to the client, a chunk at a time, so no pack is
-ever held in memory. The password of HTTP basic auth is a token from meta
-(any user name will do); a read needs ``git/repos:RO``, a push
-``git/repos:RW``.
+ever held in memory. Each chunk counts as progress (``report_progress``),
+so a transfer runs past the service's ``timeout`` as long as it keeps
+moving, and one that stalls for longer is cut off like any request
+(upload-pack and receive-pack send a keep-alive every 5 s while they work
+without output). The password of HTTP basic auth is a token from meta (any
+user name will do); a read needs ``git/repos:RO``, a push ``git/repos:RW``.
 
 Refusals are ``text/plain``, which git shows its user as ``remote:``
 lines. To anyone without a token a private repository answers as a missing
@@ -34,6 +37,7 @@ from srht_core import (
     client_address,
     current_service,
     db_session,
+    report_progress,
     token_user,
     verify_token,
 )
@@ -54,6 +58,11 @@ READ_SERVICES = ("git-upload-pack",)
 WRITE_SERVICES = ("git-receive-pack",)
 #: Request headers git http-backend reads (as CGI ``HTTP_*`` variables).
 PASSED_HEADERS = ("Content-Encoding", "Git-Protocol", "Accept-Encoding")
+#: While upload-pack prepares a pack and receive-pack applies one (its hooks
+#: included), they send a keep-alive after this many quiet seconds: output
+#: that counts as progress, well within the least ``timeout`` (5 s), where
+#: git's default of 5 s would race it.
+KEEPALIVE = {"uploadpack.keepAlive": "2", "receive.keepAlive": "2"}
 
 
 class Refusal(Exception):
@@ -192,6 +201,7 @@ def _serve(username: str, name: str, service: str, suffix: str) -> BaseResponse:
 def _cgi_environment(repository: Repository, user: User | None, suffix: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")}
     env.update(git_environment(repository, user))
+    _add_git_config(env, KEEPALIVE)
     env.update(
         {
             "GATEWAY_INTERFACE": "CGI/1.1",
@@ -217,6 +227,15 @@ def _cgi_environment(repository: Repository, user: User | None, suffix: str) -> 
     return env
 
 
+def _add_git_config(env: dict[str, str], settings: dict[str, str]) -> None:
+    """Add ``settings`` to the git config given in ``env`` (``GIT_CONFIG_*``)."""
+    count = int(env.get("GIT_CONFIG_COUNT", "0"))
+    for index, (key, value) in enumerate(settings.items(), start=count):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    env["GIT_CONFIG_COUNT"] = str(count + len(settings))
+
+
 def _pump(source: IO[bytes], target: IO[bytes], length: int | None) -> None:
     """Copy the request body into the backend, then close its input."""
     try:
@@ -227,6 +246,7 @@ def _pump(source: IO[bytes], target: IO[bytes], length: int | None) -> None:
             if not chunk:
                 break
             target.write(chunk)
+            report_progress()
             if remaining is not None:
                 remaining -= len(chunk)
     except (BrokenPipeError, ValueError, OSError):
@@ -297,6 +317,7 @@ def run_backend(
             if rest:
                 yield rest
             while chunk := stdout.read1(CHUNK):
+                report_progress()
                 yield chunk
         finally:
             if process.poll() is None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from flask import Blueprint, abort, jsonify, render_template_string
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+import srht_core
 from srht_core import (
     ApiError,
     ConfigError,
@@ -202,9 +204,11 @@ def test_the_layout_has_the_nav_of_every_enabled_service_in_order(
     ]
     assert "Hidden" not in page.text
     assert "<title>Web · Forge &lt;&amp;&gt;</title>" in page.text
-    assert re.search(
-        r'<link rel="stylesheet" href="/static/srht/srht\.css\?v=[0-9a-f]{12}">', page.text
-    )
+    # One stylesheet, and the icon inline: a first visit costs two requests.
+    assert re.findall(r'<link rel="stylesheet" href="([^"]+)">', page.text) == [
+        re.search(r"/style\.css\?v=[0-9a-f]{12}", page.text).group(0)
+    ]
+    assert '<link rel="icon" href="data:image/svg+xml,%3Csvg ' in page.text
     assert '<footer class="site">' in page.text
     assert 'run by <a href="mailto:jane@example.org">Jane</a>' in page.text
 
@@ -417,6 +421,54 @@ def test_static_urls_change_when_the_file_does(
         assert "max-age=300" in plain.headers["Cache-Control"]
     assert client.get("/static/elsewhere/styled.css").status_code == 404
     assert client.get("/static/styled/../../__init__.py").status_code == 404
+
+
+def test_a_page_links_one_stylesheet_the_cores_then_the_services(
+    plugin_package, register_plugin, make_config, make_app
+):
+    module = plugin_package(
+        """
+        from flask import Blueprint, render_template_string
+        from srht_core import ServiceInfo, hookimpl
+
+        bp = Blueprint("dressed", __name__)
+
+        @bp.get("/")
+        def index():
+            return render_template_string(
+                "{% extends 'srht/base.html' %}{% block content %}hi{% endblock %}"
+            )
+
+        @hookimpl
+        def service_info():
+            return ServiceInfo("dressed", "Dressed", "Has a style sheet.")
+
+        @hookimpl
+        def blueprints(config):
+            return [bp]
+    """,
+        {"static/dressed.css": ".dressed { color: teal; }"},
+    )
+    register_plugin(module, "dressed")
+    app = make_app("dressed", make_config({"dressed": {}}))
+    client = app.test_client()
+    page = client.get("/").text
+    links = re.findall(r'<link rel="stylesheet" href="([^"]+)">', page)
+    assert len(links) == 1 and links[0].startswith("/style.css?v="), links
+    core = (Path(srht_core.__file__).parent / "static" / "srht.css").read_text()
+
+    with client.get(links[0]) as sheet:
+        assert sheet.status_code == 200
+        assert sheet.mimetype == "text/css"
+        # The service's rules after the core's, as two <link>s would cascade.
+        assert sheet.text == core + "\n.dressed { color: teal; }"
+        # Cached for a year: a revisit fetches the page alone.
+        assert sheet.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        etag = sheet.headers["ETag"]
+    assert client.get(links[0], headers={"If-None-Match": etag}).status_code == 304
+    # Without its version (or with an old one) it is kept for minutes only.
+    with client.get("/style.css?v=0ld") as old:
+        assert old.headers["Cache-Control"] == "public, max-age=300"
 
 
 # -- Markdown --------------------------------------------------------------------------------

@@ -271,9 +271,8 @@ def test_it_migrates_and_serves_its_pages_and_api(served):
     missing = requests.get(url + "/notes/999", timeout=30)
     assert missing.status_code == 404
     assert page_kind_problems(missing.text, "404") == []
-    stylesheet = re.search(
-        r'<link rel="stylesheet" href="(/static/field-notes/field-notes\.css\?v=\w+)">', empty.text
-    )
+    # Its own stylesheet comes after the core's, in the page's one stylesheet.
+    stylesheet = re.search(r'<link rel="stylesheet" href="(/style\.css\?v=\w+)">', empty.text)
     assert stylesheet, empty.text
     assert ".note-text {" in requests.get(url + stylesheet.group(1), timeout=30).text
 

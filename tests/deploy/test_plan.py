@@ -4,6 +4,7 @@ Quick; the real thing is in test_site.py."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from srht_deploy.hostconfig import host_config_text
 from srht_deploy.inventory_data import inventory_groups
 from srht_deploy.model import Site
 from srht_deploy.operations import HOSTS_BEGIN, hosts_file_text
-from srht_deploy.render import nginx_vhost, pg_hba
+from srht_deploy.render import GZIP_LEVEL, nginx_vhost, pg_hba
 from srht_deploy.secrets import database_for, scram_verifier
 from srht_deploy.tls import service_certificate, site_authority
 from srht_deploy.topology import read_topology
@@ -256,6 +257,31 @@ def test_vhost_redirects_to_https_and_balances() -> None:
     assert "server 127.0.0.1:5000;" in text and "server 192.0.2.11:5000;" in text
     assert "return 301 https://$host$request_uri;" in text
     assert "listen 443 ssl;" in text and "alias /opt/srht/venv/static/;" in text
+
+
+def test_vhost_compresses_text_answers() -> None:
+    text = nginx_vhost(
+        "todo",
+        "todo.example.org",
+        https=True,
+        port=443,
+        upstreams=["127.0.0.1:5003"],
+        certificate=("/c.crt", "/c.key"),
+        static_dir="/opt/srht/venv/static",
+        acme_root="/var/www/acme",
+    )
+    # In the HTTPS server (the one that answers), for every location in it.
+    served = text[text.index("listen 443 ssl;") :]
+    assert "    gzip on;" in served and f"gzip_comp_level {GZIP_LEVEL};" in served
+    assert "gzip_vary on;" in served  # caches keep both forms apart
+    types = re.search(r"^    gzip_types (.+);$", served, re.M)
+    assert types is not None
+    listed = set(types.group(1).split())
+    # text/html is compressed whenever gzip is on (nginx warns if listed).
+    assert {"text/css", "application/json", "image/svg+xml", "text/plain"} <= listed
+    assert "text/html" not in listed
+    assert not {"application/x-git-upload-pack-result", "application/octet-stream"} & listed
+    assert served.index("gzip on;") < served.index("location /")
 
 
 def test_pg_hba_grants_each_database_to_its_hosts_only() -> None:

@@ -123,6 +123,9 @@ def test_first_deploy_brings_up_every_service(site: Site) -> None:
     # front page; paste's sends a visitor to sign in at meta first.
     body, status = body_and_status(site.curl("todo", "/"))
     assert status == 200 and "<html" in body.lower(), body[:500]
+    # Pages go out compressed to a client that asks (nginx's gzip).
+    headers = site.curl("todo", "/", args=("--compressed", "-o", "/dev/null", "-D", "-")).stdout
+    assert "content-encoding: gzip" in headers.lower(), headers
     redirect = site.curl(
         "paste", "/", args=("-o", "/dev/null", "-w", "%{http_code}%{redirect_url}")
     )

@@ -77,7 +77,7 @@ def test_the_page_renders_in_the_shared_layout(site: Site) -> None:
     assert page.headers["X-Frame-Options"] == "DENY"
 
     stylesheet = re.search(r'<link rel="stylesheet" href="([^"]+)">', html)
-    assert stylesheet and stylesheet.group(1).startswith("/static/srht/srht.css?v=")
+    assert stylesheet and stylesheet.group(1).startswith("/style.css?v=")
     css = get(site, stylesheet.group(1))
     assert css.status_code == 200
     assert css.headers["Content-Type"].startswith("text/css")

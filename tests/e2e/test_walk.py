@@ -17,13 +17,21 @@ too), must have no horizontal scroll at 390 px, no console error, and no
 axe-core violation (axe-core from the npm registry, ``tests/package.json``,
 injected with the page's CSP bypassed for this test only); every link and
 every form submission must answer below 400 (except the bad forms the walk
-sends on purpose). Screenshots go to ``$SRHT_WALK_SCREENSHOTS`` or, by
-default, ``screenshots/`` in the test's tmp dir; the test prints which.
+sends on purpose). Each page keeps to the page budget (issue 16): its HTML
+under 30 KiB gzip-compressed (at the level of the deploy's nginx), at most
+2 requests as the browser loads it cold (the page and one stylesheet,
+counted from Playwright's request events, which include what the cache
+answers) and 1 warm: nothing the browser fetched for an earlier page is
+fetched over the network again (Chromium's DevTools protocol says which
+requests the cache answered). The largest pages' figures are printed.
+Screenshots go to ``$SRHT_WALK_SCREENSHOTS`` or, by default,
+``screenshots/`` in the test's tmp dir; the test prints which.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import re
 import subprocess
@@ -34,11 +42,12 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
-from urllib.parse import urldefrag, urlsplit
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 import pyotp
 import pytest
 import requests
+from srht_deploy.render import GZIP_LEVEL
 
 from srht_core.config import dump_ini
 from srht_core.testing import free_port, serve_service, site_config
@@ -67,6 +76,10 @@ NOT_FOLLOWED = re.compile(r"/logout$|^mailto:|^otpauth:|/confirm/|%2Fconfirm%2F"
 NOT_PAGES = re.compile(r"/raw/|/mbox$|\.keys$|\.css$|/attachments/|/raw$|/download/|/\.well-known/")
 #: The crawl's bound: enough for every kind of page of this site, twice over.
 MAX_PAGES = 160
+#: The page budget: compressed HTML, requests of a first and of a later visit.
+BUDGET_BYTES = 30 * 1024
+BUDGET_COLD = 2
+BUDGET_WARM = 1
 
 
 def srht(config: Path, *args: str, stdin: str = "") -> str:
@@ -164,6 +177,14 @@ class Walk:
     console: list[str] = field(default_factory=list)
     expected_status: int | None = None
     checks: int = 0
+    # The page budget: what the current page load asked for, what of it the
+    # cache answered, what earlier loads fetched, and each page's figures.
+    document: Any = None
+    load: list[str] = field(default_factory=list)
+    request_urls: dict[str, str] = field(default_factory=dict)  # DevTools id -> URL
+    from_cache: set[str] = field(default_factory=set)
+    fetched: set[str] = field(default_factory=set)
+    figures: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
 
     def on_site(self, url: str) -> bool:
         return url.startswith(self.origins)
@@ -178,6 +199,7 @@ class Walk:
             self.console[:] = [line for line in self.console if loaded not in line]
         shot = f"{self.checks:03d}-{name}"
         self.seen.setdefault(urldefrag(url).url, shot)
+        self.budget(url)
         for where in self.console:
             self.problems.append(f"{url}: console: {where}")
         self.console.clear()
@@ -218,6 +240,41 @@ class Walk:
             if self.on_site(href) and not NOT_FOLLOWED.search(href):
                 self.links.setdefault(href, url)
 
+    def budget(self, url: str) -> None:
+        """Check the page load's figures against the budget (once per URL)."""
+        self.page.wait_for_load_state("load")
+        load, cached = list(self.load), set(self.from_cache)
+        # Chromium asks for the page's icon after the load, if at all by then:
+        # one linked by URL (or /favicon.ico, without a link) is a request.
+        icons = self.page.eval_on_selector_all("link[rel~=icon]", "els => els.map(e => e.href)")
+        if not icons:
+            icons = [urljoin(url, "/favicon.ico")]
+        load += [i for i in icons if not i.startswith("data:") and i not in load]
+        # Over the network: what the cache did not answer. Fetched again
+        # although an earlier page had it: its cache headers let it down.
+        network = [u for u in load if u not in cached]
+        again = [u for u in network if u in self.fetched]
+        self.fetched.update(network)
+        key = urldefrag(url).url
+        if key in self.figures or self.document is None:
+            return
+        try:
+            body = self.document.body()
+        except Exception as error:  # noqa: BLE001 - Playwright's errors; reported, not raised
+            self.problems.append(f"{url}: budget: the page's HTML could not be read: {error}")
+            return
+        packed = len(gzip.compress(body, compresslevel=GZIP_LEVEL))
+        cold, warm = 1 + len(load), 1 + len(again)
+        self.figures[key] = (packed, len(body), cold, warm)
+        if packed > BUDGET_BYTES or cold > BUDGET_COLD or warm > BUDGET_WARM:
+            self.problems.append(
+                f"{url}: over the page budget: {packed / 1024:.1f} KiB compressed "
+                f"({len(body) / 1024:.1f} KiB raw; at most {BUDGET_BYTES // 1024}), "
+                f"{cold} requests cold (at most {BUDGET_COLD}: the page and "
+                f"{', '.join(load) or 'nothing'}), {warm} warm (at most {BUDGET_WARM}"
+                f"{'; fetched again: ' + ', '.join(again) if again else ''})"
+            )
+
     def go(self, url: str, name: str) -> None:
         self.page.goto(url)
         self.look(name)
@@ -237,10 +294,47 @@ class Walk:
         self.look(name or "answer")
 
 
+def _requests(walk: Walk, request: Any) -> None:
+    """Count the requests of each page load: a navigation of the page
+    starts a new load; every other request belongs to the current one."""
+    if request.is_navigation_request():
+        if request.frame.parent_frame is None:
+            walk.load.clear()
+            walk.from_cache.clear()
+            walk.document = None
+        return
+    walk.load.append(request.url)
+
+
+def _devtools(walk: Walk, page: Any) -> None:
+    """Which requests Chromium's cache answered (Playwright reports those
+    as requests too, and does not say so)."""
+    session = page.context.new_cdp_session(page)
+    session.send("Network.enable")
+
+    def sent(event: dict[str, Any]) -> None:
+        walk.request_urls[event["requestId"]] = event["request"]["url"]
+
+    def cached(event: dict[str, Any]) -> None:
+        url = walk.request_urls.get(event["requestId"])
+        if url:
+            walk.from_cache.add(url)
+
+    def received(event: dict[str, Any]) -> None:
+        if event["response"].get("fromDiskCache") or event["response"].get("fromPrefetchCache"):
+            cached(event)
+
+    session.on("Network.requestWillBeSent", sent)
+    session.on("Network.requestServedFromCache", cached)
+    session.on("Network.responseReceived", received)
+
+
 def _responses(walk: Walk, response: Any) -> None:
     request = response.request
     if not request.is_navigation_request() or not walk.on_site(response.url):
         return
+    if request.frame.parent_frame is None:
+        walk.document = response
     if response.status >= 400 and response.status != walk.expected_status:
         walk.problems.append(f"{request.method} {response.url} answered {response.status}")
     elif walk.expected_status and response.status < 300 and request.method == "POST":
@@ -270,7 +364,9 @@ def test_every_page_at_desktop_and_phone_width(
             context = chromium.new_context(viewport=DESKTOP, bypass_csp=True)
             page = context.new_page()
             walk = Walk(page, tuple(site[name] for name in SERVICES), shots)
+            page.on("request", lambda request: _requests(walk, request))
             page.on("response", lambda response: _responses(walk, response))
+            _devtools(walk, page)
             page.on("console", lambda message: _console(walk, message))
             page.on("pageerror", lambda error: walk.console.append(str(error)))
             _walk_flows(walk, site, meta, todo, paste, git, lists, tmp_path)
@@ -280,6 +376,12 @@ def test_every_page_at_desktop_and_phone_width(
         finally:
             chromium.close()
     print(f"{len(walk.seen)} pages seen, {walk.checks} looks, {len(walk.links)} links")
+    print("the largest pages (compressed, raw, requests cold, warm):")
+    for url, (packed, raw, cold, warm) in sorted(
+        walk.figures.items(), key=lambda item: -item[1][0]
+    )[:8]:
+        print(f"  {packed / 1024:5.1f} KiB {raw / 1024:6.1f} KiB  {cold} {warm}  {url}")
+    assert len(walk.figures) == len(walk.seen), set(walk.seen) - set(walk.figures)
     assert not walk.problems, "\n".join(walk.problems)
     assert len(walk.seen) > 60, sorted(walk.seen)
 

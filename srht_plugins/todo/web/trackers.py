@@ -1,18 +1,23 @@
 """Trackers: the index, creating one, a user's trackers, and a tracker's
-ticket list with its search and submit form, its labels' stylesheet and
-its subscription."""
+ticket list with its search and submit form, its labels' colours and its
+subscription."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
 from sqlalchemy.orm import selectinload
 
 from srht_core import (
     Problem,
+    allow_csp,
     db_session,
     login_required,
     paginate,
@@ -32,6 +37,7 @@ bp = Blueprint("trackers", __name__)
 bp.add_app_template_filter(resolution_label, "resolution")
 
 PER_PAGE = 25
+COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
 @bp.get("/")
@@ -194,21 +200,32 @@ def submit(owner: str, tracker: str) -> Any:
     return render_tracker(access, form, 400)
 
 
-@bp.get("/~<owner>/<tracker>/labels.css")
-def labels_css(owner: str, tracker: str) -> Any:
-    """Label colours as a stylesheet: the site's Content-Security-Policy
-    allows no inline styles. Colours are validated ``#rrggbb`` values."""
-    access = tracker_for(owner, tracker)
-    labels = db_session.scalars(
-        sa.select(Label).where(Label.tracker_id == access.tracker.id).order_by(Label.id)
-    ).all()
-    css = "".join(
-        f".label-{label.id} {{ background-color: {label.color}; color: {label.text_color}; }}\n"
-        for label in labels
-    )
-    response = Response(css, mimetype="text/css")
-    response.headers["Cache-Control"] = "private, max-age=300"
-    return response
+def labels_style(tracker: Tracker) -> Markup:
+    """The colours of ``tracker``'s labels as a ``<style>`` element for the
+    page's head, allowed by its hash in this page's Content-Security-Policy
+    (which allows no other inline style): the page needs no second
+    stylesheet. Kept with the tracker's ticket lists, until its revision
+    changes. Colours are ``#rrggbb``, checked again here."""
+
+    def render() -> str:
+        labels = db_session.scalars(
+            sa.select(Label).where(Label.tracker_id == tracker.id).order_by(Label.id)
+        ).all()
+        return "".join(
+            f".label-{label.id} {{ background-color: {label.color}; color: {label.text_color}; }}"
+            for label in labels
+            if COLOR.fullmatch(label.color)
+        )
+
+    css = str(listcache.cached_list(tracker, b"\0labels.css", render))
+    if not css:
+        return Markup("")
+    digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+    allow_csp("style-src", f"'sha256-{digest}'")
+    return Markup(f"<style>{css}</style>")  # noqa: S704 - ids and checked #rrggbb only
+
+
+bp.add_app_template_global(labels_style)
 
 
 @bp.post("/~<owner>/<tracker>/subscribe")
