@@ -47,6 +47,7 @@ from .sealing import (
     unseal,
 )
 from .security import from_internal_network
+from .usercache import user_by_id
 from .webhooks import WebhookError, verify_request
 
 __all__ = [
@@ -156,7 +157,7 @@ def _load_user() -> Any:
         or _session_revoked(data["s"], data["u"])
     ):
         return None
-    user = db_session.get(model, data["u"])
+    user = user_by_id(state, data["u"])
     if user is None and state.service.name != "meta":
         user = mirror_from_meta(data["u"])
     if user is None or getattr(user, "user_type", "") in ("suspended", "deleted"):

@@ -25,11 +25,11 @@ from cryptography.fernet import Fernet, InvalidToken
 from flask import g, request
 
 from .cache import BoundedCache
-from .db import db_session
 from .errors import ApiError, wants_json
 from .globals import SrhtState, current_service
 from .identity import current_user, mirror_from_meta
 from .sealing import seal
+from .usercache import user_by_id
 
 __all__ = [
     "TokenGrant",
@@ -173,12 +173,15 @@ def token_user(grant: TokenGrant) -> Any:
         account is suspended.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.1
+        Kept in memory until the user's row changes (see
+        :mod:`srht_core.usercache`): no query on a hit.
     """
     state = current_service()
     model = state.schema.user_model if state.schema is not None else None
     if model is None:
         raise ApiError(500, "this service keeps no users")
-    user = db_session.get(model, grant.user_id)
+    user = user_by_id(state, grant.user_id)
     if user is None and state.service.name != "meta":
         user = mirror_from_meta(grant.user_id)
     if user is None:
