@@ -32,6 +32,7 @@ caller gives the model and the session.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from threading import Lock
 from typing import Any
 
@@ -62,6 +63,9 @@ class UserCache:
         self.generation = 0
         #: The row feed this cache listens to.
         self.feed: RowFeed | None = None
+        #: Called with ``True`` for a user answered from memory, ``False``
+        #: for one read while the feed is live (the metrics count them).
+        self.count: Callable[[bool], None] | None = None
         self._mappers: dict[type, Mapper[Any]] = {}
         self._lock = Lock()
         self._subscribing = Lock()
@@ -115,6 +119,8 @@ class UserCache:
         live = feed.live
         if live:
             kept = self.users.get(key)
+            if self.count is not None:
+                self.count(kept is not None)
             if kept is not None:
                 return session.merge(kept, load=False)
         generation = self.generation
