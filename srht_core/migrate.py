@@ -149,6 +149,11 @@ def upgrade(db: Database, service: str, schema: DatabaseSchema | None) -> list[s
             continue
         with _migrating(db) as connection:
             command.upgrade(_alembic(connection, migrations, metadata, table), "heads")
+    for current in status(db, service, schema):
+        if current.part in before and before[current.part] != current.current:
+            changes.append(
+                f"{current.part}: {before[current.part] or 'empty'} -> {current.current}"
+            )
     user_model = schema.user_model if schema is not None else None
     if user_model is not None:
         # Users are kept in memory until their row changes (srht_core.usercache).
@@ -156,11 +161,6 @@ def upgrade(db: Database, service: str, schema: DatabaseSchema | None) -> list[s
         with db.engine.begin() as connection:
             if ensure_watched(connection, users):
                 changes.append(f"{service}: watching the rows of {users}")
-    for current in status(db, service, schema):
-        if current.part in before and before[current.part] != current.current:
-            changes.append(
-                f"{current.part}: {before[current.part] or 'empty'} -> {current.current}"
-            )
     return changes
 
 
