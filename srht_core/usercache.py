@@ -26,7 +26,7 @@ account) is checked on every request before the user is looked at, as
 before (see :mod:`.revocation`), and the suspended or deleted state is
 checked on every copy handed out.
 
-What must not know: which service, or which user model, it keeps; the
+What it must not know: which service, or which user model, it keeps; the
 caller gives the model and the session.
 """
 
