@@ -27,9 +27,8 @@ from flask import g, request
 from .cache import BoundedCache
 from .errors import ApiError, wants_json
 from .globals import SrhtState, current_service
-from .identity import current_user, mirror_from_meta
+from .identity import current_user, mirror_from_meta, user_by_id
 from .sealing import seal
-from .usercache import user_by_id
 
 __all__ = [
     "TokenGrant",

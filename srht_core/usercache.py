@@ -42,9 +42,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from .cache import BoundedCache
 from .changes import Change, RowFeed
-from .globals import SrhtState
 
-__all__ = ["MAX_USERS", "UserCache", "user_by_id"]
+__all__ = ["MAX_USERS", "UserCache"]
 
 #: Users kept per app (per worker process). A copy takes about 1.2 kB (a
 #: mirrored user's columns), so at most about 12 MB per worker.
@@ -149,13 +148,3 @@ def _clean_copy(user: Any) -> Any:
         set_committed_value(copy, attribute.key, state.dict[attribute.key])
     make_transient_to_detached(copy)
     return copy
-
-
-def user_by_id(state: SrhtState, user_id: int) -> Any:
-    """The service's user ``user_id`` in the request's session (kept in
-    memory while the row feed is live), or ``None`` when this service has
-    no such row (or keeps no users)."""
-    model = state.schema.user_model if state.schema is not None else None
-    if model is None:
-        return None
-    return state.users.load(state.db.scoped(), model, user_id, state.db.row_feed())
