@@ -37,6 +37,7 @@ from .revocation import RevocationCache
 from .schema import example_secrets_in_use
 from .sealing import internal_request
 from .service import NavEntry
+from .usercache import UserCache
 from .version import __version__
 
 __all__ = ["create_app"]
@@ -115,6 +116,7 @@ def create_app(
         origins=origins,
         page_cache=PageCache(),
         revocations=RevocationCache(_ask_meta_for_revocations),
+        users=UserCache(),
         schema=plugins.call_one("database_schema", service),
         revoked=plugins.hook_function("is_revoked", service),
     )

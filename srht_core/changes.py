@@ -49,7 +49,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-__all__ = ["CHANNEL", "Change", "RowFeed", "unwatch_rows", "watch_rows"]
+__all__ = ["CHANNEL", "Change", "RowFeed", "ensure_watched", "unwatch_rows", "watch_rows"]
 
 log = logging.getLogger("srht.changes")
 
@@ -92,16 +92,45 @@ def watch_rows(op: Any, table: str) -> None:
     """
     if op.get_bind().dialect.name != "postgresql":
         return
-    quoted = _quoted(op, table)
-    op.execute(_FUNCTION)
-    op.execute(
+    for statement in _watching(_quoted(op, table)):
+        op.execute(statement)
+
+
+def ensure_watched(connection: sa.Connection, table: str) -> bool:
+    """Watch ``table``'s rows as :func:`watch_rows` does, unless a trigger
+    already does; whether it added one. Nothing on SQLite.
+
+    ``srht migrate`` calls it for the user table of every service that
+    keeps users (see :mod:`srht_core.usercache`), after the migrations.
+
+    .. versionadded:: 0.1
+    """
+    if connection.dialect.name != "postgresql":
+        return False
+    quoted = connection.dialect.identifier_preparer.quote(table)
+    watched = connection.execute(
+        sa.text(
+            "SELECT 1 FROM pg_trigger WHERE tgname = 'srht_row_changed' "
+            "AND tgrelid = to_regclass(:table)"
+        ),
+        {"table": quoted},
+    ).first()
+    if watched is not None:
+        return False
+    for statement in _watching(quoted):
+        connection.exec_driver_sql(statement)
+    return True
+
+
+def _watching(quoted: str) -> list[str]:
+    """The statements that watch the rows of the table ``quoted``."""
+    return [
+        _FUNCTION,
         f"CREATE TRIGGER srht_row_changed AFTER INSERT OR UPDATE OR DELETE "
-        f"ON {quoted} FOR EACH ROW EXECUTE FUNCTION srht_row_changed()"
-    )
-    op.execute(
+        f"ON {quoted} FOR EACH ROW EXECUTE FUNCTION srht_row_changed()",
         f"CREATE TRIGGER srht_rows_truncated AFTER TRUNCATE "
-        f"ON {quoted} FOR EACH STATEMENT EXECUTE FUNCTION srht_row_changed()"
-    )
+        f"ON {quoted} FOR EACH STATEMENT EXECUTE FUNCTION srht_row_changed()",
+    ]
 
 
 def unwatch_rows(op: Any, table: str) -> None:

@@ -52,6 +52,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g, has_request_context, request
+from flask import globals as flask_globals
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
@@ -349,8 +350,6 @@ def _refuse_dml(state: Any) -> None:
 
 
 def _context_id() -> int:
-    from flask import globals as flask_globals
-
     ctx = flask_globals._cv_app.get(None)
     return id(ctx)
 

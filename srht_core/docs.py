@@ -354,7 +354,8 @@ HELPERS: list[tuple[str, list[str]]] = [
 _DESCRIBED = {
     "current_user": "The signed-in user of this request (the service's mirrored user "
     "model), or a falsy anonymous stand-in. A proxy: compare with "
-    "`if current_user:`, never `is None`.",
+    "`if current_user:`, never `is None`. Found without a query while its worker "
+    "keeps it in memory, and never past a change to its row: see `api_user`.",
     "db_session": "The SQLAlchemy session of the current app context, bound to the "
     "service's database and closed when the context ends. During a GET, "
     "HEAD or OPTIONS request it reads only (see `writes`).",

@@ -3,7 +3,7 @@
 :class:`SrhtState` is everything the core keeps for one service's app, as
 typed fields: the service, the bound config, the plugin host, the database,
 the navigation, and the pieces other core modules share (the page cache,
-the revocation check, the static folders). It lives on
+the users kept in memory, the revocation check, the static folders). It lives on
 ``app.extensions["srht"]``; :func:`current_service` returns it for the app
 handling the current request or command.
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .plugins import PluginHost
     from .revocation import RevocationCache
     from .service import DatabaseSchema, Job, ServiceInfo
+    from .usercache import UserCache
 
 __all__ = ["NavLink", "SrhtState", "current_service", "state_of"]
 
@@ -64,6 +65,9 @@ class SrhtState:
     page_cache: PageCache
     #: What meta revoked, asked of meta's internal API (see :mod:`.revocation`).
     revocations: RevocationCache
+    #: The users behind tokens and login cookies, kept in memory until
+    #: their rows change (see :mod:`.usercache`).
+    users: UserCache
     #: The service's job kinds by name, the core's included.
     jobs: dict[str, Job] = field(default_factory=dict)
     schema: DatabaseSchema | None = None

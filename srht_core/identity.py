@@ -156,7 +156,7 @@ def _load_user() -> Any:
         or _session_revoked(data["s"], data["u"])
     ):
         return None
-    user = db_session.get(model, data["u"])
+    user = user_by_id(state, data["u"])
     if user is None and state.service.name != "meta":
         user = mirror_from_meta(data["u"])
     if user is None or getattr(user, "user_type", "") in ("suspended", "deleted"):
@@ -164,6 +164,16 @@ def _load_user() -> Any:
         return None
     g.srht_user = user
     return user
+
+
+def user_by_id(state: SrhtState, user_id: int) -> Any:
+    """The service's user ``user_id`` in the request's session (kept in
+    memory while the row feed is live: see :mod:`.usercache`), or ``None``
+    when this service has no such row (or keeps no users)."""
+    model = state.schema.user_model if state.schema is not None else None
+    if model is None:
+        return None
+    return state.users.load(state.db.scoped(), model, user_id, state.db.row_feed())
 
 
 def _session_revoked(session_id: int, user_id: int) -> bool:

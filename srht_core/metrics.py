@@ -70,9 +70,18 @@ def init_app(app: Flask, state: SrhtState) -> None:
         ["service", "result"],
         registry=own,
     )
+    kept_users = Counter(
+        "srht_kept_users",
+        "Users behind tokens and login cookies looked up while they may be "
+        "kept: answered from memory (hit) or read from the database (miss)",
+        ["service", "result"],
+        registry=own,
+    )
     service = state.service.name
     hits, misses = kept_pages.labels(service, "hit"), kept_pages.labels(service, "miss")
     state.count_kept_page = lambda hit: (hits if hit else misses).inc()
+    user_hits, user_misses = kept_users.labels(service, "hit"), kept_users.labels(service, "miss")
+    state.users.count = lambda hit: (user_hits if hit else user_misses).inc()
 
     @app.after_request
     def record(response: Response) -> Response:

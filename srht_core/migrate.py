@@ -2,7 +2,10 @@
 service's own database, each under its own Alembic version table.
 
 ``srht migrate`` calls :func:`upgrade` for every enabled service; the deploy
-calls it before new code starts. Running it again changes nothing.
+calls it before new code starts. Running it again changes nothing. After the
+migrations it makes sure the rows of the service's user table are watched
+(:func:`srht_core.changes.ensure_watched`), so the users kept in memory are
+dropped when they change (:mod:`srht_core.usercache`).
 :func:`pending` and :func:`upgrade_sql` say, without a connection, what an
 upgrade would run on a database whose revisions are known (the installer's
 upgrade plan, from revisions read on the database's host).
@@ -26,6 +29,7 @@ from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
 from . import idempotency, webhooks  # noqa: F401 - they define tables on core_metadata
+from .changes import ensure_watched
 from .db import Database
 from .jobs import core_metadata
 from .service import DatabaseSchema
@@ -150,6 +154,13 @@ def upgrade(db: Database, service: str, schema: DatabaseSchema | None) -> list[s
             changes.append(
                 f"{current.part}: {before[current.part] or 'empty'} -> {current.current}"
             )
+    user_model = schema.user_model if schema is not None else None
+    if user_model is not None:
+        # Users are kept in memory until their row changes (srht_core.usercache).
+        users = sa.inspect(user_model).persist_selectable.name
+        with db.engine.begin() as connection:
+            if ensure_watched(connection, users):
+                changes.append(f"{service}: watching the rows of {users}")
     return changes
 
 

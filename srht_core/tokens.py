@@ -25,10 +25,9 @@ from cryptography.fernet import Fernet, InvalidToken
 from flask import g, request
 
 from .cache import BoundedCache
-from .db import db_session
 from .errors import ApiError, wants_json
 from .globals import SrhtState, current_service
-from .identity import current_user, mirror_from_meta
+from .identity import current_user, mirror_from_meta, user_by_id
 from .sealing import seal
 
 __all__ = [
@@ -173,12 +172,14 @@ def token_user(grant: TokenGrant) -> Any:
         account is suspended.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.1
+        Kept in memory until the user's row changes (see :func:`api_user`).
     """
     state = current_service()
     model = state.schema.user_model if state.schema is not None else None
     if model is None:
         raise ApiError(500, "this service keeps no users")
-    user = db_session.get(model, grant.user_id)
+    user = user_by_id(state, grant.user_id)
     if user is None and state.service.name != "meta":
         user = mirror_from_meta(grant.user_id)
     if user is None:
@@ -192,7 +193,28 @@ def api_user() -> Any:
     """The user a valid token speaks for (mirrored on first sight), or
     ``None`` without a token.
 
+    The user (here and behind :data:`current_user`) is a row of the
+    request's session, as if just read, but usually read from memory:
+    each worker keeps the users it has loaded (at most 10,000, least
+    recently used out first) and drops one the moment PostgreSQL tells it
+    that its row changed, whichever process changed it (an identity event
+    suspending, updating or deleting the user, meta changing its type).
+    So a suspended, deleted or changed user is seen by every worker once
+    the commit's notification reaches it (well under a millisecond on one
+    host), the window in which a request that read the row just before
+    the commit answers with the old row anyway. Without a live row feed
+    (SQLite; PostgreSQL while the feed's connection is down) nothing is
+    kept and every request reads its user. Revocation is checked first on
+    every request, as before: a revoked token or login session, or a
+    deleted account, is refused within
+    :data:`srht_core.revocation.REVOCATION_INTERVAL` (30 s) of meta's
+    change, and every token once meta has not answered for
+    :data:`srht_core.revocation.GRACE` (5 minutes).
+
     :raises ApiError: 401 for a bad token or a suspended or unknown user.
+
+    .. versionchanged:: 0.1
+        The user is kept in memory until its row changes (no query).
     """
     grant = current_token()
     if grant is None:

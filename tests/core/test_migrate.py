@@ -72,7 +72,8 @@ def test_upgrade_creates_core_and_service_tables_under_their_own_version_tables(
 
     changes = upgrade(db, "chores", schema)
 
-    assert changes == [f"srht: empty -> {core_head()}", f"chores: empty -> {CHORES_HEAD}"]
+    watched = ["chores: watching the rows of user"] if db.url.get_backend_name() != "sqlite" else []
+    assert changes == [f"srht: empty -> {core_head()}", f"chores: empty -> {CHORES_HEAD}", *watched]
     tables = set(sa.inspect(db.engine).get_table_names())
     assert {"srht_job", "srht_timer", "user", "chore"} <= tables
     assert {CORE_VERSION_TABLE, "alembic_version_chores"} <= tables
@@ -112,7 +113,7 @@ def test_upgrade_from_an_older_revision_applies_only_the_newer_one(
     older = tmp_path / "older-migrations"
     older.mkdir()
     shutil.copy(schema.migrations / "0001_users_and_chores.py", older)
-    upgrade(db, "chores", DatabaseSchema(schema.metadata, older))
+    upgrade(db, "chores", DatabaseSchema(schema.metadata, older, schema.user_model))
     assert "reminded" not in {c["name"] for c in sa.inspect(db.engine).get_columns("chore")}
     with db.engine.begin() as connection:
         connection.execute(
@@ -169,7 +170,7 @@ def test_the_offline_sql_brings_an_older_database_to_the_head(
     older = tmp_path / "older-migrations"
     older.mkdir()
     shutil.copy(schema.migrations / "0001_users_and_chores.py", older)
-    upgrade(db, "chores", DatabaseSchema(schema.metadata, older))
+    upgrade(db, "chores", DatabaseSchema(schema.metadata, older, schema.user_model))
     applied = {CORE_VERSION_TABLE: [core_head()], "alembic_version_chores": ["chores0001"]}
 
     sql = upgrade_sql("chores", schema, applied)
@@ -239,7 +240,8 @@ def test_srht_migrate_twice_creates_then_reports_up_to_date(
     first = support_venv.srht("migrate", config=config)
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == (
-        f"chores: srht: empty -> {core_head()}; chores: empty -> {CHORES_HEAD}"
+        f"chores: srht: empty -> {core_head()}; chores: empty -> {CHORES_HEAD}; "
+        "chores: watching the rows of user"
     )
 
     second = support_venv.srht("migrate", config=config)
