@@ -7,17 +7,14 @@ database.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import tempfile
-import urllib.error
-import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
-from srht_core import current_service
+from srht_core import ServiceUnreachable, call_service_api, current_service
 
 from .delegation import DelegationUnavailable, user_token
 
@@ -77,31 +74,18 @@ def is_site_repository(url: str) -> bool:
 
 
 def _call(method: str, path: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
-    origin = git_origin()
-    if not origin:
+    """``(status, JSON or None)`` of a call of git's REST API (4xx returned).
+
+    :raises GitUnavailable: git is not on this site, cannot be reached or
+        answers 5xx.
+    """
+    if not git_origin():
         raise GitUnavailable("this site has no git service")
-    headers = {"Accept": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    request = urllib.request.Request(  # noqa: S310 - git's origin is an http(s) URL from the config
-        origin + path, data=data, method=method, headers=headers
-    )
     try:
-        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as error:
-        raw = error.read()
-        try:
-            return error.code, json.loads(raw) if raw else None
-        except ValueError:
-            return error.code, None
-    except (OSError, ValueError) as error:
-        raise GitUnavailable(f"git at {origin} could not be reached: {error}") from error
+        status, answer = call_service_api("git", path, token=token, method=method, body=body)
+    except ServiceUnreachable as error:
+        raise GitUnavailable(f"git at {error.url} could not be asked: {error.reason}") from None
+    return status, None if isinstance(answer, bytes) else answer
 
 
 def _reasons(answer: Any) -> str:

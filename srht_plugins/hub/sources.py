@@ -11,17 +11,21 @@ show what hub last knew and say which service did not answer.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
 
-from srht_core import ApiError, BoundedCache, current_service, delegated_token
+from srht_core import (
+    ApiError,
+    BoundedCache,
+    ServiceUnreachable,
+    call_service_api,
+    current_service,
+    delegated_token,
+)
 
 #: Seconds a service's resource types are kept (a failed discovery: FAILED_TTL).
 TYPES_TTL, FAILED_TTL = 300.0, 10.0
@@ -102,45 +106,28 @@ def call(
     token: str | None = None,
     method: str = "GET",
     body: dict[str, Any] | None = None,
-    origin: str | None = None,
     timeout: float | None = None,
 ) -> tuple[int, Any]:
-    """``(status, JSON)`` of a request to ``service``'s ``path``; 4xx
-    answers are returned, everything else that is not a 2xx raises.
-    ``timeout``: seconds to wait (default: ``[hub] service-timeout``).
+    """``(status, JSON)`` of a call of ``service``'s REST API at ``path``
+    (the core's :func:`~srht_core.call_service_api`); 4xx answers are
+    returned. ``timeout``: seconds to wait (default: ``[hub]
+    service-timeout``).
 
     :raises Unreachable: the service is not configured, cannot be reached,
         or answers 5xx or something that is not JSON.
     """
-    origin = origin or current_service().origins.get(service)
-    if not origin:
+    if not current_service().origins.get(service):
         raise Unreachable(service, "it is not in this site's config")
-    headers = {"Accept": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    # The origin is an http(s) URL of the config (checked by its schema).
-    request = urllib.request.Request(  # noqa: S310
-        origin + path, data=data, method=method, headers=headers
-    )
+    wait = timeout if timeout is not None else default_timeout()
     try:
-        wait = timeout if timeout is not None else default_timeout()
-        with urllib.request.urlopen(request, timeout=wait) as answer:  # noqa: S310
-            status, raw = answer.status, answer.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
-        if status >= 500:
-            raise Unreachable(service, f"{origin}{path} answered {status}") from None
-    except (OSError, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        raise Unreachable(service, f"{origin} cannot be reached ({reason})") from None
-    try:
-        return status, json.loads(raw or b"null")
-    except ValueError:
-        raise Unreachable(service, f"{origin}{path} answered something not JSON") from None
+        status, answer = call_service_api(
+            service, path, token=token, method=method, body=body, timeout=wait
+        )
+    except ServiceUnreachable as error:
+        raise Unreachable(service, f"{error.url} {error.reason}") from None
+    if isinstance(answer, bytes):
+        raise Unreachable(service, f"{path} answered something not JSON")
+    return status, answer
 
 
 def kinds_of(service: str) -> list[Kind]:

@@ -646,7 +646,7 @@ def test_a_patchset_job_runs_with_its_patches_applied_and_one_that_does_not_appl
     from support.ci import require_test_hosts
     from testhosts.image import cache_dir, ensure_image
 
-    from .test_runner import Runner
+    from .harness import Runner
 
     require_test_hosts()
     ensure_image()
