@@ -336,10 +336,16 @@ def test_a_kept_tracker_page_follows_changes_written_elsewhere(site: Any) -> Non
     assert site.db.row_feed().wait_live()
     first = browser.get("/~alice/bugs")
     assert "First crash" in text(first)
-    with site.db.count_statements() as statements:
-        kept = browser.get("/~alice/bugs")
-        assert "First crash" in text(kept)
-    assert statements[0] == 0
+
+    def kept_without_a_query() -> Any:
+        # PostgreSQL's notices of the writes above (alice's row among them:
+        # users are watched) may arrive after the first view and drop it once.
+        with site.db.count_statements() as statements:
+            again = browser.get("/~alice/bugs")
+        return again if statements[0] == 0 else None
+
+    kept = wait_until(kept_without_a_query, what="a view answered from the kept page")
+    assert "First crash" in text(kept)
     assert "<style>.label-" in text(kept)
     policy = kept.headers["Content-Security-Policy"]
     assert "'sha256-" in policy and policy == first.headers["Content-Security-Policy"]
