@@ -31,11 +31,9 @@ from flask import Blueprint
 
 from srht_core import (
     Problem,
-    WebhookError,
     current_service,
     db_session,
     enqueue,
-    verify_request,
 )
 
 from . import gitapi, listsapi
@@ -55,6 +53,7 @@ from .models import (
     PatchsetBuild,
     User,
 )
+from .receiving import receive_webhook
 from .submit import submit
 
 __all__ = ["bp", "link", "outcome", "report", "start_jobs", "unlink"]
@@ -167,23 +166,7 @@ def unlink(found: ListLink) -> None:
 
 
 def receive(key: str) -> Any:
-    found = db_session.scalar(sa.select(ListLink).where(ListLink.key == key))
-    if found is None:
-        db_session.rollback()
-        return {"errors": [{"reason": "no such link"}]}, 404
-    try:
-        payload = verify_request(db_session)
-    except WebhookError as error:
-        db_session.rollback()
-        return {"errors": [{"reason": str(error)}]}, 403
-    if payload.get("event") != "patchset:received":
-        db_session.commit()
-        event = payload.get("event")
-        return {"ignored": f"builds starts jobs on patchset:received, not {event}"}, 200
-    data = payload.get("data") or {}
-    enqueue("patchset", session=db_session, link=found.id, payload=data)
-    db_session.commit()
-    return {"queued": True}, 202
+    return receive_webhook(ListLink, key, "patchset:received", "patchset", "link", "no such link")
 
 
 receive.srht_csrf_exempt = True  # type: ignore[attr-defined]

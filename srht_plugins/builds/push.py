@@ -21,17 +21,15 @@ import sqlalchemy as sa
 from flask import Blueprint
 
 from srht_core import (
-    WebhookError,
     current_service,
     db_session,
-    enqueue,
     utcnow,
-    verify_request,
 )
 
 from . import gitapi
 from .manifest import ManifestError
 from .models import FAILED, GIT, PRIVATE, PUBLIC, Job, JobGroup, RepositoryHook, User
+from .receiving import receive_webhook
 from .submit import submit
 
 __all__ = ["bp", "disable", "enable", "hook_url", "refused_job", "start_jobs"]
@@ -68,22 +66,7 @@ def disable(hook: RepositoryHook) -> None:
 
 
 def receive(key: str) -> Any:
-    hook = db_session.scalar(sa.select(RepositoryHook).where(RepositoryHook.key == key))
-    if hook is None:
-        db_session.rollback()
-        return {"errors": [{"reason": "no such hook"}]}, 404
-    try:
-        payload = verify_request(db_session)
-    except WebhookError as error:
-        db_session.rollback()
-        return {"errors": [{"reason": str(error)}]}, 403
-    if payload.get("event") != "repo:push":
-        db_session.commit()
-        return {"ignored": f"builds starts jobs on repo:push, not {payload.get('event')}"}, 200
-    data = payload.get("data") or {}
-    enqueue("push", session=db_session, hook=hook.id, payload=data)
-    db_session.commit()
-    return {"queued": True}, 202
+    return receive_webhook(RepositoryHook, key, "repo:push", "push", "hook", "no such hook")
 
 
 receive.srht_csrf_exempt = True  # type: ignore[attr-defined]
