@@ -284,13 +284,13 @@ def _read_lines(stream, lines: queue.Queue[str | None]) -> None:
     lines.put(None)
 
 
-@pytest.mark.slow
 def _as_a_background_job() -> None:
     """What a shell without job control does to a command it starts with
     ``&``: SIGINT is ignored, and Python then installs no handler for it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", ["SIGTERM", "Ctrl-C"])
 def test_up_writes_a_config_migrates_serves_and_stops_everything(hello_venv, tmp_path, stop):
     """`srht up` in an empty folder, as a newcomer types it; SIGTERM stops it

@@ -545,9 +545,9 @@ def test_a_migration_failing_on_the_copy_stops_the_upgrade_then_a_rerun_complete
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert re.search(r"paste: its migrations ran on a copy in \d+\.\ds", done.stdout)
-    assert "paste: migrations applied: core0004" in done.stdout
+    assert "paste: migrations applied: core0004, core0005" in done.stdout
     assert "Upgraded." in done.stdout
-    assert paste_sql(test_hosts, "SELECT version_num FROM alembic_version_srht") == "core0004"
+    assert paste_sql(test_hosts, "SELECT version_num FROM alembic_version_srht") == "core0005"
     assert paste_sql(test_hosts, "SELECT count(*) FROM srht_idempotency_key") == "0"
     assert "alice" in before
     assert (
