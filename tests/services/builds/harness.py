@@ -160,7 +160,9 @@ def leftovers(name: str) -> list[str]:
                 command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
-            if "systemd-nspawn" in command and f"/{name}/jobs/" in command:
+            if ("systemd-nspawn" in command and f"/{name}/jobs/" in command) or (
+                "slirp4netns" in command and f"srht-builds-{name}-" in command
+            ):
                 found.append(f"pid {proc.name}: {command[:120]}")
     return found
 
