@@ -72,6 +72,10 @@ def test_every_name_of_the_facade_resolves():
     for name in srht_core.__all__:
         assert getattr(srht_core, name) is not None, name
     assert callable(srht_core.confirm)
+    # A submodule named like an export would replace it once imported
+    # (``srht_core.confirm`` was the module after ``.confirm`` was imported).
+    modules = {path.stem for path in Path(srht_core.__file__).parent.glob("*.py")}
+    assert set(srht_core.__all__) & modules == set()
     assert set(srht_core.__all__) <= set(dir(srht_core))
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
         srht_core.nothing_here  # noqa: B018
