@@ -333,8 +333,9 @@ def untrusted_certificate(
             after = certificate.not_valid_after_utc
             days = (after - datetime.now(UTC)).total_seconds() / 86400
             when = after.strftime("%Y-%m-%d %H:%M UTC")
+            ago = round(-days)
             dates = (
-                f"; it expired on {when}, {-days:.0f} days ago"
+                f"; it expired on {when}, {ago} day{'s' if ago != 1 else ''} ago"
                 if days < 0
                 else f"; valid until {when}"
             )
@@ -352,8 +353,12 @@ def certificate_remedy(site: Any, hostname: str, host: str) -> str:
             f"says whether renewals run); the ACME server must reach {hostname} on port 80"
         )
     # The site's own certificates are valid for a century: one that is not
-    # was put there by something else.
-    return "run srht-install again: it puts back the certificates of the site's authority"
+    # was put there by something else. nginx keeps the one it read until it
+    # reloads, and the deploy reloads it only for a change of its own.
+    return (
+        "run srht-install again (it puts back the certificates of the site's authority), "
+        f"then `systemctl reload nginx` on {host}"
+    )
 
 
 # -- ports ---------------------------------------------------------------------------------------
@@ -532,7 +537,7 @@ def _disk(config: Path, site: Any, host: str, min_free: tuple[FreeSpace, ...]) -
                     host,
                     "red",
                     f"{detail}, below {limits}. What to do: free space on {host} "
-                    f"(`du -xsh {mount}/* | sort -h`; old backups, logs with "
+                    f"(`du -xsh {mount.rstrip('/')}/* | sort -h`; old backups, logs with "
                     "`journalctl --vacuum-size=200M`) or grow the disk; PostgreSQL stops "
                     "taking writes when it is full.",
                 )
@@ -589,10 +594,11 @@ def _postgresql(config: Path, site: Any) -> list[Check]:
         kind, _, rest = line.partition(" ")
         if kind == "slot":
             name, slot_type, active = (rest.split() + ["", ""])[:3]
+            used = "in use" if active in ("t", "true") else "unused"
             unexpected.append(
-                f"replication slot {name} ({slot_type}, {'in use' if active == 't' else 'unused'}"
-                f"): WAL is kept for it until the disk is full. What to do: if nothing of yours "
-                f"reads it, `SELECT pg_drop_replication_slot('{name}')` as postgres on {host}."
+                f"replication slot {name} ({slot_type}, {used}): WAL is kept for it until "
+                "the disk is full. What to do: if nothing of yours reads it, "
+                f"`SELECT pg_drop_replication_slot('{name}')` as postgres on {host}."
             )
         elif kind == "standby":
             unexpected.append(
@@ -600,7 +606,7 @@ def _postgresql(config: Path, site: Any) -> list[Check]:
                 "data the site does not know about. What to do: if it is not yours, stop it "
                 "and remove its access from pg_hba.conf."
             )
-        elif kind == "recovery" and rest.strip() == "t":
+        elif kind == "recovery" and rest.strip() in ("t", "true"):
             unexpected.append(
                 "the server is a standby (in recovery): the services cannot write. What to "
                 "do: promote it (`pg_ctlcluster ... promote`) or point the site at the primary."
