@@ -444,6 +444,35 @@ def timed_git(args: list[str], ssh: str, cwd: Path) -> float:
     return time.perf_counter() - start
 
 
+def _older_snippet(ssh: Any, site: dict[str, Any], user: str, config: Path, work: Path) -> str:
+    """The sshd snippet of a tree before the curl key lookup (run with that
+    tree's interpreter), to compare: its ``srht-git-keys`` as nobody when
+    nobody can run it."""
+    program = str(Path(sys.executable).parent / "srht")
+    probe = subprocess.run(
+        ["runuser", "-u", "nobody", "--", program + "-git-keys", "--help"],
+        capture_output=True,
+        check=False,
+    )
+    keys_user = "nobody" if probe.returncode == 0 else user
+    parameters = inspect.signature(ssh.sshd_snippet).parameters
+    if "ssh_user" in parameters:
+        # A tree before issue 16 (``srht git keys``).
+        return str(ssh.sshd_snippet(user, program, str(config), keys_user=user))
+    if "credential_file" in parameters:
+        # The lookup credential in a file of the keys account's, as deployed.
+        lookup = work / "git-ssh-keys"
+        lookup.write_text(ssh.keys_secret(site).text)
+        shutil.chown(lookup, keys_user)
+        lookup.chmod(0o400)
+        return str(
+            ssh.sshd_snippet(
+                site, program, str(config), keys_user=keys_user, credential_file=str(lookup)
+            )
+        )
+    return str(ssh.sshd_snippet(site, program, str(config), keys_user=keys_user))
+
+
 def bench_ssh(runs: int, workers: int) -> int:
     """git over SSH through the service ÷ through a plain sshd with git-shell."""
     import getpass
@@ -518,37 +547,19 @@ def bench_ssh(runs: int, workers: int) -> int:
                 env,
             )
             servers.append(server)
-        from srht_plugins.git.ssh import default_program, sshd_snippet
+        from srht_plugins.git import ssh
 
-        # sshd's keys account: nobody when it can run the installed program.
-        keys_program = default_program() + "-git-keys"
-        probe = subprocess.run(
-            ["runuser", "-u", "nobody", "--", keys_program, "--help"],
-            capture_output=True,
-            check=False,
-        )
-        keys_user = "nobody" if probe.returncode == 0 else user
+        sshd_snippet: Any = ssh.sshd_snippet
         site = {name: dict(data[name]) for name in ("srht", "git")}
-        if "ssh_user" in inspect.signature(sshd_snippet).parameters:
-            # A tree before issue 16 (``srht git keys``), to compare.
-            snippet = sshd_snippet(user, default_program(), str(config), keys_user=user)
-        elif "credential_file" in inspect.signature(sshd_snippet).parameters:
-            from srht_plugins.git.ssh import keys_secret
-
-            # The lookup credential in a file of the keys account's, as deployed.
+        if "curl" in inspect.signature(sshd_snippet).parameters:
+            # The key lookup is curl, run as nobody with its config file, as deployed.
             lookup = work / "git-ssh-keys"
-            lookup.write_text(keys_secret(site).text)
-            shutil.chown(lookup, keys_user)
+            lookup.write_text(ssh.keys_secret(site).text)
+            shutil.chown(lookup, "nobody")
             lookup.chmod(0o400)
-            snippet = sshd_snippet(
-                site,
-                default_program(),
-                str(config),
-                keys_user=keys_user,
-                credential_file=str(lookup),
-            )
+            snippet = sshd_snippet(site, keys_user="nobody", credential_file=str(lookup))
         else:
-            snippet = sshd_snippet(site, default_program(), str(config), keys_user=keys_user)
+            snippet = _older_snippet(ssh, site, user, config, work)
         service_port, plain_port = free_port(), free_port()
         processes.append(start_sshd(work, "service", service_port, snippet))
         authorized = work / "plain_authorized_keys"
