@@ -30,6 +30,7 @@ import contextlib
 import inspect
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -473,6 +474,52 @@ def _older_snippet(ssh: Any, site: dict[str, Any], user: str, config: Path, work
     return str(ssh.sshd_snippet(site, program, str(config), keys_user=keys_user))
 
 
+def _ssh_pieces(snippet: str, public: str, user: str, repo: Path, runs: int) -> dict[str, float]:
+    """Where a login's time goes, each piece timed alone: sshd's key lookup
+    (the snippet's AuthorizedKeysCommand), the forced
+    command up to git's ref advertisement (stdin closed), and git-shell
+    doing the same on the plain sshd's side."""
+    line = next(x for x in snippet.splitlines() if "AuthorizedKeysCommand " in x)
+    key_type, blob = public.split()[:2]
+    words = shlex.split(line.split("AuthorizedKeysCommand ", 1)[1])
+    lookup = [w.replace("%u", user).replace("%t", key_type).replace("%k", blob) for w in words]
+    answer = subprocess.run(lookup, capture_output=True, text=True, check=True).stdout
+    forced = shlex.split(answer.split('command="', 1)[1].split('" ', 1)[0].replace('\\"', '"'))
+    env = {**os.environ, "SSH_ORIGINAL_COMMAND": f"git-upload-pack '~{OWNER}/history'"}
+    cases = {
+        "key lookup (sshd asks twice)": (lookup, None),
+        "forced command to git's advertisement": (forced, env),
+        "git-shell to git's advertisement": (
+            ["git-shell", "-c", f"git-upload-pack '{repo}'"],
+            None,
+        ),
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    from srht_plugins.git import ssh_programs
+
+    config, fingerprint = forced[-2], forced[-1]
+    origin, network_key = ssh_programs.read_site(config)
+    token = ssh_programs.credential(network_key, ssh_programs.SHELL)
+    body = ssh_programs.access_request(fingerprint, env["SSH_ORIGINAL_COMMAND"].encode())
+    access = "its request to the git service alone"
+    times[access] = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        ssh_programs._post(origin, "/internal/ssh/access", token, body)
+        times[access].append(time.perf_counter() - start)
+    for _ in range(runs):
+        for name, (command, environment) in cases.items():
+            start = time.perf_counter()
+            done = subprocess.run(
+                command, env=environment, capture_output=True, stdin=subprocess.DEVNULL
+            )
+            times[name].append(time.perf_counter() - start)
+            # git exits 128 when stdin closes after its advertisement.
+            if b"refs/heads/main" not in done.stdout and b"restrict," not in done.stdout:
+                raise RuntimeError(f"{name}: {done.stderr.decode(errors='replace')}")
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def bench_ssh(runs: int, workers: int) -> int:
     """git over SSH through the service ÷ through a plain sshd with git-shell."""
     import getpass
@@ -559,6 +606,7 @@ def bench_ssh(runs: int, workers: int) -> int:
             lookup.chmod(0o400)
             snippet = sshd_snippet(site, keys_user="nobody", credential_file=str(lookup))
         else:
+            lookup = None
             snippet = _older_snippet(ssh, site, user, config, work)
         service_port, plain_port = free_port(), free_port()
         processes.append(start_sshd(work, "service", service_port, snippet))
@@ -615,6 +663,7 @@ def bench_ssh(runs: int, workers: int) -> int:
                     for operation, make in operations.items():
                         seconds = timed_git(make(url, name), ssh, work)
                         times.setdefault((operation, name), []).append(seconds)
+            pieces = _ssh_pieces(snippet, public, user, repo, runs) if lookup else {}
             load_after = os.getloadavg()
         print(
             f"\ngit over SSH · {time.strftime('%Y-%m-%d %H:%M')} · load "
@@ -625,6 +674,8 @@ def bench_ssh(runs: int, workers: int) -> int:
             plain = statistics.median(times[(operation, "plain sshd + git-shell")])
             ours = statistics.median(times[(operation, "the service")])
             print(f"  {operation:<22} {plain:>10.3f}s {ours:>8.3f}s {ours / plain:>7.2f}")
+        for piece, seconds in pieces.items():
+            print(f"  {piece}: {seconds * 1000:.1f} ms (median of {runs})")
     except RuntimeError:
         for log in sorted(work.glob("*.log")):
             print(f"--- {log.name}", log.read_text(errors="replace")[-1500:], file=sys.stderr)

@@ -15,7 +15,7 @@ and nothing of srht. Both ask this service, which does the work here, on
   It writes nothing: sshd asks before the client has proved it holds the
   key. It keeps nothing either: every lookup asks meta, so a key removed
   there stops working at the next login.
-- ``POST /internal/ssh/access`` (``{"fingerprint", "command"}``) runs after
+- ``POST /internal/ssh/access`` (the key's fingerprint and the command) runs after
   sshd has checked the key: it mirrors the key's owner, checks what the
   client asked to run (``SSH_ORIGINAL_COMMAND``) and their access to the
   repository exactly as HTTP does, and answers the git program, the
@@ -47,9 +47,7 @@ from srht_core import (
     db_session,
     from_internal_network,
     internal_request,
-    json_object,
     mirror_user,
-    string_field,
 )
 
 from . import ssh_programs
@@ -62,6 +60,7 @@ from .ssh_programs import (
     KEY_HEADER,
     KEYS,
     SHELL,
+    access_answer,
     authorized_keys_line,
     credential,
     fingerprint,
@@ -258,17 +257,21 @@ def parse_command(command: str) -> Request:
 
 @bp.post("/access")
 def ssh_access() -> Any:
-    """For ``srht-git-shell``: the git command to run for the key's owner,
-    or why not (``{"refused": ...}``)."""
+    """For the forced command: the git command to run for the key's owner,
+    or why not, as :func:`~srht_plugins.git.ssh_programs.access_answer`;
+    the body is :func:`~srht_plugins.git.ssh_programs.access_request`."""
     _credential_is(SHELL)
-    body = json_object()
-    found = _registered_key(string_field(body, "fingerprint", required=True) or "")
+    key_fingerprint, nul, command = request.get_data().partition(b"\0")
+    if not nul:
+        abort(400)
+    found = _registered_key(key_fingerprint.decode(errors="replace"))
     if not found:
         abort(404)
     # sshd has checked the key by now: the first write of the login.
     user: Any = mirror_user(found["user"])
     db_session.commit()
-    return _access(user, string_field(body, "command") or "")
+    answer = _access(user, command.decode(errors="replace"))
+    return Response(access_answer(answer), mimetype="application/octet-stream")
 
 
 # Called by a program with a credential, never by a browser with a cookie.
