@@ -216,7 +216,7 @@ def _post(origin: str, path: str, token: str, body: bytes) -> tuple[int, bytes]:
     host, colon, port = netloc.rpartition(":")
     if not colon or not port.isdigit():
         host, port = netloc, "80"
-    if scheme != "http" or not host:
+    if scheme != "http" or not host or not host.isascii():
         return _post_urllib(origin, path, token, body)
     import _socket
 
@@ -224,7 +224,8 @@ def _post(origin: str, path: str, token: str, body: bytes) -> tuple[int, bytes]:
         f"POST {path} HTTP/1.0\r\nHost: {netloc}\r\n{HEADER}: {token}\r\n"
         f"Content-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
-    address = _socket.getaddrinfo(host.strip("[]"), int(port), 0, _socket.SOCK_STREAM)[0]
+    # The host as bytes: as a str, getaddrinfo imports the idna codec (and re).
+    address = _socket.getaddrinfo(host.strip("[]").encode(), int(port), 0, _socket.SOCK_STREAM)[0]
     sock = _socket.socket(address[0], address[1], address[2])
     try:
         sock.settimeout(TIMEOUT)
