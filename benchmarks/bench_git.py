@@ -13,10 +13,11 @@
    gunicorn settings.
 3. SSH (``--only ssh``, as root): ``git ls-remote``, a no-op ``git fetch``
    and a clone of the same repository over an sshd configured with the
-   service's snippet (``srht-git-keys``, ``srht-git-shell``, meta and git
-   served) against a plain sshd whose forced command is ``git-shell`` on
-   the same repository folder. Wall time, median per operation, and the
-   service's ÷ the plain sshd's (target ≤ 1.3).
+   service's snippet (curl as the key lookup, the service's forced
+   command, meta and git served) against a plain sshd whose forced command
+   is ``git-shell`` on the same repository folder. Wall time, median per
+   operation, and the service's ÷ the plain sshd's (target ≤ 1.3); then
+   the pieces of a login timed alone (key lookup, forced command).
 
 Everything runs on loopback in a temporary folder removed afterwards; the
 servers run in their own process sessions and are stopped by their PID.
