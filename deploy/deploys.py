@@ -41,6 +41,7 @@ from typing import Any
 from pyinfra.api.deploy import deploy
 from pyinfra.api.exceptions import OperationError
 from pyinfra.context import host
+from pyinfra.facts.files import Sha256File
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server, systemd
 
@@ -905,6 +906,16 @@ def _activate_nginx(site: Site, placement: Placement) -> None:
     present = host.get_fact(ManagedFiles, pattern="/etc/nginx/sites-enabled/srht-*.conf")
     if not sites and not present:
         return
+    # A site file or certificate changed on the host behind the deploy's back
+    # (and put back by this run): nginx still holds what it read, so it is
+    # reloaded even though what the deploy applies did not change.
+    wanted = {f"/etc/nginx/sites-enabled/{name}": text for name, text in sites.items()}
+    wanted |= {path: text for path, (text, _mode) in certificates.items()}
+    drifted = any(
+        (present := host.get_fact(Sha256File, path=path)) is not None
+        and present != hashlib.sha256(text.encode()).hexdigest()
+        for path, text in wanted.items()
+    )
     operations.converge(
         name="Check nginx's config and reload it",
         key="nginx",
@@ -913,6 +924,7 @@ def _activate_nginx(site: Site, placement: Placement) -> None:
             *(text for text, _mode in certificates.values()),
         ),
         command="nginx -t -q && systemctl reload-or-restart nginx",
+        drifted=drifted,
     )
     if not sites:
         return  # the host fronts nothing any more: nginx stays as it is otherwise

@@ -299,14 +299,16 @@ def _stamp(name: str) -> str | None:
 
 
 @operation()
-def converge(key: str, fingerprint: str, command: str) -> Commands:
+def converge(key: str, fingerprint: str, command: str, drifted: bool = False) -> Commands:
     """Run ``command`` (restart a daemon, reload a config...) unless it
     already succeeded for ``fingerprint``, a hash of everything it applies.
 
     The fingerprint is recorded on the host only after ``command``
     succeeds, so a run that failed half-way, or never reached a host,
-    applies it on the next run; a run with nothing new changes nothing."""
-    if _stamp(f"applied-{key}") == fingerprint:
+    applies it on the next run; a run with nothing new changes nothing.
+    ``drifted``: a file it applies was changed on the host by something
+    else (and is being put back), so it runs whatever the fingerprint."""
+    if not drifted and _stamp(f"applied-{key}") == fingerprint:
         return
     yield f"{command} && echo {fingerprint} > {STATE_DIR}/applied-{key}"
 

@@ -353,11 +353,11 @@ def certificate_remedy(site: Any, hostname: str, host: str) -> str:
             f"says whether renewals run); the ACME server must reach {hostname} on port 80"
         )
     # The site's own certificates are valid for a century: one that is not
-    # was put there by something else. nginx keeps the one it read until it
-    # reloads, and the deploy reloads it only for a change of its own.
+    # was put there by something else. The deploy puts the site's back and
+    # reloads nginx (it reloads whenever a file of its was changed on a host).
     return (
-        "run srht-install again (it puts back the certificates of the site's authority), "
-        f"then `systemctl reload nginx` on {host}"
+        "run srht-install again: it puts back the certificates of the site's authority "
+        f"on {host} and reloads nginx there"
     )
 
 
