@@ -62,6 +62,8 @@ _RS, _US = "\x1e", "\x1f"
 _ZERO_OID = pygit2.Oid(hex=ZERO_ID)
 _TREE, _GITLINK = 0o040000, 0o160000
 _BLOB_MODES = (0o100644, 0o100755, 0o120000)
+#: By date, never a parent before its child (``SortMode`` from pygit2 1.14).
+_DATE_ORDER: Any = pygit2.GIT_SORT_TOPOLOGICAL | pygit2.GIT_SORT_TIME
 #: Repositories opened with libgit2, by path and thread.
 _OPENED: BoundedCache[tuple[str, int], pygit2.Repository] = BoundedCache(64)
 
@@ -312,7 +314,8 @@ class GitRepo:
         odb = self.objects.odb
         if hasattr(odb, "read_header"):  # pygit2 >= 1.15
             return int(odb.read_header(oid)[1])
-        return int(self.objects[oid].size)
+        blob: Any = self.objects[oid]
+        return int(blob.size)
 
     def _commit(self, commit: str) -> pygit2.Commit | None:
         try:
@@ -441,8 +444,8 @@ class GitRepo:
         if self._size(blob) > limit:
             # Never the whole of a large blob in memory: git gives its start.
             return self.run("cat-file", "blob", oid, limit=limit, truncate=True)
-        data: bytes = self.objects[blob].data
-        return data
+        found: Any = self.objects[blob]
+        return bytes(found.data)
 
     def blob_stream(self, oid: str) -> Generator[bytes, None, None]:
         """A blob's content in chunks, however large."""
@@ -477,7 +480,7 @@ class GitRepo:
             return []
         # By date, never a parent before its child (libgit2's date order
         # alone may put one first when their dates are equal).
-        walker = self.objects.walk(start.id, pygit2.GIT_SORT_TOPOLOGICAL | pygit2.GIT_SORT_TIME)
+        walker = self.objects.walk(start.id, _DATE_ORDER)
         if not path:
             return [_commit_of(found) for found in islice(walker, count)]
         path = path.strip("/")
@@ -522,7 +525,7 @@ class GitRepo:
         if found is None:
             raise GitError(f"no commit {commit}")
         if found.parents:
-            changes = self.objects.diff(found.parents[0].tree, found.tree)
+            changes = found.parents[0].tree.diff_to_tree(found.tree)
         else:
             changes = found.tree.diff_to_tree(swap=True)
         changes.find_similar()

@@ -105,13 +105,13 @@ def kept_page(view: Viewing, version: object, render: Callable[[], BaseResponse]
             # page everyone gets, so no ETag that says it is.
             return _headers(response, view, None, shared=False)
         return _headers(response, view, tag, shared=True)
-    response = render()
-    if response.status_code != 200 or response.is_streamed:
-        return response
-    tag = "b" + hashlib.sha256(response.get_data()).hexdigest()[:32]
+    rendered = render()
+    if rendered.status_code != 200 or rendered.is_streamed:
+        return rendered
+    tag = "b" + hashlib.sha256(rendered.get_data()).hexdigest()[:32]
     if _matches(tag):
         return _headers(Response(status=304), view, tag, shared=False)
-    return _headers(response, view, tag, shared=False)
+    return _headers(rendered, view, tag, shared=False)
 
 
 def _headers(
