@@ -181,7 +181,10 @@ def _service_units(site: Site, placement: Placement) -> dict[str, tuple[str, str
     if placement.runner:
         out[RUNNER_UNIT] = (
             RUNNER_SERVICE,
-            runner_unit(f"{_srht(site)} {RUNNER_SERVICE} runner", _runner_dir(site)),
+            # The packages ship the runner's unit (srht-builds); the site adds its folder.
+            distro.dropin(paths=[_runner_dir(site)])
+            if distro.enabled(site)
+            else runner_unit(f"{SRHT} {RUNNER_SERVICE} runner", _runner_dir(site)),
         )
     return out
 
