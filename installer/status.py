@@ -13,7 +13,10 @@ operator would look:
   services that sign their users in through meta, meta reached (a red
   line names the service, the hosts it runs on and what to do);
 - **certificate**: the certificate nginx presented is valid for the name
-  and not about to expire.
+  and not about to expire;
+- **backup**: with ``[backup]``, the last scheduled backup succeeded,
+  verified, and is not older than the schedule allows
+  (:func:`srht_installer.scheduled.backup_checks`).
 
 A check is green, yellow (works, but act soon: a certificate expiring
 within 21 days) or red; any red makes the command exit 1.
@@ -43,7 +46,7 @@ WARN_DAYS, FAIL_DAYS = 21, 3
 class Check:
     """One line of the status table."""
 
-    kind: str  # daemon, service, certificate
+    kind: str  # daemon, service, certificate, backup
     what: str
     where: str
     state: str  # green, yellow, red
@@ -239,9 +242,12 @@ def check_site(config: Path, site: Any, *, timeout: float = 15) -> list[Check]:
         for nginx_host in topology.nginx_hosts:
             if service in topology.fronted_by(nginx_host):
                 jobs.append((_service, (site, service, nginx_host, timeout)))
+    from .scheduled import backup_checks  # the scheduled backups' line
+
+    jobs.append((backup_checks, (config, site)))
     with ThreadPoolExecutor(max_workers=8) as pool:
         futures = [pool.submit(function, *args) for function, args in jobs]
         results = [future.result() for future in futures]
-    order = {"service": 0, "certificate": 1, "daemon": 2}
+    order = {"service": 0, "certificate": 1, "daemon": 2, "backup": 3}
     checks = [check for found in results for check in found]
     return sorted(checks, key=lambda c: (order[c.kind], c.where, c.what))
