@@ -33,7 +33,6 @@ from typing import Any
 
 from srht_core import Config, ConfigError, ConfigProblem, HostNeeds, SecretFile
 
-
 __all__ = [
     "BACKUP_USER",
     "SERVICE_UNIT",

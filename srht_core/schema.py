@@ -514,6 +514,15 @@ class AgeRecipient(KeyType):
                 "and give its public key here"
             )
             raise ValueError(f"not an age public key (age1...): {hint}")
+        import pyrage  # a dependency of srht; only this check needs it in the core
+
+        try:
+            pyrage.x25519.Recipient.from_str(value)
+        except pyrage.RecipientError:
+            raise ValueError(
+                "not a valid age public key (its checksum is wrong): copy it again from "
+                "`age-keygen -y KEYFILE`"
+            ) from None
         return value
 
 
@@ -578,7 +587,7 @@ BACKUP = Section(
             "recipient",
             AgeRecipient(),
             default=None,
-            example="age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+            example="age1vy7tgtmzvft6szh76gq5wvj0u57k493s4d7w9cm53hdqha2n4cvqkn6qaj",
             description="Encrypt each archive to this age public key (make the pair "
             "with `age-keygen` on a machine of yours; decrypt with `age -d -i "
             "KEYFILE` or `srht-install restore --identity KEYFILE`). The servers "
