@@ -40,7 +40,15 @@ Every step is re-runnable: each restored part leaves a marker on its host
 (the archive's id, in the deploy's root-only state folder), so running the
 same restore again after a failure redoes only what is not done. A database
 that holds rows not restored from this archive is never replaced without
-``--force``.
+``--force``. An encrypted archive of a scheduled backup
+(``srht-backup-DATE.tar.age``) is decrypted first, next to it, with
+``--identity KEYFILE`` (the age private key of ``[backup] recipient``) or
+``--passphrase-file``.
+
+**Scheduled backups** (``[backup]``) run :func:`take_backup` on a host of
+the site, on a systemd timer, then encrypt, verify and prune the archives:
+see :mod:`srht_installer.scheduled`, and :mod:`srht_deploy.backupplan` for
+where they run and why.
 """
 
 from __future__ import annotations
