@@ -163,16 +163,15 @@ def backup_plan(config: Config, topology: Any) -> BackupPlan | None:
     )
 
 
-def _read(config: Config, path: str, what: str) -> str:
+def _read(config: Config, path: str, section: str, key: str) -> str:
     found = Path(path).expanduser()
     if not found.is_absolute():
         found = config.directory / found
     try:
         return found.read_text()
     except OSError as error:
-        raise ConfigError(
-            [ConfigProblem(config.path, None, *what.split(" ", 1), f"cannot read {found}: {error}")]
-        ) from None
+        problem = ConfigProblem(config.path, None, section, key, f"cannot read {found}: {error}")
+        raise ConfigError([problem]) from None
 
 
 def secret_path(name: str) -> str:
@@ -189,14 +188,14 @@ def backup_secrets(config: Config, plan: BackupPlan | None, host: str) -> list[S
     secrets = [
         SecretFile(CONFIG_SECRET, BACKUP_USER, text),
         SecretFile(
-            KEY_SECRET, BACKUP_USER, _read(config, config["deploy"]["ssh-key"], "deploy ssh-key")
+            KEY_SECRET, BACKUP_USER, _read(config, config["deploy"]["ssh-key"], "deploy", "ssh-key")
         ),
     ]
     known = config.get("deploy", "ssh-known-hosts") or "~/.ssh/known_hosts"
     if config.get("deploy", "ssh-host-key-checking") != "no" and known != "/dev/null":
         secrets.append(
             SecretFile(
-                KNOWN_HOSTS_SECRET, BACKUP_USER, _read(config, known, "deploy ssh-known-hosts")
+                KNOWN_HOSTS_SECRET, BACKUP_USER, _read(config, known, "deploy", "ssh-known-hosts")
             )
         )
     if plan.passphrase_file:
@@ -204,7 +203,7 @@ def backup_secrets(config: Config, plan: BackupPlan | None, host: str) -> list[S
             SecretFile(
                 PASSPHRASE_SECRET,
                 BACKUP_USER,
-                _read(config, plan.passphrase_file, "backup passphrase-file"),
+                _read(config, plan.passphrase_file, "backup", "passphrase-file"),
             )
         )
     return secrets
