@@ -215,7 +215,9 @@ def backup_units(plan: BackupPlan, python: str, writable: list[str]) -> dict[str
     the host was off is made up at boot)."""
     from .render import HARDENING, HEADER  # render imports the model, which imports this
 
-    paths = " ".join(dict.fromkeys([STATE_DIR, *writable]))
+    # "-": a missing folder does not stop the unit from starting, so the run
+    # itself finds it missing, says so and mails the admin.
+    paths = " ".join(f"-{path}" for path in dict.fromkeys([STATE_DIR, *writable]))
     service = "\n".join(
         [
             HEADER.rstrip(),

@@ -538,7 +538,7 @@ def status_lines(site: Site) -> tuple[int, list[str]]:
         capture_output=True,
         text=True,
         timeout=300,
-        env={**site.control.env, "SRHT_CONFIG": str(site.config), "COLUMNS": "400"},
+        env={**site.control.env, "SRHT_CONFIG": str(site.config), "COLUMNS": "1000"},
         stdin=subprocess.DEVNULL,
         cwd=site.folder,
     )
