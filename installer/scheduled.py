@@ -53,7 +53,9 @@ from typing import IO, Any
 
 import click
 
-__all__ = ["backup_checks", "decrypt_archive", "main"]
+from .status import Check
+
+__all__ = ["backup_checks", "decrypt_archive", "judge", "main"]
 
 ARCHIVE = re.compile(r"^srht-backup-(\d{8}T\d{6}Z)\.tar\.age$")
 INDEX_FORMAT = "srht-backup-index/1"
@@ -525,7 +527,6 @@ def backup_checks(config: Path, site: Any) -> list[Any]:
     from srht_deploy.backupplan import STATE_DIR, TIMER_UNIT
 
     from .hosts import HostError, run_on
-    from .status import Check
 
     plan = site.backup
     if plan is None:
@@ -544,84 +545,89 @@ def backup_checks(config: Path, site: Any) -> list[Any]:
         return [Check("backup", what, where, "red", str(error))]
     if result.returncode == 255:
         reason = result.stderr.decode(errors="replace").strip().splitlines()
-        return [Check("backup", what, where, "red", f"cannot be reached over SSH: {reason[-1:]}")]
+        why = reason[-1] if reason else "no answer"
+        return [Check("backup", what, where, "red", f"cannot be reached over SSH: {why}")]
     sections = result.stdout.decode(errors="replace").split("---\n")
     if len(sections) < 4:
         return [Check("backup", what, where, "red", "cannot read the backup's state")]
-    now = float(sections[0].strip() or time.time())
-    timer = sections[1].split()
-    period = _period(sections[2]) or 86400.0
-    allowed = period + max(3600.0, period / 4)
     try:
         state = json.loads(sections[3]) if sections[3].strip() else None
     except ValueError:
         state = None
+    now = float(sections[0].strip() or time.time())
+    return [judge(plan, now, sections[1].split(), sections[2], state)]
+
+
+def judge(
+    plan: Any, now: float, timer: list[str], calendar: str, state: dict[str, Any] | None
+) -> Check:
+    """The status of the scheduled backups from what the backup host says.
+
+    :param now: the host's clock (seconds since the epoch).
+    :param timer: the timer's state, its activation (monotonic µs) and the
+        host's uptime (seconds): ``["active", "1234567", "2345.6", ...]``.
+    :param calendar: ``systemd-analyze calendar --iterations=2``'s output.
+    :param state: ``last.json`` (``None`` before the first run).
+    """
+    from srht_deploy.backupplan import TIMER_UNIT
+
+    what, where = f"scheduled backup ({plan.schedule})", plan.host
+    period = _period(calendar) or 86400.0
+    allowed = period + max(3600.0, period / 4)
     redo = f"run `systemctl start srht-backup` on {plan.host} once fixed"
+    journal = f"see `journalctl -u srht-backup` on {plan.host}"
     if not timer or timer[0] != "active":
-        return [
-            Check(
-                "backup",
-                what,
-                where,
-                "red",
-                f"the timer {TIMER_UNIT} is {timer[0] if timer else 'missing'}: "
-                "run srht-install (or srht deploy) again",
-            )
-        ]
+        state_of = timer[0] if timer else "missing"
+        return Check(
+            "backup",
+            what,
+            where,
+            "red",
+            f"the timer {TIMER_UNIT} is {state_of}: run srht-install (or srht deploy) again",
+        )
     if state is None:
-        # Since when the timer has been waiting: its start, in seconds ago.
-        try:
+        try:  # how long the timer has been waiting: uptime - its activation
             since = float(timer[2]) - float(timer[1]) / 1e6
         except (IndexError, ValueError):
             since = 0.0
         if since > allowed:
-            return [
-                Check(
-                    "backup",
-                    what,
-                    where,
-                    "red",
-                    f"missed: no backup yet, though the timer started {_ago(since)}; "
-                    f"see `journalctl -u srht-backup` on {plan.host}",
-                )
-            ]
-        return [Check("backup", what, where, "yellow", "no backup yet; the first one is due")]
+            return Check(
+                "backup",
+                what,
+                where,
+                "red",
+                f"missed: no backup yet, though the timer started {_ago(since)}; {journal}",
+            )
+        return Check("backup", what, where, "yellow", "no backup yet; the first one is due")
     last = state.get("last-good") or {}
     if not state.get("ok"):
         when = datetime.fromtimestamp(state.get("finished", now), UTC).strftime("%Y-%m-%d %H:%M")
-        return [
-            Check(
-                "backup",
-                what,
-                where,
-                "red",
-                f"the backup of {when} UTC failed: {state.get('error')}. "
-                f"Last good: {last.get('archive', 'none')}; {redo}",
-            )
-        ]
-    age = now - float(last.get("finished", 0))
-    if age > allowed:
-        return [
-            Check(
-                "backup",
-                what,
-                where,
-                "red",
-                f"missed: the last good backup, {last.get('archive')}, is from {_ago(age)}, "
-                f"and the schedule wants one every {period / 3600:.0f} hours; "
-                f"see `journalctl -u srht-backup` on {plan.host}",
-            )
-        ]
-    return [
-        Check(
+        return Check(
             "backup",
             what,
             where,
-            "green",
-            f"{last.get('archive')} ({last.get('size', 0)} bytes), {_ago(age)}, "
-            f"verified at {plan.where}",
+            "red",
+            f"the backup of {when} UTC failed: {state.get('error')}. "
+            f"Last good: {last.get('archive', 'none')}; {redo}",
         )
-    ]
+    age = now - float(last.get("finished", 0))
+    if age > allowed:
+        return Check(
+            "backup",
+            what,
+            where,
+            "red",
+            f"missed: the last good backup, {last.get('archive')}, is from {_ago(age)}, "
+            f"and the schedule wants one every {period / 3600:.0f} hours; {journal}",
+        )
+    return Check(
+        "backup",
+        what,
+        where,
+        "green",
+        f"{last.get('archive')} ({last.get('size', 0)} bytes), {_ago(age)}, "
+        f"verified at {plan.where}",
+    )
 
 
 # -- the command the timer runs ------------------------------------------------------------

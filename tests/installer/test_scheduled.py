@@ -215,3 +215,34 @@ def test_status_reads_the_schedule_period() -> None:
     )
     assert _period(text) == 86400
     assert _period("nothing") is None
+
+
+def test_status_is_red_for_a_missed_or_failed_backup_and_green_otherwise(tmp_path: Path) -> None:
+    from srht_installer.scheduled import judge
+
+    plan = site_of(write_config(tmp_path, {"recipient": RECIPIENT})).backup
+    daily = (
+        "    Next elapse: Mon 2026-12-07 00:00:00 UTC\n"
+        "       Iter. #2: Tue 2026-12-08 00:00:00 UTC\n"
+    )
+    now = 1_800_000_000.0
+    timer = ["active", "5000000", "200000.0", "90000.0"]  # started 199995 s ago
+    good = {"archive": "srht-backup-x.tar.age", "finished": now - 3600, "size": 10}
+    ok = {"ok": True, "last-good": good}
+
+    check = judge(plan, now, timer, daily, ok)
+    assert check.state == "green" and "srht-backup-x.tar.age" in check.detail
+    # A day and a quarter later, with no new backup: missed.
+    check = judge(plan, now + 30 * 3600, timer, daily, ok)
+    assert check.state == "red" and check.detail.startswith("missed: the last good backup")
+    assert "every 24 hours" in check.detail
+    failed = {"ok": False, "finished": now, "error": "pg_dump failed", "last-good": good}
+    check = judge(plan, now, timer, daily, failed)
+    assert check.state == "red" and "failed: pg_dump failed" in check.detail
+    assert "systemctl start srht-backup` on alpha" in check.detail
+    # Before the first run: yellow, until the schedule is overdue.
+    assert judge(plan, now, ["active", "99000000000", "100000.0"], daily, None).state == "yellow"
+    check = judge(plan, now, timer, daily, None)
+    assert check.state == "red" and check.detail.startswith("missed: no backup yet")
+    check = judge(plan, now, ["inactive", "0", "1.0"], daily, ok)
+    assert check.state == "red" and "srht-backup.timer is inactive" in check.detail
