@@ -621,6 +621,16 @@ def test_a_scheduled_backup_writes_an_archive_only_the_admin_can_read(
     assert not tarfile.is_tarfile(fetched)
     with pytest.raises(pyrage.DecryptError):
         pyrage.decrypt(fetched.read_bytes(), [pyrage.x25519.Identity.generate()])
+    never = str(site.folder / "never-written.ini")
+    refused = srht_install(site, "restore", str(fetched), "--config", never)
+    assert refused.returncode != 0 and "is encrypted: give --identity KEYFILE" in refused.stderr
+    wrong = site.folder / "wrong-key.txt"
+    wrong.write_text(f"{pyrage.x25519.Identity.generate()}\n")
+    refused = srht_install(
+        site, "restore", "--identity", str(wrong), str(fetched), "--config", never
+    )
+    assert refused.returncode != 0 and "does not open with that key" in refused.stderr
+    assert not Path(never).exists() and not fetched.with_suffix("").exists()
     # The admin's key does: a whole archive, every part as the manifest says.
     plain = site.folder / name.removesuffix(".age")
     plain.write_bytes(pyrage.decrypt(fetched.read_bytes(), [identity]))
