@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,15 @@ from srht_core.config import dump_ini
 from srht_core.keys import generate_keys
 from srht_core.schema import Calendar
 
+TESTS = Path(__file__).parents[1]
+sys.path.insert(0, str(TESTS))
 
-def write_config(folder: Path, backup: dict[str, Any] | None) -> Path:
+from support.smtp_sink import SmtpSink  # noqa: E402 - after the path is set
+
+
+def write_config(
+    folder: Path, backup: dict[str, Any] | None, mail: dict[str, Any] | None = None
+) -> Path:
     keys = generate_keys()
     (folder / "deploy-key").write_text("a key\n")
     data: dict[str, dict[str, Any]] = {
@@ -45,6 +53,8 @@ def write_config(folder: Path, backup: dict[str, Any] | None) -> Path:
     }
     if backup is not None:
         data["backup"] = backup
+    if mail is not None:
+        data["mail"] = mail
     path = folder / "config.ini"
     path.write_text(dump_ini(data))
     return path
@@ -246,3 +256,28 @@ def test_status_is_red_for_a_missed_or_failed_backup_and_green_otherwise(tmp_pat
     assert check.state == "red" and check.detail.startswith("missed: no backup yet")
     check = judge(plan, now, ["inactive", "0", "1.0"], daily, ok)
     assert check.state == "red" and "srht-backup.timer is inactive" in check.detail
+
+
+def test_a_failed_run_is_mailed_to_the_admin_through_smtp(tmp_path: Path) -> None:
+    from srht_installer.scheduled import Outcome, _mail_admin
+
+    with SmtpSink() as sink:
+        mail = {
+            "smtp-host": "127.0.0.1",
+            "smtp-port": str(sink.port),
+            "smtp-encryption": "none",
+            "smtp-from": "srht@example.test",
+        }
+        backup = {"recipient": RECIPIENT, "mail-to": "ops@example.test"}
+        site = site_of(write_config(tmp_path, backup, mail))
+        last = {"archive": "srht-backup-20260601T030000Z.tar.age", "finished": 1780282800}
+        outcome = Outcome(started=0, error="pg_dump failed on alpha", last_good=last)
+        _mail_admin(site, site.backup, outcome)
+        (received,) = sink.wait_for(1)
+    assert received.recipients == ["ops@example.test"]
+    message = received.message
+    assert message["Subject"] == "[srht] backup FAILED"
+    body = message.get_content()
+    assert "pg_dump failed on alpha" in body
+    assert "Last good backup: srht-backup-20260601T030000Z.tar.age (2026-06-01 03:00 UTC)" in body
+    assert "systemctl start srht-backup` on alpha" in body
