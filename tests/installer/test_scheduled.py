@@ -281,3 +281,18 @@ def test_a_failed_run_is_mailed_to_the_admin_through_smtp(tmp_path: Path) -> Non
     assert "pg_dump failed on alpha" in body
     assert "Last good backup: srht-backup-20260601T030000Z.tar.age (2026-06-01 03:00 UTC)" in body
     assert "systemctl start srht-backup` on alpha" in body
+
+
+def test_a_passphrase_encrypts_in_age_scrypt_mode(tmp_path: Path) -> None:
+    from srht_installer.scheduled import decrypt_archive, encrypt
+
+    plain = tmp_path / "site.tar"
+    plain.write_bytes(os.urandom(20_000))
+    encrypted = tmp_path / "site.tar.age"
+    size, _sha256 = encrypt(plain, encrypted, recipient=None, passphrase="correct horse")
+    assert encrypted.read_bytes().startswith(b"age-encryption.org/v1\n-> scrypt ")
+    assert size == encrypted.stat().st_size and encrypted.stat().st_mode & 0o777 == 0o600
+    decrypt_archive(encrypted, tmp_path / "back.tar", passphrase="correct horse")
+    assert (tmp_path / "back.tar").read_bytes() == plain.read_bytes()
+    with pytest.raises(ValueError, match="does not open with that key"):
+        decrypt_archive(encrypted, tmp_path / "wrong.tar", passphrase="wrong horse")
