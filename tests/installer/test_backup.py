@@ -6,7 +6,11 @@ CLI, a tracker, tickets and pastes through the APIs with a token from meta,
 a repository pushed over HTTPS with the real git client. Then
 ``srht-install backup``, both hosts replaced by fresh ones (nothing of the
 old disks survives), ``srht-install restore``, and the users, tickets,
-pastes and repositories compared row by row and object by object.
+pastes and repositories compared row by row and object by object. Then
+the restored site gets a ``[backup]`` section: its timer's service, started
+by hand on alpha, writes archives encrypted to the admin's age key, keeps
+two, finds a corrupted one, and turns ``srht-install status`` red (and
+mails the admin) when a run fails.
 
 The tests run in order on one site, each a step of its life.
 """
