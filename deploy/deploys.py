@@ -48,6 +48,8 @@ from pyinfra.operations import apt, files, server, systemd
 from srht_core import HostNeeds
 
 from . import distro, operations
+from .backupplan import backup_secrets
+from .backups import BACKUP_UNITS, activate_backups, configure_backups
 from .facts import DropinUnits, ManagedFiles
 from .model import CONFIG, CONFIG_DIR, GROUP, SRHT, TLS_DIR, VENV, Site
 from .render import (
@@ -490,6 +492,7 @@ def configure(site: Site) -> None:
             group="root",
             mode="644",
         )
+    configure_backups(site)  # the backup's account owns secret files
     _secret_files(site, placement)
     _sshd(site, placement)
     _postfix(site, placement)
@@ -589,6 +592,7 @@ def _secret_files(site: Site, placement: Placement) -> None:
                     f"two services need a different secret file called {secret.name}"
                 )
             wanted[secret.name] = secret
+    wanted.update({s.name: s for s in backup_secrets(site.config, site.backup, placement.name)})
     folder = HostNeeds.SECRETS_DIR
     present = host.get_fact(ManagedFiles, pattern=f"{folder}/*")
     if wanted:
@@ -786,7 +790,7 @@ def activate(site: Site) -> None:
         present = sorted(packaged)
     else:
         present = host.get_fact(ManagedFiles, pattern="/etc/systemd/system/srht-*.service")
-    obsolete = [name for name in present if name not in wanted]
+    obsolete = [name for name in present if name not in wanted and name not in BACKUP_UNITS]
 
     if wanted or obsolete:
         operations.converge(
@@ -843,6 +847,7 @@ def activate(site: Site) -> None:
     # nginx serves every site before anything is checked: the services on
     # one host sign their users in through meta's nginx on another.
     _activate_nginx(site, placement)
+    activate_backups(site)
     _check_meta(site, placement)
     for service in operations.each(list(placement.services), order=topology.services):
         address, _, port = topology.binds[service].rpartition(":")

@@ -22,6 +22,9 @@ operator would look:
   message through it), **disk** (free space per host against
   ``--min-free``), **postgresql** and **redis** (their versions, and no
   replication nobody set up).
+- **backup**: with ``[backup]``, the last scheduled backup succeeded,
+  verified, and is not older than the schedule allows
+  (:func:`srht_installer.scheduled.backup_checks`).
 
 A check is green, yellow (works, but act soon: a certificate expiring
 within 21 days, a name visitors cannot resolve yet, no mail relay) or red,
@@ -55,7 +58,7 @@ WARN_DAYS, FAIL_DAYS = 21, 3
 class Check:
     """One line of the status table."""
 
-    kind: str  # daemon, service, certificate, and those of diagnose.KINDS
+    kind: str  # daemon, service, certificate, backup, and those of diagnose.KINDS
     what: str
     where: str
     state: str  # green, yellow, red
@@ -266,9 +269,14 @@ def check_site(
             if service in topology.fronted_by(nginx_host):
                 jobs.append((_service, (site, service, nginx_host, timeout)))
     jobs += diagnosis_jobs(config, site, diagnosis or Diagnosis())
+    from .scheduled import backup_checks  # the scheduled backups' line
+
+    jobs.append((backup_checks, (config, site)))
     with ThreadPoolExecutor(max_workers=8) as pool:
         futures = [pool.submit(function, *args) for function, args in jobs]
         results = [future.result() for future in futures]
-    order = {kind: i for i, kind in enumerate(("service", "certificate", "daemon", *KINDS))}
+    order = {
+        kind: i for i, kind in enumerate(("service", "certificate", "daemon", "backup", *KINDS))
+    }
     checks = [check for found in results for check in found]
     return sorted(checks, key=lambda c: (order[c.kind], c.where, c.what))
