@@ -154,6 +154,12 @@ LICENSE_OVERRIDES: dict[str, Override] = {
     "itsdangerous": Override(_BSD3, "BSD-3-Clause"),
     "flask-wtf": Override(_BSD3 + " (its License field is that text)", "BSD-3-Clause"),
     "wtforms": Override(_BSD3 + " (its License field is that text)", "BSD-3-Clause"),
+    "pyrage": Override(
+        "its metadata names no license; its LICENSE is the MIT text. The Rust crates "
+        "compiled into it are listed with their licenses in its .dist-info/sboms "
+        "(CycloneDX; MIT or Apache-2.0 for nearly all)",
+        "MIT",
+    ),
     "python-dateutil": Override(
         'its metadata says "Dual License" with both the BSD and Apache classifiers; its '
         "LICENSE says contributions after 2017-12-01 (and relicensed ones) are "
