@@ -50,7 +50,8 @@ def _canonical(name: str) -> str:
 def _installed(venv: Path, distribution: str) -> tuple[Path, metadata.Distribution | None]:
     site = next(venv.glob("lib/python*/site-packages"))
     for found in metadata.distributions(path=[str(site)]):
-        if _canonical(found.metadata["Name"]) == distribution:
+        name = found.metadata["Name"]
+        if name and _canonical(name) == distribution:
             return site, found
     return site, None
 
@@ -71,10 +72,21 @@ def put_back(distribution: str, venv: Path, previous: Path) -> str:
     distribution = _canonical(distribution)
     site, now = _installed(venv, distribution)
     old_site, before = _installed(previous, distribution)
+    folders = set()
     for name in (now.files or []) if now is not None else []:
         path = Path(os.path.normpath(site / name))
         if path.is_file() or path.is_symlink():
             path.unlink()
+            folders.add(path.parent)
+    # Folders left empty (or holding only bytecode) go: an empty dist-info
+    # would still be found as the distribution, without a version.
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+        cache = folder / "__pycache__"
+        if folder != site and folder.is_relative_to(site) and folder.is_dir():
+            if cache.is_dir() and not any(folder.glob("*.py")):
+                shutil.rmtree(cache)
+            if not any(folder.iterdir()):
+                folder.rmdir()
     for name in (before.files or []) if before is not None else []:
         source = Path(os.path.normpath(old_site / name))
         target = Path(os.path.normpath(site / name))

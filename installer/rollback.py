@@ -15,7 +15,9 @@ srht_deploy.onhost put-back``); restores its database from the archive
 taken before the upgrade when it had migrations to run (its migrations are
 run again by the next deploy, whose stamps it forgets); starts its daemons
 and asks it whether it answers; then removes the marks. The report names
-each service, what failed with its words, and what was put back.
+each service, what failed with its words, and what was put back. Putting a
+distribution's files back puts back every service of it on those hosts
+(``srht`` holds all the built-in ones), so those are rolled back with it.
 
 With ``install-method = distro`` the previous packages are not kept: only
 the database is put back, and the report says the code is not.
@@ -23,12 +25,13 @@ the database is put back, and the report says the code is not.
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .backup import Target, _restore_database
+from .backup import MANIFEST, Target, _restore_database
 from .remote_archive import ArchiveReader, Remote, RemoteError, remotes
 from .ui import console, errors
 
@@ -57,12 +60,14 @@ class RolledBack:
     restored: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     answers: bool = False
+    #: The distribution it shares with a failed service (it did not fail itself).
+    shares: str | None = None
 
 
 def _venv() -> str:
     from srht_deploy.model import VENV
 
-    return VENV
+    return str(VENV)
 
 
 def _distro(site: Any) -> bool:
@@ -154,7 +159,7 @@ def _roll_back_one(
 ) -> RolledBack:
     from srht_deploy.operations import STATE_DIR
 
-    from .backup import _database
+    from .backup import _database, _marker
 
     hosts = remotes(site)
     venv = _venv()
@@ -186,10 +191,6 @@ def _roll_back_one(
     elif place is not None and archive is not None:
         reader = ArchiveReader(archive)
         try:
-            import json
-
-            from .backup import MANIFEST
-
             manifest = json.loads(reader.read_bytes(MANIFEST))
             part = next(
                 p
@@ -198,6 +199,8 @@ def _roll_back_one(
             )
             target = Target(part, place.host, place=place, owner=f"srht-{service}")
             _restore_database(reader, hosts[place.host], target, manifest["id"])
+            # Not a restore of the site: `srht-install restore` of this archive redoes it.
+            hosts[place.host].run(f"rm -f {_marker(part)}", "forget the restore's mark")
         finally:
             reader.close()
         done.restored.append(f"its database ({place.name} on {place.host}, from {archive.name})")
@@ -225,16 +228,46 @@ def roll_back(
     :raises RemoteError: a host did not do what it was asked.
     """
     out = []
-    for service in [s for s in site.topology.services if any(f.service == s for f in failures)]:
+    for service in _with_shared_code(site, {f.service for f in failures}):
         mine = [f for f in failures if f.service == service]
         console.print(f"Rolling back {service}...")
-        out.append(_roll_back_one(site, service, mine, service in migrating, archive, kept))
+        done = _roll_back_one(site, service, mine, service in migrating, archive, kept)
+        if not mine:
+            done.shares = site.distribution(service)
+        out.append(done)
     return out
+
+
+def _with_shared_code(site: Any, failed: set[str]) -> list[str]:
+    """``failed`` and the services whose code is the same distribution as
+    one of them on one of its hosts (putting its code back puts theirs
+    back too), in the site's order."""
+    topology = site.topology
+    group = set(failed)
+    while True:
+        more = {
+            other
+            for service in group
+            for other in topology.services
+            if other not in group
+            and site.distribution(other) == site.distribution(service)
+            and set(_service_hosts(site, other)) & set(_service_hosts(site, service))
+        }
+        if not more:
+            return [s for s in topology.services if s in group]
+        group |= more
 
 
 def report(rolled: list[RolledBack]) -> str:
     """Print what failed and what was put back; the closing note."""
     for done in rolled:
+        if done.shares:
+            errors.print(
+                f"  {done.service} is rolled back too: its code is {done.shares}'s, put back "
+                "on its hosts.",
+                markup=False,
+                highlight=False,
+            )
         for failure in done.failures:
             errors.print(
                 f"[red]✗[/red] {done.service}: its {failure.step} failed on {failure.host}:",
