@@ -35,10 +35,19 @@ from .backup import MANIFEST, Target, _restore_database
 from .remote_archive import ArchiveReader, Remote, RemoteError, remotes
 from .ui import console, errors
 
-__all__ = ["Failure", "RolledBack", "keep_previous_code", "read_failures", "roll_back"]
+__all__ = [
+    "Failure",
+    "RolledBack",
+    "keep_previous_code",
+    "read_failures",
+    "roll_back",
+    "upgrade_over",
+]
 
 #: Where the virtualenv of before the upgrade is kept, on each host.
 PREVIOUS_SUFFIX = ".previous"
+#: In that copy while its upgrade is not over.
+PENDING = ".srht-upgrade-pending"
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,12 @@ def _distro(site: Any) -> bool:
 def keep_previous_code(site: Any) -> list[str]:
     """Copy the virtualenv of each host that runs srht beside it, so a
     failed service's code can be put back; the hosts where it was kept.
-    Nothing is kept with ``install-method = distro`` (said once)."""
+    Nothing is kept with ``install-method = distro`` (said once).
+
+    The copy is marked pending until the upgrade is over
+    (:func:`upgrade_over`): after an upgrade that was cut short, the
+    virtualenv may hold the new code already, so the copy of before it is
+    kept rather than taken again."""
     if _distro(site):
         console.print(
             "With install-method = distro the previous packages are not kept: a service "
@@ -92,11 +106,22 @@ def keep_previous_code(site: Any) -> list[str]:
         if not placement.runs_srht:
             continue
         hosts[placement.name].run(
-            f"rm -rf {previous}; if [ -f {venv}/.srht-wheels ]; then cp -a {venv} {previous}; fi",
+            f"[ -f {previous}/{PENDING} ] || {{ rm -rf {previous}; "
+            f"if [ -f {venv}/.srht-wheels ]; then cp -a {venv} {previous} && "
+            f"touch {previous}/{PENDING}; fi; }}",
             "keep the previous software",
         )
         kept.append(placement.name)
     return kept
+
+
+def upgrade_over(site: Any, kept: list[str]) -> None:
+    """The upgrade is over (applied, or its failed services rolled back):
+    the next one keeps a new copy."""
+    previous = shlex.quote(_venv() + PREVIOUS_SUFFIX)
+    hosts = remotes(site)
+    for name in kept:
+        hosts[name].run(f"rm -f {previous}/{PENDING}", "mark the upgrade over")
 
 
 def read_failures(site: Any) -> list[Failure]:
@@ -303,6 +328,7 @@ def after_failed_deploy(
         if not failures:
             return ""
         rolled = roll_back(site, failures, migrating, archive, kept)
+        upgrade_over(site, kept)
     except RemoteError as error:
         return f"Rolling back the failed services did not finish: {error}"
     return report(rolled)

@@ -51,7 +51,7 @@ from srht_core import human_size
 
 from .backup import MANIFEST, DatabasePlace, _database, _revisions, take_backup
 from .remote_archive import ArchiveError, ArchiveReader, Remote, RemoteError, remotes
-from .rollback import after_failed_deploy, keep_previous_code
+from .rollback import after_failed_deploy, keep_previous_code, upgrade_over
 from .ui import console, errors
 
 __all__ = ["MigrationPlan", "Rehearsal", "UpgradePlan", "read_plan", "rehearse"]
@@ -385,7 +385,10 @@ def upgrade_command(
     """Upgrade the site to the srht of this machine: the plan (versions,
     migrations, restarts), a backup, the migrations rehearsed on a copy of
     each database, then the deploy (each database migrated before its new
-    code starts; each service health-checked through nginx)."""
+    code starts; each service health-checked through nginx). A service
+    whose migration or health check fails is rolled back by itself (its
+    previous code, and its database from the backup); the others stay
+    upgraded."""
     import sys
 
     from .cli import EXIT_FAILURE, Options, _existing, _site, deploy, fail
@@ -455,5 +458,6 @@ def upgrade_command(
     except RemoteError as error:
         fail(str(error), EXIT_FAILURE)
     if outcome == "applied":
+        upgrade_over(site, kept)
         report_applied(site, plan)
         console.print("[green]Upgraded.[/green]")

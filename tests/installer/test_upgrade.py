@@ -299,8 +299,10 @@ def notes_rows(hosts: TestHosts) -> str:
     return hosts["gamma"].ssh(f"{psql} -c '{query}'").stdout
 
 
-def started(hosts: TestHosts, host: str, unit: str) -> str:
-    return hosts[host].ssh(f"systemctl show -p ActiveEnterTimestampMonotonic {unit}").stdout
+def restarted_for(hosts: TestHosts, host: str, unit: str) -> str:
+    """What the deploy last restarted ``unit`` for (the fingerprint of its
+    software, config and unit, recorded once the restart succeeded)."""
+    return hosts[host].ssh(f"cat /var/lib/srht-deploy/applied-{unit}").stdout
 
 
 def test_a_third_party_service_is_added_with_data(
@@ -330,7 +332,7 @@ def test_a_failing_migration_rolls_its_service_back_and_the_others_go_on(
     notes_venv["install"]("2.0")
     config = workdir / "config.ini"
     config.write_text(config.read_text().replace("[paste]\n", "[paste]\nmax-file-size = 2097152\n"))
-    paste_before = started(test_hosts, "delta", "srht-paste.service")
+    paste_before = restarted_for(test_hosts, "delta", "srht-paste.service")
 
     result = notes_install(workdir, notes_venv, "upgrade", "--yes")
 
@@ -351,7 +353,7 @@ def test_a_failing_migration_rolls_its_service_back_and_the_others_go_on(
     assert notes_rows(test_hosts) == state["notes_rows"]
     # paste, on the same host, went through its steps: restarted with its
     # new config, and answering.
-    assert started(test_hosts, "delta", "srht-paste.service") != paste_before
+    assert restarted_for(test_hosts, "delta", "srht-paste.service") != paste_before
     status, listed = paste_api(test_hosts, workdir, "GET", "/api/pastes", state["tokens"]["alice"])
     assert status == 200, listed
     assert rows(test_hosts) == state["rows"]
