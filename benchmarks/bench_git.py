@@ -13,10 +13,11 @@
    gunicorn settings.
 3. SSH (``--only ssh``, as root): ``git ls-remote``, a no-op ``git fetch``
    and a clone of the same repository over an sshd configured with the
-   service's snippet (``srht-git-keys``, ``srht-git-shell``, meta and git
-   served) against a plain sshd whose forced command is ``git-shell`` on
-   the same repository folder. Wall time, median per operation, and the
-   service's ÷ the plain sshd's (target ≤ 1.3).
+   service's snippet (curl as the key lookup, the service's forced
+   command, meta and git served) against a plain sshd whose forced command
+   is ``git-shell`` on the same repository folder. Wall time, median per
+   operation, and the service's ÷ the plain sshd's (target ≤ 1.3); then
+   the pieces of a login timed alone (key lookup, forced command).
 
 Everything runs on loopback in a temporary folder removed afterwards; the
 servers run in their own process sessions and are stopped by their PID.
@@ -30,6 +31,7 @@ import contextlib
 import inspect
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -444,6 +446,81 @@ def timed_git(args: list[str], ssh: str, cwd: Path) -> float:
     return time.perf_counter() - start
 
 
+def _older_snippet(ssh: Any, site: dict[str, Any], user: str, config: Path, work: Path) -> str:
+    """The sshd snippet of a tree before the curl key lookup (run with that
+    tree's interpreter), to compare: its ``srht-git-keys`` as nobody when
+    nobody can run it."""
+    program = str(Path(sys.executable).parent / "srht")
+    probe = subprocess.run(
+        ["runuser", "-u", "nobody", "--", program + "-git-keys", "--help"],
+        capture_output=True,
+        check=False,
+    )
+    keys_user = "nobody" if probe.returncode == 0 else user
+    parameters = inspect.signature(ssh.sshd_snippet).parameters
+    if "ssh_user" in parameters:
+        # A tree before issue 16 (``srht git keys``).
+        return str(ssh.sshd_snippet(user, program, str(config), keys_user=user))
+    if "credential_file" in parameters:
+        # The lookup credential in a file of the keys account's, as deployed.
+        lookup = work / "git-ssh-keys"
+        lookup.write_text(ssh.keys_secret(site).text)
+        shutil.chown(lookup, keys_user)
+        lookup.chmod(0o400)
+        return str(
+            ssh.sshd_snippet(
+                site, program, str(config), keys_user=keys_user, credential_file=str(lookup)
+            )
+        )
+    return str(ssh.sshd_snippet(site, program, str(config), keys_user=keys_user))
+
+
+def _ssh_pieces(snippet: str, public: str, user: str, repo: Path, runs: int) -> dict[str, float]:
+    """Where a login's time goes, each piece timed alone: sshd's key lookup
+    (the snippet's AuthorizedKeysCommand), the forced
+    command up to git's ref advertisement (stdin closed), and git-shell
+    doing the same on the plain sshd's side."""
+    line = next(x for x in snippet.splitlines() if "AuthorizedKeysCommand " in x)
+    key_type, blob = public.split()[:2]
+    words = shlex.split(line.split("AuthorizedKeysCommand ", 1)[1])
+    lookup = [w.replace("%u", user).replace("%t", key_type).replace("%k", blob) for w in words]
+    answer = subprocess.run(lookup, capture_output=True, text=True, check=True).stdout
+    forced = shlex.split(answer.split('command="', 1)[1].split('" ', 1)[0].replace('\\"', '"'))
+    env = {**os.environ, "SSH_ORIGINAL_COMMAND": f"git-upload-pack '~{OWNER}/history'"}
+    cases = {
+        "key lookup (sshd asks twice)": (lookup, None),
+        "forced command to git's advertisement": (forced, env),
+        "git-shell to git's advertisement": (
+            ["git-shell", "-c", f"git-upload-pack '{repo}'"],
+            None,
+        ),
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    from srht_plugins.git import ssh_programs
+
+    config, fingerprint = forced[-2], forced[-1]
+    origin, network_key = ssh_programs.read_site(config)
+    token = ssh_programs.credential(network_key, ssh_programs.SHELL)
+    body = ssh_programs.access_request(fingerprint, env["SSH_ORIGINAL_COMMAND"].encode())
+    access = "its request to the git service alone"
+    times[access] = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        ssh_programs._post(origin, "/internal/ssh/access", token, body)
+        times[access].append(time.perf_counter() - start)
+    for _ in range(runs):
+        for name, (command, environment) in cases.items():
+            start = time.perf_counter()
+            done = subprocess.run(
+                command, env=environment, capture_output=True, stdin=subprocess.DEVNULL
+            )
+            times[name].append(time.perf_counter() - start)
+            # git exits 128 when stdin closes after its advertisement.
+            if b"refs/heads/main" not in done.stdout and b"restrict," not in done.stdout:
+                raise RuntimeError(f"{name}: {done.stderr.decode(errors='replace')}")
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def bench_ssh(runs: int, workers: int) -> int:
     """git over SSH through the service ÷ through a plain sshd with git-shell."""
     import getpass
@@ -518,37 +595,20 @@ def bench_ssh(runs: int, workers: int) -> int:
                 env,
             )
             servers.append(server)
-        from srht_plugins.git.ssh import default_program, sshd_snippet
+        from srht_plugins.git import ssh
 
-        # sshd's keys account: nobody when it can run the installed program.
-        keys_program = default_program() + "-git-keys"
-        probe = subprocess.run(
-            ["runuser", "-u", "nobody", "--", keys_program, "--help"],
-            capture_output=True,
-            check=False,
-        )
-        keys_user = "nobody" if probe.returncode == 0 else user
+        sshd_snippet: Any = ssh.sshd_snippet
         site = {name: dict(data[name]) for name in ("srht", "git")}
-        if "ssh_user" in inspect.signature(sshd_snippet).parameters:
-            # A tree before issue 16 (``srht git keys``), to compare.
-            snippet = sshd_snippet(user, default_program(), str(config), keys_user=user)
-        elif "credential_file" in inspect.signature(sshd_snippet).parameters:
-            from srht_plugins.git.ssh import keys_secret
-
-            # The lookup credential in a file of the keys account's, as deployed.
+        if "curl" in inspect.signature(sshd_snippet).parameters:
+            # The key lookup is curl, run as nobody with its config file, as deployed.
             lookup = work / "git-ssh-keys"
-            lookup.write_text(keys_secret(site).text)
-            shutil.chown(lookup, keys_user)
+            lookup.write_text(ssh.keys_secret(site).text)
+            shutil.chown(lookup, "nobody")
             lookup.chmod(0o400)
-            snippet = sshd_snippet(
-                site,
-                default_program(),
-                str(config),
-                keys_user=keys_user,
-                credential_file=str(lookup),
-            )
+            snippet = sshd_snippet(site, keys_user="nobody", credential_file=str(lookup))
         else:
-            snippet = sshd_snippet(site, default_program(), str(config), keys_user=keys_user)
+            lookup = None
+            snippet = _older_snippet(ssh, site, user, config, work)
         service_port, plain_port = free_port(), free_port()
         processes.append(start_sshd(work, "service", service_port, snippet))
         authorized = work / "plain_authorized_keys"
@@ -604,6 +664,7 @@ def bench_ssh(runs: int, workers: int) -> int:
                     for operation, make in operations.items():
                         seconds = timed_git(make(url, name), ssh, work)
                         times.setdefault((operation, name), []).append(seconds)
+            pieces = _ssh_pieces(snippet, public, user, repo, runs) if lookup else {}
             load_after = os.getloadavg()
         print(
             f"\ngit over SSH · {time.strftime('%Y-%m-%d %H:%M')} · load "
@@ -614,6 +675,8 @@ def bench_ssh(runs: int, workers: int) -> int:
             plain = statistics.median(times[(operation, "plain sshd + git-shell")])
             ours = statistics.median(times[(operation, "the service")])
             print(f"  {operation:<22} {plain:>10.3f}s {ours:>8.3f}s {ours / plain:>7.2f}")
+        for piece, seconds in pieces.items():
+            print(f"  {piece}: {seconds * 1000:.1f} ms (median of {runs})")
     except RuntimeError:
         for log in sorted(work.glob("*.log")):
             print(f"--- {log.name}", log.read_text(errors="replace")[-1500:], file=sys.stderr)

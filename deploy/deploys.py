@@ -41,12 +41,15 @@ from typing import Any
 from pyinfra.api.deploy import deploy
 from pyinfra.api.exceptions import OperationError
 from pyinfra.context import host
+from pyinfra.facts.files import Sha256File
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server, systemd
 
 from srht_core import HostNeeds
 
 from . import distro, operations
+from .backupplan import backup_secrets
+from .backups import BACKUP_UNITS, activate_backups, configure_backups
 from .facts import DropinUnits, ManagedFiles
 from .model import CONFIG, CONFIG_DIR, GROUP, SRHT, TLS_DIR, VENV, Site
 from .render import (
@@ -180,7 +183,10 @@ def _service_units(site: Site, placement: Placement) -> dict[str, tuple[str, str
     if placement.runner:
         out[RUNNER_UNIT] = (
             RUNNER_SERVICE,
-            runner_unit(f"{_srht(site)} {RUNNER_SERVICE} runner", _runner_dir(site)),
+            # The packages ship the runner's unit (srht-builds); the site adds its folder.
+            distro.dropin(paths=[_runner_dir(site)])
+            if distro.enabled(site)
+            else runner_unit(f"{SRHT} {RUNNER_SERVICE} runner", _runner_dir(site)),
         )
     return out
 
@@ -486,6 +492,7 @@ def configure(site: Site) -> None:
             group="root",
             mode="644",
         )
+    configure_backups(site)  # the backup's account owns secret files
     _secret_files(site, placement)
     _sshd(site, placement)
     _postfix(site, placement)
@@ -585,6 +592,7 @@ def _secret_files(site: Site, placement: Placement) -> None:
                     f"two services need a different secret file called {secret.name}"
                 )
             wanted[secret.name] = secret
+    wanted.update({s.name: s for s in backup_secrets(site.config, site.backup, placement.name)})
     folder = HostNeeds.SECRETS_DIR
     present = host.get_fact(ManagedFiles, pattern=f"{folder}/*")
     if wanted:
@@ -786,7 +794,7 @@ def activate(site: Site) -> None:
         present = sorted(packaged)
     else:
         present = host.get_fact(ManagedFiles, pattern="/etc/systemd/system/srht-*.service")
-    obsolete = [name for name in present if name not in wanted]
+    obsolete = [name for name in present if name not in wanted and name not in BACKUP_UNITS]
 
     if wanted or obsolete:
         operations.converge(
@@ -848,6 +856,7 @@ def activate(site: Site) -> None:
     # nginx serves every site before anything is checked: the services on
     # one host sign their users in through meta's nginx on another.
     _activate_nginx(site, placement)
+    activate_backups(site)
     _check_meta(site, placement)
     for service in operations.each(list(placement.services), order=topology.services):
         address, _, port = topology.binds[service].rpartition(":")
@@ -919,6 +928,16 @@ def _activate_nginx(site: Site, placement: Placement) -> None:
     present = host.get_fact(ManagedFiles, pattern="/etc/nginx/sites-enabled/srht-*.conf")
     if not sites and not present:
         return
+    # A site file or certificate changed on the host behind the deploy's back
+    # (and put back by this run): nginx still holds what it read, so it is
+    # reloaded even though what the deploy applies did not change.
+    wanted = {f"/etc/nginx/sites-enabled/{name}": text for name, text in sites.items()}
+    wanted |= {path: text for path, (text, _mode) in certificates.items()}
+    drifted = any(
+        (present := host.get_fact(Sha256File, path=path)) is not None
+        and present != hashlib.sha256(text.encode()).hexdigest()
+        for path, text in wanted.items()
+    )
     operations.converge(
         name="Check nginx's config and reload it",
         key="nginx",
@@ -927,6 +946,7 @@ def _activate_nginx(site: Site, placement: Placement) -> None:
             *(text for text, _mode in certificates.values()),
         ),
         command="nginx -t -q && systemctl reload-or-restart nginx",
+        drifted=drifted,
     )
     if not sites:
         return  # the host fronts nothing any more: nginx stays as it is otherwise

@@ -2,7 +2,9 @@
 host needs, with the values the deploy derives filled in.
 
 - ``[deploy]`` is left out: how to reach the hosts is the deploying
-  machine's business.
+  machine's business. So is ``[backup]`` (no service reads it; the backup
+  host gets the whole config as a secret file, see
+  :mod:`srht_deploy.backupplan`).
 - Every service section stays (origins, navigation and token scopes span
   the site), but the optional secrets of services the host does not run
   (their connection strings) are dropped. Sections of services whose
@@ -89,7 +91,7 @@ def host_config_text(
     derived = databases(config, topology, host, services=with_database)
     data: dict[str, dict[str, str]] = {}
     for name, raw in config.raw.items():
-        if name == "deploy":
+        if name in ("deploy", "backup"):  # read on the deploying and backup hosts only
             continue
         service = name.split("::", 1)[0]
         if service in omit:

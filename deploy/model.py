@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name
 
 from srht_core import Config, ConfigError, HostNeeds, PluginHost, load_config
 
+from .backupplan import BackupPlan, backup_plan
 from .hostconfig import databases, host_config_text
 from .secrets import Database, redis_password
 from .tls import Certificate, service_certificate, site_authority
@@ -89,7 +90,9 @@ class Site:
         problems = plugins.check_site(config)
         if problems:
             raise ConfigError(problems)
-        return cls(config, plugins, read_topology(config, plugins))
+        topology = read_topology(config, plugins)
+        backup_plan(config, topology)  # raises ConfigError naming [backup]'s problems
+        return cls(config, plugins, topology)
 
     # -- per host ------------------------------------------------------------
 
@@ -202,6 +205,11 @@ class Site:
     @property
     def data_dir(self) -> str:
         return str(self.config["srht"]["data-dir"])
+
+    @cached_property
+    def backup(self) -> BackupPlan | None:
+        """``[backup]``, checked (see :mod:`srht_deploy.backupplan`)."""
+        return backup_plan(self.config, self.topology)
 
     @property
     def acme(self) -> bool:

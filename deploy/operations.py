@@ -303,16 +303,20 @@ def _stamp(name: str) -> str | None:
 
 
 @operation()
-def converge(key: str, fingerprint: str, command: str, step: str | None = None) -> Commands:
+def converge(
+    key: str, fingerprint: str, command: str, drifted: bool = False, step: str | None = None
+) -> Commands:
     """Run ``command`` (restart a daemon, reload a config...) unless it
     already succeeded for ``fingerprint``, a hash of everything it applies.
 
     The fingerprint is recorded on the host only after ``command``
     succeeds, so a run that failed half-way, or never reached a host,
     applies it on the next run; a run with nothing new changes nothing.
+    ``drifted``: a file it applies was changed on the host by something
+    else (and is being put back), so it runs whatever the fingerprint.
     With ``step`` (a service), skipped when that service failed a step of
     this run: its daemons keep what they run (see :func:`failed`)."""
-    if _stamp(f"applied-{key}") == fingerprint:
+    if not drifted and _stamp(f"applied-{key}") == fingerprint:
         return
     yield _unless_failed(step, f"{command} && echo {fingerprint} > {STATE_DIR}/applied-{key}")
 

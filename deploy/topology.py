@@ -308,14 +308,6 @@ def _check_install_method(config: Config, deploy: Any, problem: Any) -> None:
     if config["srht"]["install-method"] != "distro":
         return
     given = [key for key in ("apt-packages", "apt-source") if deploy.get(key)]
-    runners = list(config.get(RUNNER_SERVICE, RUNNER_KEY) or ())
-    if runners:
-        problem(
-            RUNNER_SERVICE,
-            RUNNER_KEY,
-            f"runners ({', '.join(runners)}) are deployed with install-method = "
-            "venv only, for now: start `srht builds runner` on them by hand (docs/builds.md)",
-        )
     if not given:
         problem(
             "srht",

@@ -40,7 +40,15 @@ Every step is re-runnable: each restored part leaves a marker on its host
 (the archive's id, in the deploy's root-only state folder), so running the
 same restore again after a failure redoes only what is not done. A database
 that holds rows not restored from this archive is never replaced without
-``--force``.
+``--force``. An encrypted archive of a scheduled backup
+(``srht-backup-DATE.tar.age``) is decrypted first, next to it, with
+``--identity KEYFILE`` (the age private key of ``[backup] recipient``) or
+``--passphrase-file``.
+
+**Scheduled backups** (``[backup]``) run :func:`take_backup` on a host of
+the site, on a systemd timer, then encrypt, verify and prune the archives:
+see :mod:`srht_installer.scheduled`, and :mod:`srht_deploy.backupplan` for
+where they run and why.
 """
 
 from __future__ import annotations
@@ -249,7 +257,8 @@ def _units(remote: Remote) -> list[str]:
         "systemctl list-units --type=service --state=active --plain --no-legend 'srht-*'",
         "list srht's running units",
     ).stdout
-    return [line.split()[0] for line in out.splitlines() if line.strip()]
+    units = [line.split()[0] for line in out.splitlines() if line.strip()]
+    return [unit for unit in units if not unit.startswith("srht-backup.")]  # the backup itself
 
 
 def _stop(remote: Remote, units: list[str]) -> None:
@@ -290,9 +299,20 @@ def _revisions(remote: Remote, place: DatabasePlace) -> dict[str, list[str]]:
     return found
 
 
-def take_backup(site: Any, config_path: Path, output: Path, *, online: bool) -> Path:
-    """Write the archive of ``site`` into the folder ``output``; returns its path."""
-    hosts = remotes(site)
+def take_backup(
+    site: Any,
+    config_path: Path,
+    output: Path,
+    *,
+    online: bool,
+    hosts: dict[str, Remote] | None = None,
+) -> Path:
+    """Write the archive of ``site`` into the folder ``output``; returns its path.
+
+    :param hosts: how to reach the hosts (default: as ``[deploy]`` says; the
+        scheduled backup gives its own key, see :mod:`srht_installer.scheduled`).
+    """
+    hosts = hosts if hosts is not None else remotes(site)
     topology = site.topology
     places = {s: p for s in topology.services if (p := _database(site, s)) is not None}
     involved = sorted(
@@ -888,6 +908,33 @@ def run_restore(
     return site
 
 
+def _decrypted(archive: Path, identity: Path | None, passphrase_file: Path | None) -> Path:
+    """The plain archive of an encrypted one, decrypted next to it (mode
+    0600, ``ARCHIVE.tar``); an existing one is used as it is."""
+    from .scheduled import decrypt_archive
+
+    plain = archive.with_name(archive.name.removesuffix(".age"))
+    if plain.exists():
+        say(f"Using {plain}, decrypted already")
+        return plain
+    if identity is None and passphrase_file is None:
+        fail(
+            f"{archive} is encrypted: give --identity KEYFILE (the age private key of "
+            "[backup] recipient) or --passphrase-file FILE"
+        )
+    say(f"Decrypting {archive} into {plain} (mode 0600)...")
+    try:
+        decrypt_archive(
+            archive,
+            plain,
+            identity=identity,
+            passphrase=passphrase_file.read_text().strip("\n") if passphrase_file else None,
+        )
+    except (ValueError, OSError) as error:
+        fail(str(error))
+    return plain
+
+
 @click.command("restore")
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -902,9 +949,25 @@ def run_restore(
 @click.option(
     "--force", is_flag=True, help="Replace databases that already hold data not from this archive."
 )
+@click.option(
+    "--identity",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="For an encrypted archive (ARCHIVE.tar.age, from a scheduled backup): the age "
+    "private key file (age-keygen's) to decrypt it with.",
+)
+@click.option(
+    "--passphrase-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="For an archive encrypted with a passphrase ([backup] passphrase-file): that file.",
+)
 @click.pass_context
 def restore_command(
-    ctx: click.Context, archive: Path, config_path: str | None, force: bool
+    ctx: click.Context,
+    archive: Path,
+    config_path: str | None,
+    force: bool,
+    identity: Path | None,
+    passphrase_file: Path | None,
 ) -> None:
     """Bring the site of ARCHIVE (from `srht-install backup`) back on fresh hosts.
 
@@ -914,6 +977,8 @@ def restore_command(
     restored already is skipped.
     """
     started = time.monotonic()
+    if archive.name.endswith(".age"):
+        archive = _decrypted(archive, identity, passphrase_file)
     try:
         reader = ArchiveReader(archive)
     except ArchiveError as error:

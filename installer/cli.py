@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from srht_core import ConfigError, PluginError, PluginHost
@@ -621,20 +622,52 @@ _COLOURS = {
 
 
 @main.command("status")
+@click.option(
+    "--dns-server",
+    metavar="ADDRESS[:PORT]",
+    help="Resolve the services' names with this DNS server (default: this machine's resolver).",
+)
+@click.option(
+    "--min-free",
+    metavar="SIZE|PERCENT",
+    multiple=True,
+    help="A disk is red below all of these free (repeatable; default: 10% and 2GiB).",
+)
+@click.option(
+    "--send-test-mail",
+    metavar="ADDRESS",
+    help="Also send a test message to ADDRESS through the site's mail relay.",
+)
 @click.pass_context
-def status_command(ctx: click.Context) -> None:
-    """Check every service, daemon and certificate of the site; exit 1 if one fails."""
+def status_command(
+    ctx: click.Context,
+    dns_server: str | None,
+    min_free: tuple[str, ...],
+    send_test_mail: str | None,
+) -> None:
+    """Check every service, daemon and certificate of the site, its DNS names, ports, mail
+    relay, disks, PostgreSQL and Redis; exit 1 if one fails."""
+    from .diagnose import DEFAULT_MIN_FREE, Diagnosis, FreeSpace, split_server
     from .status import check_site
 
+    try:
+        if dns_server:
+            split_server(dns_server)
+        thresholds = tuple(FreeSpace.parse(t) for t in min_free) or DEFAULT_MIN_FREE
+    except ValueError as error:
+        fail(f"status: {error}", EXIT_USAGE)
+    diagnosis = Diagnosis(dns_server, thresholds, send_test_mail)
     config = _existing(ctx)
     site = _site(config)
     with console.status("Checking the site..."):
-        checks = check_site(config, site)
+        checks = check_site(config, site, diagnosis=diagnosis)
     table = Table(title=f"{site.site_name}: status", title_justify="left")
     for column in ("check", "what", "host", "state", "detail"):
         table.add_column(column, overflow="fold")
     for check in checks:
-        table.add_row(check.kind, check.what, check.where, _COLOURS[check.state], check.detail)
+        table.add_row(
+            check.kind, check.what, check.where, _COLOURS[check.state], escape(check.detail)
+        )
     console.print(table)
     red = [c for c in checks if c.state == "red"]
     if red:

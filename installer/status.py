@@ -13,10 +13,22 @@ operator would look:
   services that sign their users in through meta, meta reached (a red
   line names the service, the hosts it runs on and what to do);
 - **certificate**: the certificate nginx presented is valid for the name
-  and not about to expire.
+  and not about to expire (an expired one is red, with its date and what
+  to do);
+- the diagnostics of :mod:`.diagnose`: **dns** (each service's name
+  resolves to the nginx hosts that serve it), **port** (80, 443 and the
+  services' own public ports, such as git's SSH, reachable from here),
+  **mail** (the ``[mail]`` relay answers; ``--send-test-mail`` sends a
+  message through it), **disk** (free space per host against
+  ``--min-free``), **postgresql** and **redis** (their versions, and no
+  replication nobody set up).
+- **backup**: with ``[backup]``, the last scheduled backup succeeded,
+  verified, and is not older than the schedule allows
+  (:func:`srht_installer.scheduled.backup_checks`).
 
 A check is green, yellow (works, but act soon: a certificate expiring
-within 21 days) or red; any red makes the command exit 1.
+within 21 days, a name visitors cannot resolve yet, no mail relay) or red,
+saying what to do; any red makes the command exit 1.
 """
 
 from __future__ import annotations
@@ -27,11 +39,14 @@ import socket
 import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .hosts import HostError, run_on
+
+if TYPE_CHECKING:  # diagnose imports Check from here
+    from .diagnose import Diagnosis
 
 __all__ = ["Check", "check_site"]
 
@@ -43,7 +58,7 @@ WARN_DAYS, FAIL_DAYS = 21, 3
 class Check:
     """One line of the status table."""
 
-    kind: str  # daemon, service, certificate
+    kind: str  # daemon, service, certificate, backup, and those of diagnose.KINDS
     what: str
     where: str
     state: str  # green, yellow, red
@@ -145,10 +160,11 @@ def _service(site: Any, service: str, nginx_host: str, timeout: float) -> list[C
         response = connection.getresponse()
         body = response.read(65536).decode(errors="replace")
     except ssl.SSLCertVerificationError as error:
+        from .diagnose import untrusted_certificate
+
+        detail = untrusted_certificate(site, origin.hostname, nginx_host, origin.port, error)
         return [
-            Check(
-                "certificate", origin.hostname, where, "red", f"not trusted: {error.verify_message}"
-            ),
+            Check("certificate", origin.hostname, where, "red", detail),
             Check("service", service, where, "red", f"{url}: certificate not trusted"),
         ]
     except (OSError, http.client.HTTPException) as error:
@@ -165,6 +181,11 @@ def _service(site: Any, service: str, nginx_host: str, timeout: float) -> list[C
         connection.close()
     if isinstance(connection, _PinnedHTTPSConnection) and connection.peer_certificate:
         checks.append(_certificate(origin.hostname, where, connection.peer_certificate))
+        if checks[-1].state != "green":
+            from .diagnose import certificate_remedy
+
+            remedy = certificate_remedy(site, origin.hostname, nginx_host)
+            checks[-1] = replace(checks[-1], detail=f"{checks[-1].detail}. What to do: {remedy}.")
     try:
         health = json.loads(body)
     except ValueError:
@@ -229,8 +250,16 @@ def _certificate(hostname: str, where: str, certificate: dict[str, Any]) -> Chec
     return Check("certificate", hostname, where, state, detail)
 
 
-def check_site(config: Path, site: Any, *, timeout: float = 15) -> list[Check]:
-    """Every check of the site, hosts in parallel, in a stable order."""
+def check_site(
+    config: Path, site: Any, *, timeout: float = 15, diagnosis: Diagnosis | None = None
+) -> list[Check]:
+    """Every check of the site, hosts in parallel, in a stable order.
+
+    :param diagnosis: a :class:`.diagnose.Diagnosis` (its options); ``None``,
+        the defaults.
+    """
+    from .diagnose import KINDS, Diagnosis, diagnosis_jobs
+
     topology = site.topology
     jobs: list[tuple[Any, tuple[Any, ...]]] = []
     for host in topology.hosts:
@@ -239,9 +268,15 @@ def check_site(config: Path, site: Any, *, timeout: float = 15) -> list[Check]:
         for nginx_host in topology.nginx_hosts:
             if service in topology.fronted_by(nginx_host):
                 jobs.append((_service, (site, service, nginx_host, timeout)))
+    jobs += diagnosis_jobs(config, site, diagnosis or Diagnosis())
+    from .scheduled import backup_checks  # the scheduled backups' line
+
+    jobs.append((backup_checks, (config, site)))
     with ThreadPoolExecutor(max_workers=8) as pool:
         futures = [pool.submit(function, *args) for function, args in jobs]
         results = [future.result() for future in futures]
-    order = {"service": 0, "certificate": 1, "daemon": 2}
+    order = {
+        kind: i for i, kind in enumerate(("service", "certificate", "daemon", "backup", *KINDS))
+    }
     checks = [check for found in results for check in found]
     return sorted(checks, key=lambda c: (order[c.kind], c.where, c.what))

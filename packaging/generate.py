@@ -4,6 +4,7 @@ service, generated from the same code the deploy uses:
     packaging/systemd/srht-<service>.service          web (``srht serve``)
     packaging/systemd/srht-<service>-worker.service   background jobs
     packaging/systemd/srht-<service>-<daemon>.service its plugin's daemons (lists' lmtp)
+    packaging/systemd/srht-builds-runner.service      builds' job runner (runner hosts)
     packaging/sysusers.d/srht[-<service>].conf         the users and the group
     packaging/tmpfiles.d/srht[-<service>].conf         /etc/srht and the state folders
     packaging/nginx/srht-<service>.conf                locations to include in a server block
@@ -50,7 +51,9 @@ def builtin_services() -> list[str]:
 def generated_files() -> dict[str, str]:
     """``{path relative to packaging/: text}``."""
     sys.path.insert(0, str(ROOT))  # run from a source tree, before or without an install
-    from srht_deploy.render import unit
+    from srht_deploy.deploys import RUNNER_UNIT
+    from srht_deploy.render import runner_unit, unit
+    from srht_deploy.topology import RUNNER_SERVICE
 
     from srht_core import HostNeeds, PluginHost, load_config
 
@@ -119,8 +122,19 @@ def generated_files() -> dict[str, str]:
             for path in needs.paths
             if path != f"{DATA_DIR}/{service}"
         ]
+        if service == RUNNER_SERVICE:
+            # Images (trees owned by the jobs' user range) and jobs' files: root's.
+            folders.append(f"d {config[service]['runner-dir']} 0700 root root -")
         out[f"tmpfiles.d/srht-{service}.conf"] = GENERATED + "\n".join(folders) + "\n"
         out[f"nginx/srht-{service}.conf"] = nginx_snippet(service, record.info.default_port)
+        if service == RUNNER_SERVICE:
+            # Shipped disabled, as every unit: the deploy enables it on runner hosts.
+            out[f"systemd/{RUNNER_UNIT}"] = runner_unit(
+                f"{PROGRAM} {service} runner",
+                str(config[service]["runner-dir"]),
+                bin_dir="/usr/bin",
+                header=HEADER.format(name=RUNNER_UNIT),
+            )
     return out
 
 

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
         Url,
         load_config,
     )
-    from .confirm import confirm
+    from .confirmation import confirm
     from .db import Database, ReadOnlyRequestError, db_session, utcnow, writes
     from .delegation import DELEGATION_LIFETIME, call_service_api, delegated_token
     from .errors import (
@@ -133,6 +133,7 @@ if TYPE_CHECKING:
         viewer,
     )
     from .version import __version__
+    from .webhookpages import WebhookSettings
     from .webhooks import (
         DELIVERY_SCHEMA,
         Delivery,
@@ -184,7 +185,7 @@ _WHERE = {
     "Text": "config",
     "Url": "config",
     "load_config": "config",
-    "confirm": "confirm",
+    "confirm": "confirmation",
     "Database": "db",
     "ReadOnlyRequestError": "db",
     "db_session": "db",
@@ -200,6 +201,7 @@ _WHERE = {
     "Form": "forms",
     "MultipleChoiceField": "forms",
     "WebhookForm": "forms",
+    "WebhookSettings": "webhookpages",
     "api_validate": "forms",
     "form_errors": "forms",
     "NavLink": "globals",
@@ -360,6 +362,7 @@ __all__ = [
     "Url",
     "WebhookError",
     "WebhookForm",
+    "WebhookSettings",
     "__version__",
     "allow_csp",
     "anonymous_page",

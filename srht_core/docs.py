@@ -236,6 +236,7 @@ HELPERS: list[tuple[str, list[str]]] = [
             "ChoiceField",
             "MultipleChoiceField",
             "WebhookForm",
+            "WebhookSettings",
             "Problem",
             "form_errors",
             "confirm",

@@ -100,6 +100,7 @@ idempotency_table = sa.Table(
     sa.Column("body", sa.LargeBinary, nullable=False),
     sa.Column("created", sa.DateTime, nullable=False, index=True),
     sa.UniqueConstraint("owner", "key", name="uq_srht_idempotency_key_owner"),
+    sqlite_autoincrement=True,  # a deleted row's id never comes back
 )
 
 

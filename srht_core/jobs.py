@@ -86,6 +86,7 @@ job_table = sa.Table(
     sa.Column("created", sa.DateTime, nullable=False),
     sa.Column("updated", sa.DateTime, nullable=False),
     sa.Index("ix_srht_job_status_run_after", "status", "run_after"),
+    sqlite_autoincrement=True,  # a deleted row's id never comes back
 )
 
 timer_table = sa.Table(

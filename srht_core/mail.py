@@ -31,6 +31,7 @@ __all__ = [
     "build_message",
     "deliver",
     "deliver_message",
+    "deliver_now",
     "outbox_dir",
     "send_mail",
     "send_message",
@@ -95,8 +96,8 @@ def send_message(
     )
 
 
-def _default_sender() -> str:
-    config = current_service().config
+def _default_sender(config: Any = None) -> str:
+    config = config or current_service().config
     return str(
         config.get("mail", "smtp-from")
         or config.get("srht", "site-owner-email")
@@ -104,8 +105,8 @@ def _default_sender() -> str:
     )
 
 
-def outbox_dir() -> Path:
-    config = current_service().config
+def outbox_dir(config: Any = None) -> Path:
+    config = config or current_service().config
     configured = config.get("mail", "outbox-dir")
     return Path(configured) if configured else Path(config["srht"]["data-dir"]) / "outbox"
 
@@ -116,9 +117,11 @@ def build_message(
     body: str,
     reply_to: str | None = None,
     headers: dict[str, str] | None = None,
+    *,
+    config: Any = None,
 ) -> EmailMessage:
-    config = current_service().config
-    sender = _default_sender()
+    config = config or current_service().config
+    sender = _default_sender(config)
     message = EmailMessage()
     message["From"] = f"{config['srht']['site-name']} <{sender}>"
     message["To"] = to
@@ -155,10 +158,10 @@ def deliver(
         smtp.send_message(message)
 
 
-def _connect(host: str) -> smtplib.SMTP:
+def _connect(host: str, config: Any = None) -> smtplib.SMTP:
     """An SMTP connection to ``[mail]``'s server, secured and signed in as
     configured."""
-    config = current_service().config
+    config = config or current_service().config
     port = int(config.get("mail", "smtp-port"))
     encryption = config.get("mail", "smtp-encryption")
     context = ssl.create_default_context()
@@ -177,6 +180,26 @@ def _connect(host: str) -> smtplib.SMTP:
         smtp.close()
         raise
     return smtp
+
+
+def deliver_now(config: Any, to: str, subject: str, body: str) -> None:
+    """Send a plain-text message right away with ``config``'s ``[mail]``
+    (or write it to the outbox), for a program that runs outside any
+    service and has no job queue (the scheduled backup). Raises what
+    :mod:`smtplib` raises.
+
+    .. versionadded:: 0.1
+    """
+    message = build_message(to, subject, body, config=config)
+    host = config.get("mail", "smtp-host")
+    if not host:
+        folder = outbox_dir(config)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = str(message["Message-ID"]).strip("<>").replace("/", "_")
+        (folder / f"{name}.eml").write_bytes(bytes(message))
+        return
+    with _connect(host, config) as smtp:
+        smtp.send_message(message)
 
 
 def deliver_message(message: str, recipients: list[str], sender: str | None = None) -> None:

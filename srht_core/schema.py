@@ -440,7 +440,194 @@ DEPLOY = Section(
     ),
 )
 
-CORE_SECTIONS = (SRHT, MAIL, WEBHOOKS, DEPLOY)
+
+class Calendar(KeyType):
+    """A systemd ``OnCalendar=`` expression (``systemd.time(7)``): a shorthand
+    (``daily``, ``hourly``, ``weekly``, ...) or ``[WEEKDAYS] [DATE] [TIME]
+    [TIMEZONE]`` with ``*``, lists (``,``), ranges (``..``) and repetitions
+    (``/``). Checked here without systemd, so ``srht config check`` catches a
+    typo on any machine."""
+
+    label = "systemd calendar expression"
+    SHORTHANDS = frozenset(
+        [
+            "minutely",
+            "hourly",
+            "daily",
+            "monthly",
+            "weekly",
+            "yearly",
+            "annually",
+            "quarterly",
+            "semiannually",
+        ]
+    )
+    _DAYS = "(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*"
+    _WEEKDAYS = re.compile(rf"^{_DAYS}(?:\.\.{_DAYS})?(?:,{_DAYS}(?:\.\.{_DAYS})?)*$", re.I)
+    _VALUE = r"(?:\*|\d+(?:\.\.\d+)?)(?:/\d+)?"
+    _COMPONENT = rf"{_VALUE}(?:,{_VALUE})*"
+    _DATE = re.compile(rf"^(?:{_COMPONENT}-)?{_COMPONENT}-{_COMPONENT}$")
+    _TIME = re.compile(rf"^{_COMPONENT}:{_COMPONENT}(?::{_COMPONENT}(?:\.\d+)?)?$")
+    _ZONE = re.compile(r"^(?:UTC|[A-Z][A-Za-z_+-]*(?:/[A-Za-z0-9_+-]+)*)$")
+
+    def parse(self, raw: str) -> str:
+        text = " ".join(raw.split())
+        words = text.split(" ") if text else []
+        if len(words) > 1 and self._ZONE.match(words[-1]):
+            words = words[:-1]
+        rest = list(words)
+        if len(words) == 1 and words[0].lower() in self.SHORTHANDS:
+            rest = []
+        else:
+            if rest and self._WEEKDAYS.match(rest[0]):
+                rest = rest[1:]
+            if rest and ":" not in rest[0] and self._DATE.match(rest[0]):
+                rest = rest[1:]
+            if rest and self._TIME.match(rest[0]):
+                rest = rest[1:]
+        problem = not words
+        if problem or rest:
+            raise ValueError(
+                f"not a systemd calendar expression: {raw!r}; write a shorthand "
+                "(daily, hourly, weekly) or [WEEKDAYS] [YEAR-MONTH-DAY] [HOUR:MINUTE], "
+                "such as '*-*-* 03:00' or 'Mon..Fri 02:30' (see `man systemd.time`, "
+                "or check it with `systemd-analyze calendar`)"
+            )
+        return text
+
+
+class AgeRecipient(KeyType):
+    """An age public key (``age1`` and 58 more letters and digits, as
+    ``age-keygen`` prints it)."""
+
+    label = "age public key"
+    _pattern = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
+
+    def parse(self, raw: str) -> str:
+        value = raw.strip()
+        if not self._pattern.match(value):
+            hint = (
+                "that is the private key: give the public one (age-keygen -y KEYFILE prints it), "
+                "and keep the private key off the servers"
+                if value.upper().startswith("AGE-SECRET-KEY-")
+                else "make a key pair with `age-keygen -o backup-key.txt` on a machine of yours "
+                "and give its public key here"
+            )
+            raise ValueError(f"not an age public key (age1...): {hint}")
+        import pyrage  # a dependency of srht; only this check needs it in the core
+
+        try:
+            pyrage.x25519.Recipient.from_str(value)
+        except pyrage.RecipientError:
+            raise ValueError(
+                "not a valid age public key (its checksum is wrong): copy it again from "
+                "`age-keygen -y KEYFILE`"
+            ) from None
+        return value
+
+
+BACKUP = Section(
+    "backup",
+    description="Scheduled backups: a systemd timer on one host of the site takes a "
+    "complete backup (every database, every data folder, the config with its "
+    "secrets, as `srht-install backup` does), encrypts it with age, writes it "
+    "to the destination, reads it back to verify it, and removes the oldest "
+    "beyond the limits. A failed or missed backup is red in `srht-install "
+    "status` and mailed to the admin. Without this section nothing is "
+    "scheduled.",
+    keys=(
+        Key(
+            "schedule",
+            Calendar(),
+            default="daily",
+            example="*-*-* 03:00",
+            description="When to back up: a systemd OnCalendar expression (`daily`, "
+            "`*-*-* 03:00`, `Mon..Fri 02:30`; see `man systemd.time`), in the "
+            "backup host's time zone. A run missed while the host was off is "
+            "made up at boot.",
+        ),
+        Key(
+            "host",
+            Text(),
+            default=None,
+            example="alpha",
+            description="The host (named in [deploy] hosts, running srht) that takes the "
+            "backups. It is given the deploy's SSH key ([deploy] ssh-key): a backup "
+            "reads every host of the site. Empty: the PostgreSQL host, else the "
+            "first host that runs a service.",
+        ),
+        Key(
+            "destination",
+            Text(),
+            default="/var/backups/srht",
+            example="/var/backups/srht",
+            description="Where the archives go: a folder on the backup host (`/PATH`), "
+            "or on another host of the site, reached over SSH with the deploy's "
+            "key (`NAME:/PATH`, NAME from [deploy] hosts). Each archive is "
+            "srht-backup-DATE.tar.age with a SHA-256 index beside it "
+            "(srht-backup-DATE.tar.age.json).",
+        ),
+        Key(
+            "keep-count",
+            Integer(min=0),
+            default=7,
+            example="7",
+            description="Keep at most this many archives, removing the oldest. 0: no "
+            "limit by count. The newest archive that verified is never removed.",
+        ),
+        Key(
+            "keep-days",
+            Integer(min=0),
+            default=30,
+            example="30",
+            description="Remove archives older than this many days. 0: no limit by "
+            "age. The newest archive that verified is never removed.",
+        ),
+        Key(
+            "recipient",
+            AgeRecipient(),
+            default=None,
+            example="age1vy7tgtmzvft6szh76gq5wvj0u57k493s4d7w9cm53hdqha2n4cvqkn6qaj",
+            description="Encrypt each archive to this age public key (make the pair "
+            "with `age-keygen` on a machine of yours; decrypt with `age -d -i "
+            "KEYFILE` or `srht-install restore --identity KEYFILE`). The servers "
+            "hold only the public key, so none of them can read an old backup. "
+            "Give this or passphrase-file.",
+        ),
+        Key(
+            "passphrase-file",
+            PathValue(),
+            default=None,
+            example="",
+            description="Instead of recipient: a file, on the machine that deploys, "
+            "holding a passphrase; each archive is encrypted with it (age's "
+            "scrypt mode; decrypt with `age -d`). The deploy copies it to the "
+            "backup host, readable by the backup's service alone, so that host "
+            "can read old backups: prefer recipient. The archive is encrypted "
+            "in memory in this mode.",
+        ),
+        Key(
+            "online",
+            Boolean(),
+            default=False,
+            example="no",
+            description="no: stop the site's daemons while the backup is taken (a "
+            "consistent copy, a short outage); yes: keep them running (see "
+            "`srht-install backup --online`).",
+        ),
+        Key(
+            "mail-to",
+            Email(),
+            default=None,
+            example="",
+            description="Who is mailed when a backup fails or an archive is found "
+            "damaged. Empty: [srht] site-owner-email.",
+        ),
+    ),
+)
+
+
+CORE_SECTIONS = (SRHT, MAIL, WEBHOOKS, DEPLOY, BACKUP)
 
 
 def service_base_keys(

@@ -77,6 +77,7 @@ delivery_table = sa.Table(
     sa.Column("internal", sa.Boolean, nullable=False, default=False),
     sa.Column("created", sa.DateTime, nullable=False),
     sa.Column("updated", sa.DateTime, nullable=False),
+    sqlite_autoincrement=True,  # a deleted row's id never comes back
 )
 
 nonce_table = sa.Table(

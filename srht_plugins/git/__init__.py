@@ -124,15 +124,14 @@ def host_needs(config: Config) -> HostNeeds:
     ssh_user = section["ssh-user"]
     if not section["ssh"]:
         return HostNeeds(packages=("git",), paths=(repos,))
-    # SRHT_ON_HOST: this runs on the deploying machine; the deploy writes
-    # each host's own srht program there.
+    # curl is sshd's key lookup (ssh.sshd_snippet).
     return HostNeeds(
-        packages=("git", "openssh-server"),
+        packages=("git", "openssh-server", "curl"),
         users=(KEYS_USER,),
         login_users=(ssh_user,),
         paths=(repos,),
         ports=(22,),
-        sshd_snippets=(sshd_snippet(config, HostNeeds.SRHT_ON_HOST),),
+        sshd_snippets=(sshd_snippet(config),),
         secret_files=(keys_secret(config),),
     )
 

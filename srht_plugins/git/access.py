@@ -38,25 +38,34 @@ class Found:
     moved: bool = False
 
 
+#: The lookups of :func:`find_repository`, built once: building a statement
+#: costs more than running it, and every page of a repository runs one.
+_BY_NAME = (
+    sa.select(Repository)
+    .join(Repository.owner)
+    .options(contains_eager(Repository.owner))
+    .where(User.username == sa.bindparam("username"))
+)
+_CURRENT = _BY_NAME.where(Repository.name == sa.bindparam("name"))
+_MOVED = _BY_NAME.where(
+    Repository.id
+    == (
+        sa.select(Redirect.repository_id)
+        .join(User, User.id == Redirect.owner_id)
+        .where(User.username == sa.bindparam("username"), Redirect.name == sa.bindparam("name"))
+        .scalar_subquery()
+    )
+)
+
+
 def find_repository(username: str, name: str) -> Found | None:
     """The repository ``~username/name`` (its owner loaded), following the
     old names of renamed repositories."""
-    stmt = (
-        sa.select(Repository)
-        .join(Repository.owner)
-        .options(contains_eager(Repository.owner))
-        .where(User.username == username)
-    )
-    repository = db_session.scalar(stmt.where(Repository.name == name))
+    names = {"username": username, "name": name}
+    repository = db_session.scalar(_CURRENT, names)
     if repository is not None:
         return Found(repository)
-    moved_to = (
-        sa.select(Redirect.repository_id)
-        .join(User, User.id == Redirect.owner_id)
-        .where(User.username == username, Redirect.name == name)
-        .scalar_subquery()
-    )
-    repository = db_session.scalar(stmt.where(Repository.id == moved_to))
+    repository = db_session.scalar(_MOVED, names)
     return Found(repository, moved=True) if repository is not None else None
 
 

@@ -35,11 +35,10 @@ SCHEMA = [
                 default="git",
                 example="git",
                 description="The system account people push to over SSH (git@host:~user/repo). "
-                "sshd asks `srht-git-keys` (as the account srht-git-keys, which reads "
-                "nothing of the site but its credential, in /etc/srht-secrets) for its "
-                "authorized keys and runs `srht-git-shell` "
-                "for every login, which allows git and nothing else; both ask the "
-                "running git service.",
+                "sshd looks its keys up with curl (as the account srht-git-keys, which "
+                "reads nothing of the site but its curl config, in /etc/srht-secrets) and "
+                "runs a forced command for every login, which allows git and nothing else; "
+                "both ask the running git service.",
             ),
         ),
     ),

@@ -1,17 +1,21 @@
-"""Reading repositories through the git CLI, with bounded memory.
+"""Reading repositories, with bounded memory.
 
-Every read runs a git plumbing command (``rev-parse``, ``ls-tree``,
-``cat-file``, ``log``, ``diff-tree``, ``blame``, ``for-each-ref``) on the
-bare repository and reads at most a fixed number of bytes of its output:
-a page never holds more of a repository in memory than it can show, and a
-raw file is streamed in chunks however large it is. A command that runs
-longer than :data:`TIMEOUT` is killed.
+Objects (refs, commits, trees, blobs, diffs, history) are read in the
+worker's own process through libgit2 (pygit2): a page starts no process.
+Each worker thread opens a repository once and keeps it (a bounded number
+of them), as opening costs more than most reads. ``git blame``, raw files
+(streamed in chunks however large) and changes (``symbolic-ref``) still run
+the git CLI, whose output is read at most a fixed number of bytes at a time;
+a command that runs longer than :data:`TIMEOUT` is killed. A page never
+holds more of a repository in memory than it can show: a blob larger than
+what is asked for is read through git, cut, and a diff stops before a file
+whose versions would pass its limit.
 
-Revisions and paths come from URLs, so they are passed after
+Revisions and paths come from URLs: a revision starting with ``-`` names
+nothing, and a path with an empty, ``.`` or ``..`` part names nothing, as
+no tree holds such an entry. For git commands they are passed after
 ``--end-of-options`` or ``--`` and never read as options; paths are taken
-literally (no pathspec magic such as ``:(glob)``), and a path with an
-empty, ``.`` or ``..`` part names nothing, as no tree holds such an entry
-(git would otherwise resolve it against the folder it runs in).
+literally (no pathspec magic such as ``:(glob)``).
 """
 
 from __future__ import annotations
@@ -19,11 +23,18 @@ from __future__ import annotations
 import os
 import select
 import subprocess
+import threading
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from srht_core import BoundedCache
 
 __all__ = [
     "Blame",
@@ -48,6 +59,13 @@ LISTING_LIMIT = 8 * 1024 * 1024
 BINARY_SAMPLE = 8000
 ZERO_ID = "0" * 40
 _RS, _US = "\x1e", "\x1f"
+_ZERO_OID = pygit2.Oid(hex=ZERO_ID)
+_TREE, _GITLINK = 0o040000, 0o160000
+_BLOB_MODES = (0o100644, 0o100755, 0o120000)
+#: By date, never a parent before its child (``SortMode`` from pygit2 1.14).
+_DATE_ORDER: Any = pygit2.GIT_SORT_TOPOLOGICAL | pygit2.GIT_SORT_TIME
+#: Repositories opened with libgit2, by path and thread.
+_OPENED: BoundedCache[tuple[str, int], pygit2.Repository] = BoundedCache(64)
 
 
 class GitError(Exception):
@@ -146,6 +164,31 @@ def _utc(stamp: str) -> datetime:
         return datetime(1970, 1, 1)
 
 
+def _split_message(message: str) -> tuple[str, str]:
+    """A commit or tag message's subject (its first paragraph on one line,
+    as git's ``%s``) and body (the rest, as ``%b``, stripped)."""
+    lines = message.lstrip("\n").split("\n")
+    end = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
+    subject = " ".join(line.strip() for line in lines[:end])
+    return subject, "\n".join(lines[end:]).strip()
+
+
+def _commit_of(found: pygit2.Commit) -> Commit:
+    subject, body = _split_message(found.raw_message.decode(errors="replace"))
+    author, committer = found.author, found.committer
+    return Commit(
+        str(found.id),
+        tuple(str(parent) for parent in found.parent_ids),
+        author.raw_name.decode(errors="replace"),
+        author.raw_email.decode(errors="replace"),
+        _utc(str(author.time)),
+        committer.raw_name.decode(errors="replace"),
+        _utc(str(committer.time)),
+        subject,
+        body,
+    )
+
+
 class _Process:
     """A git command whose output is read in chunks; killed when closed, or
     when it gives no output for ``idle`` seconds, or (if given) when it
@@ -192,7 +235,7 @@ class _Process:
 
 
 class GitRepo:
-    """A bare repository on disk, read with the git CLI."""
+    """A bare repository on disk, read through libgit2 (and the git CLI where said)."""
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
@@ -250,22 +293,54 @@ class GitRepo:
         finally:
             process.close()
 
+    # -- objects, through libgit2 ----------------------------------------------------
+
+    @property
+    def objects(self) -> pygit2.Repository:
+        """The repository opened with libgit2: once per worker thread, kept
+        (bounded) between requests."""
+        key = (str(self.path), threading.get_ident())
+        found = _OPENED.get(key)
+        if found is None:
+            try:
+                found = pygit2.Repository(str(self.path))
+            except (pygit2.GitError, KeyError) as error:
+                raise GitError(f"{self.path} is not a repository: {error}") from None
+            _OPENED.put(key, found)
+        return found
+
+    def _size(self, oid: pygit2.Oid) -> int:
+        """A blob's size, read from its header when libgit2 can (no content)."""
+        odb = self.objects.odb
+        if hasattr(odb, "read_header"):  # pygit2 >= 1.15
+            return int(odb.read_header(oid)[1])
+        blob: Any = self.objects[oid]
+        return int(blob.size)
+
+    def _commit(self, commit: str) -> pygit2.Commit | None:
+        try:
+            found = self.objects[commit]
+            return found if isinstance(found, pygit2.Commit) else None
+        except (KeyError, ValueError):
+            return None
+
+    def _entry(self, item: pygit2.Object, name: str) -> Entry:
+        mode = item.filemode
+        kind = {_TREE: "tree", _GITLINK: "commit"}.get(mode, "blob")
+        size = self._size(item.id) if kind == "blob" else None
+        return Entry(f"{mode:06o}", kind, str(item.id), size, name)
+
     # -- refs -------------------------------------------------------------------
 
     def resolve(self, revision: str) -> str | None:
         """The commit id ``revision`` (a branch, tag or id) names, or ``None``."""
         if not revision or revision.startswith("-") or "\0" in revision:
             return None
-        out = self.run(
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            "--end-of-options",
-            revision + "^{commit}",
-            ok=(0, 1, 128),
-        )
-        commit = out.decode().strip()
-        return commit if len(commit) == 40 else None
+        try:
+            found = self.objects.revparse_single(revision).peel(pygit2.Commit)
+        except (KeyError, ValueError, TypeError, pygit2.GitError):
+            return None
+        return str(found.id)
 
     def head_branch(self) -> str | None:
         """The branch HEAD points to (whether or not it exists yet)."""
@@ -287,47 +362,56 @@ class GitRepo:
         """The default branch and the commit it points to (either may be
         ``None`` in a repository nothing was pushed to)."""
         branch = self.head_branch()
-        return branch, self.resolve("HEAD") if branch else None
+        return branch, self.resolve("refs/heads/" + branch) if branch else None
+
+    def _ref_names(self) -> list[str]:
+        return [
+            name
+            for name in self.objects.listall_references()
+            if name.startswith(("refs/heads/", "refs/tags/"))
+        ]
 
     def refs(self, limit: int = 1000) -> list[Ref]:
-        """Branches, then tags, most recent first."""
-        fmt = (
-            _US.join(
-                [
-                    "%(refname)",
-                    "%(objectname)",
-                    "%(*objectname)",
-                    "%(creatordate:unix)",
-                    "%(contents:subject)",
-                ]
-            )
-            + _RS
-        )
-        out = self.run(
-            "for-each-ref",
-            f"--count={limit}",
-            "--sort=-creatordate",
-            f"--format={fmt}",
-            "refs/heads",
-            "refs/tags",
-        )
+        """Branches and tags, most recent first (as ``git for-each-ref
+        --sort=-creatordate``: a tag's date is its tagger's, else its commit's)."""
+        repo = self.objects
         refs = []
-        for record in out.decode(errors="replace").split(_RS):
-            fields = record.strip("\n").split(_US)
-            if len(fields) != 5:
+        for name in self._ref_names():
+            try:
+                target: Any = repo[repo.lookup_reference(name).resolve().target]
+            except (KeyError, ValueError, pygit2.GitError):
                 continue
-            name, target, peeled, stamp, subject = fields
+            stamp: int | None = None
+            message = b""
+            if isinstance(target, pygit2.Tag):
+                if target.tagger is not None:
+                    stamp = target.tagger.time
+                message = target.raw_message or b""
+                try:
+                    target = target.peel(None)
+                except (KeyError, ValueError, pygit2.GitError):
+                    continue
+            if isinstance(target, pygit2.Commit):
+                stamp = target.committer.time if stamp is None else stamp
+                message = message or target.raw_message
             kind = "branch" if name.startswith("refs/heads/") else "tag"
             short = name.removeprefix("refs/heads/").removeprefix("refs/tags/")
-            refs.append(Ref(short, kind, peeled or target, _utc(stamp) if stamp else None, subject))
-        return refs
+            subject = _split_message(message.decode(errors="replace"))[0]
+            date = _utc(str(stamp)) if stamp is not None else None
+            refs.append(Ref(short, kind, str(target.id), date, subject))
+        refs.sort(key=lambda ref: ref.full_name)
+        refs.sort(key=lambda ref: ref.date or datetime.min, reverse=True)
+        return refs[:limit]
 
     def branches(self) -> list[str]:
-        out = self.run("for-each-ref", "--format=%(refname:lstrip=2)", "refs/heads")
-        return [line for line in out.decode(errors="replace").splitlines() if line]
+        return sorted(
+            name.removeprefix("refs/heads/")
+            for name in self._ref_names()
+            if name.startswith("refs/heads/")
+        )
 
     def is_empty(self) -> bool:
-        return not self.run("for-each-ref", "--count=1", "--format=x").strip()
+        return not self._ref_names()
 
     # -- trees and blobs ------------------------------------------------------------
 
@@ -335,45 +419,33 @@ class GitRepo:
         """The entry at ``path`` in ``commit`` (the root tree for ``""``),
         or ``None`` when there is none, or ``path`` cannot name one."""
         path = path.strip("/")
-        if not is_tree_path(path):
+        found = self._commit(commit)
+        if found is None or not is_tree_path(path):
             return None
         if not path:
-            tree = (
-                self.run("rev-parse", "--verify", "--quiet", "--end-of-options", commit + "^{tree}")
-                .decode()
-                .strip()
-            )
-            return Entry("040000", "tree", tree, None, "")
-        entries = self._ls_tree(commit, "--", path)
-        return entries[0] if entries and entries[0].name == path else None
+            return Entry("040000", "tree", str(found.tree_id), None, "")
+        try:
+            item = found.tree[path]
+        except (KeyError, ValueError, UnicodeError):
+            return None
+        return self._entry(item, path)
 
     def tree(self, oid: str) -> list[Entry]:
         """The entries of the tree ``oid``: folders first, then by name."""
-        entries = self._ls_tree(oid)
+        tree = self.objects[oid]
+        if not isinstance(tree, pygit2.Tree):
+            raise GitError(f"{oid} is not a tree")
+        entries = [self._entry(item, item.name or "") for item in tree]
         return sorted(entries, key=lambda e: (not e.is_tree, e.name.lower()))
-
-    def _ls_tree(self, *args: str) -> list[Entry]:
-        out = self.run("ls-tree", "-z", "--long", "--full-tree", *args)
-        entries = []
-        for record in out.split(b"\0"):
-            if not record:
-                continue
-            meta, _, name = record.partition(b"\t")
-            mode, kind, oid, size = meta.decode().split(None, 3)
-            entries.append(
-                Entry(
-                    mode,
-                    kind,
-                    oid,
-                    int(size) if size.strip().isdigit() else None,
-                    name.decode(errors="surrogateescape"),
-                )
-            )
-        return entries
 
     def blob_head(self, oid: str, limit: int) -> bytes:
         """The first ``limit`` bytes of a blob."""
-        return self.run("cat-file", "blob", oid, limit=limit, truncate=True)
+        blob = pygit2.Oid(hex=oid)
+        if self._size(blob) > limit:
+            # Never the whole of a large blob in memory: git gives its start.
+            return self.run("cat-file", "blob", oid, limit=limit, truncate=True)
+        found: Any = self.objects[blob]
+        return bytes(found.data)
 
     def blob_stream(self, oid: str) -> Generator[bytes, None, None]:
         """A blob's content in chunks, however large."""
@@ -381,87 +453,99 @@ class GitRepo:
 
     def readme(self, commit: str) -> Entry | None:
         """The README at the root of ``commit``: Markdown preferred."""
-        root = self.entry(commit, "")
-        if root is None:
+        found_commit = self._commit(commit)
+        if found_commit is None:
             return None
-        found: dict[str, Entry] = {}
-        for entry in self._ls_tree(root.oid):
-            if entry.type == "blob" and entry.name.lower().startswith("readme"):
-                found[entry.name.lower()] = entry
+        found: dict[str, pygit2.Object] = {}
+        for item in found_commit.tree:
+            name = item.name or ""
+            if item.filemode in _BLOB_MODES and name.lower().startswith("readme"):
+                found[name.lower()] = item
         for name in ("readme.md", "readme.markdown", "readme", "readme.txt", "readme.rst"):
             if name in found:
-                return found[name]
-        return found[min(found)] if found else None
+                return self._entry(found[name], found[name].name or "")
+        if not found:
+            return None
+        first = found[min(found)]
+        return self._entry(first, first.name or "")
 
     # -- history --------------------------------------------------------------------
 
-    _LOG_FORMAT = _US.join(["%H", "%P", "%an", "%ae", "%at", "%cn", "%ct", "%s", "%b"]) + _RS
-
-    def _commits(self, out: bytes) -> list[Commit]:
-        commits = []
-        for record in out.decode(errors="replace").split(_RS):
-            fields = record.lstrip("\n").split(_US)
-            if len(fields) != 9:
-                continue
-            cid, parents, an, ae, at, cn, ct, subject, body = fields
-            commits.append(
-                Commit(
-                    cid,
-                    tuple(parents.split()),
-                    an,
-                    ae,
-                    _utc(at),
-                    cn,
-                    _utc(ct),
-                    subject,
-                    body.strip(),
-                )
-            )
-        return commits
-
     def log(self, commit: str, count: int, path: str = "") -> list[Commit]:
         """Up to ``count`` commits reachable from ``commit``, newest first,
-        touching ``path`` if given."""
-        args = [
-            "log",
-            f"--format={self._LOG_FORMAT}",
-            f"--max-count={count}",
-            "--end-of-options",
-            commit,
-        ]
-        if path:
-            args += ["--", path]
-        return self._commits(self.run(*args))
+        touching ``path`` if given (a commit whose ``path`` differs from
+        each of its parents'). A walk stops after :data:`TIMEOUT` seconds."""
+        start = self._commit(commit)
+        if start is None:
+            return []
+        # By date, never a parent before its child (libgit2's date order
+        # alone may put one first when their dates are equal).
+        walker = self.objects.walk(start.id, _DATE_ORDER)
+        if not path:
+            return [_commit_of(found) for found in islice(walker, count)]
+        path = path.strip("/")
+        seen: dict[pygit2.Oid, pygit2.Oid | None] = {}
+
+        def at(found: pygit2.Commit) -> pygit2.Oid | None:
+            if found.id not in seen:
+                try:
+                    seen[found.id] = found.tree[path].id
+                except (KeyError, ValueError, UnicodeError):
+                    seen[found.id] = None
+            return seen[found.id]
+
+        deadline = time.monotonic() + TIMEOUT
+        commits = []
+        for walked, found in enumerate(walker):
+            mine = at(found)
+            parents = found.parents
+            if (mine is not None and not parents) or (
+                parents and all(at(parent) != mine for parent in parents)
+            ):
+                commits.append(_commit_of(found))
+                if len(commits) >= count:
+                    break
+            if walked % 1000 == 999:
+                seen = {} if len(seen) > 100_000 else seen
+                if time.monotonic() > deadline:
+                    break
+        return commits
 
     def commit(self, revision: str) -> Commit | None:
         found = self.resolve(revision)
-        if found is None:
-            return None
-        commits = self._commits(
-            self.run(
-                "log", f"--format={self._LOG_FORMAT}", "--max-count=1", "--end-of-options", found
-            )
-        )
-        return commits[0] if commits else None
+        commit = self._commit(found) if found is not None else None
+        return _commit_of(commit) if commit is not None else None
 
     def diff(self, commit: str, limit: int) -> tuple[str, bool]:
         """The patch of ``commit`` against its first parent (or the empty
-        tree), at most ``limit`` bytes; and whether it was cut short."""
-        out = self.run(
-            "diff-tree",
-            "-p",
-            "-M",
-            "--root",
-            "-m",
-            "--first-parent",
-            "--no-commit-id",
-            "--end-of-options",
-            commit,
-            limit=limit + 1,
-            truncate=True,
-        )
-        truncated = len(out) > limit
-        return out[:limit].decode(errors="replace"), truncated
+        tree), renames found, at most ``limit`` bytes; and whether it was cut
+        short. A file whose two versions together would pass the limit is
+        not diffed (nor anything after it)."""
+        found = self._commit(commit)
+        if found is None:
+            raise GitError(f"no commit {commit}")
+        if found.parents:
+            changes = found.parents[0].tree.diff_to_tree(found.tree)
+        else:
+            changes = found.tree.diff_to_tree(swap=True)
+        changes.find_similar()
+        parts: list[bytes] = []
+        size = 0
+        for index, delta in enumerate(changes.deltas):
+            weight = sum(
+                self._size(side.id)
+                for side in (delta.old_file, delta.new_file)
+                if side.id != _ZERO_OID and side.mode not in (0, _GITLINK)
+            )
+            if size + weight > limit * 2:
+                return b"".join(parts).decode(errors="replace"), True
+            patch = changes[index]
+            data = patch.data if patch is not None else b""
+            parts.append(data)
+            size += len(data)
+            if size > limit:
+                return b"".join(parts)[:limit].decode(errors="replace"), True
+        return b"".join(parts).decode(errors="replace"), False
 
     def blame(self, commit: str, path: str, limit: int) -> Blame:
         """Who last changed each line of ``path`` (``git blame --porcelain``).

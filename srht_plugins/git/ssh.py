@@ -1,16 +1,21 @@
 """Clone and push over SSH (``git@git.example.org:~alice/repo``).
 
-Everyone logs in as one system account, ``[git] ssh-user``. sshd asks
-``srht-git-keys`` (its AuthorizedKeysCommand, run as an account of its own)
-which keys may log in, and every login runs the forced command
-``srht-git-shell``: both are small programs of ``srht_plugins.git.ssh_programs``
-that import only the standard library and ask this service, which does
-the work here, on ``/internal/ssh/``:
+Everyone logs in as one system account, ``[git] ssh-user``. sshd looks
+keys up with ``curl`` (its AuthorizedKeysCommand, run as an account of its
+own, with the curl config :func:`keys_secret` the deploy writes for that
+account alone), and every login runs the forced command this service puts
+in the key's line: :mod:`srht_plugins.git.ssh_programs` as a script of this
+service's interpreter with ``-I -S``, which imports a few standard modules
+and nothing of srht. Both ask this service, which does the work here, on
+``/internal/ssh/``:
 
-- ``GET /internal/ssh/key?fingerprint=`` answers the key registered at
-  meta with that fingerprint (404 if none). It writes nothing: sshd asks
-  before the client has proved it holds the key.
-- ``POST /internal/ssh/access`` (``{"fingerprint", "command"}``) runs after
+- ``GET /internal/ssh/key`` with the header ``X-Srht-Git-Key: account
+  key-type key`` (sshd's ``%u %t %k``) answers the ``authorized_keys`` line
+  of the key registered at meta (with the forced command), or nothing.
+  It writes nothing: sshd asks before the client has proved it holds the
+  key. It keeps nothing either: every lookup asks meta, so a key removed
+  there stops working at the next login.
+- ``POST /internal/ssh/access`` (the key's fingerprint and the command) runs after
   sshd has checked the key: it mirrors the key's owner, checks what the
   client asked to run (``SSH_ORIGINAL_COMMAND``) and their access to the
   repository exactly as HTTP does, and answers the git program, the
@@ -23,6 +28,8 @@ networks.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import re
 import shlex
@@ -32,7 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, request
+from flask import Blueprint, Response, abort, request
 
 from srht_core import (
     SecretFile,
@@ -40,23 +47,31 @@ from srht_core import (
     db_session,
     from_internal_network,
     internal_request,
-    json_object,
     mirror_user,
-    string_field,
 )
 
+from . import ssh_programs
 from .access import access_of, find_repository
 from .models import READ, WRITE
 from .post_receive import git_environment
 from .repos import clone_urls, repository_path
-from .ssh_programs import HEADER, KEYS, SHELL, credential, fingerprint
+from .ssh_programs import (
+    HEADER,
+    KEY_HEADER,
+    KEYS,
+    SHELL,
+    access_answer,
+    authorized_keys_line,
+    credential,
+    fingerprint,
+)
 
 __all__ = [
     "KEYS_SECRET",
     "KEYS_USER",
     "bp",
     "fingerprint",
-    "keys_program",
+    "forced_command",
     "keys_secret",
     "parse_command",
     "sshd_snippet",
@@ -72,64 +87,58 @@ _REPO_PATH = re.compile(
 bp = Blueprint("git_ssh", __name__, url_prefix="/internal/ssh")
 
 
-def keys_program(srht: str) -> str:
-    """``srht-git-keys``, installed beside the ``srht`` program ``srht``
-    (which may be :data:`HostNeeds.SRHT_ON_HOST`, replaced by the deploy)."""
-    return srht + "-git-keys"
-
-
 def keys_secret(config: Any) -> SecretFile:
-    """The lookup credential of ``srht-git-keys``, as the file the deploy
-    writes for :data:`KEYS_USER` alone."""
-    return SecretFile(
-        KEYS_SECRET, KEYS_USER, credential(config["srht"]["network-key"], KEYS) + "\n"
+    """The curl config of sshd's key lookup, as the file the deploy writes
+    for :data:`KEYS_USER` alone: where to ask (the git service's origin)
+    and the lookup credential, which must not be on a command line."""
+    url = config["git"]["origin"].rstrip("/") + "/internal/ssh/key"
+    token = credential(config["srht"]["network-key"], KEYS)
+    text = (
+        "# sshd's key lookup for srht's git account (curl --config): "
+        "written by the deploy\n"
+        f'url = "{url}"\n'
+        f'header = "{HEADER}: {token}"\n'
+        'proxy = ""\n'
+        "silent\nshow-error\nfail\n"
+        f"max-time = {ssh_programs.TIMEOUT}\n"
     )
+    return SecretFile(KEYS_SECRET, KEYS_USER, text)
+
+
+#: The key lookup's program (Debian's curl; the deploy installs it).
+CURL = "/usr/bin/curl"
 
 
 def sshd_snippet(
     config: Any,
-    program: str,
-    config_path: str | None = None,
     keys_user: str | None = None,
     credential_file: str | None = None,
+    curl: str = CURL,
 ) -> str:
-    """The sshd configuration for the git account: keys from
-    ``srht-git-keys``, no passwords, no terminal, no forwarding, and the
-    protocol version the client asks for passed on to git.
+    """The sshd configuration for the git account: keys from the git
+    service through ``curl``, no passwords, no terminal, no forwarding,
+    and the protocol version the client asks for passed on to git.
 
-    :param config: the site's config (the git service's origin, the ssh
-        account and the network key the credential derives from).
-    :param program: the absolute path of ``srht``; ``srht-git-keys`` is
-        beside it (sshd insists on one owned by root, in folders only root
-        may write to).
-    :param config_path: the config the forced command reads (default
-        ``/etc/srht/config.ini``).
-    :param keys_user: the account sshd runs the key command as; it needs to
+    :param config: the site's config (the ssh account).
+    :param keys_user: the account sshd runs the key lookup as; it needs to
         read nothing of the site. By default ``srht-git-keys``, which the
         deploy creates.
-    :param credential_file: where that account reads its lookup credential
-        (default: where the deploy writes :func:`keys_secret`).
+    :param credential_file: the lookup's curl config, readable by that
+        account alone (default: where the deploy writes :func:`keys_secret`).
+    :param curl: the curl program (sshd wants one owned by root, in folders
+        only root may write to).
     """
     ssh_user = config["git"]["ssh-user"]
+    # --disable first: no ~/.curlrc of the keys account.
     command = shlex.join(
-        [
-            keys_program(program),
-            "--origin",
-            config["git"]["origin"],
-            "--credential-file",
-            credential_file or keys_secret(config).path,
-            "--config",
-            config_path or "/etc/srht/config.ini",
-            "--ssh-user",
-            ssh_user,
-        ]
+        [curl, "--disable", "--config", credential_file or keys_secret(config).path, "--header"]
     )
     return (
         "# srht git: sshd asks srht which keys may log in to this account; each key\n"
-        "# comes with a forced command, srht-git-shell, which runs git and nothing else.\n"
+        "# comes with a forced command, which runs git and nothing else.\n"
         f"Match User {ssh_user}\n"
         "    AuthorizedKeysFile none\n"
-        f"    AuthorizedKeysCommand {command} %u %k %t\n"
+        f'    AuthorizedKeysCommand {command} "{KEY_HEADER}: %u %t %k"\n'
         f"    AuthorizedKeysCommandUser {keys_user or KEYS_USER}\n"
         "    PasswordAuthentication no\n"
         "    KbdInteractiveAuthentication no\n"
@@ -139,16 +148,27 @@ def sshd_snippet(
     )
 
 
+def forced_command(config_path: str, key_fingerprint: str) -> list[str]:
+    """The forced command of a key: :mod:`~srht_plugins.git.ssh_programs`
+    run as a script by this interpreter, isolated and without
+    site-packages (``-I -S``: it needs only the standard library, and
+    starts in a few milliseconds)."""
+    return [
+        sys.executable,
+        "-I",
+        "-S",
+        str(Path(ssh_programs.__file__).resolve()),
+        "--config",
+        config_path,
+        key_fingerprint,
+    ]
+
+
 #: The account sshd runs ``srht-git-keys`` as: it can read nothing of the
 #: site but its credential, and write nothing (the deploy creates it).
 KEYS_USER = "srht-git-keys"
 #: The name of its credential's file (:class:`srht_core.SecretFile`).
 KEYS_SECRET = "git-ssh-keys"  # noqa: S105 - a file name, not the secret
-
-
-def default_program() -> str:
-    """The ``srht`` program beside the interpreter running this code."""
-    return str(Path(sys.executable).parent / "srht")
 
 
 def _credential_is(purpose: str) -> None:
@@ -167,12 +187,34 @@ def _registered_key(fingerprint: str) -> Any:
 
 @bp.get("/key")
 def registered_key() -> Any:
-    """The key with ``?fingerprint=``, for ``srht-git-keys``."""
+    """For sshd's key lookup: the ``authorized_keys`` line of the key in
+    :data:`KEY_HEADER` (``account key-type key``), or nothing."""
     _credential_is(KEYS)
-    found = _registered_key(request.args.get("fingerprint", ""))
+    state = current_service()
+    line = _key_line(
+        request.headers.get(KEY_HEADER, ""),
+        state.config["git"]["ssh-user"],
+        str(Path(state.config.path).resolve()),
+    )
+    return Response(line, mimetype="text/plain")
+
+
+def _key_line(asked: str, ssh_user: str, config_path: str) -> str:
+    words = asked.split()
+    if len(words) != 3 or words[0] != ssh_user:
+        return ""
+    _, key_type, key = words
+    try:
+        wanted = fingerprint(base64.b64decode(key, validate=True))
+    except (binascii.Error, ValueError):
+        return ""
+    found = _registered_key(wanted)
     if not found:
-        abort(404)
-    return {"key": found["key"]}
+        return ""
+    stored_type, _, stored = str(found["key"]).partition(" ")
+    if not stored or stored.split()[0] != key or stored_type != key_type:
+        return ""
+    return authorized_keys_line(f"{key_type} {key}", forced_command(config_path, wanted)) + "\n"
 
 
 @dataclass(frozen=True)
@@ -215,17 +257,21 @@ def parse_command(command: str) -> Request:
 
 @bp.post("/access")
 def ssh_access() -> Any:
-    """For ``srht-git-shell``: the git command to run for the key's owner,
-    or why not (``{"refused": ...}``)."""
+    """For the forced command: the git command to run for the key's owner,
+    or why not, as :func:`~srht_plugins.git.ssh_programs.access_answer`;
+    the body is :func:`~srht_plugins.git.ssh_programs.access_request`."""
     _credential_is(SHELL)
-    body = json_object()
-    found = _registered_key(string_field(body, "fingerprint", required=True) or "")
+    key_fingerprint, nul, command = request.get_data().partition(b"\0")
+    if not nul:
+        abort(400)
+    found = _registered_key(key_fingerprint.decode(errors="replace"))
     if not found:
         abort(404)
     # sshd has checked the key by now: the first write of the login.
     user: Any = mirror_user(found["user"])
     db_session.commit()
-    return _access(user, string_field(body, "command") or "")
+    answer = _access(user, command.decode(errors="replace"))
+    return Response(access_answer(answer), mimetype="application/octet-stream")
 
 
 # Called by a program with a credential, never by a browser with a cookie.

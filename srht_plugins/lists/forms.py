@@ -9,9 +9,8 @@ from __future__ import annotations
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
-from srht_core import ChoiceField, Form, MultipleChoiceField
+from srht_core import ChoiceField, Form
 
-from .events import LIST_EVENTS
 from .models import PATCHSET_STATUSES, POST_POLICIES, VISIBILITIES
 
 MAX_DESCRIPTION = 8192
@@ -92,18 +91,6 @@ class MemberForm(Form):
         validators=[InputRequired(), Length(max=64)],
         description="They must have visited this service once.",
         render_kw={"spellcheck": "false", "autocomplete": "off"},
-    )
-
-
-class WebhookForm(Form):
-    url = StringField(
-        "URL",
-        validators=[InputRequired(), Length(max=2048)],
-        description="http:// or https://",
-        render_kw={"type": "url"},
-    )
-    events = MultipleChoiceField(
-        "Events", [(e.name, f"{e.name}: {e.description}") for e in LIST_EVENTS]
     )
 
 

@@ -72,6 +72,10 @@ def test_every_name_of_the_facade_resolves():
     for name in srht_core.__all__:
         assert getattr(srht_core, name) is not None, name
     assert callable(srht_core.confirm)
+    # A submodule named like an export would replace it once imported
+    # (``srht_core.confirm`` was the module after ``.confirm`` was imported).
+    modules = {path.stem for path in Path(srht_core.__file__).parent.glob("*.py")}
+    assert set(srht_core.__all__) & modules == set()
     assert set(srht_core.__all__) <= set(dir(srht_core))
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
         srht_core.nothing_here  # noqa: B018
@@ -284,13 +288,13 @@ def _read_lines(stream, lines: queue.Queue[str | None]) -> None:
     lines.put(None)
 
 
-@pytest.mark.slow
 def _as_a_background_job() -> None:
     """What a shell without job control does to a command it starts with
     ``&``: SIGINT is ignored, and Python then installs no handler for it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", ["SIGTERM", "Ctrl-C"])
 def test_up_writes_a_config_migrates_serves_and_stops_everything(hello_venv, tmp_path, stop):
     """`srht up` in an empty folder, as a newcomer types it; SIGTERM stops it

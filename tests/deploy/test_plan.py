@@ -568,16 +568,23 @@ def test_adding_a_runner_host_is_one_config_line() -> None:
     assert _units(site, site.placement("gamma")) == _units(site, site.placement("beta"))
 
 
-def test_runners_are_not_deployed_with_distro_packages_yet() -> None:
+def test_with_distro_packages_a_runner_gets_a_drop_in_for_the_packaged_unit() -> None:
+    from srht_deploy.deploys import RUNNER_UNIT, _units
+
     cfg, plugins = bound(
         config(
             THREE_HOSTS | {"apt-source": "deb http://apt.example.org/ bookworm main"},
-            {"meta": {"hosts": "alpha"}, "builds": {"hosts": "alpha", "runner-hosts": "beta"}},
+            {
+                "meta": {"hosts": "alpha"},
+                "builds": {"hosts": "alpha", "runner-hosts": "beta", "runner-dir": "/srv/jobs"},
+            },
             srht={"install-method": "distro"},
         )
     )
-    with pytest.raises(ConfigError) as raised:
-        read_topology(cfg, plugins)
-    assert "[builds] runner-hosts: runners (beta) are deployed with install-method = venv" in str(
-        raised.value
-    )
+    site = Site(cfg, plugins, read_topology(cfg, plugins))
+    units = _units(site, site.placement("beta"))
+    assert sorted(units) == [RUNNER_UNIT]
+    dropin = units[RUNNER_UNIT]
+    assert "ExecStart" not in dropin  # the package's unit runs /usr/bin/srht builds runner
+    assert "ReadWritePaths=/srv/jobs" in dropin
+    assert "Environment=SRHT_CONFIG=/etc/srht/config.ini" in dropin

@@ -567,11 +567,15 @@ def test_git_pushes_over_ssh_and_clones_over_https_on_a_deployed_host(
     ]
     snippet = beta.ssh("cat /etc/ssh/sshd_config.d/srht-git.conf").stdout
     assert "AuthorizedKeysCommandUser srht-git-keys" in snippet
-    assert "--credential-file /etc/srht-secrets/git-ssh-keys" in snippet
+    assert (
+        "AuthorizedKeysCommand /usr/bin/curl --disable --config /etc/srht-secrets/git-ssh-keys"
+        in snippet
+    )
     assert beta.ssh(
         "stat -c '%a %U' /etc/srht-secrets /etc/srht-secrets/git-ssh-keys"
     ).stdout.split() == ["711", "root", "400", "srht-git-keys"]
-    lookup = beta.ssh("cat /etc/srht-secrets/git-ssh-keys").stdout.strip()
+    curl_config = beta.ssh("cat /etc/srht-secrets/git-ssh-keys").stdout
+    lookup = curl_config.split('header = "X-Srht-Git-Ssh: ', 1)[1].split('"', 1)[0]
     assert len(lookup) == 64 and lookup not in snippet
     for attempt in (
         "cat /etc/srht/config.ini",

@@ -6,7 +6,11 @@ CLI, a tracker, tickets and pastes through the APIs with a token from meta,
 a repository pushed over HTTPS with the real git client. Then
 ``srht-install backup``, both hosts replaced by fresh ones (nothing of the
 old disks survives), ``srht-install restore``, and the users, tickets,
-pastes and repositories compared row by row and object by object.
+pastes and repositories compared row by row and object by object. Then
+the restored site gets a ``[backup]`` section: its timer's service, started
+by hand on alpha, writes archives encrypted to the admin's age key, keeps
+two, finds a corrupted one, and turns ``srht-install status`` red (and
+mails the admin) when a run fails.
 
 The tests run in order on one site, each a step of its life.
 """
@@ -506,3 +510,209 @@ def test_an_archive_from_a_newer_srht_is_refused_before_anything_changes(tmp_pat
     assert len(problems) == 2, problems
     assert "made with srht 99.0" in problems[0] and "install srht 99.0 or newer" in problems[0]
     assert "migration f00dfeed0000, which this srht does not know" in problems[1]
+
+
+# -- scheduled backups ([backup], srht_installer.scheduled) ---------------------------------
+
+BACKUPS = "/var/backups/srht"
+SCHEDULED = "runuser -u srht-backup -- /opt/srht/venv/bin/python -m srht_installer.scheduled"
+SECRET_CONFIG = "/etc/srht-secrets/backup-config.ini"
+
+
+def fire(site: Site) -> subprocess.CompletedProcess[str]:
+    """The timer fired by hand: ``systemctl start`` of its service waits
+    for the oneshot backup to finish."""
+    return site.hosts["alpha"].ssh("systemctl start srht-backup.service", check=False, timeout=900)
+
+
+def archives(site: Site) -> list[str]:
+    listed = site.hosts["alpha"].ssh(f"ls -1 {BACKUPS}").stdout.split()
+    return sorted(n for n in listed if n.endswith(".tar.age"))
+
+
+def last_state(site: Site) -> dict[str, Any]:
+    return json.loads(site.hosts["alpha"].ssh("cat /var/lib/srht-backup/last.json").stdout)
+
+
+def status_lines(site: Site) -> tuple[int, list[str]]:
+    """``srht-install status``: its exit code and the rows of its backup check."""
+    script = Path(site.control.python).parent / "srht-install"
+    result = subprocess.run(
+        [str(script), "status"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**site.control.env, "SRHT_CONFIG": str(site.config), "COLUMNS": "1000"},
+        stdin=subprocess.DEVNULL,
+        cwd=site.folder,
+    )
+    rows = [line for line in result.stdout.splitlines() if re.match(r"\W*backup\s", line)]
+    return result.returncode, rows
+
+
+def test_a_scheduled_backup_writes_an_archive_only_the_admin_can_read(
+    site: Site, state: dict[str, Any]
+) -> None:
+    import pyrage
+    from srht_installer.backup import verify_archive
+    from srht_installer.remote_archive import ArchiveReader
+
+    identity = pyrage.x25519.Identity.generate()
+    (site.folder / "backup-key.txt").write_text(str(identity) + "\n")
+    state["identity"] = site.folder / "backup-key.txt"
+    site.sections = {
+        "backup": {
+            "schedule": "*-*-* 03:00",
+            "recipient": str(identity.to_public()),
+            "keep-count": "2",
+        }
+    }
+    started = time.monotonic()
+    site.converge()
+    alpha, beta = site.hosts["alpha"], site.hosts["beta"]
+    assert alpha.ssh("systemctl is-active srht-backup.timer").stdout.strip() == "active"
+    assert "03:00:00" in alpha.ssh("systemctl show srht-backup.timer -p TimersCalendar").stdout
+    assert beta.ssh("ls /etc/systemd/system/srht-backup.timer", check=False).returncode != 0
+    # The backup's secrets: readable by its account alone; no host's copy of
+    # the config has [deploy] or [backup].
+    modes = alpha.ssh("stat -c '%n %U %a' /etc/srht-secrets/backup-*").stdout.split("\n")
+    assert {line.split()[0].rsplit("/", 1)[1] for line in modes if line} == {
+        "backup-config.ini",
+        "backup-ssh-key",
+    }
+    assert all(line.endswith("srht-backup 400") for line in modes if line), modes
+    assert "[backup]" not in alpha.ssh("cat /etc/srht/config.ini").stdout
+    assert (
+        alpha.ssh(
+            "runuser -u srht-meta -- cat /etc/srht-secrets/backup-ssh-key", check=False
+        ).returncode
+        != 0
+    )
+    deployed = time.monotonic()
+
+    fired = fire(site)
+    assert fired.returncode == 0, alpha.ssh("journalctl -u srht-backup -n 60 --no-pager").stdout
+    print(f"deployed in {deployed - started:.0f}s, backup in {time.monotonic() - deployed:.0f}s")
+    (name,) = archives(site)
+    assert re.fullmatch(r"srht-backup-\d{8}T\d{6}Z\.tar\.age", name)
+    assert alpha.ssh(f"stat -c '%U %a' {BACKUPS}/{name}").stdout.split() == ["srht-backup", "600"]
+    index = json.loads(alpha.ssh(f"cat {BACKUPS}/{name}.json").stdout)
+    assert index["encryption"] == "age-x25519" and index["archive"] == name
+    recorded = last_state(site)
+    assert recorded["ok"] and recorded["last-good"]["archive"] == name
+    # Each service ran again afterwards (the backup stopped them).
+    for service, host in PLACES.items():
+        assert (
+            site.hosts[host].ssh(f"systemctl is-active srht-{service}").stdout.strip() == "active"
+        )
+
+    # The server holds no key that opens it: only the public one.
+    found = alpha.ssh(
+        "grep -rl AGE-SECRET-KEY- /etc/srht-secrets /etc/srht /var/lib/srht-backup /root",
+        check=False,
+    )
+    assert found.returncode == 1 and not found.stdout, found.stdout
+    fetched = site.folder / name
+    fetched.write_bytes(
+        subprocess.run(
+            ["ssh", *alpha.ssh_options, f"root@{alpha.address}", f"cat {BACKUPS}/{name}"],
+            capture_output=True,
+            check=True,
+            timeout=300,
+        ).stdout
+    )
+    assert fetched.read_bytes().startswith(b"age-encryption.org/v1\n-> X25519 ")
+    assert not tarfile.is_tarfile(fetched)
+    with pytest.raises(pyrage.DecryptError):
+        pyrage.decrypt(fetched.read_bytes(), [pyrage.x25519.Identity.generate()])
+    never = str(site.folder / "never-written.ini")
+    refused = srht_install(site, "restore", str(fetched), "--config", never)
+    assert refused.returncode != 0 and "is encrypted: give --identity KEYFILE" in refused.stderr
+    wrong = site.folder / "wrong-key.txt"
+    wrong.write_text(f"{pyrage.x25519.Identity.generate()}\n")
+    refused = srht_install(
+        site, "restore", "--identity", str(wrong), str(fetched), "--config", never
+    )
+    assert refused.returncode != 0 and "does not open with that key" in refused.stderr
+    assert not Path(never).exists() and not fetched.with_suffix("").exists()
+    # The admin's key does: a whole archive, every part as the manifest says.
+    plain = site.folder / name.removesuffix(".age")
+    plain.write_bytes(pyrage.decrypt(fetched.read_bytes(), [identity]))
+    reader = ArchiveReader(plain)
+    try:
+        manifest = verify_archive(reader)
+        assert reader.read_bytes("config.ini") == site.config.read_bytes()
+    finally:
+        reader.close()
+    assert {"databases/meta.pgdump", "databases/git.pgdump", "data/git/home.tar.gz"} <= {
+        p["name"] for p in manifest["parts"]
+    }
+    assert [p["sha256"] for p in index["parts"]] == [p["sha256"] for p in manifest["parts"]]
+    state["scheduled"] = name
+
+    code, rows = status_lines(site)
+    assert len(rows) == 1 and " ok " in rows[0] and name in rows[0], rows
+
+
+def test_retention_removes_the_oldest_archives(site: Site, state: dict[str, Any]) -> None:
+    first = state["scheduled"]
+    made = [first]
+    for _ in range(2):
+        fired = fire(site)
+        assert fired.returncode == 0, fired.stderr
+        made.append(last_state(site)["archive"])
+    assert len(set(made)) == 3
+    # keep-count = 2: the first is gone, with its index.
+    assert archives(site) == sorted(made[1:])
+    listed = site.hosts["alpha"].ssh(f"ls -1 {BACKUPS}").stdout.split()
+    assert f"{first}.json" not in listed and not [n for n in listed if n.endswith(".partial")]
+    assert last_state(site)["removed"] == [first]
+    state["kept"] = made[1:]
+
+
+def test_verification_finds_a_corrupted_archive(site: Site, state: dict[str, Any]) -> None:
+    alpha = site.hosts["alpha"]
+    older, newer = state["kept"]
+    path = f"{BACKUPS}/{older}"
+    # One byte flipped in the middle of the older archive, its size unchanged.
+    alpha.ssh(
+        'python3 -c \'import sys; f = open(sys.argv[1], "r+b"); f.seek(4000); '
+        "b = f.read(1); f.seek(4000); f.write(bytes([b[0] ^ 0xFF]))' " + path
+    )
+    checked = alpha.ssh(f"{SCHEDULED} verify --config {SECRET_CONFIG}", check=False)
+    assert checked.returncode == 1
+    assert f"DAMAGED  {older}: damaged" in checked.stdout and f"ok       {newer}" in checked.stdout
+
+    # The next scheduled run finds it too: it fails, says which, and the
+    # newest good archive stays.
+    fired = fire(site)
+    assert fired.returncode != 0
+    recorded = last_state(site)
+    assert not recorded["ok"] and older in recorded["error"], recorded
+    assert newer in archives(site) and recorded["archive"] in archives(site)
+    code, rows = status_lines(site)
+    assert code == 1 and len(rows) == 1 and "FAIL" in rows[0] and older in rows[0], rows
+
+
+def test_a_failed_backup_is_red_in_status_and_mailed(site: Site, state: dict[str, Any]) -> None:
+    alpha = site.hosts["alpha"]
+    outbox = "/var/lib/srht/outbox"
+    before = set(alpha.ssh(f"ls -1 {outbox}", check=False).stdout.split())
+    alpha.ssh(f"mv {BACKUPS} {BACKUPS}.away")
+    try:
+        fired = fire(site)
+        assert fired.returncode != 0
+        recorded = last_state(site)
+        assert not recorded["ok"] and "missing" in recorded["error"], recorded
+        code, rows = status_lines(site)
+        assert code == 1 and len(rows) == 1, rows
+        assert (
+            "FAIL" in rows[0] and "failed" in rows[0] and "systemctl start srht-backup" in rows[0]
+        )
+        mails = set(alpha.ssh(f"ls -1 {outbox}").stdout.split()) - before
+        texts = [alpha.ssh(f"cat {outbox}/{m}").stdout for m in mails]
+        failed = [t for t in texts if "backup FAILED" in t]
+        assert failed, texts
+        assert f"To: admin@{DOMAIN}" in failed[0] and f"{BACKUPS} is missing" in failed[0]
+    finally:
+        alpha.ssh(f"rm -rf {BACKUPS} && mv {BACKUPS}.away {BACKUPS}")

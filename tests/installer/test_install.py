@@ -6,9 +6,13 @@ them into their /etc/hosts. The tests run in order on one site, each a step
 of its life: bad answers files refused before any host is touched, the
 interactive questions at a real terminal refusing wrong answers, a dry run
 showing each host its own steps and writing nothing, an install from an
-answers file, status all green, then red for a service that cannot reach
-meta, the admin signing in over HTTP, a change not confirmed leaving the
-config as it was, a second run planning nothing, an upgrade (paste's
+answers file, status all green (its names in a test DNS server, a mail
+relay taking a test message), then red for a service that cannot reach
+meta, for a wrong DNS answer, a disk below the threshold, a relay that
+does not answer and a stray replication slot, for an expired certificate
+(which a re-run replaces, reloading nginx) and for a closed port, the admin signing in
+over HTTP, a change not confirmed leaving the config as it was, a second
+run planning nothing, an upgrade (paste's
 database a migration behind: the plan naming it, a failed backup and a
 migration failing on the copy each stopping it with nothing changed, then
 the upgrade done), adding and removing a service, and a host that cannot
@@ -22,14 +26,17 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pexpect
 import pytest
+from diagnosesite import DnsServer, expired_certificate, relay_in_config, unused_port
 from installsite import ADMIN_PASSWORD, DOMAIN, NAMES, Installer, answers_toml
 from srht_deploy.operations import HOSTS_BEGIN
+from support.smtp_sink import SmtpSink
 
 if TYPE_CHECKING:  # the class itself would be collected as a test class
     from testhosts import TestHosts
@@ -247,12 +254,32 @@ def test_an_answers_file_installs_the_site(
         assert secret not in output and secret not in log
 
 
-def test_status_is_all_green(srht_install: Installer) -> None:
-    result = srht_install("status")
+@pytest.fixture(scope="module")
+def dns_server(test_hosts: TestHosts) -> Iterator[DnsServer]:
+    """The site's DNS, right: each name to the host whose nginx serves it."""
+    with DnsServer({name: [test_hosts.address(host)] for name, host in NAMES.items()}) as server:
+        yield server
+
+
+def test_status_is_all_green(srht_install: Installer, workdir: Path, dns_server: DnsServer) -> None:
+    """The healthy site, its names in DNS and a mail relay in its config:
+    every check green, and a test message through the relay."""
+    with (
+        SmtpSink() as relay,
+        relay_in_config(workdir / "config.ini", relay.host, relay.port),
+    ):
+        result = srht_install(
+            "status", "--dns-server", dns_server.address, "--send-test-mail", f"bob@{DOMAIN}"
+        )
+        (sent,) = relay.wait_for(1)
 
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
     assert rows and not any("FAIL" in row or "soon" in row for row in rows)
+    kinds = {row[0] for row in table_rows(result.stdout)}
+    assert {"dns", "port", "mail", "disk", "postgresql", "redis"} <= kinds, kinds
+    assert sent.recipients == [f"bob@{DOMAIN}"]
+    assert sent.message["Subject"] == "srht-install: test message"
     for what in (
         "srht-meta",
         "srht-meta-worker",
@@ -302,6 +329,114 @@ def test_status_names_a_service_that_cannot_reach_meta(
     assert repaired.returncode == 0, (repaired.stdout + repaired.stderr)[-4000:]
     assert HOSTS_BEGIN in delta.ssh("cat /etc/hosts").stdout
     assert srht_install("status").returncode == 0
+
+
+def status_row(output: str, kind: str, what: str, host: str) -> list[str]:
+    """The one row of ``srht-install status``'s table for ``kind``, ``what`` and ``host``."""
+    (row,) = [r for r in table_rows(output) if r[:3] == [kind, what, host]]
+    return row
+
+
+def test_status_diagnoses_dns_disk_mail_and_replication_with_what_to_do(
+    test_hosts: TestHosts, workdir: Path, srht_install: Installer, dns_server: DnsServer
+) -> None:
+    """A wrong DNS answer, a disk below the threshold, a relay that does not
+    answer and a replication slot nobody reads: each a red line saying what
+    to do, in one run."""
+    paste, gamma = f"paste.{DOMAIN}", test_hosts.address("gamma")
+    dns_server.answers[paste] = [gamma]
+    postgres = "runuser -u postgres -- psql -XAtc"
+    test_hosts["gamma"].ssh(f"{postgres} \"SELECT pg_create_physical_replication_slot('stray')\"")
+    try:
+        with relay_in_config(workdir / "config.ini", "127.0.0.1", unused_port()):
+            status = srht_install(
+                "status", "--dns-server", dns_server.address, "--min-free", "100%"
+            )
+    finally:
+        dns_server.answers[paste] = [test_hosts.address("delta")]
+        test_hosts["gamma"].ssh(f"{postgres} \"SELECT pg_drop_replication_slot('stray')\"")
+
+    assert status.returncode == 1, status.stdout + status.stderr
+    row = status_row(status.stdout, "dns", paste, "delta")
+    assert row[3] == "FAIL"
+    assert row[4] == (
+        f"resolves to {gamma}: {gamma} is none of the hosts whose nginx serves it, and "
+        f"visitors sent there do not reach paste. What to do: make the records "
+        f"`{paste}. IN A {test_hosts.address('delta')}`, and no other."
+    )
+    assert status_row(status.stdout, "dns", f"meta.{DOMAIN}", "gamma")[3] == "ok"
+    for host in ("gamma", "delta"):
+        row = status_row(status.stdout, "disk", "/", host)
+        assert row[3] == "FAIL" and "free of" in row[4], row
+        assert f"below 100%. What to do: free space on {host}" in row[4]
+    (relay,) = [r for r in table_rows(status.stdout) if r[:2] == ["mail", "relay"]]
+    assert relay[3] == "FAIL"
+    assert (
+        "does not answer SMTP (Connection refused). What to do: check [mail] smtp-host"
+        in (relay[4])
+    )
+    row = status_row(status.stdout, "postgresql", "replication", "gamma")
+    assert row[3] == "FAIL"
+    assert row[4].startswith("replication slot stray (physical, unused): WAL is kept for it")
+    assert "pg_drop_replication_slot('stray')" in row[4]
+    assert status_row(status.stdout, "redis", "replication", "gamma")[3] == "ok"
+
+
+def test_status_names_an_expired_certificate_and_what_replaces_it(
+    test_hosts: TestHosts, workdir: Path, srht_install: Installer
+) -> None:
+    from srht_installer.siteconfig import load_site
+
+    delta, paste = test_hosts["delta"], f"paste.{DOMAIN}"
+    path = f"/etc/srht/tls/{paste}.crt"
+    authority = load_site(workdir / "config.ini").authority()
+    expired = expired_certificate(delta.ssh(f"cat {path}").stdout, authority.cert, authority.key)
+    delta.ssh(f"cat > {path} && systemctl reload nginx", input=expired)
+
+    status = srht_install("status")
+
+    assert status.returncode == 1, status.stdout + status.stderr
+    row = status_row(status.stdout, "certificate", paste, "delta")
+    assert row[3] == "FAIL"
+    assert row[4].startswith("not trusted: certificate has expired; it expired on "), row[4]
+    assert row[4].endswith(
+        "What to do: run srht-install again: it puts back the certificates of the site's "
+        "authority on delta and reloads nginx there."
+    ), row[4]
+    assert status_row(status.stdout, "certificate", f"meta.{DOMAIN}", "gamma")[3] == "ok"
+
+    # What the line says: the deploy puts the file back and, as it was
+    # changed behind its back, reloads nginx even though nothing it applies
+    # changed (nginx held the expired one until then).
+    repaired = srht_install("--yes")
+    output = repaired.stdout + repaired.stderr
+    assert repaired.returncode == 0, output[-4000:]
+    assert "TLS file paste.inst.test.crt: delta changed" in output, output[-4000:]
+    assert delta.ssh(f"cat {path}").stdout != expired
+    status = srht_install("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert status_row(status.stdout, "certificate", paste, "delta")[3] == "ok"
+
+
+def test_status_names_a_closed_port(test_hosts: TestHosts, srht_install: Installer) -> None:
+    delta = test_hosts["delta"]
+    delta.ssh("systemctl stop nginx")
+    try:
+        status = srht_install("status")
+    finally:
+        delta.ssh("systemctl start nginx")
+
+    assert status.returncode == 1
+    address = test_hosts.address("delta")
+    for port in (80, 443):
+        row = status_row(status.stdout, "port", f"{port} (nginx)", "delta")
+        assert row[3] == "FAIL"
+        assert row[4] == (
+            f"{address}:{port} cannot be reached from here (Connection refused). What to do: "
+            f"check that nginx runs on delta (`systemctl status`) and that no firewall between "
+            f"here and delta closes port {port}."
+        )
+    assert status_row(status.stdout, "port", "443 (nginx)", "gamma")[3] == "ok"
 
 
 def test_the_admin_signs_in_over_http(test_hosts: TestHosts, workdir: Path) -> None:
@@ -545,9 +680,9 @@ def test_a_migration_failing_on_the_copy_stops_the_upgrade_then_a_rerun_complete
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert re.search(r"paste: its migrations ran on a copy in \d+\.\ds", done.stdout)
-    assert "paste: migrations applied: core0004" in done.stdout
+    assert "paste: migrations applied: core0004, core0005" in done.stdout
     assert "Upgraded." in done.stdout
-    assert paste_sql(test_hosts, "SELECT version_num FROM alembic_version_srht") == "core0004"
+    assert paste_sql(test_hosts, "SELECT version_num FROM alembic_version_srht") == "core0005"
     assert paste_sql(test_hosts, "SELECT count(*) FROM srht_idempotency_key") == "0"
     assert "alice" in before
     assert (

@@ -173,6 +173,7 @@ def test_the_upgrade_plan_lists_the_new_migrations_and_changes_nothing(
     assert result.returncode == 0, output[-4000:]
     # Each database's own (meta's and paste's) and the core's, in each.
     assert result.stdout.count("srht core0004: idempotency keys") == 2
+    assert result.stdout.count("srht core0005: the core's own tables never reuse ids") == 2
     for migration in ("meta meta0003", "meta meta0004", "paste paste0002", "paste paste0003"):
         assert migration in result.stdout
     assert re.search(
@@ -192,8 +193,8 @@ def test_the_upgrade_applies_them_and_the_data_reads_back(
     assert result.returncode == 0, output[-6000:]
     for service in ("meta", "paste"):
         assert re.search(rf"{service}: its migrations ran on a copy in \d+\.\ds", result.stdout)
-    assert re.search(r"meta: migrations applied: core0004, meta0003, meta0004", result.stdout)
-    assert re.search(r"paste: migrations applied: core0004, paste0002, paste0003", result.stdout)
+    assert "meta: migrations applied: core0004, core0005, meta0003, meta0004" in result.stdout
+    assert "paste: migrations applied: core0004, core0005, paste0002, paste0003" in result.stdout
     assert "Upgraded." in result.stdout
     assert len(list((workdir / "backups").glob("srht-backup-*.tar"))) == 1
     assert rows(test_hosts) == state["rows"]

@@ -1,14 +1,17 @@
 """``[srht] install-method = distro`` on a real host: the .debs built from
-a clean copy, published by the deploy as a local apt repository, meta and
-todo running from them (PostgreSQL on the same host), reached through
-nginx."""
+a clean copy, published by the deploy as a local apt repository, meta,
+todo and builds running from them (PostgreSQL on the same host), reached
+through nginx, and a build job run by the packaged runner."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,12 +26,12 @@ pytestmark = [
     pytest.mark.packaging,
     pytest.mark.deploy,
     pytest.mark.slow,
-    pytest.mark.timeout(1500),
+    pytest.mark.timeout(2400),
 ]
 
 DOMAIN = "srht.test"
 HOST = "alpha"
-SERVICES = ("meta", "todo")
+SERVICES = ("meta", "todo", "builds")
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +43,29 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testhosts.TestHos
         yield hosts
 
 
-def test_deploy_from_packages_serves_meta_and_todo(
+def test_deploy_from_packages_serves_meta_todo_and_builds_with_its_runner(
     host: testhosts.TestHosts, debs: Path, tmp_path: Path
 ) -> None:
+    from testhosts.image import cache_dir, ensure_image
+
     keys = generate_keys()
     address = host.address(HOST)
+    alpha = host[HOST]
+    # The runner unpacks the test hosts' own cached image rather than building one.
+    ensure_image()
+    [tarball] = sorted(cache_dir().glob("image-*.tar.zst"))[-1:]
+    on_host = "/var/cache/srht-e2e-builds-image.tar.zst"
+    copied = subprocess.run(
+        ["scp", *alpha.ssh_options, str(tarball), f"root@{address}:{on_host}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert copied.returncode == 0, copied.stderr
+    images = "/etc/srht-e2e-builds-images.yml"
+    alpha.ssh(
+        f"cat > {images} && chmod 644 {images}", input=f"debian/bookworm:\n  tarball: {on_host}\n"
+    )
     config = tmp_path / "config.ini"
     data = {
         "srht": {
@@ -68,6 +89,9 @@ def test_deploy_from_packages_serves_meta_and_todo(
         },
         **{s: {"origin": f"https://{s}.{DOMAIN}", "hosts": HOST} for s in SERVICES},
     }
+    data["builds"].update(
+        {"runner-hosts": HOST, "images": images, "memory": "512", "disk": "512", "runner-jobs": "1"}
+    )
     config.write_text(dump_ini(data))
     config.chmod(0o600)
     env = {**os.environ, "PYINFRA_PROGRESS": "off"}
@@ -85,11 +109,10 @@ def test_deploy_from_packages_serves_meta_and_todo(
         return json.loads(result.stdout)
 
     deploy()
-    alpha = host[HOST]
     # The software is the packages', not a virtualenv; the units are the
     # packaged ones with the deploy's drop-ins.
     installed = alpha.ssh("dpkg-query -W -f '${Package} ${Status}\\n' 'srht-*'").stdout
-    for package in ("srht-core", "srht-python-deps", "srht-meta", "srht-todo"):
+    for package in ("srht-core", "srht-python-deps", "srht-meta", "srht-todo", "srht-builds"):
         assert f"{package} install ok installed" in installed
     assert alpha.ssh("test -e /opt/srht || echo absent").stdout.strip() == "absent"
     # The deploying machine's package is not published to the hosts.
@@ -100,12 +123,16 @@ def test_deploy_from_packages_serves_meta_and_todo(
     ]
     assert "/usr/bin/srht serve meta" in alpha.ssh("systemctl show -p ExecStart srht-meta").stdout
     assert "ProtectSystem=strict" in alpha.ssh("systemctl show -p ProtectSystem srht-meta").stdout
+    # The runner's unit is the package's too (srht-builds ships it disabled).
+    runner = alpha.ssh("systemctl show -p ExecStart -p FragmentPath srht-builds-runner").stdout
+    assert "/usr/bin/srht builds runner" in runner
+    assert re.search(r"FragmentPath=(/usr)?/lib/systemd/system/srht-builds-runner\.service", runner)
 
     # From here on nothing may be written under the install prefix: restart
     # the daemons (start-up imports everything) and use them.
     alpha.ssh(
         "touch /run/srht-test-mark && systemctl restart srht-meta srht-meta-worker "
-        "srht-todo srht-todo-worker"
+        "srht-todo srht-todo-worker srht-builds srht-builds-worker srht-builds-runner"
     )
     ca = tmp_path / "ca.pem"
     ca.write_text(
@@ -117,12 +144,9 @@ def test_deploy_from_packages_serves_meta_and_todo(
             env=env,
         ).stdout
     )
-    for service, page in (
-        ("meta", "/login"),
-        ("todo", "/"),
-        ("meta", "/healthz"),
-        ("todo", "/healthz"),
-    ):
+
+    def fetch(service: str, page: str, *args: str) -> tuple[str, str]:
+        """``page`` of ``service`` through alpha's nginx: (body, status)."""
         result = subprocess.run(
             [
                 "curl",
@@ -137,20 +161,70 @@ def test_deploy_from_packages_serves_meta_and_todo(
                 "--cacert",
                 str(ca),
                 "--resolve",
+                f"{service}.{DOMAIN}:443:{address}",
                 # a file, not /dev/null: a retry truncates the output first, which
                 # /dev/null refuses (curl exits 23; curl/curl#17371)
-                f"{service}.{DOMAIN}:443:{address}",
                 "-o",
                 str(tmp_path / "body"),
                 "-w",
                 "%{http_code}",
+                *args,
                 f"https://{service}.{DOMAIN}{page}",
             ],
             capture_output=True,
             text=True,
             timeout=60,
         )
-        assert result.stdout == "200", (service, page, result.stdout, result.stderr)
+        assert result.returncode == 0, (service, page, result.stderr)
+        return (tmp_path / "body").read_text(errors="replace"), result.stdout
+
+    for service, page in (
+        ("meta", "/login"),
+        ("todo", "/"),
+        ("builds", "/"),
+        ("meta", "/healthz"),
+        ("todo", "/healthz"),
+        ("builds", "/healthz"),
+    ):
+        assert fetch(service, page)[1] == "200", (service, page)
+
+    # A job submitted through builds' API runs in a container the packaged runner starts.
+    alpha.ssh(
+        f"runuser -u srht-meta -- srht meta create-user alice --email alice@{DOMAIN} "
+        "--password-stdin",
+        input="correct horse battery staple\n",
+    )
+    made = alpha.ssh("runuser -u srht-meta -- srht meta token alice --scopes builds/jobs:RW")
+    auth = ("-H", f"Authorization: Bearer {made.stdout.strip().splitlines()[-1].split()[-1]}")
+    word = f"packaged-{secrets.token_hex(3)}"
+    body, status = fetch(
+        "builds",
+        "/api/jobs",
+        "-X",
+        "POST",
+        *auth,
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        json.dumps({"manifest": f"image: debian/bookworm\ntasks:\n  - hello: echo {word}\n"}),
+    )
+    assert status == "201", body
+    job = json.loads(body)
+    deadline = time.monotonic() + 600  # the first job unpacks the image: a bound on waiting
+
+    def journal() -> str:
+        return alpha.ssh("journalctl -u srht-builds-runner -n 40 --no-pager", check=False).stdout
+
+    while job["status"] in ("pending", "queued", "running") and time.monotonic() < deadline:
+        time.sleep(2)
+        state = alpha.ssh("systemctl is-active srht-builds-runner", check=False).stdout.strip()
+        assert state == "active", f"the runner is {state}:\n{journal()}"
+        body, status = fetch("builds", f"/api/jobs/{job['id']}", *auth)
+        assert status == "200", body
+        job = json.loads(body)
+    assert job["status"] == "success", f"{job}\n{journal()}"
+    log, status = fetch("builds", job["log_url"].removeprefix(f"https://builds.{DOMAIN}"), *auth)
+    assert status == "200" and f"\n{word}\n" in log, log
 
     # Nothing was written under the install prefix at run time (bytecode
     # comes from the packages' postinst, before the mark).

@@ -78,6 +78,8 @@ class Site:
     #: Keys of ``[deploy]`` besides the hosts, PostgreSQL and Redis on alpha.
     deploy_keys: dict[str, Any] = field(default_factory=dict)
     wheelhouse: str | None = None
+    #: Other sections of the config, as they are (``[backup]``, say).
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def layout(
         self,
@@ -128,6 +130,7 @@ class Site:
         }
         for name, values in self.services.items():
             data[name] = {"origin": f"https://{name}.{DOMAIN}", **values}
+        data.update(self.sections)
         self.config.write_text(dump_ini(data))
         self.config.chmod(0o600)
         return self.config

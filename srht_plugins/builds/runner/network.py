@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import select
 import socket
 import subprocess
 import threading
@@ -28,6 +29,8 @@ from urllib.parse import urlsplit
 __all__ = ["JobNetwork", "RELAY_PORT", "remove_namespace"]
 
 RELAY_PORT = 3142
+#: How long slirp4netns may take to configure a job's namespace.
+SLIRP_READY_TIMEOUT = 10
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -128,21 +131,48 @@ class JobNetwork:
                 target=self._relay, args=(target,), name=f"relay-{self.name}", daemon=True
             ).start()
         elif self.mode == "full":
+            self._start_slirp()
+
+    def _start_slirp(self) -> None:
+        """``slirp4netns`` on the namespace, waited for until it says the
+        namespace's interface is configured (its ``--ready-fd``), so the
+        job's first connection never races it."""
+        assert self.path is not None
+        ready, told = os.pipe()
+        try:
             self.slirp = subprocess.Popen(
                 [
                     "slirp4netns",
                     "--configure",
                     "--mtu=65520",
                     "--disable-host-loopback",
+                    f"--ready-fd={told}",
                     "--netns-type=path",
                     self.path,
                     "tap0",
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                pass_fds=(told,),
                 start_new_session=True,
             )
+            os.close(told)
+            told = -1
+            readable, _, _ = select.select([ready], [], [], SLIRP_READY_TIMEOUT)
+            said = os.read(ready, 1) if readable else b""
+        finally:
+            os.close(ready)
+            if told != -1:
+                os.close(told)
+        if said != b"1":
+            if self.slirp.poll() is None:
+                self.slirp.kill()
+            _out, error = self.slirp.communicate(timeout=10)
+            reason = error.decode(errors="replace").strip() or "no word from it"
+            raise RuntimeError(f"slirp4netns did not set up the job's network: {reason}")
+        assert self.slirp.stderr is not None
+        self.slirp.stderr.close()  # nothing more is read from it
 
     def _relay(self, target: tuple[str, int]) -> None:
         assert self.listener is not None

@@ -2,7 +2,8 @@
 (highlighted, with line anchors), raw files (streamed), blame, the log
 (paged by commit), a commit with its diff, and its branches and tags.
 
-Everything is read through :mod:`..plumbing`, which bounds what a page
+Everything is read through :mod:`..plumbing` (libgit2, in this process),
+which bounds what a page
 reads: a file larger than :data:`DISPLAY_LIMIT` is not shown but linked
 raw, and the raw view streams it whatever its size; binary files are
 detected as git does and not shown as text; a diff is cut at
@@ -10,6 +11,10 @@ detected as git does and not shown as text; a diff is cut at
 
 A ref in a URL may contain slashes (``feature/x``), so a path inside the
 tree follows ``/item/``: ``/~alice/repo/tree/feature/x/item/src/main.c``.
+
+Each page resolves what its URL names once (a branch to its commit), then
+answers through :func:`.kept.kept_page`: a strong ETag and 304s, and, for
+visitors without an account, the rendering kept per worker.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from srht_core import (
 from ..plumbing import Commit, Entry, GitError, GitRepo, TooLarge, is_binary
 from ..repos import open_repository
 from .common import Viewing, private_headers, repository_page, viewing
+from .kept import kept_page
 
 bp = Blueprint("git_browse", __name__)
 
@@ -89,10 +95,14 @@ def _crumbs(path: str) -> list[Crumb]:
 
 
 @bp.get("/~<username>/<name>")
-def summary(username: str, name: str) -> Response:
+def summary(username: str, name: str) -> BaseResponse:
     view = viewing(username, name)
     git = _git(view)
     branch, head = git.default_revision()
+    return kept_page(view, (branch, head), lambda: _summary(view, git, branch, head))
+
+
+def _summary(view: Viewing, git: GitRepo, branch: str | None, head: str | None) -> Response:
     readme_html = None
     readme: Entry | None = None
     commits: list[Commit] = []
@@ -129,19 +139,26 @@ def tree_default(username: str, name: str) -> BaseResponse:
         return redirect(
             url_for(".summary", username=view.owner.username, name=view.repository.name)
         )
-    return _tree_or_blob(view, branch, head, "")
+    return _kept_tree_or_blob(view, branch, head, "")
 
 
 @bp.get("/~<username>/<name>/tree/<path:ref>")
-def tree_root(username: str, name: str, ref: str) -> Response:
+def tree_root(username: str, name: str, ref: str) -> BaseResponse:
     view = viewing(username, name)
-    return _tree_or_blob(view, ref, _commit_of(view, _git(view), ref), "")
+    return _kept_tree_or_blob(view, ref, _commit_of(view, _git(view), ref), "")
 
 
 @bp.get("/~<username>/<name>/tree/<path:ref>/item/<path:path>")
-def tree_item(username: str, name: str, ref: str, path: str) -> Response:
+def tree_item(username: str, name: str, ref: str, path: str) -> BaseResponse:
     view = viewing(username, name)
-    return _tree_or_blob(view, ref, _commit_of(view, _git(view), ref), path)
+    return _kept_tree_or_blob(view, ref, _commit_of(view, _git(view), ref), path)
+
+
+def _kept_tree_or_blob(view: Viewing, ref: str, commit: str, path: str) -> BaseResponse:
+    # A folder's page lists the branches too: it varies with them.
+    return kept_page(
+        view, (commit, tuple(_git(view).branches())), lambda: _tree_or_blob(view, ref, commit, path)
+    )
 
 
 def _tree_or_blob(view: Viewing, ref: str, commit: str, path: str) -> Response:
@@ -246,10 +263,14 @@ def raw(username: str, name: str, ref: str, path: str) -> Response:
 
 
 @bp.get("/~<username>/<name>/blame/<path:ref>/item/<path:path>")
-def blame(username: str, name: str, ref: str, path: str) -> Response:
+def blame(username: str, name: str, ref: str, path: str) -> BaseResponse:
     view = viewing(username, name)
     git = _git(view)
     commit = _commit_of(view, git, ref)
+    return kept_page(view, commit, lambda: _blame(view, git, ref, commit, path))
+
+
+def _blame(view: Viewing, git: GitRepo, ref: str, commit: str, path: str) -> Response:
     entry = _entry(view, git, ref, commit, path)
     if entry.type != "blob" or entry.is_symlink:
         abort(404, f"{path} at {ref} in {view.ref} is not a file.")
@@ -288,7 +309,7 @@ def blame(username: str, name: str, ref: str, path: str) -> Response:
 
 
 @bp.get("/~<username>/<name>/log")
-def log_default(username: str, name: str) -> Response:
+def log_default(username: str, name: str) -> BaseResponse:
     view = viewing(username, name)
     branch, head = _git(view).default_revision()
     if head is None or branch is None:
@@ -297,12 +318,12 @@ def log_default(username: str, name: str) -> Response:
 
 
 @bp.get("/~<username>/<name>/log/<path:ref>")
-def log(username: str, name: str, ref: str) -> Response:
+def log(username: str, name: str, ref: str) -> BaseResponse:
     view = viewing(username, name)
     return _log(view, ref, _commit_of(view, _git(view), ref))
 
 
-def _log(view: Viewing, ref: str, head: str) -> Response:
+def _log(view: Viewing, ref: str, head: str) -> BaseResponse:
     git = _git(view)
     start = request.args.get("from", "")
     if start:
@@ -310,6 +331,10 @@ def _log(view: Viewing, ref: str, head: str) -> Response:
         if resolved is None:
             abort(404, f"No commit {start} in {view.ref}.")
         head = resolved
+    return kept_page(view, head, lambda: _log_page(view, git, ref, head))
+
+
+def _log_page(view: Viewing, git: GitRepo, ref: str, head: str) -> Response:
     commits = git.log(head, LOG_PAGE + 1)
     next_id = commits[LOG_PAGE].id if len(commits) > LOG_PAGE else None
     return repository_page(
@@ -412,23 +437,33 @@ def commit(username: str, name: str, commit_id: str) -> BaseResponse:
                 commit_id=found.id,
             )
         )
-    patch, truncated = git.diff(found.id, DIFF_LIMIT)
-    return repository_page(
-        "git/commit.html", view, commit=found, files=parse_patch(patch), truncated=truncated
-    )
+
+    def render() -> Response:
+        patch, truncated = git.diff(found.id, DIFF_LIMIT)
+        return repository_page(
+            "git/commit.html", view, commit=found, files=parse_patch(patch), truncated=truncated
+        )
+
+    return kept_page(view, found.id, render)
 
 
 @bp.get("/~<username>/<name>/refs")
-def refs(username: str, name: str) -> Response:
+def refs(username: str, name: str) -> BaseResponse:
     view = viewing(username, name)
+    git = _git(view)
     try:
-        found = _git(view).refs()
+        found = git.refs()
     except GitError:
         found = []
-    return repository_page(
-        "git/refs.html",
+    default = git.head_branch()
+    return kept_page(
         view,
-        branches=[r for r in found if r.kind == "branch"],
-        tags=[r for r in found if r.kind == "tag"],
-        default=_git(view).head_branch(),
+        (default, tuple((r.full_name, r.target) for r in found)),
+        lambda: repository_page(
+            "git/refs.html",
+            view,
+            branches=[r for r in found if r.kind == "branch"],
+            tags=[r for r in found if r.kind == "tag"],
+            default=default,
+        ),
     )

@@ -12,97 +12,57 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, render_template, url_for
 
-from srht_core import (
-    Problem,
-    WebhookForm,
-    confirm,
-    db_session,
-    deliveries,
-    login_required,
-    redeliver,
-    viewer,
-    webhook_signature_key,
-)
+from srht_core import WebhookSettings, db_session, login_required, viewer
 
 from ..events import EVENTS, create_webhook, subscription_key
 from ..models import Webhook
 
 bp = Blueprint("webhooks", __name__)
 
-#: Deliveries the page shows.
-LOG_LENGTH = 50
 
-
-def _page(form: WebhookForm | None = None, status: int = 200) -> Any:
-    user = viewer()
-    hooks = db_session.scalars(
-        sa.select(Webhook).where(Webhook.owner_id == user.id).order_by(Webhook.id)
-    ).all()
-    return render_template(
-        "hub/webhooks.html",
-        hooks=hooks,
-        deliveries=deliveries(subscription_key(user.id), limit=LOG_LENGTH, session=db_session),
-        form=form or WebhookForm(EVENTS, formdata=None),
+def _settings() -> WebhookSettings:
+    """The signed-in user's project webhooks (the core's views)."""
+    user_id = viewer().id
+    return WebhookSettings(
+        events=EVENTS,
+        subscription=subscription_key(user_id),
+        hooks=lambda: db_session.scalars(
+            sa.select(Webhook).where(Webhook.owner_id == user_id).order_by(Webhook.id)
+        ).all(),
+        find=lambda webhook_id: db_session.scalar(
+            sa.select(Webhook).where(Webhook.id == webhook_id, Webhook.owner_id == user_id)
+        ),
+        create=lambda url, names: create_webhook(user_id, url, names),
+        render=lambda status, **context: (render_template("hub/webhooks.html", **context), status),
+        url=url_for("webhooks.show"),
         remove_url=lambda hook: url_for("webhooks.remove", webhook_id=hook.id),
         redeliver_url=lambda d: url_for("webhooks.send_again", delivery_id=d.id),
-        signature_key=webhook_signature_key(),
-    ), status
+        subject="your projects",
+        owner="You have",
+    )
 
 
 @bp.get("/settings/webhooks")
 @login_required
 def show() -> Any:
-    return _page()
+    return _settings().page()
 
 
 @bp.post("/settings/webhooks")
 @login_required
 def add() -> Any:
-    form = WebhookForm(EVENTS)
-    if form.validate_on_submit():
-        try:
-            hook = create_webhook(viewer().id, form.url.data, form.events.data or [])
-            db_session.commit()
-        except Problem as problem:
-            db_session.rollback()
-            form.show(problem)
-        else:
-            flash(f"Webhook to {hook.url} added.", "success")
-            return redirect(url_for("webhooks.show"))
-    return _page(form, 400)
+    return _settings().add()
 
 
 @bp.route("/settings/webhooks/<int:webhook_id>/delete", methods=["GET", "POST"])
 @login_required
 def remove(webhook_id: int) -> Any:
-    hook = db_session.scalar(
-        sa.select(Webhook).where(Webhook.id == webhook_id, Webhook.owner_id == viewer().id)
-    )
-    if hook is None:
-        abort(404, f"You have no webhook {webhook_id}.")
-    question = confirm(
-        f"Remove the webhook to {hook.url}?",
-        "It is told nothing more of your projects. Its delivery log stays.",
-        cancel=url_for("webhooks.show"),
-        button="Remove",
-    )
-    if question is not None:
-        return question
-    db_session.delete(hook)
-    db_session.commit()
-    flash(f"Webhook to {hook.url} removed.", "success")
-    return redirect(url_for("webhooks.show"))
+    return _settings().remove(webhook_id)
 
 
 @bp.post("/settings/deliveries/<int:delivery_id>/redeliver")
 @login_required
 def send_again(delivery_id: int) -> Any:
-    try:
-        redeliver(delivery_id, session=db_session, subscription=subscription_key(viewer().id))
-    except LookupError:
-        abort(404, f"You have no delivery {delivery_id}.")
-    db_session.commit()
-    flash(f"Delivery {delivery_id} queued again.", "success")
-    return redirect(url_for("webhooks.show") + f"#delivery-{delivery_id}")
+    return _settings().redeliver(delivery_id)

@@ -10,26 +10,15 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from sqlalchemy.orm import undefer
 
-from srht_core import (
-    Problem,
-    confirm,
-    db_session,
-    deliveries,
-    login_required,
-    redeliver,
-    webhook_signature_key,
-)
+from srht_core import Problem, WebhookSettings, confirm, db_session, login_required
 
 from .. import archive, events, lists
 from ..access import Access, list_for
-from ..events import list_key
-from ..forms import ListSettingsForm, MemberForm, WebhookForm
+from ..events import LIST_EVENTS, list_key
+from ..forms import ListSettingsForm, MemberForm
 from ..models import HELD, Email, ListMember, User, Webhook
 
 bp = Blueprint("settings", __name__)
-
-#: Deliveries the log page shows.
-LOG_LENGTH = 50
 
 
 def owner_access(owner: str, name: str) -> Access:
@@ -180,91 +169,54 @@ def remove_member(owner: str, name: str, user_id: int) -> Any:
     return _to("settings.members", access)
 
 
-def render_webhooks(access: Access, form: WebhookForm | None = None, status: int = 200) -> Any:
-    hooks = db_session.scalars(
-        sa.select(Webhook).where(Webhook.list_id == access.list.id).order_by(Webhook.id)
-    ).all()
-    log = deliveries(list_key(access.list), limit=LOG_LENGTH, session=db_session)
-    return render(
-        "lists/settings-webhooks.html",
-        access,
-        "webhooks",
-        status,
-        hooks=hooks,
-        deliveries=log,
-        form=form or WebhookForm(formdata=None),
+def webhook_settings(access: Access) -> WebhookSettings:
+    """The list's webhook settings page (the core's views)."""
+    mailing_list = access.list
+    return WebhookSettings(
+        events=LIST_EVENTS,
+        subscription=list_key(mailing_list),
+        hooks=lambda: db_session.scalars(
+            sa.select(Webhook).where(Webhook.list_id == mailing_list.id).order_by(Webhook.id)
+        ).all(),
+        find=lambda webhook_id: db_session.scalar(
+            sa.select(Webhook).where(Webhook.id == webhook_id, Webhook.list_id == mailing_list.id)
+        ),
+        create=lambda url, names: events.create_webhook(
+            mailing_list.owner_id, url, names, mailing_list
+        ),
+        render=lambda status, **context: render(
+            "lists/settings-webhooks.html", access, "webhooks", status, **context
+        ),
+        url=_url("settings.webhooks", access),
         remove_url=lambda hook: _url("settings.delete_webhook", access, webhook_id=hook.id),
         redeliver_url=lambda d: _url("settings.redeliver_delivery", access, delivery_id=d.id),
-        signature_key=webhook_signature_key(),
+        subject=mailing_list.ref,
+        owner=f"{mailing_list.ref} has",
     )
 
 
 @bp.get("/~<owner>/<name>/settings/webhooks")
 @login_required
 def webhooks(owner: str, name: str) -> Any:
-    return render_webhooks(owner_access(owner, name))
+    return webhook_settings(owner_access(owner, name)).page()
 
 
 @bp.post("/~<owner>/<name>/settings/webhooks")
 @login_required
 def create_webhook(owner: str, name: str) -> Any:
-    access = owner_access(owner, name)
-    form = WebhookForm()
-    if form.validate_on_submit():
-        try:
-            hook = events.create_webhook(
-                access.list.owner_id, form.url.data, form.events.data or [], access.list
-            )
-            db_session.commit()
-        except Problem as problem:
-            db_session.rollback()
-            form.show(problem)
-        else:
-            flash(f"Webhook to {hook.url} added.", "success")
-            return _to("settings.webhooks", access)
-    return render_webhooks(access, form, 400)
-
-
-def find_webhook(access: Access, webhook_id: int) -> Webhook:
-    hook = db_session.scalar(
-        sa.select(Webhook).where(Webhook.id == webhook_id, Webhook.list_id == access.list.id)
-    )
-    if hook is None:
-        abort(404, f"{access.list.ref} has no webhook {webhook_id}.")
-    return hook
+    return webhook_settings(owner_access(owner, name)).add()
 
 
 @bp.route("/~<owner>/<name>/settings/webhooks/<int:webhook_id>/delete", methods=["GET", "POST"])
 @login_required
 def delete_webhook(owner: str, name: str, webhook_id: int) -> Any:
-    access = owner_access(owner, name)
-    hook = find_webhook(access, webhook_id)
-    question = confirm(
-        f"Remove the webhook to {hook.url}?",
-        f"It is told nothing more of {access.list.ref}. Its delivery log stays.",
-        cancel=url_for("settings.webhooks", owner=owner, name=name),
-        button="Remove",
-    )
-    if question is not None:
-        return question
-    db_session.delete(hook)
-    db_session.commit()
-    flash(f"Webhook to {hook.url} removed.", "success")
-    return _to("settings.webhooks", access)
+    return webhook_settings(owner_access(owner, name)).remove(webhook_id)
 
 
 @bp.post("/~<owner>/<name>/settings/deliveries/<int:delivery_id>/redeliver")
 @login_required
 def redeliver_delivery(owner: str, name: str, delivery_id: int) -> Any:
-    access = owner_access(owner, name)
-    if not deliveries(list_key(access.list), ids=[delivery_id], session=db_session):
-        abort(404, f"{access.list.ref} has no delivery {delivery_id}.")
-    redeliver(delivery_id, session=db_session)
-    db_session.commit()
-    flash(f"Delivery {delivery_id} queued again.", "success")
-    return redirect(
-        url_for("settings.webhooks", owner=owner, name=name) + f"#delivery-{delivery_id}"
-    )
+    return webhook_settings(owner_access(owner, name)).redeliver(delivery_id)
 
 
 @bp.route("/~<owner>/<name>/settings/delete", methods=["GET", "POST"])

@@ -8,16 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
-from srht_core import (
-    Problem,
-    WebhookForm,
-    confirm,
-    db_session,
-    deliveries,
-    login_required,
-    redeliver,
-    webhook_signature_key,
-)
+from srht_core import Problem, WebhookSettings, confirm, db_session, login_required
 
 from .. import events, trackers
 from ..access import Access, tracker_for
@@ -26,9 +17,6 @@ from ..forms import AccessForm, TrackerSettingsForm
 from ..models import TrackerAccess, User, Webhook, access_mask, access_names
 
 bp = Blueprint("settings", __name__)
-
-#: Deliveries the log page shows.
-LOG_LENGTH = 50
 
 
 def owner_access(owner: str, tracker: str) -> Access:
@@ -179,83 +167,50 @@ def revoke(owner: str, tracker: str, user_id: int) -> Any:
     return _to("settings.access_list", access)
 
 
-def render_webhooks(access: Access, form: WebhookForm | None = None, status: int = 200) -> Any:
-    hooks = db_session.scalars(
-        sa.select(Webhook).where(Webhook.tracker_id == access.tracker.id).order_by(Webhook.id)
-    ).all()
-    log = deliveries(subscription_key(access.tracker), limit=LOG_LENGTH, session=db_session)
-    return render(
-        "todo/settings-webhooks.html",
-        access,
-        "webhooks",
-        status,
-        hooks=hooks,
-        deliveries=log,
-        form=form or WebhookForm(EVENTS, formdata=None),
+def webhook_settings(access: Access) -> WebhookSettings:
+    """The tracker's webhook settings page (the core's views)."""
+    tracker = access.tracker
+    return WebhookSettings(
+        events=EVENTS,
+        subscription=subscription_key(tracker),
+        hooks=lambda: db_session.scalars(
+            sa.select(Webhook).where(Webhook.tracker_id == tracker.id).order_by(Webhook.id)
+        ).all(),
+        find=lambda webhook_id: events.find_webhook(access, webhook_id),
+        create=lambda url, names: events.create_webhook(access, url, names),
+        render=lambda status, **context: render(
+            "todo/settings-webhooks.html", access, "webhooks", status, **context
+        ),
+        url=_url("settings.webhooks", access),
         remove_url=lambda hook: _url("settings.delete_webhook", access, webhook_id=hook.id),
         redeliver_url=lambda d: _url("settings.redeliver_delivery", access, delivery_id=d.id),
-        signature_key=webhook_signature_key(),
+        subject=tracker.ref,
+        owner=f"{tracker.ref} has",
     )
 
 
 @bp.get("/~<owner>/<tracker>/settings/webhooks")
 @login_required
 def webhooks(owner: str, tracker: str) -> Any:
-    return render_webhooks(owner_access(owner, tracker))
+    return webhook_settings(owner_access(owner, tracker)).page()
 
 
 @bp.post("/~<owner>/<tracker>/settings/webhooks")
 @login_required
 def create_webhook(owner: str, tracker: str) -> Any:
-    access = owner_access(owner, tracker)
-    form = WebhookForm(EVENTS)
-    if form.validate_on_submit():
-        try:
-            hook = events.create_webhook(access, form.url.data, form.events.data or [])
-            db_session.commit()
-        except Problem as problem:
-            db_session.rollback()
-            form.show(problem)
-        else:
-            flash(f"Webhook to {hook.url} added.", "success")
-            return _to("settings.webhooks", access)
-    return render_webhooks(access, form, 400)
+    return webhook_settings(owner_access(owner, tracker)).add()
 
 
 @bp.route("/~<owner>/<tracker>/settings/webhooks/<int:webhook_id>/delete", methods=["GET", "POST"])
 @login_required
 def delete_webhook(owner: str, tracker: str, webhook_id: int) -> Any:
-    access = owner_access(owner, tracker)
-    hook = events.find_webhook(access, webhook_id)
-    if hook is None:
-        abort(404, f"{access.tracker.ref} has no webhook {webhook_id}.")
-    question = confirm(
-        f"Remove the webhook to {hook.url}?",
-        f"It is told nothing more of {access.tracker.ref}. Its delivery log stays.",
-        cancel=url_for("settings.webhooks", owner=owner, tracker=tracker),
-        button="Remove",
-    )
-    if question is not None:
-        return question
-    db_session.delete(hook)
-    db_session.commit()
-    flash(f"Webhook to {hook.url} removed.", "success")
-    return _to("settings.webhooks", access)
+    return webhook_settings(owner_access(owner, tracker)).remove(webhook_id)
 
 
 @bp.post("/~<owner>/<tracker>/settings/deliveries/<int:delivery_id>/redeliver")
 @login_required
 def redeliver_delivery(owner: str, tracker: str, delivery_id: int) -> Any:
-    access = owner_access(owner, tracker)
-    try:
-        redeliver(delivery_id, session=db_session, subscription=subscription_key(access.tracker))
-    except LookupError:
-        abort(404, f"{access.tracker.ref} has no delivery {delivery_id}.")
-    db_session.commit()
-    flash(f"Delivery {delivery_id} queued again.", "success")
-    return redirect(
-        url_for("settings.webhooks", owner=owner, tracker=tracker) + f"#delivery-{delivery_id}"
-    )
+    return webhook_settings(owner_access(owner, tracker)).redeliver(delivery_id)
 
 
 @bp.route("/~<owner>/<tracker>/settings/delete", methods=["GET", "POST"])

@@ -10,6 +10,7 @@ settings a module needs; each module starts one, for all its tests.
 from __future__ import annotations
 
 import getpass
+import os
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,9 @@ from srht_core.config import dump_ini
 from srht_core.testing import free_port, serve_service, site_config
 
 from .conftest import BuildsSite
+
+#: The test hosts' slot: each has its own shared images (:func:`runner_folder`).
+SLOT = os.environ.get("SRHT_TESTHOSTS_SLOT", "0")
 
 #: How long a job of these tests may take to end, setup included (the
 #: first one unpacks the image): a bound on waiting, not a measurement.
@@ -160,7 +164,9 @@ def leftovers(name: str) -> list[str]:
                 command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
-            if "systemd-nspawn" in command and f"/{name}/jobs/" in command:
+            if ("systemd-nspawn" in command and f"/{name}/jobs/" in command) or (
+                "slirp4netns" in command and f"srht-builds-{name}-" in command
+            ):
                 found.append(f"pid {proc.name}: {command[:120]}")
     return found
 
@@ -199,6 +205,25 @@ def wait_for_task(site: RunnerSite, job_id: int, task: str) -> None:
         time.sleep(0.5)
 
 
+def runner_folder(prefix: str, name: str) -> Path:
+    """A new folder for runner ``name`` (``FOLDER/NAME``, returned: FOLDER),
+    whose unpacked images are shared by every runner of the tests in this
+    slot: unpacking the image and removing it again took about 30 s per
+    test module. Remove FOLDER afterwards; the shared images stay (the
+    runner builds a tree again when the cached image changes)."""
+    from testhosts.image import cache_dir
+
+    # The runner clones as the jobs' unprivileged user into its folder:
+    # that user must be able to reach it (pytest's own folder is root's).
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o711)
+    images = cache_dir() / f"builds-runner-images-slot{SLOT}"
+    images.mkdir(parents=True, exist_ok=True)
+    (folder / name).mkdir()
+    (folder / name / "images").symlink_to(images, target_is_directory=True)
+    return folder
+
+
 @contextmanager
 def runner_site(
     srht_postgres: Any,
@@ -221,10 +246,7 @@ def runner_site(
 
     ensure_image()
     [tarball] = sorted(cache_dir().glob("image-*.tar.zst"))[-1:]
-    # The runner clones as the jobs' unprivileged user into its folder:
-    # that user must be able to reach it (pytest's own folder is root's).
-    runner_dir = Path(tempfile.mkdtemp(prefix="srht-builds-runner-"))
-    runner_dir.chmod(0o711)
+    runner_dir = runner_folder("srht-builds-runner-", name)
     images = folder / "images.yml"
     images.write_text(f"debian/bookworm:\n  tarball: {tarball}\n")
     ports = {service: free_port() for service in ("meta", "git", "builds")}

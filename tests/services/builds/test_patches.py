@@ -646,7 +646,7 @@ def test_a_patchset_job_runs_with_its_patches_applied_and_one_that_does_not_appl
     from support.ci import require_test_hosts
     from testhosts.image import cache_dir, ensure_image
 
-    from .harness import Runner
+    from .harness import Runner, runner_folder
 
     require_test_hosts()
     ensure_image()
@@ -663,9 +663,8 @@ def test_a_patchset_job_runs_with_its_patches_applied_and_one_that_does_not_appl
         [("Start elsewhere", "greeting", "good evening\n"), ("Break it", "greeting", "bye\n")],
         skip=1,
     )
-    runner_dir = Path(tempfile.mkdtemp(prefix="srht-builds-patches-"))
-    runner_dir.chmod(0o711)
     name = f"patches{SLOT}"
+    runner_dir = runner_folder("srht-builds-patches-", name)
     runner = Runner(site.config, runner_dir / name, name)
     runner.start()
     try:

@@ -435,3 +435,132 @@ def test_stopping_the_runner_mid_job_tells_the_service(limits_site: LimitsSite) 
     job = site.wait(setting_up)
     assert job.status == "success", (job.reason, site.log(owner, setting_up))
     assert "Hello, world!" in site.log(owner, setting_up, "greet")
+
+
+# -- network = full ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def peer(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A web server on another machine, as far as the runner host can tell:
+    in a network namespace of this test's, behind a veth pair, serving a
+    random token. Yields its address and the token."""
+    import secrets
+    import subprocess
+
+    namespace, outside, inside = f"srht-bt-peer{SLOT}", f"srhtbtp{SLOT}a", f"srhtbtp{SLOT}b"
+    host_address, peer_address = f"10.{230 + int(SLOT)}.0.1", f"10.{230 + int(SLOT)}.0.2"
+    token = secrets.token_hex(8)
+    (tmp_path / "token").write_text(token + "\n")
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+
+    subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+    subprocess.run(["ip", "link", "del", outside], capture_output=True)
+    server = None
+    try:
+        ip("netns", "add", namespace)
+        ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+        ip("link", "set", inside, "netns", namespace)
+        ip("addr", "add", f"{host_address}/30", "dev", outside)
+        ip("link", "set", outside, "up")
+        ip("-n", namespace, "addr", "add", f"{peer_address}/30", "dev", inside)
+        ip("-n", namespace, "link", "set", inside, "up")
+        ip("-n", namespace, "link", "set", "lo", "up")
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", namespace, sys.executable, "-m", "http.server"]
+            + ["--bind", peer_address, "--directory", str(tmp_path), "8080"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            probe = subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    namespace,
+                    "bash",
+                    "-c",
+                    f"echo > /dev/tcp/{peer_address}/8080",
+                ],
+                capture_output=True,
+            )
+            if probe.returncode == 0:
+                break
+            assert time.monotonic() < deadline, "the peer's web server did not start"
+            time.sleep(0.1)
+        yield peer_address, token
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+        subprocess.run(["ip", "link", "del", outside], capture_output=True)
+        subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+
+
+@pytest.fixture
+def full_network(limits_site: LimitsSite) -> Iterator[LimitsSite]:
+    """The site's network made ``full`` for the jobs of this test: the
+    setting travels with each job from the service, so a second builds
+    server (same database) runs with it, and the runner is started again
+    talking to that one. The mirror runner is back afterwards."""
+    import configparser
+
+    from srht_core.testing import serve_service
+
+    site = limits_site
+    parser = configparser.RawConfigParser()
+    parser.read(site.config)
+    assert parser["builds"]["network"] == "mirror"
+    port = free_port()
+    parser["builds"]["network"] = "full"
+    parser["builds"]["origin"] = f"http://127.0.0.1:{port}"
+    config = site.config.with_name("config-full.ini")
+    with open(config, "w", encoding="utf-8") as out:
+        parser.write(out)
+    config.chmod(0o600)
+    mirror = site.runner
+    mirror.stop()
+    try:
+        with serve_service("builds", config, port=port):
+            site.runner = harness.Runner(config, mirror.folder, mirror.name)
+            site.runner.start()
+            try:
+                yield site
+            finally:
+                site.runner.stop()
+    finally:
+        site.runner = mirror
+        mirror.start()
+
+
+def test_a_job_with_full_network_reaches_other_hosts_but_not_the_runners_loopback(
+    full_network: LimitsSite, peer: tuple[str, str]
+) -> None:
+    """``network = full``: slirp4netns gives the job what the runner host
+    reaches (a server on another network), never the host's own loopback
+    (where the service and the apt proxy listen)."""
+    site = full_network
+    address, token = peer
+    owner = site.user("fulton")
+    service_port = site.app.extensions["srht"].origin.rsplit(":", 1)[1]
+    job_id = site.job(
+        owner,
+        "image: debian/bookworm\n"
+        "tasks:\n"
+        "  - reach: |\n"
+        f"      exec 3<>/dev/tcp/{address}/8080\n"
+        "      printf 'GET /token HTTP/1.0\\r\\n\\r\\n' >&3\n"
+        "      cat <&3\n"
+        "  - look: |\n"
+        f"      ! timeout 5 bash -c 'echo > /dev/tcp/10.0.2.2/{service_port}'"
+        " && echo no-host-loopback\n",
+    )
+    job = site.wait(job_id)
+    assert job.status == "success", (job.reason, site.log(owner, job_id))
+    assert token in site.log(owner, job_id, "reach")
+    assert "\nno-host-loopback\n" in site.log(owner, job_id, "look")
+    assert leftovers(site.runner.name) == []

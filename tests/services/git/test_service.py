@@ -17,7 +17,15 @@ from srht_core import HostNeeds
 from srht_plugins.git.events import RefUpdate
 from srht_plugins.git.post_receive import parse_updates
 from srht_plugins.git.ssh import Refused, Request, parse_command, sshd_snippet
-from srht_plugins.git.ssh_programs import KEYS, SHELL, credential
+from srht_plugins.git.ssh_programs import (
+    KEYS,
+    SHELL,
+    access_answer,
+    access_request,
+    credential,
+    read_answer,
+    read_site,
+)
 
 from .conftest import require_program
 
@@ -33,42 +41,35 @@ def test_host_needs(git_config: Any, plugin_host: Any, tmp_path: Path) -> None:
     config = git_config({"git": {"ssh-user": "forge"}})
     assert plugin_host.check_config(config) == []
     needs = plugin_host.call_one("host_needs", "git", config=config)
-    assert needs.packages == ("git", "openssh-server")
-    # sshd runs the key command as an account of its own.
+    # curl is sshd's key lookup.
+    assert needs.packages == ("git", "openssh-server", "curl")
+    # sshd runs the key lookup as an account of its own.
     assert needs.login_users == ("forge",) and needs.users == ("srht-git-keys",)
     assert needs.paths == (str(tmp_path / "data" / "git"),)
     assert needs.ports == (22,)
     (snippet,) = needs.sshd_snippets
     assert snippet.splitlines()[2] == "Match User forge"
-    # The hook runs on the deploying machine: the host's own srht goes in later.
     command = next(
         line.split(None, 1)[1] for line in snippet.splitlines() if "AuthorizedKeysCommand " in line
     )
     keys_credential = credential(config["srht"]["network-key"], KEYS)
     assert shlex.split(command) == [
-        f"{HostNeeds.SRHT_ON_HOST}-git-keys",
-        "--origin",
-        config["git"]["origin"],
-        "--credential-file",
-        "/etc/srht-secrets/git-ssh-keys",
+        "/usr/bin/curl",
+        "--disable",
         "--config",
-        "/etc/srht/config.ini",
-        "--ssh-user",
-        "forge",
-        "%u",
-        "%k",
-        "%t",
+        "/etc/srht-secrets/git-ssh-keys",
+        "--header",
+        "X-Srht-Git-Key: %u %t %k",
     ]
     # The credential allows looking keys up and nothing else.
     assert keys_credential != credential(config["srht"]["network-key"], SHELL)
     assert config["srht"]["network-key"] not in snippet and keys_credential not in snippet
-    # It is in a file for the keys account alone, which the deploy writes.
+    # It is in curl's config, a file for the keys account alone, which the
+    # deploy writes, with where to ask.
     (secret,) = needs.secret_files
-    assert (secret.path, secret.owner, secret.text) == (
-        "/etc/srht-secrets/git-ssh-keys",
-        "srht-git-keys",
-        keys_credential + "\n",
-    )
+    assert (secret.path, secret.owner) == ("/etc/srht-secrets/git-ssh-keys", "srht-git-keys")
+    assert f'header = "X-Srht-Git-Ssh: {keys_credential}"\n' in secret.text
+    assert f'url = "{config["git"]["origin"]}/internal/ssh/key"\n' in secret.text
     assert "    AuthorizedKeysCommandUser srht-git-keys\n" in snippet
 
     other = git_config({"git": {"repos": "/srv/git"}})
@@ -88,9 +89,7 @@ def test_sshd_accepts_the_snippet(git_config: Any, plugin_host: Any, tmp_path: P
     # unit creates: missing on a fresh machine where sshd never ran.
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     config = tmp_path / "sshd_config"
-    config.write_text(
-        f"HostKey {key}\nUsePAM no\n" + sshd_snippet(site, "/usr/bin/srht", "/etc/srht/config.ini")
-    )
+    config.write_text(f"HostKey {key}\nUsePAM no\n" + sshd_snippet(site))
     checked = subprocess.run([sshd, "-t", "-f", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
 
@@ -184,3 +183,31 @@ def test_a_development_config_serves_no_ssh(tmp_path: Path) -> None:
     write_dev_config(path, PluginHost())
     assert "\n[git]\n" in path.read_text() and "\nssh = no\n" in path.read_text()
     assert load_config(path).raw_value("git", "ssh") == "no"
+
+
+def test_the_forced_command_reads_the_config_and_answers_as_written(tmp_path: Path) -> None:
+    """The forced command reads two keys without configparser and its
+    answer without json: both as the service and the config mean them."""
+    config = tmp_path / "config.ini"
+    config.write_text(
+        "# a comment: origin = no\n[srht]\nnetwork-key: k3y=with=signs\n"
+        "[git]\n; origin = http://commented\nOrigin =  http://127.0.0.1:5001  \n"
+        "repos = /srv/git\n  continued\n"
+    )
+    assert read_site(str(config)) == ("http://127.0.0.1:5001", "k3y=with=signs")
+    answer = {
+        "program": "upload-pack",
+        "path": "/srv/git/1.git",
+        "env": {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_VALUE_0": "a b=c"},
+        "notice": "~a/b is now ~a/c; update your remote:\n  git remote set-url origin x",
+    }
+    assert read_answer(access_answer(answer)) == answer
+    assert read_answer(access_answer({"refused": "No."})) == {
+        "program": "",
+        "path": "",
+        "env": {},
+        "refused": "No.",
+    }
+    assert access_request("SHA256:x", b"git-upload-pack '~a/b'") == (
+        b"SHA256:x\0git-upload-pack '~a/b'"
+    )

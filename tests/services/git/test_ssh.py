@@ -1,14 +1,13 @@
 """Clone and push over SSH: an sshd started here, on a loopback port, with
 its own host key and config, configured with the service's own sshd
-snippet, so its AuthorizedKeysCommand is ``srht-git-keys`` (the installed
-program, asking the running git service) and every login runs
-``srht-git-shell``. Keys are registered at meta through its keys page, as a
-person does.
+snippet, so its AuthorizedKeysCommand is ``curl`` asking the running git
+service, and every login runs the forced command the service puts in the
+key's line (``ssh_programs.py`` under the service's interpreter). Keys are
+registered at meta through its keys page, as a person does.
 
-sshd runs the key command as ``nobody``, who can read nothing of the site,
-when that account can run the installed program; where it cannot (an
-interpreter under a private home, as with pyenv as root), as the account
-running the tests. The git account is
+sshd runs the key lookup as ``nobody``, who can read nothing of the site
+but the lookup's curl config, when the tests run as root (else as the
+account running the tests). The git account is
 the account running the tests (root in CI), so sshd may switch to it;
 root logs in only with the forced command (``PermitRootLogin
 forced-commands-only``).
@@ -33,8 +32,17 @@ from typing import Any
 import pytest
 import requests
 
-from srht_plugins.git.ssh import default_program, keys_secret, sshd_snippet
-from srht_plugins.git.ssh_programs import HEADER, KEYS, SHELL, credential, fingerprint
+from srht_plugins.git.ssh import CURL, keys_secret, sshd_snippet
+from srht_plugins.git.ssh_programs import (
+    HEADER,
+    KEY_HEADER,
+    KEYS,
+    SHELL,
+    access_request,
+    credential,
+    fingerprint,
+    read_answer,
+)
 
 from .conftest import GitResult, GitStack, KeyPair, make_key, register_key, require_program
 
@@ -43,18 +51,10 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 SSHD = "/usr/sbin/sshd"
 
 
-def _keys_user(program: str) -> str:
-    """``nobody`` (who can read nothing of the site) if it can run the
-    installed ``srht-git-keys``, else the account running the tests."""
-    if os.geteuid() == 0:
-        probe = subprocess.run(
-            ["runuser", "-u", "nobody", "--", program + "-git-keys", "--help"],
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
-        )
-        if probe.returncode == 0:
-            return "nobody"
-    return getpass.getuser()
+def _keys_user() -> str:
+    """``nobody`` (who can read nothing of the site) when the tests run as
+    root, else the account running the tests."""
+    return "nobody" if os.geteuid() == 0 else getpass.getuser()
 
 
 def _port_open(port: int) -> bool:
@@ -78,8 +78,7 @@ class Sshd:
 def sshd(git_stack: GitStack) -> Iterator[Sshd]:
     require_program(Path(SSHD).exists(), "openssh-server is not installed")
     require_program(os.geteuid() == 0, "sshd must start as root to log users in")
-    program = default_program()
-    require_program(Path(program).exists(), f"{program} (the installed srht) is missing")
+    require_program(Path(CURL).exists(), "curl is not installed")
     # sshd's privilege separation folder; systemd makes it on a real host.
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="srht-sshd-"))
@@ -93,7 +92,7 @@ def sshd(git_stack: GitStack) -> Iterator[Sshd]:
 
         port = free_port()
         user = getpass.getuser()
-        keys_user = _keys_user(program)
+        keys_user = _keys_user()
         # The site as the sshd sees it: the test's config, with this account as
         # the git account.
         site = {**{name: dict(git_stack.config[name]) for name in ("srht", "git")}}
@@ -106,15 +105,9 @@ def sshd(git_stack: GitStack) -> Iterator[Sshd]:
             f"PidFile {folder / 'sshd.pid'}\nUsePAM no\nPermitRootLogin forced-commands-only\n"
             "PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "LogLevel VERBOSE\n"
-            + sshd_snippet(
-                site,
-                program,
-                str(git_stack.config_path),
-                keys_user=keys_user,
-                credential_file=str(lookup),
-            )
+            + sshd_snippet(site, keys_user=keys_user, credential_file=str(lookup))
         )
-        assert keys_secret(site).text.strip() not in config.read_text()
+        assert credential(site["srht"]["network-key"], KEYS) not in config.read_text()
         checked = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stderr
         log = folder / "sshd.log"
@@ -333,27 +326,23 @@ def _credential_file(folder: Path, owner: str, text: str) -> Path:
 def _keys_command(
     git_stack: GitStack, sshd: Sshd, key: KeyPair, keys_credential: str | None
 ) -> Any:
-    """Run ``srht-git-keys`` as sshd does, as sshd's keys account, with
-    ``keys_credential`` in a file of that account's (``None``: a file it
-    cannot read)."""
+    """Run the key lookup as sshd does (its AuthorizedKeysCommand, as its
+    account), with ``keys_credential`` in its curl config (``None``: a
+    config it cannot read)."""
     key_type, blob = key.public.split()[:2]
-    program = default_program() + "-git-keys"
+    site = {name: dict(git_stack.config[name]) for name in ("srht", "git")}
+    text = keys_secret(site).text.replace(
+        credential(site["srht"]["network-key"], KEYS), keys_credential or "x"
+    )
     owner = sshd.keys_user if keys_credential is not None else "root"
-    lookup = _credential_file(sshd.folder, owner, (keys_credential or "x") + "\n")
+    lookup = _credential_file(sshd.folder, owner, text)
+    snippet = sshd_snippet(site, keys_user=sshd.keys_user, credential_file=str(lookup))
+    line = next(x for x in snippet.splitlines() if "AuthorizedKeysCommand " in x)
     command = [
-        program,
-        "--origin",
-        git_stack.git_url,
-        "--credential-file",
-        str(lookup),
-        "--config",
-        str(git_stack.config_path),
-        "--ssh-user",
-        sshd.user,
-        sshd.user,
-        blob,
-        key_type,
+        word.replace("%u", sshd.user).replace("%t", key_type).replace("%k", blob)
+        for word in shlex.split(line.split(None, 1)[1])
     ]
+    assert command[:2] == [CURL, "--disable"] and command[-1].startswith(KEY_HEADER + ": ")
     if sshd.keys_user != getpass.getuser():
         command = ["runuser", "-u", sshd.keys_user, "--", *command]
     return subprocess.run(
@@ -375,20 +364,24 @@ def test_the_key_lookup_writes_nothing_and_needs_its_credential(
     assert looked_up.returncode == 0, looked_up.stderr
     options, _, listed_key = looked_up.stdout.strip().rpartition('" ')
     assert listed_key == key.public.rsplit(" ", 1)[0]
-    assert options.startswith('restrict,command="') and "srht-git-shell" in options
+    # The forced command: this file of the git package, under the service's
+    # interpreter without site-packages.
+    assert options.startswith('restrict,command="') and " -I -S " in options
+    assert "/srht_plugins/git/ssh_programs.py --config " in options
     assert git_stack.git_user_type(bob) is None
 
     # A key nobody registered: no line, and no error for sshd to log.
     unknown = _keys_command(git_stack, sshd, make_key(git_stack), credential(network_key, KEYS))
     assert (unknown.returncode, unknown.stdout) == (0, "")
-    # The wrong credential finds nothing.
+    # The wrong credential finds nothing: sshd logs curl's error, lets no key in.
     forged = _keys_command(git_stack, sshd, key, credential(network_key, SHELL))
-    assert (forged.returncode, forged.stdout) == (0, "")
+    assert (forged.returncode, forged.stdout) == (22, "")
+    assert "404" in forged.stderr
     if sshd.keys_user != getpass.getuser():
-        # A credential file it cannot read: sshd logs why, no key is let in.
+        # A curl config it cannot read: sshd logs why, no key is let in.
         unreadable = _keys_command(git_stack, sshd, key, None)
-        assert (unreadable.returncode, unreadable.stdout) == (1, "")
-        assert unreadable.stderr.startswith("srht-git-keys: cannot read the lookup credential: ")
+        assert unreadable.returncode != 0 and unreadable.stdout == ""
+        assert "Permission denied" in unreadable.stderr or "config" in unreadable.stderr
 
     # The first login mirrors bob, after sshd has checked the key.
     hello = run_ssh(sshd, key)
@@ -397,21 +390,47 @@ def test_the_key_lookup_writes_nothing_and_needs_its_credential(
     assert git_stack.git_user_type(bob) == "active"
 
     # The lookup credential cannot ask for access, nor can no credential.
-    body = {"fingerprint": fingerprint_of(key), "command": f"git-upload-pack '~{bob}/x'"}
+    body = access_request(fingerprint_of(key), f"git-upload-pack '~{bob}/x'".encode())
     for headers in ({HEADER: credential(network_key, KEYS)}, {}):
         asked = requests.post(
-            git_stack.git_url + "/internal/ssh/access", json=body, headers=headers, timeout=30
+            git_stack.git_url + "/internal/ssh/access", data=body, headers=headers, timeout=30
         )
         assert asked.status_code == 404
     allowed = requests.post(
         git_stack.git_url + "/internal/ssh/access",
-        json=body,
+        data=body,
         headers={HEADER: credential(network_key, SHELL)},
         timeout=30,
     )
-    assert allowed.json() == {
-        "refused": f"Repository ~{bob}/x not found, or you have no access to it."
+    assert read_answer(allowed.content) == {
+        "program": "",
+        "path": "",
+        "env": {},
+        "refused": f"Repository ~{bob}/x not found, or you have no access to it.",
     }
+
+
+def test_a_removed_key_stops_working_at_once(git_stack: GitStack, sshd: Sshd) -> None:
+    """Nothing keeps keys between logins: every lookup asks the git service,
+    which asks meta, so the login right after a removal is refused."""
+    dave = git_stack.new_user("dave")
+    key = register_key(git_stack, dave)
+    git_stack.create_repo(git_stack.token(dave), "mine")
+    assert git_over_ssh(git_stack, sshd, key, "ls-remote", sshd.url(dave, "mine")).ok
+
+    token = git_stack.token(dave, "meta/keys:RW")
+    auth = {"Authorization": f"Bearer {token}"}
+    listed = requests.get(git_stack.meta_url + "/api/ssh-keys", headers=auth, timeout=30)
+    assert listed.status_code == 200, listed.text
+    (registered,) = listed.json()["results"]
+    removed = requests.delete(
+        f"{git_stack.meta_url}/api/ssh-keys/{registered['id']}", headers=auth, timeout=30
+    )
+    assert removed.status_code == 204, removed.text
+
+    refused = git_over_ssh(git_stack, sshd, key, "ls-remote", sshd.url(dave, "mine"))
+    assert not refused.ok
+    assert f"{sshd.user}@127.0.0.1: Permission denied (publickey)." in refused.stderr
 
 
 def fingerprint_of(key: KeyPair) -> str:
