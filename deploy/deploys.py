@@ -780,7 +780,11 @@ def activate(site: Site) -> None:
     restart what changed and start what is missing (meta first), remove
     what the config no longer places here, reload nginx, then check: each
     host that runs a service reaches meta at its origin, each service
-    answers, and each site answers through nginx."""
+    answers, and each site answers through nginx.
+
+    A service whose migration or check fails is marked failed on the host
+    (:func:`srht_deploy.operations.failed`) and skips its later steps; the
+    other services go on, and the host fails at the end naming it."""
     placement = site.placement(host.name)
     topology = site.topology
     wanted = _units(site, placement)
@@ -800,6 +804,10 @@ def activate(site: Site) -> None:
             command="systemctl daemon-reload",
         )
 
+    # Each service's steps (migrate, restart, check) are its own: one that
+    # fails marks the service and skips its later steps; the others go on,
+    # and the run ends by failing the host with what failed (settled).
+    operations.forget_failures(name="Forget the failures of earlier runs")
     databases = site.databases()
     for service in operations.each(list(topology.services), order=topology.services):
         hosts = topology.service_hosts[service] or topology.worker_hosts[service]
@@ -829,8 +837,9 @@ def activate(site: Site) -> None:
             key=unit_name,
             fingerprint=applied,
             command=f"systemctl restart {unit_name}",
+            step=service,
         )
-        operations.running(name=f"{unit_name} is running", unit=unit_name)
+        operations.running(name=f"{unit_name} is running", unit=unit_name, step=service)
 
     # What the config no longer places here stops; its data and database stay.
     for unit_name in operations.each(obsolete):
@@ -854,7 +863,10 @@ def activate(site: Site) -> None:
         if address in ("0.0.0.0", "::", "[::]"):  # noqa: S104 - reading a config value
             address = "127.0.0.1"
         operations.health(
-            name=f"{service} answers", what=service, url=f"http://{address}:{port}/healthz"
+            name=f"{service} answers",
+            what=service,
+            url=f"http://{address}:{port}/healthz",
+            step=True,
         )
     for service in operations.each(list(placement.fronted), order=topology.services):
         origin = site.origin(service)
@@ -864,7 +876,9 @@ def activate(site: Site) -> None:
             what=service,
             url=url,
             resolve=f"{origin.hostname}:{origin.port}:127.0.0.1",
+            step=True,
         )
+    operations.settled(name="Every service's steps succeeded")
 
 
 def _restart_order(site: Site) -> list[str]:

@@ -208,11 +208,12 @@ class PathStates(FactBase[Any]):
 
 class StateFiles(FactBase[Any]):
     """``{name: first line}`` of the deploy's stamps in ``folder`` (what each
-    converge and migration last applied), in one command."""
+    converge and migration last applied, and which services failed a step), in
+    one command."""
 
     def command(self, folder: str) -> str:
         return (
-            f'for f in {folder}/applied-* {folder}/migrated-*; do [ -f "$f" ] && '
+            f'for f in {folder}/applied-* {folder}/migrated-* {folder}/failed-*; do [ -f "$f" ] && '
             'printf \'%s|%s\\n\' "${f##*/}" "$(head -n1 "$f")"; done; true'
         )
 

@@ -34,6 +34,8 @@ __all__ = [
     "converge",
     "directory",
     "each",
+    "failed",
+    "forget_failures",
     "health",
     "hosts_file_text",
     "migrate",
@@ -43,6 +45,7 @@ __all__ = [
     "reaches",
     "running",
     "service_names",
+    "settled",
     "software",
     "track",
 ]
@@ -284,13 +287,14 @@ def directory(path: str, user: str = "root", group: str = "root", mode: str = "7
 
 
 @operation()
-def running(unit: str) -> Commands:
+def running(unit: str, step: str | None = None) -> Commands:
     """``unit`` is running and enabled (``systemd.service(running=True,
-    enabled=True)`` from one read of every unit's state)."""
+    enabled=True)`` from one read of every unit's state); skipped when the
+    service ``step`` failed a step of this run (see :func:`failed`)."""
     if not cached_fact(SystemdStatus).get(unit, False):
-        yield f"systemctl start {unit}"
+        yield _unless_failed(step, f"systemctl start {unit}")
     if not cached_fact(SystemdEnabled).get(unit, False):
-        yield f"systemctl enable {unit}"
+        yield _unless_failed(step, f"systemctl enable {unit}")
 
 
 def _stamp(name: str) -> str | None:
@@ -299,7 +303,9 @@ def _stamp(name: str) -> str | None:
 
 
 @operation()
-def converge(key: str, fingerprint: str, command: str, drifted: bool = False) -> Commands:
+def converge(
+    key: str, fingerprint: str, command: str, drifted: bool = False, step: str | None = None
+) -> Commands:
     """Run ``command`` (restart a daemon, reload a config...) unless it
     already succeeded for ``fingerprint``, a hash of everything it applies.
 
@@ -307,31 +313,43 @@ def converge(key: str, fingerprint: str, command: str, drifted: bool = False) ->
     succeeds, so a run that failed half-way, or never reached a host,
     applies it on the next run; a run with nothing new changes nothing.
     ``drifted``: a file it applies was changed on the host by something
-    else (and is being put back), so it runs whatever the fingerprint."""
+    else (and is being put back), so it runs whatever the fingerprint.
+    With ``step`` (a service), skipped when that service failed a step of
+    this run: its daemons keep what they run (see :func:`failed`)."""
     if not drifted and _stamp(f"applied-{key}") == fingerprint:
         return
-    yield f"{command} && echo {fingerprint} > {STATE_DIR}/applied-{key}"
+    yield _unless_failed(step, f"{command} && echo {fingerprint} > {STATE_DIR}/applied-{key}")
 
 
 @operation()
 def migrate(service: str, stamp: str, srht: str, config: str) -> Commands:
     """Apply ``service``'s database migrations, as its user, unless they
     were already applied for ``stamp`` (the software and database they
-    were applied with)."""
+    were applied with).
+
+    When they fail, the service's step fails (:func:`failed`, with
+    PostgreSQL's words) and the run goes on with the other services; its
+    daemons are not restarted onto the new code, and :func:`settled`
+    fails the host at the end."""
     path = f"{STATE_DIR}/migrated-{service}"
     if _stamp(f"migrated-{service}") == stamp:
         return
     yield (
-        f"runuser -u srht-{service} -- env SRHT_CONFIG={config} {srht} migrate {service} "
-        f"&& echo {stamp} > {path}"
+        f"if out=$(runuser -u srht-{service} -- env SRHT_CONFIG={config} {srht} migrate "
+        f'{service} 2>&1); then echo "$out"; echo {stamp} > {path}; else '
+        f"{_record_failure(service, 'migration')}; fi"
     )
 
 
 @operation(is_idempotent=True)
-def health(what: str, url: str, resolve: str | None = None) -> Commands:
+def health(what: str, url: str, resolve: str | None = None, step: bool = False) -> Commands:
     """Fail unless ``url`` answers 200 from the host (changes nothing),
     saying what it answered (a service's ``/healthz`` names what is wrong:
     its database, or meta).
+
+    With ``step``, ``what`` is a service and a wrong answer fails its step
+    (:func:`failed`) rather than the host at once: the run goes on with
+    the other services and :func:`settled` fails the host at the end.
 
     Only when the run executes: a plan (``--dry``) would wait for services
     that are not started yet, and what they answer before the run says
@@ -339,8 +357,69 @@ def health(what: str, url: str, resolve: str | None = None) -> Commands:
     if not host.state.is_executing:
         return
     answer = host.get_fact(HttpCheck, url=url, resolve=resolve)
-    if answer.status != 200:
+    if answer.status == 200:
+        return
+    if step:
+        words = f"{what} {answer.why} at {url}"
+        yield f"test -e {failed(what)} || {_record_failure(what, 'health check', words)}"
+    else:
         yield _fail(f"{what} {answer.why} at {url}")
+
+
+# -- a service's steps --------------------------------------------------------------
+#
+# Each service goes through its steps on its own (migrate, restart, check):
+# a step that fails marks the service failed on the host, with the words of
+# what failed, and its later steps are skipped, while the other services'
+# go on. The run ends with :func:`settled`, which fails the host when one of
+# its services failed, so a failure is never silent. ``srht-install
+# upgrade`` reads the marks to roll those services back (see
+# ``installer/rollback.py``).
+
+
+def failed(service: str) -> str:
+    """The mark, on a host, of ``service`` having failed a step of this run:
+    its first line the step (``migration``, ``health check``), then the
+    words of what failed."""
+    return f"{STATE_DIR}/failed-{service}"
+
+
+def _record_failure(service: str, step: str, words: str | None = None) -> str:
+    text = shlex.quote(words) if words is not None else '"$out"'
+    return (
+        f"printf '%s\\n%s\\n' {shlex.quote(step)} {text} > {failed(service)}; "
+        f"echo {shlex.quote(f'{service}: its {step} failed')} >&2"
+    )
+
+
+def _unless_failed(step: str | None, command: str) -> str:
+    return command if step is None else f"test -e {failed(step)} || {{ {command}; }}"
+
+
+@operation()
+def forget_failures() -> Commands:
+    """Remove the marks of services that failed a step in an earlier run
+    (the installer removes them once it rolled those services back; a run
+    by hand leaves them), so this run tries their steps again."""
+    if any(name.startswith("failed-") for name in cached_fact(StateFiles, folder=STATE_DIR)):
+        yield f"rm -f {STATE_DIR}/failed-*"
+
+
+@operation(is_idempotent=True)
+def settled() -> Commands:
+    """Fail the host, naming each service that failed a step of this run
+    and the words of what failed, unless none did (changes nothing)."""
+    if not host.state.is_executing:
+        return
+    # Read afresh: the marks are written by this run's own steps.
+    now = host.get_fact(StateFiles, folder=STATE_DIR)
+    if not any(name.startswith("failed-") for name in now):
+        return
+    yield (
+        f'bad=0; for f in {STATE_DIR}/failed-*; do [ -f "$f" ] || continue; bad=1; '
+        'echo "${f##*/failed-}: its $(head -n1 "$f") failed:" >&2; tail -n +2 "$f" >&2; '
+        "done; exit $bad"
+    )
 
 
 @operation(is_idempotent=True)

@@ -18,14 +18,21 @@ safe way round.
    took is reported; the scratch database is dropped. A migration failing there stops the
    upgrade before any host is changed, naming the service and PostgreSQL's
    words.
-4. **The deploy**, as ``srht-install`` runs it: each service's migrations
-   before its new code starts, restarts, health checks through nginx; then
-   each database's revisions are read again and the report says what was
-   applied.
-
-Not yet: rolling a service back by itself when its migration or health
-check fails on the real database (the archive of step 2 restores the site
-as it was, ``srht-install restore ARCHIVE``; the report says so).
+4. **The previous code kept**: each host's virtualenv is copied beside it
+   (``/opt/srht/venv.previous``; not with ``install-method = distro``,
+   whose previous packages are not kept).
+5. **The deploy**, as ``srht-install`` runs it, each service through its
+   own steps: its migrations before its new code starts, its restarts, its
+   health checks through nginx; then each database's revisions are read
+   again and the report says what was applied.
+6. **A rollback** of each service whose migration or health check failed
+   (:mod:`srht_installer.rollback`): the deploy skips its later steps and
+   carries on with the others; then its previous code is put back on its
+   hosts and, when it had migrations to run, its database is restored from
+   the backup of step 2; it is started again and asked whether it answers.
+   The report names it, PostgreSQL's or the check's words, and what was
+   put back; the exit status is 1. The others stay upgraded, and a run
+   after the fix (a newer version of the service) upgrades it.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from srht_core import human_size
 
 from .backup import MANIFEST, DatabasePlace, _database, _revisions, take_backup
 from .remote_archive import ArchiveError, ArchiveReader, Remote, RemoteError, remotes
+from .rollback import after_failed_deploy, keep_previous_code, upgrade_over
 from .ui import console, errors
 
 __all__ = ["MigrationPlan", "Rehearsal", "UpgradePlan", "read_plan", "rehearse"]
@@ -377,7 +385,10 @@ def upgrade_command(
     """Upgrade the site to the srht of this machine: the plan (versions,
     migrations, restarts), a backup, the migrations rehearsed on a copy of
     each database, then the deploy (each database migrated before its new
-    code starts; each service health-checked through nginx)."""
+    code starts; each service health-checked through nginx). A service
+    whose migration or health check fails is rolled back by itself (its
+    previous code, and its database from the backup); the others stay
+    upgraded."""
     import sys
 
     from .cli import EXIT_FAILURE, Options, _existing, _site, deploy, fail
@@ -405,6 +416,7 @@ def upgrade_command(
             + "\nNothing was changed on any host."
         )
     archive: list[Path] = []
+    kept: list[str] = []
     state: dict[str, Any] = {}
 
     def after_plan(planned: Any) -> None:
@@ -412,11 +424,24 @@ def upgrade_command(
         show_restarts(plan, restarts(planned))
 
     def before_apply() -> None:
-        if state.get("empty") or no_backup:
+        if state.get("empty"):
             return
-        taken = take_upgrade_backup(site, config, backup_dir or config.parent / "backups")
-        archive.append(taken)
-        report_rehearsals(rehearse(site, plan, taken), taken)
+        if not no_backup:
+            taken = take_upgrade_backup(site, config, backup_dir or config.parent / "backups")
+            archive.append(taken)
+            report_rehearsals(rehearse(site, plan, taken), taken)
+        kept.extend(keep_previous_code(site))
+
+    def after_failure() -> str:
+        migrating = {m.service for m in plan.migrations if m.migrations}
+        rolled = after_failed_deploy(site, migrating, archive[0] if archive else None, kept)
+        backup = (
+            f"The backup taken before it is {archive[0]}: `srht-install restore "
+            f"{archive[0]}` brings the whole site back as it was."
+            if archive
+            else ""
+        )
+        return "\n".join(line for line in (rolled, backup) if line)
 
     prompter = Prompter() if sys.stdin.isatty() and sys.stdout.isatty() else None
     try:
@@ -428,15 +453,11 @@ def upgrade_command(
             prompter=prompter,
             before_apply=before_apply,
             after_plan=after_plan,
-            failed_note=lambda: (
-                f"The backup taken before it is {archive[0]}: `srht-install restore "
-                f"{archive[0]}` brings the site back as it was."
-                if archive
-                else ""
-            ),
+            failed_note=after_failure,
         )
     except RemoteError as error:
         fail(str(error), EXIT_FAILURE)
     if outcome == "applied":
+        upgrade_over(site, kept)
         report_applied(site, plan)
         console.print("[green]Upgraded.[/green]")

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -206,3 +207,169 @@ def test_the_upgrade_applies_them_and_the_data_reads_back(
     again = srht_install("upgrade", "--dry-run")
     assert again.returncode == 0
     assert again.stdout.count("none (up to date)") == 2
+
+
+# -- a service whose upgrade fails, rolled back by itself --------------------------------
+#
+# On the same site, now on this tree's srht: notes (tests/fixtures/notes-plugin),
+# a third-party service, is added at 1.0 on delta and given data, then
+# upgraded to 2.0, whose migration fails on the real database (its rehearsal
+# on a copy passes: the failing check needs live rows), while paste, on the
+# same host, gets a new config in the same run. notes comes back on 1.0 with
+# its data as before, paste goes on, the exit status says it failed; 2.1,
+# fixed, then upgrades.
+
+NOTES_PLUGIN = REPOSITORY / "tests" / "fixtures" / "notes-plugin"
+NOTES = [("first", "a body"), ("second", None), ("third", "another body")]
+
+
+@pytest.fixture(scope="module")
+def notes_venv(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A virtualenv with this tree's srht (editable) where notes' versions
+    are installed in turn; ``install(version)`` puts one there."""
+    folder = tmp_path_factory.mktemp("notes-venv")
+    venv = folder / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*pip, "-e", str(REPOSITORY)], check=True, capture_output=True)
+
+    def install(version: str) -> None:
+        source = folder / f"notes-{version}"
+        shutil.copytree(NOTES_PLUGIN, source, ignore=shutil.ignore_patterns("__pycache__"))
+        project = source / "pyproject.toml"
+        project.write_text(project.read_text().replace('version = "1.0"', f'version = "{version}"'))
+        for migration in (source / "upgrades" / version).glob("*.py"):
+            shutil.copy(migration, source / "srht_test_notes" / "migrations")
+        subprocess.run(
+            [*pip, "--no-index", "--force-reinstall", str(source)], check=True, capture_output=True
+        )
+
+    return {"python": python, "install": install}
+
+
+def notes_install(workdir: Path, notes_venv: dict[str, Any], *args: str) -> Any:
+    """``srht-install ARGS`` run by the Python holding notes."""
+    python = notes_venv["python"]
+    env = {**os.environ, "COLUMNS": "200", "PYINFRA_PROGRESS": "off"}
+    env.pop("SRHT_CONFIG", None)
+    env["PATH"] = f"{python.parent}:{env['PATH']}"
+    result = subprocess.run(
+        [str(python), "-m", "srht_installer.cli", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    with open(workdir / "installer-output.log", "a") as log:
+        log.write(f"\n$ srht-install {' '.join(args)}  (exit {result.returncode})\n")
+        log.write(result.stdout + result.stderr)
+    return result
+
+
+def notes_page(hosts: TestHosts, workdir: Path) -> Any:
+    """What notes' ``/`` answers through nginx on delta: its version and count."""
+    result = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--max-time",
+            "30",
+            "--cacert",
+            str(workdir / "site-ca.pem"),
+            "--resolve",
+            f"notes.{DOMAIN}:443:{hosts.address('delta')}",
+            f"https://notes.{DOMAIN}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return json.loads(result.stdout)
+
+
+def notes_rows(hosts: TestHosts) -> str:
+    """notes' rows and its migrations' revisions, as PostgreSQL reads them."""
+    query = (
+        "SELECT id, title, body FROM note ORDER BY id; "
+        "SELECT version_num FROM alembic_version_notes"
+    )
+    psql = "runuser -u postgres -- psql -XAtq -d srht_notes"
+    return hosts["gamma"].ssh(f"{psql} -c '{query}'").stdout
+
+
+def restarted_for(hosts: TestHosts, host: str, unit: str) -> str:
+    """What the deploy last restarted ``unit`` for (the fingerprint of its
+    software, config and unit, recorded once the restart succeeded)."""
+    return hosts[host].ssh(f"cat /var/lib/srht-deploy/applied-{unit}").stdout
+
+
+def test_a_third_party_service_is_added_with_data(
+    test_hosts: TestHosts, workdir: Path, notes_venv: dict[str, Any], state: dict[str, Any]
+) -> None:
+    notes_venv["install"]("1.0")
+
+    added = notes_install(workdir, notes_venv, "add", "notes", "--host", "delta", "--yes")
+
+    assert added.returncode == 0, (added.stdout + added.stderr)[-6000:]
+    # The rows themselves, as the site's data: notes 1.0 has no API to write them.
+    values = ", ".join(
+        f"('{title}', {'NULL' if body is None else repr(body)}, now(), now())"
+        for title, body in NOTES
+    )
+    insert = f"INSERT INTO note (title, body, created, updated) VALUES {values}"  # noqa: S608
+    psql = "runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d srht_notes"
+    test_hosts["gamma"].ssh(f'{psql} -c "{insert}"')
+    assert notes_page(test_hosts, workdir) == {"version": "1.0", "notes": 3}
+    state["notes_rows"] = notes_rows(test_hosts)
+    assert state["notes_rows"].endswith("notes0001\n")
+
+
+def test_a_failing_migration_rolls_its_service_back_and_the_others_go_on(
+    test_hosts: TestHosts, workdir: Path, notes_venv: dict[str, Any], state: dict[str, Any]
+) -> None:
+    notes_venv["install"]("2.0")
+    config = workdir / "config.ini"
+    config.write_text(config.read_text().replace("[paste]\n", "[paste]\nmax-file-size = 2097152\n"))
+    paste_before = restarted_for(test_hosts, "delta", "srht-paste.service")
+
+    result = notes_install(workdir, notes_venv, "upgrade", "--yes")
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-6000:]
+    assert "notes: its migrations ran on a copy" in result.stdout  # the rehearsal passed
+    assert "notes: its migration failed on delta:" in result.stderr, output[-6000:]
+    assert 'column "body" of relation "note" contains null values' in result.stderr
+    assert re.search(
+        r"Rolled back notes: its code \(srht-test-notes 1\.0\) on delta; its database "
+        r"\(srht_notes on gamma, from srht-backup-\S+\.tar\)\.",
+        result.stderr,
+    ), output[-6000:]
+    assert "notes answers again on its previous code." in result.stderr
+    assert "The upgrade rolled back notes; the other services are upgraded." in result.stderr
+    # notes: its old code on its old data.
+    assert notes_page(test_hosts, workdir) == {"version": "1.0", "notes": 3}
+    assert notes_rows(test_hosts) == state["notes_rows"]
+    # paste, on the same host, went through its steps: restarted with its
+    # new config, and answering.
+    assert restarted_for(test_hosts, "delta", "srht-paste.service") != paste_before
+    status, listed = paste_api(test_hosts, workdir, "GET", "/api/pastes", state["tokens"]["alice"])
+    assert status == 200, listed
+    assert rows(test_hosts) == state["rows"]
+
+
+def test_after_the_fix_the_upgrade_completes(
+    test_hosts: TestHosts, workdir: Path, notes_venv: dict[str, Any], state: dict[str, Any]
+) -> None:
+    notes_venv["install"]("2.1")
+
+    result = notes_install(workdir, notes_venv, "upgrade", "--yes")
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert re.search(r"notes: migrations applied: notes0002", result.stdout)
+    assert "Upgraded." in result.stdout
+    assert notes_page(test_hosts, workdir) == {"version": "2.1", "notes": 3}
+    assert notes_rows(test_hosts).endswith("notes0002\n")
