@@ -39,7 +39,8 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testhosts.TestHos
     require_test_hosts()
     names = {f"{s}.{DOMAIN}": HOST for s in SERVICES}
     run_dir = tmp_path_factory.mktemp("testhosts")
-    with testhosts.TestHosts([HOST], run_dir, etc_hosts=names) as hosts:
+    # The host runs builds' runner: its control groups are made writable at boot.
+    with testhosts.TestHosts([HOST], run_dir, etc_hosts=names, cgroup_hosts=[HOST]) as hosts:
         yield hosts
 
 
