@@ -262,11 +262,34 @@ def _post_urllib(origin: str, path: str, token: str, body: bytes) -> tuple[int, 
         raise OSError(f"cannot reach {origin}: {getattr(error, 'reason', error)}") from error
 
 
+SHELL_HELP = """\
+usage: srht-git-shell --config PATH FINGERPRINT
+
+The forced command of every SSH login to the git service: sshd runs it
+with the key's FINGERPRINT (the git service writes it into the key's
+authorized_keys line). It asks the service whether that key's user may run
+SSH_ORIGINAL_COMMAND (git upload-pack, receive-pack or upload-archive on a
+repository), then hands over to git; anything else is refused, saying why.
+
+options:
+  --config PATH  the site's config (the git service's origin and key)
+  -h, --help     show this message and exit
+  --version      show the version and exit"""
+
+
 def shell_main(argv: list[str] | None = None) -> NoReturn:
     """``srht-git-shell``: the forced command of every SSH login.
 
     Arguments: ``--config PATH FINGERPRINT``."""
     args = sys.argv[1:] if argv is None else argv
+    if args in (["--help"], ["-h"]):
+        print(SHELL_HELP)
+        sys.exit(0)
+    if args == ["--version"]:
+        from importlib.metadata import version  # only here: the login path stays small
+
+        print(f"srht-git-shell {version('srht')}")
+        sys.exit(0)
     if len(args) != 3 or args[0] != "--config":
         _refuse("usage: srht-git-shell --config PATH FINGERPRINT")
     origin, network_key = read_site(args[1])
