@@ -45,6 +45,7 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -731,11 +732,13 @@ def drill_command(
     config = config.resolve()
     site_config = _load_site(config).config
     if archive is None:
-        archive = newest_archive(site_config.get("drill", "backup-folder") or Path("."))
+        archive = newest_archive(Path(site_config.get("drill", "backup-folder") or "."))
     hosts = _parse_hosts(given) or list(site_config.get("drill", "hosts") or ())
-    ssh_key = ssh_key or site_config.get("drill", "ssh-key")
-    password_file = site_config.get("drill", "admin-password-file")
-    admin = site_config.get("drill", "admin")
+    key = ssh_key or site_config.get("drill", "ssh-key")
+    ssh_key = Path(key) if key else None
+    written = site_config.get("drill", "admin-password-file")
+    password_file = Path(written) if written else None
+    admin = site_config.get("drill", "admin") or None
 
     try:
         reader = ArchiveReader(archive)
@@ -771,6 +774,8 @@ def drill_command(
         if not keep:
             _teardown(drill, copy, before)
     except HostsProblem:
+        if drill.folder:  # nothing ran: no record, and no empty folder
+            shutil.rmtree(drill.folder, ignore_errors=True)
         raise
     except click.ClickException as error:
         drill.failed = drill.failed or _first_line(error.message)

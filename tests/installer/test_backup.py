@@ -578,8 +578,7 @@ def test_a_drill_of_a_corrupted_archive_fails_before_installing(
     status = srht_install(site, "status")
     assert status.returncode == 1
     line = next(li for li in status.stdout.splitlines() if "restore drill" in li)
-    assert "FAIL" in line, status.stdout
-    assert "broken.tar) failed: the archive is corrupt" in " ".join(status.stdout.split())
+    assert "FAIL" in line and "the last drill" in line, status.stdout
 
 
 def test_an_archive_from_a_newer_srht_is_refused_before_anything_changes(tmp_path: Path) -> None:
