@@ -78,6 +78,7 @@ __all__ = ["drill_command", "last_drill", "record_path"]
 #: Paths the deploy writes on a host, removed by the teardown (globs allowed).
 SRHT_PATHS = (
     "/etc/systemd/system/srht-*",
+    "/etc/systemd/system/*.wants/srht-*",
     "/etc/nginx/sites-enabled/srht-*",
     "/etc/ssh/sshd_config.d/srht-*",
     "/etc/redis/srht.conf",
@@ -581,8 +582,8 @@ def teardown(remote: Remote, before: dict[str, list[str]]) -> list[str]:
     for group in groups:
         script.append(f"groupdel {shlex.quote(group)} 2>/dev/null")
     # sshd is not reloaded: the snippet removed above names only accounts now
-    # gone, and on the test hosts SSH stopped answering after a teardown that
-    # reloaded it (cause not established yet).
+    # gone, and on the test hosts sshd stopped answering after a teardown that
+    # reloaded it (without the reload it answers; why, not established).
     script.append("update-ca-certificates --fresh >/dev/null 2>&1; true")
     remote.run("\n".join(script), "tear the drill's install down", timeout=900)
     after = inventory(remote)
@@ -591,7 +592,7 @@ def teardown(remote: Remote, before: dict[str, list[str]]) -> list[str]:
     present = remote.run(
         f'for p in {paths}; do [ -e "$p" ] && echo "$p"; done; '
         "systemctl list-units --all --plain --no-legend 'srht-*' "
-        "| awk '{print \"unit \" $1}'; true",
+        "| awk '$2 != \"not-found\" {print \"unit \" $1}'; true",
         "look for what is left",
     ).stdout.split("\n")
     left += [line for line in present if line.strip()]
