@@ -592,7 +592,7 @@ def teardown(remote: Remote, before: dict[str, list[str]]) -> list[str]:
     present = remote.run(
         f'for p in {paths}; do [ -e "$p" ] && echo "$p"; done; '
         "systemctl list-units --all --plain --no-legend 'srht-*' "
-        "| awk '$2 != \"not-found\" {print \"unit \" $1}'; true",
+        '| awk \'$2 != "not-found" {print "unit " $1}\'; true',
         "look for what is left",
     ).stdout.split("\n")
     left += [line for line in present if line.strip()]
