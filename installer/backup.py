@@ -11,8 +11,10 @@
 - ``data/<service>/<label>.tar.gz``: each data folder of each service (its
   home, ``DATA-DIR/<service>``, and the paths its plugin declares, such as
   git's repositories), taken on the service's first host with owners by name;
-- ``manifest.json``: format, versions, services, the schema revisions of
-  each database, and the size and SHA-256 of every part.
+- ``manifest.json``: format, versions, services, the schema revisions and
+  the row count of each table of each database (``rows``; archives made
+  before srht recorded them have none, and restore the same), and the size
+  and SHA-256 of every part.
 
 By default the site's daemons (``srht-*`` units on every host) are stopped
 while the backup is taken and started again afterwards, whatever happens:
@@ -106,6 +108,13 @@ REVISIONS_SQL = (
     "FROM pg_tables WHERE schemaname = 'public' "
     "AND tablename LIKE 'alembic_version%'"
 )
+#: ``TABLE|ROWS`` of every table of a database (the manifest's row counts,
+#: which a restore drill compares).
+COUNTS_SQL = (
+    "SELECT tablename, (xpath('/row/c/text()', query_to_xml(format("
+    "'SELECT count(*) AS c FROM %I.%I', schemaname, tablename), false, true, ''))"
+    ")[1]::text FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+)
 #: Run on a host with its python3: back a SQLite database up (online), count
 #: its rows, or read its schema revisions. Arguments: MODE PATH.
 SQLITE_SCRIPT = r"""
@@ -133,6 +142,11 @@ elif mode == "rows":
     tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
               if not r[0].startswith(("alembic_version", "sqlite_"))]
     print(sum(db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables))
+elif mode == "counts":
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                               "AND name NOT LIKE 'sqlite_%' ORDER BY name"):
+        print(table, db.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
 elif mode == "revisions":
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
@@ -419,8 +433,25 @@ def _wait_for_services(remote: Remote, topology: Any, units: list[str]) -> None:
         )
 
 
+def table_rows(remote: Remote, place: DatabasePlace) -> dict[str, int]:
+    """``{table: rows}`` of every table of a database."""
+    if place.kind == "postgresql":
+        command, separator = _psql(place.name, COUNTS_SQL), "|"
+    else:
+        command, separator = _sqlite("counts", place.name), " "
+    out = remote.run(command, f"count the rows of {place.name}").stdout
+    rows = {}
+    for line in out.splitlines():
+        table, _, count = line.rpartition(separator)
+        if table:
+            rows[table] = int(count)
+    return rows
+
+
 def _backup_database(writer: ArchiveWriter, remote: Remote, place: DatabasePlace) -> dict[str, Any]:
     revisions = _revisions(remote, place)
+    # Counted before the dump: with the services stopped (not --online) they agree.
+    rows = table_rows(remote, place)
     if place.kind == "postgresql":
         name = f"databases/{place.service}.pgdump"
         command = f"runuser -u postgres -- pg_dump -Fc --no-password {shlex.quote(place.name)}"
@@ -443,6 +474,7 @@ def _backup_database(writer: ArchiveWriter, remote: Remote, place: DatabasePlace
         "database": place.name,
         "role": place.role,
         "revisions": revisions,
+        "rows": rows,
         "size": written.size,
         "sha256": written.sha256,
     }

@@ -682,11 +682,13 @@ def status_command(
 # -- backup, restore (srht_installer.backup) ----------------------------------------------------
 
 from .backup import backup_command, restore_command  # noqa: E402 - after the group exists
+from .drill import drill_command  # noqa: E402 - after the group exists
 from .upgrade import upgrade_command  # noqa: E402 - after the group exists
 
 main.add_command(backup_command, "backup")
 main.add_command(restore_command, "restore")
 main.add_command(upgrade_command, "upgrade")
+main.add_command(drill_command, "drill")
 
 
 if __name__ == "__main__":

@@ -276,7 +276,11 @@ def check_site(
         futures = [pool.submit(function, *args) for function, args in jobs]
         results = [future.result() for future in futures]
     order = {
-        kind: i for i, kind in enumerate(("service", "certificate", "daemon", "backup", *KINDS))
+        kind: i
+        for i, kind in enumerate(("service", "certificate", "daemon", "backup", "drill", *KINDS))
     }
     checks = [check for found in results for check in found]
+    from .drill import last_drill  # here: that module imports Check from this one
+
+    checks.append(last_drill(config, site))
     return sorted(checks, key=lambda c: (order[c.kind], c.where, c.what))

@@ -627,7 +627,67 @@ BACKUP = Section(
 )
 
 
-CORE_SECTIONS = (SRHT, MAIL, WEBHOOKS, DEPLOY, BACKUP)
+DRILL = Section(
+    "drill",
+    description="Restore drills, `srht-install drill`: where it finds the archives, the "
+    "throwaway hosts it restores them onto (never the site's own), and how old the last "
+    "drill may be before `srht-install status` warns. Only the machine that deploys "
+    "reads this section.",
+    keys=(
+        Key(
+            "hosts",
+            List(HostEntry()),
+            default=None,
+            example="",
+            description="A throwaway host for each host of the archived site, as "
+            "NAME=[USER@]ADDRESS[:PORT] with the archived host's NAME; `--host` on the "
+            "command line overrides. The drill installs the site there and removes it "
+            "afterwards.",
+        ),
+        Key(
+            "backup-folder",
+            PathValue(),
+            default=None,
+            example="",
+            description="The folder of `srht-install backup`'s archives, where a drill "
+            "without an ARCHIVE takes the newest. Empty: the current folder.",
+        ),
+        Key(
+            "ssh-key",
+            PathValue(),
+            default=None,
+            example="",
+            description="Private key for SSH to the drill hosts. Empty: [deploy] ssh-key.",
+        ),
+        Key(
+            "admin",
+            Text(),
+            default=None,
+            example="",
+            description="The account the drill signs in as. Empty: meta's first admin.",
+        ),
+        Key(
+            "admin-password-file",
+            PathValue(),
+            default=None,
+            example="",
+            description="A file holding that account's password, so the drill signs in "
+            "with it. Empty: the drill sets a password of its own on the throwaway copy "
+            "(through meta's reset link) and signs in with that.",
+        ),
+        Key(
+            "max-age",
+            Integer(min=1),
+            default=30,
+            example="30",
+            description="Days after which `srht-install status` shows the last drill "
+            "in yellow (also when no drill ever ran; red when the last one failed).",
+        ),
+    ),
+)
+
+
+CORE_SECTIONS = (SRHT, MAIL, WEBHOOKS, DEPLOY, BACKUP, DRILL)
 
 
 def service_base_keys(
