@@ -41,7 +41,7 @@ from typing import Any
 from pyinfra.api.deploy import deploy
 from pyinfra.api.exceptions import OperationError
 from pyinfra.context import host
-from pyinfra.facts.files import Sha256File
+from pyinfra.facts.files import Sha1File
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server, systemd
 
@@ -933,9 +933,10 @@ def _activate_nginx(site: Site, placement: Placement) -> None:
     # reloaded even though what the deploy applies did not change.
     wanted = {f"/etc/nginx/sites-enabled/{name}": text for name, text in sites.items()}
     wanted |= {path: text for path, (text, _mode) in certificates.items()}
+    # SHA-1: the fact files.put reads for the same files, so it is asked once.
     drifted = any(
-        (present := host.get_fact(Sha256File, path=path)) is not None
-        and present != hashlib.sha256(text.encode()).hexdigest()
+        (present := host.get_fact(Sha1File, path=path)) is not None
+        and present != hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
         for path, text in wanted.items()
     )
     operations.converge(
