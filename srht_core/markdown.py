@@ -5,15 +5,17 @@ writes can run script or break the page."""
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 
 import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
+
+from .cache import BoundedCache
+from .highlight import highlighted
 
 __all__ = ["render_markdown"]
 
@@ -80,7 +82,7 @@ def _highlight(code: str, lang: str, _attrs: str) -> str:
     except ClassNotFound:
         return ""
     # markdown-it uses a result starting with <pre as the whole block.
-    body = highlight(code, lexer, HtmlFormatter(nowrap=True))
+    body = highlighted(code, lexer)
     return f'<pre class="highlight"><code>{body}</code></pre>\n'
 
 
@@ -95,14 +97,29 @@ def _parser() -> MarkdownIt:
     return md
 
 
+#: Rendered Markdown kept per process, by a hash of the text: a README, a
+#: ticket or a comment is shown again and again, and rendering it costs
+#: 1-3 ms (parsing, highlighting, sanitizing) where the lookup costs 10 µs.
+_rendered: BoundedCache[bytes, Markup] = BoundedCache(
+    10_000, max_weight=16 * 1024 * 1024, weigh=len
+)
+
+
 def render_markdown(text: str | None) -> Markup:
     """Render ``text`` as Markdown into sanitized HTML, safe to put in a page.
+    Each process keeps its recent renderings (by a hash of the text, within
+    16 MiB), so showing the same text again costs a lookup.
 
     .. versionchanged:: 0.1
        Bare ``http``/``https`` URLs are links (written with their scheme
        only: ``setup.py`` stays text).
     """
-    html = _parser().render(text or "")
+    digest = hashlib.sha256((text or "").encode("utf-8", "surrogatepass")).digest()
+    return _rendered.get_or_make(digest, lambda: _render(text or ""))
+
+
+def _render(text: str) -> Markup:
+    html = _parser().render(text)
     clean = nh3.clean(
         html,
         tags=ALLOWED_TAGS,

@@ -122,7 +122,7 @@ def _summary(view: Viewing, git: GitRepo, branch: str | None, head: str | None) 
         view,
         branch=branch,
         head=head,
-        commits=commits,
+        commits=_commit_rows(view, commits),
         readme=readme,
         readme_html=readme_html,
     )
@@ -207,6 +207,27 @@ def _listing(entries: list[Entry], prefix: str) -> Markup:
         rows.append(
             f'<tr><td class="mode"><code>{item.mode}</code></td><td class="name">{cell}'
             f'</td><td class="size">{human_size(item.size)}</td></tr>'
+        )
+    return Markup("\n".join(rows))  # noqa: S704 - every value is escaped above
+
+
+def _commit_rows(view: Viewing, commits: list[Commit]) -> Markup:
+    """The rows of a table of commits (the log, the summary's latest):
+    the short id linking to the commit's page, the subject, the author and
+    the time. Made here for the same reason as :func:`_listing`: 50 rows
+    through a macro each cost the log page two thirds of its time."""
+    link = url_for(
+        ".commit", username=view.owner.username, name=view.repository.name, commit_id="0"
+    )[:-1]
+    rows = []
+    for commit in commits:
+        when = commit.authored
+        rows.append(
+            f'<tr><td><a class="id" href="{html.escape(link)}{commit.id}"><code>'
+            f"{commit.short_id}</code></a></td>"
+            f'<td class="subject">{html.escape(commit.subject)}</td>'
+            f"<td>{html.escape(commit.author_name)}</td>"
+            f'<td><time datetime="{when.isoformat()}Z">{when:%Y-%m-%d %H:%M}</time></td></tr>'
         )
     return Markup("\n".join(rows))  # noqa: S704 - every value is escaped above
 
@@ -313,7 +334,7 @@ def log_default(username: str, name: str) -> BaseResponse:
     view = viewing(username, name)
     branch, head = _git(view).default_revision()
     if head is None or branch is None:
-        return repository_page("git/log.html", view, ref=None, commits=[], next_id=None)
+        return repository_page("git/log.html", view, ref=None, commits=Markup(), next_id=None)
     return _log(view, branch, head)
 
 
@@ -338,7 +359,11 @@ def _log_page(view: Viewing, git: GitRepo, ref: str, head: str) -> Response:
     commits = git.log(head, LOG_PAGE + 1)
     next_id = commits[LOG_PAGE].id if len(commits) > LOG_PAGE else None
     return repository_page(
-        "git/log.html", view, ref=ref, commits=commits[:LOG_PAGE], next_id=next_id
+        "git/log.html",
+        view,
+        ref=ref,
+        commits=_commit_rows(view, commits[:LOG_PAGE]),
+        next_id=next_id,
     )
 
 
@@ -421,6 +446,47 @@ def parse_patch(patch: str) -> list[FileDiff]:
     return files
 
 
+#: The mark of each kind of numbered line, shown in its own cell.
+_MARKS = {"add": "+", "del": "\N{MINUS SIGN}", "ctx": " "}
+
+
+def _diff_rows(file: FileDiff, file_no: int) -> Markup:
+    """The rows of one file's table on the commit page: a hunk or note line
+    across the number columns; a numbered line with its old and new numbers,
+    the number that exists (the old one of a removed line, else the new one)
+    linking to the row's anchor ``f<file_no>-n<new>`` or ``-o<old>``, its
+    mark and its escaped text.
+
+    Built here rather than in the template: a diff runs to thousands of
+    lines, and Jinja's expressions cost about 20 µs a line (two thirds of a
+    commit page's time before this); this loop costs about 1.5 µs."""
+    rows: list[str] = []
+    add = rows.append
+    for line in file.lines:
+        text = html.escape(line.text)
+        kind = line.kind
+        if kind == "hunk" or kind == "note":
+            add(
+                f'<tr class="{kind}"><td class="ln" colspan="2"></td>'
+                f'<td class="line">{text}</td></tr>'
+            )
+            continue
+        if line.new:
+            anchor = f"f{file_no}-n{line.new}"
+            numbers = (
+                f'<td class="ln">{line.old or ""}</td>'
+                f'<td class="ln"><a href="#{anchor}">{line.new}</a></td>'
+            )
+        else:
+            anchor = f"f{file_no}-o{line.old}"
+            numbers = f'<td class="ln"><a href="#{anchor}">{line.old}</a></td><td class="ln"></td>'
+        add(
+            f'<tr class="{kind}" id="{anchor}">{numbers}<td class="line">'
+            f'<span class="mark" aria-hidden="true">{_MARKS[kind]}</span>{text}</td></tr>'
+        )
+    return Markup("\n".join(rows))  # noqa: S704 - every text is escaped above
+
+
 @bp.get("/~<username>/<name>/commit/<commit_id>")
 def commit(username: str, name: str, commit_id: str) -> BaseResponse:
     view = viewing(username, name)
@@ -441,7 +507,12 @@ def commit(username: str, name: str, commit_id: str) -> BaseResponse:
     def render() -> Response:
         patch, truncated = git.diff(found.id, DIFF_LIMIT)
         return repository_page(
-            "git/commit.html", view, commit=found, files=parse_patch(patch), truncated=truncated
+            "git/commit.html",
+            view,
+            commit=found,
+            files=parse_patch(patch),
+            truncated=truncated,
+            diff_rows=_diff_rows,
         )
 
     return kept_page(view, found.id, render)
