@@ -87,7 +87,8 @@ _FORMATTER = HtmlFormatter(nowrap=True)
 def highlighted(text: str, lexer: Lexer) -> str:
     """``text`` highlighted by ``lexer`` as HTML spans (no wrapping element),
     every span closed on its line; for the core's pages and Markdown."""
-    return highlight(text, lexer, _FORMATTER)
+    html: str = highlight(text, lexer, _FORMATTER)
+    return html
 
 
 def highlighted_lines(filename: str, text: str) -> tuple[Lexer, list[str]]:
