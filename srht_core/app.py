@@ -20,7 +20,9 @@ from urllib.parse import urlencode, urlsplit
 
 import sqlalchemy as sa
 from flask import Flask, g, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
+from itsdangerous import URLSafeTimedSerializer
 from jinja2 import ChoiceLoader, FileSystemLoader
 
 from . import assets, errors, idempotency, identity, metrics, security, text
@@ -44,6 +46,22 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("srht.request")
 CORE_DIR = Path(__file__).parent
+
+
+class _CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the serializer made once per
+    secret key instead of on every request (Flask makes a new one even
+    when no cookie came, 15 µs of each request's 200)."""
+
+    def __init__(self) -> None:
+        self._made: tuple[tuple[Any, ...], URLSafeTimedSerializer | None] | None = None
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        key = (app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        made = self._made
+        if made is None or made[0] != key:
+            made = self._made = (key, super().get_signing_serializer(app))
+        return made[1]
 
 
 def create_app(
@@ -78,6 +96,7 @@ def create_app(
     site = config["srht"]
 
     app = Flask(_import_name(record), static_folder=None, template_folder=None)
+    app.session_interface = _CookieSessions()
     development = site["environment"] == "development"
     https = str(section["origin"]).startswith("https://")
     app.config.update(
