@@ -267,14 +267,14 @@ def check_page(url: str, marker: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
-    parser.add_argument("--rounds", type=int, help="rounds per page (default 4, quick 2)")
-    parser.add_argument("--seconds", type=int, help="per measurement (default 3, quick 2)")
+    parser.add_argument("--rounds", type=int, help="rounds per page (default 8, quick 2)")
+    parser.add_argument("--seconds", type=int, help="per measurement (default 2)")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pages", help="only these pages (comma-separated names)")
     args = parser.parse_args(argv)
-    rounds = args.rounds or (2 if args.quick else 4)
-    seconds = args.seconds or (2 if args.quick else 3)
+    rounds = args.rounds or (2 if args.quick else 8)
+    seconds = args.seconds or 2
     ensure_cgit()
 
     work = Path(tempfile.mkdtemp(prefix="srht-bench-pages-"))
