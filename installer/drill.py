@@ -35,6 +35,15 @@ passed) and each check's result are printed and recorded in
 ``CONFIG.drill.json`` next to the site's config, which ``srht-install
 status`` reads: the last drill's result and age, yellow when older than
 ``[drill] max-age`` days or never run, red when it failed.
+
+An archive of the scheduled backups (``srht-backup-DATE.tar.age``, copied
+from ``[backup] destination``) is decrypted first, into a private temporary
+folder removed afterwards, with ``--identity KEYFILE`` (or ``[drill]
+identity-file``) or ``--passphrase-file``. With ``--mail`` the result
+(passed or failed, each check, the time to a working site) is mailed to
+``[drill] mail-to``, else ``[backup] mail-to``, else the site owner, by the
+code that mails a scheduled backup's failure: a drill run by cron or a
+systemd timer on the deploying machine reports by itself.
 """
 
 from __future__ import annotations
@@ -118,14 +127,57 @@ class HostsProblem(click.UsageError):
 
 
 def newest_archive(folder: Path) -> Path:
-    """The newest ``srht-backup-*.tar`` in ``folder`` (their names sort by date)."""
-    found = sorted(folder.glob("srht-backup-*.tar"))
+    """The newest ``srht-backup-*.tar`` or ``srht-backup-*.tar.age`` (a
+    scheduled backup's, copied here) in ``folder``: their names sort by date."""
+    found = sorted([*folder.glob("srht-backup-*.tar"), *folder.glob("srht-backup-*.tar.age")])
     if not found:
         raise _fail(
-            f"no archive (srht-backup-*.tar) in {folder}: give ARCHIVE, or set "
-            "[drill] backup-folder to where `srht-install backup` writes them"
+            f"no archive (srht-backup-*.tar or .tar.age) in {folder}: give ARCHIVE, or set "
+            "[drill] backup-folder to where `srht-install backup` writes them (or where "
+            "the scheduled backups' archives are copied)"
         )
     return found[-1]
+
+
+def mail_to(site_config: Any) -> str | None:
+    """Who is mailed a drill's result: ``[drill] mail-to``, else ``[backup]
+    mail-to``, else ``[srht] site-owner-email``."""
+    for section in ("drill", "backup"):
+        if site_config.has_section(section) and site_config.get(section, "mail-to"):
+            return str(site_config.get(section, "mail-to"))
+    return site_config.get("srht", "site-owner-email") or None
+
+
+def result_mail(site_name: str, record: dict[str, Any]) -> tuple[str, str]:
+    """``(subject, body)`` of the mail saying how a drill went: passed or
+    failed, each check, the time to a working site."""
+    archive = Path(record.get("archive") or "?").name
+    hosts = ", ".join(record.get("hosts", {}).values()) or "none (it failed before)"
+    if record.get("ok"):
+        subject = f"[{site_name}] restore drill passed"
+        head = (
+            f"The restore drill of {site_name} passed: {archive} restored to a working "
+            f"site in {record.get('working_s') or 0:.0f}s (verified in "
+            f"{record.get('verify_s') or 0:.0f}s, restored in {record.get('restore_s') or 0:.0f}s)."
+        )
+    else:
+        subject = f"[{site_name}] restore drill FAILED"
+        head = (
+            f"The restore drill of {site_name} FAILED: {record.get('failed') or 'unknown error'}"
+            f"\n\nArchive: {archive}."
+        )
+    lines = [head, "", f"Drill hosts: {hosts}.", f"Finished: {record.get('finished')}.", ""]
+    if record.get("checks"):
+        lines.append("Smoke checks:")
+        lines += [f"  {c['state']:<4} {c['name']}: {c['detail']}" for c in record["checks"]]
+        lines.append("")
+    if record.get("left"):
+        lines.append("Left on the drill hosts (remove by hand):")
+        lines += [f"  {name}: {', '.join(left)}" for name, left in record["left"].items()]
+        lines.append("")
+    if not record.get("ok"):
+        lines.append("Once fixed, run `srht-install drill` again; `srht-install status` shows it.")
+    return subject, "\n".join(lines) + "\n"
 
 
 def _parse_hosts(given: tuple[str, ...]) -> list[SshTarget]:
@@ -702,6 +754,24 @@ class Drill:
     help="Private key for SSH to the drill hosts (default: [drill] ssh-key, "
     "else the archived config's).",
 )
+@click.option(
+    "--identity",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="For an archive of the scheduled backups (.tar.age) encrypted to [backup] "
+    "recipient: the age private key file to decrypt it with (default: [drill] identity-file).",
+)
+@click.option(
+    "--passphrase-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="For an archive encrypted with a passphrase ([backup] passphrase-file): that file.",
+)
+@click.option(
+    "--mail",
+    is_flag=True,
+    help="Mail the result to [drill] mail-to (else [backup] mail-to, else the site owner).",
+)
 @click.option("--keep", is_flag=True, help="Leave the restored copy on the drill hosts.")
 @click.pass_context
 def drill_command(
@@ -710,6 +780,9 @@ def drill_command(
     given: tuple[str, ...],
     config_path: str | None,
     ssh_key: Path | None,
+    identity: Path | None,
+    passphrase_file: Path | None,
+    mail: bool,
     keep: bool,
 ) -> None:
     """Restore ARCHIVE (default: the newest backup) onto throwaway hosts,
@@ -720,7 +793,8 @@ def drill_command(
     hosts (the site's own hosts are never contacted), then checks: row
     counts against the manifest, the admin's sign-in, a repository's clone
     and fsck, a ticket and a paste through the APIs. Prints the time to a
-    working site and records the result for `srht-install status`.
+    working site and records the result for `srht-install status`;
+    with --mail, mails it to the admin too.
     """
     started = time.monotonic()
     config = _config_path(ctx, config_path)
@@ -731,7 +805,9 @@ def drill_command(
             "its result next to it"
         )
     config = config.resolve()
-    site_config = _load_site(config).config
+    site = _load_site(config)
+    site_config = site.config
+    notify = (site, mail_to(site_config)) if mail else None
     if archive is None:
         archive = newest_archive(Path(site_config.get("drill", "backup-folder") or "."))
     hosts = _parse_hosts(given) or list(site_config.get("drill", "hosts") or ())
@@ -740,13 +816,29 @@ def drill_command(
     written = site_config.get("drill", "admin-password-file")
     password_file = Path(written) if written else None
     admin = site_config.get("drill", "admin") or None
+    if identity is None and site_config.get("drill", "identity-file"):
+        identity = Path(site_config.get("drill", "identity-file")).expanduser()
 
-    try:
-        reader = ArchiveReader(archive)
-    except ArchiveError as error:
-        raise _fail(f"{error}\nThe drill failed before anything was installed.") from None
     stamp = datetime.now(UTC)
     drill = Drill(str(archive.resolve()), stamp.isoformat(timespec="seconds"), {})
+    plain = None
+    if archive.name.endswith(".age"):
+        try:
+            plain = _decrypt(archive, identity, passphrase_file)
+        except click.ClickException as error:
+            drill.failed = _first_line(error.message)
+            _finish(config, drill, notify)
+            raise _fail(
+                f"{error.message}\nThe drill failed before anything was installed."
+            ) from None
+    try:
+        reader = ArchiveReader(plain or archive)
+    except ArchiveError as error:
+        if plain is not None:
+            shutil.rmtree(plain.parent, ignore_errors=True)
+        drill.failed = f"the archive is unreadable: {_first_line(str(error))}"
+        _finish(config, drill, notify)
+        raise _fail(f"{error}\nThe drill failed before anything was installed.") from None
     try:
         say(f"Verifying {archive}...")
         try:
@@ -780,17 +872,47 @@ def drill_command(
         raise
     except click.ClickException as error:
         drill.failed = drill.failed or _first_line(error.message)
-        _finish(config, drill)
+        _finish(config, drill, notify)
         raise
     except (RemoteError, ArchiveError, OSError) as error:
         drill.failed = drill.failed or _first_line(str(error))
-        _finish(config, drill)
+        _finish(config, drill, notify)
         raise _fail(f"{error}\nThe drill failed.") from None
     finally:
         reader.close()
-    _finish(config, drill)
+        if plain is not None:
+            shutil.rmtree(plain.parent, ignore_errors=True)
+    _finish(config, drill, notify)
     if not drill.ok:
         raise _fail(f"the drill failed: {drill.failed}")
+
+
+def _decrypt(archive: Path, identity: Path | None, passphrase_file: Path | None) -> Path:
+    """The plain archive of an encrypted one, in a private temporary folder
+    (the caller removes it): it holds every secret of the site."""
+    import tempfile
+
+    from .scheduled import decrypt_archive
+
+    if identity is None and passphrase_file is None:
+        raise _fail(
+            f"{archive} is encrypted: give --identity KEYFILE (the age private key of "
+            "[backup] recipient; or set [drill] identity-file) or --passphrase-file FILE"
+        )
+    folder = Path(tempfile.mkdtemp(prefix="srht-drill-"))  # mode 0700
+    plain = folder / archive.name.removesuffix(".age")
+    say(f"Decrypting {archive} (into {folder}, removed afterwards)...")
+    try:
+        decrypt_archive(
+            archive,
+            plain,
+            identity=identity,
+            passphrase=passphrase_file.read_text().strip("\n") if passphrase_file else None,
+        )
+    except (ValueError, OSError) as error:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise _fail(str(error)) from None
+    return plain
 
 
 def _first_line(text: str) -> str:
@@ -844,9 +966,17 @@ def _teardown(drill: Drill, copy: Copy, before: dict[str, dict[str, list[str]]])
         say(f"Torn down in {drill.teardown_s:.0f}s: the drill hosts hold nothing of the site.")
 
 
-def _finish(config: Path, drill: Drill) -> None:
+def _finish(config: Path, drill: Drill, notify: tuple[Any, str | None] | None = None) -> None:
+    """Record the drill for ``srht-install status``, print how it went,
+    and with ``notify`` (the site, whom to mail) mail it."""
     drill.finished = datetime.now(UTC).isoformat(timespec="seconds")
-    write_record(config, asdict(drill))
+    record = asdict(drill)
+    write_record(config, record)
+    if notify is not None:
+        from .scheduled import mail_admin
+
+        subject, body = result_mail(notify[0].site_name, record)
+        mail_admin(notify[0], notify[1], subject, body, "drill")
     if drill.ok:
         click.echo(
             f"Drill passed: {drill.archive} restored to a working site in {drill.working_s:.0f}s."
