@@ -42,8 +42,14 @@ folder removed afterwards, with ``--identity KEYFILE`` (or ``[drill]
 identity-file``) or ``--passphrase-file``. With ``--mail`` the result
 (passed or failed, each check, the time to a working site) is mailed to
 ``[drill] mail-to``, else ``[backup] mail-to``, else the site owner, by the
-code that mails a scheduled backup's failure: a drill run by cron or a
-systemd timer on the deploying machine reports by itself.
+code that mails a scheduled backup's failure. ``--scheduled`` takes the
+newest archive of the scheduled backups instead: it lists ``[backup]
+destination`` over SSH (the deploy's settings), copies the newest archive
+that has an index (it verified where it lies) into a private temporary
+folder, checking it against its index on the way; that read is the only
+contact with the site's hosts. So ``srht-install drill --scheduled
+--mail``, run by cron or a systemd timer on the deploying machine, drills
+the latest scheduled backup by itself and tells the admin how it went.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ import secrets
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -137,6 +144,54 @@ def newest_archive(folder: Path) -> Path:
             "the scheduled backups' archives are copied)"
         )
     return found[-1]
+
+
+def fetch_scheduled(site: Any, folder: Path) -> Path:
+    """The newest archive of the scheduled backups that has an index (one
+    that verified where it lies), copied from ``[backup] destination`` into
+    ``folder`` over SSH (a read, with the deploy's settings) and checked
+    against its index on the way."""
+    import hashlib
+
+    from .scheduled import ARCHIVE, Destination
+
+    plan = site.backup
+    if plan is None:
+        raise _fail(
+            "--scheduled drills the newest archive of the scheduled backups, but the "
+            "config has no [backup] section: give ARCHIVE or set [drill] backup-folder"
+        )
+    host = remotes(site)[plan.destination_host]
+    destination = Destination(plan.destination, host)
+    names = destination.names()
+    indexed = [n for n in names if ARCHIVE.match(n) and n + ".json" in names]
+    if not indexed:
+        raise _fail(
+            f"no verified archive (srht-backup-DATE.tar.age with its index) at {plan.where}: "
+            "has a scheduled backup run? (`srht-install status`)"
+        )
+    name = indexed[-1]
+    index = json.loads(destination.read_text(name + ".json"))
+    target = folder / name
+    digest, size = hashlib.sha256(), 0
+    say(f"Fetching {name} from {plan.where}...")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+
+        def sink(chunk: bytes) -> None:
+            nonlocal size
+            digest.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+
+        host.read(f"cat {shlex.quote(plan.destination + '/' + name)}", f"read {name}", sink)
+    if (size, digest.hexdigest()) != (index.get("size"), index.get("sha256")):
+        raise _fail(
+            f"{name} at {plan.where} is damaged: {size} bytes with SHA-256 "
+            f"{digest.hexdigest()[:16]}..., its index says {index.get('size')} bytes with "
+            f"{str(index.get('sha256'))[:16]}..."
+        )
+    return target
 
 
 def mail_to(site_config: Any) -> str | None:
@@ -768,6 +823,12 @@ class Drill:
     help="For an archive encrypted with a passphrase ([backup] passphrase-file): that file.",
 )
 @click.option(
+    "--scheduled",
+    is_flag=True,
+    help="Drill the newest archive of the scheduled backups, fetched from [backup] "
+    "destination over SSH (instead of ARCHIVE or [drill] backup-folder).",
+)
+@click.option(
     "--mail",
     is_flag=True,
     help="Mail the result to [drill] mail-to (else [backup] mail-to, else the site owner).",
@@ -782,6 +843,7 @@ def drill_command(
     ssh_key: Path | None,
     identity: Path | None,
     passphrase_file: Path | None,
+    scheduled: bool,
     mail: bool,
     keep: bool,
 ) -> None:
@@ -790,7 +852,8 @@ def drill_command(
 
     Verifies the archive first (a corrupted one fails before any host is
     touched), restores it with a copy of its config pointed at the drill
-    hosts (the site's own hosts are never contacted), then checks: row
+    hosts (the site's own hosts are never contacted, but to fetch the
+    archive with --scheduled), then checks: row
     counts against the manifest, the admin's sign-in, a repository's clone
     and fsck, a ticket and a paste through the APIs. Prints the time to a
     working site and records the result for `srht-install status`;
@@ -808,7 +871,21 @@ def drill_command(
     site = _load_site(config)
     site_config = site.config
     notify = (site, mail_to(site_config)) if mail else None
-    if archive is None:
+    fetched = None
+    if scheduled:
+        if archive is not None:
+            raise click.UsageError("give ARCHIVE or --scheduled, not both")
+        fetched = Path(tempfile.mkdtemp(prefix="srht-drill-"))  # mode 0700
+        try:
+            archive = fetch_scheduled(site, fetched)
+        except (click.ClickException, RemoteError, OSError, ValueError) as error:
+            shutil.rmtree(fetched, ignore_errors=True)
+            message = error.message if isinstance(error, click.ClickException) else str(error)
+            drill = Drill("[backup] destination", datetime.now(UTC).isoformat(), {})
+            drill.failed = f"the scheduled backups' newest archive: {_first_line(message)}"
+            _finish(config, drill, (site, mail_to(site_config)) if mail else None)
+            raise _fail(f"{message}\nThe drill failed before anything was installed.") from None
+    elif archive is None:
         archive = newest_archive(Path(site_config.get("drill", "backup-folder") or "."))
     hosts = _parse_hosts(given) or list(site_config.get("drill", "hosts") or ())
     key = ssh_key or site_config.get("drill", "ssh-key")
@@ -821,11 +898,15 @@ def drill_command(
 
     stamp = datetime.now(UTC)
     drill = Drill(str(archive.resolve()), stamp.isoformat(timespec="seconds"), {})
+    if fetched is not None:  # where it lies, not the temporary copy
+        drill.archive = f"{site.backup.where}/{archive.name}"
     plain = None
     if archive.name.endswith(".age"):
         try:
             plain = _decrypt(archive, identity, passphrase_file)
         except click.ClickException as error:
+            if fetched is not None:
+                shutil.rmtree(fetched, ignore_errors=True)
             drill.failed = _first_line(error.message)
             _finish(config, drill, notify)
             raise _fail(
@@ -834,8 +915,9 @@ def drill_command(
     try:
         reader = ArchiveReader(plain or archive)
     except ArchiveError as error:
-        if plain is not None:
-            shutil.rmtree(plain.parent, ignore_errors=True)
+        for temporary in (plain.parent if plain else None, fetched):
+            if temporary is not None:
+                shutil.rmtree(temporary, ignore_errors=True)
         drill.failed = f"the archive is unreadable: {_first_line(str(error))}"
         _finish(config, drill, notify)
         raise _fail(f"{error}\nThe drill failed before anything was installed.") from None
@@ -882,6 +964,8 @@ def drill_command(
         reader.close()
         if plain is not None:
             shutil.rmtree(plain.parent, ignore_errors=True)
+        if fetched is not None:
+            shutil.rmtree(fetched, ignore_errors=True)
     _finish(config, drill, notify)
     if not drill.ok:
         raise _fail(f"the drill failed: {drill.failed}")
@@ -890,8 +974,6 @@ def drill_command(
 def _decrypt(archive: Path, identity: Path | None, passphrase_file: Path | None) -> Path:
     """The plain archive of an encrypted one, in a private temporary folder
     (the caller removes it): it holds every secret of the site."""
-    import tempfile
-
     from .scheduled import decrypt_archive
 
     if identity is None and passphrase_file is None:

@@ -22,6 +22,8 @@ The tests run in order on one site, each a step of its life.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import hashlib
 import json
 import os
@@ -830,3 +832,42 @@ def test_a_failed_backup_is_red_in_status_and_mailed(site: Site, state: dict[str
         assert f"To: admin@{DOMAIN}" in failed[0] and f"{BACKUPS} is missing" in failed[0]
     finally:
         alpha.ssh(f"rm -rf {BACKUPS} && mv {BACKUPS}.away {BACKUPS}")
+
+
+def test_a_drill_of_the_scheduled_backups_mails_its_result(
+    site: Site, state: dict[str, Any]
+) -> None:
+    """``srht-install drill --scheduled --mail``, as cron on the deploying
+    machine runs it: the newest verified archive is fetched from the backup
+    destination and checked against its index; a key that does not open it
+    fails the drill before any drill host is touched, the admin is mailed
+    and status is red. (The restore itself is the first drill's step.)"""
+    outbox = site.folder / "outbox"
+    # Mail from this machine goes to a folder of the test's (the hosts keep theirs).
+    site.sections["mail"] = {"smtp-from": f"srht@{DOMAIN}", "outbox-dir": str(outbox)}
+    site.write()
+    wrong = site.folder / "not-the-backup-key.txt"
+    wrong.write_text(f"{__import__('pyrage').x25519.Identity.generate()}\n")
+    newest = archives(site)[-1]
+    result = srht_install(site, "drill", "--scheduled", "--identity", str(wrong), "--mail")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"Fetching {newest} from alpha:{BACKUPS}" in result.stderr
+    assert "does not open with that key" in result.stderr
+    assert "The drill failed before anything was installed." in result.stderr
+    for drill in DRILL_HOSTS.values():
+        assert bare(site, drill) == ""
+    record = json.loads((site.folder / "config.ini.drill.json").read_text())
+    assert record["ok"] is False and record["archive"] == f"alpha:{BACKUPS}/{newest}"
+    (mail,) = outbox.glob("*.eml")
+    message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+    assert message["To"] == f"admin@{DOMAIN}"
+    assert message["Subject"] == "[srht e2e] restore drill FAILED"
+    assert "does not open with that key" in message.get_content()
+    # The fetched copy and the folder it was to be decrypted into are gone.
+    found = re.search(r"Decrypting (\S+) \(into (\S+), removed afterwards\)", result.stderr)
+    assert found, result.stderr
+    assert not Path(found[1]).parent.exists() and not Path(found[2]).exists()
+    status = srht_install(site, "status")
+    assert status.returncode == 1
+    line = next(li for li in status.stdout.splitlines() if "restore drill" in li)
+    assert "FAIL" in line and "does not open with that key" in line, status.stdout

@@ -222,6 +222,13 @@ def test_a_failed_drill_with_mail_mails_the_admin_and_is_red_in_status(tmp_path:
     assert result.exit_code == 1 and "is encrypted: give --identity KEYFILE" in result.output
     assert len(list(outbox.glob("*.eml"))) == 2
 
+    # --scheduled with no [backup] to take the archive from: the same.
+    result = CliRunner().invoke(drill_command, ["--scheduled", "--config", str(config), "--mail"])
+    assert result.exit_code == 1 and "has no [backup] section" in result.output
+    record = json.loads(record_path(config).read_text())
+    assert record["ok"] is False and "scheduled backups' newest archive" in record["failed"]
+    assert len(list(outbox.glob("*.eml"))) == 3
+
 
 @pytest.mark.parametrize(
     ("record", "state", "words"),
