@@ -256,3 +256,17 @@ def test_status_shows_the_last_drill_and_its_age(
         )
     check = last_drill(config, site)
     assert check.state == state and words in check.detail, check
+
+
+def test_no_host_gets_the_drill_section(tmp_path: Path) -> None:
+    """Only the deploying machine reads ``[drill]``: its paths are of that
+    machine, and the hosts' ``srht`` has no use for them."""
+    from srht_deploy import Site
+
+    config = write_config(
+        tmp_path / "config.ini", hosts="alpha=root@198.51.100.5", **{"mail-to": "d@example.org"}
+    )
+    site = Site.from_config(config)
+    for host in ("alpha", "beta"):
+        text = site.host_config(host)
+        assert "[drill]" not in text and "d@example.org" not in text
