@@ -490,12 +490,19 @@ def drill_args(site: Site) -> list[str]:
 
 
 def bare(site: Site, drill: str) -> str:
-    """What a drill host holds of srht (nothing, on a fresh or torn-down host)."""
+    """What a drill host holds of srht (nothing, on a fresh or torn-down host).
+
+    Units are those systemd finds: the hosts' systemd keeps a unit it
+    stopped listed as ``not-found`` once its file is gone (nginx's and
+    PostgreSQL's too, after their packages are purged) until it restarts;
+    such a unit has no file and no process on the host."""
     return (
         site.hosts[drill]
         .ssh(
             "ls -d /opt/srht /etc/srht /var/lib/srht /var/lib/postgresql 2>/dev/null; "
-            "systemctl list-units --all --plain --no-legend 'srht-*'; "
+            "ls -d /etc/systemd/system/srht-* /etc/systemd/system/*.wants/srht-* 2>/dev/null; "
+            "systemctl list-units --all --plain --no-legend 'srht-*' | awk '$2 != \"not-found\"'; "
+            "ps -eo args | grep -E '^/opt/srht|srht (serve|worker)' | grep -v grep; "
             "dpkg-query -W -f '${db:Status-Abbrev}${Package}\\n' postgresql\\* nginx\\* "
             "redis\\* 2>/dev/null | grep ^ii; getent passwd | grep ^srht-; true"
         )
