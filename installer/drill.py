@@ -881,9 +881,10 @@ def drill_command(
         except (click.ClickException, RemoteError, OSError, ValueError) as error:
             shutil.rmtree(fetched, ignore_errors=True)
             message = error.message if isinstance(error, click.ClickException) else str(error)
-            drill = Drill("[backup] destination", datetime.now(UTC).isoformat(), {})
+            where = site.backup.where if site.backup else "[backup] destination"
+            drill = Drill(where, datetime.now(UTC).isoformat(timespec="seconds"), {})
             drill.failed = f"the scheduled backups' newest archive: {_first_line(message)}"
-            _finish(config, drill, (site, mail_to(site_config)) if mail else None)
+            _finish(config, drill, notify)
             raise _fail(f"{message}\nThe drill failed before anything was installed.") from None
     elif archive is None:
         archive = newest_archive(Path(site_config.get("drill", "backup-folder") or "."))
