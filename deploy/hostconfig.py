@@ -91,7 +91,7 @@ def host_config_text(
     derived = databases(config, topology, host, services=with_database)
     data: dict[str, dict[str, str]] = {}
     for name, raw in config.raw.items():
-        if name in ("deploy", "backup"):  # read on the deploying and backup hosts only
+        if name in ("deploy", "backup", "drill"):  # read on the deploying and backup hosts only
             continue
         service = name.split("::", 1)[0]
         if service in omit:

@@ -35,6 +35,21 @@ passed) and each check's result are printed and recorded in
 ``CONFIG.drill.json`` next to the site's config, which ``srht-install
 status`` reads: the last drill's result and age, yellow when older than
 ``[drill] max-age`` days or never run, red when it failed.
+
+An archive of the scheduled backups (``srht-backup-DATE.tar.age``, copied
+from ``[backup] destination``) is decrypted first, into a private temporary
+folder removed afterwards, with ``--identity KEYFILE`` (or ``[drill]
+identity-file``) or ``--passphrase-file``. With ``--mail`` the result
+(passed or failed, each check, the time to a working site) is mailed to
+``[drill] mail-to``, else ``[backup] mail-to``, else the site owner, by the
+code that mails a scheduled backup's failure. ``--scheduled`` takes the
+newest archive of the scheduled backups instead: it lists ``[backup]
+destination`` over SSH (the deploy's settings), copies the newest archive
+that has an index (it verified where it lies) into a private temporary
+folder, checking it against its index on the way; that read is the only
+contact with the site's hosts. So ``srht-install drill --scheduled
+--mail``, run by cron or a systemd timer on the deploying machine, drills
+the latest scheduled backup by itself and tells the admin how it went.
 """
 
 from __future__ import annotations
@@ -47,6 +62,7 @@ import secrets
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -118,14 +134,105 @@ class HostsProblem(click.UsageError):
 
 
 def newest_archive(folder: Path) -> Path:
-    """The newest ``srht-backup-*.tar`` in ``folder`` (their names sort by date)."""
-    found = sorted(folder.glob("srht-backup-*.tar"))
+    """The newest ``srht-backup-*.tar`` or ``srht-backup-*.tar.age`` (a
+    scheduled backup's, copied here) in ``folder``: their names sort by date."""
+    found = sorted([*folder.glob("srht-backup-*.tar"), *folder.glob("srht-backup-*.tar.age")])
     if not found:
         raise _fail(
-            f"no archive (srht-backup-*.tar) in {folder}: give ARCHIVE, or set "
-            "[drill] backup-folder to where `srht-install backup` writes them"
+            f"no archive (srht-backup-*.tar or .tar.age) in {folder}: give ARCHIVE, or set "
+            "[drill] backup-folder to where `srht-install backup` writes them (or where "
+            "the scheduled backups' archives are copied)"
         )
     return found[-1]
+
+
+def fetch_scheduled(site: Any, folder: Path) -> Path:
+    """The newest archive of the scheduled backups that has an index (one
+    that verified where it lies), copied from ``[backup] destination`` into
+    ``folder`` over SSH (a read, with the deploy's settings) and checked
+    against its index on the way."""
+    import hashlib
+
+    from .scheduled import ARCHIVE, Destination
+
+    plan = site.backup
+    if plan is None:
+        raise _fail(
+            "--scheduled drills the newest archive of the scheduled backups, but the "
+            "config has no [backup] section: give ARCHIVE or set [drill] backup-folder"
+        )
+    host = remotes(site)[plan.destination_host]
+    destination = Destination(plan.destination, host)
+    names = destination.names()
+    indexed = [n for n in names if ARCHIVE.match(n) and n + ".json" in names]
+    if not indexed:
+        raise _fail(
+            f"no verified archive (srht-backup-DATE.tar.age with its index) at {plan.where}: "
+            "has a scheduled backup run? (`srht-install status`)"
+        )
+    name = indexed[-1]
+    index = json.loads(destination.read_text(name + ".json"))
+    target = folder / name
+    digest, size = hashlib.sha256(), 0
+    say(f"Fetching {name} from {plan.where}...")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+
+        def sink(chunk: bytes) -> None:
+            nonlocal size
+            digest.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+
+        host.read(f"cat {shlex.quote(plan.destination + '/' + name)}", f"read {name}", sink)
+    if (size, digest.hexdigest()) != (index.get("size"), index.get("sha256")):
+        raise _fail(
+            f"{name} at {plan.where} is damaged: {size} bytes with SHA-256 "
+            f"{digest.hexdigest()[:16]}..., its index says {index.get('size')} bytes with "
+            f"{str(index.get('sha256'))[:16]}..."
+        )
+    return target
+
+
+def mail_to(site_config: Any) -> str | None:
+    """Who is mailed a drill's result: ``[drill] mail-to``, else ``[backup]
+    mail-to``, else ``[srht] site-owner-email``."""
+    for section in ("drill", "backup"):
+        if site_config.has_section(section) and site_config.get(section, "mail-to"):
+            return str(site_config.get(section, "mail-to"))
+    return site_config.get("srht", "site-owner-email") or None
+
+
+def result_mail(site_name: str, record: dict[str, Any]) -> tuple[str, str]:
+    """``(subject, body)`` of the mail saying how a drill went: passed or
+    failed, each check, the time to a working site."""
+    archive = Path(record.get("archive") or "?").name
+    hosts = ", ".join(record.get("hosts", {}).values()) or "none (it failed before)"
+    if record.get("ok"):
+        subject = f"[{site_name}] restore drill passed"
+        head = (
+            f"The restore drill of {site_name} passed: {archive} restored to a working "
+            f"site in {record.get('working_s') or 0:.0f}s (verified in "
+            f"{record.get('verify_s') or 0:.0f}s, restored in {record.get('restore_s') or 0:.0f}s)."
+        )
+    else:
+        subject = f"[{site_name}] restore drill FAILED"
+        head = (
+            f"The restore drill of {site_name} FAILED: {record.get('failed') or 'unknown error'}"
+            f"\n\nArchive: {archive}."
+        )
+    lines = [head, "", f"Drill hosts: {hosts}.", f"Finished: {record.get('finished')}.", ""]
+    if record.get("checks"):
+        lines.append("Smoke checks:")
+        lines += [f"  {c['state']:<4} {c['name']}: {c['detail']}" for c in record["checks"]]
+        lines.append("")
+    if record.get("left"):
+        lines.append("Left on the drill hosts (remove by hand):")
+        lines += [f"  {name}: {', '.join(left)}" for name, left in record["left"].items()]
+        lines.append("")
+    if not record.get("ok"):
+        lines.append("Once fixed, run `srht-install drill` again; `srht-install status` shows it.")
+    return subject, "\n".join(lines) + "\n"
 
 
 def _parse_hosts(given: tuple[str, ...]) -> list[SshTarget]:
@@ -702,6 +809,30 @@ class Drill:
     help="Private key for SSH to the drill hosts (default: [drill] ssh-key, "
     "else the archived config's).",
 )
+@click.option(
+    "--identity",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="For an archive of the scheduled backups (.tar.age) encrypted to [backup] "
+    "recipient: the age private key file to decrypt it with (default: [drill] identity-file).",
+)
+@click.option(
+    "--passphrase-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="For an archive encrypted with a passphrase ([backup] passphrase-file): that file.",
+)
+@click.option(
+    "--scheduled",
+    is_flag=True,
+    help="Drill the newest archive of the scheduled backups, fetched from [backup] "
+    "destination over SSH (instead of ARCHIVE or [drill] backup-folder).",
+)
+@click.option(
+    "--mail",
+    is_flag=True,
+    help="Mail the result to [drill] mail-to (else [backup] mail-to, else the site owner).",
+)
 @click.option("--keep", is_flag=True, help="Leave the restored copy on the drill hosts.")
 @click.pass_context
 def drill_command(
@@ -710,6 +841,10 @@ def drill_command(
     given: tuple[str, ...],
     config_path: str | None,
     ssh_key: Path | None,
+    identity: Path | None,
+    passphrase_file: Path | None,
+    scheduled: bool,
+    mail: bool,
     keep: bool,
 ) -> None:
     """Restore ARCHIVE (default: the newest backup) onto throwaway hosts,
@@ -717,10 +852,12 @@ def drill_command(
 
     Verifies the archive first (a corrupted one fails before any host is
     touched), restores it with a copy of its config pointed at the drill
-    hosts (the site's own hosts are never contacted), then checks: row
+    hosts (the site's own hosts are never contacted, but to fetch the
+    archive with --scheduled), then checks: row
     counts against the manifest, the admin's sign-in, a repository's clone
     and fsck, a ticket and a paste through the APIs. Prints the time to a
-    working site and records the result for `srht-install status`.
+    working site and records the result for `srht-install status`;
+    with --mail, mails it to the admin too.
     """
     started = time.monotonic()
     config = _config_path(ctx, config_path)
@@ -731,8 +868,25 @@ def drill_command(
             "its result next to it"
         )
     config = config.resolve()
-    site_config = _load_site(config).config
-    if archive is None:
+    site = _load_site(config)
+    site_config = site.config
+    notify = (site, mail_to(site_config)) if mail else None
+    fetched = None
+    if scheduled:
+        if archive is not None:
+            raise click.UsageError("give ARCHIVE or --scheduled, not both")
+        fetched = Path(tempfile.mkdtemp(prefix="srht-drill-"))  # mode 0700
+        try:
+            archive = fetch_scheduled(site, fetched)
+        except (click.ClickException, RemoteError, OSError, ValueError) as error:
+            shutil.rmtree(fetched, ignore_errors=True)
+            message = error.message if isinstance(error, click.ClickException) else str(error)
+            where = site.backup.where if site.backup else "[backup] destination"
+            drill = Drill(where, datetime.now(UTC).isoformat(timespec="seconds"), {})
+            drill.failed = f"the scheduled backups' newest archive: {_first_line(message)}"
+            _finish(config, drill, notify)
+            raise _fail(f"{message}\nThe drill failed before anything was installed.") from None
+    elif archive is None:
         archive = newest_archive(Path(site_config.get("drill", "backup-folder") or "."))
     hosts = _parse_hosts(given) or list(site_config.get("drill", "hosts") or ())
     key = ssh_key or site_config.get("drill", "ssh-key")
@@ -740,13 +894,34 @@ def drill_command(
     written = site_config.get("drill", "admin-password-file")
     password_file = Path(written) if written else None
     admin = site_config.get("drill", "admin") or None
+    if identity is None and site_config.get("drill", "identity-file"):
+        identity = Path(site_config.get("drill", "identity-file")).expanduser()
 
-    try:
-        reader = ArchiveReader(archive)
-    except ArchiveError as error:
-        raise _fail(f"{error}\nThe drill failed before anything was installed.") from None
     stamp = datetime.now(UTC)
     drill = Drill(str(archive.resolve()), stamp.isoformat(timespec="seconds"), {})
+    if fetched is not None:  # where it lies, not the temporary copy
+        drill.archive = f"{site.backup.where}/{archive.name}"
+    plain = None
+    if archive.name.endswith(".age"):
+        try:
+            plain = _decrypt(archive, identity, passphrase_file)
+        except click.ClickException as error:
+            if fetched is not None:
+                shutil.rmtree(fetched, ignore_errors=True)
+            drill.failed = _first_line(error.message)
+            _finish(config, drill, notify)
+            raise _fail(
+                f"{error.message}\nThe drill failed before anything was installed."
+            ) from None
+    try:
+        reader = ArchiveReader(plain or archive)
+    except ArchiveError as error:
+        for temporary in (plain.parent if plain else None, fetched):
+            if temporary is not None:
+                shutil.rmtree(temporary, ignore_errors=True)
+        drill.failed = f"the archive is unreadable: {_first_line(str(error))}"
+        _finish(config, drill, notify)
+        raise _fail(f"{error}\nThe drill failed before anything was installed.") from None
     try:
         say(f"Verifying {archive}...")
         try:
@@ -780,17 +955,47 @@ def drill_command(
         raise
     except click.ClickException as error:
         drill.failed = drill.failed or _first_line(error.message)
-        _finish(config, drill)
+        _finish(config, drill, notify)
         raise
     except (RemoteError, ArchiveError, OSError) as error:
         drill.failed = drill.failed or _first_line(str(error))
-        _finish(config, drill)
+        _finish(config, drill, notify)
         raise _fail(f"{error}\nThe drill failed.") from None
     finally:
         reader.close()
-    _finish(config, drill)
+        if plain is not None:
+            shutil.rmtree(plain.parent, ignore_errors=True)
+        if fetched is not None:
+            shutil.rmtree(fetched, ignore_errors=True)
+    _finish(config, drill, notify)
     if not drill.ok:
         raise _fail(f"the drill failed: {drill.failed}")
+
+
+def _decrypt(archive: Path, identity: Path | None, passphrase_file: Path | None) -> Path:
+    """The plain archive of an encrypted one, in a private temporary folder
+    (the caller removes it): it holds every secret of the site."""
+    from .scheduled import decrypt_archive
+
+    if identity is None and passphrase_file is None:
+        raise _fail(
+            f"{archive} is encrypted: give --identity KEYFILE (the age private key of "
+            "[backup] recipient; or set [drill] identity-file) or --passphrase-file FILE"
+        )
+    folder = Path(tempfile.mkdtemp(prefix="srht-drill-"))  # mode 0700
+    plain = folder / archive.name.removesuffix(".age")
+    say(f"Decrypting {archive} (into {folder}, removed afterwards)...")
+    try:
+        decrypt_archive(
+            archive,
+            plain,
+            identity=identity,
+            passphrase=passphrase_file.read_text().strip("\n") if passphrase_file else None,
+        )
+    except (ValueError, OSError) as error:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise _fail(str(error)) from None
+    return plain
 
 
 def _first_line(text: str) -> str:
@@ -844,9 +1049,17 @@ def _teardown(drill: Drill, copy: Copy, before: dict[str, dict[str, list[str]]])
         say(f"Torn down in {drill.teardown_s:.0f}s: the drill hosts hold nothing of the site.")
 
 
-def _finish(config: Path, drill: Drill) -> None:
+def _finish(config: Path, drill: Drill, notify: tuple[Any, str | None] | None = None) -> None:
+    """Record the drill for ``srht-install status``, print how it went,
+    and with ``notify`` (the site, whom to mail) mail it."""
     drill.finished = datetime.now(UTC).isoformat(timespec="seconds")
-    write_record(config, asdict(drill))
+    record = asdict(drill)
+    write_record(config, record)
+    if notify is not None:
+        from .scheduled import mail_admin
+
+        subject, body = result_mail(notify[0].site_name, record)
+        mail_admin(notify[0], notify[1], subject, body, "drill")
     if drill.ok:
         click.echo(
             f"Drill passed: {drill.archive} restored to a working site in {drill.working_s:.0f}s."

@@ -55,7 +55,7 @@ import click
 
 from .status import Check
 
-__all__ = ["backup_checks", "decrypt_archive", "judge", "main"]
+__all__ = ["backup_checks", "decrypt_archive", "judge", "mail_admin", "main"]
 
 ARCHIVE = re.compile(r"^srht-backup-(\d{8}T\d{6}Z)\.tar\.age$")
 INDEX_FORMAT = "srht-backup-index/1"
@@ -465,12 +465,27 @@ def _write_state(state_dir: Path, outcome: Outcome) -> None:
     os.replace(partial, state_dir / STATE_FILE)
 
 
-def _mail_admin(site: Any, plan: Any, outcome: Outcome) -> None:
+def mail_admin(site: Any, to: str | None, subject: str, body: str, section: str) -> bool:
+    """Mail ``to`` right away with the site's ``[mail]`` (or write to its
+    outbox), saying on standard error what was done; ``False`` when nobody
+    is to be mailed or the mail could not be sent (the caller's outcome is
+    recorded either way). Scheduled backups and restore drills report
+    through it."""
     from srht_core.mail import deliver_now
 
-    if not plan.mail_to:
-        say("error: nobody to mail ([backup] mail-to and [srht] site-owner-email are empty)")
-        return
+    if not to:
+        say(f"error: nobody to mail ([{section}] mail-to and [srht] site-owner-email are empty)")
+        return False
+    try:
+        deliver_now(site.config, to, subject, body)
+    except Exception as error:  # noqa: BLE001 - the outcome is recorded either way
+        say(f"error: could not mail {to}: {error}")
+        return False
+    say(f"Mailed {to}: {subject}")
+    return True
+
+
+def _mail_admin(site: Any, plan: Any, outcome: Outcome) -> None:
     failed = outcome.archive is None
     subject = (
         f"[{site.site_name}] backup FAILED"
@@ -491,11 +506,7 @@ def _mail_admin(site: Any, plan: Any, outcome: Outcome) -> None:
         + f"See `journalctl -u srht-backup` on {plan.host} and `srht-install status`;\n"
         + f"once fixed, run it again: `systemctl start srht-backup` on {plan.host}.\n"
     )
-    try:
-        deliver_now(site.config, plan.mail_to, subject, body)
-        say(f"Mailed {plan.mail_to}: {subject}")
-    except Exception as error:  # noqa: BLE001 - the run's outcome is recorded either way
-        say(f"error: could not mail {plan.mail_to}: {error}")
+    mail_admin(site, plan.mail_to, subject, body, "backup")
 
 
 # -- srht-install status --------------------------------------------------------------------

@@ -683,6 +683,26 @@ DRILL = Section(
             description="Days after which `srht-install status` shows the last drill "
             "in yellow (also when no drill ever ran; red when the last one failed).",
         ),
+        Key(
+            "identity-file",
+            PathValue(),
+            default=None,
+            example="",
+            description="For archives of the scheduled backups (srht-backup-DATE.tar.age, "
+            "copied from [backup] destination into backup-folder): the age private key "
+            "file of [backup] recipient, to decrypt them with (`--identity` overrides). "
+            "The plain archive is written to a private temporary folder and removed "
+            "after the drill.",
+        ),
+        Key(
+            "mail-to",
+            Email(),
+            default=None,
+            example="",
+            description="Who `srht-install drill --mail` mails the result to (passed or "
+            "failed, each check, the time to a working site). Empty: [backup] mail-to, "
+            "else [srht] site-owner-email.",
+        ),
     ),
 )
 

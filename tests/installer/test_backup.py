@@ -7,16 +7,23 @@ a repository pushed over HTTPS with the real git client. Then
 ``srht-install backup``, both hosts replaced by fresh ones (nothing of the
 old disks survives), ``srht-install restore``, and the users, tickets,
 pastes and repositories compared row by row and object by object. Then
-the restored site gets a ``[backup]`` section: its timer's service, started
-by hand on alpha, writes archives encrypted to the admin's age key, keeps
-two, finds a corrupted one, and turns ``srht-install status`` red (and
-mails the admin) when a run fails.
+restore drills (``srht-install drill``) onto two more hosts booted with the
+same set, ``drilla`` and ``drillb``, while the site's own hosts are
+unplugged from the network: the latest backup passes its smoke checks and
+is torn down; a corrupted archive fails before anything is installed; and
+``srht-install status`` shows each result. Last, the restored site gets a
+``[backup]`` section: its timer's service, started by hand on alpha,
+writes archives encrypted to the admin's age key, keeps two, finds a
+corrupted one, and turns ``srht-install status`` red (and mails the admin)
+when a run fails.
 
 The tests run in order on one site, each a step of its life.
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
 import hashlib
 import json
 import os
@@ -54,12 +61,15 @@ TABLES = {
     "srht_git": [("repository", "id")],
 }
 REPOS = "/var/lib/srht/git"
+#: Throwaway hosts of the drills, booted with the site's (idle until then).
+DRILL_HOSTS = {"alpha": "drilla", "beta": "drillb"}
 
 
 @pytest.fixture(scope="module")
 def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testhosts.TestHosts]:
     require_test_hosts("git")
-    with testhosts.TestHosts(HOSTS, tmp_path_factory.mktemp("testhosts")) as hosts:
+    names = HOSTS + list(DRILL_HOSTS.values())
+    with testhosts.TestHosts(names, tmp_path_factory.mktemp("testhosts")) as hosts:
         yield hosts
 
 
@@ -97,7 +107,7 @@ def srht_install(site: Site, *args: str, timeout: float = 1200) -> subprocess.Co
         else [site.control.python, "-c", "from srht_installer.cli import main; main()"]
     )
     argv += args
-    env = {**site.control.env, "SRHT_CONFIG": str(site.config)}
+    env = {**site.control.env, "SRHT_CONFIG": str(site.config), "COLUMNS": "300"}
     result = subprocess.run(
         argv,
         capture_output=True,
@@ -471,6 +481,121 @@ def test_restore_refuses_to_replace_other_data(site: Site, state: dict[str, Any]
     assert snapshot(site) == state["before"]
 
 
+def drill_args(site: Site) -> list[str]:
+    return [
+        arg
+        for name, drill in DRILL_HOSTS.items()
+        for arg in ("--host", f"{name}=root@{site.hosts.address(drill)}")
+    ]
+
+
+def bare(site: Site, drill: str) -> str:
+    """What a drill host holds of srht (nothing, on a fresh or torn-down host).
+
+    Units are those systemd finds: the hosts' systemd keeps a unit it
+    stopped listed as ``not-found`` once its file is gone (nginx's and
+    PostgreSQL's too, after their packages are purged) until it restarts;
+    such a unit has no file and no process on the host."""
+    return (
+        site.hosts[drill]
+        .ssh(
+            "ls -d /opt/srht /etc/srht /var/lib/srht /var/lib/postgresql 2>/dev/null; "
+            "ls -d /etc/systemd/system/srht-* /etc/systemd/system/*.wants/srht-* 2>/dev/null; "
+            "systemctl list-units --all --plain --no-legend 'srht-*' | awk '$2 != \"not-found\"'; "
+            "ps -eo args | grep -E '^/opt/srht|srht (serve|worker)' | grep -v grep; "
+            "dpkg-query -W -f '${db:Status-Abbrev}${Package}\\n' postgresql\\* nginx\\* "
+            "redis\\* 2>/dev/null | grep ^ii; getent passwd | grep ^srht-; true"
+        )
+        .stdout.strip()
+    )
+
+
+def test_a_drill_restores_the_latest_backup_onto_throwaway_hosts(
+    site: Site, state: dict[str, Any]
+) -> None:
+    for drill in DRILL_HOSTS.values():
+        assert bare(site, drill) == ""
+    password = site.folder / "alice-password"
+    password.write_text(PASSWORD + "\n")
+    password.chmod(0o600)
+    site.sections["drill"] = {
+        "backup-folder": str(site.folder / "backups"),
+        "admin": "alice",
+        "admin-password-file": str(password),
+        "max-age": "7",
+    }
+    site.write()
+    newest = sorted((site.folder / "backups").glob("srht-backup-*.tar"))[-1]
+
+    # The site's own hosts are unplugged: a drill that reached for them would fail.
+    started = time.monotonic()
+    for name in HOSTS:
+        site.hosts[name].disconnect()
+    try:
+        result = srht_install(site, "drill", *drill_args(site))
+    finally:
+        for name in HOSTS:
+            site.hosts[name].reconnect()
+    print(f"drill in {time.monotonic() - started:.0f}s")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    found = re.search(r"Drill passed: (\S+) restored to a working site in (\d+)s", result.stdout)
+    assert found and Path(found[1]) == newest, result.stdout
+    print(f"time to a working site: {found[2]}s")
+    checks = dict(re.findall(r"^  pass (.+?): (.*)$", result.stdout, re.M))
+    assert set(checks) == {
+        "row counts",
+        "admin signs in",
+        "repository clones",
+        "ticket reads back",
+        "paste reads back",
+    }, result.stdout
+    assert "tables match the manifest" in checks["row counts"]
+    assert checks["admin signs in"].startswith("~alice signed in at meta, with the password")
+    assert (
+        checks["repository clones"].startswith("~alice/hello: cloned")
+        and "fsck clean" in (checks["repository clones"])
+    )
+    assert "It crashes" in checks["ticket reads back"]
+    assert "notes.md" in checks["paste reads back"]
+    assert "the drill hosts hold nothing of the site" in result.stderr
+    for secret in (site.keys.service_key, site.keys.network_key, PASSWORD):
+        assert secret not in output
+
+    # Torn down; the real site as it was; the result recorded for status.
+    for drill in DRILL_HOSTS.values():
+        assert bare(site, drill) == ""
+    assert snapshot(site) == state["before"]
+    record = json.loads((site.folder / "config.ini.drill.json").read_text())
+    assert record["ok"] is True and record["archive"] == str(newest) and not record["left"]
+    assert record["hosts"] == {
+        n: f"{n}=root@{site.hosts.address(d)}" for n, d in DRILL_HOSTS.items()
+    }
+    status = srht_install(site, "status")
+    assert status.returncode == 0, status.stdout[-4000:]
+    line = next(li for li in status.stdout.splitlines() if "restore drill" in li)
+    assert "ok" in line and "passed" in line, status.stdout
+
+
+def test_a_drill_of_a_corrupted_archive_fails_before_installing(
+    site: Site, state: dict[str, Any]
+) -> None:
+    broken = site.folder / "broken.tar"  # one byte of todo's dump flipped (above)
+    result = srht_install(site, "drill", str(broken), *drill_args(site))
+    assert result.returncode == 1
+    assert "databases/todo.pgdump is damaged" in result.stderr
+    assert "The drill failed before anything was installed." in result.stderr
+    assert "Drill FAILED: the archive is corrupt" in result.stdout
+    for drill in DRILL_HOSTS.values():
+        assert bare(site, drill) == ""
+    record = json.loads((site.folder / "config.ini.drill.json").read_text())
+    assert record["ok"] is False and record["archive"] == str(broken)
+    status = srht_install(site, "status")
+    assert status.returncode == 1
+    line = next(li for li in status.stdout.splitlines() if "restore drill" in li)
+    assert "FAIL" in line and "the last drill" in line, status.stdout
+
+
 def test_an_archive_from_a_newer_srht_is_refused_before_anything_changes(tmp_path: Path) -> None:
     """No hosts needed: the check runs on the deploying machine first."""
     from srht_deploy import Site as DeploySite
@@ -560,12 +685,10 @@ def test_a_scheduled_backup_writes_an_archive_only_the_admin_can_read(
     identity = pyrage.x25519.Identity.generate()
     (site.folder / "backup-key.txt").write_text(str(identity) + "\n")
     state["identity"] = site.folder / "backup-key.txt"
-    site.sections = {
-        "backup": {
-            "schedule": "*-*-* 03:00",
-            "recipient": str(identity.to_public()),
-            "keep-count": "2",
-        }
+    site.sections["backup"] = {
+        "schedule": "*-*-* 03:00",
+        "recipient": str(identity.to_public()),
+        "keep-count": "2",
     }
     started = time.monotonic()
     site.converge()
@@ -716,3 +839,42 @@ def test_a_failed_backup_is_red_in_status_and_mailed(site: Site, state: dict[str
         assert f"To: admin@{DOMAIN}" in failed[0] and f"{BACKUPS} is missing" in failed[0]
     finally:
         alpha.ssh(f"rm -rf {BACKUPS} && mv {BACKUPS}.away {BACKUPS}")
+
+
+def test_a_drill_of_the_scheduled_backups_mails_its_result(
+    site: Site, state: dict[str, Any]
+) -> None:
+    """``srht-install drill --scheduled --mail``, as cron on the deploying
+    machine runs it: the newest verified archive is fetched from the backup
+    destination and checked against its index; a key that does not open it
+    fails the drill before any drill host is touched, the admin is mailed
+    and status is red. (The restore itself is the first drill's step.)"""
+    outbox = site.folder / "outbox"
+    # Mail from this machine goes to a folder of the test's (the hosts keep theirs).
+    site.sections["mail"] = {"smtp-from": f"srht@{DOMAIN}", "outbox-dir": str(outbox)}
+    site.write()
+    wrong = site.folder / "not-the-backup-key.txt"
+    wrong.write_text(f"{__import__('pyrage').x25519.Identity.generate()}\n")
+    newest = archives(site)[-1]
+    result = srht_install(site, "drill", "--scheduled", "--identity", str(wrong), "--mail")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"Fetching {newest} from alpha:{BACKUPS}" in result.stderr
+    assert "does not open with that key" in result.stderr
+    assert "The drill failed before anything was installed." in result.stderr
+    for drill in DRILL_HOSTS.values():
+        assert bare(site, drill) == ""
+    record = json.loads((site.folder / "config.ini.drill.json").read_text())
+    assert record["ok"] is False and record["archive"] == f"alpha:{BACKUPS}/{newest}"
+    (mail,) = outbox.glob("*.eml")
+    message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+    assert message["To"] == f"admin@{DOMAIN}"
+    assert message["Subject"] == "[srht e2e] restore drill FAILED"
+    assert "does not open with that key" in message.get_content()
+    # The fetched copy and the folder it was to be decrypted into are gone.
+    found = re.search(r"Decrypting (\S+) \(into (\S+), removed afterwards\)", result.stderr)
+    assert found, result.stderr
+    assert not Path(found[1]).parent.exists() and not Path(found[2]).exists()
+    status = srht_install(site, "status")
+    assert status.returncode == 1
+    line = next(li for li in status.stdout.splitlines() if "restore drill" in li)
+    assert "FAIL" in line and "the last drill" in line and newest in line, status.stdout

@@ -9,6 +9,8 @@ The drills themselves, on test hosts, are steps of ``test_backup.py``
 from __future__ import annotations
 
 import configparser
+import email
+import email.policy
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -113,6 +115,119 @@ def test_without_an_archive_the_newest_backup_is_drilled(tmp_path: Path) -> None
     for stamp in ("20260101T000000Z", "20261205T120000Z", "20260630T235959Z"):
         (tmp_path / f"srht-backup-{stamp}.tar").write_bytes(b"")
     assert newest_archive(tmp_path).name == "srht-backup-20261205T120000Z.tar"
+    # An archive of the scheduled backups, copied here, counts too (by its date).
+    (tmp_path / "srht-backup-20261206T030000Z.tar.age").write_bytes(b"")
+    assert newest_archive(tmp_path).name == "srht-backup-20261206T030000Z.tar.age"
+
+
+def test_the_result_goes_to_drill_then_backup_mail_to_then_the_site_owner(
+    tmp_path: Path,
+) -> None:
+    from srht_deploy import Site
+    from srht_installer.drill import mail_to
+
+    def recipient(**sections: dict[str, str]) -> str | None:
+        config = write_config(tmp_path / "config.ini")
+        data = configparser.ConfigParser(interpolation=None)
+        data.read(config)
+        content = {s: dict(data[s]) for s in data.sections()} | sections
+        content["deploy"]["ssh-key"] = str(tmp_path / "id_ed25519")  # [backup] wants one
+        config.write_text(dump_ini(content))
+        return mail_to(Site.from_config(config).config)
+
+    assert recipient() == f"admin@{DOMAIN}"
+    backup = {"recipient": str(_age_key().to_public()), "mail-to": "ops@example.org"}
+    assert recipient(backup=backup) == "ops@example.org"
+    assert recipient(backup=backup, drill={"mail-to": "drills@example.org"}) == "drills@example.org"
+
+
+def test_the_mail_of_a_drill_says_each_check_and_the_time_to_a_working_site() -> None:
+    from srht_installer.drill import result_mail
+
+    record = {
+        "archive": "/b/srht-backup-20261206T030000Z.tar",
+        "hosts": {"alpha": "alpha=root@198.51.100.5"},
+        "ok": True,
+        "finished": "2026-12-06T03:20:00+00:00",
+        "verify_s": 3.2,
+        "restore_s": 250.0,
+        "working_s": 301.4,
+        "checks": [
+            {"name": "row counts", "state": "pass", "detail": "12 tables match the manifest"},
+            {"name": "ticket reads back", "state": "skip", "detail": "todo holds no ticket"},
+        ],
+        "left": {},
+    }
+    subject, body = result_mail("Example", record)
+    assert subject == "[Example] restore drill passed"
+    assert "srht-backup-20261206T030000Z.tar restored to a working site in 301s" in body
+    assert "  pass row counts: 12 tables match the manifest" in body
+    assert "  skip ticket reads back: todo holds no ticket" in body
+    assert "alpha=root@198.51.100.5" in body
+    failed = {**record, "ok": False, "failed": "paste reads back: 404", "left": {"alpha": ["x"]}}
+    subject, body = result_mail("Example", failed)
+    assert subject == "[Example] restore drill FAILED"
+    assert "FAILED: paste reads back: 404" in body and "alpha: x" in body
+
+
+def _age_key():  # type: ignore[no-untyped-def]
+    import pyrage
+
+    return pyrage.x25519.Identity.generate()
+
+
+def test_a_failed_drill_with_mail_mails_the_admin_and_is_red_in_status(tmp_path: Path) -> None:
+    """An archive of the scheduled backups that the key given does not
+    open: the drill fails before any host is touched, records it, and
+    mails the admin; status shows it red."""
+    import pyrage
+    from click.testing import CliRunner
+    from srht_deploy import Site
+    from srht_installer.drill import drill_command, last_drill, record_path
+
+    config = write_config(tmp_path / "config.ini", hosts="alpha=root@198.51.100.5")
+    data = configparser.ConfigParser(interpolation=None)
+    data.read(config)
+    content = {s: dict(data[s]) for s in data.sections()}
+    outbox = tmp_path / "outbox"
+    content["mail"] = {"smtp-from": f"srht@{DOMAIN}", "outbox-dir": str(outbox)}
+    content["drill"]["mail-to"] = "drills@example.org"
+    config.write_text(dump_ini(content))
+    archive = tmp_path / "srht-backup-20261206T030000Z.tar.age"
+    archive.write_bytes(pyrage.encrypt(b"not the admin's", [_age_key().to_public()]))
+    wrong = tmp_path / "wrong-key.txt"
+    wrong.write_text(f"{_age_key()}\n")
+
+    result = CliRunner().invoke(
+        drill_command,
+        [str(archive), "--config", str(config), "--identity", str(wrong), "--mail"],
+    )
+    assert result.exit_code == 1, result.output
+    assert "does not open with that key" in result.output
+    assert "The drill failed before anything was installed." in result.output
+    assert not list(tmp_path.glob("srht-drill-*")) and not (tmp_path / "config.ini.drills").exists()
+    record = json.loads(record_path(config).read_text())
+    assert record["ok"] is False and "does not open with that key" in record["failed"]
+    (mail,) = outbox.glob("*.eml")
+    message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+    assert message["To"] == "drills@example.org"
+    assert message["Subject"] == "[srht] restore drill FAILED"
+    text = message.get_content()
+    assert "does not open with that key" in text and archive.name in text
+    check = last_drill(config, Site.from_config(config))
+    assert check.state == "red" and "does not open with that key" in check.detail, check
+
+    # Without a key at all: said, recorded, mailed too.
+    result = CliRunner().invoke(drill_command, [str(archive), "--config", str(config), "--mail"])
+    assert result.exit_code == 1 and "is encrypted: give --identity KEYFILE" in result.output
+    assert len(list(outbox.glob("*.eml"))) == 2
+
+    # --scheduled with no [backup] to take the archive from: the same.
+    result = CliRunner().invoke(drill_command, ["--scheduled", "--config", str(config), "--mail"])
+    assert result.exit_code == 1 and "has no [backup] section" in result.output
+    record = json.loads(record_path(config).read_text())
+    assert record["ok"] is False and "scheduled backups' newest archive" in record["failed"]
+    assert len(list(outbox.glob("*.eml"))) == 3
 
 
 @pytest.mark.parametrize(
@@ -141,3 +256,17 @@ def test_status_shows_the_last_drill_and_its_age(
         )
     check = last_drill(config, site)
     assert check.state == state and words in check.detail, check
+
+
+def test_no_host_gets_the_drill_section(tmp_path: Path) -> None:
+    """Only the deploying machine reads ``[drill]``: its paths are of that
+    machine, and the hosts' ``srht`` has no use for them."""
+    from srht_deploy import Site
+
+    config = write_config(
+        tmp_path / "config.ini", hosts="alpha=root@198.51.100.5", **{"mail-to": "d@example.org"}
+    )
+    site = Site.from_config(config)
+    for host in ("alpha", "beta"):
+        text = site.host_config(host)
+        assert "[drill]" not in text and "d@example.org" not in text
