@@ -9,11 +9,13 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import testhosts
@@ -44,31 +46,11 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testhosts.TestHos
         yield hosts
 
 
-def test_deploy_from_packages_serves_meta_todo_and_builds_with_its_runner(
-    host: testhosts.TestHosts, debs: Path, tmp_path: Path
-) -> None:
-    from testhosts.image import cache_dir, ensure_image
-
+def site_data(host: testhosts.TestHosts, debs: Path, services: tuple[str, ...]) -> dict[str, Any]:
+    """The config of a site of ``services`` on the host, from the .debs of ``debs``."""
     keys = generate_keys()
     address = host.address(HOST)
-    alpha = host[HOST]
-    # The runner unpacks the test hosts' own cached image rather than building one.
-    ensure_image()
-    [tarball] = sorted(cache_dir().glob("image-*.tar.zst"))[-1:]
-    on_host = "/var/cache/srht-e2e-builds-image.tar.zst"
-    copied = subprocess.run(
-        ["scp", *alpha.ssh_options, str(tarball), f"root@{address}:{on_host}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert copied.returncode == 0, copied.stderr
-    images = "/etc/srht-e2e-builds-images.yml"
-    alpha.ssh(
-        f"cat > {images} && chmod 644 {images}", input=f"debian/bookworm:\n  tarball: {on_host}\n"
-    )
-    config = tmp_path / "config.ini"
-    data = {
+    return {
         "srht": {
             "site-name": "srht packages",
             "site-owner-email": f"admin@{DOMAIN}",
@@ -88,8 +70,48 @@ def test_deploy_from_packages_serves_meta_todo_and_builds_with_its_runner(
             "ssh-known-hosts": "/dev/null",
             "ssh-host-key-checking": "no",
         },
-        **{s: {"origin": f"https://{s}.{DOMAIN}", "hosts": HOST} for s in SERVICES},
+        **{s: {"origin": f"https://{s}.{DOMAIN}", "hosts": HOST} for s in services},
     }
+
+
+def deploy_site(config: Path) -> dict[str, Any]:
+    """``srht deploy`` of ``config``; its JSON report."""
+    result = subprocess.run(
+        [sys.executable, "-m", "srht_core.cli", "--config", str(config), "deploy", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "PYINFRA_PROGRESS": "off"},
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return json.loads(result.stdout)
+
+
+def test_deploy_from_packages_serves_meta_todo_and_builds_with_its_runner(
+    host: testhosts.TestHosts, debs: Path, tmp_path: Path
+) -> None:
+    from testhosts.image import cache_dir, ensure_image
+
+    address = host.address(HOST)
+    alpha = host[HOST]
+    # The runner unpacks the test hosts' own cached image rather than building one.
+    ensure_image()
+    [tarball] = sorted(cache_dir().glob("image-*.tar.zst"))[-1:]
+    on_host = "/var/cache/srht-e2e-builds-image.tar.zst"
+    copied = subprocess.run(
+        ["scp", *alpha.ssh_options, str(tarball), f"root@{address}:{on_host}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert copied.returncode == 0, copied.stderr
+    images = "/etc/srht-e2e-builds-images.yml"
+    alpha.ssh(
+        f"cat > {images} && chmod 644 {images}", input=f"debian/bookworm:\n  tarball: {on_host}\n"
+    )
+    config = tmp_path / "config.ini"
+    data = site_data(host, debs, SERVICES)
     data["builds"].update(
         {"runner-hosts": HOST, "images": images, "memory": "512", "disk": "512", "runner-jobs": "1"}
     )
@@ -98,16 +120,7 @@ def test_deploy_from_packages_serves_meta_todo_and_builds_with_its_runner(
     env = {**os.environ, "PYINFRA_PROGRESS": "off"}
 
     def deploy() -> dict:
-        result = subprocess.run(
-            [sys.executable, "-m", "srht_core.cli", "--config", str(config), "deploy", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=1200,
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-        return json.loads(result.stdout)
+        return deploy_site(config)
 
     deploy()
     # The software is the packages', not a virtualenv; the units are the
@@ -257,3 +270,98 @@ def test_deploy_from_packages_serves_meta_todo_and_builds_with_its_runner(
     assert "kept-by-the-test" in alpha.ssh("ls /var/lib/srht/todo/").stdout.split()
     report = deploy()
     assert [op["names"] for op in report["results"]["operations"] if op["success"]] == []
+
+
+# -- an upgrade's rollback of the packages (srht-install upgrade) -----------------------
+#
+# What srht-install upgrade runs on a host with install-method = distro:
+# before the deploy, the .deb files of the installed srht packages are kept
+# (installer/rollback.py's keep_packages_command); after a service failed,
+# they are installed again (put_back_packages_command). The newer version is
+# the same .debs with a higher version (and srht-core dependency), so the
+# deploy upgrades every package.
+
+NEWER = "+upgrade1"
+
+
+def newer_debs(debs: Path, out: Path) -> Path:
+    """``debs``'s .debs at their version + :data:`NEWER`, in ``out``."""
+    out.mkdir()
+    for deb in sorted(debs.glob("*.deb")):
+        tree = out / deb.stem
+        subprocess.run(["dpkg-deb", "-R", str(deb), str(tree)], check=True)
+        control = tree / "DEBIAN" / "control"
+        text = control.read_text()
+        version = re.search(r"^Version: (\S+)$", text, re.M)[1]  # type: ignore[index]
+        text = text.replace(f"Version: {version}\n", f"Version: {version}{NEWER}\n")
+        control.write_text(text.replace(f"(= {version})", f"(= {version}{NEWER})"))
+        name = deb.name.replace(f"_{version}_", f"_{version}{NEWER}_")
+        subprocess.run(
+            ["dpkg-deb", "-Zgzip", "-z1", "--build", str(tree), str(out / name)],
+            check=True,
+            capture_output=True,
+        )
+        shutil.rmtree(tree)
+    return out
+
+
+def test_a_failed_upgrade_puts_the_kept_packages_back(
+    host: testhosts.TestHosts, debs: Path, tmp_path: Path
+) -> None:
+    from srht_installer.rollback import (
+        PENDING,
+        PREVIOUS_PACKAGES,
+        keep_packages_command,
+        put_back_packages_command,
+    )
+
+    alpha = host[HOST]
+    config = tmp_path / "config.ini"
+    data = site_data(host, debs, ("meta",))
+    config.write_text(dump_ini(data))
+    config.chmod(0o600)
+    deploy_site(config)
+    query = "dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n' 'srht-*'"
+    before = {
+        line.split()[0]: line.split()[1]
+        for line in alpha.ssh(query).stdout.splitlines()
+        if line.split()[2].startswith("ii")
+    }
+    assert {"srht-core", "srht-python-deps", "srht-meta"} <= set(before)
+
+    kept = alpha.ssh(keep_packages_command())
+
+    assert kept.stdout == ""  # none missing
+    listed = alpha.ssh(
+        f"for f in {PREVIOUS_PACKAGES}/*.deb; do "
+        "dpkg-deb -W --showformat='${Package} ${Version}\\n' \"$f\"; done"
+    ).stdout
+    assert dict(line.split() for line in listed.splitlines()) == before
+    alpha.ssh(f"test -f {PREVIOUS_PACKAGES}/{PENDING}")
+
+    data["deploy"]["apt-packages"] = str(newer_debs(debs, tmp_path / "newer"))
+    config.write_text(dump_ini(data))
+    deploy_site(config)
+    upgraded = alpha.ssh(query).stdout
+    assert f"srht-meta {before['srht-meta']}{NEWER} ii" in upgraded, upgraded
+
+    put = alpha.ssh(
+        "systemctl stop srht-meta srht-meta-worker && " + put_back_packages_command("meta"),
+        timeout=600,
+    )
+
+    assert put.stdout.strip().splitlines()[-1] == before["srht-meta"]
+    after = {
+        line.split()[0]: line.split()[1]
+        for line in alpha.ssh(query).stdout.splitlines()
+        if line.split()[2].startswith("ii")
+    }
+    assert after == before
+    alpha.ssh("systemctl start srht-meta srht-meta-worker")
+    answer = alpha.ssh(
+        "for i in $(seq 60); do curl -skf --resolve meta.srht.test:443:127.0.0.1 "
+        "https://meta.srht.test/healthz && exit 0; sleep 1; done; exit 1",
+        check=False,
+        timeout=120,
+    )
+    assert answer.returncode == 0, alpha.ssh("journalctl -u srht-meta -n 30", check=False).stdout
