@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from srht_installer.rollback import PENDING, keep_packages_command
@@ -115,3 +116,66 @@ def test_an_upgrade_cut_short_keeps_what_was_kept_before_it(tmp_path: Path) -> N
     (kept / PENDING).unlink()
     assert keep(kept, sources, "srht-core 2.0-1 ii ").returncode == 0
     assert versions(kept) == ["srht-core=2.0-1"]
+
+
+class Extra:
+    """A third-party service: its own distribution, ``srht-extra``."""
+
+    @staticmethod
+    def service_info() -> Any:
+        from srht_core import ServiceInfo
+
+        return ServiceInfo("extra", "Extra", "A third-party service.", default_port=5078)
+
+
+def rolled_back_with(install_method: str, failed: str) -> list[str]:
+    """What :func:`_with_shared_code` rolls back with ``failed``: meta and
+    extra on alpha, paste on beta."""
+    from pluggy import HookimplMarker
+    from srht_deploy.model import Site
+    from srht_deploy.topology import read_topology
+    from srht_installer.rollback import _with_shared_code
+
+    from srht_core import Config, PluginHost
+    from srht_core.config import dump_ini
+    from srht_core.keys import generate_keys
+
+    plugin = Extra()
+    plugin.service_info = HookimplMarker("srht")(Extra.service_info)  # type: ignore[method-assign]
+    plugins = PluginHost()
+    assert plugins.register(plugin, "extra", distribution="srht-extra").ok
+    keys = generate_keys()
+    data: dict[str, dict[str, Any]] = {
+        "srht": {
+            "site-owner-email": "admin@example.org",
+            "global-domain": "example.org",
+            "service-key": keys.service_key,
+            "network-key": keys.network_key,
+            "install-method": install_method,
+            "internal-networks": "127.0.0.0/8, 192.0.2.0/24",
+        },
+        "webhooks": {"private-key": keys.webhook_private_key},
+        "deploy": {
+            "hosts": "alpha=192.0.2.10, beta=192.0.2.11",
+            "postgresql-host": "alpha",
+            "apt-source": "deb http://debs.example.org ./",
+        },
+    }
+    for name, host in (("meta", "alpha"), ("extra", "alpha"), ("paste", "beta")):
+        data[name] = {"origin": f"https://{name}.example.org", "hosts": host}
+    cfg = Config.from_string(dump_ini(data), "site.ini")
+    assert not plugins.check_config(cfg)
+    site = Site(cfg, plugins, read_topology(cfg, plugins))
+    return _with_shared_code(site, {failed})
+
+
+def test_what_is_rolled_back_with_a_failed_service_is_what_shares_its_code() -> None:
+    # In a virtualenv, a third-party service is its own distribution: it
+    # goes back alone, and the built-in services on its host stay.
+    assert rolled_back_with("venv", "extra") == ["extra"]
+    assert rolled_back_with("venv", "meta") == ["meta"]
+    # From packages, every srht package of a host goes back together (each
+    # depends on srht-core of its own version): the services on that host
+    # too, not those elsewhere.
+    assert rolled_back_with("distro", "extra") == ["meta", "extra"]
+    assert rolled_back_with("distro", "paste") == ["paste"]
