@@ -274,18 +274,36 @@ def test_deploy_from_packages_serves_meta_todo_and_builds_with_its_runner(
 
 # -- an upgrade's rollback of the packages (srht-install upgrade) -----------------------
 #
-# What srht-install upgrade runs on a host with install-method = distro:
-# before the deploy, the .deb files of the installed srht packages are kept
-# (installer/rollback.py's keep_packages_command); after a service failed,
-# they are installed again (put_back_packages_command). The newer version is
-# the same .debs with a higher version (and srht-core dependency), so the
-# deploy upgrades every package.
+# srht-install upgrade, with install-method = distro, to a newer release
+# whose meta answers 503 to every request: before the deploy the .deb files
+# of the installed srht packages are kept on the host; the deploy installs
+# the newer ones, meta fails its health check, and the rollback installs
+# the kept ones again. The newer release is the same .debs at a higher
+# version (and srht-core dependency), meta's with a broken module.
 
 NEWER = "+upgrade1"
+#: What the newer release's meta gets: every request, /healthz too, answers 503.
+BROKEN_META = """
+
+
+def _broken(original):
+    from flask import Blueprint as _Blueprint
+
+    @hookimpl
+    def blueprints(config):
+        broken = _Blueprint("broken_release", __name__)
+        broken.before_app_request(lambda: ({"error": "this release of meta is broken"}, 503))
+        return [*original(config), broken]
+
+    return blueprints
+
+
+blueprints = _broken(blueprints)
+"""
 
 
 def newer_debs(debs: Path, out: Path) -> Path:
-    """``debs``'s .debs at their version + :data:`NEWER`, in ``out``."""
+    """``debs``'s .debs at their version + :data:`NEWER`, in ``out``, meta's broken."""
     out.mkdir()
     for deb in sorted(debs.glob("*.deb")):
         tree = out / deb.stem
@@ -295,6 +313,9 @@ def newer_debs(debs: Path, out: Path) -> Path:
         version = re.search(r"^Version: (\S+)$", text, re.M)[1]  # type: ignore[index]
         text = text.replace(f"Version: {version}\n", f"Version: {version}{NEWER}\n")
         control.write_text(text.replace(f"(= {version})", f"(= {version}{NEWER})"))
+        meta = tree / "usr/lib/srht/python/srht_plugins/meta/__init__.py"
+        if meta.exists():
+            meta.write_text(meta.read_text() + BROKEN_META)
         name = deb.name.replace(f"_{version}_", f"_{version}{NEWER}_")
         subprocess.run(
             ["dpkg-deb", "-Zgzip", "-z1", "--build", str(tree), str(out / name)],
@@ -308,12 +329,7 @@ def newer_debs(debs: Path, out: Path) -> Path:
 def test_a_failed_upgrade_puts_the_kept_packages_back(
     host: testhosts.TestHosts, debs: Path, tmp_path: Path
 ) -> None:
-    from srht_installer.rollback import (
-        PENDING,
-        PREVIOUS_PACKAGES,
-        keep_packages_command,
-        put_back_packages_command,
-    )
+    from srht_installer.rollback import PENDING, PREVIOUS_PACKAGES
 
     alpha = host[HOST]
     config = tmp_path / "config.ini"
@@ -322,46 +338,43 @@ def test_a_failed_upgrade_puts_the_kept_packages_back(
     config.chmod(0o600)
     deploy_site(config)
     query = "dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n' 'srht-*'"
-    before = {
-        line.split()[0]: line.split()[1]
-        for line in alpha.ssh(query).stdout.splitlines()
-        if line.split()[2].startswith("ii")
-    }
+
+    def installed() -> dict[str, str]:
+        lines = alpha.ssh(query).stdout.splitlines()
+        return {line.split()[0]: line.split()[1] for line in lines if line.split()[2] == "ii"}
+
+    before = installed()
     assert {"srht-core", "srht-python-deps", "srht-meta"} <= set(before)
-
-    kept = alpha.ssh(keep_packages_command())
-
-    assert kept.stdout == ""  # none missing
-    listed = alpha.ssh(
-        f"for f in {PREVIOUS_PACKAGES}/*.deb; do "
-        "dpkg-deb -W --showformat='${Package} ${Version}\\n' \"$f\"; done"
-    ).stdout
-    assert dict(line.split() for line in listed.splitlines()) == before
-    alpha.ssh(f"test -f {PREVIOUS_PACKAGES}/{PENDING}")
-
     data["deploy"]["apt-packages"] = str(newer_debs(debs, tmp_path / "newer"))
     config.write_text(dump_ini(data))
-    deploy_site(config)
-    upgraded = alpha.ssh(query).stdout
-    assert f"srht-meta {before['srht-meta']}{NEWER} ii" in upgraded, upgraded
 
-    put = alpha.ssh(
-        "systemctl stop srht-meta srht-meta-worker && " + put_back_packages_command("meta"),
-        timeout=600,
+    result = subprocess.run(
+        [sys.executable, "-m", "srht_installer.cli", "--config", str(config)]
+        + ["upgrade", "--yes", "--no-backup"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "COLUMNS": "200", "PYINFRA_PROGRESS": "off"},
+        stdin=subprocess.DEVNULL,
     )
 
-    assert put.stdout.strip().splitlines()[-1] == before["srht-meta"]
-    after = {
-        line.split()[0]: line.split()[1]
-        for line in alpha.ssh(query).stdout.splitlines()
-        if line.split()[2].startswith("ii")
-    }
-    assert after == before
-    alpha.ssh("systemctl start srht-meta srht-meta-worker")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-6000:]
+    assert "meta: its health check failed on alpha:" in result.stderr, output[-6000:]
+    assert "this release of meta is broken" in result.stderr
+    version = before["srht-meta"]
+    assert (
+        f"Rolled back meta: its code (srht-meta {version}, with the host's other srht "
+        "packages) on alpha." in result.stderr
+    ), output[-6000:]
+    assert "meta answers again on its previous code." in result.stderr
+    # Every srht package is back at its version of before, kept on the host.
+    assert installed() == before
+    kept = alpha.ssh(f"ls {PREVIOUS_PACKAGES}").stdout.split()
+    assert sorted(deb.split("_")[:2] for deb in kept) == sorted(map(list, before.items()))
+    assert alpha.ssh(f"test -e {PREVIOUS_PACKAGES}/{PENDING} || echo over").stdout == "over\n"
     answer = alpha.ssh(
-        "for i in $(seq 60); do curl -skf --resolve meta.srht.test:443:127.0.0.1 "
-        "https://meta.srht.test/healthz && exit 0; sleep 1; done; exit 1",
-        check=False,
-        timeout=120,
+        "curl -sk --resolve meta.srht.test:443:127.0.0.1 https://meta.srht.test/healthz"
     )
-    assert answer.returncode == 0, alpha.ssh("journalctl -u srht-meta -n 30", check=False).stdout
+    assert json.loads(answer.stdout)["database"] == "ok", answer.stdout
