@@ -1,7 +1,9 @@
 """``[srht] install-method = distro`` on a real host: the .debs built from
 a clean copy, published by the deploy as a local apt repository, meta,
 todo and builds running from them (PostgreSQL on the same host), reached
-through nginx, and a build job run by the packaged runner."""
+through nginx, and a build job run by the packaged runner; then
+``srht-install upgrade`` to a newer, broken release rolls the host's
+packages back to those it kept."""
 
 from __future__ import annotations
 
