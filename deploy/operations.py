@@ -349,12 +349,18 @@ def health(what: str, url: str, resolve: str | None = None, step: bool = False) 
 
     With ``step``, ``what`` is a service and a wrong answer fails its step
     (:func:`failed`) rather than the host at once: the run goes on with
-    the other services and :func:`settled` fails the host at the end.
+    the other services and :func:`settled` fails the host at the end. A
+    service that already failed a step of this run is not asked again (its
+    check through nginx after its own failed): the answer is waited for up
+    to a minute, and the service is rolled back whatever it says.
 
     Only when the run executes: a plan (``--dry``) would wait for services
     that are not started yet, and what they answer before the run says
     nothing about after it."""
     if not host.state.is_executing:
+        return
+    # Read afresh: the marks are written by this run's own steps.
+    if step and f"failed-{what}" in host.get_fact(StateFiles, folder=STATE_DIR):
         return
     answer = host.get_fact(HttpCheck, url=url, resolve=resolve)
     if answer.status == 200:

@@ -19,8 +19,15 @@ each service, what failed with its words, and what was put back. Putting a
 distribution's files back puts back every service of it on those hosts
 (``srht`` holds all the built-in ones), so those are rolled back with it.
 
-With ``install-method = distro`` the previous packages are not kept: only
-the database is put back, and the report says the code is not.
+With ``install-method = distro`` the ``.deb`` files of the srht packages
+installed on each host are kept instead (``/var/lib/srht-deploy/previous-
+packages``), found where the host has them: the repository the last deploy
+published to it, apt's cache, or else downloaded again from the site's
+``apt-source`` (:func:`keep_packages_command`). Putting a failed service's
+code back installs all of them again, downgrading (``apt-get install
+--allow-downgrades``, never removing a package): every srht package
+depends on srht-core of its own version, so the packages of a host go
+back together, and every service on that host is rolled back with it.
 """
 
 from __future__ import annotations
@@ -48,6 +55,18 @@ __all__ = [
 PREVIOUS_SUFFIX = ".previous"
 #: In that copy while its upgrade is not over.
 PENDING = ".srht-upgrade-pending"
+#: With install-method = distro: the .deb files of the srht packages
+#: installed before the upgrade, on each host.
+PREVIOUS_PACKAGES = "/var/lib/srht-deploy/previous-packages"
+#: Where a host may hold those .deb files: the repositories the deploy
+#: published to it (the last one is still there before the next deploy) and
+#: apt's cache (packages from an ``apt-source``).
+PACKAGE_SOURCES = ("/var/lib/srht-deploy/apt/*/*.deb", "/var/cache/apt/archives/*.deb")
+#: The srht packages installed on a host: ``name version status``.
+INSTALLED = "dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n' 'srht-*'"
+#: What the packages the last deploy installed are recorded under (the
+#: deploy's install step), forgotten when they are put back.
+PACKAGES_STAMP = "applied-srht-packages"
 
 
 @dataclass(frozen=True)
@@ -83,34 +102,93 @@ def _distro(site: Any) -> bool:
     return bool(site.config.get("srht", "install-method") == "distro")
 
 
-def keep_previous_code(site: Any) -> list[str]:
-    """Copy the virtualenv of each host that runs srht beside it, so a
-    failed service's code can be put back; the hosts where it was kept.
-    Nothing is kept with ``install-method = distro`` (said once).
+def keep_packages_command(
+    folder: str = PREVIOUS_PACKAGES,
+    sources: tuple[str, ...] = PACKAGE_SOURCES,
+    installed: str = INSTALLED,
+) -> str:
+    """The shell command that keeps, in ``folder``, the ``.deb`` file of
+    each srht package ``installed`` lists as installed (``name version
+    ii``), taken from the files of ``sources`` (globs) whose name and
+    version match, else downloaded from the host's apt sources (``apt-get
+    download name=version``). It prints ``missing NAME VERSION`` for each
+    it could not keep.
 
-    The copy is marked pending until the upgrade is over
-    (:func:`upgrade_over`): after an upgrade that was cut short, the
-    virtualenv may hold the new code already, so the copy of before it is
-    kept rather than taken again."""
-    if _distro(site):
-        console.print(
-            "With install-method = distro the previous packages are not kept: a service "
-            "that fails its upgrade gets its database back, not its code."
-        )
-        return []
-    venv = _venv()
-    previous = shlex.quote(venv + PREVIOUS_SUFFIX)
+    The folder is replaced whole (built beside it, then renamed), unless it
+    is marked pending: an upgrade was cut short after the packages were
+    upgraded, so what it holds is what was installed before that one."""
+    final = shlex.quote(folder)
+    part = shlex.quote(folder + ".part")
+    files = " ".join(sources)
+    return (
+        f"[ -f {final}/{PENDING} ] && exit 0; set -e; rm -rf {part}; mkdir -p {part}; "
+        f'for f in {files}; do [ -f "$f" ] || continue; '
+        "printf '%s %s\\n' \"$(dpkg-deb -W --showformat='${Package}=${Version}' \"$f\")\" "
+        f'"$f"; done > {part}/.index; '
+        f"{installed} 2>/dev/null | while read -r name version status; do "
+        'case "$status" in ii*) ;; *) continue ;; esac; '
+        f"deb=$(grep -m1 \"^$name=$version \" {part}/.index | cut -d' ' -f2-) || true; "
+        f'if [ -n "$deb" ]; then cp "$deb" {part}/; '
+        f'elif ! (cd {part} && apt-get download -qq "$name=$version" >/dev/null 2>&1); then '
+        'echo "missing $name $version"; fi; done; '
+        f"rm -f {part}/.index; touch {part}/{PENDING}; rm -rf {final}; mv {part} {final}"
+    )
+
+
+def put_back_packages_command(service: str, folder: str = PREVIOUS_PACKAGES) -> str:
+    """The shell command that installs the kept ``.deb`` files of ``folder``
+    again (downgrading; it stops rather than remove a package apt would
+    have to remove), then prints the version of ``srht-SERVICE``."""
+    kept = shlex.quote(folder)
+    return (
+        f"set -e; ls {kept}/*.deb >/dev/null; "
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-downgrades --no-remove "
+        f"--no-install-recommends -o Dpkg::Options::=--force-confold {kept}/*.deb >/dev/null; "
+        f"dpkg-query -W -f '${{Version}}\\n' {shlex.quote(f'srht-{service}')}"
+    )
+
+
+def _kept_folder(site: Any) -> str:
+    return PREVIOUS_PACKAGES if _distro(site) else _venv() + PREVIOUS_SUFFIX
+
+
+def keep_previous_code(site: Any) -> list[str]:
+    """Keep the software of each host that runs srht, so a failed service's
+    code can be put back; the hosts where it was kept. Its virtualenv is
+    copied beside it; with ``install-method = distro``, the ``.deb`` files
+    of its srht packages are kept (:func:`keep_packages_command`), and
+    those it could not find are named.
+
+    What is kept is marked pending until the upgrade is over
+    (:func:`upgrade_over`): after an upgrade that was cut short, the host
+    may hold the new code already, so what was kept before it stays rather
+    than be taken again."""
     hosts = remotes(site)
     kept = []
     for placement in site.topology.placements():
         if not placement.runs_srht:
             continue
-        hosts[placement.name].run(
-            f"[ -f {previous}/{PENDING} ] || {{ rm -rf {previous}; "
-            f"if [ -f {venv}/.srht-wheels ]; then cp -a {venv} {previous} && "
-            f"touch {previous}/{PENDING}; fi; }}",
-            "keep the previous software",
-        )
+        remote = hosts[placement.name]
+        if _distro(site):
+            found = remote.run(keep_packages_command(), "keep the previous packages").stdout
+            missing = [line[8:] for line in found.splitlines() if line.startswith("missing ")]
+            if missing:
+                errors.print(
+                    f"Not kept on {placement.name} (no .deb file of them there, and apt "
+                    f"cannot download them): {', '.join(missing)}. A service there that fails "
+                    "its upgrade gets its database back, and those packages stay upgraded.",
+                    markup=False,
+                    highlight=False,
+                )
+        else:
+            venv = _venv()
+            previous = shlex.quote(venv + PREVIOUS_SUFFIX)
+            remote.run(
+                f"[ -f {previous}/{PENDING} ] || {{ rm -rf {previous}; "
+                f"if [ -f {venv}/.srht-wheels ]; then cp -a {venv} {previous} && "
+                f"touch {previous}/{PENDING}; fi; }}",
+                "keep the previous software",
+            )
         kept.append(placement.name)
     return kept
 
@@ -118,7 +196,7 @@ def keep_previous_code(site: Any) -> list[str]:
 def upgrade_over(site: Any, kept: list[str]) -> None:
     """The upgrade is over (applied, or its failed services rolled back):
     the next one keeps a new copy."""
-    previous = shlex.quote(_venv() + PREVIOUS_SUFFIX)
+    previous = shlex.quote(_kept_folder(site))
     hosts = remotes(site)
     for name in kept:
         hosts[name].run(f"rm -f {previous}/{PENDING}", "mark the upgrade over")
@@ -181,7 +259,10 @@ def _roll_back_one(
     migrated: bool,
     archive: Path | None,
     kept: list[str],
+    put_back: dict[str, str],
 ) -> RolledBack:
+    """Roll ``service`` back; ``put_back``: ``{host: what}`` whose packages
+    (``install-method = distro``) were put back already in this rollback."""
     from srht_deploy.operations import STATE_DIR
 
     from .backup import _database, _marker
@@ -198,6 +279,22 @@ def _roll_back_one(
     for host in where:
         if host not in kept:
             done.missing.append(f"its code on {host} (the previous software was not kept)")
+            continue
+        if _distro(site):
+            if host in put_back:  # a service before it on this host put them all back
+                done.restored.append(f"its code ({put_back[host]}) on {host}")
+                continue
+            version = (
+                hosts[host]
+                .run(
+                    put_back_packages_command(service),
+                    f"put back the previous packages of {service}",
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
+            put_back[host] = f"srht-{service} {version}, with the host's other srht packages"
+            done.restored.append(f"its code ({put_back[host]}) on {host}")
             continue
         version = (
             hosts[host]
@@ -229,8 +326,11 @@ def _roll_back_one(
         finally:
             reader.close()
         done.restored.append(f"its database ({place.name} on {place.host}, from {archive.name})")
-    # The next deploy migrates it again and restarts its daemons onto the new code.
+    # The next deploy migrates it again and restarts its daemons onto the new
+    # code (and installs the new packages again).
     stamps = [f"{STATE_DIR}/migrated-{service}"]
+    if _distro(site):
+        stamps.append(f"{STATE_DIR}/{PACKAGES_STAMP}")
     for host in where:
         forget = stamps + [f"{STATE_DIR}/applied-{unit}" for unit in units[host]]
         hosts[host].run("rm -f " + shlex.join(forget), f"forget the stamps of {service}")
@@ -253,20 +353,27 @@ def roll_back(
     :raises RemoteError: a host did not do what it was asked.
     """
     out = []
+    put_back: dict[str, str] = {}
     for service in _with_shared_code(site, {f.service for f in failures}):
         mine = [f for f in failures if f.service == service]
         console.print(f"Rolling back {service}...")
-        done = _roll_back_one(site, service, mine, service in migrating, archive, kept)
+        done = _roll_back_one(site, service, mine, service in migrating, archive, kept, put_back)
         if not mine:
-            done.shares = site.distribution(service)
+            done.shares = _code(site, service)
         out.append(done)
     return out
 
 
+def _code(site: Any, service: str) -> str:
+    """What holds ``service``'s code on a host, put back as one: its
+    distribution in the virtualenv, or, with ``install-method = distro``,
+    the host's srht packages (each depends on srht-core of its version)."""
+    return "the host's srht packages" if _distro(site) else site.distribution(service)
+
+
 def _with_shared_code(site: Any, failed: set[str]) -> list[str]:
-    """``failed`` and the services whose code is the same distribution as
-    one of them on one of its hosts (putting its code back puts theirs
-    back too), in the site's order."""
+    """``failed`` and the services whose code is put back with one of
+    theirs on one of its hosts (:func:`_code`), in the site's order."""
     topology = site.topology
     group = set(failed)
     while True:
@@ -275,7 +382,7 @@ def _with_shared_code(site: Any, failed: set[str]) -> list[str]:
             for service in group
             for other in topology.services
             if other not in group
-            and site.distribution(other) == site.distribution(service)
+            and _code(site, other) == _code(site, service)
             and set(_service_hosts(site, other)) & set(_service_hosts(site, service))
         }
         if not more:
@@ -288,8 +395,8 @@ def report(rolled: list[RolledBack]) -> str:
     for done in rolled:
         if done.shares:
             errors.print(
-                f"  {done.service} is rolled back too: its code is {done.shares}'s, put back "
-                "on its hosts.",
+                f"  {done.service} is rolled back too: its code ({done.shares}) is put back "
+                "with theirs on its hosts.",
                 markup=False,
                 highlight=False,
             )

@@ -19,8 +19,8 @@ safe way round.
    upgrade before any host is changed, naming the service and PostgreSQL's
    words.
 4. **The previous code kept**: each host's virtualenv is copied beside it
-   (``/opt/srht/venv.previous``; not with ``install-method = distro``,
-   whose previous packages are not kept).
+   (``/opt/srht/venv.previous``; with ``install-method = distro``, the
+   ``.deb`` files of its srht packages are kept).
 5. **The deploy**, as ``srht-install`` runs it, each service through its
    own steps: its migrations before its new code starts, its restarts, its
    health checks through nginx; then each database's revisions are read

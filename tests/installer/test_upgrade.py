@@ -241,6 +241,8 @@ def notes_venv(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         project.write_text(project.read_text().replace('version = "1.0"', f'version = "{version}"'))
         for migration in (source / "upgrades" / version).glob("*.py"):
             shutil.copy(migration, source / "srht_test_notes" / "migrations")
+        for module in (source / "upgrades" / version / "package").glob("*.py"):
+            shutil.copy(module, source / "srht_test_notes")
         subprocess.run(
             [*pip, "--no-index", "--force-reinstall", str(source)], check=True, capture_output=True
         )
@@ -373,3 +375,63 @@ def test_after_the_fix_the_upgrade_completes(
     assert "Upgraded." in result.stdout
     assert notes_page(test_hosts, workdir) == {"version": "2.1", "notes": 3}
     assert notes_rows(test_hosts).endswith("notes0002\n")
+
+
+# -- a service whose new code fails its health check, rolled back by itself ------------
+#
+# notes 3.0's migration (notes0003) runs, its daemons start on the new code,
+# and every request, /healthz too, answers 503: the deploy's health check
+# fails. notes comes back on 2.1's code with its database as the backup
+# taken before this upgrade holds it (notes0002: the migration that ran is
+# undone); paste, upgraded in the same run, stays so. 3.1, fixed, upgrades.
+
+
+def test_a_failing_health_check_rolls_its_service_back_and_the_others_go_on(
+    test_hosts: TestHosts, workdir: Path, notes_venv: dict[str, Any], state: dict[str, Any]
+) -> None:
+    notes_venv["install"]("3.0")
+    config = workdir / "config.ini"
+    config.write_text(
+        config.read_text().replace("max-file-size = 2097152", "max-file-size = 3145728")
+    )
+    paste_before = restarted_for(test_hosts, "delta", "srht-paste.service")
+    notes_before = notes_rows(test_hosts)
+    assert notes_before.endswith("notes0002\n")
+
+    result = notes_install(workdir, notes_venv, "upgrade", "--yes")
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-6000:]
+    assert "notes: its migrations ran on a copy" in result.stdout
+    assert "notes: its health check failed on delta:" in result.stderr, output[-6000:]
+    assert "notes answered 503" in result.stderr
+    assert "notes 3.0 cannot serve: its new code is broken" in result.stderr
+    assert re.search(
+        r"Rolled back notes: its code \(srht-test-notes 2\.1\) on delta; its database "
+        r"\(srht_notes on gamma, from srht-backup-\S+\.tar\)\.",
+        result.stderr,
+    ), output[-6000:]
+    assert "notes answers again on its previous code." in result.stderr
+    assert "The upgrade rolled back notes; the other services are upgraded." in result.stderr
+    # notes: 2.1's code, on its database of before the upgrade (notes0003 undone).
+    assert notes_page(test_hosts, workdir) == {"version": "2.1", "notes": 3}
+    assert notes_rows(test_hosts) == notes_before
+    # paste restarted onto its new config, and answers.
+    assert restarted_for(test_hosts, "delta", "srht-paste.service") != paste_before
+    status, listed = paste_api(test_hosts, workdir, "GET", "/api/pastes", state["tokens"]["alice"])
+    assert status == 200, listed
+
+
+def test_after_the_code_is_fixed_the_upgrade_completes(
+    test_hosts: TestHosts, workdir: Path, notes_venv: dict[str, Any]
+) -> None:
+    notes_venv["install"]("3.1")
+
+    result = notes_install(workdir, notes_venv, "upgrade", "--yes")
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert re.search(r"notes: migrations applied: notes0003", result.stdout)
+    assert "Upgraded." in result.stdout
+    assert notes_page(test_hosts, workdir) == {"version": "3.1", "notes": 3}
+    assert notes_rows(test_hosts).endswith("notes0003\n")

@@ -1,7 +1,9 @@
 """``[srht] install-method = distro`` on a real host: the .debs built from
 a clean copy, published by the deploy as a local apt repository, meta,
 todo and builds running from them (PostgreSQL on the same host), reached
-through nginx, and a build job run by the packaged runner."""
+through nginx, and a build job run by the packaged runner; then
+``srht-install upgrade`` to a newer, broken release rolls the host's
+packages back to those it kept."""
 
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import testhosts
@@ -44,31 +48,11 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testhosts.TestHos
         yield hosts
 
 
-def test_deploy_from_packages_serves_meta_todo_and_builds_with_its_runner(
-    host: testhosts.TestHosts, debs: Path, tmp_path: Path
-) -> None:
-    from testhosts.image import cache_dir, ensure_image
-
+def site_data(host: testhosts.TestHosts, debs: Path, services: tuple[str, ...]) -> dict[str, Any]:
+    """The config of a site of ``services`` on the host, from the .debs of ``debs``."""
     keys = generate_keys()
     address = host.address(HOST)
-    alpha = host[HOST]
-    # The runner unpacks the test hosts' own cached image rather than building one.
-    ensure_image()
-    [tarball] = sorted(cache_dir().glob("image-*.tar.zst"))[-1:]
-    on_host = "/var/cache/srht-e2e-builds-image.tar.zst"
-    copied = subprocess.run(
-        ["scp", *alpha.ssh_options, str(tarball), f"root@{address}:{on_host}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert copied.returncode == 0, copied.stderr
-    images = "/etc/srht-e2e-builds-images.yml"
-    alpha.ssh(
-        f"cat > {images} && chmod 644 {images}", input=f"debian/bookworm:\n  tarball: {on_host}\n"
-    )
-    config = tmp_path / "config.ini"
-    data = {
+    return {
         "srht": {
             "site-name": "srht packages",
             "site-owner-email": f"admin@{DOMAIN}",
@@ -88,8 +72,48 @@ def test_deploy_from_packages_serves_meta_todo_and_builds_with_its_runner(
             "ssh-known-hosts": "/dev/null",
             "ssh-host-key-checking": "no",
         },
-        **{s: {"origin": f"https://{s}.{DOMAIN}", "hosts": HOST} for s in SERVICES},
+        **{s: {"origin": f"https://{s}.{DOMAIN}", "hosts": HOST} for s in services},
     }
+
+
+def deploy_site(config: Path) -> dict[str, Any]:
+    """``srht deploy`` of ``config``; its JSON report."""
+    result = subprocess.run(
+        [sys.executable, "-m", "srht_core.cli", "--config", str(config), "deploy", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "PYINFRA_PROGRESS": "off"},
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return json.loads(result.stdout)
+
+
+def test_deploy_from_packages_serves_meta_todo_and_builds_with_its_runner(
+    host: testhosts.TestHosts, debs: Path, tmp_path: Path
+) -> None:
+    from testhosts.image import cache_dir, ensure_image
+
+    address = host.address(HOST)
+    alpha = host[HOST]
+    # The runner unpacks the test hosts' own cached image rather than building one.
+    ensure_image()
+    [tarball] = sorted(cache_dir().glob("image-*.tar.zst"))[-1:]
+    on_host = "/var/cache/srht-e2e-builds-image.tar.zst"
+    copied = subprocess.run(
+        ["scp", *alpha.ssh_options, str(tarball), f"root@{address}:{on_host}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert copied.returncode == 0, copied.stderr
+    images = "/etc/srht-e2e-builds-images.yml"
+    alpha.ssh(
+        f"cat > {images} && chmod 644 {images}", input=f"debian/bookworm:\n  tarball: {on_host}\n"
+    )
+    config = tmp_path / "config.ini"
+    data = site_data(host, debs, SERVICES)
     data["builds"].update(
         {"runner-hosts": HOST, "images": images, "memory": "512", "disk": "512", "runner-jobs": "1"}
     )
@@ -98,16 +122,7 @@ def test_deploy_from_packages_serves_meta_todo_and_builds_with_its_runner(
     env = {**os.environ, "PYINFRA_PROGRESS": "off"}
 
     def deploy() -> dict:
-        result = subprocess.run(
-            [sys.executable, "-m", "srht_core.cli", "--config", str(config), "deploy", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=1200,
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-        return json.loads(result.stdout)
+        return deploy_site(config)
 
     deploy()
     # The software is the packages', not a virtualenv; the units are the
@@ -257,3 +272,111 @@ def test_deploy_from_packages_serves_meta_todo_and_builds_with_its_runner(
     assert "kept-by-the-test" in alpha.ssh("ls /var/lib/srht/todo/").stdout.split()
     report = deploy()
     assert [op["names"] for op in report["results"]["operations"] if op["success"]] == []
+
+
+# -- an upgrade's rollback of the packages (srht-install upgrade) -----------------------
+#
+# srht-install upgrade, with install-method = distro, to a newer release
+# whose meta answers 503 to every request: before the deploy the .deb files
+# of the installed srht packages are kept on the host; the deploy installs
+# the newer ones, meta fails its health check, and the rollback installs
+# the kept ones again. The newer release is the same .debs at a higher
+# version (and srht-core dependency), meta's with a broken module.
+
+NEWER = "+upgrade1"
+#: What the newer release's meta gets: every request, /healthz too, answers 503.
+BROKEN_META = """
+
+
+def _broken(original):
+    from flask import Blueprint as _Blueprint
+
+    @hookimpl
+    def blueprints(config):
+        broken = _Blueprint("broken_release", __name__)
+        broken.before_app_request(lambda: ({"error": "this release of meta is broken"}, 503))
+        return [*original(config), broken]
+
+    return blueprints
+
+
+blueprints = _broken(blueprints)
+"""
+
+
+def newer_debs(debs: Path, out: Path) -> Path:
+    """``debs``'s .debs at their version + :data:`NEWER`, in ``out``, meta's broken."""
+    out.mkdir()
+    for deb in sorted(debs.glob("*.deb")):
+        tree = out / deb.stem
+        subprocess.run(["dpkg-deb", "-R", str(deb), str(tree)], check=True)
+        control = tree / "DEBIAN" / "control"
+        text = control.read_text()
+        version = re.search(r"^Version: (\S+)$", text, re.M)[1]  # type: ignore[index]
+        text = text.replace(f"Version: {version}\n", f"Version: {version}{NEWER}\n")
+        control.write_text(text.replace(f"(= {version})", f"(= {version}{NEWER})"))
+        meta = tree / "usr/lib/srht/python/srht_plugins/meta/__init__.py"
+        if meta.exists():
+            meta.write_text(meta.read_text() + BROKEN_META)
+        name = deb.name.replace(f"_{version}_", f"_{version}{NEWER}_")
+        subprocess.run(
+            ["dpkg-deb", "-Zgzip", "-z1", "--build", str(tree), str(out / name)],
+            check=True,
+            capture_output=True,
+        )
+        shutil.rmtree(tree)
+    return out
+
+
+def test_a_failed_upgrade_puts_the_kept_packages_back(
+    host: testhosts.TestHosts, debs: Path, tmp_path: Path
+) -> None:
+    from srht_installer.rollback import PENDING, PREVIOUS_PACKAGES
+
+    alpha = host[HOST]
+    config = tmp_path / "config.ini"
+    data = site_data(host, debs, ("meta",))
+    config.write_text(dump_ini(data))
+    config.chmod(0o600)
+    deploy_site(config)
+    query = "dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n' 'srht-*'"
+
+    def installed() -> dict[str, str]:
+        lines = alpha.ssh(query).stdout.splitlines()
+        return {line.split()[0]: line.split()[1] for line in lines if line.split()[2] == "ii"}
+
+    before = installed()
+    assert {"srht-core", "srht-python-deps", "srht-meta"} <= set(before)
+    data["deploy"]["apt-packages"] = str(newer_debs(debs, tmp_path / "newer"))
+    config.write_text(dump_ini(data))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "srht_installer.cli", "--config", str(config)]
+        + ["upgrade", "--yes", "--no-backup"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "COLUMNS": "200", "PYINFRA_PROGRESS": "off"},
+        stdin=subprocess.DEVNULL,
+    )
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-6000:]
+    assert "meta: its health check failed on alpha:" in result.stderr, output[-6000:]
+    assert "this release of meta is broken" in result.stderr
+    version = before["srht-meta"]
+    assert (
+        f"Rolled back meta: its code (srht-meta {version}, with the host's other srht "
+        "packages) on alpha." in result.stderr
+    ), output[-6000:]
+    assert "meta answers again on its previous code." in result.stderr
+    # Every srht package is back at its version of before, kept on the host.
+    assert installed() == before
+    kept = alpha.ssh(f"ls {PREVIOUS_PACKAGES}").stdout.split()
+    assert sorted(deb.split("_")[:2] for deb in kept) == sorted(map(list, before.items()))
+    assert alpha.ssh(f"test -e {PREVIOUS_PACKAGES}/{PENDING} || echo over").stdout == "over\n"
+    answer = alpha.ssh(
+        "curl -sk --resolve meta.srht.test:443:127.0.0.1 https://meta.srht.test/healthz"
+    )
+    assert json.loads(answer.stdout)["database"] == "ok", answer.stdout
