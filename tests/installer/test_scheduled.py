@@ -471,8 +471,9 @@ def test_offsite_commands_run_as_the_account_with_the_configured_host_key_only(
     assert Path(known).read_text() == plan.offsite.known_hosts()
 
     # A host of the site, reached as a user other than root, still goes through sudo.
-    from srht_core.schema import SshTarget
     from srht_installer.hosts import SshSettings, ssh_argv
+
+    from srht_core.schema import SshTarget
 
     argv = ssh_argv(SshSettings({}), SshTarget("beta", "ops", "192.0.2.11", 22), ["ls"])
     assert shlex.split(argv[-1]) == ["sudo", "-n", "--", "ls"]
