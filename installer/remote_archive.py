@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -80,9 +81,12 @@ class Remote:
     def _failed(self, what: str, code: int, stderr: str) -> RemoteError:
         reason = stderr.strip()[-1500:] or "no message"
         if code == 255 and "host key verification failed" in reason.lower():
+            # ssh's warning is a banner of many lines: keep what it found.
+            sent = re.search(r"SHA256:[A-Za-z0-9+/=]+", reason)
+            found = f"it sent {sent[0]}" if sent else reason.splitlines()[-1]
             return RemoteError(
                 f"could not reach {self.where} over SSH to {what}: its host key is not the "
-                f"one expected ({reason}); nothing was written there. If its key changed "
+                f"one expected ({found}); nothing was written there. If its key changed "
                 "on purpose, put the new one in the config (an off-site backup destination's "
                 "in [backup] destination-host-key) and deploy again; if not, something else "
                 "answers at that address"

@@ -411,7 +411,7 @@ def _offsite(plan: Any, config_path: Path) -> Any:
         host_key_checking=checking,
         only_known_hosts=True,
     )
-    return Remote(f"the off-site host {offsite.url}", target, settings, sudo=False)
+    return Remote("the off-site host", target, settings, sudo=False)
 
 
 def _destination(plan: Any, config_path: Path, hosts: dict[str, Any]) -> Destination:

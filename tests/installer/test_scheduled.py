@@ -477,3 +477,31 @@ def test_offsite_commands_run_as_the_account_with_the_configured_host_key_only(
 
     argv = ssh_argv(SshSettings({}), SshTarget("beta", "ops", "192.0.2.11", 22), ["ls"])
     assert shlex.split(argv[-1]) == ["sudo", "-n", "--", "ls"]
+
+
+def test_a_changed_host_key_is_said_in_one_line_with_what_the_host_sent(tmp_path: Path) -> None:
+    from srht_installer import scheduled
+
+    backup = {
+        "recipient": RECIPIENT,
+        "destination": "ssh://keeper@203.0.113.7/home/keeper/srht",
+        "destination-host-key": host_key(),
+    }
+    path = write_config(tmp_path, backup)
+    remote = scheduled._destination(site_of(path).backup, path, {}).remote
+    banner = (  # what OpenSSH prints (LogLevel=ERROR) for a key other than the known one
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+        "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+        "The fingerprint for the ED25519 key sent by the remote host is\n"
+        "SHA256:n4TsSsvTwuyd1Ow4ZfkkqAVkVLl4b1k8P3UYzOrMXuA.\n"
+        "Host key for 203.0.113.7 has changed and you have requested strict checking.\n"
+        "Host key verification failed.\n"
+    )
+    message = str(remote._failed("make the backup folder", 255, banner))
+    assert message.startswith(
+        "could not reach the off-site host (keeper@203.0.113.7:22) over SSH to make the "
+        "backup folder: its host key is not the one expected (it sent SHA256:n4TsSsvTwuyd1"
+    )
+    assert "nothing was written there" in message and "destination-host-key" in message
+    assert "\n" not in message
