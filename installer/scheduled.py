@@ -94,7 +94,12 @@ class Destination:
     def prepare(self) -> None:
         if self.remote:
             folder = shlex.quote(self.folder)
-            self.remote.run(f"umask 077 && mkdir -p {folder}", "make the backup folder")
+            # Created 0700; a folder of an account outside the site is left as
+            # its owner made it (its archives are 0600 either way).
+            command = f"umask 077 && mkdir -p {folder}"
+            if self._where is None:
+                command += f" && chmod 700 {folder}"
+            self.remote.run(command, "make the backup folder")
         elif not Path(self.folder).is_dir():
             raise OSError(f"the backup folder {self.folder} is missing (deploy again)")
 
