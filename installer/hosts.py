@@ -90,6 +90,10 @@ class SshSettings:
     #: Read no system-wide known hosts (``/etc/ssh/ssh_known_hosts``):
     #: only ``known_hosts`` says which key a host must have.
     only_known_hosts: bool = False
+    #: ``ERROR`` hides why a login was refused ("Permission denied" is
+    #: logged at ``INFO``); a host outside the site gets ``INFO`` so its
+    #: failures say why (no host key is ever added silently there).
+    log_level: str = "ERROR"
 
     def options(self) -> list[str]:
         """``ssh`` options matching what pyinfra is given for the same config."""
@@ -99,7 +103,7 @@ class SshSettings:
             "-o",
             "ConnectTimeout=15",
             "-o",
-            "LogLevel=ERROR",
+            f"LogLevel={self.log_level}",
             "-o",
             f"StrictHostKeyChecking={self.host_key_checking}",
         ]

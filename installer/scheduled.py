@@ -415,6 +415,7 @@ def _offsite(plan: Any, config_path: Path) -> Any:
         known_hosts=known,
         host_key_checking=checking,
         only_known_hosts=True,
+        log_level="INFO",
     )
     return Remote("the off-site host", target, settings, sudo=False)
 

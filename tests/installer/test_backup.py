@@ -779,7 +779,19 @@ def test_an_offsite_destination_holds_verified_archives_and_a_wrong_host_key_fai
     assert all(line.endswith("srht-backup 400") for line in modes if line), modes
 
     fired = fire(site)
-    assert fired.returncode == 0, alpha.ssh("journalctl -u srht-backup -n 60 --no-pager").stdout
+    if fired.returncode != 0:  # what the backup said, and what the two ends say of its SSH
+        tried = alpha.ssh(
+            "runuser -u srht-backup -- ssh -v -i /etc/srht-secrets/backup-offsite-ssh-key "
+            "-o UserKnownHostsFile=/etc/srht-secrets/backup-offsite-known-hosts "
+            "-o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes "
+            f"-o IdentitiesOnly=yes keeper@{store.address} true",
+            check=False,
+        )
+        raise AssertionError(
+            alpha.ssh("journalctl -u srht-backup -n 20 --no-pager").stdout
+            + tried.stderr[-3000:]
+            + store.ssh("journalctl -u ssh -n 30 --no-pager", check=False).stdout
+        )
     recorded = last_state(site)
     assert recorded["ok"], recorded
     name = recorded["archive"]
