@@ -456,6 +456,7 @@ def test_offsite_commands_run_as_the_account_with_the_configured_host_key_only(
     assert f"-i {secrets}/backup-offsite-ssh-key" in options
     assert f"UserKnownHostsFile={secrets}/backup-offsite-known-hosts" in options
     assert "StrictHostKeyChecking=yes" in options and "GlobalKnownHostsFile=/dev/null" in options
+    assert "LogLevel=INFO" in options  # a refused login says so ("Permission denied")
     assert argv[argv.index("--") - 1] == "keeper@203.0.113.7" and "-p 2222" in options
     assert shlex.split(argv[-1]) == ["sh", "-c", "ls -1A /home/keeper/srht"]  # no sudo
     destination = scheduled._destination(plan, path, {})
@@ -477,6 +478,7 @@ def test_offsite_commands_run_as_the_account_with_the_configured_host_key_only(
 
     argv = ssh_argv(SshSettings({}), SshTarget("beta", "ops", "192.0.2.11", 22), ["ls"])
     assert shlex.split(argv[-1]) == ["sudo", "-n", "--", "ls"]
+    assert "LogLevel=ERROR" in argv
 
 
 def test_a_changed_host_key_is_said_in_one_line_with_what_the_host_sent(tmp_path: Path) -> None:
