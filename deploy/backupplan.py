@@ -16,6 +16,19 @@ files. The alternative, each host writing its own parts and the archive
 assembled at the destination, would stop no daemon consistently across
 hosts and would give every host a way to write to the destination.
 
+A destination outside the site (``ssh://[USER@]ADDRESS[:PORT]/PATH``: a
+storage box, a NAS, a friend's server) is reached from the backup host as
+an ordinary account that owns its folder: no sudo, no srht, no Python
+there, only a POSIX shell, mkdir, cat, ls, mv, rm and sync. Its host key is
+in the config (``destination-host-key``) and goes to the backup host as a
+known-hosts file of its own, the only one ssh reads for it, so a changed
+key fails the backup before anything is written; there is no
+trust-on-first-use. Its key (``destination-ssh-key``, else the deploy's)
+is a secret file like the others. The URL form, rather than scp's
+``USER@HOST:/PATH``, because ``NAME:/PATH`` already names a host of the
+site, and a URL carries a port and an IPv6 address without ambiguity
+(as borg, restic and git write them).
+
 The archives are encrypted with age to a public key (``recipient``) so
 the backup host, though it writes them, cannot read the old ones; with a
 ``passphrase-file`` instead, it can (the passphrase is on it).
@@ -55,7 +68,40 @@ CONFIG_SECRET = "backup-config.ini"  # noqa: S105
 KEY_SECRET = "backup-ssh-key"  # noqa: S105
 KNOWN_HOSTS_SECRET = "backup-known-hosts"  # noqa: S105
 PASSPHRASE_SECRET = "backup-passphrase"  # noqa: S105
+OFFSITE_KEY_SECRET = "backup-offsite-ssh-key"  # noqa: S105
+OFFSITE_KNOWN_HOSTS_SECRET = "backup-offsite-known-hosts"  # noqa: S105
 _REMOTE = re.compile(r"^(?P<host>[a-z0-9][a-z0-9-]*):(?P<path>/.*)$")
+_OFFSITE = re.compile(
+    r"^ssh://(?:(?P<user>[^@/\s:]+)@)?"
+    r"(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<address>[^:@/\s\[\]]+))"
+    r"(?::(?P<port>\d+))?(?P<path>/.*)?$"
+)
+
+
+@dataclass(frozen=True)
+class Offsite:
+    """A destination outside the site: who to log in as, where, and the
+    host key to expect (``None`` only with host key checking off)."""
+
+    user: str
+    address: str
+    port: int
+    host_key: str | None
+    #: A key file of its own on the deploying machine (else the deploy's).
+    ssh_key: str | None
+
+    @property
+    def url(self) -> str:
+        address = f"[{self.address}]" if ":" in self.address else self.address
+        port = f":{self.port}" if self.port != 22 else ""
+        return f"ssh://{self.user}@{address}{port}"
+
+    def known_hosts(self) -> str:
+        """The known-hosts file of the backup host for this host alone."""
+        if self.host_key is None:
+            return ""
+        name = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+        return f"{name} {self.host_key}\n"
 
 
 @dataclass(frozen=True)
@@ -73,13 +119,17 @@ class BackupPlan:
     passphrase_file: str | None
     online: bool
     mail_to: str | None
+    #: A destination outside the site (``ssh://``); then ``destination_host`` is "".
+    offsite: Offsite | None = None
 
     @property
     def remote_destination(self) -> bool:
-        return self.destination_host != self.host
+        return self.offsite is not None or self.destination_host != self.host
 
     @property
     def where(self) -> str:
+        if self.offsite is not None:
+            return f"{self.offsite.url}{self.destination}"
         return f"{self.destination_host}:{self.destination}"
 
 
@@ -88,17 +138,21 @@ def backup_plan(config: Config, topology: Any) -> BackupPlan | None:
     ``[backup]`` section.
 
     :raises ConfigError: naming each problem (the backup host is unknown or
-        runs no srht, the destination names an unknown host, no or two ways
-        to encrypt, no SSH key to give the backup host).
+        runs no srht, the destination names an unknown host or is an
+        ``ssh://`` URL without a path or a host key, no or two ways to
+        encrypt, no SSH key to give the backup host).
     """
     if not config.has_section("backup"):
         return None
     section = config["backup"]
     problems: list[ConfigProblem] = []
 
-    def problem(key: str | None, message: str) -> None:
+    def problem(key: str | None, message: str, at: str | None = None) -> None:
+        """A problem of ``key``, at the line of ``at`` (a key that is missing:
+        the line of the key that needs it)."""
         raw = config.raw.get("backup")
-        line = raw.values[key].line if raw is not None and key in raw.values else None
+        at = at or key
+        line = raw.values[at].line if raw is not None and at in raw.values else None
         problems.append(ConfigProblem(config.path, line, "backup", key, message))
 
     runs_srht = [p.name for p in topology.placements() if p.runs_srht]
@@ -119,7 +173,13 @@ def backup_plan(config: Config, topology: Any) -> BackupPlan | None:
     destination = str(section.get("destination") or "/var/backups/srht")
     destination_host = host or ""
     remote = _REMOTE.match(destination)
-    if remote:
+    offsite = None
+    if destination.startswith("ssh://"):
+        destination_host, offsite, destination = (
+            "",
+            *_offsite(config, section, destination, problem),
+        )
+    elif remote:
         destination_host, destination = remote["host"], remote["path"]
         if destination_host not in topology.hosts:
             problem(
@@ -128,7 +188,15 @@ def backup_plan(config: Config, topology: Any) -> BackupPlan | None:
                 "host of the site, or /PATH for a folder on the backup host",
             )
     elif not destination.startswith("/"):
-        problem("destination", "write /PATH (on the backup host) or NAME:/PATH (another host)")
+        problem(
+            "destination",
+            "write /PATH (on the backup host), NAME:/PATH (another host of the site) or "
+            "ssh://[USER@]ADDRESS[:PORT]/PATH (a host outside the site)",
+        )
+    if offsite is None:
+        for key in ("destination-host-key", "destination-ssh-key"):
+            if section.get(key):
+                problem(key, "only an ssh:// destination (a host outside the site) uses it")
     if destination.rstrip("/") in ("", "/etc", "/var", "/usr", "/var/lib", "/root"):
         problem("destination", f"{destination} is a system folder: give a folder of its own")
     recipient, passphrase = section.get("recipient"), section.get("passphrase-file")
@@ -160,6 +228,48 @@ def backup_plan(config: Config, topology: Any) -> BackupPlan | None:
         passphrase_file=passphrase,
         online=bool(section["online"]),
         mail_to=section.get("mail-to") or config.get("srht", "site-owner-email"),
+        offsite=offsite,
+    )
+
+
+def _offsite(config: Config, section: Any, url: str, problem: Any) -> tuple[Offsite | None, str]:
+    """``(the off-site host, its folder)`` of an ``ssh://`` destination."""
+    found = _OFFSITE.match(url)
+    if not found:
+        problem(
+            "destination",
+            f"not ssh://[USER@]ADDRESS[:PORT]/PATH: {url!r} (an IPv6 address goes in brackets)",
+        )
+        return None, "/-"
+    path = found["path"] or ""
+    if path.rstrip("/") == "":
+        problem(
+            "destination",
+            f"{url} names no folder: add its absolute path (ssh://USER@ADDRESS/home/USER/srht); "
+            "a path relative to the account's home is not supported",
+        )
+        path = "/-"
+    port = int(found["port"] or 22)
+    if not 0 < port < 65536:
+        problem("destination", f"port {port} out of range in {url}")
+    host_key = section.get("destination-host-key")
+    if not host_key and config.get("deploy", "ssh-host-key-checking") != "no":
+        problem(
+            "destination-host-key",
+            f"missing: the backup host must know the host key of {found['v6'] or found['address']} "
+            "before it sends it a backup (nothing is trusted on first use); give it as "
+            "`ssh-keyscan -t ed25519 ADDRESS` prints it, checked with the host's owner",
+            at="destination",
+        )
+    return (
+        Offsite(
+            user=found["user"] or "root",
+            address=found["v6"] or found["address"],
+            port=port,
+            host_key=host_key,
+            ssh_key=section.get("destination-ssh-key"),
+        ),
+        path,
     )
 
 
@@ -180,8 +290,9 @@ def secret_path(name: str) -> str:
 
 def backup_secrets(config: Config, plan: BackupPlan | None, host: str) -> list[SecretFile]:
     """The secret files ``host`` gets: the site's config as written, the
-    deploy's SSH key and known hosts, and the passphrase, on the backup
-    host only, each readable by :data:`BACKUP_USER` alone."""
+    deploy's SSH key and known hosts, the passphrase, and for an off-site
+    destination its host key (as a known-hosts file) and its own SSH key,
+    on the backup host only, each readable by :data:`BACKUP_USER` alone."""
     if plan is None or host != plan.host:
         return []
     text = Path(config.path).read_text()
@@ -196,6 +307,18 @@ def backup_secrets(config: Config, plan: BackupPlan | None, host: str) -> list[S
         secrets.append(
             SecretFile(
                 KNOWN_HOSTS_SECRET, BACKUP_USER, _read(config, known, "deploy", "ssh-known-hosts")
+            )
+        )
+    if plan.offsite is not None and plan.offsite.host_key:
+        secrets.append(
+            SecretFile(OFFSITE_KNOWN_HOSTS_SECRET, BACKUP_USER, plan.offsite.known_hosts())
+        )
+    if plan.offsite is not None and plan.offsite.ssh_key:
+        secrets.append(
+            SecretFile(
+                OFFSITE_KEY_SECRET,
+                BACKUP_USER,
+                _read(config, plan.offsite.ssh_key, "backup", "destination-ssh-key"),
             )
         )
     if plan.passphrase_file:

@@ -87,6 +87,13 @@ class SshSettings:
     key: str | None = None
     known_hosts: str | None = None
     host_key_checking: str = "accept-new"
+    #: Read no system-wide known hosts (``/etc/ssh/ssh_known_hosts``):
+    #: only ``known_hosts`` says which key a host must have.
+    only_known_hosts: bool = False
+    #: ``ERROR`` hides why a login was refused ("Permission denied" is
+    #: logged at ``INFO``); a host outside the site gets ``INFO`` so its
+    #: failures say why (no host key is ever added silently there).
+    log_level: str = "ERROR"
 
     def options(self) -> list[str]:
         """``ssh`` options matching what pyinfra is given for the same config."""
@@ -96,7 +103,7 @@ class SshSettings:
             "-o",
             "ConnectTimeout=15",
             "-o",
-            "LogLevel=ERROR",
+            f"LogLevel={self.log_level}",
             "-o",
             f"StrictHostKeyChecking={self.host_key_checking}",
         ]
@@ -104,6 +111,8 @@ class SshSettings:
             options += ["-i", self.key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"]
         if self.known_hosts:
             options += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
+        if self.only_known_hosts:
+            options += ["-o", "GlobalKnownHostsFile=/dev/null"]
         return options
 
 
@@ -164,11 +173,14 @@ def ssh_target(config: Config | str | os.PathLike[str], host: str) -> SshTarget:
     return targets[host]
 
 
-def ssh_argv(settings: SshSettings, target: SshTarget, command: list[str]) -> list[str]:
+def ssh_argv(
+    settings: SshSettings, target: SshTarget, command: list[str], *, sudo: bool = True
+) -> list[str]:
     """The local command line that runs ``command`` on ``target`` as root
-    (through ``sudo -n`` when the SSH user is not root)."""
+    (through ``sudo -n`` when the SSH user is not root), or with ``sudo``
+    false as the SSH user itself (an account outside the site)."""
     remote = list(command)
-    if target.user != "root" and remote:
+    if sudo and target.user != "root" and remote:
         remote = ["sudo", "-n", "--", *remote]
     return [
         "ssh",

@@ -4,7 +4,9 @@ site's hosts over SSH, streamed both ways, and the backup archive format.
 Hosts are reached exactly as the deploy reaches them (``[deploy] hosts``,
 ``ssh-key``, ``ssh-known-hosts``, ``ssh-host-key-checking``), with the
 OpenSSH client, through :func:`srht_installer.hosts.ssh_argv`; a user
-other than root runs every command through ``sudo -n``.
+other than root runs every command through ``sudo -n`` (except on a
+backup destination outside the site, whose ordinary account runs them
+itself: ``Remote(..., sudo=False)``).
 Commands never carry a secret: the databases are dumped as the ``postgres``
 superuser over its local socket (peer authentication), so no password is
 needed at all.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -62,10 +65,13 @@ class Remote:
     name: str
     target: SshTarget
     settings: SshSettings
+    #: False for a host outside the site: commands run as the SSH user.
+    sudo: bool = True
 
     def argv(self, command: str) -> list[str]:
-        """The ``ssh`` command line running ``command`` (a shell line) as root."""
-        return ssh_argv(self.settings, self.target, ["sh", "-c", command])
+        """The ``ssh`` command line running ``command`` (a shell line) as
+        root, or as the SSH user without ``sudo``."""
+        return ssh_argv(self.settings, self.target, ["sh", "-c", command], sudo=self.sudo)
 
     @property
     def where(self) -> str:
@@ -74,6 +80,17 @@ class Remote:
 
     def _failed(self, what: str, code: int, stderr: str) -> RemoteError:
         reason = stderr.strip()[-1500:] or "no message"
+        if code == 255 and "host key verification failed" in reason.lower():
+            # ssh's warning is a banner of many lines: keep what it found.
+            sent = re.search(r"SHA256:[A-Za-z0-9+/=]+", reason)
+            found = f"it sent {sent[0]}" if sent else reason.splitlines()[-1]
+            return RemoteError(
+                f"could not reach {self.where} over SSH to {what}: its host key is not the "
+                f"one expected ({found}); nothing was written there. If its key changed "
+                "on purpose, put the new one in the config (an off-site backup destination's "
+                "in [backup] destination-host-key) and deploy again; if not, something else "
+                "answers at that address"
+            )
         if code == 255:
             return RemoteError(f"could not reach {self.where} over SSH to {what}: {reason}")
         return RemoteError(f"on {self.where}, {what} failed (exit {code}): {reason}")

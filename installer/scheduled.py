@@ -15,7 +15,9 @@ does. ``python -m srht_installer.scheduled run --config FILE`` then:
 3. encrypts it with age (to ``recipient``, or with the passphrase in
    scrypt mode), deletes the plain archive, and writes
    ``srht-backup-DATE.tar.age`` to the destination (a ``.partial`` file
-   renamed once complete), on the backup host or over SSH on another host;
+   renamed once complete), on the backup host or over SSH on another host
+   of the site, or on a host outside it (``ssh://``: as its ordinary
+   account, without sudo, with its host key from the config alone);
 4. re-reads it from the destination, and writes its index
    (``srht-backup-DATE.tar.age.json``: size and SHA-256 of the encrypted
    file, and the manifest's parts with theirs) only when they match: an
@@ -71,14 +73,19 @@ def say(message: str) -> None:
 
 
 class Destination:
-    """The destination folder, on this host or another (``NAME:/PATH``)."""
+    """The destination folder, on this host or another (``NAME:/PATH``, or
+    ``ssh://...`` outside the site: ``where`` then says so). On another
+    host only a POSIX shell, mkdir, cat, ls, mv, rm and sync are used."""
 
-    def __init__(self, folder: str, remote: Any = None):
+    def __init__(self, folder: str, remote: Any = None, where: str | None = None):
         self.folder = folder
         self.remote = remote
+        self._where = where
 
     @property
     def where(self) -> str:
+        if self._where:
+            return self._where
         return f"{self.remote.name}:{self.folder}" if self.remote else self.folder
 
     def _path(self, name: str) -> str:
@@ -87,7 +94,12 @@ class Destination:
     def prepare(self) -> None:
         if self.remote:
             folder = shlex.quote(self.folder)
-            self.remote.run(f"mkdir -p {folder} && chmod 700 {folder}", "make the backup folder")
+            # Created 0700; a folder of an account outside the site is left as
+            # its owner made it (its archives are 0600 either way).
+            command = f"umask 077 && mkdir -p {folder}"
+            if self._where is None:
+                command += f" && chmod 700 {folder}"
+            self.remote.run(command, "make the backup folder")
         elif not Path(self.folder).is_dir():
             raise OSError(f"the backup folder {self.folder} is missing (deploy again)")
 
@@ -111,7 +123,8 @@ class Destination:
                         yield chunk
 
             self.remote.write(
-                f"set -e; umask 077; cat > {staged}; sync {staged}; mv {staged} {path}",
+                f"set -e; umask 077; cat > {staged}; sync {staged} 2>/dev/null || sync; "
+                f"mv {staged} {path}",
                 f"write {name}",
                 chunks(),
             )
@@ -361,6 +374,60 @@ def _ssh(config_path: Path) -> Any:
     )
 
 
+def _offsite(plan: Any, config_path: Path) -> Any:
+    """The :class:`~srht_installer.remote_archive.Remote` of an ``ssh://``
+    destination: its own account (no sudo), its own key if the config gives
+    one, and its host key from the config as the only known host."""
+    import atexit
+    import tempfile
+
+    from srht_deploy.backupplan import (
+        OFFSITE_KEY_SECRET,
+        OFFSITE_KNOWN_HOSTS_SECRET,
+        secret_path,
+    )
+
+    from srht_core.schema import SshTarget
+
+    from .remote_archive import Remote
+
+    offsite = plan.offsite
+    settings = _ssh(config_path)
+    key = settings.key  # the deploy's, as the backup host was given it
+    if offsite.ssh_key:
+        secret = secret_path(OFFSITE_KEY_SECRET)
+        local = Path(offsite.ssh_key).expanduser()  # by hand, on the deploying machine
+        key = secret if os.access(secret, os.R_OK) else str(config_path.parent / local)
+    if offsite.host_key is None:
+        known, checking = "/dev/null", "no"
+    elif os.access(secret_path(OFFSITE_KNOWN_HOSTS_SECRET), os.R_OK):
+        known, checking = secret_path(OFFSITE_KNOWN_HOSTS_SECRET), "yes"
+    else:  # by hand, on the deploying machine: the key from the config all the same
+        folder = tempfile.mkdtemp(prefix="srht-offsite-")
+        atexit.register(shutil.rmtree, folder, True)
+        known, checking = f"{folder}/known_hosts", "yes"
+        Path(known).write_text(offsite.known_hosts())
+    target = SshTarget("off-site", offsite.user, offsite.address, offsite.port)
+    settings = replace(
+        settings,
+        targets={},
+        key=key,
+        known_hosts=known,
+        host_key_checking=checking,
+        only_known_hosts=True,
+        log_level="INFO",
+    )
+    return Remote("the off-site host", target, settings, sudo=False)
+
+
+def _destination(plan: Any, config_path: Path, hosts: dict[str, Any]) -> Destination:
+    if plan.offsite is not None:
+        return Destination(plan.destination, _offsite(plan, config_path), plan.where)
+    return Destination(
+        plan.destination, hosts[plan.destination_host] if plan.remote_destination else None
+    )
+
+
 def run_backup(config_path: Path, state_dir: Path) -> Outcome:
     """One scheduled backup of the site of ``config_path`` (see the module)."""
     from srht_deploy import Site
@@ -378,9 +445,7 @@ def run_backup(config_path: Path, state_dir: Path) -> Outcome:
         raise click.ClickException(f"{config_path} has no [backup] section")
     settings = _ssh(config_path)
     hosts = {name: Remote(name, target, settings) for name, target in settings.targets.items()}
-    destination = Destination(
-        plan.destination, hosts[plan.destination_host] if plan.remote_destination else None
-    )
+    destination = _destination(plan, config_path, hosts)
     staging = state_dir / "staging"
     passphrase = None
     if plan.passphrase_file:
@@ -686,12 +751,8 @@ def verify_command(config_path: Path) -> None:
     if plan is None:
         raise click.ClickException(f"{config_path} has no [backup] section")
     settings = _ssh(config_path)
-    remote = (
-        Remote(plan.destination_host, settings.targets[plan.destination_host], settings)
-        if plan.remote_destination
-        else None
-    )
-    good, damaged = verify_all(Destination(plan.destination, remote))
+    hosts = {name: Remote(name, target, settings) for name, target in settings.targets.items()}
+    good, damaged = verify_all(_destination(plan, config_path, hosts))
     for name in good:
         click.echo(f"ok       {name}")
     for problem in damaged:

@@ -7,6 +7,8 @@ so that they are spelled and checked the same way everywhere.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import NamedTuple
 
@@ -526,6 +528,42 @@ class AgeRecipient(KeyType):
         return value
 
 
+class SshHostKey(KeyType):
+    """An SSH server's public host key, ``TYPE BASE64`` (a line of
+    ``ssh-keyscan``'s output, whose leading host name may stay)."""
+
+    label = "SSH host key"
+    TYPES = (
+        "ssh-ed25519",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "ssh-rsa",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    )
+
+    def parse(self, raw: str) -> str:
+        fields = raw.split()
+        if len(fields) == 3 and fields[0] not in self.TYPES:
+            fields = fields[1:]  # ssh-keyscan's "ADDRESS TYPE KEY"
+        hint = (
+            "give the off-site host's public host key as `ssh-keyscan -t ed25519 ADDRESS` "
+            "prints it (ssh-ed25519 AAAA...), checked with its owner"
+        )
+        if len(fields) != 2 or fields[0] not in self.TYPES:
+            raise ValueError(f"not an SSH host key (TYPE BASE64): {hint}")
+        kind, text = fields
+        try:
+            blob = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"the {kind} key is not base64 (cut short?): {hint}") from None
+        name = kind.encode()
+        if blob[:4] != len(name).to_bytes(4, "big") or blob[4 : 4 + len(name)] != name:
+            raise ValueError(f"the key's data is not a {kind} key (cut short?): {hint}")
+        return f"{kind} {text}"
+
+
 BACKUP = Section(
     "backup",
     description="Scheduled backups: a systemd timer on one host of the site takes a "
@@ -562,10 +600,37 @@ BACKUP = Section(
             default="/var/backups/srht",
             example="/var/backups/srht",
             description="Where the archives go: a folder on the backup host (`/PATH`), "
-            "or on another host of the site, reached over SSH with the deploy's "
-            "key (`NAME:/PATH`, NAME from [deploy] hosts). Each archive is "
+            "on another host of the site, reached over SSH with the deploy's "
+            "key (`NAME:/PATH`, NAME from [deploy] hosts), or on a host outside "
+            "the site (`ssh://[USER@]ADDRESS[:PORT]/PATH`: a storage box, a NAS, "
+            "a friend's server), reached as USER (default root) without sudo, "
+            "which must own PATH or be able to create it; it needs only a POSIX "
+            "shell, mkdir, cat, ls, mv, rm and sync. Each archive is "
             "srht-backup-DATE.tar.age with a SHA-256 index beside it "
             "(srht-backup-DATE.tar.age.json).",
+        ),
+        Key(
+            "destination-host-key",
+            SshHostKey(),
+            default=None,
+            example="",
+            description="With an `ssh://` destination: the off-site host's public host "
+            "key, as `ssh-keyscan -t ed25519 ADDRESS` prints it (`ssh-ed25519 "
+            "AAAA...`; check it with the host's owner). The backup host accepts "
+            "that key alone: a changed key fails the backup, nothing is written, "
+            "and the admin is mailed. Required unless [deploy] "
+            "ssh-host-key-checking is no.",
+        ),
+        Key(
+            "destination-ssh-key",
+            PathValue(),
+            default=None,
+            example="",
+            description="With an `ssh://` destination: a private key file, on the "
+            "machine that deploys, that the off-site account authorizes. The "
+            "deploy copies it to the backup host, readable by the backup's "
+            "service alone. Empty: the deploy's key ([deploy] ssh-key), which "
+            "then reaches the off-site account too.",
         ),
         Key(
             "keep-count",

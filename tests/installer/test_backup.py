@@ -63,12 +63,14 @@ TABLES = {
 REPOS = "/var/lib/srht/git"
 #: Throwaway hosts of the drills, booted with the site's (idle until then).
 DRILL_HOSTS = {"alpha": "drilla", "beta": "drillb"}
+#: The off-site backup destination: booted with the site, not in its [deploy] hosts.
+STORE = "store"
 
 
 @pytest.fixture(scope="module")
 def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testhosts.TestHosts]:
     require_test_hosts("git")
-    names = HOSTS + list(DRILL_HOSTS.values())
+    names = [*HOSTS, *DRILL_HOSTS.values(), STORE]
     with testhosts.TestHosts(names, tmp_path_factory.mktemp("testhosts")) as hosts:
         yield hosts
 
@@ -878,3 +880,128 @@ def test_a_drill_of_the_scheduled_backups_mails_its_result(
     assert status.returncode == 1
     line = next(li for li in status.stdout.splitlines() if "restore drill" in li)
     assert "FAIL" in line and "the last drill" in line and newest in line, status.stdout
+
+
+# -- an off-site destination (ssh://, a host outside the site) -----------------------------
+
+OFFSITE = "/home/keeper/srht"
+
+
+def test_an_offsite_destination_holds_verified_archives_and_a_wrong_host_key_fails(
+    site: Site, state: dict[str, Any]
+) -> None:
+    import pyrage
+
+    alpha, store = site.hosts["alpha"], site.hosts[STORE]
+    # An ordinary account that authorizes a key of its own: no sudo, no srht.
+    store.ssh("id keeper >/dev/null 2>&1 || useradd --create-home --shell /bin/sh keeper")
+    key = site.folder / "offsite-key"
+    if not key.exists():
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "offsite", "-f", str(key)],
+            check=True,
+            timeout=60,
+        )
+    store.ssh(
+        "install -d -o keeper -g keeper -m 700 /home/keeper/.ssh && "
+        "cat > /home/keeper/.ssh/authorized_keys && "
+        "chown keeper:keeper /home/keeper/.ssh/authorized_keys",
+        input=key.with_suffix(".pub").read_text(),
+    )
+    assert store.ssh("sudo -n -l -U keeper", check=False).stdout.count("may run") == 0
+    scanned = subprocess.run(
+        ["ssh-keyscan", "-t", "ed25519", store.address],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    identity_file = state.get("identity")
+    if identity_file is None:  # this step alone
+        identity_file = site.folder / "backup-key.txt"
+        identity_file.write_text(f"{pyrage.x25519.Identity.generate()}\n")
+    identity = pyrage.x25519.Identity.from_str(identity_file.read_text().strip())
+    url = f"ssh://keeper@{store.address}{OFFSITE}"
+    backup = {
+        "schedule": "*-*-* 03:00",
+        "recipient": str(identity.to_public()),
+        "keep-count": "2",
+        "destination": url,
+        "destination-host-key": scanned,
+        "destination-ssh-key": str(key),
+    }
+    site.sections = {"backup": backup}
+    site.converge()
+    modes = alpha.ssh("stat -c '%n %U %a' /etc/srht-secrets/backup-offsite-*").stdout.split("\n")
+    assert {line.split()[0].rsplit("/", 1)[1] for line in modes if line} == {
+        "backup-offsite-known-hosts",
+        "backup-offsite-ssh-key",
+    }
+    assert all(line.endswith("srht-backup 400") for line in modes if line), modes
+
+    fired = fire(site)
+    if fired.returncode != 0:  # what the backup said, and what the two ends say of its SSH
+        tried = alpha.ssh(
+            "runuser -u srht-backup -- ssh -v -i /etc/srht-secrets/backup-offsite-ssh-key "
+            "-o UserKnownHostsFile=/etc/srht-secrets/backup-offsite-known-hosts "
+            "-o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes "
+            f"-o IdentitiesOnly=yes keeper@{store.address} true",
+            check=False,
+        )
+        raise AssertionError(
+            alpha.ssh("journalctl -u srht-backup -n 20 --no-pager").stdout
+            + tried.stderr[-3000:]
+            + store.ssh("journalctl -u ssh -n 30 --no-pager", check=False).stdout
+        )
+    recorded = last_state(site)
+    assert recorded["ok"], recorded
+    name = recorded["archive"]
+    listed = store.ssh(f"ls -1A {OFFSITE}").stdout.split()
+    assert listed == [name, f"{name}.json"], listed
+    owners = store.ssh(f"stat -c '%U %a' {OFFSITE} {OFFSITE}/{name} {OFFSITE}/{name}.json")
+    assert owners.stdout.split("\n")[:3] == ["keeper 700", "keeper 600", "keeper 600"]
+    index = json.loads(store.ssh(f"cat {OFFSITE}/{name}.json").stdout)
+    (sha256,) = store.ssh(f"sha256sum {OFFSITE}/{name}").stdout.split()[:1]
+    assert index["archive"] == name and index["sha256"] == sha256
+    fetched = subprocess.run(
+        ["ssh", *store.ssh_options, f"root@{store.address}", f"cat {OFFSITE}/{name}"],
+        capture_output=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    assert hashlib.sha256(fetched).hexdigest() == sha256
+    plain = pyrage.decrypt(fetched, [identity])
+    assert plain[:512].rstrip(b"\0")  # a tar: its first header names a part
+    code, rows = status_lines(site)
+    assert len(rows) == 1 and " ok " in rows[0] and name in rows[0], rows
+    assert f"{url}" in rows[0], rows
+
+    # The host key in the config made wrong: the next backup fails, says
+    # so, writes nothing there, turns the status red and mails the admin.
+    other = site.folder / "other-host-key"
+    if not other.exists():
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+            check=True,
+            timeout=60,
+        )
+    backup["destination-host-key"] = " ".join(other.with_suffix(".pub").read_text().split()[:2])
+    site.converge()
+    outbox = "/var/lib/srht/outbox"
+    before = set(alpha.ssh(f"ls -1 {outbox}", check=False).stdout.split())
+    fired = fire(site)
+    assert fired.returncode != 0
+    recorded = last_state(site)
+    assert not recorded["ok"] and "host key is not the one expected" in recorded["error"]
+    assert store.address in recorded["error"], recorded
+    assert store.ssh(f"ls -1A {OFFSITE}").stdout.split() == listed
+    for service, host in PLACES.items():  # it stopped nothing either
+        assert (
+            site.hosts[host].ssh(f"systemctl is-active srht-{service}").stdout.strip() == "active"
+        )
+    code, rows = status_lines(site)
+    assert code == 1 and len(rows) == 1 and "FAIL" in rows[0], rows
+    assert "host key is not the one expected" in rows[0], rows
+    mails = set(alpha.ssh(f"ls -1 {outbox}").stdout.split()) - before
+    texts = [alpha.ssh(f"cat {outbox}/{m}").stdout for m in mails]
+    assert [t for t in texts if "backup FAILED" in t], texts

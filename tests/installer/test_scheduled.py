@@ -296,3 +296,214 @@ def test_a_passphrase_encrypts_in_age_scrypt_mode(tmp_path: Path) -> None:
     assert (tmp_path / "back.tar").read_bytes() == plain.read_bytes()
     with pytest.raises(ValueError, match="does not open with that key"):
         decrypt_archive(encrypted, tmp_path / "wrong.tar", passphrase="wrong horse")
+
+
+# -- a destination outside the site (ssh://) ------------------------------------------------
+
+
+def host_key() -> str:
+    """A real ed25519 public key, as ``ssh-keyscan`` prints one (with the address)."""
+    import base64
+
+    blob = b"\0\0\0\x0bssh-ed25519\0\0\0\x20" + os.urandom(32)
+    return f"203.0.113.7 ssh-ed25519 {base64.b64encode(blob).decode()}"
+
+
+def test_an_offsite_destination_is_parsed_and_its_problems_named_at_their_lines(
+    tmp_path: Path,
+) -> None:
+    key = host_key()
+    backup = {
+        "recipient": RECIPIENT,
+        "destination": "ssh://keeper@203.0.113.7:2222/home/keeper/srht/",
+        "destination-host-key": key,
+    }
+    plan = site_of(write_config(tmp_path, backup)).backup
+    offsite = plan.offsite
+    assert (offsite.user, offsite.address, offsite.port) == ("keeper", "203.0.113.7", 2222)
+    assert offsite.host_key == key.split(" ", 1)[1] and offsite.ssh_key is None
+    assert plan.destination == "/home/keeper/srht" and plan.remote_destination
+    assert plan.where == "ssh://keeper@203.0.113.7:2222/home/keeper/srht"
+    assert offsite.known_hosts() == f"[203.0.113.7]:2222 {offsite.host_key}\n"
+    # An IPv6 address in brackets; root and port 22 unless given.
+    backup["destination"] = "ssh://[2001:db8::7]/srv/srht"
+    plan = site_of(write_config(tmp_path, backup)).backup
+    assert (plan.offsite.user, plan.offsite.address, plan.offsite.port) == (
+        "root",
+        "2001:db8::7",
+        22,
+    )
+    assert plan.where == "ssh://root@[2001:db8::7]/srv/srht"
+    assert plan.offsite.known_hosts().startswith("2001:db8::7 ssh-ed25519 ")
+
+    def problems(backup: dict[str, Any], checking: str = "yes") -> str:
+        path = write_config(tmp_path, {"recipient": RECIPIENT, **backup})
+        path.write_text(
+            path.read_text().replace(
+                "ssh-host-key-checking = no", f"ssh-host-key-checking = {checking}"
+            )
+        )
+        with pytest.raises(ConfigError) as raised:
+            site_of(path)
+        lines = path.read_text().splitlines()
+        for problem in raised.value.problems:  # each at the line of its key
+            if problem.key == "destination-host-key" and "missing" in problem.message:
+                assert lines[problem.line - 1].startswith("destination = "), problem
+            elif problem.key:
+                assert lines[problem.line - 1].startswith(problem.key + " ="), problem
+            assert str(problem).startswith(f"{path}:"), problem
+        return "\n".join(str(p) for p in raised.value.problems)
+
+    # No host key, with host keys checked: nothing is trusted on first use.
+    text = problems({"destination": "ssh://keeper@203.0.113.7/home/keeper/srht"})
+    assert "[backup] destination-host-key: missing: the backup host must know the host key" in text
+    assert "ssh-keyscan -t ed25519 ADDRESS" in text
+    # With checking off ([deploy] ssh-host-key-checking = no), it may be left out.
+    plan = site_of(
+        write_config(tmp_path, {"recipient": RECIPIENT, "destination": "ssh://k@203.0.113.7/b"})
+    ).backup
+    assert plan.offsite.host_key is None and plan.offsite.known_hosts() == ""
+    for destination, message in (
+        ("ssh://keeper@203.0.113.7", "names no folder: add its absolute path"),
+        ("ssh://keeper@203.0.113.7/", "names no folder"),
+        ("ssh://keeper@203.0.113.7:99999/b", "port 99999 out of range"),
+        ("ssh://keeper@203.0.113.7:/b", "not ssh://[USER@]ADDRESS[:PORT]/PATH"),
+        ("ssh://keeper@203.0.113.7/etc", "/etc is a system folder"),
+        ("keeper@203.0.113.7/b", "ssh://[USER@]ADDRESS[:PORT]/PATH (a host outside the site)"),
+    ):
+        text = problems({"destination": destination, "destination-host-key": key})
+        assert f"[backup] destination: {message}" in text or message in text, text
+    for wrong, message in (
+        ("AAAAC3NzaC1lZDI1NTE5", "not an SSH host key (TYPE BASE64)"),
+        ("ssh-ed25519 AAAA$$", "the ssh-ed25519 key is not base64"),
+        (f"ssh-rsa {key.split()[2]}", "the key's data is not a ssh-rsa key"),
+    ):
+        text = problems(
+            {"destination": "ssh://k@203.0.113.7/b", "destination-host-key": wrong}, "no"
+        )
+        assert f"[backup] destination-host-key: {message}" in text, text
+    # Off-site keys with a destination of the site: said, not ignored.
+    text = problems({"destination": "beta:/srv/b", "destination-host-key": key}, "no")
+    assert "[backup] destination-host-key: only an ssh:// destination" in text
+
+
+def test_the_backup_host_gets_the_offsite_host_key_and_key_as_its_own_secrets(
+    tmp_path: Path,
+) -> None:
+    from srht_deploy.backupplan import backup_secrets, backup_units
+
+    (tmp_path / "offsite-key").write_text("the off-site key\n")
+    key = host_key()
+    backup = {
+        "recipient": RECIPIENT,
+        "destination": "ssh://keeper@203.0.113.7/home/keeper/srht",
+        "destination-host-key": key,
+        "destination-ssh-key": "offsite-key",
+    }
+    site = site_of(write_config(tmp_path, backup))
+    plan = site.backup
+    secrets = {s.name: s for s in backup_secrets(site.config, plan, "alpha")}
+    assert set(secrets) == {
+        "backup-config.ini",
+        "backup-ssh-key",
+        "backup-offsite-known-hosts",
+        "backup-offsite-ssh-key",
+    }
+    assert {s.owner for s in secrets.values()} == {"srht-backup"}
+    assert (
+        secrets["backup-offsite-known-hosts"].text == "203.0.113.7 " + key.split(" ", 1)[1] + "\n"
+    )
+    assert secrets["backup-offsite-ssh-key"].text == "the off-site key\n"
+    assert secrets["backup-ssh-key"].text == "a key\n"  # the site's hosts: the deploy's key
+    # The destination is not a folder of the backup host: the unit may not write there.
+    service = backup_units(plan, "/usr/bin/python3", ["/var/lib/srht/outbox"])[
+        "srht-backup.service"
+    ]
+    assert "/home/keeper" not in service
+    # A key file that is not there is named.
+    backup["destination-ssh-key"] = "missing-key"
+    site = site_of(write_config(tmp_path, backup))
+    with pytest.raises(ConfigError, match=r"\[backup\] destination-ssh-key: cannot read .*missing"):
+        backup_secrets(site.config, site.backup, "alpha")
+
+
+def test_offsite_commands_run_as_the_account_with_the_configured_host_key_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shlex
+
+    from srht_installer import scheduled
+
+    (tmp_path / "offsite-key").write_text("the off-site key\n")
+    key = host_key()
+    backup = {
+        "recipient": RECIPIENT,
+        "destination": "ssh://keeper@203.0.113.7:2222/home/keeper/srht",
+        "destination-host-key": key,
+        "destination-ssh-key": "offsite-key",
+    }
+    path = write_config(tmp_path, backup)
+    plan = site_of(path).backup
+    # On the backup host: the secret files it was given.
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name in ("backup-ssh-key", "backup-offsite-known-hosts", "backup-offsite-ssh-key"):
+        (secrets / name).write_text("x\n")
+    monkeypatch.setattr("srht_core.HostNeeds.SECRETS_DIR", str(secrets))
+    remote = scheduled._destination(plan, path, {}).remote
+    argv = remote.argv("ls -1A /home/keeper/srht")
+    options = " ".join(argv[: argv.index("--")])
+    assert f"-i {secrets}/backup-offsite-ssh-key" in options
+    assert f"UserKnownHostsFile={secrets}/backup-offsite-known-hosts" in options
+    assert "StrictHostKeyChecking=yes" in options and "GlobalKnownHostsFile=/dev/null" in options
+    assert "LogLevel=INFO" in options  # a refused login says so ("Permission denied")
+    assert argv[argv.index("--") - 1] == "keeper@203.0.113.7" and "-p 2222" in options
+    assert shlex.split(argv[-1]) == ["sh", "-c", "ls -1A /home/keeper/srht"]  # no sudo
+    destination = scheduled._destination(plan, path, {})
+    assert destination.where == "ssh://keeper@203.0.113.7:2222/home/keeper/srht"
+
+    # By hand on the deploying machine (no secrets): its own key file, and
+    # the host key from the config, in a known-hosts file of its own.
+    monkeypatch.setattr("srht_core.HostNeeds.SECRETS_DIR", str(tmp_path / "none"))
+    argv = scheduled._destination(plan, path, {}).remote.argv("true")
+    options = argv[: argv.index("--")]
+    assert options[options.index("-i") + 1] == str(tmp_path / "offsite-key")
+    (known,) = [o.split("=", 1)[1] for o in options if o.startswith("UserKnownHostsFile=")]
+    assert Path(known).read_text() == plan.offsite.known_hosts()
+
+    # A host of the site, reached as a user other than root, still goes through sudo.
+    from srht_installer.hosts import SshSettings, ssh_argv
+
+    from srht_core.schema import SshTarget
+
+    argv = ssh_argv(SshSettings({}), SshTarget("beta", "ops", "192.0.2.11", 22), ["ls"])
+    assert shlex.split(argv[-1]) == ["sudo", "-n", "--", "ls"]
+    assert "LogLevel=ERROR" in argv
+
+
+def test_a_changed_host_key_is_said_in_one_line_with_what_the_host_sent(tmp_path: Path) -> None:
+    from srht_installer import scheduled
+
+    backup = {
+        "recipient": RECIPIENT,
+        "destination": "ssh://keeper@203.0.113.7/home/keeper/srht",
+        "destination-host-key": host_key(),
+    }
+    path = write_config(tmp_path, backup)
+    remote = scheduled._destination(site_of(path).backup, path, {}).remote
+    banner = (  # what OpenSSH prints (LogLevel=ERROR) for a key other than the known one
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+        "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+        "The fingerprint for the ED25519 key sent by the remote host is\n"
+        "SHA256:n4TsSsvTwuyd1Ow4ZfkkqAVkVLl4b1k8P3UYzOrMXuA.\n"
+        "Host key for 203.0.113.7 has changed and you have requested strict checking.\n"
+        "Host key verification failed.\n"
+    )
+    message = str(remote._failed("make the backup folder", 255, banner))
+    assert message.startswith(
+        "could not reach the off-site host (keeper@203.0.113.7:22) over SSH to make the "
+        "backup folder: its host key is not the one expected (it sent SHA256:n4TsSsvTwuyd1"
+    )
+    assert "nothing was written there" in message and "destination-host-key" in message
+    assert "\n" not in message
