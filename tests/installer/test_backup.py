@@ -148,8 +148,9 @@ def srht_install_unplugging(
     argv, env = _srht_install_argv(site, args)
     stdout = site.folder / "srht-install.stdout"
     unplugged, lines = False, []
-    with open(stdout, "w+") as out:
-        process = subprocess.Popen(
+    with (
+        open(stdout, "w+") as out,
+        subprocess.Popen(
             argv,
             stdout=out,
             stderr=subprocess.PIPE,
@@ -157,7 +158,8 @@ def srht_install_unplugging(
             env=env,
             stdin=subprocess.DEVNULL,
             cwd=site.folder,
-        )
+        ) as process,
+    ):
         assert process.stderr is not None
         try:
             for line in process.stderr:
