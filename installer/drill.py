@@ -12,9 +12,12 @@ in ``[drill] backup-folder``, else the current folder) and:
    the copy can never reach the real site or its users, service names go
    into the drill hosts' ``/etc/hosts`` (not DNS), certificates come from the
    site's own authority (no ACME request for the real names) and mail goes
-   to an outbox folder instead of the relay. A drill host at the address of
-   one of the site's own hosts is refused. The copy lives in
-   ``CONFIG.drills/STAMP/`` (mode 0700: it holds the site's secrets);
+   to an outbox folder instead of the relay; the copy has no ``[backup]``
+   (an archive of the scheduled backups holds it: the copy's timer would
+   write into the real destination and prune the site's archives there). A
+   drill host at the address of one of the site's own hosts is refused.
+   The copy lives in ``CONFIG.drills/STAMP/`` (mode 0700: it holds the
+   site's secrets);
 3. restores the archive onto the drill hosts (the same code as
    ``srht-install restore``: install, restore every database and folder,
    migrate, start, health checks);
@@ -27,8 +30,8 @@ in ``[drill] backup-folder``, else the current folder) and:
    a paste read back through todo's and paste's APIs (with a token the
    drill issues on the copy);
 5. tears down what it installed on each drill host (``srht-*`` units,
-   files and folders, the packages and users the install added), unless
-   ``--keep``; what it could not remove is listed.
+   files and folders, the secret files, the packages and users the install
+   added), unless ``--keep``; what it could not remove is listed.
 
 The time to a working site (from the start to the last smoke check
 passed) and each check's result are printed and recorded in
@@ -103,6 +106,7 @@ SRHT_PATHS = (
     "/usr/local/share/ca-certificates/srht-*",
     "/usr/local/bin/srht",
     "/etc/srht",
+    "/etc/srht-secrets",
     "/opt/srht",
     "/var/lib/srht",
     "/var/lib/srht-deploy",
@@ -303,6 +307,10 @@ def drill_config(
     mail = data.setdefault("mail", {})
     mail["smtp-host"] = ""  # the copy mails nobody: messages go to its outbox
     data.pop("drill", None)
+    # The copy takes no scheduled backups: its timer would write into the
+    # real [backup] destination (and prune the site's archives there), and
+    # the backup host would be given the site's deploy key and config.
+    data.pop("backup", None)
     path = folder / "config.ini"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:

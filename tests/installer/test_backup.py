@@ -6,16 +6,20 @@ CLI, a tracker, tickets and pastes through the APIs with a token from meta,
 a repository pushed over HTTPS with the real git client. Then
 ``srht-install backup``, both hosts replaced by fresh ones (nothing of the
 old disks survives), ``srht-install restore``, and the users, tickets,
-pastes and repositories compared row by row and object by object. Then
-restore drills (``srht-install drill``) onto two more hosts booted with the
-same set, ``drilla`` and ``drillb``, while the site's own hosts are
-unplugged from the network: the latest backup passes its smoke checks and
-is torn down; a corrupted archive fails before anything is installed; and
-``srht-install status`` shows each result. Last, the restored site gets a
-``[backup]`` section: its timer's service, started by hand on alpha,
-writes archives encrypted to the admin's age key, keeps two, finds a
-corrupted one, and turns ``srht-install status`` red (and mails the admin)
-when a run fails.
+pastes and repositories compared row by row and object by object. A
+restore drill (``srht-install drill``) of a corrupted archive fails before
+anything is installed on the two drill hosts booted with the same set,
+``drilla`` and ``drillb``. Then the restored site gets a ``[backup]``
+section: its timer's service, started by hand on alpha, writes archives
+encrypted to the admin's age key, keeps two, finds a corrupted one, and
+turns ``srht-install status`` red (and mails the admin) when a run fails.
+``srht-install drill --scheduled --mail``, as cron runs it, fetches the
+newest of those archives: with a wrong key it fails before any drill host
+is touched; with the admin's it is restored onto the drill hosts while
+the site's own hosts are unplugged from the network, passes its smoke
+checks, is torn down and mailed as passed (the one full drill of the
+module). ``srht-install status`` shows each result. Last, an off-site
+destination.
 
 The tests run in order on one site, each a step of its life.
 """
@@ -98,18 +102,29 @@ def state() -> dict[str, Any]:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def srht_install(site: Site, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-    """``srht-install ARGS`` as a user runs it, with the site's config in
-    $SRHT_CONFIG: the console script (or, in a tree not installed anew since
-    it was added, the same entry point through Python)."""
+def _srht_install_argv(site: Site, args: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of ``srht-install ARGS``: the
+    console script (or, in a tree not installed anew since it was added,
+    the same entry point through Python), the site's config in $SRHT_CONFIG."""
     script = Path(site.control.python).parent / "srht-install"
     argv = (
         [str(script)]
         if script.exists()
         else [site.control.python, "-c", "from srht_installer.cli import main; main()"]
     )
-    argv += args
     env = {**site.control.env, "SRHT_CONFIG": str(site.config), "COLUMNS": "300"}
+    return [*argv, *args], env
+
+
+def _log(site: Site, args: tuple[str, ...], result: subprocess.CompletedProcess[str]) -> None:
+    with open(site.folder / "srht-install.log", "a") as log:
+        log.write(f"$ srht-install {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+
+
+def srht_install(site: Site, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    """``srht-install ARGS`` as a user runs it, with the site's config in
+    $SRHT_CONFIG."""
+    argv, env = _srht_install_argv(site, args)
     result = subprocess.run(
         argv,
         capture_output=True,
@@ -119,9 +134,52 @@ def srht_install(site: Site, *args: str, timeout: float = 1200) -> subprocess.Co
         stdin=subprocess.DEVNULL,
         cwd=site.folder,
     )
-    with open(site.folder / "srht-install.log", "a") as log:
-        log.write(f"$ srht-install {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+    _log(site, args, result)
     return result
+
+
+def srht_install_unplugging(
+    site: Site, *args: str, after: str, timeout: float = 1200
+) -> tuple[subprocess.CompletedProcess[str], bool]:
+    """``srht-install ARGS``, the site's own hosts unplugged from the network
+    as soon as a line of its standard error starts with ``after`` (and
+    plugged in again when it ends): from then on, a command that reached
+    for them would fail. Also returns whether they were unplugged."""
+    argv, env = _srht_install_argv(site, args)
+    stdout = site.folder / "srht-install.stdout"
+    unplugged, lines = False, []
+    with (
+        open(stdout, "w+") as out,
+        subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            cwd=site.folder,
+        ) as process,
+    ):
+        assert process.stderr is not None
+        try:
+            for line in process.stderr:
+                lines.append(line)
+                if not unplugged and line.startswith(after):
+                    for name in HOSTS:
+                        site.hosts[name].disconnect()
+                    unplugged = True
+            code = process.wait(timeout=timeout)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            if unplugged:
+                for name in HOSTS:
+                    site.hosts[name].reconnect()
+        out.seek(0)
+        result = subprocess.CompletedProcess(argv, code, out.read(), "".join(lines))
+    _log(site, args, result)
+    return result, unplugged
 
 
 def api(
@@ -501,7 +559,8 @@ def bare(site: Site, drill: str) -> str:
     return (
         site.hosts[drill]
         .ssh(
-            "ls -d /opt/srht /etc/srht /var/lib/srht /var/lib/postgresql 2>/dev/null; "
+            "ls -d /opt/srht /etc/srht /etc/srht-secrets /var/lib/srht /var/lib/srht-backup "
+            "/var/backups/srht /var/lib/postgresql 2>/dev/null; "
             "ls -d /etc/systemd/system/srht-* /etc/systemd/system/*.wants/srht-* 2>/dev/null; "
             "systemctl list-units --all --plain --no-legend 'srht-*' | awk '$2 != \"not-found\"'; "
             "ps -eo args | grep -E '^/opt/srht|srht (serve|worker)' | grep -v grep; "
@@ -510,73 +569,6 @@ def bare(site: Site, drill: str) -> str:
         )
         .stdout.strip()
     )
-
-
-def test_a_drill_restores_the_latest_backup_onto_throwaway_hosts(
-    site: Site, state: dict[str, Any]
-) -> None:
-    for drill in DRILL_HOSTS.values():
-        assert bare(site, drill) == ""
-    password = site.folder / "alice-password"
-    password.write_text(PASSWORD + "\n")
-    password.chmod(0o600)
-    site.sections["drill"] = {
-        "backup-folder": str(site.folder / "backups"),
-        "admin": "alice",
-        "admin-password-file": str(password),
-        "max-age": "7",
-    }
-    site.write()
-    newest = sorted((site.folder / "backups").glob("srht-backup-*.tar"))[-1]
-
-    # The site's own hosts are unplugged: a drill that reached for them would fail.
-    started = time.monotonic()
-    for name in HOSTS:
-        site.hosts[name].disconnect()
-    try:
-        result = srht_install(site, "drill", *drill_args(site))
-    finally:
-        for name in HOSTS:
-            site.hosts[name].reconnect()
-    print(f"drill in {time.monotonic() - started:.0f}s")
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
-    found = re.search(r"Drill passed: (\S+) restored to a working site in (\d+)s", result.stdout)
-    assert found and Path(found[1]) == newest, result.stdout
-    print(f"time to a working site: {found[2]}s")
-    checks = dict(re.findall(r"^  pass (.+?): (.*)$", result.stdout, re.M))
-    assert set(checks) == {
-        "row counts",
-        "admin signs in",
-        "repository clones",
-        "ticket reads back",
-        "paste reads back",
-    }, result.stdout
-    assert "tables match the manifest" in checks["row counts"]
-    assert checks["admin signs in"].startswith("~alice signed in at meta, with the password")
-    assert (
-        checks["repository clones"].startswith("~alice/hello: cloned")
-        and "fsck clean" in (checks["repository clones"])
-    )
-    assert "It crashes" in checks["ticket reads back"]
-    assert "notes.md" in checks["paste reads back"]
-    assert "the drill hosts hold nothing of the site" in result.stderr
-    for secret in (site.keys.service_key, site.keys.network_key, PASSWORD):
-        assert secret not in output
-
-    # Torn down; the real site as it was; the result recorded for status.
-    for drill in DRILL_HOSTS.values():
-        assert bare(site, drill) == ""
-    assert snapshot(site) == state["before"]
-    record = json.loads((site.folder / "config.ini.drill.json").read_text())
-    assert record["ok"] is True and record["archive"] == str(newest) and not record["left"]
-    assert record["hosts"] == {
-        n: f"{n}=root@{site.hosts.address(d)}" for n, d in DRILL_HOSTS.items()
-    }
-    status = srht_install(site, "status")
-    assert status.returncode == 0, status.stdout[-4000:]
-    line = next(li for li in status.stdout.splitlines() if "restore drill" in li)
-    assert "ok" in line and "passed" in line, status.stdout
 
 
 def test_a_drill_of_a_corrupted_archive_fails_before_installing(
@@ -850,7 +842,7 @@ def test_a_drill_of_the_scheduled_backups_mails_its_result(
     machine runs it: the newest verified archive is fetched from the backup
     destination and checked against its index; a key that does not open it
     fails the drill before any drill host is touched, the admin is mailed
-    and status is red. (The restore itself is the first drill's step.)"""
+    and status is red. (The next step drills it with the right key.)"""
     outbox = site.folder / "outbox"
     # Mail from this machine goes to a folder of the test's (the hosts keep theirs).
     site.sections["mail"] = {"smtp-from": f"srht@{DOMAIN}", "outbox-dir": str(outbox)}
@@ -880,6 +872,103 @@ def test_a_drill_of_the_scheduled_backups_mails_its_result(
     assert status.returncode == 1
     line = next(li for li in status.stdout.splitlines() if "restore drill" in li)
     assert "FAIL" in line and "the last drill" in line and newest in line, status.stdout
+
+
+def test_a_scheduled_drill_restores_the_newest_backup_onto_throwaway_hosts_and_mails_it(
+    site: Site, state: dict[str, Any]
+) -> None:
+    """``srht-install drill --scheduled --mail`` as cron runs it, with the
+    drill hosts and the admin's age key in ``[drill]``: the newest scheduled
+    archive is fetched from the destination (the drill's only contact with
+    the site: its hosts are unplugged once the archive is here), decrypted,
+    restored onto the drill hosts, passes every smoke check and is torn
+    down; the result is recorded (status green again) and mailed."""
+    for drill in DRILL_HOSTS.values():
+        assert bare(site, drill) == ""
+    password = site.folder / "alice-password"
+    password.write_text(PASSWORD + "\n")
+    password.chmod(0o600)
+    identity = state["identity"]  # the admin's key, from the scheduled backups' step
+    outbox = site.folder / "outbox"
+    site.sections["mail"] = {"smtp-from": f"srht@{DOMAIN}", "outbox-dir": str(outbox)}
+    site.sections["drill"] = {
+        "hosts": ", ".join(drill_args(site)[1::2]),
+        "identity-file": str(identity),
+        "admin": "alice",
+        "admin-password-file": str(password),
+        "max-age": "7",
+    }
+    site.write()
+    mailed = set(outbox.glob("*.eml"))
+    newest = archives(site)[-1]
+
+    started = time.monotonic()
+    result, unplugged = srht_install_unplugging(
+        site, "drill", "--scheduled", "--mail", after="Decrypting "
+    )
+    print(f"drill in {time.monotonic() - started:.0f}s")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert unplugged, result.stderr  # the site was away from the decryption on
+    # The newest archive, fetched from the destination; the copies are gone.
+    assert f"Fetching {newest} from alpha:{BACKUPS}" in result.stderr
+    fetched = re.search(r"Decrypting (\S+) \(into (\S+), removed afterwards\)", result.stderr)
+    assert fetched and Path(fetched[1]).name == newest, result.stderr
+    assert not Path(fetched[1]).parent.exists() and not Path(fetched[2]).exists()
+    found = re.search(r"Drill passed: (\S+) restored to a working site in (\d+)s", result.stdout)
+    assert found and found[1] == f"alpha:{BACKUPS}/{newest}", result.stdout
+    print(f"time to a working site: {found[2]}s")
+    checks = dict(re.findall(r"^  pass (.+?): (.*)$", result.stdout, re.M))
+    assert set(checks) == {
+        "row counts",
+        "admin signs in",
+        "repository clones",
+        "ticket reads back",
+        "paste reads back",
+    }, result.stdout
+    assert "tables match the manifest" in checks["row counts"]
+    assert checks["admin signs in"].startswith("~alice signed in at meta, with the password")
+    assert (
+        checks["repository clones"].startswith("~alice/hello: cloned")
+        and "fsck clean" in (checks["repository clones"])
+    )
+    assert "It crashes" in checks["ticket reads back"]
+    assert "notes.md" in checks["paste reads back"]
+    assert "the drill hosts hold nothing of the site" in result.stderr
+    secrets = (site.keys.service_key, site.keys.network_key, PASSWORD, identity.read_text().strip())
+    for secret in secrets:
+        assert secret not in output
+
+    # Torn down; the real site as it was; the result recorded for status.
+    for drill in DRILL_HOSTS.values():
+        assert bare(site, drill) == ""
+    assert snapshot(site) == state["before"]
+    record = json.loads((site.folder / "config.ini.drill.json").read_text())
+    assert record["ok"] is True and record["archive"] == f"alpha:{BACKUPS}/{newest}"
+    assert not record["left"] and [c["state"] for c in record["checks"]] == ["pass"] * 5
+    assert record["hosts"] == {
+        n: f"{n}=root@{site.hosts.address(d)}" for n, d in DRILL_HOSTS.items()
+    }
+    # The copy took no scheduled backups: they would have gone to the real destination.
+    copied = (Path(record["folder"]) / "config.ini").read_text()
+    assert "[backup]" not in copied and "[deploy]" in copied
+
+    # The admin is told it passed: each check, the time to a working site.
+    (mail,) = set(outbox.glob("*.eml")) - mailed
+    message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+    assert message["To"] == f"admin@{DOMAIN}"
+    assert message["Subject"] == "[srht e2e] restore drill passed"
+    body = message.get_content()
+    assert f"{newest} restored to a working site in {found[2]}s" in body, body
+    for name, detail in checks.items():
+        assert f"  pass {name}: {detail}" in body, body
+    assert not any(secret in body for secret in secrets)
+
+    # Status: the drill's line green again, naming the archive (the backup's
+    # own line stays red until a scheduled backup passes again).
+    status = srht_install(site, "status")
+    line = next(li for li in status.stdout.splitlines() if "restore drill" in li)
+    assert " ok " in line and "passed" in line and newest in line, status.stdout
 
 
 # -- an off-site destination (ssh://, a host outside the site) -----------------------------

@@ -66,6 +66,8 @@ def test_the_copy_of_the_config_points_at_the_drill_hosts_and_away_from_the_site
     from srht_installer.drill import drill_config, drill_targets
 
     archived = write_config(tmp_path / "archived.ini", **{"max-age": "3"}).read_bytes()
+    # An archive of the scheduled backups holds the site's [backup].
+    archived += b"\n[backup]\nschedule = *-*-* 03:00\ndestination = ssh://keeper@203.0.113.7/srv\n"
     mapping = drill_targets(
         targets("alpha=root@192.0.2.10", "beta=root@192.0.2.11"),
         targets("alpha=root@198.51.100.5", "beta=admin@198.51.100.6:2222"),
@@ -86,6 +88,8 @@ def test_the_copy_of_the_config_points_at_the_drill_hosts_and_away_from_the_site
     assert deploy["ssh-known-hosts"] == str(folder / "known_hosts")
     assert copy["mail"]["smtp-host"] == ""  # the copy mails nobody
     assert "drill" not in copy
+    # No scheduled backups from the copy: they would go to the real destination.
+    assert "backup" in original and "backup" not in copy
     for section, key in (("srht", "service-key"), ("srht", "network-key")):
         assert copy[section][key] == original[section][key]
     assert copy["webhooks"]["private-key"] == original["webhooks"]["private-key"]
