@@ -64,6 +64,9 @@ PREVIOUS_PACKAGES = "/var/lib/srht-deploy/previous-packages"
 PACKAGE_SOURCES = ("/var/lib/srht-deploy/apt/*/*.deb", "/var/cache/apt/archives/*.deb")
 #: The srht packages installed on a host: ``name version status``.
 INSTALLED = "dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n' 'srht-*'"
+#: In that folder: the srht packages dpkg knew before the upgrade, ``name
+#: version status`` (``ii`` installed, ``rc`` removed with its config files left).
+INSTALLED_LIST = "installed.list"
 #: What the packages the last deploy installed are recorded under (the
 #: deploy's install step), forgotten when they are put back.
 PACKAGES_STAMP = "applied-srht-packages"
@@ -112,7 +115,10 @@ def keep_packages_command(
     ii``), taken from the files of ``sources`` (globs) whose name and
     version match, else downloaded from the host's apt sources (``apt-get
     download name=version``). It prints ``missing NAME VERSION`` for each
-    it could not keep.
+    it could not keep. What ``installed`` listed (every srht package dpkg
+    knows: ``name version status``) is kept beside them, in
+    :data:`INSTALLED_LIST`, so that putting them back removes the packages
+    the upgrade installed for the first time (:func:`put_back_packages_command`).
 
     The folder is replaced whole (built beside it, then renamed), unless it
     is marked pending: an upgrade was cut short after the packages were
@@ -125,26 +131,76 @@ def keep_packages_command(
         f'for f in {files}; do [ -f "$f" ] || continue; '
         "printf '%s %s\\n' \"$(dpkg-deb -W --showformat='${Package}=${Version}' \"$f\")\" "
         f'"$f"; done > {part}/.index; '
+        # A package dpkg knows only by name (no version) was never installed.
         f"{installed} 2>/dev/null | while read -r name version status; do "
+        'if [ -n "$status" ]; then printf \'%s %s %s\\n\' "$name" "$version" "$status"; fi; '
+        f"done > {part}/{INSTALLED_LIST}; "
+        "while read -r name version status; do "
         'case "$status" in ii*) ;; *) continue ;; esac; '
         f"deb=$(grep -m1 \"^$name=$version \" {part}/.index | cut -d' ' -f2-) || true; "
         f'if [ -n "$deb" ]; then cp "$deb" {part}/; '
-        f'elif ! (cd {part} && apt-get download -qq "$name=$version" >/dev/null 2>&1); then '
-        'echo "missing $name $version"; fi; done; '
+        f'elif ! (cd {part} && apt-get download -qq "$name=$version" </dev/null >/dev/null 2>&1); '
+        'then echo "missing $name $version"; fi; '
+        f"done < {part}/{INSTALLED_LIST}; "
         f"rm -f {part}/.index; touch {part}/{PENDING}; rm -rf {final}; mv {part} {final}"
     )
 
 
-def put_back_packages_command(service: str, folder: str = PREVIOUS_PACKAGES) -> str:
+def put_back_packages_command(
+    service: str,
+    folder: str = PREVIOUS_PACKAGES,
+    installed: str = INSTALLED,
+    apt: str = "apt-get",
+    dpkg: str = "dpkg",
+) -> str:
     """The shell command that installs the kept ``.deb`` files of ``folder``
-    again (downgrading; it stops rather than remove a package apt would
-    have to remove), then prints the version of ``srht-SERVICE``."""
+    again, downgrading, and removes in the same apt transaction the srht
+    packages ``installed`` lists now that the upgrade installed for the
+    first time (not installed according to the folder's
+    :data:`INSTALLED_LIST`); then it purges those of them dpkg did not know
+    at all before (their config files too: the host is left as it was),
+    while one whose config files were left before (removed, not purged)
+    keeps them. It prints ``removed NAME VERSION`` for each, then
+    ``version VERSION`` of ``srht-SERVICE`` (empty when it is not
+    installed).
+
+    What apt would do is asked first (``apt-get -s``): when it would remove
+    any other package, nothing is changed and the command fails naming
+    them. A folder kept without the list (by an older srht) removes
+    nothing: apt stops rather than remove a package."""
     kept = shlex.quote(folder)
+    listed = f"{kept}/{INSTALLED_LIST}"
+    options = (
+        "--allow-downgrades --no-install-recommends -o Dpkg::Options::=--force-confold "
+        f"{kept}/*.deb"
+    )
     return (
-        f"set -e; ls {kept}/*.deb >/dev/null; "
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-downgrades --no-remove "
-        f"--no-install-recommends -o Dpkg::Options::=--force-confold {kept}/*.deb >/dev/null; "
-        f"dpkg-query -W -f '${{Version}}\\n' {shlex.quote(f'srht-{service}')}"
+        f"set -e; export DEBIAN_FRONTEND=noninteractive; ls {kept}/*.deb >/dev/null; "
+        "added=''; purge=''; "
+        f"if [ -f {listed} ]; then "
+        f"added=$({installed} 2>/dev/null | while read -r name version status; do "
+        # on the host now (installed, or half-installed by the upgrade)...
+        'case "$status" in ""|?[nc]*) continue ;; esac; '
+        # ...and not before (unknown, or only its config files left)
+        f"before=$(grep -m1 \"^$name \" {listed} | cut -d' ' -f3) || true; "
+        'case "$before" in ""|?[nc]*) printf \'%s=%s=%s \' "$name" "$version" "$before" ;; '
+        "esac; done); fi; "
+        "remove=''; for p in $added; do name=${p%%=*}; remove=\"$remove $name-\"; "
+        'case "${p##*=}" in ?c*) ;; *) purge="$purge $name" ;; esac; done; '
+        f"plan=$({apt} -s -qq install {options}$remove); "
+        "others=''; for p in "
+        "$(printf '%s\\n' \"$plan\" | sed -n 's/^Remv \\([^ ]*\\).*/\\1/p'); do "
+        'case " $remove " in *" ${p%%:*}- "*) ;; *) others="$others ${p%%:*}" ;; esac; done; '
+        'if [ -n "$others" ]; then echo "apt would have to remove$others to put the previous srht '
+        "packages back; only the srht packages the upgrade installed are removed, so nothing "
+        'was changed" >&2; exit 1; fi; '
+        'if [ -z "$remove" ]; then keep=--no-remove; else keep=; fi; '
+        f"{apt} install -y -qq $keep {options}$remove >/dev/null; "
+        f'if [ -n "$purge" ]; then {dpkg} --purge $purge >/dev/null; fi; '
+        "for p in $added; do name=${p%%=*}; rest=${p#*=}; "
+        'printf \'removed %s %s\\n\' "$name" "${rest%%=*}"; done; '
+        "printf 'version %s\\n' \"$(dpkg-query -W -f '${db:Status-Abbrev} ${Version}' "
+        f"{shlex.quote(f'srht-{service}')} 2>/dev/null | sed -n 's/^ii *//p')\""
     )
 
 
@@ -284,16 +340,21 @@ def _roll_back_one(
             if host in put_back:  # a service before it on this host put them all back
                 done.restored.append(f"its code ({put_back[host]}) on {host}")
                 continue
-            version = (
+            lines = (
                 hosts[host]
                 .run(
                     put_back_packages_command(service),
                     f"put back the previous packages of {service}",
                 )
-                .stdout.strip()
-                .splitlines()[-1]
+                .stdout.splitlines()
             )
-            put_back[host] = f"srht-{service} {version}, with the host's other srht packages"
+            version = next((line[8:] for line in lines if line.startswith("version ")), "")
+            removed = [line[8:] for line in lines if line.startswith("removed ")]
+            put_back[host] = (
+                f"srht-{service} {version}" if version else f"srht-{service} removed"
+            ) + ", with the host's other srht packages"
+            if removed:
+                put_back[host] += f"; removed, as the upgrade installed them: {', '.join(removed)}"
             done.restored.append(f"its code ({put_back[host]}) on {host}")
             continue
         version = (
