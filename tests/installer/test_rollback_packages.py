@@ -339,3 +339,41 @@ def test_what_is_rolled_back_with_a_failed_service_is_what_shares_its_code() -> 
     # too, not those elsewhere.
     assert rolled_back_with("distro", "extra") == ["meta", "extra"]
     assert rolled_back_with("distro", "paste") == ["paste"]
+
+
+def test_the_report_names_the_packages_the_rollback_removed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from srht_installer.rollback import Failure, RolledBack, report
+
+    failed = Failure("meta", "alpha", "health check", "meta answered 503")
+    code = (
+        "its code (srht-meta 1.0-1, with the host's other srht packages; removed, as the "
+        "upgrade installed them: srht-extra 2.0-1, srht-paste 2.0-1) on alpha"
+    )
+    rolled = [
+        RolledBack("meta", [failed], restored=[code], answers=True),
+        # Added to the site in the same run: its package went, nothing was started.
+        RolledBack(
+            "paste",
+            [],
+            restored=[code.replace("meta", "paste", 1)],
+            missing=["its database (srht-backup-1.tar holds none of it)"],
+            answers=True,
+            removed_from=["alpha"],
+            started=False,
+            shares="the host's srht packages",
+        ),
+    ]
+
+    note = report(rolled)
+
+    # (the lines as said, whatever the width of the terminal wrapped)
+    said = " ".join(capsys.readouterr().err.split())
+    assert f" Rolled back meta: {code}. meta answers again on its previous code." in said
+    assert said.endswith(
+        f" Rolled back paste: {code.replace('meta', 'paste', 1)}."
+        " Not put back: its database (srht-backup-1.tar holds none of it)."
+        " paste is not installed on alpha any more: the upgrade installed it there."
+    )
+    assert note.startswith("The upgrade rolled back meta, paste;")
