@@ -25,9 +25,15 @@ packages``), found where the host has them: the repository the last deploy
 published to it, apt's cache, or else downloaded again from the site's
 ``apt-source`` (:func:`keep_packages_command`). Putting a failed service's
 code back installs all of them again, downgrading (``apt-get install
---allow-downgrades``, never removing a package): every srht package
-depends on srht-core of its own version, so the packages of a host go
-back together, and every service on that host is rolled back with it.
+--allow-downgrades``): every srht package depends on srht-core of its own
+version, so the packages of a host go back together, and every service on
+that host is rolled back with it. The srht packages dpkg knew before the
+upgrade are listed with them (:data:`INSTALLED_LIST`): those the upgrade
+installed for the first time are removed in the same apt transaction as
+the downgrade, then purged when dpkg did not know them at all before, so
+the host is as it was (:func:`put_back_packages_command`); the report
+names them. No other package is removed: when apt would remove one,
+nothing is changed and the rollback stops naming it.
 """
 
 from __future__ import annotations
@@ -64,6 +70,9 @@ PREVIOUS_PACKAGES = "/var/lib/srht-deploy/previous-packages"
 PACKAGE_SOURCES = ("/var/lib/srht-deploy/apt/*/*.deb", "/var/cache/apt/archives/*.deb")
 #: The srht packages installed on a host: ``name version status``.
 INSTALLED = "dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n' 'srht-*'"
+#: In that folder: the srht packages dpkg knew before the upgrade, ``name
+#: version status`` (``ii`` installed, ``rc`` removed with its config files left).
+INSTALLED_LIST = "installed.list"
 #: What the packages the last deploy installed are recorded under (the
 #: deploy's install step), forgotten when they are put back.
 PACKAGES_STAMP = "applied-srht-packages"
@@ -88,6 +97,12 @@ class RolledBack:
     restored: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     answers: bool = False
+    #: The hosts its package was removed from (``install-method = distro``):
+    #: the upgrade installed it there for the first time.
+    removed_from: list[str] = field(default_factory=list)
+    #: Whether its daemons were started again on a host (not when its
+    #: package was removed from every host where it has daemons).
+    started: bool = True
     #: The distribution it shares with a failed service (it did not fail itself).
     shares: str | None = None
 
@@ -112,7 +127,10 @@ def keep_packages_command(
     ii``), taken from the files of ``sources`` (globs) whose name and
     version match, else downloaded from the host's apt sources (``apt-get
     download name=version``). It prints ``missing NAME VERSION`` for each
-    it could not keep.
+    it could not keep. What ``installed`` listed (every srht package dpkg
+    knows: ``name version status``) is kept beside them, in
+    :data:`INSTALLED_LIST`, so that putting them back removes the packages
+    the upgrade installed for the first time (:func:`put_back_packages_command`).
 
     The folder is replaced whole (built beside it, then renamed), unless it
     is marked pending: an upgrade was cut short after the packages were
@@ -125,26 +143,76 @@ def keep_packages_command(
         f'for f in {files}; do [ -f "$f" ] || continue; '
         "printf '%s %s\\n' \"$(dpkg-deb -W --showformat='${Package}=${Version}' \"$f\")\" "
         f'"$f"; done > {part}/.index; '
+        # A package dpkg knows only by name (no version) was never installed.
         f"{installed} 2>/dev/null | while read -r name version status; do "
+        'if [ -n "$status" ]; then printf \'%s %s %s\\n\' "$name" "$version" "$status"; fi; '
+        f"done > {part}/{INSTALLED_LIST}; "
+        "while read -r name version status; do "
         'case "$status" in ii*) ;; *) continue ;; esac; '
         f"deb=$(grep -m1 \"^$name=$version \" {part}/.index | cut -d' ' -f2-) || true; "
         f'if [ -n "$deb" ]; then cp "$deb" {part}/; '
-        f'elif ! (cd {part} && apt-get download -qq "$name=$version" >/dev/null 2>&1); then '
-        'echo "missing $name $version"; fi; done; '
+        f'elif ! (cd {part} && apt-get download -qq "$name=$version" </dev/null >/dev/null 2>&1); '
+        'then echo "missing $name $version"; fi; '
+        f"done < {part}/{INSTALLED_LIST}; "
         f"rm -f {part}/.index; touch {part}/{PENDING}; rm -rf {final}; mv {part} {final}"
     )
 
 
-def put_back_packages_command(service: str, folder: str = PREVIOUS_PACKAGES) -> str:
+def put_back_packages_command(
+    service: str,
+    folder: str = PREVIOUS_PACKAGES,
+    installed: str = INSTALLED,
+    apt: str = "apt-get",
+    dpkg: str = "dpkg",
+) -> str:
     """The shell command that installs the kept ``.deb`` files of ``folder``
-    again (downgrading; it stops rather than remove a package apt would
-    have to remove), then prints the version of ``srht-SERVICE``."""
+    again, downgrading, and removes in the same apt transaction the srht
+    packages ``installed`` lists now that the upgrade installed for the
+    first time (not installed according to the folder's
+    :data:`INSTALLED_LIST`); then it purges those of them dpkg did not know
+    at all before (their config files too: the host is left as it was),
+    while one whose config files were left before (removed, not purged)
+    keeps them. It prints ``removed NAME VERSION`` for each, then
+    ``version VERSION`` of ``srht-SERVICE`` (empty when it is not
+    installed).
+
+    What apt would do is asked first (``apt-get -s``): when it would remove
+    any other package, nothing is changed and the command fails naming
+    them. A folder kept without the list (by an older srht) removes
+    nothing: apt stops rather than remove a package."""
     kept = shlex.quote(folder)
+    listed = f"{kept}/{INSTALLED_LIST}"
+    options = (
+        "--allow-downgrades --no-install-recommends -o Dpkg::Options::=--force-confold "
+        f"{kept}/*.deb"
+    )
     return (
-        f"set -e; ls {kept}/*.deb >/dev/null; "
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-downgrades --no-remove "
-        f"--no-install-recommends -o Dpkg::Options::=--force-confold {kept}/*.deb >/dev/null; "
-        f"dpkg-query -W -f '${{Version}}\\n' {shlex.quote(f'srht-{service}')}"
+        f"set -e; export DEBIAN_FRONTEND=noninteractive; ls {kept}/*.deb >/dev/null; "
+        "added=''; purge=''; "
+        f"if [ -f {listed} ]; then "
+        f"added=$({installed} 2>/dev/null | while read -r name version status; do "
+        # on the host now (installed, or half-installed by the upgrade)...
+        'case "$status" in ""|?[nc]*) continue ;; esac; '
+        # ...and not before (unknown, or only its config files left)
+        f"before=$(grep -m1 \"^$name \" {listed} | cut -d' ' -f3) || true; "
+        'case "$before" in ""|?[nc]*) printf \'%s=%s=%s \' "$name" "$version" "$before" ;; '
+        "esac; done); fi; "
+        "remove=''; for p in $added; do name=${p%%=*}; remove=\"$remove $name-\"; "
+        'case "${p##*=}" in ?c*) ;; *) purge="$purge $name" ;; esac; done; '
+        f"plan=$({apt} -s -qq install {options}$remove); "
+        "others=''; for p in "
+        "$(printf '%s\\n' \"$plan\" | sed -n 's/^Remv \\([^ ]*\\).*/\\1/p'); do "
+        'case " $remove " in *" ${p%%:*}- "*) ;; *) others="$others ${p%%:*}" ;; esac; done; '
+        'if [ -n "$others" ]; then echo "apt would have to remove$others to put the previous srht '
+        "packages back; only the srht packages the upgrade installed are removed, so nothing "
+        'was changed" >&2; exit 1; fi; '
+        'if [ -z "$remove" ]; then keep=--no-remove; else keep=; fi; '
+        f"{apt} install -y -qq $keep {options}$remove >/dev/null; "
+        f'if [ -n "$purge" ]; then {dpkg} --purge $purge >/dev/null; fi; '
+        "for p in $added; do name=${p%%=*}; rest=${p#*=}; "
+        'printf \'removed %s %s\\n\' "$name" "${rest%%=*}"; done; '
+        "printf 'version %s\\n' \"$(dpkg-query -W -f '${db:Status-Abbrev} ${Version}' "
+        f"{shlex.quote(f'srht-{service}')} 2>/dev/null | sed -n 's/^ii *//p')\""
     )
 
 
@@ -259,10 +327,11 @@ def _roll_back_one(
     migrated: bool,
     archive: Path | None,
     kept: list[str],
-    put_back: dict[str, str],
+    put_back: dict[str, tuple[str, list[str]]],
 ) -> RolledBack:
-    """Roll ``service`` back; ``put_back``: ``{host: what}`` whose packages
-    (``install-method = distro``) were put back already in this rollback."""
+    """Roll ``service`` back; ``put_back``: ``{host: (what, removed)}``
+    whose packages (``install-method = distro``) were put back already in
+    this rollback, and the names of those it removed there."""
     from srht_deploy.operations import STATE_DIR
 
     from .backup import _database, _marker
@@ -281,20 +350,12 @@ def _roll_back_one(
             done.missing.append(f"its code on {host} (the previous software was not kept)")
             continue
         if _distro(site):
-            if host in put_back:  # a service before it on this host put them all back
-                done.restored.append(f"its code ({put_back[host]}) on {host}")
-                continue
-            version = (
-                hosts[host]
-                .run(
-                    put_back_packages_command(service),
-                    f"put back the previous packages of {service}",
-                )
-                .stdout.strip()
-                .splitlines()[-1]
-            )
-            put_back[host] = f"srht-{service} {version}, with the host's other srht packages"
-            done.restored.append(f"its code ({put_back[host]}) on {host}")
+            if host not in put_back:  # else a service before it on this host put them back
+                put_back[host] = _put_back_packages(hosts[host], service)
+            what, removed = put_back[host]
+            done.restored.append(f"its code ({what}) on {host}")
+            if f"srht-{service}" in removed:
+                done.removed_from.append(host)
             continue
         version = (
             hosts[host]
@@ -315,32 +376,63 @@ def _roll_back_one(
         try:
             manifest = json.loads(reader.read_bytes(MANIFEST))
             part = next(
-                p
-                for p in manifest["parts"]
-                if p.get("service") == service and p["kind"] == place.kind
+                (
+                    p
+                    for p in manifest["parts"]
+                    if p.get("service") == service and p["kind"] == place.kind
+                ),
+                None,
             )
-            target = Target(part, place.host, place=place, owner=f"srht-{service}")
-            _restore_database(reader, hosts[place.host], target, manifest["id"])
-            # Not a restore of the site: `srht-install restore` of this archive redoes it.
-            hosts[place.host].run(f"rm -f {_marker(part)}", "forget the restore's mark")
+            if part is not None:
+                target = Target(part, place.host, place=place, owner=f"srht-{service}")
+                _restore_database(reader, hosts[place.host], target, manifest["id"])
+                # Not a restore of the site: `srht-install restore` of this archive redoes it.
+                hosts[place.host].run(f"rm -f {_marker(part)}", "forget the restore's mark")
         finally:
             reader.close()
-        done.restored.append(f"its database ({place.name} on {place.host}, from {archive.name})")
+        if part is None:  # the upgrade added it: there is no database of before
+            done.missing.append(f"its database ({archive.name} holds none of it)")
+        else:
+            done.restored.append(
+                f"its database ({place.name} on {place.host}, from {archive.name})"
+            )
     # The next deploy migrates it again and restarts its daemons onto the new
     # code (and installs the new packages again).
     stamps = [f"{STATE_DIR}/migrated-{service}"]
     if _distro(site):
         stamps.append(f"{STATE_DIR}/{PACKAGES_STAMP}")
+    # Where its package was removed, it was not there before the upgrade:
+    # nothing of it is started again.
+    started = [host for host in where if units[host] and host not in done.removed_from]
     for host in where:
         forget = stamps + [f"{STATE_DIR}/applied-{unit}" for unit in units[host]]
         hosts[host].run("rm -f " + shlex.join(forget), f"forget the stamps of {service}")
-        if units[host]:
+        if host in started:
             hosts[host].run("systemctl start " + shlex.join(units[host]), f"start {service}")
-    done.answers = all(_answers(site, hosts[host], service) for host in where if units[host])
+    done.answers = all(_answers(site, hosts[host], service) for host in started)
+    done.started = bool(started) or not done.removed_from
     for name, remote in hosts.items():
         if name in site.topology.hosts:
             remote.run(f"rm -f {STATE_DIR}/failed-{shlex.quote(service)}", "forget the failure")
     return done
+
+
+def _put_back_packages(remote: Remote, service: str) -> tuple[str, list[str]]:
+    """Put back the host's kept packages (:func:`put_back_packages_command`):
+    what the report says of them, and the packages removed."""
+    lines = remote.run(
+        put_back_packages_command(service), f"put back the previous packages of {service}"
+    ).stdout.splitlines()
+    version = next((line[8:] for line in lines if line.startswith("version ")), "")
+    removed = [line[8:] for line in lines if line.startswith("removed ")]
+    what = (
+        f"srht-{service} {version}, with the host's other srht packages"
+        if version
+        else "the host's srht packages of before the upgrade"
+    )
+    if removed:
+        what += f"; removed, as the upgrade installed them: {', '.join(removed)}"
+    return what, [package.split()[0] for package in removed]
 
 
 def roll_back(
@@ -353,7 +445,7 @@ def roll_back(
     :raises RemoteError: a host did not do what it was asked.
     """
     out = []
-    put_back: dict[str, str] = {}
+    put_back: dict[str, tuple[str, list[str]]] = {}
     for service in _with_shared_code(site, {f.service for f in failures}):
         mine = [f for f in failures if f.service == service]
         console.print(f"Rolling back {service}...")
@@ -412,6 +504,15 @@ def report(rolled: list[RolledBack]) -> str:
         errors.print(f"  Rolled back {done.service}: {put}.", markup=False, highlight=False)
         for missing in done.missing:
             errors.print(f"  Not put back: {missing}.", markup=False, highlight=False)
+        if done.removed_from:
+            errors.print(
+                f"  {done.service} is not installed on {', '.join(done.removed_from)} any more: "
+                "the upgrade installed it there.",
+                markup=False,
+                highlight=False,
+            )
+            if not done.started:  # on none of its hosts any more: nothing to ask
+                continue
         errors.print(
             f"  {done.service} "
             + ("answers again on its previous code." if done.answers else "does not answer yet."),

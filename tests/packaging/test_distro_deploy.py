@@ -281,9 +281,15 @@ def test_deploy_from_packages_serves_meta_todo_and_builds_with_its_runner(
 # of the installed srht packages are kept on the host; the deploy installs
 # the newer ones, meta fails its health check, and the rollback installs
 # the kept ones again. The newer release is the same .debs at a higher
-# version (and srht-core dependency), meta's with a broken module.
+# version (and srht-core dependency), meta's with a broken module and a
+# dependency on a package the host never had (:data:`ADDED`), which the
+# rollback removes (purges: dpkg did not know it) with the downgrade.
 
 NEWER = "+upgrade1"
+#: The newer release's new package, which its srht-meta depends on; its
+#: config file, :data:`ADDED_CONFIG`, goes with it when it is purged.
+ADDED = "srht-test-added"
+ADDED_CONFIG = "/etc/srht-test-added.conf"
 #: What the newer release's meta gets: every request, /healthz too, answers 503.
 BROKEN_META = """
 
@@ -314,10 +320,13 @@ def newer_debs(debs: Path, out: Path) -> Path:
         text = control.read_text()
         version = re.search(r"^Version: (\S+)$", text, re.M)[1]  # type: ignore[index]
         text = text.replace(f"Version: {version}\n", f"Version: {version}{NEWER}\n")
-        control.write_text(text.replace(f"(= {version})", f"(= {version}{NEWER})"))
+        text = text.replace(f"(= {version})", f"(= {version}{NEWER})")
         meta = tree / "usr/lib/srht/python/srht_plugins/meta/__init__.py"
         if meta.exists():
             meta.write_text(meta.read_text() + BROKEN_META)
+            text = text.replace("\nDepends: ", f"\nDepends: {ADDED} (= {version}{NEWER}), ")
+            added_deb(out, f"{version}{NEWER}")
+        control.write_text(text)
         name = deb.name.replace(f"_{version}_", f"_{version}{NEWER}_")
         subprocess.run(
             ["dpkg-deb", "-Zgzip", "-z1", "--build", str(tree), str(out / name)],
@@ -326,6 +335,28 @@ def newer_debs(debs: Path, out: Path) -> Path:
         )
         shutil.rmtree(tree)
     return out
+
+
+def added_deb(out: Path, version: str) -> None:
+    """:data:`ADDED` at ``version`` in ``out``: a config file, nothing else."""
+    tree = out / ADDED
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN" / "control").write_text(
+        f"Package: {ADDED}\nVersion: {version}\nArchitecture: all\n"
+        "Maintainer: srht tests <tests@srht.test>\n"
+        "Description: a package the newer release adds\n"
+    )
+    (tree / "DEBIAN" / "conffiles").write_text(ADDED_CONFIG + "\n")
+    config = tree / ADDED_CONFIG.lstrip("/")
+    config.parent.mkdir(parents=True)
+    config.write_text("# installed by the newer release\n")
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zgzip", "-z1", "--build", str(tree)]
+        + [str(out / f"{ADDED}_{version}_all.deb")],
+        check=True,
+        capture_output=True,
+    )
+    shutil.rmtree(tree)
 
 
 def test_a_failed_upgrade_puts_the_kept_packages_back(
@@ -368,13 +399,20 @@ def test_a_failed_upgrade_puts_the_kept_packages_back(
     version = before["srht-meta"]
     assert (
         f"Rolled back meta: its code (srht-meta {version}, with the host's other srht "
-        "packages) on alpha." in result.stderr
+        f"packages; removed, as the upgrade installed them: {ADDED} {version}{NEWER}) "
+        "on alpha." in result.stderr
     ), output[-6000:]
     assert "meta answers again on its previous code." in result.stderr
-    # Every srht package is back at its version of before, kept on the host.
+    # Every srht package is back at its version of before, kept on the host,
+    # and the one the upgrade added is gone, its config file too.
     assert installed() == before
-    kept = alpha.ssh(f"ls {PREVIOUS_PACKAGES}").stdout.split()
-    assert sorted(deb.split("_")[:2] for deb in kept) == sorted(map(list, before.items()))
+    state = alpha.ssh(f"dpkg-query -W -f '${{db:Status-Abbrev}}' {ADDED} 2>/dev/null; true")
+    assert state.stdout[1:2] in ("", "n"), state.stdout  # not installed, no config files
+    assert alpha.ssh(f"test -e {ADDED_CONFIG} || echo gone").stdout == "gone\n"
+    kept = alpha.ssh(f"ls {PREVIOUS_PACKAGES}/*.deb").stdout.split()
+    assert sorted(deb.rsplit("/", 1)[1].split("_")[:2] for deb in kept) == sorted(
+        map(list, before.items())
+    )
     assert alpha.ssh(f"test -e {PREVIOUS_PACKAGES}/{PENDING} || echo over").stdout == "over\n"
     answer = alpha.ssh(
         "curl -sk --resolve meta.srht.test:443:127.0.0.1 https://meta.srht.test/healthz"
