@@ -3,7 +3,11 @@ by role. ``inventory.py`` (the file pyinfra loads) is a thin wrapper."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
+import tempfile
 from functools import lru_cache
 from typing import Any
 
@@ -38,9 +42,25 @@ def host_data(site: Site, name: str) -> dict[str, Any]:
     data["ssh_strict_host_key_checking"] = deploy.get(
         "deploy", "ssh-host-key-checking", "accept-new"
     )
+    proxy = deploy.get("deploy", "ssh-proxy-command")
+    if proxy:
+        data["ssh_config_file"] = proxy_config_file(proxy)
     if target.user != "root":
         data["_sudo"] = True
     return data
+
+
+@functools.cache
+def proxy_config_file(command: str) -> str:
+    """An ssh_config file (private, removed when this process exits) that
+    sends every host through ``command`` (``[deploy] ssh-proxy-command``):
+    pyinfra's paramiko client and OpenSSH (``-F``) both read it."""
+    folder = tempfile.mkdtemp(prefix="srht-ssh-")  # mode 0700
+    atexit.register(shutil.rmtree, folder, True)
+    path = os.path.join(folder, "ssh_config")
+    with open(path, "w") as out:
+        out.write(f"Host *\n    ProxyCommand {command}\n")
+    return path
 
 
 def inventory_groups(site: Site | None = None) -> dict[str, list[tuple[str, dict[str, Any]]]]:

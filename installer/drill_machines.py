@@ -44,6 +44,7 @@ that spare host, restores onto them, and removes them:
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import shlex
 import socket
@@ -51,15 +52,19 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import click
 
 from srht_core.schema import SshTarget
 
-from .hosts import SshSettings, ssh_argv
+from .hosts import SshSettings, ssh_argv, ssh_settings
 from .remote_archive import Remote, RemoteError
 
 __all__ = [
     "Machine",
     "MachineError",
+    "MachineSet",
     "Socks",
     "boot_script",
     "cleanup_script",
@@ -86,6 +91,8 @@ RECIPE = 1
 CACHE = "/var/cache/srht-drill"
 MACHINES = "/var/lib/srht-drill/machines"
 STATE = "/run/srht-drill"
+#: The cleanup script, kept on the drill host for a drill run with --keep.
+CLEANUP = "/var/lib/srht-drill/cleanup.sh"
 PREFIX = "srht-drill-"
 BRIDGE = "srhtdrill0"
 VETH = "srhtdrill-"
@@ -132,9 +139,7 @@ def plan_machines(names: list[str], network: str) -> list[Machine]:
     hosts = list(net.hosts())
     if len(names) > len(hosts) - 1:
         raise MachineError(f"{network} has too few addresses for {len(names)} machines")
-    return [
-        Machine(name, i, str(hosts[i]), str(hosts[0])) for i, name in enumerate(names, start=1)
-    ]
+    return [Machine(name, i, str(hosts[i]), str(hosts[0])) for i, name in enumerate(names, start=1)]
 
 
 def prepare_script() -> str:
@@ -357,7 +362,8 @@ def wait_script(machines: list[Machine], timeout: int) -> str:
             f"  got=$(timeout 3 bash -c {shlex.quote(probe)} 2>/dev/null || true)",
             '  [ "$got" = "SSH-" ] && break',
             '  if [ "$(date +%s)" -ge "$deadline" ]; then',
-            f'    echo "late {m.name} $(tail -n 5 {STATE}/{m.name}.log 2>/dev/null | tr "\\n" " ")"',
+            f"    tail=$(tail -n 5 {STATE}/{m.name}.log 2>/dev/null | tr '\\n' ' ')",
+            f'    echo "late {m.name}: $tail"',
             "    break",
             "  fi",
             "  sleep 0.5",
@@ -444,3 +450,138 @@ class Socks:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+class MachineSet:
+    """The drill's machines on ``[drill] machine-host``: boot, reach, remove.
+
+    The drill host is reached with the deploy's SSH settings of the site's
+    config (its known hosts, host key checking) and ``[drill] ssh-key``
+    (else the deploy's key); the machines get a key the drill makes in
+    its own folder."""
+
+    def __init__(
+        self, config: Path, target: SshTarget, ssh_key: Path | None, site_config: Any, folder: Path
+    ):
+        base = ssh_settings(config)
+        self.settings = dataclasses.replace(
+            base, targets={}, key=str(ssh_key) if ssh_key else base.key, log_level="INFO"
+        )
+        self.target = target._replace(name="machine-host")
+        self.remote = Remote("machine-host", self.target, self.settings)
+        self.network = str(site_config.get("drill", "machine-network") or "10.213.77.0/24")
+        self.timeout = int(site_config.get("drill", "machine-boot-timeout") or 120)
+        self.folder = folder
+        self.key = folder / "machine-key"
+        self.proxy = proxy_command(self.settings, self.target)
+        self.machines: list[Machine] = []
+        self._socks: Socks | None = None
+        self._booting = False
+
+    @property
+    def where(self) -> str:
+        t = self.target
+        return f"{t.user}@{t.address}" + ("" if t.port == 22 else f":{t.port}")
+
+    def refuse(self, real: set[str]) -> None:
+        """The drill host must not be one of the site's own hosts."""
+        from .drill import HostsProblem
+
+        if self.target.address in real:
+            raise HostsProblem(
+                f"[drill] machine-host {self.where} is at an address of the site itself: "
+                "a drill boots its machines on a spare host only; nothing was done"
+            )
+
+    def boot(self, names: list[str]) -> dict[str, SshTarget]:
+        """Prepare the drill host, build or reuse the image, boot one machine
+        per archived host; ``{name: how to reach its machine}``."""
+        where = self.remote.where
+        try:
+            self.remote.run("true", "reach it", timeout=60)
+        except (RemoteError, subprocess.TimeoutExpired) as error:
+            raise MachineError(f"drill host {where} cannot be reached: {error}") from None
+        _say(f"Preparing the drill host {self.where} (systemd-nspawn, mmdebstrap, nftables)...")
+        out = run_step(self.remote, prepare_script(), "check and install its tools", 1800)
+        if out.strip().splitlines()[-1:] != ["ok"]:
+            raise MachineError(
+                f"drill host {where}: check and install its tools: {out.strip()} "
+                "(apt-get could not install them: install them by hand)"
+            )
+        _say("Building (or reusing) the machines' root file system with mmdebstrap...")
+        out = run_step(self.remote, image_script(), "build the machines' image (mmdebstrap)", 1500)
+        image = out.strip().splitlines()[-1].split(" ", 1)[1]
+        if "built" in out.split():
+            _say(f"  built {image}")
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "drill", "-f", str(self.key)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        self.machines = plan_machines(names, self.network)
+        run_step(self.remote, cleanup_script(), "remove a former drill's machines")
+        self._booting = True
+        public = self.key.with_suffix(".pub").read_text()
+        script = boot_script(self.machines, self.network, image, public)
+        script += f"cat > {CLEANUP} <<'SRHT_DRILL_EOF'\n{cleanup_script()}SRHT_DRILL_EOF\n"
+        run_step(self.remote, script, f"boot the machines on {self.network}", 600)
+        out = run_step(
+            self.remote, wait_script(self.machines, self.timeout), "wait for the machines to boot"
+        )
+        late = [line[5:] for line in out.splitlines() if line.startswith("late ")]
+        if late:
+            raise MachineError(
+                f"drill host {where}: machine(s) did not boot within {self.timeout}s "
+                "([drill] machine-boot-timeout): " + "; ".join(late)
+            )
+        return {m.name: SshTarget(m.name, "root", m.address, 22) for m in self.machines}
+
+    def reached(self, hosts: dict[str, Remote]) -> None:
+        """Each machine answers over SSH through the drill host."""
+        for name, remote in hosts.items():
+            try:
+                remote.run("systemctl is-system-running --wait >/dev/null; true", "boot")
+            except (RemoteError, subprocess.TimeoutExpired) as error:
+                raise MachineError(
+                    f"machine {name} on {self.where} cannot be reached through it: {error}"
+                ) from None
+
+    def socks(self) -> Socks:
+        self._socks = Socks(self.settings, self.target, self.folder / "socks.log")
+        return self._socks
+
+    def down(self, drill: Any, *, keep: bool) -> None:
+        """Stop the SOCKS proxy; remove the machines unless ``keep``."""
+        if self._socks is not None:
+            self._socks.stop()
+            self._socks = None
+        if not self._booting:
+            return
+        if keep:
+            _say(
+                f"The machines keep running on {self.where} (--keep); remove them with "
+                f"`ssh {self.where} sh {CLEANUP}` (the next drill there does too)."
+            )
+            return
+        _say(f"Removing the machines from {self.where}...")
+        started = time.monotonic()
+        try:
+            out = run_step(self.remote, cleanup_script(), "remove the machines")
+            left = [line[5:] for line in out.splitlines() if line.startswith("left ")]
+        except MachineError as error:
+            left = [str(error)]
+        drill.teardown_s = round(time.monotonic() - started, 1)
+        self._booting = False
+        if left:
+            drill.left["machine-host"] = left
+            _say(f"  left on {self.where}: {', '.join(left)}")
+        else:
+            _say(
+                f"Machines removed in {drill.teardown_s:.0f}s: {self.where} holds nothing of "
+                "the drill but its cached image."
+            )

@@ -280,7 +280,6 @@ class HostEntry(KeyType):
         return f"{value.name}={value.user}@{address}{port}"
 
 
-
 class SshHost(KeyType):
     """``[USER@]ADDRESS[:PORT]``: one host outside ``[deploy] hosts`` reached
     over SSH (user ``root`` and port 22 unless given), as an :class:`SshTarget`
@@ -317,6 +316,7 @@ class PrivateNetwork(KeyType):
         if network.prefixlen != 24 or not network.is_private:
             raise ValueError(f"not a private IPv4 /24 (10.x.y.0/24, 192.168.x.0/24...): {raw!r}")
         return str(network)
+
 
 DEPLOY = Section(
     "deploy",
