@@ -58,7 +58,7 @@ def proxy_config_file(command: str) -> str:
     folder = tempfile.mkdtemp(prefix="srht-ssh-")  # mode 0700
     atexit.register(shutil.rmtree, folder, True)
     path = os.path.join(folder, "ssh_config")
-    with open(path, "w") as out:
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
         out.write(f"Host *\n    ProxyCommand {command}\n")
     return path
 
