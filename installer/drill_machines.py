@@ -376,7 +376,8 @@ def proxy_command(settings: SshSettings, target: SshTarget) -> str:
     """``[deploy] ssh-proxy-command`` reaching hosts through ``target``:
     OpenSSH's ``-W`` with the drill host's own settings (no shell syntax,
     so paramiko's ProxyCommand splits it as OpenSSH runs it)."""
-    argv = ssh_argv(settings, target, [], sudo=False)
+    quiet = dataclasses.replace(settings, log_level="ERROR")  # its stderr is not read
+    argv = ssh_argv(quiet, target, [], sudo=False)
     # ssh_argv ends with "--" and the (empty) remote command: -W replaces them.
     head = argv[: argv.index("--")]
     return shlex.join([*head[:-1], "-W", "%h:%p", head[-1]])

@@ -316,7 +316,7 @@ def test_a_proxy_command_reaches_the_hosts_through_the_jump_host(tmp_path: Path)
     base = ssh_settings(write_config(tmp_path / "plain.ini"))
     assert not any(o.startswith("ProxyCommand=") for o in base.options())
     command = proxy_command(base, jump)
-    assert command.startswith("ssh -o BatchMode=yes") and "-W %h:%p" in command
+    assert command.startswith("ssh -o BatchMode=yes") and "LogLevel=ERROR" in command
     assert command.endswith("-p 2200 -W %h:%p root@203.0.113.9")
 
     config = write_config(tmp_path / "config.ini")
