@@ -290,6 +290,7 @@ def drill_config(
     folder: Path,
     ssh_key: Path | None,
     proxy_command: str | None = None,
+    network: str | None = None,
 ) -> Path:
     """Write the drill's config into ``folder``: the archived one (same
     secrets) for the drill hosts, kept away from the real site."""
@@ -303,6 +304,11 @@ def drill_config(
         deploy["ssh-key"] = str(ssh_key)
     if proxy_command:  # machines on [drill] machine-host: only through it
         deploy["ssh-proxy-command"] = proxy_command
+    if network:  # the machines' network: their services call each other there
+        site = data.setdefault("srht", {})
+        known = [n.strip() for n in site.get("internal-networks", "").split(",") if n.strip()]
+        known = known or ["127.0.0.0/8", "::1/128"]  # the default: loopback only
+        site["internal-networks"] = ", ".join(dict.fromkeys([*known, network]))
     if deploy.get("ssh-host-key-checking", "accept-new") != "no":
         # The drill hosts are new: remember their keys in the drill's own file.
         deploy["ssh-known-hosts"] = str(folder / "known_hosts")
@@ -966,7 +972,7 @@ def drill_command(
         archived = reader.read_bytes(CONFIG_PART)
         archived_hosts = _archived_hosts(archived, folder)
         real = _real_addresses(config, archived_hosts)
-        proxy = None
+        proxy = network = None
         if machine_host is not None:
             machines = MachineSet(config, machine_host, ssh_key, site_config, folder)
             machines.refuse(real)
@@ -975,11 +981,11 @@ def drill_command(
             targets = machines.boot([t.name for t in archived_hosts])
             drill.boot_s = round(time.monotonic() - booted, 1)
             say(f"Machines booted on {machines.where} in {drill.boot_s:.0f}s.")
-            proxy, ssh_key = machines.proxy, machines.key
+            proxy, ssh_key, network = machines.proxy, machines.key, machines.network
         else:
             targets = drill_targets(archived_hosts, hosts, real)
         drill.hosts = {name: HostEntry().format(t) for name, t in targets.items()}
-        drill_path = drill_config(archived, targets, folder, ssh_key, proxy)
+        drill_path = drill_config(archived, targets, folder, ssh_key, proxy, network)
         copy_site = _load_site(drill_path)
         copy = Copy(copy_site, remotes(copy_site), folder)
         say("Drill hosts: " + ", ".join(f"{n} -> {t.address}" for n, t in targets.items()))

@@ -344,12 +344,17 @@ def test_the_copy_of_the_config_for_machines_goes_through_the_machine_host(
 
     archived = write_config(tmp_path / "archived.ini").read_bytes()
     machines = {"alpha": SshTarget("alpha", "root", "10.213.77.2", 22)}
-    path = drill_config(archived, machines, tmp_path, tmp_path / "machine-key", "ssh -W %h:%p j")
+    path = drill_config(
+        archived, machines, tmp_path, tmp_path / "machine-key", "ssh -W %h:%p j", "10.213.77.0/24"
+    )
     copy = configparser.ConfigParser(interpolation=None)
     copy.read(path)
     assert copy["deploy"]["hosts"] == "alpha=root@10.213.77.2"
     assert copy["deploy"]["ssh-proxy-command"] == "ssh -W %h:%p j"
     assert copy["deploy"]["ssh-key"] == str(tmp_path / "machine-key")
+    # The machines' services call each other's internal APIs on their network.
+    networks = copy["srht"]["internal-networks"]
+    assert networks == "127.0.0.0/8, 192.0.2.0/24, 10.213.77.0/24"
 
 
 def _shell_ok(script: str) -> None:
