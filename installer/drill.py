@@ -8,7 +8,9 @@ in ``[drill] backup-folder``, else the current folder) and:
    before any host is touched;
 2. writes a copy of the archived config for throwaway hosts: ``[deploy]
    hosts`` becomes the drill hosts (``--host NAME=[USER@]ADDRESS[:PORT]``
-   for each host name of the archive, or ``[drill] hosts``), and, so that
+   for each host name of the archive, or ``[drill] hosts``; with neither,
+   machines the drill boots on ``[drill] machine-host`` and reaches through
+   it: :mod:`srht_installer.drill_machines`), and, so that
    the copy can never reach the real site or its users, service names go
    into the drill hosts' ``/etc/hosts`` (not DNS), certificates come from the
    site's own authority (no ACME request for the real names) and mail goes
@@ -879,6 +881,10 @@ def drill_command(
 ) -> None:
     """Restore ARCHIVE (default: the newest backup) onto throwaway hosts,
     check that the site works there, and tear it down.
+
+    The throwaway hosts are --host (or [drill] hosts), else systemd-nspawn
+    machines the drill boots on [drill] machine-host, reached through it
+    and removed afterwards.
 
     Verifies the archive first (a corrupted one fails before any host is
     touched), restores it with a copy of its config pointed at the drill
