@@ -55,6 +55,7 @@ def proxy_config_file(command: str) -> str:
     """An ssh_config file (private, removed when this process exits) that
     sends every host through ``command`` (``[deploy] ssh-proxy-command``):
     pyinfra's paramiko client and OpenSSH (``-F``) both read it."""
+    _cooperative_proxy()
     folder = tempfile.mkdtemp(prefix="srht-ssh-")  # mode 0700
     atexit.register(shutil.rmtree, folder, True)
     path = os.path.join(folder, "ssh_config")
@@ -74,3 +75,22 @@ def inventory_groups(site: Site | None = None) -> dict[str, list[tuple[str, dict
             group = role.replace("-", "_")
             groups.setdefault(group, []).append(hosts[placement.name])
     return groups
+
+
+def _cooperative_proxy() -> None:
+    """Give paramiko's ProxyCommand gevent's ``select`` when pyinfra's CLI
+    patched the standard library for gevent: ``paramiko.proxy`` took the
+    blocking ``select`` at import, before ``pyinfra_cli`` patched it, and
+    a blocking ``select`` in the transport's greenlet starves the greenlet
+    that drives the handshake (every connection through a proxy command
+    hung at "Connecting to hosts")."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return
+    if monkey.is_module_patched("select"):
+        import select
+
+        import paramiko.proxy
+
+        paramiko.proxy.select = select.select  # type: ignore[attr-defined]
