@@ -78,19 +78,36 @@ def inventory_groups(site: Site | None = None) -> dict[str, list[tuple[str, dict
 
 
 def _cooperative_proxy() -> None:
-    """Give paramiko's ProxyCommand gevent's ``select`` when pyinfra's CLI
-    patched the standard library for gevent: ``paramiko.proxy`` took the
-    blocking ``select`` at import, before ``pyinfra_cli`` patched it, and
-    a blocking ``select`` in the transport's greenlet starves the greenlet
-    that drives the handshake (every connection through a proxy command
-    hung at "Connecting to hosts")."""
+    """Make paramiko's ProxyCommand work under pyinfra's gevent, which the
+    CLI patches the standard library for after paramiko is imported:
+
+    - ``paramiko.proxy`` took the blocking ``select`` at import; in the
+      transport's greenlet it starves the greenlet driving the handshake
+      (every connection hung at "Connecting to hosts"): it gets gevent's;
+    - its ``send`` writes once to the command's standard input, a gevent
+      pipe that takes part of a large write and says how much: the rest
+      was dropped, the stream broke and uploads failed ("Broken pipe" on a
+      wheelhouse): ``send`` writes until all is written.
+    """
     try:
         from gevent import monkey
     except ImportError:
         return
-    if monkey.is_module_patched("select"):
-        import select
+    if not monkey.is_module_patched("select"):
+        return
+    import select
 
-        import paramiko.proxy
+    import paramiko.proxy
+    from paramiko.ssh_exception import ProxyCommandFailure
 
-        paramiko.proxy.select = select.select  # type: ignore[attr-defined]
+    def send(self: Any, content: bytes) -> int:
+        view, written = memoryview(content), 0
+        while written < len(view):
+            try:
+                written += self.process.stdin.write(view[written:]) or 0
+            except OSError as error:
+                raise ProxyCommandFailure(" ".join(self.cmd), error.strerror) from None
+        return written
+
+    paramiko.proxy.select = select.select  # type: ignore[attr-defined]
+    paramiko.proxy.ProxyCommand.send = send  # type: ignore[method-assign]

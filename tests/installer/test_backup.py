@@ -1106,13 +1106,6 @@ def test_an_offsite_destination_holds_verified_archives_and_a_wrong_host_key_fai
 # -- a drill onto machines the installer boots on a drill host -----------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: pyinfra's paramiko ProxyCommand connection to a machine breaks "
-    "(ProxyCommandFailure: Broken pipe) when the restore uploads the wheelhouse; a 60 MB "
-    "files.put through the same ProxyCommand fails the same way, OpenSSH through it does "
-    "not. The boot, the reach over OpenSSH and the cleanup on failure pass.",
-)
 def test_a_drill_boots_its_own_machines_on_the_machine_host_and_removes_them(
     site: Site, state: dict[str, Any]
 ) -> None:
