@@ -449,3 +449,28 @@ def test_an_unreachable_machine_host_fails_naming_it_and_the_machine_host_is_nev
     with pytest.raises(HostsProblem, match=r"machine-host root@127.0.0.1:1 is at an address"):
         machines.refuse({"127.0.0.1"})
     machines.refuse({"192.0.2.10"})
+
+
+def test_a_proxy_command_under_pyinfras_gevent_gets_every_byte() -> None:
+    """pyinfra's CLI runs paramiko under gevent: the inventory's fix makes
+    ProxyCommand write all of a large send (gevent's pipe takes part of it)
+    and wait with gevent's select. In a process of its own, as pyinfra's."""
+    import subprocess
+    import sys
+
+    script = """
+import paramiko.proxy
+from gevent import monkey
+monkey.patch_all()
+from srht_deploy.inventory_data import _cooperative_proxy
+_cooperative_proxy()
+proxy = paramiko.proxy.ProxyCommand("wc -c")
+sent = proxy.send(b"x" * 20_000_000)
+proxy.process.stdin.close()
+print(sent, proxy.process.stdout.read().decode().strip())
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["20000000", "20000000"], result.stdout
