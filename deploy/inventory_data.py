@@ -106,8 +106,10 @@ def _cooperative_proxy() -> None:
             try:
                 written += self.process.stdin.write(view[written:]) or 0
             except OSError as error:
-                raise ProxyCommandFailure(" ".join(self.cmd), error.strerror) from None
+                raise ProxyCommandFailure(
+                    " ".join(self.cmd), error.strerror or str(error)
+                ) from None
         return written
 
     paramiko.proxy.select = select.select  # type: ignore[attr-defined]
-    paramiko.proxy.ProxyCommand.send = send  # type: ignore[method-assign]
+    paramiko.proxy.ProxyCommand.send = send  # type: ignore[method-assign,assignment]
