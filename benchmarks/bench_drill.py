@@ -13,6 +13,12 @@ the backup suite's first step), takes a backup (timed, reported apart),
 then runs ``srht-install drill`` onto the drill hosts and reads its time to
 a working site (verification, restore and smoke checks; the teardown is
 reported apart). Prints the times, the ratio and the load average.
+
+With ``--machines``, a second drill of the same archive with no drill hosts
+but ``[drill] machine-host`` = drilla: it boots its own systemd-nspawn
+machines inside drilla (``installer/drill_machines.py``; the image build is
+reported in the boot time of a first run) and restores onto them through
+it; its time to a working site, boot time and ratio are printed too.
 """
 
 from __future__ import annotations
@@ -37,13 +43,14 @@ from testhosts.srhtsite import HOSTS, Control, Site  # noqa: E402
 from srht_core.keys import generate_keys  # noqa: E402
 
 
-def run() -> dict[str, Any]:
+def run(machines: bool = False) -> dict[str, Any]:
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="srht-bench-drill-") as tmp:
         folder = Path(tmp)
         control = Control(sys.executable, {**os.environ, "PYINFRA_PROGRESS": "off"})
         names = HOSTS + list(test_backup.DRILL_HOSTS.values())
-        with TestHosts(names, folder / "hosts") as hosts:
+        net_admin = [test_backup.MACHINE_HOST] if machines else []
+        with TestHosts(names, folder / "hosts", net_admin_hosts=net_admin) as hosts:
             (folder / "site").mkdir()
             site = Site(control, hosts, folder / "site", generate_keys())
             site.services = {name: {"hosts": host} for name, host in test_backup.PLACES.items()}
@@ -76,6 +83,17 @@ def run() -> dict[str, Any]:
             wall = time.perf_counter() - started
             assert drilled.returncode == 0, (drilled.stdout + drilled.stderr)[-6000:]
             record = json.loads((site.folder / "config.ini.drill.json").read_text())
+            on_machines = None
+            if machines:
+                address = site.hosts.address(test_backup.MACHINE_HOST)
+                with open(site.config, "a") as config:
+                    config.write(f"machine-host = root@{address}\n")
+                started = time.perf_counter()
+                drilled = test_backup.srht_install(site, "drill")
+                machine_wall = time.perf_counter() - started
+                assert drilled.returncode == 0, (drilled.stdout + drilled.stderr)[-6000:]
+                on_machines = json.loads((site.folder / "config.ini.drill.json").read_text())
+                on_machines["wall_s"] = round(machine_wall, 1)
     working = float(record["working_s"])
     found = re.search(r"Restored in (\d+)s", drilled.stderr)
     return {
@@ -88,17 +106,31 @@ def run() -> dict[str, Any]:
         "drill_wall_s": round(wall, 1),
         "ratio": round(working / fresh, 2),
         "restore_printed_s": int(found[1]) if found else None,
+        "machines": None
+        if on_machines is None
+        else {
+            "working_s": on_machines["working_s"],
+            "boot_s": on_machines["boot_s"],
+            "restore_s": on_machines["restore_s"],
+            "teardown_s": on_machines["teardown_s"],
+            "wall_s": on_machines["wall_s"],
+            "ratio": round(float(on_machines["working_s"]) / fresh, 2),
+        },
         "loadavg_start": [round(x, 2) for x in load_start],
         "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
 
 
 def main() -> None:
-    result = run()
+    result = run(machines="--machines" in sys.argv[1:])
     print(f"fresh deploy of the site:      {result['fresh_deploy_s']} s")
     print(f"backup (reported apart):       {result['backup_s']} s")
     print(f"drill, time to a working site: {result['drill_working_s']} s")
     print(f"ratio drill / fresh:           {result['ratio']}")
+    if result["machines"]:
+        m = result["machines"]
+        print(f"drill on machines of drilla:   {m['working_s']} s (booted in {m['boot_s']} s)")
+        print(f"ratio machines drill / fresh:  {m['ratio']}")
     print(f"load average at the end:       {result['loadavg']}")
     print(json.dumps(result))
 

@@ -8,7 +8,9 @@ in ``[drill] backup-folder``, else the current folder) and:
    before any host is touched;
 2. writes a copy of the archived config for throwaway hosts: ``[deploy]
    hosts`` becomes the drill hosts (``--host NAME=[USER@]ADDRESS[:PORT]``
-   for each host name of the archive, or ``[drill] hosts``), and, so that
+   for each host name of the archive, or ``[drill] hosts``; with neither,
+   machines the drill boots on ``[drill] machine-host`` and reaches through
+   it: :mod:`srht_installer.drill_machines`), and, so that
    the copy can never reach the real site or its users, service names go
    into the drill hosts' ``/etc/hosts`` (not DNS), certificates come from the
    site's own authority (no ACME request for the real names) and mail goes
@@ -89,6 +91,7 @@ from .backup import (
     table_rows,
     verify_archive,
 )
+from .drill_machines import MachineError, MachineSet, Socks
 from .remote_archive import ArchiveError, ArchiveReader, Remote, RemoteError, remotes
 from .status import Check
 
@@ -284,7 +287,12 @@ def drill_targets(
 
 
 def drill_config(
-    archived: bytes, targets: dict[str, SshTarget], folder: Path, ssh_key: Path | None
+    archived: bytes,
+    targets: dict[str, SshTarget],
+    folder: Path,
+    ssh_key: Path | None,
+    proxy_command: str | None = None,
+    network: str | None = None,
 ) -> Path:
     """Write the drill's config into ``folder``: the archived one (same
     secrets) for the drill hosts, kept away from the real site."""
@@ -296,6 +304,13 @@ def drill_config(
     deploy["hosts"] = ", ".join(entry.format(t) for t in targets.values())
     if ssh_key is not None:
         deploy["ssh-key"] = str(ssh_key)
+    if proxy_command:  # machines on [drill] machine-host: only through it
+        deploy["ssh-proxy-command"] = proxy_command
+    if network:  # the machines' network: their services call each other there
+        site = data.setdefault("srht", {})
+        known = [n.strip() for n in site.get("internal-networks", "").split(",") if n.strip()]
+        known = known or ["127.0.0.0/8", "::1/128"]  # the default: loopback only
+        site["internal-networks"] = ", ".join(dict.fromkeys([*known, network]))
     if deploy.get("ssh-host-key-checking", "accept-new") != "no":
         # The drill hosts are new: remember their keys in the drill's own file.
         deploy["ssh-known-hosts"] = str(folder / "known_hosts")
@@ -365,6 +380,8 @@ class Copy:
     hosts: dict[str, Remote]
     folder: Path
     tokens: dict[str, str] = field(default_factory=dict)
+    #: On machines of ``[drill] machine-host``: the SOCKS proxy through it.
+    socks: Socks | None = None
 
     @property
     def ca(self) -> Path:
@@ -428,8 +445,9 @@ class Copy:
 
     def curl(self, service: str, path: str, *args: str) -> tuple[int, str]:
         base, resolve = self.resolve(service)
+        through = ["--socks5", f"127.0.0.1:{self.socks.port}"] if self.socks else []
         result = subprocess.run(
-            ["curl", "-sS", "--max-time", "30", "--cacert", str(self.ca)]
+            ["curl", "-sS", "--max-time", "30", "--cacert", str(self.ca), *through]
             + ["--resolve", resolve, "-w", "\n%{http_code}", *args, base + path],
             capture_output=True,
             text=True,
@@ -569,6 +587,9 @@ def check_clone(copy: Copy) -> Outcome:
         "GIT_CONFIG_KEY_0": "http.curloptResolve",
         "GIT_CONFIG_VALUE_0": resolve,
     }
+    if copy.socks is not None:  # socks5 (not socks5h): the name resolves here, as above
+        env.update(GIT_CONFIG_COUNT="2", GIT_CONFIG_KEY_1="http.proxy")
+        env["GIT_CONFIG_VALUE_1"] = copy.socks.url
     target = copy.folder / f"{name}.git"
     url = f"{base}/~{owner}/{name}"
     for argv in (
@@ -789,6 +810,9 @@ class Drill:
     checks: list[dict[str, str]] = field(default_factory=list)
     left: dict[str, list[str]] = field(default_factory=dict)
     folder: str = ""
+    #: ``[drill] machine-host`` when the drill booted machines there.
+    machine_host: str = ""
+    boot_s: float = 0.0
 
 
 @click.command("drill")
@@ -858,6 +882,10 @@ def drill_command(
     """Restore ARCHIVE (default: the newest backup) onto throwaway hosts,
     check that the site works there, and tear it down.
 
+    The throwaway hosts are --host (or [drill] hosts), else systemd-nspawn
+    machines the drill boots on [drill] machine-host, reached through it
+    and removed afterwards.
+
     Verifies the archive first (a corrupted one fails before any host is
     touched), restores it with a copy of its config pointed at the drill
     hosts (the site's own hosts are never contacted, but to fetch the
@@ -897,6 +925,7 @@ def drill_command(
     elif archive is None:
         archive = newest_archive(Path(site_config.get("drill", "backup-folder") or "."))
     hosts = _parse_hosts(given) or list(site_config.get("drill", "hosts") or ())
+    machine_host = None if hosts else site_config.get("drill", "machine-host")
     key = ssh_key or site_config.get("drill", "ssh-key")
     ssh_key = Path(key) if key else None
     written = site_config.get("drill", "admin-password-file")
@@ -930,6 +959,7 @@ def drill_command(
         drill.failed = f"the archive is unreadable: {_first_line(str(error))}"
         _finish(config, drill, notify)
         raise _fail(f"{error}\nThe drill failed before anything was installed.") from None
+    machines: MachineSet | None = None
     try:
         say(f"Verifying {archive}...")
         try:
@@ -947,15 +977,31 @@ def drill_command(
         drill.folder = str(folder)
         archived = reader.read_bytes(CONFIG_PART)
         archived_hosts = _archived_hosts(archived, folder)
-        targets = drill_targets(archived_hosts, hosts, _real_addresses(config, archived_hosts))
+        real = _real_addresses(config, archived_hosts)
+        proxy = network = None
+        if machine_host is not None:
+            machines = MachineSet(config, machine_host, ssh_key, site_config, folder)
+            machines.refuse(real)
+            drill.machine_host = machines.where
+            booted = time.monotonic()
+            targets = machines.boot([t.name for t in archived_hosts])
+            drill.boot_s = round(time.monotonic() - booted, 1)
+            say(f"Machines booted on {machines.where} in {drill.boot_s:.0f}s.")
+            proxy, ssh_key, network = machines.proxy, machines.key, machines.network
+        else:
+            targets = drill_targets(archived_hosts, hosts, real)
         drill.hosts = {name: HostEntry().format(t) for name, t in targets.items()}
-        drill_path = drill_config(archived, targets, folder, ssh_key)
+        drill_path = drill_config(archived, targets, folder, ssh_key, proxy, network)
         copy_site = _load_site(drill_path)
         copy = Copy(copy_site, remotes(copy_site), folder)
         say("Drill hosts: " + ", ".join(f"{n} -> {t.address}" for n, t in targets.items()))
-        before = {name: inventory(remote) for name, remote in copy.hosts.items()}
+        if machines is None:
+            before = {name: inventory(remote) for name, remote in copy.hosts.items()}
+        else:
+            machines.reached(copy.hosts)
+            copy.socks = machines.socks()
         _run(drill, copy, reader, manifest, drill_path, started, admin, password_file)
-        if not keep:
+        if machines is None and not keep:
             _teardown(drill, copy, before)
     except HostsProblem:
         if drill.folder:  # nothing ran: no record, and no empty folder
@@ -963,13 +1009,21 @@ def drill_command(
         raise
     except click.ClickException as error:
         drill.failed = drill.failed or _first_line(error.message)
+        if machines is not None:
+            machines.down(drill, keep=False)
+            machines = None
         _finish(config, drill, notify)
         raise
-    except (RemoteError, ArchiveError, OSError) as error:
+    except (RemoteError, ArchiveError, OSError, MachineError) as error:
         drill.failed = drill.failed or _first_line(str(error))
+        if machines is not None:
+            machines.down(drill, keep=False)
+            machines = None
         _finish(config, drill, notify)
         raise _fail(f"{error}\nThe drill failed.") from None
     finally:
+        if machines is not None:
+            machines.down(drill, keep=keep)
         reader.close()
         if plain is not None:
             shutil.rmtree(plain.parent, ignore_errors=True)

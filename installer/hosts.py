@@ -94,6 +94,8 @@ class SshSettings:
     #: logged at ``INFO``); a host outside the site gets ``INFO`` so its
     #: failures say why (no host key is ever added silently there).
     log_level: str = "ERROR"
+    #: ``[deploy] ssh-proxy-command``: OpenSSH's ProxyCommand (a jump host).
+    proxy_command: str | None = None
 
     def options(self) -> list[str]:
         """``ssh`` options matching what pyinfra is given for the same config."""
@@ -113,6 +115,8 @@ class SshSettings:
             options += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
         if self.only_known_hosts:
             options += ["-o", "GlobalKnownHostsFile=/dev/null"]
+        if self.proxy_command:
+            options += ["-o", f"ProxyCommand={self.proxy_command}"]
         return options
 
 
@@ -155,6 +159,7 @@ def ssh_settings(config: Config | str | os.PathLike[str]) -> SshSettings:
         key=deploy.get("ssh-key"),
         known_hosts=deploy.get("ssh-known-hosts"),
         host_key_checking=deploy.get("ssh-host-key-checking") or "accept-new",
+        proxy_command=deploy.get("ssh-proxy-command") or None,
     )
 
 
@@ -243,8 +248,9 @@ def reachable(settings: SshSettings, target: SshTarget, *, timeout: float = 20) 
     """``None`` when ``target`` answers over SSH and runs a command as root,
     else why not, as a sentence for the user."""
     try:
-        with socket.create_connection((target.address, target.port), timeout=min(timeout, 8)):
-            pass
+        if not settings.proxy_command:  # else only the jump host answers here
+            with socket.create_connection((target.address, target.port), timeout=min(timeout, 8)):
+                pass
     except OSError as error:
         reason = error.strerror or str(error) or type(error).__name__
         return (

@@ -280,6 +280,44 @@ class HostEntry(KeyType):
         return f"{value.name}={value.user}@{address}{port}"
 
 
+class SshHost(KeyType):
+    """``[USER@]ADDRESS[:PORT]``: one host outside ``[deploy] hosts`` reached
+    over SSH (user ``root`` and port 22 unless given), as an :class:`SshTarget`
+    named ``host``."""
+
+    label = "[USER@]ADDRESS[:PORT]"
+
+    def parse(self, raw: str) -> SshTarget:
+        try:
+            return HostEntry().parse("host=" + raw.strip())
+        except ValueError:
+            raise ValueError(
+                f"not [USER@]ADDRESS[:PORT] (where to reach one host over SSH): {raw!r}"
+            ) from None
+
+    def format(self, value: object) -> str:
+        if not isinstance(value, SshTarget):
+            return super().format(value)
+        return HostEntry().format(value).split("=", 1)[1]
+
+
+class PrivateNetwork(KeyType):
+    """A private IPv4 network of 256 addresses (``A.B.C.0/24``), as a string."""
+
+    label = "private IPv4 /24"
+
+    def parse(self, raw: str) -> str:
+        import ipaddress
+
+        try:
+            network = ipaddress.IPv4Network(raw.strip())
+        except ValueError as error:
+            raise ValueError(f"not an IPv4 network A.B.C.0/24: {raw!r} ({error})") from None
+        if network.prefixlen != 24 or not network.is_private:
+            raise ValueError(f"not a private IPv4 /24 (10.x.y.0/24, 192.168.x.0/24...): {raw!r}")
+        return str(network)
+
+
 DEPLOY = Section(
     "deploy",
     description="Where the site runs, for `srht deploy`: the hosts and how to reach them "
@@ -438,6 +476,17 @@ DEPLOY = Section(
             example="accept-new",
             description="yes: only known host keys; accept-new: remember a new host's key "
             "on first contact; no: never check (throwaway test hosts only).",
+        ),
+        Key(
+            "ssh-proxy-command",
+            Text(),
+            default=None,
+            example="",
+            description="For hosts reached through a jump host (a bastion): the command "
+            "whose input and output are the connection to a host, as OpenSSH's "
+            "ProxyCommand (%h: the host's address, %p: its port; no shell syntax), e.g. "
+            "`ssh -W %h:%p admin@bastion.example.org`. The deploy (pyinfra) and the "
+            "installer's own SSH both go through it. Empty: straight to each host.",
         ),
     ),
 )
@@ -767,6 +816,36 @@ DRILL = Section(
             description="Who `srht-install drill --mail` mails the result to (passed or "
             "failed, each check, the time to a working site). Empty: [backup] mail-to, "
             "else [srht] site-owner-email.",
+        ),
+        Key(
+            "machine-host",
+            SshHost(),
+            default=None,
+            example="",
+            description="A spare host ([USER@]ADDRESS[:PORT]) on which the drill boots its "
+            "own throwaway machines (systemd-nspawn, one per host of the archived site) "
+            "when no `--host` and no hosts are given: it installs systemd-container, "
+            "mmdebstrap and nftables there if missing, builds a Debian root file system "
+            "once (cached in /var/cache/srht-drill), boots the machines on a private "
+            "network (machine-network) with NAT out through it, reaches them through it "
+            "over SSH, and removes them after the drill. Never one of the site's hosts.",
+        ),
+        Key(
+            "machine-network",
+            PrivateNetwork(),
+            default="10.213.77.0/24",
+            example="10.213.77.0/24",
+            description="The private IPv4 /24 of the machines on machine-host: the bridge "
+            "takes .1, the machines .2 upwards. Pick one that no network of that host "
+            "uses.",
+        ),
+        Key(
+            "machine-boot-timeout",
+            Integer(min=5),
+            default=120,
+            example="120",
+            description="Seconds a machine on machine-host has to boot and answer over SSH "
+            "before the drill fails.",
         ),
     ),
 )

@@ -17,9 +17,11 @@ turns ``srht-install status`` red (and mails the admin) when a run fails.
 newest of those archives: with a wrong key it fails before any drill host
 is touched; with the admin's it is restored onto the drill hosts while
 the site's own hosts are unplugged from the network, passes its smoke
-checks, is torn down and mailed as passed (the one full drill of the
-module). ``srht-install status`` shows each result. Last, an off-site
-destination.
+checks, is torn down and mailed as passed. ``srht-install status`` shows
+each result. Then an off-site destination. Last, a drill with no drill
+hosts but ``[drill] machine-host = drilla``: it boots its own
+systemd-nspawn machines inside drilla, restores onto them through drilla
+only, passes its smoke checks and removes them.
 
 The tests run in order on one site, each a step of its life.
 """
@@ -69,13 +71,18 @@ REPOS = "/var/lib/srht/git"
 DRILL_HOSTS = {"alpha": "drilla", "beta": "drillb"}
 #: The off-site backup destination: booted with the site, not in its [deploy] hosts.
 STORE = "store"
+#: The drill host of the last step, where the drill boots machines of its own
+#: (``[drill] machine-host``): booted able to make its own bridge and NAT.
+MACHINE_HOST = "drilla"
 
 
 @pytest.fixture(scope="module")
 def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testhosts.TestHosts]:
     require_test_hosts("git")
     names = [*HOSTS, *DRILL_HOSTS.values(), STORE]
-    with testhosts.TestHosts(names, tmp_path_factory.mktemp("testhosts")) as hosts:
+    with testhosts.TestHosts(
+        names, tmp_path_factory.mktemp("testhosts"), net_admin_hosts=[MACHINE_HOST]
+    ) as hosts:
         yield hosts
 
 
@@ -1094,3 +1101,70 @@ def test_an_offsite_destination_holds_verified_archives_and_a_wrong_host_key_fai
     mails = set(alpha.ssh(f"ls -1 {outbox}").stdout.split()) - before
     texts = [alpha.ssh(f"cat {outbox}/{m}").stdout for m in mails]
     assert [t for t in texts if "backup FAILED" in t], texts
+
+
+# -- a drill onto machines the installer boots on a drill host -----------------------------
+
+
+def test_a_drill_boots_its_own_machines_on_the_machine_host_and_removes_them(
+    site: Site, state: dict[str, Any]
+) -> None:
+    """``[drill] machine-host = root@DRILLA`` and no drill hosts: the drill
+    installs what it needs on drilla, builds the machines' image there,
+    boots one systemd-nspawn machine per archived host on a private network
+    of drilla, restores the archive onto them (pyinfra, the installer's SSH
+    and the smoke checks' HTTPS all through drilla: the machines' network
+    is not routed here), passes its smoke checks, and leaves drilla with
+    nothing of it but the cached image."""
+    drilla = site.hosts[MACHINE_HOST]
+    password = site.folder / "alice-password"
+    password.write_text(PASSWORD + "\n")
+    password.chmod(0o600)
+    site.sections["drill"] = {
+        "machine-host": f"root@{drilla.address}",
+        "machine-network": "10.213.77.0/24",
+        "admin": "alice",
+        "admin-password-file": str(password),
+    }
+    site.write()
+    started = time.monotonic()
+    result = srht_install(site, "drill", str(state["archive"]))
+    elapsed = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    booted = re.search(r"Machines booted on root@\S+ in (\d+)s", result.stderr)
+    found = re.search(r"Drill passed: \S+ restored to a working site in (\d+)s", result.stdout)
+    assert booted and found, output[-6000:]
+    print(f"machine drill in {elapsed:.0f}s, booted in {booted[1]}s, working in {found[1]}s")
+    checks = dict(re.findall(r"^  pass (.+?): (.*)$", result.stdout, re.M))
+    assert set(checks) == {
+        "row counts",
+        "admin signs in",
+        "repository clones",
+        "ticket reads back",
+        "paste reads back",
+    }, result.stdout
+    record = json.loads((site.folder / "config.ini.drill.json").read_text())
+    assert record["ok"] is True and record["machine_host"] == f"root@{drilla.address}"
+    assert record["hosts"] == {"alpha": "alpha=root@10.213.77.2", "beta": "beta=root@10.213.77.3"}
+    assert not record["left"], record["left"]
+
+    # Only through drilla: the drill's config sends SSH through it, and
+    # this machine has no address or route in the machines' network (a
+    # direct connect is no proof here: a sandbox's proxy may accept any).
+    copied = (Path(record["folder"]) / "config.ini").read_text()
+    assert f"-W %h:%p root@{drilla.address}" in copied, copied
+    local = subprocess.run(
+        ["sh", "-c", "ip -o addr; ip route"], capture_output=True, text=True, timeout=10
+    ).stdout
+    assert "10.213.77." not in local, local
+
+    # drilla holds nothing of the drill but the cached image.
+    left = drilla.ssh(
+        "ip netns list | grep srht-drill; ip -o link | grep srhtdrill; "
+        "nft list tables | grep srht_drill; ls -A /var/lib/srht-drill/machines /run/srht-drill "
+        "2>/dev/null; ps -eo args | grep '^systemd-nspawn'; "
+        "cat /proc/sys/net/ipv4/ip_forward; true"
+    ).stdout.split()
+    assert left == ["1"], left  # forwarding was on before the drill (the test host's)
+    assert drilla.ssh("ls -d /var/cache/srht-drill/image-*").stdout.strip()

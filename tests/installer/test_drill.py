@@ -20,7 +20,7 @@ import pytest
 
 from srht_core.config import dump_ini
 from srht_core.keys import generate_keys
-from srht_core.schema import HostEntry
+from srht_core.schema import HostEntry, SshTarget
 
 pytestmark = [pytest.mark.installer]
 
@@ -274,3 +274,203 @@ def test_no_host_gets_the_drill_section(tmp_path: Path) -> None:
     for host in ("alpha", "beta"):
         text = site.host_config(host)
         assert "[drill]" not in text and "d@example.org" not in text
+
+
+# -- machines on [drill] machine-host ------------------------------------------------------
+
+
+def test_the_machine_host_keys_are_checked(tmp_path: Path) -> None:
+    from srht_core.config import load_config
+    from srht_core.schema import DRILL, SshTarget
+
+    config = write_config(
+        tmp_path / "config.ini", **{"machine-host": "admin@spare.example.org:2222"}
+    )
+    loaded = load_config(config)
+    assert [p for p in loaded.bind({"drill": DRILL}) if p.section == "drill"] == []
+    drill = loaded["drill"]
+    assert drill.get("machine-host") == SshTarget("host", "admin", "spare.example.org", 2222)
+    assert drill.get("machine-network") == "10.213.77.0/24"
+    assert drill.get("machine-boot-timeout") == 120
+    for key, value, words in (
+        ("machine-host", "spare example", "not [USER@]ADDRESS[:PORT]"),
+        ("machine-network", "10.1.0.0/16", "not a private IPv4 /24"),
+        ("machine-network", "8.8.8.0/24", "not a private IPv4 /24"),
+        ("machine-network", "fd00::/64", "not an IPv4 network"),
+    ):
+        bad = write_config(tmp_path / f"{key}.ini", **{key: value})
+        problems = [p for p in load_config(bad).bind({"drill": DRILL}) if p.section == "drill"]
+        assert len(problems) == 1 and words in problems[0].message, problems
+
+
+def test_a_proxy_command_reaches_the_hosts_through_the_jump_host(tmp_path: Path) -> None:
+    """``[deploy] ssh-proxy-command``: the installer's ssh gets it as
+    ProxyCommand, pyinfra an ssh_config that paramiko reads the same way."""
+    import paramiko
+    from srht_deploy import Site
+    from srht_deploy.inventory_data import host_data
+    from srht_installer.drill_machines import proxy_command
+    from srht_installer.hosts import ssh_argv, ssh_settings
+
+    jump = SshTarget("host", "root", "203.0.113.9", 2200)
+    base = ssh_settings(write_config(tmp_path / "plain.ini"))
+    assert not any(o.startswith("ProxyCommand=") for o in base.options())
+    command = proxy_command(base, jump)
+    assert command.startswith("ssh -o BatchMode=yes") and "LogLevel=ERROR" in command
+    assert command.endswith("-p 2200 -W %h:%p root@203.0.113.9")
+
+    config = write_config(tmp_path / "config.ini")
+    data = configparser.ConfigParser(interpolation=None)
+    data.read(config)
+    content = {s: dict(data[s]) for s in data.sections()}
+    content["deploy"]["ssh-proxy-command"] = command
+    config.write_text(dump_ini(content))
+    settings = ssh_settings(config)
+    argv = ssh_argv(settings, settings.targets["alpha"], ["true"])
+    assert argv[argv.index(f"ProxyCommand={command}") - 1] == "-o"
+
+    data_alpha = host_data(Site.from_config(config), "alpha")
+    ssh_config = Path(data_alpha["ssh_config_file"])
+    assert ssh_config.stat().st_mode & 0o777 == 0o600
+    assert ssh_config.parent.stat().st_mode & 0o777 == 0o700
+    parsed = paramiko.SSHConfig.from_path(str(ssh_config)).lookup("192.0.2.10")
+    assert parsed["proxycommand"] == command.replace("%h:%p", "192.0.2.10:22")
+
+
+def test_the_copy_of_the_config_for_machines_goes_through_the_machine_host(
+    tmp_path: Path,
+) -> None:
+    from srht_installer.drill import drill_config
+
+    archived = write_config(tmp_path / "archived.ini").read_bytes()
+    machines = {"alpha": SshTarget("alpha", "root", "10.213.77.2", 22)}
+    path = drill_config(
+        archived, machines, tmp_path, tmp_path / "machine-key", "ssh -W %h:%p j", "10.213.77.0/24"
+    )
+    copy = configparser.ConfigParser(interpolation=None)
+    copy.read(path)
+    assert copy["deploy"]["hosts"] == "alpha=root@10.213.77.2"
+    assert copy["deploy"]["ssh-proxy-command"] == "ssh -W %h:%p j"
+    assert copy["deploy"]["ssh-key"] == str(tmp_path / "machine-key")
+    # The machines' services call each other's internal APIs on their network.
+    networks = copy["srht"]["internal-networks"]
+    assert networks == "127.0.0.0/8, 192.0.2.0/24, 10.213.77.0/24"
+
+
+def _shell_ok(script: str) -> None:
+    import subprocess
+
+    result = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_machines_scripts_name_only_the_drills_own_things() -> None:
+    from srht_installer.drill_machines import (
+        boot_script,
+        cleanup_script,
+        image_script,
+        plan_machines,
+        prepare_script,
+        wait_script,
+    )
+
+    machines = plan_machines(["alpha", "beta"], "10.213.77.0/24")
+    assert [(m.name, m.address, m.netns, m.veth) for m in machines] == [
+        ("alpha", "10.213.77.2", "srht-drill-1", "srhtdrill-1"),
+        ("beta", "10.213.77.3", "srht-drill-2", "srhtdrill-2"),
+    ]
+    boot = boot_script(machines, "10.213.77.0/24", "/var/cache/srht-drill/image-x", "ssh-ed25519 K")
+    for script in (
+        prepare_script(),
+        image_script(),
+        cleanup_script(),
+        boot,
+        wait_script(machines, 9),
+    ):
+        _shell_ok(script)
+    assert "ip addr add 10.213.77.1/24 dev srhtdrill0" in boot
+    assert "ip saddr 10.213.77.0/24 ip daddr != 10.213.77.0/24 masquerade" in boot
+    assert "ip -n srht-drill-2 route add default via 10.213.77.1" in boot
+    assert "key='ssh-ed25519 K'" in boot and "/root/.ssh/authorized_keys" in boot
+    assert "-D /var/lib/srht-drill/machines/beta -M srht-drill-2 --hostname=beta" in boot
+    assert 'echo "$! /var/lib/srht-drill/machines/alpha" >> "$state/pids"' in boot
+    # Only the drill's names: never a pattern that could match another's.
+    cleanup = cleanup_script()
+    assert "grep '^srht-drill-'" in cleanup and "'^(srhtdrill-[0-9]+|srhtdrill0)$'" in cleanup
+    assert "nft delete table ip srht_drill" in cleanup and "killall" not in cleanup
+    assert "pkill" not in cleanup
+    image = image_script()
+    assert "--include=openssh-server,python3,sudo,systemd,systemd-sysv,dbus" in image
+    assert "/var/cache/srht-drill" in image and "flock 9" in image
+
+
+def test_a_machine_is_stopped_by_its_recorded_pid_only_while_it_runs_that_root(
+    tmp_path: Path,
+) -> None:
+    """The cleanup's check before it signals a recorded PID: the process
+    must still be the nspawn of that machine's root (a PID reused by
+    another process after a crash is left alone)."""
+    import subprocess
+    import sys
+
+    from srht_installer.drill_machines import _alive_check
+
+    root = str(tmp_path / "machines/alpha")
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "-D", root, "-M", "x"]
+    )
+    try:
+        check = _alive_check(str(process.pid), root)
+        assert subprocess.run(["sh", "-c", check]).returncode == 0
+        other = _alive_check(str(process.pid), root + "-other")
+        assert subprocess.run(["sh", "-c", other]).returncode != 0
+    finally:
+        process.kill()
+        process.wait()
+    assert subprocess.run(["sh", "-c", check]).returncode != 0
+
+
+def test_an_unreachable_machine_host_fails_naming_it_and_the_machine_host_is_never_the_site(
+    tmp_path: Path,
+) -> None:
+    from srht_installer.drill import HostsProblem
+    from srht_installer.drill_machines import MachineError, MachineSet
+
+    from srht_core.config import load_config
+    from srht_core.schema import DRILL
+
+    config = write_config(tmp_path / "config.ini", **{"machine-host": "root@127.0.0.1:1"})
+    loaded = load_config(config)
+    loaded.bind({"drill": DRILL})
+    target = loaded.get("drill", "machine-host")
+    machines = MachineSet(config, target, None, loaded, tmp_path)
+    with pytest.raises(MachineError, match=r"drill host machine-host \(root@127.0.0.1:1\) cannot"):
+        machines.boot(["alpha"])
+    with pytest.raises(HostsProblem, match=r"machine-host root@127.0.0.1:1 is at an address"):
+        machines.refuse({"127.0.0.1"})
+    machines.refuse({"192.0.2.10"})
+
+
+def test_a_proxy_command_under_pyinfras_gevent_gets_every_byte() -> None:
+    """pyinfra's CLI runs paramiko under gevent: the inventory's fix makes
+    ProxyCommand write all of a large send (gevent's pipe takes part of it)
+    and wait with gevent's select. In a process of its own, as pyinfra's."""
+    import subprocess
+    import sys
+
+    script = """
+import paramiko.proxy
+from gevent import monkey
+monkey.patch_all()
+from srht_deploy.inventory_data import _cooperative_proxy
+_cooperative_proxy()
+proxy = paramiko.proxy.ProxyCommand("wc -c")
+sent = proxy.send(b"x" * 20_000_000)
+proxy.process.stdin.close()
+print(sent, proxy.process.stdout.read().decode().strip())
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["20000000", "20000000"], result.stdout

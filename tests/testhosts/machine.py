@@ -143,6 +143,10 @@ class TestHosts(Mapping[str, TestHost]):
     :param cgroup_hosts: hosts whose control groups are made writable at
         boot (:data:`CGROUPS_UNIT`), so a builds runner there can limit
         its jobs; the others keep nspawn's read-only mounts.
+    :param net_admin_hosts: hosts booted with ``CAP_NET_ADMIN`` (in their own
+        network namespace), so they can make bridges, veths and NAT rules
+        for machines of their own (a restore drill's machine host); the
+        others cannot change their network.
     """
 
     def __init__(
@@ -152,9 +156,11 @@ class TestHosts(Mapping[str, TestHost]):
         *,
         etc_hosts: Mapping[str, str] | None = None,
         cgroup_hosts: Collection[str] = (),
+        net_admin_hosts: Collection[str] = (),
     ):
         self.names = list(names)
         self.cgroup_hosts = set(cgroup_hosts)
+        self.net_admin_hosts = set(net_admin_hosts)
         self.run_dir = Path(run_dir)
         self.etc_hosts = dict(etc_hosts or {})
         self.hosts: dict[str, TestHost] = {}
@@ -301,6 +307,15 @@ class TestHosts(Mapping[str, TestHost]):
             f"--network-namespace-path=/run/netns/{machine}",
             "--console=passive",
         ]
+        if host.name in self.net_admin_hosts:
+            nspawn.append("--capability=CAP_NET_ADMIN")
+            # nspawn mounts /proc/sys read-only: forwarding is set from here.
+            subprocess.run(
+                ["ip", "netns", "exec", machine, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
         # nspawn needs a private /run/systemd/nspawn (else "can't allow that" on
         # its propagate directory) and, with --keep-unit, no system bus.
         script = (
