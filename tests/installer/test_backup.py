@@ -69,6 +69,14 @@ TABLES = {
 REPOS = "/var/lib/srht/git"
 #: Throwaway hosts of the drills, booted with the site's (idle until then).
 DRILL_HOSTS = {"alpha": "drilla", "beta": "drillb"}
+#: Every smoke check of a drill, all passing in a passing drill.
+SMOKE_CHECKS = {
+    "row counts",
+    "admin signs in",
+    "repository clones",
+    "ticket reads back",
+    "paste reads back",
+}
 #: The off-site backup destination: booted with the site, not in its [deploy] hosts.
 STORE = "store"
 #: The drill host of the last step, where the drill boots machines of its own
@@ -926,13 +934,7 @@ def test_a_scheduled_drill_restores_the_newest_backup_onto_throwaway_hosts_and_m
     assert found and found[1] == f"alpha:{BACKUPS}/{newest}", result.stdout
     print(f"time to a working site: {found[2]}s")
     checks = dict(re.findall(r"^  pass (.+?): (.*)$", result.stdout, re.M))
-    assert set(checks) == {
-        "row counts",
-        "admin signs in",
-        "repository clones",
-        "ticket reads back",
-        "paste reads back",
-    }, result.stdout
+    assert set(checks) == SMOKE_CHECKS, result.stdout
     assert "tables match the manifest" in checks["row counts"]
     assert checks["admin signs in"].startswith("~alice signed in at meta, with the password")
     assert (
@@ -1137,13 +1139,7 @@ def test_a_drill_boots_its_own_machines_on_the_machine_host_and_removes_them(
     assert booted and found, output[-6000:]
     print(f"machine drill in {elapsed:.0f}s, booted in {booted[1]}s, working in {found[1]}s")
     checks = dict(re.findall(r"^  pass (.+?): (.*)$", result.stdout, re.M))
-    assert set(checks) == {
-        "row counts",
-        "admin signs in",
-        "repository clones",
-        "ticket reads back",
-        "paste reads back",
-    }, result.stdout
+    assert set(checks) == SMOKE_CHECKS, result.stdout
     record = json.loads((site.folder / "config.ini.drill.json").read_text())
     assert record["ok"] is True and record["machine_host"] == f"root@{drilla.address}"
     assert record["hosts"] == {"alpha": "alpha=root@10.213.77.2", "beta": "beta=root@10.213.77.3"}

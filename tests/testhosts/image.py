@@ -19,19 +19,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from srht_installer.drill_machines import PACKAGES as DRILL_MACHINE_PACKAGES
+
 #: What a host has before any deploy: enough to boot systemd and be reached
-#: by pyinfra over SSH. Everything else is the deploy's job.
-IMAGE_PACKAGES = (
-    "openssh-server",
-    "python3",
-    "sudo",
-    "systemd",
-    "systemd-sysv",
-    "dbus",
-    "iproute2",
-    "ca-certificates",
-    "procps",
-)
+#: by pyinfra over SSH. Everything else is the deploy's job. The same as the
+#: machines of a restore drill (``srht-install drill`` on ``[drill]
+#: machine-host``), which are throwaway hosts of the same kind.
+IMAGE_PACKAGES = DRILL_MACHINE_PACKAGES
 SUITE = "bookworm"
 #: Bumped when the recipe below changes in a way the package list does not show.
 RECIPE = 2
