@@ -89,9 +89,11 @@ def run(machines: bool = False) -> dict[str, Any]:
                 with open(site.config, "a") as config:
                     config.write(f"machine-host = root@{address}\n")
                 started = time.perf_counter()
-                drilled = test_backup.srht_install(site, "drill")
+                drilled_on_machines = test_backup.srht_install(site, "drill")
                 machine_wall = time.perf_counter() - started
-                assert drilled.returncode == 0, (drilled.stdout + drilled.stderr)[-6000:]
+                assert drilled_on_machines.returncode == 0, (
+                    drilled_on_machines.stdout + drilled_on_machines.stderr
+                )[-6000:]
                 on_machines = json.loads((site.folder / "config.ini.drill.json").read_text())
                 on_machines["wall_s"] = round(machine_wall, 1)
     working = float(record["working_s"])
