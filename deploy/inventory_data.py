@@ -4,11 +4,10 @@ by role. ``inventory.py`` (the file pyinfra loads) is a thin wrapper."""
 from __future__ import annotations
 
 import atexit
-import functools
 import os
 import shutil
 import tempfile
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from .model import Site
@@ -50,7 +49,7 @@ def host_data(site: Site, name: str) -> dict[str, Any]:
     return data
 
 
-@functools.cache
+@cache
 def proxy_config_file(command: str) -> str:
     """An ssh_config file (private, removed when this process exits) that
     sends every host through ``command`` (``[deploy] ssh-proxy-command``):

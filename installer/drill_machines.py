@@ -377,10 +377,16 @@ def proxy_command(settings: SshSettings, target: SshTarget) -> str:
     OpenSSH's ``-W`` with the drill host's own settings (no shell syntax,
     so paramiko's ProxyCommand splits it as OpenSSH runs it)."""
     quiet = dataclasses.replace(settings, log_level="ERROR")  # its stderr is not read
-    argv = ssh_argv(quiet, target, [], sudo=False)
-    # ssh_argv ends with "--" and the (empty) remote command: -W replaces them.
+    return shlex.join(_ssh_with(quiet, target, ["-W", "%h:%p"]))
+
+
+def _ssh_with(settings: SshSettings, target: SshTarget, extra: list[str]) -> list[str]:
+    """``ssh`` to ``target`` as :func:`ssh_argv` runs it, with ``extra``
+    options in place of a remote command."""
+    argv = ssh_argv(settings, target, [], sudo=False)
+    # ssh_argv ends with the destination, "--" and the (empty) remote command.
     head = argv[: argv.index("--")]
-    return shlex.join([*head[:-1], "-W", "%h:%p", head[-1]])
+    return [*head[:-1], *extra, head[-1]]
 
 
 def run_step(remote: Remote, script: str, step: str, timeout: float = 900) -> str:
@@ -404,17 +410,11 @@ class Socks:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        argv = ssh_argv(settings, target, [], sudo=False)
-        head = argv[: argv.index("--")]
-        command = [
-            *head[:-1],
-            "-N",
-            "-o",
-            "ExitOnForwardFailure=yes",
-            "-D",
-            f"127.0.0.1:{self.port}",
-            head[-1],
-        ]
+        command = _ssh_with(
+            settings,
+            target,
+            ["-N", "-o", "ExitOnForwardFailure=yes", "-D", f"127.0.0.1:{self.port}"],
+        )
         self.log = log
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
