@@ -56,6 +56,7 @@ from flask import globals as flask_globals
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
+from sqlalchemy.orm.attributes import instance_state
 from werkzeug.local import LocalProxy
 
 from .changes import RowFeed
@@ -74,6 +75,10 @@ __all__ = [
     "utcnow",
     "writes",
 ]
+
+#: Where :meth:`Database.join_when_used` keeps the rows waiting for the
+#: app context's session (in :data:`flask.g`).
+_JOINING = "_srht_joining_rows"
 
 #: Requests that read only: their sessions use the read-only pool.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -145,8 +150,15 @@ class Database:
     :param app: the app to attach to now; or call :meth:`init_app` later.
 
     In a request (or any app context) :data:`db_session` is a session bound
-    to this database, closed when the context ends. Outside Flask, use
-    :meth:`session` as a context manager.
+    to this database, made the first time the context uses it (a request
+    that never touches the database makes none) and closed when the
+    context ends. Outside Flask, use :meth:`session` as a context manager.
+
+    A row can be handed out before that session is made, and join it the
+    moment it is: :meth:`join_when_used` (the core does so with the user
+    behind a token or a cookie, kept in memory: see :func:`api_user`),
+    :meth:`context_row` (a row of the session, or waiting to join it) and
+    :meth:`has_context_session`.
     """
 
     def __init__(self, url: str, app: Flask | None = None, *, echo: bool = False):
@@ -166,16 +178,19 @@ class Database:
         self.sessionmaker = sessionmaker(
             self.engine, expire_on_commit=False, info={"srht.db": self}
         )
-        self.scoped = scoped_session(
-            sessionmaker(
-                self.engine,
-                class_=_RequestSession,
-                expire_on_commit=False,
-                info={"srht.read_engine": self.read_engine, "srht.db": self},
-            ),
+        self._request_sessionmaker = sessionmaker(
+            self.engine,
+            class_=_RequestSession,
+            expire_on_commit=False,
+            info={"srht.read_engine": self.read_engine, "srht.db": self},
+        )
+        #: The session of the current app context (a request's), made when
+        #: first used; :data:`db_session` is a proxy to it.
+        self.scoped: scoped_session[Session] = scoped_session(
+            self._new_context_session,  # type: ignore[arg-type]
             scopefunc=_context_id,
         )
-        for maker in (self.sessionmaker, self.scoped.session_factory):
+        for maker in (self.sessionmaker, self._request_sessionmaker):
             event.listen(maker, "before_flush", _check_text)
         self._row_feed: RowFeed | None = None
         self._row_feed_lock = threading.Lock()
@@ -193,6 +208,52 @@ class Database:
         @app.teardown_appcontext
         def remove_session(_exc: BaseException | None) -> None:
             self.scoped.remove()
+
+    def _new_context_session(self) -> Session:
+        session = self._request_sessionmaker()
+        if flask_globals._cv_app.get(None) is not None:
+            for instance in g.pop(_JOINING, {}).values():
+                session.add(instance)
+        return session
+
+    def has_context_session(self) -> bool:
+        """Whether the current app context's session has been made yet."""
+        return bool(self.scoped.registry.has())
+
+    def join_when_used(self, instance: Any) -> None:
+        """Make the detached ``instance`` (a row, its primary key set: see
+        :func:`sqlalchemy.orm.make_transient_to_detached`) a row of the
+        current app context's session: now if that session has been made,
+        else the moment it is. A request that never uses its session never
+        makes one, and pays nothing for it; one that does finds
+        ``instance`` in it, with whatever the view changed on it meanwhile
+        (flushed on commit, as on any row). Until then
+        :meth:`context_row` finds it.
+
+        Only for an instance whose attributes are all loaded and which has
+        no relationships: those are what a row outside a session cannot
+        give (SQLAlchemy raises ``DetachedInstanceError``).
+
+        .. versionadded:: 0.1
+        """
+        if self.has_context_session():
+            self.scoped().add(instance)
+            return
+        joining: dict[Any, Any] = g.setdefault(_JOINING, {})
+        joining[instance_state(instance).key] = instance
+
+    def context_row(self, identity_key: Any) -> Any:
+        """The row of ``identity_key`` (a mapper's
+        ``identity_key_from_primary_key``) in the current app context's
+        session, or waiting to join it (:meth:`join_when_used`), or
+        ``None``. Neither makes the session nor queries.
+
+        .. versionadded:: 0.1
+        """
+        if self.has_context_session():
+            return self.scoped().identity_map.get(identity_key)
+        joining: dict[Any, Any] | None = g.get(_JOINING)
+        return joining.get(identity_key) if joining else None
 
     @contextmanager
     def session(self) -> Iterator[Session]:

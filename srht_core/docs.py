@@ -358,7 +358,7 @@ _DESCRIBED = {
     "`if current_user:`, never `is None`. Found without a query while its worker "
     "keeps it in memory, and never past a change to its row: see `api_user`.",
     "db_session": "The SQLAlchemy session of the current app context, bound to the "
-    "service's database and closed when the context ends. During a GET, "
+    "service's database, made when first used and closed when the context ends. During a GET, "
     "HEAD or OPTIONS request it reads only (see `writes`).",
     "API_ERRORS_SCHEMA": 'The JSON schema of an API error\'s body (`{"errors": '
     '[{"field": ..., "reason": ...}]}`, what `ApiError` '

@@ -173,7 +173,7 @@ def user_by_id(state: SrhtState, user_id: int) -> Any:
     model = state.schema.user_model if state.schema is not None else None
     if model is None:
         return None
-    return state.users.load(state.db.scoped(), model, user_id, state.db.row_feed())
+    return state.users.load(state.db, model, user_id, state.db.row_feed())
 
 
 def _session_revoked(session_id: int, user_id: int) -> bool:

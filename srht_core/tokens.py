@@ -195,8 +195,13 @@ def api_user() -> Any:
 
     The user (here and behind :data:`current_user`) is a row of the
     request's session, as if just read, but usually read from memory:
-    each worker keeps the users it has loaded (at most 10,000, least
-    recently used out first) and drops one the moment PostgreSQL tells it
+    a request's own copy, which a view may change and commit. When the
+    service's user model has no relationships, the copy joins the
+    request's session the moment the request first uses it, so a call
+    that reads nothing else makes no session at all (see
+    :meth:`Database.join_when_used`). Each worker keeps the users it has
+    loaded (at most 10,000, least recently used out first) and drops one
+    the moment PostgreSQL tells it
     that its row changed, whichever process changed it (an identity event
     suspending, updating or deleting the user, meta changing its type).
     So a suspended, deleted or changed user is seen by every worker once
@@ -215,6 +220,9 @@ def api_user() -> Any:
 
     .. versionchanged:: 0.1
         The user is kept in memory until its row changes (no query).
+    .. versionchanged:: 0.1
+        A user model without relationships joins the request's session
+        when the request first uses it (no session made before).
     """
     grant = current_token()
     if grant is None:

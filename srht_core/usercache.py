@@ -3,11 +3,19 @@ without a database round trip.
 
 Every authenticated request loads its user (:func:`srht_core.api_user`,
 :data:`srht_core.current_user`). Each worker process keeps the users it has
-loaded, as clean copies of their rows (column values only), and hands a
-request its own copy of one, attached to the request's session without a
-query (``Session.merge(..., load=False)``): a view may change it, commit
-it, or follow its relationships as it would a loaded row, and what it does
-never reaches the kept copy or another request.
+loaded, as the column values of their clean rows, and hands a request its
+own copy of one, a row made from those values without a query: a view may
+change it, commit it, or follow its relationships as it would a loaded
+row, and what it does never reaches the kept values or another request.
+
+The copy is a row of the request's session. When the user model has no
+relationships and no deferred columns (every service's but meta's), a copy
+outside a session behaves as one inside for everything a view can do
+before it uses the database, so it is handed out detached and joins the
+session the moment the request makes it
+(:meth:`srht_core.db.Database.join_when_used`): an authenticated call that
+reads nothing else pays for no session and no transaction. Otherwise it is
+added to the request's session at once.
 
 A kept user is dropped as soon as its row changes, whoever changes it: the
 user table is watched (:func:`srht_core.changes.watch_rows`, put in place
@@ -34,14 +42,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from threading import Lock
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapper, Session, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import Mapper, make_transient_to_detached
 
 from .cache import BoundedCache
 from .changes import Change, RowFeed
+
+if TYPE_CHECKING:
+    from .db import Database
 
 __all__ = ["MAX_USERS", "UserCache"]
 
@@ -67,6 +77,9 @@ class UserCache:
         #: for one read while the feed is live (the metrics count them).
         self.count: Callable[[bool], None] | None = None
         self._mappers: dict[type, Mapper[Any]] = {}
+        #: Whether a copy of the model's row may be handed out detached
+        #: (no relationships, no deferred columns: see :meth:`load`).
+        self._detachable: dict[type, bool] = {}
         self._lock = Lock()
         self._subscribing = Lock()
 
@@ -102,16 +115,21 @@ class UserCache:
                 elif row.isdigit():
                     self.users.pop((table, int(row)))
 
-    def load(self, session: Session, model: Any, user_id: int, feed: RowFeed | None) -> Any:
-        """The ``model`` row of ``user_id`` in ``session``, or ``None`` when
-        there is none: from the session's identity map, from memory while
-        ``feed`` is live, else from the database (and kept)."""
+    def load(self, db: Database, model: Any, user_id: int, feed: RowFeed | None) -> Any:
+        """The ``model`` row of ``user_id`` in the app context's session of
+        ``db``, or ``None`` when there is none: the one already there (or
+        waiting to join it), from memory while ``feed`` is live, else from
+        the database (and kept)."""
         if feed is None:
-            return session.get(model, user_id)
+            return db.scoped().get(model, user_id)
         mapper = self._mappers.get(model)
         if mapper is None:
             mapper = self._mappers[model] = sa.inspect(model)
-        found = session.identity_map.get(mapper.identity_key_from_primary_key((user_id,)))
+            self._detachable[model] = not mapper.relationships and not any(
+                attribute.deferred for attribute in mapper.column_attrs
+            )
+        identity = mapper.identity_key_from_primary_key((user_id,))
+        found = db.context_row(identity)
         if found is not None:
             return found
         self.listen_to(feed)
@@ -122,29 +140,40 @@ class UserCache:
             if self.count is not None:
                 self.count(kept is not None)
             if kept is not None:
-                return session.merge(kept, load=False)
+                copy = _copy(mapper, kept)
+                if self._detachable[model]:
+                    db.join_when_used(copy)  # a request that reads nothing makes no session
+                else:  # its relationships load only in a session: make it now
+                    db.scoped().add(copy)
+                return copy
         generation = self.generation
-        user = session.get(model, user_id)
+        user = db.scoped().get(model, user_id)
         if user is not None and live:
-            copy = _clean_copy(user)
-            if copy is not None:
+            values = _clean_values(user)
+            if values is not None:
                 with self._lock:
                     if generation == self.generation and feed.live:
-                        self.users.put(key, copy)
+                        self.users.put(key, values)
         return user
 
 
-def _clean_copy(user: Any) -> Any:
-    """A detached copy of ``user``'s column values as loaded, or ``None``
-    when the row was already changed in this session (never kept)."""
+def _clean_values(user: Any) -> dict[str, Any] | None:
+    """``user``'s column values as loaded, or ``None`` when the row was
+    already changed in this session (never kept)."""
     state = sa.inspect(user)
     if not state.persistent or state.modified or state.expired_attributes:
         return None
-    mapper = state.mapper
+    loaded = state.dict
+    return {
+        attribute.key: loaded[attribute.key]
+        for attribute in state.mapper.column_attrs
+        if attribute.key in loaded  # deferred: loaded when used
+    }
+
+
+def _copy(mapper: Mapper[Any], values: dict[str, Any]) -> Any:
+    """A detached row of ``mapper`` holding ``values`` as loaded."""
     copy = mapper.class_manager.new_instance()
-    for attribute in mapper.column_attrs:
-        if attribute.key not in state.dict:  # deferred: loaded when used
-            continue
-        set_committed_value(copy, attribute.key, state.dict[attribute.key])
-    make_transient_to_detached(copy)
+    copy.__dict__.update(values)  # as a query's loading sets them
+    make_transient_to_detached(copy)  # (which marks them as loaded)
     return copy

@@ -5,13 +5,26 @@ feed); read from the database every time without a live feed."""
 from __future__ import annotations
 
 import time
+import types
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from support import wait_until
 
-from srht_core import TokenGrant, db_session, seal_grant, state_of
+from srht_core import (
+    DatabaseSchema,
+    MirroredUserMixin,
+    ServiceInfo,
+    TokenGrant,
+    api_user,
+    db_session,
+    hookimpl,
+    seal_grant,
+    state_of,
+    writes,
+)
 from srht_core.identity import LOGIN_COOKIE, seal
 from srht_core.usercache import UserCache
 
@@ -156,3 +169,143 @@ def test_the_cache_keeps_the_most_recently_used_users_within_its_bound(site: Any
     state.users = UserCache(max_entries=1)
     assert [statements(app, "/api/me", tokens[n])[1] for n in (7, 7, 8, 7)] == [1, 0, 1, 1]
     assert len(state.users.users) == 1
+
+
+# -- a user model with no relationships: its copy joins the session when used ----
+
+
+class NotesBase(DeclarativeBase):
+    pass
+
+
+class NotesUser(MirroredUserMixin, NotesBase):
+    """A user model with no relationships (like most services'): a
+    request's copy of it is handed out before any session exists."""
+
+    __tablename__ = "user"
+
+
+class Note(NotesBase):
+    __tablename__ = "note"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"))
+    text: Mapped[str] = mapped_column(sa.String(100))
+    owner: Mapped[NotesUser] = relationship()  # no backref: the user has none
+
+
+def notes_plugin() -> Any:
+    plugin = types.ModuleType("srht_test_notes")
+
+    @hookimpl
+    def service_info() -> ServiceInfo:
+        return ServiceInfo("notes", "Notes", "Notes, to test users kept in memory.")
+
+    @hookimpl
+    def database_schema() -> DatabaseSchema:
+        return DatabaseSchema(NotesBase.metadata, user_model=NotesUser)
+
+    for hook in (service_info, database_schema):
+        setattr(plugin, hook.__name__, hook)
+    return plugin
+
+
+@pytest.fixture
+def notes(register_plugin: Any, make_config: Any, make_app: Any, srht_database_url: str) -> Any:
+    assert register_plugin(notes_plugin(), "notes").ok
+    app = make_app("notes", make_config({"notes": {"connection-string": srht_database_url}}))
+    state = state_of(app)
+    state.revoked = lambda kind, token_id: False  # meta is not running here
+    db = state.db
+    seen: dict[str, Any] = {}
+
+    @app.get("/t/name")
+    def name() -> Any:
+        user = api_user()
+        seen["session made"] = db.has_context_session()
+        return {"username": user.username}
+
+    @app.get("/t/rename/<new>")
+    @writes
+    def rename(new: str) -> Any:
+        user = api_user()
+        user.username = new  # changed before the session exists...
+        db_session.commit()  # ...and saved when it is made
+        return {"username": user.username}
+
+    @app.get("/t/forget-rename")
+    def forget_rename() -> Any:
+        api_user().username = "not-saved"
+        return {"ok": True}
+
+    @app.get("/t/note/<text>")
+    @writes
+    def note(text: str) -> Any:
+        user = api_user()
+        assert api_user() is user and current_user_model_row(user) is user
+        db_session.add(Note(owner=user, text=text))
+        db_session.commit()
+        notes = db_session.scalars(sa.select(Note).where(Note.owner == user)).all()
+        return {"notes": [n.text for n in notes], "in session": user in db_session}
+
+    @app.get("/t/after-a-query")
+    def after_a_query() -> Any:
+        count = db_session.scalar(sa.select(sa.func.count()).select_from(Note))
+        user = api_user()
+        return {"count": count, "in session": user in db_session}
+
+    def current_user_model_row(user: Any) -> Any:
+        return db_session.get(NotesUser, user.id)
+
+    with app.app_context():
+        db_session.add(NotesUser(id=7, username="alice", email="alice@example.org"))
+        db_session.commit()
+        token = seal_grant(TokenGrant("pat", 7, 7, frozenset(), None))
+    feed = db.row_feed()
+    assert feed is not None and feed.wait_live()
+    return app, token, seen
+
+
+def test_a_kept_user_without_relationships_is_handed_out_before_any_session(
+    notes: Any,
+) -> None:
+    app, token, seen = notes
+    assert statements(app, "/t/name", token)[0].json == {"username": "alice"}  # read, kept
+    answer, read = statements(app, "/t/name", token)
+    assert answer.json == {"username": "alice"} and read == 0
+    assert seen["session made"] is False  # the request never made one
+
+    # Changed, then committed: the copy joined the session when it was made.
+    assert get(app, "/t/rename/alicia", token).json == {"username": "alicia"}
+    with state_of(app).db.engine.connect() as connection:
+        stored = connection.scalar(sa.text('SELECT username FROM "user" WHERE id = 7'))
+    assert stored == "alicia"
+    assert get(app, "/t/name", token).json == {"username": "alicia"}  # not the old copy
+
+    # Changed and not committed: lost with the request, as any row's change.
+    assert get(app, "/t/forget-rename", token).json == {"ok": True}
+    assert get(app, "/t/name", token).json == {"username": "alicia"}
+
+    # A row of the session once it exists: one object per user, usable in
+    # relationships and queries.
+    for text, expected in (("first", ["first"]), ("second", ["first", "second"])):
+        answer = get(app, f"/t/note/{text}", token)
+        assert answer.json == {"notes": expected, "in session": True}, answer.json
+    # Asked for after the session is made: merged into it at once.
+    answer = get(app, "/t/after-a-query", token)
+    assert answer.json == {"count": 2, "in session": True}
+
+
+def test_users_without_relationships_kept_across_requests_are_not_shared(
+    notes: Any,
+) -> None:
+    """Each request gets its own copy: one request's changes (saved or
+    not) never reach another's object."""
+    app, token, _seen = notes
+    with app.test_request_context(headers={"Authorization": f"Bearer {token}"}):
+        first = api_user()
+    assert get(app, "/t/name", token).json == {"username": "alice"}
+    with app.test_request_context(headers={"Authorization": f"Bearer {token}"}):
+        second = api_user()
+        assert second is not first and second.username == "alice"
+        first.username = "changed-elsewhere"
+        assert second.username == "alice"
