@@ -19,6 +19,7 @@ from srht_core import (
     ServiceInfo,
     TokenGrant,
     api_user,
+    current_user,
     db_session,
     hookimpl,
     seal_grant,
@@ -309,3 +310,13 @@ def test_users_without_relationships_kept_across_requests_are_not_shared(
         assert second is not first and second.username == "alice"
         first.username = "changed-elsewhere"
         assert second.username == "alice"
+
+    # Asked for twice in one request (its token and its login cookie), the
+    # user is one object, still one once the session is made.
+    cookie = seal({"u": 7, "s": 1, "t": int(time.time())}, state_of(app))
+    headers = {"Authorization": f"Bearer {token}", "Cookie": f"{LOGIN_COOKIE}={cookie}"}
+    with app.test_request_context(headers=headers):
+        user = api_user()
+        assert current_user._get_current_object() is user
+        assert not state_of(app).db.has_context_session()
+        assert db_session.get(NotesUser, 7) is user and user in db_session
