@@ -196,14 +196,14 @@ def api_user() -> Any:
     The user (here and behind :data:`current_user`) is a row of the
     request's session, as if just read, but usually read from memory:
     a request's own copy, which a view may change and commit. When the
-    service's user model has no relationships, the copy joins the
-    request's session the moment the request first uses it, so a call
-    that reads nothing else makes no session at all (see
-    :meth:`Database.join_when_used`). Each worker keeps the users it has
-    loaded (at most 10,000, least recently used out first) and drops one
-    the moment PostgreSQL tells it
-    that its row changed, whichever process changed it (an identity event
-    suspending, updating or deleting the user, meta changing its type).
+    service's user model has no relationships and no deferred columns,
+    the copy joins the request's session the moment the request first
+    uses it, so a call that reads nothing else makes no session at all
+    (see :meth:`Database.join_when_used`). Each worker keeps the users it
+    has loaded (at most 10,000, least recently used out first) and drops
+    one the moment PostgreSQL tells it that its row changed, whichever
+    process changed it (an identity event suspending, updating or
+    deleting the user, meta changing its type).
     So a suspended, deleted or changed user is seen by every worker once
     the commit's notification reaches it (well under a millisecond on one
     host), the window in which a request that read the row just before
