@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import Flask, current_app, g, has_request_context, request
+from flask import Flask, current_app, g, has_app_context, has_request_context, request
 from flask import globals as flask_globals
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -211,7 +211,7 @@ class Database:
 
     def _new_context_session(self) -> Session:
         session = self._request_sessionmaker()
-        if flask_globals._cv_app.get(None) is not None:
+        if has_app_context():
             for instance in g.pop(_JOINING, {}).values():
                 session.add(instance)
         return session

@@ -76,10 +76,9 @@ class UserCache:
         #: Called with ``True`` for a user answered from memory, ``False``
         #: for one read while the feed is live (the metrics count them).
         self.count: Callable[[bool], None] | None = None
-        self._mappers: dict[type, Mapper[Any]] = {}
-        #: Whether a copy of the model's row may be handed out detached
-        #: (no relationships, no deferred columns: see :meth:`load`).
-        self._detachable: dict[type, bool] = {}
+        #: Each model's mapper, and whether a copy of its row may be handed
+        #: out detached (no relationships, no deferred columns: see :meth:`load`).
+        self._models: dict[type, tuple[Mapper[Any], bool]] = {}
         self._lock = Lock()
         self._subscribing = Lock()
 
@@ -122,12 +121,14 @@ class UserCache:
         the database (and kept)."""
         if feed is None:
             return db.scoped().get(model, user_id)
-        mapper = self._mappers.get(model)
-        if mapper is None:
-            mapper = self._mappers[model] = sa.inspect(model)
-            self._detachable[model] = not mapper.relationships and not any(
+        known = self._models.get(model)
+        if known is None:
+            mapper = sa.inspect(model)
+            detachable = not mapper.relationships and not any(
                 attribute.deferred for attribute in mapper.column_attrs
             )
+            known = self._models[model] = (mapper, detachable)
+        mapper, detachable = known
         identity = mapper.identity_key_from_primary_key((user_id,))
         found = db.context_row(identity)
         if found is not None:
@@ -141,7 +142,7 @@ class UserCache:
                 self.count(kept is not None)
             if kept is not None:
                 copy = _copy(mapper, kept)
-                if self._detachable[model]:
+                if detachable:
                     db.join_when_used(copy)  # a request that reads nothing makes no session
                 else:  # its relationships load only in a session: make it now
                     db.scoped().add(copy)

@@ -242,7 +242,7 @@ def notes(register_plugin: Any, make_config: Any, make_app: Any, srht_database_u
     @writes
     def note(text: str) -> Any:
         user = api_user()
-        assert api_user() is user and current_user_model_row(user) is user
+        assert api_user() is user and db_session.get(NotesUser, user.id) is user
         db_session.add(Note(owner=user, text=text))
         db_session.commit()
         notes = db_session.scalars(sa.select(Note).where(Note.owner == user)).all()
@@ -253,9 +253,6 @@ def notes(register_plugin: Any, make_config: Any, make_app: Any, srht_database_u
         count = db_session.scalar(sa.select(sa.func.count()).select_from(Note))
         user = api_user()
         return {"count": count, "in session": user in db_session}
-
-    def current_user_model_row(user: Any) -> Any:
-        return db_session.get(NotesUser, user.id)
 
     with app.app_context():
         db_session.add(NotesUser(id=7, username="alice", email="alice@example.org"))
